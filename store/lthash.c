@@ -1,0 +1,166 @@
+/* LtHash16 with 1024 lanes: the store's incremental multiset hash (lthash.h).
+ *
+ * An entry is hashed once to a 32-byte BLAKE2b seed; the seed is expanded by the
+ * ChaCha20 keystream into 2048 bytes, read as 1024 little-endian 16-bit lanes, and
+ * added to (or subtracted from) an accumulator lane by lane modulo 2^16. The lane
+ * loops are plain uint16_t loops so gcc turns them into SIMD adds (paddw/vpaddw);
+ * the expansion buffer lives on the stack, so nothing here allocates.
+ */
+#include "store/lthash.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "common/assert.h"
+
+#define LTHASH_BYTES (LTHASH_LANES * 2u)
+
+_Static_assert(sizeof(struct lthash) == LTHASH_BYTES, "lanes are packed");
+_Static_assert(crypto_generichash_BYTES == LTHASH_SEED_SIZE, "BLAKE2b-256 seed");
+_Static_assert(crypto_stream_chacha20_KEYBYTES == LTHASH_SEED_SIZE, "ChaCha20 keyed by the seed");
+
+/* sodium_init() selects the SIMD implementations; it is idempotent and
+ * thread-safe but takes a lock, so it runs once per process. A relaxed flag is
+ * enough: sodium_init() publishes its own state, and a thread that sees the flag
+ * late just calls it once more. */
+static atomic_bool lthash_sodium_ready;
+
+static void lthash_init_once(void)
+{
+    if (BFTKV_LIKELY(atomic_load_explicit(&lthash_sodium_ready, memory_order_relaxed))) {
+        return;
+    }
+    const int rc = sodium_init();
+    BFTKV_ASSERT(rc >= 0);
+    atomic_store_explicit(&lthash_sodium_ready, true, memory_order_relaxed);
+}
+
+void lthash_zero(struct lthash *h)
+{
+    memset(h->lanes, 0, sizeof h->lanes);
+}
+
+void lthash_entry_seed(uint8_t seed[LTHASH_SEED_SIZE], const void *key, size_t klen, const void *val,
+                       size_t vlen)
+{
+    BFTKV_ASSERT(klen <= UINT32_MAX);
+    BFTKV_ASSERT(key != NULL || klen == 0);
+    BFTKV_ASSERT(val != NULL || vlen == 0);
+    lthash_init_once();
+
+    /* The key length goes first so (key, value) splits are unambiguous:
+     * ("ab", "c") and ("a", "bc") hash different bytes. */
+    const uint8_t len_le[4] = {(uint8_t)klen, (uint8_t)(klen >> 8), (uint8_t)(klen >> 16),
+                               (uint8_t)(klen >> 24)};
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, LTHASH_SEED_SIZE);
+    crypto_generichash_update(&st, len_le, sizeof len_le);
+    if (klen > 0) {
+        crypto_generichash_update(&st, key, klen);
+    }
+    if (vlen > 0) {
+        crypto_generichash_update(&st, val, vlen);
+    }
+    crypto_generichash_final(&st, seed, LTHASH_SEED_SIZE);
+}
+
+void lthash_expand(struct lthash *out, const uint8_t seed[LTHASH_SEED_SIZE])
+{
+    static const uint8_t zero_nonce[crypto_stream_chacha20_NONCEBYTES];
+    lthash_init_once();
+
+    /* The keystream is written straight into the lanes; on a little-endian host
+     * that already is the lane encoding. */
+    uint8_t *bytes = (uint8_t *)out->lanes;
+    crypto_stream_chacha20(bytes, LTHASH_BYTES, zero_nonce, seed);
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    for (size_t i = 0; i < LTHASH_LANES; i++) {
+        out->lanes[i] = (uint16_t)(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+    }
+#endif
+}
+
+/* ThreadSanitizer would instrument each of the 3072 lane accesses of one add,
+ * which makes every store write ~50x slower in TSan builds. The lane loops are
+ * left uninstrumented there and report the whole ranges instead, once per call:
+ * the same race detection at two checks per add. */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_read_range(void *addr, unsigned long size);
+void __tsan_write_range(void *addr, unsigned long size);
+#define LANES_NO_TSAN __attribute__((no_sanitize("thread")))
+#define LANES_TSAN_RANGES(d, s)                                                    \
+    do {                                                                           \
+        __tsan_read_range((void *)(s), LTHASH_BYTES);                              \
+        __tsan_write_range((void *)(d), LTHASH_BYTES);                             \
+    } while (0)
+#else
+#define LANES_NO_TSAN
+#define LANES_TSAN_RANGES(d, s) ((void)(d), (void)(s))
+#endif
+
+/* The lane loops take restrict parameters: gcc's -O2 (very-cheap) vectoriser will
+ * not emit a runtime overlap check, and restrict on function parameters is what
+ * it trusts. */
+LANES_NO_TSAN static void lanes_add(uint16_t *restrict d, const uint16_t *restrict s)
+{
+    for (size_t i = 0; i < LTHASH_LANES; i++) {
+        d[i] = (uint16_t)(d[i] + s[i]);
+    }
+}
+
+LANES_NO_TSAN static void lanes_sub(uint16_t *restrict d, const uint16_t *restrict s)
+{
+    for (size_t i = 0; i < LTHASH_LANES; i++) {
+        d[i] = (uint16_t)(d[i] - s[i]);
+    }
+}
+
+void lthash_add(struct lthash *h, const struct lthash *o)
+{
+    BFTKV_ASSERT(h != o); /* the lanes must not overlap (restrict) */
+    LANES_TSAN_RANGES(h->lanes, o->lanes);
+    lanes_add(h->lanes, o->lanes);
+}
+
+void lthash_sub(struct lthash *h, const struct lthash *o)
+{
+    BFTKV_ASSERT(h != o);
+    LANES_TSAN_RANGES(h->lanes, o->lanes);
+    lanes_sub(h->lanes, o->lanes);
+}
+
+void lthash_add_seed(struct lthash *h, const uint8_t seed[LTHASH_SEED_SIZE])
+{
+    struct lthash v;
+    lthash_expand(&v, seed);
+    lthash_add(h, &v);
+}
+
+void lthash_sub_seed(struct lthash *h, const uint8_t seed[LTHASH_SEED_SIZE])
+{
+    struct lthash v;
+    lthash_expand(&v, seed);
+    lthash_sub(h, &v);
+}
+
+bool lthash_equal(const struct lthash *a, const struct lthash *b)
+{
+    return memcmp(a->lanes, b->lanes, sizeof a->lanes) == 0;
+}
+
+void lthash_digest(const struct lthash *h, uint8_t out[LTHASH_DIGEST_SIZE])
+{
+    lthash_init_once();
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    crypto_generichash(out, LTHASH_DIGEST_SIZE, (const uint8_t *)h->lanes, LTHASH_BYTES, NULL, 0);
+#else
+    uint8_t bytes[LTHASH_BYTES];
+    for (size_t i = 0; i < LTHASH_LANES; i++) {
+        bytes[2 * i] = (uint8_t)h->lanes[i];
+        bytes[2 * i + 1] = (uint8_t)(h->lanes[i] >> 8);
+    }
+    crypto_generichash(out, LTHASH_DIGEST_SIZE, bytes, LTHASH_BYTES, NULL, 0);
+#endif
+}

@@ -1,0 +1,978 @@
+/* The store: S shards, each an open-addressing hash table under its own
+ * reader-writer lock, with an LtHash accumulator per shard and copy-on-write
+ * snapshots (store.h, DESIGN §4 and §3 "State transfer").
+ *
+ * Layout
+ *   - A key's 64-bit hash is SipHash-2-4 (libsodium crypto_shorthash) under a
+ *     random per-store key, so a client that picks keys cannot aim them all at one
+ *     shard or one probe run (hash flooding). Nothing observable depends on the
+ *     key: digests and snapshot contents are the same on every replica; only the
+ *     table order differs. The top 16 bits pick the shard, the low bits the slot.
+ *   - A shard's table is linear probing over slots {hash, entry}. Deletion shifts
+ *     the following run back (no tombstones), so long put/del churn never degrades
+ *     probing. The table doubles when it would pass 3/4 full.
+ *   - Entries are immutable and reference counted: {refs, klen, vlen, LtHash seed,
+ *     key bytes, value bytes}. A put builds the entry and its LtHash vector before
+ *     taking the lock and only swaps a pointer and adds lanes under it.
+ *   - A table object (slots, count, LtHash accumulator) is reference counted too.
+ *     A snapshot holds one reference per shard table; a writer that finds its
+ *     shard's table shared clones it first (one O(shard) copy after each
+ *     snapshot, taking a reference on every entry) and mutates the clone. So a
+ *     snapshot costs O(shards) and never blocks readers.
+ *   - An empty shard may have no table at all (after store_clear, or before its
+ *     first put); it is created on the first put.
+ *
+ * Locks: ck_rwlock per shard. Readers spin briefly and then yield; the writer path
+ * follows ck_rwlock_write_lock() (writer preference) with the same back-off, since
+ * on a small box a spinning thread can otherwise burn the time slice of the thread
+ * it is waiting for. Under ThreadSanitizer the lock is annotated, because ck's
+ * inline assembly is invisible to it.
+ */
+#include "store/store.h"
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ck_pr.h>
+#include <ck_rwlock.h>
+#include <sodium.h>
+
+#include "bftkv/errors.h"
+#include "bftkv/limits.h"
+#include "common/assert.h"
+#include "store/store_internal.h"
+
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define STORE_TSAN_ACQUIRE(addr) __tsan_acquire(addr)
+#define STORE_TSAN_RELEASE(addr) __tsan_release(addr)
+#else
+#define STORE_TSAN_ACQUIRE(addr) ((void)(addr))
+#define STORE_TSAN_RELEASE(addr) ((void)(addr))
+#endif
+
+#define STORE_CACHE_LINE 64u
+#define STORE_INITIAL_SLOTS_DEFAULT 16u
+#define STORE_INITIAL_SLOTS_MAX (1u << 30)
+#define STORE_SLOTS_MIN 4u
+/* pause instructions before a waiting thread starts yielding its time slice */
+#define STORE_SPINS_BEFORE_YIELD 128u
+/* A snapshot record: le16 klen | le32 vlen | key | value. */
+#define STORE_RECORD_HEADER 6u
+/* The shard is picked by the top bits of the hash; BFTKV_STORE_SHARDS_MAX of them. */
+#define STORE_SHARD_SHIFT 48u
+
+_Static_assert(BFTKV_STORE_SHARDS_MAX <= (1ull << (64u - STORE_SHARD_SHIFT)), "shard bits fit the hash");
+_Static_assert(BFTKV_KEY_MAX <= UINT16_MAX, "klen is stored in 16 bits");
+_Static_assert(crypto_shorthash_BYTES == sizeof(uint64_t), "SipHash-2-4 gives 64 bits");
+
+struct entry {
+    atomic_uint refs;
+    uint16_t klen;
+    uint32_t vlen;
+    uint8_t seed[LTHASH_SEED_SIZE];
+    uint8_t bytes[]; /* klen key bytes, then vlen value bytes */
+};
+
+struct slot {
+    uint64_t hash;
+    struct entry *e; /* NULL: empty slot */
+};
+
+/* Immutable once shared (refs > 1): only a holder of the only reference, under the
+ * shard write lock, mutates it. */
+struct table {
+    struct lthash acc; /* sum of the vectors of the entries below */
+    atomic_uint refs;
+    uint64_t mask;  /* capacity - 1; capacity is a power of two */
+    uint64_t count; /* entries; always < capacity, so every probe meets an empty slot */
+    struct slot *slots;
+};
+
+struct shard {
+    _Alignas(STORE_CACHE_LINE) struct ck_rwlock lock;
+    struct table *table;   /* NULL: empty shard without slots */
+    atomic_uint_fast64_t count; /* mirror of table->count, read without the lock */
+};
+
+_Static_assert(sizeof(struct shard) % STORE_CACHE_LINE == 0, "shards do not share cache lines");
+
+struct store {
+    struct shard *shards;
+    uint32_t nshards;
+    uint32_t shard_mask;
+    uint64_t initial_slots;
+    uint8_t hash_key[crypto_shorthash_KEYBYTES];
+};
+
+struct store_snapshot {
+    uint32_t nshards;
+    struct table *tables[]; /* one reference per shard; NULL for an empty shard */
+};
+
+/* ---- Allocation (with the test hook of store_internal.h) ---------------------- */
+
+static atomic_long store_alloc_budget = -1;
+
+void store_test_fail_alloc_after(long n)
+{
+    atomic_store_explicit(&store_alloc_budget, n, memory_order_relaxed);
+}
+
+static bool store_alloc_allowed(void)
+{
+    long budget = atomic_load_explicit(&store_alloc_budget, memory_order_relaxed);
+    if (BFTKV_LIKELY(budget < 0)) {
+        return true;
+    }
+    if (budget == 0) {
+        return false;
+    }
+    atomic_store_explicit(&store_alloc_budget, budget - 1, memory_order_relaxed);
+    return true;
+}
+
+static void *store_malloc(size_t n)
+{
+    return store_alloc_allowed() ? malloc(n) : NULL;
+}
+
+static void *store_calloc(size_t n, size_t size)
+{
+    return store_alloc_allowed() ? calloc(n, size) : NULL;
+}
+
+static void *store_aligned_alloc(size_t size)
+{
+    BFTKV_ASSERT(size % STORE_CACHE_LINE == 0);
+    return store_alloc_allowed() ? aligned_alloc(STORE_CACHE_LINE, size) : NULL;
+}
+
+/* ---- Locks ---------------------------------------------------------------------- */
+
+static void store_backoff(unsigned *spins)
+{
+    if (*spins < STORE_SPINS_BEFORE_YIELD) {
+        (*spins)++;
+        ck_pr_stall();
+    } else {
+        sched_yield();
+    }
+}
+
+static void shard_read_lock(struct shard *sh)
+{
+    unsigned spins = 0;
+    while (!ck_rwlock_read_trylock(&sh->lock)) {
+        store_backoff(&spins);
+    }
+    STORE_TSAN_ACQUIRE(&sh->lock);
+}
+
+static void shard_read_unlock(struct shard *sh)
+{
+    STORE_TSAN_RELEASE(&sh->lock);
+    ck_rwlock_read_unlock(&sh->lock);
+}
+
+/* ck_rwlock_write_lock() with back-off: claim the writer flag (new readers now
+ * stay out), then wait for the readers inside to leave. */
+static void shard_write_lock(struct shard *sh)
+{
+    unsigned spins = 0;
+    while (ck_pr_fas_uint(&sh->lock.writer, 1) != 0) {
+        store_backoff(&spins);
+    }
+    /* Order the flag store before the reader-count load (pairs with the readers'
+     * increment-then-check in ck_rwlock_read_trylock). */
+    ck_pr_fence_atomic_load();
+    spins = 0;
+    while (ck_pr_load_uint(&sh->lock.n_readers) != 0) {
+        store_backoff(&spins);
+    }
+    /* Acquire: nothing of the critical section moves above the lock. */
+    ck_pr_fence_lock();
+    STORE_TSAN_ACQUIRE(&sh->lock);
+}
+
+static void shard_write_unlock(struct shard *sh)
+{
+    STORE_TSAN_RELEASE(&sh->lock);
+    ck_rwlock_write_unlock(&sh->lock);
+}
+
+/* ---- Entries -------------------------------------------------------------------- */
+
+static const uint8_t *entry_key(const struct entry *e)
+{
+    return e->bytes;
+}
+
+static const uint8_t *entry_value(const struct entry *e)
+{
+    return e->bytes + e->klen;
+}
+
+/* Built outside any lock: the bytes and the BLAKE2b seed. */
+static struct entry *entry_new(const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct entry *e = store_malloc(sizeof *e + klen + vlen);
+    if (e == NULL) {
+        return NULL;
+    }
+    atomic_init(&e->refs, 1u);
+    e->klen = (uint16_t)klen;
+    e->vlen = (uint32_t)vlen;
+    memcpy(e->bytes, key, klen);
+    if (vlen > 0) {
+        memcpy(e->bytes + klen, val, vlen);
+    }
+    lthash_entry_seed(e->seed, key, klen, val, vlen);
+    return e;
+}
+
+static void entry_ref(struct entry *e)
+{
+    /* Relaxed: the caller already holds a reference (through a table it can
+     * see), so the entry cannot be freed under it. */
+    unsigned prev = atomic_fetch_add_explicit(&e->refs, 1u, memory_order_relaxed);
+    BFTKV_ASSERT(prev >= 1u);
+}
+
+static void entry_unref(struct entry *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    /* Release publishes this holder's reads of the entry; acquire makes the last
+     * holder see every other holder's before it frees. */
+    unsigned prev = atomic_fetch_sub_explicit(&e->refs, 1u, memory_order_acq_rel);
+    BFTKV_ASSERT(prev >= 1u);
+    if (prev == 1u) {
+        free(e);
+    }
+}
+
+static bool entry_matches(const struct slot *sl, uint64_t hash, const void *key, size_t klen)
+{
+    return sl->hash == hash && sl->e->klen == klen && memcmp(entry_key(sl->e), key, klen) == 0;
+}
+
+/* ---- Tables ----------------------------------------------------------------------- */
+
+static struct table *table_new(uint64_t capacity)
+{
+    BFTKV_ASSERT(capacity >= STORE_SLOTS_MIN && (capacity & (capacity - 1)) == 0);
+    struct table *t = store_aligned_alloc(sizeof *t);
+    if (t == NULL) {
+        return NULL;
+    }
+    t->slots = store_calloc(capacity, sizeof *t->slots);
+    if (t->slots == NULL) {
+        free(t);
+        return NULL;
+    }
+    lthash_zero(&t->acc);
+    atomic_init(&t->refs, 1u);
+    t->mask = capacity - 1;
+    t->count = 0;
+    return t;
+}
+
+static void table_free(struct table *t)
+{
+    uint64_t seen = 0;
+    for (uint64_t i = 0; i <= t->mask; i++) {
+        if (t->slots[i].e != NULL) {
+            entry_unref(t->slots[i].e);
+            seen++;
+        }
+    }
+    BFTKV_ASSERT(seen == t->count);
+    free(t->slots);
+    free(t);
+}
+
+static void table_unref(struct table *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    /* As entry_unref: the last holder frees, after every holder's reads. */
+    unsigned prev = atomic_fetch_sub_explicit(&t->refs, 1u, memory_order_acq_rel);
+    BFTKV_ASSERT(prev >= 1u);
+    if (prev == 1u) {
+        table_free(t);
+    }
+}
+
+/* The slot holding key, or the empty slot where it would go. */
+static uint64_t table_find(const struct table *t, uint64_t hash, const void *key, size_t klen, bool *found)
+{
+    BFTKV_ASSERT(t->count <= t->mask); /* at least one empty slot ends every probe */
+    uint64_t i = hash & t->mask;
+    for (;;) {
+        const struct slot *sl = &t->slots[i];
+        if (sl->e == NULL) {
+            *found = false;
+            return i;
+        }
+        if (entry_matches(sl, hash, key, klen)) {
+            *found = true;
+            return i;
+        }
+        i = (i + 1) & t->mask;
+    }
+}
+
+/* Rehash: place a slot known to be absent into slots of capacity mask + 1. */
+static void slots_place(struct slot *slots, uint64_t mask, struct slot sl)
+{
+    uint64_t i = sl.hash & mask;
+    while (slots[i].e != NULL) {
+        i = (i + 1) & mask;
+    }
+    slots[i] = sl;
+}
+
+/* Remove slot i by shifting the rest of its run back: each later slot moves into
+ * the hole unless its home position lies cyclically in (hole, slot]. */
+static void table_remove_at(struct table *t, uint64_t i)
+{
+    BFTKV_ASSERT(t->slots[i].e != NULL && t->count > 0);
+    uint64_t hole = i;
+    uint64_t j = i;
+    for (;;) {
+        j = (j + 1) & t->mask;
+        if (t->slots[j].e == NULL) {
+            break;
+        }
+        uint64_t home = t->slots[j].hash & t->mask;
+        if (((j - home) & t->mask) >= ((j - hole) & t->mask)) {
+            t->slots[hole] = t->slots[j];
+            hole = j;
+        }
+    }
+    t->slots[hole] = (struct slot){0, NULL};
+    t->count--;
+}
+
+static bool table_needs_room(const struct table *t)
+{
+    return (t->count + 1) * 4 > (t->mask + 1) * 3;
+}
+
+/* Make the shard's table writable by this writer (refcount 1), and when
+ * need_room, able to take one more entry under the 3/4 load factor. A shared
+ * table is cloned; the old one goes to *retired for the caller to release after
+ * unlocking. *moved says slot positions changed (callers re-probe). Under the
+ * shard write lock. 0 or BFTKV_E_NOMEM, and then nothing changed. */
+static int shard_make_writable(const struct store *s, struct shard *sh, bool need_room,
+                               struct table **retired, bool *moved)
+{
+    struct table *t = sh->table;
+    *moved = false;
+    if (t == NULL) {
+        if (!need_room) {
+            return 0;
+        }
+        t = table_new(s->initial_slots);
+        if (t == NULL) {
+            return BFTKV_E_NOMEM;
+        }
+        sh->table = t;
+        *moved = true;
+        return 0;
+    }
+    /* Acquire: pairs with the release in table_unref() of a snapshot that let go,
+     * so its reads of this table come before our writes to it. */
+    bool shared = atomic_load_explicit(&t->refs, memory_order_acquire) > 1u;
+    bool grow = need_room && table_needs_room(t);
+    if (!shared && !grow) {
+        return 0;
+    }
+    uint64_t old_cap = t->mask + 1;
+    uint64_t cap = grow ? old_cap * 2 : old_cap;
+
+    if (!shared) {
+        struct slot *slots = store_calloc(cap, sizeof *slots);
+        if (slots == NULL) {
+            return BFTKV_E_NOMEM;
+        }
+        for (uint64_t i = 0; i < old_cap; i++) {
+            if (t->slots[i].e != NULL) {
+                slots_place(slots, cap - 1, t->slots[i]);
+            }
+        }
+        free(t->slots);
+        t->slots = slots;
+        t->mask = cap - 1;
+        *moved = true;
+        return 0;
+    }
+
+    struct table *c = table_new(cap);
+    if (c == NULL) {
+        return BFTKV_E_NOMEM;
+    }
+    c->acc = t->acc;
+    c->count = t->count;
+    if (cap == old_cap) {
+        memcpy(c->slots, t->slots, cap * sizeof *c->slots); /* positions kept */
+    } else {
+        *moved = true;
+    }
+    for (uint64_t i = 0; i < old_cap; i++) {
+        if (t->slots[i].e != NULL) {
+            entry_ref(t->slots[i].e);
+            if (cap != old_cap) {
+                slots_place(c->slots, cap - 1, t->slots[i]);
+            }
+        }
+    }
+    sh->table = c;
+    *retired = t;
+    return 0;
+}
+
+static void shard_publish_count(struct shard *sh)
+{
+    uint64_t n = sh->table != NULL ? sh->table->count : 0;
+    atomic_store_explicit(&sh->count, n, memory_order_relaxed);
+}
+
+/* ---- Hashing and input checks ----------------------------------------------------- */
+
+static uint64_t store_key_hash(const struct store *s, const void *key, size_t klen)
+{
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, key, klen, s->hash_key);
+    uint64_t h = 0;
+    for (unsigned i = 0; i < sizeof out; i++) {
+        h |= (uint64_t)out[i] << (8u * i);
+    }
+    return h;
+}
+
+static struct shard *store_shard_of(const struct store *s, uint64_t hash)
+{
+    return &s->shards[(uint32_t)(hash >> STORE_SHARD_SHIFT) & s->shard_mask];
+}
+
+static int store_check_key(const void *key, size_t klen)
+{
+    if (klen == 0) {
+        return BFTKV_E_KEY_EMPTY;
+    }
+    if (klen > BFTKV_KEY_MAX) {
+        return BFTKV_E_KEY_TOO_LARGE;
+    }
+    if (key == NULL) {
+        return BFTKV_E_INVAL;
+    }
+    return 0;
+}
+
+/* ---- Life cycle ------------------------------------------------------------------- */
+
+int store_create(const struct store_config *cfg, struct store **out)
+{
+    if (out == NULL) {
+        return BFTKV_E_INVAL;
+    }
+    *out = NULL;
+    uint32_t shards = cfg != NULL && cfg->shards != 0 ? cfg->shards : BFTKV_STORE_SHARDS_DEFAULT;
+    uint64_t slots = cfg != NULL && cfg->initial_slots != 0 ? cfg->initial_slots : STORE_INITIAL_SLOTS_DEFAULT;
+    if (shards > BFTKV_STORE_SHARDS_MAX || (shards & (shards - 1)) != 0) {
+        return BFTKV_E_INVAL;
+    }
+    if (slots > STORE_INITIAL_SLOTS_MAX) {
+        return BFTKV_E_INVAL;
+    }
+    uint64_t capacity = STORE_SLOTS_MIN;
+    while (capacity < slots) {
+        capacity *= 2;
+    }
+    if (sodium_init() < 0) {
+        return BFTKV_E_IO;
+    }
+
+    struct store *s = store_malloc(sizeof *s);
+    if (s == NULL) {
+        return BFTKV_E_NOMEM;
+    }
+    s->shards = store_aligned_alloc((size_t)shards * sizeof *s->shards);
+    if (s->shards == NULL) {
+        free(s);
+        return BFTKV_E_NOMEM;
+    }
+    for (uint32_t i = 0; i < shards; i++) {
+        ck_rwlock_init(&s->shards[i].lock);
+        s->shards[i].table = NULL; /* created by the first put */
+        atomic_init(&s->shards[i].count, 0u);
+    }
+    s->nshards = shards;
+    s->shard_mask = shards - 1;
+    s->initial_slots = capacity;
+    /* Random per store: defends against hash flooding (see the top of the file). */
+    randombytes_buf(s->hash_key, sizeof s->hash_key);
+    *out = s;
+    return 0;
+}
+
+void store_destroy(struct store *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < s->nshards; i++) {
+        table_unref(s->shards[i].table); /* a snapshot may keep it alive */
+    }
+    free(s->shards);
+    free(s);
+}
+
+uint32_t store_shard_count(const struct store *s)
+{
+    return s->nshards;
+}
+
+/* ---- Operations --------------------------------------------------------------------- */
+
+int store_put(struct store *s, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    int rc = store_check_key(key, klen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (vlen > BFTKV_VALUE_MAX) {
+        return BFTKV_E_VALUE_TOO_LARGE;
+    }
+    if (val == NULL && vlen > 0) {
+        return BFTKV_E_INVAL;
+    }
+
+    /* Everything expensive happens before the lock: copy, seed, expansion. */
+    struct entry *e = entry_new(key, klen, val, vlen);
+    if (e == NULL) {
+        return BFTKV_E_NOMEM;
+    }
+    struct lthash vec;
+    lthash_expand(&vec, e->seed);
+    uint64_t hash = store_key_hash(s, key, klen);
+    struct shard *sh = store_shard_of(s, hash);
+
+    struct table *retired = NULL;
+    struct entry *old = NULL;
+    shard_write_lock(sh);
+    bool found = false;
+    uint64_t i = 0;
+    if (sh->table != NULL) {
+        i = table_find(sh->table, hash, key, klen, &found);
+    }
+    if (found) {
+        const struct entry *cur = sh->table->slots[i].e;
+        if (cur->vlen == vlen && memcmp(entry_value(cur), entry_value(e), vlen) == 0) {
+            /* Same value: nothing to change, and no copy of a shared table. */
+            shard_write_unlock(sh);
+            entry_unref(e);
+            return 0;
+        }
+    }
+    bool moved = false;
+    rc = shard_make_writable(s, sh, !found, &retired, &moved);
+    if (rc != 0) {
+        shard_write_unlock(sh);
+        entry_unref(e);
+        return rc;
+    }
+    struct table *t = sh->table;
+    if (moved) {
+        i = table_find(t, hash, key, klen, &found);
+    }
+    if (found) {
+        old = t->slots[i].e;
+        t->slots[i].e = e;
+        lthash_sub_seed(&t->acc, old->seed);
+    } else {
+        BFTKV_ASSERT(t->slots[i].e == NULL && !table_needs_room(t));
+        t->slots[i] = (struct slot){hash, e};
+        t->count++;
+    }
+    lthash_add(&t->acc, &vec);
+    BFTKV_ASSERT(t->count <= t->mask);
+    shard_publish_count(sh);
+    shard_write_unlock(sh);
+
+    /* Frees happen outside the lock. */
+    entry_unref(old);
+    table_unref(retired);
+    return 0;
+}
+
+int store_get(struct store *s, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen)
+{
+    int rc = store_check_key(key, klen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (vlen == NULL || (buf == NULL && cap > 0)) {
+        return BFTKV_E_INVAL;
+    }
+    uint64_t hash = store_key_hash(s, key, klen);
+    struct shard *sh = store_shard_of(s, hash);
+
+    shard_read_lock(sh);
+    const struct table *t = sh->table;
+    bool found = false;
+    uint64_t i = 0;
+    if (t != NULL) {
+        i = table_find(t, hash, key, klen, &found);
+    }
+    if (!found) {
+        rc = BFTKV_E_NOT_FOUND;
+    } else {
+        const struct entry *e = t->slots[i].e;
+        *vlen = e->vlen;
+        if (cap < e->vlen) {
+            rc = BFTKV_E_BUF_TOO_SMALL;
+        } else if (e->vlen > 0) {
+            memcpy(buf, entry_value(e), e->vlen);
+        }
+    }
+    shard_read_unlock(sh);
+    return rc;
+}
+
+int store_del(struct store *s, const void *key, size_t klen)
+{
+    int rc = store_check_key(key, klen);
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t hash = store_key_hash(s, key, klen);
+    struct shard *sh = store_shard_of(s, hash);
+
+    struct table *retired = NULL;
+    shard_write_lock(sh);
+    bool found = false;
+    uint64_t i = 0;
+    if (sh->table != NULL) {
+        i = table_find(sh->table, hash, key, klen, &found);
+    }
+    if (!found) {
+        shard_write_unlock(sh);
+        return BFTKV_E_NOT_FOUND;
+    }
+    bool moved = false;
+    rc = shard_make_writable(s, sh, false, &retired, &moved);
+    if (rc != 0) {
+        shard_write_unlock(sh);
+        return rc;
+    }
+    BFTKV_ASSERT(!moved); /* no growth, and a clone keeps positions */
+    struct table *t = sh->table;
+    struct entry *old = t->slots[i].e;
+    BFTKV_ASSERT(entry_matches(&t->slots[i], hash, key, klen));
+    table_remove_at(t, i);
+    lthash_sub_seed(&t->acc, old->seed);
+    shard_publish_count(sh);
+    shard_write_unlock(sh);
+
+    entry_unref(old);
+    table_unref(retired);
+    return 0;
+}
+
+uint64_t store_count(const struct store *s)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < s->nshards; i++) {
+        n += atomic_load_explicit(&s->shards[i].count, memory_order_relaxed);
+    }
+    return n;
+}
+
+void store_digest(const struct store *s, struct lthash *out)
+{
+    lthash_zero(out);
+    for (uint32_t i = 0; i < s->nshards; i++) {
+        struct shard *sh = &s->shards[i];
+        shard_read_lock(sh);
+        if (sh->table != NULL) {
+            lthash_add(out, &sh->table->acc);
+        }
+        shard_read_unlock(sh);
+    }
+}
+
+void store_digest_bytes(const struct store *s, uint8_t out[LTHASH_DIGEST_SIZE])
+{
+    struct lthash h;
+    store_digest(s, &h);
+    lthash_digest(&h, out);
+}
+
+void store_clear(struct store *s)
+{
+    for (uint32_t i = 0; i < s->nshards; i++) {
+        struct shard *sh = &s->shards[i];
+        shard_write_lock(sh);
+        struct table *t = sh->table;
+        sh->table = NULL; /* memory goes back; the next put starts small again */
+        shard_publish_count(sh);
+        shard_write_unlock(sh);
+        table_unref(t);
+    }
+}
+
+/* ---- Snapshots ------------------------------------------------------------------------ */
+
+int store_snapshot_take(struct store *s, struct store_snapshot **out)
+{
+    struct store_snapshot *snap =
+        store_malloc(sizeof *snap + (size_t)s->nshards * sizeof snap->tables[0]);
+    if (snap == NULL) {
+        return BFTKV_E_NOMEM;
+    }
+    snap->nshards = s->nshards;
+    /* Hold every shard's read lock at once, so the snapshot is one point in time
+     * even with concurrent writers: at the moment the last lock is taken no shard
+     * can change. Locks go in index order and a writer holds one lock at a time,
+     * so this cannot deadlock. Readers are never blocked. */
+    for (uint32_t i = 0; i < s->nshards; i++) {
+        struct shard *sh = &s->shards[i];
+        shard_read_lock(sh);
+        snap->tables[i] = sh->table;
+        if (sh->table != NULL) {
+            /* Relaxed: the shard lock orders this before any writer's check of refs. */
+            atomic_fetch_add_explicit(&sh->table->refs, 1u, memory_order_relaxed);
+        }
+    }
+    for (uint32_t i = 0; i < s->nshards; i++) {
+        shard_read_unlock(&s->shards[i]);
+    }
+    *out = snap;
+    return 0;
+}
+
+void store_snapshot_release(struct store_snapshot *snap)
+{
+    if (snap == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < snap->nshards; i++) {
+        table_unref(snap->tables[i]);
+    }
+    free(snap);
+}
+
+uint32_t store_snapshot_shard_count(const struct store_snapshot *snap)
+{
+    return snap->nshards;
+}
+
+uint64_t store_snapshot_count(const struct store_snapshot *snap)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < snap->nshards; i++) {
+        n += snap->tables[i] != NULL ? snap->tables[i]->count : 0;
+    }
+    return n;
+}
+
+void store_snapshot_digest(const struct store_snapshot *snap, struct lthash *out)
+{
+    lthash_zero(out);
+    for (uint32_t i = 0; i < snap->nshards; i++) {
+        if (snap->tables[i] != NULL) {
+            lthash_add(out, &snap->tables[i]->acc);
+        }
+    }
+}
+
+int store_snapshot_shard_foreach(const struct store_snapshot *snap, uint32_t shard, store_visit_fn fn,
+                                 void *arg)
+{
+    BFTKV_ASSERT(shard < snap->nshards);
+    const struct table *t = snap->tables[shard];
+    if (t == NULL) {
+        return 0;
+    }
+    for (uint64_t i = 0; i <= t->mask; i++) {
+        const struct entry *e = t->slots[i].e;
+        if (e == NULL) {
+            continue;
+        }
+        int rc = fn(arg, entry_key(e), e->klen, entry_value(e), e->vlen);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint16_t get_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+int store_snapshot_shard_encode(const struct store_snapshot *snap, uint32_t shard, uint64_t *cursor,
+                                uint8_t *buf, size_t cap, size_t *len, bool *done)
+{
+    BFTKV_ASSERT(shard < snap->nshards);
+    const struct table *t = snap->tables[shard];
+    uint64_t end = t != NULL ? t->mask + 1 : 0;
+    uint64_t pos = *cursor;
+    BFTKV_ASSERT(pos <= end); /* a cursor comes from an earlier call on this shard */
+    size_t used = 0;
+    *len = 0;
+    *done = false;
+
+    for (; pos < end; pos++) {
+        const struct entry *e = t->slots[pos].e;
+        if (e == NULL) {
+            continue;
+        }
+        size_t need = STORE_RECORD_HEADER + e->klen + e->vlen;
+        if (need > cap - used) {
+            if (used == 0) {
+                return BFTKV_E_BUF_TOO_SMALL; /* *cursor unchanged */
+            }
+            break;
+        }
+        uint8_t *p = buf + used;
+        put_le16(p, e->klen);
+        put_le32(p + 2, e->vlen);
+        memcpy(p + STORE_RECORD_HEADER, e->bytes, (size_t)e->klen + e->vlen);
+        used += need;
+    }
+    /* Skip the empty tail so *done is exact as soon as the last record is out. */
+    while (pos < end && t->slots[pos].e == NULL) {
+        pos++;
+    }
+    *cursor = pos;
+    *len = used;
+    *done = pos == end;
+    return 0;
+}
+
+int store_restore_chunk(struct store *s, const uint8_t *buf, size_t len)
+{
+    if (buf == NULL && len > 0) {
+        return BFTKV_E_INVAL;
+    }
+    /* Pass 1: validate every record; these bytes came from another replica. */
+    size_t off = 0;
+    while (off < len) {
+        if (len - off < STORE_RECORD_HEADER) {
+            return BFTKV_E_CORRUPT;
+        }
+        size_t klen = get_le16(buf + off);
+        size_t vlen = get_le32(buf + off + 2);
+        if (klen == 0 || klen > BFTKV_KEY_MAX || vlen > BFTKV_VALUE_MAX) {
+            return BFTKV_E_CORRUPT;
+        }
+        if (len - off - STORE_RECORD_HEADER < klen + vlen) {
+            return BFTKV_E_CORRUPT;
+        }
+        off += STORE_RECORD_HEADER + klen + vlen;
+    }
+    /* Pass 2: apply. Only BFTKV_E_NOMEM can stop it, after a prefix of the chunk;
+     * puts are idempotent, so applying the chunk again is safe. */
+    off = 0;
+    while (off < len) {
+        size_t klen = get_le16(buf + off);
+        size_t vlen = get_le32(buf + off + 2);
+        const uint8_t *key = buf + off + STORE_RECORD_HEADER;
+        int rc = store_put(s, key, klen, key + klen, vlen);
+        if (rc != 0) {
+            BFTKV_ASSERT(rc == BFTKV_E_NOMEM);
+            return rc;
+        }
+        off += STORE_RECORD_HEADER + klen + vlen;
+    }
+    return 0;
+}
+
+/* ---- Test hooks (store_internal.h) ---------------------------------------------- */
+
+static bool table_verify(const struct store *s, uint32_t shard, const struct table *t,
+                         struct store_test_stats *stats)
+{
+    struct lthash acc;
+    lthash_zero(&acc);
+    uint64_t seen = 0;
+    for (uint64_t i = 0; i <= t->mask; i++) {
+        const struct slot *sl = &t->slots[i];
+        if (sl->e == NULL) {
+            continue;
+        }
+        seen++;
+        const struct entry *e = sl->e;
+        if (store_key_hash(s, entry_key(e), e->klen) != sl->hash ||
+            ((uint32_t)(sl->hash >> STORE_SHARD_SHIFT) & s->shard_mask) != shard) {
+            return false;
+        }
+        uint64_t home = sl->hash & t->mask;
+        uint64_t dist = (i - home) & t->mask;
+        for (uint64_t d = 0; d < dist; d++) {
+            if (t->slots[(home + d) & t->mask].e == NULL) {
+                return false; /* a probe from home would stop before reaching it */
+            }
+        }
+        if (dist > stats->max_displacement) {
+            stats->max_displacement = dist;
+        }
+        uint8_t seed[LTHASH_SEED_SIZE];
+        lthash_entry_seed(seed, entry_key(e), e->klen, entry_value(e), e->vlen);
+        if (memcmp(seed, e->seed, sizeof seed) != 0 || atomic_load(&e->refs) < 1u) {
+            return false;
+        }
+        lthash_add_seed(&acc, seed);
+    }
+    stats->slots += t->mask + 1;
+    stats->shared_tables += atomic_load(&t->refs) > 1u;
+    return seen == t->count && t->count <= t->mask && lthash_equal(&acc, &t->acc);
+}
+
+int store_test_verify(struct store *s, struct store_test_stats *stats)
+{
+    struct store_test_stats local = {0, 0, 0};
+    bool ok = true;
+    for (uint32_t i = 0; i < s->nshards && ok; i++) {
+        struct shard *sh = &s->shards[i];
+        shard_read_lock(sh);
+        const struct table *t = sh->table;
+        if (t != NULL) {
+            ok = table_verify(s, i, t, &local);
+        }
+        ok = ok && atomic_load(&sh->count) == (t != NULL ? t->count : 0);
+        shard_read_unlock(sh);
+    }
+    if (stats != NULL) {
+        *stats = local;
+    }
+    return ok ? 0 : BFTKV_E_CORRUPT;
+}
