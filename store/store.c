@@ -27,15 +27,18 @@
  * on a small box a spinning thread can otherwise burn the time slice of the thread
  * it is waiting for. Under ThreadSanitizer the lock is annotated, because ck's
  * inline assembly is invisible to it.
+ *
+ * This file holds the tables and the operations on them. The rest of the store:
+ * store_snapshot.c (snapshots, their encoding, restore), store_testhooks.c (the
+ * invariant check) and store_internal.h (the layouts above, the shard locks and
+ * the key hash, which all of them use).
  */
 #include "store/store.h"
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <ck_pr.h>
 #include <ck_rwlock.h>
 #include <sodium.h>
 
@@ -44,73 +47,9 @@
 #include "common/assert.h"
 #include "store/store_internal.h"
 
-#if defined(__SANITIZE_THREAD__)
-#include <sanitizer/tsan_interface.h>
-#define STORE_TSAN_ACQUIRE(addr) __tsan_acquire(addr)
-#define STORE_TSAN_RELEASE(addr) __tsan_release(addr)
-#else
-#define STORE_TSAN_ACQUIRE(addr) ((void)(addr))
-#define STORE_TSAN_RELEASE(addr) ((void)(addr))
-#endif
-
-#define STORE_CACHE_LINE 64u
 #define STORE_INITIAL_SLOTS_DEFAULT 16u
 #define STORE_INITIAL_SLOTS_MAX (1u << 30)
 #define STORE_SLOTS_MIN 4u
-/* pause instructions before a waiting thread starts yielding its time slice */
-#define STORE_SPINS_BEFORE_YIELD 128u
-/* A snapshot record: le16 klen | le32 vlen | key | value. */
-#define STORE_RECORD_HEADER 6u
-/* The shard is picked by the top bits of the hash; BFTKV_STORE_SHARDS_MAX of them. */
-#define STORE_SHARD_SHIFT 48u
-
-_Static_assert(BFTKV_STORE_SHARDS_MAX <= (1ull << (64u - STORE_SHARD_SHIFT)), "shard bits fit the hash");
-_Static_assert(BFTKV_KEY_MAX <= UINT16_MAX, "klen is stored in 16 bits");
-_Static_assert(crypto_shorthash_BYTES == sizeof(uint64_t), "SipHash-2-4 gives 64 bits");
-
-struct entry {
-    atomic_uint refs;
-    uint16_t klen;
-    uint32_t vlen;
-    uint8_t seed[LTHASH_SEED_SIZE];
-    uint8_t bytes[]; /* klen key bytes, then vlen value bytes */
-};
-
-struct slot {
-    uint64_t hash;
-    struct entry *e; /* NULL: empty slot */
-};
-
-/* Immutable once shared (refs > 1): only a holder of the only reference, under the
- * shard write lock, mutates it. */
-struct table {
-    struct lthash acc; /* sum of the vectors of the entries below */
-    atomic_uint refs;
-    uint64_t mask;  /* capacity - 1; capacity is a power of two */
-    uint64_t count; /* entries; always < capacity, so every probe meets an empty slot */
-    struct slot *slots;
-};
-
-struct shard {
-    _Alignas(STORE_CACHE_LINE) struct ck_rwlock lock;
-    struct table *table;   /* NULL: empty shard without slots */
-    atomic_uint_fast64_t count; /* mirror of table->count, read without the lock */
-};
-
-_Static_assert(sizeof(struct shard) % STORE_CACHE_LINE == 0, "shards do not share cache lines");
-
-struct store {
-    struct shard *shards;
-    uint32_t nshards;
-    uint32_t shard_mask;
-    uint64_t initial_slots;
-    uint8_t hash_key[crypto_shorthash_KEYBYTES];
-};
-
-struct store_snapshot {
-    uint32_t nshards;
-    struct table *tables[]; /* one reference per shard; NULL for an empty shard */
-};
 
 /* ---- Allocation (with the test hook of store_internal.h) ---------------------- */
 
@@ -134,7 +73,7 @@ static bool store_alloc_allowed(void)
     return true;
 }
 
-static void *store_malloc(size_t n)
+void *store_malloc(size_t n)
 {
     return store_alloc_allowed() ? malloc(n) : NULL;
 }
@@ -150,70 +89,7 @@ static void *store_aligned_alloc(size_t size)
     return store_alloc_allowed() ? aligned_alloc(STORE_CACHE_LINE, size) : NULL;
 }
 
-/* ---- Locks ---------------------------------------------------------------------- */
-
-static void store_backoff(unsigned *spins)
-{
-    if (*spins < STORE_SPINS_BEFORE_YIELD) {
-        (*spins)++;
-        ck_pr_stall();
-    } else {
-        sched_yield();
-    }
-}
-
-static void shard_read_lock(struct shard *sh)
-{
-    unsigned spins = 0;
-    while (!ck_rwlock_read_trylock(&sh->lock)) {
-        store_backoff(&spins);
-    }
-    STORE_TSAN_ACQUIRE(&sh->lock);
-}
-
-static void shard_read_unlock(struct shard *sh)
-{
-    STORE_TSAN_RELEASE(&sh->lock);
-    ck_rwlock_read_unlock(&sh->lock);
-}
-
-/* ck_rwlock_write_lock() with back-off: claim the writer flag (new readers now
- * stay out), then wait for the readers inside to leave. */
-static void shard_write_lock(struct shard *sh)
-{
-    unsigned spins = 0;
-    while (ck_pr_fas_uint(&sh->lock.writer, 1) != 0) {
-        store_backoff(&spins);
-    }
-    /* Order the flag store before the reader-count load (pairs with the readers'
-     * increment-then-check in ck_rwlock_read_trylock). */
-    ck_pr_fence_atomic_load();
-    spins = 0;
-    while (ck_pr_load_uint(&sh->lock.n_readers) != 0) {
-        store_backoff(&spins);
-    }
-    /* Acquire: nothing of the critical section moves above the lock. */
-    ck_pr_fence_lock();
-    STORE_TSAN_ACQUIRE(&sh->lock);
-}
-
-static void shard_write_unlock(struct shard *sh)
-{
-    STORE_TSAN_RELEASE(&sh->lock);
-    ck_rwlock_write_unlock(&sh->lock);
-}
-
 /* ---- Entries -------------------------------------------------------------------- */
-
-static const uint8_t *entry_key(const struct entry *e)
-{
-    return e->bytes;
-}
-
-static const uint8_t *entry_value(const struct entry *e)
-{
-    return e->bytes + e->klen;
-}
 
 /* Built outside any lock: the bytes and the BLAKE2b seed. */
 static struct entry *entry_new(const void *key, size_t klen, const void *val, size_t vlen)
@@ -295,7 +171,7 @@ static void table_free(struct table *t)
     free(t);
 }
 
-static void table_unref(struct table *t)
+void store_table_unref(struct table *t)
 {
     if (t == NULL) {
         return;
@@ -386,8 +262,8 @@ static int shard_make_writable(const struct store *s, struct shard *sh, bool nee
         *moved = true;
         return 0;
     }
-    /* Acquire: pairs with the release in table_unref() of a snapshot that let go,
-     * so its reads of this table come before our writes to it. */
+    /* Acquire: pairs with the release in store_table_unref() of a snapshot that let
+     * go, so its reads of this table come before our writes to it. */
     bool shared = atomic_load_explicit(&t->refs, memory_order_acquire) > 1u;
     bool grow = need_room && table_needs_room(t);
     if (!shared && !grow) {
@@ -444,18 +320,6 @@ static void shard_publish_count(struct shard *sh)
 }
 
 /* ---- Hashing and input checks ----------------------------------------------------- */
-
-static uint64_t store_key_hash(const struct store *s, const void *key, size_t klen)
-{
-    uint8_t out[crypto_shorthash_BYTES];
-    crypto_shorthash(out, key, klen, s->hash_key);
-    uint64_t h = 0;
-    for (unsigned i = 0; i < sizeof out; i++) {
-        h |= (uint64_t)out[i] << (8u * i);
-    }
-    return h;
-}
-
 static struct shard *store_shard_of(const struct store *s, uint64_t hash)
 {
     return &s->shards[(uint32_t)(hash >> STORE_SHARD_SHIFT) & s->shard_mask];
@@ -528,7 +392,7 @@ void store_destroy(struct store *s)
         return;
     }
     for (uint32_t i = 0; i < s->nshards; i++) {
-        table_unref(s->shards[i].table); /* a snapshot may keep it alive */
+        store_table_unref(s->shards[i].table); /* a snapshot may keep it alive */
     }
     free(s->shards);
     free(s);
@@ -608,7 +472,7 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
 
     /* Frees happen outside the lock. */
     entry_unref(old);
-    table_unref(retired);
+    store_table_unref(retired);
     return 0;
 }
 
@@ -682,7 +546,7 @@ int store_del(struct store *s, const void *key, size_t klen)
     shard_write_unlock(sh);
 
     entry_unref(old);
-    table_unref(retired);
+    store_table_unref(retired);
     return 0;
 }
 
@@ -724,255 +588,6 @@ void store_clear(struct store *s)
         sh->table = NULL; /* memory goes back; the next put starts small again */
         shard_publish_count(sh);
         shard_write_unlock(sh);
-        table_unref(t);
+        store_table_unref(t);
     }
-}
-
-/* ---- Snapshots ------------------------------------------------------------------------ */
-
-int store_snapshot_take(struct store *s, struct store_snapshot **out)
-{
-    struct store_snapshot *snap =
-        store_malloc(sizeof *snap + (size_t)s->nshards * sizeof snap->tables[0]);
-    if (snap == NULL) {
-        return BFTKV_E_NOMEM;
-    }
-    snap->nshards = s->nshards;
-    /* Hold every shard's read lock at once, so the snapshot is one point in time
-     * even with concurrent writers: at the moment the last lock is taken no shard
-     * can change. Locks go in index order and a writer holds one lock at a time,
-     * so this cannot deadlock. Readers are never blocked. */
-    for (uint32_t i = 0; i < s->nshards; i++) {
-        struct shard *sh = &s->shards[i];
-        shard_read_lock(sh);
-        snap->tables[i] = sh->table;
-        if (sh->table != NULL) {
-            /* Relaxed: the shard lock orders this before any writer's check of refs. */
-            atomic_fetch_add_explicit(&sh->table->refs, 1u, memory_order_relaxed);
-        }
-    }
-    for (uint32_t i = 0; i < s->nshards; i++) {
-        shard_read_unlock(&s->shards[i]);
-    }
-    *out = snap;
-    return 0;
-}
-
-void store_snapshot_release(struct store_snapshot *snap)
-{
-    if (snap == NULL) {
-        return;
-    }
-    for (uint32_t i = 0; i < snap->nshards; i++) {
-        table_unref(snap->tables[i]);
-    }
-    free(snap);
-}
-
-uint32_t store_snapshot_shard_count(const struct store_snapshot *snap)
-{
-    return snap->nshards;
-}
-
-uint64_t store_snapshot_count(const struct store_snapshot *snap)
-{
-    uint64_t n = 0;
-    for (uint32_t i = 0; i < snap->nshards; i++) {
-        n += snap->tables[i] != NULL ? snap->tables[i]->count : 0;
-    }
-    return n;
-}
-
-void store_snapshot_digest(const struct store_snapshot *snap, struct lthash *out)
-{
-    lthash_zero(out);
-    for (uint32_t i = 0; i < snap->nshards; i++) {
-        if (snap->tables[i] != NULL) {
-            lthash_add(out, &snap->tables[i]->acc);
-        }
-    }
-}
-
-int store_snapshot_shard_foreach(const struct store_snapshot *snap, uint32_t shard, store_visit_fn fn,
-                                 void *arg)
-{
-    BFTKV_ASSERT(shard < snap->nshards);
-    const struct table *t = snap->tables[shard];
-    if (t == NULL) {
-        return 0;
-    }
-    for (uint64_t i = 0; i <= t->mask; i++) {
-        const struct entry *e = t->slots[i].e;
-        if (e == NULL) {
-            continue;
-        }
-        int rc = fn(arg, entry_key(e), e->klen, entry_value(e), e->vlen);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint16_t get_le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-int store_snapshot_shard_encode(const struct store_snapshot *snap, uint32_t shard, uint64_t *cursor,
-                                uint8_t *buf, size_t cap, size_t *len, bool *done)
-{
-    BFTKV_ASSERT(shard < snap->nshards);
-    const struct table *t = snap->tables[shard];
-    uint64_t end = t != NULL ? t->mask + 1 : 0;
-    uint64_t pos = *cursor;
-    BFTKV_ASSERT(pos <= end); /* a cursor comes from an earlier call on this shard */
-    size_t used = 0;
-    *len = 0;
-    *done = false;
-
-    for (; pos < end; pos++) {
-        const struct entry *e = t->slots[pos].e;
-        if (e == NULL) {
-            continue;
-        }
-        size_t need = STORE_RECORD_HEADER + e->klen + e->vlen;
-        if (need > cap - used) {
-            if (used == 0) {
-                return BFTKV_E_BUF_TOO_SMALL; /* *cursor unchanged */
-            }
-            break;
-        }
-        uint8_t *p = buf + used;
-        put_le16(p, e->klen);
-        put_le32(p + 2, e->vlen);
-        memcpy(p + STORE_RECORD_HEADER, e->bytes, (size_t)e->klen + e->vlen);
-        used += need;
-    }
-    /* Skip the empty tail so *done is exact as soon as the last record is out. */
-    while (pos < end && t->slots[pos].e == NULL) {
-        pos++;
-    }
-    *cursor = pos;
-    *len = used;
-    *done = pos == end;
-    return 0;
-}
-
-int store_restore_chunk(struct store *s, const uint8_t *buf, size_t len)
-{
-    if (buf == NULL && len > 0) {
-        return BFTKV_E_INVAL;
-    }
-    /* Pass 1: validate every record; these bytes came from another replica. */
-    size_t off = 0;
-    while (off < len) {
-        if (len - off < STORE_RECORD_HEADER) {
-            return BFTKV_E_CORRUPT;
-        }
-        size_t klen = get_le16(buf + off);
-        size_t vlen = get_le32(buf + off + 2);
-        if (klen == 0 || klen > BFTKV_KEY_MAX || vlen > BFTKV_VALUE_MAX) {
-            return BFTKV_E_CORRUPT;
-        }
-        if (len - off - STORE_RECORD_HEADER < klen + vlen) {
-            return BFTKV_E_CORRUPT;
-        }
-        off += STORE_RECORD_HEADER + klen + vlen;
-    }
-    /* Pass 2: apply. Only BFTKV_E_NOMEM can stop it, after a prefix of the chunk;
-     * puts are idempotent, so applying the chunk again is safe. */
-    off = 0;
-    while (off < len) {
-        size_t klen = get_le16(buf + off);
-        size_t vlen = get_le32(buf + off + 2);
-        const uint8_t *key = buf + off + STORE_RECORD_HEADER;
-        int rc = store_put(s, key, klen, key + klen, vlen);
-        if (rc != 0) {
-            BFTKV_ASSERT(rc == BFTKV_E_NOMEM);
-            return rc;
-        }
-        off += STORE_RECORD_HEADER + klen + vlen;
-    }
-    return 0;
-}
-
-/* ---- Test hooks (store_internal.h) ---------------------------------------------- */
-
-static bool table_verify(const struct store *s, uint32_t shard, const struct table *t,
-                         struct store_test_stats *stats)
-{
-    struct lthash acc;
-    lthash_zero(&acc);
-    uint64_t seen = 0;
-    for (uint64_t i = 0; i <= t->mask; i++) {
-        const struct slot *sl = &t->slots[i];
-        if (sl->e == NULL) {
-            continue;
-        }
-        seen++;
-        const struct entry *e = sl->e;
-        if (store_key_hash(s, entry_key(e), e->klen) != sl->hash ||
-            ((uint32_t)(sl->hash >> STORE_SHARD_SHIFT) & s->shard_mask) != shard) {
-            return false;
-        }
-        uint64_t home = sl->hash & t->mask;
-        uint64_t dist = (i - home) & t->mask;
-        for (uint64_t d = 0; d < dist; d++) {
-            if (t->slots[(home + d) & t->mask].e == NULL) {
-                return false; /* a probe from home would stop before reaching it */
-            }
-        }
-        if (dist > stats->max_displacement) {
-            stats->max_displacement = dist;
-        }
-        uint8_t seed[LTHASH_SEED_SIZE];
-        lthash_entry_seed(seed, entry_key(e), e->klen, entry_value(e), e->vlen);
-        if (memcmp(seed, e->seed, sizeof seed) != 0 || atomic_load(&e->refs) < 1u) {
-            return false;
-        }
-        lthash_add_seed(&acc, seed);
-    }
-    stats->slots += t->mask + 1;
-    stats->shared_tables += atomic_load(&t->refs) > 1u;
-    return seen == t->count && t->count <= t->mask && lthash_equal(&acc, &t->acc);
-}
-
-int store_test_verify(struct store *s, struct store_test_stats *stats)
-{
-    struct store_test_stats local = {0, 0, 0};
-    bool ok = true;
-    for (uint32_t i = 0; i < s->nshards && ok; i++) {
-        struct shard *sh = &s->shards[i];
-        shard_read_lock(sh);
-        const struct table *t = sh->table;
-        if (t != NULL) {
-            ok = table_verify(s, i, t, &local);
-        }
-        ok = ok && atomic_load(&sh->count) == (t != NULL ? t->count : 0);
-        shard_read_unlock(sh);
-    }
-    if (stats != NULL) {
-        *stats = local;
-    }
-    return ok ? 0 : BFTKV_E_CORRUPT;
 }

@@ -1,4 +1,5 @@
-/* Test hooks of the store, not part of its API (store.h).
+/* Internals of the store, not part of its API (store.h): the test hooks, and the
+ * definitions its source files share.
  *
  * Out-of-memory paths are the ones a test cannot reach by ordinary means, yet the
  * store promises that a failed put, delete, snapshot or restore changes nothing.
@@ -6,13 +7,32 @@
  * so the unit tests can walk those paths; it is process-wide and meant for
  * single-threaded tests only. store_test_verify() checks the tables' internal
  * invariants, which is how the tests see that deletion keeps probing intact.
+ *
+ * The second half holds what store.c (tables and operations), store_snapshot.c
+ * (snapshots, their encoding, restore) and store_testhooks.c (the invariant check)
+ * all need: the entry, table, shard and store layouts, the shard locks, and the
+ * key hash. The layout itself is described at the top of store.c. C only: the
+ * structures use C11 atomics and _Alignas.
  */
 #ifndef BFTKV_STORE_STORE_INTERNAL_H
 #define BFTKV_STORE_STORE_INTERNAL_H
 
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include <ck_pr.h>
+#include <ck_rwlock.h>
+#include <sodium.h>
+
+#include "bftkv/limits.h"
 #include "store/store.h"
+
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,6 +55,148 @@ struct store_test_stats {
  * entries. 0 when all hold, else BFTKV_E_CORRUPT. Fills *stats when not NULL.
  * Takes each shard's read lock; O(entries) LtHash expansions. */
 int store_test_verify(struct store *s, struct store_test_stats *stats);
+
+/* ---- Shared by the store's source files ------------------------------------------- */
+
+#if defined(__SANITIZE_THREAD__)
+#define STORE_TSAN_ACQUIRE(addr) __tsan_acquire(addr)
+#define STORE_TSAN_RELEASE(addr) __tsan_release(addr)
+#else
+#define STORE_TSAN_ACQUIRE(addr) ((void)(addr))
+#define STORE_TSAN_RELEASE(addr) ((void)(addr))
+#endif
+
+#define STORE_CACHE_LINE 64u
+/* pause instructions before a waiting thread starts yielding its time slice */
+#define STORE_SPINS_BEFORE_YIELD 128u
+/* The shard is picked by the top bits of the hash; BFTKV_STORE_SHARDS_MAX of them. */
+#define STORE_SHARD_SHIFT 48u
+
+_Static_assert(BFTKV_STORE_SHARDS_MAX <= (1ull << (64u - STORE_SHARD_SHIFT)), "shard bits fit the hash");
+_Static_assert(BFTKV_KEY_MAX <= UINT16_MAX, "klen is stored in 16 bits");
+_Static_assert(crypto_shorthash_BYTES == sizeof(uint64_t), "SipHash-2-4 gives 64 bits");
+
+struct entry {
+    atomic_uint refs;
+    uint16_t klen;
+    uint32_t vlen;
+    uint8_t seed[LTHASH_SEED_SIZE];
+    uint8_t bytes[]; /* klen key bytes, then vlen value bytes */
+};
+
+struct slot {
+    uint64_t hash;
+    struct entry *e; /* NULL: empty slot */
+};
+
+/* Immutable once shared (refs > 1): only a holder of the only reference, under the
+ * shard write lock, mutates it. */
+struct table {
+    struct lthash acc; /* sum of the vectors of the entries below */
+    atomic_uint refs;
+    uint64_t mask;  /* capacity - 1; capacity is a power of two */
+    uint64_t count; /* entries; always < capacity, so every probe meets an empty slot */
+    struct slot *slots;
+};
+
+struct shard {
+    _Alignas(STORE_CACHE_LINE) struct ck_rwlock lock;
+    struct table *table;   /* NULL: empty shard without slots */
+    atomic_uint_fast64_t count; /* mirror of table->count, read without the lock */
+};
+
+_Static_assert(sizeof(struct shard) % STORE_CACHE_LINE == 0, "shards do not share cache lines");
+
+struct store {
+    struct shard *shards;
+    uint32_t nshards;
+    uint32_t shard_mask;
+    uint64_t initial_slots;
+    uint8_t hash_key[crypto_shorthash_KEYBYTES];
+};
+
+/* malloc(n), or NULL when store_test_fail_alloc_after() says this one fails. */
+void *store_malloc(size_t n);
+
+/* Drop one reference to t (NULL is ignored); the last holder frees the table and
+ * its references to the entries. */
+void store_table_unref(struct table *t);
+
+/* ---- Locks ---------------------------------------------------------------------- */
+
+static inline void store_backoff(unsigned *spins)
+{
+    if (*spins < STORE_SPINS_BEFORE_YIELD) {
+        (*spins)++;
+        ck_pr_stall();
+    } else {
+        sched_yield();
+    }
+}
+
+static inline void shard_read_lock(struct shard *sh)
+{
+    unsigned spins = 0;
+    while (!ck_rwlock_read_trylock(&sh->lock)) {
+        store_backoff(&spins);
+    }
+    STORE_TSAN_ACQUIRE(&sh->lock);
+}
+
+static inline void shard_read_unlock(struct shard *sh)
+{
+    STORE_TSAN_RELEASE(&sh->lock);
+    ck_rwlock_read_unlock(&sh->lock);
+}
+
+/* ck_rwlock_write_lock() with back-off: claim the writer flag (new readers now
+ * stay out), then wait for the readers inside to leave. */
+static inline void shard_write_lock(struct shard *sh)
+{
+    unsigned spins = 0;
+    while (ck_pr_fas_uint(&sh->lock.writer, 1) != 0) {
+        store_backoff(&spins);
+    }
+    /* Order the flag store before the reader-count load (pairs with the readers'
+     * increment-then-check in ck_rwlock_read_trylock). */
+    ck_pr_fence_atomic_load();
+    spins = 0;
+    while (ck_pr_load_uint(&sh->lock.n_readers) != 0) {
+        store_backoff(&spins);
+    }
+    /* Acquire: nothing of the critical section moves above the lock. */
+    ck_pr_fence_lock();
+    STORE_TSAN_ACQUIRE(&sh->lock);
+}
+
+static inline void shard_write_unlock(struct shard *sh)
+{
+    STORE_TSAN_RELEASE(&sh->lock);
+    ck_rwlock_write_unlock(&sh->lock);
+}
+
+/* ---- Entries and hashing ------------------------------------------------------------ */
+
+static inline const uint8_t *entry_key(const struct entry *e)
+{
+    return e->bytes;
+}
+
+static inline const uint8_t *entry_value(const struct entry *e)
+{
+    return e->bytes + e->klen;
+}
+
+static inline uint64_t store_key_hash(const struct store *s, const void *key, size_t klen)
+{
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, key, klen, s->hash_key);
+    uint64_t h = 0;
+    for (unsigned i = 0; i < sizeof out; i++) {
+        h |= (uint64_t)out[i] << (8u * i);
+    }
+    return h;
+}
 
 #ifdef __cplusplus
 }

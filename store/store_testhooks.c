@@ -1,0 +1,75 @@
+/* The invariant check behind store_test_verify() (store_internal.h): a test hook,
+ * not part of the store's API.
+ *
+ * It walks every shard table under the shard's read lock and recomputes what the
+ * store maintains incrementally: each entry's hash, shard and LtHash seed, the
+ * linear-probing invariant that no empty slot lies between an entry and its home
+ * slot (which deletion by back-shifting must keep), the entry count, and the
+ * shard's LtHash accumulator. It changes nothing. The allocation-failure hook,
+ * store_test_fail_alloc_after(), stays in store.c beside the allocation budget it
+ * sets.
+ */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "bftkv/errors.h"
+#include "store/store_internal.h"
+
+static bool table_verify(const struct store *s, uint32_t shard, const struct table *t,
+                         struct store_test_stats *stats)
+{
+    struct lthash acc;
+    lthash_zero(&acc);
+    uint64_t seen = 0;
+    for (uint64_t i = 0; i <= t->mask; i++) {
+        const struct slot *sl = &t->slots[i];
+        if (sl->e == NULL) {
+            continue;
+        }
+        seen++;
+        const struct entry *e = sl->e;
+        if (store_key_hash(s, entry_key(e), e->klen) != sl->hash ||
+            ((uint32_t)(sl->hash >> STORE_SHARD_SHIFT) & s->shard_mask) != shard) {
+            return false;
+        }
+        uint64_t home = sl->hash & t->mask;
+        uint64_t dist = (i - home) & t->mask;
+        for (uint64_t d = 0; d < dist; d++) {
+            if (t->slots[(home + d) & t->mask].e == NULL) {
+                return false; /* a probe from home would stop before reaching it */
+            }
+        }
+        if (dist > stats->max_displacement) {
+            stats->max_displacement = dist;
+        }
+        uint8_t seed[LTHASH_SEED_SIZE];
+        lthash_entry_seed(seed, entry_key(e), e->klen, entry_value(e), e->vlen);
+        if (memcmp(seed, e->seed, sizeof seed) != 0 || atomic_load(&e->refs) < 1u) {
+            return false;
+        }
+        lthash_add_seed(&acc, seed);
+    }
+    stats->slots += t->mask + 1;
+    stats->shared_tables += atomic_load(&t->refs) > 1u;
+    return seen == t->count && t->count <= t->mask && lthash_equal(&acc, &t->acc);
+}
+
+int store_test_verify(struct store *s, struct store_test_stats *stats)
+{
+    struct store_test_stats local = {0, 0, 0};
+    bool ok = true;
+    for (uint32_t i = 0; i < s->nshards && ok; i++) {
+        struct shard *sh = &s->shards[i];
+        shard_read_lock(sh);
+        const struct table *t = sh->table;
+        if (t != NULL) {
+            ok = table_verify(s, i, t, &local);
+        }
+        ok = ok && atomic_load(&sh->count) == (t != NULL ? t->count : 0);
+        shard_read_unlock(sh);
+    }
+    if (stats != NULL) {
+        *stats = local;
+    }
+    return ok ? 0 : BFTKV_E_CORRUPT;
+}
