@@ -32,12 +32,18 @@
 extern "C" {
 #endif
 
+#ifdef __cplusplus
+#define LTHASH_ALIGNAS(n) alignas(n)
+#else
+#define LTHASH_ALIGNAS(n) _Alignas(n)
+#endif
+
 #define LTHASH_LANES 1024u
 #define LTHASH_SEED_SIZE 32u
 #define LTHASH_DIGEST_SIZE 32u
 
 struct lthash {
-    _Alignas(64) uint16_t lanes[LTHASH_LANES];
+    LTHASH_ALIGNAS(64) uint16_t lanes[LTHASH_LANES];
 };
 
 /* The empty set. */

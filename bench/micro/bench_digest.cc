@@ -1,0 +1,165 @@
+// LtHash micro benchmarks (DESIGN §3 "Checkpoints"): what the incremental state
+// digest costs per write.
+//
+// The store keeps one 32-byte seed per entry, so a write pays:
+//   insert:   lthash_entry_seed(new) + lthash_add_seed(new)
+//   replace:  lthash_entry_seed(new) + lthash_sub_seed(old) + lthash_add_seed(new)
+//   delete:   lthash_sub_seed(old)                      (no rehash of key/value)
+// entry_seed is BLAKE2b-256 over the entry (grows with the value); add/sub_seed is
+// the ChaCha20 expansion of the seed to 2 KiB (BM_LtHashExpand alone) plus 1024
+// 16-bit lane additions (independent of the value). BM_LtHashReplace is the whole per-overwrite cost;
+// compare it with BM_StorePut (which includes it) to see the digest's share.
+// lthash_add (merging shard digests) and lthash_digest (the 32-byte commitment a
+// CHECKPOINT carries) run per checkpoint, not per write, and are here for scale.
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "bench_util.h"
+
+namespace {
+
+void fill_key(uint8_t key[bench::kKeySize]) { bench::key_of(42, key); }
+
+void BM_LtHashEntrySeed(benchmark::State &st) {
+    const size_t value_size = static_cast<size_t>(st.range(0));
+    uint8_t key[bench::kKeySize];
+    fill_key(key);
+    std::vector<uint8_t> value(value_size, 0x77);
+    uint8_t seed[LTHASH_SEED_SIZE];
+    uint64_t i = 0;
+    for (auto _ : st) {
+        std::memcpy(key, &i, sizeof i);  // a different entry each time
+        i++;
+        lthash_entry_seed(seed, key, sizeof key, value.data(), value.size());
+        benchmark::DoNotOptimize(seed);
+    }
+    st.SetItemsProcessed(st.iterations());
+    st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(sizeof key + value_size));
+}
+
+// Seeds differ per iteration so nothing could be memoised; their content does not
+// change the cost of the expansion.
+void next_seed(uint8_t seed[LTHASH_SEED_SIZE], uint64_t *i) {
+    (*i)++;
+    std::memcpy(seed, i, sizeof *i);
+}
+
+// The ChaCha20 expansion of a seed to 2 KiB alone (add_seed minus the lane adds).
+void BM_LtHashExpand(benchmark::State &st) {
+    struct lthash v;
+    uint8_t seed[LTHASH_SEED_SIZE];
+    std::memset(seed, 0x66, sizeof seed);
+    uint64_t i = 0;
+    for (auto _ : st) {
+        next_seed(seed, &i);
+        lthash_expand(&v, seed);
+        benchmark::DoNotOptimize(v.lanes);
+        benchmark::ClobberMemory();
+    }
+    st.SetItemsProcessed(st.iterations());
+    st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(sizeof v.lanes));
+}
+
+void BM_LtHashAddSeed(benchmark::State &st) {
+    struct lthash h;
+    lthash_zero(&h);
+    uint8_t seed[LTHASH_SEED_SIZE];
+    std::memset(seed, 0x11, sizeof seed);
+    uint64_t i = 0;
+    for (auto _ : st) {
+        next_seed(seed, &i);
+        lthash_add_seed(&h, seed);
+        benchmark::ClobberMemory();
+    }
+    benchmark::DoNotOptimize(h.lanes);
+    st.SetItemsProcessed(st.iterations());
+}
+
+void BM_LtHashSubSeed(benchmark::State &st) {
+    struct lthash h;
+    lthash_zero(&h);
+    uint8_t seed[LTHASH_SEED_SIZE];
+    std::memset(seed, 0x22, sizeof seed);
+    uint64_t i = 0;
+    for (auto _ : st) {
+        next_seed(seed, &i);
+        lthash_sub_seed(&h, seed);
+        benchmark::ClobberMemory();
+    }
+    benchmark::DoNotOptimize(h.lanes);
+    st.SetItemsProcessed(st.iterations());
+}
+
+// The digest work of one overwrite of a 16-byte key with a value of range(0)
+// bytes: hash the new entry, subtract the old seed, add the new one.
+void BM_LtHashReplace(benchmark::State &st) {
+    const size_t value_size = static_cast<size_t>(st.range(0));
+    uint8_t key[bench::kKeySize];
+    fill_key(key);
+    std::vector<uint8_t> value(value_size, 0x33);
+    struct lthash h;
+    lthash_zero(&h);
+    uint8_t old_seed[LTHASH_SEED_SIZE];
+    uint8_t new_seed[LTHASH_SEED_SIZE];
+    lthash_entry_seed(old_seed, key, sizeof key, value.data(), value.size());
+    lthash_add_seed(&h, old_seed);
+    uint64_t i = 0;
+    for (auto _ : st) {
+        i++;
+        std::memcpy(value.data(), &i, sizeof i < value_size ? sizeof i : value_size);
+        lthash_entry_seed(new_seed, key, sizeof key, value.data(), value.size());
+        lthash_sub_seed(&h, old_seed);
+        lthash_add_seed(&h, new_seed);
+        std::memcpy(old_seed, new_seed, sizeof old_seed);
+        benchmark::ClobberMemory();
+    }
+    benchmark::DoNotOptimize(h.lanes);
+    st.SetItemsProcessed(st.iterations());
+    st.SetLabel("item = seed(new) + sub_seed(old) + add_seed(new)");
+}
+
+// Merging two shard digests (2 KiB each): per checkpoint, S times.
+void BM_LtHashAdd(benchmark::State &st) {
+    struct lthash a;
+    struct lthash b;
+    lthash_zero(&a);
+    lthash_zero(&b);
+    uint8_t seed[LTHASH_SEED_SIZE];
+    std::memset(seed, 0x44, sizeof seed);
+    lthash_add_seed(&b, seed);
+    for (auto _ : st) {
+        lthash_add(&a, &b);
+        benchmark::ClobberMemory();
+    }
+    benchmark::DoNotOptimize(a.lanes);
+    st.SetItemsProcessed(st.iterations());
+    st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(sizeof a.lanes));
+}
+
+// The 32-byte commitment of the 2 KiB vector: once per checkpoint.
+void BM_LtHashDigest(benchmark::State &st) {
+    struct lthash h;
+    lthash_zero(&h);
+    uint8_t seed[LTHASH_SEED_SIZE];
+    std::memset(seed, 0x55, sizeof seed);
+    lthash_add_seed(&h, seed);
+    uint8_t out[LTHASH_DIGEST_SIZE];
+    for (auto _ : st) {
+        lthash_digest(&h, out);
+        benchmark::DoNotOptimize(out);
+        h.lanes[0]++;
+    }
+    st.SetItemsProcessed(st.iterations());
+    st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(sizeof h.lanes));
+}
+
+BENCHMARK(BM_LtHashEntrySeed)->Arg(32)->Arg(1024);
+BENCHMARK(BM_LtHashExpand);
+BENCHMARK(BM_LtHashAddSeed);
+BENCHMARK(BM_LtHashSubSeed);
+BENCHMARK(BM_LtHashReplace)->Arg(32)->Arg(1024);
+BENCHMARK(BM_LtHashAdd);
+BENCHMARK(BM_LtHashDigest);
+
+}  // namespace
