@@ -85,9 +85,12 @@ enum wire_type {
     WIRE_COMMIT = 4,
     WIRE_REPLY = 5,
     WIRE_CHECKPOINT = 6,
-    WIRE_VIEW_CHANGE = 7, /* reserved: next issue */
-    WIRE_NEW_VIEW = 8,    /* reserved: next issue */
-    WIRE_TYPE_MAX = 8,
+    WIRE_VIEW_CHANGE = 7, /* signed; engine/wire_viewchange.c */
+    WIRE_NEW_VIEW = 8,    /* signed; engine/wire_viewchange.c */
+    WIRE_STATUS = 9,      /* catch-up: a replica's progress; engine/wire_catchup.c */
+    WIRE_FETCH = 10,      /* state transfer request; engine/wire_catchup.c */
+    WIRE_STATE = 11,      /* state transfer chunk; engine/wire_catchup.c */
+    WIRE_TYPE_MAX = 11,
 };
 
 enum wire_op {

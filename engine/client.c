@@ -1,0 +1,640 @@
+/* The PBFT client as a step function (TOCS 2002 §4.1; DESIGN §3 "Requests",
+ * "Read-only fast path"; API in engine/pbft.h).
+ *
+ * A client has `lanes` slots, each holding at most one operation in flight. A lane
+ * keeps the encoded REQUEST (for retransmission), its timestamp, a deadline, and
+ * a reply collector: per replica the latest authenticated reply for the lane's
+ * timestamp, and at most one full result whose digest verified. An operation
+ * completes when enough distinct replicas sent matching replies — f+1 on the
+ * ordered path (at least one of them is correct, TOCS 2002 §4.1), q = ⌈(n+f+1)/2⌉
+ * on the read-only path (§5.1.3: the answer of a quorum that intersects every
+ * commit quorum in a correct replica) — and the full result with that digest is
+ * in hand. Replicas send one full result and digests otherwise (DESIGN §3); a
+ * retransmission asks every replica for the full result (WIRE_REQ_FULL_ALL).
+ *
+ * Timestamps are timestamp_base + a counter, strictly increasing across all lanes,
+ * so a replica's "last timestamp per client" rule and its per-lane reply cache are
+ * both satisfied. The client learns the current view from the replies it accepts
+ * and sends the next small request to that view's primary.
+ *
+ * Memory, all allocated by pbft_client_create (sizing below); no I/O, no clock.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bftkv/errors.h"
+#include "common/assert.h"
+#include "engine/pbft.h"
+
+/* Largest REQUEST: header, fixed body, key, value, authenticator for n <= 64. */
+#define CLIENT_REQUEST_MAX                                                             \
+    (WIRE_HEADER_SIZE + WIRE_REQUEST_FIXED + BFTKV_KEY_MAX + BFTKV_VALUE_MAX + BFTKV_AUTHENTICATOR_MAX)
+/* Retransmission backoff doubles up to this multiple of retransmit_timeout_ns. */
+#define CLIENT_BACKOFF_MAX 8u
+
+BFTKV_STATIC_ASSERT(CLIENT_REQUEST_MAX <= BFTKV_DATAGRAM_MAX, "a request must fit one datagram");
+BFTKV_STATIC_ASSERT(PBFT_LANES_MAX <= UINT16_MAX, "lane ids are 16 bits on the wire");
+
+enum client_lane_state {
+    LANE_IDLE = 0,
+    LANE_ORDERED = 1,  /* waiting for f+1 matching replies */
+    LANE_READONLY = 2, /* waiting for q matching read-only replies */
+    LANE_DONE = 3,     /* accepted, waiting to be reported to the caller */
+};
+
+/* The latest reply of one replica for the lane's current timestamp. */
+struct client_vote {
+    bool valid;
+    int16_t status;
+    uint64_t view;
+    uint8_t digest[BFTKV_DIGEST_SIZE];
+};
+
+struct client_lane {
+    uint8_t state;     /* enum client_lane_state */
+    uint8_t op;
+    uint16_t klen;
+    uint32_t vlen;
+    uint64_t timestamp;
+    uint64_t deadline_ns;
+    uint64_t timeout_ns; /* current retransmission interval (backoff) */
+    uint32_t retransmits;
+    uint8_t *req;        /* CLIENT_REQUEST_MAX bytes: the encoded REQUEST */
+    size_t req_len;
+    struct client_vote *votes; /* n entries */
+    /* The one full result kept, verified against its digest. */
+    uint8_t *result;     /* BFTKV_VALUE_MAX bytes */
+    bool have_result;
+    int16_t result_status;
+    uint32_t result_len;
+    uint8_t result_digest[BFTKV_DIGEST_SIZE];
+};
+
+struct pbft_client {
+    struct pbft_client_config cfg;
+    const struct auth_ctx *auth;
+    struct wire_limits lim;
+    uint16_t quorum;          /* q, read-only path */
+    uint16_t need_ordered;    /* f+1 (f with PBFT_BUG_CLIENT_F_REPLIES) */
+    uint64_t view;            /* the view we believe current: primary = view mod n */
+    uint64_t last_timestamp;
+    struct client_lane *lanes;
+    uint8_t *scratch;         /* CLIENT_REQUEST_MAX: re-encoding */
+    uint16_t *done;           /* FIFO of accepted lanes not yet reported, lanes entries */
+    uint32_t done_head;
+    uint32_t done_count;
+    struct pbft_client_stats stats;
+    /* one allocation each, freed by destroy */
+    uint8_t *req_pool;
+    uint8_t *result_pool;
+    struct client_vote *vote_pool;
+};
+
+/* ---- Configuration ------------------------------------------------------------- */
+
+void pbft_client_config_defaults(struct pbft_client_config *cfg)
+{
+    cfg->lanes = 1;
+    cfg->retransmit_timeout_ns = 100u * 1000u * 1000u; /* 100 ms */
+    cfg->timestamp_base = 0;
+    cfg->readonly_fast_path = true;
+    cfg->bugs = 0;
+}
+
+static bool config_valid(const struct pbft_client_config *cfg, const struct auth_ctx *auth)
+{
+    if (cfg->n < 1 || cfg->n > BFTKV_REPLICAS_MAX || (uint32_t)cfg->n < 3u * cfg->f + 1u) {
+        return false;
+    }
+    if (cfg->lanes < 1 || cfg->lanes > PBFT_LANES_MAX || cfg->retransmit_timeout_ns == 0) {
+        return false;
+    }
+    if (cfg->id >= BFTKV_CLIENTS_MAX || cfg->retransmit_timeout_ns > UINT64_MAX / (4u * CLIENT_BACKOFF_MAX)) {
+        return false;
+    }
+    return auth->is_client && auth->self == cfg->id && auth->n == cfg->n;
+}
+
+/* Memory: lanes * (CLIENT_REQUEST_MAX + BFTKV_VALUE_MAX + n * sizeof(struct client_vote))
+ * + CLIENT_REQUEST_MAX, about 8 MiB at 64 lanes. */
+int pbft_client_create(const struct pbft_client_config *cfg, const struct auth_ctx *auth,
+                       struct pbft_client **out)
+{
+    if (cfg == NULL || auth == NULL || out == NULL || !config_valid(cfg, auth)) {
+        return BFTKV_E_INVAL;
+    }
+    struct pbft_client *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return BFTKV_E_NOMEM;
+    }
+    size_t lanes = cfg->lanes;
+    c->lanes = calloc(lanes, sizeof *c->lanes);
+    c->done = calloc(lanes, sizeof *c->done);
+    c->scratch = malloc(CLIENT_REQUEST_MAX);
+    c->req_pool = malloc(lanes * CLIENT_REQUEST_MAX);
+    c->result_pool = malloc(lanes * BFTKV_VALUE_MAX);
+    c->vote_pool = calloc(lanes * cfg->n, sizeof *c->vote_pool);
+    if (c->lanes == NULL || c->done == NULL || c->scratch == NULL || c->req_pool == NULL
+        || c->result_pool == NULL || c->vote_pool == NULL) {
+        pbft_client_destroy(c);
+        return BFTKV_E_NOMEM;
+    }
+    c->cfg = *cfg;
+    c->auth = auth;
+    c->lim = (struct wire_limits){ .group = cfg->group, .n = cfg->n, .clients_max = BFTKV_CLIENTS_MAX };
+    c->quorum = pbft_quorum(cfg->n, cfg->f);
+    c->need_ordered = (uint16_t)(cfg->f + 1u);
+    if ((cfg->bugs & PBFT_BUG_CLIENT_F_REPLIES) != 0) {
+        c->need_ordered = cfg->f > 0 ? cfg->f : 1u; /* injected bug: one lying replica suffices */
+    }
+    BFTKV_ASSERT(c->quorum >= c->need_ordered && c->quorum <= cfg->n);
+    c->view = 0;
+    c->last_timestamp = cfg->timestamp_base;
+    for (size_t i = 0; i < lanes; i++) {
+        struct client_lane *l = &c->lanes[i];
+        l->state = LANE_IDLE;
+        l->req = c->req_pool + i * CLIENT_REQUEST_MAX;
+        l->result = c->result_pool + i * BFTKV_VALUE_MAX;
+        l->votes = c->vote_pool + i * cfg->n;
+    }
+    *out = c;
+    return 0;
+}
+
+void pbft_client_destroy(struct pbft_client *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    free(c->lanes);
+    free(c->done);
+    free(c->scratch);
+    free(c->req_pool);
+    free(c->result_pool);
+    free(c->vote_pool);
+    free(c);
+}
+
+const struct pbft_client_stats *pbft_client_stats(const struct pbft_client *c)
+{
+    return &c->stats;
+}
+
+int pbft_client_free_lane(const struct pbft_client *c)
+{
+    for (uint16_t i = 0; i < c->cfg.lanes; i++) {
+        if (c->lanes[i].state == LANE_IDLE) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* ---- Sending --------------------------------------------------------------------- */
+
+/* Copy one finished message into the outbox; false (and out->more) when full. */
+static bool client_out_push(struct pbft_out *out, uint8_t dest_kind, uint16_t dest_id, const uint8_t *msg,
+                            size_t len)
+{
+    if (out->cap - out->used < len || out->nmsgs >= out->msgs_cap) {
+        out->more = true;
+        return false;
+    }
+    memcpy(out->buf + out->used, msg, len);
+    struct pbft_out_msg *m = &out->msgs[out->nmsgs++];
+    m->dest_kind = dest_kind;
+    m->dest_id = dest_id;
+    m->off = (uint32_t)out->used;
+    m->len = (uint32_t)len;
+    out->used += len;
+    return true;
+}
+
+static uint16_t client_primary(const struct pbft_client *c)
+{
+    return (uint16_t)(c->view % c->cfg.n);
+}
+
+/* Encode the lane's request into dst (CLIENT_REQUEST_MAX bytes) with a fresh
+ * authenticator; the view hint is the view we believe current. */
+static size_t lane_encode(const struct pbft_client *c, const struct client_lane *l, uint16_t lane, uint8_t rflags,
+                          const uint8_t *key, const uint8_t *value, uint8_t *dst)
+{
+    struct wire_request rq = {
+        .client = c->cfg.id,
+        .lane = lane,
+        .timestamp = l->timestamp,
+        .op = l->op,
+        .rflags = rflags,
+        .klen = l->klen,
+        .vlen = l->vlen,
+        .key = key,
+        .value = value,
+    };
+    size_t auth_off = 0;
+    size_t len = wire_encode_request(dst, CLIENT_REQUEST_MAX, c->cfg.group, c->cfg.n, c->view, &rq, &auth_off);
+    BFTKV_ASSERT(len > 0);
+    auth_authenticator_fill(c->auth, dst, len, auth_off);
+    return len;
+}
+
+/* Re-encode the stored request with other flags (and, for a fallback, a new
+ * timestamp already set in l): key and value are read back from the stored copy. */
+static void lane_reencode(struct pbft_client *c, struct client_lane *l, uint16_t lane, uint8_t rflags)
+{
+    const uint8_t *key = l->req + WIRE_HEADER_SIZE + WIRE_REQUEST_FIXED;
+    size_t len = lane_encode(c, l, lane, rflags, key, key + l->klen, c->scratch);
+    memcpy(l->req, c->scratch, len);
+    l->req_len = len;
+}
+
+/* A large request (header + body above BFTKV_INLINE_REQUEST_MAX) goes to every
+ * replica: the primary batches only its digest (DESIGN §3 "Batching"). */
+static bool lane_is_large(const struct pbft_client *c, const struct client_lane *l)
+{
+    return l->req_len - (size_t)c->cfg.n * BFTKV_MAC_SIZE > BFTKV_INLINE_REQUEST_MAX;
+}
+
+static bool lane_send(const struct pbft_client *c, const struct client_lane *l, bool to_all, struct pbft_out *out)
+{
+    if (to_all) {
+        return client_out_push(out, PBFT_DEST_ALL_REPLICAS, 0, l->req, l->req_len);
+    }
+    return client_out_push(out, PBFT_DEST_REPLICA, client_primary(c), l->req, l->req_len);
+}
+
+static void lane_votes_clear(const struct pbft_client *c, struct client_lane *l)
+{
+    memset(l->votes, 0, (size_t)c->cfg.n * sizeof *l->votes);
+    l->have_result = false;
+    l->result_len = 0;
+}
+
+static uint64_t client_timestamp_next(struct pbft_client *c)
+{
+    BFTKV_ASSERT(c->last_timestamp < UINT64_MAX);
+    return ++c->last_timestamp;
+}
+
+/* ---- Submit ------------------------------------------------------------------------ */
+
+static int submit_validate(uint8_t op, const void *key, size_t klen, const void *value, size_t vlen)
+{
+    if (op != WIRE_OP_PUT && op != WIRE_OP_GET && op != WIRE_OP_DEL) {
+        return BFTKV_E_INVAL;
+    }
+    if (klen == 0) {
+        return BFTKV_E_KEY_EMPTY;
+    }
+    if (klen > BFTKV_KEY_MAX) {
+        return BFTKV_E_KEY_TOO_LARGE;
+    }
+    if (vlen > BFTKV_VALUE_MAX) {
+        return BFTKV_E_VALUE_TOO_LARGE;
+    }
+    if (op != WIRE_OP_PUT && vlen != 0) {
+        return BFTKV_E_INVAL; /* GET and DEL carry no value */
+    }
+    if (key == NULL || (vlen > 0 && value == NULL)) {
+        return BFTKV_E_INVAL;
+    }
+    return 0;
+}
+
+int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const void *key, size_t klen,
+                       const void *value, size_t vlen, struct pbft_out *out)
+{
+    BFTKV_ASSERT(c != NULL && out != NULL);
+    int rc = submit_validate(op, key, klen, value, vlen);
+    if (rc != 0) {
+        return rc;
+    }
+    int lane = pbft_client_free_lane(c);
+    if (lane < 0) {
+        return BFTKV_E_FULL;
+    }
+    struct client_lane *l = &c->lanes[lane];
+    bool readonly = op == WIRE_OP_GET && c->cfg.readonly_fast_path;
+    l->op = op;
+    l->klen = (uint16_t)klen;
+    l->vlen = (uint32_t)vlen;
+    l->timestamp = client_timestamp_next(c);
+    l->req_len = lane_encode(c, l, (uint16_t)lane, readonly ? WIRE_REQ_READONLY : 0u, key, value, l->req);
+    /* Read-only requests go to every replica (TOCS 2002 §5.1.3), so do large ones;
+     * the rest to the primary of the view we believe current (§4.1). */
+    if (!lane_send(c, l, readonly || lane_is_large(c, l), out)) {
+        return BFTKV_E_AGAIN; /* the outbox is full: drain it and submit again */
+    }
+    lane_votes_clear(c, l);
+    l->state = readonly ? LANE_READONLY : LANE_ORDERED;
+    l->timeout_ns = c->cfg.retransmit_timeout_ns;
+    l->deadline_ns = now_ns + l->timeout_ns;
+    l->retransmits = 0;
+    c->stats.submitted++;
+    return lane;
+}
+
+/* ---- Timers -------------------------------------------------------------------------- */
+
+/* The read-only path failed (disagreement or timeout): the GET goes through
+ * ordering with a new timestamp (TOCS 2002 §5.1.3). If the outbox is full the lane
+ * stays due and the next tick retransmits it. */
+static void lane_fallback(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out)
+{
+    struct client_lane *l = &c->lanes[lane];
+    BFTKV_ASSERT(l->state == LANE_READONLY);
+    c->stats.readonly_fallbacks++;
+    l->timestamp = client_timestamp_next(c);
+    lane_reencode(c, l, lane, 0);
+    lane_votes_clear(c, l);
+    l->state = LANE_ORDERED;
+    l->timeout_ns = c->cfg.retransmit_timeout_ns;
+    l->deadline_ns = lane_send(c, l, lane_is_large(c, l), out) ? now_ns + l->timeout_ns : now_ns;
+}
+
+/* The deadline passed: send the request again to every replica, asking each for
+ * the full result (TOCS 2002 §4.1: a client that times out multicasts the request,
+ * which also lets backups notice a faulty primary). Same timestamp, fresh
+ * authenticator, current view hint; the interval doubles up to 8x. */
+static void lane_retransmit(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out)
+{
+    struct client_lane *l = &c->lanes[lane];
+    BFTKV_ASSERT(l->state == LANE_ORDERED);
+    lane_reencode(c, l, lane, WIRE_REQ_FULL_ALL);
+    if (!lane_send(c, l, true, out)) {
+        return; /* still due: the caller drains the outbox and ticks again */
+    }
+    c->stats.retransmissions++;
+    l->retransmits++;
+    uint64_t cap = CLIENT_BACKOFF_MAX * c->cfg.retransmit_timeout_ns;
+    l->timeout_ns = l->timeout_ns * 2u > cap ? cap : l->timeout_ns * 2u;
+    l->deadline_ns = now_ns + l->timeout_ns;
+}
+
+static void client_on_tick(struct pbft_client *c, uint64_t now_ns, struct pbft_out *out)
+{
+    for (uint16_t i = 0; i < c->cfg.lanes; i++) {
+        struct client_lane *l = &c->lanes[i];
+        if (l->deadline_ns > now_ns) {
+            continue;
+        }
+        if (l->state == LANE_READONLY) {
+            lane_fallback(c, i, now_ns, out);
+        } else if (l->state == LANE_ORDERED) {
+            lane_retransmit(c, i, now_ns, out);
+        }
+    }
+}
+
+uint64_t pbft_client_next_deadline(const struct pbft_client *c)
+{
+    if (c->done_count > 0) {
+        return 0; /* completions wait to be collected */
+    }
+    uint64_t t = UINT64_MAX;
+    for (uint16_t i = 0; i < c->cfg.lanes; i++) {
+        const struct client_lane *l = &c->lanes[i];
+        if ((l->state == LANE_ORDERED || l->state == LANE_READONLY) && l->deadline_ns < t) {
+            t = l->deadline_ns;
+        }
+    }
+    return t;
+}
+
+/* ---- Replies ------------------------------------------------------------------------ */
+
+static bool vote_matches(const struct client_vote *v, int16_t status, const uint8_t *digest)
+{
+    return v->valid && v->status == status && memcmp(v->digest, digest, BFTKV_DIGEST_SIZE) == 0;
+}
+
+static uint16_t lane_class_count(const struct pbft_client *c, const struct client_lane *l, int16_t status,
+                                 const uint8_t *digest)
+{
+    uint16_t k = 0;
+    for (uint16_t j = 0; j < c->cfg.n; j++) {
+        k = (uint16_t)(k + (vote_matches(&l->votes[j], status, digest) ? 1u : 0u));
+    }
+    return k;
+}
+
+/* A reply this lane cannot use: another client's, an unknown or idle lane, an
+ * older (or newer) timestamp, or the other path's answer. */
+static bool ignore_reply(const struct pbft_client *c, const struct wire_msg *m)
+{
+    const struct wire_reply *rp = &m->u.reply;
+    if (rp->client != c->cfg.id || rp->lane >= c->cfg.lanes || m->h.sender >= c->cfg.n) {
+        return true;
+    }
+    const struct client_lane *l = &c->lanes[rp->lane];
+    if (l->state != LANE_ORDERED && l->state != LANE_READONLY) {
+        return true;
+    }
+    if (m->h.seq != l->timestamp) {
+        return true;
+    }
+    bool ro_reply = (rp->rflags & WIRE_REPLY_READONLY) != 0;
+    return ro_reply != (l->state == LANE_READONLY);
+}
+
+/* Keep a verified full result if we have none, or if this one's answer now has at
+ * least as many supporters as the kept one's: a faulty replica cannot pin a wrong
+ * result that the others outvote. If it displaces a correct result on a tie, the
+ * retransmission (WIRE_REQ_FULL_ALL) brings the correct one back from every
+ * correct replica. */
+static void lane_result_offer(const struct pbft_client *c, struct client_lane *l, int16_t status,
+                              const uint8_t *digest, const uint8_t *result, uint32_t len)
+{
+    if (l->have_result) {
+        if (l->result_status == status && memcmp(l->result_digest, digest, BFTKV_DIGEST_SIZE) == 0) {
+            return;
+        }
+        if (lane_class_count(c, l, status, digest)
+            < lane_class_count(c, l, l->result_status, l->result_digest)) {
+            return;
+        }
+    }
+    BFTKV_ASSERT(len <= BFTKV_VALUE_MAX);
+    if (len > 0) {
+        memcpy(l->result, result, len);
+    }
+    l->result_len = len;
+    l->result_status = status;
+    memcpy(l->result_digest, digest, BFTKV_DIGEST_SIZE);
+    l->have_result = true;
+}
+
+/* The view to adopt: the (f+1)-th highest view among the accepted replies, which
+ * at least one correct replica has reached; with fewer replies (the injected
+ * f-replies bug) the lowest. Never goes back. */
+static void lane_learn_view(struct pbft_client *c, const struct client_lane *l, int16_t status,
+                            const uint8_t *digest)
+{
+    uint64_t views[BFTKV_REPLICAS_MAX];
+    uint16_t k = 0;
+    for (uint16_t j = 0; j < c->cfg.n; j++) {
+        if (vote_matches(&l->votes[j], status, digest)) {
+            views[k++] = l->votes[j].view;
+        }
+    }
+    BFTKV_ASSERT(k > 0);
+    /* partial selection sort, descending: k <= 64 */
+    uint16_t pick = k > c->cfg.f ? c->cfg.f : (uint16_t)(k - 1u);
+    for (uint16_t i = 0; i <= pick; i++) {
+        for (uint16_t j = (uint16_t)(i + 1u); j < k; j++) {
+            if (views[j] > views[i]) {
+                uint64_t t = views[i];
+                views[i] = views[j];
+                views[j] = t;
+            }
+        }
+    }
+    if (views[pick] > c->view) {
+        c->view = views[pick];
+    }
+}
+
+static void lane_accept(struct pbft_client *c, uint16_t lane)
+{
+    struct client_lane *l = &c->lanes[lane];
+    lane_learn_view(c, l, l->result_status, l->result_digest);
+    for (uint16_t j = 0; j < c->cfg.n; j++) {
+        if (l->votes[j].valid && !vote_matches(&l->votes[j], l->result_status, l->result_digest)) {
+            c->stats.replies_mismatched++;
+        }
+    }
+    l->state = LANE_DONE;
+    BFTKV_ASSERT(c->done_count < c->cfg.lanes);
+    c->done[(c->done_head + c->done_count) % c->cfg.lanes] = lane;
+    c->done_count++;
+    c->stats.completed++;
+}
+
+/* Read-only path: can q matching replies still come? Every replica that has not
+ * answered might still join the largest class. */
+static bool lane_readonly_hopeless(const struct pbft_client *c, const struct client_lane *l)
+{
+    uint16_t answered = 0, best = 0;
+    for (uint16_t j = 0; j < c->cfg.n; j++) {
+        const struct client_vote *v = &l->votes[j];
+        if (!v->valid) {
+            continue;
+        }
+        answered++;
+        uint16_t k = lane_class_count(c, l, v->status, v->digest);
+        best = k > best ? k : best;
+    }
+    return (uint32_t)best + (uint32_t)(c->cfg.n - answered) < c->quorum;
+}
+
+static void client_on_reply(struct pbft_client *c, const struct wire_msg *m, uint64_t now_ns, struct pbft_out *out)
+{
+    if (ignore_reply(c, m)) {
+        c->stats.replies_ignored++;
+        return;
+    }
+    if (!auth_reply_check(c->auth, m)) {
+        c->stats.drops.count[WIRE_DROP_BAD_AUTH]++;
+        return;
+    }
+    const struct wire_reply *rp = &m->u.reply;
+    uint16_t lane = rp->lane;
+    struct client_lane *l = &c->lanes[lane];
+    uint8_t check[BFTKV_DIGEST_SIZE];
+    bool full = (rp->rflags & WIRE_REPLY_FULL) != 0;
+    if (full) {
+        /* The decoder checks this too; the client never trusts a result it did not verify. */
+        wire_result_digest(check, rp->status, rp->result, rp->result_len);
+        if (memcmp(check, rp->result_digest, BFTKV_DIGEST_SIZE) != 0) {
+            c->stats.replies_mismatched++;
+            return;
+        }
+    } else if (rp->result_len == 0) {
+        /* An empty result (PUT, DEL, errors) is known from its digest alone. */
+        wire_result_digest(check, rp->status, NULL, 0);
+        full = memcmp(check, rp->result_digest, BFTKV_DIGEST_SIZE) == 0;
+    }
+
+    struct client_vote *v = &l->votes[m->h.sender];
+    v->valid = true;
+    v->status = rp->status;
+    v->view = m->h.view;
+    memcpy(v->digest, rp->result_digest, BFTKV_DIGEST_SIZE);
+    if (full) {
+        lane_result_offer(c, l, rp->status, rp->result_digest, rp->result, rp->result_len);
+    }
+
+    uint16_t need = l->state == LANE_READONLY ? c->quorum : c->need_ordered;
+    if (l->have_result && lane_class_count(c, l, l->result_status, l->result_digest) >= need) {
+        lane_accept(c, lane);
+        return;
+    }
+    if (l->state == LANE_READONLY && lane_readonly_hopeless(c, l)) {
+        lane_fallback(c, lane, now_ns, out);
+    }
+}
+
+static void client_on_receive(struct pbft_client *c, const struct pbft_event *ev, struct pbft_out *out)
+{
+    size_t off = 0;
+    while (ev->msg != NULL && off < ev->len) {
+        struct wire_msg m;
+        size_t used = 0;
+        if (wire_decode(ev->msg + off, ev->len - off, &c->lim, &m, &used, &c->stats.drops) == 0) {
+            if (m.h.type == WIRE_REPLY) {
+                client_on_reply(c, &m, ev->now_ns, out);
+            } else {
+                c->stats.drops.count[WIRE_DROP_BAD_TYPE]++; /* clients receive only REPLY */
+            }
+        }
+        if (used == 0) {
+            break;
+        }
+        off += used;
+    }
+}
+
+/* ---- Step ----------------------------------------------------------------------------- */
+
+/* Report accepted lanes, oldest first, and free them. The value points into the
+ * lane's result buffer, which nothing touches until the caller's next call. */
+static uint32_t client_drain(struct pbft_client *c, struct pbft_completion *done, uint32_t done_cap, uint32_t k)
+{
+    while (k < done_cap && c->done_count > 0) {
+        uint16_t lane = c->done[c->done_head];
+        c->done_head = (c->done_head + 1u) % c->cfg.lanes;
+        c->done_count--;
+        struct client_lane *l = &c->lanes[lane];
+        BFTKV_ASSERT(l->state == LANE_DONE);
+        bool has_value = l->op == WIRE_OP_GET && l->result_status == 0;
+        done[k++] = (struct pbft_completion){
+            .lane = lane,
+            .op = l->op,
+            .status = l->result_status,
+            .value = has_value ? l->result : NULL,
+            .vlen = has_value ? l->result_len : 0,
+            .timestamp = l->timestamp,
+        };
+        l->state = LANE_IDLE;
+    }
+    return k;
+}
+
+uint32_t pbft_client_step(struct pbft_client *c, const struct pbft_event *ev, struct pbft_out *out,
+                          struct pbft_completion *done, uint32_t done_cap)
+{
+    BFTKV_ASSERT(c != NULL && ev != NULL && out != NULL);
+    BFTKV_ASSERT(done != NULL || done_cap == 0);
+    uint32_t k = client_drain(c, done, done_cap, 0);
+    switch (ev->kind) {
+    case PBFT_EV_RECEIVE:
+        client_on_receive(c, ev, out);
+        break;
+    case PBFT_EV_TICK:
+        client_on_tick(c, ev->now_ns, out);
+        break;
+    default:
+        break;
+    }
+    return client_drain(c, done, done_cap, k);
+}

@@ -1,0 +1,75 @@
+/* The commit phase (TOCS 2002 §4.2).
+ *
+ * A prepared replica multicasts COMMIT(v, n, D, i). committed-local(m, v, n, i)
+ * holds when it is prepared and has q = pbft_quorum(n, f) matching COMMITs from
+ * distinct replicas, its own included (2f+1 when n = 3f+1). Then at least f+1
+ * correct replicas are prepared at (v, n), which is what makes the request
+ * survive a view change (TOCS 2002 §4.5). Committed batches execute strictly in
+ * sequence order (exec.c).
+ *
+ * As with PREPAREs, the first COMMIT of each sender per (v, n) is kept with its
+ * digest and counted once D is known. The injected bugs PBFT_BUG_COMMIT_QUORUM_2F
+ * (q - 1 COMMITs suffice) and PBFT_BUG_EXECUTE_UNCOMMITTED (prepared suffices)
+ * break exactly this rule, for the simulator's checkers to catch.
+ */
+#include <string.h>
+
+#include "common/assert.h"
+#include "engine/replica_internal.h"
+
+void replica_commit_recount(struct pbft_replica *r, struct replica_slot *s)
+{
+    BFTKV_ASSERT(s->has_digest);
+    uint16_t match = 0;
+    for (uint64_t bits = s->commit_bits; bits != 0; bits &= bits - 1u) {
+        unsigned j = (unsigned)__builtin_ctzll(bits);
+        if (replica_digest_counts(r, s->commit_digest[j], s->digest))
+            match++;
+    }
+    s->commit_match = match;
+}
+
+void replica_committed_check(struct pbft_replica *r, struct replica_slot *s)
+{
+    if (s->committed || !s->prepared)
+        return;
+    uint32_t need = r->quorum;
+    if (r->cfg.bugs & PBFT_BUG_COMMIT_QUORUM_2F)
+        need = r->quorum - 1u;
+    if (s->commit_match >= need || (r->cfg.bugs & PBFT_BUG_EXECUTE_UNCOMMITTED))
+        s->committed = true;
+}
+
+static bool ignore_commit(struct pbft_replica *r, const struct wire_msg *m)
+{
+    if (m->h.view != r->view || m->h.seq <= r->low || m->h.seq > r->low + r->cfg.log_window) {
+        r->stats.dropped_stale++;
+        return true;
+    }
+    if (m->h.sender == r->cfg.id) {
+        replica_drop(r, WIRE_DROP_BAD_SENDER);
+        return true;
+    }
+    if (!auth_authenticator_check(r->auth, m)) {
+        replica_drop(r, WIRE_DROP_BAD_AUTH);
+        return true;
+    }
+    return false;
+}
+
+void replica_commit_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+{
+    (void)out;
+    if (ignore_commit(r, m))
+        return;
+    struct replica_slot *s = replica_slot_get(r, m->h.seq);
+    uint64_t bit = 1ull << m->h.sender;
+    if (s->commit_bits & bit)
+        return; /* one COMMIT per sender per (v, n) */
+    s->commit_bits |= bit;
+    memcpy(s->commit_digest[m->h.sender], m->u.batch.digest, BFTKV_DIGEST_SIZE);
+    if (s->has_digest && replica_digest_counts(r, m->u.batch.digest, s->digest)) {
+        s->commit_match++;
+        replica_committed_check(r, s);
+    }
+}

@@ -1,0 +1,240 @@
+/* The PBFT engine: replica and client as pure step functions (DESIGN §3, STYLE §4).
+ *
+ *     event in  ->  state change  ->  outbox out
+ *
+ * An event is a received message (raw bytes, decoded and authenticated inside),
+ * a tick carrying the current time, or for the client a local submit. The engine
+ * does no I/O, reads no clock and draws no random numbers: time arrives in every
+ * event (now_ns), and all memory is allocated by pbft_*_create(). The caller (the
+ * simulator or the server runtime) sends what the outbox holds, in order, then
+ * clears it (pbft_out_reset) before the next step.
+ *
+ * The replica executes committed batches itself, in sequence order, against its
+ * store (engine/exec.c): execution is deterministic and touches only memory, and
+ * keeping it inside the step keeps the checkpoint digest and the read-only path
+ * exact. REPLY messages come out in the outbox like any other message.
+ *
+ * Ordering contract of the outbox (etcd's "persist, send, apply" has no persist
+ * step here: the store is in memory): messages are listed in the order they must be
+ * sent. If a step produced more than the outbox can hold, out->more is set; the
+ * caller sends what is there, resets the outbox and calls pbft_replica_resume(),
+ * until more is false, before delivering the next event.
+ */
+#ifndef BFTKV_ENGINE_PBFT_H
+#define BFTKV_ENGINE_PBFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bftkv/limits.h"
+#include "engine/auth.h"
+#include "engine/wire.h"
+#include "store/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Outbox ----------------------------------------------------------------- */
+
+/* Destinations. */
+enum pbft_dest_kind {
+    PBFT_DEST_REPLICA = 1,      /* id = replica id */
+    PBFT_DEST_ALL_REPLICAS = 2, /* every replica except the sender itself */
+    PBFT_DEST_CLIENT = 3,       /* id = client id */
+};
+
+struct pbft_out_msg {
+    uint8_t dest_kind;
+    uint16_t dest_id;
+    uint32_t off; /* into pbft_out.buf */
+    uint32_t len; /* one complete message */
+};
+
+/* Caller-owned outbox; create with pbft_out_init (the only allocation). */
+struct pbft_out {
+    uint8_t *buf;
+    size_t cap;
+    size_t used;
+    struct pbft_out_msg *msgs;
+    uint32_t msgs_cap;
+    uint32_t nmsgs;
+    bool more; /* the step stopped early for lack of room: resume after draining */
+};
+
+/* buf_bytes >= PBFT_OUT_MIN_BYTES; msgs_cap >= PBFT_OUT_MIN_MSGS. */
+#define PBFT_OUT_MIN_BYTES (4u * BFTKV_DATAGRAM_MAX)
+#define PBFT_OUT_MIN_MSGS 4096u
+int pbft_out_init(struct pbft_out *o, size_t buf_bytes, uint32_t msgs_cap);
+void pbft_out_free(struct pbft_out *o);
+void pbft_out_reset(struct pbft_out *o);
+
+/* ---- Injected bugs (tests only) --------------------------------------------------
+ * Each switch breaks one rule on purpose, so a test can show that the simulator's
+ * checkers catch it (issue 3 item 8). Never set outside tests. */
+enum pbft_bug {
+    PBFT_BUG_COMMIT_QUORUM_2F = 1u << 0,     /* committed-local with 2f commits, not 2f+1 */
+    PBFT_BUG_EXECUTE_UNCOMMITTED = 1u << 1,  /* execute as soon as prepared */
+    PBFT_BUG_IGNORE_DIGEST = 1u << 2,        /* accept PREPARE/COMMIT whatever their digest */
+    PBFT_BUG_CLIENT_F_REPLIES = 1u << 3,     /* client accepts f matching replies, not f+1 */
+};
+
+/* ---- Replica ---------------------------------------------------------------- */
+
+struct pbft_replica_config {
+    uint16_t group;
+    uint16_t id;
+    uint16_t n;                     /* replicas, n >= 3f+1 */
+    uint16_t f;                     /* faults tolerated */
+    uint16_t clients;               /* client ids 0..clients-1 */
+    uint16_t lanes;                 /* pipelined slots per client, 1..PBFT_LANES_MAX */
+    uint32_t checkpoint_interval;   /* K */
+    uint32_t log_window;            /* L, a multiple of K, >= 2K */
+    uint32_t window;                /* W: batches in flight at the primary */
+    uint32_t batch_max_requests;
+    uint32_t batch_max_bytes;
+    uint64_t request_timeout_ns;    /* view-change timer (next issue) */
+    uint32_t bugs;                  /* enum pbft_bug, tests only */
+};
+
+#define PBFT_LANES_MAX 64u
+
+/* Defaults for the tuning fields of cfg (group, id, n, f, clients set by caller). */
+void pbft_replica_config_defaults(struct pbft_replica_config *cfg);
+
+/* q = ceil((n + f + 1) / 2): the certificate quorum; 2f+1 when n = 3f+1. */
+uint16_t pbft_quorum(uint16_t n, uint16_t f);
+
+enum pbft_event_kind {
+    PBFT_EV_RECEIVE = 1, /* msg/len: one message (not a whole datagram) */
+    PBFT_EV_TICK = 2,    /* time passes: timers */
+};
+
+struct pbft_event {
+    uint8_t kind;
+    uint64_t now_ns;
+    const uint8_t *msg;
+    size_t len;
+};
+
+/* Counters a replica keeps (the stats command prints them). */
+struct pbft_replica_stats {
+    struct wire_drop_counters drops;
+    uint64_t dropped_stale;        /* outside the watermarks or an old view */
+    uint64_t dropped_conflict;     /* second PRE-PREPARE for (v, n) with another digest */
+    uint64_t dropped_full;         /* a bounded queue was full */
+    uint64_t requests_received;
+    uint64_t requests_executed;
+    uint64_t requests_duplicate;   /* answered from the reply cache */
+    uint64_t batches_proposed;
+    uint64_t batches_executed;
+    uint64_t batch_requests_total; /* sum of batch sizes, for the average */
+    uint64_t readonly_answered;
+    uint64_t checkpoints_stable;
+    uint64_t last_executed;
+    uint64_t low_watermark;
+};
+
+struct pbft_replica;
+
+/* Create a replica. The store is owned by the caller and must outlive the replica;
+ * the replica is its only writer. auth must be initialised (auth_init_replica) and
+ * outlives the replica too. 0, BFTKV_E_INVAL or BFTKV_E_NOMEM. */
+int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth_ctx *auth,
+                        struct store *store, struct pbft_replica **out);
+void pbft_replica_destroy(struct pbft_replica *r);
+
+/* One step. Appends to out. */
+void pbft_replica_step(struct pbft_replica *r, const struct pbft_event *ev, struct pbft_out *out);
+
+/* Continue a step that stopped with out->more. */
+void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_out *out);
+
+const struct pbft_replica_stats *pbft_replica_stats(const struct pbft_replica *r);
+uint64_t pbft_replica_view(const struct pbft_replica *r);
+bool pbft_replica_is_primary(const struct pbft_replica *r);
+
+/* For the simulator's checkers: called after each executed batch. */
+typedef void (*pbft_exec_hook)(void *arg, uint16_t replica, uint64_t seq, const uint8_t batch_digest[32]);
+typedef void (*pbft_checkpoint_hook)(void *arg, uint16_t replica, uint64_t seq, const uint8_t state_digest[32]);
+void pbft_replica_set_hooks(struct pbft_replica *r, pbft_exec_hook on_exec, pbft_checkpoint_hook on_checkpoint,
+                            void *arg);
+
+/* ---- Client ----------------------------------------------------------------- */
+
+struct pbft_client_config {
+    uint16_t group;
+    uint16_t id;
+    uint16_t n;
+    uint16_t f;
+    uint16_t lanes;                 /* requests in flight, 1..PBFT_LANES_MAX */
+    uint64_t retransmit_timeout_ns; /* first retransmission; doubles up to 8x */
+    uint64_t timestamp_base;        /* first timestamp - 1; the server runtime passes
+                                       wall-clock ns so a restarted client keeps
+                                       increasing timestamps */
+    bool readonly_fast_path;        /* GETs try the read-only path first */
+    uint32_t bugs;                  /* enum pbft_bug, tests only */
+};
+
+void pbft_client_config_defaults(struct pbft_client_config *cfg);
+
+/* A completed operation, reported by pbft_client_step / pbft_client_submit. */
+struct pbft_completion {
+    uint16_t lane;
+    uint8_t op;
+    int status;           /* 0, BFTKV_E_NOT_FOUND, ... (the replicas' answer) */
+    const uint8_t *value; /* GET: the value, valid until the next client call */
+    uint32_t vlen;
+    uint64_t timestamp;
+};
+
+struct pbft_client_stats {
+    struct wire_drop_counters drops;
+    uint64_t submitted;
+    uint64_t completed;
+    uint64_t retransmissions;
+    uint64_t readonly_fallbacks;   /* fast path failed, retried through ordering */
+    uint64_t replies_mismatched;   /* replies that disagreed with the accepted result */
+    uint64_t replies_ignored;      /* for another client, an idle lane, another timestamp */
+};
+
+struct pbft_client;
+
+int pbft_client_create(const struct pbft_client_config *cfg, const struct auth_ctx *auth,
+                       struct pbft_client **out);
+void pbft_client_destroy(struct pbft_client *c);
+
+/* Is a lane free? Returns a free lane id or -1 (BFTKV_E_FULL semantics). */
+int pbft_client_free_lane(const struct pbft_client *c);
+
+/* Start an operation on a free lane. Validates limits (BFTKV_E_KEY_TOO_LARGE,
+ * BFTKV_E_VALUE_TOO_LARGE, BFTKV_E_KEY_EMPTY, BFTKV_E_FULL when no lane is free,
+ * BFTKV_E_INVAL for a bad op); on success returns the lane and appends the REQUEST
+ * to out (to the primary, or to every replica for read-only and large requests).
+ * BFTKV_E_AGAIN: the outbox had no room; drain it and submit again. */
+int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const void *key, size_t klen,
+                       const void *value, size_t vlen, struct pbft_out *out);
+
+/* Deliver a message or a tick. Completed operations are written to done[] (at
+ * most done_cap of them, the rest stay for the next call, and next_deadline is then
+ * 0) and their number is returned; a completion's value points into the client and
+ * stays valid until the next pbft_client_* call that is not const. Retransmissions
+ * (and a read-only GET falling back to ordering) go to out; if out fills, the rest
+ * are postponed, out->more is set and next_deadline is already due: drain the
+ * outbox and tick again. */
+uint32_t pbft_client_step(struct pbft_client *c, const struct pbft_event *ev, struct pbft_out *out,
+                          struct pbft_completion *done, uint32_t done_cap);
+
+/* The earliest time at which the client wants a tick (UINT64_MAX: none). */
+uint64_t pbft_client_next_deadline(const struct pbft_client *c);
+/* Same for a replica. */
+uint64_t pbft_replica_next_deadline(const struct pbft_replica *r);
+
+const struct pbft_client_stats *pbft_client_stats(const struct pbft_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BFTKV_ENGINE_PBFT_H */

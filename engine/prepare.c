@@ -1,0 +1,107 @@
+/* The prepare phase (TOCS 2002 §4.2).
+ *
+ * A backup that accepted PRE-PREPARE(v, n, D) multicasts PREPARE(v, n, D, i).
+ * prepared(m, v, n, i) holds when replica i has the pre-prepare and 2f PREPAREs
+ * from distinct backups that match it (own included; the primary sends none). The
+ * quorum generalises to q - 1 PREPAREs with q = pbft_quorum(n, f) = ceil((n+f+1)/2),
+ * which is 2f when n = 3f+1: with the pre-prepare that makes q replicas that vouch
+ * for D at (v, n), and two such sets share a correct replica, so no two digests
+ * can be prepared at the same (v, n) (TOCS 2002 §4.2, invariant of prepared).
+ *
+ * Each sender gets one PREPARE per (v, n): the first is kept with its own digest,
+ * and counted as soon as D is known, so PREPAREs that overtake the PRE-PREPARE
+ * still count. Once prepared the replica multicasts COMMIT (commit.c).
+ */
+#include <string.h>
+
+#include "common/assert.h"
+#include "engine/replica_internal.h"
+
+bool replica_digest_counts(const struct pbft_replica *r, const uint8_t *d, const uint8_t *D)
+{
+    if (r->cfg.bugs & PBFT_BUG_IGNORE_DIGEST)
+        return true;
+    return memcmp(d, D, BFTKV_DIGEST_SIZE) == 0;
+}
+
+void replica_vote_send(struct pbft_replica *r, uint8_t type, uint64_t seq, const uint8_t *digest,
+                       struct pbft_out *out)
+{
+    if (r->cfg.n == 1)
+        return;
+    size_t cap = 0, auth_off = 0;
+    uint8_t *dst = pbft_out_tail(out, &cap);
+    size_t len = wire_encode_digest_msg(dst, cap, type, r->cfg.group, r->cfg.id, r->cfg.n, r->view, seq, digest,
+                                        &auth_off);
+    if (len == 0) {
+        r->stats.dropped_full++; /* a caller that did not drain the outbox: a loss */
+        return;
+    }
+    auth_authenticator_fill(r->auth, dst, len, auth_off);
+    pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
+}
+
+void replica_prepare_recount(struct pbft_replica *r, struct replica_slot *s)
+{
+    BFTKV_ASSERT(s->has_digest);
+    uint16_t match = 0;
+    for (uint64_t bits = s->prep_bits; bits != 0; bits &= bits - 1u) {
+        unsigned j = (unsigned)__builtin_ctzll(bits);
+        if (replica_digest_counts(r, s->prep_digest[j], s->digest))
+            match++;
+    }
+    s->prep_match = match;
+}
+
+void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
+{
+    if (s->prepared || !s->has_pp || s->prep_match + 1u < r->quorum)
+        return;
+    s->prepared = true;
+    if (s->seq > r->max_prepared)
+        r->max_prepared = s->seq;
+    /* Prepared: multicast COMMIT(v, n, D, i) and count our own (TOCS 2002 §4.2). */
+    s->sent_commit = true;
+    replica_vote_send(r, WIRE_COMMIT, s->seq, s->digest, out);
+    uint64_t bit = 1ull << r->cfg.id;
+    if ((s->commit_bits & bit) == 0) {
+        s->commit_bits |= bit;
+        memcpy(s->commit_digest[r->cfg.id], s->digest, BFTKV_DIGEST_SIZE);
+        s->commit_match++;
+    }
+    replica_committed_check(r, s);
+}
+
+static bool ignore_prepare(struct pbft_replica *r, const struct wire_msg *m)
+{
+    if (m->h.view != r->view || m->h.seq <= r->low || m->h.seq > r->low + r->cfg.log_window) {
+        r->stats.dropped_stale++;
+        return true;
+    }
+    /* The primary's PRE-PREPARE stands for its vote: it sends no PREPARE. */
+    if (m->h.sender == replica_primary_of(r, m->h.view) || m->h.sender == r->cfg.id) {
+        replica_drop(r, WIRE_DROP_BAD_SENDER);
+        return true;
+    }
+    if (!auth_authenticator_check(r->auth, m)) {
+        replica_drop(r, WIRE_DROP_BAD_AUTH);
+        return true;
+    }
+    return false;
+}
+
+void replica_prepare_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+{
+    if (ignore_prepare(r, m))
+        return;
+    struct replica_slot *s = replica_slot_get(r, m->h.seq);
+    uint64_t bit = 1ull << m->h.sender;
+    if (s->prep_bits & bit)
+        return; /* one PREPARE per sender per (v, n) */
+    s->prep_bits |= bit;
+    memcpy(s->prep_digest[m->h.sender], m->u.batch.digest, BFTKV_DIGEST_SIZE);
+    if (s->has_digest && replica_digest_counts(r, m->u.batch.digest, s->digest)) {
+        s->prep_match++;
+        replica_prepared_check(r, s, out);
+    }
+}

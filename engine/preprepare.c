@@ -1,0 +1,296 @@
+/* The pre-prepare phase (TOCS 2002 §4.2; DESIGN §3 "Batching and pipelining").
+ *
+ * At the primary: whenever fewer than W batches are in flight (proposed, not yet
+ * executed here), the next sequence number is inside the log window (h, h+L] and
+ * requests are pending, a batch is cut at once -- no timer: under load the
+ * queue grows while the pipeline is full, so batches grow by themselves. Small
+ * requests are inlined whole (with the client's authenticator, so each backup
+ * checks the client's MAC itself); large ones are named by digest. The primary
+ * multicasts PRE-PREPARE(v, n, D) and logs it; it does not send a PREPARE.
+ *
+ * At a backup: PRE-PREPARE(v, n, D) is accepted if it comes from the primary of
+ * the current view v, n is in (h, h+L], no other D was accepted for (v, n), and
+ * every inlined request authenticates; a request named by digest must be in the
+ * large-request pool, else the pre-prepare waits ("stalled") until it arrives.
+ * On acceptance the backup logs it and multicasts PREPARE(v, n, D, i).
+ */
+#include <string.h>
+
+#include "bftkv/errors.h"
+#include "common/assert.h"
+#include "engine/replica_internal.h"
+
+#define POOL_NONE UINT32_MAX
+
+/* ---- Primary: cutting batches ---------------------------------------------------- */
+
+/* Rebuild the decoded view of a PRE-PREPARE held in a slot buffer: the same
+ * struct wire_decode() gave (or would give), with pointers moved into the copy.
+ * Layout per wire.h: header | D[32] | count u16 | entries | authenticator. */
+static void slot_msg_set(struct replica_slot *s, const struct wire_msg *m)
+{
+    ptrdiff_t delta = s->pp - m->raw;
+    s->pp_msg = *m;
+    s->pp_msg.raw = s->pp;
+    s->pp_msg.body = m->body + delta;
+    s->pp_msg.auth = m->auth + delta;
+    s->pp_msg.u.batch.digest = m->u.batch.digest + delta;
+    s->pp_msg.u.batch.entries = m->u.batch.entries + delta;
+}
+
+static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
+{
+    /* The entries are built in place in the outbox, right where the encoder
+     * puts them (it moves nothing then), and the finished message is copied
+     * once into the log slot: one copy of the batch besides the queue's. */
+    size_t cap = 0, auth_off = 0;
+    uint8_t *dst = pbft_out_tail(out, &cap);
+    BFTKV_ASSERT(cap >= r->pp_cap); /* replica_batch_try checked the room */
+    uint8_t *entries = dst + WIRE_HEADER_SIZE + WIRE_PP_FIXED;
+    uint32_t used = 0;
+    uint16_t count = 0;
+    while (!replica_pending_empty(r) && count < r->cfg.batch_max_requests) {
+        const struct replica_pending *p = replica_pending_front(r);
+        size_t w;
+        if (p->kind == WIRE_ENTRY_INLINE) {
+            w = wire_entry_inline(entries + used, r->cfg.batch_max_bytes - used, replica_pending_bytes(r, p),
+                                  p->len);
+        } else {
+            w = wire_entry_digest(entries + used, r->cfg.batch_max_bytes - used, r->pool[p->pool].digest,
+                                  p->client, p->lane, p->timestamp);
+        }
+        if (w == 0)
+            break; /* the batch is full in bytes */
+        used += (uint32_t)w;
+        count++;
+        replica_pending_pop(r);
+    }
+    BFTKV_ASSERT(count > 0); /* config_valid: any single request fits an empty batch */
+
+    uint64_t seq = r->next_seq++;
+    struct replica_slot *s = replica_slot_get(r, seq);
+    BFTKV_ASSERT(!s->has_digest);
+    size_t len = wire_encode_preprepare(dst, cap, r->cfg.group, r->cfg.id, r->cfg.n, r->view, seq, entries, used,
+                                        count, &auth_off);
+    BFTKV_ASSERT(len > 0 && len <= r->pp_cap);
+    auth_authenticator_fill(r->auth, dst, len, auth_off);
+    memcpy(s->pp, dst, len);
+    s->pp_len = (uint32_t)len;
+    if (r->cfg.n > 1)
+        pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
+
+    struct wire_msg m;
+    memset(&m, 0, sizeof m);
+    wire_header_read(s->pp, &m.h);
+    m.raw = s->pp;
+    m.raw_len = len;
+    m.body = s->pp + WIRE_HEADER_SIZE;
+    m.auth = s->pp + auth_off;
+    m.u.batch.digest = m.body;
+    m.u.batch.count = count;
+    m.u.batch.entries = m.body + WIRE_PP_FIXED;
+    m.u.batch.entries_len = used;
+    s->pp_msg = m;
+    memcpy(s->digest, m.u.batch.digest, BFTKV_DIGEST_SIZE);
+    s->view = r->view;
+    s->count = count;
+    s->has_digest = true;
+    s->has_pp = true;
+    r->stats.batches_proposed++;
+
+    /* Only a faulty backup can have sent votes before our PRE-PREPARE; count
+     * them against D like any others. */
+    replica_prepare_recount(r, s);
+    replica_commit_recount(r, s);
+    replica_prepared_check(r, s, out);
+}
+
+void replica_batch_try(struct pbft_replica *r, struct pbft_out *out)
+{
+    if (!replica_is_primary(r))
+        return;
+    while (!replica_pending_empty(r) && r->next_seq - 1u - r->last_executed < r->cfg.window
+           && r->next_seq <= r->low + r->cfg.log_window) {
+        if (!pbft_out_room(out, r->pp_cap + REPLICA_RESERVE_BYTES, 1u + REPLICA_RESERVE_MSGS)) {
+            out->more = true;
+            return;
+        }
+        batch_cut(r, out);
+    }
+}
+
+/* ---- Backup: accepting PRE-PREPAREs ---------------------------------------------- */
+
+enum pp_check {
+    PP_OK = 0,
+    PP_MISSING = 1, /* some large request is not in the pool yet */
+    PP_BAD = 2,     /* reason in *why */
+};
+
+/* Check the entries of a PRE-PREPARE: inlined requests (when check_inline)
+ * decode, use a configured lane and a timestamp above 0 (the rules
+ * replica_request_receive applies) and carry a valid client authenticator for
+ * us; requests named by digest are in the pool and agree with the entry. */
+static enum pp_check pp_entries_check(struct pbft_replica *r, const struct wire_msg *pp, bool check_inline,
+                                      enum wire_drop *why)
+{
+    enum pp_check res = PP_OK;
+    uint32_t off = 0;
+    struct wire_batch_entry e;
+    while (wire_batch_next(pp, &off, &e)) {
+        if (e.kind == WIRE_ENTRY_INLINE) {
+            if (!check_inline)
+                continue;
+            struct wire_msg rq;
+            size_t consumed = 0;
+            if (wire_decode(e.bytes, e.len, &r->limits, &rq, &consumed, NULL) != 0 || rq.h.type != WIRE_REQUEST
+                || consumed != e.len || rq.u.request.lane >= r->cfg.lanes || rq.u.request.timestamp == 0) {
+                *why = WIRE_DROP_BAD_FIELD;
+                return PP_BAD;
+            }
+            if (!auth_client_known(r->auth, rq.u.request.client)) {
+                *why = WIRE_DROP_UNKNOWN_CLIENT;
+                return PP_BAD;
+            }
+            if (!auth_authenticator_check(r->auth, &rq)) {
+                *why = WIRE_DROP_BAD_AUTH;
+                return PP_BAD;
+            }
+        } else {
+            if (e.lane >= r->cfg.lanes || e.timestamp == 0 || !auth_client_known(r->auth, e.client)) {
+                *why = WIRE_DROP_BAD_FIELD;
+                return PP_BAD;
+            }
+            uint32_t idx = replica_pool_find(r, e.request_digest);
+            if (idx == POOL_NONE) {
+                res = PP_MISSING;
+                continue;
+            }
+            const struct replica_pool_entry *pe = &r->pool[idx];
+            if (pe->client != e.client || pe->lane != e.lane || pe->timestamp != e.timestamp) {
+                *why = WIRE_DROP_BAD_FIELD;
+                return PP_BAD;
+            }
+        }
+    }
+    return res;
+}
+
+static void seen_raise(struct pbft_replica *r, uint16_t client, uint16_t lane, uint64_t ts)
+{
+    uint64_t *seen = &r->seen_ts[(uint32_t)client * r->cfg.lanes + lane];
+    if (ts > *seen)
+        *seen = ts;
+}
+
+/* The slot's PRE-PREPARE passed every check: pre-prepared (TOCS 2002 §4.2). */
+static void pp_accept(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
+{
+    uint32_t off = 0;
+    struct wire_batch_entry e;
+    while (wire_batch_next(&s->pp_msg, &off, &e)) {
+        if (e.kind == WIRE_ENTRY_DIGEST) {
+            uint32_t idx = replica_pool_find(r, e.request_digest);
+            BFTKV_ASSERT(idx != POOL_NONE); /* pp_entries_check said PP_OK */
+            replica_pool_ref(r, idx);
+        }
+        seen_raise(r, e.client, e.lane, e.timestamp);
+    }
+    s->has_pp = true;
+    s->sent_prepare = true;
+    replica_vote_send(r, WIRE_PREPARE, s->seq, s->digest, out);
+    /* Our own PREPARE counts towards prepared (TOCS 2002 §4.2). */
+    uint64_t bit = 1ull << r->cfg.id;
+    if ((s->prep_bits & bit) == 0) {
+        s->prep_bits |= bit;
+        memcpy(s->prep_digest[r->cfg.id], s->digest, BFTKV_DIGEST_SIZE);
+    }
+    replica_prepare_recount(r, s);
+    replica_commit_recount(r, s);
+    replica_prepared_check(r, s, out);
+}
+
+static bool ignore_preprepare(struct pbft_replica *r, const struct wire_msg *m)
+{
+    if (m->h.view != r->view || m->h.seq <= r->low || m->h.seq > r->low + r->cfg.log_window) {
+        r->stats.dropped_stale++;
+        return true;
+    }
+    if (m->h.sender != replica_primary_of(r, m->h.view) || m->h.sender == r->cfg.id) {
+        replica_drop(r, WIRE_DROP_BAD_SENDER);
+        return true;
+    }
+    if (m->raw_len > r->pp_cap || m->u.batch.count > r->cfg.batch_max_requests
+        || m->u.batch.entries_len > r->cfg.batch_max_bytes) {
+        replica_drop(r, WIRE_DROP_BAD_LENGTH);
+        return true;
+    }
+    if (!auth_authenticator_check(r->auth, m)) {
+        replica_drop(r, WIRE_DROP_BAD_AUTH);
+        return true;
+    }
+    struct replica_slot *s = replica_slot_get(r, m->h.seq);
+    if (s->has_digest) {
+        /* One digest per (v, n): a different one is the primary equivocating. */
+        if (memcmp(s->digest, m->u.batch.digest, BFTKV_DIGEST_SIZE) != 0)
+            r->stats.dropped_conflict++;
+        return true;
+    }
+    return false;
+}
+
+void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+{
+    if (ignore_preprepare(r, m))
+        return;
+    enum wire_drop why = WIRE_DROP_BAD_FIELD;
+    enum pp_check res = pp_entries_check(r, m, true, &why);
+    if (res == PP_BAD) {
+        replica_drop(r, why);
+        return;
+    }
+    struct replica_slot *s = replica_slot_get(r, m->h.seq);
+    memcpy(s->pp, m->raw, m->raw_len);
+    s->pp_len = (uint32_t)m->raw_len;
+    slot_msg_set(s, m);
+    memcpy(s->digest, m->u.batch.digest, BFTKV_DIGEST_SIZE);
+    s->view = m->h.view;
+    s->count = m->u.batch.count;
+    s->has_digest = true;
+    if (res == PP_MISSING) {
+        /* Votes that arrive meanwhile are counted against D already. */
+        s->stalled = true;
+        r->stalled++;
+        replica_prepare_recount(r, s);
+        replica_commit_recount(r, s);
+        return;
+    }
+    pp_accept(r, s, out);
+}
+
+void replica_stalled_retry(struct pbft_replica *r, struct pbft_out *out)
+{
+    /* Only slots above last_executed can be stalled; there are r->stalled of them. */
+    for (uint64_t seq = r->last_executed + 1u; r->stalled > 0 && seq <= r->low + r->cfg.log_window; seq++) {
+        struct replica_slot *s = replica_slot_find(r, seq);
+        if (s == NULL || !s->stalled)
+            continue;
+        enum wire_drop why = WIRE_DROP_BAD_FIELD;
+        enum pp_check res = pp_entries_check(r, &s->pp_msg, false, &why);
+        if (res == PP_MISSING)
+            continue;
+        s->stalled = false;
+        r->stalled--;
+        if (res == PP_BAD) {
+            /* The pool now holds a request that contradicts the entry: the
+             * primary lied. Forget the pre-prepare (its digest too). */
+            replica_drop(r, why);
+            s->has_digest = false;
+            s->prep_match = 0;
+            s->commit_match = 0;
+            continue;
+        }
+        pp_accept(r, s, out);
+    }
+}
+

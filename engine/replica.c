@@ -1,0 +1,411 @@
+/* The PBFT replica: creation (every pool allocated here, with its sizing
+ * formula), the step function that decodes one message and dispatches it to the
+ * file of its protocol phase, ticks, and the log-slot helpers shared by those
+ * files (DESIGN §3; TOCS 2002 §4).
+ *
+ * One step = one event: a received message is decoded once (wire_decode,
+ * validating every field), dispatched by type, and then replica_progress() runs
+ * whatever the state change made possible: execute committed batches in order,
+ * answer parked read-only requests, and at the primary cut new batches. Nothing
+ * here allocates, reads a clock or does I/O; time comes in the event.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bftkv/errors.h"
+#include "common/assert.h"
+#include "engine/replica_internal.h"
+
+/* Defaults (DESIGN §3). K = 128 batches between checkpoints keeps the signing
+ * cost (one Ed25519 signature and n-1 verifications) far below one per batch;
+ * L = 2K lets the primary run a full checkpoint interval ahead of the last
+ * stable checkpoint while the next one collects its quorum. W = 8 batches in
+ * flight covers the pipeline: a batch needs three message delays (pre-prepare,
+ * prepare, commit) before it executes, and new requests keep arriving meanwhile;
+ * with 8 in flight a backlog is cut into batches as soon as one executes, so the
+ * batches grow by themselves under load (no batching timer) while a lone
+ * request still goes out at once. */
+void pbft_replica_config_defaults(struct pbft_replica_config *cfg)
+{
+    cfg->lanes = 1;
+    cfg->checkpoint_interval = 128;
+    cfg->log_window = 256;
+    cfg->window = 8;
+    cfg->batch_max_requests = BFTKV_BATCH_REQUESTS_MAX;
+    cfg->batch_max_bytes = BFTKV_BATCH_BYTES_MAX;
+    cfg->request_timeout_ns = 50u * 1000u * 1000u;
+    cfg->bugs = 0;
+}
+
+uint16_t pbft_quorum(uint16_t n, uint16_t f)
+{
+    return (uint16_t)(((uint32_t)n + f + 2u) / 2u);
+}
+
+uint16_t replica_primary_of(const struct pbft_replica *r, uint64_t view)
+{
+    return (uint16_t)(view % r->cfg.n);
+}
+
+bool replica_is_primary(const struct pbft_replica *r)
+{
+    return replica_primary_of(r, r->view) == r->cfg.id;
+}
+
+void replica_drop(struct pbft_replica *r, enum wire_drop reason)
+{
+    r->stats.drops.count[reason]++;
+}
+
+/* ---- Log slots ----------------------------------------------------------------- */
+
+static void slot_reset(struct pbft_replica *r, struct replica_slot *s, uint64_t seq)
+{
+    if (s->stalled) {
+        BFTKV_ASSERT(r->stalled > 0);
+        r->stalled--;
+    }
+    uint8_t(*prep)[BFTKV_DIGEST_SIZE] = s->prep_digest;
+    uint8_t(*commit)[BFTKV_DIGEST_SIZE] = s->commit_digest;
+    uint8_t *pp = s->pp;
+    memset(s, 0, sizeof *s);
+    s->prep_digest = prep;
+    s->commit_digest = commit;
+    s->pp = pp;
+    s->seq = seq;
+    s->view = r->view;
+}
+
+struct replica_slot *replica_slot_get(struct pbft_replica *r, uint64_t seq)
+{
+    BFTKV_ASSERT(seq > r->low && seq <= r->low + r->cfg.log_window);
+    struct replica_slot *s = &r->slots[seq % r->cfg.log_window];
+    if (s->seq != seq)
+        slot_reset(r, s, seq);
+    return s;
+}
+
+struct replica_slot *replica_slot_find(struct pbft_replica *r, uint64_t seq)
+{
+    if (seq <= r->low || seq > r->low + r->cfg.log_window)
+        return NULL;
+    struct replica_slot *s = &r->slots[seq % r->cfg.log_window];
+    return s->seq == seq ? s : NULL;
+}
+
+/* ---- Creation ------------------------------------------------------------------- */
+
+static bool config_valid(const struct pbft_replica_config *c, const struct auth_ctx *a)
+{
+    if (c->n == 0 || c->n > BFTKV_REPLICAS_MAX || (uint32_t)c->n < 3u * c->f + 1u || c->id >= c->n)
+        return false;
+    if (c->clients == 0 || c->clients > BFTKV_CLIENTS_MAX || c->lanes == 0 || c->lanes > PBFT_LANES_MAX)
+        return false;
+    uint32_t k = c->checkpoint_interval, l = c->log_window;
+    if (k == 0 || k > BFTKV_CHECKPOINT_INTERVAL_MAX || l < 2u * k || l % k != 0 || l > BFTKV_LOG_WINDOW_MAX)
+        return false;
+    if (c->window == 0 || c->window > BFTKV_WINDOW_MAX || c->window > l)
+        return false;
+    if (c->batch_max_requests == 0 || c->batch_max_requests > BFTKV_BATCH_REQUESTS_MAX)
+        return false;
+    /* An empty batch must take the largest inlined request: entry framing plus a
+     * request of BFTKV_INLINE_REQUEST_MAX with its authenticator. */
+    uint32_t inline_max = WIRE_PP_ENTRY_FIXED + BFTKV_INLINE_REQUEST_MAX + (uint32_t)c->n * BFTKV_MAC_SIZE;
+    if (c->batch_max_bytes < inline_max || c->batch_max_bytes > BFTKV_BATCH_BYTES_MAX)
+        return false;
+    if (a == NULL || a->is_client || a->self != c->id || a->n != c->n || a->clients < c->clients)
+        return false;
+    return true;
+}
+
+static uint32_t pow2_at_least(uint32_t x)
+{
+    uint32_t p = 1;
+    while (p < x)
+        p <<= 1;
+    return p;
+}
+
+int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth_ctx *auth,
+                        struct store *store, struct pbft_replica **out)
+{
+    if (cfg == NULL || store == NULL || out == NULL || !config_valid(cfg, auth))
+        return BFTKV_E_INVAL;
+    BFTKV_ASSERT(wire_auth_len(WIRE_CHECKPOINT, cfg->n) == WIRE_SIG_SIZE);
+    _Static_assert(LTHASH_DIGEST_SIZE == BFTKV_DIGEST_SIZE, "state digest halves are 32 bytes");
+
+    struct pbft_replica *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return BFTKV_E_NOMEM;
+    r->cfg = *cfg;
+    r->auth = auth;
+    r->store = store;
+    r->limits.group = cfg->group;
+    r->limits.n = cfg->n;
+    r->limits.clients_max = cfg->clients;
+    r->quorum = pbft_quorum(cfg->n, cfg->f);
+    r->next_seq = 1;
+    r->view = 0;
+
+    uint32_t n = cfg->n, l = cfg->log_window, w = cfg->window;
+    /* One PRE-PREPARE: header, D and count, at most batch_max_bytes of entries,
+     * the authenticator (n MACs). */
+    r->pp_cap = WIRE_HEADER_SIZE + WIRE_PP_FIXED + cfg->batch_max_bytes + n * BFTKV_MAC_SIZE;
+    BFTKV_ASSERT(r->pp_cap <= BFTKV_DATAGRAM_MAX);
+    r->ckpt_msg_len = WIRE_HEADER_SIZE + BFTKV_DIGEST_SIZE + WIRE_SIG_SIZE;
+
+    bool ok = true;
+    /* The log: L slots, each with a PRE-PREPARE buffer (pp_cap) and one PREPARE
+     * and one COMMIT digest per sender (2 * n * 32). For the defaults at n = 4:
+     * 256 * (57,474 + 216 + 256) bytes, about 14.8 MB, touched only as it is used. */
+    r->slots = calloc(l, sizeof *r->slots);
+    ok = ok && r->slots != NULL;
+    for (uint32_t i = 0; ok && i < l; i++) {
+        r->slots[i].pp = malloc(r->pp_cap);
+        r->slots[i].prep_digest = calloc(n, BFTKV_DIGEST_SIZE);
+        r->slots[i].commit_digest = calloc(n, BFTKV_DIGEST_SIZE);
+        ok = r->slots[i].pp != NULL && r->slots[i].prep_digest != NULL && r->slots[i].commit_digest != NULL;
+    }
+
+    /* Reply cache and seen timestamps: one entry of each per (client, lane),
+     * clients * lanes * (112 + 8) bytes (4,096 clients with one lane: 480 KiB);
+     * block hashes: one per REPLICA_RC_BLOCK entries. */
+    r->rc_entries = (uint32_t)cfg->clients * cfg->lanes;
+    r->rc_blocks = (r->rc_entries + REPLICA_RC_BLOCK - 1u) / REPLICA_RC_BLOCK;
+    r->rc = ok ? calloc(r->rc_entries, sizeof *r->rc) : NULL;
+    r->seen_ts = ok ? calloc(r->rc_entries, sizeof *r->seen_ts) : NULL;
+    r->rc_dirty = ok ? malloc(r->rc_blocks) : NULL;
+    r->rc_block_hash = ok ? calloc(r->rc_blocks, BFTKV_DIGEST_SIZE) : NULL;
+    r->rc_scratch = ok ? malloc(REPLICA_RC_BLOCK * REPLICA_RC_ENTRY_WIRE) : NULL;
+    ok = ok && r->rc && r->seen_ts && r->rc_dirty && r->rc_block_hash && r->rc_scratch;
+    if (ok)
+        memset(r->rc_dirty, 1, r->rc_blocks);
+
+    /* Pending requests at the primary: descriptors for one request per (client,
+     * lane) -- all that correct clients can have outstanding -- and at least
+     * enough to fill the pipeline twice: max(2 * W * batch_max_requests,
+     * min(clients * lanes, 65536)); bytes for two full pipelines of batches,
+     * 2 * W * batch_max_bytes (default 917,504). Beyond that: dropped_full, and
+     * clients retransmit. */
+    uint32_t per_client = r->rc_entries < 65536u ? r->rc_entries : 65536u;
+    r->pend_cap = 2u * w * cfg->batch_max_requests;
+    if (r->pend_cap < per_client)
+        r->pend_cap = per_client;
+    r->pend_ring.cap = 2u * w * cfg->batch_max_bytes;
+    r->pend = ok ? calloc(r->pend_cap, sizeof *r->pend) : NULL;
+    r->pend_buf = ok ? malloc(r->pend_ring.cap) : NULL;
+    ok = ok && r->pend && r->pend_buf;
+
+    /* Large requests: 4 * W * batch_max_bytes bytes plus one maximal request
+     * (default 1.9 MB), and one descriptor per REPLICA_LARGE_REQUEST_MIN bytes
+     * so the descriptors never run out before the bytes do. The hash index has
+     * at least twice as many cells as descriptors. */
+    r->pool_ring.cap = 4u * w * cfg->batch_max_bytes + REPLICA_REQUEST_MAX;
+    r->pool_cap = r->pool_ring.cap / REPLICA_LARGE_REQUEST_MIN + 1u;
+    uint32_t cells = pow2_at_least(2u * r->pool_cap);
+    r->pool_index_mask = cells - 1u;
+    r->pool = ok ? calloc(r->pool_cap, sizeof *r->pool) : NULL;
+    r->pool_buf = ok ? malloc(r->pool_ring.cap) : NULL;
+    r->pool_index = ok ? calloc(cells, sizeof *r->pool_index) : NULL;
+    ok = ok && r->pool && r->pool_buf && r->pool_index;
+
+    /* Parked read-only requests: one per (client, lane) that can have a read
+     * outstanding, between 16 and 1024, each with a key of up to BFTKV_KEY_MAX. */
+    uint32_t ro = r->rc_entries;
+    r->ro_cap = ro < 16u ? 16u : ro > 1024u ? 1024u : ro;
+    r->ro = ok ? calloc(r->ro_cap, sizeof *r->ro) : NULL;
+    r->ro_keys = ok ? malloc((size_t)r->ro_cap * BFTKV_KEY_MAX) : NULL;
+    ok = ok && r->ro && r->ro_keys;
+
+    /* Checkpoints for seq in [h, h+L]: L/K + 1 records, each with one digest and
+     * one signed message per sender (n * (32 + ckpt_msg_len)). */
+    r->ckpt_count = l / cfg->checkpoint_interval + 1u;
+    r->ckpts = ok ? calloc(r->ckpt_count, sizeof *r->ckpts) : NULL;
+    ok = ok && r->ckpts;
+    for (uint32_t i = 0; ok && i < r->ckpt_count; i++) {
+        r->ckpts[i].digest = calloc(n, BFTKV_DIGEST_SIZE);
+        r->ckpts[i].msgs = calloc(n, r->ckpt_msg_len);
+        ok = r->ckpts[i].digest != NULL && r->ckpts[i].msgs != NULL;
+    }
+
+    r->value_buf = ok ? malloc(BFTKV_VALUE_MAX) : NULL;
+    ok = ok && r->value_buf;
+
+    if (!ok) {
+        pbft_replica_destroy(r);
+        return BFTKV_E_NOMEM;
+    }
+    *out = r;
+    return 0;
+}
+
+void pbft_replica_destroy(struct pbft_replica *r)
+{
+    if (r == NULL)
+        return;
+    if (r->slots != NULL) {
+        for (uint32_t i = 0; i < r->cfg.log_window; i++) {
+            free(r->slots[i].pp);
+            free(r->slots[i].prep_digest);
+            free(r->slots[i].commit_digest);
+        }
+    }
+    if (r->ckpts != NULL) {
+        for (uint32_t i = 0; i < r->ckpt_count; i++) {
+            free(r->ckpts[i].digest);
+            free(r->ckpts[i].msgs);
+        }
+    }
+    free(r->slots);
+    free(r->ckpts);
+    free(r->rc);
+    free(r->seen_ts);
+    free(r->rc_dirty);
+    free(r->rc_block_hash);
+    free(r->rc_scratch);
+    free(r->pend);
+    free(r->pend_buf);
+    free(r->pool);
+    free(r->pool_buf);
+    free(r->pool_index);
+    free(r->ro);
+    free(r->ro_keys);
+    free(r->value_buf);
+    free(r);
+}
+
+void pbft_replica_set_hooks(struct pbft_replica *r, pbft_exec_hook on_exec, pbft_checkpoint_hook on_checkpoint,
+                            void *arg)
+{
+    r->on_exec = on_exec;
+    r->on_checkpoint = on_checkpoint;
+    r->hook_arg = arg;
+}
+
+/* ---- Stepping ------------------------------------------------------------------- */
+
+static void replica_more(struct pbft_replica *r, struct pbft_out *out)
+{
+    out->more = true;
+    r->resume_needed = true;
+}
+
+void replica_progress(struct pbft_replica *r, struct pbft_out *out)
+{
+    for (;;) {
+        if (!replica_exec_run(r, out) || !replica_readonly_drain(r, out)) {
+            replica_more(r, out);
+            return;
+        }
+        uint64_t proposed = r->next_seq;
+        replica_batch_try(r, out);
+        if (out->more) {
+            r->resume_needed = true;
+            return;
+        }
+        /* With n = 1 (the unreplicated baseline) a new batch commits at once:
+         * go round again to execute it. */
+        struct replica_slot *next = replica_slot_find(r, r->last_executed + 1u);
+        if (r->next_seq == proposed || next == NULL || !next->committed)
+            return;
+    }
+}
+
+static void replica_receive(struct pbft_replica *r, const uint8_t *buf, size_t len, struct pbft_out *out)
+{
+    struct wire_msg m;
+    size_t consumed = 0;
+    if (wire_decode(buf, len, &r->limits, &m, &consumed, &r->stats.drops) != 0)
+        return;
+    switch (m.h.type) {
+    case WIRE_REQUEST:
+        replica_request_receive(r, &m, out);
+        break;
+    case WIRE_PREPREPARE:
+        replica_preprepare_receive(r, &m, out);
+        break;
+    case WIRE_PREPARE:
+        replica_prepare_receive(r, &m, out);
+        break;
+    case WIRE_COMMIT:
+        replica_commit_receive(r, &m, out);
+        break;
+    case WIRE_CHECKPOINT:
+        replica_checkpoint_receive(r, &m, out);
+        break;
+    default:
+        /* REPLY is for clients; VIEW-CHANGE and NEW-VIEW come with the next issue. */
+        replica_drop(r, WIRE_DROP_BAD_TYPE);
+        return;
+    }
+    replica_progress(r, out);
+}
+
+/* Stalled PRE-PREPAREs are retried whenever a large request arrives; the tick
+ * retries them too, every half request timeout, in case the pool changed
+ * otherwise (an eviction, a retransmission that raced the pre-prepare). */
+static uint64_t stall_retry_interval(const struct pbft_replica *r)
+{
+    return r->cfg.request_timeout_ns / 2u + 1u;
+}
+
+static void replica_tick(struct pbft_replica *r, struct pbft_out *out)
+{
+    if (r->stalled > 0 && r->now_ns >= r->stall_retry_ns) {
+        replica_stalled_retry(r, out);
+        r->stall_retry_ns = r->now_ns + stall_retry_interval(r);
+    }
+    replica_progress(r, out);
+}
+
+void pbft_replica_step(struct pbft_replica *r, const struct pbft_event *ev, struct pbft_out *out)
+{
+    BFTKV_ASSERT(r != NULL && ev != NULL && out != NULL);
+    BFTKV_ASSERT(!r->resume_needed); /* pbft.h: resume until more is false first */
+    if (ev->now_ns > r->now_ns)
+        r->now_ns = ev->now_ns;
+    bool had_stall = r->stalled > 0;
+    if (ev->kind == PBFT_EV_RECEIVE) {
+        if (ev->msg != NULL)
+            replica_receive(r, ev->msg, ev->len, out);
+    } else {
+        BFTKV_ASSERT(ev->kind == PBFT_EV_TICK);
+        replica_tick(r, out);
+    }
+    if (!had_stall && r->stalled > 0)
+        r->stall_retry_ns = r->now_ns + stall_retry_interval(r);
+    r->stats.last_executed = r->last_executed;
+    r->stats.low_watermark = r->low;
+}
+
+void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_out *out)
+{
+    BFTKV_ASSERT(r != NULL && out != NULL);
+    if (now_ns > r->now_ns)
+        r->now_ns = now_ns;
+    r->resume_needed = false;
+    replica_progress(r, out);
+    r->stats.last_executed = r->last_executed;
+    r->stats.low_watermark = r->low;
+}
+
+uint64_t pbft_replica_next_deadline(const struct pbft_replica *r)
+{
+    /* The view-change timer (request_timeout_ns) joins here with the next issue. */
+    return r->stalled > 0 ? r->stall_retry_ns : UINT64_MAX;
+}
+
+const struct pbft_replica_stats *pbft_replica_stats(const struct pbft_replica *r)
+{
+    return &r->stats;
+}
+
+uint64_t pbft_replica_view(const struct pbft_replica *r)
+{
+    return r->view;
+}
+
+bool pbft_replica_is_primary(const struct pbft_replica *r)
+{
+    return replica_is_primary(r);
+}

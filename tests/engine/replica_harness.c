@@ -1,0 +1,347 @@
+/* The in-memory cluster of the replica's unit tests (replica_harness.h): keys
+ * from fixed seeds, one store per replica, a FIFO pump over the outboxes, and a
+ * client inbox that checks every reply's MAC. */
+#include "replica_harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void die(const char *what)
+{
+    fprintf(stderr, "replica_harness: %s\n", what);
+    abort();
+}
+
+static void seed_of(uint8_t seed[32], uint8_t who, uint16_t id)
+{
+    for (int i = 0; i < 32; i++)
+        seed[i] = (uint8_t)(who * 31u + id * 13u + (unsigned)i * 7u);
+}
+
+static void on_exec(void *arg, uint16_t replica, uint64_t seq, const uint8_t d[32])
+{
+    struct rh_cluster *c = arg;
+    if (c->nexecs[replica] == c->execs_cap)
+        return; /* long runs: keep the first execs_cap */
+    struct rh_exec *e = &c->execs[replica][c->nexecs[replica]++];
+    e->seq = seq;
+    memcpy(e->digest, d, 32);
+}
+
+static void on_checkpoint(void *arg, uint16_t replica, uint64_t seq, const uint8_t d[32])
+{
+    struct rh_cluster *c = arg;
+    if (c->nckpts[replica] == 64)
+        return;
+    struct rh_exec *e = &c->ckpts[replica][c->nckpts[replica]++];
+    e->seq = seq;
+    memcpy(e->digest, d, 32);
+}
+
+void rh_init(struct rh_cluster *c, uint16_t n, uint16_t f, uint16_t clients, rh_tune tune, void *arg)
+{
+    memset(c, 0, sizeof *c);
+    if (n > RH_REPLICAS_MAX || clients > RH_CLIENTS_MAX)
+        die("too many replicas or clients");
+    c->n = n;
+    c->f = f;
+    c->group = 3;
+    c->clients = clients;
+    c->keep_replies = true;
+    c->lim.group = c->group;
+    c->lim.n = n;
+    c->lim.clients_max = clients;
+    uint8_t seed[32];
+    for (uint16_t i = 0; i < n; i++) {
+        seed_of(seed, 1, i);
+        auth_keypair_from_seed(&c->rkp[i], seed);
+        auth_public_of(&c->rpub[i], &c->rkp[i]);
+    }
+    bool known[RH_CLIENTS_MAX];
+    for (uint16_t k = 0; k < clients; k++) {
+        seed_of(seed, 2, k);
+        auth_keypair_from_seed(&c->ckp[k], seed);
+        auth_public_of(&c->cpub[k], &c->ckp[k]);
+        known[k] = true;
+    }
+    for (uint16_t k = 0; k < clients; k++) {
+        if (auth_init_client(&c->cauth[k], k, n, &c->ckp[k], c->rpub) != 0)
+            die("auth_init_client");
+    }
+    c->execs_cap = 1u << 16;
+    for (uint16_t i = 0; i < n; i++) {
+        if (auth_init_replica(&c->rauth[i], i, n, &c->rkp[i], c->rpub, c->cpub, known, clients) != 0)
+            die("auth_init_replica");
+        if (store_create(NULL, &c->store[i]) != 0)
+            die("store_create");
+        struct pbft_replica_config *cfg = &c->cfg[i];
+        memset(cfg, 0, sizeof *cfg);
+        pbft_replica_config_defaults(cfg);
+        cfg->group = c->group;
+        cfg->id = i;
+        cfg->n = n;
+        cfg->f = f;
+        cfg->clients = clients;
+        if (tune != NULL)
+            tune(cfg, arg);
+        if (pbft_replica_create(cfg, &c->rauth[i], c->store[i], &c->r[i]) != 0)
+            die("pbft_replica_create");
+        pbft_replica_set_hooks(c->r[i], on_exec, on_checkpoint, c);
+        c->execs[i] = calloc(c->execs_cap, sizeof *c->execs[i]);
+        if (c->execs[i] == NULL)
+            die("calloc");
+    }
+    if (pbft_out_init(&c->out, PBFT_OUT_MIN_BYTES, PBFT_OUT_MIN_MSGS) != 0)
+        die("pbft_out_init");
+}
+
+void rh_replies_clear(struct rh_cluster *c)
+{
+    for (size_t i = 0; i < c->nreplies; i++)
+        free(c->replies[i].result);
+    c->nreplies = 0;
+}
+
+void rh_fini(struct rh_cluster *c)
+{
+    for (size_t i = 0; i < c->q_len; i++)
+        free(c->q[(c->q_head + i) % c->q_cap].bytes);
+    free(c->q);
+    rh_replies_clear(c);
+    free(c->replies);
+    for (uint16_t i = 0; i < c->n; i++) {
+        pbft_replica_destroy(c->r[i]);
+        store_destroy(c->store[i]);
+        auth_destroy(&c->rauth[i]);
+        free(c->execs[i]);
+    }
+    for (uint16_t k = 0; k < c->clients; k++)
+        auth_destroy(&c->cauth[k]);
+    pbft_out_free(&c->out);
+}
+
+size_t rh_request(struct rh_cluster *c, uint8_t *buf, size_t cap, uint16_t client, uint16_t lane, uint64_t ts,
+                  uint8_t op, const char *key, const void *value, size_t vlen, uint8_t rflags)
+{
+    struct wire_request rq;
+    memset(&rq, 0, sizeof rq);
+    rq.client = client;
+    rq.lane = lane;
+    rq.timestamp = ts;
+    rq.op = op;
+    rq.rflags = rflags;
+    rq.klen = (uint16_t)strlen(key);
+    rq.vlen = (uint32_t)vlen;
+    rq.key = (const uint8_t *)key;
+    rq.value = value;
+    size_t auth_off = 0;
+    size_t len = wire_encode_request(buf, cap, c->group, c->n, 0, &rq, &auth_off);
+    if (len == 0)
+        die("wire_encode_request");
+    auth_authenticator_fill(&c->cauth[client], buf, len, auth_off);
+    return len;
+}
+
+void rh_tune_apply(struct pbft_replica_config *cfg, void *arg)
+{
+    const struct rh_tune *t = arg;
+    if (t == NULL)
+        return;
+    if (t->k)
+        cfg->checkpoint_interval = t->k;
+    if (t->l)
+        cfg->log_window = t->l;
+    if (t->w)
+        cfg->window = t->w;
+    if (t->batch_requests)
+        cfg->batch_max_requests = t->batch_requests;
+    if (t->lanes)
+        cfg->lanes = t->lanes;
+    cfg->bugs = t->bugs[cfg->id];
+}
+
+uint8_t rh_msg_type(const struct rh_msg *m)
+{
+    return m->len >= WIRE_HEADER_SIZE ? m->bytes[3] : 0;
+}
+
+static void q_push(struct rh_cluster *c, uint16_t from, uint16_t to, const uint8_t *msg, size_t len)
+{
+    if (c->q_len == c->q_cap) {
+        size_t cap = c->q_cap ? 2 * c->q_cap : 1024;
+        struct rh_msg *q = malloc(cap * sizeof *q);
+        if (q == NULL)
+            die("malloc");
+        for (size_t i = 0; i < c->q_len; i++)
+            q[i] = c->q[(c->q_head + i) % c->q_cap];
+        free(c->q);
+        c->q = q;
+        c->q_cap = cap;
+        c->q_head = 0;
+    }
+    struct rh_msg *m = &c->q[(c->q_head + c->q_len++) % c->q_cap];
+    m->from = from;
+    m->to = to;
+    m->len = (uint32_t)len;
+    m->bytes = malloc(len);
+    if (m->bytes == NULL)
+        die("malloc");
+    memcpy(m->bytes, msg, len);
+}
+
+void rh_send(struct rh_cluster *c, uint16_t to, const uint8_t *msg, size_t len)
+{
+    if (to == UINT16_MAX) {
+        for (uint16_t i = 0; i < c->n; i++)
+            q_push(c, RH_FROM_CLIENT, i, msg, len);
+    } else {
+        q_push(c, RH_FROM_CLIENT, to, msg, len);
+    }
+}
+
+void rh_submit(struct rh_cluster *c, uint16_t client, uint16_t lane, uint64_t ts, uint8_t op, const char *key,
+               const void *value, size_t vlen, uint8_t rflags, uint16_t to)
+{
+    static uint8_t buf[BFTKV_DATAGRAM_MAX];
+    size_t len = rh_request(c, buf, sizeof buf, client, lane, ts, op, key, value, vlen, rflags);
+    rh_send(c, to, buf, len);
+}
+
+void rh_inject(struct rh_cluster *c, uint16_t from, uint16_t to, const uint8_t *msg, size_t len)
+{
+    q_push(c, from, to, msg, len);
+}
+
+static void reply_take(struct rh_cluster *c, uint16_t replica, uint16_t client, const uint8_t *msg, size_t len)
+{
+    struct wire_msg m;
+    size_t used = 0;
+    if (wire_decode(msg, len, &c->lim, &m, &used, NULL) != 0 || m.h.type != WIRE_REPLY
+        || m.u.reply.client != client || m.h.sender != replica || !auth_reply_check(&c->cauth[client], &m)) {
+        c->bad_replies++;
+        return;
+    }
+    struct rh_reply rp;
+    memset(&rp, 0, sizeof rp);
+    rp.replica = replica;
+    rp.client = client;
+    rp.lane = m.u.reply.lane;
+    rp.view = m.h.view;
+    rp.timestamp = m.h.seq;
+    rp.status = m.u.reply.status;
+    rp.rflags = m.u.reply.rflags;
+    rp.result_len = m.u.reply.result_len;
+    memcpy(rp.digest, m.u.reply.result_digest, 32);
+    if (c->on_reply != NULL) {
+        rp.result = (uint8_t *)m.u.reply.result;
+        c->on_reply(c, &rp, c->reply_arg);
+        return;
+    }
+    if (!c->keep_replies)
+        return;
+    if (m.u.reply.result != NULL) {
+        rp.result = malloc(rp.result_len + 1u);
+        if (rp.result == NULL)
+            die("malloc");
+        memcpy(rp.result, m.u.reply.result, rp.result_len);
+    }
+    if (c->nreplies == c->replies_cap) {
+        c->replies_cap = c->replies_cap ? 2 * c->replies_cap : 256;
+        c->replies = realloc(c->replies, c->replies_cap * sizeof *c->replies);
+        if (c->replies == NULL)
+            die("realloc");
+    }
+    c->replies[c->nreplies++] = rp;
+}
+
+/* Move replica `from`'s outbox into the queue and the inbox, resuming the
+ * replica while it says more. */
+static void drain(struct rh_cluster *c, uint16_t from)
+{
+    for (;;) {
+        struct pbft_out *o = &c->out;
+        for (uint32_t k = 0; k < o->nmsgs; k++) {
+            const struct pbft_out_msg *om = &o->msgs[k];
+            const uint8_t *bytes = o->buf + om->off;
+            if (om->dest_kind == PBFT_DEST_REPLICA) {
+                q_push(c, from, om->dest_id, bytes, om->len);
+            } else if (om->dest_kind == PBFT_DEST_ALL_REPLICAS) {
+                for (uint16_t i = 0; i < c->n; i++) {
+                    if (i != from)
+                        q_push(c, from, i, bytes, om->len);
+                }
+            } else if (om->dest_kind == PBFT_DEST_CLIENT) {
+                reply_take(c, from, om->dest_id, bytes, om->len);
+            } else {
+                die("bad dest kind");
+            }
+        }
+        bool more = o->more;
+        pbft_out_reset(o);
+        if (!more)
+            return;
+        pbft_replica_resume(c->r[from], c->now_ns, o);
+    }
+}
+
+bool rh_step(struct rh_cluster *c)
+{
+    if (c->q_len == 0)
+        return false;
+    struct rh_msg m = c->q[c->q_head];
+    c->q_head = (c->q_head + 1) % c->q_cap;
+    c->q_len--;
+    if (c->filter == NULL || !c->filter(c, &m, c->filter_arg)) {
+        struct pbft_event ev = { .kind = PBFT_EV_RECEIVE, .now_ns = c->now_ns, .msg = m.bytes, .len = m.len };
+        pbft_replica_step(c->r[m.to], &ev, &c->out);
+        drain(c, m.to);
+        c->delivered++;
+    }
+    free(m.bytes);
+    return true;
+}
+
+bool rh_step_pick(struct rh_cluster *c, uint64_t pick)
+{
+    if (c->q_len == 0)
+        return false;
+    size_t i = (c->q_head + (size_t)(pick % c->q_len)) % c->q_cap;
+    struct rh_msg tmp = c->q[i];
+    c->q[i] = c->q[c->q_head];
+    c->q[c->q_head] = tmp;
+    return rh_step(c);
+}
+
+size_t rh_run(struct rh_cluster *c)
+{
+    size_t k = 0;
+    while (rh_step(c))
+        k++;
+    return k;
+}
+
+void rh_tick(struct rh_cluster *c, uint64_t now_ns)
+{
+    c->now_ns = now_ns;
+    for (uint16_t i = 0; i < c->n; i++) {
+        struct pbft_event ev = { .kind = PBFT_EV_TICK, .now_ns = now_ns, .msg = NULL, .len = 0 };
+        pbft_replica_step(c->r[i], &ev, &c->out);
+        drain(c, i);
+    }
+}
+
+size_t rh_replies_for(const struct rh_cluster *c, uint16_t client, uint64_t ts, const struct rh_reply **out,
+                      size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < c->nreplies; i++) {
+        const struct rh_reply *rp = &c->replies[i];
+        if (rp->client == client && rp->timestamp == ts) {
+            if (k < cap)
+                out[k] = rp;
+            k++;
+        }
+    }
+    return k;
+}

@@ -1,0 +1,442 @@
+/* bftkv-sim: the deterministic simulator's command line (DESIGN §7, issue 3).
+ *
+ * Runs a range of seeds, each a complete cluster run (simrun.h), and prints one
+ * line per failing seed with the exact command that replays it. The last line is
+ * always
+ *
+ *     sim: seeds=S violations=V committed=C avg_batch=B sim_rps=R
+ *
+ * where R is committed client operations per wall-clock second over the whole
+ * invocation. Exit codes: 0 every seed passed; 1 a safety violation; 2 a liveness
+ * violation (and no safety violation); 3 a usage or internal error. With
+ * --expect-violation the sense is inverted for safety: exit 0 as soon as a seed
+ * violates safety, 1 if none of the seeds did (that is how the injected-bug
+ * tests prove the checkers can fail).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/pbft.h"
+#include "tests/sim/faults.h"
+#include "tests/sim/simrun.h"
+
+#define EXIT_SAFETY 1
+#define EXIT_LIVENESS 2
+#define EXIT_USAGE 3
+#define FAILURES_PRINTED_MAX 20u
+
+static const struct {
+    const char *name;
+    uint32_t bit;
+} bug_names[] = {
+    {"commit_quorum_2f", PBFT_BUG_COMMIT_QUORUM_2F},
+    {"execute_uncommitted", PBFT_BUG_EXECUTE_UNCOMMITTED},
+    {"ignore_digest", PBFT_BUG_IGNORE_DIGEST},
+    {"client_f_replies", PBFT_BUG_CLIENT_F_REPLIES},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: bftkv-sim [options]\n"
+            "\n"
+            "Runs N replicas and C clients of the bftkv engine on a simulated network and\n"
+            "clock, once per seed; everything in a run derives from its 64-bit seed.\n"
+            "\n"
+            "  --seeds A..B | A     seeds to run (default 1..100)\n"
+            "  --n N --f F          replicas and faults tolerated, N >= 3f+1 (default 4, 1)\n"
+            "  --clients C          clients (default 8)\n"
+            "  --requests R         operations per client (default 100)\n"
+            "  --faults MODE        none | net | byzantine | all (default none)\n"
+            "                         net: loss, duplication, reordering, delays, partitions\n"
+            "                              until GST, then a reliable network\n"
+            "                         byzantine: 1..f backups, each with a behaviour\n"
+            "                         all: net + byzantine\n"
+            "  --loss P --dup P     network loss / duplication percent before GST (default:\n"
+            "                       drawn per seed, loss 0..30, dup 0..10)\n"
+            "  --partitions K       partitions before GST (default: drawn, 0..2)\n"
+            "  --latency-us U       base one-way latency (default 100)\n"
+            "  --jitter-us U        jitter before GST (default: drawn)\n"
+            "  --gst-ms T           global stabilisation time (default: drawn, 10..100 ms)\n"
+            "  --liveness-ms T      liveness bound: after GST, some pending operation must\n"
+            "                       complete at least every T ms of simulated time (default 5000)\n"
+            "  --no-liveness        do not count liveness failures\n"
+            "  --faulty LIST        explicit faulty replicas, e.g. 2,3 (at most f; replica 0 is\n"
+            "                       the primary: without view change it may stop progress)\n"
+            "  --behaviour NAME     silent | drop | corrupt-mac | corrupt-digest | wrong-result |\n"
+            "                       replay | mix | stale-read | equivocate (default: drawn per\n"
+            "                       faulty replica among silent..stale-read)\n"
+            "  --bug NAME           set an injected bug on every replica and client (repeatable):\n"
+            "                       commit_quorum_2f | execute_uncommitted | ignore_digest |\n"
+            "                       client_f_replies\n"
+            "  --expect-violation   succeed iff some seed violates safety (stops at the first)\n"
+            "  --k K --log-window L --window W --batch B\n"
+            "                       checkpoint interval, log window, batches in flight,\n"
+            "                       requests per batch (default: drawn per seed)\n"
+            "  --batch-bytes B      inlined bytes per batch (default: drawn per seed: mostly 16 KiB,\n"
+            "                       sometimes one request's worth, sometimes the engine's 56 KiB)\n"
+            "  --lanes L            requests in flight per client (default: drawn, 2..8)\n"
+            "  --keys K             key space (default: drawn, from max(8, C*L/4) to\n"
+            "                       max(32, C*L/2))\n"
+            "  --put-percent P --get-percent G\n"
+            "                       operation mix, DEL gets the rest (default: drawn per seed,\n"
+            "                       PUT 20..40%%, GET about two thirds or more of the rest)\n"
+            "  --value-bytes V      PUT value size (default: drawn per seed: 16 bytes mostly,\n"
+            "                       sometimes up to 900, sometimes 1.1-4 KB: large requests)\n"
+            "  --readonly-percent P clients that use the read-only path for GETs (default 50)\n"
+            "  --retransmit-ms T    client retransmission timeout (default 20)\n"
+            "  --verbose, -v        one line per seed; the failing key's history; a stuck run's\n"
+            "                       replicas and pending operations\n"
+            "  --trace              print every message delivered (stderr)\n"
+            "  --trace-seq N        only messages whose header carries seq / timestamp N\n"
+            "  --help\n"
+            "\n"
+            "Exit status: 0 all seeds passed; 1 safety violation (with --expect-violation: no\n"
+            "violation found); 2 liveness violation only; 3 usage or internal error.\n"
+            "Last line: sim: seeds=S violations=V committed=C avg_batch=B sim_rps=R\n");
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != 0 || s[0] == '-')
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_double(const char *s, double *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end != 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_seeds(const char *s, uint64_t *lo, uint64_t *hi)
+{
+    const char *dots = strstr(s, "..");
+    if (!dots)
+        return parse_u64(s, lo) && (*hi = *lo, true);
+    char a[32];
+    size_t n = (size_t)(dots - s);
+    if (n == 0 || n >= sizeof(a))
+        return false;
+    memcpy(a, s, n);
+    a[n] = 0;
+    return parse_u64(a, lo) && parse_u64(dots + 2, hi) && *lo <= *hi;
+}
+
+static bool parse_list(const char *s, struct sim_options *o)
+{
+    o->faulty_count = 0;
+    char buf[256];
+    if (strlen(s) >= sizeof(buf))
+        return false;
+    strcpy(buf, s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        uint64_t v;
+        if (!parse_u64(tok, &v) || v >= BFTKV_REPLICAS_MAX || o->faulty_count >= BFTKV_REPLICAS_MAX)
+            return false;
+        o->faulty[o->faulty_count++] = (uint16_t)v;
+    }
+    return o->faulty_count > 0;
+}
+
+static bool parse_bug(const char *s, uint32_t *bugs)
+{
+    for (size_t i = 0; i < sizeof(bug_names) / sizeof(bug_names[0]); i++) {
+        if (strcmp(s, bug_names[i].name) == 0) {
+            *bugs |= bug_names[i].bit;
+            return true;
+        }
+    }
+    return false;
+}
+
+static double wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The command that replays one seed: this invocation's arguments with the seed
+ * range replaced. */
+static void print_replay(FILE *f, int argc, char **argv, uint64_t seed)
+{
+    fprintf(f, "  replay: %s", argv[0]);
+    bool seen = false, verbose = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc) {
+            fprintf(f, " --seeds %" PRIu64 "..%" PRIu64, seed, seed);
+            i++;
+            seen = true;
+        } else if (strncmp(argv[i], "--seeds=", 8) == 0) {
+            fprintf(f, " --seeds %" PRIu64 "..%" PRIu64, seed, seed);
+            seen = true;
+        } else if (strcmp(argv[i], "--expect-violation") == 0) {
+            continue;
+        } else {
+            if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0)
+                verbose = true;
+            fprintf(f, " %s", argv[i]);
+        }
+    }
+    if (!seen)
+        fprintf(f, " --seeds %" PRIu64 "..%" PRIu64, seed, seed);
+    fprintf(f, "%s\n", verbose ? "" : " --verbose");
+}
+
+int main(int argc, char **argv)
+{
+    if (sodium_init() < 0) {
+        fprintf(stderr, "bftkv-sim: sodium_init failed\n");
+        return EXIT_USAGE;
+    }
+    struct sim_options o;
+    sim_options_defaults(&o);
+    uint64_t lo = 1, hi = 100;
+    bool expect = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        char name[64];
+        const char *eq = strchr(a, '=');
+        if (strncmp(a, "--", 2) == 0 && eq && (size_t)(eq - a) < sizeof(name)) {
+            memcpy(name, a, (size_t)(eq - a));
+            name[eq - a] = 0;
+            val = eq + 1;
+            a = name;
+        }
+#define NEXT() (val ? val : (i + 1 < argc ? argv[++i] : NULL))
+        uint64_t u;
+        double d;
+        bool ok = true;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--seeds") == 0) {
+            const char *m = NEXT();
+            ok = m && parse_seeds(m, &lo, &hi);
+        } else if (strcmp(a, "--n") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= BFTKV_REPLICAS_MAX;
+            o.n = (uint16_t)u;
+        } else if (strcmp(a, "--f") == 0) {
+            ok = parse_u64(NEXT(), &u) && u <= BFTKV_FAULTS_MAX;
+            o.f = (uint16_t)u;
+        } else if (strcmp(a, "--clients") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= BFTKV_CLIENTS_MAX;
+            o.clients = (uint16_t)u;
+        } else if (strcmp(a, "--requests") == 0) {
+            ok = parse_u64(NEXT(), &u) && u <= 10000000;
+            o.requests = (uint32_t)u;
+        } else if (strcmp(a, "--faults") == 0) {
+            const char *m = NEXT();
+            if (!m)
+                ok = false;
+            else if (strcmp(m, "none") == 0)
+                o.faults = SIM_FAULTS_NONE;
+            else if (strcmp(m, "net") == 0)
+                o.faults = SIM_FAULTS_NET;
+            else if (strcmp(m, "byzantine") == 0 || strcmp(m, "byz") == 0)
+                o.faults = SIM_FAULTS_BYZANTINE;
+            else if (strcmp(m, "all") == 0)
+                o.faults = SIM_FAULTS_ALL;
+            else
+                ok = false;
+        } else if (strcmp(a, "--loss") == 0) {
+            ok = parse_double(NEXT(), &d) && d >= 0 && d <= 100;
+            o.loss_percent = d;
+        } else if (strcmp(a, "--dup") == 0) {
+            ok = parse_double(NEXT(), &d) && d >= 0 && d <= 100;
+            o.dup_percent = d;
+        } else if (strcmp(a, "--partitions") == 0) {
+            ok = parse_u64(NEXT(), &u) && u <= NETSIM_PARTITIONS_MAX;
+            o.partitions = (int)u;
+        } else if (strcmp(a, "--latency-us") == 0) {
+            ok = parse_u64(NEXT(), &u) && u <= 10000000;
+            o.latency_ns = u * 1000;
+        } else if (strcmp(a, "--jitter-us") == 0) {
+            ok = parse_u64(NEXT(), &u) && u <= 10000000;
+            o.jitter_ns = (int64_t)u * 1000;
+        } else if (strcmp(a, "--gst-ms") == 0) {
+            ok = parse_u64(NEXT(), &u) && u <= 10000000;
+            o.gst_ns = (int64_t)u * 1000000;
+        } else if (strcmp(a, "--liveness-ms") == 0) {
+            ok = parse_u64(NEXT(), &u) && u > 0 && u <= 100000000;
+            o.liveness_ns = u * 1000000;
+        } else if (strcmp(a, "--no-liveness") == 0) {
+            o.check_liveness = false;
+        } else if (strcmp(a, "--faulty") == 0) {
+            const char *m = NEXT();
+            ok = m && parse_list(m, &o);
+        } else if (strcmp(a, "--behaviour") == 0 || strcmp(a, "--behavior") == 0) {
+            const char *m = NEXT();
+            int b = m ? fault_parse(m) : -1;
+            ok = b > FAULT_NONE;
+            o.behaviour = b;
+        } else if (strcmp(a, "--bug") == 0) {
+            const char *m = NEXT();
+            ok = m && parse_bug(m, &o.bugs);
+        } else if (strcmp(a, "--expect-violation") == 0) {
+            expect = true;
+        } else if (strcmp(a, "--k") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= BFTKV_CHECKPOINT_INTERVAL_MAX;
+            o.checkpoint_interval = (uint32_t)u;
+        } else if (strcmp(a, "--log-window") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 2 && u <= BFTKV_LOG_WINDOW_MAX;
+            o.log_window = (uint32_t)u;
+        } else if (strcmp(a, "--window") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= BFTKV_WINDOW_MAX;
+            o.window = (uint32_t)u;
+        } else if (strcmp(a, "--batch") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= BFTKV_BATCH_REQUESTS_MAX;
+            o.batch = (uint32_t)u;
+        } else if (strcmp(a, "--batch-bytes") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= BFTKV_BATCH_BYTES_MAX;
+            o.batch_bytes = (uint32_t)u;
+        } else if (strcmp(a, "--lanes") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= PBFT_LANES_MAX;
+            o.lanes = (uint16_t)u;
+        } else if (strcmp(a, "--keys") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= 100000;
+            o.keys = (uint32_t)u;
+        } else if (strcmp(a, "--put-percent") == 0) {
+            ok = parse_u64(NEXT(), &u) && u <= 100;
+            o.put_percent = (int)u;
+        } else if (strcmp(a, "--get-percent") == 0) {
+            ok = parse_u64(NEXT(), &u) && u <= 100;
+            o.get_percent = (int)u;
+        } else if (strcmp(a, "--value-bytes") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 8 && u <= BFTKV_VALUE_MAX;
+            o.value_bytes = (uint32_t)u;
+        } else if (strcmp(a, "--readonly-percent") == 0) {
+            ok = parse_u64(NEXT(), &u) && u <= 100;
+            o.readonly_percent = (int)u;
+        } else if (strcmp(a, "--retransmit-ms") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= 100000;
+            o.client_retransmit_ns = u * 1000000;
+        } else if (strcmp(a, "--trace") == 0) {
+            o.trace = true;
+        } else if (strcmp(a, "--trace-seq") == 0) {
+            ok = parse_u64(NEXT(), &u);
+            o.trace = true;
+            o.trace_seq = u;
+        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            o.verbose = true;
+        } else {
+            fprintf(stderr, "bftkv-sim: unknown option %s (see --help)\n", argv[i]);
+            return EXIT_USAGE;
+        }
+#undef NEXT
+        if (!ok) {
+            fprintf(stderr, "bftkv-sim: bad value for %s (see --help)\n", a);
+            return EXIT_USAGE;
+        }
+    }
+    if (o.n < 3u * o.f + 1u) {
+        fprintf(stderr, "bftkv-sim: need n >= 3f+1 (n=%u f=%u)\n", o.n, o.f);
+        return EXIT_USAGE;
+    }
+    if (o.faulty_count > o.f) {
+        fprintf(stderr, "bftkv-sim: --faulty lists %u replicas, more than f=%u\n", o.faulty_count, o.f);
+        return EXIT_USAGE;
+    }
+    bool primary_faulty = false;
+    for (uint16_t i = 0; i < o.faulty_count; i++) {
+        if (o.faulty[i] >= o.n) {
+            fprintf(stderr, "bftkv-sim: --faulty: replica %u is out of range (n=%u)\n", o.faulty[i], o.n);
+            return EXIT_USAGE;
+        }
+        primary_faulty |= o.faulty[i] == 0;
+    }
+    if (o.behaviour == FAULT_EQUIVOCATE && !primary_faulty) {
+        fprintf(stderr, "bftkv-sim: --behaviour equivocate needs the primary in --faulty (only it proposes)\n");
+        return EXIT_USAGE;
+    }
+    if (primary_faulty && o.check_liveness)
+        fprintf(stderr, "bftkv-sim: note: replica 0 is the primary of view 0; without view change a faulty "
+                        "primary may stop progress (--no-liveness ignores that)\n");
+
+    struct sim_context ctx;
+    sim_context_init(&ctx);
+    uint64_t seeds = 0, safety = 0, liveness = 0, committed = 0, batches = 0, batch_requests = 0, unknown = 0;
+    uint64_t printed = 0;
+    int exit_code = 0;
+    bool found = false;
+    double t0 = wall_seconds();
+    for (uint64_t seed = lo;; seed++) {
+        struct sim_result r;
+        int rc = simrun_one(&o, &ctx, seed, &r);
+        if (rc != 0) {
+            fprintf(stderr, "bftkv-sim: seed %" PRIu64 ": internal error %d\n", seed, rc);
+            exit_code = EXIT_USAGE;
+            break;
+        }
+        seeds++;
+        committed += r.committed;
+        batches += r.batches;
+        batch_requests += r.batch_requests;
+        unknown += r.lincheck_unknown;
+        if (o.verbose)
+            printf("seed %" PRIu64 ": %s committed=%" PRIu64 " batches=%" PRIu64 " sim=%.1fms steps=%" PRIu64
+                   " lagging=%" PRIu64 " [%s]\n",
+                   seed, r.verdict == SIM_OK ? "ok" : r.verdict == SIM_SAFETY ? "SAFETY" : "LIVENESS", r.committed,
+                   r.batches, (double)r.sim_ns / 1e6, r.steps, r.lagging, r.scenario);
+        if (r.verdict != SIM_OK) {
+            if (r.verdict == SIM_SAFETY)
+                safety++;
+            else
+                liveness++;
+            if (printed++ < FAILURES_PRINTED_MAX) {
+                FILE *f = expect ? stdout : stderr;
+                fprintf(f, "sim: %s seed=%" PRIu64 ": %s\n  scenario: %s\n",
+                        expect && r.verdict == SIM_SAFETY ? "found violation" : "FAIL", seed, r.what, r.scenario);
+                print_replay(f, argc, argv, seed);
+            }
+            if (expect && r.verdict == SIM_SAFETY) {
+                found = true;
+                break;
+            }
+        }
+        if (seed == hi)
+            break;
+    }
+    double wall = wall_seconds() - t0;
+    if (wall <= 0)
+        wall = 1e-9;
+    sim_context_destroy(&ctx);
+
+    printf("sim: safety=%" PRIu64 " liveness=%" PRIu64 " lincheck_unknown_keys=%" PRIu64
+           " view_changes=0 state_transfers=0 wall=%.2fs\n",
+           safety, liveness, unknown, wall);
+    if (exit_code == 0) {
+        if (expect)
+            exit_code = found ? 0 : EXIT_SAFETY;
+        else if (safety > 0)
+            exit_code = EXIT_SAFETY;
+        else if (liveness > 0)
+            exit_code = EXIT_LIVENESS;
+    }
+    if (expect && !found && exit_code == EXIT_SAFETY)
+        fprintf(stderr, "bftkv-sim: expected a safety violation in seeds %" PRIu64 "..%" PRIu64 ", found none\n",
+                lo, hi);
+    printf("sim: seeds=%" PRIu64 " violations=%" PRIu64 " committed=%" PRIu64 " avg_batch=%.1f sim_rps=%" PRIu64 "\n",
+           seeds, safety + liveness, committed, batches ? (double)batch_requests / (double)batches : 0.0,
+           (uint64_t)((double)committed / wall));
+    return exit_code;
+}

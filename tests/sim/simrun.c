@@ -1,0 +1,552 @@
+/* One simulator run (see simrun.h): the scenario drawn from the seed, the run
+ * loop with GST and the liveness bound, and the final checks. */
+#include "tests/sim/simrun.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bftkv/errors.h"
+#include "common/assert.h"
+#include "engine/wire.h"
+#include "tests/sim/checkers.h"
+#include "tests/sim/faults.h"
+#include "tests/sim/prng.h"
+#include "tests/sim/workload.h"
+
+#define MS 1000000ull
+#define US 1000ull
+
+/* After the last completion the cluster runs this much longer, so that every
+ * replica's last batches and checkpoints reach the checkers. */
+#define SIM_DRAIN_NS (20ull * MS)
+/* Steps per run before the driver gives up (an engine that livelocks). */
+#define SIM_STEPS_MAX (200ull * 1000ull * 1000ull)
+
+void sim_options_defaults(struct sim_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->n = 4;
+    o->f = 1;
+    o->clients = 8;
+    o->requests = 100;
+    o->faults = SIM_FAULTS_NONE;
+    o->loss_percent = -1;
+    o->dup_percent = -1;
+    o->partitions = -1;
+    o->latency_ns = 100 * US;
+    o->jitter_ns = -1;
+    o->gst_ns = -1;
+    o->liveness_ns = 5000 * MS;
+    o->behaviour = -1;
+    o->value_bytes = 0;
+    o->readonly_percent = -1;
+    o->put_percent = -1;
+    o->get_percent = -1;
+    o->client_retransmit_ns = 20 * MS;
+    o->check_liveness = true;
+}
+
+void sim_context_init(struct sim_context *ctx)
+{
+    memset(ctx, 0, sizeof(*ctx));
+}
+
+void sim_context_destroy(struct sim_context *ctx)
+{
+    cluster_keys_destroy(ctx->keys);
+    if (ctx->lc)
+        lincheck_destroy(ctx->lc);
+    memset(ctx, 0, sizeof(*ctx));
+}
+
+/* ---- Hooks: the checkers and the workload ---------------------------------------- */
+
+struct run_state {
+    struct checkers ck;
+    struct workload wl;
+};
+
+static void hook_exec(void *arg, uint16_t replica, uint64_t seq, const uint8_t digest[32])
+{
+    struct run_state *rs = arg;
+    checkers_on_exec(&rs->ck, replica, seq, digest);
+}
+
+static void hook_checkpoint(void *arg, uint16_t replica, uint64_t seq, const uint8_t digest[32])
+{
+    struct run_state *rs = arg;
+    checkers_on_checkpoint(&rs->ck, replica, seq, digest);
+}
+
+static void hook_complete(void *arg, uint16_t client, const struct pbft_completion *c)
+{
+    struct run_state *rs = arg;
+    workload_on_complete(&rs->wl, client, c);
+}
+
+/* ---- Scenario ---------------------------------------------------------------------- */
+
+struct scenario {
+    struct cluster_config cc;
+    struct workload_config wc;
+    bool readonly[BFTKV_CLIENTS_MAX];
+    bool faulty[BFTKV_REPLICAS_MAX];
+    uint8_t behaviour[BFTKV_REPLICAS_MAX];
+    uint32_t nparts;
+    uint64_t part_start[NETSIM_PARTITIONS_MAX];
+    uint64_t part_end[NETSIM_PARTITIONS_MAX];
+    uint64_t part_seed;
+    uint64_t gst_ns;
+};
+
+static size_t appendf(char *buf, size_t cap, size_t at, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static size_t appendf(char *buf, size_t cap, size_t at, const char *fmt, ...)
+{
+    if (at >= cap)
+        return at;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + at, cap - at, fmt, ap);
+    va_end(ap);
+    if (k < 0)
+        return at;
+    return at + (size_t)k >= cap ? cap - 1 : at + (size_t)k;
+}
+
+static uint8_t draw_behaviour(const struct sim_options *o, struct prng *rng)
+{
+    if (o->behaviour >= 0)
+        return (uint8_t)o->behaviour;
+    return (uint8_t)prng_range(rng, FAULT_RANDOM_FIRST, FAULT_RANDOM_LAST);
+}
+
+static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scenario *s, char *desc,
+                         size_t desc_cap)
+{
+    struct prng root, rng;
+    prng_seed(&root, seed);
+    prng_fork(&rng, &root, 1);
+    memset(s, 0, sizeof(*s));
+    struct cluster_config *cc = &s->cc;
+    cc->n = o->n;
+    cc->f = o->f;
+    cc->clients = o->clients;
+    cc->bugs = o->bugs;
+    cc->client_retransmit_ns = o->client_retransmit_ns;
+    bool net = (o->faults & SIM_FAULTS_NET) != 0;
+    bool byz = (o->faults & SIM_FAULTS_BYZANTINE) != 0;
+    size_t at = 0;
+
+    /* Protocol tuning. Checkpoint intervals small enough that a run of a few
+     * hundred batches crosses checkpoints and moves the watermarks, large enough
+     * that Ed25519 (about 22 us to sign, 59 us to verify) stays a small share of
+     * the run. Mostly short pipelines, so batches grow with load; sometimes deep
+     * ones. Batch byte limits: mostly 16 KiB (the log's PRE-PREPARE buffers are
+     * sized by it, so it sets the cost of creating a replica), sometimes barely
+     * above one inlined request (closing batches by bytes), sometimes the engine's
+     * default. */
+    static const uint32_t ks[10] = {32, 64, 64, 128, 128, 128, 128, 256, 256, 256};
+    cc->checkpoint_interval = o->checkpoint_interval ? o->checkpoint_interval : ks[prng_below(&rng, 10)];
+    if (o->log_window) {
+        cc->log_window = o->log_window;
+    } else {
+        uint64_t lroll = prng_below(&rng, 10);
+        uint32_t mult = lroll < 6 ? 2u : lroll < 8 ? 3u : 4u;
+        cc->log_window = cc->checkpoint_interval * mult;
+        while (cc->log_window > BFTKV_LOG_WINDOW_MAX)
+            cc->log_window -= cc->checkpoint_interval;
+    }
+    uint32_t wmax = cc->log_window / 2 < 16 ? cc->log_window / 2 : 16;
+    uint64_t wroll = prng_below(&rng, 20);
+    if (o->window)
+        cc->window = o->window;
+    else if (wroll < 12)
+        cc->window = (uint32_t)prng_range(&rng, 1, 2);
+    else if (wroll < 17)
+        cc->window = (uint32_t)prng_range(&rng, 3, 4);
+    else
+        cc->window = (uint32_t)prng_range(&rng, 5, wmax);
+    cc->batch_max_requests = o->batch ? o->batch : (prng_below(&rng, 5) == 0 ? (uint32_t)prng_range(&rng, 1, 4) : 0);
+    uint32_t inline_max = WIRE_PP_ENTRY_FIXED + BFTKV_INLINE_REQUEST_MAX + (uint32_t)o->n * BFTKV_MAC_SIZE;
+    uint64_t roll = prng_below(&rng, 10);
+    cc->batch_max_bytes = roll < 2   ? (uint32_t)prng_range(&rng, inline_max, inline_max + 2048)
+                          : roll < 3 ? 0 /* engine default */
+                                     : 16u * 1024u;
+    if (o->batch_bytes)
+        cc->batch_max_bytes = o->batch_bytes;
+    cc->lanes = o->lanes ? o->lanes : (uint16_t)prng_range(&rng, 2, 8);
+    at = appendf(desc, desc_cap, at, "K=%u L=%u W=%u B=%u/%uB lanes=%u", cc->checkpoint_interval, cc->log_window,
+                 cc->window, cc->batch_max_requests, cc->batch_max_bytes, cc->lanes);
+
+    /* Network. */
+    struct netsim_config *nc = &cc->net;
+    nc->latency_ns = o->latency_ns;
+    nc->stable_jitter_ns = 20 * US;
+    if (net) {
+        nc->loss_percent = o->loss_percent >= 0 ? o->loss_percent : (double)prng_below(&rng, 301) / 10.0;
+        nc->dup_percent = o->dup_percent >= 0 ? o->dup_percent : (double)prng_below(&rng, 101) / 10.0;
+        nc->jitter_uniform = prng_below(&rng, 2) == 0;
+        nc->jitter_ns = o->jitter_ns >= 0 ? (uint64_t)o->jitter_ns : prng_range(&rng, 0, 2 * MS);
+        s->gst_ns = o->gst_ns >= 0 ? (uint64_t)o->gst_ns : prng_range(&rng, 10 * MS, 100 * MS);
+        s->nparts = o->partitions >= 0 ? (uint32_t)o->partitions : (uint32_t)prng_below(&rng, 3);
+        if (s->nparts > NETSIM_PARTITIONS_MAX)
+            s->nparts = NETSIM_PARTITIONS_MAX;
+        for (uint32_t i = 0; i < s->nparts; i++) {
+            uint64_t start = s->gst_ns > 0 ? prng_below(&rng, s->gst_ns) : 0;
+            uint64_t end = start + prng_range(&rng, 1 * MS, 30 * MS);
+            s->part_start[i] = start;
+            s->part_end[i] = end < s->gst_ns ? end : s->gst_ns;
+        }
+        s->part_seed = prng_next(&rng);
+        at = appendf(desc, desc_cap, at, " net: loss=%.1f%% dup=%.1f%% jitter=%s:%lluus partitions=%u gst=%llums",
+                     nc->loss_percent, nc->dup_percent, nc->jitter_uniform ? "uniform" : "exp",
+                     (unsigned long long)(nc->jitter_ns / US), s->nparts, (unsigned long long)(s->gst_ns / MS));
+    } else {
+        /* A reliable network still reorders a little. */
+        nc->jitter_uniform = true;
+        nc->jitter_ns = o->jitter_ns >= 0 ? (uint64_t)o->jitter_ns : prng_range(&rng, 0, 100 * US);
+        s->gst_ns = 0;
+    }
+    nc->gst_ns = s->gst_ns;
+    cc->net_seed = prng_next(&root);
+
+    /* Byzantine replicas: explicit, or up to f backups drawn per seed. */
+    if (o->faulty_count > 0) {
+        for (uint16_t i = 0; i < o->faulty_count; i++) {
+            uint16_t r = o->faulty[i];
+            if (r >= o->n)
+                return BFTKV_E_INVAL;
+            s->faulty[r] = true;
+            s->behaviour[r] = draw_behaviour(o, &rng);
+        }
+    } else if (byz && o->f > 0) {
+        uint16_t count = (uint16_t)prng_range(&rng, 1, o->f);
+        for (uint16_t k = 0; k < count;) {
+            uint16_t r = (uint16_t)prng_range(&rng, 1, o->n - 1u); /* never the primary of view 0 */
+            if (s->faulty[r])
+                continue;
+            s->faulty[r] = true;
+            s->behaviour[r] = draw_behaviour(o, &rng);
+            k++;
+        }
+    }
+    bool any = false;
+    for (uint16_t r = 0; r < o->n; r++) {
+        if (!s->faulty[r])
+            continue;
+        at = appendf(desc, desc_cap, at, "%s%u=%s", any ? "," : " byz: ", r, fault_name(s->behaviour[r]));
+        any = true;
+    }
+
+    /* Workload. */
+    struct workload_config *wc = &s->wc;
+    wc->clients = o->clients;
+    wc->requests = o->requests;
+    /* Keys: few enough that operations on one key overlap, enough that the
+     * linearizability search (exponential in the overlap) stays cheap: on
+     * average two to four operations in flight per key. */
+    uint32_t inflight = (uint32_t)o->clients * cc->lanes;
+    uint32_t kmin = inflight / 4 > 8 ? inflight / 4 : 8;
+    uint32_t kmax = inflight / 2 > 32 ? inflight / 2 : 32;
+    wc->keys = o->keys ? o->keys : (uint32_t)prng_range(&rng, kmin, kmax);
+    /* Mostly reads, as in most key-value workloads (and a PUT costs each replica
+     * two LtHash updates); enough writes and deletes that every key changes
+     * many times. */
+    wc->put_percent = o->put_percent >= 0 ? (uint32_t)o->put_percent : (uint32_t)prng_range(&rng, 20, 40);
+    uint32_t rest = 100 - wc->put_percent;
+    wc->get_percent = o->get_percent >= 0 ? (uint32_t)o->get_percent
+                                          : (uint32_t)prng_range(&rng, rest * 2 / 3, rest - 5);
+    if (wc->put_percent + wc->get_percent > 100)
+        return BFTKV_E_INVAL;
+    wc->inflight = cc->lanes;
+    /* Values: mostly small; sometimes large enough to make big inlined batches;
+     * sometimes larger than BFTKV_INLINE_REQUEST_MAX, so requests travel from the
+     * client to every replica and PRE-PREPAREs carry their digests. */
+    if (o->value_bytes) {
+        wc->value_bytes = o->value_bytes < WORKLOAD_VALUE_MIN ? WORKLOAD_VALUE_MIN : o->value_bytes;
+    } else {
+        uint64_t vroll = prng_below(&rng, 10);
+        wc->value_bytes = vroll < 8   ? 16u
+                          : vroll < 9 ? (uint32_t)prng_range(&rng, WORKLOAD_VALUE_MIN, 900)
+                                      : (uint32_t)prng_range(&rng, BFTKV_INLINE_REQUEST_MAX + 100, 4000);
+    }
+    int ro = o->readonly_percent >= 0 ? o->readonly_percent : 50;
+    uint32_t nro = 0;
+    for (uint16_t i = 0; i < o->clients; i++) {
+        s->readonly[i] = prng_percent(&rng, (double)ro);
+        nro += s->readonly[i];
+    }
+    at = appendf(desc, desc_cap, at, " wl: keys=%u put=%u%% get=%u%% value=%uB ro-clients=%u/%u", wc->keys,
+                 wc->put_percent, wc->get_percent, wc->value_bytes, nro, o->clients);
+    (void)at;
+    return 0;
+}
+
+/* ---- The run ------------------------------------------------------------------------- */
+
+static void lincheck_report(struct lincheck *lc, const struct lincheck_result *lr, struct checkers *ck)
+{
+    const struct lincheck_op *stuck = lr->stuck_op != UINT32_MAX ? lincheck_get(lc, lr->stuck_op) : NULL;
+    checkers_violation(ck,
+                       "linearizability: key k%llu (%u ops): %s; at most %u ops linearize; stuck at op %u "
+                       "(client %u, %s)",
+                       (unsigned long long)lr->key, lr->key_ops, lr->reason ? lr->reason : "", lr->deepest,
+                       lr->stuck_op, stuck ? stuck->client : 0,
+                       !stuck                             ? "-"
+                       : stuck->kind == LINCHECK_PUT      ? "PUT"
+                       : stuck->kind == LINCHECK_GET      ? "GET"
+                                                          : "DEL");
+}
+
+static void compare_states(struct cluster *cl, struct checkers *ck, uint64_t *lagging)
+{
+    uint64_t top = checkers_max_executed(ck);
+    uint8_t ref[32];
+    int ref_by = -1;
+    *lagging = 0;
+    for (uint16_t r = 0; r < ck->n; r++) {
+        if (ck->faulty[r])
+            continue;
+        if (ck->last_exec[r] != top) {
+            (*lagging)++;
+            continue;
+        }
+        uint8_t d[32];
+        store_digest_bytes(cluster_store(cl, r), d);
+        if (ref_by < 0) {
+            memcpy(ref, d, 32);
+            ref_by = r;
+        } else if (memcmp(ref, d, 32) != 0) {
+            checkers_violation(ck, "state: replicas %d and %u executed up to seq %llu but their stores differ", ref_by,
+                               r, (unsigned long long)top);
+        }
+    }
+}
+
+/* What a stuck run looks like: every replica's progress, every client's
+ * pending operations (--verbose). */
+static void dump_state(struct cluster *cl, struct workload *wl, uint16_t n, uint16_t clients)
+{
+    for (uint16_t r = 0; r < n; r++) {
+        const struct pbft_replica_stats *st = pbft_replica_stats(cluster_replica(cl, r));
+        fprintf(stderr,
+                "  replica %u: view=%llu last_executed=%llu low=%llu proposed=%llu executed_batches=%llu "
+                "requests=%llu/%llu dup=%llu ro=%llu stale=%llu conflict=%llu full=%llu bad_auth=%llu\n",
+                r, (unsigned long long)pbft_replica_view(cluster_replica(cl, r)),
+                (unsigned long long)st->last_executed, (unsigned long long)st->low_watermark,
+                (unsigned long long)st->batches_proposed, (unsigned long long)st->batches_executed,
+                (unsigned long long)st->requests_executed, (unsigned long long)st->requests_received,
+                (unsigned long long)st->requests_duplicate, (unsigned long long)st->readonly_answered,
+                (unsigned long long)st->dropped_stale, (unsigned long long)st->dropped_conflict,
+                (unsigned long long)st->dropped_full, (unsigned long long)st->drops.count[WIRE_DROP_BAD_AUTH]);
+    }
+    for (uint16_t c = 0; c < clients; c++) {
+        const struct pbft_client_stats *cs = pbft_client_stats(cluster_client(cl, c));
+        const struct workload_client *wc = &wl->c[c];
+        fprintf(stderr, "  client %u: done %u/%u inflight=%u retransmissions=%llu ro_fallbacks=%llu mismatched=%llu:",
+                c, wc->completed, wl->cfg.requests, wc->inflight, (unsigned long long)cs->retransmissions,
+                (unsigned long long)cs->readonly_fallbacks, (unsigned long long)cs->replies_mismatched);
+        for (uint32_t l = 0; l < PBFT_LANES_MAX; l++) {
+            if (!wc->lane_busy[l])
+                continue;
+            const struct lincheck_op *op = lincheck_get(wl->lc, wc->lane_op[l]);
+            fprintf(stderr, " lane%u:%s(k%llu)", l,
+                    op->kind == LINCHECK_PUT ? "PUT" : op->kind == LINCHECK_GET ? "GET" : "DEL",
+                    (unsigned long long)op->key);
+        }
+        fprintf(stderr, "\n");
+    }
+}
+
+int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t seed, struct sim_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    if (o->n < 3u * o->f + 1u || o->n > BFTKV_REPLICAS_MAX || o->clients == 0 || o->clients > BFTKV_CLIENTS_MAX)
+        return BFTKV_E_INVAL;
+    struct scenario *s = calloc(1, sizeof(*s));
+    if (!s)
+        return BFTKV_E_NOMEM;
+    int rc = draw_scenario(o, seed, s, res->scenario, sizeof(res->scenario));
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+
+    if (!ctx->keys || ctx->keys->n != o->n || ctx->keys->clients < o->clients) {
+        cluster_keys_destroy(ctx->keys);
+        ctx->keys = NULL;
+        rc = cluster_keys_create(o->n, o->clients, 1, &ctx->keys);
+        if (rc != 0) {
+            free(s);
+            return rc;
+        }
+    }
+    uint32_t ops = o->clients * o->requests + (s->wc.keys + 1);
+    if (!ctx->lc || ctx->lc_cap < ops) {
+        if (ctx->lc)
+            lincheck_destroy(ctx->lc);
+        ctx->lc = lincheck_create(ops);
+        ctx->lc_cap = ops;
+        if (!ctx->lc) {
+            free(s);
+            return BFTKV_E_NOMEM;
+        }
+    }
+    lincheck_reset(ctx->lc);
+
+    struct run_state *rs = calloc(1, sizeof(*rs));
+    BFTKV_ASSERT(rs != NULL);
+    rc = checkers_init(&rs->ck, o->n, s->faulty);
+    BFTKV_ASSERT(rc == 0);
+
+    s->cc.keys = ctx->keys;
+    s->cc.client_readonly = s->readonly;
+    struct cluster_hooks hooks = {
+        .on_exec = hook_exec, .on_checkpoint = hook_checkpoint, .on_complete = hook_complete, .arg = rs};
+    struct cluster *cl;
+    rc = cluster_create(&s->cc, &hooks, &cl);
+    if (rc != 0) {
+        checkers_destroy(&rs->ck);
+        free(rs);
+        free(s);
+        return rc;
+    }
+    if (o->trace)
+        cluster_set_trace(cl, stderr, o->trace_seq);
+    struct netsim *ns = cluster_net(cl);
+    if (s->nparts > 0) {
+        struct prng pr;
+        prng_seed(&pr, s->part_seed);
+        for (uint32_t i = 0; i < s->nparts; i++) {
+            uint8_t *cut = netsim_partition_add(ns, s->part_start[i], s->part_end[i]);
+            for (uint32_t nd = 0; nd < cluster_nodes(cl); nd++)
+                cut[nd] = prng_below(&pr, 3) == 0;
+        }
+    }
+    struct faults *fs = calloc(1, sizeof(*fs));
+    BFTKV_ASSERT(fs != NULL);
+    rc = faults_init(fs, o->n, o->f);
+    BFTKV_ASSERT(rc == 0);
+    struct prng fr;
+    prng_seed(&fr, seed ^ 0xFA17FA17FA17FA17ull);
+    for (uint16_t r = 0; r < o->n; r++)
+        if (s->faulty[r])
+            faults_set(fs, r, (enum fault_behaviour)s->behaviour[r], prng_next(&fr));
+    faults_attach(fs, cl);
+
+    rc = workload_init(&rs->wl, &s->wc, cl, ctx->lc, &rs->ck, prng_mix64(seed ^ 0x3017u));
+    BFTKV_ASSERT(rc == 0);
+    faults_set_key_lookup(fs, workload_key_of, &rs->wl);
+    if (faults_any(fs, FAULT_STALE_READ))
+        cluster_set_net_filter(cl, faults_net_adversary, fs);
+    workload_start(&rs->wl);
+
+    /* Run: until every operation and the final reads complete, or -- after GST --
+     * no operation has completed for liveness_ns while some are pending, or
+     * nothing is left to happen at all. */
+    bool live = true;
+    const char *why = NULL;
+    for (;;) {
+        if (workload_final_done(&rs->wl))
+            break;
+        if (workload_regular_done(&rs->wl) && !rs->wl.final_started) {
+            /* The final reads run after GST, on a network that delivers. */
+            if (cluster_now(cl) < s->gst_ns && cluster_next_event(cl) > s->gst_ns)
+                cluster_advance_to(cl, s->gst_ns);
+            if (cluster_now(cl) >= s->gst_ns)
+                workload_start_final(&rs->wl);
+        }
+        uint64_t t = cluster_next_event(cl);
+        if (t == UINT64_MAX) {
+            if (workload_regular_done(&rs->wl) && !rs->wl.final_started) {
+                cluster_advance_to(cl, s->gst_ns);
+                continue;
+            }
+            live = false;
+            why = "nothing left to happen (no message in flight, no timer) with operations pending";
+            break;
+        }
+        uint64_t since = rs->wl.last_completion_ns > s->gst_ns ? rs->wl.last_completion_ns : s->gst_ns;
+        if (t > since + o->liveness_ns) {
+            live = false;
+            why = "no operation completed for the liveness bound after GST";
+            break;
+        }
+        if (cluster_stats(cl)->steps >= SIM_STEPS_MAX) {
+            live = false;
+            why = "step limit reached";
+            break;
+        }
+        cluster_step(cl);
+    }
+    if (live)
+        cluster_run_until(cl, cluster_now(cl) + SIM_DRAIN_NS);
+
+    /* Safety checks. */
+    struct lincheck_result lr;
+    int v = lincheck_check(ctx->lc, &lr);
+    if (v == LINCHECK_VIOLATION) {
+        lincheck_report(ctx->lc, &lr, &rs->ck);
+        if (o->verbose)
+            lincheck_print_key(ctx->lc, lr.key, lr.stuck_op, stderr);
+    } else if (v == LINCHECK_UNKNOWN) {
+        res->lincheck_unknown = lr.keys_unknown;
+    } else if (v < 0) {
+        checkers_violation(&rs->ck, "lincheck failed: %s", bftkv_strerror(v));
+    }
+    compare_states(cl, &rs->ck, &res->lagging);
+    if (cluster_stats(cl)->stuck_deadlines > 0 && o->verbose)
+        fprintf(stderr, "sim: seed %llu: %llu ticks pushed forward (a node kept asking for a tick in the past)\n",
+                (unsigned long long)seed, (unsigned long long)cluster_stats(cl)->stuck_deadlines);
+
+    if (o->verbose && (fs->stats.dropped | fs->stats.corrupted | fs->stats.replayed | fs->stats.fabricated |
+                       fs->stats.equivocated) != 0)
+        fprintf(stderr,
+                "  seed %llu faults: dropped=%llu corrupted=%llu replayed=%llu fabricated=%llu equivocated=%llu\n",
+                (unsigned long long)seed, (unsigned long long)fs->stats.dropped,
+                (unsigned long long)fs->stats.corrupted, (unsigned long long)fs->stats.replayed,
+                (unsigned long long)fs->stats.fabricated, (unsigned long long)fs->stats.equivocated);
+    if (!live && o->verbose)
+        dump_state(cl, &rs->wl, o->n, o->clients);
+    if (rs->ck.safety > 0) {
+        res->verdict = SIM_SAFETY;
+        snprintf(res->what, sizeof(res->what), "safety: %s", rs->ck.first);
+    } else if (!live) {
+        res->verdict = o->check_liveness ? SIM_LIVENESS : SIM_OK;
+        snprintf(res->what, sizeof(res->what),
+                 "liveness: %s: %llu/%llu operations and %u/%u final reads done at t=%llums (GST %llums, last "
+                 "completion %llums, bound %llums)",
+                 why, (unsigned long long)rs->wl.regular_done, (unsigned long long)rs->wl.regular_total,
+                 rs->wl.final_done, s->wc.keys, (unsigned long long)(cluster_now(cl) / MS),
+                 (unsigned long long)(s->gst_ns / MS), (unsigned long long)(rs->wl.last_completion_ns / MS),
+                 (unsigned long long)(o->liveness_ns / MS));
+    }
+
+    /* Figures. */
+    res->committed = rs->wl.completed;
+    uint64_t best = 0;
+    for (uint16_t r = 0; r < o->n; r++) {
+        if (s->faulty[r])
+            continue;
+        const struct pbft_replica_stats *st = pbft_replica_stats(cluster_replica(cl, r));
+        if (st->batches_executed >= best) {
+            best = st->batches_executed;
+            res->batches = st->batches_executed;
+            res->batch_requests = st->batch_requests_total;
+        }
+    }
+    res->sim_ns = cluster_now(cl);
+    res->steps = cluster_stats(cl)->steps;
+
+    workload_destroy(&rs->wl);
+    faults_destroy(fs);
+    free(fs);
+    cluster_destroy(cl);
+    checkers_destroy(&rs->ck);
+    free(rs);
+    free(s);
+    return 0;
+}

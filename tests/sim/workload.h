@@ -1,0 +1,95 @@
+/* The simulated clients' workload and its history.
+ *
+ * Each client runs a closed loop of R random operations (PUT, GET, DEL) over a
+ * small key space, so that operations on one key overlap and conflict, with up to
+ * `inflight` operations outstanding (the client's lanes). Every PUT writes a
+ * value no other PUT writes -- its 8-byte id encodes (client + 1, counter + 1),
+ * padded to value_bytes -- so a read pins the write it saw. Every invocation and
+ * completion goes into the lincheck history with a logical timestamp (a counter
+ * bumped at every invocation and completion, so real-time order between events at
+ * the same simulated instant is kept).
+ *
+ * After every client has finished (and the network has stabilised), client 0
+ * reads every key once more. Those final reads are part of the history, so a
+ * write acknowledged earlier and then lost makes the history non-linearizable
+ * ("no acknowledged write is lost", DESIGN §7).
+ */
+#ifndef BFTKV_SIM_WORKLOAD_H
+#define BFTKV_SIM_WORKLOAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/pbft.h"
+#include "tests/sim/checkers.h"
+#include "tests/sim/cluster.h"
+#include "tests/sim/lincheck.h"
+#include "tests/sim/prng.h"
+
+#define WORKLOAD_VALUE_MIN 8u
+#define WORKLOAD_GARBAGE_ID UINT64_MAX
+
+struct workload_config {
+    uint16_t clients;
+    uint32_t requests;      /* per client */
+    uint32_t keys;          /* key space */
+    uint32_t put_percent;   /* the rest after put and get are DELs */
+    uint32_t get_percent;
+    uint16_t inflight;      /* outstanding operations per client, <= lanes */
+    uint32_t value_bytes;   /* >= WORKLOAD_VALUE_MIN */
+};
+
+struct workload_client {
+    struct prng rng;
+    uint32_t issued;
+    uint32_t completed;
+    uint32_t inflight;
+    uint32_t counter;
+    uint32_t lane_op[PBFT_LANES_MAX]; /* lincheck id of the op on each lane */
+    bool lane_busy[PBFT_LANES_MAX];
+    bool lane_final[PBFT_LANES_MAX]; /* the op on the lane is a final read */
+};
+
+struct workload {
+    struct workload_config cfg;
+    struct cluster *cl;
+    struct lincheck *lc;
+    struct checkers *ck;          /* odd completions are reported here */
+    struct workload_client *c;
+    uint64_t clock;               /* logical time for the history */
+    uint64_t regular_done;        /* completed operations of the R-loops */
+    uint64_t regular_total;
+    bool final_started;
+    uint32_t final_next_key;
+    uint32_t final_done;
+    uint64_t completed;           /* every completion, final reads included */
+    uint64_t last_completion_ns;  /* simulated time of the latest completion */
+    uint64_t submit_errors;
+    uint8_t *vbuf;
+};
+
+int workload_init(struct workload *wl, const struct workload_config *cfg, struct cluster *cl,
+                  struct lincheck *lc, struct checkers *ck, uint64_t seed);
+void workload_destroy(struct workload *wl);
+
+/* Submit each client's first operations. */
+void workload_start(struct workload *wl);
+
+/* The cluster's completion hook (arg = the workload). */
+void workload_on_complete(void *arg, uint16_t client, const struct pbft_completion *c);
+
+bool workload_regular_done(const struct workload *wl);
+/* Start the final reads through client 0. */
+void workload_start_final(struct workload *wl);
+bool workload_final_done(const struct workload *wl);
+
+/* Value id of a value's bytes, or WORKLOAD_GARBAGE_ID when they are not a value
+ * this workload wrote. */
+uint64_t workload_value_id(const struct workload *wl, const uint8_t *v, uint32_t vlen);
+
+void workload_key_bytes(uint32_t key, char out[8], size_t *klen);
+
+/* The key of the operation in flight on (client, lane) (a fault_key_fn). */
+bool workload_key_of(void *arg, uint16_t client, uint16_t lane, char *key, size_t cap, size_t *klen);
+
+#endif /* BFTKV_SIM_WORKLOAD_H */
