@@ -11,11 +11,18 @@
  * crypto_shorthash_siphashx24), chosen by the micro benchmarks (docs/benchmarks.md).
  *
  * An authenticator (TOCS 2002 §3.2) is a vector of N MACs, entry j for replica j,
- * each over the 64 bytes  header[32] || BLAKE2b-256(body) : the body is hashed once
- * and each MAC then costs a 64-byte SipHash. The header's auth_len is part of the
- * MACed bytes. For PRE-PREPARE and REPLY, "body" here is only the fixed part
- * (D | count; client .. result digest): the digest in it binds the rest, and
- * wire_decode() checks that binding, so check MACs only on decoded messages. A REPLY carries one MAC, for its client. CHECKPOINT (and later
+ * each over
+ *
+ *     header[32] || body                when body is at most 64 bytes
+ *     header[32] || BLAKE2b-256(body)   when body is longer
+ *
+ * so a large body is hashed once per message and each MAC then costs a 64-byte
+ * SipHash, while a small one costs no hash at all. The header (type, body_len and
+ * auth_len included) is part of the MACed bytes and decides which form applies.
+ * For PRE-PREPARE and REPLY, "body" here is only the fixed part (D | count;
+ * client .. result digest), so their MACs always take the first form: the digest
+ * in it binds the rest, and wire_decode() checks that binding, so check MACs only
+ * on decoded messages. A REPLY carries one MAC, for its client. CHECKPOINT (and later
  * VIEW-CHANGE, NEW-VIEW) carry an Ed25519 signature over header || body, so a
  * third party can check them.
  *

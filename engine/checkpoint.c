@@ -58,6 +58,9 @@ static void ckpt_make_stable(struct pbft_replica *r, struct replica_ckpt *c)
         if (r->ckpts[i].seq < r->low)
             r->ckpts[i].seq = 0;
     }
+    /* The states kept for serving go too, all but those of the previous stable
+     * checkpoint and above (statetransfer_serve.c). */
+    replica_snapshots_release_below(r, r->low);
 }
 
 static void ckpt_stable_check(struct pbft_replica *r, struct replica_ckpt *c)
@@ -97,7 +100,37 @@ void replica_checkpoint_take(struct pbft_replica *r, uint64_t seq, struct pbft_o
         r->stats.dropped_full++;
     if (r->on_checkpoint != NULL)
         r->on_checkpoint(r->hook_arg, r->cfg.id, seq, digest);
+    /* Keep this state for replicas that fall behind (TOCS 2002 §5.3). */
+    replica_snapshot_take(r, seq, digest);
     ckpt_stable_check(r, c);
+}
+
+/* A checkpoint whose state was fetched and installed (statetransfer.c): it is
+ * stable by proof -- q signed CHECKPOINTs, or a NEW-VIEW that chose it -- and the
+ * state is now ours, so our own signed CHECKPOINT joins the proof. h moves to it
+ * (TOCS 2002 §5.3.2). The caller set last_executed = seq first. */
+void replica_checkpoint_adopt(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE],
+                              const uint8_t *proof, uint64_t bits)
+{
+    BFTKV_ASSERT(seq > r->low && seq == r->last_executed);
+    uint8_t msg[WIRE_HEADER_SIZE + BFTKV_DIGEST_SIZE + WIRE_SIG_SIZE];
+    size_t auth_off = 0;
+    size_t len = wire_encode_digest_msg(msg, sizeof msg, WIRE_CHECKPOINT, r->cfg.group, r->cfg.id, r->cfg.n,
+                                        r->view, seq, digest, &auth_off);
+    BFTKV_ASSERT(len == r->ckpt_msg_len);
+    auth_sign(r->auth, msg, len, auth_off);
+
+    struct replica_ckpt *c = ckpt_get(r, seq);
+    c->own_taken = true;
+    memcpy(c->own_digest, digest, BFTKV_DIGEST_SIZE);
+    ckpt_record(r, c, r->cfg.id, digest, msg, len);
+    for (uint64_t b = bits & ~(1ull << r->cfg.id); b != 0; b &= b - 1u) {
+        unsigned j = (unsigned)__builtin_ctzll(b);
+        ckpt_record(r, c, (uint16_t)j, digest, proof + (size_t)j * r->ckpt_msg_len, r->ckpt_msg_len);
+    }
+    /* The window jumps: h = seq first, so seq is inside it for ckpt_make_stable. */
+    r->low = seq;
+    ckpt_make_stable(r, c);
 }
 
 static bool ignore_checkpoint(struct pbft_replica *r, const struct wire_msg *m)
@@ -132,5 +165,7 @@ void replica_checkpoint_receive(struct pbft_replica *r, const struct wire_msg *m
         return;
     struct replica_ckpt *c = ckpt_get(r, m->h.seq);
     ckpt_record(r, c, m->h.sender, m->u.batch.digest, m->raw, m->raw_len);
+    if (m->h.seq > r->cu.max_seen)
+        r->cu.max_seen = m->h.seq; /* catch-up (status.c): a peer got this far */
     ckpt_stable_check(r, c);
 }

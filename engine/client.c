@@ -31,6 +31,8 @@
     (WIRE_HEADER_SIZE + WIRE_REQUEST_FIXED + BFTKV_KEY_MAX + BFTKV_VALUE_MAX + BFTKV_AUTHENTICATOR_MAX)
 /* Retransmission backoff doubles up to this multiple of retransmit_timeout_ns. */
 #define CLIENT_BACKOFF_MAX 8u
+/* Cached digests of empty results: statuses 0 .. -(CLIENT_EMPTY_DIGESTS-1). */
+#define CLIENT_EMPTY_DIGESTS 32u
 
 BFTKV_STATIC_ASSERT(CLIENT_REQUEST_MAX <= BFTKV_DATAGRAM_MAX, "a request must fit one datagram");
 BFTKV_STATIC_ASSERT(PBFT_LANES_MAX <= UINT16_MAX, "lane ids are 16 bits on the wire");
@@ -84,6 +86,10 @@ struct pbft_client {
     uint32_t done_head;
     uint32_t done_count;
     struct pbft_client_stats stats;
+    /* Digests of the empty result per status 0, -1, ..., -(CLIENT_EMPTY_DIGESTS-1),
+     * computed on first use: most digest-only replies carry one of these. */
+    uint8_t empty_digest[CLIENT_EMPTY_DIGESTS][BFTKV_DIGEST_SIZE];
+    uint32_t empty_digest_known; /* bit per status */
     /* one allocation each, freed by destroy */
     uint8_t *req_pool;
     uint8_t *result_pool;
@@ -527,6 +533,22 @@ static bool lane_readonly_hopeless(const struct pbft_client *c, const struct cli
     return (uint32_t)best + (uint32_t)(c->cfg.n - answered) < c->quorum;
 }
 
+/* out = wire_result_digest(status, empty result), from the per-status cache when
+ * the status is 0 or a small negative error code. */
+static void empty_result_digest(struct pbft_client *c, int16_t status, uint8_t out[BFTKV_DIGEST_SIZE])
+{
+    uint32_t k = (uint32_t)-(int32_t)status;
+    if (status > 0 || k >= CLIENT_EMPTY_DIGESTS) {
+        wire_result_digest(out, status, NULL, 0);
+        return;
+    }
+    if ((c->empty_digest_known & (1u << k)) == 0) {
+        wire_result_digest(c->empty_digest[k], status, NULL, 0);
+        c->empty_digest_known |= 1u << k;
+    }
+    memcpy(out, c->empty_digest[k], BFTKV_DIGEST_SIZE);
+}
+
 static void client_on_reply(struct pbft_client *c, const struct wire_msg *m, uint64_t now_ns, struct pbft_out *out)
 {
     if (ignore_reply(c, m)) {
@@ -540,18 +562,15 @@ static void client_on_reply(struct pbft_client *c, const struct wire_msg *m, uin
     const struct wire_reply *rp = &m->u.reply;
     uint16_t lane = rp->lane;
     struct client_lane *l = &c->lanes[lane];
-    uint8_t check[BFTKV_DIGEST_SIZE];
+    /* A full result was checked against its digest by wire_decode() (it drops the
+     * reply otherwise, BAD_DIGEST), and m comes from wire_decode() in
+     * client_on_receive(): the client never trusts a result that was not verified,
+     * and does not hash it a second time. */
     bool full = (rp->rflags & WIRE_REPLY_FULL) != 0;
-    if (full) {
-        /* The decoder checks this too; the client never trusts a result it did not verify. */
-        wire_result_digest(check, rp->status, rp->result, rp->result_len);
-        if (memcmp(check, rp->result_digest, BFTKV_DIGEST_SIZE) != 0) {
-            c->stats.replies_mismatched++;
-            return;
-        }
-    } else if (rp->result_len == 0) {
+    if (!full && rp->result_len == 0) {
         /* An empty result (PUT, DEL, errors) is known from its digest alone. */
-        wire_result_digest(check, rp->status, NULL, 0);
+        uint8_t check[BFTKV_DIGEST_SIZE];
+        empty_result_digest(c, rp->status, check);
         full = memcmp(check, rp->result_digest, BFTKV_DIGEST_SIZE) == 0;
     }
 

@@ -78,6 +78,9 @@ enum pbft_bug {
     PBFT_BUG_EXECUTE_UNCOMMITTED = 1u << 1,  /* execute as soon as prepared */
     PBFT_BUG_IGNORE_DIGEST = 1u << 2,        /* accept PREPARE/COMMIT whatever their digest */
     PBFT_BUG_CLIENT_F_REPLIES = 1u << 3,     /* client accepts f matching replies, not f+1 */
+    PBFT_BUG_NEWVIEW_IGNORE_A2 = 1u << 4,    /* NEW-VIEW choice (computed and checked) skips A2 */
+    PBFT_BUG_FORGET_P = 1u << 5,             /* VIEW-CHANGE sent with an empty P set */
+    PBFT_BUG_SKIP_SNAPSHOT_DIGEST = 1u << 6, /* install a fetched state without checking its digest */
 };
 
 /* ---- Replica ---------------------------------------------------------------- */
@@ -94,8 +97,22 @@ struct pbft_replica_config {
     uint32_t window;                /* W: batches in flight at the primary */
     uint32_t batch_max_requests;
     uint32_t batch_max_bytes;
-    uint64_t request_timeout_ns;    /* view-change timer (next issue) */
+    uint64_t request_timeout_ns;    /* T, the view-change timeout (engine/viewchange.c):
+                                       a backup starts a view change when a request it
+                                       watches waits longer than the current timeout,
+                                       which is also the wait for a NEW-VIEW; it starts
+                                       at T, doubles per failed view change (up to 64 T)
+                                       and halves, down to T, when a new view executes */
+    uint64_t retransmit_ns;         /* catch-up (engine/status.c): retransmission of
+                                       unfinished slots, STATUS when idle behind (and a
+                                       heartbeat every 10), state-transfer chunk timeout */
     uint32_t bugs;                  /* enum pbft_bug, tests only */
+    bool restarted;                 /* this replica lost its memory (crash-restart) and
+                                       its store was cleared: it announces itself with a
+                                       STATUS at its first tick, fetches the group's
+                                       state and joins the view f+1 peers report; it
+                                       proposes nothing as the primary of its old view
+                                       (engine/status.c) */
 };
 
 #define PBFT_LANES_MAX 64u
@@ -134,6 +151,33 @@ struct pbft_replica_stats {
     uint64_t checkpoints_stable;
     uint64_t last_executed;
     uint64_t low_watermark;
+    /* Large-request pool (engine/replica_request.c). */
+    uint64_t pool_evicted;         /* unpinned large requests evicted for room */
+    uint64_t pool_waits;           /* PRE-PREPAREs that waited for the pool window */
+    uint64_t pool_relayed;         /* large requests relayed to a replica that lacked them */
+    /* Catch-up (engine/status.c, engine/statetransfer.c). */
+    uint64_t retransmissions;       /* PRE-PREPARE/PREPARE/COMMIT re-multicast by the tick */
+    uint64_t status_sent;
+    uint64_t status_answered;       /* STATUS answered with log messages or a proof */
+    uint64_t state_transfers;       /* fetched states installed */
+    uint64_t state_transfer_bad_digest; /* fetched states whose digest did not match */
+    uint64_t state_transfer_restarts;   /* transfers restarted: another server or target */
+    uint64_t state_chunks_received;
+    uint64_t state_chunks_served;
+    uint64_t state_fetch_timeouts;
+    uint64_t snapshots_taken;
+    uint64_t snapshot_failures;     /* store_snapshot_take out of memory */
+    uint64_t views_adopted;         /* a restarted replica joined the view f+1 report */
+    /* View change (engine/viewchange.c, engine/newview.c). */
+    uint64_t view_changes;          /* views entered through a NEW-VIEW */
+    uint64_t request_timeouts;      /* a watched request waited longer than T */
+    uint64_t view_change_timeouts;  /* no valid NEW-VIEW in time: on to the next view */
+    uint64_t view_change_joins;     /* joined a higher view on f+1 VIEW-CHANGEs */
+    uint64_t viewchange_sent;       /* own VIEW-CHANGEs, retransmissions included */
+    uint64_t newview_rejected;      /* NEW-VIEWs whose choices differ from ours */
+    uint64_t newview_conflicts;     /* a NEW-VIEW chose another batch than the one
+                                       executed here (or another checkpoint digest):
+                                       a safety violation, counted, never asserted */
 };
 
 struct pbft_replica;
@@ -154,6 +198,9 @@ void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_ou
 const struct pbft_replica_stats *pbft_replica_stats(const struct pbft_replica *r);
 uint64_t pbft_replica_view(const struct pbft_replica *r);
 bool pbft_replica_is_primary(const struct pbft_replica *r);
+/* A view change is under way: pbft_replica_view() is the view being moved to, and
+ * no normal-case message is accepted until its NEW-VIEW is (TOCS 2002 §4.4). */
+bool pbft_replica_in_view_change(const struct pbft_replica *r);
 
 /* For the simulator's checkers: called after each executed batch. */
 typedef void (*pbft_exec_hook)(void *arg, uint16_t replica, uint64_t seq, const uint8_t batch_digest[32]);

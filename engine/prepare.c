@@ -74,7 +74,7 @@ void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, stru
 
 static bool ignore_prepare(struct pbft_replica *r, const struct wire_msg *m)
 {
-    if (m->h.view != r->view || m->h.seq <= r->low || m->h.seq > r->low + r->cfg.log_window) {
+    if (m->h.view != r->view || !r->view_active || m->h.seq <= r->low || m->h.seq > r->low + r->cfg.log_window) {
         r->stats.dropped_stale++;
         return true;
     }

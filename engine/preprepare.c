@@ -49,15 +49,29 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
     uint8_t *entries = dst + WIRE_HEADER_SIZE + WIRE_PP_FIXED;
     uint32_t used = 0;
     uint16_t count = 0;
+    /* Each DIGEST entry is charged its whole request against the batch's share
+     * of the backups' pool, B = pool_batch_chunks (the invariant at
+     * replica_pool_create): its 44 bytes in the PRE-PREPARE are not what the
+     * backups must hold. B covers the largest request, so an empty batch takes
+     * any. */
+    uint32_t large = 0;
     while (!replica_pending_empty(r) && count < r->cfg.batch_max_requests) {
+        replica_pending_trim(r); /* what a view change left behind, executed since */
+        if (replica_pending_empty(r))
+            break;
         const struct replica_pending *p = replica_pending_front(r);
         size_t w;
         if (p->kind == WIRE_ENTRY_INLINE) {
             w = wire_entry_inline(entries + used, r->cfg.batch_max_bytes - used, replica_pending_bytes(r, p),
                                   p->len);
         } else {
+            uint32_t c = replica_pool_entry_chunks(r, p->pool);
+            if (large + c > r->pool_batch_chunks)
+                break; /* the batch names all the large requests it may */
             w = wire_entry_digest(entries + used, r->cfg.batch_max_bytes - used, r->pool[p->pool].digest,
                                   p->client, p->lane, p->timestamp);
+            if (w != 0)
+                large += c;
         }
         if (w == 0)
             break; /* the batch is full in bytes */
@@ -70,6 +84,7 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
     uint64_t seq = r->next_seq++;
     struct replica_slot *s = replica_slot_get(r, seq);
     BFTKV_ASSERT(!s->has_digest);
+    replica_slot_release(r, s); /* an earlier view's batch there (view change) */
     size_t len = wire_encode_preprepare(dst, cap, r->cfg.group, r->cfg.id, r->cfg.n, r->view, seq, entries, used,
                                         count, &auth_off);
     BFTKV_ASSERT(len > 0 && len <= r->pp_cap);
@@ -96,6 +111,7 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
     s->count = count;
     s->has_digest = true;
     s->has_pp = true;
+    s->pool_refs = true; /* the pending queue's references moved to the batch */
     r->stats.batches_proposed++;
 
     /* Only a faulty backup can have sent votes before our PRE-PREPARE; count
@@ -107,9 +123,11 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
 
 void replica_batch_try(struct pbft_replica *r, struct pbft_out *out)
 {
-    if (!replica_is_primary(r))
+    if (!replica_is_primary(r) || !r->view_active)
         return;
-    while (!replica_pending_empty(r) && r->next_seq - 1u - r->last_executed < r->cfg.window
+    /* The trim drops requests a view change left behind that executed since
+     * (or that a chosen batch holds): batch_cut starts with a live one. */
+    while ((replica_pending_trim(r), !replica_pending_empty(r)) && r->next_seq - 1u - r->last_executed < r->cfg.window
            && r->next_seq <= r->low + r->cfg.log_window) {
         if (!pbft_out_room(out, r->pp_cap + REPLICA_RESERVE_BYTES, 1u + REPLICA_RESERVE_MSGS)) {
             out->more = true;
@@ -125,20 +143,36 @@ enum pp_check {
     PP_OK = 0,
     PP_MISSING = 1, /* some large request is not in the pool yet */
     PP_BAD = 2,     /* reason in *why */
+    PP_WAIT = 3,    /* all there, but seq is beyond the pool window: wait */
 };
 
 /* Check the entries of a PRE-PREPARE: inlined requests (when check_inline)
  * decode, use a configured lane and a timestamp above 0 (the rules
  * replica_request_receive applies) and carry a valid client authenticator for
- * us; requests named by digest are in the pool and agree with the entry. */
+ * us; requests named by digest are in the pool and agree with the entry.
+ *
+ * The large-request pool's rules (the invariant at replica_pool_create): the
+ * requests a batch names by digest take at most B = pool_batch_chunks chunks (a
+ * correct primary closes its batches so, batch_cut; more is a faulty primary's
+ * doing and the PRE-PREPARE is refused), and a batch that names any may take its
+ * pool references only at seq <= last_executed + pool_window; beyond, it waits
+ * (PP_WAIT, stalled like PP_MISSING) until execution catches up. */
 static enum pp_check pp_entries_check(struct pbft_replica *r, const struct wire_msg *pp, bool check_inline,
                                       enum wire_drop *why)
 {
     enum pp_check res = PP_OK;
+    bool named = false; /* some request by digest */
+    uint32_t large = 0; /* chunks of those in the pool */
     uint32_t off = 0;
     struct wire_batch_entry e;
     while (wire_batch_next(pp, &off, &e)) {
         if (e.kind == WIRE_ENTRY_INLINE) {
+            /* What execution relies on, even in a batch a NEW-VIEW chose (whose
+             * clients' MACs are not checked again, check_inline false). */
+            if (e.lane >= r->cfg.lanes || e.timestamp == 0 || !auth_client_known(r->auth, e.client)) {
+                *why = WIRE_DROP_BAD_FIELD;
+                return PP_BAD;
+            }
             if (!check_inline)
                 continue;
             struct wire_msg rq;
@@ -161,6 +195,7 @@ static enum pp_check pp_entries_check(struct pbft_replica *r, const struct wire_
                 *why = WIRE_DROP_BAD_FIELD;
                 return PP_BAD;
             }
+            named = true;
             uint32_t idx = replica_pool_find(r, e.request_digest);
             if (idx == POOL_NONE) {
                 res = PP_MISSING;
@@ -171,8 +206,15 @@ static enum pp_check pp_entries_check(struct pbft_replica *r, const struct wire_
                 *why = WIRE_DROP_BAD_FIELD;
                 return PP_BAD;
             }
+            large += replica_pool_entry_chunks(r, idx);
+            if (large > r->pool_batch_chunks) {
+                *why = WIRE_DROP_BAD_LENGTH;
+                return PP_BAD;
+            }
         }
     }
+    if (res == PP_OK && named && pp->h.seq > r->last_executed + r->pool_window)
+        res = PP_WAIT;
     return res;
 }
 
@@ -183,19 +225,36 @@ static void seen_raise(struct pbft_replica *r, uint16_t client, uint16_t lane, u
         *seen = ts;
 }
 
-/* The slot's PRE-PREPARE passed every check: pre-prepared (TOCS 2002 §4.2). */
-static void pp_accept(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
+bool replica_preprepare_fields_ok(const struct pbft_replica *r, const struct wire_msg *pp)
 {
     uint32_t off = 0;
     struct wire_batch_entry e;
+    while (wire_batch_next(pp, &off, &e)) {
+        if (e.lane >= r->cfg.lanes || e.timestamp == 0 || !auth_client_known(r->auth, e.client))
+            return false;
+    }
+    return true;
+}
+
+/* The slot's PRE-PREPARE passed every check: pre-prepared (TOCS 2002 §4.2). */
+static void pp_accept(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
+{
+    /* A batch executed here already (re-proposed by a NEW-VIEW) needs no pool;
+     * one whose references an earlier view's PRE-PREPARE kept holds them. */
+    bool ref = !s->pool_refs && !s->executed;
+    uint32_t off = 0;
+    struct wire_batch_entry e;
     while (wire_batch_next(&s->pp_msg, &off, &e)) {
-        if (e.kind == WIRE_ENTRY_DIGEST) {
+        if (e.kind == WIRE_ENTRY_DIGEST && ref) {
             uint32_t idx = replica_pool_find(r, e.request_digest);
             BFTKV_ASSERT(idx != POOL_NONE); /* pp_entries_check said PP_OK */
+            /* Its window rule: what bounds the pool's pinned chunks by w*B. */
+            BFTKV_ASSERT(s->seq <= r->last_executed + r->pool_window);
             replica_pool_ref(r, idx);
         }
         seen_raise(r, e.client, e.lane, e.timestamp);
     }
+    s->pool_refs = s->pool_refs || ref;
     s->has_pp = true;
     s->sent_prepare = true;
     replica_vote_send(r, WIRE_PREPARE, s->seq, s->digest, out);
@@ -212,7 +271,7 @@ static void pp_accept(struct pbft_replica *r, struct replica_slot *s, struct pbf
 
 static bool ignore_preprepare(struct pbft_replica *r, const struct wire_msg *m)
 {
-    if (m->h.view != r->view || m->h.seq <= r->low || m->h.seq > r->low + r->cfg.log_window) {
+    if (m->h.view != r->view || !r->view_active || m->h.seq <= r->low || m->h.seq > r->low + r->cfg.log_window) {
         r->stats.dropped_stale++;
         return true;
     }
@@ -244,12 +303,29 @@ void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m
     if (ignore_preprepare(r, m))
         return;
     enum wire_drop why = WIRE_DROP_BAD_FIELD;
-    enum pp_check res = pp_entries_check(r, m, true, &why);
+    struct replica_slot *s = replica_slot_get(r, m->h.seq);
+    enum pp_check res;
+    if (s->nv_fixed) {
+        /* The NEW-VIEW chose this seq's batch (TOCS 2002 §4.4): only that digest
+         * is accepted. The choice certifies it, so the clients' MACs are not
+         * checked again (they were, by the replicas that pre-prepared it
+         * first), and a batch executed here already needs nothing more. */
+        if (memcmp(m->u.batch.digest, s->nv_digest, BFTKV_DIGEST_SIZE) != 0) {
+            r->stats.dropped_conflict++;
+            return;
+        }
+        res = s->executed ? PP_OK : pp_entries_check(r, m, false, &why);
+    } else {
+        res = pp_entries_check(r, m, true, &why);
+    }
     if (res == PP_BAD) {
         replica_drop(r, why);
         return;
     }
-    struct replica_slot *s = replica_slot_get(r, m->h.seq);
+    /* An earlier view's batch kept its pool references in the slot (newview.c);
+     * another batch takes its own. */
+    if (s->pool_refs && (s->pp_len == 0 || memcmp(s->pp_msg.u.batch.digest, m->u.batch.digest, BFTKV_DIGEST_SIZE) != 0))
+        replica_slot_release(r, s);
     memcpy(s->pp, m->raw, m->raw_len);
     s->pp_len = (uint32_t)m->raw_len;
     slot_msg_set(s, m);
@@ -257,8 +333,10 @@ void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m
     s->view = m->h.view;
     s->count = m->u.batch.count;
     s->has_digest = true;
-    if (res == PP_MISSING) {
+    if (res == PP_MISSING || res == PP_WAIT) {
         /* Votes that arrive meanwhile are counted against D already. */
+        if (res == PP_WAIT)
+            r->stats.pool_waits++;
         s->stalled = true;
         r->stalled++;
         replica_prepare_recount(r, s);
@@ -268,16 +346,24 @@ void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m
     pp_accept(r, s, out);
 }
 
+/* The stalled slots that may be accepted now: above last_executed (only those
+ * can be stalled) and within the pool window (beyond, they would wait). */
+static uint64_t stalled_last(const struct pbft_replica *r)
+{
+    uint64_t hi = r->low + r->cfg.log_window, w = r->last_executed + r->pool_window;
+    return w < hi ? w : hi;
+}
+
 void replica_stalled_retry(struct pbft_replica *r, struct pbft_out *out)
 {
-    /* Only slots above last_executed can be stalled; there are r->stalled of them. */
-    for (uint64_t seq = r->last_executed + 1u; r->stalled > 0 && seq <= r->low + r->cfg.log_window; seq++) {
+    uint64_t last = stalled_last(r);
+    for (uint64_t seq = r->last_executed + 1u; r->stalled > 0 && seq <= last; seq++) {
         struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL || !s->stalled)
             continue;
         enum wire_drop why = WIRE_DROP_BAD_FIELD;
         enum pp_check res = pp_entries_check(r, &s->pp_msg, false, &why);
-        if (res == PP_MISSING)
+        if (res == PP_MISSING || res == PP_WAIT)
             continue;
         s->stalled = false;
         r->stalled--;
@@ -294,3 +380,41 @@ void replica_stalled_retry(struct pbft_replica *r, struct pbft_out *out)
     }
 }
 
+bool replica_stalled_wants(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE])
+{
+    uint64_t last = stalled_last(r);
+    for (uint64_t seq = r->last_executed + 1u; seq <= last; seq++) {
+        const struct replica_slot *s = &r->slots[seq % r->cfg.log_window];
+        if (s->seq != seq || !s->stalled)
+            continue;
+        uint32_t off = 0;
+        struct wire_batch_entry e;
+        while (wire_batch_next(&s->pp_msg, &off, &e)) {
+            if (e.kind == WIRE_ENTRY_DIGEST && memcmp(e.request_digest, digest, BFTKV_DIGEST_SIZE) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+uint32_t replica_stalled_keep(struct pbft_replica *r, bool keep)
+{
+    uint32_t chunks = 0;
+    uint64_t last = stalled_last(r);
+    for (uint64_t seq = r->last_executed + 1u; seq <= last; seq++) {
+        const struct replica_slot *s = &r->slots[seq % r->cfg.log_window];
+        if (s->seq != seq || !s->stalled)
+            continue;
+        uint32_t off = 0;
+        struct wire_batch_entry e;
+        while (wire_batch_next(&s->pp_msg, &off, &e)) {
+            uint32_t idx = e.kind == WIRE_ENTRY_DIGEST ? replica_pool_find(r, e.request_digest) : POOL_NONE;
+            if (idx == POOL_NONE || r->pool[idx].keep == keep)
+                continue;
+            r->pool[idx].keep = keep;
+            if (keep)
+                chunks += replica_pool_entry_chunks(r, idx);
+        }
+    }
+    return chunks;
+}

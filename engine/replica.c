@@ -34,6 +34,8 @@ void pbft_replica_config_defaults(struct pbft_replica_config *cfg)
     cfg->batch_max_requests = BFTKV_BATCH_REQUESTS_MAX;
     cfg->batch_max_bytes = BFTKV_BATCH_BYTES_MAX;
     cfg->request_timeout_ns = 50u * 1000u * 1000u;
+    cfg->retransmit_ns = CATCHUP_RETRANSMIT_DEFAULT_NS;
+    cfg->restarted = false;
     cfg->bugs = 0;
 }
 
@@ -65,6 +67,7 @@ static void slot_reset(struct pbft_replica *r, struct replica_slot *s, uint64_t 
         BFTKV_ASSERT(r->stalled > 0);
         r->stalled--;
     }
+    replica_slot_release(r, s); /* an old seq discarded unexecuted (view change) */
     uint8_t(*prep)[BFTKV_DIGEST_SIZE] = s->prep_digest;
     uint8_t(*commit)[BFTKV_DIGEST_SIZE] = s->commit_digest;
     uint8_t *pp = s->pp;
@@ -82,6 +85,8 @@ struct replica_slot *replica_slot_get(struct pbft_replica *r, uint64_t seq)
     struct replica_slot *s = &r->slots[seq % r->cfg.log_window];
     if (s->seq != seq)
         slot_reset(r, s, seq);
+    if (seq > r->cu.max_seen)
+        r->cu.max_seen = seq; /* catch-up (status.c): work above last_executed is known */
     return s;
 }
 
@@ -118,14 +123,6 @@ static bool config_valid(const struct pbft_replica_config *c, const struct auth_
     return true;
 }
 
-static uint32_t pow2_at_least(uint32_t x)
-{
-    uint32_t p = 1;
-    while (p < x)
-        p <<= 1;
-    return p;
-}
-
 int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth_ctx *auth,
                         struct store *store, struct pbft_replica **out)
 {
@@ -146,6 +143,7 @@ int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth
     r->quorum = pbft_quorum(cfg->n, cfg->f);
     r->next_seq = 1;
     r->view = 0;
+    r->view_active = true;
 
     uint32_t n = cfg->n, l = cfg->log_window, w = cfg->window;
     /* One PRE-PREPARE: header, D and count, at most batch_max_bytes of entries,
@@ -157,14 +155,22 @@ int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth
     bool ok = true;
     /* The log: L slots, each with a PRE-PREPARE buffer (pp_cap) and one PREPARE
      * and one COMMIT digest per sender (2 * n * 32). For the defaults at n = 4:
-     * 256 * (57,474 + 216 + 256) bytes, about 14.8 MB, touched only as it is used. */
+     * 256 * (57,474 + 216 + 256) bytes, about 14.8 MB, touched only as it is used.
+     * One allocation holds every slot's PRE-PREPARE buffer and one every slot's
+     * digests: 3 L separate ones (L of them large) made creating a replica cost
+     * ~1.1 M instructions, now ~55 K, which a simulator seed pays N times. Slot 0
+     * points at the start of both (pbft_replica_destroy frees them through it). */
     r->slots = calloc(l, sizeof *r->slots);
-    ok = ok && r->slots != NULL;
+    uint8_t *pp_all = r->slots != NULL ? malloc((size_t)l * r->pp_cap) : NULL;
+    uint8_t(*digest_all)[BFTKV_DIGEST_SIZE] = pp_all != NULL ? calloc((size_t)l * 2u * n, BFTKV_DIGEST_SIZE) : NULL;
+    ok = digest_all != NULL;
     for (uint32_t i = 0; ok && i < l; i++) {
-        r->slots[i].pp = malloc(r->pp_cap);
-        r->slots[i].prep_digest = calloc(n, BFTKV_DIGEST_SIZE);
-        r->slots[i].commit_digest = calloc(n, BFTKV_DIGEST_SIZE);
-        ok = r->slots[i].pp != NULL && r->slots[i].prep_digest != NULL && r->slots[i].commit_digest != NULL;
+        r->slots[i].pp = pp_all + (size_t)i * r->pp_cap;
+        r->slots[i].prep_digest = digest_all + (size_t)i * 2u * n;
+        r->slots[i].commit_digest = digest_all + ((size_t)i * 2u + 1u) * n;
+    }
+    if (!ok) {
+        free(pp_all);
     }
 
     /* Reply cache and seen timestamps: one entry of each per (client, lane),
@@ -196,18 +202,9 @@ int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth
     r->pend_buf = ok ? malloc(r->pend_ring.cap) : NULL;
     ok = ok && r->pend && r->pend_buf;
 
-    /* Large requests: 4 * W * batch_max_bytes bytes plus one maximal request
-     * (default 1.9 MB), and one descriptor per REPLICA_LARGE_REQUEST_MIN bytes
-     * so the descriptors never run out before the bytes do. The hash index has
-     * at least twice as many cells as descriptors. */
-    r->pool_ring.cap = 4u * w * cfg->batch_max_bytes + REPLICA_REQUEST_MAX;
-    r->pool_cap = r->pool_ring.cap / REPLICA_LARGE_REQUEST_MIN + 1u;
-    uint32_t cells = pow2_at_least(2u * r->pool_cap);
-    r->pool_index_mask = cells - 1u;
-    r->pool = ok ? calloc(r->pool_cap, sizeof *r->pool) : NULL;
-    r->pool_buf = ok ? malloc(r->pool_ring.cap) : NULL;
-    r->pool_index = ok ? calloc(cells, sizeof *r->pool_index) : NULL;
-    ok = ok && r->pool && r->pool_buf && r->pool_index;
+    /* Large requests: sized, with the invariant they keep, in replica_pool_create
+     * (replica_request.c; default about 2.8 MB). */
+    ok = ok && replica_pool_create(r);
 
     /* Parked read-only requests: one per (client, lane) that can have a read
      * outstanding, between 16 and 1024, each with a key of up to BFTKV_KEY_MAX. */
@@ -231,6 +228,11 @@ int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth
     r->value_buf = ok ? malloc(BFTKV_VALUE_MAX) : NULL;
     ok = ok && r->value_buf;
 
+    /* Catch-up: snapshots, staging store and reply cache (statetransfer.c). */
+    ok = ok && replica_catchup_create(r);
+    /* View change: stored VIEW-CHANGEs, NEW-VIEW, watched requests (viewchange.c). */
+    ok = ok && replica_viewchange_create(r);
+
     if (!ok) {
         pbft_replica_destroy(r);
         return BFTKV_E_NOMEM;
@@ -244,11 +246,8 @@ void pbft_replica_destroy(struct pbft_replica *r)
     if (r == NULL)
         return;
     if (r->slots != NULL) {
-        for (uint32_t i = 0; i < r->cfg.log_window; i++) {
-            free(r->slots[i].pp);
-            free(r->slots[i].prep_digest);
-            free(r->slots[i].commit_digest);
-        }
+        free(r->slots[0].pp); /* every slot's buffer and digests: one allocation each */
+        free(r->slots[0].prep_digest);
     }
     if (r->ckpts != NULL) {
         for (uint32_t i = 0; i < r->ckpt_count; i++) {
@@ -256,6 +255,8 @@ void pbft_replica_destroy(struct pbft_replica *r)
             free(r->ckpts[i].msgs);
         }
     }
+    replica_catchup_destroy(r);
+    replica_viewchange_destroy(r);
     free(r->slots);
     free(r->ckpts);
     free(r->rc);
@@ -265,9 +266,7 @@ void pbft_replica_destroy(struct pbft_replica *r)
     free(r->rc_scratch);
     free(r->pend);
     free(r->pend_buf);
-    free(r->pool);
-    free(r->pool_buf);
-    free(r->pool_index);
+    replica_pool_destroy(r);
     free(r->ro);
     free(r->ro_keys);
     free(r->value_buf);
@@ -293,7 +292,21 @@ static void replica_more(struct pbft_replica *r, struct pbft_out *out)
 void replica_progress(struct pbft_replica *r, struct pbft_out *out)
 {
     for (;;) {
-        if (!replica_exec_run(r, out) || !replica_readonly_drain(r, out)) {
+        /* A replica that lacks a large request of a batch about to execute
+         * gets it from those that execute it (replica_request.c). */
+        if (!replica_pool_relay(r, out) || !replica_exec_run(r, out) || !replica_readonly_drain(r, out)) {
+            replica_more(r, out);
+            return;
+        }
+        /* Execution moves the large-request pool's window up: a PRE-PREPARE
+         * that waited for it may be accepted now (preprepare.c). */
+        bool retried = r->stalled > 0 && r->pool_retry_exec != r->last_executed;
+        if (retried) {
+            r->pool_retry_exec = r->last_executed;
+            replica_stalled_retry(r, out);
+        }
+        /* The new primary's PRE-PREPAREs of chosen batches go before new ones. */
+        if (!replica_viewchange_progress(r, out)) {
             replica_more(r, out);
             return;
         }
@@ -306,7 +319,7 @@ void replica_progress(struct pbft_replica *r, struct pbft_out *out)
         /* With n = 1 (the unreplicated baseline) a new batch commits at once:
          * go round again to execute it. */
         struct replica_slot *next = replica_slot_find(r, r->last_executed + 1u);
-        if (r->next_seq == proposed || next == NULL || !next->committed)
+        if ((r->next_seq == proposed && !retried) || next == NULL || !next->committed)
             return;
     }
 }
@@ -322,7 +335,10 @@ static void replica_receive(struct pbft_replica *r, const uint8_t *buf, size_t l
         replica_request_receive(r, &m, out);
         break;
     case WIRE_PREPREPARE:
-        replica_preprepare_receive(r, &m, out);
+        if (m.h.view < r->view)
+            replica_newview_batch_receive(r, &m, out); /* a batch a NEW-VIEW chose */
+        else
+            replica_preprepare_receive(r, &m, out);
         break;
     case WIRE_PREPARE:
         replica_prepare_receive(r, &m, out);
@@ -333,8 +349,23 @@ static void replica_receive(struct pbft_replica *r, const uint8_t *buf, size_t l
     case WIRE_CHECKPOINT:
         replica_checkpoint_receive(r, &m, out);
         break;
+    case WIRE_STATUS:
+        replica_status_receive(r, &m, out);
+        break;
+    case WIRE_FETCH:
+        replica_fetch_receive(r, &m, out);
+        break;
+    case WIRE_STATE:
+        replica_state_receive(r, &m, out);
+        break;
+    case WIRE_VIEW_CHANGE:
+        replica_view_change_receive(r, &m, out);
+        break;
+    case WIRE_NEW_VIEW:
+        replica_new_view_receive(r, &m, out);
+        break;
     default:
-        /* REPLY is for clients; VIEW-CHANGE and NEW-VIEW come with the next issue. */
+        /* REPLY is for clients. */
         replica_drop(r, WIRE_DROP_BAD_TYPE);
         return;
     }
@@ -355,6 +386,8 @@ static void replica_tick(struct pbft_replica *r, struct pbft_out *out)
         replica_stalled_retry(r, out);
         r->stall_retry_ns = r->now_ns + stall_retry_interval(r);
     }
+    replica_catchup_tick(r, out); /* retransmission, STATUS, state transfer */
+    replica_viewchange_tick(r, out); /* request and NEW-VIEW timers */
     replica_progress(r, out);
 }
 
@@ -391,8 +424,11 @@ void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_ou
 
 uint64_t pbft_replica_next_deadline(const struct pbft_replica *r)
 {
-    /* The view-change timer (request_timeout_ns) joins here with the next issue. */
-    return r->stalled > 0 ? r->stall_retry_ns : UINT64_MAX;
+    uint64_t d = r->stalled > 0 ? r->stall_retry_ns : UINT64_MAX;
+    uint64_t cu = replica_catchup_deadline(r);
+    uint64_t vc = replica_viewchange_deadline(r);
+    d = cu < d ? cu : d;
+    return vc < d ? vc : d;
 }
 
 const struct pbft_replica_stats *pbft_replica_stats(const struct pbft_replica *r)
@@ -408,4 +444,9 @@ uint64_t pbft_replica_view(const struct pbft_replica *r)
 bool pbft_replica_is_primary(const struct pbft_replica *r)
 {
     return replica_is_primary(r);
+}
+
+bool pbft_replica_in_view_change(const struct pbft_replica *r)
+{
+    return !r->view_active;
 }

@@ -1,7 +1,9 @@
 /* The PBFT replica's internal state, shared by the files that implement it
  * (replica.c, replica_request.c, preprepare.c, prepare.c, commit.c, exec.c,
- * checkpoint.c, out.c). Nothing outside engine/ includes this header: the
- * contract with the simulator and the server runtime is engine/pbft.h.
+ * checkpoint.c, out.c; catch-up: status.c, statetransfer.c,
+ * statetransfer_serve.c, with catchup.h).
+ * Nothing outside engine/ includes this header: the contract with the simulator
+ * and the server runtime is engine/pbft.h.
  *
  * Everything here is allocated once, in pbft_replica_create(), with the sizing
  * formula next to each pool; the step functions never allocate. The log is a ring
@@ -15,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/catchup.h"
 #include "engine/pbft.h"
 
 /* Room the executor and the batcher leave in the outbox for the small protocol
@@ -54,6 +57,35 @@ struct replica_bytes {
     uint32_t live;  /* allocations not yet released */
 };
 
+/* A (view, batch digest) pair of a slot's view-change memory. */
+struct replica_vc_pq {
+    uint64_t view;
+    uint8_t digest[BFTKV_DIGEST_SIZE];
+};
+
+/* A VIEW-CHANGE kept by the replica (its own, or a peer's, signature checked). */
+struct replica_vc_msg {
+    uint64_t view;
+    uint32_t len;          /* 0: none */
+    uint8_t digest[BFTKV_DIGEST_SIZE]; /* BLAKE2b-256 of the whole message */
+    uint8_t *buf;          /* vc_cap bytes */
+    struct wire_msg msg;   /* decoded, pointers into buf */
+};
+
+/* A watched request (TOCS 2002 §4.5.2): (client, lane) index, the timestamp
+ * watched, and since when. */
+struct replica_watch {
+    uint64_t ts;
+    uint64_t start_ns;
+    uint32_t idx;
+};
+
+enum replica_nv_state {
+    REPLICA_NV_NONE = 0,    /* no NEW-VIEW for `view` */
+    REPLICA_NV_PENDING = 1, /* backup: a NEW-VIEW waits for VIEW-CHANGEs it names */
+    REPLICA_NV_DONE = 2,    /* sent (primary) or accepted (backup): view active */
+};
+
 /* One slot of the log: everything the replica knows about sequence number seq in
  * view `view` (TOCS 2002 §4.2). PREPAREs and COMMITs that arrive before the
  * PRE-PREPARE are kept with their own digest and counted once D is known. */
@@ -79,6 +111,22 @@ struct replica_slot {
     uint8_t *pp;           /* the PRE-PREPARE message, pp_cap bytes */
     uint32_t pp_len;
     struct wire_msg pp_msg; /* its decoded form, pointers into pp */
+    uint64_t retx_ns;      /* catch-up (status.c): next retransmission, 0 = unscheduled */
+    uint8_t retx_shift;    /* its back-off: interval R << retx_shift */
+    /* View change (viewchange.c, newview.c; TOCS 2002 §4.5.1). What this seq was
+     * prepared (P) and pre-prepared (Q) as in the views already left -- folded in
+     * when a view is left, kept while the seq stays in the window, so P and Q
+     * stay bounded -- and what the NEW-VIEW of the current view chose for it. */
+    bool vc_p;             /* vc_pe: the latest view it prepared in, and D */
+    uint8_t vc_nq;         /* entries of vc_q: distinct digests, latest view each */
+    bool nv_fixed;         /* the current view's NEW-VIEW chose nv_digest here */
+    bool nv_need;          /* primary: it lacks the chosen batch; backup: the
+                              primary asked for it (WIRE_NV_NEED) */
+    bool pool_refs;        /* the stored PRE-PREPARE holds references to its large
+                              requests in the pool (released by execution) */
+    struct replica_vc_pq vc_pe;
+    struct replica_vc_pq vc_q[WIRE_VC_Q_PER_SEQ];
+    uint8_t nv_digest[BFTKV_DIGEST_SIZE];
 };
 
 /* Reply cache: the last reply per (client, lane) (TOCS 2002 §4.1: exactly-once
@@ -102,19 +150,32 @@ struct replica_pending {
     uint16_t client;
     uint16_t lane;
     uint8_t kind;     /* enum wire_entry_kind */
+    bool dead;        /* a NEW-VIEW's batch holds it already: dropped, not batched */
 };
 
+/* The large-request pool stores requests in chunks of this many bytes, chained:
+ * any free chunk serves any request, so whether a request fits depends only on
+ * how many chunks are free or evictable, never on where the pinned ones lie. */
+#define REPLICA_POOL_CHUNK 512u
+/* Chunks of the largest request. */
+#define REPLICA_POOL_REQUEST_CHUNKS ((REPLICA_REQUEST_MAX + REPLICA_POOL_CHUNK - 1u) / REPLICA_POOL_CHUNK)
+
 /* A large request (sent by the client to every replica; PRE-PREPAREs carry its
- * digest only). */
+ * digest only). Pinned while refs > 0; otherwise on the unpinned list, oldest
+ * first, and evictable (replica_request.c). */
 struct replica_pool_entry {
     uint8_t digest[BFTKV_DIGEST_SIZE];
     uint64_t timestamp;
-    uint32_t off;     /* in pool_buf */
+    uint64_t stored_ns; /* unpinned since: its age for eviction */
+    uint32_t chunk;   /* first chunk in pool_buf; the rest follow pool_chunk_next */
     uint32_t len;
     uint32_t refs;    /* pending-queue entries and log slots that need it */
+    uint32_t prev, next; /* unpinned list (live) or free list (next; not live) */
     uint16_t client;
     uint16_t lane;
     bool live;
+    bool keep;        /* named by a stalled PRE-PREPARE in the window: not evictable
+                         (set only during an eviction, replica_stalled_keep) */
 };
 
 /* A read-only request parked until execution passes its target (DESIGN §3). */
@@ -184,12 +245,31 @@ struct pbft_replica {
     uint8_t *pend_buf;
     struct replica_bytes pend_ring;
 
-    /* Large requests: FIFO descriptor ring + byte ring + hash index. */
+    /* Large requests (replica_request.c; sizes and invariant at replica_pool_create):
+     * descriptors, chained chunks, a hash index by digest. Iterate the live
+     * entries with replica_pool_next(). */
     struct replica_pool_entry *pool;
-    uint32_t pool_cap, pool_head, pool_count;
-    uint8_t *pool_buf;
-    struct replica_bytes pool_ring;
-    uint32_t *pool_index;    /* open addressing: entry index + 1, 0 = empty */
+    uint32_t pool_cap;          /* descriptors */
+    uint32_t pool_free;         /* free descriptors, chained by next */
+    uint32_t pool_old, pool_new; /* unpinned live entries, oldest to newest */
+    uint8_t *pool_buf;          /* pool_chunks * REPLICA_POOL_CHUNK bytes */
+    uint32_t *pool_chunk_next;  /* per chunk: the next of its request, or of the free list */
+    uint32_t pool_chunks;       /* C = w*B + Q + R (replica_pool_create) */
+    uint32_t pool_chunk_free;   /* first free chunk */
+    uint32_t pool_chunks_free;
+    uint32_t pool_chunks_unpinned; /* chunks of unpinned live entries */
+    uint32_t pool_slot_chunks;  /* sum over log-slot references of their entry's chunks */
+    uint32_t pool_pend_chunks;  /* the same over pending-queue references */
+    uint32_t pool_batch_chunks; /* B: chunks one batch may name (all its DIGEST entries) */
+    uint32_t pool_window;       /* batches above last_executed that may hold references */
+    uint32_t pool_queue_chunks; /* Q: most the primary's pending queue may pin */
+    uint8_t *pool_scratch;      /* REPLICA_REQUEST_MAX: a chained request made contiguous */
+    uint64_t pool_retry_exec;   /* last_executed when stalled PRE-PREPAREs were retried
+                                   for the window (replica_progress) */
+    uint64_t pool_relay_seq;    /* the last seq whose requests were relayed */
+    uint32_t pool_relay_off;    /* resuming inside seq pool_relay_seq + 1: next entry */
+    uint16_t pool_relay_to;     /* ... and next replica for it */
+    uint32_t *pool_index;       /* open addressing: entry index + 1, 0 = empty */
     uint32_t pool_index_mask;
 
     /* Read-only requests parked until execution passes their target. */
@@ -214,6 +294,45 @@ struct pbft_replica {
     void *hook_arg;
 
     struct pbft_replica_stats stats;
+
+    /* Catch-up: retransmission, STATUS, snapshots, state transfer (catchup.h). */
+    struct replica_catchup cu;
+    struct replica_xfer xfer;
+
+    /* View change (viewchange.c, newview.c; TOCS 2002 §4.4-§4.5). */
+    bool view_active;          /* in the normal case of `view`; false: moving to it */
+    uint64_t vc_timeout_ns;    /* the current timeout: T, doubled per failed view
+                                  change, halved (down to T) once a new view
+                                  executes */
+    bool vc_progress;          /* a batch executed since the view was entered */
+    uint64_t vc_deadline_ns;   /* the running wait for a NEW-VIEW (0: not started) */
+    uint64_t vc_resend_ns;     /* next retransmission of our VIEW-CHANGE */
+    uint64_t view_start_ns;    /* request timers run from here at the earliest */
+    uint32_t vc_cap;           /* bytes of one VIEW-CHANGE buffer */
+    struct replica_vc_msg *vc_cur;  /* n: each sender's VIEW-CHANGE for `view` */
+    struct replica_vc_msg *vc_next; /* n: each sender's highest one above `view` */
+    uint64_t *vc_answer_ns;    /* n: next time a sender's retransmission is answered */
+    struct wire_vc_entry *vc_entries; /* encoder scratch: L/K + 1 + 3L entries */
+    uint8_t *nv_buf;           /* the NEW-VIEW of `view`: sent, pending or accepted */
+    uint32_t nv_cap, nv_len;
+    uint8_t nv_state;          /* enum replica_nv_state */
+    uint64_t nv_h;             /* the NEW-VIEW's checkpoint: choice i is seq nv_h+1+i */
+    uint64_t nv_max;           /* highest seq the NEW-VIEW chose a batch for */
+    uint64_t nv_marked;        /* chosen seqs up to here have nv_fixed in their slot
+                                  (the rest were beyond the window) */
+    uint64_t nv_cursor;        /* first chosen seq not yet proposed (primary) or
+                                  offered to the primary (backup) */
+    bool nv_work;              /* nv_cursor has work that may now succeed */
+    uint8_t (*nv_choice)[BFTKV_DIGEST_SIZE]; /* L: the choice (scratch until the
+                                                view is entered) */
+    uint8_t *nv_xflags;        /* L: its WIRE_NV_NEED flags */
+    const struct wire_msg **nv_set; /* n: the VIEW-CHANGEs of a selection */
+    uint32_t *nv_pcur, *nv_qcur;    /* n: selection cursors into P and Q */
+    /* Request timers: watched requests, FIFO by start time. */
+    uint64_t *watch_ts;        /* clients * lanes: highest timestamp watched */
+    struct replica_watch *watch;
+    uint32_t watch_cap, watch_head, watch_count;
+    uint64_t watch_exec;       /* last_executed when the watches were last trimmed */
 };
 
 /* ---- replica.c ---------------------------------------------------------------- */
@@ -229,20 +348,56 @@ void replica_progress(struct pbft_replica *r, struct pbft_out *out);
 
 /* ---- replica_request.c: REQUEST receipt, pending queue, large-request pool ---- */
 void replica_request_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+/* Queue a small request (inline) without the primary's dedupe; false when full. */
+bool replica_pending_store(struct pbft_replica *r, const struct wire_msg *m);
+/* Queue a large request of the pool (referenced); false when full. */
+bool replica_pending_store_pooled(struct pbft_replica *r, uint32_t idx);
+/* Drop executed requests from the front of the queue. */
+void replica_pending_trim(struct pbft_replica *r);
 bool replica_pending_empty(const struct pbft_replica *r);
 const struct replica_pending *replica_pending_front(const struct pbft_replica *r);
 void replica_pending_pop(struct pbft_replica *r);
 const uint8_t *replica_pending_bytes(const struct pbft_replica *r, const struct replica_pending *p);
-/* Pool: find by request digest (UINT32_MAX when absent); bytes of an entry. */
+/* Pool: allocation (pbft_replica_create / destroy). */
+bool replica_pool_create(struct pbft_replica *r);
+void replica_pool_destroy(struct pbft_replica *r);
+/* Find by request digest (UINT32_MAX when absent). */
 uint32_t replica_pool_find(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE]);
-const uint8_t *replica_pool_bytes(const struct pbft_replica *r, uint32_t idx);
+/* The live entry after idx in index order (UINT32_MAX: none); start with UINT32_MAX. */
+uint32_t replica_pool_next(const struct pbft_replica *r, uint32_t idx);
+/* An entry's request, contiguous; valid until the next call (it may be copied
+ * into pool_scratch). */
+const uint8_t *replica_pool_bytes(struct pbft_replica *r, uint32_t idx);
+/* A log slot's reference to a request its batch names by digest, per DIGEST
+ * entry: taken on acceptance (only within pool_window above last_executed, see
+ * preprepare.c), released by execution or when the slot's PRE-PREPARE is
+ * discarded. The last release drops an executed request; an unexecuted one goes
+ * back to the unpinned list. */
 void replica_pool_ref(struct pbft_replica *r, uint32_t idx);
 void replica_pool_unref(struct pbft_replica *r, uint32_t idx);
+/* Chunks the entry's request occupies (its charge against pool_batch_chunks). */
+uint32_t replica_pool_entry_chunks(const struct pbft_replica *r, uint32_t idx);
+/* Before execution: relay the large requests of the committed batches about to
+ * execute to the replicas that neither prepared nor committed them. false when
+ * it stopped for outbox room (the step resumes; execution must wait). */
+bool replica_pool_relay(struct pbft_replica *r, struct pbft_out *out);
+/* Relay the large requests of one slot the same way, best effort (false: no
+ * room): for the primary's retransmission of an uncommitted PRE-PREPARE. */
+bool replica_pool_relay_slot(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out);
 
 /* ---- preprepare.c (TOCS 2002 §4.2) --------------------------------------------- */
 void replica_batch_try(struct pbft_replica *r, struct pbft_out *out);
 void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 void replica_stalled_retry(struct pbft_replica *r, struct pbft_out *out);
+/* Every entry of a decoded PRE-PREPARE names a configured lane, a timestamp
+ * above 0 and an allowed client (what execution relies on). */
+bool replica_preprepare_fields_ok(const struct pbft_replica *r, const struct wire_msg *pp);
+/* Does a stalled PRE-PREPARE within pool_window above last_executed name this
+ * request digest (a large request the pool must make room for)? */
+bool replica_stalled_wants(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE]);
+/* Set (keep) or clear the keep flag of the pool entries that stalled PRE-PREPAREs
+ * within the pool window name; returns the chunks newly set. */
+uint32_t replica_stalled_keep(struct pbft_replica *r, bool keep);
 
 /* ---- prepare.c / commit.c (TOCS 2002 §4.2) ------------------------------------- */
 void replica_prepare_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
@@ -273,6 +428,75 @@ void replica_rc_digest(struct pbft_replica *r, uint8_t out[BFTKV_DIGEST_SIZE]);
 /* ---- checkpoint.c (TOCS 2002 §4.3) ---------------------------------------------- */
 void replica_checkpoint_take(struct pbft_replica *r, uint64_t seq, struct pbft_out *out);
 void replica_checkpoint_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+
+/* Catch-up hooks of checkpoint.c: the state of a checkpoint just taken is kept
+ * for serving (statetransfer.c); stability releases the older ones. Adopting a
+ * fetched checkpoint makes it stable with its proof (bits: senders in proof). */
+void replica_checkpoint_adopt(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE],
+                              const uint8_t *proof, uint64_t bits);
+
+/* ---- status.c: retransmission and STATUS (TOCS 2002 §5.2) ------------------------- */
+void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+/* Multicast STATUS(v, h, last_executed, max seq seen) now. */
+void replica_status_send(struct pbft_replica *r, struct pbft_out *out);
+/* The catch-up timers: retransmission, STATUS, state-transfer chunk timeout. */
+void replica_catchup_tick(struct pbft_replica *r, struct pbft_out *out);
+uint64_t replica_catchup_deadline(const struct pbft_replica *r);
+
+/* ---- statetransfer.c: fetching a checkpoint's state (TOCS 2002 §5.3, §6.2) ------- */
+bool replica_catchup_create(struct pbft_replica *r);
+void replica_catchup_destroy(struct pbft_replica *r);
+void replica_state_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+/* Fetch the state of checkpoint (seq, digest), known to be stable (a NEW-VIEW's
+ * chosen checkpoint above last_executed, TOCS 2002 §4.5.2): starts at once,
+ * replacing a transfer of a lower checkpoint. No-op when seq <= last_executed. */
+void replica_statetransfer_start(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE]);
+/* Timers of the transfer and starting one for a proven checkpoint (status.c's tick). */
+void replica_statetransfer_tick(struct pbft_replica *r, struct pbft_out *out);
+
+/* ---- statetransfer_serve.c: serving it (TOCS 2002 §5.3) ----------------------------- */
+/* Keep / release the states of own checkpoints (called by checkpoint.c). */
+void replica_snapshot_take(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE]);
+void replica_snapshots_release_below(struct pbft_replica *r, uint64_t seq);
+void replica_fetch_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+/* The stable checkpoint proof of h for a replica below h (status.c). */
+void replica_proof_send(struct pbft_replica *r, uint16_t to, struct pbft_out *out);
+
+/* ---- viewchange.c, newview.c: view change (TOCS 2002 §4.4-§4.5) ------------------
+ * Normal-case messages are accepted only while view_active; a PRE-PREPARE for a
+ * seq with nv_fixed must carry nv_digest. */
+bool replica_viewchange_create(struct pbft_replica *r);
+void replica_viewchange_destroy(struct pbft_replica *r);
+void replica_view_change_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+void replica_new_view_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+/* A PRE-PREPARE of an older view: at the new primary, the batch of a chosen seq
+ * it asked for (WIRE_NV_NEED); ignored otherwise (dropped_stale). */
+void replica_newview_batch_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+/* Request timer, NEW-VIEW timer, VIEW-CHANGE retransmission. */
+void replica_viewchange_tick(struct pbft_replica *r, struct pbft_out *out);
+uint64_t replica_viewchange_deadline(const struct pbft_replica *r);
+/* A valid, not yet executed, non-read-only request reached a replica that is not
+ * the active primary: watch it, and keep a small one for the next primary.
+ * true when it was not watched before (a backup relays it to the primary then). */
+bool replica_request_watch(struct pbft_replica *r, const struct wire_msg *m);
+/* In replica_progress, after execution: trim executed watches; the new primary's
+ * PRE-PREPAREs of chosen batches; a backup's batches the primary asked for.
+ * false when it stopped for outbox room (the step resumes). */
+bool replica_viewchange_progress(struct pbft_replica *r, struct pbft_out *out);
+/* Move to view v, learnt from f+1 peers (catch-up: a restarted replica finds
+ * the group's view), by joining the view change to v: this replica's
+ * VIEW-CHANGE(v) goes out at the next tick (the deadline is now). If v is active
+ * at the others, v's primary answers it with the NEW-VIEW, the VIEW-CHANGEs that
+ * NEW-VIEW names and its PRE-PREPAREs of v, and this replica checks and enters v
+ * like any backup (so it knows the choice; a chosen checkpoint above its
+ * execution starts state transfer). If v is still being changed to, its
+ * VIEW-CHANGE helps. Returns false and changes nothing when v is not above the
+ * current view (the one active, or being moved to) or when this replica is v's
+ * primary (it would have to know v's NEW-VIEW: the others time out and it joins
+ * the next view on their VIEW-CHANGEs). */
+bool replica_view_enter(struct pbft_replica *r, uint64_t v);
+/* Release the pool references a slot's stored PRE-PREPARE holds (no-op without). */
+void replica_slot_release(struct pbft_replica *r, struct replica_slot *s);
 
 /* ---- out.c: appending to the outbox --------------------------------------------- */
 bool pbft_out_room(const struct pbft_out *o, size_t bytes, uint32_t msgs);

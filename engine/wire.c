@@ -166,6 +166,9 @@ uint16_t wire_auth_len(uint8_t type, uint16_t n)
     case WIRE_PREPREPARE:
     case WIRE_PREPARE:
     case WIRE_COMMIT:
+    case WIRE_STATUS: /* catch-up: the state digest q replicas signed is the real check */
+    case WIRE_FETCH:
+    case WIRE_STATE:
         return (uint16_t)(n * BFTKV_MAC_SIZE); /* one MAC per replica (TOCS 2002 §3.2) */
     case WIRE_REPLY:
         return (uint16_t)BFTKV_MAC_SIZE; /* one MAC, for the client */
@@ -186,15 +189,24 @@ void wire_digest(uint8_t out[32], const void *data, size_t len)
 void wire_request_digest(uint8_t out[32], const struct wire_msg *request)
 {
     BFTKV_ASSERT(request->h.type == WIRE_REQUEST);
-    /* The view hint is read as zero: a client that learns of a new view retransmits
-     * with a new hint, and the retransmission must keep the request's identity. */
+    /* The view hint is read as zero and WIRE_REQ_FULL_ALL as clear: a client that
+     * learns of a new view retransmits with a new hint, and every retransmission
+     * asks all replicas for the full result. Neither changes what is executed, and
+     * the retransmission must keep the request's identity: a large request is
+     * ordered by this digest, and a backup that missed the first copy takes the
+     * retransmitted one for it (replica_request.c). */
     uint8_t hdr[WIRE_HEADER_SIZE];
     memcpy(hdr, request->raw, WIRE_HEADER_SIZE);
     memset(hdr + OFF_VIEW, 0, 8);
+    uint8_t fixed[WIRE_REQUEST_FIXED];
+    BFTKV_ASSERT(request->h.body_len >= WIRE_REQUEST_FIXED); /* wire_decode checked it */
+    memcpy(fixed, request->body, WIRE_REQUEST_FIXED);
+    fixed[RQ_OFF_RFLAGS] &= (uint8_t)~WIRE_REQ_FULL_ALL;
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, BFTKV_DIGEST_SIZE);
     crypto_generichash_update(&st, hdr, sizeof hdr);
-    crypto_generichash_update(&st, request->body, request->h.body_len);
+    crypto_generichash_update(&st, fixed, sizeof fixed);
+    crypto_generichash_update(&st, request->body + WIRE_REQUEST_FIXED, request->h.body_len - WIRE_REQUEST_FIXED);
     crypto_generichash_final(&st, out, BFTKV_DIGEST_SIZE);
 }
 
@@ -417,8 +429,11 @@ static enum wire_drop decode_message(const uint8_t *buf, size_t len, const struc
     msg->body = buf + WIRE_HEADER_SIZE;
     msg->auth = msg->body + h->body_len;
 
-    if (h->type < WIRE_REQUEST || h->type > WIRE_CHECKPOINT || (request_only && h->type != WIRE_REQUEST)) {
-        return WIRE_DROP_BAD_TYPE; /* VIEW-CHANGE, NEW-VIEW: not defined yet */
+    bool catchup = h->type >= WIRE_STATUS && h->type <= WIRE_STATE;
+    bool viewchange = h->type == WIRE_VIEW_CHANGE || h->type == WIRE_NEW_VIEW;
+    if ((!catchup && !viewchange && (h->type < WIRE_REQUEST || h->type > WIRE_CHECKPOINT))
+        || (request_only && h->type != WIRE_REQUEST)) {
+        return WIRE_DROP_BAD_TYPE;
     }
     if (h->group != lim->group) {
         return WIRE_DROP_BAD_GROUP;
@@ -440,6 +455,13 @@ static enum wire_drop decode_message(const uint8_t *buf, size_t len, const struc
         return decode_reply_body(msg, lim, &msg->u.reply);
     case WIRE_PREPREPARE:
         return decode_preprepare_body(msg, lim);
+    case WIRE_STATUS:
+    case WIRE_FETCH:
+    case WIRE_STATE:
+        return wire_catchup_decode_body(msg, lim); /* engine/wire_catchup.c */
+    case WIRE_VIEW_CHANGE:
+    case WIRE_NEW_VIEW:
+        return wire_viewchange_decode_body(msg, lim); /* engine/wire_viewchange.c */
     default: /* PREPARE, COMMIT, CHECKPOINT: one digest */
         if (h->body_len != BFTKV_DIGEST_SIZE) {
             return WIRE_DROP_BAD_LENGTH;

@@ -48,8 +48,69 @@
  *                result_len still gives the result's length.
  *                auth: one MAC, for the client (16)
  *   CHECKPOINT   state digest[32]            auth: Ed25519 signature (64)
- *   (VIEW-CHANGE, NEW-VIEW and state-transfer types are reserved for the next issue;
- *   until then the decoder drops them as BAD_TYPE.)
+ *
+ *   Catch-up (engine/wire_catchup.c; TOCS 2002 §5.2-§5.3, §6.2). Every integer
+ *   little-endian, every pad byte 0; auth: authenticator (N * 16) on all three.
+ *   STATUS       header view = the sender's view, seq = its last executed seq.
+ *                low u64 (its stable checkpoint h) | max_seq u64 (the highest
+ *                seq it has seen); low <= seq <= max_seq.
+ *   FETCH        header seq = the checkpoint n whose state is wanted.
+ *                state digest[32] (what q replicas signed for n) | part u8 |
+ *                count u8 | pad u16 | shard u32 | cursor u64
+ *                Asks for up to count (1..WIRE_FETCH_CHUNKS_MAX) consecutive
+ *                chunks of n's state from position (part, shard, cursor): part
+ *                STORE walks the server's snapshot shard by shard (cursor:
+ *                store_snapshot_shard_encode's), part RCACHE the reply cache
+ *                (shard 0, cursor: entry index).
+ *   STATE        header seq = n.
+ *                state digest[32] | kind u8 | from_part u8 | next_part u8 | flags u8 |
+ *                shards u32 | from_shard u32 | next_shard u32 | from_cursor u64 |
+ *                next_cursor u64 | data_len u32 | data (data_len bytes)
+ *                kind CHUNK: the data from position `from` (the FETCH's) up to
+ *                  position `next` (> from; next_part END: nothing follows); a
+ *                  STORE part's data is store records (le16 klen | le32 vlen |
+ *                  key | value), an RCACHE part's data is reply-cache entries
+ *                  (index u32 | timestamp u64 | status i16 | op u8 |
+ *                  result_len u32 | result digest[32] | result, present iff
+ *                  result_len <= 64; indexes increasing, within [from, next));
+ *                  shards = the snapshot's shard count; a chunk stays in one
+ *                  part and is empty only if it ends it; flags: WIRE_STATE_LAST
+ *                  on the last chunk of one FETCH's answer.
+ *                kind MISSING: the sender holds no snapshot of (n, digest);
+ *                  positions, shards and flags 0, no data.
+ *                kind PROOF: data = 1..N CHECKPOINT messages (each header | digest |
+ *                  signature, WIRE_CHECKPOINT_MSG_SIZE bytes) for (n, digest),
+ *                  the proof that n is stable; positions, shards and flags 0.
+ *                STATE data is at most WIRE_STATE_DATA_MAX bytes.
+ *
+ *   View change (engine/wire_viewchange.c; TOCS 2002 §4.4-§4.5). Both signed:
+ *   auth: Ed25519 signature (64) over header || body. LMAX = BFTKV_LOG_WINDOW_MAX.
+ *   VIEW-CHANGE  header view = v (the view the sender moves to, >= 1), seq = h
+ *                (its stable checkpoint), h <= UINT64_MAX - LMAX.
+ *                ncp u16 | np u16 | nq u16 | pad u16 | C | P | Q
+ *                C: ncp x (seq u64 | state digest[32]): the checkpoints the sender
+ *                   holds, seq in [h, h+LMAX], strictly increasing; ncp <= LMAX+1
+ *                   (the initial state is checkpoint 0 with an all-zero digest)
+ *                P: np x (seq u64 | view u64 | batch digest[32]): per seq prepared
+ *                   at the sender, the latest view it prepared in; seq in
+ *                   (h, h+LMAX], strictly increasing, view < v; np <= LMAX
+ *                Q: nq x (seq u64 | view u64 | batch digest[32]): per seq
+ *                   pre-prepared at the sender, up to WIRE_VC_Q_PER_SEQ digests
+ *                   with the latest view each; seq in (h, h+LMAX], non-decreasing,
+ *                   distinct digests within a seq, view < v; nq <= 2 LMAX
+ *   NEW-VIEW     header view = v (>= 1), seq = h* (the chosen checkpoint),
+ *                h* <= UINT64_MAX - LMAX.
+ *                checkpoint digest[32] | nvc u16 | nch u16 | pad u32 | V | X
+ *                V: nvc x (replica u16 | digest[32]): the VIEW-CHANGEs the choice
+ *                   was computed from, each named by the BLAKE2b-256 of the whole
+ *                   message (signature included); replicas strictly increasing,
+ *                   < N; 1 <= nvc <= N
+ *                X: nch x (batch digest[32] | xflags u8): entry i is the batch
+ *                   chosen for seq h*+1+i (a null batch: the digest of the empty
+ *                   entries region, wire_null_batch_digest()); nch <= LMAX. xflags:
+ *                   WIRE_NV_NEED (the primary lacks the batch: replicas that hold
+ *                   a PRE-PREPARE with this digest at that seq send it to the
+ *                   primary); no other bit.
  *
  * Decoding never trusts a byte: every field is range-checked and a message that
  * fails is dropped with one counted reason (enum wire_drop). Decoding is zero-copy:
@@ -77,6 +138,38 @@ extern "C" {
 #define WIRE_PP_FIXED 34u       /* D, count */
 #define WIRE_PP_ENTRY_FIXED 5u  /* kind, len */
 #define WIRE_PP_DIGEST_ENTRY 44u
+#define WIRE_CHECKPOINT_MSG_SIZE (32u + 32u + 64u) /* header, digest, signature */
+#define WIRE_STATUS_BODY 16u   /* low, max_seq */
+#define WIRE_FETCH_BODY 48u    /* digest, part, pads, shard, cursor */
+#define WIRE_STATE_FIXED 68u   /* digest .. data_len */
+/* Largest STATE data: one maximal store record (store_snapshot_shard_encode needs
+ * room for one: record header 6 + key + value); the message then still fits a
+ * datagram with a full authenticator. */
+#define WIRE_STATE_DATA_MAX (6u + BFTKV_KEY_MAX + BFTKV_VALUE_MAX)
+/* One reply-cache entry of an RCACHE chunk without its result bytes. */
+#define WIRE_RC_ENTRY_FIXED 51u
+#define WIRE_RC_RESULT_MAX 64u /* result bytes travel iff result_len <= this */
+/* View change (engine/wire_viewchange.c). */
+#define WIRE_VC_FIXED 8u        /* ncp, np, nq, pad */
+#define WIRE_VC_CKPT_ENTRY 40u  /* seq, digest */
+#define WIRE_VC_PQ_ENTRY 48u    /* seq, view, digest */
+#define WIRE_VC_Q_PER_SEQ 2u    /* pre-prepared digests kept per seq (TOCS 2002 §4.5.1) */
+#define WIRE_NV_FIXED 40u       /* checkpoint digest, nvc, nch, pad */
+#define WIRE_NV_VC_ENTRY 34u    /* replica, digest */
+#define WIRE_NV_CHOICE_ENTRY 33u /* digest, xflags */
+#define WIRE_NV_NEED 0x01u      /* NEW-VIEW xflags: the primary lacks this batch */
+/* The largest VIEW-CHANGE and NEW-VIEW for a log window of l and checkpoint
+ * interval k (the replica sizes its buffers with these), and at the maxima. */
+#define WIRE_VIEW_CHANGE_SIZE(l, k)                                                     \
+    (WIRE_HEADER_SIZE + WIRE_VC_FIXED + ((l) / (k) + 1u) * WIRE_VC_CKPT_ENTRY            \
+     + (l) * (1u + WIRE_VC_Q_PER_SEQ) * WIRE_VC_PQ_ENTRY + WIRE_SIG_SIZE)
+#define WIRE_NEW_VIEW_SIZE(l, n)                                                        \
+    (WIRE_HEADER_SIZE + WIRE_NV_FIXED + (n) * WIRE_NV_VC_ENTRY + (l) * WIRE_NV_CHOICE_ENTRY + WIRE_SIG_SIZE)
+#define WIRE_VIEW_CHANGE_MAX WIRE_VIEW_CHANGE_SIZE(BFTKV_LOG_WINDOW_MAX, 1u)
+BFTKV_STATIC_ASSERT(WIRE_VIEW_CHANGE_MAX <= BFTKV_DATAGRAM_MAX,
+                    "a VIEW-CHANGE for the largest log window (K = 1) must fit one datagram");
+BFTKV_STATIC_ASSERT(WIRE_NEW_VIEW_SIZE(BFTKV_LOG_WINDOW_MAX, BFTKV_REPLICAS_MAX) <= BFTKV_DATAGRAM_MAX,
+                    "a NEW-VIEW must fit one datagram");
 
 enum wire_type {
     WIRE_REQUEST = 1,
@@ -114,6 +207,22 @@ enum wire_reply_flag {
 enum wire_entry_kind {
     WIRE_ENTRY_INLINE = 1,
     WIRE_ENTRY_DIGEST = 2,
+};
+
+/* STATE kinds and state-transfer positions (catch-up, engine/wire_catchup.c). */
+enum wire_state_kind {
+    WIRE_STATE_CHUNK = 1,
+    WIRE_STATE_MISSING = 2,
+    WIRE_STATE_PROOF = 3,
+};
+
+#define WIRE_FETCH_CHUNKS_MAX 16u /* chunks one FETCH may ask for */
+#define WIRE_STATE_LAST 1u        /* STATE flags: the answer to a FETCH ends here */
+
+enum wire_state_part {
+    WIRE_PART_STORE = 1,  /* store records, shard by shard */
+    WIRE_PART_RCACHE = 2, /* reply-cache entries */
+    WIRE_PART_END = 3,    /* next position after the last chunk */
 };
 
 /* Why a message was dropped by the decoder. X-macro so the stats command can print
@@ -189,6 +298,46 @@ struct wire_batch_entry {
     uint64_t timestamp;
 };
 
+/* Catch-up bodies (decoded by wire_catchup_decode_body). */
+struct wire_status {
+    uint64_t low;     /* the sender's stable checkpoint h */
+    uint64_t max_seq; /* highest seq it has seen; last executed is header.seq */
+};
+
+/* A position in a checkpoint's state (FETCH asks from one; STATE spans two). */
+struct wire_state_pos {
+    uint8_t part;     /* enum wire_state_part */
+    uint32_t shard;
+    uint64_t cursor;
+};
+
+struct wire_fetch {
+    const uint8_t *digest; /* 32 bytes: the signed state digest of header.seq */
+    uint8_t count;         /* chunks wanted, 1..WIRE_FETCH_CHUNKS_MAX */
+    struct wire_state_pos pos;
+};
+
+/* One reply-cache entry of an RCACHE chunk (wire_rc_entry_next / _put). */
+struct wire_rc_entry {
+    uint32_t index;        /* client * lanes + lane at the sender */
+    uint64_t timestamp;    /* > 0 */
+    int16_t status;
+    uint8_t op;            /* enum wire_op */
+    uint32_t result_len;
+    const uint8_t *digest; /* 32 bytes: wire_result_digest(status, result) */
+    const uint8_t *result; /* result_len bytes when result_len <= WIRE_RC_RESULT_MAX, else NULL */
+};
+
+struct wire_state {
+    const uint8_t *digest; /* 32 bytes */
+    uint8_t kind;          /* enum wire_state_kind */
+    uint8_t flags;         /* CHUNK: WIRE_STATE_LAST or 0 */
+    uint32_t shards;       /* CHUNK: the snapshot's store shard count */
+    struct wire_state_pos from, next;
+    const uint8_t *data;
+    uint32_t data_len;
+};
+
 /* A decoded message: the header plus pointers into the caller's buffer. */
 struct wire_msg {
     struct wire_header h;
@@ -199,6 +348,18 @@ struct wire_msg {
     union {
         struct wire_request request;
         struct wire_reply reply;
+        struct wire_status status;
+        struct wire_fetch fetch;
+        struct wire_state state;
+        struct {                    /* VIEW-CHANGE: read with wire_vc_* below */
+            uint16_t ncp, np, nq;
+            const uint8_t *cp, *p, *q;
+        } vc;
+        struct {                    /* NEW-VIEW: read with wire_nv_* below */
+            const uint8_t *ckpt_digest;
+            uint16_t nvc, nch;
+            const uint8_t *vcs, *choices;
+        } nv;
         struct {
             const uint8_t *digest;  /* PRE-PREPARE, PREPARE, COMMIT: D; CHECKPOINT: state */
             uint16_t count;         /* PRE-PREPARE: entries */
@@ -277,6 +438,68 @@ size_t wire_encode_reply(uint8_t *buf, size_t cap, uint16_t group, uint16_t send
 void wire_digest(uint8_t out[32], const void *data, size_t len);
 void wire_request_digest(uint8_t out[32], const struct wire_msg *request);
 void wire_result_digest(uint8_t out[32], int16_t status, const void *result, size_t len);
+
+/* ---- Catch-up messages (engine/wire_catchup.c) ---------------------------------
+ * Encoders as above (authenticator area reserved, *auth_off its offset). */
+size_t wire_encode_status(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n, uint64_t view,
+                          uint64_t last_executed, uint64_t low, uint64_t max_seq, size_t *auth_off);
+size_t wire_encode_fetch(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n, uint64_t view,
+                         uint64_t seq, const uint8_t digest[32], const struct wire_state_pos *pos, uint8_t count,
+                         size_t *auth_off);
+/* STATE: st->data (st->data_len bytes) may already sit in place at
+ * buf + WIRE_HEADER_SIZE + WIRE_STATE_FIXED (then nothing is moved);
+ * wire_state_data_at() says where that is. */
+size_t wire_encode_state(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n, uint64_t view,
+                         uint64_t seq, const struct wire_state *st, size_t *auth_off);
+uint8_t *wire_state_data_at(uint8_t *buf);
+/* Append one reply-cache entry to RCACHE data under construction; bytes written
+ * or 0 when it does not fit. e->result must hold result_len bytes when
+ * result_len <= WIRE_RC_RESULT_MAX. */
+size_t wire_rc_entry_put(uint8_t *buf, size_t cap, const struct wire_rc_entry *e);
+/* Iterate the entries of a decoded RCACHE chunk (*off from 0): 1 and *e while
+ * there is one, 0 at the end. Only on a STATE that wire_decode() accepted. */
+int wire_rc_entry_next(const struct wire_state *st, uint32_t *off, struct wire_rc_entry *e);
+/* -1, 0, 1 as a is before, at, after b in the order of a state's positions. */
+int wire_state_pos_cmp(const struct wire_state_pos *a, const struct wire_state_pos *b);
+/* For wire.c's decoder: validate the body of a STATUS, FETCH or STATE whose
+ * header, lengths and auth_len were checked; fills msg->u. Returns
+ * WIRE_DROP_COUNT when the body is well formed, else the reason. */
+enum wire_drop wire_catchup_decode_body(struct wire_msg *msg, const struct wire_limits *lim);
+
+/* ---- View change (engine/wire_viewchange.c) -------------------------------------
+ * One entry of a VIEW-CHANGE's C (view 0), P or Q set. */
+struct wire_vc_entry {
+    uint64_t seq;
+    uint64_t view;
+    uint8_t digest[BFTKV_DIGEST_SIZE];
+};
+
+/* VIEW-CHANGE(view, h, C, P, Q) from arrays already in the wire's order (see the
+ * layout above; the encoder asserts it). Signature area reserved at *auth_off. */
+size_t wire_encode_view_change(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view,
+                               uint64_t h, const struct wire_vc_entry *cp, uint16_t ncp,
+                               const struct wire_vc_entry *p, uint16_t np, const struct wire_vc_entry *q,
+                               uint16_t nq, size_t *auth_off);
+/* NEW-VIEW(view, h*, checkpoint digest, V, X). vc_digests[i] names the
+ * VIEW-CHANGE of replica vc_ids[i]; choices[i] is the batch for seq h*+1+i. */
+size_t wire_encode_new_view(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view, uint64_t h,
+                            const uint8_t ckpt_digest[32], const uint16_t *vc_ids,
+                            const uint8_t (*vc_digests)[32], uint16_t nvc, const uint8_t (*choices)[32],
+                            const uint8_t *xflags, uint16_t nch, size_t *auth_off);
+/* Entry i of a decoded VIEW-CHANGE's C, P or Q set (i below ncp, np, nq). */
+void wire_vc_checkpoint(const struct wire_msg *m, uint32_t i, struct wire_vc_entry *e);
+void wire_vc_prepared(const struct wire_msg *m, uint32_t i, struct wire_vc_entry *e);
+void wire_vc_preprepared(const struct wire_msg *m, uint32_t i, struct wire_vc_entry *e);
+/* Entry i of a decoded NEW-VIEW's V and X lists. */
+void wire_nv_vc(const struct wire_msg *m, uint32_t i, uint16_t *replica, const uint8_t **digest);
+void wire_nv_choice(const struct wire_msg *m, uint32_t i, const uint8_t **digest, uint8_t *xflags);
+/* The digest of a null batch (count 0, empty entries region): the D of a
+ * PRE-PREPARE that fills a gap (TOCS 2002 §4.4). */
+void wire_null_batch_digest(uint8_t out[32]);
+/* For wire.c's decoder: validate the body of a VIEW-CHANGE or NEW-VIEW whose
+ * header, lengths and auth_len were checked; fills msg->u. Returns
+ * WIRE_DROP_COUNT when the body is well formed, else the reason. */
+enum wire_drop wire_viewchange_decode_body(struct wire_msg *msg, const struct wire_limits *lim);
 
 /* The authenticator size for a type in a group of n replicas. */
 uint16_t wire_auth_len(uint8_t type, uint16_t n);

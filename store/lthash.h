@@ -4,7 +4,8 @@
  * The digest of a set of (key, value) entries is the lane-wise sum, modulo 2^16,
  * of one 1024-lane vector per entry. An entry's vector is an extendable-output
  * hash of the entry: BLAKE2b-256 over (le32 key length, key, value) gives a
- * 32-byte seed, and ChaCha20 keyed by the seed expands it to 2048 bytes. Adding an
+ * 32-byte seed, and AES-256-CTR keyed by the whole seed (zero IV) expands it to
+ * 2048 bytes (the keystream, i.e. the encryption of 2048 zero bytes). Adding an
  * entry adds its vector; removing it subtracts; so the digest costs O(changes),
  * is equal for equal contents whatever the order of operations, and a put
  * followed by a del of the same entry returns it exactly to where it was.
@@ -17,9 +18,15 @@
  * The seed is kept per store entry so that removing or replacing an entry does
  * not rehash its key and value, only re-expands the 32-byte seed.
  *
- * Every function is thread-safe (no shared state). The first call runs
- * sodium_init() so libsodium's vectorised ChaCha20 and BLAKE2b are selected; the
- * results do not depend on which implementation runs.
+ * Why AES-256-CTR: with AES-NI/VAES it expands a seed about twice as fast as
+ * ChaCha20 (docs/benchmarks.md, "Simulator and engine hot path"), and the
+ * expansion is most of the cost of a store write. The key is the full 32-byte
+ * seed: an AES-128 key would make two entries' expansions collide after ~2^64
+ * entries (birthday bound), below the security the lane count buys.
+ *
+ * Every function is thread-safe: each thread keeps its own OpenSSL cipher
+ * context (lthash.c). The first call runs sodium_init() so libsodium's vectorised
+ * BLAKE2b is selected; the results do not depend on which implementation runs.
  */
 #ifndef BFTKV_STORE_LTHASH_H
 #define BFTKV_STORE_LTHASH_H
@@ -53,8 +60,9 @@ void lthash_zero(struct lthash *h);
 void lthash_entry_seed(uint8_t seed[LTHASH_SEED_SIZE], const void *key, size_t klen, const void *val,
                        size_t vlen);
 
-/* The 1024-lane vector of one entry: ChaCha20 keystream (zero nonce, key = seed),
- * 2048 bytes read as little-endian u16 lanes. Lets a writer expand a new entry
+/* The 1024-lane vector of one entry: AES-256-CTR keystream (key = seed, IV = 16
+ * zero bytes, counter = the IV as a 128-bit big-endian integer), 2048 bytes read
+ * as little-endian u16 lanes. Lets a writer expand a new entry
  * before taking a lock and only add the lanes under it. */
 void lthash_expand(struct lthash *out, const uint8_t seed[LTHASH_SEED_SIZE]);
 

@@ -109,6 +109,11 @@ int store_snapshot_shard_foreach(const struct store_snapshot *snap, uint32_t sha
 int store_snapshot_shard_encode(const struct store_snapshot *snap, uint32_t shard, uint64_t *cursor,
                                 uint8_t *buf, size_t cap, size_t *len, bool *done);
 
+/* Is (shard, cursor) a position store_snapshot_shard_encode() accepts for this
+ * snapshot? A position that came from another replica must pass this first:
+ * the encoder asserts on a cursor it did not hand out. */
+bool store_snapshot_cursor_valid(const struct store_snapshot *snap, uint32_t shard, uint64_t cursor);
+
 /* Apply a chunk of records made by store_snapshot_shard_encode() to the store
  * (as puts). The chunk is validated completely before anything is applied:
  * truncated or malformed bytes, or limits exceeded, give BFTKV_E_CORRUPT and
@@ -116,6 +121,32 @@ int store_snapshot_shard_encode(const struct store_snapshot *snap, uint32_t shar
  * contents and the same digest. BFTKV_E_NOMEM may come after a prefix of a valid
  * chunk was applied; records are puts, so applying the chunk again is safe. */
 int store_restore_chunk(struct store *s, const uint8_t *buf, size_t len);
+
+/* ---- Staging stores (state transfer, DESIGN §3; store_swap.c) ------------------- */
+
+/* Bytes of the key of the per-store key hash (SipHash-2-4). */
+#define STORE_HASH_KEY_SIZE 16u
+/* Bytes of one record of store_snapshot_shard_encode(): le16 klen | le32 vlen. */
+#define STORE_RECORD_HEADER_SIZE 6u
+
+/* store_create() with a given hash key instead of a random one: two stores with
+ * the same key and shard count place every key in the same shard, and a caller
+ * that must be reproducible (the simulator) passes a key derived from its seed.
+ * The key only defends against hash flooding; contents and digests never depend
+ * on it. Same errors as store_create(), and BFTKV_E_INVAL for a NULL key. */
+int store_create_keyed(const struct store_config *cfg, const uint8_t key[STORE_HASH_KEY_SIZE], struct store **out);
+
+/* An empty store with model's shard count, initial size and hash key: the
+ * staging store that store_swap() exchanges with model. Draws no randomness. */
+int store_create_like(const struct store *model, struct store **out);
+
+/* Exchange the whole contents of a and b -- entries, digests, and the hash key
+ * the tables were built with -- in O(shards), under every shard's write lock of
+ * both. They must have the same shard count (else BFTKV_E_INVAL and nothing
+ * changes). Snapshots taken before keep their point-in-time contents. Readers
+ * may run concurrently; with stores of different keys (not store_create_like
+ * twins) a read racing the swap may miss a present key. 0 or BFTKV_E_INVAL. */
+int store_swap(struct store *a, struct store *b);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@
 
 /* A snapshot record: le16 klen | le32 vlen | key | value. */
 #define STORE_RECORD_HEADER 6u
+_Static_assert(STORE_RECORD_HEADER == STORE_RECORD_HEADER_SIZE, "store.h documents the record header");
 
 struct store_snapshot {
     uint32_t nshards;
@@ -138,6 +139,15 @@ static uint16_t get_le16(const uint8_t *p)
 static uint32_t get_le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+bool store_snapshot_cursor_valid(const struct store_snapshot *snap, uint32_t shard, uint64_t cursor)
+{
+    if (shard >= snap->nshards) {
+        return false;
+    }
+    const struct table *t = snap->tables[shard];
+    return cursor <= (t != NULL ? t->mask + 1 : 0);
 }
 
 int store_snapshot_shard_encode(const struct store_snapshot *snap, uint32_t shard, uint64_t *cursor,

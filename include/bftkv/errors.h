@@ -33,7 +33,9 @@ extern "C" {
     X(CONFIG,          -14, "bad configuration")                                   \
     X(UNAVAILABLE,     -15, "service unavailable: not enough replicas answered")   \
     X(RANGE,           -16, "value out of range")                                  \
-    X(AGAIN,           -17, "resource temporarily unavailable, try again")
+    X(AGAIN,           -17, "resource temporarily unavailable, try again")         \
+    X(UNSUPPORTED,     -18, "not supported here: kernel feature missing or off")   \
+    X(CANCELLED,       -19, "operation cancelled: the client handle was closed")
 
 enum bftkv_error {
 #define BFTKV_ERROR_ENUM(name, value, msg) BFTKV_E_##name = (value),

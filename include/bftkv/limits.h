@@ -54,9 +54,13 @@
  * from the client to every replica and the batch carries its digest. */
 #define BFTKV_INLINE_REQUEST_MAX 1024u
 
-/* Batches in flight (pipeline window W) and the log window L = high - low watermark. */
+/* Batches in flight (pipeline window W) and the log window L = high - low watermark.
+ * L is bounded by the VIEW-CHANGE message, which carries up to 3 entries per
+ * sequence number of the window (one prepared, two pre-prepared: TOCS 2002 §4.5.1)
+ * and must fit one datagram: engine/wire.h asserts WIRE_VIEW_CHANGE_MAX <=
+ * BFTKV_DATAGRAM_MAX. 256 is the largest power of two that fits. */
 #define BFTKV_WINDOW_MAX 64u
-#define BFTKV_CHECKPOINT_INTERVAL_MAX 1024u
+#define BFTKV_CHECKPOINT_INTERVAL_MAX 128u
 #define BFTKV_LOG_WINDOW_MAX (2u * BFTKV_CHECKPOINT_INTERVAL_MAX)
 
 /* ---- Store (DESIGN §4) ------------------------------------------------------- */

@@ -158,6 +158,8 @@ void rh_tune_apply(struct pbft_replica_config *cfg, void *arg)
         cfg->batch_max_requests = t->batch_requests;
     if (t->lanes)
         cfg->lanes = t->lanes;
+    if (t->request_timeout_ns)
+        cfg->request_timeout_ns = t->request_timeout_ns;
     cfg->bugs = t->bugs[cfg->id];
 }
 

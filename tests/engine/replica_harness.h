@@ -94,6 +94,7 @@ struct rh_tune {
     uint32_t k, l, w, batch_requests;
     uint16_t lanes;
     uint32_t bugs[RH_REPLICAS_MAX];
+    uint64_t request_timeout_ns; /* the view-change timer T */
 };
 void rh_tune_apply(struct pbft_replica_config *cfg, void *arg); /* arg: struct rh_tune * or NULL */
 void rh_init(struct rh_cluster *c, uint16_t n, uint16_t f, uint16_t clients, rh_tune tune, void *arg);

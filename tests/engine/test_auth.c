@@ -389,6 +389,69 @@ static void test_preprepare_tamper(void **state)
     }
 }
 
+/* The MAC input rule of auth.h, recomputed here with libsodium directly: a MACed
+ * body of at most 64 bytes is MACed in place (SipHash-2-4-128 over header ||
+ * body), a longer one through its BLAKE2b-256 (header || digest). Checked at the
+ * boundary, 63/64/65 bytes of REQUEST body, for every replica's entry. */
+static void expect_mac(const uint8_t *mac, const uint8_t *msg, size_t span, const uint8_t key[AUTH_KEY_SIZE])
+{
+    uint8_t in[WIRE_HEADER_SIZE + 64];
+    size_t len;
+    if (span <= 64) {
+        memcpy(in, msg, WIRE_HEADER_SIZE + span);
+        len = WIRE_HEADER_SIZE + span;
+    } else {
+        memcpy(in, msg, WIRE_HEADER_SIZE);
+        crypto_generichash(in + WIRE_HEADER_SIZE, 32, msg + WIRE_HEADER_SIZE, span, NULL, 0);
+        len = WIRE_HEADER_SIZE + 32;
+    }
+    uint8_t want[BFTKV_MAC_SIZE];
+    crypto_shorthash_siphashx24(want, in, len, key);
+    assert_memory_equal(mac, want, sizeof want);
+}
+
+static void test_mac_input_rule(void **state)
+{
+    (void)state;
+    static const char value[] = "0123456789012345678901234567890123456789012345678901234567890123";
+    for (size_t vlen = 52; vlen <= 54; vlen++) {
+        char v[64];
+        memcpy(v, value, vlen);
+        v[vlen] = 0;
+        size_t auth_off = 0;
+        size_t n = make_request(g_buf, sizeof g_buf, 1, "k", v, &auth_off);
+        size_t body = auth_off - WIRE_HEADER_SIZE;
+        assert_int_equal(body, WIRE_REQUEST_FIXED + 1 + vlen); /* 63, 64, 65 */
+        auth_authenticator_fill(&cctx[1], g_buf, n, auth_off);
+        for (unsigned r = 0; r < NREP; r++) {
+            expect_mac(g_buf + auth_off + r * BFTKV_MAC_SIZE, g_buf, body, rctx[r].client_keys[1]);
+        }
+        struct wire_msg m;
+        decode_ok(g_buf, n, &m);
+        check_all_replicas(&m, true);
+    }
+    /* PREPARE: the 32-byte digest body, in place. */
+    uint8_t d[32] = {1, 2, 3};
+    size_t auth_off = 0;
+    size_t n = wire_encode_digest_msg(g_buf, sizeof g_buf, WIRE_PREPARE, GROUP, 1, NREP, 5, 9, d, &auth_off);
+    assert_true(n > 0);
+    auth_authenticator_fill(&rctx[1], g_buf, n, auth_off);
+    for (unsigned r = 0; r < NREP; r++) {
+        expect_mac(g_buf + auth_off + r * BFTKV_MAC_SIZE, g_buf, 32, rctx[1].replica_keys[r]);
+    }
+    /* REPLY with a 100-byte result: only the fixed part (44 bytes), in place. */
+    uint8_t result[100];
+    memset(result, 0x5a, sizeof result);
+    uint8_t rd[32];
+    wire_result_digest(rd, 0, result, sizeof result);
+    struct wire_reply rp = {.client = 0, .lane = 0, .status = 0, .rflags = WIRE_REPLY_FULL,
+                            .result_len = sizeof result, .result_digest = rd, .result = result};
+    n = wire_encode_reply(g_buf, sizeof g_buf, GROUP, 2, 0, 77, &rp, &auth_off);
+    assert_true(n > 0);
+    auth_reply_fill(&rctx[2], g_buf, n, auth_off, 0);
+    expect_mac(g_buf + auth_off, g_buf, WIRE_REPLY_FIXED, rctx[2].client_keys[0]);
+}
+
 /* ---- REPLY ------------------------------------------------------------------------- */
 
 static void test_reply_mac(void **state)
@@ -491,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_authenticator_own_entry),
         cmocka_unit_test(test_preprepare_tamper),
         cmocka_unit_test(test_unknown_client),
+        cmocka_unit_test(test_mac_input_rule),
         cmocka_unit_test(test_reply_mac),
         cmocka_unit_test(test_signature),
     };

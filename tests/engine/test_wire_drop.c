@@ -68,8 +68,8 @@ void test_drop_header(void **state)
     g_big[2] = 0;
     expect_drop(g_big, n, WIRE_DROP_BAD_VERSION);
 
-    /* Unknown and reserved types; the framing is still known, so consumed = n. */
-    const uint32_t bad_types[] = {0, WIRE_VIEW_CHANGE, WIRE_NEW_VIEW, 9, 255};
+    /* Unknown types; the framing is still known, so consumed = n. */
+    const uint32_t bad_types[] = {0, WIRE_TYPE_MAX + 1, 255};
     for (size_t i = 0; i < sizeof bad_types / sizeof bad_types[0]; i++) {
         memcpy(g_big, g_buf, n);
         header_patch(g_big, set_type, bad_types[i]);

@@ -76,7 +76,8 @@ static void accepted_check(const struct wire_msg *m, const uint8_t *buf, size_t 
     wire_digest(d, m->raw, m->raw_len);
     if (m->h.type == WIRE_REPLY) {
         (void)auth_reply_check(&fuzz_client, m);
-    } else if (m->h.type != WIRE_CHECKPOINT) { /* Ed25519 verify: too slow to fuzz here */
+    } else if (m->h.type != WIRE_CHECKPOINT && m->h.type != WIRE_VIEW_CHANGE
+               && m->h.type != WIRE_NEW_VIEW) { /* Ed25519 verify: too slow to fuzz here */
         (void)auth_authenticator_check(&fuzz_replica, m);
     }
     switch (m->h.type) {
@@ -112,6 +113,39 @@ static void accepted_check(const struct wire_msg *m, const uint8_t *buf, size_t 
             }
         }
         FUZZ_CHECK(n == m->u.batch.count && off == m->u.batch.entries_len);
+        break;
+    }
+    case WIRE_VIEW_CHANGE: {
+        struct wire_vc_entry e;
+        size_t sets = (size_t)m->u.vc.ncp * WIRE_VC_CKPT_ENTRY + ((size_t)m->u.vc.np + m->u.vc.nq) * WIRE_VC_PQ_ENTRY;
+        FUZZ_CHECK(inside(m->u.vc.cp, sets, buf, consumed));
+        for (uint32_t i = 0; i < m->u.vc.ncp; i++) {
+            wire_vc_checkpoint(m, i, &e);
+            FUZZ_CHECK(e.seq >= m->h.seq);
+        }
+        for (uint32_t i = 0; i < m->u.vc.np; i++) {
+            wire_vc_prepared(m, i, &e);
+            FUZZ_CHECK(e.seq > m->h.seq && e.view < m->h.view);
+        }
+        for (uint32_t i = 0; i < m->u.vc.nq; i++) {
+            wire_vc_preprepared(m, i, &e);
+            FUZZ_CHECK(e.seq > m->h.seq && e.view < m->h.view);
+        }
+        break;
+    }
+    case WIRE_NEW_VIEW: {
+        uint16_t id;
+        const uint8_t *dp;
+        uint8_t xf;
+        FUZZ_CHECK(inside(m->u.nv.ckpt_digest, 32, buf, consumed));
+        for (uint32_t i = 0; i < m->u.nv.nvc; i++) {
+            wire_nv_vc(m, i, &id, &dp);
+            FUZZ_CHECK(id < FUZZ_N && inside(dp, 32, buf, consumed));
+        }
+        for (uint32_t i = 0; i < m->u.nv.nch; i++) {
+            wire_nv_choice(m, i, &dp, &xf);
+            FUZZ_CHECK((xf & ~(unsigned)WIRE_NV_NEED) == 0 && inside(dp, 32, buf, consumed));
+        }
         break;
     }
     default:
@@ -206,7 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #include <errno.h>
 #include <sys/stat.h>
 
-#define SEEDS_MAX 16
+#define SEEDS_MAX 24
 #define SEED_CAP 4096u
 
 struct seed {
@@ -280,6 +314,20 @@ static void seeds_build(void)
     rp.result = NULL;
     s = seed_new();
     s->len = wire_encode_reply(s->bytes, SEED_CAP, FUZZ_GROUP, 1, 2, 1003, &rp, NULL);
+
+    /* VIEW-CHANGE (C, P, Q) and NEW-VIEW (signature areas left zero). */
+    struct wire_vc_entry cp[2] = {{.seq = 128}, {.seq = 256}};
+    struct wire_vc_entry pq[3] = {{.seq = 130, .view = 1}, {.seq = 130, .view = 0}, {.seq = 131, .view = 1}};
+    memset(pq[1].digest, 7, 32);
+    s = seed_new();
+    s->len = wire_encode_view_change(s->bytes, SEED_CAP, FUZZ_GROUP, 2, 3, 128, cp, 2, pq, 1, pq, 3, NULL);
+    uint16_t ids[3] = {0, 1, 3};
+    uint8_t vd[3][32], ch[2][32], xf[2] = {0, WIRE_NV_NEED};
+    memset(vd, 5, sizeof vd);
+    memset(ch, 6, sizeof ch);
+    s = seed_new();
+    s->len = wire_encode_new_view(s->bytes, SEED_CAP, FUZZ_GROUP, 3, 3, 256, d, ids, (const uint8_t(*)[32])vd, 3,
+                                  (const uint8_t(*)[32])ch, xf, 2, NULL);
 
     /* A datagram of several messages. */
     s = seed_new();

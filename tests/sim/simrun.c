@@ -150,6 +150,8 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
      * default. */
     static const uint32_t ks[10] = {32, 64, 64, 128, 128, 128, 128, 256, 256, 256};
     cc->checkpoint_interval = o->checkpoint_interval ? o->checkpoint_interval : ks[prng_below(&rng, 10)];
+    if (cc->checkpoint_interval > BFTKV_CHECKPOINT_INTERVAL_MAX) /* limits.h: bounded by the VIEW-CHANGE size */
+        cc->checkpoint_interval = BFTKV_CHECKPOINT_INTERVAL_MAX;
     if (o->log_window) {
         cc->log_window = o->log_window;
     } else {

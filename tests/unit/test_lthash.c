@@ -1,19 +1,26 @@
 /* Unit tests of LtHash16 (store/lthash.h): the algebra the state digest relies
  * on (add/sub inverse, order independence, lanes modulo 2^16), unambiguous entry
  * encoding, and known answers. The known answers for non-empty sets were computed
- * once by an independent Python implementation (hashlib BLAKE2b plus a from-the-
- * paper ChaCha20), so they pin the exact construction of lthash.h: a change of
- * seed encoding, nonce, lane byte order or digest would turn them red. */
+ * once outside this code base: seeds and digests with Python's hashlib BLAKE2b,
+ * the AES-256-CTR keystreams with the openssl command line,
+ *
+ *     head -c 2048 /dev/zero | openssl enc -aes-256-ctr -K <seed hex> -iv 00000000000000000000000000000000
+ *
+ * (OpenSSL 3.0), lanes read little-endian and summed modulo 2^16 in Python. So
+ * they pin the exact construction of lthash.h: a change of seed encoding, cipher,
+ * key, IV, lane byte order or digest would turn them red. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "store/lthash.h"
@@ -85,7 +92,25 @@ static void test_seed_is_blake2b_of_len_key_value(void **state)
     assert_memory_equal(seed, kat, sizeof kat);
 }
 
-static void test_expand_is_chacha20_le_lanes(void **state)
+/* The keystream by OpenSSL's one-shot use of a fresh context: independent of
+ * lthash.c's per-thread context that only swaps keys. */
+static void aes256ctr_keystream(const uint8_t key[32], uint8_t *out, int len)
+{
+    static const uint8_t iv[16];
+    static const uint8_t zeros[LTHASH_LANES * 2];
+    assert_true(len <= (int)sizeof zeros);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    assert_non_null(ctx);
+    int n = 0;
+    int fin = 0;
+    assert_int_equal(EVP_EncryptInit_ex(ctx, EVP_aes_256_ctr(), NULL, key, iv), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, out, &n, zeros, len), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(ctx, out + n, &fin), 1);
+    assert_int_equal(n + fin, len);
+    EVP_CIPHER_CTX_free(ctx);
+}
+
+static void test_expand_is_aes256ctr_le_lanes(void **state)
 {
     (void)state;
     uint8_t seed[LTHASH_SEED_SIZE];
@@ -94,16 +119,31 @@ static void test_expand_is_chacha20_le_lanes(void **state)
     lthash_expand(&v, seed);
 
     uint8_t ks[LTHASH_LANES * 2];
-    const uint8_t nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
-    crypto_stream_chacha20(ks, sizeof ks, nonce, seed);
+    aes256ctr_keystream(seed, ks, (int)sizeof ks);
     for (unsigned i = 0; i < LTHASH_LANES; i++) {
         assert_int_equal(v.lanes[i], (uint16_t)(ks[2 * i] | (ks[2 * i + 1] << 8)));
     }
-    /* From the Python reference. */
-    assert_int_equal(v.lanes[0], 5936);
-    assert_int_equal(v.lanes[1], 6475);
-    assert_int_equal(v.lanes[2], 8306);
-    assert_int_equal(v.lanes[3], 13827);
+    /* From `openssl enc` (see the top of the file): the keystream starts
+     * d05bbcca36898359..., its BLAKE2b-256 is 370915b4... */
+    assert_int_equal(v.lanes[0], 23504);
+    assert_int_equal(v.lanes[1], 51900);
+    assert_int_equal(v.lanes[2], 35126);
+    assert_int_equal(v.lanes[3], 22915);
+    assert_int_equal(v.lanes[LTHASH_LANES - 1], 45922);
+    uint8_t kat[32];
+    uint8_t got[32];
+    hex_to_bytes("370915b4c3b609026bb67f31d0d51cc64037bd090013b8e2c5b9184da7c2e257", kat, sizeof kat);
+    lthash_digest(&v, got); /* the digest of {entry}: BLAKE2b-256 of its lanes */
+    assert_memory_equal(got, kat, sizeof kat);
+
+    /* Expanding another seed and then this one again gives the same lanes: the
+     * reused per-thread context carries nothing from one expansion to the next. */
+    uint8_t other[LTHASH_SEED_SIZE];
+    lthash_entry_seed(other, "\0key\0", 5, "", 0);
+    struct lthash w;
+    lthash_expand(&w, other);
+    lthash_expand(&w, seed);
+    assert_true(lthash_equal(&v, &w));
 
     /* add_seed is exactly "expand, then add". */
     struct lthash a;
@@ -113,6 +153,42 @@ static void test_expand_is_chacha20_le_lanes(void **state)
     lthash_zero(&b);
     lthash_add(&b, &v);
     assert_true(lthash_equal(&a, &b));
+}
+
+/* Each thread has its own cipher context (lthash.c): threads that expand at the
+ * same time get the same lanes as the main thread, and their contexts are freed
+ * when they exit (the ASan build's leak checker would report them otherwise). */
+struct expand_job {
+    uint8_t seed[LTHASH_SEED_SIZE];
+    struct lthash out;
+};
+
+static void *expand_thread(void *arg)
+{
+    struct expand_job *job = arg;
+    for (int i = 0; i < 100; i++) {
+        lthash_expand(&job->out, job->seed);
+    }
+    return NULL;
+}
+
+static void test_expand_threads(void **state)
+{
+    (void)state;
+    struct expand_job jobs[4];
+    pthread_t th[4];
+    for (unsigned t = 0; t < 4; t++) {
+        char v[8];
+        snprintf(v, sizeof v, "v%u", t);
+        seed_of_str(jobs[t].seed, "k", v);
+        assert_int_equal(pthread_create(&th[t], NULL, expand_thread, &jobs[t]), 0);
+    }
+    for (unsigned t = 0; t < 4; t++) {
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+        struct lthash want;
+        lthash_expand(&want, jobs[t].seed);
+        assert_true(lthash_equal(&jobs[t].out, &want));
+    }
 }
 
 static void test_known_answers(void **state)
@@ -130,12 +206,12 @@ static void test_known_answers(void **state)
     lthash_zero(&h);
     lthash_add_seed(&h, s1);
     lthash_digest(&h, got);
-    hex_to_bytes("9ab58cd5847ad2389dd7fa1bf33212727b88fe0246bcfd9b2f9673e40bbc6511", kat, sizeof kat);
+    hex_to_bytes("370915b4c3b609026bb67f31d0d51cc64037bd090013b8e2c5b9184da7c2e257", kat, sizeof kat);
     assert_memory_equal(got, kat, sizeof kat);
 
     lthash_add_seed(&h, s2);
     lthash_digest(&h, got);
-    hex_to_bytes("3fb995017fdc78daef6313135513bc362c3b75c1f1401a5ce34495cf51673cb5", kat, sizeof kat);
+    hex_to_bytes("9a06f03cc603f8de8b8a540201ebc949a9afc06536e8f7e7d46a9c24adaaaddc", kat, sizeof kat);
     assert_memory_equal(got, kat, sizeof kat);
 }
 
@@ -328,7 +404,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_set_digest),
         cmocka_unit_test(test_seed_is_blake2b_of_len_key_value),
-        cmocka_unit_test(test_expand_is_chacha20_le_lanes),
+        cmocka_unit_test(test_expand_is_aes256ctr_le_lanes),
+        cmocka_unit_test(test_expand_threads),
         cmocka_unit_test(test_known_answers),
         cmocka_unit_test(test_add_sub_inverse),
         cmocka_unit_test(test_lanes_wrap_mod_2_16),

@@ -1,0 +1,305 @@
+/* Retransmission and STATUS: liveness when messages are lost (TOCS 2002 §5.2,
+ * §5.3.1; DESIGN §3, issue 3 "loss 0-30%", issue 4 items 2 and 3).
+ *
+ * PBFT's normal case assumes the network eventually delivers; over UDP it drops.
+ * Two mechanisms recover, both driven by the tick (time comes in the event):
+ *
+ *  - Retransmission. Every retransmit interval R the replica looks at the log
+ *    slots above last_executed that are not committed-local and re-multicasts
+ *    what it contributed there: the primary its PRE-PREPARE, a backup its PREPARE,
+ *    everyone its COMMIT. A slot waits R after it is first seen, then backs off
+ *    exponentially (R, 2R, ... 32R), and at most W slots go per scan, so a long
+ *    stall does not flood the network. Duplicates are harmless: each sender's
+ *    first vote per (v, n) is the one kept (prepare.c, commit.c).
+ *
+ *  - STATUS. A replica that knows of work above last_executed (a seq some message
+ *    named, a checkpoint, a peer's STATUS) and has executed nothing for R
+ *    multicasts STATUS(v, h, last_executed, max seq seen), authenticated; and
+ *    every replica sends one every 10 R anyway (a heartbeat: a replica that
+ *    missed the last batches before the group went idle learns it is behind, a
+ *    restarted one announces that it is at 0). A peer that is ahead answers
+ *    point-to-point, at most once per R/2 per asker: if the asker's next seq is
+ *    still in its log, the logged PRE-PREPARE (the primary's authenticator has a
+ *    MAC for every replica, so anyone may relay it), its own PREPARE and COMMIT
+ *    for up to W seqs, with which the asker completes the normal protocol;
+ *    if the asker is below its stable checkpoint, the checkpoint's proof (the q
+ *    signed CHECKPOINTs), from which the asker starts state transfer
+ *    (statetransfer.c). This is TOCS 2002 §5.2's status message, simplified:
+ *    the paper's bit maps of what the asker holds are replaced by "everything
+ *    from last_executed + 1", which costs a little bandwidth and no state.
+ *
+ * STATUS also carries the sender's view. A replica that sees f+1 distinct
+ * replicas report the same view v above its own -- one of them correct -- joins
+ * v: this is how a replica restarted empty (view 0) finds the group's view.
+ * Otherwise a view mismatch is left to the view change (viewchange.c).
+ */
+#include <string.h>
+
+#include "common/assert.h"
+#include "engine/replica_internal.h"
+
+/* ---- Sending ----------------------------------------------------------------- */
+
+static size_t vote_bound(const struct pbft_replica *r)
+{
+    return WIRE_HEADER_SIZE + BFTKV_DIGEST_SIZE + (size_t)r->cfg.n * BFTKV_MAC_SIZE;
+}
+
+/* PREPARE or COMMIT(v, n, D, i) to one replica or to all. */
+static bool vote_send(struct pbft_replica *r, uint8_t type, const struct replica_slot *s, uint8_t dest_kind,
+                      uint16_t to, struct pbft_out *out)
+{
+    if (!pbft_out_room(out, vote_bound(r), 1))
+        return false;
+    size_t cap = 0, auth_off = 0;
+    uint8_t *dst = pbft_out_tail(out, &cap);
+    size_t len = wire_encode_digest_msg(dst, cap, type, r->cfg.group, r->cfg.id, r->cfg.n, s->view, s->seq,
+                                        s->digest, &auth_off);
+    BFTKV_ASSERT(len > 0);
+    auth_authenticator_fill(r->auth, dst, len, auth_off);
+    pbft_out_commit(out, dest_kind, to, len);
+    return true;
+}
+
+void replica_status_send(struct pbft_replica *r, struct pbft_out *out)
+{
+    if (r->cfg.n == 1)
+        return;
+    size_t bound = WIRE_HEADER_SIZE + WIRE_STATUS_BODY + (size_t)r->cfg.n * BFTKV_MAC_SIZE;
+    if (!pbft_out_room(out, bound, 1)) {
+        r->stats.dropped_full++;
+        return;
+    }
+    uint64_t max_seq = r->cu.max_seen > r->last_executed ? r->cu.max_seen : r->last_executed;
+    size_t cap = 0, auth_off = 0;
+    uint8_t *dst = pbft_out_tail(out, &cap);
+    size_t len = wire_encode_status(dst, cap, r->cfg.group, r->cfg.id, r->cfg.n, r->view, r->last_executed, r->low,
+                                    max_seq, &auth_off);
+    BFTKV_ASSERT(len > 0);
+    auth_authenticator_fill(r->auth, dst, len, auth_off);
+    pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
+    r->stats.status_sent++;
+}
+
+/* ---- Retransmission (the tick) ------------------------------------------------- */
+
+/* Does the slot carry anything we contributed that a peer may still need? */
+static bool slot_has_own(const struct pbft_replica *r, const struct replica_slot *s)
+{
+    bool own_pp = s->has_pp && replica_is_primary(r) && s->pp_len > 0;
+    return own_pp || s->sent_prepare || s->sent_commit;
+}
+
+/* Re-multicast one slot's messages; false when the outbox had no room. */
+static bool slot_retransmit(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out)
+{
+    if (s->has_pp && replica_is_primary(r) && s->pp_len > 0) {
+        if (!pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, s->pp, s->pp_len))
+            return false;
+    }
+    if (s->sent_prepare && !vote_send(r, WIRE_PREPARE, s, PBFT_DEST_ALL_REPLICAS, 0, out))
+        return false;
+    if (s->sent_commit && !vote_send(r, WIRE_COMMIT, s, PBFT_DEST_ALL_REPLICAS, 0, out))
+        return false;
+    return true;
+}
+
+/* Walk (last_executed, h + L]: learn the highest seq anything named, and
+ * re-multicast our part of the unfinished slots whose time has come. */
+static void retransmit_scan(struct pbft_replica *r, struct pbft_out *out)
+{
+    uint64_t R = r->cfg.retransmit_ns;
+    uint32_t budget = r->view_active ? r->cfg.window : 0; /* none during a view change */
+    uint64_t hi = r->low + r->cfg.log_window;
+    for (uint64_t seq = r->last_executed + 1u; seq <= hi; seq++) {
+        struct replica_slot *s = replica_slot_find(r, seq);
+        if (s == NULL)
+            continue;
+        if ((s->has_digest || s->prep_bits != 0 || s->commit_bits != 0) && seq > r->cu.max_seen)
+            r->cu.max_seen = seq;
+        if (s->committed || s->view != r->view || r->cfg.n == 1 || !slot_has_own(r, s))
+            continue;
+        if (s->retx_ns == 0) {
+            s->retx_ns = r->now_ns + R; /* first seen: give the normal case one interval */
+            continue;
+        }
+        if (r->now_ns < s->retx_ns || budget == 0)
+            continue;
+        if (!slot_retransmit(r, s, out))
+            return; /* no room: the next scan goes on */
+        budget--;
+        r->stats.retransmissions++;
+        if (s->retx_shift < CATCHUP_BACKOFF_SHIFT_MAX)
+            s->retx_shift++;
+        s->retx_ns = r->now_ns + (R << s->retx_shift);
+    }
+}
+
+/* Checkpoints above last_executed that peers have signed name work too. */
+static void ckpts_scan(struct pbft_replica *r)
+{
+    for (uint32_t i = 0; i < r->ckpt_count; i++) {
+        const struct replica_ckpt *c = &r->ckpts[i];
+        if (c->seq > r->cu.max_seen && (c->bits & ~(1ull << r->cfg.id)) != 0)
+            r->cu.max_seen = c->seq;
+    }
+}
+
+/* Catch-up has work while something above last_executed is known: a slot
+ * (max_seen follows every slot the log creates, replica_slot_get), a proven
+ * checkpoint, a transfer. Otherwise only the slow heartbeat asks for a tick. */
+static bool catchup_busy(const struct pbft_replica *r)
+{
+    return r->xfer.active || r->xfer.cand.seq > r->last_executed || r->cu.max_seen > r->last_executed;
+}
+
+void replica_catchup_tick(struct pbft_replica *r, struct pbft_out *out)
+{
+    struct replica_catchup *cu = &r->cu;
+    uint64_t R = r->cfg.retransmit_ns, now = r->now_ns;
+    if (r->last_executed != cu->progress_le) {
+        cu->progress_le = r->last_executed;
+        cu->progress_ns = now;
+    }
+    if (now >= cu->scan_ns && catchup_busy(r)) {
+        cu->scan_ns = now + R / 2u + 1u;
+        retransmit_scan(r, out);
+        ckpts_scan(r);
+        bool behind = cu->max_seen > r->last_executed || r->xfer.cand.seq > r->last_executed || r->xfer.active;
+        bool idle = now - cu->progress_ns >= R;
+        if (behind && idle && now >= cu->status_ns) {
+            replica_status_send(r, out);
+            cu->status_ns = now + R;
+            cu->heartbeat_ns = now + CATCHUP_HEARTBEAT_INTERVALS * R;
+        }
+    }
+    if (now >= cu->heartbeat_ns) {
+        replica_status_send(r, out);
+        cu->heartbeat_ns = now + CATCHUP_HEARTBEAT_INTERVALS * R;
+    }
+    replica_statetransfer_tick(r, out);
+}
+
+uint64_t replica_catchup_deadline(const struct pbft_replica *r)
+{
+    uint64_t d = r->cu.heartbeat_ns;
+    if (catchup_busy(r) && r->cu.scan_ns < d)
+        d = r->cu.scan_ns;
+    if (r->xfer.active && r->xfer.deadline_ns < d)
+        d = r->xfer.deadline_ns;
+    if (r->xfer.active && r->xfer.give_up_ns < d)
+        d = r->xfer.give_up_ns;
+    return d;
+}
+
+/* ---- Joining the view f+1 peers report ----------------------------------------- */
+
+/* f+1 distinct replicas said (in authenticated STATUS) that they are in view v >
+ * ours: at least one correct replica is, so v is the group's view or below it. */
+static void view_adopt_check(struct pbft_replica *r)
+{
+    uint64_t best = r->view;
+    for (uint16_t i = 0; i < r->cfg.n; i++) {
+        if (!r->cu.peer_view_known[i] || r->cu.peer_view[i] <= best)
+            continue;
+        uint32_t same = 0;
+        for (uint16_t j = 0; j < r->cfg.n; j++)
+            same += r->cu.peer_view_known[j] && r->cu.peer_view[j] == r->cu.peer_view[i];
+        if (same >= (uint32_t)r->cfg.f + 1u)
+            best = r->cu.peer_view[i];
+    }
+    /* The view change's entry for a replica without the NEW-VIEW (viewchange.c):
+     * it refuses when this replica would be v's primary -- then the others time
+     * out and this one joins the next view with them. */
+    if (best > r->view && replica_view_enter(r, best))
+        r->stats.views_adopted++;
+}
+
+/* ---- Receiving STATUS ---------------------------------------------------------- */
+
+static bool ignore_status(struct pbft_replica *r, const struct wire_msg *m)
+{
+    if (m->h.sender == r->cfg.id) {
+        replica_drop(r, WIRE_DROP_BAD_SENDER);
+        return true;
+    }
+    if (!auth_authenticator_check(r->auth, m)) {
+        replica_drop(r, WIRE_DROP_BAD_AUTH);
+        return true;
+    }
+    return false;
+}
+
+/* The large requests a PRE-PREPARE names by digest, those still in our pool:
+ * a replica that lost one stalls on the batch (preprepare.c), and the client,
+ * answered by others, does not send it again. The client's authenticator
+ * travels with it, so the asker checks it as if it came from the client. */
+static bool pool_relay(struct pbft_replica *r, const struct replica_slot *s, uint16_t to, struct pbft_out *out)
+{
+    uint32_t off = 0;
+    struct wire_batch_entry e;
+    while (wire_batch_next(&s->pp_msg, &off, &e)) {
+        if (e.kind != WIRE_ENTRY_DIGEST)
+            continue;
+        uint32_t idx = replica_pool_find(r, e.request_digest);
+        if (idx == UINT32_MAX)
+            continue;
+        if (!pbft_out_copy(out, PBFT_DEST_REPLICA, to, replica_pool_bytes(r, idx), r->pool[idx].len))
+            return false;
+    }
+    return true;
+}
+
+/* The asker's next seqs are still in our log: relay the PRE-PREPAREs we hold
+ * (and the large requests they name, when we still have them) and our own
+ * votes, up to W seqs and not beyond the asker's window. */
+static void log_relay(struct pbft_replica *r, uint16_t to, uint64_t from_seq, uint64_t asker_low,
+                      struct pbft_out *out)
+{
+    uint64_t last = from_seq + r->cfg.window - 1u;
+    if (last > r->last_executed)
+        last = r->last_executed;
+    if (last > asker_low + r->cfg.log_window)
+        last = asker_low + r->cfg.log_window;
+    for (uint64_t seq = from_seq; seq <= last; seq++) {
+        const struct replica_slot *s = replica_slot_find(r, seq);
+        if (s == NULL || !s->has_pp || s->view != r->view || s->pp_len == 0)
+            continue;
+        if (!pool_relay(r, s, to, out) || !pbft_out_copy(out, PBFT_DEST_REPLICA, to, s->pp, s->pp_len))
+            return;
+        if (s->sent_prepare && !vote_send(r, WIRE_PREPARE, s, PBFT_DEST_REPLICA, to, out))
+            return;
+        if (s->sent_commit && !vote_send(r, WIRE_COMMIT, s, PBFT_DEST_REPLICA, to, out))
+            return;
+    }
+}
+
+void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+{
+    if (ignore_status(r, m))
+        return;
+    uint16_t j = m->h.sender;
+    uint64_t j_le = m->h.seq, j_low = m->u.status.low;
+    r->cu.peer_view[j] = m->h.view;
+    r->cu.peer_view_known[j] = true;
+    if (m->h.view > r->view)
+        view_adopt_check(r);
+    bool same_view = m->h.view == r->view && r->view_active;
+    if (same_view && j_le > r->cu.max_seen)
+        r->cu.max_seen = j_le;
+    if (j_le >= r->last_executed || r->now_ns < r->cu.answer_ns[j])
+        return;
+    if (j_le < r->low) {
+        /* We discarded the log it needs: it must fetch the state of h. A
+         * checkpoint belongs to no view, so this goes whatever the views. */
+        r->cu.answer_ns[j] = r->now_ns + r->cfg.retransmit_ns / 2u;
+        r->stats.status_answered++;
+        replica_proof_send(r, j, out);
+        return;
+    }
+    if (!same_view)
+        return; /* views differ: the view change's business */
+    r->cu.answer_ns[j] = r->now_ns + r->cfg.retransmit_ns / 2u;
+    r->stats.status_answered++;
+    log_relay(r, j, j_le + 1u, j_low, out);
+}

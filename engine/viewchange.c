@@ -1,0 +1,721 @@
+/* The view change, first half: timers, VIEW-CHANGE messages, and moving between
+ * views (TOCS 2002 §4.4-§4.5; DESIGN §3 "View change"). newview.c has the second
+ * half: the new primary's choice, NEW-VIEW, and the first PRE-PREPAREs.
+ *
+ * Request timers (TOCS 2002 §4.5.2). A replica that is not the active primary
+ * watches every request a client sent it directly -- a small one is a
+ * retransmission the client sent to every replica, a large one travels to every
+ * replica from the start -- until it executes. The watches form a FIFO by start
+ * time: when the oldest one still waiting has waited the current timeout
+ * (counted from the start of the view at the earliest), the backup suspects the
+ * primary (DESIGN §3: "a backup whose oldest pending request has waited longer
+ * than its timer"). A backup also keeps the small requests it watches in its
+ * pending queue, so the next primary can order them without waiting for the
+ * clients' next retransmission.
+ *
+ * The timeout starts at T (request_timeout_ns). It doubles whenever a view
+ * change fails: no valid NEW-VIEW in time, or a new view that times out before
+ * it executes anything. It halves (down to T) when a view entered by a view
+ * change executes a batch. So when messages take longer than T for a while, the
+ * timeouts grow until a view lasts long enough to make progress, and settle
+ * near what the network needs instead of swinging back to T at once (TOCS 2002
+ * §4.5.2 doubles the wait for NEW-VIEW; a request timer that stayed at T would
+ * change views forever while delays exceed it).
+ *
+ * Moving to view v+1: the replica folds what it prepared and pre-prepared in
+ * view v into each slot's P and Q memory (kept across views while the seq is in
+ * the window, TOCS 2002 §4.5.1: "the replica keeps only the information for the
+ * latest view per digest"; Q keeps the WIRE_VC_Q_PER_SEQ digests of the latest
+ * views), stops accepting normal-case messages, and multicasts a signed
+ * VIEW-CHANGE(v+1, h, C, P, Q). It retransmits it every T/4 until the view
+ * starts. Once q replicas (itself included) have sent VIEW-CHANGEs for v+1 or
+ * a later view it starts a timer of the current timeout; if no valid NEW-VIEW
+ * comes within it, it moves on to v+2 and the timeout doubles (TOCS 2002
+ * §4.5.2, liveness rule 1). A replica that holds VIEW-CHANGEs for views above
+ * its own from f+1 others moves to the smallest view that f+1 of them reached
+ * (rule 2); fewer do nothing, so f faulty replicas cannot force a view change
+ * (rule 3).
+ *
+ * Each replica keeps, per sender, the VIEW-CHANGE for the view it is moving to
+ * (or is in) and the one for the highest view above: enough to check a NEW-VIEW,
+ * to count f+1 for rule 2, and bounded by 2n messages.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "engine/replica_internal.h"
+#include "engine/viewchange.h"
+
+/* The timeout doubles per failed view change, up to T << this (64 T: 3.2 s at
+ * the default T = 50 ms). */
+#define VC_TIMEOUT_SHIFT_MAX 6u
+
+/* ---- Creation --------------------------------------------------------------------- */
+
+static bool vc_msgs_alloc(struct replica_vc_msg **v, uint32_t n, uint32_t cap)
+{
+    *v = calloc(n, sizeof **v);
+    if (*v == NULL)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        (*v)[i].buf = malloc(cap);
+        if ((*v)[i].buf == NULL)
+            return false;
+    }
+    return true;
+}
+
+static void vc_msgs_free(struct replica_vc_msg *v, uint32_t n)
+{
+    if (v == NULL)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        free(v[i].buf);
+    free(v);
+}
+
+bool replica_viewchange_create(struct pbft_replica *r)
+{
+    uint32_t n = r->cfg.n, l = r->cfg.log_window, k = r->cfg.checkpoint_interval;
+    r->view_active = true;
+    r->vc_timeout_ns = r->cfg.request_timeout_ns;
+    r->vc_progress = true;
+    /* Stored VIEW-CHANGEs: two per sender, each of the largest size for this L
+     * and K, WIRE_VIEW_CHANGE_SIZE(L, K) bytes (37,088 at L = 256, K = 128):
+     * 2n of them, 297 KB at n = 4. */
+    r->vc_cap = (uint32_t)WIRE_VIEW_CHANGE_SIZE(l, k);
+    BFTKV_ASSERT(r->vc_cap <= BFTKV_DATAGRAM_MAX);
+    bool ok = vc_msgs_alloc(&r->vc_cur, n, r->vc_cap) && vc_msgs_alloc(&r->vc_next, n, r->vc_cap);
+    r->vc_answer_ns = ok ? calloc(n, sizeof *r->vc_answer_ns) : NULL;
+    /* Encoder scratch: C, P and Q of one VIEW-CHANGE, L/K + 1 + 3L entries. */
+    r->vc_entries = ok ? calloc(l / k + 1u + (1u + WIRE_VC_Q_PER_SEQ) * l, sizeof *r->vc_entries) : NULL;
+    /* The NEW-VIEW of the current view: WIRE_NEW_VIEW_SIZE(L, n) bytes; the
+     * selection's scratch: L choices and flags, n set entries and cursors. */
+    r->nv_cap = (uint32_t)WIRE_NEW_VIEW_SIZE(l, n);
+    r->nv_buf = ok ? malloc(r->nv_cap) : NULL;
+    r->nv_choice = ok ? calloc(l, BFTKV_DIGEST_SIZE) : NULL;
+    r->nv_xflags = ok ? calloc(l, 1) : NULL;
+    r->nv_set = ok ? calloc(n, sizeof *r->nv_set) : NULL;
+    r->nv_pcur = ok ? calloc(n, sizeof *r->nv_pcur) : NULL;
+    r->nv_qcur = ok ? calloc(n, sizeof *r->nv_qcur) : NULL;
+    /* Watched requests: a timestamp per (client, lane), and a FIFO with room
+     * for one watch per (client, lane) twice over (an executed watch leaves the
+     * FIFO when it reaches the front; a full FIFO is compacted). */
+    r->watch_cap = 2u * r->rc_entries;
+    r->watch_ts = ok ? calloc(r->rc_entries, sizeof *r->watch_ts) : NULL;
+    r->watch = ok ? calloc(r->watch_cap, sizeof *r->watch) : NULL;
+    return ok && r->vc_answer_ns && r->vc_entries && r->nv_buf && r->nv_choice && r->nv_xflags && r->nv_set
+           && r->nv_pcur && r->nv_qcur && r->watch_ts && r->watch;
+}
+
+void replica_viewchange_destroy(struct pbft_replica *r)
+{
+    vc_msgs_free(r->vc_cur, r->cfg.n);
+    vc_msgs_free(r->vc_next, r->cfg.n);
+    free(r->vc_answer_ns);
+    free(r->vc_entries);
+    free(r->nv_buf);
+    free(r->nv_choice);
+    free(r->nv_xflags);
+    free(r->nv_set);
+    free(r->nv_pcur);
+    free(r->nv_qcur);
+    free(r->watch_ts);
+    free(r->watch);
+}
+
+uint64_t replica_vc_resend_interval(const struct pbft_replica *r)
+{
+    return r->cfg.request_timeout_ns / 4u + 1u;
+}
+
+/* ---- Request timers (TOCS 2002 §4.5.2) --------------------------------------------- */
+
+static bool request_is_large(const struct wire_msg *m)
+{
+    return m->raw_len - m->h.auth_len > BFTKV_INLINE_REQUEST_MAX;
+}
+
+static bool watch_live(const struct pbft_replica *r, const struct replica_watch *w)
+{
+    return r->rc[w->idx].timestamp < w->ts;
+}
+
+/* Drop the watches whose requests executed, keeping the order of the rest. */
+static void watch_compact(struct pbft_replica *r)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < r->watch_count; i++) {
+        const struct replica_watch *w = &r->watch[(r->watch_head + i) % r->watch_cap];
+        if (watch_live(r, w))
+            r->watch[(r->watch_head + kept++) % r->watch_cap] = *w;
+    }
+    r->watch_count = kept;
+}
+
+/* Pop executed watches from the front: the front is the oldest still waiting. */
+static void watch_trim(struct pbft_replica *r)
+{
+    while (r->watch_count > 0 && !watch_live(r, &r->watch[r->watch_head])) {
+        r->watch_head = (r->watch_head + 1u) % r->watch_cap;
+        r->watch_count--;
+    }
+}
+
+bool replica_request_watch(struct pbft_replica *r, const struct wire_msg *m)
+{
+    const struct wire_request *rq = &m->u.request;
+    if (r->view_active && replica_is_primary(r))
+        return false; /* the primary orders; it does not suspect itself */
+    uint32_t idx = (uint32_t)rq->client * r->cfg.lanes + rq->lane;
+    BFTKV_ASSERT(idx < r->rc_entries);
+    if (rq->timestamp <= r->watch_ts[idx] || rq->timestamp <= r->rc[idx].timestamp)
+        return false; /* watched already, or executed */
+    if (r->watch_count == r->watch_cap)
+        watch_compact(r);
+    if (r->watch_count == r->watch_cap) {
+        /* Full of live watches: a replica far behind the clients. Not
+         * recorded, so the client's next retransmission tries again. */
+        r->stats.dropped_full++;
+        return true;
+    }
+    r->watch_ts[idx] = rq->timestamp;
+    /* Keep a small one for the next primary (large ones are in the pool). */
+    if (!request_is_large(m) && !replica_pending_store(r, m))
+        r->stats.dropped_full++;
+    struct replica_watch *w = &r->watch[(r->watch_head + r->watch_count++) % r->watch_cap];
+    w->idx = idx;
+    w->ts = rq->timestamp;
+    w->start_ns = r->now_ns;
+    return true;
+}
+
+/* When the oldest watched request will have waited T; UINT64_MAX: no timer. */
+static uint64_t watch_deadline(const struct pbft_replica *r)
+{
+    if (!r->view_active || replica_is_primary(r) || r->watch_count == 0)
+        return UINT64_MAX;
+    uint64_t start = r->watch[r->watch_head].start_ns;
+    if (start < r->view_start_ns)
+        start = r->view_start_ns;
+    return start + r->vc_timeout_ns;
+}
+
+/* A failed view change: wait twice as long next time (up to T << 6). */
+static void timeout_double(struct pbft_replica *r)
+{
+    if (r->vc_timeout_ns <= (r->cfg.request_timeout_ns << VC_TIMEOUT_SHIFT_MAX) / 2u)
+        r->vc_timeout_ns *= 2u;
+}
+
+/* ---- The slots' P and Q memory (TOCS 2002 §4.5.1) ----------------------------------- */
+
+/* Record that the slot was pre-prepared with d in view v: the latest view per
+ * digest, and only the WIRE_VC_Q_PER_SEQ digests of the latest views. */
+static void slot_q_add(struct replica_slot *s, uint64_t v, const uint8_t *d)
+{
+    for (uint8_t i = 0; i < s->vc_nq; i++) {
+        if (memcmp(s->vc_q[i].digest, d, BFTKV_DIGEST_SIZE) == 0) {
+            if (v > s->vc_q[i].view)
+                s->vc_q[i].view = v;
+            return;
+        }
+    }
+    uint8_t at = s->vc_nq;
+    if (at == WIRE_VC_Q_PER_SEQ) {
+        at = 0;
+        for (uint8_t i = 1; i < s->vc_nq; i++) {
+            if (s->vc_q[i].view < s->vc_q[at].view)
+                at = i;
+        }
+        if (s->vc_q[at].view >= v)
+            return;
+    } else {
+        s->vc_nq++;
+    }
+    s->vc_q[at].view = v;
+    memcpy(s->vc_q[at].digest, d, BFTKV_DIGEST_SIZE);
+}
+
+/* Forget the slot's normal-case state of the view being left; keep the stored
+ * PRE-PREPARE (a new primary may re-propose it), execution, pool references,
+ * and the P and Q memory. */
+static void slot_view_clear(struct pbft_replica *r, struct replica_slot *s)
+{
+    if (s->stalled) {
+        BFTKV_ASSERT(r->stalled > 0);
+        r->stalled--;
+        s->stalled = false;
+    }
+    s->has_digest = false;
+    s->has_pp = false;
+    s->prepared = false;
+    s->committed = false;
+    s->sent_prepare = false;
+    s->sent_commit = false;
+    s->prep_match = 0;
+    s->commit_match = 0;
+    s->prep_bits = 0;
+    s->commit_bits = 0;
+    s->nv_fixed = false;
+    s->nv_need = false;
+    s->retx_ns = 0; /* status.c: nothing of the old view to retransmit */
+    s->retx_shift = 0;
+}
+
+/* Leaving the active view: fold what it prepared and pre-prepared into P and Q. */
+static void view_leave(struct pbft_replica *r)
+{
+    BFTKV_ASSERT(r->view_active && !r->exec_active);
+    for (uint64_t seq = r->low + 1u; seq <= r->low + r->cfg.log_window; seq++) {
+        struct replica_slot *s = replica_slot_find(r, seq);
+        if (s == NULL)
+            continue;
+        if (s->has_pp && s->has_digest)
+            slot_q_add(s, s->view, s->digest);
+        if (s->prepared) {
+            s->vc_p = true;
+            s->vc_pe.view = s->view;
+            memcpy(s->vc_pe.digest, s->digest, BFTKV_DIGEST_SIZE);
+        }
+        slot_view_clear(r, s);
+    }
+    r->view_active = false;
+    r->nv_state = REPLICA_NV_NONE;
+    r->nv_len = 0;
+    r->nv_max = 0;
+    r->nv_work = false;
+}
+
+/* ---- Stored VIEW-CHANGEs ------------------------------------------------------------- */
+
+static void vc_store(struct pbft_replica *r, struct replica_vc_msg *x, const uint8_t *raw, size_t len)
+{
+    BFTKV_ASSERT(len <= r->vc_cap);
+    if (raw != x->buf)
+        memcpy(x->buf, raw, len); /* our own is encoded in place */
+    x->len = (uint32_t)len;
+    wire_digest(x->digest, x->buf, len);
+    size_t used = 0;
+    int rc = wire_decode(x->buf, len, &r->limits, &x->msg, &used, NULL);
+    BFTKV_ASSERT(rc == 0 && used == len && x->msg.h.type == WIRE_VIEW_CHANGE);
+    x->view = x->msg.h.view;
+}
+
+/* `view` became w: each sender's VIEW-CHANGE for w moves to vc_cur; the others
+ * at or below w go. */
+static void vc_shift(struct pbft_replica *r, uint64_t w)
+{
+    for (uint16_t i = 0; i < r->cfg.n; i++) {
+        struct replica_vc_msg *c = &r->vc_cur[i], *x = &r->vc_next[i];
+        if (c->view != w)
+            c->len = 0;
+        if (x->len != 0 && x->view == w) {
+            struct replica_vc_msg t = *c;
+            *c = *x;
+            *x = t;
+            x->len = 0;
+        } else if (x->view <= w) {
+            x->len = 0;
+        }
+        if (c->len == 0)
+            c->view = 0;
+        if (x->len == 0)
+            x->view = 0;
+    }
+}
+
+/* Replicas that left `view - 1`: a VIEW-CHANGE for `view` or above. */
+static uint16_t vc_count_moving(const struct pbft_replica *r)
+{
+    uint16_t k = 0;
+    for (uint16_t i = 0; i < r->cfg.n; i++) {
+        if ((r->vc_cur[i].len != 0 && r->vc_cur[i].view == r->view)
+            || (r->vc_next[i].len != 0 && r->vc_next[i].view > r->view))
+            k++;
+    }
+    return k;
+}
+
+/* Liveness rule 1: the wait for NEW-VIEW starts once q replicas are changing
+ * views -- for this view, or already for a later one: one that gave up on this
+ * view before its VIEW-CHANGE for it reached us (lost) never sends it again,
+ * and waiting for it would wait forever. */
+static void vc_quorum_check(struct pbft_replica *r)
+{
+    if (!r->view_active && r->vc_deadline_ns == 0 && vc_count_moving(r) >= r->quorum)
+        r->vc_deadline_ns = r->now_ns + r->vc_timeout_ns;
+}
+
+/* ---- Own VIEW-CHANGE ------------------------------------------------------------------ */
+
+static void entry_set(struct wire_vc_entry *e, uint64_t seq, uint64_t view, const uint8_t *d)
+{
+    e->seq = seq;
+    e->view = view;
+    memcpy(e->digest, d, BFTKV_DIGEST_SIZE);
+}
+
+/* VIEW-CHANGE(view, h, C, P, Q) from the checkpoint records and the slots'
+ * memory, signed and kept in vc_cur[self] (TOCS 2002 §4.5.1). */
+static void vc_own_build(struct pbft_replica *r)
+{
+    uint64_t h = r->low, top = r->low + r->cfg.log_window;
+    struct wire_vc_entry *cp = r->vc_entries;
+    uint16_t ncp = 0;
+    if (h == 0) {
+        static const uint8_t zero[BFTKV_DIGEST_SIZE];
+        entry_set(&cp[ncp++], 0, 0, zero); /* the initial state */
+    }
+    for (uint32_t i = 0; i < r->ckpt_count; i++) {
+        const struct replica_ckpt *c = &r->ckpts[i];
+        if (c->seq == 0 || !c->own_taken || c->seq < h || c->seq > top)
+            continue;
+        /* Insertion in seq order: at most L/K + 1 records. */
+        uint16_t at = ncp++;
+        while (at > 0 && cp[at - 1u].seq > c->seq) {
+            cp[at] = cp[at - 1u];
+            at--;
+        }
+        entry_set(&cp[at], c->seq, 0, c->own_digest);
+    }
+    struct wire_vc_entry *p = cp + ncp, *q;
+    uint16_t np = 0, nq = 0;
+    bool forget = (r->cfg.bugs & PBFT_BUG_FORGET_P) != 0;
+    for (uint64_t seq = h + 1u; seq <= top; seq++) {
+        const struct replica_slot *s = replica_slot_find(r, seq);
+        if (s != NULL && s->vc_p && !forget)
+            entry_set(&p[np++], seq, s->vc_pe.view, s->vc_pe.digest);
+    }
+    q = p + np;
+    for (uint64_t seq = h + 1u; seq <= top; seq++) {
+        const struct replica_slot *s = replica_slot_find(r, seq);
+        for (uint8_t i = 0; s != NULL && i < s->vc_nq; i++)
+            entry_set(&q[nq++], seq, s->vc_q[i].view, s->vc_q[i].digest);
+    }
+    struct replica_vc_msg *x = &r->vc_cur[r->cfg.id];
+    size_t auth_off = 0;
+    size_t len = wire_encode_view_change(x->buf, r->vc_cap, r->cfg.group, r->cfg.id, r->view, h, cp, ncp, p, np, q,
+                                         nq, &auth_off);
+    BFTKV_ASSERT(len > 0); /* vc_cap is the largest size */
+    auth_sign(r->auth, x->buf, len, auth_off);
+    vc_store(r, x, x->buf, len);
+}
+
+static void vc_own_send(struct pbft_replica *r, struct pbft_out *out)
+{
+    const struct replica_vc_msg *x = &r->vc_cur[r->cfg.id];
+    BFTKV_ASSERT(x->len != 0 && x->view == r->view);
+    if (r->cfg.n == 1)
+        return;
+    r->stats.viewchange_sent++;
+    if (!pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, x->buf, x->len))
+        r->stats.dropped_full++; /* retransmitted at the next interval */
+}
+
+static void vc_join_check(struct pbft_replica *r, struct pbft_out *out);
+
+/* Move to view w > view: stop the normal case, sign our VIEW-CHANGE(w). */
+static void vc_begin(struct pbft_replica *r, uint64_t w)
+{
+    BFTKV_ASSERT(w > r->view);
+    if (r->view_active)
+        view_leave(r);
+    r->view = w;
+    r->nv_state = REPLICA_NV_NONE;
+    r->nv_len = 0;
+    r->vc_deadline_ns = 0;
+    vc_shift(r, w);
+    vc_own_build(r);
+    r->vc_resend_ns = r->now_ns; /* the next tick sends it (vc_start at once) */
+}
+
+/* Move to view w > view and ask for it (TOCS 2002 §4.4). */
+static void vc_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out)
+{
+    vc_begin(r, w);
+    vc_own_send(r, out);
+    r->vc_resend_ns = r->now_ns + replica_vc_resend_interval(r);
+    vc_quorum_check(r);
+    if (replica_primary_of(r, w) == r->cfg.id)
+        replica_newview_try(r, out);
+    vc_join_check(r, out);
+}
+
+/* Liveness rule 2: VIEW-CHANGEs for views above ours from f+1 others: move to
+ * the highest view that f+1 of them reached (the smallest of the f+1 highest). */
+static void vc_join_check(struct pbft_replica *r, struct pbft_out *out)
+{
+    uint64_t views[BFTKV_REPLICAS_MAX];
+    uint32_t k = 0;
+    for (uint16_t i = 0; i < r->cfg.n; i++) {
+        const struct replica_vc_msg *x = &r->vc_next[i];
+        if (i != r->cfg.id && x->len != 0 && x->view > r->view)
+            views[k++] = x->view;
+    }
+    if (k < (uint32_t)r->cfg.f + 1u)
+        return;
+    for (uint32_t i = 0; i <= r->cfg.f; i++) {
+        for (uint32_t j = i + 1u; j < k; j++) {
+            if (views[j] > views[i]) {
+                uint64_t t = views[i];
+                views[i] = views[j];
+                views[j] = t;
+            }
+        }
+    }
+    r->stats.view_change_joins++;
+    vc_start(r, views[r->cfg.f], out);
+}
+
+/* ---- Entering a view ------------------------------------------------------------------ */
+
+/* seen_ts says what is queued or ordered here: the primary does not queue a
+ * request twice, a backup does not relay what a PRE-PREPARE holds. A view change
+ * drops the old view's PRE-PREPAREs that were not chosen, so recompute it from
+ * what was executed, what the NEW-VIEW chose (when the batch is known here),
+ * and, at the primary, what it queued. */
+static void seen_recompute(struct pbft_replica *r)
+{
+    for (uint32_t i = 0; i < r->rc_entries; i++)
+        r->seen_ts[i] = r->rc[i].timestamp;
+    for (uint64_t seq = r->low + 1u; seq <= r->nv_max; seq++) {
+        const struct replica_slot *s = replica_slot_find(r, seq);
+        if (s == NULL || !s->nv_fixed || s->pp_len == 0
+            || memcmp(s->pp_msg.u.batch.digest, s->nv_digest, BFTKV_DIGEST_SIZE) != 0)
+            continue;
+        uint32_t off = 0;
+        struct wire_batch_entry e;
+        while (wire_batch_next(&s->pp_msg, &off, &e)) {
+            if (e.lane >= r->cfg.lanes)
+                continue; /* refused when it comes (preprepare.c) */
+            uint64_t *seen = &r->seen_ts[(uint32_t)e.client * r->cfg.lanes + e.lane];
+            if (e.timestamp > *seen)
+                *seen = e.timestamp;
+        }
+    }
+    if (!replica_is_primary(r))
+        return;
+    /* The new primary's queue: what a chosen batch holds goes (not batched
+     * twice); the rest counts as queued. */
+    for (uint32_t k = 0; k < r->pend_count; k++) {
+        struct replica_pending *p = &r->pend[(r->pend_head + k) % r->pend_cap];
+        uint64_t *seen = &r->seen_ts[(uint32_t)p->client * r->cfg.lanes + p->lane];
+        if (p->timestamp <= *seen)
+            p->dead = true;
+        else
+            *seen = p->timestamp;
+    }
+    replica_pending_trim(r);
+}
+
+void replica_view_activate(struct pbft_replica *r)
+{
+    BFTKV_ASSERT(!r->view_active);
+    r->view_active = true;
+    r->vc_deadline_ns = 0;
+    r->vc_progress = false; /* the timeout returns to T once this view executes */
+    r->view_start_ns = r->now_ns;
+    replica_pending_trim(r);
+    seen_recompute(r);
+    /* The read-only path's target: nothing above the chosen batches (or what
+     * executed) is prepared in this view yet. */
+    uint64_t top = r->nv_max > r->last_executed ? r->nv_max : r->last_executed;
+    if (r->max_prepared > top)
+        r->max_prepared = top;
+}
+
+/* Join the view change to v: the VIEW-CHANGE goes at the next tick. If v is
+ * active at the others, its primary answers with the NEW-VIEW, the VIEW-CHANGEs
+ * it names and its PRE-PREPAREs (replica_newview_answer), and this replica
+ * enters v like any backup -- with the choice, which blind entry would lack; if
+ * v is still being changed to, its VIEW-CHANGE counts there. */
+bool replica_view_enter(struct pbft_replica *r, uint64_t v)
+{
+    if (v <= r->view || replica_primary_of(r, v) == r->cfg.id)
+        return false;
+    vc_begin(r, v);
+    vc_quorum_check(r);
+    return true;
+}
+
+/* ---- Receiving VIEW-CHANGE ------------------------------------------------------------- */
+
+/* What the format cannot check: h and C on checkpoint boundaries, every seq
+ * inside this group's window above h. */
+static bool vc_fits_config(const struct pbft_replica *r, const struct wire_msg *m)
+{
+    uint64_t h = m->h.seq, k = r->cfg.checkpoint_interval, top = h + r->cfg.log_window;
+    if (h % k != 0)
+        return false;
+    struct wire_vc_entry e;
+    for (uint32_t i = 0; i < m->u.vc.ncp; i++) {
+        wire_vc_checkpoint(m, i, &e);
+        if (e.seq % k != 0 || e.seq > top)
+            return false;
+    }
+    if (m->u.vc.np > 0) {
+        wire_vc_prepared(m, m->u.vc.np - 1u, &e); /* seqs increase */
+        if (e.seq > top)
+            return false;
+    }
+    if (m->u.vc.nq > 0) {
+        wire_vc_preprepared(m, m->u.vc.nq - 1u, &e);
+        if (e.seq > top)
+            return false;
+    }
+    return true;
+}
+
+static bool ignore_view_change(struct pbft_replica *r, const struct wire_msg *m)
+{
+    if (m->h.sender == r->cfg.id) {
+        /* Our own, from the primary's answer: one we signed before a restart,
+         * which the pending NEW-VIEW names (it replaces the one we hold). */
+        uint8_t d[BFTKV_DIGEST_SIZE];
+        wire_digest(d, m->raw, m->raw_len);
+        if (m->h.view != r->view || !replica_newview_names(r, r->cfg.id, d)) {
+            replica_drop(r, WIRE_DROP_BAD_SENDER);
+            return true;
+        }
+    }
+    if (m->h.view < r->view) {
+        r->stats.dropped_stale++;
+        return true;
+    }
+    if (m->raw_len > r->vc_cap) {
+        replica_drop(r, WIRE_DROP_BAD_LENGTH);
+        return true;
+    }
+    if (!vc_fits_config(r, m)) {
+        replica_drop(r, WIRE_DROP_BAD_FIELD);
+        return true;
+    }
+    return false;
+}
+
+void replica_view_change_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+{
+    if (ignore_view_change(r, m))
+        return;
+    uint16_t from = m->h.sender;
+    bool current = m->h.view == r->view;
+    if (current && r->view_active) {
+        /* The sender is still moving to the view we are in (it missed the
+         * NEW-VIEW, or restarted): the primary answers, at most once per
+         * retransmission interval. Nothing to store: the view's set is fixed. */
+        if (replica_is_primary(r) && r->now_ns >= r->vc_answer_ns[from]) {
+            if (!auth_signature_check(r->auth, m)) {
+                replica_drop(r, WIRE_DROP_BAD_AUTH);
+                return;
+            }
+            replica_newview_answer(r, from, out);
+        }
+        return;
+    }
+    struct replica_vc_msg *x = current ? &r->vc_cur[from] : &r->vc_next[from];
+    bool dup = x->len == m->raw_len && x->view == m->h.view && memcmp(x->buf, m->raw, m->raw_len) == 0;
+    if (!dup) {
+        if (x->len != 0 && x->view > m->h.view) {
+            r->stats.dropped_stale++; /* we keep its highest */
+            return;
+        }
+        if (x->len != 0 && x->view == m->h.view) {
+            /* A second, different VIEW-CHANGE for one view: the sender is
+             * faulty. Keep the first, unless the pending NEW-VIEW names this
+             * one (the primary got it, and forwards it to us). */
+            uint8_t d[BFTKV_DIGEST_SIZE];
+            wire_digest(d, m->raw, m->raw_len);
+            if (!current || !replica_newview_names(r, from, d)) {
+                r->stats.dropped_conflict++;
+                return;
+            }
+        }
+        if (!auth_signature_check(r->auth, m)) {
+            replica_drop(r, WIRE_DROP_BAD_AUTH);
+            return;
+        }
+        vc_store(r, x, m->raw, m->raw_len);
+    }
+    if (dup)
+        return;
+    if (!current) {
+        vc_quorum_check(r);
+        vc_join_check(r, out);
+        return;
+    }
+    vc_quorum_check(r);
+    if (replica_primary_of(r, r->view) == r->cfg.id)
+        replica_newview_try(r, out);
+    else
+        replica_newview_retry(r, out);
+}
+
+/* ---- Tick -------------------------------------------------------------------------------- */
+
+void replica_viewchange_tick(struct pbft_replica *r, struct pbft_out *out)
+{
+    if (r->view == UINT64_MAX)
+        return; /* no view after it (2^64 view changes: not reached) */
+    if (r->view_active) {
+        watch_trim(r);
+        if (r->now_ns >= watch_deadline(r)) {
+            r->stats.request_timeouts++;
+            if (!r->vc_progress)
+                timeout_double(r); /* the last view change got nowhere */
+            vc_start(r, r->view + 1u, out);
+            return;
+        }
+        if (r->nv_state == REPLICA_NV_DONE && r->nv_cursor <= r->nv_max && r->now_ns >= r->vc_resend_ns) {
+            /* The new primary still waits for a batch or its large requests. */
+            r->nv_work = true;
+            r->vc_resend_ns = r->now_ns + replica_vc_resend_interval(r);
+        }
+        return;
+    }
+    if (r->vc_deadline_ns != 0 && r->now_ns >= r->vc_deadline_ns) {
+        /* No valid NEW-VIEW in time: the next view, waiting twice as long. */
+        r->stats.view_change_timeouts++;
+        timeout_double(r);
+        vc_start(r, r->view + 1u, out);
+        return;
+    }
+    if (r->now_ns >= r->vc_resend_ns) {
+        vc_own_send(r, out);
+        r->vc_resend_ns = r->now_ns + replica_vc_resend_interval(r);
+    }
+}
+
+uint64_t replica_viewchange_deadline(const struct pbft_replica *r)
+{
+    if (r->view_active) {
+        uint64_t d = watch_deadline(r);
+        if (r->nv_state == REPLICA_NV_DONE && r->nv_cursor <= r->nv_max && replica_is_primary(r)
+            && r->vc_resend_ns < d)
+            d = r->vc_resend_ns;
+        return d;
+    }
+    uint64_t d = r->vc_resend_ns;
+    if (r->vc_deadline_ns != 0 && r->vc_deadline_ns < d)
+        d = r->vc_deadline_ns;
+    return d;
+}
+
+bool replica_viewchange_progress(struct pbft_replica *r, struct pbft_out *out)
+{
+    if (r->last_executed != r->watch_exec) {
+        r->watch_exec = r->last_executed;
+        r->nv_work = r->nv_work || r->nv_cursor <= r->nv_max; /* the pool window moved */
+        if (!r->vc_progress && r->view_active) {
+            r->vc_progress = true; /* the view works: halve, down to T */
+            r->vc_timeout_ns /= 2u;
+            if (r->vc_timeout_ns < r->cfg.request_timeout_ns)
+                r->vc_timeout_ns = r->cfg.request_timeout_ns;
+        }
+        watch_trim(r);
+        if (!replica_is_primary(r) || !r->view_active)
+            replica_pending_trim(r); /* a backup's kept requests */
+    }
+    return replica_newview_progress(r, out);
+}

@@ -1,0 +1,989 @@
+/* Unit tests of the view change (engine/viewchange.c, engine/newview.c,
+ * engine/wire_viewchange.c; TOCS 2002 §4.4-§4.5) on the in-memory cluster of
+ * replica_harness.c with the filters and clock of vc_harness.c. Checked: a
+ * silent primary is replaced and its pending request completes in view 1; a
+ * batch prepared in view 0 keeps its seq in view 1 (A1/A2) and a gap becomes a
+ * null batch (B); two faulty primaries in a row (n = 7, f = 2); the wait for a
+ * NEW-VIEW doubles per failure; a NEW-VIEW whose choice differs from the
+ * recomputation is rejected; f+1 VIEW-CHANGEs make a replica join, one does
+ * not; P survives two view changes; the selection rule on hand-made
+ * VIEW-CHANGEs (checkpoint, A1, A2, B) and the two injected bugs
+ * (PBFT_BUG_NEWVIEW_IGNORE_A2, PBFT_BUG_FORGET_P); the codec's checks; and a
+ * random schedule with primary faults that must keep agreement.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "bftkv/errors.h"
+#include "engine/viewchange.h"
+#include "replica_harness.h"
+#include "vc_harness.h"
+
+#define MS (1000ull * 1000ull)
+#define T (50ull * MS) /* request_timeout_ns's default */
+
+static struct rh_cluster C;
+static struct vh_filter F;
+static uint8_t g_msg[BFTKV_DATAGRAM_MAX];
+static uint8_t g_null[32];
+
+/* ---- Helpers ------------------------------------------------------------------------ */
+
+static void up(uint16_t n, uint16_t f, struct rh_tune *t)
+{
+    rh_init(&C, n, f, 8, rh_tune_apply, t);
+    memset(&F, 0, sizeof F);
+    vh_filter_install(&C, &F);
+    wire_null_batch_digest(g_null);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    assert_int_equal(C.bad_replies, 0);
+    vh_filter_fini(&F);
+    rh_fini(&C);
+    return 0;
+}
+
+static const struct pbft_replica_stats *st(uint16_t i)
+{
+    return pbft_replica_stats(C.r[i]);
+}
+
+static void put(uint16_t client, uint64_t ts, const char *key, uint16_t to)
+{
+    rh_submit(&C, client, 0, ts, WIRE_OP_PUT, key, key, strlen(key), 0, to);
+}
+
+/* Replies to (client, ts) from replicas the filter does not silence (the
+ * harness hands every reply to the client directly). */
+static size_t replies(uint16_t client, uint64_t ts)
+{
+    const struct rh_reply *rp[64];
+    size_t k = rh_replies_for(&C, client, ts, rp, 64), heard = 0;
+    for (size_t i = 0; i < k && i < 64; i++)
+        heard += (F.silent >> rp[i]->replica) & 1u ? 0u : 1u;
+    return heard;
+}
+
+/* Correct replicas (bit set in who) executed the same batch at every seq that
+ * both executed. */
+static void agree(uint64_t who)
+{
+    for (uint16_t a = 0; a < C.n; a++) {
+        for (uint16_t b = (uint16_t)(a + 1u); b < C.n; b++) {
+            if (!((who >> a) & 1u) || !((who >> b) & 1u))
+                continue;
+            for (size_t i = 0; i < C.nexecs[a]; i++) {
+                const uint8_t *d = vh_exec_digest(&C, b, C.execs[a][i].seq);
+                if (d != NULL)
+                    assert_memory_equal(d, C.execs[a][i].digest, 32);
+            }
+        }
+    }
+}
+
+/* The batch digest of the last recorded PRE-PREPARE. */
+static void recorded_digest(uint8_t d[32])
+{
+    assert_non_null(F.recorded);
+    memcpy(d, F.recorded + WIRE_HEADER_SIZE, 32);
+}
+
+static void view_is(uint16_t i, uint64_t v, bool changing)
+{
+    assert_int_equal(pbft_replica_view(C.r[i]), v);
+    assert_int_equal(pbft_replica_in_view_change(C.r[i]), changing);
+}
+
+/* ---- A silent primary ---------------------------------------------------------------- */
+
+static void test_silent_primary(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    F.silent = 1u << 0;
+    put(0, 1, "a", 0);
+    rh_run(&C);
+    assert_int_equal(replies(0, 1), 0);
+    /* The client retransmits to everyone; the backups watch and relay it. */
+    put(0, 1, "a", UINT16_MAX);
+    rh_run(&C);
+    for (uint16_t i = 1; i < 4; i++)
+        assert_true(pbft_replica_next_deadline(C.r[i]) <= T);
+    vh_tick_run(&C, T - 1u);
+    for (uint16_t i = 1; i < 4; i++)
+        view_is(i, 0, false);
+    vh_tick_run(&C, T);
+    for (uint16_t i = 1; i < 4; i++) {
+        view_is(i, 1, false);
+        assert_int_equal(st(i)->request_timeouts, 1);
+        assert_int_equal(st(i)->view_changes, 1);
+        assert_int_equal(st(i)->requests_executed, 1);
+        assert_int_equal(st(i)->last_executed, 1);
+    }
+    assert_true(pbft_replica_is_primary(C.r[1]));
+    assert_int_equal(replies(0, 1), 3);
+    for (size_t i = 0; i < C.nreplies; i++)
+        assert_int_equal(C.replies[i].view, 1);
+    /* The new view works as normal: straight to its primary. */
+    put(1, 1, "b", 1);
+    rh_run(&C);
+    assert_int_equal(replies(1, 1), 3);
+    for (uint16_t i = 1; i < 4; i++)
+        assert_int_equal(st(i)->last_executed, 2);
+    agree(0xE);
+}
+
+/* ---- What survives a view change (TOCS 2002 §4.5.1) ----------------------------------- */
+
+static void test_prepared_survives_gap_is_null(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    /* View 0: nothing commits; seq 2's PRE-PREPARE reaches nobody. */
+    F.drop_types = 1u << WIRE_COMMIT;
+    F.drop_pp_seq = 2;
+    F.record_type = WIRE_PREPREPARE;
+    F.record_from = 0;
+    uint8_t d1[32], d3[32];
+    put(0, 1, "a", 0);
+    rh_run(&C);
+    recorded_digest(d1);
+    put(1, 1, "b", 0);
+    rh_run(&C);
+    put(2, 1, "c", 0);
+    rh_run(&C);
+    recorded_digest(d3);
+    for (uint16_t i = 0; i < 4; i++)
+        assert_int_equal(st(i)->last_executed, 0);
+    /* The primary falls silent; the clients retransmit to everyone. */
+    vh_filter_fini(&F);
+    memset(&F, 0, sizeof F);
+    F.silent = 1u << 0;
+    put(0, 1, "a", UINT16_MAX);
+    put(1, 1, "b", UINT16_MAX);
+    put(2, 1, "c", UINT16_MAX);
+    rh_run(&C);
+    vh_tick_run(&C, T);
+    for (uint16_t i = 1; i < 4; i++) {
+        view_is(i, 1, false);
+        const uint8_t *e1 = vh_exec_digest(&C, i, 1), *e2 = vh_exec_digest(&C, i, 2), *e3 = vh_exec_digest(&C, i, 3);
+        assert_non_null(e1);
+        assert_non_null(e2);
+        assert_non_null(e3);
+        assert_memory_equal(e1, d1, 32);     /* A1, A2: prepared at q */
+        assert_memory_equal(e2, g_null, 32); /* B: a gap */
+        assert_memory_equal(e3, d3, 32);
+        /* b was never pre-prepared at a backup: the new primary's next batch. */
+        assert_int_equal(st(i)->last_executed, 4);
+        assert_int_equal(st(i)->requests_executed, 3);
+    }
+    assert_int_equal(replies(0, 1), 3);
+    assert_int_equal(replies(1, 1), 3);
+    assert_int_equal(replies(2, 1), 3);
+    agree(0xE);
+}
+
+/* ---- Two faulty primaries in a row (n = 7, f = 2) -------------------------------------- */
+
+static void test_consecutive_faulty_primaries(void **state)
+{
+    (void)state;
+    up(7, 2, NULL);
+    F.silent = (1u << 0) | (1u << 1);
+    put(0, 1, "a", UINT16_MAX);
+    rh_run(&C);
+    vh_tick_run(&C, T);
+    for (uint16_t i = 2; i < 7; i++)
+        view_is(i, 1, true);
+    vh_tick_run(&C, 2u * T - 1u);
+    for (uint16_t i = 2; i < 7; i++)
+        view_is(i, 1, true);
+    vh_tick_run(&C, 2u * T);
+    for (uint16_t i = 2; i < 7; i++) {
+        view_is(i, 2, false);
+        assert_int_equal(st(i)->request_timeouts, 1);
+        assert_int_equal(st(i)->view_change_timeouts, 1);
+        assert_int_equal(st(i)->view_changes, 1);
+        assert_int_equal(st(i)->requests_executed, 1);
+    }
+    assert_true(pbft_replica_is_primary(C.r[2]));
+    assert_int_equal(replies(0, 1), 5);
+    agree(0x7C);
+}
+
+/* ---- The wait for NEW-VIEW doubles (TOCS 2002 §4.5.2, rule 1) --------------------------- */
+
+static void test_timer_doubles(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    F.silent = 1u << 0;
+    F.drop_types = 1u << WIRE_NEW_VIEW; /* no view change completes at replica 3 */
+    put(0, 1, "a", UINT16_MAX);
+    rh_run(&C);
+    vh_tick_run(&C, T); /* q VIEW-CHANGEs for view 1 at once: wait T */
+    view_is(3, 1, true);
+    vh_tick_run(&C, 2u * T - 1u);
+    view_is(3, 1, true);
+    vh_tick_run(&C, 2u * T); /* view 2, wait 2T */
+    view_is(3, 2, true);
+    assert_int_equal(st(3)->view_change_timeouts, 1);
+    vh_tick_run(&C, 4u * T - 1u);
+    view_is(3, 2, true);
+    vh_tick_run(&C, 4u * T); /* view 3, of which replica 3 is the primary */
+    assert_int_equal(pbft_replica_view(C.r[3]), 3);
+    assert_int_equal(st(3)->view_change_timeouts, 2);
+    /* Let NEW-VIEWs through: the others' VIEW-CHANGE retransmissions fetch it. */
+    F.drop_types = 0;
+    vh_advance(&C, 6u * T, T / 8u);
+    for (uint16_t i = 1; i < 4; i++) {
+        view_is(i, 3, false);
+        assert_int_equal(st(i)->requests_executed, 1);
+    }
+    assert_true(pbft_replica_is_primary(C.r[3]));
+    agree(0xE);
+}
+
+/* ---- A NEW-VIEW that is not the recomputed choice -------------------------------------- */
+
+static void test_newview_wrong_choice_rejected(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    F.drop_types = 1u << WIRE_COMMIT;
+    F.record_type = WIRE_PREPREPARE;
+    put(0, 1, "a", 0);
+    rh_run(&C);
+    uint8_t d1[32];
+    recorded_digest(d1);
+    vh_filter_fini(&F);
+    memset(&F, 0, sizeof F);
+    F.silent = 1u << 0;
+    F.drop_types = 1u << WIRE_NEW_VIEW;
+    F.record_type = WIRE_NEW_VIEW;
+    F.record_from = 1;
+    put(0, 1, "a", UINT16_MAX);
+    rh_run(&C);
+    vh_tick_run(&C, T);
+    assert_non_null(F.recorded);
+    size_t len = F.recorded_len;
+    uint8_t *good = malloc(len), *bad = malloc(len);
+    assert_non_null(good);
+    assert_non_null(bad);
+    memcpy(good, F.recorded, len);
+    struct wire_msg nv;
+    vh_decode(&C, good, len, &nv);
+    assert_int_equal(nv.h.type, WIRE_NEW_VIEW);
+    assert_int_equal(nv.h.view, 1);
+    assert_int_equal(nv.h.seq, 0);
+    assert_int_equal(nv.u.nv.nvc, 3);
+    assert_int_equal(nv.u.nv.nch, 1);
+    const uint8_t *c0;
+    uint8_t xf;
+    wire_nv_choice(&nv, 0, &c0, &xf);
+    assert_memory_equal(c0, d1, 32);
+    assert_int_equal(xf, 0);
+    size_t choice_off = (size_t)(c0 - good);
+    F.drop_types = 0;
+
+    /* The primary claims a null batch at seq 1, re-signed with its own key. */
+    memcpy(bad, good, len);
+    memcpy(bad + choice_off, g_null, 32);
+    vh_resign(&C, 1, bad, len);
+    rh_inject(&C, 1, 2, bad, len);
+    rh_inject(&C, 1, 3, bad, len);
+    rh_run(&C);
+    for (uint16_t i = 2; i < 4; i++) {
+        view_is(i, 1, true);
+        assert_int_equal(st(i)->newview_rejected, 1);
+    }
+    /* Another checkpoint digest. */
+    memcpy(bad, good, len);
+    bad[WIRE_HEADER_SIZE] ^= 1;
+    vh_resign(&C, 1, bad, len);
+    rh_inject(&C, 1, 2, bad, len);
+    rh_run(&C);
+    assert_int_equal(st(2)->newview_rejected, 2);
+    /* A NEW-VIEW from a replica that is not view 1's primary. */
+    memcpy(bad, good, len);
+    bad[6] = 3; /* sender */
+    vh_resign(&C, 3, bad, len);
+    rh_inject(&C, 3, 2, bad, len);
+    rh_run(&C);
+    assert_int_equal(st(2)->drops.count[WIRE_DROP_BAD_SENDER], 1);
+    view_is(2, 1, true);
+    /* A bad signature. */
+    memcpy(bad, good, len);
+    bad[len - 1] ^= 1;
+    rh_inject(&C, 1, 2, bad, len);
+    rh_run(&C);
+    assert_int_equal(st(2)->drops.count[WIRE_DROP_BAD_AUTH], 1);
+    view_is(2, 1, true);
+    /* The real one is accepted. */
+    rh_inject(&C, 1, 2, good, len);
+    rh_inject(&C, 1, 3, good, len);
+    rh_run(&C);
+    for (uint16_t i = 2; i < 4; i++) {
+        view_is(i, 1, false);
+        assert_int_equal(st(i)->view_changes, 1);
+        assert_int_equal(st(i)->newview_rejected, i == 2 ? 2 : 1);
+    }
+    free(good);
+    free(bad);
+}
+
+/* ---- Joining on f+1 VIEW-CHANGEs, not on fewer (TOCS 2002 §4.5.2, rules 2, 3) ---------- */
+
+static void test_f_plus_1_join(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    F.deaf = 1u << 0; /* the primary never hears of the request */
+    put(0, 1, "a", 1);
+    put(0, 1, "a", 2);
+    rh_run(&C);
+    vh_tick_run(&C, T);
+    for (uint16_t i = 1; i < 4; i++)
+        view_is(i, 1, false);
+    assert_int_equal(st(1)->request_timeouts, 1);
+    assert_int_equal(st(2)->request_timeouts, 1);
+    assert_int_equal(st(3)->request_timeouts, 0);
+    assert_int_equal(st(3)->view_change_joins, 1);
+    assert_int_equal(st(3)->requests_executed, 1);
+    assert_int_equal(replies(0, 1), 3);
+}
+
+static void test_one_view_change_ignored(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    static const uint8_t zero[32];
+    struct wire_vc_entry cp = { .seq = 0, .view = 0 };
+    memcpy(cp.digest, zero, 32);
+    size_t len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 1, 0, &cp, 1, NULL, 0, NULL, 0);
+    for (uint16_t i = 0; i < 3; i++) {
+        rh_inject(&C, 3, i, g_msg, len);
+        rh_inject(&C, 3, i, g_msg, len); /* a duplicate */
+    }
+    len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 9, 0, &cp, 1, NULL, 0, NULL, 0);
+    for (uint16_t i = 0; i < 3; i++)
+        rh_inject(&C, 3, i, g_msg, len);
+    /* And one whose signature fails. */
+    len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 10, 0, &cp, 1, NULL, 0, NULL, 0);
+    g_msg[len - 3] ^= 1;
+    rh_inject(&C, 3, 0, g_msg, len);
+    rh_run(&C);
+    for (uint16_t i = 0; i < 3; i++) {
+        view_is(i, 0, false);
+        assert_int_equal(st(i)->view_change_joins, 0);
+    }
+    assert_int_equal(st(0)->drops.count[WIRE_DROP_BAD_AUTH], 1);
+    vh_advance(&C, 3u * T, T / 4u);
+    for (uint16_t i = 0; i < 3; i++)
+        view_is(i, 0, false);
+    put(0, 1, "a", 0);
+    rh_run(&C);
+    for (uint16_t i = 0; i < 4; i++)
+        assert_int_equal(st(i)->requests_executed, 1);
+}
+
+/* ---- P survives two view changes; PBFT_BUG_FORGET_P ------------------------------------ */
+
+/* Prepared everywhere in view 0 but committed nowhere; view 1 fails (its
+ * NEW-VIEW is lost); view 2 must still re-propose the batch at seq 1. */
+static void p_retained(uint32_t bugs, uint16_t *nch)
+{
+    struct rh_tune t;
+    memset(&t, 0, sizeof t);
+    for (uint16_t i = 0; i < 4; i++)
+        t.bugs[i] = bugs;
+    up(4, 1, &t);
+    F.drop_types = 1u << WIRE_COMMIT;
+    F.record_type = WIRE_PREPREPARE;
+    put(0, 1, "a", 0);
+    rh_run(&C);
+    uint8_t d1[32];
+    recorded_digest(d1);
+    vh_filter_fini(&F);
+    memset(&F, 0, sizeof F);
+    F.silent = 1u << 0;
+    F.drop_types = 1u << WIRE_NEW_VIEW;
+    put(0, 1, "a", UINT16_MAX);
+    rh_run(&C);
+    vh_tick_run(&C, T);
+    view_is(2, 1, true);
+    view_is(3, 1, true);
+    F.drop_types = 0;
+    F.record_type = WIRE_NEW_VIEW;
+    F.record_from = 2;
+    vh_tick_run(&C, 2u * T);
+    for (uint16_t i = 1; i < 4; i++) {
+        view_is(i, 2, false);
+        assert_int_equal(st(i)->requests_executed, 1);
+        assert_memory_equal(vh_exec_digest(&C, i, 1), d1, 32);
+    }
+    struct wire_msg nv;
+    vh_decode(&C, F.recorded, F.recorded_len, &nv);
+    assert_int_equal(nv.h.view, 2);
+    *nch = nv.u.nv.nch;
+    agree(0xE);
+}
+
+static void test_p_retained_across_two_view_changes(void **state)
+{
+    (void)state;
+    uint16_t nch = 0;
+    p_retained(0, &nch);
+    assert_int_equal(nch, 1); /* seq 1 re-proposed by the choice */
+}
+
+static void test_bug_forget_p_selection(void **state)
+{
+    (void)state;
+    uint16_t nch = 0;
+    p_retained(PBFT_BUG_FORGET_P, &nch);
+    /* No P anywhere: nothing is chosen; the request is ordered anew. */
+    assert_int_equal(nch, 0);
+}
+
+/* Replica 3 executed seq 1 (only it got the COMMITs); the others prepared it. A
+ * correct view change keeps the batch at seq 1; with every VIEW-CHANGE's P
+ * forgotten, the new view puts another batch there: the violation. */
+static void forget_p_run(uint32_t bugs)
+{
+    struct rh_tune t;
+    memset(&t, 0, sizeof t);
+    for (uint16_t i = 0; i < 4; i++)
+        t.bugs[i] = bugs;
+    up(4, 1, &t);
+    F.keep_to_mask_types = 1u << WIRE_COMMIT;
+    F.keep_to = 1u << 3;
+    put(0, 1, "a", 0);
+    rh_run(&C);
+    assert_int_equal(st(3)->last_executed, 1);
+    assert_int_equal(st(1)->last_executed, 0);
+    memset(&F, 0, sizeof F);
+    F.silent = 1u << 0;
+    put(1, 1, "b", UINT16_MAX);
+    put(0, 1, "a", UINT16_MAX);
+    rh_run(&C);
+    vh_tick_run(&C, T);
+    for (uint16_t i = 1; i < 4; i++)
+        view_is(i, 1, false);
+}
+
+static void test_bug_forget_p_violation(void **state)
+{
+    (void)state;
+    forget_p_run(0);
+    for (uint16_t i = 1; i < 4; i++)
+        assert_int_equal(st(i)->newview_conflicts, 0);
+    agree(0xE);
+    assert_int_equal(replies(1, 1), 3);
+    teardown(NULL);
+
+    forget_p_run(PBFT_BUG_FORGET_P);
+    assert_true(st(3)->newview_conflicts > 0);
+    const uint8_t *d3 = vh_exec_digest(&C, 3, 1), *d1 = vh_exec_digest(&C, 1, 1);
+    assert_non_null(d3);
+    assert_non_null(d1);
+    assert_memory_not_equal(d1, d3, 32); /* correct replicas disagree at seq 1 */
+}
+
+/* ---- PBFT_BUG_COMMIT_QUORUM_2F and _EXECUTE_UNCOMMITTED across a view change ----------- *
+ * Within one view prepared certificates are unique, so executing early shows
+ * nothing. Across a view change it does: replica 3 executes seq 1 having seen
+ * only q-1 COMMITs (or none), while the only other correct replica that saw the
+ * batch (1) pre-prepared but never prepared it. A faulty replica 0 then sends
+ * a VIEW-CHANGE without it, replica 3's VIEW-CHANGE is slow to reach the new
+ * primary, and view 1 legally puts another batch at seq 1. */
+
+static int g_phase;
+
+static bool early_exec_filter(struct rh_cluster *c, const struct rh_msg *m, void *arg)
+{
+    (void)c;
+    (void)arg;
+    uint8_t type = rh_msg_type(m);
+    if (m->from == RH_FROM_CLIENT)
+        return false;
+    if (g_phase == 1) {
+        if (type == WIRE_PREPREPARE && m->to == 2)
+            return true;
+        if (type == WIRE_PREPARE && m->from == 3 && m->to == 1)
+            return true;
+        if (type == WIRE_COMMIT)
+            return !(m->from == 0 && m->to == 3);
+        return false;
+    }
+    if (m->from == 0 && type != WIRE_VIEW_CHANGE)
+        return true; /* faulty, silent but for its VIEW-CHANGE */
+    return type == WIRE_VIEW_CHANGE && m->from == 3 && m->to == 1;
+}
+
+static void early_exec_run(uint32_t bug)
+{
+    struct rh_tune t;
+    memset(&t, 0, sizeof t);
+    for (uint16_t i = 0; i < 4; i++)
+        t.bugs[i] = bug;
+    up(4, 1, &t);
+    C.filter = early_exec_filter;
+    g_phase = 1;
+    put(0, 1, "a", 0);
+    rh_run(&C);
+    assert_int_equal(st(1)->last_executed, 0);
+    assert_int_equal(st(2)->last_executed, 0);
+    assert_int_equal(st(3)->last_executed, bug != 0 ? 1 : 0);
+    /* Replica 0's VIEW-CHANGE for view 1: its P and Q "forgotten". */
+    g_phase = 2;
+    F.silent = 1u << 0;
+    static const uint8_t zero[32];
+    struct wire_vc_entry cp = { .seq = 0, .view = 0 };
+    memcpy(cp.digest, zero, 32);
+    size_t len = vh_view_change(&C, g_msg, sizeof g_msg, 0, 1, 0, &cp, 1, NULL, 0, NULL, 0);
+    for (uint16_t i = 1; i < 4; i++)
+        rh_inject(&C, 0, i, g_msg, len);
+    put(1, 1, "b", UINT16_MAX);
+    put(0, 1, "a", UINT16_MAX);
+    rh_run(&C);
+    vh_tick_run(&C, T);
+    for (uint16_t i = 1; i < 4; i++)
+        view_is(i, 1, false);
+    assert_int_equal(st(1)->requests_executed, 2);
+}
+
+static void test_bug_early_execution_caught(void **state)
+{
+    (void)state;
+    early_exec_run(0);
+    for (uint16_t i = 1; i < 4; i++)
+        assert_int_equal(st(i)->newview_conflicts, 0);
+    agree(0xE);
+    teardown(NULL);
+
+    uint32_t bugs[2] = { PBFT_BUG_COMMIT_QUORUM_2F, PBFT_BUG_EXECUTE_UNCOMMITTED };
+    for (int k = 0; k < 2; k++) {
+        early_exec_run(bugs[k]);
+        assert_int_equal(st(3)->newview_conflicts, 1);
+        const uint8_t *d3 = vh_exec_digest(&C, 3, 1), *d1 = vh_exec_digest(&C, 1, 1);
+        assert_non_null(d3);
+        assert_non_null(d1);
+        assert_memory_not_equal(d1, d3, 32); /* correct replicas disagree at seq 1 */
+        if (k == 0)
+            teardown(NULL);
+    }
+}
+
+/* ---- The selection rule on hand-made VIEW-CHANGEs --------------------------------------- */
+
+struct vc_spec {
+    uint16_t from;
+    uint64_t h;
+    struct wire_vc_entry cp[4], p[4], q[8];
+    uint16_t ncp, np, nq;
+};
+
+static uint8_t g_vcbuf[6][WIRE_VIEW_CHANGE_MAX];
+static struct wire_msg g_vcm[6];
+
+static void digest_of(uint8_t d[32], char tag)
+{
+    memset(d, tag, 32);
+}
+
+static void spec_p(struct vc_spec *s, uint64_t seq, uint64_t view, char tag, bool also_q)
+{
+    struct wire_vc_entry *e = &s->p[s->np++];
+    e->seq = seq;
+    e->view = view;
+    digest_of(e->digest, tag);
+    if (also_q)
+        s->q[s->nq++] = *e;
+}
+
+static void spec_cp(struct vc_spec *s, uint64_t seq, char tag)
+{
+    struct wire_vc_entry *e = &s->cp[s->ncp++];
+    e->seq = seq;
+    e->view = 0;
+    if (seq == 0)
+        memset(e->digest, 0, 32);
+    else
+        digest_of(e->digest, tag);
+}
+
+static const struct wire_msg *spec_build(int k, const struct vc_spec *s, uint64_t view)
+{
+    size_t len = vh_view_change(&C, g_vcbuf[k], sizeof g_vcbuf[k], s->from, view, s->h, s->cp, s->ncp, s->p, s->np,
+                                s->q, s->nq);
+    vh_decode(&C, g_vcbuf[k], len, &g_vcm[k]);
+    return &g_vcm[k];
+}
+
+static void test_selection_rules(void **state)
+{
+    (void)state;
+    struct rh_tune t;
+    memset(&t, 0, sizeof t);
+    t.bugs[0] = PBFT_BUG_NEWVIEW_IGNORE_A2;
+    up(4, 1, &t);
+    static uint8_t choices[BFTKV_LOG_WINDOW_MAX][32];
+    struct replica_nv_result res;
+    uint8_t d[32], dB[32];
+    digest_of(d, 'd');
+    digest_of(dB, 'B');
+
+    /* m1, m2 prepared d at (1, view 0); Byzantine mB claims dB at (1, view 1). */
+    struct vc_spec m1 = { .from = 1 }, m2 = { .from = 2 }, m3 = { .from = 3 }, mB = { .from = 0 };
+    spec_cp(&m1, 0, 0);
+    spec_cp(&m2, 0, 0);
+    spec_cp(&m3, 0, 0);
+    spec_cp(&mB, 0, 0);
+    spec_p(&m1, 1, 0, 'd', true);
+    spec_p(&m2, 1, 0, 'd', true);
+    spec_p(&mB, 1, 1, 'B', true);
+    const struct wire_msg *set[4] = { spec_build(0, &m1, 2), spec_build(1, &m2, 2), spec_build(2, &mB, 2), NULL };
+    /* Neither passes: d fails A1 (mB's later view), dB fails A2 (one Q), not B. */
+    assert_false(replica_newview_select(C.r[1], set, 3, &res, choices));
+    /* Skipping A2 (the bug), the Byzantine claim wins. */
+    assert_true(replica_newview_select(C.r[0], set, 3, &res, choices));
+    assert_int_equal(res.nch, 1);
+    assert_memory_equal(choices[0], dB, 32);
+    /* With a third correct message (no P at 1), d passes A1 and A2. */
+    set[3] = spec_build(3, &m3, 2);
+    assert_true(replica_newview_select(C.r[1], set, 4, &res, choices));
+    assert_int_equal(res.h, 0);
+    assert_int_equal(res.nch, 1);
+    assert_memory_equal(choices[0], d, 32);
+    /* Fewer than q messages: no choice. */
+    assert_false(replica_newview_select(C.r[1], set, 2, &res, choices));
+
+    /* Gaps are null (B), the tail after the last A choice is not listed. */
+    struct vc_spec g[3] = { { .from = 1 }, { .from = 2 }, { .from = 3 } };
+    for (int i = 0; i < 3; i++) {
+        spec_cp(&g[i], 0, 0);
+        spec_p(&g[i], 1, 0, 'x', true);
+        spec_p(&g[i], 3, 0, 'y', true);
+    }
+    g[0].q[g[0].nq++] = (struct wire_vc_entry){ .seq = 5, .view = 0 }; /* pre-prepared only */
+    const struct wire_msg *gs[3] = { spec_build(0, &g[0], 1), spec_build(1, &g[1], 1), spec_build(2, &g[2], 1) };
+    assert_true(replica_newview_select(C.r[1], gs, 3, &res, choices));
+    assert_int_equal(res.nch, 3);
+    uint8_t x[32], y[32];
+    digest_of(x, 'x');
+    digest_of(y, 'y');
+    assert_memory_equal(choices[0], x, 32);
+    assert_memory_equal(choices[1], g_null, 32);
+    assert_memory_equal(choices[2], y, 32);
+    /* A prepared null batch is an A choice too: the list reaches it. */
+    struct vc_spec z[3] = { { .from = 1 }, { .from = 2 }, { .from = 3 } };
+    for (int i = 0; i < 3; i++) {
+        spec_cp(&z[i], 0, 0);
+        struct wire_vc_entry *e = &z[i].p[z[i].np++];
+        e->seq = 2;
+        e->view = 0;
+        memcpy(e->digest, g_null, 32);
+        z[i].q[z[i].nq++] = *e;
+    }
+    const struct wire_msg *zs[3] = { spec_build(0, &z[0], 1), spec_build(1, &z[1], 1), spec_build(2, &z[2], 1) };
+    assert_true(replica_newview_select(C.r[1], zs, 3, &res, choices));
+    assert_int_equal(res.nch, 2);
+    assert_memory_equal(choices[0], g_null, 32);
+    assert_memory_equal(choices[1], g_null, 32);
+
+    /* The checkpoint: the highest that f+1 hold and q are at or below (K = 128). */
+    struct vc_spec k[3] = { { .from = 1, .h = 128 }, { .from = 2 }, { .from = 3 } };
+    spec_cp(&k[0], 128, 'X');
+    spec_cp(&k[0], 256, 'Y');
+    spec_cp(&k[1], 0, 0);
+    spec_cp(&k[1], 128, 'X');
+    spec_cp(&k[2], 0, 0);
+    spec_p(&k[2], 100, 0, 'o', true); /* below h*: ignored */
+    spec_p(&k[1], 130, 0, 'n', true);
+    spec_p(&k[2], 130, 0, 'n', true);
+    spec_p(&k[0], 130, 0, 'n', true);
+    const struct wire_msg *ks[3] = { spec_build(0, &k[0], 1), spec_build(1, &k[1], 1), spec_build(2, &k[2], 1) };
+    assert_true(replica_newview_select(C.r[1], ks, 3, &res, choices));
+    assert_int_equal(res.h, 128);
+    uint8_t X[32];
+    digest_of(X, 'X');
+    assert_memory_equal(res.h_digest, X, 32);
+    assert_int_equal(res.nch, 2);
+    assert_memory_equal(choices[0], g_null, 32);
+    uint8_t nd[32];
+    digest_of(nd, 'n');
+    assert_memory_equal(choices[1], nd, 32);
+    /* Only one message holds 128, and the initial state is below k[0]'s
+     * checkpoint: no checkpoint qualifies yet. */
+    k[1].ncp = 1;
+    ks[1] = spec_build(1, &k[1], 1);
+    assert_false(replica_newview_select(C.r[1], ks, 3, &res, choices));
+}
+
+/* ---- The codec -------------------------------------------------------------------------- */
+
+static void test_codec(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    struct wire_vc_entry cp[2] = { { .seq = 128 }, { .seq = 256 } }, p[2], q[3];
+    memset(cp[0].digest, 1, 32);
+    memset(cp[1].digest, 2, 32);
+    p[0] = (struct wire_vc_entry){ .seq = 130, .view = 4 };
+    p[1] = (struct wire_vc_entry){ .seq = 131, .view = 3 };
+    q[0] = (struct wire_vc_entry){ .seq = 130, .view = 4 };
+    q[1] = (struct wire_vc_entry){ .seq = 130, .view = 2 };
+    q[2] = (struct wire_vc_entry){ .seq = 131, .view = 3 };
+    memset(q[1].digest, 7, 32);
+    size_t len = vh_view_change(&C, g_msg, sizeof g_msg, 2, 5, 128, cp, 2, p, 2, q, 3);
+    assert_int_equal(len, WIRE_HEADER_SIZE + WIRE_VC_FIXED + 2 * 40 + 5 * 48 + 64);
+    struct wire_msg m;
+    vh_decode(&C, g_msg, len, &m);
+    assert_int_equal(m.u.vc.ncp, 2);
+    assert_int_equal(m.u.vc.np, 2);
+    assert_int_equal(m.u.vc.nq, 3);
+    struct wire_vc_entry e;
+    wire_vc_checkpoint(&m, 1, &e);
+    assert_int_equal(e.seq, 256);
+    assert_memory_equal(e.digest, cp[1].digest, 32);
+    wire_vc_preprepared(&m, 1, &e);
+    assert_int_equal(e.seq, 130);
+    assert_int_equal(e.view, 2);
+    assert_true(auth_signature_check(&C.rauth[0], &m));
+
+    /* Shapes the decoder refuses: each patched copy drops as BAD_FIELD. */
+    struct wire_drop_counters drops;
+    size_t used;
+    const size_t body = WIRE_HEADER_SIZE;
+    const size_t p0 = body + WIRE_VC_FIXED + 2 * 40; /* first P entry */
+    const size_t q0 = p0 + 2 * 48;
+    struct {
+        size_t off;
+        uint8_t val;
+    } patches[] = {
+        { body + 6, 1 },     /* pad */
+        { p0 + 8, 5 },       /* P view = the message's view */
+        { p0 + 48, 130 },    /* P seqs not increasing */
+        { q0 + 48 + 16, 0 }, /* Q: same digest twice at one seq (q[1] = q[0]'s) */
+        { body + WIRE_VC_FIXED, 0 }, /* C seq below h */
+    };
+    for (size_t i = 0; i < sizeof patches / sizeof patches[0]; i++) {
+        uint8_t copy[1024];
+        memcpy(copy, g_msg, len);
+        if (i == 3)
+            memcpy(copy + q0 + 48 + 16, copy + q0 + 16, 32);
+        else
+            copy[patches[i].off] = patches[i].val;
+        memset(&drops, 0, sizeof drops);
+        assert_int_equal(wire_decode(copy, len, &C.lim, &m, &used, &drops), BFTKV_E_CORRUPT);
+        assert_int_equal(drops.count[WIRE_DROP_BAD_FIELD], 1);
+    }
+    /* A third Q entry for one seq. */
+    q[2].seq = 130;
+    memset(q[2].digest, 9, 32);
+    len = wire_encode_view_change(g_msg, sizeof g_msg, 3, 2, 5, 128, cp, 2, p, 0, q, 2, NULL);
+    assert_true(len > 0);
+    {
+        uint8_t copy[1024];
+        size_t l2 = vh_view_change(&C, copy, sizeof copy, 2, 5, 128, cp, 2, p, 0, q, 2);
+        /* Append a third entry by hand: grow nq and body_len. */
+        memcpy(g_msg, copy, l2 - 64);
+        uint8_t *b = g_msg + WIRE_HEADER_SIZE;
+        b[4] = 3;
+        uint8_t *e3 = g_msg + l2 - 64;
+        memset(e3, 0, 48);
+        e3[0] = 130;
+        memset(e3 + 16, 9, 32);
+        uint32_t bl = (uint32_t)(l2 - 64 - WIRE_HEADER_SIZE + 48);
+        memcpy(g_msg + 24, &bl, 4);
+        memset(g_msg + l2 - 64 + 48, 0, 64);
+        memset(&drops, 0, sizeof drops);
+        assert_int_equal(wire_decode(g_msg, l2 + 48, &C.lim, &m, &used, &drops), BFTKV_E_CORRUPT);
+        assert_int_equal(drops.count[WIRE_DROP_BAD_FIELD], 1);
+    }
+
+    /* NEW-VIEW: round trip and refusals. */
+    uint16_t ids[3] = { 0, 2, 3 };
+    uint8_t vd[3][32], ch[2][32], xf[2] = { 0, WIRE_NV_NEED };
+    memset(vd, 5, sizeof vd);
+    memset(ch, 6, sizeof ch);
+    uint8_t ck[32];
+    memset(ck, 4, 32);
+    size_t auth_off = 0;
+    len = wire_encode_new_view(g_msg, sizeof g_msg, C.group, 1, 5, 256, ck, ids, (const uint8_t(*)[32])vd, 3,
+                               (const uint8_t(*)[32])ch, xf, 2, &auth_off);
+    assert_int_equal(len, WIRE_HEADER_SIZE + WIRE_NV_FIXED + 3 * 34 + 2 * 33 + 64);
+    vh_decode(&C, g_msg, len, &m);
+    uint16_t id;
+    const uint8_t *dp;
+    wire_nv_vc(&m, 2, &id, &dp);
+    assert_int_equal(id, 3);
+    wire_nv_choice(&m, 1, &dp, &xf[0]);
+    assert_int_equal(xf[0], WIRE_NV_NEED);
+    const size_t v0 = WIRE_HEADER_SIZE + WIRE_NV_FIXED;
+    size_t nv_bad[] = { v0 + 34, v0 + 2 * 34 /* id 4 >= n */, v0 + 3 * 34 + 32 /* flag */ };
+    uint8_t nv_val[] = { 0, 4, 2 };
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t copy[1024];
+        memcpy(copy, g_msg, len);
+        copy[nv_bad[i]] = nv_val[i];
+        memset(&drops, 0, sizeof drops);
+        assert_int_equal(wire_decode(copy, len, &C.lim, &m, &used, &drops), BFTKV_E_CORRUPT);
+        assert_int_equal(drops.count[WIRE_DROP_BAD_FIELD], 1);
+    }
+    /* A truncated body: BAD_LENGTH. */
+    {
+        uint8_t copy[1024];
+        memcpy(copy, g_msg, len);
+        uint32_t bl = WIRE_NV_FIXED + 3 * 34 + 2 * 33 - 1;
+        memcpy(copy + 24, &bl, 4);
+        memset(&drops, 0, sizeof drops);
+        assert_int_equal(wire_decode(copy, len - 1, &C.lim, &m, &used, &drops), BFTKV_E_CORRUPT);
+        assert_int_equal(drops.count[WIRE_DROP_BAD_LENGTH], 1);
+    }
+}
+
+/* ---- A random schedule with primary faults ---------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s += 0x9E3779B97F4A7C15ull;
+    uint64_t z = *s;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+struct rnd {
+    uint64_t rng;
+    uint32_t loss; /* percent */
+};
+
+/* Silence (F.silent), loss (x->loss percent) and 3% duplication. */
+static bool rnd_filter(struct rh_cluster *c, const struct rh_msg *m, void *arg)
+{
+    struct rnd *x = arg;
+    if (m->from != RH_FROM_CLIENT && ((F.silent >> m->from) & 1u))
+        return true;
+    uint64_t roll = rng_next(&x->rng) % 100u;
+    if (roll < x->loss)
+        return true;
+    if (roll >= 97u)
+        rh_inject(c, m->from, m->to, m->bytes, m->len);
+    return false;
+}
+
+static void test_random_primary_faults(void **state)
+{
+    (void)state;
+    uint64_t completed = 0, views = 0;
+    /* BFTKV_VC_SEEDS=N runs N seeds instead of 6 (a longer hunt), from
+     * BFTKV_VC_FIRST (default 1). */
+    const char *env = getenv("BFTKV_VC_SEEDS"), *first_env = getenv("BFTKV_VC_FIRST");
+    uint64_t seeds = env != NULL ? strtoull(env, NULL, 10) : 6u;
+    uint64_t first = first_env != NULL ? strtoull(first_env, NULL, 10) : 1u;
+    for (uint64_t seed = first; seed < first + seeds; seed++) {
+        struct rh_tune t = { .k = 4, .l = 8, .w = 3, .batch_requests = 4 };
+        up(4, 1, &t);
+        struct rnd x = { .rng = seed * 7919u, .loss = 0 };
+        C.filter = rnd_filter;
+        C.filter_arg = &x;
+        uint64_t ts[8] = { 0 };
+        bool busy[8] = { false };
+        static uint8_t last[8][256];
+        size_t last_len[8] = { 0 };
+        for (int step = 0; step < 3000; step++) {
+            uint64_t roll = rng_next(&x.rng) % 1000u;
+            if (roll < 60) {
+                uint16_t cl = (uint16_t)(rng_next(&x.rng) % 8u);
+                if (busy[cl]) {
+                    if (rh_replies_for(&C, cl, ts[cl], NULL, 0) >= 2) {
+                        busy[cl] = false;
+                        completed++;
+                    } else if (rng_next(&x.rng) % 3u == 0) {
+                        rh_send(&C, UINT16_MAX, last[cl], last_len[cl]);
+                    }
+                    continue;
+                }
+                char key[8];
+                snprintf(key, sizeof key, "k%u", (unsigned)(rng_next(&x.rng) % 4u));
+                last_len[cl] = rh_request(&C, last[cl], sizeof last[cl], cl, 0, ++ts[cl], WIRE_OP_PUT, key, key, 2, 0);
+                busy[cl] = true;
+                uint16_t primary = (uint16_t)(pbft_replica_view(C.r[1]) % 4u);
+                rh_send(&C, primary, last[cl], last_len[cl]);
+            } else if (roll < 75) {
+                vh_tick_run(&C, C.now_ns + T / 5u);
+            } else if (roll < 78) {
+                /* Silence the current primary of replica 1's view (one at a time), or heal. */
+                uint16_t primary = (uint16_t)(pbft_replica_view(C.r[1]) % 4u);
+                F.silent = F.silent != 0 ? 0 : 1ull << primary;
+            } else if (roll < 80) {
+                x.loss = x.loss != 0 ? 0 : 10u;
+            } else {
+                rh_step_pick(&C, rng_next(&x.rng));
+            }
+        }
+        /* Heal and let everything finish. */
+        F.silent = 0;
+        x.loss = 0;
+        for (int i = 0; i < 8; i++) {
+            if (busy[i])
+                rh_send(&C, UINT16_MAX, last[i], last_len[i]);
+        }
+        vh_advance(&C, C.now_ns + 40u * T, T / 4u);
+        for (int i = 0; i < 8; i++) {
+            if (busy[i] && rh_replies_for(&C, (uint16_t)i, ts[i], NULL, 0) >= 2) {
+                busy[i] = false;
+                completed++;
+            }
+        }
+        agree(0xF);
+        for (uint16_t i = 0; i < 4; i++) {
+            assert_int_equal(st(i)->newview_conflicts, 0);
+            views += st(i)->view_changes;
+        }
+        teardown(NULL);
+    }
+    up(4, 1, NULL); /* for the teardown */
+    assert_true(completed > seeds * 8u);
+    assert_true(views > 0);
+    print_message("random: %lu operations completed, %lu view changes entered\n", (unsigned long)completed,
+                  (unsigned long)views);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_silent_primary, teardown),
+        cmocka_unit_test_teardown(test_prepared_survives_gap_is_null, teardown),
+        cmocka_unit_test_teardown(test_consecutive_faulty_primaries, teardown),
+        cmocka_unit_test_teardown(test_timer_doubles, teardown),
+        cmocka_unit_test_teardown(test_newview_wrong_choice_rejected, teardown),
+        cmocka_unit_test_teardown(test_f_plus_1_join, teardown),
+        cmocka_unit_test_teardown(test_one_view_change_ignored, teardown),
+        cmocka_unit_test_teardown(test_p_retained_across_two_view_changes, teardown),
+        cmocka_unit_test_teardown(test_bug_forget_p_selection, teardown),
+        cmocka_unit_test_teardown(test_bug_forget_p_violation, teardown),
+        cmocka_unit_test_teardown(test_bug_early_execution_caught, teardown),
+        cmocka_unit_test_teardown(test_selection_rules, teardown),
+        cmocka_unit_test_teardown(test_codec, teardown),
+        cmocka_unit_test_teardown(test_random_primary_faults, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
