@@ -1,0 +1,199 @@
+/* The bftkv client library, libbftkv (DESIGN §1: "Application developers link the
+ * client library"). Build against it with `pkg-config --cflags --libs bftkv`.
+ *
+ * A handle (struct bftkv_client) is one client of the cluster's allow-list: it
+ * reads the cluster config file, loads its secret key (key_dir/client-<id>.key,
+ * mode 0600), binds one UDP socket and runs one I/O thread that drives the PBFT
+ * client (TOCS 2002 §4.1): it sends each request to the primary (a GET, with the
+ * config's readonly_fast_path on, to every replica), retransmits with backoff
+ * when no answer comes, and accepts a result only when f+1 replicas agree (2f+1
+ * on the read-only path). Results are linearizable even when up to f replicas
+ * lie.
+ *
+ * Operations
+ *   - bftkv_put / bftkv_get / bftkv_get_alloc / bftkv_del are synchronous: they
+ *     return once the replicas have agreed on the result, or with BFTKV_E_TIMEOUT
+ *     after the handle's timeout.
+ *   - bftkv_submit is asynchronous: it returns at once and the callback reports
+ *     the result later. Many requests are in flight at a time: as many as the
+ *     handle has lanes (config client_lanes, at most 64), the rest wait in the
+ *     handle's queue (bounded by queue_max: queued + in flight).
+ *   - Limits are checked before anything is sent: keys are 1..BFTKV_KEY_MAX bytes
+ *     (BFTKV_E_KEY_EMPTY, BFTKV_E_KEY_TOO_LARGE), values 0..BFTKV_VALUE_MAX bytes
+ *     (BFTKV_E_VALUE_TOO_LARGE).
+ *   - Every function returns 0 or a negative BFTKV_E_* code (bftkv/errors.h;
+ *     bftkv_strerror() gives its message). A result the replicas agreed on is
+ *     returned as is: BFTKV_E_NOT_FOUND for a GET or DEL of a missing key.
+ *
+ * Timeouts and the outcome of a write. A request that times out (BFTKV_E_TIMEOUT)
+ * may still execute later: the handle keeps retransmitting it in the background
+ * until the replicas answer (its lane stays busy until then) and discards that
+ * late answer. Like any network store, a timed-out PUT or DEL has an unknown
+ * outcome; read the key to find out.
+ *
+ * Threads. Every function may be called from any thread at the same time, except
+ * bftkv_client_close, which must be called once, after every other call on the
+ * handle has been made (calls already waiting inside the handle when close starts
+ * return BFTKV_E_CANCELLED; calls that start later are undefined behaviour).
+ * Inside: API calls put their request into the handle's queue (a mutex and
+ * condition variables) and wake the I/O thread; the I/O thread alone touches the
+ * socket and the protocol state, and copies results to the waiting caller.
+ * Callbacks run on the I/O thread: they must not block (no sync call, no close;
+ * a sync call made from a callback returns BFTKV_E_INVAL), and may call
+ * bftkv_submit (which then never blocks: BFTKV_E_FULL when the queue is full).
+ *
+ * One client id, one handle. The replicas keep one reply slot per (client, lane)
+ * and expect increasing timestamps from a client: two handles (or processes)
+ * using the same client id at the same time disturb each other. A handle's
+ * timestamps start at the wall-clock time in ns, so a client id may be reused by
+ * a later process (the `bftkv` command line does that on every run).
+ */
+#ifndef BFTKV_CLIENT_H
+#define BFTKV_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bftkv/errors.h"
+#include "bftkv/limits.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct bftkv_client;
+
+/* Operations of bftkv_submit (the values are the wire's op codes). */
+enum bftkv_op {
+    BFTKV_OP_PUT = 1,
+    BFTKV_OP_GET = 2,
+    BFTKV_OP_DEL = 3,
+};
+
+/* The UDP transport under the handle. */
+enum bftkv_backend {
+    BFTKV_BACKEND_MMSG = 0,  /* poll + recvmmsg/sendmmsg: the default (fast to set up; a
+                                client sends few datagrams per system call anyway) */
+    BFTKV_BACKEND_URING = 1, /* io_uring; bftkv_client_open fails with BFTKV_E_UNSUPPORTED
+                                where the kernel refuses it */
+    BFTKV_BACKEND_AUTO = 2,  /* io_uring when available, else mmsg (with one line on stderr) */
+};
+
+/* Option flags. */
+enum bftkv_client_flag {
+    /* bftkv_submit waits (up to timeout_ms) for room in a full queue instead of
+     * returning BFTKV_E_FULL at once. Never from a callback. */
+    BFTKV_CLIENT_SUBMIT_BLOCK = 1u << 0,
+};
+
+#define BFTKV_CLIENT_QUEUE_DEFAULT 1024u /* queue_max when 0 */
+#define BFTKV_CLIENT_QUEUE_MAX 65536u
+
+/* Options of bftkv_client_open. Zero-initialise (or call bftkv_client_options_init)
+ * and set what you need: every zero field means "the default". */
+struct bftkv_client_options {
+    int timeout_ms;      /* per operation, from the call to its result (queueing
+                            included); 0 = the config's client_timeout_ms */
+    uint16_t lanes;      /* requests in flight at a time; 0 = the config's
+                            client_lanes, which is also the maximum */
+    uint32_t queue_max;  /* requests accepted and not yet completed, queued or in
+                            flight (a timed-out request keeps its place while its
+                            lane still retransmits it); 0 = BFTKV_CLIENT_QUEUE_DEFAULT;
+                            at most BFTKV_CLIENT_QUEUE_MAX. Memory: about 2.2 KiB each. */
+    uint32_t flags;      /* enum bftkv_client_flag */
+    int backend;         /* enum bftkv_backend */
+    const char *bind_host; /* numeric local address to bind; NULL = the loopback
+                              address when replica 0 is on loopback, else the
+                              wildcard address, of replica 0's address family */
+    char *err;           /* if not NULL: bftkv_client_open writes a one-line message
+                            here when it fails ("cluster.conf:7: ...") */
+    size_t errlen;       /* bytes at err; 512 is always enough */
+};
+
+void bftkv_client_options_init(struct bftkv_client_options *opt);
+
+/* Open a handle for client client_id of the cluster described by the config file
+ * at config_path. opt may be NULL (defaults). 0 and *out, or: BFTKV_E_IO (the
+ * config or key file cannot be read), BFTKV_E_CONFIG (bad config, key file
+ * refused, client_id not in the allow-list, replicas of mixed address families),
+ * BFTKV_E_INVAL (bad options), BFTKV_E_UNSUPPORTED (BFTKV_BACKEND_URING forced
+ * where unavailable), BFTKV_E_NOMEM. Nothing is printed (but see
+ * BFTKV_BACKEND_AUTO); the message goes to opt->err. */
+int bftkv_client_open(const char *config_path, uint16_t client_id, const struct bftkv_client_options *opt,
+                      struct bftkv_client **out);
+
+/* Stop the I/O thread, fail what is still queued or in flight with
+ * BFTKV_E_CANCELLED (async callbacks are invoked on the calling thread, before
+ * close returns; sync callers waiting in other threads return), and free the
+ * handle. Requests already sent may still execute at the replicas. NULL is a
+ * no-op. Never from a callback. */
+void bftkv_client_close(struct bftkv_client *c);
+
+/* ---- Synchronous operations ------------------------------------------------------ */
+
+/* Insert or replace. 0, a limit error, BFTKV_E_TIMEOUT, BFTKV_E_FULL (the queue
+ * stayed full until the timeout), BFTKV_E_CANCELLED. */
+int bftkv_put(struct bftkv_client *c, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* Read into the caller's buffer (cap bytes; buf may be NULL when cap is 0). On
+ * success *vlen is the value's length. BFTKV_E_NOT_FOUND when absent;
+ * BFTKV_E_BUF_TOO_SMALL when cap is less than the value's length, with *vlen set
+ * to that length and buf untouched (the value was fetched and dropped: call
+ * again with a larger buffer, or use bftkv_get_alloc). */
+int bftkv_get(struct bftkv_client *c, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen);
+
+/* Read into a new buffer: on success *val holds *vlen bytes (plus a terminating
+ * NUL byte not counted in *vlen, so text values can be used as C strings) and the
+ * caller releases it with bftkv_free. *val is NULL after a failure. */
+int bftkv_get_alloc(struct bftkv_client *c, const void *key, size_t klen, void **val, size_t *vlen);
+
+/* Remove. 0 when the key was there, BFTKV_E_NOT_FOUND when not. */
+int bftkv_del(struct bftkv_client *c, const void *key, size_t klen);
+
+/* Release what bftkv_get_alloc returned. NULL is a no-op. */
+void bftkv_free(void *p);
+
+/* ---- Asynchronous operations ----------------------------------------------------- */
+
+/* The result of a submitted operation, called once per accepted submission on the
+ * handle's I/O thread (or, for requests cancelled by close, on the closing thread).
+ * status as for the sync call of the same op. val/vlen: a GET's value when status
+ * is 0 (else NULL, 0); val is valid during the call only. */
+typedef void bftkv_callback(void *arg, int status, const void *val, size_t vlen);
+
+/* Queue an operation: op is enum bftkv_op; val/vlen only for PUT (NULL, 0 for
+ * GET and DEL). key and val are copied before bftkv_submit returns (into the
+ * queue entry, or a heap copy when together they pass 2 KiB). Returns 0 when queued
+ * (cb will be called exactly once, with BFTKV_E_TIMEOUT if no result came within
+ * timeout_ms), or at once, without calling cb: a limit error, BFTKV_E_INVAL,
+ * BFTKV_E_FULL (the queue is full: see BFTKV_CLIENT_SUBMIT_BLOCK),
+ * BFTKV_E_NOMEM. */
+int bftkv_submit(struct bftkv_client *c, int op, const void *key, size_t klen, const void *val, size_t vlen,
+                 bftkv_callback *cb, void *arg);
+
+/* ---- Introspection ----------------------------------------------------------------- */
+
+struct bftkv_client_stats {
+    uint64_t submitted;        /* operations accepted (sync and async) */
+    uint64_t completed;        /* results the replicas agreed on (NOT_FOUND included) */
+    uint64_t timeouts;         /* operations failed with BFTKV_E_TIMEOUT */
+    uint64_t late_results;     /* results that arrived after their operation timed out */
+    uint64_t queue_full;       /* submissions refused with BFTKV_E_FULL */
+    uint64_t retransmissions;  /* requests sent again after retransmit_ms (with backoff) */
+    uint64_t readonly_fallbacks; /* GETs retried through ordering */
+    uint64_t replies_dropped;  /* replies that failed to decode or authenticate */
+    uint64_t datagrams_sent;
+    uint64_t datagrams_received;
+    uint32_t in_flight;        /* requests on a lane now */
+    uint32_t queued;           /* requests waiting for a lane now */
+    uint16_t lanes;
+};
+
+/* A snapshot of the handle's counters. 0 or BFTKV_E_INVAL. */
+int bftkv_client_stats(struct bftkv_client *c, struct bftkv_client_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BFTKV_CLIENT_H */

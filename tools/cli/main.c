@@ -1,0 +1,437 @@
+/* bftkv: the command line of a bftkv cluster (issue 5 item 5), a thin layer over
+ * the client library (include/bftkv/client.h), the admin stats helper
+ * (net/admin.h) and the key files (net/keys.h).
+ *
+ *   bftkv [--config FILE] [--client ID] [--timeout MS] COMMAND ARGS
+ *
+ * Options come before the command (so a VALUE may start with '-'). The config
+ * file is --config, else $BFTKV_CONFIG, else ./cluster.conf; the client's secret
+ * key is key_dir/client-ID.key of that config. `--help` lists the commands and
+ * the exit codes, which scripts rely on:
+ *
+ *   0 ok, 1 key not found (get, del), 2 usage or config error (bad arguments,
+ *   unreadable or bad config, refused key file, key or value too large),
+ *   3 timeout or cluster unavailable, 4 any other error.
+ *
+ * `get` writes the value's bytes exactly as stored; it adds a newline only when
+ * stdout is a terminal, so `bftkv get k > file` reproduces the value byte for
+ * byte. Every message goes to stderr, prefixed "bftkv: ".
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "bftkv/client.h"
+#include "bftkv/config.h"
+#include "bftkv/errors.h"
+#include "bftkv/limits.h"
+#include "net/admin.h"
+#include "net/keys.h"
+
+enum cli_exit {
+    EXIT_OK = 0,
+    EXIT_NOT_FOUND = 1,
+    EXIT_USAGE = 2,
+    EXIT_UNAVAILABLE = 3,
+    EXIT_OTHER = 4,
+};
+
+#define CLI_DEFAULT_CONFIG "cluster.conf"
+#define CLI_ERR_MAX 1024u
+
+struct cli {
+    const char *config;
+    uint16_t client;
+    int timeout_ms; /* 0: the config's client_timeout_ms */
+};
+
+static void cli_help(FILE *fp)
+{
+    fprintf(fp,
+            "usage: bftkv [OPTIONS] COMMAND [ARGS]\n"
+            "\n"
+            "The command line of a bftkv cluster: a Byzantine-fault-tolerant replicated\n"
+            "key-value store.\n"
+            "\n"
+            "Commands:\n"
+            "  put KEY VALUE     store VALUE under KEY\n"
+            "  put KEY -         store what stdin holds (at most %u bytes) under KEY\n"
+            "  get KEY           print KEY's value: its bytes exactly, followed by a newline\n"
+            "                    only when stdout is a terminal\n"
+            "  del KEY           remove KEY\n"
+            "  stats REPLICA     print replica REPLICA's counters and latencies (JSON)\n"
+            "  keygen PATH       write a new secret key file at PATH (mode 0600, never\n"
+            "                    overwrites) and print its public keys as the config line\n"
+            "                    fragment \"x25519=HEX ed25519=HEX\"\n"
+            "  help              this text\n"
+            "\n"
+            "Options (before the command):\n"
+            "  --config FILE     the cluster config (default: $BFTKV_CONFIG, else ./%s)\n"
+            "  --client ID       the client id of the config's allow-list (default 0); its\n"
+            "                    secret key is key_dir/client-ID.key\n"
+            "  --timeout MS      give up after MS milliseconds (default: the config's\n"
+            "                    client_timeout_ms)\n"
+            "  -h, --help        this text\n"
+            "\n"
+            "Keys are 1..%u bytes, values 0..%u bytes.\n"
+            "\n"
+            "Exit codes:\n"
+            "  0  ok\n"
+            "  1  key not found (get, del)\n"
+            "  2  usage or config error: bad arguments, unreadable or bad config file,\n"
+            "     refused key file, key or value too large\n"
+            "  3  timeout or cluster unavailable: not enough replicas answered in time\n"
+            "  4  any other error\n",
+            BFTKV_VALUE_MAX, CLI_DEFAULT_CONFIG, BFTKV_KEY_MAX, BFTKV_VALUE_MAX);
+}
+
+static int cli_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "bftkv: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'bftkv --help'.\n");
+    return EXIT_USAGE;
+}
+
+static bool cli_parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    if (s == NULL || *s < '0' || *s > '9') {
+        return false;
+    }
+    errno = 0;
+    char *end = NULL;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > max) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* The exit code of a library error, with its message on stderr. */
+static int cli_fail(const struct cli *cli, int rc, const char *what)
+{
+    switch (rc) {
+    case BFTKV_E_NOT_FOUND:
+        fprintf(stderr, "bftkv: key not found\n");
+        return EXIT_NOT_FOUND;
+    case BFTKV_E_KEY_EMPTY:
+    case BFTKV_E_KEY_TOO_LARGE:
+    case BFTKV_E_VALUE_TOO_LARGE:
+    case BFTKV_E_INVAL:
+    case BFTKV_E_CONFIG:
+        fprintf(stderr, "bftkv: %s: %s\n", what, bftkv_strerror(rc));
+        return EXIT_USAGE;
+    case BFTKV_E_TIMEOUT:
+    case BFTKV_E_UNAVAILABLE:
+        if (cli->timeout_ms > 0) {
+            fprintf(stderr, "bftkv: %s: no answer from enough replicas within %d ms (%s)\n", what,
+                    cli->timeout_ms, bftkv_strerror(rc));
+        } else {
+            fprintf(stderr, "bftkv: %s: no answer from enough replicas in time (%s)\n", what,
+                    bftkv_strerror(rc));
+        }
+        return EXIT_UNAVAILABLE;
+    default:
+        fprintf(stderr, "bftkv: %s: %s\n", what, bftkv_strerror(rc));
+        return EXIT_OTHER;
+    }
+}
+
+/* ---- put, get, del -------------------------------------------------------------------- */
+
+static int cli_open(const struct cli *cli, struct bftkv_client **out)
+{
+    char err[CLI_ERR_MAX] = "";
+    struct bftkv_client_options opt;
+    bftkv_client_options_init(&opt);
+    opt.timeout_ms = cli->timeout_ms;
+    opt.lanes = 1;     /* one request per run */
+    opt.queue_max = 4;
+    opt.err = err;
+    opt.errlen = sizeof err;
+    int rc = bftkv_client_open(cli->config, cli->client, &opt, out);
+    if (rc == 0) {
+        return EXIT_OK;
+    }
+    fprintf(stderr, "bftkv: %s\n", err[0] != '\0' ? err : bftkv_strerror(rc));
+    return rc == BFTKV_E_IO || rc == BFTKV_E_CONFIG || rc == BFTKV_E_INVAL ? EXIT_USAGE : EXIT_OTHER;
+}
+
+/* Read stdin into buf (cap bytes): its length, or -1 after printing why. */
+static long cli_read_stdin(uint8_t *buf, size_t cap, int *code)
+{
+    size_t len = 0;
+    for (;;) {
+        size_t got = fread(buf + len, 1, cap - len, stdin);
+        len += got;
+        if (got == 0 || len == cap) {
+            break;
+        }
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "bftkv: reading the value from stdin: %s\n", strerror(errno));
+        *code = EXIT_OTHER;
+        return -1;
+    }
+    if (len == cap && fgetc(stdin) != EOF) {
+        fprintf(stderr, "bftkv: the value on stdin is longer than the limit of %u bytes (BFTKV_VALUE_MAX)\n",
+                BFTKV_VALUE_MAX);
+        *code = EXIT_USAGE;
+        return -1;
+    }
+    return (long)len;
+}
+
+static int cli_put(const struct cli *cli, const char *key, const char *value)
+{
+    static uint8_t buf[BFTKV_VALUE_MAX];
+    const void *val = value;
+    size_t vlen = strlen(value);
+    if (strcmp(value, "-") == 0) {
+        int code = EXIT_OK;
+        long n = cli_read_stdin(buf, sizeof buf, &code);
+        if (n < 0) {
+            return code;
+        }
+        val = buf;
+        vlen = (size_t)n;
+    }
+    struct bftkv_client *c = NULL;
+    int code = cli_open(cli, &c);
+    if (code != EXIT_OK) {
+        return code;
+    }
+    int rc = bftkv_put(c, key, strlen(key), val, vlen);
+    bftkv_client_close(c);
+    return rc == 0 ? EXIT_OK : cli_fail(cli, rc, "put");
+}
+
+static int cli_get(const struct cli *cli, const char *key)
+{
+    struct bftkv_client *c = NULL;
+    int code = cli_open(cli, &c);
+    if (code != EXIT_OK) {
+        return code;
+    }
+    void *val = NULL;
+    size_t vlen = 0;
+    int rc = bftkv_get_alloc(c, key, strlen(key), &val, &vlen);
+    bftkv_client_close(c);
+    if (rc != 0) {
+        return cli_fail(cli, rc, "get");
+    }
+    bool ok = fwrite(val, 1, vlen, stdout) == vlen;
+    if (ok && isatty(STDOUT_FILENO)) {
+        ok = fputc('\n', stdout) != EOF;
+    }
+    ok = fflush(stdout) == 0 && ok;
+    bftkv_free(val);
+    if (!ok) {
+        fprintf(stderr, "bftkv: writing the value: %s\n", strerror(errno));
+        return EXIT_OTHER;
+    }
+    return EXIT_OK;
+}
+
+static int cli_del(const struct cli *cli, const char *key)
+{
+    struct bftkv_client *c = NULL;
+    int code = cli_open(cli, &c);
+    if (code != EXIT_OK) {
+        return code;
+    }
+    int rc = bftkv_del(c, key, strlen(key));
+    bftkv_client_close(c);
+    return rc == 0 ? EXIT_OK : cli_fail(cli, rc, "del");
+}
+
+/* ---- stats ------------------------------------------------------------------------------- */
+
+static int cli_stats(const struct cli *cli, const char *replica_arg)
+{
+    unsigned long replica;
+    if (!cli_parse_uint(replica_arg, BFTKV_REPLICAS_MAX - 1u, &replica)) {
+        return cli_usage("stats: '%s' is not a replica id", replica_arg);
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "bftkv: libsodium cannot initialise\n");
+        return EXIT_OTHER;
+    }
+    char err[CLI_ERR_MAX];
+    struct bftkv_config *cfg = NULL;
+    int rc = bftkv_config_load(cli->config, &cfg, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "bftkv: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (replica >= cfg->n) {
+        fprintf(stderr, "bftkv: stats: no replica %lu in %s (replicas 0..%u)\n", replica, cli->config,
+                cfg->n - 1u);
+        bftkv_config_free(cfg);
+        return EXIT_USAGE;
+    }
+    struct auth_keypair kp;
+    struct auth_ctx auth;
+    rc = bftkv_key_identity_load(cfg, BFTKV_CONFIG_CLIENT, cli->client, &kp, err, sizeof err);
+    if (rc == 0) {
+        rc = bftkv_key_auth_init(cfg, BFTKV_CONFIG_CLIENT, cli->client, &kp, &auth, err, sizeof err);
+    }
+    sodium_memzero(&kp, sizeof kp);
+    if (rc != 0) {
+        fprintf(stderr, "bftkv: %s\n", err);
+        bftkv_config_free(cfg);
+        return EXIT_USAGE;
+    }
+    static char json[ADMIN_JSON_MAX + 1];
+    size_t len = 0;
+    uint32_t timeout_ms = cli->timeout_ms > 0 ? (uint32_t)cli->timeout_ms : cfg->client_timeout_ms;
+    rc = bftkv_admin_stats(cfg, &auth, (uint16_t)replica, timeout_ms, json, sizeof json, &len);
+    auth_destroy(&auth);
+    bftkv_config_free(cfg);
+    if (rc != 0) {
+        struct cli timed = *cli;
+        timed.timeout_ms = (int)timeout_ms;
+        return cli_fail(&timed, rc, "stats");
+    }
+    bool ok = fwrite(json, 1, len, stdout) == len;
+    if (ok && (len == 0 || json[len - 1] != '\n')) {
+        ok = fputc('\n', stdout) != EOF;
+    }
+    if (fflush(stdout) != 0 || !ok) {
+        fprintf(stderr, "bftkv: writing the stats: %s\n", strerror(errno));
+        return EXIT_OTHER;
+    }
+    return EXIT_OK;
+}
+
+/* ---- keygen ------------------------------------------------------------------------------ */
+
+static int cli_keygen(const char *path)
+{
+    if (sodium_init() < 0) {
+        fprintf(stderr, "bftkv: libsodium cannot initialise\n");
+        return EXIT_OTHER;
+    }
+    char err[CLI_ERR_MAX], x[65], ed[65];
+    uint8_t seed[BFTKV_KEY_SEED_SIZE];
+    int rc = bftkv_key_generate(path, seed, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "bftkv: %s\n", err);
+        return EXIT_OTHER;
+    }
+    bftkv_key_public(seed, x, ed);
+    sodium_memzero(seed, sizeof seed);
+    printf("x25519=%s ed25519=%s\n", x, ed);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "bftkv: writing the public keys: %s\n", strerror(errno));
+        return EXIT_OTHER;
+    }
+    return EXIT_OK;
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+struct cli_command {
+    const char *name;
+    int args; /* exact number of arguments */
+    const char *usage;
+};
+
+static const struct cli_command cli_commands[] = {
+    { "put", 2, "put KEY VALUE|-" }, { "get", 1, "get KEY" },         { "del", 1, "del KEY" },
+    { "stats", 1, "stats REPLICA" }, { "keygen", 1, "keygen PATH" }, { "help", 0, "help" },
+};
+
+static int cli_parse_options(int argc, char **argv, struct cli *cli)
+{
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "client", required_argument, NULL, 'i' },
+        { "timeout", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *env = getenv("BFTKV_CONFIG");
+    cli->config = env != NULL && env[0] != '\0' ? env : CLI_DEFAULT_CONFIG;
+    opterr = 0;
+    int ch;
+    unsigned long v;
+    while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            cli->config = optarg;
+            break;
+        case 'i':
+            if (!cli_parse_uint(optarg, BFTKV_CLIENTS_MAX - 1u, &v)) {
+                return cli_usage("--client: '%s' is not a client id (0..4095)", optarg);
+            }
+            cli->client = (uint16_t)v;
+            break;
+        case 't':
+            if (!cli_parse_uint(optarg, BFTKV_CONFIG_TIMEOUT_MS_MAX, &v) || v == 0) {
+                return cli_usage("--timeout: '%s' is not a number of milliseconds (1..3600000)", optarg);
+            }
+            cli->timeout_ms = (int)v;
+            break;
+        case 'h':
+            cli_help(stdout);
+            return -1;
+        default:
+            return cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli = { .client = 0 };
+    int code = cli_parse_options(argc, argv, &cli);
+    if (code != EXIT_OK) {
+        return code < 0 ? EXIT_OK : code;
+    }
+    if (optind >= argc) {
+        return cli_usage("%s", "no command given");
+    }
+    const char *name = argv[optind];
+    char **args = argv + optind + 1;
+    int nargs = argc - optind - 1;
+    const struct cli_command *cmd = NULL;
+    for (size_t i = 0; i < sizeof cli_commands / sizeof cli_commands[0]; i++) {
+        if (strcmp(name, cli_commands[i].name) == 0) {
+            cmd = &cli_commands[i];
+        }
+    }
+    if (cmd == NULL) {
+        return cli_usage("unknown command '%s'", name);
+    }
+    if (nargs != cmd->args) {
+        return cli_usage("usage: bftkv [OPTIONS] %s", cmd->usage);
+    }
+    if (strcmp(name, "help") == 0) {
+        cli_help(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(name, "keygen") == 0) {
+        return cli_keygen(args[0]);
+    }
+    if (strcmp(name, "stats") == 0) {
+        return cli_stats(&cli, args[0]);
+    }
+    if (args[0][0] == '\0') {
+        return cli_fail(&cli, BFTKV_E_KEY_EMPTY, name);
+    }
+    if (strcmp(name, "put") == 0) {
+        return cli_put(&cli, args[0], args[1]);
+    }
+    if (strcmp(name, "get") == 0) {
+        return cli_get(&cli, args[0]);
+    }
+    return cli_del(&cli, args[0]);
+}
