@@ -1,0 +1,372 @@
+/* bftkv-bench's context and results: loads the cluster config and the admin
+ * client's keys, finds the replica PIDs (--cluster-dir), samples the replicas'
+ * CPU (/proc/PID/stat) and datagram counters (bftkv_admin_stats), and writes the
+ * result as a console table, JSON in Google Benchmark's layout
+ * ({"context": {...}, "benchmarks": [{...}]}) or CSV, plus the history file.
+ */
+#include "bench.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "net/admin.h"
+#include "net/keys.h"
+
+#define BENCH_NAME_MAX 256
+
+int bench_context_load(struct bench *b)
+{
+    char err[512];
+    if (sodium_init() < 0) {
+        fprintf(stderr, "bftkv-bench: libsodium cannot initialise\n");
+        return 1;
+    }
+    int rc = bftkv_config_load(b->config_path, &b->cfg, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "bftkv-bench: %s\n", err);
+        return rc;
+    }
+    for (uint32_t i = 0; i < BENCH_REPLICAS_MAX; i++) {
+        b->replica_pid[i] = 0;
+    }
+    if (b->cluster_dir != NULL) {
+        for (uint32_t i = 0; i < b->cfg->n && i < BENCH_REPLICAS_MAX; i++) {
+            char path[1024];
+            snprintf(path, sizeof path, "%s/run/replica-%u.pid", b->cluster_dir, i);
+            FILE *fp = fopen(path, "r");
+            if (fp == NULL) {
+                fprintf(stderr, "bftkv-bench: %s: cannot read; no replica CPU figures\n", path);
+                continue;
+            }
+            int pid = 0;
+            if (fscanf(fp, "%d", &pid) == 1) {
+                b->replica_pid[i] = pid;
+            }
+            fclose(fp);
+        }
+    }
+    /* The admin client: the id after the load's handles, when the config has it. */
+    uint32_t id = b->client_base + b->threads;
+    if (b->threads > 0 && id < b->cfg->clients && b->cfg->client[id].allowed) {
+        struct auth_keypair kp;
+        rc = bftkv_key_identity_load(b->cfg, BFTKV_CONFIG_CLIENT, (uint16_t)id, &kp, err, sizeof err);
+        if (rc == 0) {
+            rc = bftkv_key_auth_init(b->cfg, BFTKV_CONFIG_CLIENT, (uint16_t)id, &kp, &b->admin_auth, err,
+                                     sizeof err);
+        }
+        sodium_memzero(&kp, sizeof kp);
+        if (rc == 0) {
+            b->admin_ok = true;
+            b->admin_id = (uint16_t)id;
+        } else {
+            fprintf(stderr, "bftkv-bench: admin client %u: %s; no datagram figures\n", id, err);
+        }
+    } else {
+        fprintf(stderr, "bftkv-bench: no client id %u in the config for stats; no replica datagram figures\n", id);
+    }
+    return 0;
+}
+
+static bool bench_proc_cpu(int pid, double *out)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        return false;
+    }
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (p == NULL) {
+        return false;
+    }
+    unsigned long long ut = 0, st = 0;
+    /* After ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14) stime(15) */
+    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
+        return false;
+    }
+    *out = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    return true;
+}
+
+static uint64_t bench_json_u64(const char *json, const char *key)
+{
+    char pat[80];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    if (p == NULL) {
+        return 0;
+    }
+    p += strlen(pat);
+    while (*p == ' ') {
+        p++;
+    }
+    return strtoull(p, NULL, 10);
+}
+
+void bench_sample(struct bench *b, struct bench_sample *out)
+{
+    memset(out, 0, sizeof *out);
+    out->cpu_ok = b->cluster_dir != NULL;
+    for (uint32_t i = 0; i < b->cfg->n && i < BENCH_REPLICAS_MAX; i++) {
+        double s = 0;
+        if (b->replica_pid[i] > 0 && bench_proc_cpu(b->replica_pid[i], &s)) {
+            out->replica_cpu_s += s;
+        } else {
+            out->cpu_ok = false;
+        }
+    }
+    out->stats_ok = b->admin_ok;
+    if (!b->admin_ok) {
+        return;
+    }
+    static char json[ADMIN_JSON_MAX + 1];
+    for (uint32_t i = 0; i < b->cfg->n; i++) {
+        size_t len = 0;
+        if (bftkv_admin_stats(b->cfg, &b->admin_auth, (uint16_t)i, 1000, json, sizeof json, &len) != 0) {
+            out->stats_ok = false;
+            continue;
+        }
+        out->dgram_rx += bench_json_u64(json, "datagrams_received");
+        out->dgram_tx += bench_json_u64(json, "datagrams_sent");
+        if (i == 0) {
+            out->requests_executed = bench_json_u64(json, "requests_executed");
+            out->batches_executed = bench_json_u64(json, "batches_executed");
+        }
+    }
+}
+
+struct bench_result {
+    char name[BENCH_NAME_MAX];
+    uint64_t ops, errors, timeouts, backlog;
+    double tput, mean_ns;
+    int64_t p50, p90, p99, p999, max;
+    double cpu_per_op_us, replica_cpu_per_op_us, bench_cpu_per_op_us; /* < 0: unknown */
+    double dgrams_per_op, replica_dgrams_per_op;                       /* < 0: unknown */
+    double avg_batch;
+};
+
+static void bench_result_fill(struct bench *b, struct hdr_histogram *all, struct bench_result *r)
+{
+    memset(r, 0, sizeof *r);
+    for (uint32_t t = 0; t < b->threads; t++) {
+        struct bench_handle *h = &b->handle[t];
+        hdr_add(all, h->hist);
+        r->ops += h->ops;
+        r->errors += h->errors;
+        r->timeouts += h->timeouts;
+        r->backlog += h->backlog;
+    }
+    r->tput = b->measured_s > 0 ? (double)r->ops / b->measured_s : 0;
+    r->mean_ns = hdr_mean(all);
+    r->p50 = hdr_value_at_percentile(all, 50);
+    r->p90 = hdr_value_at_percentile(all, 90);
+    r->p99 = hdr_value_at_percentile(all, 99);
+    r->p999 = hdr_value_at_percentile(all, 99.9);
+    r->max = hdr_max(all);
+    double ops = r->ops > 0 ? (double)r->ops : 1;
+    r->bench_cpu_per_op_us = (b->cpu_self_after - b->cpu_self_before) * 1e6 / ops;
+    if (b->before.cpu_ok && b->after.cpu_ok) {
+        r->replica_cpu_per_op_us = (b->after.replica_cpu_s - b->before.replica_cpu_s) * 1e6 / ops;
+        r->cpu_per_op_us = r->replica_cpu_per_op_us + r->bench_cpu_per_op_us;
+    } else {
+        r->replica_cpu_per_op_us = -1;
+        r->cpu_per_op_us = -1;
+    }
+    if (b->before.stats_ok && b->after.stats_ok) {
+        /* Datagrams on the wire: each is sent once (by a replica or the bench). */
+        r->replica_dgrams_per_op = (double)(b->after.dgram_tx - b->before.dgram_tx) / ops;
+        r->dgrams_per_op = r->replica_dgrams_per_op + (double)b->bench_dgrams_tx / ops;
+        uint64_t batches = b->after.batches_executed - b->before.batches_executed;
+        r->avg_batch = batches > 0 ? (double)(b->after.requests_executed - b->before.requests_executed) /
+                                         (double)batches
+                                   : 0;
+    } else {
+        r->replica_dgrams_per_op = -1;
+        r->dgrams_per_op = -1;
+    }
+    if (b->label != NULL) {
+        snprintf(r->name, sizeof r->name, "%s", b->label);
+    } else {
+        snprintf(r->name, sizeof r->name,
+                 "bftkv/put_get/N:%u/clients:%u/outstanding:%u/key:%zu/value:%zu/read:%.2f%s/%s", b->cfg->n,
+                 b->clients, b->outstanding, b->key_size, b->value_size, b->read_ratio,
+                 b->readonly && b->read_ratio > 0 ? "/ro" : "", b->rate > 0 ? "open" : "closed");
+    }
+}
+
+static void bench_write_table(struct bench *b, const struct bench_result *r, FILE *fp)
+{
+    fprintf(fp, "%s\n", r->name);
+    fprintf(fp, "  %-22s %u replicas (f=%u), %u handles, %s loop%s\n", "cluster", b->cfg->n, b->cfg->f,
+            b->threads, b->rate > 0 ? "open" : "closed", b->rate > 0 ? "" : "");
+    fprintf(fp, "  %-22s %.0f ops/s (%" PRIu64 " ops in %.2f s)\n", "throughput", r->tput, r->ops, b->measured_s);
+    fprintf(fp, "  %-22s p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n", "latency (us)",
+            (double)r->p50 / 1e3, (double)r->p90 / 1e3, (double)r->p99 / 1e3, (double)r->p999 / 1e3,
+            (double)r->max / 1e3, r->mean_ns / 1e3);
+    fprintf(fp, "  %-22s %" PRIu64 " (timeouts %" PRIu64 "); client retransmissions %" PRIu64
+                ", read-only fallbacks %" PRIu64 "\n",
+            "errors", r->errors, r->timeouts, b->retransmissions, b->readonly_fallbacks);
+    if (r->cpu_per_op_us >= 0) {
+        fprintf(fp, "  %-22s %.2f (replicas %.2f, bench %.2f)\n", "cpu us/op", r->cpu_per_op_us,
+                r->replica_cpu_per_op_us, r->bench_cpu_per_op_us);
+    } else {
+        fprintf(fp, "  %-22s bench %.2f (replicas unknown: give --cluster-dir)\n", "cpu us/op",
+                r->bench_cpu_per_op_us);
+    }
+    if (r->dgrams_per_op >= 0) {
+        fprintf(fp, "  %-22s %.2f sent (replicas %.2f), avg batch %.1f\n", "datagrams/op", r->dgrams_per_op,
+                r->replica_dgrams_per_op, r->avg_batch);
+    }
+}
+
+static void bench_write_json(struct bench *b, const struct bench_result *r, const struct hdr_histogram *all, FILE *fp)
+{
+    char date[64];
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    fprintf(fp, "{\n  \"context\": {\n");
+    fprintf(fp, "    \"date\": \"%s\",\n    \"host_name\": \"%s\",\n    \"executable\": \"bftkv-bench\",\n", date,
+            host);
+    fprintf(fp, "    \"num_cpus\": %ld,\n    \"library_build_type\": \"%s\",\n", sysconf(_SC_NPROCESSORS_ONLN),
+            BFTKV_BUILD_TYPE);
+    fprintf(fp, "    \"config\": \"%s\",\n    \"N\": %u,\n    \"f\": %u,\n", b->config_path, b->cfg->n, b->cfg->f);
+    fprintf(fp, "    \"batch_max_requests\": %u,\n    \"client_lanes\": %u,\n    \"readonly_fast_path\": %s,\n",
+            b->cfg->batch_max_requests, b->cfg->client_lanes, b->cfg->readonly_fast_path ? "true" : "false");
+    fprintf(fp,
+            "    \"clients\": %u,\n    \"outstanding\": %u,\n    \"threads\": %u,\n    \"mode\": \"%s\",\n"
+            "    \"rate\": %.0f,\n    \"keys\": %" PRIu64 ",\n    \"key_size\": %zu,\n    \"value_size\": %zu,\n"
+            "    \"read_ratio\": %.4f,\n    \"zipf\": %.3f,\n    \"duration_s\": %.3f,\n    \"warmup_s\": %.3f\n",
+            b->clients, b->outstanding, b->threads, b->rate > 0 ? "open" : "closed", b->rate, b->keys, b->key_size,
+            b->value_size, b->read_ratio, b->zipf, b->measured_s, b->warmup);
+    fprintf(fp, "  },\n  \"benchmarks\": [\n    {\n");
+    fprintf(fp, "      \"name\": \"%s\",\n      \"run_name\": \"%s\",\n      \"run_type\": \"iteration\",\n", r->name,
+            r->name);
+    fprintf(fp, "      \"repetitions\": 1,\n      \"repetition_index\": 0,\n      \"threads\": %u,\n", b->threads);
+    fprintf(fp, "      \"iterations\": %" PRIu64 ",\n      \"real_time\": %.1f,\n      \"cpu_time\": %.1f,\n", r->ops,
+            r->mean_ns, r->cpu_per_op_us >= 0 ? r->cpu_per_op_us * 1e3 : r->bench_cpu_per_op_us * 1e3);
+    fprintf(fp, "      \"time_unit\": \"ns\",\n      \"items_per_second\": %.1f,\n", r->tput);
+    fprintf(fp,
+            "      \"p50\": %" PRId64 ",\n      \"p90\": %" PRId64 ",\n      \"p99\": %" PRId64
+            ",\n      \"p999\": %" PRId64 ",\n      \"max\": %" PRId64 ",\n",
+            r->p50, r->p90, r->p99, r->p999, r->max);
+    fprintf(fp, "      \"errors\": %" PRIu64 ",\n      \"timeouts\": %" PRIu64 ",\n", r->errors, r->timeouts);
+    fprintf(fp, "      \"retransmissions\": %" PRIu64 ",\n      \"readonly_fallbacks\": %" PRIu64 ",\n",
+            b->retransmissions, b->readonly_fallbacks);
+    if (r->cpu_per_op_us >= 0) {
+        fprintf(fp, "      \"cpu_per_op_us\": %.3f,\n      \"replica_cpu_per_op_us\": %.3f,\n", r->cpu_per_op_us,
+                r->replica_cpu_per_op_us);
+    } else {
+        fprintf(fp, "      \"cpu_per_op_us\": null,\n      \"replica_cpu_per_op_us\": null,\n");
+    }
+    fprintf(fp, "      \"bench_cpu_per_op_us\": %.3f,\n", r->bench_cpu_per_op_us);
+    if (r->dgrams_per_op >= 0) {
+        fprintf(fp, "      \"datagrams_per_op\": %.3f,\n      \"avg_batch\": %.2f,\n", r->dgrams_per_op,
+                r->avg_batch);
+    } else {
+        fprintf(fp, "      \"datagrams_per_op\": null,\n      \"avg_batch\": null,\n");
+    }
+    fprintf(fp, "      \"bench_datagrams_per_op\": %.3f,\n", r->ops > 0 ? (double)b->bench_dgrams_tx / (double)r->ops : 0.0);
+    /* The latency distribution for CDF plots: [percentile, ns] pairs. */
+    static const double pct[] = {0,  1,  5,  10, 20, 30,   40,   50,    60,    70,     75,  80,
+                                 85, 90, 95, 97, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100};
+    fprintf(fp, "      \"latency_percentiles_ns\": [");
+    for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++) {
+        fprintf(fp, "%s[%g, %" PRId64 "]", i ? ", " : "", pct[i], hdr_value_at_percentile(all, pct[i]));
+    }
+    fprintf(fp, "]\n    }\n  ]\n}\n");
+}
+
+static void bench_write_csv(struct bench *b, const struct bench_result *r, FILE *fp)
+{
+    fprintf(fp, "name,N,f,clients,outstanding,threads,mode,key_size,value_size,read_ratio,ops,seconds,ops_per_s,"
+                "mean_ns,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,errors,cpu_per_op_us,replica_cpu_per_op_us,"
+                "bench_cpu_per_op_us,datagrams_per_op\n");
+    fprintf(fp, "%s,%u,%u,%u,%u,%u,%s,%zu,%zu,%.4f,%" PRIu64 ",%.3f,%.1f,%.1f,%" PRId64 ",%" PRId64 ",%" PRId64
+                ",%" PRId64 ",%" PRId64 ",%" PRIu64 ",%.3f,%.3f,%.3f,%.3f\n",
+            r->name, b->cfg->n, b->cfg->f, b->clients, b->outstanding, b->threads, b->rate > 0 ? "open" : "closed",
+            b->key_size, b->value_size, b->read_ratio, r->ops, b->measured_s, r->tput, r->mean_ns, r->p50, r->p90,
+            r->p99, r->p999, r->max, r->errors, r->cpu_per_op_us, r->replica_cpu_per_op_us, r->bench_cpu_per_op_us,
+            r->dgrams_per_op);
+}
+
+static int bench_write_history(struct bench *b)
+{
+    FILE *fp = fopen(b->history_path, "w");
+    if (fp == NULL) {
+        fprintf(stderr, "bftkv-bench: %s: cannot write\n", b->history_path);
+        return 1;
+    }
+    uint64_t n = atomic_load(&b->history_used);
+    if (n > b->history_cap) {
+        fprintf(stderr, "bftkv-bench: history holds the first %" PRIu64 " of %" PRIu64 " operations\n",
+                b->history_cap, n);
+        n = b->history_cap;
+    }
+    char key[BFTKV_KEY_MAX + 1];
+    for (uint64_t i = 0; i < n; i++) {
+        const struct bench_history *h = &b->history[i];
+        bench_key_format(b, h->key_index, (uint8_t *)key);
+        key[b->key_size] = '\0';
+        const char *op = h->op == BFTKV_OP_PUT ? "put" : h->op == BFTKV_OP_GET ? "get" : "del";
+        const char *res = h->status == 0 ? "ok" : h->status == BFTKV_E_NOT_FOUND ? "not_found" : "error";
+        fprintf(fp,
+                "{\"client\":%u,\"op\":\"%s\",\"key\":\"%s\",\"value_fnv64\":\"%016" PRIx64
+                "\",\"invoke_ns\":%" PRIu64 ",\"return_ns\":%" PRIu64 ",\"result\":\"%s\"",
+                h->client, op, key, h->digest, h->invoke_ns, h->return_ns, res);
+        if (h->status != 0 && h->status != BFTKV_E_NOT_FOUND) {
+            fprintf(fp, ",\"error\":\"%s\"", bftkv_strerror(h->status));
+        }
+        fputs("}\n", fp);
+    }
+    return fclose(fp) == 0 ? 0 : 1;
+}
+
+int bench_report(struct bench *b)
+{
+    struct hdr_histogram *all = NULL;
+    if (hdr_init(1, 60000000000ll, 3, &all) != 0) {
+        return 1;
+    }
+    struct bench_result r;
+    bench_result_fill(b, all, &r);
+    FILE *fp = stdout;
+    if (b->out_path != NULL) {
+        fp = fopen(b->out_path, "w");
+        if (fp == NULL) {
+            fprintf(stderr, "bftkv-bench: %s: cannot write\n", b->out_path);
+            hdr_destroy(all);
+            return 1;
+        }
+    }
+    if (strcmp(b->format, "json") == 0) {
+        bench_write_json(b, &r, all, fp);
+    } else if (strcmp(b->format, "csv") == 0) {
+        bench_write_csv(b, &r, fp);
+    } else {
+        bench_write_table(b, &r, fp);
+    }
+    int rc = 0;
+    if (fp != stdout && fclose(fp) != 0) {
+        rc = 1;
+    }
+    if (fp != stdout) { /* the short table on the console too */
+        bench_write_table(b, &r, stderr);
+    }
+    if (b->history_path != NULL && bench_write_history(b) != 0) {
+        rc = 1;
+    }
+    hdr_destroy(all);
+    return rc != 0 ? rc : (r.ops == 0 ? 1 : 0);
+}

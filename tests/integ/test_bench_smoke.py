@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""integ_bench_smoke: bftkv-bench (issue 6) for 2 s against a 4-replica cluster;
+its JSON must parse and carry, in Google Benchmark's layout, a benchmark with
+throughput (items_per_second > 0), p50/p99 latencies, CPU and datagrams per
+operation, and no errors.
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from integ import BUILD, Cluster, check, log, run, run_test  # noqa: E402
+
+
+def body():
+    c = Cluster("bench-smoke", 4, settings=["client_lanes 16"], clients=4)
+    c.start()
+    bench = os.path.join(BUILD, "bftkv-bench")
+    check(os.access(bench, os.X_OK), f"{bench} is not built")
+    out = os.path.join(tempfile.mkdtemp(prefix="bftkv-bench-smoke-"), "r.json")
+    r = run([bench, "--config", c.conf, "--cluster-dir", c.dir, "--duration", "2", "--warmup", "0.5",
+             "--clients", "16", "--read-ratio", "0.5", "--format", "json", "--out", out], timeout=30)
+    check(r.returncode == 0, f"bftkv-bench exit {r.returncode}: {r.stderr.decode(errors='replace')}")
+    with open(out) as f:
+        d = json.load(f)
+    log(f"context N={d['context']['N']} f={d['context']['f']}")
+    b = d["benchmarks"][0]
+    log(f"{b['name']}: {b['items_per_second']:.0f} ops/s p50 {b['p50']} ns p99 {b['p99']} ns")
+    check(d["context"]["N"] == 4, "context N")
+    check(b["run_type"] == "iteration" and b["time_unit"] == "ns", "layout")
+    check(b["items_per_second"] > 0 and b["iterations"] > 0, "throughput")
+    check(0 < b["p50"] <= b["p90"] <= b["p99"] <= b["p999"], "percentiles")
+    check(b["cpu_per_op_us"] is not None and b["cpu_per_op_us"] > 0, "cpu per op")
+    check(b["datagrams_per_op"] is not None and b["datagrams_per_op"] > 0, "datagrams per op")
+    check(b["errors"] == 0, f"{b['errors']} errors")
+    os.unlink(out)
+    os.rmdir(os.path.dirname(out))
+    c.stop()
+
+
+if __name__ == "__main__":
+    run_test(body, budget_s=60)
