@@ -29,6 +29,7 @@ struct cluster_node {
     uint32_t same_tick;
     cluster_send_filter_fn send_filter;
     void *send_filter_arg;
+    bool down;  /* a crashed replica: no replica, no store; messages to it are lost */
 };
 
 struct cluster {
@@ -160,6 +161,46 @@ static void on_checkpoint(void *arg, uint16_t replica, uint64_t seq, const uint8
 
 /* ---- Creation ---------------------------------------------------------------------- */
 
+/* Create replica i with a fresh, empty store (restarted: it lost its memory). */
+static int replica_open(struct cluster *cl, uint16_t i, bool restarted)
+{
+    const struct cluster_config *cfg = &cl->cfg;
+    struct cluster_node *nd = &cl->nodes[i];
+    nd->id = i;
+    nd->auth = &cl->keys->replica_auth[i];
+    struct store_config scfg = {.shards = cfg->store_shards ? cfg->store_shards : CLUSTER_STORE_SHARDS};
+    int rc = store_create(&scfg, &nd->store);
+    if (rc != 0)
+        return rc;
+    struct pbft_replica_config rc_cfg;
+    pbft_replica_config_defaults(&rc_cfg);
+    rc_cfg.group = CLUSTER_GROUP;
+    rc_cfg.id = i;
+    rc_cfg.n = cfg->n;
+    rc_cfg.f = cfg->f;
+    rc_cfg.clients = cfg->clients;
+    if (cfg->lanes)
+        rc_cfg.lanes = cfg->lanes;
+    if (cfg->checkpoint_interval)
+        rc_cfg.checkpoint_interval = cfg->checkpoint_interval;
+    if (cfg->log_window)
+        rc_cfg.log_window = cfg->log_window;
+    if (cfg->window)
+        rc_cfg.window = cfg->window;
+    if (cfg->batch_max_requests)
+        rc_cfg.batch_max_requests = cfg->batch_max_requests;
+    if (cfg->batch_max_bytes)
+        rc_cfg.batch_max_bytes = cfg->batch_max_bytes;
+    rc_cfg.bugs = cfg->bugs;
+    rc_cfg.restarted = restarted;
+    rc = pbft_replica_create(&rc_cfg, nd->auth, nd->store, &nd->replica);
+    if (rc != 0)
+        return rc;
+    pbft_replica_set_hooks(nd->replica, on_exec, on_checkpoint, cl);
+    nd->deadline_ns = pbft_replica_next_deadline(nd->replica);
+    return 0;
+}
+
 int cluster_create(const struct cluster_config *cfg, const struct cluster_hooks *hooks, struct cluster **out)
 {
     *out = NULL;
@@ -202,39 +243,10 @@ int cluster_create(const struct cluster_config *cfg, const struct cluster_hooks 
     if (rc != 0)
         goto fail;
 
-    struct store_config scfg = {.shards = cfg->store_shards ? cfg->store_shards : CLUSTER_STORE_SHARDS};
     for (uint16_t i = 0; i < cfg->n; i++) {
-        struct cluster_node *nd = &cl->nodes[i];
-        nd->id = i;
-        nd->auth = &cl->keys->replica_auth[i];
-        rc = store_create(&scfg, &nd->store);
+        rc = replica_open(cl, i, false);
         if (rc != 0)
             goto fail;
-        struct pbft_replica_config rc_cfg;
-        pbft_replica_config_defaults(&rc_cfg);
-        rc_cfg.group = CLUSTER_GROUP;
-        rc_cfg.id = i;
-        rc_cfg.n = cfg->n;
-        rc_cfg.f = cfg->f;
-        rc_cfg.clients = cfg->clients;
-        if (cfg->lanes)
-            rc_cfg.lanes = cfg->lanes;
-        if (cfg->checkpoint_interval)
-            rc_cfg.checkpoint_interval = cfg->checkpoint_interval;
-        if (cfg->log_window)
-            rc_cfg.log_window = cfg->log_window;
-        if (cfg->window)
-            rc_cfg.window = cfg->window;
-        if (cfg->batch_max_requests)
-            rc_cfg.batch_max_requests = cfg->batch_max_requests;
-        if (cfg->batch_max_bytes)
-            rc_cfg.batch_max_bytes = cfg->batch_max_bytes;
-        rc_cfg.bugs = cfg->bugs;
-        rc = pbft_replica_create(&rc_cfg, nd->auth, nd->store, &nd->replica);
-        if (rc != 0)
-            goto fail;
-        pbft_replica_set_hooks(nd->replica, on_exec, on_checkpoint, cl);
-        nd->deadline_ns = pbft_replica_next_deadline(nd->replica);
     }
     for (uint16_t i = 0; i < cfg->clients; i++) {
         struct cluster_node *nd = &cl->nodes[cfg->n + i];
@@ -292,6 +304,41 @@ void cluster_destroy(struct cluster *cl)
     free(cl->dests);
     free(cl->scratch);
     free(cl);
+}
+
+/* ---- Crash and restart ---------------------------------------------------------------- */
+
+static void node_set_deadline(struct cluster *cl, uint32_t node, uint64_t t);
+
+void cluster_replica_crash(struct cluster *cl, uint16_t id)
+{
+    struct cluster_node *nd = &cl->nodes[id];
+    BFTKV_ASSERT(id < cl->cfg.n && !nd->down);
+    pbft_replica_destroy(nd->replica);
+    store_destroy(nd->store);
+    nd->replica = NULL;
+    nd->store = NULL;
+    nd->down = true;
+    node_set_deadline(cl, id, UINT64_MAX);
+}
+
+int cluster_replica_restart(struct cluster *cl, uint16_t id)
+{
+    struct cluster_node *nd = &cl->nodes[id];
+    BFTKV_ASSERT(id < cl->cfg.n && nd->down);
+    int rc = replica_open(cl, id, true);
+    if (rc != 0)
+        return rc;
+    nd->down = false;
+    nd->last_tick_ns = 0;
+    nd->same_tick = 0;
+    node_set_deadline(cl, id, pbft_replica_next_deadline(nd->replica));
+    return 0;
+}
+
+bool cluster_replica_down(const struct cluster *cl, uint16_t id)
+{
+    return cl->nodes[id].down;
 }
 
 /* ---- Sending ------------------------------------------------------------------------ */
@@ -558,6 +605,10 @@ bool cluster_step(struct cluster *cl)
     cl->stats.deliveries++;
     if (cl->trace)
         trace_message(cl, &e);
+    if (cl->nodes[e.to].down) { /* a crashed replica hears nothing */
+        netsim_msg_put(&cl->net, e.msg);
+        return true;
+    }
     struct pbft_event ev = {.kind = PBFT_EV_RECEIVE, .now_ns = cl->now_ns, .msg = e.msg->data, .len = e.msg->len};
     if (cl->nodes[e.to].is_client)
         client_event(cl, e.to, &ev);

@@ -141,6 +141,14 @@ void cluster_set_trace(struct cluster *cl, FILE *f, uint64_t seq_filter);
 /* Replace the network filter of the hooks (fn may be NULL). */
 void cluster_set_net_filter(struct cluster *cl, cluster_net_filter_fn fn, void *arg);
 
+/* Crash replica id: its replica and store are destroyed (it loses all memory)
+ * and messages to it are lost until cluster_replica_restart() recreates it with
+ * an empty store and pbft_replica_config.restarted set. While it is down,
+ * cluster_replica() and cluster_store() return NULL. */
+void cluster_replica_crash(struct cluster *cl, uint16_t id);
+int cluster_replica_restart(struct cluster *cl, uint16_t id);
+bool cluster_replica_down(const struct cluster *cl, uint16_t id);
+
 /* Accessors. */
 uint32_t cluster_nodes(const struct cluster *cl);
 uint32_t cluster_client_node(const struct cluster *cl, uint16_t client);

@@ -24,6 +24,9 @@ static const char *const fault_names[FAULT_COUNT] = {
     [FAULT_MIX] = "mix",
     [FAULT_STALE_READ] = "stale-read",
     [FAULT_EQUIVOCATE] = "equivocate",
+    [FAULT_SLOW] = "slow",
+    [FAULT_BOGUS_VC] = "bogus-vc",
+    [FAULT_LYING_STATE] = "lying-state",
 };
 
 const char *fault_name(enum fault_behaviour b)
@@ -56,7 +59,8 @@ static void scratch_alloc(struct faults *fs)
     fs->scratch = malloc(BFTKV_DATAGRAM_MAX);
     fs->entries = malloc(BFTKV_DATAGRAM_MAX);
     fs->list = malloc(BFTKV_BATCH_REQUESTS_MAX * sizeof(*fs->list));
-    BFTKV_ASSERT(fs->scratch && fs->entries && fs->list);
+    fs->vc = malloc(3u * (BFTKV_LOG_WINDOW_MAX + 1u) * sizeof(*fs->vc));
+    BFTKV_ASSERT(fs->scratch && fs->entries && fs->list && fs->vc);
 }
 
 void faults_destroy(struct faults *fs)
@@ -74,6 +78,7 @@ void faults_destroy(struct faults *fs)
     free(fs->scratch);
     free(fs->entries);
     free(fs->list);
+    free(fs->vc);
     memset(fs, 0, sizeof(*fs));
 }
 
@@ -91,6 +96,8 @@ void faults_set(struct faults *fs, uint16_t id, enum fault_behaviour b, uint64_t
     prng_seed(&fr->rng, seed);
     fr->drop_percent = (double)prng_range(&fr->rng, 10, 90);
     fr->stale_delay_ns = prng_range(&fr->rng, 1000000, 10000000);
+    uint64_t t = fs->request_timeout_ns ? fs->request_timeout_ns : 50000000u;
+    fr->slow_delay_ns = t / 100u * prng_range(&fr->rng, 60, 95);
     if (b == FAULT_EQUIVOCATE) {
         /* A non-empty proper subset of the backups gets the B version. */
         uint16_t backups = (uint16_t)(fs->n - 1);
@@ -180,7 +187,7 @@ static int lagging_victim(const struct fault_replica *fr, struct cluster *cl)
     int best = -1;
     uint64_t best_exec = UINT64_MAX;
     for (uint16_t r = 0; r < fr->fs->n; r++) {
-        if (fr->fs->faulty[r] || fr->fs->accomplice[r])
+        if (fr->fs->faulty[r] || fr->fs->accomplice[r] || !cluster_replica(cl, r))
             continue;
         uint64_t e = pbft_replica_stats(cluster_replica(cl, r))->last_executed;
         if (e < best_exec) {
@@ -382,10 +389,158 @@ static const uint8_t *equivocal_preprepare(struct fault_replica *fr, struct clus
     return fr->eq[slot].msg;
 }
 
+/* ---- Bogus VIEW-CHANGE and NEW-VIEW ------------------------------------------------- */
+
+static void random_digest(struct fault_replica *fr, uint8_t d[32])
+{
+    for (int i = 0; i < 4; i++) {
+        uint64_t x = prng_next(&fr->rng);
+        memcpy(d + 8 * i, &x, 8);
+    }
+}
+
+/* The digest a lying VIEW-CHANGE claims for seq: an equivocating primary's B
+ * batch when it has one (a real batch some backups pre-prepared), else random
+ * (bogus-vc); false to leave the entry alone. */
+static bool claimed_digest(struct fault_replica *fr, uint64_t seq, uint8_t d[32])
+{
+    if (fr->behaviour == FAULT_EQUIVOCATE) {
+        uint32_t slot = (uint32_t)(seq % FAULT_EQUIV_RING);
+        if (!fr->eq[slot].valid || fr->eq[slot].seq != seq || fr->eq[slot].len == 0)
+            return false;
+        memcpy(d, fr->eq[slot].db, 32);
+        return true;
+    }
+    random_digest(fr, d);
+    return true;
+}
+
+/* Rewrite a VIEW-CHANGE (see bogus-vc in faults.h) and send it, re-signed. */
+static bool bogus_view_change(struct fault_replica *fr, struct cluster *cl, uint32_t from, uint32_t to,
+                              const uint8_t *msg, uint32_t len)
+{
+    struct faults *fs = fr->fs;
+    struct wire_limits lim = cluster_wire_limits(cl);
+    struct wire_msg m;
+    size_t used;
+    if (wire_decode(msg, len, &lim, &m, &used, NULL) != 0 || m.h.type != WIRE_VIEW_CHANGE || m.h.view == 0)
+        return false;
+    uint32_t cap = BFTKV_LOG_WINDOW_MAX + 1u;
+    if (m.u.vc.ncp > cap || m.u.vc.np > cap || m.u.vc.nq > cap)
+        return false;
+    struct wire_vc_entry *cp = fs->vc, *p = fs->vc + cap, *q = fs->vc + 2u * cap;
+    for (uint32_t i = 0; i < m.u.vc.ncp; i++)
+        wire_vc_checkpoint(&m, i, &cp[i]);
+    for (uint32_t i = 0; i < m.u.vc.np; i++) {
+        wire_vc_prepared(&m, i, &p[i]);
+        uint8_t d[32];
+        if (claimed_digest(fr, p[i].seq, d)) {
+            memcpy(p[i].digest, d, 32);
+            p[i].view = m.h.view - 1u;
+        }
+    }
+    for (uint32_t i = 0; i < m.u.vc.nq; i++) {
+        wire_vc_preprepared(&m, i, &q[i]);
+        if (i > 0 && q[i - 1].seq == q[i].seq)
+            continue; /* the first Q entry of a seq carries the claim */
+        for (uint32_t j = 0; j < m.u.vc.np; j++) {
+            if (p[j].seq == q[i].seq) {
+                memcpy(q[i].digest, p[j].digest, 32);
+                q[i].view = p[j].view;
+                break;
+            }
+        }
+    }
+    if (fr->behaviour == FAULT_BOGUS_VC && m.u.vc.ncp > 0 && cp[m.u.vc.ncp - 1].seq > 0 &&
+        prng_below(&fr->rng, 2) == 0)
+        random_digest(fr, cp[m.u.vc.ncp - 1].digest);
+    /* Q's digests must stay distinct within a seq (the encoder asserts the
+     * wire's rules): give up on a rewrite that breaks that. */
+    for (uint32_t i = 1; i < m.u.vc.nq; i++)
+        for (uint32_t j = i; j-- > 0 && q[j].seq == q[i].seq;)
+            if (memcmp(q[j].digest, q[i].digest, 32) == 0)
+                return false;
+    size_t auth_off;
+    size_t n = wire_encode_view_change(fs->scratch, BFTKV_DATAGRAM_MAX, m.h.group, m.h.sender, m.h.view,
+                                       m.h.seq, cp, m.u.vc.ncp, p, m.u.vc.np, q, m.u.vc.nq, &auth_off);
+    if (n == 0)
+        return false;
+    auth_sign(cluster_replica_auth(cl, fr->id), fs->scratch, n, auth_off);
+    fs->stats.corrupted++;
+    pass(cl, from, to, fs->scratch, (uint32_t)n);
+    return true;
+}
+
+/* A NEW-VIEW with one choice replaced by a random digest, re-signed. */
+static bool bogus_new_view(struct fault_replica *fr, struct cluster *cl, uint32_t from, uint32_t to,
+                           const uint8_t *msg, uint32_t len)
+{
+    struct faults *fs = fr->fs;
+    struct wire_limits lim = cluster_wire_limits(cl);
+    struct wire_msg m;
+    size_t used;
+    if (wire_decode(msg, len, &lim, &m, &used, NULL) != 0 || m.h.type != WIRE_NEW_VIEW || m.u.nv.nch == 0)
+        return false;
+    const uint8_t *d;
+    uint8_t xf;
+    wire_nv_choice(&m, (uint32_t)prng_below(&fr->rng, m.u.nv.nch), &d, &xf);
+    size_t off = (size_t)(d - msg);
+    memcpy(fs->scratch, msg, len);
+    random_digest(fr, fs->scratch + off);
+    size_t auth_off = WIRE_HEADER_SIZE + m.h.body_len;
+    memset(fs->scratch + auth_off, 0, m.h.auth_len);
+    auth_sign(cluster_replica_auth(cl, fr->id), fs->scratch, len, auth_off);
+    fs->stats.corrupted++;
+    pass(cl, from, to, fs->scratch, len);
+    return true;
+}
+
+/* A STATE chunk of store records with one value byte flipped, re-MACed. */
+static bool lying_state(struct fault_replica *fr, struct cluster *cl, uint32_t from, uint32_t to,
+                        const uint8_t *msg, uint32_t len)
+{
+    struct faults *fs = fr->fs;
+    struct wire_limits lim = cluster_wire_limits(cl);
+    struct wire_msg m;
+    size_t used;
+    if (wire_decode(msg, len, &lim, &m, &used, NULL) != 0 || m.h.type != WIRE_STATE || m.u.state.data_len == 0)
+        return false;
+    /* Walk the data as store records (le16 klen | le32 vlen | key | value); lie
+     * only when it parses exactly, in the last byte of the first value. */
+    const uint8_t *d = m.u.state.data;
+    uint32_t dl = m.u.state.data_len, at = 0;
+    int64_t target = -1;
+    while (at < dl) {
+        if (dl - at < 6)
+            return false;
+        uint32_t klen = (uint32_t)d[at] | (uint32_t)d[at + 1] << 8;
+        uint32_t vlen = (uint32_t)d[at + 2] | (uint32_t)d[at + 3] << 8 | (uint32_t)d[at + 4] << 16 |
+                        (uint32_t)d[at + 5] << 24;
+        if (klen == 0 || (uint64_t)klen + vlen > dl - at - 6)
+            return false;
+        if (vlen > 0 && target < 0)
+            target = (int64_t)(at + 6 + klen + vlen - 1);
+        at += 6 + klen + vlen;
+    }
+    if (target < 0)
+        return false;
+    size_t off = (size_t)(d - msg) + (size_t)target;
+    memcpy(fs->scratch, msg, len);
+    fs->scratch[off] ^= 0x01;
+    size_t auth_off = WIRE_HEADER_SIZE + m.h.body_len;
+    memset(fs->scratch + auth_off, 0, m.h.auth_len);
+    auth_authenticator_fill(cluster_replica_auth(cl, fr->id), fs->scratch, len, auth_off);
+    fs->stats.corrupted++;
+    pass(cl, from, to, fs->scratch, len);
+    return true;
+}
+
 static void equivocate(struct fault_replica *fr, struct cluster *cl, uint32_t from, uint32_t to,
                        const uint8_t *msg, uint32_t len)
 {
     struct wire_header h;
+    if (len > 3 && msg[3] == WIRE_VIEW_CHANGE && bogus_view_change(fr, cl, from, to, msg, len))
+        return;
     if (to >= fr->fs->n || !fr->b_group[to] || !header_ok(msg, len, &h)) {
         pass(cl, from, to, msg, len);
         return;
@@ -477,6 +632,18 @@ static void fault_filter(void *arg, struct cluster *cl, uint32_t from, uint32_t 
     case FAULT_EQUIVOCATE:
         equivocate(fr, cl, from, to, msg, len);
         return;
+    case FAULT_LYING_STATE:
+        if (type == WIRE_STATE && lying_state(fr, cl, from, to, msg, len))
+            return;
+        pass(cl, from, to, msg, len);
+        return;
+    case FAULT_BOGUS_VC:
+        if (type == WIRE_VIEW_CHANGE && bogus_view_change(fr, cl, from, to, msg, len))
+            return;
+        if (type == WIRE_NEW_VIEW && prng_below(&fr->rng, 2) == 0 && bogus_new_view(fr, cl, from, to, msg, len))
+            return;
+        pass(cl, from, to, msg, len);
+        return;
     default:
         pass(cl, from, to, msg, len);
         return;
@@ -487,6 +654,11 @@ void faults_set_key_lookup(struct faults *fs, fault_key_fn fn, void *arg)
 {
     fs->key_of = fn;
     fs->key_arg = arg;
+}
+
+void faults_set_request_timeout(struct faults *fs, uint64_t timeout_ns)
+{
+    fs->request_timeout_ns = timeout_ns;
 }
 
 bool faults_any(const struct faults *fs, enum fault_behaviour b)
@@ -501,6 +673,10 @@ enum cluster_net_verdict faults_net_adversary(void *arg, uint32_t from, uint32_t
                                               uint32_t len, uint64_t *delay_ns)
 {
     struct faults *fs = arg;
+    if (from < fs->n && to < fs->n && fs->rep[from] && fs->rep[from]->behaviour == FAULT_SLOW) {
+        *delay_ns = fs->rep[from]->slow_delay_ns;
+        return CLUSTER_NET_PASS;
+    }
     if (from >= fs->n || to >= fs->n || len <= 3 || (msg[3] != WIRE_PREPARE && msg[3] != WIRE_COMMIT) ||
         !fs->accomplice[from] || fs->accomplice[to] || fs->faulty[to])
         return CLUSTER_NET_PASS;

@@ -29,10 +29,24 @@
  *                   a write be acknowledged that a read quorum of lagging replicas
  *                   plus the liar does not see (exposes the commit-quorum and
  *                   execute-before-commit bugs without a view change)
- *   equivocate      (primary only; simulator-only: this issue keeps the primary
- *                   correct) sends PRE-PREPAREs whose batch is reversed to a subset
- *                   of the backups, and rewrites its COMMITs to match what each
- *                   backup got
+ *   equivocate      (a primary) sends PRE-PREPAREs whose batch is reversed to a
+ *                   subset of the backups, and rewrites its COMMITs to match what
+ *                   each backup got
+ *   slow            every message it sends to a replica is held back by the network
+ *                   adversary for a per-seed delay just under the request timeout
+ *                   (60..95% of T): a primary that is slow but not slow enough to be
+ *                   replaced
+ *   bogus-vc        behaves in the normal case; its VIEW-CHANGEs claim batches it
+ *                   never saw prepared (every P and Q entry gets a random digest and
+ *                   the view just below the new one) and a wrong checkpoint (the
+ *                   digest of its latest C entry is random); its NEW-VIEWs (when it
+ *                   is the new primary) carry a wrong choice; all re-signed with its
+ *                   own key. An equivocating primary's VIEW-CHANGEs likewise claim
+ *                   its B batches prepared in the view just below the new one.
+ *   lying-state     behaves, but every STATE chunk it serves has one byte of a
+ *                   stored value flipped (re-MACed): a fetcher that does not check
+ *                   the installed state against the signed checkpoint digest
+ *                   installs a state no correct replica has
  *
  * Every random choice comes from the behaviour's own PRNG stream (seeded by the
  * run), so a seed replays exactly.
@@ -59,6 +73,9 @@ enum fault_behaviour {
     FAULT_MIX,
     FAULT_STALE_READ,
     FAULT_EQUIVOCATE,
+    FAULT_SLOW,
+    FAULT_BOGUS_VC,
+    FAULT_LYING_STATE,
     FAULT_COUNT
 };
 
@@ -82,6 +99,7 @@ struct fault_replica {
     uint8_t behaviour;
     double drop_percent;
     uint64_t stale_delay_ns;  /* stale-read: the network's delay of the accomplices */
+    uint64_t slow_delay_ns;   /* slow: the network's delay of everything it sends */
     struct prng rng;
     /* replay */
     struct {
@@ -131,9 +149,11 @@ struct faults {
     bool faulty[BFTKV_REPLICAS_MAX];
     struct fault_replica *rep[BFTKV_REPLICAS_MAX]; /* allocated for faulty replicas only */
     struct fault_stats stats;
+    uint64_t request_timeout_ns;
     uint8_t *scratch;  /* BFTKV_DATAGRAM_MAX: a rewritten message */
     uint8_t *entries;  /* BFTKV_DATAGRAM_MAX: a rebuilt batch */
     struct wire_batch_entry *list; /* BFTKV_BATCH_REQUESTS_MAX */
+    struct wire_vc_entry *vc;      /* 3 * (BFTKV_LOG_WINDOW_MAX + 1): a rebuilt VIEW-CHANGE's C, P, Q */
 };
 
 int faults_init(struct faults *fs, uint16_t n, uint16_t f);
@@ -152,6 +172,9 @@ void faults_attach(struct faults *fs, struct cluster *cl);
  * replicas. */
 enum cluster_net_verdict faults_net_adversary(void *arg, uint32_t from, uint32_t to, const uint8_t *msg,
                                               uint32_t len, uint64_t *delay_ns);
+
+/* The request timeout T the replicas run with (slow draws its delay from it). */
+void faults_set_request_timeout(struct faults *fs, uint64_t timeout_ns);
 
 /* Is any faulty replica's behaviour b? */
 bool faults_any(const struct faults *fs, enum fault_behaviour b);

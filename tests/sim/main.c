@@ -50,6 +50,9 @@ static const struct {
     {"execute_uncommitted", PBFT_BUG_EXECUTE_UNCOMMITTED},
     {"ignore_digest", PBFT_BUG_IGNORE_DIGEST},
     {"client_f_replies", PBFT_BUG_CLIENT_F_REPLIES},
+    {"newview_ignore_a2", PBFT_BUG_NEWVIEW_IGNORE_A2},
+    {"forget_p", PBFT_BUG_FORGET_P},
+    {"skip_snapshot_digest", PBFT_BUG_SKIP_SNAPSHOT_DIGEST},
 };
 
 static void usage(FILE *f)
@@ -67,8 +70,12 @@ static void usage(FILE *f)
             "  --faults MODE        none | net | byzantine | all (default none)\n"
             "                         net: loss, duplication, reordering, delays, partitions\n"
             "                              until GST, then a reliable network\n"
-            "                         byzantine: 1..f backups, each with a behaviour\n"
-            "                         all: net + byzantine\n"
+            "                         byzantine: 1..f faulty replicas, each with a behaviour;\n"
+            "                              two seeds in three the primary of view 0 (and with\n"
+            "                              f >= 2 sometimes that of view 1) is among them\n"
+            "                         all: net + byzantine, and one seed in three crashes\n"
+            "                              1..f replicas before GST (they restart empty and\n"
+            "                              count toward f)\n"
             "  --loss P --dup P     network loss / duplication percent before GST (default:\n"
             "                       drawn per seed, loss 0..30, dup 0..10)\n"
             "  --partitions K       partitions before GST (default: drawn, 0..2)\n"
@@ -78,14 +85,16 @@ static void usage(FILE *f)
             "  --liveness-ms T      liveness bound: after GST, some pending operation must\n"
             "                       complete at least every T ms of simulated time (default 5000)\n"
             "  --no-liveness        do not count liveness failures\n"
-            "  --faulty LIST        explicit faulty replicas, e.g. 2,3 (at most f; replica 0 is\n"
-            "                       the primary: without view change it may stop progress)\n"
+            "  --faulty LIST        explicit faulty replicas, e.g. 0,3 (at most f; replica 0 is\n"
+            "                       the primary of view 0); in all mode every other seed also\n"
+            "                       crashes 1..f-|LIST| other replicas before GST\n"
             "  --behaviour NAME     silent | drop | corrupt-mac | corrupt-digest | wrong-result |\n"
-            "                       replay | mix | stale-read | equivocate (default: drawn per\n"
-            "                       faulty replica among silent..stale-read)\n"
+            "                       replay | mix | stale-read | equivocate | slow | bogus-vc |\n"
+            "                       lying-state (default: drawn per faulty replica)\n"
             "  --bug NAME           set an injected bug on every replica and client (repeatable):\n"
             "                       commit_quorum_2f | execute_uncommitted | ignore_digest |\n"
-            "                       client_f_replies\n"
+            "                       client_f_replies | newview_ignore_a2 | forget_p |\n"
+            "                       skip_snapshot_digest\n"
             "  --expect-violation   succeed iff some seed violates safety (stops at the first)\n"
             "  --k K --log-window L --window W --batch B\n"
             "                       checkpoint interval, log window, batches in flight,\n"
@@ -380,13 +389,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bftkv-sim: --behaviour equivocate needs the primary in --faulty (only it proposes)\n");
         return EXIT_USAGE;
     }
-    if (primary_faulty && o.check_liveness)
-        fprintf(stderr, "bftkv-sim: note: replica 0 is the primary of view 0; without view change a faulty "
-                        "primary may stop progress (--no-liveness ignores that)\n");
 
     struct sim_context ctx;
     sim_context_init(&ctx);
     uint64_t seeds = 0, safety = 0, liveness = 0, committed = 0, batches = 0, batch_requests = 0, unknown = 0;
+    uint64_t view_changes = 0, state_transfers = 0, timeouts = 0, vc_seeds = 0, st_seeds = 0;
     uint64_t printed = 0;
     int exit_code = 0;
     bool found = false;
@@ -404,6 +411,11 @@ int main(int argc, char **argv)
         batches += r.batches;
         batch_requests += r.batch_requests;
         unknown += r.lincheck_unknown;
+        view_changes += r.view_changes;
+        state_transfers += r.state_transfers;
+        timeouts += r.request_timeouts;
+        vc_seeds += r.view_changes > 0;
+        st_seeds += r.state_transfers > 0;
         if (o.verbose)
             printf("seed %" PRIu64 ": %s committed=%" PRIu64 " batches=%" PRIu64 " sim=%.1fms steps=%" PRIu64
                    " lagging=%" PRIu64 " [%s]\n",
@@ -434,8 +446,10 @@ int main(int argc, char **argv)
     sim_context_destroy(&ctx);
 
     printf("sim: safety=%" PRIu64 " liveness=%" PRIu64 " lincheck_unknown_keys=%" PRIu64
-           " view_changes=0 state_transfers=0 wall=%.2fs\n",
-           safety, liveness, unknown, wall);
+           " view_changes=%" PRIu64 " (in %" PRIu64 " seeds) state_transfers=%" PRIu64 " (in %" PRIu64
+           " seeds) request_timeouts=%" PRIu64 " liveness_bound=%s%" PRIu64 "ms wall=%.2fs\n",
+           safety, liveness, unknown, view_changes, vc_seeds, state_transfers, st_seeds, timeouts,
+           o.check_liveness ? "" : "off:", o.liveness_ns / 1000000u, wall);
     if (exit_code == 0) {
         if (expect)
             exit_code = found ? 0 : EXIT_SAFETY;

@@ -99,6 +99,13 @@ struct scenario {
     uint64_t part_end[NETSIM_PARTITIONS_MAX];
     uint64_t part_seed;
     uint64_t gst_ns;
+    /* crash-restart (all mode): replicas that lose all memory at crash_at and
+     * come back, empty, at restart_at (before GST) */
+    bool crash[BFTKV_REPLICAS_MAX];
+    uint64_t crash_at[BFTKV_REPLICAS_MAX];
+    uint64_t restart_at[BFTKV_REPLICAS_MAX];
+    bool excluded[BFTKV_REPLICAS_MAX]; /* faulty or crashed: not checked */
+    bool crashed_once[BFTKV_REPLICAS_MAX];
 };
 
 static size_t appendf(char *buf, size_t cap, size_t at, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -120,7 +127,8 @@ static uint8_t draw_behaviour(const struct sim_options *o, struct prng *rng)
 {
     if (o->behaviour >= 0)
         return (uint8_t)o->behaviour;
-    return (uint8_t)prng_range(rng, FAULT_RANDOM_FIRST, FAULT_RANDOM_LAST);
+    uint64_t b = prng_range(rng, FAULT_RANDOM_FIRST, FAULT_RANDOM_LAST + 2u);
+    return (uint8_t)(b == FAULT_RANDOM_LAST + 1u ? FAULT_BOGUS_VC : b == FAULT_RANDOM_LAST + 2u ? FAULT_LYING_STATE : b);
 }
 
 static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scenario *s, char *desc,
@@ -224,11 +232,56 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
             s->faulty[r] = true;
             s->behaviour[r] = draw_behaviour(o, &rng);
         }
+        /* In all mode, every other seed also crashes 1..f-|faulty| correct replicas. */
+        if (net && byz && s->gst_ns > 2 * MS && o->f > o->faulty_count && prng_below(&rng, 2) == 0) {
+            uint16_t ncrash = (uint16_t)prng_range(&rng, 1, o->f - o->faulty_count);
+            for (uint16_t c = 0; c < ncrash;) {
+                uint16_t r = (uint16_t)prng_range(&rng, 0, o->n - 1u);
+                if (s->crash[r] || s->faulty[r])
+                    continue;
+                s->crash[r] = true;
+                s->crash_at[r] = prng_below(&rng, s->gst_ns / 2);
+                uint64_t back = s->crash_at[r] + prng_range(&rng, 1 * MS, 60 * MS);
+                s->restart_at[r] = back < s->gst_ns ? back : s->gst_ns - 1;
+                c++;
+            }
+        }
     } else if (byz && o->f > 0) {
-        uint16_t count = (uint16_t)prng_range(&rng, 1, o->f);
-        for (uint16_t k = 0; k < count;) {
-            uint16_t r = (uint16_t)prng_range(&rng, 1, o->n - 1u); /* never the primary of view 0 */
-            if (s->faulty[r])
+        /* In all mode, one seed in three crashes 1..f replicas (any, the primary
+         * included) before GST; they count toward f. */
+        uint16_t ncrash = net && s->gst_ns > 2 * MS && prng_below(&rng, 3) == 0 ? (uint16_t)prng_range(&rng, 1, o->f)
+                                                                                 : 0;
+        uint16_t count = ncrash ? (uint16_t)prng_range(&rng, 0, o->f - ncrash) : (uint16_t)prng_range(&rng, 1, o->f);
+        for (uint16_t c = 0; c < ncrash;) {
+            uint16_t r = (uint16_t)prng_range(&rng, 0, o->n - 1u);
+            if (s->crash[r])
+                continue;
+            s->crash[r] = true;
+            s->crash_at[r] = prng_below(&rng, s->gst_ns / 2);
+            uint64_t back = s->crash_at[r] + prng_range(&rng, 1 * MS, 60 * MS);
+            s->restart_at[r] = back < s->gst_ns ? back : s->gst_ns - 1;
+            c++;
+        }
+        uint16_t k = 0;
+        /* Two seeds in three, the primary of view 0 is faulty: silent, dropping
+         * (10..90%), equivocating or slow (just under the request timeout); with
+         * f >= 2, half of those also make the primary of view 1 faulty
+         * (consecutive faulty primaries: the first view change must fail too). */
+        static const uint8_t primary_faults[] = {FAULT_SILENT, FAULT_DROP, FAULT_EQUIVOCATE, FAULT_SLOW};
+        if (count > 0 && prng_below(&rng, 3) != 0) {
+            uint16_t primaries = count >= 2 && prng_below(&rng, 2) == 0 ? 2 : 1;
+            for (uint16_t r = 0; r < primaries; r++) {
+                if (s->crash[r])
+                    continue;
+                s->faulty[r] = true;
+                s->behaviour[r] = o->behaviour >= 0 ? (uint8_t)o->behaviour
+                                                    : primary_faults[prng_below(&rng, sizeof(primary_faults))];
+                k++;
+            }
+        }
+        for (; k < count;) {
+            uint16_t r = (uint16_t)prng_range(&rng, 1, o->n - 1u);
+            if (s->faulty[r] || s->crash[r])
                 continue;
             s->faulty[r] = true;
             s->behaviour[r] = draw_behaviour(o, &rng);
@@ -240,6 +293,15 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
         if (!s->faulty[r])
             continue;
         at = appendf(desc, desc_cap, at, "%s%u=%s", any ? "," : " byz: ", r, fault_name(s->behaviour[r]));
+        any = true;
+    }
+    any = false;
+    for (uint16_t r = 0; r < o->n; r++) {
+        s->excluded[r] = s->faulty[r] || s->crash[r];
+        if (!s->crash[r])
+            continue;
+        at = appendf(desc, desc_cap, at, "%s%u@%llu-%llums", any ? "," : " crash: ", r,
+                     (unsigned long long)(s->crash_at[r] / MS), (unsigned long long)(s->restart_at[r] / MS));
         any = true;
     }
 
@@ -333,6 +395,8 @@ static void compare_states(struct cluster *cl, struct checkers *ck, uint64_t *la
 static void dump_state(struct cluster *cl, struct workload *wl, uint16_t n, uint16_t clients)
 {
     for (uint16_t r = 0; r < n; r++) {
+        if (!cluster_replica(cl, r))
+            continue;
         const struct pbft_replica_stats *st = pbft_replica_stats(cluster_replica(cl, r));
         fprintf(stderr,
                 "  replica %u: view=%llu last_executed=%llu low=%llu proposed=%llu executed_batches=%llu "
@@ -401,7 +465,7 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
 
     struct run_state *rs = calloc(1, sizeof(*rs));
     BFTKV_ASSERT(rs != NULL);
-    rc = checkers_init(&rs->ck, o->n, s->faulty);
+    rc = checkers_init(&rs->ck, o->n, s->excluded);
     BFTKV_ASSERT(rc == 0);
 
     s->cc.keys = ctx->keys;
@@ -442,7 +506,7 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     rc = workload_init(&rs->wl, &s->wc, cl, ctx->lc, &rs->ck, prng_mix64(seed ^ 0x3017u));
     BFTKV_ASSERT(rc == 0);
     faults_set_key_lookup(fs, workload_key_of, &rs->wl);
-    if (faults_any(fs, FAULT_STALE_READ))
+    if (faults_any(fs, FAULT_STALE_READ) || faults_any(fs, FAULT_SLOW))
         cluster_set_net_filter(cl, faults_net_adversary, fs);
     workload_start(&rs->wl);
 
@@ -452,6 +516,35 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     bool live = true;
     const char *why = NULL;
     for (;;) {
+        /* Crash-restart events, in time order, before GST. */
+        uint64_t next_ev = UINT64_MAX;
+        uint16_t ev_r = 0;
+        bool ev_crash = false;
+        for (uint16_t r = 0; r < o->n; r++) {
+            if (!s->crash[r])
+                continue;
+            bool down = cluster_replica_down(cl, r);
+            if (!down && !s->crashed_once[r] && s->crash_at[r] < next_ev) {
+                next_ev = s->crash_at[r];
+                ev_r = r;
+                ev_crash = true;
+            } else if (down && s->restart_at[r] < next_ev) {
+                next_ev = s->restart_at[r];
+                ev_r = r;
+                ev_crash = false;
+            }
+        }
+        if (next_ev != UINT64_MAX && next_ev <= cluster_next_event(cl)) {
+            cluster_advance_to(cl, next_ev);
+            if (ev_crash) {
+                cluster_replica_crash(cl, ev_r);
+                s->crashed_once[ev_r] = true;
+            } else {
+                rc = cluster_replica_restart(cl, ev_r);
+                BFTKV_ASSERT(rc == 0);
+            }
+            continue;
+        }
         if (workload_final_done(&rs->wl))
             break;
         if (workload_regular_done(&rs->wl) && !rs->wl.final_started) {
@@ -531,9 +624,12 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     res->committed = rs->wl.completed;
     uint64_t best = 0;
     for (uint16_t r = 0; r < o->n; r++) {
-        if (s->faulty[r])
+        if (s->faulty[r] || !cluster_replica(cl, r))
             continue;
         const struct pbft_replica_stats *st = pbft_replica_stats(cluster_replica(cl, r));
+        res->view_changes += st->view_changes;
+        res->state_transfers += st->state_transfers;
+        res->request_timeouts += st->request_timeouts;
         if (st->batches_executed >= best) {
             best = st->batches_executed;
             res->batches = st->batches_executed;
