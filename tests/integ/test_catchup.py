@@ -23,12 +23,29 @@ CATCHUP_BOUND_S = 30
 
 
 def agreed(c):
+    """The restarted replica holds the same (last_executed, state digest) as a
+    quorum q of replicas, itself included; no two replicas that executed the same
+    prefix disagree on its digest (safety). A correct replica may still be behind:
+    one that timed out alone (e.g. CPU-starved under load) waits in its view
+    change, and PBFT forbids it to go back to the old view; it can only follow
+    the stable checkpoints by state transfer until the next view change
+    (TOCS 2002 §4.5.2), so requiring all four to be equal would test more than the
+    protocol promises."""
     st = {i: c.stats(i) for i in range(c.n)}
     if any(s is None for s in st.values()):
         return False
-    seen = {(s["last_executed"], s["state_digest"]) for s in st.values()}
-    if len(seen) != 1:
-        log("  " + ", ".join(f"r{i}: exec {s['last_executed']} digest {s['state_digest'][:12]}"
+    by_exec = {}
+    for s in st.values():
+        by_exec.setdefault(s["last_executed"], set()).add(s["state_digest"])
+    check(all(len(d) == 1 for d in by_exec.values()),
+          "replicas that executed the same prefix disagree on its digest: "
+          + ", ".join(f"r{i}: exec {s['last_executed']} digest {s['state_digest'][:12]}" for i, s in st.items()))
+    quorum = (c.n + (c.n - 1) // 3 + 2) // 2          # q = ceil((n + f + 1) / 2)
+    victim = (st[VICTIM]["last_executed"], st[VICTIM]["state_digest"])
+    same = [i for i, s in st.items() if (s["last_executed"], s["state_digest"]) == victim]
+    top = max(s["last_executed"] for s in st.values())
+    if len(same) < quorum or victim[0] != top:
+        log("  " + ", ".join(f"r{i}: view {s['view']} exec {s['last_executed']} digest {s['state_digest'][:12]}"
                              for i, s in st.items()))
         return False
     return st
@@ -47,7 +64,7 @@ def body():
     check(rc == 0 and res["wrong"] == 0 and res["lost"] == 0, f"load failed: exit {rc} {res}")
 
     log(f"wait (<= {CATCHUP_BOUND_S} s) until replica {VICTIM} has the others' state")
-    st = wait_until("every replica at the same last_executed and state digest", lambda: agreed(c),
+    st = wait_until(f"replica {VICTIM} at the same last_executed and state digest as a quorum, the highest", lambda: agreed(c),
                     CATCHUP_BOUND_S, every_s=0.5)
     s = st[VICTIM]
     log(f"replica {VICTIM}: last_executed {s['last_executed']} digest {s['state_digest'][:16]} "
