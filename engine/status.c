@@ -96,6 +96,10 @@ static bool slot_retransmit(struct pbft_replica *r, const struct replica_slot *s
     if (s->has_pp && replica_is_primary(r) && s->pp_len > 0) {
         if (!pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, s->pp, s->pp_len))
             return false;
+        /* Backups may all have refused a large request this batch names (they
+         * saw the requests in another order): relay it with the PRE-PREPARE. */
+        if (!replica_pool_relay_slot(r, s, out))
+            return false;
     }
     if (s->sent_prepare && !vote_send(r, WIRE_PREPARE, s, PBFT_DEST_ALL_REPLICAS, 0, out))
         return false;
