@@ -13,6 +13,7 @@
  * no pointer into a datagram is ever dereferenced at a misaligned type.
  */
 #include "engine/wire.h"
+#include "engine/wire_le.h"
 
 #include <string.h>
 
@@ -78,62 +79,6 @@ _Static_assert(RQ_OFF_VLEN + 4 == WIRE_REQUEST_FIXED, "request fixed part");
 _Static_assert(RP_OFF_RESULT_DIGEST + BFTKV_DIGEST_SIZE == WIRE_REPLY_FIXED, "reply fixed part");
 _Static_assert(PP_OFF_COUNT + 2 == WIRE_PP_FIXED, "pre-prepare fixed part");
 _Static_assert(DENT_OFF_TIMESTAMP + 8 == WIRE_PP_DIGEST_ENTRY, "digest entry");
-
-/* ---- Little-endian loads and stores -------------------------------------------- */
-
-static uint16_t le16_load(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof v);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap16(v);
-#endif
-    return v;
-}
-
-static uint32_t le32_load(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
-    return v;
-}
-
-static uint64_t le64_load(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
-static void le16_store(uint8_t *p, uint16_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap16(v);
-#endif
-    memcpy(p, &v, sizeof v);
-}
-
-static void le32_store(uint8_t *p, uint32_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
-    memcpy(p, &v, sizeof v);
-}
-
-static void le64_store(uint8_t *p, uint64_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    memcpy(p, &v, sizeof v);
-}
 
 /* memmove that tolerates (NULL, 0): a zero-length key or value may come as NULL,
  * and a caller may have built a field in place inside the output buffer. */

@@ -14,6 +14,7 @@
 
 #include "common/assert.h"
 #include "engine/wire.h"
+#include "engine/wire_le.h"
 #include "store/store.h"
 
 /* Body field offsets (wire.h has the layouts). */
@@ -60,41 +61,6 @@ _Static_assert(WIRE_CHECKPOINT_MSG_SIZE == WIRE_HEADER_SIZE + BFTKV_DIGEST_SIZE 
                "a CHECKPOINT message");
 _Static_assert(BFTKV_REPLICAS_MAX * WIRE_CHECKPOINT_MSG_SIZE <= WIRE_STATE_DATA_MAX, "a full proof fits");
 
-/* ---- Little-endian loads and stores ------------------------------------------- */
-
-static uint16_t ld16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t ld32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static uint64_t ld64(const uint8_t *p)
-{
-    return (uint64_t)ld32(p) | ((uint64_t)ld32(p + 4) << 32);
-}
-
-static void st16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void st32(uint8_t *p, uint32_t v)
-{
-    for (unsigned i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8u * i));
-}
-
-static void st64(uint8_t *p, uint64_t v)
-{
-    for (unsigned i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8u * i));
-}
-
 /* ---- Positions --------------------------------------------------------------- */
 
 int wire_state_pos_cmp(const struct wire_state_pos *a, const struct wire_state_pos *b)
@@ -127,8 +93,8 @@ static enum wire_drop status_decode(struct wire_msg *m)
     if (m->h.body_len != WIRE_STATUS_BODY)
         return WIRE_DROP_BAD_LENGTH;
     struct wire_status *s = &m->u.status;
-    s->low = ld64(m->body + ST_OFF_LOW);
-    s->max_seq = ld64(m->body + ST_OFF_MAX_SEQ);
+    s->low = le64_load(m->body + ST_OFF_LOW);
+    s->max_seq = le64_load(m->body + ST_OFF_MAX_SEQ);
     /* h <= last executed <= highest seen. */
     if (s->low > m->h.seq || m->h.seq > s->max_seq)
         return WIRE_DROP_BAD_FIELD;
@@ -144,9 +110,9 @@ static enum wire_drop fetch_decode(struct wire_msg *m)
     f->digest = b + FE_OFF_DIGEST;
     f->pos.part = b[FE_OFF_PART];
     f->count = b[FE_OFF_COUNT];
-    f->pos.shard = ld32(b + FE_OFF_SHARD);
-    f->pos.cursor = ld64(b + FE_OFF_CURSOR);
-    if (f->count == 0 || f->count > WIRE_FETCH_CHUNKS_MAX || ld16(b + FE_OFF_PAD2) != 0 || m->h.seq == 0)
+    f->pos.shard = le32_load(b + FE_OFF_SHARD);
+    f->pos.cursor = le64_load(b + FE_OFF_CURSOR);
+    if (f->count == 0 || f->count > WIRE_FETCH_CHUNKS_MAX || le16_load(b + FE_OFF_PAD2) != 0 || m->h.seq == 0)
         return WIRE_DROP_BAD_FIELD;
     if (!pos_data_valid(&f->pos, BFTKV_STORE_SHARDS_MAX))
         return WIRE_DROP_BAD_FIELD;
@@ -160,7 +126,7 @@ static bool store_records_valid(const uint8_t *p, uint32_t len)
     while (off < len) {
         if (len - off < STORE_RECORD_HEADER_SIZE)
             return false;
-        uint32_t klen = ld16(p + off), vlen = ld32(p + off + 2);
+        uint32_t klen = le16_load(p + off), vlen = le32_load(p + off + 2);
         if (klen == 0 || klen > BFTKV_KEY_MAX || vlen > BFTKV_VALUE_MAX)
             return false;
         off += STORE_RECORD_HEADER_SIZE;
@@ -175,11 +141,11 @@ static bool rc_entry_read(const uint8_t *p, uint32_t avail, struct wire_rc_entry
 {
     if (avail < WIRE_RC_ENTRY_FIXED)
         return false;
-    e->index = ld32(p + RC_OFF_INDEX);
-    e->timestamp = ld64(p + RC_OFF_TIMESTAMP);
-    e->status = (int16_t)ld16(p + RC_OFF_STATUS);
+    e->index = le32_load(p + RC_OFF_INDEX);
+    e->timestamp = le64_load(p + RC_OFF_TIMESTAMP);
+    e->status = (int16_t)le16_load(p + RC_OFF_STATUS);
     e->op = p[RC_OFF_OP];
-    e->result_len = ld32(p + RC_OFF_RESULT_LEN);
+    e->result_len = le32_load(p + RC_OFF_RESULT_LEN);
     e->digest = p + RC_OFF_DIGEST;
     e->result = NULL;
     uint32_t sz = WIRE_RC_ENTRY_FIXED;
@@ -259,12 +225,12 @@ static enum wire_drop state_decode(struct wire_msg *m, const struct wire_limits 
     st->flags = b[SA_OFF_FLAGS];
     st->from.part = b[SA_OFF_FROM_PART];
     st->next.part = b[SA_OFF_NEXT_PART];
-    st->shards = ld32(b + SA_OFF_SHARDS);
-    st->from.shard = ld32(b + SA_OFF_FROM_SHARD);
-    st->next.shard = ld32(b + SA_OFF_NEXT_SHARD);
-    st->from.cursor = ld64(b + SA_OFF_FROM_CURSOR);
-    st->next.cursor = ld64(b + SA_OFF_NEXT_CURSOR);
-    st->data_len = ld32(b + SA_OFF_DATA_LEN);
+    st->shards = le32_load(b + SA_OFF_SHARDS);
+    st->from.shard = le32_load(b + SA_OFF_FROM_SHARD);
+    st->next.shard = le32_load(b + SA_OFF_NEXT_SHARD);
+    st->from.cursor = le64_load(b + SA_OFF_FROM_CURSOR);
+    st->next.cursor = le64_load(b + SA_OFF_NEXT_CURSOR);
+    st->data_len = le32_load(b + SA_OFF_DATA_LEN);
     st->data = b + WIRE_STATE_FIXED;
     if ((uint64_t)st->data_len + WIRE_STATE_FIXED != m->h.body_len || st->data_len > WIRE_STATE_DATA_MAX)
         return WIRE_DROP_BAD_LENGTH;
@@ -350,8 +316,8 @@ size_t wire_encode_status(uint8_t *buf, size_t cap, uint16_t group, uint16_t sen
     if (len == 0)
         return 0;
     uint8_t *b = buf + WIRE_HEADER_SIZE;
-    st64(b + ST_OFF_LOW, low);
-    st64(b + ST_OFF_MAX_SEQ, max_seq);
+    le64_store(b + ST_OFF_LOW, low);
+    le64_store(b + ST_OFF_MAX_SEQ, max_seq);
     return len;
 }
 
@@ -368,9 +334,9 @@ size_t wire_encode_fetch(uint8_t *buf, size_t cap, uint16_t group, uint16_t send
     memcpy(b + FE_OFF_DIGEST, digest, BFTKV_DIGEST_SIZE);
     b[FE_OFF_PART] = pos->part;
     b[FE_OFF_COUNT] = count;
-    st16(b + FE_OFF_PAD2, 0);
-    st32(b + FE_OFF_SHARD, pos->shard);
-    st64(b + FE_OFF_CURSOR, pos->cursor);
+    le16_store(b + FE_OFF_PAD2, 0);
+    le32_store(b + FE_OFF_SHARD, pos->shard);
+    le64_store(b + FE_OFF_CURSOR, pos->cursor);
     return len;
 }
 
@@ -397,12 +363,12 @@ size_t wire_encode_state(uint8_t *buf, size_t cap, uint16_t group, uint16_t send
     b[SA_OFF_FROM_PART] = st->from.part;
     b[SA_OFF_NEXT_PART] = st->next.part;
     b[SA_OFF_FLAGS] = st->flags;
-    st32(b + SA_OFF_SHARDS, st->shards);
-    st32(b + SA_OFF_FROM_SHARD, st->from.shard);
-    st32(b + SA_OFF_NEXT_SHARD, st->next.shard);
-    st64(b + SA_OFF_FROM_CURSOR, st->from.cursor);
-    st64(b + SA_OFF_NEXT_CURSOR, st->next.cursor);
-    st32(b + SA_OFF_DATA_LEN, st->data_len);
+    le32_store(b + SA_OFF_SHARDS, st->shards);
+    le32_store(b + SA_OFF_FROM_SHARD, st->from.shard);
+    le32_store(b + SA_OFF_NEXT_SHARD, st->next.shard);
+    le64_store(b + SA_OFF_FROM_CURSOR, st->from.cursor);
+    le64_store(b + SA_OFF_NEXT_CURSOR, st->next.cursor);
+    le32_store(b + SA_OFF_DATA_LEN, st->data_len);
     return len;
 }
 
@@ -412,11 +378,11 @@ size_t wire_rc_entry_put(uint8_t *buf, size_t cap, const struct wire_rc_entry *e
     size_t size = WIRE_RC_ENTRY_FIXED + (with_result ? e->result_len : 0u);
     if (size > cap)
         return 0;
-    st32(buf + RC_OFF_INDEX, e->index);
-    st64(buf + RC_OFF_TIMESTAMP, e->timestamp);
-    st16(buf + RC_OFF_STATUS, (uint16_t)e->status);
+    le32_store(buf + RC_OFF_INDEX, e->index);
+    le64_store(buf + RC_OFF_TIMESTAMP, e->timestamp);
+    le16_store(buf + RC_OFF_STATUS, (uint16_t)e->status);
     buf[RC_OFF_OP] = e->op;
-    st32(buf + RC_OFF_RESULT_LEN, e->result_len);
+    le32_store(buf + RC_OFF_RESULT_LEN, e->result_len);
     memcpy(buf + RC_OFF_DIGEST, e->digest, BFTKV_DIGEST_SIZE);
     if (with_result && e->result_len > 0)
         memcpy(buf + WIRE_RC_ENTRY_FIXED, e->result, e->result_len);

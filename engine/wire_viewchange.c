@@ -15,6 +15,7 @@
 
 #include "common/assert.h"
 #include "engine/wire.h"
+#include "engine/wire_le.h"
 
 #define LMAX ((uint64_t)BFTKV_LOG_WINDOW_MAX)
 
@@ -52,41 +53,6 @@ _Static_assert(NXE_OFF_FLAGS + 1 == WIRE_NV_CHOICE_ENTRY, "new-view choice entry
 _Static_assert(WIRE_VC_Q_PER_SEQ == 2u, "the Q validator compares each entry with the one before");
 _Static_assert(BFTKV_LOG_WINDOW_MAX * WIRE_VC_Q_PER_SEQ <= UINT16_MAX, "counts fit u16");
 
-/* ---- Little-endian fields ------------------------------------------------------ */
-
-static uint16_t ld16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (unsigned)p[1] << 8);
-}
-
-static uint32_t ld32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t ld64(const uint8_t *p)
-{
-    return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32;
-}
-
-static void st16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void st32(uint8_t *p, uint32_t v)
-{
-    for (unsigned i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8u * i));
-}
-
-static void st64(uint8_t *p, uint64_t v)
-{
-    for (unsigned i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8u * i));
-}
-
 /* ---- Decoding -------------------------------------------------------------------- */
 
 static enum wire_drop decode_view_change(struct wire_msg *m)
@@ -94,8 +60,8 @@ static enum wire_drop decode_view_change(struct wire_msg *m)
     const uint8_t *b = m->body;
     if (m->h.body_len < WIRE_VC_FIXED)
         return WIRE_DROP_BAD_LENGTH;
-    uint16_t ncp = ld16(b + VC_OFF_NCP), np = ld16(b + VC_OFF_NP), nq = ld16(b + VC_OFF_NQ);
-    if (ld16(b + VC_OFF_PAD) != 0 || ncp > LMAX + 1u || np > LMAX || nq > WIRE_VC_Q_PER_SEQ * LMAX)
+    uint16_t ncp = le16_load(b + VC_OFF_NCP), np = le16_load(b + VC_OFF_NP), nq = le16_load(b + VC_OFF_NQ);
+    if (le16_load(b + VC_OFF_PAD) != 0 || ncp > LMAX + 1u || np > LMAX || nq > WIRE_VC_Q_PER_SEQ * LMAX)
         return WIRE_DROP_BAD_FIELD;
     uint64_t want = (uint64_t)WIRE_VC_FIXED + (uint64_t)ncp * WIRE_VC_CKPT_ENTRY
                     + ((uint64_t)np + nq) * WIRE_VC_PQ_ENTRY;
@@ -113,36 +79,36 @@ static enum wire_drop decode_view_change(struct wire_msg *m)
 
     /* C: [h, h+LMAX], strictly increasing. */
     for (uint32_t i = 0; i < ncp; i++) {
-        uint64_t seq = ld64(m->u.vc.cp + (size_t)i * WIRE_VC_CKPT_ENTRY + CE_OFF_SEQ);
+        uint64_t seq = le64_load(m->u.vc.cp + (size_t)i * WIRE_VC_CKPT_ENTRY + CE_OFF_SEQ);
         if (seq < h || seq > h + LMAX)
             return WIRE_DROP_BAD_FIELD;
-        if (i > 0 && seq <= ld64(m->u.vc.cp + (size_t)(i - 1u) * WIRE_VC_CKPT_ENTRY + CE_OFF_SEQ))
+        if (i > 0 && seq <= le64_load(m->u.vc.cp + (size_t)(i - 1u) * WIRE_VC_CKPT_ENTRY + CE_OFF_SEQ))
             return WIRE_DROP_BAD_FIELD;
     }
     /* P: (h, h+LMAX], strictly increasing (one entry per seq), view < v. */
     for (uint32_t i = 0; i < np; i++) {
         const uint8_t *e = m->u.vc.p + (size_t)i * WIRE_VC_PQ_ENTRY;
-        uint64_t seq = ld64(e + PE_OFF_SEQ);
-        if (seq <= h || seq > h + LMAX || ld64(e + PE_OFF_VIEW) >= v)
+        uint64_t seq = le64_load(e + PE_OFF_SEQ);
+        if (seq <= h || seq > h + LMAX || le64_load(e + PE_OFF_VIEW) >= v)
             return WIRE_DROP_BAD_FIELD;
-        if (i > 0 && seq <= ld64(e - WIRE_VC_PQ_ENTRY + PE_OFF_SEQ))
+        if (i > 0 && seq <= le64_load(e - WIRE_VC_PQ_ENTRY + PE_OFF_SEQ))
             return WIRE_DROP_BAD_FIELD;
     }
     /* Q: (h, h+LMAX], non-decreasing, at most two per seq with distinct digests,
      * view < v. */
     for (uint32_t i = 0; i < nq; i++) {
         const uint8_t *e = m->u.vc.q + (size_t)i * WIRE_VC_PQ_ENTRY;
-        uint64_t seq = ld64(e + PE_OFF_SEQ);
-        if (seq <= h || seq > h + LMAX || ld64(e + PE_OFF_VIEW) >= v)
+        uint64_t seq = le64_load(e + PE_OFF_SEQ);
+        if (seq <= h || seq > h + LMAX || le64_load(e + PE_OFF_VIEW) >= v)
             return WIRE_DROP_BAD_FIELD;
         if (i == 0)
             continue;
         const uint8_t *prev = e - WIRE_VC_PQ_ENTRY;
-        uint64_t pseq = ld64(prev + PE_OFF_SEQ);
+        uint64_t pseq = le64_load(prev + PE_OFF_SEQ);
         if (seq < pseq)
             return WIRE_DROP_BAD_FIELD;
         if (seq == pseq) {
-            bool third = i >= 2 && ld64(prev - WIRE_VC_PQ_ENTRY + PE_OFF_SEQ) == seq;
+            bool third = i >= 2 && le64_load(prev - WIRE_VC_PQ_ENTRY + PE_OFF_SEQ) == seq;
             if (third || memcmp(e + PE_OFF_DIGEST, prev + PE_OFF_DIGEST, BFTKV_DIGEST_SIZE) == 0)
                 return WIRE_DROP_BAD_FIELD;
         }
@@ -155,8 +121,8 @@ static enum wire_drop decode_new_view(struct wire_msg *m, const struct wire_limi
     const uint8_t *b = m->body;
     if (m->h.body_len < WIRE_NV_FIXED)
         return WIRE_DROP_BAD_LENGTH;
-    uint16_t nvc = ld16(b + NV_OFF_NVC), nch = ld16(b + NV_OFF_NCH);
-    if (ld32(b + NV_OFF_PAD) != 0 || nvc == 0 || nvc > lim->n || nch > LMAX)
+    uint16_t nvc = le16_load(b + NV_OFF_NVC), nch = le16_load(b + NV_OFF_NCH);
+    if (le32_load(b + NV_OFF_PAD) != 0 || nvc == 0 || nvc > lim->n || nch > LMAX)
         return WIRE_DROP_BAD_FIELD;
     uint64_t want = (uint64_t)WIRE_NV_FIXED + (uint64_t)nvc * WIRE_NV_VC_ENTRY + (uint64_t)nch * WIRE_NV_CHOICE_ENTRY;
     if (want != m->h.body_len)
@@ -169,10 +135,10 @@ static enum wire_drop decode_new_view(struct wire_msg *m, const struct wire_limi
     m->u.nv.vcs = b + WIRE_NV_FIXED;
     m->u.nv.choices = m->u.nv.vcs + (size_t)nvc * WIRE_NV_VC_ENTRY;
     for (uint32_t i = 0; i < nvc; i++) {
-        uint16_t id = ld16(m->u.nv.vcs + (size_t)i * WIRE_NV_VC_ENTRY + NVE_OFF_REPLICA);
+        uint16_t id = le16_load(m->u.nv.vcs + (size_t)i * WIRE_NV_VC_ENTRY + NVE_OFF_REPLICA);
         if (id >= lim->n)
             return WIRE_DROP_BAD_FIELD;
-        if (i > 0 && id <= ld16(m->u.nv.vcs + (size_t)(i - 1u) * WIRE_NV_VC_ENTRY + NVE_OFF_REPLICA))
+        if (i > 0 && id <= le16_load(m->u.nv.vcs + (size_t)(i - 1u) * WIRE_NV_VC_ENTRY + NVE_OFF_REPLICA))
             return WIRE_DROP_BAD_FIELD;
     }
     for (uint32_t i = 0; i < nch; i++) {
@@ -197,15 +163,15 @@ void wire_vc_checkpoint(const struct wire_msg *m, uint32_t i, struct wire_vc_ent
 {
     BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE && i < m->u.vc.ncp);
     const uint8_t *p = m->u.vc.cp + (size_t)i * WIRE_VC_CKPT_ENTRY;
-    e->seq = ld64(p + CE_OFF_SEQ);
+    e->seq = le64_load(p + CE_OFF_SEQ);
     e->view = 0;
     memcpy(e->digest, p + CE_OFF_DIGEST, BFTKV_DIGEST_SIZE);
 }
 
 static void pq_entry(const uint8_t *p, struct wire_vc_entry *e)
 {
-    e->seq = ld64(p + PE_OFF_SEQ);
-    e->view = ld64(p + PE_OFF_VIEW);
+    e->seq = le64_load(p + PE_OFF_SEQ);
+    e->view = le64_load(p + PE_OFF_VIEW);
     memcpy(e->digest, p + PE_OFF_DIGEST, BFTKV_DIGEST_SIZE);
 }
 
@@ -225,7 +191,7 @@ void wire_nv_vc(const struct wire_msg *m, uint32_t i, uint16_t *replica, const u
 {
     BFTKV_ASSERT(m->h.type == WIRE_NEW_VIEW && i < m->u.nv.nvc);
     const uint8_t *p = m->u.nv.vcs + (size_t)i * WIRE_NV_VC_ENTRY;
-    *replica = ld16(p + NVE_OFF_REPLICA);
+    *replica = le16_load(p + NVE_OFF_REPLICA);
     *digest = p + NVE_OFF_DIGEST;
 }
 
@@ -270,8 +236,8 @@ static size_t frame(uint8_t *buf, size_t cap, uint8_t type, uint16_t group, uint
 
 static uint8_t *pq_put(uint8_t *p, const struct wire_vc_entry *e)
 {
-    st64(p + PE_OFF_SEQ, e->seq);
-    st64(p + PE_OFF_VIEW, e->view);
+    le64_store(p + PE_OFF_SEQ, e->seq);
+    le64_store(p + PE_OFF_VIEW, e->view);
     memcpy(p + PE_OFF_DIGEST, e->digest, BFTKV_DIGEST_SIZE);
     return p + WIRE_VC_PQ_ENTRY;
 }
@@ -289,14 +255,14 @@ size_t wire_encode_view_change(uint8_t *buf, size_t cap, uint16_t group, uint16_
     if (total == 0)
         return 0;
     uint8_t *b = buf + WIRE_HEADER_SIZE;
-    st16(b + VC_OFF_NCP, ncp);
-    st16(b + VC_OFF_NP, np);
-    st16(b + VC_OFF_NQ, nq);
-    st16(b + VC_OFF_PAD, 0);
+    le16_store(b + VC_OFF_NCP, ncp);
+    le16_store(b + VC_OFF_NP, np);
+    le16_store(b + VC_OFF_NQ, nq);
+    le16_store(b + VC_OFF_PAD, 0);
     uint8_t *w = b + WIRE_VC_FIXED;
     for (uint32_t i = 0; i < ncp; i++) {
         BFTKV_ASSERT(cp[i].seq >= h && cp[i].seq <= h + LMAX && (i == 0 || cp[i].seq > cp[i - 1u].seq));
-        st64(w + CE_OFF_SEQ, cp[i].seq);
+        le64_store(w + CE_OFF_SEQ, cp[i].seq);
         memcpy(w + CE_OFF_DIGEST, cp[i].digest, BFTKV_DIGEST_SIZE);
         w += WIRE_VC_CKPT_ENTRY;
     }
@@ -324,13 +290,13 @@ size_t wire_encode_new_view(uint8_t *buf, size_t cap, uint16_t group, uint16_t s
         return 0;
     uint8_t *b = buf + WIRE_HEADER_SIZE;
     memcpy(b + NV_OFF_DIGEST, ckpt_digest, BFTKV_DIGEST_SIZE);
-    st16(b + NV_OFF_NVC, nvc);
-    st16(b + NV_OFF_NCH, nch);
-    st32(b + NV_OFF_PAD, 0);
+    le16_store(b + NV_OFF_NVC, nvc);
+    le16_store(b + NV_OFF_NCH, nch);
+    le32_store(b + NV_OFF_PAD, 0);
     uint8_t *w = b + WIRE_NV_FIXED;
     for (uint32_t i = 0; i < nvc; i++) {
         BFTKV_ASSERT(i == 0 || vc_ids[i] > vc_ids[i - 1u]);
-        st16(w + NVE_OFF_REPLICA, vc_ids[i]);
+        le16_store(w + NVE_OFF_REPLICA, vc_ids[i]);
         memcpy(w + NVE_OFF_DIGEST, vc_digests[i], BFTKV_DIGEST_SIZE);
         w += WIRE_NV_VC_ENTRY;
     }
