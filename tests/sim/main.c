@@ -7,7 +7,10 @@
  *     sim: seeds=S violations=V committed=C avg_batch=B sim_rps=R
  *
  * where R is committed client operations per wall-clock second over the whole
- * invocation. Exit codes: 0 every seed passed; 1 a safety violation; 2 a liveness
+ * invocation. Seeds are independent, so --jobs J (default: the online CPUs) forks
+ * J workers that take every J-th seed and stream their results back through a
+ * pipe; the parent consumes them strictly in seed order, so the output -- which
+ * seeds fail, in which order, the totals -- is the same for any J. Exit codes: 0 every seed passed; 1 a safety violation; 2 a liveness
  * violation (and no safety violation); 3 a usage or internal error. With
  * --expect-violation the sense is inverted for safety: exit 0 as soon as a seed
  * violates safety, 1 if none of the seeds did (that is how the injected-bug
@@ -15,11 +18,14 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine/pbft.h"
 #include "tests/sim/faults.h"
@@ -41,6 +47,7 @@ const char *malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1";
 #define EXIT_LIVENESS 2
 #define EXIT_USAGE 3
 #define FAILURES_PRINTED_MAX 20u
+#define JOBS_MAX 64u
 
 static const struct {
     const char *name;
@@ -90,7 +97,8 @@ static void usage(FILE *f)
             "                       crashes 1..f-|LIST| other replicas before GST\n"
             "  --behaviour NAME     silent | drop | corrupt-mac | corrupt-digest | wrong-result |\n"
             "                       replay | mix | stale-read | equivocate | slow | bogus-vc |\n"
-            "                       lying-state (default: drawn per faulty replica)\n"
+            "                       lying-state (default: drawn per faulty replica)\n");
+    fprintf(f,
             "  --bug NAME           set an injected bug on every replica and client (repeatable):\n"
             "                       commit_quorum_2f | execute_uncommitted | ignore_digest |\n"
             "                       client_f_replies | newview_ignore_a2 | forget_p |\n"
@@ -111,6 +119,9 @@ static void usage(FILE *f)
             "                       sometimes up to 900, sometimes 1.1-4 KB: large requests)\n"
             "  --readonly-percent P clients that use the read-only path for GETs (default 50)\n"
             "  --retransmit-ms T    client retransmission timeout (default 20)\n"
+            "  --jobs J             worker processes running seeds in parallel (default: the\n"
+            "                       online CPUs; 1 with --verbose or --trace); the output is\n"
+            "                       the same for any J\n"
             "  --verbose, -v        one line per seed; the failing key's history; a stuck run's\n"
             "                       replicas and pending operations\n"
             "  --trace              print every message delivered (stderr)\n"
@@ -222,6 +233,133 @@ static void print_replay(FILE *f, int argc, char **argv, uint64_t seed)
     fprintf(f, "%s\n", verbose ? "" : " --verbose");
 }
 
+/* ---- Parallel seeds ----------------------------------------------------------------------- */
+
+/* One seed's outcome as a worker sends it to the parent. */
+struct seed_record {
+    uint64_t seed;
+    int rc;
+    struct sim_result r;
+};
+
+struct workers {
+    unsigned count; /* 0: run the seeds in this process */
+    pid_t pid[JOBS_MAX];
+    int fd[JOBS_MAX]; /* read end of worker k's pipe */
+};
+
+static bool write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static bool read_all(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false; /* the worker died (or exited early) */
+        p += (size_t)n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Worker k of J: seeds lo+k, lo+k+J, ... up to hi, one record each, in order. It
+ * stops after an internal error (the parent stops at that seed too); if the
+ * parent has gone, the write fails (SIGPIPE) and so does the worker. */
+static void worker_run(const struct sim_options *o, struct sim_context *ctx, uint64_t lo, uint64_t hi, unsigned k,
+                       unsigned jobs, int fd)
+{
+    for (uint64_t seed = lo + k;; seed += jobs) {
+        struct seed_record rec;
+        memset(&rec, 0, sizeof rec);
+        rec.seed = seed;
+        rec.rc = simrun_one(o, ctx, seed, &rec.r);
+        if (!write_all(fd, &rec, sizeof rec) || rec.rc != 0 || hi - seed < jobs)
+            return;
+    }
+}
+
+static bool workers_start(struct workers *w, unsigned jobs, const struct sim_options *o, struct sim_context *ctx,
+                          uint64_t lo, uint64_t hi)
+{
+    w->count = 0;
+    fflush(stdout); /* nothing buffered may be written twice */
+    fflush(stderr);
+    for (unsigned k = 0; k < jobs; k++) {
+        int p[2];
+        if (pipe(p) != 0) {
+            perror("bftkv-sim: pipe");
+            return false;
+        }
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("bftkv-sim: fork");
+            close(p[0]);
+            close(p[1]);
+            return false;
+        }
+        if (pid == 0) {
+            for (unsigned i = 0; i < w->count; i++)
+                close(w->fd[i]);
+            close(p[0]);
+            worker_run(o, ctx, lo, hi, k, jobs, p[1]);
+            fflush(stdout);
+            fflush(stderr);
+            _exit(0);
+        }
+        close(p[1]);
+        w->pid[k] = pid;
+        w->fd[k] = p[0];
+        w->count = k + 1u;
+    }
+    return true;
+}
+
+/* The record of `seed`: worker (seed - lo) mod J sends its seeds in order, so
+ * reading the workers round-robin yields the seeds in order. */
+static bool workers_next(struct workers *w, uint64_t lo, uint64_t seed, struct seed_record *rec)
+{
+    unsigned k = (unsigned)((seed - lo) % w->count);
+    return read_all(w->fd[k], rec, sizeof *rec) && rec->seed == seed;
+}
+
+/* Stop the workers (early: they are killed; ours, by PID) and reap them. */
+static void workers_stop(struct workers *w, bool early)
+{
+    for (unsigned k = 0; k < w->count; k++) {
+        close(w->fd[k]);
+        if (early)
+            kill(w->pid[k], SIGTERM);
+        int status;
+        while (waitpid(w->pid[k], &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    w->count = 0;
+}
+
+static unsigned jobs_default(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        return 1;
+    return cpus > (long)JOBS_MAX ? JOBS_MAX : (unsigned)cpus;
+}
+
 int main(int argc, char **argv)
 {
     if (sodium_init() < 0) {
@@ -232,6 +370,7 @@ int main(int argc, char **argv)
     sim_options_defaults(&o);
     uint64_t lo = 1, hi = 100;
     bool expect = false;
+    unsigned jobs = 0; /* 0: the default */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -359,6 +498,9 @@ int main(int argc, char **argv)
             o.trace_seq = u;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o.verbose = true;
+        } else if (strcmp(a, "--jobs") == 0 || strcmp(a, "-j") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= JOBS_MAX;
+            jobs = (unsigned)u;
         } else {
             fprintf(stderr, "bftkv-sim: unknown option %s (see --help)\n", argv[i]);
             return EXIT_USAGE;
@@ -390,6 +532,13 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    if (jobs == 0)
+        jobs = jobs_default();
+    if (o.verbose || o.trace)
+        jobs = 1; /* per-seed output stays in order */
+    if (hi - lo < (uint64_t)jobs)
+        jobs = (unsigned)(hi - lo + 1u);
+
     struct sim_context ctx;
     sim_context_init(&ctx);
     uint64_t seeds = 0, safety = 0, liveness = 0, committed = 0, batches = 0, batch_requests = 0, unknown = 0;
@@ -398,10 +547,30 @@ int main(int argc, char **argv)
     int exit_code = 0;
     bool found = false;
     double t0 = wall_seconds();
+    struct workers w = {.count = 0};
+    if (jobs > 1 && !workers_start(&w, jobs, &o, &ctx, lo, hi)) {
+        workers_stop(&w, true);
+        sim_context_destroy(&ctx);
+        return EXIT_USAGE;
+    }
+    bool early = false;
     for (uint64_t seed = lo;; seed++) {
-        struct sim_result r;
-        int rc = simrun_one(&o, &ctx, seed, &r);
+        struct seed_record rec;
+        int rc;
+        if (w.count == 0) {
+            rc = simrun_one(&o, &ctx, seed, &rec.r);
+        } else if (!workers_next(&w, lo, seed, &rec)) {
+            fprintf(stderr, "bftkv-sim: seed %" PRIu64 ": the worker running it died\n", seed);
+            print_replay(stderr, argc, argv, seed);
+            exit_code = EXIT_USAGE;
+            early = true;
+            break;
+        } else {
+            rc = rec.rc;
+        }
+        const struct sim_result r = rec.r;
         if (rc != 0) {
+            early = true;
             fprintf(stderr, "bftkv-sim: seed %" PRIu64 ": internal error %d\n", seed, rc);
             exit_code = EXIT_USAGE;
             break;
@@ -434,12 +603,14 @@ int main(int argc, char **argv)
             }
             if (expect && r.verdict == SIM_SAFETY) {
                 found = true;
+                early = seed != hi;
                 break;
             }
         }
         if (seed == hi)
             break;
     }
+    workers_stop(&w, early);
     double wall = wall_seconds() - t0;
     if (wall <= 0)
         wall = 1e-9;
