@@ -331,6 +331,61 @@ bool auth_reply_check(const struct auth_ctx *a, const struct wire_msg *m)
     return mac_verify(m->auth, &in, a->replica_keys[m->h.sender]);
 }
 
+/* ---- The signature memo (auth.h) ---------------------------------------------------- */
+
+struct memo_slot {
+    uint8_t key[BFTKV_DIGEST_SIZE];
+    bool used;
+    bool valid;
+};
+
+struct auth_sig_memo {
+    uint32_t mask; /* slots - 1 */
+    struct memo_slot *slots;
+};
+
+/* The slot for a signed message, and its key: the digest of everything the
+ * outcome depends on. A later message with the same slot index replaces it. */
+static struct memo_slot *memo_find(struct auth_sig_memo *memo, uint8_t key[BFTKV_DIGEST_SIZE], const uint8_t *pk,
+                                   const uint8_t *msg, size_t msg_len, const uint8_t *sig)
+{
+    crypto_generichash_blake2b_state st;
+    crypto_generichash_blake2b_init(&st, NULL, 0, BFTKV_DIGEST_SIZE);
+    crypto_generichash_blake2b_update(&st, pk, 32);
+    crypto_generichash_blake2b_update(&st, msg, msg_len);
+    crypto_generichash_blake2b_update(&st, sig, WIRE_SIG_SIZE);
+    crypto_generichash_blake2b_final(&st, key, BFTKV_DIGEST_SIZE);
+    uint32_t index;
+    memcpy(&index, key, sizeof index);
+    return &memo->slots[index & memo->mask];
+}
+
+struct auth_sig_memo *auth_sig_memo_create(uint32_t entries)
+{
+    BFTKV_ASSERT(entries > 0 && entries <= (1u << 24));
+    uint32_t slots = 1;
+    while (slots < entries)
+        slots <<= 1;
+    struct auth_sig_memo *memo = calloc(1, sizeof *memo);
+    if (memo == NULL)
+        return NULL;
+    memo->slots = calloc(slots, sizeof *memo->slots);
+    if (memo->slots == NULL) {
+        free(memo);
+        return NULL;
+    }
+    memo->mask = slots - 1u;
+    return memo;
+}
+
+void auth_sig_memo_destroy(struct auth_sig_memo *memo)
+{
+    if (memo == NULL)
+        return;
+    free(memo->slots);
+    free(memo);
+}
+
 /* ---- Signatures ------------------------------------------------------------------- */
 
 void auth_sign(const struct auth_ctx *a, uint8_t *msg, size_t msg_len, size_t auth_off)
@@ -349,7 +404,17 @@ bool auth_signature_check(const struct auth_ctx *a, const struct wire_msg *m)
     if (m->h.sender >= a->n || m->h.auth_len != WIRE_SIG_SIZE) {
         return false;
     }
-    return crypto_sign_verify_detached(m->auth, m->raw, WIRE_HEADER_SIZE + (size_t)m->h.body_len,
-                                       a->replica_sign_pk[m->h.sender])
-           == 0;
+    const uint8_t *pk = a->replica_sign_pk[m->h.sender];
+    size_t signed_len = WIRE_HEADER_SIZE + (size_t)m->h.body_len;
+    if (a->sig_memo == NULL)
+        return crypto_sign_verify_detached(m->auth, m->raw, signed_len, pk) == 0;
+    uint8_t key[BFTKV_DIGEST_SIZE];
+    struct memo_slot *s = memo_find(a->sig_memo, key, pk, m->raw, signed_len, m->auth);
+    if (s->used && sodium_memcmp(s->key, key, sizeof key) == 0)
+        return s->valid;
+    bool valid = crypto_sign_verify_detached(m->auth, m->raw, signed_len, pk) == 0;
+    memcpy(s->key, key, sizeof key);
+    s->used = true;
+    s->valid = valid;
+    return valid;
 }

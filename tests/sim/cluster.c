@@ -86,7 +86,10 @@ int cluster_keys_create(uint16_t n, uint16_t clients, uint64_t key_seed, struct 
     k->key_seed = key_seed;
     k->replica_auth = calloc(n, sizeof(*k->replica_auth));
     k->client_auth = calloc(clients, sizeof(*k->client_auth));
-    if (!k->replica_auth || !k->client_auth)
+    /* Signed messages per seed: a few per checkpoint and view change -- far fewer
+     * than the slots, so a message is rarely verified twice. */
+    k->sig_memo = auth_sig_memo_create(4096);
+    if (!k->replica_auth || !k->client_auth || !k->sig_memo)
         goto out;
     for (uint16_t i = 0; i < n; i++) {
         uint8_t s[32];
@@ -105,6 +108,7 @@ int cluster_keys_create(uint16_t n, uint16_t clients, uint64_t key_seed, struct 
         rc = auth_init_replica(&k->replica_auth[i], i, n, &rkp[i], rpub, cpub, known, clients);
         if (rc != 0)
             goto out;
+        k->replica_auth[i].sig_memo = k->sig_memo;
     }
     for (uint16_t i = 0; i < clients; i++) {
         rc = auth_init_client(&k->client_auth[i], i, n, &ckp[i], rpub);
@@ -140,6 +144,7 @@ void cluster_keys_destroy(struct cluster_keys *k)
             auth_destroy(&k->client_auth[i]);
     free(k->replica_auth);
     free(k->client_auth);
+    auth_sig_memo_destroy(k->sig_memo);
     free(k);
 }
 

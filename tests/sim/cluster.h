@@ -44,6 +44,9 @@ struct cluster_keys {
     uint64_t key_seed;
     struct auth_ctx *replica_auth; /* n */
     struct auth_ctx *client_auth;  /* clients */
+    /* Shared by the replicas' contexts: each signed message is verified once per
+     * process, not once per receiver (auth_sig_memo_create; outcomes unchanged). */
+    struct auth_sig_memo *sig_memo;
 };
 
 int cluster_keys_create(uint16_t n, uint16_t clients, uint64_t key_seed, struct cluster_keys **out);
