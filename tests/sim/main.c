@@ -31,18 +31,6 @@
 #include "tests/sim/faults.h"
 #include "tests/sim/simrun.h"
 
-#ifdef BFTKV_WITH_JEMALLOC
-/* jemalloc reads this at start-up (as it would MALLOC_CONF). Every seed creates
- * and destroys a whole cluster; jemalloc's default returns freed pages to the
- * kernel within seconds, so the next seed pays a page fault (~2.5 us here) for
- * each page of log buffers and queues it touches again. Keeping freed pages
- * (never decaying them) removes ~40% of those faults and a few percent of the
- * run's CPU time (docs/benchmarks.md); the resident size stays that of the largest
- * cluster drawn (~60 MB at N=4). Nothing reads memory it did not write, so runs
- * are the same with any allocator (the ASan build has none of this). */
-const char *malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1";
-#endif
-
 #define EXIT_SAFETY 1
 #define EXIT_LIVENESS 2
 #define EXIT_USAGE 3
