@@ -6,11 +6,14 @@
  * modulo 2^16. The lane loops are plain uint16_t loops so gcc turns them into SIMD
  * adds (paddw/vpaddw); the expansion buffer lives on the stack.
  *
- * The expansion runs through OpenSSL's EVP interface (AES-NI/VAES, ~0.45 us per
- * 2 KiB including the key schedule, against ~0.9 us for libsodium's ChaCha20;
- * docs/benchmarks.md). EVP needs a cipher context, which OpenSSL 3 only hands out
- * on the heap: each thread allocates one on its first expansion and frees it when
- * the thread exits (a pthread key destructor). That is the only allocation here.
+ * The expansion uses the AES instructions directly where the CPU has them
+ * (lthash_aes.c: VAES, else AES-NI; ~0.2 us per 2 KiB with VAES, key schedule
+ * included), else OpenSSL's EVP interface (~0.45 us, most of the difference being
+ * EVP's per-key setup; docs/benchmarks.md). All give the same bytes
+ * (lthash_internal.h). EVP needs a cipher context, which OpenSSL 3 only hands out
+ * on the heap: each thread that uses it allocates one on its first expansion and
+ * frees it when the thread exits (a pthread key destructor). That is the only
+ * allocation here.
  */
 #include "store/lthash.h"
 
@@ -22,6 +25,7 @@
 #include <sodium.h>
 
 #include "common/assert.h"
+#include "store/lthash_internal.h"
 
 #define LTHASH_BYTES (LTHASH_LANES * 2u)
 
@@ -114,7 +118,7 @@ static EVP_CIPHER_CTX *xof_ctx_get(void)
     return ctx;
 }
 
-void lthash_expand(struct lthash *out, const uint8_t seed[LTHASH_SEED_SIZE])
+static void expand_evp(struct lthash *out, const uint8_t seed[LTHASH_SEED_SIZE])
 {
     static const uint8_t zero_iv[16];
     EVP_CIPHER_CTX *ctx = xof_ctx_get();
@@ -128,11 +132,87 @@ void lthash_expand(struct lthash *out, const uint8_t seed[LTHASH_SEED_SIZE])
     BFTKV_ASSERT(rc == 1);
     rc = EVP_EncryptUpdate(ctx, bytes, &len, lthash_zeros, (int)LTHASH_BYTES);
     BFTKV_ASSERT(rc == 1 && len == (int)LTHASH_BYTES); /* CTR mode: no buffering */
+}
+
+bool lthash_impl_available(enum lthash_impl impl)
+{
+    switch (impl) {
+    case LTHASH_IMPL_EVP:
+        return true;
+#if (defined(__x86_64__) || defined(__i386__)) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    case LTHASH_IMPL_AESNI:
+        return __builtin_cpu_supports("aes") && __builtin_cpu_supports("sse4.1");
+    case LTHASH_IMPL_VAES:
+        /* "avx2" also means the OS saves the ymm registers. */
+        return __builtin_cpu_supports("vaes") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("aes");
+#endif
+    default:
+        return false;
+    }
+}
+
+/* Chosen once per process; a relaxed atomic, since every thread that races to
+ * choose picks the same value. LTHASH_IMPL_COUNT: not chosen yet. */
+static _Atomic int lthash_impl_chosen = LTHASH_IMPL_COUNT;
+
+enum lthash_impl lthash_impl_current(void)
+{
+    int impl = atomic_load_explicit(&lthash_impl_chosen, memory_order_relaxed);
+    if (BFTKV_LIKELY(impl != LTHASH_IMPL_COUNT)) {
+        return (enum lthash_impl)impl;
+    }
+    impl = lthash_impl_available(LTHASH_IMPL_VAES)    ? LTHASH_IMPL_VAES
+           : lthash_impl_available(LTHASH_IMPL_AESNI) ? LTHASH_IMPL_AESNI
+                                                      : LTHASH_IMPL_EVP;
+    atomic_store_explicit(&lthash_impl_chosen, impl, memory_order_relaxed);
+    return (enum lthash_impl)impl;
+}
+
+void lthash_impl_set(enum lthash_impl impl)
+{
+    BFTKV_ASSERT(lthash_impl_available(impl));
+    atomic_store_explicit(&lthash_impl_chosen, (int)impl, memory_order_relaxed);
+}
+
+const char *lthash_impl_name(enum lthash_impl impl)
+{
+    switch (impl) {
+    case LTHASH_IMPL_EVP:
+        return "evp";
+    case LTHASH_IMPL_AESNI:
+        return "aesni";
+    case LTHASH_IMPL_VAES:
+        return "vaes";
+    default:
+        return "?";
+    }
+}
+
+void lthash_expand_impl(enum lthash_impl impl, struct lthash *out, const uint8_t seed[LTHASH_SEED_SIZE])
+{
+    uint8_t *bytes = (uint8_t *)out->lanes;
+    switch (impl) {
+    case LTHASH_IMPL_VAES:
+        lthash_keystream_vaes(bytes, seed);
+        break;
+    case LTHASH_IMPL_AESNI:
+        lthash_keystream_aesni(bytes, seed);
+        break;
+    default:
+        expand_evp(out, seed);
+        break;
+    }
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
     for (size_t i = 0; i < LTHASH_LANES; i++) {
         out->lanes[i] = (uint16_t)(bytes[2 * i] | (bytes[2 * i + 1] << 8));
     }
 #endif
+}
+
+void lthash_expand(struct lthash *out, const uint8_t seed[LTHASH_SEED_SIZE])
+{
+    lthash_expand_impl(lthash_impl_current(), out, seed);
 }
 
 /* ThreadSanitizer would instrument each of the 3072 lane accesses of one add,

@@ -6,7 +6,7 @@
 //   replace:  lthash_entry_seed(new) + lthash_sub_seed(old) + lthash_add_seed(new)
 //   delete:   lthash_sub_seed(old)                      (no rehash of key/value)
 // entry_seed is BLAKE2b-256 over the entry (grows with the value); add/sub_seed is
-// the ChaCha20 expansion of the seed to 2 KiB (BM_LtHashExpand alone) plus 1024
+// the AES-256-CTR expansion of the seed to 2 KiB (BM_LtHashExpand alone) plus 1024
 // 16-bit lane additions (independent of the value). BM_LtHashReplace is the whole per-overwrite cost;
 // compare it with BM_StorePut (which includes it) to see the digest's share.
 // lthash_add (merging shard digests) and lthash_digest (the 32-byte commitment a
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "store/lthash_internal.h"
 
 namespace {
 
@@ -54,6 +55,29 @@ void BM_LtHashExpand(benchmark::State &st) {
     for (auto _ : st) {
         next_seed(seed, &i);
         lthash_expand(&v, seed);
+        benchmark::DoNotOptimize(v.lanes);
+        benchmark::ClobberMemory();
+    }
+    st.SetItemsProcessed(st.iterations());
+    st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(sizeof v.lanes));
+}
+
+// One expansion with each implementation (store/lthash_internal.h): 0 EVP, 1
+// AES-NI, 2 VAES. BM_LtHashExpand is whichever lthash_expand() picked.
+void BM_LtHashExpandImpl(benchmark::State &st) {
+    const auto impl = static_cast<enum lthash_impl>(st.range(0));
+    if (!lthash_impl_available(impl)) {
+        st.SkipWithError("not available on this CPU");
+        return;
+    }
+    st.SetLabel(lthash_impl_name(impl));
+    struct lthash v;
+    uint8_t seed[LTHASH_SEED_SIZE];
+    std::memset(seed, 0x66, sizeof seed);
+    uint64_t i = 0;
+    for (auto _ : st) {
+        next_seed(seed, &i);
+        lthash_expand_impl(impl, &v, seed);
         benchmark::DoNotOptimize(v.lanes);
         benchmark::ClobberMemory();
     }
@@ -156,6 +180,7 @@ void BM_LtHashDigest(benchmark::State &st) {
 
 BENCHMARK(BM_LtHashEntrySeed)->Arg(32)->Arg(1024);
 BENCHMARK(BM_LtHashExpand);
+BENCHMARK(BM_LtHashExpandImpl)->DenseRange(0, LTHASH_IMPL_COUNT - 1);
 BENCHMARK(BM_LtHashAddSeed);
 BENCHMARK(BM_LtHashSubSeed);
 BENCHMARK(BM_LtHashReplace)->Arg(32)->Arg(1024);

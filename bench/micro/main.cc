@@ -16,9 +16,11 @@
 
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "bench_util.h"
+#include "store/lthash_internal.h"
 
 #ifndef BFTKV_BUILD_TYPE
 #define BFTKV_BUILD_TYPE "unknown"
@@ -61,12 +63,30 @@ int main(int argc, char **argv) {
     }
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    // BFTKV_LTHASH_IMPL=evp|aesni|vaes: the LtHash expansion every benchmark
+    // uses (default: the fastest this CPU has), for before/after comparisons.
+    if (const char *want = std::getenv("BFTKV_LTHASH_IMPL")) {
+        bool known = false;
+        for (int i = 0; i < LTHASH_IMPL_COUNT; i++) {
+            const auto impl = static_cast<enum lthash_impl>(i);
+            if (std::string(want) == lthash_impl_name(impl) && lthash_impl_available(impl)) {
+                lthash_impl_set(impl);
+                known = true;
+            }
+        }
+        if (!known) {
+            std::fprintf(stderr, "bftkv-microbench: BFTKV_LTHASH_IMPL=%s: not one of this CPU's evp, aesni, vaes\n",
+                         want);
+            return 1;
+        }
+    }
 
     benchmark::AddCustomContext("bftkv_build_type", BFTKV_BUILD_TYPE);
     benchmark::AddCustomContext("jemalloc", jemalloc_context());
     benchmark::AddCustomContext("libsodium", sodium_version_string());
     benchmark::AddCustomContext("openssl", OpenSSL_version(OPENSSL_VERSION));
     benchmark::AddCustomContext("store_shards", store_shards_context());
+    benchmark::AddCustomContext("lthash_expansion", lthash_impl_name(lthash_impl_current()));
     benchmark::AddCustomContext("key_bytes", std::to_string(bench::kKeySize));
 
     benchmark::RunSpecifiedBenchmarks();

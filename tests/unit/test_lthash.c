@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "store/lthash.h"
+#include "store/lthash_internal.h"
 
 /* splitmix64: a small deterministic generator, so every run checks the same sets. */
 static uint64_t rng_next(uint64_t *state)
@@ -188,6 +189,50 @@ static void test_expand_threads(void **state)
         struct lthash want;
         lthash_expand(&want, jobs[t].seed);
         assert_true(lthash_equal(&jobs[t].out, &want));
+    }
+}
+
+/* Every expansion this CPU offers (store/lthash_internal.h) gives EVP's bytes, on
+ * seeds that vary every key byte and word, and the known answers above. */
+static void test_expand_implementations_agree(void **state)
+{
+    (void)state;
+    uint64_t rng = 99;
+    uint8_t seed[LTHASH_SEED_SIZE];
+    seed_of_str(seed, "bftkv", "lthash");
+    for (int impl = 0; impl < LTHASH_IMPL_COUNT; impl++) {
+        if (!lthash_impl_available((enum lthash_impl)impl)) {
+            printf("# lthash expansion %s: not on this CPU\n", lthash_impl_name((enum lthash_impl)impl));
+            continue;
+        }
+        struct lthash v;
+        lthash_expand_impl((enum lthash_impl)impl, &v, seed);
+        assert_int_equal(v.lanes[0], 23504);
+        assert_int_equal(v.lanes[3], 22915);
+        assert_int_equal(v.lanes[LTHASH_LANES - 1], 45922);
+    }
+    assert_true(lthash_impl_available(lthash_impl_current()));
+    for (int round = 0; round < 2000; round++) {
+        for (unsigned i = 0; i < LTHASH_SEED_SIZE; i += 8) {
+            uint64_t x = rng_next(&rng);
+            if (round < 256) { /* all-zero and all-ones bytes in turn, then random */
+                x = (round & 1) ? ~0ull : 0;
+                x ^= (uint64_t)round << (8 * (i / 8));
+            }
+            memcpy(seed + i, &x, sizeof x);
+        }
+        uint8_t ks[LTHASH_LANES * 2];
+        aes256ctr_keystream(seed, ks, (int)sizeof ks);
+        for (int impl = 0; impl < LTHASH_IMPL_COUNT; impl++) {
+            if (!lthash_impl_available((enum lthash_impl)impl)) {
+                continue;
+            }
+            struct lthash v;
+            lthash_expand_impl((enum lthash_impl)impl, &v, seed);
+            for (unsigned i = 0; i < LTHASH_LANES; i++) {
+                assert_int_equal(v.lanes[i], (uint16_t)(ks[2 * i] | (ks[2 * i + 1] << 8)));
+            }
+        }
     }
 }
 
@@ -406,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_seed_is_blake2b_of_len_key_value),
         cmocka_unit_test(test_expand_is_aes256ctr_le_lanes),
         cmocka_unit_test(test_expand_threads),
+        cmocka_unit_test(test_expand_implementations_agree),
         cmocka_unit_test(test_known_answers),
         cmocka_unit_test(test_add_sub_inverse),
         cmocka_unit_test(test_lanes_wrap_mod_2_16),
