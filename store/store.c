@@ -131,6 +131,11 @@ static void entry_unref(struct entry *e)
     }
 }
 
+static bool value_equal(const struct entry *e, const void *val, size_t vlen)
+{
+    return e->vlen == vlen && (vlen == 0 || memcmp(entry_value(e), val, vlen) == 0);
+}
+
 static bool entry_matches(const struct slot *sl, uint64_t hash, const void *key, size_t klen)
 {
     return sl->hash == hash && sl->e->klen == klen && memcmp(entry_key(sl->e), key, klen) == 0;
@@ -184,13 +189,17 @@ void store_table_unref(struct table *t)
     }
 }
 
-/* The slot holding key, or the empty slot where it would go. */
-static uint64_t table_find(const struct table *t, uint64_t hash, const void *key, size_t klen, bool *found)
+/* The slot of the shard's table holding key, or the empty slot where it would
+ * go; the shard must have a table. Reads the shard's mirrors of the table's slots
+ * and mask (store_internal.h), not the table. Every probe ends at an empty slot:
+ * count < capacity, asserted by every insert. */
+static uint64_t shard_find(const struct shard *sh, uint64_t hash, const void *key, size_t klen, bool *found)
 {
-    BFTKV_ASSERT(t->count <= t->mask); /* at least one empty slot ends every probe */
-    uint64_t i = hash & t->mask;
+    const struct slot *slots = sh->slots;
+    const uint64_t mask = sh->mask;
+    uint64_t i = hash & mask;
     for (;;) {
-        const struct slot *sl = &t->slots[i];
+        const struct slot *sl = &slots[i];
         if (sl->e == NULL) {
             *found = false;
             return i;
@@ -199,7 +208,7 @@ static uint64_t table_find(const struct table *t, uint64_t hash, const void *key
             *found = true;
             return i;
         }
-        i = (i + 1) & t->mask;
+        i = (i + 1) & mask;
     }
 }
 
@@ -258,7 +267,7 @@ static int shard_make_writable(const struct store *s, struct shard *sh, bool nee
         if (t == NULL) {
             return BFTKV_E_NOMEM;
         }
-        sh->table = t;
+        shard_table_set(sh, t);
         *moved = true;
         return 0;
     }
@@ -285,6 +294,7 @@ static int shard_make_writable(const struct store *s, struct shard *sh, bool nee
         free(t->slots);
         t->slots = slots;
         t->mask = cap - 1;
+        shard_table_set(sh, t);
         *moved = true;
         return 0;
     }
@@ -308,7 +318,7 @@ static int shard_make_writable(const struct store *s, struct shard *sh, bool nee
             }
         }
     }
-    sh->table = c;
+    shard_table_set(sh, c);
     *retired = t;
     return 0;
 }
@@ -374,7 +384,7 @@ int store_create(const struct store_config *cfg, struct store **out)
     }
     for (uint32_t i = 0; i < shards; i++) {
         ck_rwlock_init(&s->shards[i].lock);
-        s->shards[i].table = NULL; /* created by the first put */
+        shard_table_set(&s->shards[i], NULL); /* created by the first put */
         atomic_init(&s->shards[i].count, 0u);
     }
     s->nshards = shards;
@@ -418,32 +428,47 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
         return BFTKV_E_INVAL;
     }
 
-    /* Everything expensive happens before the lock: copy, seed, expansion. */
+    uint64_t hash = store_key_hash(s, key, klen);
+    struct shard *sh = store_shard_of(s, hash);
+
+    /* A put of the value the key already holds changes nothing (and copies no
+     * shared table). Found out first, under the read lock, before paying for the
+     * entry (allocation, BLAKE2b seed, LtHash expansion): a repeated put is then a
+     * lookup. Otherwise the lookup has brought the slot and the old entry into the
+     * cache for the locked lookup below. */
+    bool found = false;
+    uint64_t i = 0;
+    shard_read_lock(sh);
+    if (sh->slots != NULL) {
+        i = shard_find(sh, hash, key, klen, &found);
+    }
+    bool same = found && value_equal(sh->slots[i].e, val, vlen);
+    shard_read_unlock(sh);
+    if (same) {
+        return 0;
+    }
+
+    /* Everything expensive happens before the write lock: copy, seed, expansion. */
     struct entry *e = entry_new(key, klen, val, vlen);
     if (e == NULL) {
         return BFTKV_E_NOMEM;
     }
     struct lthash vec;
     lthash_expand(&vec, e->seed);
-    uint64_t hash = store_key_hash(s, key, klen);
-    struct shard *sh = store_shard_of(s, hash);
 
     struct table *retired = NULL;
     struct entry *old = NULL;
     shard_write_lock(sh);
-    bool found = false;
-    uint64_t i = 0;
-    if (sh->table != NULL) {
-        i = table_find(sh->table, hash, key, klen, &found);
+    found = false;
+    i = 0;
+    if (sh->slots != NULL) {
+        i = shard_find(sh, hash, key, klen, &found);
     }
-    if (found) {
-        const struct entry *cur = sh->table->slots[i].e;
-        if (cur->vlen == vlen && memcmp(entry_value(cur), entry_value(e), vlen) == 0) {
-            /* Same value: nothing to change, and no copy of a shared table. */
-            shard_write_unlock(sh);
-            entry_unref(e);
-            return 0;
-        }
+    if (found && value_equal(sh->slots[i].e, val, vlen)) {
+        /* Written by another thread since the read above. */
+        shard_write_unlock(sh);
+        entry_unref(e);
+        return 0;
     }
     bool moved = false;
     rc = shard_make_writable(s, sh, !found, &retired, &moved);
@@ -454,7 +479,7 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
     }
     struct table *t = sh->table;
     if (moved) {
-        i = table_find(t, hash, key, klen, &found);
+        i = shard_find(sh, hash, key, klen, &found);
     }
     if (found) {
         old = t->slots[i].e;
@@ -489,16 +514,15 @@ int store_get(struct store *s, const void *key, size_t klen, void *buf, size_t c
     struct shard *sh = store_shard_of(s, hash);
 
     shard_read_lock(sh);
-    const struct table *t = sh->table;
     bool found = false;
     uint64_t i = 0;
-    if (t != NULL) {
-        i = table_find(t, hash, key, klen, &found);
+    if (sh->slots != NULL) {
+        i = shard_find(sh, hash, key, klen, &found);
     }
     if (!found) {
         rc = BFTKV_E_NOT_FOUND;
     } else {
-        const struct entry *e = t->slots[i].e;
+        const struct entry *e = sh->slots[i].e;
         *vlen = e->vlen;
         if (cap < e->vlen) {
             rc = BFTKV_E_BUF_TOO_SMALL;
@@ -523,8 +547,8 @@ int store_del(struct store *s, const void *key, size_t klen)
     shard_write_lock(sh);
     bool found = false;
     uint64_t i = 0;
-    if (sh->table != NULL) {
-        i = table_find(sh->table, hash, key, klen, &found);
+    if (sh->slots != NULL) {
+        i = shard_find(sh, hash, key, klen, &found);
     }
     if (!found) {
         shard_write_unlock(sh);
@@ -585,7 +609,7 @@ void store_clear(struct store *s)
         struct shard *sh = &s->shards[i];
         shard_write_lock(sh);
         struct table *t = sh->table;
-        sh->table = NULL; /* memory goes back; the next put starts small again */
+        shard_table_set(sh, NULL); /* memory goes back; the next put starts small again */
         shard_publish_count(sh);
         shard_write_unlock(sh);
         store_table_unref(t);

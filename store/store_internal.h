@@ -52,7 +52,8 @@ struct store_test_stats {
  * in its own shard and reachable from its home slot without crossing an empty
  * slot (the linear-probing invariant that deletion must keep), each entry's seed
  * matches its bytes, and the shard's LtHash accumulator is the sum of its
- * entries. 0 when all hold, else BFTKV_E_CORRUPT. Fills *stats when not NULL.
+ * entries, and the shard's lookup mirrors equal its table's slots and mask. 0
+ * when all hold, else BFTKV_E_CORRUPT. Fills *stats when not NULL.
  * Takes each shard's read lock; O(entries) LtHash expansions. */
 int store_test_verify(struct store *s, struct store_test_stats *stats);
 
@@ -90,18 +91,26 @@ struct slot {
 };
 
 /* Immutable once shared (refs > 1): only a holder of the only reference, under the
- * shard write lock, mutates it. */
+ * shard write lock, mutates it. The small fields come first, in one cache line;
+ * the 2 KiB accumulator, which only writes and digests touch, after them. */
 struct table {
-    struct lthash acc; /* sum of the vectors of the entries below */
     atomic_uint refs;
     uint64_t mask;  /* capacity - 1; capacity is a power of two */
     uint64_t count; /* entries; always < capacity, so every probe meets an empty slot */
     struct slot *slots;
+    struct lthash acc; /* sum of the vectors of the entries in slots */
 };
 
+/* slots and mask mirror table->slots and table->mask (NULL and 0 without a
+ * table), kept by every writer that changes either, under the write lock
+ * (shard_table_set). A lookup reads them from the line it already holds for the
+ * lock instead of the table's header: one dependent cache miss less per
+ * operation on a store larger than the caches (docs/benchmarks.md). */
 struct shard {
     _Alignas(STORE_CACHE_LINE) struct ck_rwlock lock;
-    struct table *table;   /* NULL: empty shard without slots */
+    struct table *table; /* NULL: empty shard without slots */
+    struct slot *slots;
+    uint64_t mask;
     atomic_uint_fast64_t count; /* mirror of table->count, read without the lock */
 };
 
@@ -121,6 +130,15 @@ void *store_malloc(size_t n);
 /* Drop one reference to t (NULL is ignored); the last holder frees the table and
  * its references to the entries. */
 void store_table_unref(struct table *t);
+
+/* Install t as the shard's table (NULL for none), or refresh the mirrors after
+ * t's slots changed. Under the shard write lock. */
+static inline void shard_table_set(struct shard *sh, struct table *t)
+{
+    sh->table = t;
+    sh->slots = t != NULL ? t->slots : NULL;
+    sh->mask = t != NULL ? t->mask : 0;
+}
 
 /* ---- Locks ---------------------------------------------------------------------- */
 

@@ -79,8 +79,8 @@ int store_swap(struct store *a, struct store *b)
         struct shard *sa = &a->shards[i];
         struct shard *sb = &b->shards[i];
         struct table *t = sa->table;
-        sa->table = sb->table;
-        sb->table = t;
+        shard_table_set(sa, sb->table);
+        shard_table_set(sb, t);
         uint64_t ca = atomic_load_explicit(&sa->count, memory_order_relaxed);
         uint64_t cb = atomic_load_explicit(&sb->count, memory_order_relaxed);
         atomic_store_explicit(&sa->count, cb, memory_order_relaxed);

@@ -66,6 +66,8 @@ int store_test_verify(struct store *s, struct store_test_stats *stats)
             ok = table_verify(s, i, t, &local);
         }
         ok = ok && atomic_load(&sh->count) == (t != NULL ? t->count : 0);
+        /* The lookup mirrors (store_internal.h) match the table. */
+        ok = ok && sh->slots == (t != NULL ? t->slots : NULL) && sh->mask == (t != NULL ? t->mask : 0);
         shard_read_unlock(sh);
     }
     if (stats != NULL) {

@@ -1,4 +1,5 @@
-// Store micro benchmarks (DESIGN §4, §8): get, put and del+put on a prefilled store
+// Store micro benchmarks (DESIGN §4, §8): get, put, put of the same value and
+// del+put on a prefilled store
 // at 1K, 100K and 1M keys of 16 bytes, with 32-byte and 1 KiB values, from 1 and 2
 // threads on the same store (2 threads measure shard lock contention).
 //
@@ -150,6 +151,28 @@ void BM_StorePut(benchmark::State &st) {
     report_prefill(st);
 }
 
+// A put of the value the key already holds (what the cluster benchmark's 0/0
+// workload does once every key exists): the store finds it under the read lock
+// and returns before building an entry.
+void BM_StorePutSame(benchmark::State &st) {
+    struct store *s = g_prefilled.s;
+    const uint64_t keys = static_cast<uint64_t>(st.range(0));
+    const size_t value_size = static_cast<size_t>(st.range(1));
+    bench::Xorshift rng(static_cast<uint64_t>(st.thread_index()) + 501);
+    std::vector<uint8_t> value(value_size, 0xA5);
+    uint8_t key[bench::kKeySize];
+    uint64_t failures = 0;
+    for (auto _ : st) {
+        const uint64_t i = rng.below(keys);
+        bench::key_of(i, key);
+        std::memcpy(value.data(), &i, sizeof i < value_size ? sizeof i : value_size); // as store_setup wrote it
+        failures += (store_put(s, key, sizeof key, value.data(), value.size()) != 0);
+    }
+    if (failures != 0) st.SkipWithError("store_put failed");
+    st.SetItemsProcessed(st.iterations());
+    report_prefill(st);
+}
+
 void BM_StoreDelPut(benchmark::State &st) {
     struct store *s = g_prefilled.s;
     const uint64_t keys = static_cast<uint64_t>(st.range(0));
@@ -187,6 +210,7 @@ int register_store_benchmarks() {
             } const ops[] = {
                 {"BM_StoreGet", BM_StoreGet},
                 {"BM_StorePut", BM_StorePut},
+                {"BM_StorePutSame", BM_StorePutSame},
                 {"BM_StoreDelPut", BM_StoreDelPut},
             };
             for (const auto &op : ops) {
