@@ -22,6 +22,9 @@
 #define BENCH_OPEN_TICK_NS 200000ull /* open loop: submissions are released in bursts this far apart */
 #define BENCH_HISTORY_MAX (4u * 1024u * 1024u)
 #define BENCH_REPLICAS_MAX 64u
+#define BENCH_LOAD_POINTS_MAX 8u /* --load-points: fractions of the measured peak */
+#define BENCH_PHASES_MAX (1u + BENCH_LOAD_POINTS_MAX)
+#define BENCH_NAME_MAX 256
 
 struct bench_handle;
 
@@ -67,6 +70,28 @@ struct bench_sample {
     bool stats_ok;         /* every replica answered stats */
     uint64_t dgram_rx, dgram_tx;
     uint64_t requests_executed, batches_executed;
+    /* Per replica, when it answered: its view and last executed batch. */
+    bool answered[BENCH_REPLICAS_MAX];
+    uint64_t view[BENCH_REPLICAS_MAX], last_executed[BENCH_REPLICAS_MAX];
+};
+
+/* One measured phase: the whole run, or with --load-points the closed-loop peak
+ * and then each open-loop point. Everything the report needs, copied out of the
+ * run state before the next phase resets it. */
+struct bench_result {
+    char name[BENCH_NAME_MAX];
+    bool open;       /* open loop (--rate or a load point) */
+    double rate;     /* offered ops/s when open */
+    double fraction; /* load point: rate / measured peak; 0 otherwise */
+    double measured_s;
+    uint64_t retransmissions, readonly_fallbacks, bench_dgrams_tx;
+    uint64_t ops, errors, timeouts, backlog;
+    double tput, mean_ns;
+    int64_t p50, p90, p99, p999, max;
+    double cpu_per_op_us, replica_cpu_per_op_us, bench_cpu_per_op_us; /* < 0: unknown */
+    double dgrams_per_op, replica_dgrams_per_op;                       /* < 0: unknown */
+    double avg_batch;
+    struct hdr_histogram *all; /* the handles' histograms merged */
 };
 
 struct bench {
@@ -77,6 +102,8 @@ struct bench {
     uint64_t keys;
     size_t key_size, value_size;
     bool readonly;
+    double load_point[BENCH_LOAD_POINTS_MAX]; /* --load-points, in the order given */
+    uint32_t load_points;
     double zipf_zetan, zipf_alpha, zipf_eta;
 
     /* Context. */
@@ -99,6 +126,10 @@ struct bench {
     struct bench_history *history;
     uint64_t history_cap;
     atomic_uint_least64_t history_used;
+
+    /* Results, one per phase. */
+    struct bench_result phase[BENCH_PHASES_MAX];
+    uint32_t phases;
 };
 
 uint64_t bench_now_ns(void);
@@ -106,6 +137,13 @@ uint64_t bench_fnv1a(const void *p, size_t n);
 void bench_key_format(const struct bench *b, uint64_t k, uint8_t *out);
 int bench_context_load(struct bench *b);
 void bench_sample(struct bench *b, struct bench_sample *out);
+/* Fill the next phase's result from the run just finished (the handles still
+ * open); suffix (may be NULL) is appended to the phase's name. 0 or an error. */
+int bench_phase_collect(struct bench *b, const char *suffix, double fraction);
 int bench_report(struct bench *b);
+/* Warn on stderr about replicas that, at the end of a phase, did not answer
+ * stats, sit in another view than the others, or lag them by more than a few
+ * checkpoints: such a replica slows the clients down (docs/benchmarks.md). */
+void bench_lag_warn(const struct bench *b, const char *phase);
 
 #endif /* BFTKV_BENCH_CLUSTER_BENCH_H */

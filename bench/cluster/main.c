@@ -18,6 +18,11 @@
  * (bftkv_admin_stats as client id client-base+T, when the config allows it)
  * before and after, plus the bench's own handle counters.
  *
+ * --load-points F1,F2,...: first the closed loop above (the "peak" phase), then
+ * an open loop at each fraction Fi of the throughput that phase measured, each
+ * with its own warm-up; every phase is reported (JSON: one "benchmarks" entry
+ * each, named <name>/peak, <name>/load50, ...). Handles are reopened per phase.
+ *
  * Output: a console table, JSON in Google Benchmark's layout or CSV (--format,
  * --out). --history FILE: one JSON line per measured operation (bounded by
  * BENCH_HISTORY_MAX) for an outside linearizability checker; values are written as
@@ -333,6 +338,11 @@ static double bench_self_cpu(void)
 
 static int bench_run(struct bench *b)
 {
+    atomic_store(&b->stop, false);
+    atomic_store(&b->measure_start_ns, 0);
+    b->retransmissions = 0;
+    b->readonly_fallbacks = 0;
+    b->bench_dgrams_tx = 0;
     b->run_start_ns = bench_now_ns();
     uint64_t warm = (uint64_t)(b->warmup * 1e9);
     uint64_t dur = (uint64_t)(b->duration * 1e9);
@@ -397,10 +407,93 @@ static int bench_run(struct bench *b)
             b->readonly_fallbacks += st.readonly_fallbacks - b->handle[t].fallbacks_before;
         }
     }
+    return 0;
+}
+
+/* Close the handles and free what bench_handles_open made, so a next phase opens
+ * fresh ones (a closed-loop and an open-loop handle differ in lanes and slots). */
+static void bench_handles_close(struct bench *b)
+{
     for (uint32_t t = 0; t < b->threads; t++) {
-        bftkv_client_close(b->handle[t].client);
-        b->handle[t].client = NULL;
+        struct bench_handle *h = &b->handle[t];
+        if (h->client != NULL) {
+            bftkv_client_close(h->client); /* in-flight callbacks end before it returns */
+        }
+        if (h->slots != NULL) {
+            for (uint32_t i = 0; i < h->nslots; i++) {
+                free(h->slots[i].key);
+                free(h->slots[i].value);
+            }
+        }
+        free(h->slots);
+        free(h->free_slots);
+        if (h->hist != NULL) {
+            hdr_destroy(h->hist);
+        }
+        pthread_mutex_destroy(&h->lock);
+        memset(h, 0, sizeof *h);
     }
+}
+
+/* "0.5,0.9" into b->load_point; each in (0, 2]. */
+static bool bench_parse_load_points(struct bench *b, const char *arg)
+{
+    b->load_points = 0;
+    const char *p = arg;
+    while (*p != '\0') {
+        char *end = NULL;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (errno != 0 || end == p || !(v > 0 && v <= 2) || b->load_points >= BENCH_LOAD_POINTS_MAX) {
+            return false;
+        }
+        b->load_point[b->load_points++] = v;
+        if (*end == ',') {
+            end++;
+        } else if (*end != '\0') {
+            return false;
+        }
+        p = end;
+    }
+    return b->load_points > 0;
+}
+
+/* The phases: one run, or the peak and then each load point. */
+static int bench_phases_run(struct bench *b, const char *handle_config)
+{
+    if (bench_handles_open(b, handle_config) != 0) {
+        return 2;
+    }
+    bench_run(b);
+    bench_lag_warn(b, b->load_points > 0 ? "peak" : "run");
+    int rc = bench_phase_collect(b, b->load_points > 0 ? "/peak" : NULL, 0);
+    bench_handles_close(b);
+    if (rc != 0 || b->load_points == 0) {
+        return rc;
+    }
+    double peak = b->phase[0].tput;
+    if (peak < 1) {
+        fprintf(stderr, "bftkv-bench: the peak phase completed no operations; no load points\n");
+        return 1;
+    }
+    for (uint32_t i = 0; i < b->load_points; i++) {
+        b->rate = b->load_point[i] * peak;
+        fprintf(stderr, "bftkv-bench: load point %g of the peak %.0f ops/s: open loop at %.0f ops/s\n",
+                b->load_point[i], peak, b->rate);
+        if (bench_handles_open(b, handle_config) != 0) {
+            return 2;
+        }
+        bench_run(b);
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "/load%g", b->load_point[i] * 100);
+        bench_lag_warn(b, suffix + 1);
+        rc = bench_phase_collect(b, suffix, b->load_point[i]);
+        bench_handles_close(b);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    b->rate = 0;
     return 0;
 }
 
@@ -413,10 +506,11 @@ static int bench_usage(const char *msg)
             "usage: bftkv-bench --config FILE [--duration S] [--warmup S] [--clients C] [--outstanding P]\n"
             "         [--threads T] [--rate R] [--keys K] [--key-size B] [--value-size B] [--read-ratio F]\n"
             "         [--readonly] [--zipf THETA] [--format table|json|csv] [--out FILE] [--history FILE]\n"
-            "         [--client-base ID] [--cluster-dir DIR] [--label TEXT]\n"
+            "         [--client-base ID] [--cluster-dir DIR] [--label TEXT] [--load-points F,F...]\n"
             "Closed loop unless --rate (open loop, ops/s). GETs are ordered unless --readonly (the read-only\n"
-            "fast path; a client-side setting). Handles use client ids client-base..client-base+T-1, stats\n"
-            "client-base+T. Exit 0 ok, 1 run failed, 2 usage/config.\n");
+            "fast path; a client-side setting). --load-points 0.5,0.9: the closed-loop peak, then an open loop\n"
+            "at each fraction of it, all reported (<name>/peak, <name>/load50, ...). Handles use client ids\n"
+            "client-base..client-base+T-1, stats client-base+T. Exit 0 ok, 1 run failed, 2 usage/config.\n");
     return 2;
 }
 
@@ -456,6 +550,7 @@ int main(int argc, char **argv)
         {"out", required_argument, 0, 'O'},         {"history", required_argument, 0, 'H'},
         {"client-base", required_argument, 0, 'b'}, {"cluster-dir", required_argument, 0, 'D'},
         {"label", required_argument, 0, 'L'},       {"help", no_argument, 0, 'h'},
+        {"load-points", required_argument, 0, 'p'},
         {0, 0, 0, 0}};
     int c;
     double v = 0;
@@ -539,6 +634,10 @@ int main(int argc, char **argv)
         case 'L':
             b->label = optarg;
             break;
+        case 'p':
+            ok = bench_parse_load_points(b, optarg);
+            bad = "--load-points: up to 8 fractions in (0, 2], comma-separated";
+            break;
         case 'h':
             bench_usage(NULL);
             return 0;
@@ -554,6 +653,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(b->format, "table") != 0 && strcmp(b->format, "json") != 0 && strcmp(b->format, "csv") != 0) {
         return bench_usage("--format: table, json or csv");
+    }
+    if (b->load_points > 0 && b->rate > 0) {
+        return bench_usage("--load-points measures the peak in a closed loop: no --rate");
     }
     if (b->threads == 0) {
         uint32_t total = b->clients * b->outstanding;
@@ -602,14 +704,13 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    rc = bench_handles_open(b, handle_config);
+    rc = bench_phases_run(b, handle_config);
     if (tmp_made) {
         unlink(tmp_config);
     }
-    if (rc != 0) {
+    if (rc == 2 && b->phases == 0) {
         return 2;
     }
-    bench_run(b);
-    rc = bench_report(b);
-    return rc == 0 ? 0 : 1;
+    int rrc = bench_report(b);
+    return rc == 0 && rrc == 0 ? 0 : 1;
 }

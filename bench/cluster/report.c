@@ -18,7 +18,6 @@
 #include "net/admin.h"
 #include "net/keys.h"
 
-#define BENCH_NAME_MAX 256
 
 int bench_context_load(struct bench *b)
 {
@@ -136,6 +135,11 @@ void bench_sample(struct bench *b, struct bench_sample *out)
             out->stats_ok = false;
             continue;
         }
+        if (i < BENCH_REPLICAS_MAX) {
+            out->answered[i] = true;
+            out->view[i] = bench_json_u64(json, "view");
+            out->last_executed[i] = bench_json_u64(json, "last_executed");
+        }
         out->dgram_rx += bench_json_u64(json, "datagrams_received");
         out->dgram_tx += bench_json_u64(json, "datagrams_sent");
         if (i == 0) {
@@ -145,19 +149,64 @@ void bench_sample(struct bench *b, struct bench_sample *out)
     }
 }
 
-struct bench_result {
-    char name[BENCH_NAME_MAX];
-    uint64_t ops, errors, timeouts, backlog;
-    double tput, mean_ns;
-    int64_t p50, p90, p99, p999, max;
-    double cpu_per_op_us, replica_cpu_per_op_us, bench_cpu_per_op_us; /* < 0: unknown */
-    double dgrams_per_op, replica_dgrams_per_op;                       /* < 0: unknown */
-    double avg_batch;
-};
+/* Batches a replica may trail the others by before it counts as lagging: two
+ * checkpoint intervals of the default configuration, or half the batches the
+ * group executed during the phase, since the replicas are asked one after the
+ * other while the load runs (and a silent one delays the next by a second). */
+#define BENCH_LAG_BATCHES 256u
+
+void bench_lag_warn(const struct bench *b, const char *phase)
+{
+    const struct bench_sample *s = &b->after;
+    uint32_t n = b->cfg->n < BENCH_REPLICAS_MAX ? b->cfg->n : BENCH_REPLICAS_MAX;
+    if (!b->admin_ok || n < 2) {
+        return;
+    }
+    uint64_t top = 0;
+    uint64_t view_votes = 0, view = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!s->answered[i]) {
+            continue;
+        }
+        top = s->last_executed[i] > top ? s->last_executed[i] : top;
+        uint64_t same = 0;
+        for (uint32_t j = 0; j < n; j++) {
+            same += s->answered[j] && s->view[j] == s->view[i];
+        }
+        if (same > view_votes) {
+            view_votes = same;
+            view = s->view[i];
+        }
+    }
+    uint64_t top_before = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        top_before = b->before.last_executed[i] > top_before ? b->before.last_executed[i] : top_before;
+    }
+    uint64_t slack = top > top_before ? (top - top_before) / 2 : 0;
+    slack = slack > BENCH_LAG_BATCHES ? slack : BENCH_LAG_BATCHES;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!s->answered[i]) {
+            fprintf(stderr, "bftkv-bench: %s: replica %u did not answer stats within 1 s (overloaded or down)\n",
+                    phase, i);
+        } else if (s->view[i] != view || s->last_executed[i] + slack < top) {
+            fprintf(stderr,
+                    "bftkv-bench: %s: replica %u lags: view %" PRIu64 " (others %" PRIu64 "), last executed %" PRIu64
+                    " (highest %" PRIu64 "); GETs it is to answer in full wait for the clients' retransmissions\n",
+                    phase, i, s->view[i], view, s->last_executed[i], top);
+        }
+    }
+}
 
 static void bench_result_fill(struct bench *b, struct hdr_histogram *all, struct bench_result *r)
 {
     memset(r, 0, sizeof *r);
+    r->all = all;
+    r->open = b->rate > 0;
+    r->rate = b->rate;
+    r->measured_s = b->measured_s;
+    r->retransmissions = b->retransmissions;
+    r->readonly_fallbacks = b->readonly_fallbacks;
+    r->bench_dgrams_tx = b->bench_dgrams_tx;
     for (uint32_t t = 0; t < b->threads; t++) {
         struct bench_handle *h = &b->handle[t];
         hdr_add(all, h->hist);
@@ -207,15 +256,19 @@ static void bench_result_fill(struct bench *b, struct hdr_histogram *all, struct
 static void bench_write_table(struct bench *b, const struct bench_result *r, FILE *fp)
 {
     fprintf(fp, "%s\n", r->name);
+    char offered[96] = "";
+    if (r->fraction > 0) {
+        snprintf(offered, sizeof offered, ", offered %.0f ops/s (%.0f%% of the peak)", r->rate, r->fraction * 100);
+    }
     fprintf(fp, "  %-22s %u replicas (f=%u), %u handles, %s loop%s\n", "cluster", b->cfg->n, b->cfg->f,
-            b->threads, b->rate > 0 ? "open" : "closed", b->rate > 0 ? "" : "");
-    fprintf(fp, "  %-22s %.0f ops/s (%" PRIu64 " ops in %.2f s)\n", "throughput", r->tput, r->ops, b->measured_s);
+            b->threads, r->open ? "open" : "closed", offered);
+    fprintf(fp, "  %-22s %.0f ops/s (%" PRIu64 " ops in %.2f s)\n", "throughput", r->tput, r->ops, r->measured_s);
     fprintf(fp, "  %-22s p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n", "latency (us)",
             (double)r->p50 / 1e3, (double)r->p90 / 1e3, (double)r->p99 / 1e3, (double)r->p999 / 1e3,
             (double)r->max / 1e3, r->mean_ns / 1e3);
     fprintf(fp, "  %-22s %" PRIu64 " (timeouts %" PRIu64 "); client retransmissions %" PRIu64
                 ", read-only fallbacks %" PRIu64 "\n",
-            "errors", r->errors, r->timeouts, b->retransmissions, b->readonly_fallbacks);
+            "errors", r->errors, r->timeouts, r->retransmissions, r->readonly_fallbacks);
     if (r->cpu_per_op_us >= 0) {
         fprintf(fp, "  %-22s %.2f (replicas %.2f, bench %.2f)\n", "cpu us/op", r->cpu_per_op_us,
                 r->replica_cpu_per_op_us, r->bench_cpu_per_op_us);
@@ -229,8 +282,9 @@ static void bench_write_table(struct bench *b, const struct bench_result *r, FIL
     }
 }
 
-static void bench_write_json(struct bench *b, const struct bench_result *r, const struct hdr_histogram *all, FILE *fp)
+static void bench_write_json_context(struct bench *b, FILE *fp)
 {
+    const struct bench_result *r = &b->phase[0];
     char date[64];
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
@@ -247,10 +301,23 @@ static void bench_write_json(struct bench *b, const struct bench_result *r, cons
     fprintf(fp,
             "    \"clients\": %u,\n    \"outstanding\": %u,\n    \"threads\": %u,\n    \"mode\": \"%s\",\n"
             "    \"rate\": %.0f,\n    \"keys\": %" PRIu64 ",\n    \"key_size\": %zu,\n    \"value_size\": %zu,\n"
-            "    \"read_ratio\": %.4f,\n    \"zipf\": %.3f,\n    \"duration_s\": %.3f,\n    \"warmup_s\": %.3f\n",
-            b->clients, b->outstanding, b->threads, b->rate > 0 ? "open" : "closed", b->rate, b->keys, b->key_size,
-            b->value_size, b->read_ratio, b->zipf, b->measured_s, b->warmup);
-    fprintf(fp, "  },\n  \"benchmarks\": [\n    {\n");
+            "    \"read_ratio\": %.4f,\n    \"zipf\": %.3f,\n    \"duration_s\": %.3f,\n    \"warmup_s\": %.3f",
+            b->clients, b->outstanding, b->threads, r->open ? "open" : "closed", r->rate, b->keys, b->key_size,
+            b->value_size, b->read_ratio, b->zipf, r->measured_s, b->warmup);
+    if (b->load_points > 0) { /* the peak's context; the points are entries of their own */
+        fprintf(fp, ",\n    \"load_points\": [");
+        for (uint32_t i = 0; i < b->load_points; i++) {
+            fprintf(fp, "%s%g", i ? ", " : "", b->load_point[i]);
+        }
+        fprintf(fp, "]");
+    }
+    fprintf(fp, "\n");
+    fprintf(fp, "  },\n  \"benchmarks\": [\n");
+}
+
+static void bench_write_json_entry(struct bench *b, const struct bench_result *r, bool last, FILE *fp)
+{
+    fprintf(fp, "    {\n");
     fprintf(fp, "      \"name\": \"%s\",\n      \"run_name\": \"%s\",\n      \"run_type\": \"iteration\",\n", r->name,
             r->name);
     fprintf(fp, "      \"repetitions\": 1,\n      \"repetition_index\": 0,\n      \"threads\": %u,\n", b->threads);
@@ -263,7 +330,11 @@ static void bench_write_json(struct bench *b, const struct bench_result *r, cons
             r->p50, r->p90, r->p99, r->p999, r->max);
     fprintf(fp, "      \"errors\": %" PRIu64 ",\n      \"timeouts\": %" PRIu64 ",\n", r->errors, r->timeouts);
     fprintf(fp, "      \"retransmissions\": %" PRIu64 ",\n      \"readonly_fallbacks\": %" PRIu64 ",\n",
-            b->retransmissions, b->readonly_fallbacks);
+            r->retransmissions, r->readonly_fallbacks);
+    if (b->load_points > 0) {
+        fprintf(fp, "      \"mode\": \"%s\",\n      \"offered_rate\": %.0f,\n      \"peak_fraction\": %g,\n",
+                r->open ? "open" : "closed", r->rate, r->fraction);
+    }
     if (r->cpu_per_op_us >= 0) {
         fprintf(fp, "      \"cpu_per_op_us\": %.3f,\n      \"replica_cpu_per_op_us\": %.3f,\n", r->cpu_per_op_us,
                 r->replica_cpu_per_op_us);
@@ -277,26 +348,40 @@ static void bench_write_json(struct bench *b, const struct bench_result *r, cons
     } else {
         fprintf(fp, "      \"datagrams_per_op\": null,\n      \"avg_batch\": null,\n");
     }
-    fprintf(fp, "      \"bench_datagrams_per_op\": %.3f,\n", r->ops > 0 ? (double)b->bench_dgrams_tx / (double)r->ops : 0.0);
+    fprintf(fp, "      \"bench_datagrams_per_op\": %.3f,\n",
+            r->ops > 0 ? (double)r->bench_dgrams_tx / (double)r->ops : 0.0);
     /* The latency distribution for CDF plots: [percentile, ns] pairs. */
     static const double pct[] = {0,  1,  5,  10, 20, 30,   40,   50,    60,    70,     75,  80,
                                  85, 90, 95, 97, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100};
     fprintf(fp, "      \"latency_percentiles_ns\": [");
     for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++) {
-        fprintf(fp, "%s[%g, %" PRId64 "]", i ? ", " : "", pct[i], hdr_value_at_percentile(all, pct[i]));
+        fprintf(fp, "%s[%g, %" PRId64 "]", i ? ", " : "", pct[i], hdr_value_at_percentile(r->all, pct[i]));
     }
-    fprintf(fp, "]\n    }\n  ]\n}\n");
+    fprintf(fp, "]\n    }%s\n", last ? "" : ",");
 }
 
-static void bench_write_csv(struct bench *b, const struct bench_result *r, FILE *fp)
+static void bench_write_json(struct bench *b, FILE *fp)
+{
+    bench_write_json_context(b, fp);
+    for (uint32_t i = 0; i < b->phases; i++) {
+        bench_write_json_entry(b, &b->phase[i], i + 1 == b->phases, fp);
+    }
+    fprintf(fp, "  ]\n}\n");
+}
+
+static void bench_write_csv_header(FILE *fp)
 {
     fprintf(fp, "name,N,f,clients,outstanding,threads,mode,key_size,value_size,read_ratio,ops,seconds,ops_per_s,"
                 "mean_ns,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,errors,cpu_per_op_us,replica_cpu_per_op_us,"
                 "bench_cpu_per_op_us,datagrams_per_op\n");
+}
+
+static void bench_write_csv(struct bench *b, const struct bench_result *r, FILE *fp)
+{
     fprintf(fp, "%s,%u,%u,%u,%u,%u,%s,%zu,%zu,%.4f,%" PRIu64 ",%.3f,%.1f,%.1f,%" PRId64 ",%" PRId64 ",%" PRId64
                 ",%" PRId64 ",%" PRId64 ",%" PRIu64 ",%.3f,%.3f,%.3f,%.3f\n",
-            r->name, b->cfg->n, b->cfg->f, b->clients, b->outstanding, b->threads, b->rate > 0 ? "open" : "closed",
-            b->key_size, b->value_size, b->read_ratio, r->ops, b->measured_s, r->tput, r->mean_ns, r->p50, r->p90,
+            r->name, b->cfg->n, b->cfg->f, b->clients, b->outstanding, b->threads, r->open ? "open" : "closed",
+            b->key_size, b->value_size, b->read_ratio, r->ops, r->measured_s, r->tput, r->mean_ns, r->p50, r->p90,
             r->p99, r->p999, r->max, r->errors, r->cpu_per_op_us, r->replica_cpu_per_op_us, r->bench_cpu_per_op_us,
             r->dgrams_per_op);
 }
@@ -333,40 +418,62 @@ static int bench_write_history(struct bench *b)
     return fclose(fp) == 0 ? 0 : 1;
 }
 
-int bench_report(struct bench *b)
+int bench_phase_collect(struct bench *b, const char *suffix, double fraction)
 {
+    if (b->phases >= BENCH_PHASES_MAX) {
+        return 1;
+    }
     struct hdr_histogram *all = NULL;
     if (hdr_init(1, 60000000000ll, 3, &all) != 0) {
         return 1;
     }
-    struct bench_result r;
-    bench_result_fill(b, all, &r);
+    struct bench_result *r = &b->phase[b->phases++];
+    bench_result_fill(b, all, r);
+    r->fraction = fraction;
+    if (suffix != NULL) {
+        size_t len = strlen(r->name);
+        snprintf(r->name + len, sizeof r->name - len, "%s", suffix);
+    }
+    return 0;
+}
+
+int bench_report(struct bench *b)
+{
     FILE *fp = stdout;
     if (b->out_path != NULL) {
         fp = fopen(b->out_path, "w");
         if (fp == NULL) {
             fprintf(stderr, "bftkv-bench: %s: cannot write\n", b->out_path);
-            hdr_destroy(all);
             return 1;
         }
     }
     if (strcmp(b->format, "json") == 0) {
-        bench_write_json(b, &r, all, fp);
+        bench_write_json(b, fp);
     } else if (strcmp(b->format, "csv") == 0) {
-        bench_write_csv(b, &r, fp);
+        bench_write_csv_header(fp);
+        for (uint32_t i = 0; i < b->phases; i++) {
+            bench_write_csv(b, &b->phase[i], fp);
+        }
     } else {
-        bench_write_table(b, &r, fp);
+        for (uint32_t i = 0; i < b->phases; i++) {
+            bench_write_table(b, &b->phase[i], fp);
+        }
     }
     int rc = 0;
     if (fp != stdout && fclose(fp) != 0) {
         rc = 1;
     }
-    if (fp != stdout) { /* the short table on the console too */
-        bench_write_table(b, &r, stderr);
+    bool no_ops = false;
+    for (uint32_t i = 0; i < b->phases; i++) {
+        if (fp != stdout) { /* the short table on the console too */
+            bench_write_table(b, &b->phase[i], stderr);
+        }
+        no_ops = no_ops || b->phase[i].ops == 0;
+        hdr_destroy(b->phase[i].all);
+        b->phase[i].all = NULL;
     }
     if (b->history_path != NULL && bench_write_history(b) != 0) {
         rc = 1;
     }
-    hdr_destroy(all);
-    return rc != 0 ? rc : (r.ops == 0 ? 1 : 0);
+    return rc != 0 ? rc : (no_ops || b->phases == 0 ? 1 : 0);
 }

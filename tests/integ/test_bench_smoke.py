@@ -2,7 +2,9 @@
 """integ_bench_smoke: bftkv-bench (issue 6) for 2 s against a 4-replica cluster;
 its JSON must parse and carry, in Google Benchmark's layout, a benchmark with
 throughput (items_per_second > 0), p50/p99 latencies, CPU and datagrams per
-operation, and no errors.
+operation, and no errors. Then --load-points 0.5: one entry for the closed-loop
+peak and one for the open loop at half of it, named <label>/peak and
+<label>/load50, the second offered half the first's throughput.
 """
 
 import json
@@ -35,6 +37,21 @@ def body():
     check(b["cpu_per_op_us"] is not None and b["cpu_per_op_us"] > 0, "cpu per op")
     check(b["datagrams_per_op"] is not None and b["datagrams_per_op"] > 0, "datagrams per op")
     check(b["errors"] == 0, f"{b['errors']} errors")
+
+    r = run([bench, "--config", c.conf, "--cluster-dir", c.dir, "--duration", "1", "--warmup", "0.3",
+             "--clients", "16", "--load-points", "0.5", "--label", "smoke", "--format", "json", "--out", out],
+            timeout=30)
+    check(r.returncode == 0, f"bftkv-bench --load-points exit {r.returncode}: {r.stderr.decode(errors='replace')}")
+    with open(out) as f:
+        d = json.load(f)
+    names = [b["name"] for b in d["benchmarks"]]
+    log(f"load points: {names}")
+    check(names == ["smoke/peak", "smoke/load50"], f"phase names {names}")
+    peak, half = d["benchmarks"]
+    check(peak["mode"] == "closed" and half["mode"] == "open", "phase modes")
+    check(abs(half["offered_rate"] - peak["items_per_second"] / 2) <= 1, "load point offered half the peak")
+    check(half["items_per_second"] > 0 and 0 < half["p50"] <= half["p99"], "load point measured")
+    check(d["context"]["load_points"] == [0.5], "context load_points")
     os.unlink(out)
     os.rmdir(os.path.dirname(out))
     c.stop()
