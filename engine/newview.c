@@ -333,8 +333,8 @@ static void pool_requeue(struct pbft_replica *r)
 {
     for (uint32_t i = replica_pool_next(r, UINT32_MAX); i != UINT32_MAX; i = replica_pool_next(r, i)) {
         const struct replica_pool_entry *e = &r->pool[i];
-        if (e->lane >= r->cfg.lanes)
-            continue;
+        if (e->lane >= r->cfg.lanes || e->done)
+            continue; /* done: executed here, kept for laggards only */
         uint64_t *seen = &r->seen_ts[(uint32_t)e->client * r->cfg.lanes + e->lane];
         if (e->timestamp <= *seen)
             continue;
@@ -400,6 +400,7 @@ static void view_install(struct pbft_replica *r, const struct replica_nv_result 
     r->nv_work = true;
     r->stats.view_changes++;
     replica_view_activate(r);
+    replica_preprepare_early_accept(r, out); /* PRE-PREPAREs that overtook the NEW-VIEW */
     if (replica_is_primary(r)) {
         /* New batches follow the choices (TOCS 2002 §4.4): what it assigned
          * above them in an earlier view committed nowhere, or it would have been

@@ -269,25 +269,65 @@ static void pp_accept(struct pbft_replica *r, struct replica_slot *s, struct pbf
     replica_prepared_check(r, s, out);
 }
 
-static bool ignore_preprepare(struct pbft_replica *r, const struct wire_msg *m)
+/* The checks a PRE-PREPARE in the window passes whatever the state of its view:
+ * its sender is the view's primary (not us), its sizes are within the
+ * configuration, and its authenticator has a valid MAC for us. */
+static bool pp_sender_ok(struct pbft_replica *r, const struct wire_msg *m)
 {
-    if (m->h.view != r->view || !r->view_active || m->h.seq <= r->low || m->h.seq > r->low + r->cfg.log_window) {
-        r->stats.dropped_stale++;
-        return true;
-    }
     if (m->h.sender != replica_primary_of(r, m->h.view) || m->h.sender == r->cfg.id) {
         replica_drop(r, WIRE_DROP_BAD_SENDER);
-        return true;
+        return false;
     }
     if (m->raw_len > r->pp_cap || m->u.batch.count > r->cfg.batch_max_requests
         || m->u.batch.entries_len > r->cfg.batch_max_bytes) {
         replica_drop(r, WIRE_DROP_BAD_LENGTH);
-        return true;
+        return false;
     }
     if (!auth_authenticator_check(r->auth, m)) {
         replica_drop(r, WIRE_DROP_BAD_AUTH);
+        return false;
+    }
+    return true;
+}
+
+/* A PRE-PREPARE of the view this replica is moving to, before the NEW-VIEW that
+ * starts it: the new primary multicasts the NEW-VIEW and then its PRE-PREPAREs
+ * (newview.c), and the network may deliver them in another order. Dropping them
+ * would leave the backup to wait for the primary's retransmissions (W slots per
+ * interval, backing off) while its request timer runs -- after a view change
+ * that re-proposes a whole window, long enough to time out the new view. So the
+ * slot keeps it, if it holds no batch or the same one (a NEW-VIEW chooses among
+ * the batches the slots hold, which must stay), and it is accepted like any
+ * other once the NEW-VIEW is (replica_preprepare_early_accept). */
+static void pp_early_keep(struct pbft_replica *r, const struct wire_msg *m)
+{
+    if (!pp_sender_ok(r, m))
+        return;
+    struct replica_slot *s = replica_slot_get(r, m->h.seq);
+    if (s->has_digest
+        || (s->pp_len > 0 && memcmp(s->pp_msg.u.batch.digest, m->u.batch.digest, BFTKV_DIGEST_SIZE) != 0)) {
+        r->stats.dropped_stale++;
+        return;
+    }
+    memcpy(s->pp, m->raw, m->raw_len);
+    s->pp_len = (uint32_t)m->raw_len;
+    slot_msg_set(s, m);
+    s->nv_early = true;
+}
+
+static bool ignore_preprepare(struct pbft_replica *r, const struct wire_msg *m)
+{
+    bool in_window = m->h.seq > r->low && m->h.seq <= r->low + r->cfg.log_window;
+    if (m->h.view == r->view && !r->view_active && in_window) {
+        pp_early_keep(r, m);
         return true;
     }
+    if (m->h.view != r->view || !r->view_active || !in_window) {
+        r->stats.dropped_stale++;
+        return true;
+    }
+    if (!pp_sender_ok(r, m))
+        return true;
     struct replica_slot *s = replica_slot_get(r, m->h.seq);
     if (s->has_digest) {
         /* One digest per (v, n): a different one is the primary equivocating. */
@@ -298,12 +338,11 @@ static bool ignore_preprepare(struct pbft_replica *r, const struct wire_msg *m)
     return false;
 }
 
-void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+/* A PRE-PREPARE for the current view that passed ignore_preprepare (or was
+ * kept early and authenticated then): m may be the slot's own copy. */
+static void pp_take(struct pbft_replica *r, struct replica_slot *s, const struct wire_msg *m, struct pbft_out *out)
 {
-    if (ignore_preprepare(r, m))
-        return;
     enum wire_drop why = WIRE_DROP_BAD_FIELD;
-    struct replica_slot *s = replica_slot_get(r, m->h.seq);
     enum pp_check res;
     if (s->nv_fixed) {
         /* The NEW-VIEW chose this seq's batch (TOCS 2002 §4.4): only that digest
@@ -326,9 +365,11 @@ void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m
      * another batch takes its own. */
     if (s->pool_refs && (s->pp_len == 0 || memcmp(s->pp_msg.u.batch.digest, m->u.batch.digest, BFTKV_DIGEST_SIZE) != 0))
         replica_slot_release(r, s);
-    memcpy(s->pp, m->raw, m->raw_len);
-    s->pp_len = (uint32_t)m->raw_len;
-    slot_msg_set(s, m);
+    if (m->raw != s->pp) {
+        memcpy(s->pp, m->raw, m->raw_len);
+        s->pp_len = (uint32_t)m->raw_len;
+        slot_msg_set(s, m);
+    }
     memcpy(s->digest, m->u.batch.digest, BFTKV_DIGEST_SIZE);
     s->view = m->h.view;
     s->count = m->u.batch.count;
@@ -344,6 +385,29 @@ void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m
         return;
     }
     pp_accept(r, s, out);
+}
+
+void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+{
+    if (ignore_preprepare(r, m))
+        return;
+    pp_take(r, replica_slot_get(r, m->h.seq), m, out);
+}
+
+void replica_preprepare_early_accept(struct pbft_replica *r, struct pbft_out *out)
+{
+    for (uint64_t seq = r->low + 1u; seq <= r->low + r->cfg.log_window; seq++) {
+        struct replica_slot *s = replica_slot_find(r, seq);
+        if (s == NULL || !s->nv_early)
+            continue;
+        s->nv_early = false;
+        /* Kept for this view (not one that timed out before its NEW-VIEW), and
+         * not superseded meanwhile. */
+        if (s->pp_len == 0 || s->pp_msg.h.view != r->view || s->has_digest || replica_is_primary(r))
+            continue;
+        struct wire_msg m = s->pp_msg;
+        pp_take(r, s, &m, out);
+    }
 }
 
 /* The stalled slots that may be accepted now: above last_executed (only those

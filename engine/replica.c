@@ -386,6 +386,7 @@ static void replica_tick(struct pbft_replica *r, struct pbft_out *out)
         replica_stalled_retry(r, out);
         r->stall_retry_ns = r->now_ns + stall_retry_interval(r);
     }
+    replica_request_fetch_tick(r, out); /* large requests stalled PRE-PREPAREs lack */
     replica_catchup_tick(r, out); /* retransmission, STATUS, state transfer */
     replica_viewchange_tick(r, out); /* request and NEW-VIEW timers */
     replica_progress(r, out);
@@ -407,6 +408,7 @@ void pbft_replica_step(struct pbft_replica *r, const struct pbft_event *ev, stru
     }
     if (!had_stall && r->stalled > 0)
         r->stall_retry_ns = r->now_ns + stall_retry_interval(r);
+    replica_request_fetch_arm(r);
     r->stats.last_executed = r->last_executed;
     r->stats.low_watermark = r->low;
 }
@@ -418,6 +420,7 @@ void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_ou
         r->now_ns = now_ns;
     r->resume_needed = false;
     replica_progress(r, out);
+    replica_request_fetch_arm(r);
     r->stats.last_executed = r->last_executed;
     r->stats.low_watermark = r->low;
 }
@@ -427,7 +430,9 @@ uint64_t pbft_replica_next_deadline(const struct pbft_replica *r)
     uint64_t d = r->stalled > 0 ? r->stall_retry_ns : UINT64_MAX;
     uint64_t cu = replica_catchup_deadline(r);
     uint64_t vc = replica_viewchange_deadline(r);
+    uint64_t rf = replica_request_fetch_deadline(r);
     d = cu < d ? cu : d;
+    d = rf < d ? rf : d;
     return vc < d ? vc : d;
 }
 

@@ -1,5 +1,5 @@
 /* The PBFT replica's internal state, shared by the files that implement it
- * (replica.c, replica_request.c, preprepare.c, prepare.c, commit.c, exec.c,
+ * (replica.c, replica_request.c, replica_fetch.c, preprepare.c, prepare.c, commit.c, exec.c,
  * checkpoint.c, out.c; catch-up: status.c, statetransfer.c,
  * statetransfer_serve.c, with catchup.h).
  * Nothing outside engine/ includes this header: the contract with the simulator
@@ -124,6 +124,8 @@ struct replica_slot {
                               primary asked for it (WIRE_NV_NEED) */
     bool pool_refs;        /* the stored PRE-PREPARE holds references to its large
                               requests in the pool (released by execution) */
+    bool nv_early;         /* pp holds a PRE-PREPARE of the view being moved to that
+                              came before its NEW-VIEW (preprepare.c) */
     struct replica_vc_pq vc_pe;
     struct replica_vc_pq vc_q[WIRE_VC_Q_PER_SEQ];
     uint8_t nv_digest[BFTKV_DIGEST_SIZE];
@@ -176,6 +178,9 @@ struct replica_pool_entry {
     bool live;
     bool keep;        /* named by a stalled PRE-PREPARE in the window: not evictable
                          (set only during an eviction, replica_stalled_keep) */
+    bool done;        /* unpinned and executed (the reply cache has its timestamp):
+                         on the done list, kept only to serve laggards (REQUEST
+                         fetch, relays) and evicted before any other entry */
 };
 
 /* A read-only request parked until execution passes its target (DESIGN §3). */
@@ -252,6 +257,7 @@ struct pbft_replica {
     uint32_t pool_cap;          /* descriptors */
     uint32_t pool_free;         /* free descriptors, chained by next */
     uint32_t pool_old, pool_new; /* unpinned live entries, oldest to newest */
+    uint32_t pool_done_old, pool_done_new; /* the done entries, oldest to newest */
     uint8_t *pool_buf;          /* pool_chunks * REPLICA_POOL_CHUNK bytes */
     uint32_t *pool_chunk_next;  /* per chunk: the next of its request, or of the free list */
     uint32_t pool_chunks;       /* C = w*B + Q + R (replica_pool_create) */
@@ -333,6 +339,13 @@ struct pbft_replica {
     struct replica_watch *watch;
     uint32_t watch_cap, watch_head, watch_count;
     uint64_t watch_exec;       /* last_executed when the watches were last trimmed */
+
+    /* Request fetch (replica_request.c; TOCS 2002 §4.2: a backup that lacks a
+     * request named by a PRE-PREPARE it holds asks a replica that has it). */
+    uint64_t rf_ns;            /* next round of REQUEST fetches (0: none due) */
+    uint64_t rf_seq;           /* the lowest stalled seq when the back-off began */
+    uint8_t rf_shift;          /* back-off: a round every R << rf_shift */
+    uint32_t rf_turn;          /* rounds so far: rotates the replica asked */
 };
 
 /* ---- replica.c ---------------------------------------------------------------- */
@@ -385,10 +398,23 @@ bool replica_pool_relay(struct pbft_replica *r, struct pbft_out *out);
  * room): for the primary's retransmission of an uncommitted PRE-PREPARE. */
 bool replica_pool_relay_slot(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out);
 
+/* ---- replica_fetch.c: REQUEST-FETCH ----------------------------------------------
+ * A stalled backup asks replicas that should hold them for the
+ * large requests its stalled PRE-PREPAREs lack (on the tick, backing off), and
+ * any replica serves one from its pool (a FETCH with part WIRE_PART_REQUEST). */
+void replica_request_fetch_tick(struct pbft_replica *r, struct pbft_out *out);
+/* After every step: start the fetch timer when a stall began, stop it when none is left. */
+void replica_request_fetch_arm(struct pbft_replica *r);
+uint64_t replica_request_fetch_deadline(const struct pbft_replica *r);
+void replica_request_fetch_serve(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+
 /* ---- preprepare.c (TOCS 2002 §4.2) --------------------------------------------- */
 void replica_batch_try(struct pbft_replica *r, struct pbft_out *out);
 void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 void replica_stalled_retry(struct pbft_replica *r, struct pbft_out *out);
+/* On entering a view by its NEW-VIEW: accept the PRE-PREPAREs of that view that
+ * came before it (kept in their slots, nv_early). */
+void replica_preprepare_early_accept(struct pbft_replica *r, struct pbft_out *out);
 /* Every entry of a decoded PRE-PREPARE names a configured lane, a timestamp
  * above 0 and an allowed client (what execution relies on). */
 bool replica_preprepare_fields_ok(const struct pbft_replica *r, const struct wire_msg *pp);

@@ -177,6 +177,8 @@ bool replica_pool_create(struct pbft_replica *r)
     r->pool_free = 0;
     r->pool_old = POOL_NONE;
     r->pool_new = POOL_NONE;
+    r->pool_done_old = POOL_NONE;
+    r->pool_done_new = POOL_NONE;
     return true;
 }
 
@@ -242,33 +244,39 @@ static void pool_index_remove(struct pbft_replica *r, uint32_t idx)
     r->pool_index[i] = 0;
 }
 
-/* The unpinned list: live entries with no reference, in the order they became
- * unpinned (arrival, or the release of their last reference). */
+/* The unpinned lists: live entries with no reference, each in the order they
+ * became unpinned (arrival, or the release of their last reference). Entries
+ * whose request executed here (e->done) go on the done list, the others on the
+ * unpinned list proper; both count in pool_chunks_unpinned. */
 static void unpinned_push(struct pbft_replica *r, uint32_t idx)
 {
     struct replica_pool_entry *e = &r->pool[idx];
+    uint32_t *oldest = e->done ? &r->pool_done_old : &r->pool_old;
+    uint32_t *newest = e->done ? &r->pool_done_new : &r->pool_new;
     e->stored_ns = r->now_ns;
-    e->prev = r->pool_new;
+    e->prev = *newest;
     e->next = POOL_NONE;
-    if (r->pool_new != POOL_NONE)
-        r->pool[r->pool_new].next = idx;
+    if (*newest != POOL_NONE)
+        r->pool[*newest].next = idx;
     else
-        r->pool_old = idx;
-    r->pool_new = idx;
+        *oldest = idx;
+    *newest = idx;
     r->pool_chunks_unpinned += pool_chunks_of(e->len);
 }
 
 static void unpinned_unlink(struct pbft_replica *r, uint32_t idx)
 {
     struct replica_pool_entry *e = &r->pool[idx];
+    uint32_t *oldest = e->done ? &r->pool_done_old : &r->pool_old;
+    uint32_t *newest = e->done ? &r->pool_done_new : &r->pool_new;
     if (e->prev != POOL_NONE)
         r->pool[e->prev].next = e->next;
     else
-        r->pool_old = e->next;
+        *oldest = e->next;
     if (e->next != POOL_NONE)
         r->pool[e->next].prev = e->prev;
     else
-        r->pool_new = e->prev;
+        *newest = e->prev;
     uint32_t c = pool_chunks_of(e->len);
     BFTKV_ASSERT(r->pool_chunks_unpinned >= c);
     r->pool_chunks_unpinned -= c;
@@ -305,16 +313,26 @@ static void pool_kill(struct pbft_replica *r, uint32_t idx)
     pool_check(r);
 }
 
-/* Make room for `need` chunks by evicting unpinned requests oldest first: any
- * of them when `wanted`, else only those unpinned for longer than the request
- * timeout; never one that a stalled PRE-PREPARE inside the window names (it
- * waits for the rest of its batch). False when the rules leave too little. */
+/* Make room for `need` chunks: first drop executed requests (the done list,
+ * oldest first: they only serve laggards, and a laggard that finds none fetches
+ * the state of a checkpoint instead), then evict unpinned requests oldest
+ * first: any of them when `wanted`, else only those unpinned for longer than
+ * the request timeout; never one that a stalled PRE-PREPARE inside the window
+ * names (it waits for the rest of its batch). False when the rules leave too
+ * little. */
 static bool pool_evict(struct pbft_replica *r, uint32_t need, bool wanted)
 {
     uint32_t old = r->pool_old;
-    if (!wanted && (old == POOL_NONE || r->now_ns - r->pool[old].stored_ns < r->cfg.request_timeout_ns))
+    if (!wanted && r->pool_done_old == POOL_NONE
+        && (old == POOL_NONE || r->now_ns - r->pool[old].stored_ns < r->cfg.request_timeout_ns))
         return false; /* nothing old enough: spare the scan of the stalled slots */
     uint32_t kept = r->stalled > 0 ? replica_stalled_keep(r, true) : 0;
+    for (uint32_t i = r->pool_done_old; i != POOL_NONE && r->pool_chunks_free < need;) {
+        uint32_t next = r->pool[i].next;
+        if (!r->pool[i].keep)
+            pool_kill(r, i);
+        i = next;
+    }
     for (uint32_t i = r->pool_old; i != POOL_NONE && r->pool_chunks_free < need;) {
         struct replica_pool_entry *e = &r->pool[i];
         uint32_t next = e->next;
@@ -360,6 +378,7 @@ static uint32_t pool_store(struct pbft_replica *r, const struct wire_msg *m, con
     e->refs = 0;
     e->live = true;
     e->keep = false;
+    e->done = false;
     e->chunk = r->pool_chunk_free;
     uint32_t k = e->chunk, last = e->chunk;
     for (uint32_t done = 0; done < len; done += REPLICA_POOL_CHUNK) {
@@ -420,18 +439,18 @@ static void pool_pin(struct pbft_replica *r, uint32_t idx)
         unpinned_unlink(r, idx);
 }
 
-/* The last reference gone: an executed request is dropped (its reply is in the
- * reply cache from then on); one that did not execute (its PRE-PREPARE was
- * discarded by a view change or a state transfer) becomes evictable. */
+/* The last reference gone: an executed request goes to the done list (its
+ * reply is in the reply cache from then on; it stays only for replicas that
+ * lack it, below); one that did not execute (its PRE-PREPARE was discarded by a
+ * view change or a state transfer) becomes evictable. */
 static void pool_unpin(struct pbft_replica *r, uint32_t idx)
 {
     struct replica_pool_entry *e = &r->pool[idx];
     BFTKV_ASSERT(idx < r->pool_cap && e->live && e->refs > 0);
     if (--e->refs > 0)
         return;
+    e->done = replica_rc_lookup(r, e->client, e->lane)->timestamp >= e->timestamp;
     unpinned_push(r, idx);
-    if (replica_rc_lookup(r, e->client, e->lane)->timestamp >= e->timestamp)
-        pool_kill(r, idx);
     pool_check(r);
 }
 
@@ -722,11 +741,12 @@ static void backup_handle(struct pbft_replica *r, const struct wire_msg *m, uint
     if (request_is_large(m)) {
         /* The client sent it to every replica; keep it for the PRE-PREPARE that
          * will name it by digest, and retry PRE-PREPAREs that wait for it. */
-        replica_request_watch(r, m); /* TOCS 2002 §4.5.2: a request we wait for */
         uint8_t digest[BFTKV_DIGEST_SIZE];
         wire_request_digest(digest, m);
-        if (replica_pool_find(r, digest) != POOL_NONE)
+        if (replica_pool_find(r, digest) != POOL_NONE) {
+            replica_request_watch(r, m); /* TOCS 2002 §4.5.2: a request we wait for */
             return;
+        }
         /* A request a stalled PRE-PREPARE waits for always gets room (see the
          * invariant at replica_pool_create). */
         uint32_t idx = pool_store(r, m, digest, false);
@@ -736,6 +756,7 @@ static void backup_handle(struct pbft_replica *r, const struct wire_msg *m, uint
             r->stats.dropped_full++;
             return;
         }
+        replica_request_watch(r, m);
         if (r->stalled > 0)
             replica_stalled_retry(r, out);
         return;

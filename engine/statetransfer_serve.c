@@ -186,6 +186,10 @@ void replica_fetch_receive(struct pbft_replica *r, const struct wire_msg *m, str
 {
     if (ignore_fetch(r, m))
         return;
+    if (m->u.fetch.pos.part == WIRE_PART_REQUEST) {
+        replica_request_fetch_serve(r, m, out); /* a large request, not state */
+        return;
+    }
     const struct wire_fetch *f = &m->u.fetch;
     const struct replica_snap *s = snap_find(r, m->h.seq, f->digest);
     struct wire_state st;

@@ -62,6 +62,11 @@
  *                STORE walks the server's snapshot shard by shard (cursor:
  *                store_snapshot_shard_encode's), part RCACHE the reply cache
  *                (shard 0, cursor: entry index).
+ *                Part REQUEST (a REQUEST-FETCH, not a state position): header
+ *                seq = the seq of the batch that names the request, digest = its
+ *                request digest (wire_request_digest), count 1, shard 0, cursor
+ *                0. Asks for a large request by digest; the answer is the
+ *                REQUEST itself, as its client sent it (replica_request.c).
  *   STATE        header seq = n.
  *                state digest[32] | kind u8 | from_part u8 | next_part u8 | flags u8 |
  *                shards u32 | from_shard u32 | next_shard u32 | from_cursor u64 |
@@ -223,6 +228,7 @@ enum wire_state_part {
     WIRE_PART_STORE = 1,  /* store records, shard by shard */
     WIRE_PART_RCACHE = 2, /* reply-cache entries */
     WIRE_PART_END = 3,    /* next position after the last chunk */
+    WIRE_PART_REQUEST = 4, /* FETCH only: a large request by digest (not a position) */
 };
 
 /* Why a message was dropped by the decoder. X-macro so the stats command can print
@@ -446,6 +452,10 @@ size_t wire_encode_status(uint8_t *buf, size_t cap, uint16_t group, uint16_t sen
 size_t wire_encode_fetch(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n, uint64_t view,
                          uint64_t seq, const uint8_t digest[32], const struct wire_state_pos *pos, uint8_t count,
                          size_t *auth_off);
+/* FETCH part REQUEST: the large request with request digest `digest`, named by
+ * the batch at seq (> 0). */
+size_t wire_encode_request_fetch(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n,
+                                 uint64_t view, uint64_t seq, const uint8_t digest[32], size_t *auth_off);
 /* STATE: st->data (st->data_len bytes) may already sit in place at
  * buf + WIRE_HEADER_SIZE + WIRE_STATE_FIXED (then nothing is moved);
  * wire_state_data_at() says where that is. */

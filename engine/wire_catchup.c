@@ -114,6 +114,8 @@ static enum wire_drop fetch_decode(struct wire_msg *m)
     f->pos.cursor = le64_load(b + FE_OFF_CURSOR);
     if (f->count == 0 || f->count > WIRE_FETCH_CHUNKS_MAX || le16_load(b + FE_OFF_PAD2) != 0 || m->h.seq == 0)
         return WIRE_DROP_BAD_FIELD;
+    if (f->pos.part == WIRE_PART_REQUEST) /* a REQUEST-FETCH: one request, no position */
+        return f->count == 1 && f->pos.shard == 0 && f->pos.cursor == 0 ? DECODE_OK : WIRE_DROP_BAD_FIELD;
     if (!pos_data_valid(&f->pos, BFTKV_STORE_SHARDS_MAX))
         return WIRE_DROP_BAD_FIELD;
     return DECODE_OK;
@@ -337,6 +339,23 @@ size_t wire_encode_fetch(uint8_t *buf, size_t cap, uint16_t group, uint16_t send
     le16_store(b + FE_OFF_PAD2, 0);
     le32_store(b + FE_OFF_SHARD, pos->shard);
     le64_store(b + FE_OFF_CURSOR, pos->cursor);
+    return len;
+}
+
+size_t wire_encode_request_fetch(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n,
+                                 uint64_t view, uint64_t seq, const uint8_t digest[32], size_t *auth_off)
+{
+    BFTKV_ASSERT(seq > 0);
+    size_t len = frame(buf, cap, WIRE_FETCH, group, sender, n, view, seq, WIRE_FETCH_BODY, auth_off);
+    if (len == 0)
+        return 0;
+    uint8_t *b = buf + WIRE_HEADER_SIZE;
+    memcpy(b + FE_OFF_DIGEST, digest, BFTKV_DIGEST_SIZE);
+    b[FE_OFF_PART] = WIRE_PART_REQUEST;
+    b[FE_OFF_COUNT] = 1;
+    le16_store(b + FE_OFF_PAD2, 0);
+    le32_store(b + FE_OFF_SHARD, 0);
+    le64_store(b + FE_OFF_CURSOR, 0);
     return len;
 }
 

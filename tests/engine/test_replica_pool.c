@@ -143,6 +143,18 @@ static void pool_idle(uint16_t i)
     assert_int_equal(r->pool_chunks_free + r->pool_chunks_unpinned, r->pool_chunks);
 }
 
+/* Chunks of the executed requests replica i keeps for laggards (the done list). */
+static uint32_t done_chunks(uint16_t i)
+{
+    const struct pbft_replica *r = C.r[i];
+    uint32_t c = 0;
+    for (uint32_t e = r->pool_done_old; e != UINT32_MAX; e = r->pool[e].next) {
+        assert_true(r->pool[e].live && r->pool[e].done && r->pool[e].refs == 0);
+        c += replica_pool_entry_chunks(r, e);
+    }
+    return c;
+}
+
 /* A filter that drops COMMITs to one replica and keeps them for later. */
 struct held {
     uint16_t victim;
@@ -229,20 +241,21 @@ static void test_pool_batch_budget(void **state)
         assert_int_equal(st(i)->pool_relayed, 0);
         execs_agree(0, i);
         pool_idle(i);
-        /* Executed requests leave the pool. */
-        assert_int_equal(C.r[i]->pool_chunks_free, C.r[i]->pool_chunks);
+        /* Executed requests stay, on the done list only (for laggards). */
+        assert_int_equal(C.r[i]->pool_chunks_free + done_chunks(i), C.r[i]->pool_chunks);
+        assert_int_equal(done_chunks(i), 9u * REQUEST_CHUNKS);
     }
 }
 
 /* ---- Eviction, relay and the pinned head --------------------------------------------- */
 
 /* Requests that only replica 1 gets (a faulty client's, or ones the primary
- * refused), from clients *next on, until the pool has no room for one more;
- * returns how many. */
+ * refused), from clients *next on, until the pool has no room for one more
+ * (executed requests, kept for laggards, make room first); returns how many. */
 static uint16_t fill_unpinned(uint16_t *next)
 {
     uint16_t k = 0;
-    while (C.r[1]->pool_chunks_free >= REQUEST_CHUNKS) {
+    while (C.r[1]->pool_chunks_free >= REQUEST_CHUNKS || C.r[1]->pool_done_old != UINT32_MAX) {
         big_send((*next)++, 1, 1);
         rh_run(&C);
         k++;
@@ -306,8 +319,10 @@ static void test_pool_pinned_oldest_never_blocks(void **state)
         execs_agree(0, i);
         pool_idle(i);
     }
-    /* The never-ordered requests but one remain, evictable. */
-    assert_int_equal(r1->pool_chunks_unpinned, (uint32_t)(junk - 1u) * REQUEST_CHUNKS);
+    /* The never-ordered requests but one remain, evictable, and the two
+     * executed ones stay on the done list. */
+    assert_int_equal(done_chunks(1), 2u * REQUEST_CHUNKS);
+    assert_int_equal(r1->pool_chunks_unpinned, (uint32_t)(junk + 1u) * REQUEST_CHUNKS);
 
     /* Fill up again; the next arrival nobody waits for is refused while the
      * others are younger than T, and evicts the oldest of them (client 2's)
@@ -505,9 +520,10 @@ static void test_pool_keeps_stalled_batch(void **state)
     uint32_t x = big_index(1, 1, 1);
     assert_true(x != UINT32_MAX);
     assert_int_equal(r1->pool[x].refs, 0);
-    /* Requests that nothing names fill the pool behind X, the oldest. */
+    /* Requests that nothing names fill the pool behind X, the oldest (P,
+     * executed, makes room first). */
     uint16_t junk = 3;
-    while (r1->pool_chunks_free >= REQUEST_CHUNKS) {
+    while (r1->pool_chunks_free >= REQUEST_CHUNKS || r1->pool_done_old != UINT32_MAX) {
         big_send(junk++, 1, 1);
         rh_run(&C);
     }

@@ -183,6 +183,51 @@ static void test_preprepare_roundtrip(void **state)
                      0);
 }
 
+/* REQUEST-FETCH (a FETCH with part REQUEST, engine/wire.h): round trip, and
+ * each field a state FETCH would use must be zero (count 1), else BAD_FIELD;
+ * seq 0 and a short body are dropped too. */
+static void test_request_fetch_roundtrip(void **state)
+{
+    (void)state;
+    uint8_t d[32];
+    for (int i = 0; i < 32; i++)
+        d[i] = (uint8_t)(0xc0 + i);
+    size_t auth_off = 0;
+    size_t n = wire_encode_request_fetch(g_buf, BUF_CAP, GROUP, 2, NREP, 9, 77, d, &auth_off);
+    assert_int_equal(n, WIRE_HEADER_SIZE + WIRE_FETCH_BODY + NREP * 16);
+    assert_int_equal(auth_off, WIRE_HEADER_SIZE + WIRE_FETCH_BODY);
+    struct wire_msg m;
+    expect_ok(g_buf, n, &m);
+    assert_int_equal(m.h.type, WIRE_FETCH);
+    assert_int_equal(m.h.sender, 2);
+    assert_int_equal(m.h.view, 9);
+    assert_int_equal(m.h.seq, 77);
+    assert_int_equal(m.u.fetch.pos.part, WIRE_PART_REQUEST);
+    assert_int_equal(m.u.fetch.count, 1);
+    assert_int_equal(m.u.fetch.pos.shard, 0);
+    assert_int_equal(m.u.fetch.pos.cursor, 0);
+    assert_memory_equal(m.u.fetch.digest, d, 32);
+    assert_int_equal(wire_encode_request_fetch(g_buf, n - 1, GROUP, 2, NREP, 9, 77, d, NULL), 0);
+
+    /* Body: digest[32] | part | count | pad u16 | shard u32 | cursor u64. */
+    const size_t body = WIRE_HEADER_SIZE;
+    const size_t offs[] = {body + 33, body + 34, body + 36, body + 40};
+    for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+        n = wire_encode_request_fetch(g_buf, BUF_CAP, GROUP, 2, NREP, 9, 77, d, NULL);
+        g_buf[offs[i]] = 2; /* count 2, a pad bit, shard 2, cursor 2 */
+        expect_drop(g_buf, n, WIRE_DROP_BAD_FIELD);
+    }
+    n = wire_encode_request_fetch(g_buf, BUF_CAP, GROUP, 2, NREP, 9, 77, d, NULL);
+    memset(g_buf + 16, 0, 8); /* header seq 0 */
+    expect_drop(g_buf, n, WIRE_DROP_BAD_FIELD);
+    n = wire_encode_request_fetch(g_buf, BUF_CAP, GROUP, 2, NREP, 9, 77, d, NULL);
+    g_buf[32 + 32] = WIRE_PART_REQUEST + 1u; /* no such part */
+    expect_drop(g_buf, n, WIRE_DROP_BAD_FIELD);
+    n = wire_encode_request_fetch(g_buf, BUF_CAP, GROUP, 2, NREP, 9, 77, d, NULL);
+    g_buf[24] = (uint8_t)(WIRE_FETCH_BODY - 1u); /* body_len */
+    expect_drop(g_buf, n - 1u, WIRE_DROP_BAD_LENGTH);
+}
+
 static void test_null_batch(void **state)
 {
     (void)state;
@@ -485,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_drop_request_fields),
         cmocka_unit_test(test_drop_reply_fields),
         cmocka_unit_test(test_drop_preprepare),
+        cmocka_unit_test(test_request_fetch_roundtrip),
         cmocka_unit_test(test_datagram_three),
         cmocka_unit_test(test_corruption_never_crashes),
     };

@@ -148,6 +148,14 @@ static void accepted_check(const struct wire_msg *m, const uint8_t *buf, size_t 
         }
         break;
     }
+    case WIRE_FETCH: /* a state FETCH, or a REQUEST-FETCH (part REQUEST) */
+        FUZZ_CHECK(m->h.body_len == WIRE_FETCH_BODY && m->h.seq > 0 && inside(m->u.fetch.digest, 32, buf, consumed));
+        FUZZ_CHECK(m->u.fetch.count >= 1 && m->u.fetch.count <= WIRE_FETCH_CHUNKS_MAX);
+        if (m->u.fetch.pos.part == WIRE_PART_REQUEST)
+            FUZZ_CHECK(m->u.fetch.count == 1 && m->u.fetch.pos.shard == 0 && m->u.fetch.pos.cursor == 0);
+        else
+            FUZZ_CHECK(m->u.fetch.pos.part == WIRE_PART_STORE || m->u.fetch.pos.part == WIRE_PART_RCACHE);
+        break;
     default:
         FUZZ_CHECK(m->h.type == WIRE_PREPARE || m->h.type == WIRE_COMMIT || m->h.type == WIRE_CHECKPOINT);
         FUZZ_CHECK(m->h.body_len == 32);
@@ -328,6 +336,10 @@ static void seeds_build(void)
     s = seed_new();
     s->len = wire_encode_new_view(s->bytes, SEED_CAP, FUZZ_GROUP, 3, 3, 256, d, ids, (const uint8_t(*)[32])vd, 3,
                                   (const uint8_t(*)[32])ch, xf, 2, NULL);
+
+    /* REQUEST-FETCH: a large request by digest (FETCH, part REQUEST). */
+    s = seed_new();
+    s->len = wire_encode_request_fetch(s->bytes, SEED_CAP, FUZZ_GROUP, 1, FUZZ_N, 2, 10, d, NULL);
 
     /* A datagram of several messages. */
     s = seed_new();

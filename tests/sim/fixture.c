@@ -12,12 +12,14 @@
 
 #define FIXTURE_RULES_MAX 64u
 #define FIXTURE_DONE_RING 64u
+#define FIXTURE_TYPES 16u /* message types counted (wire types are below) */
 
 struct fixture_rule {
     uint32_t type;
     uint32_t from;
     uint32_t to;
     uint32_t remaining;
+    uint32_t pass; /* matching messages still let through before the rule acts */
     bool duplicate;
 };
 
@@ -44,6 +46,7 @@ struct fixture {
     bool silent[BFTKV_REPLICAS_MAX];
     uint64_t dropped;
     uint64_t duplicated;
+    uint64_t sent[FIXTURE_TYPES][BFTKV_REPLICAS_MAX]; /* per type and sending replica */
     struct fixture_replica_log *rlog;
     struct fixture_client_log *clog;
 };
@@ -125,10 +128,16 @@ static enum cluster_net_verdict net_filter(void *arg, uint32_t from, uint32_t to
         return CLUSTER_NET_DROP;
     }
     uint32_t type = len > 3 ? msg[3] : 0;
+    if (type < FIXTURE_TYPES && from < fx->cfg.n)
+        fx->sent[type][from]++;
     for (uint32_t i = 0; i < fx->nrules; i++) {
         struct fixture_rule *r = &fx->rules[i];
         if (!rule_matches(r, type, from, to))
             continue;
+        if (r->pass > 0) {
+            r->pass--;
+            return CLUSTER_NET_PASS;
+        }
         if (r->remaining != FIXTURE_FOREVER)
             r->remaining--;
         if (r->duplicate) {
@@ -296,6 +305,12 @@ static void add_rule(struct fixture *fx, uint32_t type, uint32_t from, uint32_t 
         (struct fixture_rule){.type = type, .from = from, .to = to, .remaining = count, .duplicate = dup};
 }
 
+void fixture_drop_after(struct fixture *fx, uint32_t type, uint32_t from, uint32_t to, uint32_t pass)
+{
+    add_rule(fx, type, from, to, FIXTURE_FOREVER, false);
+    fx->rules[fx->nrules - 1u].pass = pass;
+}
+
 void fixture_drop(struct fixture *fx, uint32_t type, uint32_t from, uint32_t to, uint32_t count)
 {
     add_rule(fx, type, from, to, count, false);
@@ -369,4 +384,10 @@ bool fixture_do(struct fixture *fx, uint16_t client, uint8_t op, const char *key
     if (fixture_submit(fx, client, op, key, value) < 0)
         return false;
     return fixture_run_until_complete(fx, client, max_steps, res);
+}
+
+uint64_t fixture_sent(const struct fixture *fx, uint32_t type, uint16_t replica)
+{
+    BFTKV_ASSERT(type < FIXTURE_TYPES && replica < fx->cfg.n);
+    return fx->sent[type][replica];
 }

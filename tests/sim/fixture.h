@@ -85,10 +85,17 @@ uint64_t fixture_checkpoints(const struct fixture *fx, uint16_t replica, uint64_
 void fixture_drop(struct fixture *fx, uint32_t type, uint32_t from, uint32_t to, uint32_t count);
 void fixture_drop_next(struct fixture *fx, uint32_t type, uint32_t from, uint32_t to);
 void fixture_duplicate_next(struct fixture *fx, uint32_t type, uint32_t from, uint32_t to);
+/* Let the next `pass` messages matching (type, from, to) through, then drop
+ * every later one. */
+void fixture_drop_after(struct fixture *fx, uint32_t type, uint32_t from, uint32_t to, uint32_t pass);
 void fixture_clear_rules(struct fixture *fx);
 /* Messages dropped / duplicated by the rules so far. */
 uint64_t fixture_dropped(const struct fixture *fx);
 uint64_t fixture_duplicated(const struct fixture *fx);
+
+/* Messages of a wire type a replica sent so far (counted before the rules and
+ * silencing apply). */
+uint64_t fixture_sent(const struct fixture *fx, uint32_t type, uint16_t replica);
 
 /* Hold every message sent to replica for duration_ns from now. */
 void fixture_delay_replica(struct fixture *fx, uint16_t replica, uint64_t duration_ns);

@@ -350,6 +350,61 @@ static void test_lost_request_retransmitted(void **state)
     fixture_destroy(fx);
 }
 
+/* Issue 4: a backup that lacks a large request of a batch the others commit --
+ * the client's copy and the relays before execution lost, and it sends no
+ * STATUS -- stalls on the PRE-PREPARE; the client has its replies and sends
+ * nothing more. The backup fetches the request by digest (FETCH, part REQUEST)
+ * from a replica that voted for the batch, which still holds it on its done
+ * list though it executed it, and executes the batch like the others. */
+static void test_stalled_backup_fetches_large_request(void **state)
+{
+    (void)state;
+    struct fixture *fx = make(4, 1, 1, NULL);
+    fixture_drop(fx, WIRE_REQUEST, fixture_client_node(fx, 0), 3, FIXTURE_FOREVER);
+    for (uint32_t r = 0; r < 3; r++)
+        fixture_drop_next(fx, WIRE_REQUEST, r, 3); /* the relay before execution */
+    fixture_drop(fx, WIRE_STATUS, 3, FIXTURE_ANY, FIXTURE_FOREVER);
+    static char big[2001];
+    memset(big, 'v', sizeof big - 1u); /* header + body above BFTKV_INLINE_REQUEST_MAX */
+    put_ok(fx, 0, "big", big);
+    assert_true(fixture_step_until_executed(fx, 3, 1, STEPS));
+    assert_same_batches(fx, 4, 1, -1);
+    assert_true(fixture_sent(fx, WIRE_FETCH, 3) >= 1);
+    static char got[sizeof big];
+    for (uint16_t r = 0; r < 4; r++) {
+        size_t vlen = 0;
+        assert_int_equal(store_get(cluster_store(fixture_cluster(fx), r), "big", 3, got, sizeof got, &vlen), 0);
+        assert_int_equal(vlen, sizeof big - 1u);
+        assert_memory_equal(got, big, vlen);
+    }
+    fixture_destroy(fx);
+}
+
+/* A PRE-PREPARE of a new view that reaches a backup before the NEW-VIEW (here:
+ * the first NEW-VIEW to replica 3 is lost, it gets the primary's answer to its
+ * VIEW-CHANGE retransmission later) is kept and accepted on entering the view;
+ * the primary's retransmissions of it never arrive, so without the kept copy
+ * replica 3 could not prepare and, with replica 0 silent, nothing commits. */
+static void test_preprepare_before_new_view_kept(void **state)
+{
+    (void)state;
+    struct fixture *fx = make(4, 1, 1, NULL);
+    put_ok(fx, 0, "a", "1");
+    fixture_silence(fx, 0, true);
+    fixture_drop_next(fx, WIRE_NEW_VIEW, 1, 3);
+    /* The new primary's first two PRE-PREPAREs (seq 1 re-proposed: no stable
+     * checkpoint yet; seq 2, "b") reach replica 3; none after them. */
+    fixture_drop_after(fx, WIRE_PREPREPARE, 1, 3, 2);
+    put_ok(fx, 0, "b", "2");
+    assert_true(fixture_step_until_executed(fx, 3, 2, STEPS));
+    assert_same_batches(fx, 4, 2, 0);
+    for (uint16_t r = 1; r < 4; r++)
+        assert_store_has(fx, r, "b", "2");
+    for (uint16_t r = 1; r < 4; r++) /* no second view change was needed */
+        assert_int_equal(pbft_replica_view(cluster_replica(fixture_cluster(fx), r)), 1);
+    fixture_destroy(fx);
+}
+
 static void pipelined(struct fixture_config *cfg)
 {
     cfg->lanes = 8;
@@ -397,6 +452,8 @@ int main(void)
         cmocka_unit_test(test_readonly_get_with_silent_backup),
         cmocka_unit_test(test_duplicate_request_executed_once),
         cmocka_unit_test(test_lost_request_retransmitted),
+        cmocka_unit_test(test_stalled_backup_fetches_large_request),
+        cmocka_unit_test(test_preprepare_before_new_view_kept),
         cmocka_unit_test(test_batches_grow_under_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
