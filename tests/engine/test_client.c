@@ -281,6 +281,51 @@ static void test_needs_verified_full_result(void **state)
     pbft_client_destroy(c);
 }
 
+/* f+1 digest-only replies settle the result, but the replica chosen to send it in
+ * full is silent: the client asks everyone for it at once, not after the timeout,
+ * and only once. */
+static void test_agreed_digest_asks_full_at_once(void **state)
+{
+    (void)state;
+    struct pbft_client_config cfg = cfg_default();
+    struct pbft_client *c = client_new(&cfg);
+    struct pbft_completion done[4];
+
+    int lane = submit(c, WIRE_OP_GET, "k", NULL);
+    assert_true(lane >= 0);
+    uint64_t ts = out_request(0).h.seq;
+    uint64_t deadline = pbft_client_next_deadline(c);
+    pbft_out_reset(&out);
+
+    struct reply_spec s = spec(1, (uint16_t)lane, ts, "value-A", false);
+    assert_int_equal(reply_deliver(c, &s, 1, done, 4), 0);
+    assert_int_equal(out.nmsgs, 0); /* one digest settles nothing */
+    s.replica = 2;
+    assert_int_equal(reply_deliver(c, &s, 2, done, 4), 0);
+    assert_int_equal(out.nmsgs, 1);
+    assert_int_equal(out.msgs[0].dest_kind, PBFT_DEST_ALL_REPLICAS);
+    struct wire_msg m = out_request(0);
+    assert_int_equal(m.h.seq, ts); /* the same request, same timestamp */
+    assert_int_equal(m.u.request.rflags, WIRE_REQ_FULL_ALL);
+    assert_int_equal(pbft_client_stats(c)->full_result_requests, 1);
+    assert_int_equal(pbft_client_stats(c)->retransmissions, 0);
+    assert_int_equal(pbft_client_next_deadline(c), deadline); /* the timer keeps running */
+
+    /* A third matching digest does not ask again. */
+    s.replica = 0;
+    assert_int_equal(reply_deliver(c, &s, 3, done, 4), 0);
+    assert_int_equal(out.nmsgs, 1);
+    assert_int_equal(pbft_client_stats(c)->full_result_requests, 1);
+
+    /* The full result, sent in answer, completes it. */
+    s.replica = 3;
+    s.full = true;
+    assert_int_equal(reply_deliver(c, &s, 4, done, 4), 1);
+    assert_int_equal(done[0].vlen, 7);
+    assert_memory_equal(done[0].value, "value-A", 7);
+    pbft_client_destroy(c);
+}
+
 static void test_mismatching_digest_and_bad_mac(void **state)
 {
     (void)state;
@@ -336,7 +381,9 @@ static void test_displaced_result_recovers_by_retransmission(void **state)
     assert_int_equal(reply_deliver(c, &lie, 1, done, 4), 0);
     s.replica = 2;
     s.full = false;
+    pbft_out_reset(&out);
     assert_int_equal(reply_deliver(c, &s, 1, done, 4), 0); /* "good" agreed, bytes not kept */
+    assert_int_equal(out_request(0).u.request.rflags, WIRE_REQ_FULL_ALL); /* asked at once */
     pbft_out_reset(&out);
     assert_int_equal(tick(c, TIMEOUT_NS, done, 4), 0);
     assert_int_equal(out_request(0).u.request.rflags, WIRE_REQ_FULL_ALL);
@@ -770,6 +817,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accept_at_f_plus_one),
         cmocka_unit_test(test_needs_verified_full_result),
+        cmocka_unit_test(test_agreed_digest_asks_full_at_once),
         cmocka_unit_test(test_mismatching_digest_and_bad_mac),
         cmocka_unit_test(test_displaced_result_recovers_by_retransmission),
         cmocka_unit_test(test_bug_accepts_f_replies),
