@@ -35,7 +35,9 @@ extern "C" {
     X(RANGE,           -16, "value out of range")                                  \
     X(AGAIN,           -17, "resource temporarily unavailable, try again")         \
     X(UNSUPPORTED,     -18, "not supported here: kernel feature missing or off")   \
-    X(CANCELLED,       -19, "operation cancelled: the client handle was closed")
+    X(CANCELLED,       -19, "operation cancelled: the client handle was closed")  \
+    X(NO_STATE,        -20, "the group refuses to serve: fewer than a quorum of replicas hold its state") \
+    X(SESSION_BUSY,    -21, "every session (lane) of this client identity is in use")
 
 enum bftkv_error {
 #define BFTKV_ERROR_ENUM(name, value, msg) BFTKV_E_##name = (value),
