@@ -66,6 +66,9 @@ struct replica_catchup {
     uint32_t served[BFTKV_REPLICAS_MAX];    /* ... and the chunks sent in it */
     uint64_t peer_view[BFTKV_REPLICAS_MAX]; /* per peer: view of its last STATUS */
     bool peer_view_known[BFTKV_REPLICAS_MAX];
+    uint64_t peer_low[BFTKV_REPLICAS_MAX];   /* per peer: h of its last STATUS ... */
+    bool peer_holds[BFTKV_REPLICAS_MAX];     /* ... which said it holds state */
+    uint64_t unsure_answer_ns[BFTKV_REPLICAS_MAX]; /* next STATUS to an unsure peer */
     /* Snapshots of own checkpoints in [h', h+L], h' the stable checkpoint
      * before h: a ring of L/K + 2 (slot of seq = seq / K mod count). */
     struct replica_snap *snaps;
@@ -95,6 +98,7 @@ struct replica_xfer {
     uint64_t deadline_ns;         /* chunk timeout, or the wait before the next FETCH */
     uint64_t give_up_ns;          /* the current server's whole-transfer budget ends */
     uint32_t budget_shift;        /* that budget is 100 R << budget_shift */
+    uint32_t failures;            /* fetched states that failed a check, in a row */
     bool waiting;                 /* no FETCH outstanding: send one at deadline_ns */
     struct store *staging;        /* store_create_like(r->store) */
     struct replica_rc_entry *rc;  /* staging reply cache, rc_entries entries */

@@ -85,16 +85,22 @@ void replica_checkpoint_take(struct pbft_replica *r, uint64_t seq, struct pbft_o
     replica_rc_digest(r, parts + BFTKV_DIGEST_SIZE);
     wire_digest(digest, parts, sizeof parts);
 
+    struct replica_ckpt *c = ckpt_get(r, seq);
+    c->own_taken = true;
+    memcpy(c->own_digest, digest, BFTKV_DIGEST_SIZE);
+    if (!replica_votes(r)) {
+        /* Unsure of its state: it signs nothing, and the checkpoint becomes
+         * stable here only on q CHECKPOINTs of others. */
+        replica_snapshot_take(r, seq, digest);
+        ckpt_stable_check(r, c);
+        return;
+    }
     uint8_t msg[WIRE_HEADER_SIZE + BFTKV_DIGEST_SIZE + WIRE_SIG_SIZE];
     size_t auth_off = 0;
     size_t len = wire_encode_digest_msg(msg, sizeof msg, WIRE_CHECKPOINT, r->cfg.group, r->cfg.id, r->cfg.n,
                                         r->view, seq, digest, &auth_off);
     BFTKV_ASSERT(len == r->ckpt_msg_len);
     auth_sign(r->auth, msg, len, auth_off);
-
-    struct replica_ckpt *c = ckpt_get(r, seq);
-    c->own_taken = true;
-    memcpy(c->own_digest, digest, BFTKV_DIGEST_SIZE);
     ckpt_record(r, c, r->cfg.id, digest, msg, len);
     if (r->cfg.n > 1 && !pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, msg, len))
         r->stats.dropped_full++;

@@ -24,6 +24,8 @@
  */
 #include <string.h>
 
+#include <sodium.h>
+
 #include "bftkv/errors.h"
 #include "common/assert.h"
 #include "engine/replica_internal.h"
@@ -191,7 +193,7 @@ static void exec_request(struct pbft_replica *r, const struct wire_msg *m, struc
     if (e->cached && rlen > 0)
         memcpy(e->result, result, rlen);
     result_digest(r, e->digest, e->status, result != NULL ? result : e->result, rlen);
-    r->rc_dirty[((uint32_t)rq->client * r->cfg.lanes + rq->lane) / REPLICA_RC_BLOCK] = 1;
+    r->rc_dirty[rq->client] = 1;
     r->stats.requests_executed++;
 
     bool full = full_replier(r, rq->client, rq->lane, rq->timestamp, rq->rflags);
@@ -259,6 +261,23 @@ bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out)
         }
         exec_finish(r, s, out);
     }
+}
+
+/* An unsure replica's answer to every request: it holds no certified state to
+ * read from or to order with. The client sees BFTKV_E_NO_STATE only when f+1
+ * replicas say it (engine/client.c). */
+void replica_reply_no_state(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+{
+    const struct wire_request *rq = &m->u.request;
+    if (!room_for(out, reply_bound(false, rq->op))) {
+        r->stats.dropped_full++; /* the client retransmits */
+        return;
+    }
+    uint8_t digest[BFTKV_DIGEST_SIZE];
+    result_digest(r, digest, BFTKV_E_NO_STATE, NULL, 0);
+    uint8_t rflags = (rq->rflags & WIRE_REQ_READONLY) ? WIRE_REPLY_READONLY : 0;
+    reply_send(r, rq, BFTKV_E_NO_STATE, rflags, digest, NULL, 0, out);
+    r->stats.requests_refused_no_state++;
 }
 
 /* ---- Read-only path -------------------------------------------------------------- */
@@ -332,26 +351,41 @@ static void put_le(uint8_t *p, uint64_t v, unsigned bytes)
 }
 
 /* Checkpoints must agree on the reply cache too (TOCS 2002 §4.3: the state
- * includes the last reply per client). Rehash only the blocks written since the
- * last checkpoint, then hash the block hashes: O(changes + clients * lanes / 64). */
+ * includes the last reply per client). The digest covers exactly the entries
+ * ever written, each named by its (client, lane), and nothing of this replica's
+ * configuration: replicas whose allow-lists or lane counts differ (a rolling
+ * change of the config, docs/operations.md) hash the same state alike. A block
+ * is one client's lanes; only blocks written since the last checkpoint are
+ * rehashed, then the used blocks' hashes are hashed with their client ids:
+ * O(changes + clients). */
 void replica_rc_digest(struct pbft_replica *r, uint8_t out[BFTKV_DIGEST_SIZE])
 {
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, BFTKV_DIGEST_SIZE);
     for (uint32_t b = 0; b < r->rc_blocks; b++) {
-        if (!r->rc_dirty[b])
-            continue;
-        uint32_t first = b * REPLICA_RC_BLOCK;
-        uint32_t last = first + REPLICA_RC_BLOCK < r->rc_entries ? first + REPLICA_RC_BLOCK : r->rc_entries;
-        uint8_t *p = r->rc_scratch;
-        for (uint32_t i = first; i < last; i++) {
-            const struct replica_rc_entry *e = &r->rc[i];
-            put_le(p, e->timestamp, 8);
-            put_le(p + 8, (uint16_t)e->status, 2);
-            put_le(p + 10, e->result_len, 4);
-            memcpy(p + 14, e->digest, BFTKV_DIGEST_SIZE);
-            p += REPLICA_RC_ENTRY_WIRE;
+        if (r->rc_dirty[b]) {
+            uint8_t *p = r->rc_scratch;
+            for (uint32_t lane = 0; lane < r->cfg.lanes; lane++) {
+                const struct replica_rc_entry *e = &r->rc[b * r->cfg.lanes + lane];
+                if (e->timestamp == 0)
+                    continue;
+                put_le(p, lane, 2);
+                put_le(p + 2, e->timestamp, 8);
+                put_le(p + 10, (uint16_t)e->status, 2);
+                put_le(p + 12, e->result_len, 4);
+                memcpy(p + 16, e->digest, BFTKV_DIGEST_SIZE);
+                p += REPLICA_RC_ENTRY_WIRE;
+            }
+            r->rc_used[b] = p != r->rc_scratch;
+            wire_digest(r->rc_block_hash[b], r->rc_scratch, (size_t)(p - r->rc_scratch));
+            r->rc_dirty[b] = 0;
         }
-        wire_digest(r->rc_block_hash[b], r->rc_scratch, (size_t)(p - r->rc_scratch));
-        r->rc_dirty[b] = 0;
+        if (!r->rc_used[b])
+            continue;
+        uint8_t id[2];
+        put_le(id, b, 2);
+        crypto_generichash_update(&st, id, sizeof id);
+        crypto_generichash_update(&st, r->rc_block_hash[b], BFTKV_DIGEST_SIZE);
     }
-    wire_digest(out, r->rc_block_hash, (size_t)r->rc_blocks * BFTKV_DIGEST_SIZE);
+    crypto_generichash_final(&st, out, BFTKV_DIGEST_SIZE);
 }

@@ -416,7 +416,8 @@ static void view_install(struct pbft_replica *r, const struct replica_nv_result 
 
 void replica_newview_try(struct pbft_replica *r, struct pbft_out *out)
 {
-    if (r->view_active || replica_primary_of(r, r->view) != r->cfg.id || r->nv_state == REPLICA_NV_DONE)
+    if (r->view_active || replica_primary_of(r, r->view) != r->cfg.id || r->nv_state == REPLICA_NV_DONE
+        || !replica_votes(r))
         return;
     uint16_t ids[BFTKV_REPLICAS_MAX];
     uint8_t digests[BFTKV_REPLICAS_MAX][BFTKV_DIGEST_SIZE];

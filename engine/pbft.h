@@ -162,6 +162,17 @@ struct pbft_replica_stats {
     uint64_t state_transfers;       /* fetched states installed */
     uint64_t state_transfer_bad_digest; /* fetched states whose digest did not match */
     uint64_t state_transfer_restarts;   /* transfers restarted: another server or target */
+    uint64_t state_transfer_bad_chunks; /* chunks no correct server sends (a liar's) */
+    uint64_t state_transfer_unknown_client; /* fetched states naming a client our config lacks */
+    uint64_t state_transfer_failure;    /* enum pbft_xfer_failure of the last failed
+                                           transfer (0: none yet) ... */
+    uint64_t state_transfer_failure_seq;    /* ... the checkpoint it fetched ... */
+    uint64_t state_transfer_failure_server; /* ... and the replica that served it */
+    uint64_t holds_state;           /* 1: this replica's state is certified (it
+                                       founded the group, or a restarted one
+                                       installed state f+1 peers holding state
+                                       vouch for); 0: it takes no part in ordering */
+    uint64_t requests_refused_no_state; /* requests answered BFTKV_E_NO_STATE */
     uint64_t state_chunks_received;
     uint64_t state_chunks_served;
     uint64_t state_fetch_timeouts;
@@ -179,6 +190,15 @@ struct pbft_replica_stats {
                                        executed here (or another checkpoint digest):
                                        a safety violation, counted, never asserted */
 };
+
+/* Why a state transfer failed (pbft_replica_stats.state_transfer_failure). */
+enum pbft_xfer_failure {
+    PBFT_XFER_OK = 0,
+    PBFT_XFER_BAD_DIGEST = 1,     /* the fetched state does not hash to what q replicas signed */
+    PBFT_XFER_BAD_CHUNK = 2,      /* the server sent a chunk no correct server sends */
+    PBFT_XFER_UNKNOWN_CLIENT = 3, /* the state holds replies of a client our config lacks */
+};
+const char *pbft_xfer_failure_name(uint64_t failure);
 
 struct pbft_replica;
 

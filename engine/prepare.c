@@ -60,7 +60,12 @@ void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, stru
     s->prepared = true;
     if (s->seq > r->max_prepared)
         r->max_prepared = s->seq;
-    /* Prepared: multicast COMMIT(v, n, D, i) and count our own (TOCS 2002 §4.2). */
+    /* Prepared: multicast COMMIT(v, n, D, i) and count our own (TOCS 2002 §4.2);
+     * a replica without certified state counts only the others' commits. */
+    if (!replica_votes(r)) {
+        replica_committed_check(r, s);
+        return;
+    }
     s->sent_commit = true;
     replica_vote_send(r, WIRE_COMMIT, s->seq, s->digest, out);
     uint64_t bit = 1ull << r->cfg.id;

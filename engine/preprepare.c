@@ -123,7 +123,7 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
 
 void replica_batch_try(struct pbft_replica *r, struct pbft_out *out)
 {
-    if (!replica_is_primary(r) || !r->view_active)
+    if (!replica_is_primary(r) || !r->view_active || !replica_votes(r))
         return;
     /* The trim drops requests a view change left behind that executed since
      * (or that a chosen batch holds): batch_cut starts with a live one. */
@@ -256,13 +256,18 @@ static void pp_accept(struct pbft_replica *r, struct replica_slot *s, struct pbf
     }
     s->pool_refs = s->pool_refs || ref;
     s->has_pp = true;
-    s->sent_prepare = true;
-    replica_vote_send(r, WIRE_PREPARE, s->seq, s->digest, out);
-    /* Our own PREPARE counts towards prepared (TOCS 2002 §4.2). */
-    uint64_t bit = 1ull << r->cfg.id;
-    if ((s->prep_bits & bit) == 0) {
-        s->prep_bits |= bit;
-        memcpy(s->prep_digest[r->cfg.id], s->digest, BFTKV_DIGEST_SIZE);
+    /* A backup multicasts PREPARE and counts its own (TOCS 2002 §4.2); the
+     * primary taking back its own relayed PRE-PREPARE sends none (the
+     * PRE-PREPARE is its vote), and a replica without certified state votes
+     * not at all (replica_votes). */
+    if (!replica_is_primary(r) && replica_votes(r)) {
+        s->sent_prepare = true;
+        replica_vote_send(r, WIRE_PREPARE, s->seq, s->digest, out);
+        uint64_t bit = 1ull << r->cfg.id;
+        if ((s->prep_bits & bit) == 0) {
+            s->prep_bits |= bit;
+            memcpy(s->prep_digest[r->cfg.id], s->digest, BFTKV_DIGEST_SIZE);
+        }
     }
     replica_prepare_recount(r, s);
     replica_commit_recount(r, s);
@@ -274,10 +279,14 @@ static void pp_accept(struct pbft_replica *r, struct replica_slot *s, struct pbf
  * configuration, and its authenticator has a valid MAC for us. */
 static bool pp_sender_ok(struct pbft_replica *r, const struct wire_msg *m)
 {
-    if (m->h.sender != replica_primary_of(r, m->h.view) || m->h.sender == r->cfg.id) {
+    if (m->h.sender != replica_primary_of(r, m->h.view)) {
         replica_drop(r, WIRE_DROP_BAD_SENDER);
         return false;
     }
+    /* Our own PRE-PREPARE can come back only relayed by a peer (status.c): we
+     * were this view's primary, restarted, and lost the batches we proposed.
+     * Its MAC for us is under the key only we hold, so it is ours; taking it
+     * back is how a restarted primary catches up on an idle group. */
     if (m->raw_len > r->pp_cap || m->u.batch.count > r->cfg.batch_max_requests
         || m->u.batch.entries_len > r->cfg.batch_max_bytes) {
         replica_drop(r, WIRE_DROP_BAD_LENGTH);

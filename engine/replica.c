@@ -175,15 +175,16 @@ int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth
 
     /* Reply cache and seen timestamps: one entry of each per (client, lane),
      * clients * lanes * (112 + 8) bytes (4,096 clients with one lane: 480 KiB);
-     * block hashes: one per REPLICA_RC_BLOCK entries. */
+     * block hashes: one per client id (exec.c, replica_rc_digest). */
     r->rc_entries = (uint32_t)cfg->clients * cfg->lanes;
-    r->rc_blocks = (r->rc_entries + REPLICA_RC_BLOCK - 1u) / REPLICA_RC_BLOCK;
+    r->rc_blocks = cfg->clients;
     r->rc = ok ? calloc(r->rc_entries, sizeof *r->rc) : NULL;
     r->seen_ts = ok ? calloc(r->rc_entries, sizeof *r->seen_ts) : NULL;
     r->rc_dirty = ok ? malloc(r->rc_blocks) : NULL;
+    r->rc_used = ok ? calloc(r->rc_blocks, 1) : NULL;
     r->rc_block_hash = ok ? calloc(r->rc_blocks, BFTKV_DIGEST_SIZE) : NULL;
-    r->rc_scratch = ok ? malloc(REPLICA_RC_BLOCK * REPLICA_RC_ENTRY_WIRE) : NULL;
-    ok = ok && r->rc && r->seen_ts && r->rc_dirty && r->rc_block_hash && r->rc_scratch;
+    r->rc_scratch = ok ? malloc((size_t)cfg->lanes * REPLICA_RC_ENTRY_WIRE) : NULL;
+    ok = ok && r->rc && r->seen_ts && r->rc_dirty && r->rc_used && r->rc_block_hash && r->rc_scratch;
     if (ok)
         memset(r->rc_dirty, 1, r->rc_blocks);
 
@@ -262,6 +263,7 @@ void pbft_replica_destroy(struct pbft_replica *r)
     free(r->rc);
     free(r->seen_ts);
     free(r->rc_dirty);
+    free(r->rc_used);
     free(r->rc_block_hash);
     free(r->rc_scratch);
     free(r->pend);

@@ -28,14 +28,12 @@
 #define REPLICA_RESERVE_BYTES (8u * (WIRE_HEADER_SIZE + BFTKV_DIGEST_SIZE + BFTKV_AUTHENTICATOR_MAX))
 #define REPLICA_RESERVE_MSGS 16u
 
-/* Reply-cache entries hashed together into one block hash (DESIGN §3: the state
- * digest costs O(changes)): a checkpoint rehashes only the dirty blocks. */
-#define REPLICA_RC_BLOCK 64u
 /* A result up to this size is kept in the reply cache; a larger one (a big GET)
  * keeps only its digest and is re-read on retransmission (exec.c). */
 #define REPLICA_RC_RESULT_MAX 64u
-/* The serialised form of one reply-cache entry inside a block hash. */
-#define REPLICA_RC_ENTRY_WIRE (8u + 2u + 4u + BFTKV_DIGEST_SIZE)
+/* The serialised form of one reply-cache entry inside its client's block hash:
+ * lane, timestamp, status, result length, result digest. */
+#define REPLICA_RC_ENTRY_WIRE (2u + 8u + 2u + 4u + BFTKV_DIGEST_SIZE)
 
 /* Statuses whose empty-result digest is cached (bftkv error codes are small). */
 #define REPLICA_EMPTY_DIGESTS 32u
@@ -235,10 +233,11 @@ struct pbft_replica {
     /* Reply cache: clients * lanes entries, block hashes for the digest. */
     struct replica_rc_entry *rc;
     uint32_t rc_entries;
-    uint32_t rc_blocks;
+    uint32_t rc_blocks;                       /* one per client id (exec.c) */
     uint8_t *rc_dirty;                        /* rc_blocks flags */
+    uint8_t *rc_used;                         /* rc_blocks flags: some lane executed */
     uint8_t (*rc_block_hash)[BFTKV_DIGEST_SIZE];
-    uint8_t *rc_scratch;                      /* REPLICA_RC_BLOCK * ENTRY_WIRE */
+    uint8_t *rc_scratch;                      /* lanes * REPLICA_RC_ENTRY_WIRE */
 
     /* Highest timestamp per (client, lane) queued or ordered here: the primary's
      * dedupe of retransmissions, a backup's "already ordered, don't forward". */
@@ -307,6 +306,8 @@ struct pbft_replica {
 
     /* View change (viewchange.c, newview.c; TOCS 2002 §4.4-§4.5). */
     bool view_active;          /* in the normal case of `view`; false: moving to it */
+    bool unsure;               /* restarted with empty memory and not yet vouched
+                                  for: takes no part in ordering (status.c) */
     uint64_t vc_timeout_ns;    /* the current timeout: T, doubled per failed view
                                   change, halved (down to T) once a new view
                                   executes */
@@ -351,6 +352,19 @@ struct pbft_replica {
 /* ---- replica.c ---------------------------------------------------------------- */
 uint16_t replica_primary_of(const struct pbft_replica *r, uint64_t view);
 bool replica_is_primary(const struct pbft_replica *r);
+/* Does this replica vote? Not while it is unsure of its state: a replica
+ * restarted with empty memory sends no PRE-PREPARE, PREPARE, COMMIT,
+ * CHECKPOINT, VIEW-CHANGE or NEW-VIEW until f+1 replicas holding state vouch
+ * for what it holds (status.c, docs/design.md "Restarts"). */
+static inline bool replica_votes(const struct pbft_replica *r)
+{
+    return !r->unsure;
+}
+/* A peer's STATUS said it holds state (or not), with its stable checkpoint:
+ * the unsure replica becomes sure once f+1 such peers are at or below it. */
+void replica_sure_check(struct pbft_replica *r);
+/* Answer a request with BFTKV_E_NO_STATE (an unsure replica; exec.c). */
+void replica_reply_no_state(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 /* The slot for seq (h < seq <= h + L), reset when it held an older seq. */
 struct replica_slot *replica_slot_get(struct pbft_replica *r, uint64_t seq);
 /* The slot of seq if it holds seq, else NULL. */

@@ -780,6 +780,10 @@ void replica_request_receive(struct pbft_replica *r, const struct wire_msg *m, s
         return;
     const struct wire_request *rq = &m->u.request;
     r->stats.requests_received++;
+    if (!replica_votes(r)) {
+        replica_reply_no_state(r, m, out); /* it neither executes nor reads */
+        return;
+    }
     if (rq->rflags & WIRE_REQ_READONLY) {
         replica_readonly_receive(r, m, out);
         return;

@@ -59,6 +59,8 @@ bool replica_catchup_create(struct pbft_replica *r)
      * is at 0, and its peers answer with their stable checkpoint's proof), after
      * one heartbeat interval otherwise. */
     r->cu.heartbeat_ns = r->cfg.restarted ? 0 : CATCHUP_HEARTBEAT_INTERVALS * r->cfg.retransmit_ns;
+    r->unsure = r->cfg.restarted;
+    r->stats.holds_state = r->unsure ? 0u : 1u;
     if (r->cfg.restarted) {
         /* Before the crash it may have assigned seqs in its view as primary; the
          * same seqs with other batches would be equivocation. It proposes nothing
@@ -209,7 +211,51 @@ static void xfer_next_server(struct pbft_replica *r, struct pbft_out *out)
         x->deadline_ns = r->now_ns + 2u * r->cfg.retransmit_ns;
         return;
     }
-    fetch_send(r, out);
+    if (out != NULL) {
+        fetch_send(r, out);
+    } else {
+        x->waiting = true;
+        x->deadline_ns = r->now_ns;
+    }
+}
+
+/* The current server's state failed a check: record why (the server runtime
+ * logs it), and try the next server -- at once the first time, then after an
+ * interval that doubles with each further failure in a row (up to 32 R), so a
+ * state that keeps failing (a configuration that differs from the group's, a
+ * liar) costs a fetch now and then, never a loop at message speed. */
+static void xfer_failed(struct pbft_replica *r, enum pbft_xfer_failure why, struct pbft_out *out)
+{
+    struct replica_xfer *x = &r->xfer;
+    r->stats.state_transfer_failure = why;
+    r->stats.state_transfer_failure_seq = x->target.seq;
+    r->stats.state_transfer_failure_server = x->server;
+    uint32_t shift = x->failures < CATCHUP_BACKOFF_SHIFT_MAX ? x->failures : CATCHUP_BACKOFF_SHIFT_MAX;
+    x->failures++;
+    if (shift == 0) {
+        xfer_next_server(r, out);
+        return;
+    }
+    xfer_next_server(r, NULL);
+    x->waiting = true;
+    x->deadline_ns = r->now_ns + (r->cfg.retransmit_ns << shift);
+}
+
+const char *pbft_xfer_failure_name(uint64_t failure)
+{
+    switch (failure) {
+    case PBFT_XFER_OK:
+        return "none";
+    case PBFT_XFER_BAD_DIGEST:
+        return "the fetched state does not match the digest q replicas signed";
+    case PBFT_XFER_BAD_CHUNK:
+        return "the server sent a malformed chunk";
+    case PBFT_XFER_UNKNOWN_CLIENT:
+        return "the state holds replies of a client this replica's config lacks (is its config older than the "
+               "group's?)";
+    default:
+        return "unknown";
+    }
 }
 
 void replica_statetransfer_start(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE])
@@ -363,11 +409,14 @@ static void install(struct pbft_replica *r, const uint8_t actual[BFTKV_DIGEST_SI
     r->cu.progress_le = n;
     r->cu.progress_ns = r->now_ns;
     replica_checkpoint_adopt(r, n, x->target.digest, x->target.proof, x->target.bits);
+    if (r->unsure)
+        replica_sure_check(r);
     replica_snapshot_take(r, n, x->target.digest); /* and serve it in turn */
     if (r->on_checkpoint != NULL)
         r->on_checkpoint(r->hook_arg, r->cfg.id, n, actual);
     r->stats.state_transfers++;
     x->budget_shift = 0;
+    x->failures = 0;
     xfer_stop(r); /* clears the old state, now in staging */
     if (x->cand.seq <= n)
         x->cand.seq = 0;
@@ -399,7 +448,7 @@ static void xfer_finish(struct pbft_replica *r, struct pbft_out *out)
             x->rc = r->rc;
             r->rc = t;
             memset(r->rc_dirty, 1, r->rc_blocks);
-            xfer_next_server(r, out);
+            xfer_failed(r, PBFT_XFER_BAD_DIGEST, out);
             return;
         }
     }
@@ -434,10 +483,11 @@ static bool state_expected(const struct pbft_replica *r, const struct wire_msg *
 
 /* Restore one chunk into the staging state; false if the server sent what no
  * correct server would (then it is dropped as a liar). */
-static bool chunk_apply(struct pbft_replica *r, const struct wire_state *st, bool *retry)
+static bool chunk_apply(struct pbft_replica *r, const struct wire_state *st, bool *retry, bool *unknown)
 {
     struct replica_xfer *x = &r->xfer;
     *retry = false;
+    *unknown = false;
     if (x->shards != 0 && st->shards != x->shards)
         return false;
     if (st->from.part == WIRE_PART_STORE) {
@@ -451,12 +501,14 @@ static bool chunk_apply(struct pbft_replica *r, const struct wire_state *st, boo
     uint32_t off = 0;
     struct wire_rc_entry e;
     while (wire_rc_entry_next(st, &off, &e)) {
-        if (e.index >= r->rc_entries)
-            return false; /* another client configuration than ours */
+        if ((e.key >> 16) >= r->cfg.clients || (e.key & 0xffffu) >= r->cfg.lanes) {
+            *unknown = true; /* a client (or lane) our configuration lacks */
+            return false;
+        }
     }
     off = 0;
     while (wire_rc_entry_next(st, &off, &e)) {
-        struct replica_rc_entry *d = &x->rc[e.index];
+        struct replica_rc_entry *d = &x->rc[(e.key >> 16) * r->cfg.lanes + (e.key & 0xffffu)];
         d->timestamp = e.timestamp;
         d->status = e.status;
         d->op = e.op;
@@ -473,10 +525,16 @@ static void chunk_receive(struct pbft_replica *r, const struct wire_msg *m, stru
 {
     struct replica_xfer *x = &r->xfer;
     const struct wire_state *st = &m->u.state;
-    bool retry = false;
-    if (!chunk_apply(r, st, &retry)) {
-        replica_drop(r, WIRE_DROP_BAD_FIELD);
-        xfer_next_server(r, out);
+    bool retry = false, unknown = false;
+    if (!chunk_apply(r, st, &retry, &unknown)) {
+        if (unknown) {
+            r->stats.state_transfer_unknown_client++;
+            xfer_failed(r, PBFT_XFER_UNKNOWN_CLIENT, out);
+        } else {
+            replica_drop(r, WIRE_DROP_BAD_FIELD);
+            r->stats.state_transfer_bad_chunks++;
+            xfer_failed(r, PBFT_XFER_BAD_CHUNK, out);
+        }
         return;
     }
     if (retry) {

@@ -135,18 +135,28 @@ static void chunk_fill_store(const struct replica_snap *s, struct wire_state *st
     }
 }
 
-/* Reply-cache entries (those ever written) from index cursor on, while they fit. */
+/* The wire key of reply-cache entry i (wire.h, STATE). */
+static uint32_t rc_key(const struct pbft_replica *r, uint64_t i)
+{
+    return (uint32_t)((i / r->cfg.lanes) << 16 | (i % r->cfg.lanes));
+}
+
+/* Reply-cache entries (those ever written) from key cursor on, while they fit.
+ * Keys are client << 16 | lane, so positions mean the same to a fetcher whose
+ * client or lane counts differ from ours (a rolling change of the config). */
 static void chunk_fill_rcache(const struct pbft_replica *r, const struct replica_snap *s, struct wire_state *st,
                               uint8_t *data)
 {
+    uint32_t lanes = r->cfg.lanes;
+    uint64_t client = st->from.cursor >> 16, lane = st->from.cursor & 0xffffu;
+    uint64_t i = lane < lanes ? client * lanes + lane : (client + 1u) * lanes;
     size_t used = 0;
-    uint64_t i = st->from.cursor;
     for (; i < r->rc_entries; i++) {
         const struct replica_rc_entry *e = &s->rc[i];
         if (e->timestamp == 0)
             continue;
         struct wire_rc_entry we = {
-            .index = (uint32_t)i,
+            .key = rc_key(r, i),
             .timestamp = e->timestamp,
             .status = e->status,
             .op = e->op,
@@ -163,7 +173,7 @@ static void chunk_fill_rcache(const struct pbft_replica *r, const struct replica
     st->shards = store_snapshot_shard_count(s->snap);
     st->data_len = (uint32_t)used;
     if (i < r->rc_entries) {
-        st->next = (struct wire_state_pos){.part = WIRE_PART_RCACHE, .shard = 0, .cursor = i};
+        st->next = (struct wire_state_pos){.part = WIRE_PART_RCACHE, .shard = 0, .cursor = rc_key(r, i)};
     } else {
         st->next = (struct wire_state_pos){.part = WIRE_PART_END, .shard = 0, .cursor = 0};
     }

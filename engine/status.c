@@ -74,7 +74,7 @@ void replica_status_send(struct pbft_replica *r, struct pbft_out *out)
     size_t cap = 0, auth_off = 0;
     uint8_t *dst = pbft_out_tail(out, &cap);
     size_t len = wire_encode_status(dst, cap, r->cfg.group, r->cfg.id, r->cfg.n, r->view, r->last_executed, r->low,
-                                    max_seq, &auth_off);
+                                    max_seq, r->unsure ? WIRE_STATUS_NO_STATE : 0u, &auth_off);
     BFTKV_ASSERT(len > 0);
     auth_authenticator_fill(r->auth, dst, len, auth_off);
     pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
@@ -161,6 +161,8 @@ void replica_catchup_tick(struct pbft_replica *r, struct pbft_out *out)
 {
     struct replica_catchup *cu = &r->cu;
     uint64_t R = r->cfg.retransmit_ns, now = r->now_ns;
+    if (r->unsure)
+        replica_sure_check(r); /* it may have executed up to a vouching peer's h */
     if (r->last_executed != cu->progress_le) {
         cu->progress_le = r->last_executed;
         cu->progress_ns = now;
@@ -217,6 +219,33 @@ static void view_adopt_check(struct pbft_replica *r)
      * out and this one joins the next view with them. */
     if (best > r->view && replica_view_enter(r, best))
         r->stats.views_adopted++;
+}
+
+/* ---- Restarted with empty memory: unsure until vouched for ----------------------- *
+ *
+ * A replica restarted without its memory cannot tell a group that never wrote
+ * anything from one whose state it lost: if it voted, q such replicas would
+ * agree on an empty store and serve it. So it takes no part in ordering
+ * (replica_votes) and answers every request with BFTKV_E_NO_STATE, until f+1
+ * peers that hold state -- one of them correct -- report a stable checkpoint at
+ * or below its own last executed seq: it then holds a state certified by q
+ * replicas (genesis, when that correct peer's h is 0 and the group has no
+ * stable checkpoint yet; else a checkpoint it installed by state transfer on
+ * q signed CHECKPOINTs) that is not older than that peer's, whose log holds
+ * every batch after it. With at most f replicas holding state the group stops,
+ * and every client that asks hears why (docs/design.md "Restarts"). */
+void replica_sure_check(struct pbft_replica *r)
+{
+    BFTKV_ASSERT(r->unsure);
+    uint32_t vouch = 0;
+    for (uint16_t j = 0; j < r->cfg.n; j++) {
+        if (j != r->cfg.id && r->cu.peer_holds[j] && r->cu.peer_view_known[j] && r->cu.peer_low[j] <= r->last_executed)
+            vouch++;
+    }
+    if (vouch < (uint32_t)r->cfg.f + 1u)
+        return;
+    r->unsure = false;
+    r->stats.holds_state = 1;
 }
 
 /* ---- Receiving STATUS ---------------------------------------------------------- */
@@ -286,6 +315,16 @@ void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, st
     uint64_t j_le = m->h.seq, j_low = m->u.status.low;
     r->cu.peer_view[j] = m->h.view;
     r->cu.peer_view_known[j] = true;
+    r->cu.peer_low[j] = j_low;
+    r->cu.peer_holds[j] = (m->u.status.flags & WIRE_STATUS_NO_STATE) == 0;
+    if (r->unsure)
+        replica_sure_check(r);
+    if (!r->cu.peer_holds[j] && !r->unsure && r->now_ns >= r->cu.unsure_answer_ns[j]) {
+        /* A peer restarted empty waits for f+1 replicas holding state to say
+         * so: answer at once rather than at the next heartbeat. */
+        r->cu.unsure_answer_ns[j] = r->now_ns + r->cfg.retransmit_ns / 2u;
+        replica_status_send(r, out);
+    }
     if (m->h.view > r->view)
         view_adopt_check(r);
     bool same_view = m->h.view == r->view && r->view_active;

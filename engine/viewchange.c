@@ -406,8 +406,9 @@ static void vc_own_build(struct pbft_replica *r)
 static void vc_own_send(struct pbft_replica *r, struct pbft_out *out)
 {
     const struct replica_vc_msg *x = &r->vc_cur[r->cfg.id];
-    BFTKV_ASSERT(x->len != 0 && x->view == r->view);
-    if (r->cfg.n == 1)
+    BFTKV_ASSERT(x->len != 0);
+    BFTKV_ASSERT(x->view == r->view);
+    if (r->cfg.n == 1 || !replica_votes(r))
         return;
     r->stats.viewchange_sent++;
     if (!pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, x->buf, x->len))
@@ -447,6 +448,8 @@ static void vc_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out)
  * the highest view that f+1 of them reached (the smallest of the f+1 highest). */
 static void vc_join_check(struct pbft_replica *r, struct pbft_out *out)
 {
+    if (!replica_votes(r))
+        return; /* unsure: it enters the view the group reaches (status.c) */
     uint64_t views[BFTKV_REPLICAS_MAX];
     uint32_t k = 0;
     for (uint16_t i = 0; i < r->cfg.n; i++) {
@@ -658,6 +661,8 @@ void replica_viewchange_tick(struct pbft_replica *r, struct pbft_out *out)
 {
     if (r->view == UINT64_MAX)
         return; /* no view after it (2^64 view changes: not reached) */
+    if (!replica_votes(r))
+        return; /* it follows the group's NEW-VIEWs and STATUS, starts nothing */
     if (r->view_active) {
         watch_trim(r);
         if (r->now_ns >= watch_deadline(r)) {

@@ -53,7 +53,9 @@
  *   little-endian, every pad byte 0; auth: authenticator (N * 16) on all three.
  *   STATUS       header view = the sender's view, seq = its last executed seq.
  *                low u64 (its stable checkpoint h) | max_seq u64 (the highest
- *                seq it has seen); low <= seq <= max_seq.
+ *                seq it has seen) | flags u32 | pad u32; low <= seq <= max_seq;
+ *                flags: WIRE_STATUS_NO_STATE (the sender restarted with empty
+ *                memory and holds no certified state yet), other bits 0.
  *   FETCH        header seq = the checkpoint n whose state is wanted.
  *                state digest[32] (what q replicas signed for n) | part u8 |
  *                count u8 | pad u16 | shard u32 | cursor u64
@@ -61,7 +63,7 @@
  *                chunks of n's state from position (part, shard, cursor): part
  *                STORE walks the server's snapshot shard by shard (cursor:
  *                store_snapshot_shard_encode's), part RCACHE the reply cache
- *                (shard 0, cursor: entry index).
+ *                (shard 0, cursor: entry key, client << 16 | lane).
  *                Part REQUEST (a REQUEST-FETCH, not a state position): header
  *                seq = the seq of the batch that names the request, digest = its
  *                request digest (wire_request_digest), count 1, shard 0, cursor
@@ -75,9 +77,10 @@
  *                  position `next` (> from; next_part END: nothing follows); a
  *                  STORE part's data is store records (le16 klen | le32 vlen |
  *                  key | value), an RCACHE part's data is reply-cache entries
- *                  (index u32 | timestamp u64 | status i16 | op u8 |
+ *                  (key u32 | timestamp u64 | status i16 | op u8 |
  *                  result_len u32 | result digest[32] | result, present iff
- *                  result_len <= 64; indexes increasing, within [from, next));
+ *                  result_len <= 64; keys = client << 16 | lane, increasing,
+ *                  within [from, next));
  *                  shards = the snapshot's shard count; a chunk stays in one
  *                  part and is empty only if it ends it; flags: WIRE_STATE_LAST
  *                  on the last chunk of one FETCH's answer.
@@ -144,7 +147,8 @@ extern "C" {
 #define WIRE_PP_ENTRY_FIXED 5u  /* kind, len */
 #define WIRE_PP_DIGEST_ENTRY 44u
 #define WIRE_CHECKPOINT_MSG_SIZE (32u + 32u + 64u) /* header, digest, signature */
-#define WIRE_STATUS_BODY 16u   /* low, max_seq */
+#define WIRE_STATUS_BODY 24u   /* low, max_seq, flags, pad */
+#define WIRE_STATUS_NO_STATE 1u
 #define WIRE_FETCH_BODY 48u    /* digest, part, pads, shard, cursor */
 #define WIRE_STATE_FIXED 68u   /* digest .. data_len */
 /* Largest STATE data: one maximal store record (store_snapshot_shard_encode needs
@@ -308,6 +312,7 @@ struct wire_batch_entry {
 struct wire_status {
     uint64_t low;     /* the sender's stable checkpoint h */
     uint64_t max_seq; /* highest seq it has seen; last executed is header.seq */
+    uint32_t flags;   /* WIRE_STATUS_NO_STATE or 0 */
 };
 
 /* A position in a checkpoint's state (FETCH asks from one; STATE spans two). */
@@ -325,7 +330,7 @@ struct wire_fetch {
 
 /* One reply-cache entry of an RCACHE chunk (wire_rc_entry_next / _put). */
 struct wire_rc_entry {
-    uint32_t index;        /* client * lanes + lane at the sender */
+    uint32_t key;          /* client << 16 | lane: no replica's configuration in it */
     uint64_t timestamp;    /* > 0 */
     int16_t status;
     uint8_t op;            /* enum wire_op */
@@ -448,7 +453,8 @@ void wire_result_digest(uint8_t out[32], int16_t status, const void *result, siz
 /* ---- Catch-up messages (engine/wire_catchup.c) ---------------------------------
  * Encoders as above (authenticator area reserved, *auth_off its offset). */
 size_t wire_encode_status(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n, uint64_t view,
-                          uint64_t last_executed, uint64_t low, uint64_t max_seq, size_t *auth_off);
+                          uint64_t last_executed, uint64_t low, uint64_t max_seq, uint32_t flags,
+                          size_t *auth_off);
 size_t wire_encode_fetch(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n, uint64_t view,
                          uint64_t seq, const uint8_t digest[32], const struct wire_state_pos *pos, uint8_t count,
                          size_t *auth_off);

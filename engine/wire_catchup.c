@@ -21,6 +21,8 @@
 enum {
     ST_OFF_LOW = 0,
     ST_OFF_MAX_SEQ = 8,
+    ST_OFF_FLAGS = 16,
+    ST_OFF_PAD = 20,
 
     FE_OFF_DIGEST = 0,
     FE_OFF_PART = 32,
@@ -41,14 +43,14 @@ enum {
     SA_OFF_NEXT_CURSOR = 56,
     SA_OFF_DATA_LEN = 64,
 
-    RC_OFF_INDEX = 0,
+    RC_OFF_KEY = 0,
     RC_OFF_TIMESTAMP = 4,
     RC_OFF_STATUS = 12,
     RC_OFF_OP = 14,
     RC_OFF_RESULT_LEN = 15,
     RC_OFF_DIGEST = 19,
 };
-_Static_assert(ST_OFF_MAX_SEQ + 8 == WIRE_STATUS_BODY, "status body");
+_Static_assert(ST_OFF_PAD + 4 == WIRE_STATUS_BODY, "status body");
 _Static_assert(FE_OFF_CURSOR + 8 == WIRE_FETCH_BODY, "fetch body");
 _Static_assert(SA_OFF_DATA_LEN + 4 == WIRE_STATE_FIXED, "state fixed part");
 _Static_assert(RC_OFF_DIGEST + BFTKV_DIGEST_SIZE == WIRE_RC_ENTRY_FIXED, "reply-cache entry");
@@ -95,6 +97,9 @@ static enum wire_drop status_decode(struct wire_msg *m)
     struct wire_status *s = &m->u.status;
     s->low = le64_load(m->body + ST_OFF_LOW);
     s->max_seq = le64_load(m->body + ST_OFF_MAX_SEQ);
+    s->flags = le32_load(m->body + ST_OFF_FLAGS);
+    if ((s->flags & ~WIRE_STATUS_NO_STATE) != 0 || le32_load(m->body + ST_OFF_PAD) != 0)
+        return WIRE_DROP_BAD_FIELD;
     /* h <= last executed <= highest seen. */
     if (s->low > m->h.seq || m->h.seq > s->max_seq)
         return WIRE_DROP_BAD_FIELD;
@@ -143,7 +148,7 @@ static bool rc_entry_read(const uint8_t *p, uint32_t avail, struct wire_rc_entry
 {
     if (avail < WIRE_RC_ENTRY_FIXED)
         return false;
-    e->index = le32_load(p + RC_OFF_INDEX);
+    e->key = le32_load(p + RC_OFF_KEY);
     e->timestamp = le64_load(p + RC_OFF_TIMESTAMP);
     e->status = (int16_t)le16_load(p + RC_OFF_STATUS);
     e->op = p[RC_OFF_OP];
@@ -161,7 +166,7 @@ static bool rc_entry_read(const uint8_t *p, uint32_t avail, struct wire_rc_entry
     return true;
 }
 
-/* Reply-cache entries with increasing indexes in [from, next), each well formed:
+/* Reply-cache entries with increasing keys in [from, next), each well formed:
  * a timestamp, a known op, a result length within limits, and a result that is
  * carried in full (the reply cache keeps results up to WIRE_RC_RESULT_MAX) must
  * match its digest, which is the part of the entry the state digest covers. */
@@ -175,7 +180,7 @@ static enum wire_drop rc_entries_valid(const struct wire_state *st)
         uint32_t size = 0;
         if (!rc_entry_read(st->data + off, st->data_len - off, &e, &size))
             return WIRE_DROP_BAD_LENGTH;
-        if (e.index < lo || e.index >= hi || e.timestamp == 0 || e.op < WIRE_OP_PUT || e.op > WIRE_OP_DEL
+        if (e.key < lo || e.key >= hi || e.timestamp == 0 || e.op < WIRE_OP_PUT || e.op > WIRE_OP_DEL
             || e.result_len > BFTKV_VALUE_MAX)
             return WIRE_DROP_BAD_FIELD;
         if (e.result != NULL) {
@@ -184,7 +189,7 @@ static enum wire_drop rc_entries_valid(const struct wire_state *st)
             if (memcmp(d, e.digest, sizeof d) != 0)
                 return WIRE_DROP_BAD_DIGEST;
         }
-        lo = (uint64_t)e.index + 1u;
+        lo = (uint64_t)e.key + 1u;
         off += size;
     }
     return DECODE_OK;
@@ -311,15 +316,20 @@ static size_t frame(uint8_t *buf, size_t cap, uint8_t type, uint16_t group, uint
 }
 
 size_t wire_encode_status(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n, uint64_t view,
-                          uint64_t last_executed, uint64_t low, uint64_t max_seq, size_t *auth_off)
+                          uint64_t last_executed, uint64_t low, uint64_t max_seq, uint32_t flags,
+                          size_t *auth_off)
 {
-    BFTKV_ASSERT(low <= last_executed && last_executed <= max_seq);
+    BFTKV_ASSERT(low <= last_executed);
+    BFTKV_ASSERT(last_executed <= max_seq);
+    BFTKV_ASSERT((flags & ~WIRE_STATUS_NO_STATE) == 0);
     size_t len = frame(buf, cap, WIRE_STATUS, group, sender, n, view, last_executed, WIRE_STATUS_BODY, auth_off);
     if (len == 0)
         return 0;
     uint8_t *b = buf + WIRE_HEADER_SIZE;
     le64_store(b + ST_OFF_LOW, low);
     le64_store(b + ST_OFF_MAX_SEQ, max_seq);
+    le32_store(b + ST_OFF_FLAGS, flags);
+    le32_store(b + ST_OFF_PAD, 0);
     return len;
 }
 
@@ -397,7 +407,7 @@ size_t wire_rc_entry_put(uint8_t *buf, size_t cap, const struct wire_rc_entry *e
     size_t size = WIRE_RC_ENTRY_FIXED + (with_result ? e->result_len : 0u);
     if (size > cap)
         return 0;
-    le32_store(buf + RC_OFF_INDEX, e->index);
+    le32_store(buf + RC_OFF_KEY, e->key);
     le64_store(buf + RC_OFF_TIMESTAMP, e->timestamp);
     le16_store(buf + RC_OFF_STATUS, (uint16_t)e->status);
     buf[RC_OFF_OP] = e->op;

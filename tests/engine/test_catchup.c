@@ -170,7 +170,7 @@ static void test_codec(void **state)
     enum wire_drop why;
     size_t off = 0;
     /* STATUS */
-    size_t n = wire_encode_status(g_buf, sizeof g_buf, 3, 1, NREP, 7, 40, 32, 45, &off);
+    size_t n = wire_encode_status(g_buf, sizeof g_buf, 3, 1, NREP, 7, 40, 32, 45, 0, &off);
     assert_int_equal(n, WIRE_HEADER_SIZE + WIRE_STATUS_BODY + NREP * 16u);
     assert_int_equal(decode(g_buf, n, &m, &why), 0);
     assert_int_equal(m.h.type, WIRE_STATUS);
@@ -178,7 +178,19 @@ static void test_codec(void **state)
     assert_int_equal(m.h.seq, 40);
     assert_int_equal(m.u.status.low, 32);
     assert_int_equal(m.u.status.max_seq, 45);
+    assert_int_equal(m.u.status.flags, 0);
     g_buf[WIRE_HEADER_SIZE] = 41; /* low 41 > last executed 40 */
+    assert_int_not_equal(decode(g_buf, n, &m, &why), 0);
+    assert_int_equal(why, WIRE_DROP_BAD_FIELD);
+    /* The no-state flag round-trips; an unknown flag bit or a pad byte is refused. */
+    n = wire_encode_status(g_buf, sizeof g_buf, 3, 1, NREP, 7, 0, 0, 0, WIRE_STATUS_NO_STATE, &off);
+    assert_int_equal(decode(g_buf, n, &m, &why), 0);
+    assert_int_equal(m.u.status.flags, WIRE_STATUS_NO_STATE);
+    g_buf[WIRE_HEADER_SIZE + 16] = 3;
+    assert_int_not_equal(decode(g_buf, n, &m, &why), 0);
+    assert_int_equal(why, WIRE_DROP_BAD_FIELD);
+    g_buf[WIRE_HEADER_SIZE + 16] = 1;
+    g_buf[WIRE_HEADER_SIZE + 23] = 1;
     assert_int_not_equal(decode(g_buf, n, &m, &why), 0);
     assert_int_equal(why, WIRE_DROP_BAD_FIELD);
 
@@ -250,7 +262,7 @@ static void test_codec(void **state)
     /* An RCACHE chunk: entries in order, a cached result checked against its digest. */
     uint8_t rd[32], rdata[256];
     wire_result_digest(rd, 0, "xyz", 3);
-    struct wire_rc_entry e = {.index = 2, .timestamp = 9, .status = 0, .op = WIRE_OP_GET, .result_len = 3,
+    struct wire_rc_entry e = {.key = 2, .timestamp = 9, .status = 0, .op = WIRE_OP_GET, .result_len = 3,
                               .digest = rd, .result = (const uint8_t *)"xyz"};
     size_t rl = wire_rc_entry_put(rdata, sizeof rdata, &e);
     assert_int_equal(rl, WIRE_RC_ENTRY_FIXED + 3u);
@@ -263,7 +275,7 @@ static void test_codec(void **state)
     uint32_t it = 0;
     struct wire_rc_entry got;
     assert_int_equal(wire_rc_entry_next(&m.u.state, &it, &got), 1);
-    assert_int_equal(got.index, 2);
+    assert_int_equal(got.key, 2);
     assert_int_equal(got.timestamp, 9);
     assert_memory_equal(got.result, "xyz", 3);
     assert_int_equal(wire_rc_entry_next(&m.u.state, &it, &got), 0);
@@ -272,7 +284,7 @@ static void test_codec(void **state)
     assert_int_not_equal(decode(g_buf, n, &m, &why), 0);
     assert_int_equal(why, WIRE_DROP_BAD_DIGEST);
     rdata[WIRE_RC_ENTRY_FIXED] ^= 1;
-    st.from.cursor = 3; /* the entry's index 2 lies before the chunk's start */
+    st.from.cursor = 3; /* the entry's key 2 lies before the chunk's start */
     n = wire_encode_state(g_buf, sizeof g_buf, 3, 0, NREP, 0, 64, &st, &off);
     assert_int_not_equal(decode(g_buf, n, &m, &why), 0);
 
