@@ -392,7 +392,8 @@ static int dir_client(struct config_parser *p, const struct directive *d, char *
 
 /* ---- Paths and enumerations -------------------------------------------------------- */
 
-static int dir_key_dir(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
+/* A directory path (key_dir, data_dir), relative to the file's directory. */
+static int dir_path(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
 {
     int rc = want_one_value(p, d, ntok);
     if (rc)
@@ -401,16 +402,17 @@ static int dir_key_dir(struct config_parser *p, const struct directive *d, char 
     size_t vlen = strlen(v);
     while (vlen > 1 && v[vlen - 1] == '/')
         vlen--; /* "keys/" and "keys" are the same directory */
-    char *out = p->cfg->key_dir;
+    char *out = strcmp(d->name, "key_dir") == 0 ? p->cfg->key_dir : p->cfg->data_dir;
+    size_t cap = BFTKV_CONFIG_PATH_MAX + 1u;
     int len;
     if (v[0] == '/' || p->base_dir[0] == '\0')
-        len = snprintf(out, sizeof p->cfg->key_dir, "%.*s", (int)vlen, v);
+        len = snprintf(out, cap, "%.*s", (int)vlen, v);
     else if (strcmp(p->base_dir, "/") == 0)
-        len = snprintf(out, sizeof p->cfg->key_dir, "/%.*s", (int)vlen, v);
+        len = snprintf(out, cap, "/%.*s", (int)vlen, v);
     else
-        len = snprintf(out, sizeof p->cfg->key_dir, "%s/%.*s", p->base_dir, (int)vlen, v);
-    if (len < 0 || (size_t)len >= sizeof p->cfg->key_dir)
-        return config_fail(p, p->line, "key_dir path longer than %u bytes", BFTKV_CONFIG_PATH_MAX);
+        len = snprintf(out, cap, "%s/%.*s", p->base_dir, (int)vlen, v);
+    if (len < 0 || (size_t)len >= cap)
+        return config_fail(p, p->line, "%s path longer than %u bytes", d->name, BFTKV_CONFIG_PATH_MAX);
     return 0;
 }
 
@@ -493,7 +495,7 @@ static const struct directive directives[D_COUNT] = {
     [D_F] = {"f", dir_f, NOFIELD, 0, BFTKV_FAULTS_MAX, true},
     [D_REPLICA] = {"replica", dir_replica, NOFIELD, 0, 0, false},
     [D_CLIENT] = {"client", dir_client, NOFIELD, 0, 0, false},
-    [D_KEY_DIR] = {"key_dir", dir_key_dir, NOFIELD, 0, 0, true},
+    [D_KEY_DIR] = {"key_dir", dir_path, NOFIELD, 0, 0, true},
     [D_BATCH_MAX_REQUESTS] = {"batch_max_requests", dir_number, FIELD(batch_max_requests), 1,
                               BFTKV_BATCH_REQUESTS_MAX, true},
     [D_BATCH_MAX_BYTES] = {"batch_max_bytes", dir_size, FIELD(batch_max_bytes), 1, BFTKV_BATCH_BYTES_MAX, true},
@@ -516,6 +518,7 @@ static const struct directive directives[D_COUNT] = {
     [D_STORE_SHARDS] = {"store_shards", dir_store_shards, FIELD(store_shards), 1, BFTKV_STORE_SHARDS_MAX, true},
     [D_TEST_MODES] = {"test_modes", dir_onoff, FIELD(test_modes), 0, 1, true},
     [D_LOG_LEVEL] = {"log_level", dir_log_level, NOFIELD, 0, 0, true},
+    [D_DATA_DIR] = {"data_dir", dir_path, NOFIELD, 0, 0, true},
 };
 
 /* ---- Lines --------------------------------------------------------------------------- */

@@ -128,7 +128,10 @@ int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp)
             keys_write(fp, cfg->client[i].x25519, cfg->client[i].ed25519);
         }
     }
-    fprintf(fp, "\nkey_dir %s\n\n", cfg->key_dir);
+    fprintf(fp, "\nkey_dir %s\n", cfg->key_dir);
+    if (cfg->data_dir[0] != '\0')
+        fprintf(fp, "data_dir %s\n", cfg->data_dir);
+    fprintf(fp, "\n");
     fprintf(fp, "batch_max_requests %u\n", cfg->batch_max_requests);
     fprintf(fp, "batch_max_bytes %u\n", cfg->batch_max_bytes);
     fprintf(fp, "window %u\n", cfg->window);

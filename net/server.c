@@ -132,6 +132,8 @@ int server_create(const struct server_options *opt, struct server **out, char *e
         goto fail;
     struct pbft_replica_config rcfg;
     rc = bftkv_config_fill_replica(cfg, s->id, &rcfg);
+    rcfg.restarted = opt->restarted;
+    s->seen_holds_state = opt->restarted ? 0u : 1u;
     if (rc == 0)
         rc = pbft_replica_create(&rcfg, &s->auth, s->store, &s->replica);
     if (rc != 0) {
@@ -373,6 +375,30 @@ static void server_engine_log(struct server *s)
         log_info("state transfer done: state installed, last executed %llu",
                  (unsigned long long)st->last_executed);
         s->seen_transfers = st->state_transfers;
+    }
+    if (st->holds_state != s->seen_holds_state) {
+        log_info("holds state again (f+1 replicas holding state vouched for it): takes part in ordering, "
+                 "last executed %llu", (unsigned long long)st->last_executed);
+        s->seen_holds_state = st->holds_state;
+    }
+    /* Failed transfers and refused requests: at most one line per 10 s each. */
+    uint64_t failed = st->state_transfer_bad_digest + st->state_transfer_bad_chunks + st->state_transfer_unknown_client;
+    uint64_t now = server_now_ns();
+    if (failed != s->seen_xfer_failed && now >= s->xfer_log_ns) {
+        log_warn("state transfer of checkpoint %llu from replica %llu failed: %s (%llu failed so far; retrying "
+                 "with backoff)",
+                 (unsigned long long)st->state_transfer_failure_seq,
+                 (unsigned long long)st->state_transfer_failure_server,
+                 pbft_xfer_failure_name(st->state_transfer_failure), (unsigned long long)failed);
+        s->seen_xfer_failed = failed;
+        s->xfer_log_ns = now + SERVER_LOG_INTERVAL_NS;
+    }
+    if (!st->holds_state && st->requests_refused_no_state != s->seen_refused && now >= s->refused_log_ns) {
+        log_warn("holds no certified state (restarted with empty memory): %llu requests refused with NO_STATE; "
+                 "waiting for f+1 = %u replicas holding state to answer",
+                 (unsigned long long)st->requests_refused_no_state, (unsigned)s->cfg->f + 1u);
+        s->seen_refused = st->requests_refused_no_state;
+        s->refused_log_ns = now + SERVER_LOG_INTERVAL_NS;
     }
 }
 

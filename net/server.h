@@ -52,6 +52,9 @@ struct server_options {
     const struct auth_keypair *keys;
     enum byz_mode byzantine; /* BYZ_NONE normally; anything else needs cfg->test_modes */
     uint64_t byzantine_seed; /* the filter's PRNG seed (the caller draws or fixes it) */
+    bool restarted;          /* this replica ran before and lost its memory: it
+                                takes no part in ordering until f+1 replicas
+                                holding state vouch for it (engine/status.c) */
 };
 
 struct server;

@@ -28,6 +28,10 @@
 #include "net/udp.h"
 #include "store/store.h"
 
+/* Repeating warnings (failed state transfers, refused requests): one line per
+ * this interval at most. */
+#define SERVER_LOG_INTERVAL_NS (10ull * 1000u * 1000u * 1000u)
+
 /* ---- Counters ---------------------------------------------------------------------- */
 
 /* The runtime's own counters (the engine keeps its own, pbft_replica_stats). */
@@ -120,6 +124,11 @@ struct server {
     uint64_t seen_view;
     bool seen_in_vc;
     uint64_t seen_transfers;
+    uint64_t seen_holds_state;
+    uint64_t seen_xfer_failed; /* failed state transfers last logged ... */
+    uint64_t xfer_log_ns;      /* ... and the earliest next such line */
+    uint64_t seen_refused;     /* NO_STATE refusals last logged ... */
+    uint64_t refused_log_ns;   /* ... and the earliest next such line */
     atomic_bool stop;
     atomic_bool failed; /* a thread ended on a runtime failure */
     bool started;

@@ -140,6 +140,10 @@ static void json_engine(struct json_out *j, const struct pbft_replica_stats *es)
     ENGINE_FIELD(status_answered);
     ENGINE_FIELD(state_transfer_bad_digest);
     ENGINE_FIELD(state_transfer_restarts);
+    ENGINE_FIELD(state_transfer_bad_chunks);
+    ENGINE_FIELD(state_transfer_unknown_client);
+    ENGINE_FIELD(state_transfer_failure);
+    ENGINE_FIELD(requests_refused_no_state);
     ENGINE_FIELD(state_chunks_received);
     ENGINE_FIELD(state_chunks_served);
     ENGINE_FIELD(state_fetch_timeouts);
@@ -183,6 +187,7 @@ size_t server_stats_json(struct server *s, char *buf, size_t cap)
     json_put(&j, "\"primary\":%s,", pbft_replica_is_primary(s->replica) ? "true" : "false");
     json_put(&j, "\"in_view_change\":%s,", pbft_replica_in_view_change(s->replica) ? "true" : "false");
     json_u64(&j, "last_executed", es->last_executed);
+    json_put(&j, "\"holds_state\":%s,", es->holds_state ? "true" : "false");
     json_u64(&j, "low_watermark", es->low_watermark);
     json_put(&j, "\"state_digest\":\"%s\",", hex);
     json_u64(&j, "keys", store_count(s->store));

@@ -18,6 +18,7 @@
  *     replica ID HOST:PORT x25519=HEX ed25519=HEX
  *     client ID x25519=HEX ed25519=HEX
  *     key_dir PATH                              relative to the file's directory
+ *     data_dir PATH                             likewise; replicas only
  *     NAME VALUE                                tuning (see docs/config.md)
  *
  * n is the number of replica lines; replica ids are 0..n-1, each exactly once.
@@ -123,6 +124,10 @@ struct bftkv_config {
     /* Secret keys: key_dir/replica-<id>.key and key_dir/client-<id>.key. After
      * bftkv_config_load the path is absolute. */
     char key_dir[BFTKV_CONFIG_PATH_MAX + 1];
+    /* Where a replica keeps what outlives its process: data_dir/replica-<id>/
+     * (its group marker, docs/operations.md "Restarts"). Empty when the file
+     * has no data_dir line (clients need none); absolute after loading. */
+    char data_dir[BFTKV_CONFIG_PATH_MAX + 1];
 
     /* Engine tuning (engine/pbft.h; defaults from pbft_*_config_defaults). */
     uint32_t batch_max_requests;

@@ -1,7 +1,13 @@
 /* bftkv-server: runs one replica of a group in the foreground (net/server.h).
  *
- *   bftkv-server --config FILE --id I [--byzantine MODE] [--byzantine-seed N]
+ *   bftkv-server --config FILE --id I [--init | --init-only | --join]
+ *                [--byzantine MODE] [--byzantine-seed N]
  *                [--log-level error|warn|info|debug] [--backend auto|uring|mmsg]
+ *
+ * Founding or rejoining (net/server_marker.h): --init founds a new group (every
+ * replica of it starts with --init once); a start without it rejoins the group
+ * its marker in data_dir names, with empty memory, and takes no part in ordering
+ * until f+1 replicas holding state vouch for it.
  *
  * Logs to stderr as `LEVEL bftkv-server[I]: message` and writes nothing else.
  * Exit codes: 0 after a clean stop on SIGTERM or SIGINT; 2 for bad arguments, a
@@ -30,6 +36,7 @@
 #include "net/byzantine.h"
 #include "net/keys.h"
 #include "net/server.h"
+#include "net/server_marker.h"
 
 #define EXIT_USAGE 2
 #define EXIT_RUNTIME 1
@@ -43,6 +50,13 @@ static void usage(FILE *fp)
             "\n"
             "  --config FILE        the cluster config (docs/config.md)\n"
             "  --id I               the replica id, 0..n-1\n"
+            "  --init               found a new group: write this replica's marker in data_dir\n"
+            "                       (refused if one exists) and start with an empty store\n"
+            "  --init-only          write a fresh marker as --init does and exit: the first start\n"
+            "                       without flags (a service manager's) then founds the group\n"
+            "  --join               join an existing group with empty memory (a new or replaced\n"
+            "                       machine): writes a marker if none exists\n"
+            "                       (no flag: rejoin the group the marker names; exit 2 without one)\n"
             "  --log-level L        error, warn, info or debug (default: the config's log_level)\n"
             "  --backend B          auto (default), uring or mmsg\n"
             "  --byzantine MODE     misbehave on purpose (tests only; needs 'test_modes on'):\n"
@@ -77,17 +91,20 @@ struct args {
     enum byz_mode byzantine;
     uint64_t seed;
     bool have_seed;
+    enum server_start_mode start;
 };
 
 /* 0, 1 (--help printed), or EXIT_USAGE with a message. */
 static int args_parse(int argc, char **argv, struct args *a)
 {
-    enum { OPT_CONFIG = 1, OPT_ID, OPT_BYZ, OPT_SEED, OPT_LOG, OPT_BACKEND, OPT_HELP };
+    enum { OPT_CONFIG = 1, OPT_ID, OPT_BYZ, OPT_SEED, OPT_LOG, OPT_BACKEND, OPT_HELP, OPT_INIT, OPT_INIT_ONLY, OPT_JOIN };
     static const struct option opts[] = {
         {"config", required_argument, NULL, OPT_CONFIG},   {"id", required_argument, NULL, OPT_ID},
         {"byzantine", required_argument, NULL, OPT_BYZ},   {"byzantine-seed", required_argument, NULL, OPT_SEED},
         {"log-level", required_argument, NULL, OPT_LOG},   {"backend", required_argument, NULL, OPT_BACKEND},
-        {"help", no_argument, NULL, OPT_HELP},             {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, OPT_HELP},             {"init", no_argument, NULL, OPT_INIT},
+        {"init-only", no_argument, NULL, OPT_INIT_ONLY},   {"join", no_argument, NULL, OPT_JOIN},
+        {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
     a->log_level = -1;
@@ -152,6 +169,15 @@ static int args_parse(int argc, char **argv, struct args *a)
         case OPT_HELP:
             usage(stdout);
             return 1;
+        case OPT_INIT:
+        case OPT_INIT_ONLY:
+        case OPT_JOIN:
+            if (a->start != SERVER_START_REJOIN) {
+                log_error("--init, --init-only and --join exclude each other");
+                return EXIT_USAGE;
+            }
+            a->start = c == OPT_INIT ? SERVER_START_INIT : c == OPT_JOIN ? SERVER_START_JOIN : SERVER_START_INIT_ONLY;
+            break;
         default:
             log_error("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
             return EXIT_USAGE;
@@ -224,6 +250,21 @@ int main(int argc, char **argv)
         bftkv_config_free(cfg);
         return EXIT_USAGE;
     }
+    bool restarted = false;
+    rc = server_marker_open(cfg, id, a.start, &restarted, err, sizeof err);
+    if (rc != 0 || a.start == SERVER_START_INIT_ONLY) {
+        sodium_memzero(&kp, sizeof kp);
+        if (rc != 0)
+            log_error("%s", err);
+        else
+            log_info("marker written: the first start without flags founds the group");
+        bftkv_config_free(cfg);
+        return rc == 0 ? 0 : rc == BFTKV_E_CONFIG ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    if (restarted)
+        log_info("rejoining group %u with empty memory: no part in ordering until f+1 = %u replicas holding state "
+                 "vouch for this one",
+                 cfg->group, (unsigned)cfg->f + 1u);
     if (a.byzantine != BYZ_NONE && !a.have_seed && getrandom(&a.seed, sizeof a.seed, 0) != (ssize_t)sizeof a.seed)
         a.seed = 1;
     if (a.byzantine != BYZ_NONE)
@@ -245,6 +286,7 @@ int main(int argc, char **argv)
         .keys = &kp,
         .byzantine = a.byzantine,
         .byzantine_seed = a.seed,
+        .restarted = restarted,
     };
     struct server *s = NULL;
     rc = server_create(&opt, &s, err, sizeof err);
