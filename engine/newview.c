@@ -481,9 +481,12 @@ void replica_newview_answer(struct pbft_replica *r, uint16_t to, struct pbft_out
             return;
         }
     }
-    /* It dropped this view's PRE-PREPAREs while it was not in the view yet. */
+    /* It dropped this view's PRE-PREPAREs while it was not in the view yet
+     * (the primary's, relayed by a backup as they are: their authenticator has
+     * a MAC for every replica). */
     uint64_t from = r->nv_h > r->low ? r->nv_h : r->low;
-    for (uint64_t seq = from + 1u; seq < r->next_seq && seq <= r->low + r->cfg.log_window; seq++) {
+    uint64_t end = replica_is_primary(r) ? r->next_seq : r->last_executed + 1u;
+    for (uint64_t seq = from + 1u; seq < end && seq <= r->low + r->cfg.log_window; seq++) {
         const struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL || !s->has_pp || s->view != r->view)
             continue;

@@ -37,6 +37,7 @@
 
 #include "common/assert.h"
 #include "engine/replica_internal.h"
+#include "engine/viewchange.h"
 
 /* ---- Sending ----------------------------------------------------------------- */
 
@@ -215,8 +216,8 @@ static void view_adopt_check(struct pbft_replica *r)
             best = r->cu.peer_view[i];
     }
     /* The view change's entry for a replica without the NEW-VIEW (viewchange.c):
-     * it refuses when this replica would be v's primary -- then the others time
-     * out and this one joins the next view with them. */
+     * it refuses when this replica would be v's primary and is not parked --
+     * then the others time out and this one joins the next view with them. */
     if (best > r->view && replica_view_enter(r, best))
         r->stats.views_adopted++;
 }
@@ -321,9 +322,13 @@ void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, st
         replica_sure_check(r);
     if (!r->cu.peer_holds[j] && !r->unsure && r->now_ns >= r->cu.unsure_answer_ns[j]) {
         /* A peer restarted empty waits for f+1 replicas holding state to say
-         * so: answer at once rather than at the next heartbeat. */
+         * so: answer at once rather than at the next heartbeat. It sends no
+         * VIEW-CHANGE (replica_votes), so if it is moving to our view, the
+         * NEW-VIEW goes to it from here (replica_newview_answer). */
         r->cu.unsure_answer_ns[j] = r->now_ns + r->cfg.retransmit_ns / 2u;
         replica_status_send(r, out);
+        if (m->h.view == r->view && r->view_active)
+            replica_newview_answer(r, j, out);
     }
     if (m->h.view > r->view)
         view_adopt_check(r);

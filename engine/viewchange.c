@@ -536,8 +536,26 @@ void replica_view_activate(struct pbft_replica *r)
  * v is still being changed to, its VIEW-CHANGE counts there. */
 bool replica_view_enter(struct pbft_replica *r, uint64_t v)
 {
-    if (v <= r->view || replica_primary_of(r, v) == r->cfg.id)
+    if (v <= r->view)
         return false;
+    if (replica_primary_of(r, v) == r->cfg.id) {
+        /* v's primary itself, restarted: the NEW-VIEW it sent is lost with its
+         * memory and nobody else can send it. While it is parked (it proposes
+         * nothing until a view change makes it primary anew, statetransfer.c)
+         * it may enter v directly: peers then relay v's batches to it, its own
+         * PRE-PREPAREs included (status.c), and the group's next request times
+         * out into v + 1 with it. A primary that is not parked waits for the
+         * others' view change instead. */
+        if (r->next_seq != CATCHUP_NEXT_SEQ_PARKED || r->exec_active)
+            return false;
+        if (r->view_active)
+            view_leave(r);
+        r->view = v;
+        r->vc_deadline_ns = 0;
+        vc_shift(r, v);
+        replica_view_activate(r);
+        return true;
+    }
     vc_begin(r, v);
     vc_quorum_check(r);
     return true;
@@ -606,9 +624,11 @@ void replica_view_change_receive(struct pbft_replica *r, const struct wire_msg *
     bool current = m->h.view == r->view;
     if (current && r->view_active) {
         /* The sender is still moving to the view we are in (it missed the
-         * NEW-VIEW, or restarted): the primary answers, at most once per
-         * retransmission interval. Nothing to store: the view's set is fixed. */
-        if (replica_is_primary(r) && r->now_ns >= r->vc_answer_ns[from]) {
+         * NEW-VIEW, or restarted): whoever holds the NEW-VIEW answers -- the
+         * primary, or a backup that accepted it, since the primary may be the
+         * one that restarted -- at most once per retransmission interval.
+         * Nothing to store: the view's set is fixed. */
+        if (r->nv_state == REPLICA_NV_DONE && r->nv_len > 0 && r->now_ns >= r->vc_answer_ns[from]) {
             if (!auth_signature_check(r->auth, m)) {
                 replica_drop(r, WIRE_DROP_BAD_AUTH);
                 return;
