@@ -18,7 +18,8 @@ Three scenarios on a 4-replica group (f = 1) holding 150 acknowledged keys:
                back its value. Then three replicas (more than the q - 1 the
                group can lose) are killed and restarted at once: the group must
                refuse (BFTKV_E_NO_STATE) and never answer an agreed "key not
-               found" for an acknowledged write; stats and the log say why.
+               found" for an acknowledged write; stats and the log say why. Last, the
+               survivor is restarted too: four empty replicas still refuse.
 
     test_restart.py --scenario rolling|idle-primary|more-than-f
 """
@@ -134,6 +135,15 @@ def more_than_f(c):
     check(s0 is not None and s0["last_executed"] >= KEYS + 1, f"the survivor lost its state: {s0}")
     with open(os.path.join(c.dir, "logs", "replica-1.log"), errors="replace") as fp:
         check("holds no certified state" in fp.read(), "replica 1's log does not say it holds no state")
+
+    log("kill -9 the survivor too and restart it: no replica holds state")
+    c.kill(0)
+    c.tool("restart", c.dir, "0", "--no-wait")
+    c.dead.discard(0)
+    time.sleep(1.0)
+    for k in ("key1", "after"):
+        refused(c, ("get", k))
+    check(all(c.stats(i)["holds_state"] is False for i in range(4)), "a replica claims state after a whole-group loss")
 
 
 def main():
