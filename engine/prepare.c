@@ -53,16 +53,36 @@ void replica_prepare_recount(struct pbft_replica *r, struct replica_slot *s)
     s->prep_match = match;
 }
 
+/* A backup's PREPARE for the slot's PRE-PREPARE, multicast and counted (TOCS
+ * 2002 §4.2) -- once, and never by the primary (its PRE-PREPARE is its vote)
+ * or by a replica without certified state (replica_votes). */
+void replica_prepare_own(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
+{
+    BFTKV_ASSERT(s->has_pp);
+    if (replica_is_primary(r) || !replica_votes(r) || s->sent_prepare)
+        return;
+    s->sent_prepare = true;
+    replica_vote_send(r, WIRE_PREPARE, s->seq, s->digest, out);
+    uint64_t bit = 1ull << r->cfg.id;
+    if ((s->prep_bits & bit) == 0) {
+        s->prep_bits |= bit;
+        memcpy(s->prep_digest[r->cfg.id], s->digest, BFTKV_DIGEST_SIZE);
+    }
+}
+
 void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
 {
-    if (s->prepared || !s->has_pp || s->prep_match + 1u < r->quorum)
-        return;
-    s->prepared = true;
-    if (s->seq > r->max_prepared)
-        r->max_prepared = s->seq;
-    /* Prepared: multicast COMMIT(v, n, D, i) and count our own (TOCS 2002 §4.2);
-     * a replica without certified state counts only the others' commits. */
-    if (!replica_votes(r)) {
+    if (!s->prepared) {
+        if (!s->has_pp || s->prep_match + 1u < r->quorum)
+            return;
+        s->prepared = true;
+        if (s->seq > r->max_prepared)
+            r->max_prepared = s->seq;
+    }
+    /* Prepared: multicast COMMIT(v, n, D, i) and count our own (TOCS 2002 §4.2),
+     * once; a replica without certified state counts only the others' commits
+     * until it becomes sure (replica_votes_resume). */
+    if (s->sent_commit || !replica_votes(r)) {
         replica_committed_check(r, s);
         return;
     }
@@ -107,6 +127,22 @@ void replica_prepare_receive(struct pbft_replica *r, const struct wire_msg *m, s
     memcpy(s->prep_digest[m->h.sender], m->u.batch.digest, BFTKV_DIGEST_SIZE);
     if (s->has_digest && replica_digest_counts(r, m->u.batch.digest, s->digest)) {
         s->prep_match++;
+        replica_prepared_check(r, s, out);
+    }
+}
+
+void replica_votes_resume(struct pbft_replica *r, struct pbft_out *out)
+{
+    BFTKV_ASSERT(replica_votes(r));
+    if (!r->view_active)
+        return; /* the NEW-VIEW that activates the view re-proposes */
+    for (uint64_t seq = r->last_executed + 1u; seq <= r->low + r->cfg.log_window; seq++) {
+        struct replica_slot *s = replica_slot_find(r, seq);
+        if (s == NULL || !s->has_pp || s->view != r->view || s->executed)
+            continue;
+        replica_prepare_own(r, s, out);
+        replica_prepare_recount(r, s);
+        replica_commit_recount(r, s);
         replica_prepared_check(r, s, out);
     }
 }

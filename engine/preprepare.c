@@ -256,19 +256,10 @@ static void pp_accept(struct pbft_replica *r, struct replica_slot *s, struct pbf
     }
     s->pool_refs = s->pool_refs || ref;
     s->has_pp = true;
-    /* A backup multicasts PREPARE and counts its own (TOCS 2002 §4.2); the
-     * primary taking back its own relayed PRE-PREPARE sends none (the
-     * PRE-PREPARE is its vote), and a replica without certified state votes
-     * not at all (replica_votes). */
-    if (!replica_is_primary(r) && replica_votes(r)) {
-        s->sent_prepare = true;
-        replica_vote_send(r, WIRE_PREPARE, s->seq, s->digest, out);
-        uint64_t bit = 1ull << r->cfg.id;
-        if ((s->prep_bits & bit) == 0) {
-            s->prep_bits |= bit;
-            memcpy(s->prep_digest[r->cfg.id], s->digest, BFTKV_DIGEST_SIZE);
-        }
-    }
+    /* A backup multicasts PREPARE and counts its own; the primary taking back
+     * its own relayed PRE-PREPARE sends none, and a replica without certified
+     * state votes not at all (replica_prepare_own). */
+    replica_prepare_own(r, s, out);
     replica_prepare_recount(r, s);
     replica_commit_recount(r, s);
     replica_prepared_check(r, s, out);

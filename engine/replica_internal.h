@@ -361,8 +361,13 @@ static inline bool replica_votes(const struct pbft_replica *r)
     return !r->unsure;
 }
 /* A peer's STATUS said it holds state (or not), with its stable checkpoint:
- * the unsure replica becomes sure once f+1 such peers are at or below it. */
-void replica_sure_check(struct pbft_replica *r);
+ * the unsure replica becomes sure once f+1 such peers are at or below it, and
+ * then casts the votes it held back (replica_votes_resume). */
+void replica_sure_check(struct pbft_replica *r, struct pbft_out *out);
+/* The votes a replica held back while unsure, for the slots of its view that
+ * it pre-prepared meanwhile: PREPARE, and COMMIT where prepared (prepare.c). */
+void replica_votes_resume(struct pbft_replica *r, struct pbft_out *out);
+void replica_prepare_own(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out);
 /* Answer a request with BFTKV_E_NO_STATE (an unsure replica; exec.c). */
 void replica_reply_no_state(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 /* The slot for seq (h < seq <= h + L), reset when it held an older seq. */

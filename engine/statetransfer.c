@@ -410,7 +410,7 @@ static void install(struct pbft_replica *r, const uint8_t actual[BFTKV_DIGEST_SI
     r->cu.progress_ns = r->now_ns;
     replica_checkpoint_adopt(r, n, x->target.digest, x->target.proof, x->target.bits);
     if (r->unsure)
-        replica_sure_check(r);
+        replica_sure_check(r, out);
     replica_snapshot_take(r, n, x->target.digest); /* and serve it in turn */
     if (r->on_checkpoint != NULL)
         r->on_checkpoint(r->hook_arg, r->cfg.id, n, actual);

@@ -163,7 +163,7 @@ void replica_catchup_tick(struct pbft_replica *r, struct pbft_out *out)
     struct replica_catchup *cu = &r->cu;
     uint64_t R = r->cfg.retransmit_ns, now = r->now_ns;
     if (r->unsure)
-        replica_sure_check(r); /* it may have executed up to a vouching peer's h */
+        replica_sure_check(r, out); /* it may have executed up to a vouching peer's h */
     if (r->last_executed != cu->progress_le) {
         cu->progress_le = r->last_executed;
         cu->progress_ns = now;
@@ -235,7 +235,7 @@ static void view_adopt_check(struct pbft_replica *r)
  * q signed CHECKPOINTs) that is not older than that peer's, whose log holds
  * every batch after it. With at most f replicas holding state the group stops,
  * and every client that asks hears why (docs/design.md "Restarts"). */
-void replica_sure_check(struct pbft_replica *r)
+void replica_sure_check(struct pbft_replica *r, struct pbft_out *out)
 {
     BFTKV_ASSERT(r->unsure);
     uint32_t vouch = 0;
@@ -247,6 +247,7 @@ void replica_sure_check(struct pbft_replica *r)
         return;
     r->unsure = false;
     r->stats.holds_state = 1;
+    replica_votes_resume(r, out);
 }
 
 /* ---- Receiving STATUS ---------------------------------------------------------- */
@@ -319,7 +320,7 @@ void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, st
     r->cu.peer_low[j] = j_low;
     r->cu.peer_holds[j] = (m->u.status.flags & WIRE_STATUS_NO_STATE) == 0;
     if (r->unsure)
-        replica_sure_check(r);
+        replica_sure_check(r, out);
     if (!r->cu.peer_holds[j] && !r->unsure && r->now_ns >= r->cu.unsure_answer_ns[j]) {
         /* A peer restarted empty waits for f+1 replicas holding state to say
          * so: answer at once rather than at the next heartbeat. It sends no
