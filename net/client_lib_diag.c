@@ -92,11 +92,16 @@ static void diag_timeout(const struct bftkv_client *c, struct diag_buf *b, uint6
         }
     }
     uint32_t q = pbft_quorum(c->n, c->f);
-    diag_add(b, "%u of %u replicas answered (%u matching answers needed)", __builtin_popcountll(answered), c->n,
-             c->f + 1u);
+    diag_add(b, "%u of %u replicas answered", __builtin_popcountll(answered), c->n);
     if (answered != 0) {
-        diag_add(b, ": ");
+        diag_add(b, " (");
         diag_list(b, answered);
+        diag_add(b, ")");
+    }
+    diag_add(b, "; a result needs %u matching answers, ordering needs %u working replicas", c->f + 1u, q);
+    uint32_t working = (uint32_t)__builtin_popcountll(answered | probed);
+    if (working < q && (probed | silent | bad) != 0) {
+        diag_add(b, ", and only %u seem to work", working);
     }
     for (uint16_t j = 0; j < c->n; j++) {
         if ((refused >> j) & 1u) {
@@ -106,9 +111,7 @@ static void diag_timeout(const struct bftkv_client *c, struct diag_buf *b, uint6
     if (probed != 0) {
         diag_add(b, "; ");
         diag_list(b, probed);
-        diag_add(b, " answered a status probe but not the request (up, and accepting this client): the group "
-                    "cannot order requests, fewer than %u replicas work",
-                 q);
+        diag_add(b, " answered a status probe but not the request (up, and accepting this client)");
     }
     if (bad != 0) {
         diag_add(b, "; ");
