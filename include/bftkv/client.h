@@ -17,7 +17,7 @@
  *     after the handle's timeout.
  *   - bftkv_submit is asynchronous: it returns at once and the callback reports
  *     the result later. Many requests are in flight at a time: as many as the
- *     handle has lanes (config client_lanes, at most 64), the rest wait in the
+ *     handle leased lanes (at most the config's client_lanes, at most 64), the rest wait in the
  *     handle's queue (bounded by queue_max: queued + in flight).
  *   - Limits are checked before anything is sent: keys are 1..BFTKV_KEY_MAX bytes
  *     (BFTKV_E_KEY_EMPTY, BFTKV_E_KEY_TOO_LARGE), values 0..BFTKV_VALUE_MAX bytes
@@ -123,8 +123,9 @@ enum bftkv_client_flag {
 struct bftkv_client_options {
     int timeout_ms;      /* per operation, from the call to its result (queueing
                             included); 0 = the config's client_timeout_ms */
-    uint16_t lanes;      /* requests in flight at a time; 0 = the config's
-                            client_lanes, which is also the maximum */
+    uint16_t lanes;      /* requests in flight at a time: the lanes to lease
+                            (see "Sessions" and lane_first below); 0 = every lane
+                            of the range; at most the config's client_lanes */
     uint32_t queue_max;  /* requests accepted and not yet completed, queued or in
                             flight (a timed-out request keeps its place while its
                             lane still retransmits it); 0 = BFTKV_CLIENT_QUEUE_DEFAULT;
