@@ -12,6 +12,9 @@
  * in hand. Replicas send one full result and digests otherwise (DESIGN §3); a
  * retransmission asks every replica for the full result (WIRE_REQ_FULL_ALL).
  *
+ * On the wire the lanes are lane_base .. lane_base + lanes - 1: handles sharing a
+ * client id lease disjoint runs of the replicas' client_lanes (net/client_lib_session.c).
+ *
  * Timestamps are timestamp_base + a counter, strictly increasing across all lanes,
  * so a replica's "last timestamp per client" rule and its per-lane reply cache are
  * both satisfied. The client learns the current view from the replies it accepts
@@ -102,6 +105,7 @@ struct pbft_client {
 void pbft_client_config_defaults(struct pbft_client_config *cfg)
 {
     cfg->lanes = 1;
+    cfg->lane_base = 0;
     cfg->retransmit_timeout_ns = 100u * 1000u * 1000u; /* 100 ms */
     cfg->timestamp_base = 0;
     cfg->readonly_fast_path = true;
@@ -113,7 +117,8 @@ static bool config_valid(const struct pbft_client_config *cfg, const struct auth
     if (cfg->n < 1 || cfg->n > BFTKV_REPLICAS_MAX || (uint32_t)cfg->n < 3u * cfg->f + 1u) {
         return false;
     }
-    if (cfg->lanes < 1 || cfg->lanes > PBFT_LANES_MAX || cfg->retransmit_timeout_ns == 0) {
+    if (cfg->lanes < 1 || cfg->lanes > PBFT_LANES_MAX || cfg->retransmit_timeout_ns == 0
+        || (uint32_t)cfg->lane_base + cfg->lanes > PBFT_LANES_MAX) {
         return false;
     }
     if (cfg->id >= BFTKV_CLIENTS_MAX || cfg->retransmit_timeout_ns > UINT64_MAX / (4u * CLIENT_BACKOFF_MAX)) {
@@ -229,7 +234,7 @@ static size_t lane_encode(const struct pbft_client *c, const struct client_lane 
 {
     struct wire_request rq = {
         .client = c->cfg.id,
-        .lane = lane,
+        .lane = (uint16_t)(c->cfg.lane_base + lane),
         .timestamp = l->timestamp,
         .op = l->op,
         .rflags = rflags,
@@ -446,15 +451,17 @@ static uint16_t lane_class_count(const struct pbft_client *c, const struct clien
     return k;
 }
 
-/* A reply this lane cannot use: another client's, an unknown or idle lane, an
- * older (or newer) timestamp, or the other path's answer. */
+/* A reply this lane cannot use: another client's, a lane outside this client's
+ * run (another handle's of the same client id), an idle lane, an older (or
+ * newer) timestamp, or the other path's answer. */
 static bool ignore_reply(const struct pbft_client *c, const struct wire_msg *m)
 {
     const struct wire_reply *rp = &m->u.reply;
-    if (rp->client != c->cfg.id || rp->lane >= c->cfg.lanes || m->h.sender >= c->cfg.n) {
+    if (rp->client != c->cfg.id || rp->lane < c->cfg.lane_base || rp->lane - c->cfg.lane_base >= c->cfg.lanes
+        || m->h.sender >= c->cfg.n) {
         return true;
     }
-    const struct client_lane *l = &c->lanes[rp->lane];
+    const struct client_lane *l = &c->lanes[rp->lane - c->cfg.lane_base];
     if (l->state != LANE_ORDERED && l->state != LANE_READONLY) {
         return true;
     }
@@ -582,7 +589,7 @@ static void client_on_reply(struct pbft_client *c, const struct wire_msg *m, uin
         return;
     }
     const struct wire_reply *rp = &m->u.reply;
-    uint16_t lane = rp->lane;
+    uint16_t lane = (uint16_t)(rp->lane - c->cfg.lane_base); /* ignore_reply checked the run */
     struct client_lane *l = &c->lanes[lane];
     /* A full result was checked against its digest by wire_decode() (it drops the
      * reply otherwise, BAD_DIGEST), and m comes from wire_decode() in

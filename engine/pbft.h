@@ -236,6 +236,11 @@ struct pbft_client_config {
     uint16_t n;
     uint16_t f;
     uint16_t lanes;                 /* requests in flight, 1..PBFT_LANES_MAX */
+    uint16_t lane_base;             /* the client's lanes on the wire are lane_base ..
+                                       lane_base + lanes - 1 (lane_base + lanes <=
+                                       PBFT_LANES_MAX): several handles of one client
+                                       id use disjoint runs (include/bftkv/client.h,
+                                       "Sessions"); completions report lane - lane_base */
     uint64_t retransmit_timeout_ns; /* first retransmission; doubles up to 8x */
     uint64_t timestamp_base;        /* first timestamp - 1; the server runtime passes
                                        wall-clock ns so a restarted client keeps

@@ -1,14 +1,17 @@
 /* Opening and closing a client handle (include/bftkv/client.h).
  *
  * Open reads the config file, loads and checks the client's secret key, resolves
- * every replica's address (all of one address family), creates the engine client
- * (engine/pbft.h) with the config's lanes, retransmission interval and read-only
- * fast path, binds the UDP socket (net/udp.h), sets up the wake-up socket
- * (client_lib_internal.h says why a datagram) and allocates every slot, so that
+ * every replica's address (all of one address family), leases a run of the
+ * client's lanes (client_lib_session.c), creates the engine client
+ * (engine/pbft.h) on those lanes with the config's retransmission interval and
+ * read-only fast path, binds the UDP socket (net/udp.h), records its address in
+ * the lease, sets up the wake-up socket (client_lib_internal.h says why a
+ * datagram) and allocates every slot, so that
  * nothing on the request path allocates except the heap copy of a large async
  * value and the result of bftkv_get_alloc. The engine's timestamps start at the
- * wall-clock time in ns: a later process with the same client id keeps sending
- * increasing timestamps, which the replicas require (TOCS 2002 §4.1).
+ * wall-clock time in ns, or above the last timestamp an earlier holder of the
+ * lanes recorded: a later handle on the same lanes keeps sending increasing
+ * timestamps, which the replicas require (TOCS 2002 §4.1).
  *
  * Close stops the I/O thread first, so that it alone decides what is finished,
  * then cancels every slot still queued or on a lane and waits for the API threads
@@ -29,6 +32,7 @@
 #include "bftkv/config.h"
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "net/admin.h"
 #include "net/client_lib_internal.h"
 #include "net/keys.h"
 
@@ -93,25 +97,35 @@ static int client_resolve(struct bftkv_client *c, const struct bftkv_config *cfg
     return 0;
 }
 
-/* The wake-up socket: a loopback UDP socket connected to the handle's own socket
- * (its loopback address when bound to the wildcard). */
-static int client_wake_open(struct bftkv_client *c, const struct bftkv_client_options *opt)
+/* The handle's socket address as seen from this machine: its loopback address
+ * when bound to the wildcard. */
+static int client_self_addr(struct bftkv_client *c, struct sockaddr_storage *self, socklen_t *self_len)
 {
-    struct sockaddr_storage self;
-    socklen_t self_len = sizeof self;
-    if (net_udp_local_addr(c->udp, &self, &self_len) != 0) {
+    *self_len = sizeof *self;
+    if (net_udp_local_addr(c->udp, self, self_len) != 0) {
         return BFTKV_E_IO;
     }
-    if (self.ss_family == AF_INET) {
-        struct sockaddr_in *s = (struct sockaddr_in *)&self;
+    if (self->ss_family == AF_INET) {
+        struct sockaddr_in *s = (struct sockaddr_in *)self;
         if (s->sin_addr.s_addr == htonl(INADDR_ANY)) {
             s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         }
     } else {
-        struct sockaddr_in6 *s = (struct sockaddr_in6 *)&self;
+        struct sockaddr_in6 *s = (struct sockaddr_in6 *)self;
         if (IN6_IS_ADDR_UNSPECIFIED(&s->sin6_addr)) {
             s->sin6_addr = in6addr_loopback;
         }
+    }
+    return 0;
+}
+
+/* The wake-up socket: a loopback UDP socket connected to the handle's own socket. */
+static int client_wake_open(struct bftkv_client *c, const struct bftkv_client_options *opt)
+{
+    struct sockaddr_storage self;
+    socklen_t self_len = sizeof self;
+    if (client_self_addr(c, &self, &self_len) != 0) {
+        return BFTKV_E_IO;
     }
     c->wake_fd = socket(self.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->wake_fd < 0) {
@@ -144,8 +158,9 @@ static int client_slots_init(struct bftkv_client *c, uint32_t nslots)
     c->lane_slot = calloc(c->lanes, sizeof *c->lane_slot);
     c->done = calloc(c->lanes, sizeof *c->done);
     c->close_calls = calloc(nslots, sizeof *c->close_calls);
+    c->probe_msg = malloc(ADMIN_REQUEST_MAX);
     if (c->slots == NULL || c->fifo == NULL || c->lane_slot == NULL || c->done == NULL
-        || c->close_calls == NULL) {
+        || c->close_calls == NULL || c->probe_msg == NULL) {
         return BFTKV_E_NOMEM;
     }
     pthread_condattr_t ca;
@@ -209,6 +224,7 @@ static void client_destroy(struct bftkv_client *c, bool sync_ready)
     free(c->lane_slot);
     free(c->done);
     free(c->close_calls);
+    free(c->probe_msg);
     if (c->wake_fd >= 0) {
         close(c->wake_fd);
     }
@@ -216,6 +232,14 @@ static void client_destroy(struct bftkv_client *c, bool sync_ready)
     if (c->out_ready) {
         pbft_out_free(&c->out);
     }
+    uint64_t last_ts = 0;
+    if (c->engine != NULL) {
+        /* The engine's timestamps are its base + one per submission or read-only
+         * fallback (engine/client.c): the last one it sent. */
+        const struct pbft_client_stats *es = pbft_client_stats(c->engine);
+        last_ts = c->lease.first_ts + es->submitted + es->readonly_fallbacks;
+    }
+    client_session_release(&c->lease, last_ts);
     pbft_client_destroy(c->engine);
     if (c->auth_ready) {
         auth_destroy(&c->auth);
@@ -241,6 +265,11 @@ static int client_options_check(const struct bftkv_client_options *opt)
     if (opt->queue_max > BFTKV_CLIENT_QUEUE_MAX || opt->lanes > PBFT_LANES_MAX) {
         CLIENT_ERR(opt, "bftkv client: queue_max (at most %u) or lanes (at most %u) out of range",
                    BFTKV_CLIENT_QUEUE_MAX, PBFT_LANES_MAX);
+        return BFTKV_E_INVAL;
+    }
+    if (opt->session_wait_ms < 0 || (uint32_t)opt->session_wait_ms > BFTKV_CONFIG_TIMEOUT_MS_MAX) {
+        CLIENT_ERR(opt, "bftkv client: session_wait_ms %d out of range 0..%u", opt->session_wait_ms,
+                   BFTKV_CONFIG_TIMEOUT_MS_MAX);
         return BFTKV_E_INVAL;
     }
     if (opt->backend != BFTKV_BACKEND_MMSG && opt->backend != BFTKV_BACKEND_URING
@@ -283,7 +312,10 @@ static int client_engine_init(struct bftkv_client *c, const struct bftkv_config 
         return BFTKV_E_CONFIG; /* checked by the caller already */
     }
     pc.lanes = c->lanes;
-    pc.timestamp_base = client_wall_ns();
+    pc.lane_base = c->lane_base;
+    uint64_t wall = client_wall_ns();
+    pc.timestamp_base = wall > c->lease.ts_floor ? wall : c->lease.ts_floor;
+    c->lease.first_ts = pc.timestamp_base;
     rc = pbft_client_create(&pc, &c->auth, &c->engine);
     if (rc != 0) {
         CLIENT_ERR(opt, "bftkv client: cannot create the protocol client: %s", bftkv_strerror(rc));
@@ -317,7 +349,15 @@ static int client_udp_init(struct bftkv_client *c, const struct bftkv_config *cf
         CLIENT_ERR(opt, "bftkv client: cannot bind a UDP socket on %s (%s)", bind_host, bftkv_strerror(rc));
         return rc;
     }
-    return client_wake_open(c, opt);
+    rc = client_wake_open(c, opt);
+    struct sockaddr_storage self;
+    socklen_t self_len;
+    if (rc == 0 && client_self_addr(c, &self, &self_len) == 0) {
+        /* Lane files name the holder's address (replies are passed on to it) and
+         * first timestamp. The engine starts at base + 1. */
+        client_session_publish(&c->lease, &self);
+    }
+    return rc;
 }
 
 /* Start the I/O thread with every signal blocked: signals belong to the
@@ -344,19 +384,22 @@ static int client_open_with(const struct bftkv_config *cfg, uint16_t client_id,
                    client_id);
         return BFTKV_E_CONFIG;
     }
-    if (opt->lanes > cfg->client_lanes) {
-        CLIENT_ERR(opt, "bftkv client: %u lanes asked, the config allows client_lanes %u", opt->lanes,
-                   cfg->client_lanes);
-        return BFTKV_E_INVAL;
-    }
     c->id = client_id;
     c->n = cfg->n;
-    c->lanes = opt->lanes != 0 ? opt->lanes : cfg->client_lanes;
+    c->f = cfg->f;
+    c->group = cfg->group;
+    c->retransmit_ns = (uint64_t)cfg->retransmit_ms * 1000000u;
+    int rc = client_session_lease(&c->lease, cfg, client_id, opt, opt->err, opt->errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    c->lanes = c->lease.count;
+    c->lane_base = c->lease.base;
     c->flags = opt->flags;
     uint32_t timeout_ms = opt->timeout_ms != 0 ? (uint32_t)opt->timeout_ms : cfg->client_timeout_ms;
     c->timeout_ns = (uint64_t)timeout_ms * 1000000u;
     const char *bind_host = NULL;
-    int rc = client_resolve(c, cfg, opt, &bind_host);
+    rc = client_resolve(c, cfg, opt, &bind_host);
     if (rc == 0) {
         rc = client_engine_init(c, cfg, opt);
     }
@@ -367,6 +410,7 @@ static int client_open_with(const struct bftkv_config *cfg, uint16_t client_id,
         rc = client_slots_init(c, opt->queue_max != 0 ? opt->queue_max : BFTKV_CLIENT_QUEUE_DEFAULT);
     }
     c->stats.lanes = c->lanes;
+    c->stats.lane_base = c->lane_base;
     return rc;
 }
 
@@ -405,6 +449,11 @@ int bftkv_client_open(const char *config_path, uint16_t client_id, const struct 
         return BFTKV_E_NOMEM;
     }
     c->wake_fd = -1;
+    for (uint32_t i = 0; i < PBFT_LANES_MAX; i++) {
+        c->lease.fds[i] = -1;
+    }
+    static _Atomic uint64_t serials;
+    c->serial = ++serials;
     rc = client_sync_init(c);
     if (rc != 0) {
         bftkv_config_free(cfg);

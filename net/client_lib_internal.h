@@ -43,9 +43,11 @@
 #include <sys/socket.h>
 
 #include "bftkv/client.h"
+#include "bftkv/config.h"
 #include "bftkv/limits.h"
 #include "engine/auth.h"
 #include "engine/pbft.h"
+#include "engine/wire.h"
 #include "net/udp.h"
 
 #define CLIENT_NONE UINT32_MAX
@@ -56,9 +58,33 @@
 #define CLIENT_IDLE_POLL_MS 1000
 /* Completions handed to callbacks per batch (stack array of the I/O thread). */
 #define CLIENT_BATCH_MAX PBFT_LANES_MAX
+/* The key a beacon reads (client_lib_io.c), and the beacon's size at most. */
+#define CLIENT_BEACON_KEY "bftkv.beacon"
+#define CLIENT_BEACON_MAX (WIRE_HEADER_SIZE + WIRE_REQUEST_FIXED + sizeof CLIENT_BEACON_KEY + BFTKV_AUTHENTICATOR_MAX)
 /* Transport pools of a client: replies of 64 lanes from every replica. */
 #define CLIENT_RX_BUFFERS 32u
 #define CLIENT_TX_DATAGRAMS 16u
+
+/* A lease of lanes (client_lib_session.c): files locked with flock, one per lane. */
+struct client_lease {
+    char dir[256];        /* the session directory */
+    char prefix[64];      /* "g<group>-c<client>-<fingerprint>" */
+    uint16_t base;        /* first lane leased */
+    uint16_t count;       /* lanes leased; 0: none */
+    uint64_t ts_floor;    /* highest timestamp an earlier lessee may have used */
+    uint64_t first_ts;    /* our timestamp base (the engine's first timestamp - 1) */
+    int fds[PBFT_LANES_MAX]; /* by lane; -1 where not held */
+};
+
+/* What the handle has heard from one replica, for the message of a failed call
+ * (client_lib_diag.c). Times are CLOCK_MONOTONIC ns; 0: never. */
+struct client_heard {
+    uint64_t reply_ns;     /* an authenticated REPLY */
+    int16_t reply_status;  /* ... and its status */
+    uint64_t bad_auth_ns;  /* a REPLY or ADMIN-REPLY from its address that failed authentication */
+    uint64_t probe_ns;     /* an authenticated answer to a status probe (net/admin.h) */
+    uint64_t probe_sent_ns;
+};
 
 enum client_slot_state {
     SLOT_FREE = 0,
@@ -115,7 +141,13 @@ struct bftkv_client {
     /* Fixed at open. */
     uint16_t id;
     uint16_t n;
+    uint16_t f;
+    uint16_t group;
     uint16_t lanes;
+    uint16_t lane_base;    /* the leased lanes are lane_base .. lane_base + lanes - 1 */
+    uint64_t serial;       /* distinct per handle opened by this process (client_lib_diag.c) */
+    uint64_t retransmit_ns;
+    struct client_lease lease;
     uint32_t flags;
     uint64_t timeout_ns;
     struct sockaddr_storage replica_addr[BFTKV_REPLICAS_MAX];
@@ -136,6 +168,18 @@ struct bftkv_client {
     pthread_t io;
     bool io_started;
     uint64_t io_wakeups;    /* wake-up datagrams received */
+    uint64_t forwarded;     /* replies passed on to the holder of their lane */
+    uint64_t probes;        /* status probes sent */
+    struct client_heard heard_io[BFTKV_REPLICAS_MAX];
+    bool heard_dirty;       /* heard_io changed since it was mirrored into heard */
+    uint64_t probe_nonce;   /* the last status probe's nonce */
+    uint64_t probe_round_ns; /* when the last probe round went out */
+    uint64_t retransmits_seen; /* the engine's retransmission count at the last look */
+    uint8_t *probe_msg;     /* ADMIN_REQUEST_MAX bytes */
+    uint64_t beacon_ns;     /* when the last beacon went out (client_lib_io.c) */
+    uint64_t beacon_ts;     /* its timestamp */
+    uint64_t beacons;
+    uint8_t beacon_msg[CLIENT_BEACON_MAX];
 
     /* Guarded by mu. */
     pthread_mutex_t mu;
@@ -157,6 +201,7 @@ struct bftkv_client {
     uint32_t in_flight;     /* lanes in use, abandoned ones included */
     struct bftkv_client_stats stats; /* counters kept under mu; engine ones mirrored by the I/O thread */
     uint64_t wakeups_seen;  /* io_wakeups, mirrored */
+    struct client_heard heard[BFTKV_REPLICAS_MAX]; /* heard_io, mirrored */
 };
 
 /* ---- client_lib_ops.c (all with mu held) ---------------------------------------- */
@@ -167,6 +212,33 @@ void client_lib_slot_free(struct bftkv_client *c, uint32_t idx);
 void client_lib_async_unlink(struct bftkv_client *c, uint32_t idx);
 /* Take a QUEUED slot out of the FIFO (a timeout): O(queue length). */
 void client_lib_fifo_remove(struct bftkv_client *c, uint32_t idx);
+
+/* ---- client_lib_session.c ------------------------------------------------------ */
+
+/* The session directory (created 0700 if missing, checked) into out. */
+int client_session_dir(char *out, size_t cap, char *err, size_t errlen);
+/* Lease a run of lanes as opt asks (lanes, lane_first, lane_count,
+ * session_wait_ms). 0; BFTKV_E_SESSION_BUSY (every lane of the range is leased),
+ * BFTKV_E_INVAL (a range the config does not have), BFTKV_E_IO. */
+int client_session_lease(struct client_lease *ls, const struct bftkv_config *cfg, uint16_t client_id,
+                         const struct bftkv_client_options *opt, char *err, size_t errlen);
+/* Record in the lease's files the handle's socket address and ls->first_ts (the
+ * engine's timestamp base, set by the caller). */
+void client_session_publish(struct client_lease *ls, const struct sockaddr_storage *addr);
+/* Record the last timestamp sent and release the lanes. Safe on an empty lease. */
+void client_session_release(struct client_lease *ls, uint64_t last_ts);
+/* The socket address of the handle that holds `lane` of ls's client, from its
+ * lane file: 0, or BFTKV_E_NOT_FOUND (free, or not published), BFTKV_E_IO. */
+int client_session_owner(const struct client_lease *ls, uint16_t lane, struct sockaddr_storage *addr,
+                         socklen_t *alen);
+
+/* ---- client_lib_diag.c --------------------------------------------------------- */
+
+/* Record why the calling thread's sync call of op on c failed with rc (mu held:
+ * reads c->heard). start_ns: when the call began. */
+void client_diag_record(struct bftkv_client *c, uint8_t op, int rc, uint64_t start_ns);
+/* Forget the calling thread's last failure (a sync call begins). */
+void client_diag_clear(void);
 
 /* ---- client_lib_io.c ---------------------------------------------------------- */
 

@@ -8,6 +8,18 @@
  * request's timeout) is due; then step the engine with each received message and
  * with a tick when due, handing completions back as they come.
  *
+ * Replies for lanes this handle does not hold (another handle of the same client
+ * id holds them: the replicas send every reply of a client id to the address of
+ * its newest request) are passed on to their holder (client_lib_session.c).
+ *
+ * What each replica was heard to say -- an authenticated reply, a reply that
+ * failed authentication, an answer to a status probe -- is noted for the message
+ * of a failed call (client_lib_diag.c). When a request goes unanswered past its
+ * first retransmission, replicas silent for that long get a status probe (an
+ * authenticated admin STATS request, net/admin.h), at most once per
+ * CLIENT_PROBE_INTERVAL_MS: their answer tells a replica that is up but cannot
+ * make progress from one that is down, or refuses this client.
+ *
  * Completions are handed back in batches: under mu the I/O thread writes sync
  * results (into the caller's buffer) and collects async callbacks; it calls the
  * callbacks after releasing mu, so a callback may submit, and before the next
@@ -23,7 +35,13 @@
 #include "bftkv/errors.h"
 #include "common/assert.h"
 #include "engine/wire.h"
+#include "net/admin.h"
 #include "net/client_lib_internal.h"
+
+/* Status probes: one round at most this often. */
+#define CLIENT_PROBE_INTERVAL_MS 500u
+/* Beacons (io_beacon): one at most this often. */
+#define CLIENT_BEACON_GAP_MS 20u
 
 uint64_t client_lib_now_ns(void)
 {
@@ -173,8 +191,100 @@ static void io_step(struct bftkv_client *c, uint8_t kind, const uint8_t *msg, si
 
 /* ---- Receiving --------------------------------------------------------------------------- */
 
+/* The replica whose configured address src is, or -1. */
+static int io_replica_of(const struct bftkv_client *c, const struct sockaddr_storage *src)
+{
+    for (uint16_t j = 0; j < c->n; j++) {
+        if (net_addr_equal(src, &c->replica_addr[j])) {
+            return j;
+        }
+    }
+    return -1;
+}
+
+/* Replies the engine turned away: every drop reason, and ignored replies. */
+static uint64_t io_engine_rejects(const struct pbft_client_stats *es)
+{
+    uint64_t k = es->replies_ignored;
+    for (uint32_t i = 0; i < WIRE_DROP_COUNT; i++) {
+        k += es->drops.count[i];
+    }
+    return k;
+}
+
+/* REPLY body: client u16 | lane u16 | status i16 | ... (engine/wire.h). */
+static uint16_t io_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+/* A REPLY from a replica for a lane of our client id that another handle holds:
+ * pass it on to that handle (only replies straight from a replica, so a passed-on
+ * one is never passed on again). Returns whether it was. */
+static bool io_forward(struct bftkv_client *c, const struct wire_header *h, int replica, const uint8_t *msg,
+                       size_t mlen)
+{
+    if (replica < 0 || h->type != WIRE_REPLY || mlen < WIRE_HEADER_SIZE + 4u) {
+        return false;
+    }
+    const uint8_t *body = msg + WIRE_HEADER_SIZE;
+    uint16_t lane = io_le16(body + 2);
+    if (io_le16(body) != c->id || (lane >= c->lane_base && lane - c->lane_base < c->lanes)
+        || lane >= PBFT_LANES_MAX) {
+        return false;
+    }
+    struct sockaddr_storage to;
+    socklen_t tolen = 0;
+    if (client_session_owner(&c->lease, lane, &to, &tolen) == 0) {
+        (void)net_udp_queue(c->udp, &to, tolen, msg, mlen);
+        c->forwarded++;
+    }
+    return true; /* not ours either way: the engine would only ignore it */
+}
+
+/* An ADMIN-REPLY: the answer to a status probe, or junk. */
+static void io_on_admin_reply(struct bftkv_client *c, int replica, const uint8_t *msg, size_t mlen)
+{
+    uint16_t sender = 0;
+    uint64_t nonce = 0;
+    const uint8_t *json = NULL;
+    size_t jlen = 0;
+    uint64_t now = client_lib_now_ns();
+    if (admin_reply_check(&c->auth, c->group, msg, mlen, &sender, &nonce, &json, &jlen) && sender < c->n) {
+        c->heard_io[sender].probe_ns = now;
+        c->heard_dirty = true;
+    } else if (replica >= 0) {
+        c->heard_io[replica].bad_auth_ns = now;
+        c->heard_dirty = true;
+    }
+}
+
+/* Step one message and note what its sender was heard to say. */
+static void io_on_message(struct bftkv_client *c, const struct wire_header *h, int replica, const uint8_t *msg,
+                          size_t mlen)
+{
+    if (h->type != WIRE_REPLY) {
+        io_step(c, PBFT_EV_RECEIVE, msg, mlen);
+        return;
+    }
+    const struct pbft_client_stats *es = pbft_client_stats(c->engine);
+    uint64_t rejects = io_engine_rejects(es);
+    uint64_t bad_auth = es->drops.count[WIRE_DROP_BAD_AUTH];
+    io_step(c, PBFT_EV_RECEIVE, msg, mlen);
+    uint64_t now = client_lib_now_ns();
+    if (io_engine_rejects(es) == rejects && h->sender < c->n && mlen >= WIRE_HEADER_SIZE + 6u) {
+        /* authenticated by the engine (auth_reply_check): h->sender is who sent it */
+        c->heard_io[h->sender].reply_ns = now;
+        c->heard_io[h->sender].reply_status = (int16_t)io_le16(msg + WIRE_HEADER_SIZE + 4);
+        c->heard_dirty = true;
+    } else if (es->drops.count[WIRE_DROP_BAD_AUTH] != bad_auth && replica >= 0) {
+        c->heard_io[replica].bad_auth_ns = now;
+        c->heard_dirty = true;
+    }
+}
+
 /* A datagram: a wake-up (from our own wake socket), or messages back to back
- * (engine/wire.h), each stepped on its own. A message whose declared length runs
+ * (engine/wire.h), each handled on its own. A message whose declared length runs
  * past the datagram goes to the engine as it is, which drops and counts it. */
 static void io_on_datagram(void *arg, const struct sockaddr_storage *src, socklen_t srclen, const uint8_t *data,
                            size_t len)
@@ -185,18 +295,119 @@ static void io_on_datagram(void *arg, const struct sockaddr_storage *src, sockle
         c->io_wakeups++;
         return;
     }
+    int replica = io_replica_of(c, src);
     size_t off = 0;
     while (off < len) {
         size_t mlen = len - off;
+        struct wire_header h = { 0 };
         if (mlen >= WIRE_HEADER_SIZE) {
-            struct wire_header h;
             wire_header_read(data + off, &h);
             size_t want = WIRE_HEADER_SIZE + (size_t)h.body_len + h.auth_len;
             mlen = want < mlen ? want : mlen;
         }
-        io_step(c, PBFT_EV_RECEIVE, data + off, mlen);
+        if (mlen >= WIRE_HEADER_SIZE && h.type == WIRE_ADMIN_REPLY) {
+            io_on_admin_reply(c, replica, data + off, mlen);
+        } else if (mlen < WIRE_HEADER_SIZE || !io_forward(c, &h, replica, data + off, mlen)) {
+            io_on_message(c, &h, replica, data + off, mlen);
+        }
         off += mlen;
     }
+}
+
+/* ---- After a retransmission: beacon and status probes -------------------------------------- */
+
+static uint64_t io_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The replicas send every reply of a client id to the source of its newest
+ * request (net/server.h, "address book"): the newest by timestamp, and a
+ * handle's timestamps start at its opening time. When another handle of our
+ * client id opened later and has since closed, the replies to our
+ * retransmissions would go to its dead socket for good. So before the
+ * retransmissions of this round (queued right after, so they share each
+ * replica's datagram and are handled after it), send a beacon: a read-only GET
+ * of CLIENT_BEACON_KEY on our first lane whose timestamp is the wall clock now,
+ * newer than any handle's opening time. A replica learns our address from it
+ * and answers the retransmission to us. The read-only path keeps no state per
+ * lane (TOCS 2002 §5.1.3), so the beacon changes nothing but the address; its
+ * own answer is ignored (its timestamp is not the lane's). */
+static void io_beacon(struct bftkv_client *c, uint64_t now)
+{
+    if (c->beacon_ns != 0 && now - c->beacon_ns < (uint64_t)CLIENT_BEACON_GAP_MS * 1000000u) {
+        return;
+    }
+    uint64_t ts = io_wall_ns();
+    c->beacon_ts = ts > c->beacon_ts ? ts : c->beacon_ts + 1u;
+    static const char key[] = CLIENT_BEACON_KEY;
+    struct wire_request rq = {
+        .client = c->id,
+        .lane = c->lane_base,
+        .timestamp = c->beacon_ts,
+        .op = WIRE_OP_GET,
+        .rflags = WIRE_REQ_READONLY,
+        .klen = (uint16_t)(sizeof key - 1u),
+        .vlen = 0,
+        .key = (const uint8_t *)key,
+        .value = NULL,
+    };
+    size_t auth_off = 0;
+    size_t len = wire_encode_request(c->beacon_msg, sizeof c->beacon_msg, c->group, c->n, 0, &rq, &auth_off);
+    if (len == 0) {
+        return;
+    }
+    auth_authenticator_fill(&c->auth, c->beacon_msg, len, auth_off);
+    c->beacon_ns = now;
+    for (uint16_t j = 0; j < c->n; j++) {
+        (void)net_udp_queue(c->udp, &c->replica_addr[j], c->replica_addrlen[j], c->beacon_msg, len);
+    }
+    c->beacons++;
+}
+
+/* A request went unanswered past a retransmission: probe the replicas that have
+ * sent no authenticated reply for that long (at most one round per
+ * CLIENT_PROBE_INTERVAL_MS). The nonce is the wall clock in ns, as the admin
+ * protocol asks (net/admin.h), and grows from round to round. */
+static void io_probe(struct bftkv_client *c, uint64_t now)
+{
+    if (c->probe_round_ns != 0 && now - c->probe_round_ns < (uint64_t)CLIENT_PROBE_INTERVAL_MS * 1000000u) {
+        return;
+    }
+    uint64_t nonce = io_wall_ns();
+    c->probe_nonce = nonce > c->probe_nonce ? nonce : c->probe_nonce + 1u;
+    size_t len = admin_request_encode(c->probe_msg, ADMIN_REQUEST_MAX, &c->auth, c->group, ADMIN_CMD_STATS,
+                                      c->probe_nonce);
+    if (len == 0) {
+        return;
+    }
+    c->probe_round_ns = now;
+    uint64_t quiet = c->retransmit_ns;
+    for (uint16_t j = 0; j < c->n; j++) {
+        struct client_heard *h = &c->heard_io[j];
+        if (h->reply_ns != 0 && now - h->reply_ns < quiet) {
+            continue;
+        }
+        (void)net_udp_queue(c->udp, &c->replica_addr[j], c->replica_addrlen[j], c->probe_msg, len);
+        h->probe_sent_ns = now;
+        c->heard_dirty = true;
+        c->probes++;
+    }
+}
+
+/* Called before the outbox is sent: the engine's tick may have queued
+ * retransmissions. */
+static void io_after_retransmit(struct bftkv_client *c, uint64_t now)
+{
+    uint64_t retransmits = pbft_client_stats(c->engine)->retransmissions;
+    if (retransmits == c->retransmits_seen) {
+        return;
+    }
+    c->retransmits_seen = retransmits;
+    io_beacon(c, now);
+    io_probe(c, now);
 }
 
 /* ---- The loop ---------------------------------------------------------------------------- */
@@ -265,7 +476,13 @@ static void io_mirror_stats(struct bftkv_client *c)
     c->stats.retransmissions = es->retransmissions;
     c->stats.readonly_fallbacks = es->readonly_fallbacks;
     c->stats.replies_dropped = dropped;
+    c->stats.replies_forwarded = c->forwarded;
+    c->stats.probes_sent = c->probes;
     c->wakeups_seen = c->io_wakeups;
+    if (c->heard_dirty) {
+        memcpy(c->heard, c->heard_io, (size_t)c->n * sizeof c->heard[0]);
+        c->heard_dirty = false;
+    }
 }
 
 static int io_timeout_ms(uint64_t deadline_ns, uint64_t now)
@@ -294,6 +511,7 @@ void *client_lib_io_main(void *arg)
         io_mirror_stats(c);
         pthread_mutex_unlock(&c->mu);
         io_calls(calls, k);
+        io_after_retransmit(c, now);
         io_send_outbox(c);
         (void)net_udp_flush(c->udp);
 
@@ -311,9 +529,15 @@ void *client_lib_io_main(void *arg)
         c->sleep_until_ns = deadline;
         pthread_mutex_unlock(&c->mu);
         int timeout_ms = busy ? 0 : io_timeout_ms(deadline, client_lib_now_ns());
+        uint64_t forwarded = c->forwarded;
         if (net_udp_poll(c->udp, timeout_ms, io_on_datagram, c) < 0) {
             struct timespec pause = { .tv_sec = 0, .tv_nsec = 1000000 }; /* do not spin on a broken socket */
             nanosleep(&pause, NULL);
+        }
+        if (c->forwarded != forwarded) {
+            /* Passed-on replies go now: the reply that came with them may have
+             * completed the call this handle was open for, and close follows. */
+            (void)net_udp_flush(c->udp);
         }
         if (pbft_client_next_deadline(c->engine) <= client_lib_now_ns()) {
             io_step(c, PBFT_EV_TICK, NULL, 0);

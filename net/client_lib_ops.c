@@ -215,17 +215,21 @@ static int sync_run(struct bftkv_client *c, struct sync_call *sc)
     if (c == NULL) {
         return BFTKV_E_INVAL;
     }
+    client_diag_clear();
+    uint64_t start_ns = client_lib_now_ns();
     int rc = request_check(sc->op, sc->key, sc->klen, sc->val, sc->vlen);
+    if (rc == 0 && on_io_thread(c)) {
+        rc = BFTKV_E_INVAL; /* from a callback: it would wait for itself */
+    }
     if (rc != 0) {
+        client_diag_record(c, sc->op, rc, start_ns);
         return rc;
     }
-    if (on_io_thread(c)) {
-        return BFTKV_E_INVAL; /* from a callback: it would wait for itself */
-    }
-    uint64_t deadline_ns = client_lib_now_ns() + c->timeout_ns;
+    uint64_t deadline_ns = start_ns + c->timeout_ns;
     pthread_mutex_lock(&c->mu);
     if (c->closing) {
         pthread_mutex_unlock(&c->mu);
+        client_diag_record(c, sc->op, BFTKV_E_CANCELLED, start_ns);
         return BFTKV_E_CANCELLED;
     }
     c->waiters++;
@@ -250,6 +254,9 @@ static int sync_run(struct bftkv_client *c, struct sync_call *sc)
             pthread_mutex_lock(&c->mu);
         }
         rc = sync_wait(c, idx, deadline_ns, sc);
+    }
+    if (rc != 0 && rc != BFTKV_E_NOT_FOUND && rc != BFTKV_E_BUF_TOO_SMALL) {
+        client_diag_record(c, sc->op, rc, start_ns); /* reads c->heard: mu held */
     }
     c->waiters--;
     if (c->closing && c->waiters == 0) {

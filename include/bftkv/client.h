@@ -1,9 +1,10 @@
-/* The bftkv client library, libbftkv (DESIGN §1: "Application developers link the
- * client library"). Build against it with `pkg-config --cflags --libs bftkv`.
+/* The bftkv client library, libbftkv: what applications link to use a cluster
+ * (docs/design.md §6). Build against it with `pkg-config --cflags --libs bftkv`.
  *
- * A handle (struct bftkv_client) is one client of the cluster's allow-list: it
- * reads the cluster config file, loads its secret key (key_dir/client-<id>.key,
- * mode 0600), binds one UDP socket and runs one I/O thread that drives the PBFT
+ * A handle (struct bftkv_client) is one session of a client of the cluster's
+ * allow-list: it reads the cluster config file, loads its secret key
+ * (key_dir/client-<id>.key, mode 0600), leases lanes (see "Sessions"), binds one
+ * UDP socket and runs one I/O thread that drives the PBFT
  * client (TOCS 2002 §4.1): it sends each request to the primary (a GET, with the
  * config's readonly_fast_path on, to every replica), retransmits with backoff
  * when no answer comes, and accepts a result only when f+1 replicas agree (2f+1
@@ -16,7 +17,7 @@
  *     after the handle's timeout.
  *   - bftkv_submit is asynchronous: it returns at once and the callback reports
  *     the result later. Many requests are in flight at a time: as many as the
- *     handle has lanes (config client_lanes, at most 64), the rest wait in the
+ *     handle leased lanes (at most the config's client_lanes, at most 64), the rest wait in the
  *     handle's queue (bounded by queue_max: queued + in flight).
  *   - Limits are checked before anything is sent: keys are 1..BFTKV_KEY_MAX bytes
  *     (BFTKV_E_KEY_EMPTY, BFTKV_E_KEY_TOO_LARGE), values 0..BFTKV_VALUE_MAX bytes
@@ -42,11 +43,39 @@
  * a sync call made from a callback returns BFTKV_E_INVAL), and may call
  * bftkv_submit (which then never blocks: BFTKV_E_FULL when the queue is full).
  *
- * One client id, one handle. The replicas keep one reply slot per (client, lane)
- * and expect increasing timestamps from a client: two handles (or processes)
- * using the same client id at the same time disturb each other. A handle's
- * timestamps start at the wall-clock time in ns, so a client id may be reused by
- * a later process (the `bftkv` command line does that on every run).
+ * Sessions: one client id, many handles. The replicas keep one reply slot and one
+ * "last timestamp" per (client id, lane) and drop a request whose timestamp is
+ * not newer than the last, so two handles sending on one lane of a client id
+ * would lose each other's requests. Each handle therefore LEASES the lanes it
+ * uses: a contiguous run of the config's client_lanes lanes, held through lock
+ * files (flock) in a per-user session directory ($BFTKV_RUNTIME_DIR, else
+ * $XDG_RUNTIME_DIR/bftkv, else /tmp/bftkv-<uid>; created mode 0700, refused unless
+ * owned by this user and closed to others' writes), one file per lane, named by
+ * the group id, the client id, a fingerprint of the client's public keys and the
+ * lane number. What is guaranteed:
+ *   - Handles that share a client id and a session directory (every process of
+ *     one user on one machine, by default) never use the same lane at the same
+ *     time, and do not disturb each other's requests; any number of them may be
+ *     open, up to client_lanes at once (one lane each).
+ *   - A lease ends when its handle is closed or its process dies (the kernel
+ *     drops the locks): a crashed process's lanes are free at once.
+ *   - The timestamps of a handle exceed those of every earlier holder of its
+ *     lanes: they start at the larger of the wall-clock time in ns and the last
+ *     timestamp recorded in the lanes' files, and count up. (A crashed holder
+ *     recorded only its first timestamp; it sent fewer requests than nanoseconds
+ *     passed, so the wall clock covers it unless the clock is stepped back.)
+ *   - The replicas send every reply of a client id to the address of its newest
+ *     request; a handle that receives a reply for a lane it does not hold passes
+ *     it on to the lane's holder (found in the lane's file), which checks it as
+ *     any reply (it is authenticated for the client id, so passing it on proves
+ *     nothing to the holder that the replica did not already prove).
+ *   - Admin calls (`bftkv stats`, the status probes of a failed call, see
+ *     bftkv_client_last_error) lease nothing and touch no lane.
+ * Handles on DIFFERENT machines sharing a client id do not see each other's lock
+ * files: they must not share lanes (give each machine a disjoint range with
+ * lane_first and lane_count), and replies are routed to whichever machine sent
+ * the newest request, so the other machines' calls are answered only by their
+ * retransmissions or time out: use one client id per machine.
  */
 #ifndef BFTKV_CLIENT_H
 #define BFTKV_CLIENT_H
@@ -94,8 +123,9 @@ enum bftkv_client_flag {
 struct bftkv_client_options {
     int timeout_ms;      /* per operation, from the call to its result (queueing
                             included); 0 = the config's client_timeout_ms */
-    uint16_t lanes;      /* requests in flight at a time; 0 = the config's
-                            client_lanes, which is also the maximum */
+    uint16_t lanes;      /* requests in flight at a time: the lanes to lease
+                            (see "Sessions" and lane_first below); 0 = every lane
+                            of the range; at most the config's client_lanes */
     uint32_t queue_max;  /* requests accepted and not yet completed, queued or in
                             flight (a timed-out request keeps its place while its
                             lane still retransmits it); 0 = BFTKV_CLIENT_QUEUE_DEFAULT;
@@ -108,6 +138,16 @@ struct bftkv_client_options {
     char *err;           /* if not NULL: bftkv_client_open writes a one-line message
                             here when it fails ("cluster.conf:7: ...") */
     size_t errlen;       /* bytes at err; 512 is always enough */
+    /* Sessions (see "Sessions" above). The handle leases `lanes` lanes (0: every
+     * lane of its range) of the range lane_first .. lane_first + lane_count - 1 of
+     * the config's client_lanes (lane_count 0: up to the last lane): the first
+     * free contiguous run of that length, else the longest free run (at least
+     * one lane; bftkv_client_stats says how many it got). */
+    uint16_t lane_first;
+    uint16_t lane_count;
+    int session_wait_ms; /* every lane of the range leased: wait up to this long for
+                            one to be released; 0 = fail at once with
+                            BFTKV_E_SESSION_BUSY */
 };
 
 void bftkv_client_options_init(struct bftkv_client_options *opt);
@@ -116,8 +156,10 @@ void bftkv_client_options_init(struct bftkv_client_options *opt);
  * at config_path. opt may be NULL (defaults). 0 and *out, or: BFTKV_E_IO (the
  * config or key file cannot be read), BFTKV_E_CONFIG (bad config, key file
  * refused, client_id not in the allow-list, replicas of mixed address families),
- * BFTKV_E_INVAL (bad options), BFTKV_E_UNSUPPORTED (BFTKV_BACKEND_URING forced
- * where unavailable), BFTKV_E_NOMEM. Nothing is printed (but see
+ * BFTKV_E_INVAL (bad options, or a lane range the config does not have),
+ * BFTKV_E_SESSION_BUSY (every lane of the range is leased by other handles, also
+ * after session_wait_ms), BFTKV_E_IO (also: the session directory is unusable),
+ * BFTKV_E_UNSUPPORTED (BFTKV_BACKEND_URING forced where unavailable), BFTKV_E_NOMEM. Nothing is printed (but see
  * BFTKV_BACKEND_AUTO); the message goes to opt->err. */
 int bftkv_client_open(const char *config_path, uint16_t client_id, const struct bftkv_client_options *opt,
                       struct bftkv_client **out);
@@ -186,11 +228,35 @@ struct bftkv_client_stats {
     uint64_t datagrams_received;
     uint32_t in_flight;        /* requests on a lane now */
     uint32_t queued;           /* requests waiting for a lane now */
-    uint16_t lanes;
+    uint16_t lanes;            /* lanes leased ... */
+    uint16_t lane_base;        /* ... from this one: lane_base .. lane_base + lanes - 1 */
+    uint64_t replies_forwarded; /* replies for another handle's lane passed on to it */
+    uint64_t probes_sent;      /* status probes sent to replicas that stayed silent */
 };
 
 /* A snapshot of the handle's counters. 0 or BFTKV_E_INVAL. */
 int bftkv_client_stats(struct bftkv_client *c, struct bftkv_client_stats *out);
+
+/* Room for any message of bftkv_client_last_error, its NUL included. */
+#define BFTKV_CLIENT_ERROR_MAX 1024u
+
+/* Why the calling thread's most recent synchronous call (put, get, get_alloc,
+ * del) on c failed, as one line of text in buf (len bytes, truncated to fit;
+ * BFTKV_CLIENT_ERROR_MAX always suffices). Returns that call's error code, or 0
+ * with buf set to "" when it succeeded (or no sync call was made on c by this
+ * thread). Each thread keeps its own: other threads' calls do not change it.
+ *
+ * After BFTKV_E_TIMEOUT the line says how many replicas answered the call and
+ * which did not, and names the likely causes: a replica that answered nothing
+ * but a status probe (an authenticated admin request the handle sends to silent
+ * replicas when a request goes unanswered past its first retransmission) is up
+ * and accepts this client but cannot order requests (too few replicas working);
+ * one that answered nothing at all is down or unreachable, or this client id is
+ * not in its allow-list, or its public key for this client id is not this
+ * client's key; one whose answers failed authentication holds other keys than
+ * this client's config. After an error the replicas agreed on (BFTKV_E_NO_STATE,
+ * ...) it is that error's message. */
+int bftkv_client_last_error(struct bftkv_client *c, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

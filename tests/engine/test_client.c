@@ -201,6 +201,39 @@ static int submit(struct pbft_client *c, uint8_t op, const char *key, const char
     return pbft_client_submit(c, 0, op, key, strlen(key), value, value != NULL ? strlen(value) : 0, &out);
 }
 
+/* ---- Lane base --------------------------------------------------------------------- */
+
+/* A client whose lanes start at lane_base (a session's leased run) sends on
+ * lane_base + i, completes replies for its run only, and reports local lanes. */
+static void test_lane_base(void **state)
+{
+    (void)state;
+    struct pbft_client_config cfg = cfg_default();
+    cfg.lane_base = 10;
+    struct pbft_client *c = client_new(&cfg);
+    struct pbft_completion done[4];
+    int lane = submit(c, WIRE_OP_PUT, "k", "v");
+    assert_int_equal(lane, 0);
+    struct wire_msg m = out_request(0);
+    assert_int_equal(m.u.request.lane, 10);
+    /* replies for wire lane 0 (another handle's) are ignored; lane 10 completes local lane 0 */
+    struct reply_spec s = spec(1, 0, m.h.seq, NULL, false);
+    assert_int_equal(reply_deliver(c, &s, 1, done, 4), 0);
+    s.replica = 2;
+    assert_int_equal(reply_deliver(c, &s, 1, done, 4), 0);
+    assert_int_equal(pbft_client_stats(c)->replies_ignored, 2);
+    s.lane = 10;
+    assert_int_equal(reply_deliver(c, &s, 2, done, 4), 0);
+    s.replica = 3;
+    assert_int_equal(reply_deliver(c, &s, 2, done, 4), 1);
+    assert_int_equal(done[0].lane, 0);
+    pbft_client_destroy(c);
+    /* the run must fit PBFT_LANES_MAX */
+    cfg.lane_base = (uint16_t)(PBFT_LANES_MAX - cfg.lanes + 1u);
+    struct pbft_client *bad = NULL;
+    assert_int_equal(pbft_client_create(&cfg, &cctx[cfg.id], &bad), BFTKV_E_INVAL);
+}
+
 /* ---- Ordered path ------------------------------------------------------------------ */
 
 static void test_accept_at_f_plus_one(void **state)
@@ -815,6 +848,7 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lane_base),
         cmocka_unit_test(test_accept_at_f_plus_one),
         cmocka_unit_test(test_needs_verified_full_result),
         cmocka_unit_test(test_agreed_digest_asks_full_at_once),

@@ -3,10 +3,12 @@
 #
 #   test_client_lib_cli.sh BFTKV FAKESERVER LIBBFTKV_SO BUILD_DIR SOURCE_DIR INSTALL(0|1)
 #
-# Usage errors, --help, keygen (file mode 0600, output format, never overwrites),
+# Usage errors, --help, COMMAND --help and help COMMAND (exit 0, no config read, no
+# file written), --version (CMake's project version), keygen (refuses a path like
+# an option; file mode 0600, output format, never overwrites),
 # then put/get/del and their exit codes against an in-process fake cluster
 # (client_lib_fakeserver, 127.0.0.1 only), stdin values and the value limit, the
-# timeout exit code once the cluster is gone, the symbols libbftkv.so exports, and
+# timeout exit code and message (naming the silent replicas) once the cluster is gone, the symbols libbftkv.so exports, and
 # (INSTALL=1, not in sanitizer builds) `cmake --install --component client` into a
 # temporary prefix plus a program built with `pkg-config --cflags --libs bftkv`
 # that runs against the fake cluster. Every process started here is stopped by PID on exit.
@@ -54,6 +56,33 @@ expect 2 "missing config" -- "$BFTKV" --config "$tmp/none.conf" get k
 grep -q "$tmp/none.conf" "$tmp/err" || fail "missing config message does not name the file: $(cat "$tmp/err")"
 (cd "$tmp" && BFTKV_CONFIG= "$BFTKV" get k </dev/null >/dev/null 2>"$tmp/err"); rc=$?
 [[ $rc -eq 2 ]] && grep -q "cluster.conf" "$tmp/err" || fail "default ./cluster.conf: exit $rc, $(cat "$tmp/err")"
+
+# ---- COMMAND --help, help COMMAND, --version: print, exit 0, touch nothing --------------------
+# Run in an empty directory with no config: nothing may be read, created or contacted.
+mkdir "$tmp/empty"
+for cmd in put get del stats keygen help; do
+  (cd "$tmp/empty" && BFTKV_CONFIG= "$BFTKV" "$cmd" --help </dev/null >"$tmp/out" 2>"$tmp/err"); rc=$?
+  [[ $rc -eq 0 ]] || fail "$cmd --help: exit $rc, stderr $(head -c 300 "$tmp/err")"
+  grep -q "usage: bftkv \[OPTIONS\] $cmd" "$tmp/out" || fail "$cmd --help: no usage line: $(head -c 300 "$tmp/out")"
+  [[ ! -s "$tmp/err" ]] || fail "$cmd --help wrote to stderr: $(head -c 300 "$tmp/err")"
+  (cd "$tmp/empty" && BFTKV_CONFIG= "$BFTKV" "$cmd" -h </dev/null >/dev/null 2>&1) || fail "$cmd -h: exit $?"
+  (cd "$tmp/empty" && BFTKV_CONFIG= "$BFTKV" help "$cmd" </dev/null >"$tmp/out" 2>&1) || fail "help $cmd: exit $?"
+  grep -q "usage: bftkv \[OPTIONS\] $cmd" "$tmp/out" || fail "help $cmd: no usage line"
+done
+[[ -z "$(ls -A "$tmp/empty")" ]] || fail "COMMAND --help created files: $(ls -A "$tmp/empty")"
+expect 2 "help of an unknown command" -- "$BFTKV" help frobnicate
+expect 0 "--version" -- "$BFTKV" --version
+grep -Eqx 'bftkv [0-9]+\.[0-9]+\.[0-9]+' "$tmp/out" || fail "--version output: $(cat "$tmp/out")"
+want_version=$(sed -n 's/^project(bftkv VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
+grep -qx "bftkv $want_version" "$tmp/out" || fail "--version is not CMake's project version $want_version: $(cat "$tmp/out")"
+# keygen refuses a path that looks like an option, and writes nothing
+(cd "$tmp/empty" && "$BFTKV" keygen -x </dev/null >/dev/null 2>"$tmp/err"); rc=$?
+[[ $rc -eq 2 ]] || fail "keygen -x: exit $rc, want 2"
+grep -q "./-x" "$tmp/err" || fail "keygen -x message does not suggest ./-x: $(cat "$tmp/err")"
+[[ -z "$(ls -A "$tmp/empty")" ]] || fail "keygen -x created files: $(ls -A "$tmp/empty")"
+(cd "$tmp/empty" && "$BFTKV" keygen -- ./-named.key </dev/null >/dev/null 2>&1) || fail "keygen -- ./-named.key: exit $?"
+[[ -f "$tmp/empty/-named.key" ]] || fail "keygen ./-named.key wrote no file"
+rm -f "$tmp/empty/-named.key"
 
 # ---- keygen -----------------------------------------------------------------------------
 expect 0 "keygen" -- "$BFTKV" keygen "$tmp/k1.key"
@@ -136,11 +165,13 @@ expect 3 "get with no replica running" -- kv --timeout 300 get binary
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 [[ $ms -lt 3000 ]] || fail "timeout took $ms ms"
 grep -q "300 ms" "$tmp/err" || fail "timeout message: $(cat "$tmp/err")"
+grep -q "no answer at all from replicas 0, 1, 2, 3" "$tmp/err" || fail "timeout message names no replica: $(cat "$tmp/err")"
 
 # ---- the shared library exports the public API only ------------------------------------------
 bad=$(nm -D --defined-only "$LIBSO" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | grep -v '^bftkv_' | grep -v '^BFTKV_')
 [[ -z "$bad" ]] || fail "libbftkv.so exports non-API symbols: $(echo $bad | head -c 300)"
 nm -D --defined-only "$LIBSO" | grep -q ' bftkv_submit' || fail "libbftkv.so lacks bftkv_submit"
+nm -D --defined-only "$LIBSO" | grep -q ' bftkv_client_last_error' || fail "libbftkv.so lacks bftkv_client_last_error"
 
 if [[ $failures -ne 0 ]]; then
   echo "$failures failure(s)"

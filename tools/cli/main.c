@@ -1,4 +1,4 @@
-/* bftkv: the command line of a bftkv cluster (issue 5 item 5), a thin layer over
+/* bftkv: the command line of a bftkv cluster, a thin layer over
  * the client library (include/bftkv/client.h), the admin stats helper
  * (net/admin.h) and the key files (net/keys.h).
  *
@@ -7,11 +7,20 @@
  * Options come before the command (so a VALUE may start with '-'). The config
  * file is --config, else $BFTKV_CONFIG, else ./cluster.conf; the client's secret
  * key is key_dir/client-ID.key of that config. `--help` lists the commands and
- * the exit codes, which scripts rely on:
+ * the exit codes, which scripts rely on; `bftkv COMMAND --help` (or `bftkv help
+ * COMMAND`) describes one command and touches nothing; `--version` prints the
+ * version:
  *
  *   0 ok, 1 key not found (get, del), 2 usage or config error (bad arguments,
  *   unreadable or bad config, refused key file, key or value too large),
- *   3 timeout or cluster unavailable, 4 any other error.
+ *   3 timeout or cluster unavailable (also: the group has no certified state,
+ *   every lane of the client id stayed in use), 4 any other error.
+ *
+ * Every run opens one session of its client id (include/bftkv/client.h,
+ * "Sessions") on one lane, so any number of runs with the same --client may go
+ * on at once, up to the config's client_lanes; a run that finds every lane in
+ * use waits up to its timeout for one. When a call fails the message says what
+ * the replicas did (bftkv_client_last_error).
  *
  * `get` writes the value's bytes exactly as stored; it adds a newline only when
  * stdout is a terminal, so `bftkv get k > file` reproduces the value byte for
@@ -43,6 +52,12 @@ enum cli_exit {
 
 #define CLI_DEFAULT_CONFIG "cluster.conf"
 #define CLI_ERR_MAX 1024u
+/* How long a run waits for a free lane when --timeout is not given. */
+#define CLI_SESSION_WAIT_MS 5000
+
+#ifndef BFTKV_VERSION
+#error "BFTKV_VERSION comes from CMake's project version (tools/cli/CMakeLists.txt)"
+#endif
 
 struct cli {
     const char *config;
@@ -68,7 +83,7 @@ static void cli_help(FILE *fp)
             "  keygen PATH       write a new secret key file at PATH (mode 0600, never\n"
             "                    overwrites) and print its public keys as the config line\n"
             "                    fragment \"x25519=HEX ed25519=HEX\"\n"
-            "  help              this text\n"
+            "  help [COMMAND]    this text, or COMMAND's (as `bftkv COMMAND --help`)\n"
             "\n"
             "Options (before the command):\n"
             "  --config FILE     the cluster config (default: $BFTKV_CONFIG, else ./%s)\n"
@@ -77,15 +92,22 @@ static void cli_help(FILE *fp)
             "  --timeout MS      give up after MS milliseconds (default: the config's\n"
             "                    client_timeout_ms)\n"
             "  -h, --help        this text\n"
+            "  --version         print the version\n"
             "\n"
-            "Keys are 1..%u bytes, values 0..%u bytes.\n"
+            "Keys are 1..%u bytes, values 0..%u bytes. `--` after the command ends its\n"
+            "options: `bftkv get -- --help` reads the key \"--help\".\n"
+            "\n"
+            "Sessions: runs with the same --client may go on at once, each on its own\n"
+            "lane of the client id (at most the config's client_lanes at a time); a run\n"
+            "that finds every lane in use waits up to its timeout, then fails (exit 3).\n"
             "\n"
             "Exit codes:\n"
             "  0  ok\n"
             "  1  key not found (get, del)\n"
             "  2  usage or config error: bad arguments, unreadable or bad config file,\n"
             "     refused key file, key or value too large\n"
-            "  3  timeout or cluster unavailable: not enough replicas answered in time\n"
+            "  3  timeout or cluster unavailable: not enough replicas answered in time,\n"
+            "     the group holds no certified state, or every lane stayed in use\n"
             "  4  any other error\n",
             BFTKV_VALUE_MAX, CLI_DEFAULT_CONFIG, BFTKV_KEY_MAX, BFTKV_VALUE_MAX);
 }
@@ -113,8 +135,9 @@ static bool cli_parse_uint(const char *s, unsigned long max, unsigned long *out)
     return true;
 }
 
-/* The exit code of a library error, with its message on stderr. */
-static int cli_fail(const struct cli *cli, int rc, const char *what)
+/* The exit code of a library error, with its message on stderr. detail: the
+ * library's account of the failure (bftkv_client_last_error), or NULL. */
+static int cli_fail_detail(const struct cli *cli, int rc, const char *what, const char *detail)
 {
     switch (rc) {
     case BFTKV_E_NOT_FOUND:
@@ -129,7 +152,9 @@ static int cli_fail(const struct cli *cli, int rc, const char *what)
         return EXIT_USAGE;
     case BFTKV_E_TIMEOUT:
     case BFTKV_E_UNAVAILABLE:
-        if (cli->timeout_ms > 0) {
+        if (detail != NULL && detail[0] != '\0') {
+            fprintf(stderr, "bftkv: %s\n", detail);
+        } else if (cli->timeout_ms > 0) {
             fprintf(stderr, "bftkv: %s: no answer from enough replicas within %d ms (%s)\n", what,
                     cli->timeout_ms, bftkv_strerror(rc));
         } else {
@@ -137,10 +162,31 @@ static int cli_fail(const struct cli *cli, int rc, const char *what)
                     bftkv_strerror(rc));
         }
         return EXIT_UNAVAILABLE;
+    case BFTKV_E_NO_STATE:
+    case BFTKV_E_SESSION_BUSY:
+        fprintf(stderr, "bftkv: %s: %s\n", what, bftkv_strerror(rc));
+        return EXIT_UNAVAILABLE;
     default:
         fprintf(stderr, "bftkv: %s: %s\n", what, bftkv_strerror(rc));
         return EXIT_OTHER;
     }
+}
+
+static int cli_fail(const struct cli *cli, int rc, const char *what)
+{
+    return cli_fail_detail(cli, rc, what, NULL);
+}
+
+/* The result of a call on c (before c is closed): its exit code, and why it
+ * failed as the library tells it. */
+static int cli_result(const struct cli *cli, struct bftkv_client *c, int rc, const char *what)
+{
+    if (rc == 0) {
+        return EXIT_OK;
+    }
+    char detail[BFTKV_CLIENT_ERROR_MAX];
+    (void)bftkv_client_last_error(c, detail, sizeof detail);
+    return cli_fail_detail(cli, rc, what, detail);
 }
 
 /* ---- put, get, del -------------------------------------------------------------------- */
@@ -151,13 +197,21 @@ static int cli_open(const struct cli *cli, struct bftkv_client **out)
     struct bftkv_client_options opt;
     bftkv_client_options_init(&opt);
     opt.timeout_ms = cli->timeout_ms;
-    opt.lanes = 1;     /* one request per run */
+    opt.lanes = 1;     /* one request per run: one lane of the client id's */
     opt.queue_max = 4;
+    opt.session_wait_ms = cli->timeout_ms > 0 ? cli->timeout_ms : CLI_SESSION_WAIT_MS;
     opt.err = err;
     opt.errlen = sizeof err;
     int rc = bftkv_client_open(cli->config, cli->client, &opt, out);
     if (rc == 0) {
         return EXIT_OK;
+    }
+    if (rc == BFTKV_E_SESSION_BUSY) {
+        fprintf(stderr,
+                "bftkv: %s\nbftkv: every lane of client %u stayed in use for %d ms; retry later, use another "
+                "--client, or raise client_lanes in the config (at most 64)\n",
+                err, cli->client, opt.session_wait_ms);
+        return EXIT_UNAVAILABLE;
     }
     fprintf(stderr, "bftkv: %s\n", err[0] != '\0' ? err : bftkv_strerror(rc));
     return rc == BFTKV_E_IO || rc == BFTKV_E_CONFIG || rc == BFTKV_E_INVAL ? EXIT_USAGE : EXIT_OTHER;
@@ -208,8 +262,9 @@ static int cli_put(const struct cli *cli, const char *key, const char *value)
         return code;
     }
     int rc = bftkv_put(c, key, strlen(key), val, vlen);
+    code = cli_result(cli, c, rc, "put");
     bftkv_client_close(c);
-    return rc == 0 ? EXIT_OK : cli_fail(cli, rc, "put");
+    return code;
 }
 
 static int cli_get(const struct cli *cli, const char *key)
@@ -222,9 +277,10 @@ static int cli_get(const struct cli *cli, const char *key)
     void *val = NULL;
     size_t vlen = 0;
     int rc = bftkv_get_alloc(c, key, strlen(key), &val, &vlen);
+    code = cli_result(cli, c, rc, "get");
     bftkv_client_close(c);
     if (rc != 0) {
-        return cli_fail(cli, rc, "get");
+        return code;
     }
     bool ok = fwrite(val, 1, vlen, stdout) == vlen;
     if (ok && isatty(STDOUT_FILENO)) {
@@ -247,8 +303,9 @@ static int cli_del(const struct cli *cli, const char *key)
         return code;
     }
     int rc = bftkv_del(c, key, strlen(key));
+    code = cli_result(cli, c, rc, "del");
     bftkv_client_close(c);
-    return rc == 0 ? EXIT_OK : cli_fail(cli, rc, "del");
+    return code;
 }
 
 /* ---- stats ------------------------------------------------------------------------------- */
@@ -314,6 +371,13 @@ static int cli_stats(const struct cli *cli, const char *replica_arg)
 
 static int cli_keygen(const char *path)
 {
+    if (path[0] == '-') {
+        /* `bftkv keygen -x` would write a secret key file named like an option */
+        fprintf(stderr,
+                "bftkv: keygen: refusing the path '%s': it looks like an option (write ./%s to mean a file)\n",
+                path, path);
+        return EXIT_USAGE;
+    }
     if (sodium_init() < 0) {
         fprintf(stderr, "bftkv: libsodium cannot initialise\n");
         return EXIT_OTHER;
@@ -339,14 +403,49 @@ static int cli_keygen(const char *path)
 
 struct cli_command {
     const char *name;
-    int args; /* exact number of arguments */
+    int args; /* exact number of arguments (help: at most) */
     const char *usage;
+    const char *help; /* what `bftkv COMMAND --help` adds below the usage line */
 };
 
 static const struct cli_command cli_commands[] = {
-    { "put", 2, "put KEY VALUE|-" }, { "get", 1, "get KEY" },         { "del", 1, "del KEY" },
-    { "stats", 1, "stats REPLICA" }, { "keygen", 1, "keygen PATH" }, { "help", 0, "help" },
+    { "put", 2, "put KEY VALUE|-",
+      "Store VALUE under KEY; with VALUE '-', store what stdin holds (at most the value\n"
+      "limit). Exit 0 when the replicas agreed the write, 3 when not enough of them\n"
+      "answered in time (the write may still happen: read the key to find out).\n" },
+    { "get", 1, "get KEY",
+      "Print KEY's value: its bytes exactly, followed by a newline only when stdout\n"
+      "is a terminal. Exit 1 when the key does not exist.\n" },
+    { "del", 1, "del KEY", "Remove KEY. Exit 1 when the key did not exist.\n" },
+    { "stats", 1, "stats REPLICA",
+      "Print replica REPLICA's counters and latencies as JSON (an authenticated admin\n"
+      "request as client --client; it uses no lane of the client id).\n" },
+    { "keygen", 1, "keygen PATH",
+      "Write a new secret key file at PATH (mode 0600, never overwrites; a PATH that\n"
+      "starts with '-' is refused: write ./-name) and print its public keys as the\n"
+      "config line fragment \"x25519=HEX ed25519=HEX\". Reads no config.\n" },
+    { "help", 1, "help [COMMAND]", "Print the usage of bftkv, or of COMMAND.\n" },
 };
+
+static const struct cli_command *cli_command_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof cli_commands / sizeof cli_commands[0]; i++) {
+        if (strcmp(name, cli_commands[i].name) == 0) {
+            return &cli_commands[i];
+        }
+    }
+    return NULL;
+}
+
+static void cli_command_help(const struct cli_command *cmd)
+{
+    printf("usage: bftkv [OPTIONS] %s\n\n%s\nOptions and exit codes: bftkv --help\n", cmd->usage, cmd->help);
+}
+
+static bool cli_is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
 
 static int cli_parse_options(int argc, char **argv, struct cli *cli)
 {
@@ -355,6 +454,7 @@ static int cli_parse_options(int argc, char **argv, struct cli *cli)
         { "client", required_argument, NULL, 'i' },
         { "timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *env = getenv("BFTKV_CONFIG");
@@ -382,10 +482,28 @@ static int cli_parse_options(int argc, char **argv, struct cli *cli)
         case 'h':
             cli_help(stdout);
             return -1;
+        case 'V':
+            printf("bftkv %s\n", BFTKV_VERSION);
+            return -1;
         default:
             return cli_usage("unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
+    return EXIT_OK;
+}
+
+/* `help`, `help COMMAND`. */
+static int cli_help_command(char **args, int nargs)
+{
+    if (nargs == 0) {
+        cli_help(stdout);
+        return EXIT_OK;
+    }
+    const struct cli_command *cmd = cli_command_find(args[0]);
+    if (cmd == NULL) {
+        return cli_usage("help: unknown command '%s'", args[0]);
+    }
+    cli_command_help(cmd);
     return EXIT_OK;
 }
 
@@ -402,21 +520,25 @@ int main(int argc, char **argv)
     const char *name = argv[optind];
     char **args = argv + optind + 1;
     int nargs = argc - optind - 1;
-    const struct cli_command *cmd = NULL;
-    for (size_t i = 0; i < sizeof cli_commands / sizeof cli_commands[0]; i++) {
-        if (strcmp(name, cli_commands[i].name) == 0) {
-            cmd = &cli_commands[i];
-        }
-    }
+    const struct cli_command *cmd = cli_command_find(name);
     if (cmd == NULL) {
         return cli_usage("unknown command '%s'", name);
     }
-    if (nargs != cmd->args) {
-        return cli_usage("usage: bftkv [OPTIONS] %s", cmd->usage);
+    /* `bftkv COMMAND --help` describes COMMAND and touches nothing (no config, no
+     * key file, no cluster); `--` ends the command's options. */
+    if (nargs > 0 && cli_is_help(args[0])) {
+        cli_command_help(cmd);
+        return EXIT_OK;
+    }
+    if (nargs > 0 && strcmp(args[0], "--") == 0) {
+        args++;
+        nargs--;
     }
     if (strcmp(name, "help") == 0) {
-        cli_help(stdout);
-        return EXIT_OK;
+        return nargs <= 1 ? cli_help_command(args, nargs) : cli_usage("usage: bftkv [OPTIONS] %s", cmd->usage);
+    }
+    if (nargs != cmd->args) {
+        return cli_usage("usage: bftkv [OPTIONS] %s", cmd->usage);
     }
     if (strcmp(name, "keygen") == 0) {
         return cli_keygen(args[0]);
