@@ -245,6 +245,8 @@ void bench_lag_warn(struct bench *b, const char *phase)
 #define BENCH_LIMIT_HANDLE_BUSY 0.8
 /* Fewer requests in flight than this keep batches small: worth naming. */
 #define BENCH_LIMIT_FEW 64u
+/* An open loop that completed this fraction of its offered rate kept up with it. */
+#define BENCH_LIMIT_RATE_MET 0.95
 
 static void bench_limit_add(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -274,6 +276,13 @@ static void bench_limit(const struct bench *b, struct bench_result *r)
     if (r->ops == 0) {
         snprintf(out, cap, "nothing completed: no operation finished in the window (is the cluster up?)");
         return;
+    }
+    if (r->open && r->backlog == 0 && r->tput >= BENCH_LIMIT_RATE_MET * r->rate) {
+        bench_limit_add(out, cap, "the offered rate: %.0f ops/s asked, %.0f done (open loop)", r->rate, r->tput);
+    }
+    if (r->timeouts > 0) {
+        bench_limit_add(out, cap, "timeouts: %" PRIu64 " requests timed out (client_timeout_ms %u): replicas down "
+                        "or far behind?", r->timeouts, b->cfg->client_timeout_ms);
     }
     uint32_t lanes = b->handle[0].lanes;
     uint32_t total = b->clients * b->outstanding;
@@ -321,7 +330,8 @@ static void bench_limit(const struct bench *b, struct bench_result *r)
                             "handle); the cluster did not keep up with %.0f ops/s", r->backlog, BENCH_OPEN_SLOTS,
                             r->rate);
         } else if (out[0] == '\0') {
-            bench_limit_add(out, cap, "the offered rate: %.0f ops/s asked, %.0f done (open loop)", r->rate, r->tput);
+            bench_limit_add(out, cap, "the cluster: %.0f of the %.0f ops/s offered done (open loop)", r->tput,
+                            r->rate);
         }
     } else if (out[0] == '\0') {
         bench_limit_add(out, cap, "requests outstanding: %u in flight, p50 %.2f ms (throughput = outstanding / "
