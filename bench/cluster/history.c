@@ -296,10 +296,10 @@ int bench_history_write(struct bench *b)
             "{\"bftkv_bench_history\":1,\"seed\":%" PRIu64 ",\"run_tag\":\"%05" PRIx64 "\",\"keys\":%" PRIu64
             ",\"key_size\":%zu,\"value_size\":%zu,\"read_ratio\":%.4f,\"del_ratio\":%.4f,\"mode\":\"%s\","
             "\"readonly\":%s,\"warmup_s\":%.3f,\"duration_s\":%.3f,\"window_start_ns\":%" PRIu64
-            ",\"window_end_ns\":%" PRIu64 ",\"final_read\":%s,\"ops\":%" PRIu64 ",\"complete\":%s}\n",
+            ",\"window_end_ns\":%" PRIu64 ",\"final_read\":%s,\"ops\":%" PRIu64 ",\"load_stopped_early\":%s}\n",
             b->seed, b->run_tag, b->keys, b->key_size, b->value_len, b->read_ratio, b->del_ratio,
             b->rate > 0 ? "open" : "closed", b->readonly ? "true" : "false", b->warmup, b->duration, ms,
-            b->measure_end_ns, b->final_read ? "true" : "false", n, full ? "false" : "true");
+            b->measure_end_ns, b->final_read ? "true" : "false", n, full ? "true" : "false");
     char key[BFTKV_KEY_MAX + 1];
     uint64_t count[4] = {0}, ok = 0, fail = 0, unknown = 0, late = 0, invalid = 0;
     for (uint64_t i = 0; i < n; i++) {
