@@ -328,7 +328,7 @@ struct lf_history {
     struct lf_set written;
     uint64_t lines, ok, fail, unknown, invalid_reads;
     uint64_t next_invalid; /* ids for reads of invalid bytes: counting down from UINT64_MAX */
-    bool header;
+    bool header; /* a header with the run's seed */
     uint64_t seed;
 };
 
@@ -469,7 +469,7 @@ static int lf_read(struct lf_history *h, const char *path)
             if (n != 1 || !lf_u64(lf_get(&o, "bftkv_bench_history"), &version) || version != 1) {
                 rc = lf_bad(path, n, "a header line comes first and has \"bftkv_bench_history\":1");
             }
-            h->header = lf_u64(lf_get(&o, "seed"), &h->seed) || true;
+            h->header = lf_u64(lf_get(&o, "seed"), &h->seed);
             continue;
         }
         rc = lf_op(h, &o, path, n);
@@ -558,9 +558,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "bftkv-lincheck: %s\n", bftkv_strerror(v));
             rc = LF_BAD;
         } else {
-            printf("bftkv-lincheck %s: %" PRIu64 " operations (ok %" PRIu64 ", fail %" PRIu64 ", unknown %" PRIu64
-                   ") on %" PRIu64 " keys, %" PRIu64 " reads of invalid bytes: ",
-                   path, h.lines, h.ok, h.fail, h.unknown, h.keys.count, h.invalid_reads);
+            printf("bftkv-lincheck %s", path);
+            if (h.header) {
+                printf(" (seed %" PRIu64 ")", h.seed);
+            }
+            printf(": %" PRIu64 " operations (ok %" PRIu64 ", fail %" PRIu64 ", unknown %" PRIu64 ") on %" PRIu64
+                   " keys, %" PRIu64 " reads of invalid bytes: ",
+                   h.lines, h.ok, h.fail, h.unknown, h.keys.count, h.invalid_reads);
             if (v == LINCHECK_OK) {
                 printf("linearizable\n");
                 rc = LF_OK;
