@@ -298,6 +298,10 @@ static void bench_limit(const struct bench *b, struct bench_result *r)
                         "flight: raise client_lanes (at most 64)",
                         b->cfg->client_lanes, b->threads, b->cfg->client_lanes, total);
     }
+    if (!r->open && total < BENCH_LIMIT_FEW) {
+        bench_limit_add(out, cap, "requests outstanding: only %u in flight, p50 %.2f ms (throughput = outstanding "
+                        "/ latency)", total, (double)r->p50 / 1e6);
+    }
     if (b->before.machine_ok && b->after.machine_ok && b->after.machine_all_s > b->before.machine_all_s) {
         double cpus = (double)sysconf(_SC_NPROCESSORS_ONLN);
         double busy = (b->after.machine_busy_s - b->before.machine_busy_s) /
@@ -336,8 +340,6 @@ static void bench_limit(const struct bench *b, struct bench_result *r)
     } else if (out[0] == '\0') {
         bench_limit_add(out, cap, "requests outstanding: %u in flight, p50 %.2f ms (throughput = outstanding / "
                         "latency); the CPUs had room: more --clients may go faster", total, (double)r->p50 / 1e6);
-    } else if (total < BENCH_LIMIT_FEW) {
-        bench_limit_add(out, cap, "requests outstanding: only %u in flight", total);
     }
 }
 
