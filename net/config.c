@@ -571,6 +571,9 @@ static int line_handle(struct config_parser *p, char *line, size_t len)
 
 /* ---- Parse, new, free ---------------------------------------------------------------- */
 
+_Static_assert(BFTKV_CONFIG_CLIENT_LANES_DEFAULT >= 1 && BFTKV_CONFIG_CLIENT_LANES_DEFAULT <= PBFT_LANES_MAX,
+               "the default client_lanes is in its range");
+
 static void config_defaults(struct bftkv_config *cfg)
 {
     struct pbft_replica_config r;
@@ -586,7 +589,7 @@ static void config_defaults(struct bftkv_config *cfg)
     cfg->log_window = r.log_window;
     cfg->request_timeout_ms = (uint32_t)(r.request_timeout_ns / 1000000u);
     cfg->retransmit_ms = (uint32_t)(c.retransmit_timeout_ns / 1000000u);
-    cfg->client_lanes = c.lanes;
+    cfg->client_lanes = BFTKV_CONFIG_CLIENT_LANES_DEFAULT; /* the engine's default is 1 (the simulator's) */
     cfg->readonly_fast_path = c.readonly_fast_path;
     cfg->client_timeout_ms = BFTKV_CONFIG_CLIENT_TIMEOUT_MS_DEFAULT;
     cfg->threads = BFTKV_CONFIG_THREADS_SINGLE;

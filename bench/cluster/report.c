@@ -7,6 +7,7 @@
 #include "bench.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "engine/pbft.h"
 #include "net/admin.h"
 #include "net/keys.h"
 
@@ -50,6 +52,13 @@ int bench_context_load(struct bench *b)
             fclose(fp);
         }
     }
+    return 0;
+}
+
+int bench_admin_load(struct bench *b)
+{
+    char err[512];
+    int rc;
     /* The admin client: the id after the load's handles, when the config has it. */
     uint32_t id = b->client_base + b->threads;
     if (b->threads > 0 && id < b->cfg->clients && b->cfg->client[id].allowed) {
@@ -112,9 +121,35 @@ static uint64_t bench_json_u64(const char *json, const char *key)
     return strtoull(p, NULL, 10);
 }
 
+/* Every CPU's busy and total time since boot, in seconds (/proc/stat's "cpu" line:
+ * user nice system idle iowait irq softirq steal ...; idle and iowait are idle). */
+static bool bench_machine_cpu(double *busy_s, double *all_s)
+{
+    FILE *fp = fopen("/proc/stat", "r");
+    if (fp == NULL) {
+        return false;
+    }
+    unsigned long long v[8] = {0};
+    int n = fscanf(fp, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7]);
+    fclose(fp);
+    if (n < 5) {
+        return false;
+    }
+    unsigned long long all = 0;
+    for (int i = 0; i < 8; i++) {
+        all += v[i];
+    }
+    double tck = (double)sysconf(_SC_CLK_TCK);
+    *busy_s = (double)(all - v[3] - v[4]) / tck;
+    *all_s = (double)all / tck;
+    return true;
+}
+
 void bench_sample(struct bench *b, struct bench_sample *out)
 {
     memset(out, 0, sizeof *out);
+    out->machine_ok = bench_machine_cpu(&out->machine_busy_s, &out->machine_all_s);
     out->cpu_ok = b->cluster_dir != NULL;
     for (uint32_t i = 0; i < b->cfg->n && i < BENCH_REPLICAS_MAX; i++) {
         double s = 0;
@@ -155,10 +190,12 @@ void bench_sample(struct bench *b, struct bench_sample *out)
  * other while the load runs (and a silent one delays the next by a second). */
 #define BENCH_LAG_BATCHES 256u
 
-void bench_lag_warn(const struct bench *b, const char *phase)
+void bench_lag_warn(struct bench *b, const char *phase)
 {
     const struct bench_sample *s = &b->after;
     uint32_t n = b->cfg->n < BENCH_REPLICAS_MAX ? b->cfg->n : BENCH_REPLICAS_MAX;
+    b->lagging = 0;
+    b->first_lagging = -1;
     if (!b->admin_ok || n < 2) {
         return;
     }
@@ -185,15 +222,124 @@ void bench_lag_warn(const struct bench *b, const char *phase)
     uint64_t slack = top > top_before ? (top - top_before) / 2 : 0;
     slack = slack > BENCH_LAG_BATCHES ? slack : BENCH_LAG_BATCHES;
     for (uint32_t i = 0; i < n; i++) {
+        bool lags = !s->answered[i] || s->view[i] != view || s->last_executed[i] + slack < top;
+        if (lags && b->lagging++ == 0) {
+            b->first_lagging = (int)i;
+        }
         if (!s->answered[i]) {
             fprintf(stderr, "bftkv-bench: %s: replica %u did not answer stats within 1 s (overloaded or down)\n",
                     phase, i);
-        } else if (s->view[i] != view || s->last_executed[i] + slack < top) {
+        } else if (lags) {
             fprintf(stderr,
                     "bftkv-bench: %s: replica %u lags: view %" PRIu64 " (others %" PRIu64 "), last executed %" PRIu64
                     " (highest %" PRIu64 "); GETs it is to answer in full wait for the clients' retransmissions\n",
                     phase, i, s->view[i], view, s->last_executed[i], top);
         }
+    }
+}
+
+/* Machine busy at least this fraction of its CPUs: the run was CPU-bound. */
+#define BENCH_LIMIT_CPU_BUSY 0.9
+/* The bench's threads busy at least this fraction of a core per handle: more
+ * handles (--threads) would help. */
+#define BENCH_LIMIT_HANDLE_BUSY 0.8
+/* Fewer requests in flight than this keep batches small: worth naming. */
+#define BENCH_LIMIT_FEW 64u
+/* An open loop that completed this fraction of its offered rate kept up with it. */
+#define BENCH_LIMIT_RATE_MET 0.95
+
+static void bench_limit_add(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void bench_limit_add(char *out, size_t cap, const char *fmt, ...)
+{
+    size_t len = strlen(out);
+    if (len > 0 && len + 7 < cap) {
+        memcpy(out + len, "; also ", 8);
+        len += 7;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+/* What limited the phase, from what the bench measured: the machine's CPUs, the
+ * handles' lanes, the handles' own threads, a replica that fell behind, the open
+ * loop's rate; else the requests outstanding (latency-bound). */
+static void bench_limit(const struct bench *b, struct bench_result *r)
+{
+    char *out = r->limit;
+    size_t cap = sizeof r->limit;
+    out[0] = '\0';
+    double secs = r->measured_s > 0 ? r->measured_s : 1;
+    double bench_cores = (b->cpu_self_after - b->cpu_self_before) / secs;
+    if (r->ops == 0) {
+        snprintf(out, cap, "nothing completed: no operation finished in the window (is the cluster up?)");
+        return;
+    }
+    if (r->open && r->backlog == 0 && r->tput >= BENCH_LIMIT_RATE_MET * r->rate) {
+        bench_limit_add(out, cap, "the offered rate: %.0f ops/s asked, %.0f done (open loop)", r->rate, r->tput);
+    }
+    if (r->timeouts > 0) {
+        bench_limit_add(out, cap, "timeouts: %" PRIu64 " requests timed out (client_timeout_ms %u): replicas down "
+                        "or far behind?", r->timeouts, b->cfg->client_timeout_ms);
+    }
+    uint32_t lanes = b->handle[0].lanes;
+    uint32_t total = b->clients * b->outstanding;
+    uint32_t per = (total + b->threads - 1) / b->threads;
+    if (!r->open && per > lanes) {
+        bench_limit_add(out, cap,
+                        "client lanes: %u requests per handle over %u lanes (%" PRIu64 " queued in a handle at the "
+                        "end): raise client_lanes (at most 64) or --threads",
+                        per, lanes, b->queued_max);
+    } else if (!r->open && !b->clients_given && b->cfg->client_lanes < PBFT_LANES_MAX) {
+        bench_limit_add(out, cap,
+                        "client lanes: the config's client_lanes %u allows %u handles x %u = %u requests in "
+                        "flight: raise client_lanes (at most 64)",
+                        b->cfg->client_lanes, b->threads, b->cfg->client_lanes, total);
+    }
+    if (!r->open && total < BENCH_LIMIT_FEW) {
+        bench_limit_add(out, cap, "requests outstanding: only %u in flight, p50 %.2f ms (throughput = outstanding "
+                        "/ latency)", total, (double)r->p50 / 1e6);
+    }
+    if (b->before.machine_ok && b->after.machine_ok && b->after.machine_all_s > b->before.machine_all_s) {
+        double cpus = (double)sysconf(_SC_NPROCESSORS_ONLN);
+        double busy = (b->after.machine_busy_s - b->before.machine_busy_s) /
+                      (b->after.machine_all_s - b->before.machine_all_s);
+        if (busy >= BENCH_LIMIT_CPU_BUSY) {
+            double replicas = r->replica_cpu_per_op_us >= 0 ? r->replica_cpu_per_op_us * r->tput / 1e6 : -1;
+            if (replicas >= 0) {
+                double other = busy * cpus - replicas - bench_cores;
+                bench_limit_add(out, cap,
+                                "CPU: the machine's %.0f CPUs were %.0f%% busy (replicas %.2f, bench %.2f, other "
+                                "processes %.2f cores)",
+                                cpus, busy * 100, replicas, bench_cores, other > 0 ? other : 0);
+            } else {
+                bench_limit_add(out, cap, "CPU: the machine's %.0f CPUs were %.0f%% busy (bench %.2f cores)", cpus,
+                                busy * 100, bench_cores);
+            }
+        }
+    }
+    if (bench_cores >= BENCH_LIMIT_HANDLE_BUSY * b->threads) {
+        bench_limit_add(out, cap, "handles: the bench used %.2f cores for %u handles (one I/O thread each): add "
+                        "--threads", bench_cores, b->threads);
+    }
+    if (b->lagging > 0) {
+        bench_limit_add(out, cap, "a lagging replica: %u replica(s) behind or silent at the end, replica %d first "
+                        "(see the warning above)", b->lagging, b->first_lagging);
+    }
+    if (r->open) {
+        if (r->backlog > 0) {
+            bench_limit_add(out, cap, "the open loop's slots: %" PRIu64 " requests waited for a free slot (%u per "
+                            "handle); the cluster did not keep up with %.0f ops/s", r->backlog, BENCH_OPEN_SLOTS,
+                            r->rate);
+        } else if (out[0] == '\0') {
+            bench_limit_add(out, cap, "the cluster: %.0f of the %.0f ops/s offered done (open loop)", r->tput,
+                            r->rate);
+        }
+    } else if (out[0] == '\0') {
+        bench_limit_add(out, cap, "requests outstanding: %u in flight, p50 %.2f ms (throughput = outstanding / "
+                        "latency); the CPUs had room: more --clients may go faster", total, (double)r->p50 / 1e6);
     }
 }
 
@@ -243,12 +389,17 @@ static void bench_result_fill(struct bench *b, struct hdr_histogram *all, struct
         r->replica_dgrams_per_op = -1;
         r->dgrams_per_op = -1;
     }
+    bench_limit(b, r);
+    char del[32] = "";
+    if (b->del_ratio > 0) {
+        snprintf(del, sizeof del, "/del:%.2f", b->del_ratio);
+    }
     if (b->label != NULL) {
         snprintf(r->name, sizeof r->name, "%s", b->label);
     } else {
         snprintf(r->name, sizeof r->name,
-                 "bftkv/put_get/N:%u/clients:%u/outstanding:%u/key:%zu/value:%zu/read:%.2f%s/%s", b->cfg->n,
-                 b->clients, b->outstanding, b->key_size, b->value_size, b->read_ratio,
+                 "bftkv/put_get/N:%u/clients:%u/outstanding:%u/key:%zu/value:%zu/read:%.2f%s%s/%s", b->cfg->n,
+                 b->clients, b->outstanding, b->key_size, b->value_len, b->read_ratio, del,
                  b->readonly && b->read_ratio > 0 ? "/ro" : "", b->rate > 0 ? "open" : "closed");
     }
 }
@@ -280,6 +431,7 @@ static void bench_write_table(struct bench *b, const struct bench_result *r, FIL
         fprintf(fp, "  %-22s %.2f sent (replicas %.2f), avg batch %.1f\n", "datagrams/op", r->dgrams_per_op,
                 r->replica_dgrams_per_op, r->avg_batch);
     }
+    fprintf(fp, "  %-22s %s\n", "limited by", r->limit);
 }
 
 static void bench_write_json_context(struct bench *b, FILE *fp)
@@ -303,7 +455,12 @@ static void bench_write_json_context(struct bench *b, FILE *fp)
             "    \"rate\": %.0f,\n    \"keys\": %" PRIu64 ",\n    \"key_size\": %zu,\n    \"value_size\": %zu,\n"
             "    \"read_ratio\": %.4f,\n    \"zipf\": %.3f,\n    \"duration_s\": %.3f,\n    \"warmup_s\": %.3f",
             b->clients, b->outstanding, b->threads, r->open ? "open" : "closed", r->rate, b->keys, b->key_size,
-            b->value_size, b->read_ratio, b->zipf, r->measured_s, b->warmup);
+            b->value_len, b->read_ratio, b->zipf, r->measured_s, b->warmup);
+    fprintf(fp, ",\n    \"seed\": %" PRIu64 ",\n    \"del_ratio\": %.4f", b->seed, b->del_ratio);
+    if (b->history_path != NULL) {
+        fprintf(fp, ",\n    \"history\": \"%s\",\n    \"final_read\": %s", b->history_path,
+                b->final_read ? "true" : "false");
+    }
     if (b->load_points > 0) { /* the peak's context; the points are entries of their own */
         fprintf(fp, ",\n    \"load_points\": [");
         for (uint32_t i = 0; i < b->load_points; i++) {
@@ -348,6 +505,7 @@ static void bench_write_json_entry(struct bench *b, const struct bench_result *r
     } else {
         fprintf(fp, "      \"datagrams_per_op\": null,\n      \"avg_batch\": null,\n");
     }
+    fprintf(fp, "      \"limit\": \"%s\",\n", r->limit);
     fprintf(fp, "      \"bench_datagrams_per_op\": %.3f,\n",
             r->ops > 0 ? (double)r->bench_dgrams_tx / (double)r->ops : 0.0);
     /* The latency distribution for CDF plots: [percentile, ns] pairs. */
@@ -381,41 +539,9 @@ static void bench_write_csv(struct bench *b, const struct bench_result *r, FILE 
     fprintf(fp, "%s,%u,%u,%u,%u,%u,%s,%zu,%zu,%.4f,%" PRIu64 ",%.3f,%.1f,%.1f,%" PRId64 ",%" PRId64 ",%" PRId64
                 ",%" PRId64 ",%" PRId64 ",%" PRIu64 ",%.3f,%.3f,%.3f,%.3f\n",
             r->name, b->cfg->n, b->cfg->f, b->clients, b->outstanding, b->threads, r->open ? "open" : "closed",
-            b->key_size, b->value_size, b->read_ratio, r->ops, r->measured_s, r->tput, r->mean_ns, r->p50, r->p90,
+            b->key_size, b->value_len, b->read_ratio, r->ops, r->measured_s, r->tput, r->mean_ns, r->p50, r->p90,
             r->p99, r->p999, r->max, r->errors, r->cpu_per_op_us, r->replica_cpu_per_op_us, r->bench_cpu_per_op_us,
             r->dgrams_per_op);
-}
-
-static int bench_write_history(struct bench *b)
-{
-    FILE *fp = fopen(b->history_path, "w");
-    if (fp == NULL) {
-        fprintf(stderr, "bftkv-bench: %s: cannot write\n", b->history_path);
-        return 1;
-    }
-    uint64_t n = atomic_load(&b->history_used);
-    if (n > b->history_cap) {
-        fprintf(stderr, "bftkv-bench: history holds the first %" PRIu64 " of %" PRIu64 " operations\n",
-                b->history_cap, n);
-        n = b->history_cap;
-    }
-    char key[BFTKV_KEY_MAX + 1];
-    for (uint64_t i = 0; i < n; i++) {
-        const struct bench_history *h = &b->history[i];
-        bench_key_format(b, h->key_index, (uint8_t *)key);
-        key[b->key_size] = '\0';
-        const char *op = h->op == BFTKV_OP_PUT ? "put" : h->op == BFTKV_OP_GET ? "get" : "del";
-        const char *res = h->status == 0 ? "ok" : h->status == BFTKV_E_NOT_FOUND ? "not_found" : "error";
-        fprintf(fp,
-                "{\"client\":%u,\"op\":\"%s\",\"key\":\"%s\",\"value_fnv64\":\"%016" PRIx64
-                "\",\"invoke_ns\":%" PRIu64 ",\"return_ns\":%" PRIu64 ",\"result\":\"%s\"",
-                h->client, op, key, h->digest, h->invoke_ns, h->return_ns, res);
-        if (h->status != 0 && h->status != BFTKV_E_NOT_FOUND) {
-            fprintf(fp, ",\"error\":\"%s\"", bftkv_strerror(h->status));
-        }
-        fputs("}\n", fp);
-    }
-    return fclose(fp) == 0 ? 0 : 1;
 }
 
 int bench_phase_collect(struct bench *b, const char *suffix, double fraction)
@@ -472,8 +598,14 @@ int bench_report(struct bench *b)
         hdr_destroy(b->phase[i].all);
         b->phase[i].all = NULL;
     }
-    if (b->history_path != NULL && bench_write_history(b) != 0) {
+    if (b->history_path != NULL && bench_history_write(b) != 0) {
         rc = 1;
+    }
+    /* The last line: what limited the (last) phase. */
+    fflush(stdout);
+    for (uint32_t i = 0; i < b->phases; i++) {
+        fprintf(stderr, "bftkv-bench: %s%slimited by %s\n", b->phases > 1 ? b->phase[i].name : "",
+                b->phases > 1 ? ": " : "", b->phase[i].limit);
     }
     return rc != 0 ? rc : (no_ops || b->phases == 0 ? 1 : 0);
 }

@@ -72,6 +72,10 @@ extern "C" {
 #define BFTKV_CONFIG_SOCKET_BUFFER_MAX (1024u * 1024u * 1024u)
 #define BFTKV_CONFIG_SOCKET_BUFFER_DEFAULT (4u * 1024u * 1024u)
 #define BFTKV_CONFIG_CLIENT_TIMEOUT_MS_DEFAULT 5000u
+/* client_lanes without the directive: the most (PBFT_LANES_MAX). A handle then
+ * pipelines up to 64 requests, which is what makes batches (docs/benchmarks.md
+ * "Defaults"); each client id costs the replicas 64 reply-cache entries. */
+#define BFTKV_CONFIG_CLIENT_LANES_DEFAULT 64u
 
 /* The thread layout of a replica (DESIGN §5); the runtime interprets it. */
 enum bftkv_config_threads {

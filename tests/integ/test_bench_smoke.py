@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""integ_bench_smoke: bftkv-bench (issue 6) for 2 s against a 4-replica cluster;
+"""integ_bench_smoke: bftkv-bench for 2 s against a 4-replica cluster;
 its JSON must parse and carry, in Google Benchmark's layout, a benchmark with
 throughput (items_per_second > 0), p50/p99 latencies, CPU and datagrams per
 operation, and no errors. Then --load-points 0.5: one entry for the closed-loop

@@ -274,7 +274,7 @@ static void test_defaults_and_engine(void **state)
     assert_int_equal(cfg->log_window, def.log_window);
     assert_int_equal((uint64_t)cfg->request_timeout_ms * 1000000u, def.request_timeout_ns);
     assert_int_equal((uint64_t)cfg->retransmit_ms * 1000000u, cdef.retransmit_timeout_ns);
-    assert_int_equal(cfg->client_lanes, cdef.lanes);
+    assert_int_equal(cfg->client_lanes, BFTKV_CONFIG_CLIENT_LANES_DEFAULT);
     assert_int_equal(cfg->readonly_fast_path, cdef.readonly_fast_path);
     assert_int_equal(cfg->threads, BFTKV_CONFIG_THREADS_SINGLE);
     assert_int_equal(cfg->auth_workers, 1);

@@ -1,4 +1,4 @@
-/* A per-key linearizability checker for key-value histories (DESIGN §7).
+/* A per-key linearizability checker for key-value histories (docs/design.md §5.7).
  *
  * The simulator records every client operation — its invocation time, its return
  * time (or none: the client never learned the outcome) and what it returned — and
