@@ -7,6 +7,9 @@
  *     nor may one the engine accepts with an absurd timestamp (UINT64_MAX - 1
  *     on another lane) hold the address beyond that lane: the client's next
  *     request, on its own lane, from its own socket, completes.
+ *   - A REQUEST that comes from a replica's address (a relay) teaches nothing:
+ *     with replica 3 down and its port ours, a valid request of the client
+ *     sent from there executes, and its reply does not come back there.
  *   - Budget. One datagram of 2,047 minimal replica messages, of 100 client
  *     REQUESTs, of 10 admin requests: the messages beyond
  *     BFTKV_DGRAM_{REPLICA,CLIENT,ADMIN}_MSGS_MAX are dropped before they reach
@@ -174,6 +177,58 @@ static void test_pin_huge_timestamp_other_lane(void **state)
         pin_case(layouts[i], 2, UINT64_MAX - 1u);
 }
 
+/* Replica 3 is not started; its port sends the client's valid request to the
+ * primary, which executes it and must not send the reply to replica 3. */
+static void relay_case(const char *threads)
+{
+    struct fx_cluster c;
+    char extra[64];
+    snprintf(extra, sizeof extra, "client_lanes %u", GUARD_LANES);
+    fx_cluster_write(&c, 4, 1, threads, extra);
+    for (uint16_t r = 0; r < 3; r++)
+        fx_replica_start(&c, r, BYZ_NONE);
+    struct fx_client cl;
+    fx_client_open(&cl, &c, 0, 1, false);
+    put_ok(&cl, "before", "1");
+
+    struct sockaddr_storage a3;
+    socklen_t a3len;
+    assert_int_equal(bftkv_config_replica_sockaddr(c.cfg, 3, &a3, &a3len, NULL, 0), 0);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a3, a3len), 0);
+    uint64_t executed = stats_u64(&c, 0, "requests_executed");
+    uint8_t msg[1024];
+    size_t len = craft_request(msg, sizeof msg, &cl, 1, (uint64_t)1 << 62, true);
+    raw_send(fd, &c, 0, msg, len);
+    assert_true(stats_wait(&c, 0, "requests_executed", executed + 1u) >= executed + 1u);
+    /* Executed: its reply has gone out. Anything that reached replica 3's port
+     * within the wait is a REPLY that followed the relay's source. */
+    uint64_t end = fx_now_ms() + 500u;
+    uint8_t got[2048];
+    while (fx_now_ms() < end) {
+        ssize_t n = recv(fd, got, sizeof got, 0);
+        if (n >= (ssize_t)WIRE_HEADER_SIZE) {
+            struct wire_header h;
+            wire_header_read(got, &h);
+            if (h.type == WIRE_REPLY)
+                fail_msg("the reply went to replica 3's address, the source of a relayed-looking request");
+        }
+        usleep(5000);
+    }
+    put_ok(&cl, "after", "2");
+    close(fd);
+    fx_client_close(&cl);
+    fx_cluster_destroy(&c);
+}
+
+static void test_relay_source_not_learned(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
+        relay_case(layouts[i]);
+}
+
 /* ---- Per-datagram budget ------------------------------------------------------------------- */
 
 static void budget_case(const char *threads)
@@ -248,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_pin_bad_lane),
         cmocka_unit_test(test_pin_max_timestamp),
         cmocka_unit_test(test_pin_huge_timestamp_other_lane),
+        cmocka_unit_test(test_relay_source_not_learned),
         cmocka_unit_test(test_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
