@@ -202,6 +202,7 @@ void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_ou
  * nothing. The server runtime learns a client's reply address only from such a
  * request (net/server.c). */
 bool pbft_replica_request_admissible(const struct pbft_replica *r, const struct wire_msg *m, bool check_mac);
+
 const struct pbft_replica_stats *pbft_replica_stats(const struct pbft_replica *r);
 uint64_t pbft_replica_view(const struct pbft_replica *r);
 bool pbft_replica_is_primary(const struct pbft_replica *r);
