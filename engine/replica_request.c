@@ -629,25 +629,38 @@ static void pending_commit(struct pbft_replica *r)
 
 /* ---- Receipt -------------------------------------------------------------------- */
 
-static bool ignore_request(struct pbft_replica *r, const struct wire_msg *m)
+/* The filters a REQUEST passes before anything looks at its contents; the
+ * reason it fails, or WIRE_DROP_COUNT. Lanes and timestamps: a client numbers
+ * its requests from 1, strictly increasing across its lanes, and never reaches
+ * UINT64_MAX (engine/client.c asserts it); a request stamped UINT64_MAX would
+ * leave its lane unusable for good, so it is refused like one stamped 0. The
+ * read-only path serves GETs only. */
+static enum wire_drop request_filter(const struct pbft_replica *r, const struct wire_msg *m, bool check_mac)
 {
     const struct wire_request *rq = &m->u.request;
-    if (!auth_client_known(r->auth, rq->client)) {
-        replica_drop(r, WIRE_DROP_UNKNOWN_CLIENT);
-        return true;
-    }
-    /* Lanes and timestamps: a client numbers its requests from 1 per lane. The
-     * read-only path serves GETs only. */
-    if (rq->lane >= r->cfg.lanes || rq->timestamp == 0
-        || ((rq->rflags & WIRE_REQ_READONLY) != 0 && rq->op != WIRE_OP_GET)) {
-        replica_drop(r, WIRE_DROP_BAD_FIELD);
-        return true;
-    }
-    if (!auth_authenticator_check(r->auth, m)) {
-        replica_drop(r, WIRE_DROP_BAD_AUTH);
-        return true;
-    }
-    return false;
+    if (!auth_client_known(r->auth, rq->client))
+        return WIRE_DROP_UNKNOWN_CLIENT;
+    if (rq->lane >= r->cfg.lanes || rq->timestamp == 0 || rq->timestamp == UINT64_MAX
+        || ((rq->rflags & WIRE_REQ_READONLY) != 0 && rq->op != WIRE_OP_GET))
+        return WIRE_DROP_BAD_FIELD;
+    if (check_mac && !auth_authenticator_check(r->auth, m))
+        return WIRE_DROP_BAD_AUTH;
+    return WIRE_DROP_COUNT;
+}
+
+static bool ignore_request(struct pbft_replica *r, const struct wire_msg *m)
+{
+    enum wire_drop d = request_filter(r, m, true);
+    if (d == WIRE_DROP_COUNT)
+        return false;
+    replica_drop(r, d);
+    return true;
+}
+
+bool pbft_replica_request_admissible(const struct pbft_replica *r, const struct wire_msg *m, bool check_mac)
+{
+    BFTKV_ASSERT(m->h.type == WIRE_REQUEST);
+    return request_filter(r, m, check_mac) == WIRE_DROP_COUNT;
 }
 
 static bool request_is_large(const struct wire_msg *m)

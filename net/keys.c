@@ -136,6 +136,32 @@ int bftkv_key_load(const char *path, uint8_t seed[BFTKV_KEY_SEED_SIZE], char *er
     return rc;
 }
 
+int bftkv_key_parse(const char *text, size_t len, const char *name, uint8_t seed[BFTKV_KEY_SEED_SIZE], char *err,
+                    size_t errlen)
+{
+    if ((text == NULL && len > 0) || seed == NULL) {
+        config_err_put(err, errlen, "key file: invalid argument");
+        return BFTKV_E_INVAL;
+    }
+    if (name == NULL)
+        name = "key file";
+    if (len > BFTKV_KEY_FILE_MAX) {
+        config_err_put(err, errlen, "%s: larger than %u bytes: not a key file", name, BFTKV_KEY_FILE_MAX);
+        return BFTKV_E_CONFIG;
+    }
+    char copy[BFTKV_KEY_FILE_MAX + 1];
+    if (len > 0)
+        memcpy(copy, text, len);
+    copy[len] = '\0';
+    uint8_t tmp[32];
+    int rc = key_text_parse(name, copy, len, tmp, err, errlen);
+    if (rc == 0)
+        memcpy(seed, tmp, 32);
+    sodium_memzero(tmp, sizeof tmp);
+    sodium_memzero(copy, sizeof copy);
+    return rc;
+}
+
 /* ---- Generating ------------------------------------------------------------------ */
 
 static int seed_draw(uint8_t seed[32])

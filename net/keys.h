@@ -38,6 +38,13 @@ extern "C" {
  * written only on success. */
 int bftkv_key_load(const char *path, uint8_t seed[BFTKV_KEY_SEED_SIZE], char *err, size_t errlen);
 
+/* Parse the text of a key file (len bytes, need not be terminated; at most
+ * BFTKV_KEY_FILE_MAX): the rules of bftkv_key_load() on contents, without the
+ * file's checks. name is used in messages. 0, BFTKV_E_CONFIG (bad contents) or
+ * BFTKV_E_INVAL (NULL arguments); seed is written only on success. */
+int bftkv_key_parse(const char *text, size_t len, const char *name, uint8_t seed[BFTKV_KEY_SEED_SIZE], char *err,
+                    size_t errlen);
+
 /* Draw a seed from the kernel (getrandom) and write it to a new file at path, mode
  * 0600 (O_EXCL: an existing file is never overwritten, even by a symlink). The
  * file's comments name the public keys. 0, or BFTKV_E_IO with nothing left behind. */

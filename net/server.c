@@ -9,6 +9,7 @@
 #include "net/server.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,11 @@
 #include "common/log.h"
 #include "net/keys.h"
 #include "net/server_internal.h"
+
+BFTKV_STATIC_ASSERT(BFTKV_DGRAM_CLIENT_MSGS_MAX == PBFT_LANES_MAX, "a client's budget: one REQUEST per lane");
+BFTKV_STATIC_ASSERT(BFTKV_DGRAM_REPLICA_MSGS_MAX * (WIRE_HEADER_SIZE + BFTKV_DIGEST_SIZE + 4u * BFTKV_MAC_SIZE)
+                        > BFTKV_DATAGRAM_MAX,
+                    "no correct replica of a group of n >= 4 fills its per-datagram budget");
 
 uint64_t server_now_ns(void)
 {
@@ -143,10 +149,12 @@ int server_create(const struct server_options *opt, struct server **out, char *e
     rc = pbft_out_init(&s->out, PBFT_OUT_MIN_BYTES, PBFT_OUT_MIN_MSGS);
     if (rc != 0)
         goto fail;
+    s->lanes = rcfg.lanes;
     s->book = calloc(cfg->clients ? cfg->clients : 1u, sizeof *s->book);
+    s->book_ts = calloc((size_t)(cfg->clients ? cfg->clients : 1u) * s->lanes, sizeof *s->book_ts);
     s->admin_msg = malloc(ADMIN_REPLY_MAX);
     s->json = malloc(ADMIN_JSON_MAX + 1u);
-    if (s->book == NULL || s->admin_msg == NULL || s->json == NULL) {
+    if (s->book == NULL || s->book_ts == NULL || s->admin_msg == NULL || s->json == NULL) {
         rc = BFTKV_E_NOMEM;
         goto fail;
     }
@@ -242,6 +250,7 @@ void server_destroy(struct server *s)
     free(s->json);
     free(s->admin_msg);
     free(s->book);
+    free(s->book_ts);
     if (s->out.buf != NULL)
         pbft_out_free(&s->out);
     pbft_replica_destroy(s->replica);
@@ -421,34 +430,97 @@ static void server_engine_step(struct server *s, const struct pbft_event *ev)
 
 /* ---- Address book ---------------------------------------------------------------------- */
 
-/* Learn the source of an authenticated REQUEST. Only a newer timestamp moves an
- * address, so a replayed old request from elsewhere cannot steal the replies. */
-static void server_book_learn(struct server *s, const struct sockaddr_storage *src, socklen_t srclen,
-                              const uint8_t *msg, size_t size, bool prechecked)
+bool server_src_is_replica(const struct server *s, const struct sockaddr_storage *src, socklen_t srclen)
 {
-    uint16_t client;
-    uint64_t ts;
-    if (prechecked) {
-        struct wire_header h;
-        wire_header_read(msg, &h);
-        client = h.sender;
-        ts = h.seq;
-    } else {
-        struct wire_msg m;
-        size_t used = 0;
-        if (wire_decode(msg, size, &s->lim, &m, &used, NULL) != 0 || !auth_authenticator_check(&s->auth, &m))
-            return; /* the engine counts the reason when it sees the message */
-        client = m.u.request.client;
-        ts = m.u.request.timestamp;
+    for (uint16_t r = 0; r < s->n; r++) {
+        const struct sockaddr_storage *a = &s->replica_addr[r];
+        if (a->ss_family != src->ss_family)
+            continue;
+        if (src->ss_family == AF_INET && srclen >= (socklen_t)sizeof(struct sockaddr_in)) {
+            const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)src;
+            if (x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr)
+                return true;
+        } else if (src->ss_family == AF_INET6 && srclen >= (socklen_t)sizeof(struct sockaddr_in6)) {
+            const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a, *y = (const struct sockaddr_in6 *)src;
+            if (x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0)
+                return true;
+        }
     }
-    if (client >= s->cfg->clients || srclen > (socklen_t)sizeof(struct sockaddr_storage))
+    return false;
+}
+
+/* Learn where client c's replies go from one of its REQUESTs. Three rules keep
+ * one message from taking them elsewhere:
+ *   - only a request the engine admits (pbft_replica_request_admissible: a
+ *     configured lane, a timestamp a correct client can send, the client's
+ *     MAC) teaches anything: a request the engine refuses right after must not
+ *     steer the replies of the ones it accepts;
+ *   - only a newer request moves the address: its timestamp must be above the
+ *     last one learnt on its (client, lane), the engine's own test of a new
+ *     request (TOCS 2002 §4.1), so a replayed old request from elsewhere
+ *     cannot steal the replies; and since the book keeps one timestamp per
+ *     lane, as the engine's reply cache does, no request moves it further than
+ *     the engine moves the client (an absurd timestamp blocks its own lane
+ *     here exactly as it does in the engine, not the client's other lanes);
+ *   - a REQUEST from a replica's address is one that replica relays
+ *     (replica_request.c), not the client's own: its source says nothing
+ *     about where the client is. */
+static void server_book_learn(struct server *s, struct server_budget *b, const struct sockaddr_storage *src,
+                              socklen_t srclen, const uint8_t *msg, size_t size, bool prechecked)
+{
+    struct wire_msg m;
+    size_t used = 0;
+    if (srclen > (socklen_t)sizeof(struct sockaddr_storage)
+        || wire_decode(msg, size, &s->lim, &m, &used, NULL) != 0
+        || !pbft_replica_request_admissible(s->replica, &m, !prechecked))
+        return; /* the engine counts the reason when it sees the message */
+    if (b->from_replica < 0)
+        b->from_replica = server_src_is_replica(s, src, srclen) ? 1 : 0;
+    if (b->from_replica != 0)
         return;
-    struct server_peer *p = &s->book[client];
-    if (p->alen != 0 && ts <= p->ts)
+    const struct wire_request *rq = &m.u.request;
+    BFTKV_ASSERT(rq->client < s->cfg->clients && rq->lane < s->lanes); /* admissible */
+    uint64_t *ts = &s->book_ts[(size_t)rq->client * s->lanes + rq->lane];
+    if (rq->timestamp <= *ts)
         return;
+    *ts = rq->timestamp;
+    struct server_peer *p = &s->book[rq->client];
     memcpy(&p->addr, src, srclen);
     p->alen = srclen;
-    p->ts = ts;
+}
+
+/* ---- Per-datagram message budget ----------------------------------------------------------- */
+
+void server_budget_init(struct server_budget *b)
+{
+    b->left[SERVER_SENDER_REPLICA] = BFTKV_DGRAM_REPLICA_MSGS_MAX;
+    b->left[SERVER_SENDER_CLIENT] = BFTKV_DGRAM_CLIENT_MSGS_MAX;
+    b->left[SERVER_SENDER_ADMIN] = BFTKV_DGRAM_ADMIN_MSGS_MAX;
+    b->from_replica = -1;
+}
+
+bool server_budget_take(struct server *s, struct server_budget *b, const struct sockaddr_storage *src,
+                        socklen_t srclen, uint8_t type)
+{
+    static const enum server_counter excess[SERVER_SENDER_COUNT] = {
+        [SERVER_SENDER_REPLICA] = SERVER_CTR_dgram_excess_replica,
+        [SERVER_SENDER_CLIENT] = SERVER_CTR_dgram_excess_client,
+        [SERVER_SENDER_ADMIN] = SERVER_CTR_dgram_excess_admin,
+    };
+    enum server_sender k = SERVER_SENDER_REPLICA;
+    if (type == WIRE_ADMIN) {
+        k = SERVER_SENDER_ADMIN;
+    } else if (type == WIRE_REQUEST) {
+        if (b->from_replica < 0)
+            b->from_replica = server_src_is_replica(s, src, srclen) ? 1 : 0;
+        k = b->from_replica != 0 ? SERVER_SENDER_REPLICA : SERVER_SENDER_CLIENT;
+    }
+    if (b->left[k] == 0) {
+        server_count(s, excess[k], 1);
+        return false;
+    }
+    b->left[k]--;
+    return true;
 }
 
 /* ---- Admin ----------------------------------------------------------------------------- */
@@ -487,6 +559,8 @@ void server_datagram_step(struct server *s, const struct sockaddr_storage *src, 
         server_count(s, SERVER_CTR_bad_datagram, 1);
         return;
     }
+    struct server_budget budget;
+    server_budget_init(&budget);
     size_t off = 0;
     while (off < len) {
         const uint8_t *msg = data + off;
@@ -494,12 +568,14 @@ void server_datagram_step(struct server *s, const struct sockaddr_storage *src, 
         wire_header_read(msg, &h);
         size_t size = WIRE_HEADER_SIZE + (size_t)h.body_len + h.auth_len;
         off += size;
+        if (!prechecked && !server_budget_take(s, &budget, src, srclen, h.type))
+            continue;
         if (h.type == WIRE_ADMIN) {
             server_admin_handle(s, src, srclen, msg, size);
             continue;
         }
         if (h.type == WIRE_REQUEST)
-            server_book_learn(s, src, srclen, msg, size, prechecked);
+            server_book_learn(s, &budget, src, srclen, msg, size, prechecked);
         struct pbft_event ev = {.kind = PBFT_EV_RECEIVE, .now_ns = server_now_ns(), .msg = msg, .len = size};
         server_count(s, SERVER_CTR_messages_received, 1);
         server_engine_step(s, &ev);

@@ -48,7 +48,10 @@
     X(tx_ring_full, "drop: staged tx pool full for too long")                           \
     X(reply_no_address, "drop: reply to a client whose address is unknown")             \
     X(unknown_client, "drop: request or admin request from a client not allowed")       \
-    X(auth_dropped, "drop: staged auth stage removed a message (any reason)")
+    X(auth_dropped, "drop: staged auth stage removed a message (any reason)")          \
+    X(dgram_excess_replica, "drop: replica messages beyond BFTKV_DGRAM_REPLICA_MSGS_MAX in a datagram") \
+    X(dgram_excess_client, "drop: client REQUESTs beyond BFTKV_DGRAM_CLIENT_MSGS_MAX in a datagram") \
+    X(dgram_excess_admin, "drop: admin requests beyond BFTKV_DGRAM_ADMIN_MSGS_MAX in a datagram")
 
 enum server_counter {
 #define SERVER_COUNTER_ENUM(name, text) SERVER_CTR_##name,
@@ -76,10 +79,29 @@ struct server_hist {
 
 /* ---- Address book ---------------------------------------------------------------------- */
 
+/* Where a client's replies go: the source of its latest admissible REQUEST
+ * (net/server.c, server_book_learn). */
 struct server_peer {
     struct sockaddr_storage addr;
     socklen_t alen;   /* 0: unknown */
-    uint64_t ts;      /* timestamp of the request it was learned from */
+};
+
+/* ---- Per-datagram message budget ---------------------------------------------------------- */
+
+/* The kinds of sender a message comes from, each with its own budget per
+ * datagram (include/bftkv/limits.h): an ADMIN is an admin client's, a REQUEST
+ * whose datagram does not come from a replica's address is a client's, and
+ * everything else (a REQUEST a replica relays included) a replica's. */
+enum server_sender {
+    SERVER_SENDER_REPLICA = 0,
+    SERVER_SENDER_CLIENT,
+    SERVER_SENDER_ADMIN,
+    SERVER_SENDER_COUNT
+};
+
+struct server_budget {
+    uint32_t left[SERVER_SENDER_COUNT];
+    int8_t from_replica; /* the datagram's source is a replica's address: -1 not looked up yet */
 };
 
 /* ---- The server ----------------------------------------------------------------------- */
@@ -105,6 +127,8 @@ struct server {
     char bind_host[NET_ADDR_STRLEN];
     uint16_t bind_port;
     struct server_peer *book; /* cfg->clients entries */
+    uint64_t *book_ts;        /* cfg->clients * lanes: last timestamp learnt per (client, lane) */
+    uint16_t lanes;           /* cfg->client_lanes */
 
     struct admin_guard admin;
     uint8_t *admin_msg;       /* ADMIN_REPLY_MAX */
@@ -163,10 +187,22 @@ void server_hist_record(struct server *s, enum server_stage st, uint16_t k, int6
  * right magic and version; *count gets their number. */
 bool server_framing_ok(const uint8_t *data, size_t len, uint32_t *count);
 
+/* Is src the address of one of the group's replicas (its configured one)? */
+bool server_src_is_replica(const struct server *s, const struct sockaddr_storage *src, socklen_t srclen);
+
+/* A datagram's message budget, full (server_budget_take spends it). */
+void server_budget_init(struct server_budget *b);
+
+/* May the next message of a datagram from src, of this type, go on? false when
+ * its sender kind has used up its budget for this datagram; the drop is counted
+ * (dgram_excess_*). */
+bool server_budget_take(struct server *s, struct server_budget *b, const struct sockaddr_storage *src,
+                        socklen_t srclen, uint8_t type);
+
 /* Protocol side: one datagram's messages (admin requests answered, REQUEST
  * addresses learned, the rest stepped through the engine, the outbox drained).
- * prechecked: the auth stage already removed every message that fails
- * authentication (and checked the framing). */
+ * prechecked: the auth stage already checked the framing, spent the datagram's
+ * message budget and removed every message that fails authentication. */
 void server_datagram_step(struct server *s, const struct sockaddr_storage *src, socklen_t srclen,
                           const uint8_t *data, size_t len, bool prechecked);
 

@@ -346,7 +346,8 @@ static bool staged_message_check(struct server *s, const uint8_t *msg, size_t si
     return ok;
 }
 
-/* Check the framing, then keep only the messages that pass, packed in place. */
+/* Check the framing, then keep only the messages within the datagram's budget
+ * that pass, packed in place. */
 static void staged_precheck(struct server *s, struct staged_slot *slot)
 {
     uint32_t count = 0;
@@ -355,11 +356,17 @@ static void staged_precheck(struct server *s, struct staged_slot *slot)
         slot->len = 0;
         return;
     }
+    struct server_budget budget;
+    server_budget_init(&budget);
     size_t off = 0, keep = 0;
     while (off < slot->len) {
         struct wire_header h;
         wire_header_read(slot->data + off, &h);
         size_t size = WIRE_HEADER_SIZE + (size_t)h.body_len + h.auth_len;
+        if (!server_budget_take(s, &budget, &slot->src, slot->srclen, h.type)) {
+            off += size;
+            continue;
+        }
         if (staged_message_check(s, slot->data + off, size)) {
             if (keep != off)
                 memmove(slot->data + keep, slot->data + off, size);

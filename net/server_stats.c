@@ -16,7 +16,8 @@
  *     counts plus the staged auth stage's), "stale", "conflict", "full" (engine),
  *     the runtime's ("bad_datagram", "rx_ring_full", "tx_ring_full",
  *     "reply_no_address", "unknown_client" (engine, auth stage and admin
- *     together), "auth_dropped"), the transport's ("rx_truncated",
+ *     together), "auth_dropped", "datagram_excess_replica",
+ *     "datagram_excess_client", "datagram_excess_admin"), the transport's ("rx_truncated",
  *     "send_errors"), the admin protocol's ("admin_malformed", "admin_bad_auth",
  *     "admin_replay", "admin_rate_limited"),
  *   engine: {every other pbft_replica_stats counter by its field name},
@@ -118,6 +119,9 @@ static void json_drops(struct json_out *j, struct server *s, const struct pbft_r
     json_u64(j, "tx_ring_full", server_counter_get(s, SERVER_CTR_tx_ring_full));
     json_u64(j, "reply_no_address", server_counter_get(s, SERVER_CTR_reply_no_address));
     json_u64(j, "auth_dropped", server_counter_get(s, SERVER_CTR_auth_dropped));
+    json_u64(j, "datagram_excess_replica", server_counter_get(s, SERVER_CTR_dgram_excess_replica));
+    json_u64(j, "datagram_excess_client", server_counter_get(s, SERVER_CTR_dgram_excess_client));
+    json_u64(j, "datagram_excess_admin", server_counter_get(s, SERVER_CTR_dgram_excess_admin));
     json_u64(j, "rx_truncated", us->rx_truncated);
     json_u64(j, "send_errors", us->send_errors);
     for (int d = ADMIN_DROP_MALFORMED; d < ADMIN_DROP_COUNT; d++)

@@ -29,6 +29,21 @@
 /* A MAC in an authenticator: SipHash-2-4 with 128-bit output (docs/benchmarks.md). */
 #define BFTKV_MAC_SIZE 16u
 
+/* Messages one datagram may carry into a replica, per sender kind (net/server.c
+ * counts what is dropped beyond them as datagram_excess_*). A datagram of
+ * 65,507 bytes holds up to 2,047 back-to-back 32-byte headers; each message
+ * costs a decode and usually a MAC check, so a sender gets no more than a
+ * correct one ever puts in one datagram:
+ *   replica: every message of a replica (and a REQUEST it relays) is at least
+ *            a header, a 32-byte digest and a MAC per replica, 128 bytes at
+ *            n = 4, so 511 fill a datagram; groups of n >= 4 never reach 512;
+ *   client:  one REQUEST per lane in flight (PBFT_LANES_MAX = 64, asserted in
+ *            net/server.c), and a client's retransmission waits its timeout;
+ *   admin:   one stats request per datagram (net/admin_client.c). */
+#define BFTKV_DGRAM_REPLICA_MSGS_MAX 512u
+#define BFTKV_DGRAM_CLIENT_MSGS_MAX 64u
+#define BFTKV_DGRAM_ADMIN_MSGS_MAX 1u
+
 /* ---- Group shape (DESIGN §3) ------------------------------------------------- */
 
 /* Replicas per group; N >= 3f+1. 64 covers every sweep (N up to 13) with room. */
@@ -98,6 +113,8 @@ BFTKV_STATIC_ASSERT((BFTKV_STORE_SHARDS_MAX & (BFTKV_STORE_SHARDS_MAX - 1u)) == 
                "store shards must be a power of two");
 BFTKV_STATIC_ASSERT(BFTKV_STORE_SHARDS_DEFAULT <= BFTKV_STORE_SHARDS_MAX, "default within max");
 BFTKV_STATIC_ASSERT(3u * BFTKV_FAULTS_MAX + 1u <= BFTKV_REPLICAS_MAX, "N >= 3f+1 at the maxima");
+BFTKV_STATIC_ASSERT(BFTKV_DGRAM_ADMIN_MSGS_MAX >= 1u && BFTKV_DGRAM_CLIENT_MSGS_MAX >= 1u,
+                    "every sender kind gets at least one message through");
 BFTKV_STATIC_ASSERT(BFTKV_VALUE_MAX < (1u << 24), "value lengths fit 24 bits on the wire");
 BFTKV_STATIC_ASSERT(BFTKV_KEY_MAX < (1u << 16), "key lengths fit 16 bits on the wire");
 

@@ -1,22 +1,17 @@
-/* Fuzzing the wire decoder (engine/wire.c), the first code to touch network bytes.
+/* Fuzzing the wire decoder (engine/wire.c, wire_catchup.c, wire_viewchange.c),
+ * the first code to touch network bytes.
  *
  * LLVMFuzzerTestOneInput() treats its input as one datagram and decodes it the
- * way a receiver does: message after message, following *consumed, iterating the
- * entries of every PRE-PREPARE it accepts and decoding the inline requests, and
- * checking the decoder's promises (accepted messages lie inside the datagram,
- * every rejection counts exactly one drop reason). A PRE-PREPARE's batch digest
- * is a wall no fuzzer climbs, so each input is decoded twice: as given, and with
- * the digest D of every PRE-PREPARE recomputed, which lets mutations reach the
- * paths behind the digest check.
- *
- * Built two ways (tests/fuzz/CMakeLists.txt):
- *   fuzz_wire         clang + libFuzzer + ASan/UBSan, for real fuzzing runs;
- *   fuzz_wire_replay  any compiler (BFTKV_FUZZ_REPLAY): a main() that replays
- *                     corpus files or directories given as arguments, or else
- *                     built-in valid seeds and N mutations of them drawn from a
- *                     fixed-seed PRNG. It is a ctest (label unit), so every CI
- *                     run exercises the decoder; --write-seeds DIR writes the
- *                     seeds as a starting corpus for fuzz_wire.
+ * way a receiver does: message after message, following *consumed, and checks
+ * the decoder's promises: accepted messages lie inside the datagram, every
+ * rejection counts exactly one drop reason, and every accessor of an accepted
+ * message (PRE-PREPARE entries and their inline requests, VIEW-CHANGE and
+ * NEW-VIEW sets, a STATE chunk's store records and reply-cache entries, a
+ * proof's CHECKPOINTs) stays inside it and returns what the layout in
+ * engine/wire.h says. A PRE-PREPARE's batch digest and a cached reply's result
+ * digest are walls no fuzzer climbs, so each input is decoded twice: as given,
+ * and with those digests recomputed, which lets mutations reach the paths
+ * behind them. tests/fuzz/fuzz.h says how it is built and run.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,27 +25,21 @@
 #include "bftkv/errors.h"
 #include "engine/auth.h"
 #include "engine/wire.h"
+#include "engine/wire_le.h"
+#include "store/store.h"
+#include "tests/fuzz/fuzz.h"
+
+const char fuzz_target_name[] = "wire";
 
 #define FUZZ_GROUP 1u
 #define FUZZ_N 4u
 #define FUZZ_CLIENTS 16u
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct wire_limits fuzz_lim = {.group = FUZZ_GROUP, .n = FUZZ_N, .clients_max = FUZZ_CLIENTS};
 
 /* Replica 1 and client 3 of a group built from fixed seeds: accepted messages are
  * also run through the MAC checks (which must stay inside the message). */
 static struct auth_ctx fuzz_replica, fuzz_client;
-
-#define FUZZ_CHECK(cond)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz_wire: check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-            abort();                                                                           \
-        }                                                                                      \
-    } while (0)
 
 static uint64_t drops_total(const struct wire_drop_counters *d)
 {
@@ -64,6 +53,92 @@ static uint64_t drops_total(const struct wire_drop_counters *d)
 static bool inside(const uint8_t *p, size_t n, const uint8_t *lo, size_t len)
 {
     return p >= lo && n <= len && (size_t)(p - lo) <= len - n;
+}
+
+/* A STATE chunk's store records: le16 klen | le32 vlen | key | value, exactly
+ * filling the data, each within the limits (what store_restore_chunk applies). */
+static void store_records_check(const struct wire_state *st)
+{
+    uint32_t off = 0;
+    while (off < st->data_len) {
+        FUZZ_CHECK(st->data_len - off >= STORE_RECORD_HEADER_SIZE);
+        uint32_t klen = le16_load(st->data + off), vlen = le32_load(st->data + off + 2);
+        FUZZ_CHECK(klen >= 1 && klen <= BFTKV_KEY_MAX && vlen <= BFTKV_VALUE_MAX);
+        off += STORE_RECORD_HEADER_SIZE;
+        FUZZ_CHECK(klen + vlen <= st->data_len - off);
+        off += klen + vlen;
+    }
+}
+
+/* A STATE chunk's reply-cache entries through the accessor: inside the data,
+ * indexes increasing within [from, next), a result carried iff it is short,
+ * and then matching its digest; together exactly the data. */
+static void rc_entries_check(const struct wire_state *st, const uint8_t *buf, size_t len)
+{
+    uint64_t lo = st->from.cursor;
+    uint64_t hi = st->next.part == WIRE_PART_RCACHE ? st->next.cursor : (uint64_t)UINT32_MAX + 1u;
+    uint32_t off = 0, prev = 0;
+    struct wire_rc_entry e;
+    while (wire_rc_entry_next(st, &off, &e)) {
+        FUZZ_CHECK(off > prev && off <= st->data_len);
+        FUZZ_CHECK(e.index >= lo && e.index < hi);
+        FUZZ_CHECK(e.timestamp > 0 && e.op >= WIRE_OP_PUT && e.op <= WIRE_OP_DEL);
+        FUZZ_CHECK(e.result_len <= BFTKV_VALUE_MAX && inside(e.digest, BFTKV_DIGEST_SIZE, buf, len));
+        FUZZ_CHECK((e.result != NULL) == (e.result_len <= WIRE_RC_RESULT_MAX));
+        if (e.result != NULL) {
+            FUZZ_CHECK(inside(e.result, e.result_len, buf, len));
+            FUZZ_CHECK(off - prev == WIRE_RC_ENTRY_FIXED + e.result_len);
+            uint8_t d[BFTKV_DIGEST_SIZE];
+            wire_result_digest(d, e.status, e.result, e.result_len);
+            FUZZ_CHECK(memcmp(d, e.digest, sizeof d) == 0);
+        } else {
+            FUZZ_CHECK(off - prev == WIRE_RC_ENTRY_FIXED);
+        }
+        lo = (uint64_t)e.index + 1u;
+        prev = off;
+    }
+    FUZZ_CHECK(off == st->data_len);
+}
+
+static void state_check(const struct wire_msg *m, const uint8_t *buf, size_t len)
+{
+    const struct wire_state *st = &m->u.state;
+    FUZZ_CHECK(m->h.seq > 0 && inside(st->digest, BFTKV_DIGEST_SIZE, buf, len));
+    FUZZ_CHECK(st->data_len <= WIRE_STATE_DATA_MAX && m->h.body_len == WIRE_STATE_FIXED + st->data_len);
+    FUZZ_CHECK(inside(st->data, st->data_len, buf, len));
+    switch (st->kind) {
+    case WIRE_STATE_CHUNK:
+        FUZZ_CHECK(st->shards >= 1 && st->shards <= BFTKV_STORE_SHARDS_MAX);
+        FUZZ_CHECK((st->flags & ~(unsigned)WIRE_STATE_LAST) == 0);
+        FUZZ_CHECK(wire_state_pos_cmp(&st->from, &st->next) < 0);
+        FUZZ_CHECK(st->data_len > 0 || st->next.part != st->from.part);
+        if (st->from.part == WIRE_PART_STORE) {
+            FUZZ_CHECK(st->from.shard < st->shards);
+            FUZZ_CHECK(st->next.part == WIRE_PART_STORE || st->next.part == WIRE_PART_RCACHE);
+            store_records_check(st);
+        } else {
+            FUZZ_CHECK(st->from.part == WIRE_PART_RCACHE && st->from.shard == 0);
+            FUZZ_CHECK(st->next.part == WIRE_PART_RCACHE || st->next.part == WIRE_PART_END);
+            rc_entries_check(st, buf, len);
+        }
+        break;
+    case WIRE_STATE_MISSING:
+        FUZZ_CHECK(st->data_len == 0 && st->shards == 0 && st->from.part == 0 && st->next.part == 0);
+        break;
+    case WIRE_STATE_PROOF:
+        FUZZ_CHECK(st->data_len > 0 && st->data_len % WIRE_CHECKPOINT_MSG_SIZE == 0);
+        FUZZ_CHECK(st->data_len / WIRE_CHECKPOINT_MSG_SIZE <= FUZZ_N);
+        for (uint32_t off = 0; off < st->data_len; off += WIRE_CHECKPOINT_MSG_SIZE) {
+            /* The receiver decodes and verifies each CHECKPOINT of the proof. */
+            struct wire_msg ck;
+            size_t used = 0;
+            if (wire_decode(st->data + off, WIRE_CHECKPOINT_MSG_SIZE, &fuzz_lim, &ck, &used, NULL) == 0)
+                FUZZ_CHECK(used <= WIRE_CHECKPOINT_MSG_SIZE && ck.raw == st->data + off);
+        }
+        break;
+    default:
+        FUZZ_CHECK(!"a STATE of an unknown kind was accepted");
+    }
 }
 
 /* What an accepted message promises; touches every byte it points at. */
@@ -156,6 +231,13 @@ static void accepted_check(const struct wire_msg *m, const uint8_t *buf, size_t 
         else
             FUZZ_CHECK(m->u.fetch.pos.part == WIRE_PART_STORE || m->u.fetch.pos.part == WIRE_PART_RCACHE);
         break;
+    case WIRE_STATUS:
+        FUZZ_CHECK(m->h.body_len == WIRE_STATUS_BODY);
+        FUZZ_CHECK(m->u.status.low <= m->h.seq && m->h.seq <= m->u.status.max_seq);
+        break;
+    case WIRE_STATE:
+        state_check(m, buf, consumed);
+        break;
     default:
         FUZZ_CHECK(m->h.type == WIRE_PREPARE || m->h.type == WIRE_COMMIT || m->h.type == WIRE_CHECKPOINT);
         FUZZ_CHECK(m->h.body_len == 32);
@@ -178,6 +260,42 @@ static void pp_digest_fix(uint8_t *buf, size_t len)
     wire_digest(b, b + WIRE_PP_FIXED, h.body_len - WIRE_PP_FIXED);
 }
 
+/* Offsets in a STATE body and in one of its reply-cache entries (the layouts
+ * in engine/wire.h: digest[32] | kind u8 | from_part u8 | ...; index u32 |
+ * timestamp u64 | status i16 | op u8 | result_len u32 | result digest[32]). */
+enum {
+    STATE_KIND_AT = 32,
+    STATE_FROM_PART_AT = 33,
+    RC_STATUS_AT = 12,
+    RC_RESULT_LEN_AT = 15,
+    RC_DIGEST_AT = 19,
+};
+
+/* The result digest of every reply-cache entry with a carried result, in a
+ * STATE chunk of part RCACHE (as far as the entries parse). */
+static void rc_digest_fix(uint8_t *buf, size_t len)
+{
+    if (len < WIRE_HEADER_SIZE)
+        return;
+    struct wire_header h;
+    wire_header_read(buf, &h);
+    if (h.type != WIRE_STATE || h.body_len < WIRE_STATE_FIXED || (uint64_t)WIRE_HEADER_SIZE + h.body_len > len)
+        return;
+    uint8_t *b = buf + WIRE_HEADER_SIZE;
+    if (b[STATE_KIND_AT] != WIRE_STATE_CHUNK || b[STATE_FROM_PART_AT] != WIRE_PART_RCACHE)
+        return;
+    uint8_t *p = b + WIRE_STATE_FIXED, *end = b + h.body_len;
+    while ((size_t)(end - p) >= WIRE_RC_ENTRY_FIXED) {
+        uint32_t rlen = le32_load(p + RC_RESULT_LEN_AT);
+        size_t size = WIRE_RC_ENTRY_FIXED + (rlen <= WIRE_RC_RESULT_MAX ? rlen : 0u);
+        if (size > (size_t)(end - p))
+            return;
+        if (rlen <= WIRE_RC_RESULT_MAX)
+            wire_result_digest(p + RC_DIGEST_AT, (int16_t)le16_load(p + RC_STATUS_AT), p + WIRE_RC_ENTRY_FIXED, rlen);
+        p += size;
+    }
+}
+
 static void datagram_walk(uint8_t *buf, size_t len, bool fix_digests)
 {
     struct wire_drop_counters drops = {0};
@@ -185,6 +303,7 @@ static void datagram_walk(uint8_t *buf, size_t len, bool fix_digests)
     while (pos < len) {
         if (fix_digests) {
             pp_digest_fix(buf + pos, len - pos);
+            rc_digest_fix(buf + pos, len - pos);
         }
         struct wire_msg m;
         size_t consumed = 0;
@@ -241,23 +360,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
-#ifdef BFTKV_FUZZ_REPLAY
-/* ---- Stand-alone replay driver (no libFuzzer) ------------------------------------- */
 
-#include <dirent.h>
-#include <errno.h>
-#include <sys/stat.h>
+/* ---- Seeds ---------------------------------------------------------------------------- */
 
-#define SEEDS_MAX 24
 #define SEED_CAP 4096u
-
-struct seed {
-    uint8_t bytes[SEED_CAP];
-    size_t len;
-};
-
-static struct seed seeds[SEEDS_MAX];
-static int nseeds;
 
 static size_t seed_request(uint8_t *buf, size_t cap, uint16_t client, uint8_t op, const char *key,
                            const char *value, uint8_t rflags)
@@ -273,24 +379,81 @@ static size_t seed_request(uint8_t *buf, size_t cap, uint16_t client, uint8_t op
     return n;
 }
 
-static struct seed *seed_new(void)
+/* One STATE message around st (data in place afterwards). */
+static size_t seed_state(uint8_t *buf, size_t cap, struct wire_state *st)
 {
-    FUZZ_CHECK(nseeds < SEEDS_MAX);
-    return &seeds[nseeds++];
+    size_t n = wire_encode_state(buf, cap, FUZZ_GROUP, 2, FUZZ_N, 1, 256, st, NULL);
+    FUZZ_CHECK(n > 0);
+    return n;
 }
 
-static void seeds_build(void)
+static size_t seed_rc_entry(uint8_t *buf, size_t cap, uint32_t index, uint64_t ts, uint8_t op, const char *result,
+                            uint32_t result_len)
 {
-    struct seed *s;
+    struct wire_rc_entry e = {.index = index, .timestamp = ts, .status = 0, .op = op, .result_len = result_len,
+                              .result = (const uint8_t *)result};
+    uint8_t d[BFTKV_DIGEST_SIZE];
+    wire_result_digest(d, 0, result, result != NULL ? result_len : 0u);
+    e.digest = d;
+    size_t n = wire_rc_entry_put(buf, cap, &e);
+    FUZZ_CHECK(n > 0);
+    return n;
+}
+
+static void seeds_catchup(fuzz_seed_add_fn add, const uint8_t d[32])
+{
+    uint8_t b[SEED_CAP], data[1024];
+    size_t n = wire_encode_status(b, sizeof b, FUZZ_GROUP, 2, FUZZ_N, 3, 100, 64, 120, NULL);
+    add(b, n);
+    struct wire_state_pos pos = {.part = WIRE_PART_STORE, .shard = 1, .cursor = 5};
+    n = wire_encode_fetch(b, sizeof b, FUZZ_GROUP, 1, FUZZ_N, 3, 128, d, &pos, 4, NULL);
+    add(b, n);
+
+    /* A STORE chunk: two records (le16 klen | le32 vlen | key | value). */
+    static const uint8_t recs[] = {3, 0, 5, 0, 0, 0, 'k', 'e', 'y', 'v', 'a', 'l', 'u', 'e',
+                                   1, 0, 0, 0, 0, 0, 'z'};
+    struct wire_state st = {.digest = d, .kind = WIRE_STATE_CHUNK, .flags = 0, .shards = 4,
+                            .from = {.part = WIRE_PART_STORE, .shard = 1, .cursor = 0},
+                            .next = {.part = WIRE_PART_STORE, .shard = 2, .cursor = 0},
+                            .data = recs, .data_len = sizeof recs};
+    add(b, seed_state(b, sizeof b, &st));
+
+    /* An RCACHE chunk: an empty result, a short one, a long one (digest only). */
+    size_t dl = seed_rc_entry(data, sizeof data, 3, 1000, WIRE_OP_PUT, "", 0);
+    dl += seed_rc_entry(data + dl, sizeof data - dl, 7, 2000, WIRE_OP_GET, "hello", 5);
+    dl += seed_rc_entry(data + dl, sizeof data - dl, 9, 3000, WIRE_OP_GET, NULL, 100);
+    st = (struct wire_state){.digest = d, .kind = WIRE_STATE_CHUNK, .flags = WIRE_STATE_LAST, .shards = 4,
+                             .from = {.part = WIRE_PART_RCACHE, .shard = 0, .cursor = 2},
+                             .next = {.part = WIRE_PART_END, .shard = 0, .cursor = 0},
+                             .data = data, .data_len = (uint32_t)dl};
+    add(b, seed_state(b, sizeof b, &st));
+
+    st = (struct wire_state){.digest = d, .kind = WIRE_STATE_MISSING};
+    add(b, seed_state(b, sizeof b, &st));
+
+    /* A PROOF of two CHECKPOINTs (signature areas left zero). */
+    size_t pl = wire_encode_digest_msg(data, sizeof data, WIRE_CHECKPOINT, FUZZ_GROUP, 0, FUZZ_N, 0, 256, d, NULL);
+    pl += wire_encode_digest_msg(data + pl, sizeof data - pl, WIRE_CHECKPOINT, FUZZ_GROUP, 1, FUZZ_N, 0, 256, d, NULL);
+    FUZZ_CHECK(pl == 2u * WIRE_CHECKPOINT_MSG_SIZE);
+    st = (struct wire_state){.digest = d, .kind = WIRE_STATE_PROOF, .data = data, .data_len = (uint32_t)pl};
+    add(b, seed_state(b, sizeof b, &st));
+}
+
+void fuzz_seeds(fuzz_seed_add_fn add)
+{
+    uint8_t b[SEED_CAP], multi[SEED_CAP];
+    size_t n, mlen = 0;
     uint8_t d[32];
     memset(d, 0x42, sizeof d);
 
-    s = seed_new();
-    s->len = seed_request(s->bytes, SEED_CAP, 1, WIRE_OP_PUT, "key", "value", 0);
-    s = seed_new();
-    s->len = seed_request(s->bytes, SEED_CAP, 15, WIRE_OP_GET, "k", NULL, WIRE_REQ_READONLY);
-    s = seed_new();
-    s->len = seed_request(s->bytes, SEED_CAP, 0, WIRE_OP_DEL, "gone", NULL, WIRE_REQ_FULL_ALL);
+    n = seed_request(b, sizeof b, 1, WIRE_OP_PUT, "key", "value", 0);
+    add(b, n);
+    memcpy(multi + mlen, b, n);
+    mlen += n;
+    n = seed_request(b, sizeof b, 15, WIRE_OP_GET, "k", NULL, WIRE_REQ_READONLY);
+    add(b, n);
+    n = seed_request(b, sizeof b, 0, WIRE_OP_DEL, "gone", NULL, WIRE_REQ_FULL_ALL);
+    add(b, n);
 
     /* PRE-PREPARE: two inline requests and a digest entry; and a null batch. */
     uint8_t ents[2048];
@@ -301,265 +464,46 @@ static void seeds_build(void)
     off += wire_entry_digest(ents + off, sizeof ents - off, d, 7, 1, 99);
     rl = seed_request(req, sizeof req, 5, WIRE_OP_GET, "beta", NULL, 0);
     off += wire_entry_inline(ents + off, sizeof ents - off, req, (uint32_t)rl);
-    s = seed_new();
-    s->len = wire_encode_preprepare(s->bytes, SEED_CAP, FUZZ_GROUP, 1, FUZZ_N, 2, 10, ents, (uint32_t)off, 3,
-                                    NULL);
-    s = seed_new();
-    s->len = wire_encode_preprepare(s->bytes, SEED_CAP, FUZZ_GROUP, 0, FUZZ_N, 2, 11, NULL, 0, 0, NULL);
+    n = wire_encode_preprepare(b, sizeof b, FUZZ_GROUP, 1, FUZZ_N, 2, 10, ents, (uint32_t)off, 3, NULL);
+    add(b, n);
+    memcpy(multi + mlen, b, n);
+    mlen += n;
+    n = wire_encode_preprepare(b, sizeof b, FUZZ_GROUP, 0, FUZZ_N, 2, 11, NULL, 0, 0, NULL);
+    add(b, n);
 
     const uint8_t types[] = {WIRE_PREPARE, WIRE_COMMIT, WIRE_CHECKPOINT};
     for (size_t t = 0; t < sizeof types; t++) {
-        s = seed_new();
-        s->len = wire_encode_digest_msg(s->bytes, SEED_CAP, types[t], FUZZ_GROUP, 2, FUZZ_N, 2, 10, d, NULL);
+        n = wire_encode_digest_msg(b, sizeof b, types[t], FUZZ_GROUP, 2, FUZZ_N, 2, 10, d, NULL);
+        add(b, n);
     }
+    memcpy(multi + mlen, b, n);
+    mlen += n;
 
     uint8_t rd[32];
     wire_result_digest(rd, 0, "result", 6);
     struct wire_reply rp = {.client = 3, .lane = 2, .status = 0, .rflags = 0, .result_len = 6,
                             .result_digest = rd, .result = (const uint8_t *)"result"};
-    s = seed_new();
-    s->len = wire_encode_reply(s->bytes, SEED_CAP, FUZZ_GROUP, 1, 2, 1003, &rp, NULL);
+    add(b, wire_encode_reply(b, sizeof b, FUZZ_GROUP, 1, 2, 1003, &rp, NULL));
     rp.result = NULL;
-    s = seed_new();
-    s->len = wire_encode_reply(s->bytes, SEED_CAP, FUZZ_GROUP, 1, 2, 1003, &rp, NULL);
+    add(b, wire_encode_reply(b, sizeof b, FUZZ_GROUP, 1, 2, 1003, &rp, NULL));
 
     /* VIEW-CHANGE (C, P, Q) and NEW-VIEW (signature areas left zero). */
     struct wire_vc_entry cp[2] = {{.seq = 128}, {.seq = 256}};
     struct wire_vc_entry pq[3] = {{.seq = 130, .view = 1}, {.seq = 130, .view = 0}, {.seq = 131, .view = 1}};
     memset(pq[1].digest, 7, 32);
-    s = seed_new();
-    s->len = wire_encode_view_change(s->bytes, SEED_CAP, FUZZ_GROUP, 2, 3, 128, cp, 2, pq, 1, pq, 3, NULL);
+    add(b, wire_encode_view_change(b, sizeof b, FUZZ_GROUP, 2, 3, 128, cp, 2, pq, 1, pq, 3, NULL));
     uint16_t ids[3] = {0, 1, 3};
     uint8_t vd[3][32], ch[2][32], xf[2] = {0, WIRE_NV_NEED};
     memset(vd, 5, sizeof vd);
     memset(ch, 6, sizeof ch);
-    s = seed_new();
-    s->len = wire_encode_new_view(s->bytes, SEED_CAP, FUZZ_GROUP, 3, 3, 256, d, ids, (const uint8_t(*)[32])vd, 3,
-                                  (const uint8_t(*)[32])ch, xf, 2, NULL);
+    add(b, wire_encode_new_view(b, sizeof b, FUZZ_GROUP, 3, 3, 256, d, ids, (const uint8_t(*)[32])vd, 3,
+                                (const uint8_t(*)[32])ch, xf, 2, NULL));
 
     /* REQUEST-FETCH: a large request by digest (FETCH, part REQUEST). */
-    s = seed_new();
-    s->len = wire_encode_request_fetch(s->bytes, SEED_CAP, FUZZ_GROUP, 1, FUZZ_N, 2, 10, d, NULL);
+    add(b, wire_encode_request_fetch(b, sizeof b, FUZZ_GROUP, 1, FUZZ_N, 2, 10, d, NULL));
+
+    seeds_catchup(add, d);
 
     /* A datagram of several messages. */
-    s = seed_new();
-    s->len = 0;
-    for (int i = 0; i < nseeds - 1 && i < 6; i += 2) {
-        FUZZ_CHECK(s->len + seeds[i].len <= SEED_CAP);
-        memcpy(s->bytes + s->len, seeds[i].bytes, seeds[i].len);
-        s->len += seeds[i].len;
-    }
-    for (int i = 0; i < nseeds; i++) {
-        FUZZ_CHECK(seeds[i].len > 0);
-    }
+    add(multi, mlen);
 }
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static size_t rng_below(size_t n)
-{
-    return n == 0 ? 0 : (size_t)(rng_next() % n);
-}
-
-#define MUTANT_CAP (2u * SEED_CAP)
-
-/* One mutation in place; returns the new length (<= MUTANT_CAP). */
-static size_t mutate(uint8_t *b, size_t len)
-{
-    static const uint32_t interesting[] = {0, 1, 2, 0x7F, 0x80, 0xFF, 0x100, 0x3FF, 0x400, 0x401,
-                                           0x7FFF, 0x8000, 0xFFFF, 0x10000, 0xF000, 0xF001,
-                                           0x7FFFFFFF, 0x80000000u, 0xFFFFFFFFu};
-    if (len == 0) {
-        b[0] = (uint8_t)rng_next();
-        return 1;
-    }
-    size_t pos = rng_below(len);
-    switch (rng_below(8)) {
-    case 0: /* flip a bit */
-        b[pos] ^= (uint8_t)(1u << rng_below(8));
-        return len;
-    case 1: /* random byte */
-        b[pos] = (uint8_t)rng_next();
-        return len;
-    case 2: { /* an interesting 1, 2 or 4-byte little-endian value */
-        uint32_t v = interesting[rng_below(sizeof interesting / sizeof interesting[0])];
-        size_t w = (size_t)1 << rng_below(3);
-        for (size_t i = 0; i < w && pos + i < len; i++) {
-            b[pos + i] = (uint8_t)(v >> (8 * i));
-        }
-        return len;
-    }
-    case 3: /* truncate */
-        return rng_below(len + 1);
-    case 4: { /* delete a run */
-        size_t n = 1 + rng_below(16);
-        if (n > len - pos) {
-            n = len - pos;
-        }
-        memmove(b + pos, b + pos + n, len - pos - n);
-        return len - n;
-    }
-    case 5: { /* insert a run of random bytes */
-        size_t n = 1 + rng_below(16);
-        if (len + n > MUTANT_CAP) {
-            return len;
-        }
-        memmove(b + pos + n, b + pos, len - pos);
-        for (size_t i = 0; i < n; i++) {
-            b[pos + i] = (uint8_t)rng_next();
-        }
-        return len + n;
-    }
-    case 6: { /* append another seed (multi-message datagrams) */
-        const struct seed *o = &seeds[rng_below((size_t)nseeds)];
-        if (len + o->len > MUTANT_CAP) {
-            return len;
-        }
-        memcpy(b + len, o->bytes, o->len);
-        return len + o->len;
-    }
-    default: { /* copy a chunk over another place */
-        size_t from = rng_below(len);
-        size_t n = 1 + rng_below(32);
-        if (n > len - from) {
-            n = len - from;
-        }
-        if (n > len - pos) {
-            n = len - pos;
-        }
-        memmove(b + pos, b + from, n);
-        return len;
-    }
-    }
-}
-
-static int run_mutations(long count, uint64_t seed)
-{
-    static uint8_t mutant[MUTANT_CAP];
-    rng_state = seed;
-    for (int i = 0; i < nseeds; i++) {
-        LLVMFuzzerTestOneInput(seeds[i].bytes, seeds[i].len);
-    }
-    for (long t = 0; t < count; t++) {
-        const struct seed *s = &seeds[rng_below((size_t)nseeds)];
-        memcpy(mutant, s->bytes, s->len);
-        size_t len = s->len;
-        size_t k = 1 + rng_below(6);
-        for (size_t i = 0; i < k; i++) {
-            len = mutate(mutant, len);
-        }
-        LLVMFuzzerTestOneInput(mutant, len);
-    }
-    printf("fuzz_wire_replay: %d seeds and %ld mutations (seed %llu) decoded without a failure\n", nseeds,
-           count, (unsigned long long)seed);
-    return 0;
-}
-
-static int replay_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "fuzz_wire_replay: %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    static uint8_t data[1u << 20];
-    size_t n = fread(data, 1, sizeof data, f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(data, n);
-    return 0;
-}
-
-static int replay_path(const char *path, long *files)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        fprintf(stderr, "fuzz_wire_replay: %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        (*files)++;
-        return replay_file(path);
-    }
-    DIR *dir = opendir(path);
-    if (dir == NULL) {
-        fprintf(stderr, "fuzz_wire_replay: %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(dir)) != NULL) {
-        if (de->d_name[0] == '.') {
-            continue;
-        }
-        char sub[4096];
-        int w = snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-        if (w < 0 || (size_t)w >= sizeof sub) {
-            continue;
-        }
-        rc |= replay_path(sub, files);
-    }
-    closedir(dir);
-    return rc;
-}
-
-static int write_seeds(const char *dir)
-{
-    for (int i = 0; i < nseeds; i++) {
-        char path[4096];
-        int w = snprintf(path, sizeof path, "%s/seed-%02d", dir, i);
-        if (w < 0 || (size_t)w >= sizeof path) {
-            return 1;
-        }
-        FILE *f = fopen(path, "wb");
-        if (f == NULL || fwrite(seeds[i].bytes, 1, seeds[i].len, f) != seeds[i].len) {
-            fprintf(stderr, "fuzz_wire_replay: %s: %s\n", path, strerror(errno));
-            if (f != NULL) {
-                fclose(f);
-            }
-            return 1;
-        }
-        fclose(f);
-    }
-    printf("fuzz_wire_replay: wrote %d seeds to %s\n", nseeds, dir);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    LLVMFuzzerInitialize(&argc, &argv);
-    seeds_build();
-    long mutations = 20000;
-    uint64_t seed = 1;
-    long files = 0;
-    int rc = 0;
-    bool replayed = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--mutations") == 0 && i + 1 < argc) {
-            mutations = strtol(argv[++i], NULL, 10);
-        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-            seed = strtoull(argv[++i], NULL, 10);
-        } else if (strcmp(argv[i], "--write-seeds") == 0 && i + 1 < argc) {
-            return write_seeds(argv[++i]);
-        } else if (strcmp(argv[i], "--help") == 0) {
-            printf("usage: %s [--mutations N] [--seed S] [--write-seeds DIR] [FILE|DIR...]\n", argv[0]);
-            return 0;
-        } else {
-            replayed = true;
-            rc |= replay_path(argv[i], &files);
-        }
-    }
-    if (replayed) {
-        printf("fuzz_wire_replay: replayed %ld files\n", files);
-        return rc;
-    }
-    return run_mutations(mutations, seed);
-}
-#endif /* BFTKV_FUZZ_REPLAY */
