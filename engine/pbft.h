@@ -170,7 +170,7 @@ struct pbft_replica_stats {
     uint64_t state_transfer_failure_server; /* ... and the replica that served it */
     uint64_t holds_state;           /* 1: this replica's state is certified (it
                                        founded the group, or a restarted one
-                                       installed state f+1 peers holding state
+                                       installed state q peers holding state
                                        vouch for); 0: it takes no part in ordering */
     uint64_t requests_refused_no_state; /* requests answered BFTKV_E_NO_STATE */
     uint64_t state_chunks_received;

@@ -354,14 +354,14 @@ uint16_t replica_primary_of(const struct pbft_replica *r, uint64_t view);
 bool replica_is_primary(const struct pbft_replica *r);
 /* Does this replica vote? Not while it is unsure of its state: a replica
  * restarted with empty memory sends no PRE-PREPARE, PREPARE, COMMIT,
- * CHECKPOINT, VIEW-CHANGE or NEW-VIEW until f+1 replicas holding state vouch
+ * CHECKPOINT, VIEW-CHANGE or NEW-VIEW until q replicas holding state vouch
  * for what it holds (status.c, docs/design.md "Restarts"). */
 static inline bool replica_votes(const struct pbft_replica *r)
 {
     return !r->unsure;
 }
 /* A peer's STATUS said it holds state (or not), with its stable checkpoint:
- * the unsure replica becomes sure once f+1 such peers are at or below it, and
+ * the unsure replica becomes sure once q such peers are at or below it, and
  * then casts the votes it held back (replica_votes_resume). */
 void replica_sure_check(struct pbft_replica *r, struct pbft_out *out);
 /* The votes a replica held back while unsure, for the slots of its view that

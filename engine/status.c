@@ -227,14 +227,18 @@ static void view_adopt_check(struct pbft_replica *r)
  * A replica restarted without its memory cannot tell a group that never wrote
  * anything from one whose state it lost: if it voted, q such replicas would
  * agree on an empty store and serve it. So it takes no part in ordering
- * (replica_votes) and answers every request with BFTKV_E_NO_STATE, until f+1
- * peers that hold state -- one of them correct -- report a stable checkpoint at
- * or below its own last executed seq: it then holds a state certified by q
- * replicas (genesis, when that correct peer's h is 0 and the group has no
- * stable checkpoint yet; else a checkpoint it installed by state transfer on
- * q signed CHECKPOINTs) that is not older than that peer's, whose log holds
- * every batch after it. With at most f replicas holding state the group stops,
- * and every client that asks hears why (docs/design.md "Restarts"). */
+ * (replica_votes) and answers every request with BFTKV_E_NO_STATE, until q
+ * peers that hold state report a stable checkpoint at or below its own last
+ * executed seq: it then holds a state certified by q replicas (genesis, when
+ * their h is 0; else a checkpoint it installed by state transfer on q signed
+ * CHECKPOINTs), and q replicas that never forgot anything are in the group, so
+ * every batch committed before the restart is prepared at f+1 correct ones of
+ * them and survives any view change (TOCS 2002 §4.5's argument, with this
+ * replica counted among the f faulty while it catches up). With f+1 .. q-1
+ * replicas holding state that argument fails -- a view change could then drop
+ * a batch that only forgetful replicas and one correct holder prepared, which
+ * the simulator found (tests/sim/README.md) -- so the group stops, and every
+ * client that asks hears why (docs/design.md "Restarts"). */
 void replica_sure_check(struct pbft_replica *r, struct pbft_out *out)
 {
     BFTKV_ASSERT(r->unsure);
@@ -243,7 +247,7 @@ void replica_sure_check(struct pbft_replica *r, struct pbft_out *out)
         if (j != r->cfg.id && r->cu.peer_holds[j] && r->cu.peer_view_known[j] && r->cu.peer_low[j] <= r->last_executed)
             vouch++;
     }
-    if (vouch < (uint32_t)r->cfg.f + 1u)
+    if (vouch < r->quorum)
         return;
     r->unsure = false;
     r->stats.holds_state = 1;
@@ -322,7 +326,7 @@ void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, st
     if (r->unsure)
         replica_sure_check(r, out);
     if (!r->cu.peer_holds[j] && !r->unsure && r->now_ns >= r->cu.unsure_answer_ns[j]) {
-        /* A peer restarted empty waits for f+1 replicas holding state to say
+        /* A peer restarted empty waits for q replicas holding state to say
          * so: answer at once rather than at the next heartbeat. It sends no
          * VIEW-CHANGE (replica_votes), so if it is moving to our view, the
          * NEW-VIEW goes to it from here (replica_newview_answer). */

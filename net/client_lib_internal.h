@@ -58,9 +58,6 @@
 #define CLIENT_IDLE_POLL_MS 1000
 /* Completions handed to callbacks per batch (stack array of the I/O thread). */
 #define CLIENT_BATCH_MAX PBFT_LANES_MAX
-/* The key a beacon reads (client_lib_io.c), and the beacon's size at most. */
-#define CLIENT_BEACON_KEY "bftkv.beacon"
-#define CLIENT_BEACON_MAX (WIRE_HEADER_SIZE + WIRE_REQUEST_FIXED + sizeof CLIENT_BEACON_KEY + BFTKV_AUTHENTICATOR_MAX)
 /* Transport pools of a client: replies of 64 lanes from every replica. */
 #define CLIENT_RX_BUFFERS 32u
 #define CLIENT_TX_DATAGRAMS 16u
@@ -176,10 +173,6 @@ struct bftkv_client {
     uint64_t probe_round_ns; /* when the last probe round went out */
     uint64_t retransmits_seen; /* the engine's retransmission count at the last look */
     uint8_t *probe_msg;     /* ADMIN_REQUEST_MAX bytes */
-    uint64_t beacon_ns;     /* when the last beacon went out (client_lib_io.c) */
-    uint64_t beacon_ts;     /* its timestamp */
-    uint64_t beacons;
-    uint8_t beacon_msg[CLIENT_BEACON_MAX];
 
     /* Guarded by mu. */
     pthread_mutex_t mu;

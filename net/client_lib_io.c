@@ -40,8 +40,6 @@
 
 /* Status probes: one round at most this often. */
 #define CLIENT_PROBE_INTERVAL_MS 500u
-/* Beacons (io_beacon): one at most this often. */
-#define CLIENT_BEACON_GAP_MS 20u
 
 uint64_t client_lib_now_ns(void)
 {
@@ -314,57 +312,13 @@ static void io_on_datagram(void *arg, const struct sockaddr_storage *src, sockle
     }
 }
 
-/* ---- After a retransmission: beacon and status probes -------------------------------------- */
+/* ---- After a retransmission: status probes -------------------------------------- */
 
 static uint64_t io_wall_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* The replicas send every reply of a client id to the source of its newest
- * request (net/server.h, "address book"): the newest by timestamp, and a
- * handle's timestamps start at its opening time. When another handle of our
- * client id opened later and has since closed, the replies to our
- * retransmissions would go to its dead socket for good. So before the
- * retransmissions of this round (queued right after, so they share each
- * replica's datagram and are handled after it), send a beacon: a read-only GET
- * of CLIENT_BEACON_KEY on our first lane whose timestamp is the wall clock now,
- * newer than any handle's opening time. A replica learns our address from it
- * and answers the retransmission to us. The read-only path keeps no state per
- * lane (TOCS 2002 §5.1.3), so the beacon changes nothing but the address; its
- * own answer is ignored (its timestamp is not the lane's). */
-static void io_beacon(struct bftkv_client *c, uint64_t now)
-{
-    if (c->beacon_ns != 0 && now - c->beacon_ns < (uint64_t)CLIENT_BEACON_GAP_MS * 1000000u) {
-        return;
-    }
-    uint64_t ts = io_wall_ns();
-    c->beacon_ts = ts > c->beacon_ts ? ts : c->beacon_ts + 1u;
-    static const char key[] = CLIENT_BEACON_KEY;
-    struct wire_request rq = {
-        .client = c->id,
-        .lane = c->lane_base,
-        .timestamp = c->beacon_ts,
-        .op = WIRE_OP_GET,
-        .rflags = WIRE_REQ_READONLY,
-        .klen = (uint16_t)(sizeof key - 1u),
-        .vlen = 0,
-        .key = (const uint8_t *)key,
-        .value = NULL,
-    };
-    size_t auth_off = 0;
-    size_t len = wire_encode_request(c->beacon_msg, sizeof c->beacon_msg, c->group, c->n, 0, &rq, &auth_off);
-    if (len == 0) {
-        return;
-    }
-    auth_authenticator_fill(&c->auth, c->beacon_msg, len, auth_off);
-    c->beacon_ns = now;
-    for (uint16_t j = 0; j < c->n; j++) {
-        (void)net_udp_queue(c->udp, &c->replica_addr[j], c->replica_addrlen[j], c->beacon_msg, len);
-    }
-    c->beacons++;
 }
 
 /* A request went unanswered past a retransmission: probe the replicas that have
@@ -406,7 +360,6 @@ static void io_after_retransmit(struct bftkv_client *c, uint64_t now)
         return;
     }
     c->retransmits_seen = retransmits;
-    io_beacon(c, now);
     io_probe(c, now);
 }
 

@@ -20,6 +20,7 @@
 #include "common/assert.h"
 #include "common/log.h"
 #include "net/keys.h"
+#include "engine/wire_le.h"
 #include "net/server_internal.h"
 
 BFTKV_STATIC_ASSERT(BFTKV_DGRAM_CLIENT_MSGS_MAX == PBFT_LANES_MAX, "a client's budget: one REQUEST per lane");
@@ -150,7 +151,7 @@ int server_create(const struct server_options *opt, struct server **out, char *e
     if (rc != 0)
         goto fail;
     s->lanes = rcfg.lanes;
-    s->book = calloc(cfg->clients ? cfg->clients : 1u, sizeof *s->book);
+    s->book = calloc((size_t)(cfg->clients ? cfg->clients : 1u) * s->lanes, sizeof *s->book);
     s->book_ts = calloc((size_t)(cfg->clients ? cfg->clients : 1u) * s->lanes, sizeof *s->book_ts);
     s->admin_msg = malloc(ADMIN_REPLY_MAX);
     s->json = malloc(ADMIN_JSON_MAX + 1u);
@@ -316,7 +317,11 @@ static void server_dest_send(void *arg, uint8_t kind, uint16_t id, const uint8_t
         return;
     }
     BFTKV_ASSERT(kind == PBFT_DEST_CLIENT);
-    const struct server_peer *p = id < s->cfg->clients ? &s->book[id] : NULL;
+    /* A REPLY (the engine's only message to clients) names its lane right after
+     * the header (wire.h); the reply goes to where that lane's requests came from. */
+    uint16_t lane = len >= WIRE_HEADER_SIZE + 4u ? le16_load(msg + WIRE_HEADER_SIZE + 2u) : UINT16_MAX;
+    const struct server_peer *p = id < s->cfg->clients && lane < s->lanes ? &s->book[(size_t)id * s->lanes + lane]
+                                                                          : NULL;
     if (p == NULL || p->alen == 0) {
         server_count(s, SERVER_CTR_reply_no_address, 1);
         return;
@@ -386,7 +391,7 @@ static void server_engine_log(struct server *s)
         s->seen_transfers = st->state_transfers;
     }
     if (st->holds_state != s->seen_holds_state) {
-        log_info("holds state again (f+1 replicas holding state vouched for it): takes part in ordering, "
+        log_info("holds state again (q replicas holding state vouched for it): takes part in ordering, "
                  "last executed %llu", (unsigned long long)st->last_executed);
         s->seen_holds_state = st->holds_state;
     }
@@ -404,8 +409,8 @@ static void server_engine_log(struct server *s)
     }
     if (!st->holds_state && st->requests_refused_no_state != s->seen_refused && now >= s->refused_log_ns) {
         log_warn("holds no certified state (restarted with empty memory): %llu requests refused with NO_STATE; "
-                 "waiting for f+1 = %u replicas holding state to answer",
-                 (unsigned long long)st->requests_refused_no_state, (unsigned)s->cfg->f + 1u);
+                 "waiting for q = %u other replicas holding state to answer",
+                 (unsigned long long)st->requests_refused_no_state, (unsigned)pbft_quorum(s->n, s->cfg->f));
         s->seen_refused = st->requests_refused_no_state;
         s->refused_log_ns = now + SERVER_LOG_INTERVAL_NS;
     }
@@ -484,7 +489,7 @@ static void server_book_learn(struct server *s, struct server_budget *b, const s
     if (rq->timestamp <= *ts)
         return;
     *ts = rq->timestamp;
-    struct server_peer *p = &s->book[rq->client];
+    struct server_peer *p = &s->book[(size_t)rq->client * s->lanes + rq->lane];
     memcpy(&p->addr, src, srclen);
     p->alen = srclen;
 }

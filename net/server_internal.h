@@ -79,8 +79,10 @@ struct server_hist {
 
 /* ---- Address book ---------------------------------------------------------------------- */
 
-/* Where a client's replies go: the source of its latest admissible REQUEST
- * (net/server.c, server_book_learn). */
+/* Where the replies of one (client, lane) go: the source of the latest
+ * admissible REQUEST on that lane (net/server.c, server_book_learn). Per lane,
+ * because a client identity may have several sessions, each leasing its own
+ * lanes from its own socket (include/bftkv/client.h, "Sessions"). */
 struct server_peer {
     struct sockaddr_storage addr;
     socklen_t alen;   /* 0: unknown */
@@ -126,7 +128,7 @@ struct server {
     socklen_t replica_alen[BFTKV_REPLICAS_MAX];
     char bind_host[NET_ADDR_STRLEN];
     uint16_t bind_port;
-    struct server_peer *book; /* cfg->clients entries */
+    struct server_peer *book; /* cfg->clients * lanes: reply address per (client, lane) */
     uint64_t *book_ts;        /* cfg->clients * lanes: last timestamp learnt per (client, lane) */
     uint16_t lanes;           /* cfg->client_lanes */
 

@@ -20,7 +20,7 @@
  * starts as a member of a new, empty group. A start without --init needs the
  * marker: `fresh` starts as a founder once (the marker becomes `started` before
  * the replica sends anything), `started` rejoins with `restarted` set, so the
- * replica takes no part in ordering until f+1 replicas holding state vouch for
+ * replica takes no part in ordering until q replicas holding state vouch for
  * it. --join writes a `started` marker where none is (a replacement machine) and
  * rejoins the same way. The file is written to a temporary name, synced, renamed
  * and its directory synced, so a crash leaves the old marker or the new one.

@@ -117,7 +117,7 @@ static void rc_chunk_check(const struct wire_state *st)
     struct wire_rc_entry e;
     while (wire_rc_entry_next(st, &off, &e)) {
         FUZZ_CHECK(off > prev && off <= st->data_len);
-        FUZZ_CHECK(e.index >= lo && e.index < hi && e.timestamp > 0);
+        FUZZ_CHECK(e.key >= lo && e.key < hi && e.timestamp > 0);
         FUZZ_CHECK(e.op >= WIRE_OP_PUT && e.op <= WIRE_OP_DEL && e.result_len <= BFTKV_VALUE_MAX);
         FUZZ_CHECK((e.result != NULL) == (e.result_len <= WIRE_RC_RESULT_MAX));
         if (e.result != NULL) {
@@ -128,8 +128,8 @@ static void rc_chunk_check(const struct wire_state *st)
         size_t w = wire_rc_entry_put(again + alen, st->data_len - alen, &e);
         FUZZ_CHECK(w == off - prev);
         alen += w;
-        fits = fits && e.index < FUZZ_RC_ENTRIES;
-        lo = (uint64_t)e.index + 1u;
+        fits = fits && e.key < FUZZ_RC_ENTRIES;
+        lo = (uint64_t)e.key + 1u;
         prev = off;
     }
     FUZZ_CHECK(off == st->data_len && alen == st->data_len);
@@ -139,7 +139,7 @@ static void rc_chunk_check(const struct wire_state *st)
         return; /* statetransfer.c: another client configuration; the chunk is refused */
     off = 0;
     while (wire_rc_entry_next(st, &off, &e)) {
-        struct rc_model *m = &cache[e.index];
+        struct rc_model *m = &cache[e.key];
         m->timestamp = e.timestamp;
         m->status = e.status;
         m->op = e.op;
@@ -195,7 +195,7 @@ static size_t rc_put(uint8_t *buf, size_t cap, uint32_t index, uint64_t ts, uint
 {
     uint8_t d[BFTKV_DIGEST_SIZE];
     wire_result_digest(d, 0, result, result != NULL ? result_len : 0u);
-    struct wire_rc_entry e = {.index = index, .timestamp = ts, .status = 0, .op = op, .result_len = result_len,
+    struct wire_rc_entry e = {.key = index, .timestamp = ts, .status = 0, .op = op, .result_len = result_len,
                               .digest = d, .result = (const uint8_t *)result};
     size_t n = wire_rc_entry_put(buf, cap, &e);
     FUZZ_CHECK(n > 0);

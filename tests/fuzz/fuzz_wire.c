@@ -81,7 +81,7 @@ static void rc_entries_check(const struct wire_state *st, const uint8_t *buf, si
     struct wire_rc_entry e;
     while (wire_rc_entry_next(st, &off, &e)) {
         FUZZ_CHECK(off > prev && off <= st->data_len);
-        FUZZ_CHECK(e.index >= lo && e.index < hi);
+        FUZZ_CHECK(e.key >= lo && e.key < hi);
         FUZZ_CHECK(e.timestamp > 0 && e.op >= WIRE_OP_PUT && e.op <= WIRE_OP_DEL);
         FUZZ_CHECK(e.result_len <= BFTKV_VALUE_MAX && inside(e.digest, BFTKV_DIGEST_SIZE, buf, len));
         FUZZ_CHECK((e.result != NULL) == (e.result_len <= WIRE_RC_RESULT_MAX));
@@ -94,7 +94,7 @@ static void rc_entries_check(const struct wire_state *st, const uint8_t *buf, si
         } else {
             FUZZ_CHECK(off - prev == WIRE_RC_ENTRY_FIXED);
         }
-        lo = (uint64_t)e.index + 1u;
+        lo = (uint64_t)e.key + 1u;
         prev = off;
     }
     FUZZ_CHECK(off == st->data_len);
@@ -390,7 +390,7 @@ static size_t seed_state(uint8_t *buf, size_t cap, struct wire_state *st)
 static size_t seed_rc_entry(uint8_t *buf, size_t cap, uint32_t index, uint64_t ts, uint8_t op, const char *result,
                             uint32_t result_len)
 {
-    struct wire_rc_entry e = {.index = index, .timestamp = ts, .status = 0, .op = op, .result_len = result_len,
+    struct wire_rc_entry e = {.key = index, .timestamp = ts, .status = 0, .op = op, .result_len = result_len,
                               .result = (const uint8_t *)result};
     uint8_t d[BFTKV_DIGEST_SIZE];
     wire_result_digest(d, 0, result, result != NULL ? result_len : 0u);
@@ -403,7 +403,7 @@ static size_t seed_rc_entry(uint8_t *buf, size_t cap, uint32_t index, uint64_t t
 static void seeds_catchup(fuzz_seed_add_fn add, const uint8_t d[32])
 {
     uint8_t b[SEED_CAP], data[1024];
-    size_t n = wire_encode_status(b, sizeof b, FUZZ_GROUP, 2, FUZZ_N, 3, 100, 64, 120, NULL);
+    size_t n = wire_encode_status(b, sizeof b, FUZZ_GROUP, 2, FUZZ_N, 3, 100, 64, 120, 0, NULL);
     add(b, n);
     struct wire_state_pos pos = {.part = WIRE_PART_STORE, .shard = 1, .cursor = 5};
     n = wire_encode_fetch(b, sizeof b, FUZZ_GROUP, 1, FUZZ_N, 3, 128, d, &pos, 4, NULL);

@@ -7,7 +7,7 @@
  * Founding or rejoining (net/server_marker.h): --init founds a new group (every
  * replica of it starts with --init once); a start without it rejoins the group
  * its marker in data_dir names, with empty memory, and takes no part in ordering
- * until f+1 replicas holding state vouch for it.
+ * until q replicas holding state vouch for it.
  *
  * Logs to stderr as `LEVEL bftkv-server[I]: message` and writes nothing else.
  * Exit codes: 0 after a clean stop on SIGTERM or SIGINT; 2 for bad arguments, a
@@ -37,6 +37,7 @@
 #include "net/keys.h"
 #include "net/server.h"
 #include "net/server_marker.h"
+#include "engine/pbft.h"
 
 #define EXIT_USAGE 2
 #define EXIT_RUNTIME 1
@@ -262,9 +263,9 @@ int main(int argc, char **argv)
         return rc == 0 ? 0 : rc == BFTKV_E_CONFIG ? EXIT_USAGE : EXIT_RUNTIME;
     }
     if (restarted)
-        log_info("rejoining group %u with empty memory: no part in ordering until f+1 = %u replicas holding state "
+        log_info("rejoining group %u with empty memory: no part in ordering until q = %u replicas holding state "
                  "vouch for this one",
-                 cfg->group, (unsigned)cfg->f + 1u);
+                 cfg->group, (unsigned)pbft_quorum(cfg->n, cfg->f));
     if (a.byzantine != BYZ_NONE && !a.have_seed && getrandom(&a.seed, sizeof a.seed, 0) != (ssize_t)sizeof a.seed)
         a.seed = 1;
     if (a.byzantine != BYZ_NONE)
