@@ -346,7 +346,8 @@ void cu_dump(const struct cu_cluster *cu, const char *what)
         const struct pbft_replica_stats *s = cu_stats(cu, i);
         fprintf(stderr,
                 "  r%u le=%llu h=%llu batches=%llu retx=%llu status=%llu/%llu xfers=%llu bad=%llu restarts=%llu "
-                "chunks in=%llu out=%llu timeouts=%llu snaps=%llu stale=%llu badauth=%llu\n",
+                "chunks in=%llu out=%llu timeouts=%llu snaps=%llu stale=%llu badauth=%llu view=%llu%s holds=%llu "
+                "refused=%llu\n",
                 (unsigned)i, (unsigned long long)s->last_executed, (unsigned long long)s->low_watermark,
                 (unsigned long long)s->batches_executed, (unsigned long long)s->retransmissions,
                 (unsigned long long)s->status_sent, (unsigned long long)s->status_answered,
@@ -354,6 +355,8 @@ void cu_dump(const struct cu_cluster *cu, const char *what)
                 (unsigned long long)s->state_transfer_restarts, (unsigned long long)s->state_chunks_received,
                 (unsigned long long)s->state_chunks_served, (unsigned long long)s->state_fetch_timeouts,
                 (unsigned long long)s->snapshots_taken, (unsigned long long)s->dropped_stale,
-                (unsigned long long)s->drops.count[WIRE_DROP_BAD_AUTH]);
+                (unsigned long long)s->drops.count[WIRE_DROP_BAD_AUTH],
+                (unsigned long long)pbft_replica_view(cu->rh.r[i]), pbft_replica_in_view_change(cu->rh.r[i]) ? "(vc)" : "",
+                (unsigned long long)s->holds_state, (unsigned long long)s->requests_refused_no_state);
     }
 }
