@@ -12,13 +12,18 @@ replicas must end with the same state. It runs three times, each in a fresh
 group: a backup in `random` mode, the primary in `random` mode, and a backup in
 `wrong-result` mode (every REPLY it sends carries a made-up, well-authenticated
 result: the client must outvote it).
+
+A run passes only if the liar really lied: its `bftkv stats` names the mode and
+its byzantine_stats (net/byzantine.c) count the lies -- in `random` mode dropped
+and corrupted messages, and the honest replicas dropped some of them for a bad
+MAC (drops.bad_auth); in `wrong-result` mode fabricated replies.
 """
 
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from integ import Cluster, Load, check, log, run_test, wait_until  # noqa: E402
+from integ import Cluster, Load, check, drops_of, log, run_test, wait_until  # noqa: E402
 
 SETTINGS = ("client_lanes 16",)
 LOAD_S = 6.0
@@ -47,7 +52,29 @@ def one(name, liar, mode):
     log("honest replicas: " + ", ".join(
         f"r{i} view {s['view']} exec {s['last_executed']} view_changes {s['view_changes']} "
         f"drops {sum(s.get('drops', {}).values())}" for i, s in st.items()))
+    check_lied(c, liar, mode, st)
     c.stop()
+
+
+def check_lied(c, liar, mode, honest_stats):
+    """The liar misbehaved for real, and in random mode the honest replicas saw it."""
+    s = c.stats(liar)
+    check(s is not None, f"replica {liar} ({mode}) does not answer stats")
+    check(s.get("byzantine") == mode, f"replica {liar} runs byzantine mode {s.get('byzantine')!r}, not {mode!r}")
+    b = s.get("byzantine_stats")
+    check(isinstance(b, dict), f"replica {liar} reports no byzantine_stats: {sorted(s)}")
+    log(f"replica {liar} ({mode}) byzantine_stats {b}")
+    if mode == "random":
+        check(b["dropped"] > 0, f"replica {liar} in random mode dropped nothing: {b}")
+        check(b["corrupted"] > 0, f"replica {liar} in random mode corrupted nothing: {b}")
+        bad_auth = {i: drops_of(st, "bad_auth") for i, st in honest_stats.items()}
+        log(f"honest replicas' bad_auth drops: {bad_auth}")
+        check(sum(bad_auth.values()) > 0,
+              f"no honest replica dropped a message with a bad MAC while replica {liar} corrupted {b['corrupted']}")
+    elif mode == "wrong-result":
+        check(b["fabricated"] > 0, f"replica {liar} in wrong-result mode fabricated no reply: {b}")
+    else:
+        raise AssertionError(f"no evidence check for mode {mode}")
 
 
 def body():

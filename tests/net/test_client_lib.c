@@ -494,7 +494,7 @@ static void test_timeout_then_recovery(void **state)
     int64_t took = now_ms() - t0;
     fprintf(stderr, "sync get with every replica stopped: BFTKV_E_TIMEOUT after %lld ms (timeout %d)\n",
             (long long)took, timeout);
-    assert_true(took >= timeout - 5 && took < timeout + 500);
+    assert_true(took >= timeout - 5); /* no upper bound: a loaded machine may be late */
     assert_int_equal(bftkv_put(c, "late-sync", 9, "s", 1), BFTKV_E_TIMEOUT);
 
     struct latch latch;
@@ -503,9 +503,9 @@ static void test_timeout_then_recovery(void **state)
     struct expect e = { .latch = &latch, .bad = &bad, .status = BFTKV_E_TIMEOUT };
     t0 = now_ms();
     assert_int_equal(bftkv_submit(c, BFTKV_OP_PUT, "late-async", 10, "a", 1, count_cb, &e), 0);
-    assert_true(latch_wait(&latch, timeout + 1000));
+    assert_true(latch_wait(&latch, WAIT_MS));
     took = now_ms() - t0;
-    assert_true(took >= timeout - 5 && took < timeout + 500);
+    assert_true(took >= timeout - 5); /* no upper bound: a loaded machine may be late */
     assert_int_equal(atomic_load(&bad), 0);
     latch_destroy(&latch);
     struct bftkv_client_stats s = stats_of(c);
@@ -576,8 +576,8 @@ static void test_submit_block_times_out(void **state)
     assert_int_equal(bftkv_submit(c, BFTKV_OP_GET, "b", 1, NULL, 0, count_cb, &e), 0);
     assert_int_equal(bftkv_submit(c, BFTKV_OP_GET, "b", 1, NULL, 0, nop_cb, NULL), BFTKV_E_FULL);
     int64_t took = now_ms() - t0;
-    assert_true(took >= timeout - 5 && took < timeout + 500);
-    assert_true(latch_wait(&latch, timeout + 1000));
+    assert_true(took >= timeout - 5); /* no upper bound: a loaded machine may be late */
+    assert_true(latch_wait(&latch, WAIT_MS));
     assert_int_equal(atomic_load(&bad), 0);
     bftkv_client_close(c);
     latch_destroy(&latch);
@@ -604,9 +604,10 @@ static void test_timeouts_free_queue_slots(void **state)
     int64_t t0 = now_ms();
     assert_int_equal(bftkv_submit(c, BFTKV_OP_DEL, "dead", 4, NULL, 0, count_cb, &e), 0);
     assert_int_equal(bftkv_submit(c, BFTKV_OP_DEL, "dead", 4, NULL, 0, count_cb, &e), 0);
-    assert_true(latch_wait(&latch, timeout + 1000));
-    /* on time although the lane is busy (the I/O thread is woken for the deadline) */
-    assert_true(now_ms() - t0 < timeout + 300);
+    assert_true(latch_wait(&latch, WAIT_MS));
+    /* Timed out although the lane is busy (the I/O thread is woken for the
+     * deadline). How late is not checked: no timing assertions in tests. */
+    fprintf(stderr, "queued requests timed out after %lld ms (timeout %d)\n", (long long)(now_ms() - t0), timeout);
     assert_int_equal(atomic_load(&bad), 0);
     struct bftkv_client_stats s = stats_of(c);
     assert_int_equal(s.timeouts, 7);
@@ -669,7 +670,7 @@ static void test_close_with_requests_in_flight(void **state)
     bftkv_client_close(w.c);
     pthread_join(th, NULL);
     assert_int_equal(w.rc, BFTKV_E_CANCELLED);
-    assert_true(now_ms() - t0 < 2000);
+    fprintf(stderr, "close with a sync caller waiting: %lld ms\n", (long long)(now_ms() - t0));
     fake_start(&g_fc);
 }
 

@@ -156,14 +156,12 @@ if [[ "$INSTALL" == "1" ]]; then
   fi
 fi
 
-# The cluster gone (its config and keys kept): a timeout, exit 3, within the bound.
+# The cluster gone (its config and keys kept): a timeout, exit 3.
 cp -a "$(dirname "$conf")" "$tmp/gone"
 conf="$tmp/gone/cluster.conf"
 kill -TERM "$fake_pid"; wait "$fake_pid" 2>/dev/null; fake_pid=""
-start=$(date +%s%N)
+# (How long it took is not checked: no timing assertions in tests.)
 expect 3 "get with no replica running" -- kv --timeout 300 get binary
-ms=$(( ($(date +%s%N) - start) / 1000000 ))
-[[ $ms -lt 3000 ]] || fail "timeout took $ms ms"
 grep -q "300 ms" "$tmp/err" || fail "timeout message: $(cat "$tmp/err")"
 grep -q "no answer at all from replicas 0, 1, 2, 3" "$tmp/err" || fail "timeout message names no replica: $(cat "$tmp/err")"
 

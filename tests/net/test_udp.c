@@ -1,8 +1,9 @@
 /* Unit tests of the UDP transport (net/udp.h) over loopback, for both backends.
  *
  * Every test runs once with io_uring forced and once with recvmmsg/sendmmsg
- * forced; where the kernel refuses io_uring the io_uring pass is skipped with a
- * message (and the binary exits 77 if no socket can be opened at all). Messages
+ * forced, or with one of them (`--backend uring|mmsg`: ctest's udp_test_uring
+ * and udp_test). Where the kernel refuses io_uring, or there is no IPv6
+ * loopback, that part is skipped and the binary exits 77 (udp_fixture.h). Messages
  * are real wire headers walked and checked byte by byte (udp_fixture.h). Each
  * wait is bounded by a deadline; the bulk tests pace themselves (bursts, then
  * drain) so that loopback never has reason to drop. Set-up, addresses and the
@@ -92,7 +93,7 @@ static void body_ipv6(enum net_backend b)
     struct net_udp *x = NULL;
     int rc = net_udp_open(&c, &x);
     if (rc != 0) {
-        print_message("  [ SKIP %s ] no IPv6 loopback: %s\n", backend_label(b), bftkv_strerror(rc));
+        udp_fixture_skip("%s: no IPv6 loopback: %s", backend_label(b), bftkv_strerror(rc));
         return;
     }
     struct net_udp *y = open_cfg(&c);
@@ -417,9 +418,12 @@ static void body_poll_timeout(enum net_backend b)
     int64_t t1 = now_ms();
     assert_int_equal(net_udp_poll(y, 60, rx_record, ly), 0);
     int64_t t2 = now_ms();
-    assert_true(t1 - t0 < 50);
-    assert_true(t2 - t1 >= 50);   /* it did wait (timer slack tolerated below 60) */
-    assert_true(t2 - t1 < 1000);  /* and not much longer */
+    /* A zero timeout does not block; how fast it returns, or how much longer
+     * than 60 ms the second poll took, is not checked (no timing assertions: a
+     * loaded machine may be late). */
+    print_message("  %s: poll(0) %lld ms, poll(60) %lld ms\n", backend_label(b), (long long)(t1 - t0),
+                  (long long)(t2 - t1));
+    assert_true(t2 - t1 >= 50); /* it did wait (timer slack tolerated below 60) */
     assert_int_equal(ly->datagrams, 0);
     free(ly);
     net_udp_close(y);
@@ -572,9 +576,9 @@ static void test_threads(void **state)
 }
 /* ---- main ----------------------------------------------------------------------------- */
 
-int main(void)
+int main(int argc, char **argv)
 {
-    int rc = udp_fixture_init();
+    int rc = udp_fixture_init(argc, argv);
     if (rc != 0)
         return rc;
     const struct CMUnitTest tests[] = {
@@ -591,5 +595,5 @@ int main(void)
         cmocka_unit_test(test_send_error),
         cmocka_unit_test(test_threads),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return udp_fixture_result(cmocka_run_group_tests(tests, NULL, NULL));
 }

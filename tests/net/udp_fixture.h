@@ -3,8 +3,11 @@
  * Messages are real wire headers (engine/wire.h) with a patterned body, so the
  * receiver walks each datagram message by message exactly as the server will and
  * checks every byte. Every wait is bounded by UDP_WAIT_MS. Tests that run on both
- * backends go through for_each_backend(), which skips io_uring (with a message)
- * where the kernel refuses it; udp_fixture_init() finds that out once.
+ * backends go through for_each_backend(). A binary runs both backends, or one
+ * with `--backend mmsg|uring` (ctest runs each as its own test). A check that
+ * cannot run here (io_uring refused by the kernel, no IPv6 loopback, no seccomp)
+ * is skipped with udp_fixture_skip(), and a binary that skipped anything exits
+ * 77 instead of 0 (udp_fixture_result): ctest reports it skipped, never passed.
  */
 #ifndef BFTKV_TESTS_NET_UDP_FIXTURE_H
 #define BFTKV_TESTS_NET_UDP_FIXTURE_H
@@ -23,8 +26,20 @@
 extern bool g_uring_ok;       /* a forced io_uring instance opens here */
 extern char g_uring_why[128]; /* else why not */
 
-/* Probe the machine; returns 0, or 77 when no loopback socket opens at all. */
-int udp_fixture_init(void);
+/* Parse the arguments ([--backend mmsg|uring]) and probe the machine. Returns 0;
+ * 77 when no loopback socket opens at all, or when only io_uring was asked for
+ * and the kernel refuses it (the reason on stderr); 2 on a usage error. */
+int udp_fixture_init(int argc, char **argv);
+
+/* Whether this run covers the backend (both, unless --backend chose one). */
+bool udp_fixture_wants(enum net_backend b);
+
+/* Record that a check was skipped here, with the reason (printed). */
+void udp_fixture_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The binary's exit code from cmocka's result: failures first, else 77 if
+ * anything was skipped, else 0. */
+int udp_fixture_result(int cmocka_failed);
 
 int64_t now_ms(void);
 uint8_t body_byte(uint64_t seq, size_t i);
@@ -61,7 +76,8 @@ struct net_udp *open_backend(enum net_backend b);
 void addr_of(const struct net_udp *u, struct sockaddr_storage *a, socklen_t *len);
 const char *backend_label(enum net_backend b);
 
-/* Run body once per backend, skipping io_uring where the kernel refuses it. */
+/* Run body once per backend of this run; where the kernel refuses io_uring its
+ * pass is skipped (udp_fixture_skip). */
 void for_each_backend(void (*body)(enum net_backend));
 
 #endif /* BFTKV_TESTS_NET_UDP_FIXTURE_H */

@@ -5,10 +5,12 @@
  * compact. The decoder is fed every prefix and many single-byte corruptions of real
  * encodings plus hand-built malformed inputs (from an encoder written here,
  * independent of hdr.c); it must reject them or produce a histogram whose
- * invariants hold (run under ASan+UBSan too). The tests are run by test_hdr.c's
+ * invariants hold (run under ASan+UBSan too, over fewer samples and random inputs:
+ * tests/test_scale.h). The tests are run by test_hdr.c's
  * main(); shared helpers are in hdr_fixture.c.
  */
 #include "hdr_fixture.h"
+#include "tests/test_scale.h"
 
 /* ---- serialisation ------------------------------------------------------------ */
 
@@ -71,7 +73,8 @@ void test_encode_round_trip(void **state)
     assert_round_trip(h); /* empty */
 
     uint64_t seed = 0x5eed0006;
-    for (int i = 0; i < 100000; i++) {
+    const uint64_t samples = test_iters(100000, 5000);
+    for (uint64_t i = 0; i < samples; i++) {
         assert_true(hdr_record_value(h, log_uniform(&seed, 1, NS_HIGHEST)));
     }
     assert_false(hdr_record_value(h, NS_HIGHEST + 1));
@@ -176,7 +179,8 @@ void test_decode_never_trusts_input(void **state)
     (void)state;
     struct hdr_histogram *h = new_ns_hist();
     uint64_t seed = 0x5eed0008;
-    for (int i = 0; i < 3000; i++) {
+    const uint64_t samples = test_iters(3000, 300); /* the encoding's length: prefixes and flips */
+    for (uint64_t i = 0; i < samples; i++) {
         assert_true(hdr_record_value(h, log_uniform(&seed, 1, 100000000)));
     }
     assert_true(hdr_record_values(h, 5000, 1000000)); /* a multi-byte count */
@@ -208,7 +212,8 @@ void test_decode_never_trusts_input(void **state)
 
     /* Random tails after a valid magic and version. */
     uint8_t junk[80];
-    for (int i = 0; i < 20000; i++) {
+    const uint64_t tails = test_iters(20000, 2000);
+    for (uint64_t i = 0; i < tails; i++) {
         memcpy(junk, "bkHd\x01", 5);
         size_t n = 5 + (size_t)(splitmix64(&seed) % (sizeof junk - 5));
         for (size_t k = 5; k < n; k++) {

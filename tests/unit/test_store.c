@@ -21,6 +21,7 @@
 #include "bftkv/limits.h"
 #include "store/store.h"
 #include "store/store_internal.h"
+#include "tests/test_scale.h"
 
 /* ---- Helpers ------------------------------------------------------------------- */
 
@@ -597,21 +598,22 @@ static void test_digest_any_change_moves(void **state)
 
 /* ---- Growth, churn, clear ------------------------------------------------------------- */
 
-enum { GROWTH_KEYS = 100000 };
-
+/* 100K keys (12.5K in sanitizer builds, tests/test_scale.h): from one slot per
+ * shard, a dozen or more doublings either way. */
 static void check_growth(uint32_t shards)
 {
+    const uint64_t growth_keys = test_iters(100000, 10000);
     struct store *s = new_store(shards, 1);
     char k[32];
     char v[64];
-    for (uint64_t i = 0; i < GROWTH_KEYS; i++) {
+    for (uint64_t i = 0; i < growth_keys; i++) {
         size_t kl = key_of(k, sizeof k, i);
         size_t vl = value_of(v, sizeof v, i, 0);
         assert_int_equal(store_put(s, k, kl, v, vl), 0);
     }
-    assert_int_equal(store_count(s), GROWTH_KEYS);
+    assert_int_equal(store_count(s), growth_keys);
     char buf[64];
-    for (uint64_t i = 0; i < GROWTH_KEYS; i++) {
+    for (uint64_t i = 0; i < growth_keys; i++) {
         size_t kl = key_of(k, sizeof k, i);
         size_t vl = value_of(v, sizeof v, i, 0);
         size_t got = 0;
@@ -619,7 +621,7 @@ static void check_growth(uint32_t shards)
         assert_int_equal(got, vl);
         assert_memory_equal(buf, v, vl);
     }
-    for (uint64_t i = GROWTH_KEYS; i < GROWTH_KEYS + 1000; i++) {
+    for (uint64_t i = growth_keys; i < growth_keys + 1000; i++) {
         size_t kl = key_of(k, sizeof k, i);
         assert_absent(s, k, kl);
     }
@@ -627,8 +629,8 @@ static void check_growth(uint32_t shards)
     assert_int_equal(store_test_verify(s, &st), 0);
     /* Load factor at most 3/4, and no more than double what that needs (plus
      * the minimum table per shard). */
-    assert_true(st.slots * 3 >= (uint64_t)GROWTH_KEYS * 4);
-    assert_true(st.slots <= (uint64_t)GROWTH_KEYS * 8 / 3 * 2 + (uint64_t)shards * 8);
+    assert_true(st.slots * 3 >= (uint64_t)growth_keys * 4);
+    assert_true(st.slots <= (uint64_t)growth_keys * 8 / 3 * 2 + (uint64_t)shards * 8);
     store_destroy(s);
 }
 
@@ -639,7 +641,7 @@ static void test_growth_from_tiny(void **state)
     check_growth(16);
 }
 
-enum { CHURN_KEYS = 1024, CHURN_OPS = 200000 };
+enum { CHURN_KEYS = 1024 };
 
 static void test_churn(void **state)
 {
@@ -651,7 +653,9 @@ static void test_churn(void **state)
     uint64_t present = 0;
     char k[32];
     char v[64];
-    for (uint64_t op = 0; op < CHURN_OPS; op++) {
+    /* 200K operations (25K in sanitizer builds: still ~24 per key) */
+    const uint64_t churn_ops = test_iters(200000, 20000);
+    for (uint64_t op = 0; op < churn_ops; op++) {
         uint64_t r = rng_next(&rng);
         uint64_t i = r % CHURN_KEYS;
         size_t kl = key_of(k, sizeof k, i);
@@ -685,7 +689,7 @@ static void test_churn(void **state)
     assert_same_digest(s, fresh);
 
     /* No degradation: the table never grew past what 1024 keys need, and the
-     * probing invariant holds after 200K deletes and inserts. */
+     * probing invariant holds after all those deletes and inserts. */
     struct store_test_stats st;
     assert_int_equal(store_test_verify(s, &st), 0);
     assert_true(st.slots <= 2048);

@@ -8,7 +8,9 @@
  * survives an encode/restore round trip. At the end the store must hold exactly
  * each writer's last writes, with the digest of a freshly built store.
  *
- * Bounded by operation counts, not time; built to run clean under TSan and ASan.
+ * Bounded by operation counts, not time; built to run clean under TSan and ASan,
+ * where the counts are an eighth (tests/test_scale.h): the same code paths and
+ * overlaps, fewer repetitions.
  * Threads record failures in a counter (cmocka's asserts belong to the main
  * thread); the main thread asserts it is zero. */
 #include <setjmp.h>
@@ -31,20 +33,22 @@
 #include "bftkv/limits.h"
 #include "store/store.h"
 #include "store/store_internal.h"
+#include "tests/test_scale.h"
 
 enum {
     WRITERS = 2,
     READERS = 2,
     KEYS_PER_WRITER = 2000,
     KEYS = WRITERS * KEYS_PER_WRITER,
-    WRITER_OPS = 150000,
-    READER_OPS = 300000,
-    SNAPSHOTS = 60,
     RESTORE_EVERY = 8, /* every n-th snapshot also goes through encode/restore */
     VALUE_HEADER = 16, /* le64 key id | le64 version */
     VALUE_CAP = VALUE_HEADER + 64,
     CHUNK_CAP = 64 * 1024,
 };
+
+/* Operations per writer and per reader, snapshots taken: 150K, 300K and 60 in
+ * Release; set once by test_stress() before the threads start. */
+static uint64_t g_writer_ops, g_reader_ops, g_snapshots;
 
 /* ---- Failure reporting from any thread ------------------------------------------ */
 
@@ -158,7 +162,7 @@ struct shared {
  * until a matching share of all writes is done. */
 static void wait_for_writers(struct shared *sh, uint64_t step, uint64_t steps)
 {
-    uint64_t target = (uint64_t)WRITERS * WRITER_OPS * step / steps;
+    uint64_t target = (uint64_t)WRITERS * g_writer_ops * step / steps;
     while (atomic_load_explicit(&sh->writes_done, memory_order_relaxed) < target) {
         sched_yield();
     }
@@ -191,7 +195,7 @@ static void *writer_main(void *arg)
     uint8_t val[VALUE_CAP];
     char key[32];
     pthread_barrier_wait(&w->sh->start);
-    for (int op = 0; op < WRITER_OPS; op++) {
+    for (uint64_t op = 0; op < g_writer_ops; op++) {
         uint64_t r = rng_next(&rng);
         uint64_t local = r % KEYS_PER_WRITER;
         uint64_t id = (uint64_t)w->index * KEYS_PER_WRITER + local;
@@ -221,8 +225,8 @@ static void *reader_main(void *arg)
     uint8_t val[VALUE_CAP];
     char key[32];
     pthread_barrier_wait(&rd->sh->start);
-    for (int op = 0; op < READER_OPS && seen != NULL; op++) {
-        wait_for_writers(rd->sh, (uint64_t)op, READER_OPS);
+    for (uint64_t op = 0; op < g_reader_ops && seen != NULL; op++) {
+        wait_for_writers(rd->sh, op, g_reader_ops);
         uint64_t id = rng_next(&rng) % KEYS;
         size_t kl = key_of(key, sizeof key, id);
         size_t vlen = 0;
@@ -299,8 +303,8 @@ static void *snapshotter_main(void *arg)
     struct snapshotter *sn = arg;
     struct store *s = sn->sh->s;
     pthread_barrier_wait(&sn->sh->start);
-    for (int n = 0; n < SNAPSHOTS; n++) {
-        wait_for_writers(sn->sh, (uint64_t)n + 1, SNAPSHOTS + 1);
+    for (uint64_t n = 0; n < g_snapshots; n++) {
+        wait_for_writers(sn->sh, n + 1, g_snapshots + 1);
         struct store_snapshot *snap = NULL;
         CHECK(store_snapshot_take(s, &snap) == 0);
         if (snap == NULL) {
@@ -336,6 +340,9 @@ static void *snapshotter_main(void *arg)
 static void test_stress(void **state)
 {
     (void)state;
+    g_writer_ops = test_iters(150000, 15000);
+    g_reader_ops = test_iters(300000, 30000);
+    g_snapshots = test_iters(60, 16); /* at least two go through encode/restore */
     struct shared sh;
     /* Few shards and tiny tables: more contention, growth and copying under load. */
     struct store_config cfg = {16, 4};
@@ -368,7 +375,7 @@ static void test_stress(void **state)
     /* The readers and the snapshotter did see data (not a vacuous pass). */
     assert_true(readers[0].found + readers[1].found > 0);
     assert_true(snapper.entries_checked > 0);
-    assert_int_equal(snapper.restores, (SNAPSHOTS + RESTORE_EVERY - 1) / RESTORE_EVERY);
+    assert_int_equal(snapper.restores, (g_snapshots + RESTORE_EVERY - 1) / RESTORE_EVERY);
     print_message("stress: %llu reads found a value, %llu snapshot entries checked, %llu restores\n",
                   (unsigned long long)(readers[0].found + readers[1].found),
                   (unsigned long long)snapper.entries_checked, (unsigned long long)snapper.restores);
