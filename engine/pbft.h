@@ -81,6 +81,8 @@ enum pbft_bug {
     PBFT_BUG_NEWVIEW_IGNORE_A2 = 1u << 4,    /* NEW-VIEW choice (computed and checked) skips A2 */
     PBFT_BUG_FORGET_P = 1u << 5,             /* VIEW-CHANGE sent with an empty P set */
     PBFT_BUG_SKIP_SNAPSHOT_DIGEST = 1u << 6, /* install a fetched state without checking its digest */
+    PBFT_BUG_RESTART_SURE = 1u << 7,         /* a restarted replica is never unsure: it votes at
+                                                once, as if it held the group's state */
 };
 
 /* ---- Replica ---------------------------------------------------------------- */

@@ -59,7 +59,7 @@ bool replica_catchup_create(struct pbft_replica *r)
      * is at 0, and its peers answer with their stable checkpoint's proof), after
      * one heartbeat interval otherwise. */
     r->cu.heartbeat_ns = r->cfg.restarted ? 0 : CATCHUP_HEARTBEAT_INTERVALS * r->cfg.retransmit_ns;
-    r->unsure = r->cfg.restarted;
+    r->unsure = r->cfg.restarted && (r->cfg.bugs & PBFT_BUG_RESTART_SURE) == 0;
     r->stats.holds_state = r->unsure ? 0u : 1u;
     if (r->cfg.restarted) {
         /* Before the crash it may have assigned seqs in its view as primary; the

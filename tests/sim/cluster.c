@@ -30,6 +30,7 @@ struct cluster_node {
     cluster_send_filter_fn send_filter;
     void *send_filter_arg;
     bool down;  /* a crashed replica: no replica, no store; messages to it are lost */
+    bool paused; /* a stopped replica: kept, but no ticks; messages to it are lost */
 };
 
 struct cluster {
@@ -346,6 +347,29 @@ bool cluster_replica_down(const struct cluster *cl, uint16_t id)
     return cl->nodes[id].down;
 }
 
+void cluster_replica_pause(struct cluster *cl, uint16_t id)
+{
+    struct cluster_node *nd = &cl->nodes[id];
+    BFTKV_ASSERT(id < cl->cfg.n && !nd->down && !nd->paused);
+    nd->paused = true;
+    node_set_deadline(cl, id, UINT64_MAX);
+}
+
+void cluster_replica_resume(struct cluster *cl, uint16_t id)
+{
+    struct cluster_node *nd = &cl->nodes[id];
+    BFTKV_ASSERT(id < cl->cfg.n && nd->paused);
+    nd->paused = false;
+    nd->last_tick_ns = 0;
+    nd->same_tick = 0;
+    node_set_deadline(cl, id, pbft_replica_next_deadline(nd->replica));
+}
+
+bool cluster_replica_paused(const struct cluster *cl, uint16_t id)
+{
+    return cl->nodes[id].paused;
+}
+
 /* ---- Sending ------------------------------------------------------------------------ */
 
 static void net_send(struct cluster *cl, uint32_t from, uint32_t to, struct netsim_msg *m)
@@ -610,7 +634,7 @@ bool cluster_step(struct cluster *cl)
     cl->stats.deliveries++;
     if (cl->trace)
         trace_message(cl, &e);
-    if (cl->nodes[e.to].down) { /* a crashed replica hears nothing */
+    if (cl->nodes[e.to].down || cl->nodes[e.to].paused) { /* a crashed or stopped replica hears nothing */
         netsim_msg_put(&cl->net, e.msg);
         return true;
     }

@@ -152,6 +152,15 @@ void cluster_replica_crash(struct cluster *cl, uint16_t id);
 int cluster_replica_restart(struct cluster *cl, uint16_t id);
 bool cluster_replica_down(const struct cluster *cl, uint16_t id);
 
+/* Pause replica id: a process stopped (SIGSTOP) and later continued. Its replica
+ * and store are kept, it gets no ticks and so sends nothing, and messages to it
+ * are lost (what it sent before the pause is already on the wire); resume gives
+ * it its overdue ticks at the current time. cluster_replica() and
+ * cluster_store() still return it while paused. */
+void cluster_replica_pause(struct cluster *cl, uint16_t id);
+void cluster_replica_resume(struct cluster *cl, uint16_t id);
+bool cluster_replica_paused(const struct cluster *cl, uint16_t id);
+
 /* Accessors. */
 uint32_t cluster_nodes(const struct cluster *cl);
 uint32_t cluster_client_node(const struct cluster *cl, uint16_t client);

@@ -48,6 +48,7 @@ static const struct {
     {"newview_ignore_a2", PBFT_BUG_NEWVIEW_IGNORE_A2},
     {"forget_p", PBFT_BUG_FORGET_P},
     {"skip_snapshot_digest", PBFT_BUG_SKIP_SNAPSHOT_DIGEST},
+    {"restart_sure", PBFT_BUG_RESTART_SURE},
 };
 
 static void usage(FILE *f)
@@ -62,15 +63,23 @@ static void usage(FILE *f)
             "  --n N --f F          replicas and faults tolerated, N >= 3f+1 (default 4, 1)\n"
             "  --clients C          clients (default 8)\n"
             "  --requests R         operations per client (default 100)\n"
-            "  --faults MODE        none | net | byzantine | all (default none)\n"
+            "  --faults MODE[,MODE] none | net | byzantine | restart | all (default none);\n"
+            "                       a list combines modes, e.g. net,restart\n"
             "                         net: loss, duplication, reordering, delays, partitions\n"
             "                              until GST, then a reliable network\n"
             "                         byzantine: 1..f faulty replicas, each with a behaviour;\n"
             "                              two seeds in three the primary of view 0 (and with\n"
             "                              f >= 2 sometimes that of view 1) is among them\n"
+            "                         restart: at one moment k = 1..q replicas go down\n"
+            "                              together and come back, each without its memory\n"
+            "                              (restarted empty) or with it (paused); with fewer\n"
+            "                              than q holding state the group must refuse\n"
+            "                              (NO_STATE), with q or more it must recover\n"
             "                         all: net + byzantine, and one seed in three crashes\n"
             "                              1..f replicas before GST (they restart empty and\n"
-            "                              count toward f)\n"
+            "                              count toward f); one seed in four instead has the\n"
+            "                              restart shape (Byzantine only while\n"
+            "                              wiped + faulty <= f)\n"
             "  --loss P --dup P     network loss / duplication percent before GST (default:\n"
             "                       drawn per seed, loss 0..30, dup 0..10)\n"
             "  --partitions K       partitions before GST (default: drawn, 0..2)\n"
@@ -90,7 +99,7 @@ static void usage(FILE *f)
             "  --bug NAME           set an injected bug on every replica and client (repeatable):\n"
             "                       commit_quorum_2f | execute_uncommitted | ignore_digest |\n"
             "                       client_f_replies | newview_ignore_a2 | forget_p |\n"
-            "                       skip_snapshot_digest\n"
+            "                       skip_snapshot_digest | restart_sure\n"
             "  --expect-violation   succeed iff some seed violates safety (stops at the first)\n"
             "  --k K --log-window L --window W --batch B\n"
             "                       checkpoint interval, log window, batches in flight,\n"
@@ -174,6 +183,35 @@ static bool parse_list(const char *s, struct sim_options *o)
         o->faulty[o->faulty_count++] = (uint16_t)v;
     }
     return o->faulty_count > 0;
+}
+
+/* MODE[,MODE...]: the modes' fault sets together. */
+static bool parse_faults(const char *s, int *faults)
+{
+    static const struct {
+        const char *name;
+        int bits;
+    } modes[] = {{"none", SIM_FAULTS_NONE},         {"net", SIM_FAULTS_NET},
+                 {"byzantine", SIM_FAULTS_BYZANTINE}, {"byz", SIM_FAULTS_BYZANTINE},
+                 {"restart", SIM_FAULTS_RESTART},   {"all", SIM_FAULTS_ALL}};
+    int bits = 0;
+    while (*s != '\0') {
+        size_t len = strcspn(s, ",");
+        bool known = false;
+        for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+            if (strlen(modes[i].name) == len && strncmp(s, modes[i].name, len) == 0) {
+                bits |= modes[i].bits;
+                known = true;
+            }
+        }
+        if (!known)
+            return false;
+        s += len;
+        if (*s == ',' && *++s == '\0')
+            return false;
+    }
+    *faults = bits;
+    return true;
 }
 
 static bool parse_bug(const char *s, uint32_t *bugs)
@@ -394,18 +432,7 @@ int main(int argc, char **argv)
             o.requests = (uint32_t)u;
         } else if (strcmp(a, "--faults") == 0) {
             const char *m = NEXT();
-            if (!m)
-                ok = false;
-            else if (strcmp(m, "none") == 0)
-                o.faults = SIM_FAULTS_NONE;
-            else if (strcmp(m, "net") == 0)
-                o.faults = SIM_FAULTS_NET;
-            else if (strcmp(m, "byzantine") == 0 || strcmp(m, "byz") == 0)
-                o.faults = SIM_FAULTS_BYZANTINE;
-            else if (strcmp(m, "all") == 0)
-                o.faults = SIM_FAULTS_ALL;
-            else
-                ok = false;
+            ok = m && parse_faults(m, &o.faults);
         } else if (strcmp(a, "--loss") == 0) {
             ok = parse_double(NEXT(), &d) && d >= 0 && d <= 100;
             o.loss_percent = d;
@@ -531,6 +558,7 @@ int main(int argc, char **argv)
     sim_context_init(&ctx);
     uint64_t seeds = 0, safety = 0, liveness = 0, committed = 0, batches = 0, batch_requests = 0, unknown = 0;
     uint64_t view_changes = 0, state_transfers = 0, timeouts = 0, vc_seeds = 0, st_seeds = 0;
+    uint64_t restart_seeds = 0, refuse_seeds = 0, no_state = 0;
     uint64_t printed = 0;
     int exit_code = 0;
     bool found = false;
@@ -573,11 +601,14 @@ int main(int argc, char **argv)
         timeouts += r.request_timeouts;
         vc_seeds += r.view_changes > 0;
         st_seeds += r.state_transfers > 0;
+        restart_seeds += r.restart != 0;
+        refuse_seeds += r.restart == 2;
+        no_state += r.no_state;
         if (o.verbose)
             printf("seed %" PRIu64 ": %s committed=%" PRIu64 " batches=%" PRIu64 " sim=%.1fms steps=%" PRIu64
-                   " lagging=%" PRIu64 " [%s]\n",
+                   " lagging=%" PRIu64 " no_state=%" PRIu64 " [%s]\n",
                    seed, r.verdict == SIM_OK ? "ok" : r.verdict == SIM_SAFETY ? "SAFETY" : "LIVENESS", r.committed,
-                   r.batches, (double)r.sim_ns / 1e6, r.steps, r.lagging, r.scenario);
+                   r.batches, (double)r.sim_ns / 1e6, r.steps, r.lagging, r.no_state, r.scenario);
         if (r.verdict != SIM_OK) {
             if (r.verdict == SIM_SAFETY)
                 safety++;
@@ -606,9 +637,10 @@ int main(int argc, char **argv)
 
     printf("sim: safety=%" PRIu64 " liveness=%" PRIu64 " lincheck_unknown_keys=%" PRIu64
            " view_changes=%" PRIu64 " (in %" PRIu64 " seeds) state_transfers=%" PRIu64 " (in %" PRIu64
-           " seeds) request_timeouts=%" PRIu64 " liveness_bound=%s%" PRIu64 "ms wall=%.2fs\n",
-           safety, liveness, unknown, view_changes, vc_seeds, state_transfers, st_seeds, timeouts,
-           o.check_liveness ? "" : "off:", o.liveness_ns / 1000000u, wall);
+           " seeds) request_timeouts=%" PRIu64 " restarts=%" PRIu64 " (refusing %" PRIu64 ") no_state=%" PRIu64
+           " liveness_bound=%s%" PRIu64 "ms wall=%.2fs\n",
+           safety, liveness, unknown, view_changes, vc_seeds, state_transfers, st_seeds, timeouts, restart_seeds,
+           refuse_seeds, no_state, o.check_liveness ? "" : "off:", o.liveness_ns / 1000000u, wall);
     if (exit_code == 0) {
         if (expect)
             exit_code = found ? 0 : EXIT_SAFETY;

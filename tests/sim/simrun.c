@@ -13,6 +13,7 @@
 #include "tests/sim/checkers.h"
 #include "tests/sim/faults.h"
 #include "tests/sim/prng.h"
+#include "tests/sim/restarts.h"
 #include "tests/sim/workload.h"
 
 #define MS 1000000ull
@@ -23,6 +24,9 @@
 #define SIM_DRAIN_NS (20ull * MS)
 /* Steps per run before the driver gives up (an engine that livelocks). */
 #define SIM_STEPS_MAX (200ull * 1000ull * 1000ull)
+/* The restart shape draws from its own stream, so that the seeds of all mode
+ * that do not get it replay as they did before it existed. */
+#define SIM_RESTART_STREAM 0x5E57A27ull
 
 void sim_options_defaults(struct sim_options *o)
 {
@@ -106,7 +110,13 @@ struct scenario {
     uint64_t restart_at[BFTKV_REPLICAS_MAX];
     bool excluded[BFTKV_REPLICAS_MAX]; /* faulty or crashed: not checked */
     bool crashed_once[BFTKV_REPLICAS_MAX];
+    /* the restart shape (restart mode; one seed in four of all mode) */
+    struct restart_plan restart;
 };
+
+/* Faulty primaries of view 0 (and 1): silent, dropping (10..90%), equivocating
+ * or slow (just under the request timeout). */
+static const uint8_t primary_faults[] = {FAULT_SILENT, FAULT_DROP, FAULT_EQUIVOCATE, FAULT_SLOW};
 
 static size_t appendf(char *buf, size_t cap, size_t at, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -131,6 +141,32 @@ static uint8_t draw_behaviour(const struct sim_options *o, struct prng *rng)
     return (uint8_t)(b == FAULT_RANDOM_LAST + 1u ? FAULT_BOGUS_VC : b == FAULT_RANDOM_LAST + 2u ? FAULT_LYING_STATE : b);
 }
 
+/* Byzantine replicas beside the restart shape (all mode): outside the restart
+ * set, and only while wiped + Byzantine <= f (restarts.h). */
+static void draw_restart_byzantine(const struct sim_options *o, struct scenario *s, struct prng *rng)
+{
+    const struct restart_plan *p = &s->restart;
+    if (p->wiped >= o->f)
+        return;
+    uint16_t count = (uint16_t)prng_range(rng, 0, o->f - p->wiped);
+    uint16_t free_ids[BFTKV_REPLICAS_MAX], nfree = 0;
+    for (uint16_t r = 0; r < o->n; r++)
+        if (!p->member[r])
+            free_ids[nfree++] = r;
+    for (uint16_t c = 0; c < count && nfree > 0; c++) {
+        uint16_t i = (uint16_t)prng_below(rng, nfree);
+        uint16_t r = free_ids[i];
+        free_ids[i] = free_ids[--nfree];
+        s->faulty[r] = true;
+        if (o->behaviour >= 0)
+            s->behaviour[r] = (uint8_t)o->behaviour;
+        else if (r == 0)
+            s->behaviour[r] = primary_faults[prng_below(rng, sizeof(primary_faults))];
+        else
+            s->behaviour[r] = draw_behaviour(o, rng);
+    }
+}
+
 static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scenario *s, char *desc,
                          size_t desc_cap)
 {
@@ -147,6 +183,12 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
     bool net = (o->faults & SIM_FAULTS_NET) != 0;
     bool byz = (o->faults & SIM_FAULTS_BYZANTINE) != 0;
     size_t at = 0;
+    if ((o->faults & SIM_FAULTS_RESTART) != 0 && o->faulty_count == 0) {
+        struct prng rr;
+        prng_seed(&rr, seed ^ prng_mix64(SIM_RESTART_STREAM));
+        if (!byz || prng_below(&rr, 4) == 0)
+            restart_plan_draw(&s->restart, &rr, o->n, o->f, (uint64_t)o->clients * o->requests);
+    }
 
     /* Protocol tuning. Checkpoint intervals small enough that a run of a few
      * hundred batches crosses checkpoints and moves the watermarks, large enough
@@ -246,6 +288,9 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
                 c++;
             }
         }
+    } else if (s->restart.on) {
+        if (byz)
+            draw_restart_byzantine(o, s, &rng);
     } else if (byz && o->f > 0) {
         /* In all mode, one seed in three crashes 1..f replicas (any, the primary
          * included) before GST; they count toward f. */
@@ -263,11 +308,9 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
             c++;
         }
         uint16_t k = 0;
-        /* Two seeds in three, the primary of view 0 is faulty: silent, dropping
-         * (10..90%), equivocating or slow (just under the request timeout); with
-         * f >= 2, half of those also make the primary of view 1 faulty
+        /* Two seeds in three, the primary of view 0 is faulty (primary_faults);
+         * with f >= 2, half of those also make the primary of view 1 faulty
          * (consecutive faulty primaries: the first view change must fail too). */
-        static const uint8_t primary_faults[] = {FAULT_SILENT, FAULT_DROP, FAULT_EQUIVOCATE, FAULT_SLOW};
         if (count > 0 && prng_below(&rng, 3) != 0) {
             uint16_t primaries = count >= 2 && prng_below(&rng, 2) == 0 ? 2 : 1;
             for (uint16_t r = 0; r < primaries; r++) {
@@ -297,12 +340,22 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
     }
     any = false;
     for (uint16_t r = 0; r < o->n; r++) {
-        s->excluded[r] = s->faulty[r] || s->crash[r];
+        s->excluded[r] = s->faulty[r] || s->crash[r] || s->restart.wipe[r];
         if (!s->crash[r])
             continue;
         at = appendf(desc, desc_cap, at, "%s%u@%llu-%llums", any ? "," : " crash: ", r,
                      (unsigned long long)(s->crash_at[r] / MS), (unsigned long long)(s->restart_at[r] / MS));
         any = true;
+    }
+
+    if (s->restart.on) {
+        const struct restart_plan *p = &s->restart;
+        at = appendf(desc, desc_cap, at, " restart: k=%u wiped=%u at op %llu%s:", p->k, p->wiped,
+                     (unsigned long long)p->trigger_ops, p->refuse ? " (refuse)" : "");
+        for (uint16_t r = 0; r < o->n; r++)
+            if (p->member[r])
+                at = appendf(desc, desc_cap, at, " %u=%s+%llums", r, p->wipe[r] ? "wipe" : "pause",
+                             (unsigned long long)(p->down_ns[r] / MS));
     }
 
     /* Workload. */
@@ -400,14 +453,18 @@ static void dump_state(struct cluster *cl, struct workload *wl, uint16_t n, uint
         const struct pbft_replica_stats *st = pbft_replica_stats(cluster_replica(cl, r));
         fprintf(stderr,
                 "  replica %u: view=%llu last_executed=%llu low=%llu proposed=%llu executed_batches=%llu "
-                "requests=%llu/%llu dup=%llu ro=%llu stale=%llu conflict=%llu full=%llu bad_auth=%llu\n",
+                "requests=%llu/%llu dup=%llu ro=%llu stale=%llu conflict=%llu full=%llu bad_auth=%llu holds_state=%llu "
+                "in_view_change=%d pool_evicted=%llu pool_waits=%llu pool_relayed=%llu\n",
                 r, (unsigned long long)pbft_replica_view(cluster_replica(cl, r)),
                 (unsigned long long)st->last_executed, (unsigned long long)st->low_watermark,
                 (unsigned long long)st->batches_proposed, (unsigned long long)st->batches_executed,
                 (unsigned long long)st->requests_executed, (unsigned long long)st->requests_received,
                 (unsigned long long)st->requests_duplicate, (unsigned long long)st->readonly_answered,
                 (unsigned long long)st->dropped_stale, (unsigned long long)st->dropped_conflict,
-                (unsigned long long)st->dropped_full, (unsigned long long)st->drops.count[WIRE_DROP_BAD_AUTH]);
+                (unsigned long long)st->dropped_full, (unsigned long long)st->drops.count[WIRE_DROP_BAD_AUTH],
+                (unsigned long long)st->holds_state, pbft_replica_in_view_change(cluster_replica(cl, r)),
+                (unsigned long long)st->pool_evicted, (unsigned long long)st->pool_waits,
+                (unsigned long long)st->pool_relayed);
     }
     for (uint16_t c = 0; c < clients; c++) {
         const struct pbft_client_stats *cs = pbft_client_stats(cluster_client(cl, c));
@@ -515,7 +572,11 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
      * nothing is left to happen at all. */
     bool live = true;
     const char *why = NULL;
+    struct restart_run rr;
+    restart_run_init(&rr, &s->restart, o->n, o->f);
     for (;;) {
+        if (restart_run_poll(&rr, cl, &rs->wl))
+            continue;
         /* Crash-restart events, in time order, before GST. */
         uint64_t next_ev = UINT64_MAX;
         uint16_t ev_r = 0;
@@ -547,8 +608,9 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
         }
         if (workload_final_done(&rs->wl))
             break;
-        if (workload_regular_done(&rs->wl) && !rs->wl.final_started) {
-            /* The final reads run after GST, on a network that delivers. */
+        if (workload_regular_done(&rs->wl) && !rs->wl.final_started && restart_run_settled(&rr)) {
+            /* The final reads run after GST, on a network that delivers, and
+             * after every replica of the restart shape came back. */
             if (cluster_now(cl) < s->gst_ns && cluster_next_event(cl) > s->gst_ns)
                 cluster_advance_to(cl, s->gst_ns);
             if (cluster_now(cl) >= s->gst_ns)
@@ -565,6 +627,8 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
             break;
         }
         uint64_t since = rs->wl.last_completion_ns > s->gst_ns ? rs->wl.last_completion_ns : s->gst_ns;
+        if (rr.all_back_ns > since)
+            since = rr.all_back_ns;
         if (t > since + o->liveness_ns) {
             live = false;
             why = "no operation completed for the liveness bound after GST";
@@ -577,8 +641,21 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
         }
         cluster_step(cl);
     }
+    if (live && s->restart.on && !s->restart.refuse) {
+        /* q replicas kept their state: every one that lost it must hold
+         * state again (vouched for by f+1 of them) within the liveness bound. */
+        uint64_t limit = cluster_now(cl) + o->liveness_ns;
+        while (restart_unsure_count(cl, o->n, s->faulty) > 0 && cluster_next_event(cl) <= limit)
+            cluster_step(cl);
+        if (restart_unsure_count(cl, o->n, s->faulty) > 0) {
+            live = false;
+            why = "a replica that lost its memory never held state again, with f+1 replicas holding it";
+        }
+    }
     if (live)
         cluster_run_until(cl, cluster_now(cl) + SIM_DRAIN_NS);
+    if (s->restart.on && s->restart.refuse)
+        restart_run_check_refused(&rr, cl, &rs->ck);
 
     /* Safety checks. */
     struct lincheck_result lr;
@@ -636,6 +713,8 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
             res->batch_requests = st->batch_requests_total;
         }
     }
+    res->restart = !s->restart.on ? 0 : s->restart.refuse ? 2 : 1;
+    res->no_state = rs->wl.no_state;
     res->sim_ns = cluster_now(cl);
     res->steps = cluster_stats(cl)->steps;
 

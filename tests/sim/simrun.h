@@ -31,7 +31,8 @@ enum sim_fault_mode {
     SIM_FAULTS_NONE = 0,
     SIM_FAULTS_NET = 1,
     SIM_FAULTS_BYZANTINE = 2,
-    SIM_FAULTS_ALL = 3, /* NET | BYZANTINE */
+    SIM_FAULTS_RESTART = 4, /* k <= q replicas down at once, with or without memory (restarts.h) */
+    SIM_FAULTS_ALL = 7,     /* NET | BYZANTINE | RESTART (the restart shape in one seed in four) */
 };
 
 struct sim_options {
@@ -92,6 +93,8 @@ struct sim_result {
     uint64_t view_changes;     /* views entered through a NEW-VIEW, summed over correct replicas */
     uint64_t state_transfers;  /* fetched states installed, summed over correct replicas */
     uint64_t request_timeouts; /* request timers that expired, summed over correct replicas */
+    int restart;               /* the restart shape: 0 none, 1 the group recovers, 2 it refuses */
+    uint64_t no_state;         /* client operations refused with BFTKV_E_NO_STATE */
 };
 
 /* Scratch shared by the runs of one process. */

@@ -148,6 +148,33 @@ void workload_start_final(struct workload *wl)
     submit_final(wl);
 }
 
+/* A refusal: the operation stays pending in the history (see workload.h). It
+ * counts as progress only when the group must refuse; a final read that was
+ * refused while the group recovers is asked again. */
+static void no_state_complete(struct workload *wl, uint16_t client, const struct lincheck_op *op, bool final_read)
+{
+    struct workload_client *c = &wl->c[client];
+    wl->no_state++;
+    if (wl->refuse)
+        wl->last_completion_ns = cluster_now(wl->cl);
+    if (final_read && !wl->refuse) {
+        if (!submit(wl, 0, WIRE_OP_GET, (uint32_t)op->key, true))
+            checkers_violation(wl->ck, "client 0 could not ask the final read of key %llu again",
+                               (unsigned long long)op->key);
+        return;
+    }
+    if (final_read) {
+        wl->final_done++;
+        submit_final(wl);
+        return;
+    }
+    c->completed++;
+    wl->regular_done++;
+    submit_regular(wl, client);
+    if (wl->final_started && client == 0)
+        submit_final(wl);
+}
+
 void workload_on_complete(void *arg, uint16_t client, const struct pbft_completion *cp)
 {
     struct workload *wl = arg;
@@ -168,6 +195,16 @@ void workload_on_complete(void *arg, uint16_t client, const struct pbft_completi
         return;
     }
     int status = cp->status;
+    if (wl->refuse && op->invoke_time > wl->refuse_clock && status != BFTKV_E_NO_STATE)
+        checkers_violation(wl->ck,
+                           "client %u: %s on key %llu completed with status %d (%s) while at most f replicas "
+                           "hold state: the group served without its state",
+                           client, op->kind == WIRE_OP_PUT ? "PUT" : op->kind == WIRE_OP_GET ? "GET" : "DEL",
+                           (unsigned long long)op->key, status, bftkv_errname(status));
+    if (status == BFTKV_E_NO_STATE && wl->no_state_ok) {
+        no_state_complete(wl, client, op, final_read);
+        return;
+    }
     uint64_t value = 0;
     bool ok = status == 0 || status == BFTKV_E_NOT_FOUND;
     if (op->kind == WIRE_OP_PUT && status != 0)
@@ -196,6 +233,13 @@ void workload_on_complete(void *arg, uint16_t client, const struct pbft_completi
     submit_regular(wl, client);
     if (wl->final_started && client == 0)
         submit_final(wl);
+}
+
+void workload_restart_down(struct workload *wl, bool no_state_ok, bool refuse)
+{
+    wl->no_state_ok = no_state_ok;
+    wl->refuse = refuse;
+    wl->refuse_clock = wl->clock;
 }
 
 bool workload_regular_done(const struct workload *wl)

@@ -13,6 +13,15 @@
  * reads every key once more. Those final reads are part of the history, so a
  * write acknowledged earlier and then lost makes the history non-linearizable
  * ("no acknowledged write is lost", DESIGN §7).
+ *
+ * BFTKV_E_NO_STATE (f+1 replicas restarted without their memory said the group
+ * cannot serve, docs/design.md "Restarts") is an answer only once more than f
+ * replicas lost their memory (workload_restart_down). Its operation stays
+ * pending in the history: a GET that got it read nothing (it is not NOT_FOUND),
+ * a PUT or DEL that got it may still take effect later. When the group must
+ * refuse for good (at most f replicas kept their state), every operation invoked
+ * from then on must get it: a value or NOT_FOUND would come from an empty store.
+ * Otherwise it is no progress, and a final read that gets it is asked again.
  */
 #ifndef BFTKV_SIM_WORKLOAD_H
 #define BFTKV_SIM_WORKLOAD_H
@@ -65,6 +74,10 @@ struct workload {
     uint64_t completed;           /* every completion, final reads included */
     uint64_t last_completion_ns;  /* simulated time of the latest completion */
     uint64_t submit_errors;
+    bool no_state_ok;             /* > f replicas lost their memory: NO_STATE may come */
+    bool refuse;                  /* <= f replicas hold state: the group must refuse */
+    uint64_t refuse_clock;        /* ... every operation invoked after this logical time */
+    uint64_t no_state;            /* completions with BFTKV_E_NO_STATE */
     uint8_t *vbuf;
 };
 
@@ -77,6 +90,11 @@ void workload_start(struct workload *wl);
 
 /* The cluster's completion hook (arg = the workload). */
 void workload_on_complete(void *arg, uint16_t client, const struct pbft_completion *c);
+
+/* Replicas went down together (tests/sim/restarts.h): more than f of them lost
+ * their memory (NO_STATE may answer from now on), and with refuse, at most f
+ * replicas still hold state (only NO_STATE may answer what is invoked from now on). */
+void workload_restart_down(struct workload *wl, bool no_state_ok, bool refuse);
 
 bool workload_regular_done(const struct workload *wl);
 /* Start the final reads through client 0. */
