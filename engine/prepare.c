@@ -53,6 +53,19 @@ void replica_prepare_recount(struct pbft_replica *r, struct replica_slot *s)
     s->prep_match = match;
 }
 
+/* Our own vote for the slot's digest among the senders' (bits, digests); true
+ * if it was not counted yet. */
+static bool own_vote_mark(const struct pbft_replica *r, const struct replica_slot *s, uint64_t *bits,
+                          uint8_t (*digests)[BFTKV_DIGEST_SIZE])
+{
+    uint64_t bit = 1ull << r->cfg.id;
+    if ((*bits & bit) != 0)
+        return false;
+    *bits |= bit;
+    memcpy(digests[r->cfg.id], s->digest, BFTKV_DIGEST_SIZE);
+    return true;
+}
+
 /* A backup's PREPARE for the slot's PRE-PREPARE, multicast and counted (TOCS
  * 2002 §4.2) -- once, and never by the primary (its PRE-PREPARE is its vote)
  * or by a replica without certified state (replica_votes). */
@@ -63,11 +76,7 @@ void replica_prepare_own(struct pbft_replica *r, struct replica_slot *s, struct 
         return;
     s->sent_prepare = true;
     replica_vote_send(r, WIRE_PREPARE, s->seq, s->digest, out);
-    uint64_t bit = 1ull << r->cfg.id;
-    if ((s->prep_bits & bit) == 0) {
-        s->prep_bits |= bit;
-        memcpy(s->prep_digest[r->cfg.id], s->digest, BFTKV_DIGEST_SIZE);
-    }
+    own_vote_mark(r, s, &s->prep_bits, s->prep_digest);
 }
 
 void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
@@ -88,12 +97,8 @@ void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, stru
     }
     s->sent_commit = true;
     replica_vote_send(r, WIRE_COMMIT, s->seq, s->digest, out);
-    uint64_t bit = 1ull << r->cfg.id;
-    if ((s->commit_bits & bit) == 0) {
-        s->commit_bits |= bit;
-        memcpy(s->commit_digest[r->cfg.id], s->digest, BFTKV_DIGEST_SIZE);
+    if (own_vote_mark(r, s, &s->commit_bits, s->commit_digest))
         s->commit_match++;
-    }
     replica_committed_check(r, s);
 }
 
