@@ -1,11 +1,12 @@
 /* The server runtime: one replica of a group, the engine driven by the UDP
- * transport (DESIGN §5; `bftkv-server` is a thin main around it).
+ * transport (docs/design.md "The runtime"; `bftkv-server` is a thin main around it).
  *
  * What it does per received datagram: check its framing (every message says its
  * length, engine/wire.h; a datagram that does not split exactly into messages is
  * dropped and counted "bad_datagram"), take out the admin requests (net/admin.h),
- * learn the source address of every authenticated REQUEST (the address book:
- * client id -> the address of its latest authenticated request), hand each
+ * learn the source address of every REQUEST the engine admits (the address book:
+ * (client id, lane) -> the address of the latest such request on that lane, not
+ * from a replica's relay), hand each
  * message to the engine (pbft_replica_step, PBFT_EV_RECEIVE), and send what the
  * engine's outbox holds: to a replica's configured address, to every other
  * replica, or to a client's address from the book (a reply to a client without

@@ -64,18 +64,17 @@
  *     timestamp recorded in the lanes' files, and count up. (A crashed holder
  *     recorded only its first timestamp; it sent fewer requests than nanoseconds
  *     passed, so the wall clock covers it unless the clock is stepped back.)
- *   - The replicas send every reply of a client id to the address of its newest
- *     request; a handle that receives a reply for a lane it does not hold passes
- *     it on to the lane's holder (found in the lane's file), which checks it as
- *     any reply (it is authenticated for the client id, so passing it on proves
- *     nothing to the holder that the replica did not already prove).
+ *   - The replicas send the replies of each (client id, lane) to the address of
+ *     the newest request on that lane, so each handle gets the replies of the
+ *     lanes it leased. Should one still get a reply for a lane it does not hold,
+ *     it passes it on to the lane's holder (found in the lane's file), which
+ *     checks it as any reply (it is authenticated for the client id).
  *   - Admin calls (`bftkv stats`, the status probes of a failed call, see
  *     bftkv_client_last_error) lease nothing and touch no lane.
  * Handles on DIFFERENT machines sharing a client id do not see each other's lock
  * files: they must not share lanes (give each machine a disjoint range with
- * lane_first and lane_count), and replies are routed to whichever machine sent
- * the newest request, so the other machines' calls are answered only by their
- * retransmissions or time out: use one client id per machine.
+ * lane_first and lane_count; each lane's replies then go to the machine that
+ * uses it), or simpler, use one client id per machine.
  */
 #ifndef BFTKV_CLIENT_H
 #define BFTKV_CLIENT_H
