@@ -35,7 +35,9 @@ const char fuzz_target_name[] = "snapshot";
 #define FUZZ_RECORD_MAX (STORE_RECORD_HEADER_SIZE + FUZZ_KEY_MAX + 255u)
 #define FUZZ_CHUNK_MAX 8192u
 
-enum fuzz_op { OP_PUT = 0, OP_PUT2, OP_DEL, OP_SNAPSHOT, OP_PROBE, OP_KINDS };
+/* An op byte modulo OP_KINDS; puts are the most frequent, a snapshot (which
+ * sums every shard's digest) the rarest. */
+enum fuzz_op { OP_PUT = 0, OP_PUT2, OP_DEL, OP_SNAPSHOT, OP_PROBE, OP_PUT3, OP_PUT4, OP_DEL2, OP_KINDS };
 
 struct probe {
     uint32_t shard;
@@ -132,12 +134,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (size - pos < 2)
             break;
-        size_t klen = 1u + data[pos] % FUZZ_KEY_MAX, vlen = op == OP_DEL ? 0u : data[pos + 1];
+        bool del = op == OP_DEL || op == OP_DEL2;
+        size_t klen = 1u + data[pos] % FUZZ_KEY_MAX, vlen = del ? 0u : data[pos + 1];
         pos += 2;
         if (size - pos < klen + vlen)
             break;
         const uint8_t *key = data + pos;
-        if (op == OP_DEL) {
+        if (del) {
             int rc = store_del(s, key, klen);
             FUZZ_CHECK(rc == 0 || rc == BFTKV_E_NOT_FOUND);
         } else {
