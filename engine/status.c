@@ -33,7 +33,7 @@
  *    state. (Answers of W seqs each, one per R without progress, caught a
  *    replica up at a few hundred batches a second: behind a busy group it fell
  *    past the group's next stable checkpoint and fetched state over and over,
- *    docs/benchmarks.md "A lagging replica".)
+ *    docs/design.md 5.6.)
  *
  * STATUS also carries the sender's view. A replica that sees f+1 distinct
  * replicas report the same view v above its own -- one of them correct -- joins
