@@ -34,6 +34,13 @@ struct replica_rc_entry;
 /* A server answers one peer with at most this many chunks per interval R (a
  * Byzantine asker cannot make it encode at line rate). */
 #define CATCHUP_SERVE_CHUNKS_PER_R 64u
+/* A peer answers a lagging replica's STATUS with its log from the asker's next
+ * seq on: at most this many bytes of PRE-PREPAREs and votes per answer, and at
+ * most one answer per R/4 per asker. A replica behind a group that orders
+ * thousands of small batches a second needs many seqs per round trip (W per
+ * answer let it fall a checkpoint behind and fetch state over and over), and
+ * the budget bounds what a Byzantine asker can make a peer send. */
+#define CATCHUP_RELAY_BYTES_MAX (64u * 1024u)
 /* A whole transfer from one server gets 100 R (2 s by default), doubled after
  * each server that did not finish in time, up to 2^10 times that: a server
  * that trickles chunks (or cursors that barely move) cannot hold the replica
@@ -56,7 +63,7 @@ struct replica_snap {
 
 struct replica_catchup {
     uint64_t scan_ns;      /* next retransmission scan and STATUS check */
-    uint64_t status_ns;    /* earliest next idle-behind STATUS */
+    uint64_t status_ns;    /* earliest next idle-behind (or lagging) STATUS */
     uint64_t heartbeat_ns; /* next heartbeat STATUS */
     uint64_t progress_le;  /* last_executed when progress was last seen ... */
     uint64_t progress_ns;  /* ... and when */
@@ -66,6 +73,7 @@ struct replica_catchup {
     uint32_t served[BFTKV_REPLICAS_MAX];    /* ... and the chunks sent in it */
     uint64_t peer_view[BFTKV_REPLICAS_MAX]; /* per peer: view of its last STATUS */
     bool peer_view_known[BFTKV_REPLICAS_MAX];
+    uint64_t peer_le[BFTKV_REPLICAS_MAX];    /* per peer: last executed of its last STATUS */
     uint64_t peer_low[BFTKV_REPLICAS_MAX];   /* per peer: h of its last STATUS ... */
     bool peer_holds[BFTKV_REPLICAS_MAX];     /* ... which said it holds state */
     uint64_t unsure_answer_ns[BFTKV_REPLICAS_MAX]; /* next STATUS to an unsure peer */

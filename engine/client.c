@@ -34,6 +34,11 @@
     (WIRE_HEADER_SIZE + WIRE_REQUEST_FIXED + BFTKV_KEY_MAX + BFTKV_VALUE_MAX + BFTKV_AUTHENTICATOR_MAX)
 /* Retransmission backoff doubles up to this multiple of retransmit_timeout_ns. */
 #define CLIENT_BACKOFF_MAX 8u
+/* The read-only path never waits the whole retransmission timeout for the
+ * last f replicas: once n - f have answered without q agreeing, the rest get as
+ * long again as the answers took so far, and at least this fraction of the
+ * timeout (lane_readonly_grace): 6.25 ms at the default 100 ms. */
+#define CLIENT_RO_GRACE_MIN_SHIFT 4u
 /* Cached digests of empty results: statuses 0 .. -(CLIENT_EMPTY_DIGESTS-1). */
 #define CLIENT_EMPTY_DIGESTS 32u
 
@@ -61,10 +66,12 @@ struct client_lane {
     uint16_t klen;
     uint32_t vlen;
     uint64_t timestamp;
+    uint64_t sent_ns;     /* when the read-only request went out */
     uint64_t deadline_ns;
     uint64_t timeout_ns; /* current retransmission interval (backoff) */
     uint32_t retransmits;
     bool full_asked;     /* the full result was asked of everyone before the timeout */
+    bool ro_grace;       /* read-only: the deadline is lane_readonly_grace's */
     uint8_t *req;        /* CLIENT_REQUEST_MAX bytes: the encoded REQUEST */
     size_t req_len;
     struct client_vote *votes; /* n entries */
@@ -340,9 +347,11 @@ int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const
     lane_votes_clear(c, l);
     l->state = readonly ? LANE_READONLY : LANE_ORDERED;
     l->timeout_ns = c->cfg.retransmit_timeout_ns;
+    l->sent_ns = now_ns;
     l->deadline_ns = now_ns + l->timeout_ns;
     l->retransmits = 0;
     l->full_asked = false;
+    l->ro_grace = false;
     c->stats.submitted++;
     return lane;
 }
@@ -412,6 +421,8 @@ static void client_on_tick(struct pbft_client *c, uint64_t now_ns, struct pbft_o
             continue;
         }
         if (l->state == LANE_READONLY) {
+            if (!l->ro_grace)
+                c->stats.readonly_timeouts++;
             lane_fallback(c, i, now_ns, out);
         } else if (l->state == LANE_ORDERED) {
             lane_retransmit(c, i, now_ns, out);
@@ -562,6 +573,31 @@ static bool lane_readonly_hopeless(const struct pbft_client *c, const struct cli
     return (uint32_t)best + (uint32_t)(c->cfg.n - answered) < c->quorum;
 }
 
+/* Read-only path, not hopeless yet: n - f replicas answered and no q of them
+ * agree, so the read waits for the slowest f -- which may be faulty, behind, or
+ * their reply lost. Waiting the retransmission timeout for them (100 ms by
+ * default, against a round trip of a few hundred microseconds) made most of the
+ * fast path's time on a loaded cluster with one replica behind. Give them as
+ * long again as the answers took so far (at least 1/16 of the timeout), then
+ * fall back to ordering; the fallback is always safe. */
+static void lane_readonly_grace(const struct pbft_client *c, struct client_lane *l, uint64_t now_ns)
+{
+    uint16_t answered = 0;
+    for (uint16_t j = 0; j < c->cfg.n; j++) {
+        answered = (uint16_t)(answered + (l->votes[j].valid ? 1u : 0u));
+    }
+    if ((uint32_t)answered + c->cfg.f < c->cfg.n) {
+        return;
+    }
+    uint64_t grace = now_ns - l->sent_ns;
+    uint64_t grace_min = c->cfg.retransmit_timeout_ns >> CLIENT_RO_GRACE_MIN_SHIFT;
+    grace = grace < grace_min ? grace_min : grace;
+    if (now_ns + grace < l->deadline_ns) {
+        l->deadline_ns = now_ns + grace;
+        l->ro_grace = true;
+    }
+}
+
 /* out = wire_result_digest(status, empty result), from the per-status cache when
  * the status is 0 or a small negative error code. */
 static void empty_result_digest(struct pbft_client *c, int16_t status, uint8_t out[BFTKV_DIGEST_SIZE])
@@ -619,6 +655,8 @@ static void client_on_reply(struct pbft_client *c, const struct wire_msg *m, uin
     }
     if (l->state == LANE_READONLY && lane_readonly_hopeless(c, l)) {
         lane_fallback(c, lane, now_ns, out);
+    } else if (l->state == LANE_READONLY) {
+        lane_readonly_grace(c, l, now_ns);
     } else if (l->state == LANE_ORDERED && !l->full_asked
                && lane_class_count(c, l, rp->status, rp->result_digest) >= need) {
         lane_ask_full(c, l, lane, out);

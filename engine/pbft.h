@@ -276,7 +276,8 @@ struct pbft_client_stats {
     uint64_t submitted;
     uint64_t completed;
     uint64_t retransmissions;
-    uint64_t readonly_fallbacks;   /* fast path failed, retried through ordering */
+    uint64_t readonly_fallbacks;   /* fast path failed, retried through ordering ... */
+    uint64_t readonly_timeouts;    /* ... of which after waiting the retransmission timeout */
     uint64_t replies_mismatched;   /* replies that disagreed with the accepted result */
     uint64_t replies_ignored;      /* for another client, an idle lane, another timestamp */
     uint64_t full_result_requests; /* f+1 matching digests but no full result: asked everyone */

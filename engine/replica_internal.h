@@ -314,7 +314,8 @@ struct pbft_replica {
     bool vc_progress;          /* a batch executed since the view was entered */
     uint64_t vc_deadline_ns;   /* the running wait for a NEW-VIEW (0: not started) */
     uint64_t vc_resend_ns;     /* next retransmission of our VIEW-CHANGE */
-    uint64_t view_start_ns;    /* request timers run from here at the earliest */
+    uint64_t view_start_ns;    /* request timers run from here at the earliest ... */
+    uint64_t behind_ns;        /* ... and from the last tick that found us behind */
     uint32_t vc_cap;           /* bytes of one VIEW-CHANGE buffer */
     struct replica_vc_msg *vc_cur;  /* n: each sender's VIEW-CHANGE for `view` */
     struct replica_vc_msg *vc_next; /* n: each sender's highest one above `view` */
@@ -486,6 +487,8 @@ void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, st
 void replica_status_send(struct pbft_replica *r, struct pbft_out *out);
 /* The catch-up timers: retransmission, STATUS, state-transfer chunk timeout. */
 void replica_catchup_tick(struct pbft_replica *r, struct pbft_out *out);
+/* A correct replica provably executed beyond our last executed seq (status.c). */
+bool replica_catchup_behind(const struct pbft_replica *r);
 uint64_t replica_catchup_deadline(const struct pbft_replica *r);
 
 /* ---- statetransfer.c: fetching a checkpoint's state (TOCS 2002 §5.3, §6.2) ------- */

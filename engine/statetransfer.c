@@ -421,9 +421,11 @@ static void install(struct pbft_replica *r, const uint8_t actual[BFTKV_DIGEST_SI
     if (x->cand.seq <= n)
         x->cand.seq = 0;
     /* Tell the group at once: peers relay the batches after n from their logs,
-     * or -- if a newer checkpoint became stable meanwhile -- its proof. */
+     * or -- if a newer checkpoint became stable meanwhile -- its proof. A peer
+     * that answered our last STATUS less than R/4 ago ignores this one, so the
+     * next goes at the lagging pace (status.c), not after R. */
     replica_status_send(r, out);
-    r->cu.status_ns = r->now_ns + r->cfg.retransmit_ns;
+    r->cu.status_ns = r->now_ns + r->cfg.retransmit_ns / 2u;
 }
 
 /* The whole state is in: check it against the signed digest (TOCS 2002

@@ -14,19 +14,26 @@
  *
  *  - STATUS. A replica that knows of work above last_executed (a seq some message
  *    named, a checkpoint, a peer's STATUS) and has executed nothing for R
- *    multicasts STATUS(v, h, last_executed, max seq seen), authenticated; and
- *    every replica sends one every 10 R anyway (a heartbeat: a replica that
- *    missed the last batches before the group went idle learns it is behind, a
+ *    multicasts STATUS(v, h, last_executed, max seq seen), authenticated; a
+ *    lagging one (catchup_lagging: missing more than the normal case has in
+ *    flight) asks every R/2 even while answers make it progress; and every
+ *    replica sends one every 10 R anyway (a heartbeat: a replica that missed
+ *    the last batches before the group went idle learns it is behind, a
  *    restarted one announces that it is at 0). A peer that is ahead answers
- *    point-to-point, at most once per R/2 per asker: if the asker's next seq is
- *    still in its log, the logged PRE-PREPARE (the primary's authenticator has a
- *    MAC for every replica, so anyone may relay it), its own PREPARE and COMMIT
- *    for up to W seqs, with which the asker completes the normal protocol;
- *    if the asker is below its stable checkpoint, the checkpoint's proof (the q
- *    signed CHECKPOINTs), from which the asker starts state transfer
- *    (statetransfer.c). This is TOCS 2002 §5.2's status message, simplified:
- *    the paper's bit maps of what the asker holds are replaced by "everything
- *    from last_executed + 1", which costs a little bandwidth and no state.
+ *    point-to-point, at most once per R/4 per asker, with its own STATUS and:
+ *    if the asker's next seq is still in its log, the logged PRE-PREPAREs (the
+ *    primary's authenticator has a MAC for every replica, so anyone may relay
+ *    them) and its own PREPAREs and COMMITs from that seq on, up to
+ *    CATCHUP_RELAY_BYTES_MAX, with which the asker completes the normal
+ *    protocol; if the asker is below its stable checkpoint, the checkpoint's
+ *    proof (the q signed CHECKPOINTs), from which the asker starts state
+ *    transfer (statetransfer.c). This is TOCS 2002 §5.2's status message,
+ *    simplified: the paper's bit maps of what the asker holds are replaced by
+ *    "everything from last_executed + 1", which costs a little bandwidth and no
+ *    state. (Answers of W seqs each, one per R without progress, caught a
+ *    replica up at a few hundred batches a second: behind a busy group it fell
+ *    past the group's next stable checkpoint and fetched state over and over,
+ *    docs/design.md 5.6.)
  *
  * STATUS also carries the sender's view. A replica that sees f+1 distinct
  * replicas report the same view v above its own -- one of them correct -- joins
@@ -62,7 +69,9 @@ static bool vote_send(struct pbft_replica *r, uint8_t type, const struct replica
     return true;
 }
 
-void replica_status_send(struct pbft_replica *r, struct pbft_out *out)
+/* STATUS to every replica (a heartbeat, a request for help) or to one (with an
+ * answer: the asker learns how far we are, replica_catchup_behind). */
+static void status_send_to(struct pbft_replica *r, uint8_t dest_kind, uint16_t to, struct pbft_out *out)
 {
     if (r->cfg.n == 1)
         return;
@@ -78,8 +87,13 @@ void replica_status_send(struct pbft_replica *r, struct pbft_out *out)
                                     max_seq, r->unsure ? WIRE_STATUS_NO_STATE : 0u, &auth_off);
     BFTKV_ASSERT(len > 0);
     auth_authenticator_fill(r->auth, dst, len, auth_off);
-    pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
+    pbft_out_commit(out, dest_kind, to, len);
     r->stats.status_sent++;
+}
+
+void replica_status_send(struct pbft_replica *r, struct pbft_out *out)
+{
+    status_send_to(r, PBFT_DEST_ALL_REPLICAS, 0, out);
 }
 
 /* ---- Retransmission (the tick) ------------------------------------------------- */
@@ -158,6 +172,39 @@ static bool catchup_busy(const struct pbft_replica *r)
     return r->xfer.active || r->xfer.cand.seq > r->last_executed || r->cu.max_seen > r->last_executed;
 }
 
+/* Has a correct replica executed beyond our last executed seq? Either q
+ * replicas signed a checkpoint above it (a proven candidate, or a transfer under
+ * way), or f+1 peers in our view said so in their latest STATUS: one of them is
+ * correct. f faulty replicas can fake neither. The view change asks this before
+ * suspecting the primary (viewchange.c): a replica that is behind a group that
+ * works has no reason to, it has catching up to do. */
+bool replica_catchup_behind(const struct pbft_replica *r)
+{
+    if (r->xfer.active || r->xfer.cand.seq > r->last_executed)
+        return true;
+    uint32_t ahead = 0;
+    for (uint16_t j = 0; j < r->cfg.n; j++) {
+        if (j != r->cfg.id && r->cu.peer_view_known[j] && r->cu.peer_view[j] == r->view
+            && r->cu.peer_le[j] > r->last_executed)
+            ahead++;
+    }
+    return ahead >= (uint32_t)r->cfg.f + 1u;
+}
+
+/* Lagging: missing more than the normal case has in flight -- a seq above
+ * last_executed + 2W is known (a primary proposes at most W past what it
+ * executed), or we are provably behind -- and no transfer is under way. Such a
+ * replica asks again every R/2 while answers make it progress, instead of
+ * waiting R without progress each time: at one answer per R, a replica a few
+ * hundred small batches behind a busy group never caught up and fell behind the
+ * group's next stable checkpoint, to fetch the state again and again. */
+static bool catchup_lagging(const struct pbft_replica *r)
+{
+    if (r->xfer.active)
+        return false;
+    return r->cu.max_seen > r->last_executed + 2u * (uint64_t)r->cfg.window || replica_catchup_behind(r);
+}
+
 void replica_catchup_tick(struct pbft_replica *r, struct pbft_out *out)
 {
     struct replica_catchup *cu = &r->cu;
@@ -174,9 +221,10 @@ void replica_catchup_tick(struct pbft_replica *r, struct pbft_out *out)
         ckpts_scan(r);
         bool behind = cu->max_seen > r->last_executed || r->xfer.cand.seq > r->last_executed || r->xfer.active;
         bool idle = now - cu->progress_ns >= R;
-        if (behind && idle && now >= cu->status_ns) {
+        bool lag = catchup_lagging(r);
+        if (behind && (idle || lag) && now >= cu->status_ns) {
             replica_status_send(r, out);
-            cu->status_ns = now + R;
+            cu->status_ns = now + (lag ? R / 2u : R);
             cu->heartbeat_ns = now + CATCHUP_HEARTBEAT_INTERVALS * R;
         }
     }
@@ -291,16 +339,16 @@ static bool pool_relay(struct pbft_replica *r, const struct replica_slot *s, uin
 
 /* The asker's next seqs are still in our log: relay the PRE-PREPAREs we hold
  * (and the large requests they name, when we still have them) and our own
- * votes, up to W seqs and not beyond the asker's window. */
+ * votes, from its next seq on, up to CATCHUP_RELAY_BYTES_MAX (one seq at
+ * least) and not beyond the asker's window. */
 static void log_relay(struct pbft_replica *r, uint16_t to, uint64_t from_seq, uint64_t asker_low,
                       struct pbft_out *out)
 {
-    uint64_t last = from_seq + r->cfg.window - 1u;
-    if (last > r->last_executed)
-        last = r->last_executed;
+    uint64_t last = r->last_executed;
     if (last > asker_low + r->cfg.log_window)
         last = asker_low + r->cfg.log_window;
-    for (uint64_t seq = from_seq; seq <= last; seq++) {
+    size_t start = out->used;
+    for (uint64_t seq = from_seq; seq <= last && out->used - start < CATCHUP_RELAY_BYTES_MAX; seq++) {
         const struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL || !s->has_pp || s->view != r->view || s->pp_len == 0)
             continue;
@@ -321,6 +369,7 @@ void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, st
     uint64_t j_le = m->h.seq, j_low = m->u.status.low;
     r->cu.peer_view[j] = m->h.view;
     r->cu.peer_view_known[j] = true;
+    r->cu.peer_le[j] = j_le;
     r->cu.peer_low[j] = j_low;
     r->cu.peer_holds[j] = (m->u.status.flags & WIRE_STATUS_NO_STATE) == 0;
     if (r->unsure)
@@ -345,14 +394,17 @@ void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, st
     if (j_le < r->low) {
         /* We discarded the log it needs: it must fetch the state of h. A
          * checkpoint belongs to no view, so this goes whatever the views. */
-        r->cu.answer_ns[j] = r->now_ns + r->cfg.retransmit_ns / 2u;
+        r->cu.answer_ns[j] = r->now_ns + r->cfg.retransmit_ns / 4u;
         r->stats.status_answered++;
         replica_proof_send(r, j, out);
+        if (same_view)
+            status_send_to(r, PBFT_DEST_REPLICA, j, out); /* how far we are */
         return;
     }
     if (!same_view)
         return; /* views differ: the view change's business */
-    r->cu.answer_ns[j] = r->now_ns + r->cfg.retransmit_ns / 2u;
+    r->cu.answer_ns[j] = r->now_ns + r->cfg.retransmit_ns / 4u;
     r->stats.status_answered++;
+    status_send_to(r, PBFT_DEST_REPLICA, j, out);
     log_relay(r, j, j_le + 1u, j_low, out);
 }

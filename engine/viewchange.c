@@ -9,7 +9,11 @@
  * time: when the oldest one still waiting has waited the current timeout
  * (counted from the start of the view at the earliest), the backup suspects the
  * primary (DESIGN §3: "a backup whose oldest pending request has waited longer
- * than its timer"). A backup also keeps the small requests it watches in its
+ * than its timer"). Not while it is provably behind (replica_catchup_behind: a
+ * correct peer executed more): the primary works, the request waits for the
+ * backup's own catching up, and a view change nobody else wants would leave it
+ * alone in view v+1, following the group by state transfer only. Its timers
+ * count from the last moment it was behind. A backup also keeps the small requests it watches in its
  * pending queue, so the next primary can order them without waiting for the
  * clients' next retransmission.
  *
@@ -199,6 +203,8 @@ static uint64_t watch_deadline(const struct pbft_replica *r)
     uint64_t start = r->watch[r->watch_head].start_ns;
     if (start < r->view_start_ns)
         start = r->view_start_ns;
+    if (start < r->behind_ns)
+        start = r->behind_ns;
     return start + r->vc_timeout_ns;
 }
 
@@ -685,6 +691,8 @@ void replica_viewchange_tick(struct pbft_replica *r, struct pbft_out *out)
         return; /* it follows the group's NEW-VIEWs and STATUS, starts nothing */
     if (r->view_active) {
         watch_trim(r);
+        if (replica_catchup_behind(r))
+            r->behind_ns = r->now_ns; /* catching up is our business, not the primary's */
         if (r->now_ns >= watch_deadline(r)) {
             r->stats.request_timeouts++;
             if (!r->vc_progress)

@@ -69,7 +69,7 @@ struct bench_handle {
     uint16_t lanes;                /* the lanes this handle was opened with */
     struct hdr_histogram *hist;    /* the I/O thread's only */
     uint64_t ops, errors, timeouts, backlog;
-    uint64_t dgrams_tx_before, retrans_before, fallbacks_before;
+    uint64_t dgrams_tx_before, retrans_before, fallbacks_before, ro_timeouts_before;
     atomic_uint active;
     pthread_mutex_t lock; /* open loop: the free slot stack */
     struct bench_slot *slots;
@@ -120,7 +120,7 @@ struct bench_result {
     double rate;     /* offered ops/s when open */
     double fraction; /* load point: rate / measured peak; 0 otherwise */
     double measured_s;
-    uint64_t retransmissions, readonly_fallbacks, bench_dgrams_tx;
+    uint64_t retransmissions, readonly_fallbacks, readonly_timeouts, bench_dgrams_tx;
     uint64_t ops, errors, timeouts, backlog;
     double tput, mean_ns;
     int64_t p50, p90, p99, p999, max;
@@ -162,6 +162,7 @@ struct bench {
     double cpu_self_before, cpu_self_after;
     struct bench_sample before, after;
     uint64_t retransmissions, readonly_fallbacks; /* the handles', from the window's start to the close */
+    uint64_t readonly_timeouts;                   /* fallbacks after the whole retransmission timeout */
     uint64_t bench_dgrams_tx; /* the handles' datagrams sent (includes the drain after the window) */
     uint64_t queued_max;      /* most requests seen waiting for a lane in one handle at the window's end */
     uint32_t lagging;         /* replicas that lagged or did not answer at the end of the phase */

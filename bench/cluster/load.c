@@ -363,6 +363,7 @@ static void bench_window_open(struct bench *b, uint64_t dur)
             b->handle[t].dgrams_tx_before = st.datagrams_sent;
             b->handle[t].retrans_before = st.retransmissions;
             b->handle[t].fallbacks_before = st.readonly_fallbacks;
+            b->handle[t].ro_timeouts_before = st.readonly_timeouts;
         }
     }
     b->cpu_self_before = bench_self_cpu();
@@ -397,6 +398,7 @@ int bench_run(struct bench *b)
     atomic_store(&b->measure_start_ns, 0);
     b->retransmissions = 0;
     b->readonly_fallbacks = 0;
+    b->readonly_timeouts = 0;
     b->bench_dgrams_tx = 0;
     b->queued_max = 0;
     uint64_t warm = (uint64_t)(b->warmup * 1e9);
@@ -461,6 +463,7 @@ int bench_run(struct bench *b)
             b->bench_dgrams_tx += st.datagrams_sent - b->handle[t].dgrams_tx_before;
             b->retransmissions += st.retransmissions - b->handle[t].retrans_before;
             b->readonly_fallbacks += st.readonly_fallbacks - b->handle[t].fallbacks_before;
+            b->readonly_timeouts += st.readonly_timeouts - b->handle[t].ro_timeouts_before;
         }
     }
     return b->final_read ? bench_final_read(b) : 0;

@@ -352,6 +352,7 @@ static void bench_result_fill(struct bench *b, struct hdr_histogram *all, struct
     r->measured_s = b->measured_s;
     r->retransmissions = b->retransmissions;
     r->readonly_fallbacks = b->readonly_fallbacks;
+    r->readonly_timeouts = b->readonly_timeouts;
     r->bench_dgrams_tx = b->bench_dgrams_tx;
     for (uint32_t t = 0; t < b->threads; t++) {
         struct bench_handle *h = &b->handle[t];
@@ -418,8 +419,8 @@ static void bench_write_table(struct bench *b, const struct bench_result *r, FIL
             (double)r->p50 / 1e3, (double)r->p90 / 1e3, (double)r->p99 / 1e3, (double)r->p999 / 1e3,
             (double)r->max / 1e3, r->mean_ns / 1e3);
     fprintf(fp, "  %-22s %" PRIu64 " (timeouts %" PRIu64 "); client retransmissions %" PRIu64
-                ", read-only fallbacks %" PRIu64 "\n",
-            "errors", r->errors, r->timeouts, r->retransmissions, r->readonly_fallbacks);
+                ", read-only fallbacks %" PRIu64 " (%" PRIu64 " after the retransmission timeout)\n",
+            "errors", r->errors, r->timeouts, r->retransmissions, r->readonly_fallbacks, r->readonly_timeouts);
     if (r->cpu_per_op_us >= 0) {
         fprintf(fp, "  %-22s %.2f (replicas %.2f, bench %.2f)\n", "cpu us/op", r->cpu_per_op_us,
                 r->replica_cpu_per_op_us, r->bench_cpu_per_op_us);
@@ -488,6 +489,7 @@ static void bench_write_json_entry(struct bench *b, const struct bench_result *r
     fprintf(fp, "      \"errors\": %" PRIu64 ",\n      \"timeouts\": %" PRIu64 ",\n", r->errors, r->timeouts);
     fprintf(fp, "      \"retransmissions\": %" PRIu64 ",\n      \"readonly_fallbacks\": %" PRIu64 ",\n",
             r->retransmissions, r->readonly_fallbacks);
+    fprintf(fp, "      \"readonly_timeouts\": %" PRIu64 ",\n", r->readonly_timeouts);
     if (b->load_points > 0) {
         fprintf(fp, "      \"mode\": \"%s\",\n      \"offered_rate\": %.0f,\n      \"peak_fraction\": %g,\n",
                 r->open ? "open" : "closed", r->rate, r->fraction);

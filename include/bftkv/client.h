@@ -231,6 +231,7 @@ struct bftkv_client_stats {
     uint16_t lane_base;        /* ... from this one: lane_base .. lane_base + lanes - 1 */
     uint64_t replies_forwarded; /* replies for another handle's lane passed on to it */
     uint64_t probes_sent;      /* status probes sent to replicas that stayed silent */
+    uint64_t readonly_timeouts; /* read-only fallbacks after waiting retransmit_ms (of readonly_fallbacks) */
 };
 
 /* A snapshot of the handle's counters. 0 or BFTKV_E_INVAL. */

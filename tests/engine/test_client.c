@@ -1,11 +1,12 @@
 /* Unit tests of the PBFT client state machine (engine/client.c): one client of a
  * group of NREP = 4 replicas (f = 1, q = 3) is driven with REPLY messages built
- * here with the replicas' own keys. Checked: acceptance exactly at f+1 matching
- * replies and only with a verified full result; mismatching digests and bad MACs
- * are not counted; the injected f-replies bug; the read-only path (q matching,
- * fallback to ordering on disagreement or timeout); retransmission to all replicas
+ * here with the replicas' own keys (client_fixture.c). Checked: acceptance
+ * exactly at f+1 matching replies and only with a verified full result;
+ * mismatching digests and bad MACs are not counted; the injected f-replies bug;
+ * retransmission to all replicas
  * with FULL_ALL and the same timestamp, with bounded backoff; submit limits; lanes;
- * routing of small and large requests; learning the view from replies.
+ * routing of small and large requests; learning the view from replies. The
+ * read-only path is tested in test_client_readonly.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,186 +21,7 @@
 #include <sodium.h>
 
 #include "bftkv/errors.h"
-#include "engine/auth.h"
-#include "engine/pbft.h"
-#include "engine/wire.h"
-
-#define GROUP 7u
-#define NREP 4u
-#define F 1u
-#define NCLIENTS 3u
-#define ME 1u    /* the client under test */
-#define OTHER 2u /* another allowed client */
-#define TIMEOUT_NS 1000u
-#define BASE_TS 5000u
-
-static const struct wire_limits lim = { .group = GROUP, .n = NREP, .clients_max = NCLIENTS };
-
-static struct auth_keypair rkp[NREP], ckp[NCLIENTS];
-static struct auth_public rpub[NREP], cpub[NCLIENTS];
-static struct auth_ctx rctx[NREP], cctx[NCLIENTS];
-static struct pbft_out out;
-static uint8_t g_msg[BFTKV_DATAGRAM_MAX];
-static uint8_t g_big[BFTKV_VALUE_MAX + 1];
-
-static void seed_of(uint8_t seed[32], uint8_t who, uint8_t id)
-{
-    for (int i = 0; i < 32; i++) {
-        seed[i] = (uint8_t)(who * 29u + id * 11u + (unsigned)i);
-    }
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    uint8_t seed[32];
-    for (uint8_t i = 0; i < NREP; i++) {
-        seed_of(seed, 1, i);
-        auth_keypair_from_seed(&rkp[i], seed);
-        auth_public_of(&rpub[i], &rkp[i]);
-    }
-    for (uint8_t c = 0; c < NCLIENTS; c++) {
-        seed_of(seed, 2, c);
-        auth_keypair_from_seed(&ckp[c], seed);
-        auth_public_of(&cpub[c], &ckp[c]);
-    }
-    bool known[NCLIENTS] = { true, true, true };
-    for (uint16_t i = 0; i < NREP; i++) {
-        if (auth_init_replica(&rctx[i], i, NREP, &rkp[i], rpub, cpub, known, NCLIENTS) != 0) {
-            return -1;
-        }
-    }
-    for (uint16_t c = 0; c < NCLIENTS; c++) {
-        if (auth_init_client(&cctx[c], c, NREP, &ckp[c], rpub) != 0) {
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < sizeof g_big; i++) {
-        g_big[i] = (uint8_t)(i * 7u + 3u);
-    }
-    return pbft_out_init(&out, PBFT_OUT_MIN_BYTES, PBFT_OUT_MIN_MSGS);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    for (unsigned i = 0; i < NREP; i++) {
-        auth_destroy(&rctx[i]);
-    }
-    for (unsigned c = 0; c < NCLIENTS; c++) {
-        auth_destroy(&cctx[c]);
-    }
-    pbft_out_free(&out);
-    return 0;
-}
-
-/* ---- Fixture helpers ------------------------------------------------------------- */
-
-static struct pbft_client_config cfg_default(void)
-{
-    struct pbft_client_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    pbft_client_config_defaults(&cfg);
-    cfg.group = GROUP;
-    cfg.id = ME;
-    cfg.n = NREP;
-    cfg.f = F;
-    cfg.lanes = 4;
-    cfg.retransmit_timeout_ns = TIMEOUT_NS;
-    cfg.timestamp_base = BASE_TS;
-    cfg.readonly_fast_path = false;
-    return cfg;
-}
-
-static struct pbft_client *client_new(const struct pbft_client_config *cfg)
-{
-    struct pbft_client *c = NULL;
-    assert_int_equal(pbft_client_create(cfg, &cctx[cfg->id], &c), 0);
-    assert_non_null(c);
-    pbft_out_reset(&out);
-    return c;
-}
-
-/* The i-th message of the outbox, decoded as a REQUEST and checked by replica r's
- * authenticator entry. */
-static struct wire_msg out_request(uint32_t i)
-{
-    assert_true(i < out.nmsgs);
-    struct wire_msg m;
-    size_t used = 0;
-    assert_int_equal(wire_decode(out.buf + out.msgs[i].off, out.msgs[i].len, &lim, &m, &used, NULL), 0);
-    assert_int_equal(used, out.msgs[i].len);
-    assert_int_equal(m.h.type, WIRE_REQUEST);
-    for (unsigned r = 0; r < NREP; r++) {
-        assert_true(auth_authenticator_check(&rctx[r], &m));
-    }
-    return m;
-}
-
-struct reply_spec {
-    uint16_t replica;
-    uint16_t client;
-    uint16_t lane;
-    uint64_t ts;
-    uint64_t view;
-    int16_t status;
-    const void *result; /* the result the digest is computed over */
-    uint32_t rlen;
-    bool full;          /* send the result bytes */
-    bool readonly;
-    const void *sent;   /* bytes actually sent when full (default: result) */
-    bool bad_mac;
-};
-
-static uint32_t reply_deliver(struct pbft_client *c, const struct reply_spec *s, uint64_t now,
-                              struct pbft_completion *done, uint32_t cap)
-{
-    uint8_t digest[32];
-    wire_result_digest(digest, s->status, s->result, s->rlen);
-    struct wire_reply rp = {
-        .client = s->client,
-        .lane = s->lane,
-        .status = s->status,
-        .rflags = s->readonly ? WIRE_REPLY_READONLY : 0u,
-        .result_len = s->rlen,
-        .result_digest = digest,
-        .result = s->full ? (s->sent != NULL ? s->sent : (s->result != NULL ? s->result : "")) : NULL,
-    };
-    size_t auth_off = 0;
-    size_t len = wire_encode_reply(g_msg, sizeof g_msg, GROUP, s->replica, s->view, s->ts, &rp, &auth_off);
-    assert_true(len > 0);
-    auth_reply_fill(&rctx[s->replica], g_msg, len, auth_off, s->client);
-    if (s->bad_mac) {
-        g_msg[auth_off + 3] ^= 0x40;
-    }
-    struct pbft_event ev = { .kind = PBFT_EV_RECEIVE, .now_ns = now, .msg = g_msg, .len = len };
-    return pbft_client_step(c, &ev, &out, done, cap);
-}
-
-static uint32_t tick(struct pbft_client *c, uint64_t now, struct pbft_completion *done, uint32_t cap)
-{
-    struct pbft_event ev = { .kind = PBFT_EV_TICK, .now_ns = now };
-    return pbft_client_step(c, &ev, &out, done, cap);
-}
-
-static struct reply_spec spec(uint16_t replica, uint16_t lane, uint64_t ts, const char *result, bool full)
-{
-    return (struct reply_spec){
-        .replica = replica,
-        .client = ME,
-        .lane = lane,
-        .ts = ts,
-        .status = 0,
-        .result = result,
-        .rlen = result != NULL ? (uint32_t)strlen(result) : 0u,
-        .full = full,
-    };
-}
-
-static int submit(struct pbft_client *c, uint8_t op, const char *key, const char *value)
-{
-    return pbft_client_submit(c, 0, op, key, strlen(key), value, value != NULL ? strlen(value) : 0, &out);
-}
+#include "client_fixture.h"
 
 /* ---- Lane base --------------------------------------------------------------------- */
 
@@ -466,111 +288,6 @@ static void test_not_found_status(void **state)
 }
 
 /* ---- Read-only path ------------------------------------------------------------------ */
-
-static void test_readonly_quorum(void **state)
-{
-    (void)state;
-    struct pbft_client_config cfg = cfg_default();
-    cfg.readonly_fast_path = true;
-    struct pbft_client *c = client_new(&cfg);
-    struct pbft_completion done[4];
-    int lane = submit(c, WIRE_OP_GET, "k", NULL);
-    assert_int_equal(out.nmsgs, 1);
-    assert_int_equal(out.msgs[0].dest_kind, PBFT_DEST_ALL_REPLICAS);
-    struct wire_msg m = out_request(0);
-    assert_int_equal(m.u.request.rflags, WIRE_REQ_READONLY);
-    uint64_t ts = m.h.seq;
-
-    struct reply_spec s = spec(0, (uint16_t)lane, ts, "val", true);
-    s.readonly = true;
-    assert_int_equal(reply_deliver(c, &s, 1, done, 4), 0);
-    s.replica = 1;
-    s.full = false;
-    assert_int_equal(reply_deliver(c, &s, 1, done, 4), 0); /* f+1 is not q */
-    /* An ordered-path reply with the same timestamp is not a read-only answer. */
-    s.replica = 2;
-    s.readonly = false;
-    assert_int_equal(reply_deliver(c, &s, 1, done, 4), 0);
-    s.readonly = true;
-    assert_int_equal(reply_deliver(c, &s, 2, done, 4), 1);
-    assert_memory_equal(done[0].value, "val", 3);
-    assert_int_equal(pbft_client_stats(c)->readonly_fallbacks, 0);
-    pbft_client_destroy(c);
-}
-
-static void test_readonly_disagreement_falls_back(void **state)
-{
-    (void)state;
-    struct pbft_client_config cfg = cfg_default();
-    cfg.readonly_fast_path = true;
-    struct pbft_client *c = client_new(&cfg);
-    struct pbft_completion done[4];
-    int lane = submit(c, WIRE_OP_GET, "k", NULL);
-    uint64_t ts = out_request(0).h.seq;
-    pbft_out_reset(&out);
-
-    struct reply_spec s = spec(0, (uint16_t)lane, ts, "old", true);
-    s.readonly = true;
-    assert_int_equal(reply_deliver(c, &s, 1, done, 4), 0);
-    s = spec(1, (uint16_t)lane, ts, "new", true);
-    s.readonly = true;
-    assert_int_equal(reply_deliver(c, &s, 1, done, 4), 0);
-    assert_int_equal(out.nmsgs, 0); /* 1 + 1 + 2 unanswered can still make q = 3 */
-    s.replica = 2;
-    s.result = "newer";
-    s.rlen = 5;
-    assert_int_equal(reply_deliver(c, &s, 2, done, 4), 0);
-    /* Best class 1, one replica left: q is out of reach. Retry through ordering. */
-    assert_int_equal(pbft_client_stats(c)->readonly_fallbacks, 1);
-    assert_int_equal(out.nmsgs, 1);
-    assert_int_equal(out.msgs[0].dest_kind, PBFT_DEST_REPLICA);
-    assert_int_equal(out.msgs[0].dest_id, 0);
-    struct wire_msg m = out_request(0);
-    assert_int_equal(m.u.request.rflags, 0);
-    assert_int_equal(m.u.request.op, WIRE_OP_GET);
-    assert_int_equal(m.u.request.lane, (uint16_t)lane);
-    assert_true(m.h.seq > ts);
-    uint64_t ts2 = m.h.seq;
-
-    /* Late read-only answers for the old timestamp are ignored. */
-    s = spec(3, (uint16_t)lane, ts, "old", true);
-    s.readonly = true;
-    assert_int_equal(reply_deliver(c, &s, 3, done, 4), 0);
-    assert_true(pbft_client_stats(c)->replies_ignored >= 1);
-    /* The ordered answers complete it. */
-    s = spec(0, (uint16_t)lane, ts2, "new", true);
-    assert_int_equal(reply_deliver(c, &s, 4, done, 4), 0);
-    s.replica = 3;
-    s.full = false;
-    assert_int_equal(reply_deliver(c, &s, 4, done, 4), 1);
-    assert_memory_equal(done[0].value, "new", 3);
-    assert_int_equal(done[0].timestamp, ts2);
-    pbft_client_destroy(c);
-}
-
-static void test_readonly_timeout_falls_back(void **state)
-{
-    (void)state;
-    struct pbft_client_config cfg = cfg_default();
-    cfg.readonly_fast_path = true;
-    struct pbft_client *c = client_new(&cfg);
-    struct pbft_completion done[4];
-    int lane = pbft_client_submit(c, 100, WIRE_OP_GET, "k", 1, NULL, 0, &out);
-    assert_true(lane >= 0);
-    uint64_t ts = out_request(0).h.seq;
-    assert_int_equal(pbft_client_next_deadline(c), 100 + TIMEOUT_NS);
-    pbft_out_reset(&out);
-    assert_int_equal(tick(c, 100 + TIMEOUT_NS - 1, done, 4), 0);
-    assert_int_equal(out.nmsgs, 0);
-    assert_int_equal(tick(c, 100 + TIMEOUT_NS, done, 4), 0);
-    assert_int_equal(pbft_client_stats(c)->readonly_fallbacks, 1);
-    assert_int_equal(out.nmsgs, 1);
-    struct wire_msg m = out_request(0);
-    assert_int_equal(m.u.request.rflags, 0);
-    assert_true(m.h.seq > ts);
-    assert_int_equal(pbft_client_next_deadline(c), 100 + 2u * TIMEOUT_NS);
-    pbft_client_destroy(c);
-}
 
 /* ---- Retransmission -------------------------------------------------------------------- */
 
@@ -856,9 +573,6 @@ int main(void)
         cmocka_unit_test(test_displaced_result_recovers_by_retransmission),
         cmocka_unit_test(test_bug_accepts_f_replies),
         cmocka_unit_test(test_not_found_status),
-        cmocka_unit_test(test_readonly_quorum),
-        cmocka_unit_test(test_readonly_disagreement_falls_back),
-        cmocka_unit_test(test_readonly_timeout_falls_back),
         cmocka_unit_test(test_retransmit_full_all_same_timestamp),
         cmocka_unit_test(test_submit_limits),
         cmocka_unit_test(test_outbox_full),
