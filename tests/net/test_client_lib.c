@@ -644,7 +644,7 @@ static void test_close_with_requests_in_flight(void **state)
     latch_init(&latch, 500);
     struct expect ok = { .latch = &latch, .bad = &bad };
     for (int i = 0; i < 500; i++) {
-        char key[16];
+        char key[32];
         snprintf(key, sizeof key, "close-%d", i);
         assert_int_equal(bftkv_submit(c, BFTKV_OP_PUT, key, strlen(key), "z", 1, done_or_cancelled_cb, &ok), 0);
     }
