@@ -1,7 +1,7 @@
-/* Assertions that stay on in every build type (STYLE §6, TigerBeetle's rule).
+/* Assertions that stay on in every build type (TigerBeetle's rule).
  *
  * BFTKV_ASSERT is for programmer bugs only: never for bytes that came off the wire
- * or from a file (STYLE §5). A failed assertion prints the expression and its
+ * or from a file: those are validated and dropped. A failed assertion prints the expression and its
  * location and aborts, so a simulator seed or a core dump shows where. */
 #ifndef BFTKV_COMMON_ASSERT_H
 #define BFTKV_COMMON_ASSERT_H

@@ -1,4 +1,4 @@
-/* HDR histogram: the latency recorder behind every bftkv percentile (DESIGN §5, §8).
+/* HDR histogram: the latency recorder behind every bftkv percentile (docs/design.md §4).
  *
  * Layout. A value v >= 0 is shifted right by unit_magnitude, the largest shift
  * that still resolves `lowest` to sigfigs (see hdr_layout). The shifted range is

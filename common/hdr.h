@@ -1,4 +1,4 @@
-/* HDR histogram: latency recording with bounded relative error (DESIGN §5, §8).
+/* HDR histogram: latency recording with bounded relative error (docs/design.md §4).
  *
  * Written here because Debian packages no HdrHistogram_c; the API follows it
  * (hdr_init / hdr_record_value / hdr_value_at_percentile / hdr_add) so readers who

@@ -1,6 +1,6 @@
 /* Authentication: deterministic key pairs, pairwise MAC keys, MAC authenticators
  * for the normal-case messages and Ed25519 signatures for the ones third parties
- * must be able to check (engine/auth.h, DESIGN §3 "Authentication").
+ * must be able to check (engine/auth.h, docs/design.md §5.2).
  *
  * An authenticator (TOCS 2002 §3.2) holds one 16-byte SipHash-2-4 MAC per replica.
  * The MACed body is the whole body, or for PRE-PREPARE and REPLY only its fixed

@@ -1,5 +1,5 @@
 /* Authentication: pairwise MAC keys, MAC authenticators, Ed25519 signatures
- * (DESIGN §3 "Identities and keys", "Authentication").
+ * (docs/design.md §5.2).
  *
  * Every principal (replica or client) has an X25519 key pair and an Ed25519 key
  * pair. The MAC key shared by principals a and b is derived without a handshake:

@@ -1,4 +1,4 @@
-/* The PBFT client as a step function (TOCS 2002 §4.1; DESIGN §3 "Requests",
+/* The PBFT client as a step function (TOCS 2002 §4.1; docs/design.md §5.3,
  * "Read-only fast path"; API in engine/pbft.h).
  *
  * A client has `lanes` slots, each holding at most one operation in flight. A lane
@@ -9,7 +9,7 @@
  * ordered path (at least one of them is correct, TOCS 2002 §4.1), q = ⌈(n+f+1)/2⌉
  * on the read-only path (§5.1.3: the answer of a quorum that intersects every
  * commit quorum in a correct replica) — and the full result with that digest is
- * in hand. Replicas send one full result and digests otherwise (DESIGN §3); a
+ * in hand. Replicas send one full result and digests otherwise (docs/design.md §5); a
  * retransmission asks every replica for the full result (WIRE_REQ_FULL_ALL).
  *
  * On the wire the lanes are lane_base .. lane_base + lanes - 1: handles sharing a
@@ -268,7 +268,7 @@ static void lane_reencode(struct pbft_client *c, struct client_lane *l, uint16_t
 }
 
 /* A large request (header + body above BFTKV_INLINE_REQUEST_MAX) goes to every
- * replica: the primary batches only its digest (DESIGN §3 "Batching"). */
+ * replica: the primary batches only its digest (docs/design.md §5.3). */
 static bool lane_is_large(const struct pbft_client *c, const struct client_lane *l)
 {
     return l->req_len - (size_t)c->cfg.n * BFTKV_MAC_SIZE > BFTKV_INLINE_REQUEST_MAX;

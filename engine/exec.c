@@ -1,5 +1,5 @@
 /* Execution, the reply cache and the read-only path (TOCS 2002 §4.1, §4.2,
- * §5.1.3; DESIGN §3 "Requests", "Three phases", "Read-only fast path").
+ * §5.1.3; docs/design.md §5.3).
  *
  * Committed batches execute strictly in sequence order, last_executed + 1 first;
  * within a batch, requests execute in batch order. The reply cache keeps, per

@@ -1,6 +1,6 @@
 /* The view change, second half: the new primary's choice, NEW-VIEW, its check at
- * the backups, and the start of the new view (TOCS 2002 §4.4-§4.5; DESIGN §3
- * "View change"). viewchange.c has the timers and VIEW-CHANGE messages.
+ * the backups, and the start of the new view (TOCS 2002 §4.4-§4.5; docs/design.md §5.5).
+ * viewchange.c has the timers and VIEW-CHANGE messages.
  *
  * The choice (TOCS 2002 §4.5.1), over a set S of VIEW-CHANGEs for view v from
  * distinct replicas, at least q of them. The checkpoint: the highest (h, d) that

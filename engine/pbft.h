@@ -1,4 +1,4 @@
-/* The PBFT engine: replica and client as pure step functions (DESIGN §3, STYLE §4).
+/* The PBFT engine: replica and client as pure step functions (docs/design.md §5).
  *
  *     event in  ->  state change  ->  outbox out
  *
@@ -72,7 +72,7 @@ void pbft_out_reset(struct pbft_out *o);
 
 /* ---- Injected bugs (tests only) --------------------------------------------------
  * Each switch breaks one rule on purpose, so a test can show that the simulator's
- * checkers catch it (issue 3 item 8). Never set outside tests. */
+ * checkers catch it (tests/sim/README.md). Never set outside tests. */
 enum pbft_bug {
     PBFT_BUG_COMMIT_QUORUM_2F = 1u << 0,     /* committed-local with 2f commits, not 2f+1 */
     PBFT_BUG_EXECUTE_UNCOMMITTED = 1u << 1,  /* execute as soon as prepared */

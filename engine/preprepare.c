@@ -1,4 +1,4 @@
-/* The pre-prepare phase (TOCS 2002 §4.2; DESIGN §3 "Batching and pipelining").
+/* The pre-prepare phase (TOCS 2002 §4.2; docs/design.md §5.3).
  *
  * At the primary: whenever fewer than W batches are in flight (proposed, not yet
  * executed here), the next sequence number is inside the log window (h, h+L] and

@@ -1,7 +1,7 @@
 /* The PBFT replica: creation (every pool allocated here, with its sizing
  * formula), the step function that decodes one message and dispatches it to the
  * file of its protocol phase, ticks, and the log-slot helpers shared by those
- * files (DESIGN §3; TOCS 2002 §4).
+ * files (docs/design.md §5; TOCS 2002 §4).
  *
  * One step = one event: a received message is decoded once (wire_decode,
  * validating every field), dispatched by type, and then replica_progress() runs
@@ -16,7 +16,7 @@
 #include "common/assert.h"
 #include "engine/replica_internal.h"
 
-/* Defaults (DESIGN §3). K = 128 batches between checkpoints keeps the signing
+/* Defaults (docs/design.md §5). K = 128 batches between checkpoints keeps the signing
  * cost (one Ed25519 signature and n-1 verifications) far below one per batch;
  * L = 2K lets the primary run a full checkpoint interval ahead of the last
  * stable checkpoint while the next one collects its quorum. W = 8 batches in

@@ -1,6 +1,6 @@
 /* REQUEST-FETCH: a backup asks for a large request its batch names (TOCS 2002
- * §4.2: a backup accepts a PRE-PREPARE only with the requests it names; DESIGN §3
- * "Requests"). The pool itself is engine/replica_request.c.
+ * §4.2: a backup accepts a PRE-PREPARE only with the requests it names; docs/design.md §5.3).
+ * The pool itself is engine/replica_request.c.
  *
  * The push paths of replica_request.c (the relay before execution and with the primary's
  * retransmission, and status.c's answer to a laggard) send a request to the

@@ -181,7 +181,7 @@ struct replica_pool_entry {
                          fetch, relays) and evicted before any other entry */
 };
 
-/* A read-only request parked until execution passes its target (DESIGN §3). */
+/* A read-only request parked until execution passes its target (docs/design.md §5). */
 struct replica_ro {
     uint64_t target;
     uint64_t timestamp;

@@ -1,4 +1,4 @@
-/* REQUEST receipt at a replica (TOCS 2002 §4.1, §4.2; DESIGN §3 "Requests",
+/* REQUEST receipt at a replica (TOCS 2002 §4.1, §4.2; docs/design.md §5.3,
  * "Batching and pipelining"), the primary's queue of pending requests, and the
  * pool of large requests.
  *
@@ -73,8 +73,8 @@ static void bytes_release_oldest(struct replica_bytes *b, uint32_t off, uint32_t
 
 /* ---- The large-request pool ----------------------------------------------------- */
 
-/* Sizing and the invariant that keeps backups live (DESIGN §3 "Batching and
- * pipelining"; TOCS 2002 §4.2: a backup accepts a PRE-PREPARE only with every
+/* Sizing and the invariant that keeps backups live (docs/design.md §5.3;
+ * TOCS 2002 §4.2: a backup accepts a PRE-PREPARE only with every
  * request it names, so one that names a request the pool cannot take stalls).
  *
  * The pool holds C = w*B + Q + R chunks of REPLICA_POOL_CHUNK bytes, where

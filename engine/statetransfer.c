@@ -1,5 +1,5 @@
-/* State transfer, the fetching side (TOCS 2002 §5.3, §6.2; DESIGN §3 "State
- * transfer"; issue 4 item 2). statetransfer_serve.c keeps the checkpoint
+/* State transfer, the fetching side (TOCS 2002 §5.3, §6.2; docs/design.md §5.6).
+ * statetransfer_serve.c keeps the checkpoint
  * snapshots and answers FETCH; this file also creates and destroys the
  * catch-up state of both.
  *

@@ -1,6 +1,6 @@
 /* Serving state transfer: the snapshots of own checkpoints, the chunks a FETCH
- * asks for, and the proof a replica below h needs (TOCS 2002 §5.3; DESIGN §3
- * "State transfer": serving a snapshot must not stop the server; issue 4 item 2).
+ * asks for, and the proof a replica below h needs (TOCS 2002 §5.3; docs/design.md §5.6:
+ * serving a snapshot must not stop the server).
  * statetransfer.c is the fetching side.
  *
  * After executing a checkpoint seq n (n mod K = 0) a replica keeps the state of

@@ -1,5 +1,5 @@
 /* Retransmission and STATUS: liveness when messages are lost (TOCS 2002 §5.2,
- * §5.3.1; DESIGN §3, issue 3 "loss 0-30%", issue 4 items 2 and 3).
+ * §5.3.1; docs/design.md §5.6).
  *
  * PBFT's normal case assumes the network eventually delivers; over UDP it drops.
  * Two mechanisms recover, both driven by the tick (time comes in the event):

@@ -1,5 +1,5 @@
 /* The view change, first half: timers, VIEW-CHANGE messages, and moving between
- * views (TOCS 2002 §4.4-§4.5; DESIGN §3 "View change"). newview.c has the second
+ * views (TOCS 2002 §4.4-§4.5; docs/design.md §5.5). newview.c has the second
  * half: the new primary's choice, NEW-VIEW, and the first PRE-PREPAREs.
  *
  * Request timers (TOCS 2002 §4.5.2). A replica that is not the active primary
@@ -8,8 +8,8 @@
  * replica from the start -- until it executes. The watches form a FIFO by start
  * time: when the oldest one still waiting has waited the current timeout
  * (counted from the start of the view at the earliest), the backup suspects the
- * primary (DESIGN §3: "a backup whose oldest pending request has waited longer
- * than its timer"). Not while it is provably behind (replica_catchup_behind: a
+ * primary (docs/design.md §5.5: a backup whose oldest pending request has waited longer
+ * than its timer). Not while it is provably behind (replica_catchup_behind: a
  * correct peer executed more): the primary works, the request waits for the
  * backup's own catching up, and a view change nobody else wants would leave it
  * alone in view v+1, following the group by state transfer only. Its timers

@@ -2,7 +2,7 @@
  * decoder (engine/wire.h has the byte layout).
  *
  * The decoder is the first code that touches bytes from the network, so it trusts
- * none of them (STYLE §5): it checks the header, then the lengths the type implies,
+ * none of them: it checks the header, then the lengths the type implies,
  * then every body field, and for a PRE-PREPARE it walks the whole entries region,
  * decodes every inline REQUEST with the same rules, and recomputes the batch digest
  * D (TOCS 2002 §4.2: a backup accepts a pre-prepare only if D is the digest of the

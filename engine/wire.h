@@ -1,7 +1,7 @@
 /* The wire format of bftkv: message layout, encoders, and the validating decoder.
  *
  * A datagram carries one or more messages back to back (the transport coalesces
- * messages bound for the same destination, DESIGN §5 "The datagram budget"). Every
+ * messages bound for the same destination, docs/design.md §5.1). Every
  * message is
  *
  *     header (WIRE_HEADER_SIZE bytes) | body (body_len bytes) | auth (auth_len bytes)

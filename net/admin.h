@@ -1,6 +1,6 @@
 /* The admin protocol: a client of the allow-list asks a replica for its stats
- * over the same UDP socket and with the same keys as its requests (issue 5,
- * `bftkv stats REPLICA`, `tools/cluster status`).
+ * over the same UDP socket and with the same keys as its requests
+ * (`bftkv stats REPLICA`, `tools/cluster status`).
  *
  * Two message types outside the engine's range (engine/wire.h stops at
  * WIRE_TYPE_MAX = 11; the engine never sees them: the server runtime takes them

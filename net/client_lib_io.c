@@ -2,8 +2,8 @@
  *
  * One loop, like Redis's ae: before sleeping, expire async requests whose time is
  * up, move queued requests onto free lanes (pbft_client_submit), send the outbox
- * (every message of the iteration to one replica rides in one datagram, DESIGN §5
- * "The datagram budget"); then sleep in net_udp_poll until a datagram arrives, a
+ * (every message of the iteration to one replica rides in one datagram, docs/design.md §6);
+ * then sleep in net_udp_poll until a datagram arrives, a
  * submitter wakes us, or the next deadline (a retransmission, or an async
  * request's timeout) is due; then step the engine with each received message and
  * with a tick when due, handing completions back as they come.

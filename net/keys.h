@@ -1,4 +1,4 @@
-/* Secret key files and a principal's identity (DESIGN §3 "Identities and keys").
+/* Secret key files and a principal's identity (docs/design.md §5.2).
  *
  * A principal (replica or client) is one 32-byte secret seed: engine/auth.c
  * derives its X25519 and Ed25519 key pairs from it, and the config file carries

@@ -1,4 +1,4 @@
-/* The staged layout (config `threads staged auth_workers=N`, DESIGN §5):
+/* The staged layout (config `threads staged auth_workers=N`, docs/design.md §6):
  *
  *   rx thread ──in[w]──> auth worker w (N of them) ──out[w]──> protocol thread
  *        ^                      │                                │      │
@@ -14,7 +14,7 @@
  *     signature) on the engine's auth context, read-only; removes the messages
  *     that fail (counted by reason) and passes the slot on, or back to rx when
  *     nothing is left. The engine checks again inside its step: with the current
- *     engine API the stage can only filter (see the report on issue 5).
+ *     engine API the stage can only filter.
  * protocol: the engine (server_datagram_step: admin, address book, step,
  *     execution inside the engine), timers; everything a round of datagrams
  *     produced is copied into one tx batch (a 512 KiB buffer from a pool of

@@ -1,4 +1,4 @@
-/* The UDP transport of bftkv (DESIGN §5): one bound socket, coalescing sends,
+/* The UDP transport of bftkv (docs/design.md §6): one bound socket, coalescing sends,
  * batched receives, over io_uring or, where io_uring is unavailable, over
  * recvmmsg/sendmmsg.
  *
@@ -6,7 +6,7 @@
  * datagram for its destination; a message never straddles two datagrams, so the
  * receiver walks a datagram message by message (engine/wire.h: every message says
  * its own length). Many small messages to one endpoint thus cost one datagram,
- * which is what the datagram budget of DESIGN §5 asks for. net_udp_flush() hands
+ * which is what the datagram budget of docs/design.md §6 asks for. net_udp_flush() hands
  * every open datagram to the kernel: io_uring — one SENDMSG per datagram, all in
  * one io_uring_enter; fallback — sendmmsg in batches. Datagram buffers come from a
  * pool allocated by net_udp_open(); when the pool is exhausted net_udp_queue()

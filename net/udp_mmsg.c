@@ -1,5 +1,5 @@
 /* The fallback backend of the UDP transport (net/udp.h): sendmmsg and recvmmsg,
- * for kernels or sandboxes where io_uring is missing or forbidden (DESIGN §5).
+ * for kernels or sandboxes where io_uring is missing or forbidden (docs/design.md §6).
  *
  * Sends are synchronous: sendmmsg copies every datagram into the kernel before it
  * returns, so a flush gives every buffer back to the pool at once. The socket is

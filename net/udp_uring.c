@@ -1,4 +1,4 @@
-/* The io_uring backend of the UDP transport (net/udp.h, DESIGN §5).
+/* The io_uring backend of the UDP transport (net/udp.h, docs/design.md §6).
  *
  * Two rings, one per half, so that a send thread and a receive thread never share
  * a submission queue:

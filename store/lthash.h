@@ -1,5 +1,5 @@
-/* LtHash: the store's incremental, order-independent state digest (DESIGN §3
- * "Checkpoints"; Bellare–Micciancio 1997, Lewi et al. 2019).
+/* LtHash: the store's incremental, order-independent state digest (docs/design.md §3.2, §5.4;
+ * Bellare–Micciancio 1997, Lewi et al. 2019).
  *
  * The digest of a set of (key, value) entries is the lane-wise sum, modulo 2^16,
  * of one 1024-lane vector per entry. An entry's vector is an extendable-output

@@ -1,5 +1,5 @@
 /* The store: a sharded, striped-lock hash table of byte-string keys and values,
- * with an incremental state digest and copy-on-write snapshots (DESIGN §4).
+ * with an incremental state digest and copy-on-write snapshots (docs/design.md §3).
  *
  * Concurrency contract
  *   - Every call may be made from any thread at any time, except store_destroy()
@@ -79,7 +79,7 @@ void store_clear(struct store *s);
 
 uint32_t store_shard_count(const struct store *s);
 
-/* ---- Snapshots and restore (state transfer, DESIGN §3) ------------------------ */
+/* ---- Snapshots and restore (state transfer, docs/design.md §5) ------------------------ */
 
 /* Take a point-in-time snapshot: O(shards), no entry is copied. Writes after this
  * call do not show in the snapshot. 0 or BFTKV_E_NOMEM. */
@@ -122,7 +122,7 @@ bool store_snapshot_cursor_valid(const struct store_snapshot *snap, uint32_t sha
  * chunk was applied; records are puts, so applying the chunk again is safe. */
 int store_restore_chunk(struct store *s, const uint8_t *buf, size_t len);
 
-/* ---- Staging stores (state transfer, DESIGN §3; store_swap.c) ------------------- */
+/* ---- Staging stores (state transfer, docs/design.md §5; store_swap.c) ------------------- */
 
 /* Bytes of the key of the per-store key hash (SipHash-2-4). */
 #define STORE_HASH_KEY_SIZE 16u

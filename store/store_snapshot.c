@@ -1,5 +1,5 @@
 /* Snapshots of the store and their wire form, the source side and the sink side
- * of state transfer (store.h, DESIGN §3 "State transfer" and §4).
+ * of state transfer (store.h, docs/design.md §5.6 and §3).
  *
  * A snapshot holds one reference to each shard's table, taken while every shard's
  * read lock is held, so it is one point in time and costs O(shards); the writers

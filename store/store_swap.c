@@ -1,4 +1,4 @@
-/* Whole-store operations for state transfer (store.h, DESIGN §3 "State transfer"):
+/* Whole-store operations for state transfer (store.h, docs/design.md §5.6):
  * an empty twin of a store, and the exchange of two stores' contents.
  *
  * A replica that fetches a checkpoint's state from its peers restores it into a

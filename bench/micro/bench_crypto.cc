@@ -1,4 +1,4 @@
-// Cryptography micro benchmarks (DESIGN §3 "Authentication"): the numbers behind
+// Cryptography micro benchmarks (docs/design.md §5.2): the numbers behind
 // the choice of MAC for authenticators, of hash for request/batch digests, and the
 // cost of the Ed25519 signatures and X25519 key agreement used off the fast path.
 //

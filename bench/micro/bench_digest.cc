@@ -1,4 +1,4 @@
-// LtHash micro benchmarks (DESIGN §3 "Checkpoints"): what the incremental state
+// LtHash micro benchmarks (docs/design.md §5.4): what the incremental state
 // digest costs per write.
 //
 // The store keeps one 32-byte seed per entry, so a write pays:

@@ -1,4 +1,4 @@
-// HDR histogram micro benchmarks (common/hdr.h; DESIGN §5, §8): every pipeline
+// HDR histogram micro benchmarks (common/hdr.h; docs/design.md §4): every pipeline
 // stage records one latency per message, so hdr_record_value is on the fast path;
 // percentile queries and merges (hdr_add) run on the stats path.
 //

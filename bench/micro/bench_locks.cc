@@ -1,5 +1,5 @@
-// Lock micro benchmarks (DESIGN §4: "ck_spinlock / ck_rwlock or striped pthread
-// locks — choose by benchmark"). Each candidate guards a tiny critical section (read
+// Lock micro benchmarks (docs/design.md §3.3: ck_spinlock / ck_rwlock or striped
+// pthread locks, chosen by benchmark). Each candidate guards a tiny critical section (read
 // or increment a counter that shares the lock's cache line, as a shard header
 // would), from 1 and 2 threads:
 //   BM_Lock<Kind>/shared    every thread takes the same lock (contended)

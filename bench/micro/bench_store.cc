@@ -1,4 +1,4 @@
-// Store micro benchmarks (DESIGN §4, §8): get, put, put of the same value and
+// Store micro benchmarks (docs/design.md §3; docs/benchmarks.md): get, put, put of the same value and
 // del+put on a prefilled store
 // at 1K, 100K and 1M keys of 16 bytes, with 32-byte and 1 KiB values, from 1 and 2
 // threads on the same store (2 threads measure shard lock contention).

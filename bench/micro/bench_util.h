@@ -21,7 +21,7 @@ namespace bench {
 
 constexpr std::size_t kCacheLine = 64;
 
-// The key size every store and digest benchmark uses (DESIGN §8: 16-byte keys).
+// The key size every store and digest benchmark uses (docs/benchmarks.md: 16-byte keys).
 constexpr std::size_t kKeySize = 16;
 
 // xorshift64* (Vigna 2016): a few cycles per draw, good enough to spread keys

@@ -1,4 +1,4 @@
-// bftkv-microbench: the micro benchmark suite (DESIGN §8). The benchmarks register
+// bftkv-microbench: the micro benchmark suite (docs/benchmarks.md). The benchmarks register
 // themselves from bench_*.cc; this file initialises libsodium and Google Benchmark,
 // records the context a result must be read with (allocator, library versions,
 // build), runs, and frees what the store benchmarks kept.

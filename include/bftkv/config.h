@@ -1,5 +1,5 @@
-/* The cluster configuration file (DESIGN §1 "a config file, a key file", §3
- * "Identities and keys"; docs/config.md is the reference of every directive).
+/* The cluster configuration file (docs/operations.md "Deploying a group on
+ * several machines", docs/design.md §5.2; docs/config.md is the reference of every directive).
  *
  * One text file describes a group: its replicas with their addresses and public
  * keys, the clients allowed to talk to it (the allow-list), where the secret key
@@ -27,7 +27,7 @@
  * is refused like any stranger. HEX is 64 hex digits (32 bytes). Every directive
  * but replica and client appears at most once; unknown directives are errors.
  *
- * Room for scale-out (DESIGN §6): `group ID` opens a block and the group's f and
+ * Room for scale-out (partitions, each its own group): `group ID` opens a block and the group's f and
  * replica lines follow it; a file without a group line has one group, id 0.
  * This version accepts one group per file; a later one will accept several
  * blocks, each with its own f and replicas, while clients, key_dir and tuning stay
@@ -77,7 +77,7 @@ extern "C" {
  * "Defaults"); each client id costs the replicas 64 reply-cache entries. */
 #define BFTKV_CONFIG_CLIENT_LANES_DEFAULT 64u
 
-/* The thread layout of a replica (DESIGN §5); the runtime interprets it. */
+/* The thread layout of a replica (docs/design.md §6); the runtime interprets it. */
 enum bftkv_config_threads {
     BFTKV_CONFIG_THREADS_SINGLE = 0, /* every stage on one thread */
     BFTKV_CONFIG_THREADS_STAGED = 1, /* a thread per stage, auth_workers authenticators */

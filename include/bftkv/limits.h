@@ -1,4 +1,4 @@
-/* Every limit of bftkv, in one header, related by static assertions (STYLE §7).
+/* Every limit of bftkv, in one header, related by static assertions.
  *
  * A limit is a promise to the user (a key of BFTKV_KEY_MAX bytes is accepted, one
  * byte more gets BFTKV_E_KEY_TOO_LARGE) and a sizing input for the pools allocated
@@ -8,7 +8,7 @@
 #ifndef BFTKV_LIMITS_H
 #define BFTKV_LIMITS_H
 
-/* ---- Keys and values (DESIGN §4) --------------------------------------------- */
+/* ---- Keys and values (docs/design.md §3) --------------------------------------------- */
 
 /* Keys are 1..BFTKV_KEY_MAX bytes, arbitrary bytes, no terminator. */
 #define BFTKV_KEY_MAX 1024u
@@ -18,7 +18,7 @@
  * one datagram would need client-side chunking, which bftkv does not do. */
 #define BFTKV_VALUE_MAX (60u * 1024u)
 
-/* ---- Transport (DESIGN §5) --------------------------------------------------- */
+/* ---- Transport (docs/design.md §6) --------------------------------------------------- */
 
 /* Largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP). */
 #define BFTKV_DATAGRAM_MAX 65507u
@@ -44,7 +44,7 @@
 #define BFTKV_DGRAM_CLIENT_MSGS_MAX 64u
 #define BFTKV_DGRAM_ADMIN_MSGS_MAX 1u
 
-/* ---- Group shape (DESIGN §3) ------------------------------------------------- */
+/* ---- Group shape (docs/design.md §5) ------------------------------------------------- */
 
 /* Replicas per group; N >= 3f+1. 64 covers every sweep (N up to 13) with room. */
 #define BFTKV_REPLICAS_MAX 64u
@@ -56,7 +56,7 @@
 /* Clients in a group's allow-list; each has one reply-cache entry per replica. */
 #define BFTKV_CLIENTS_MAX 4096u
 
-/* ---- Batching and the log (DESIGN §3) ---------------------------------------- */
+/* ---- Batching and the log (docs/design.md §5) ---------------------------------------- */
 
 /* Requests per batch (one sequence number). */
 #define BFTKV_BATCH_REQUESTS_MAX 1024u
@@ -78,7 +78,7 @@
 #define BFTKV_CHECKPOINT_INTERVAL_MAX 128u
 #define BFTKV_LOG_WINDOW_MAX (2u * BFTKV_CHECKPOINT_INTERVAL_MAX)
 
-/* ---- Store (DESIGN §4) ------------------------------------------------------- */
+/* ---- Store (docs/design.md §3) ------------------------------------------------------- */
 
 /* Shards of the store: a power of two. */
 #define BFTKV_STORE_SHARDS_DEFAULT 256u

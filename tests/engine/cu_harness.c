@@ -144,7 +144,7 @@ static void client_submit(struct cu_cluster *cu, uint16_t k)
     cl->voted = 0;
     cl->sent_ns = cu->rh.now_ns;
     cu->ops_issued++;
-    /* A large request goes to every replica (DESIGN §3 "Batching and pipelining"). */
+    /* A large request goes to every replica (docs/design.md §5.3). */
     bool large = cl->len - (size_t)cu->rh.n * BFTKV_MAC_SIZE > BFTKV_INLINE_REQUEST_MAX;
     rh_send(&cu->rh, large ? UINT16_MAX : primary_now(cu), cl->buf, cl->len);
 }

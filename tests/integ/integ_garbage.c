@@ -1,5 +1,5 @@
-/* integ_garbage: a bounded burst of hostile datagrams at one replica (issue 5,
- * integration test "malformed, truncated, replayed and unauthenticated").
+/* integ_garbage: a bounded burst of hostile datagrams at one replica:
+ * malformed, truncated, replayed and unauthenticated datagrams.
  *
  * Loads the cluster config and one allowed client's key, builds one well-formed,
  * correctly authenticated REQUEST, and then sends, round robin, datagrams that

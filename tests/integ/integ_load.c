@@ -1,6 +1,6 @@
 /* integ_load: a bounded write load through the client library that remembers
- * every acknowledged write and checks what it reads back (the integration tests
- * of issue 5: primary killed under load, catch-up, a Byzantine replica).
+ * every acknowledged write and checks what it reads back (for the integration
+ * tests: primary killed under load, catch-up, a Byzantine replica).
  *
  * K writer threads share one handle (include/bftkv/client.h: thread-safe, up to
  * client_lanes requests in flight). Writer w owns the keys "w<w>-k<j>", j < M, and

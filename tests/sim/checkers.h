@@ -1,4 +1,4 @@
-/* The simulator's invariant checkers (DESIGN §7), fed by the cluster's hooks:
+/* The simulator's invariant checkers (docs/design.md §5.7), fed by the cluster's hooks:
  *
  *   agreement    every correct replica that executes sequence number n executes
  *                the same batch digest there (TOCS 2002 §4.2, the safety property

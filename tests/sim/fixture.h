@@ -1,4 +1,4 @@
-/* A scripted cluster for hand-written scenarios (STYLE §10; cowsql/raft's
+/* A scripted cluster for hand-written scenarios (cowsql/raft's
  * raft_fixture): the simulator's cluster on a deterministic network (fixed
  * latency, no loss, no jitter), plus the knobs a test needs to set up one
  * situation precisely:

@@ -1,4 +1,4 @@
-/* bftkv-sim: the deterministic simulator's command line (DESIGN §7, issue 3).
+/* bftkv-sim: the deterministic simulator's command line (docs/design.md §5.7).
  *
  * Runs a range of seeds, each a complete cluster run (simrun.h), and prints one
  * line per failing seed with the exact command that replays it. The last line is

@@ -350,7 +350,7 @@ static void test_lost_request_retransmitted(void **state)
     fixture_destroy(fx);
 }
 
-/* Issue 4: a backup that lacks a large request of a batch the others commit --
+/* A backup that lacks a large request of a batch the others commit --
  * the client's copy and the relays before execution lost, and it sends no
  * STATUS -- stalls on the PRE-PREPARE; the client has its replies and sends
  * nothing more. The backup fetches the request by digest (FETCH, part REQUEST)

@@ -12,7 +12,7 @@
  * After every client has finished (and the network has stabilised), client 0
  * reads every key once more. Those final reads are part of the history, so a
  * write acknowledged earlier and then lost makes the history non-linearizable
- * ("no acknowledged write is lost", DESIGN §7).
+ * ("no acknowledged write is lost", docs/design.md §5.7).
  *
  * BFTKV_E_NO_STATE (f+1 replicas restarted without their memory said the group
  * cannot serve, docs/design.md "Restarts") is an answer only once more than f
