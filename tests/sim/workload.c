@@ -148,12 +148,27 @@ void workload_start_final(struct workload *wl)
     submit_final(wl);
 }
 
+/* A client's operation ended (a result, or a refusal that counts): the next
+ * final read, or the client's next regular operation. */
+static void completion_next(struct workload *wl, uint16_t client, bool final_read)
+{
+    if (final_read) {
+        wl->final_done++;
+        submit_final(wl);
+        return;
+    }
+    wl->c[client].completed++;
+    wl->regular_done++;
+    submit_regular(wl, client);
+    if (wl->final_started && client == 0)
+        submit_final(wl);
+}
+
 /* A refusal: the operation stays pending in the history (see workload.h). It
  * counts as progress only when the group must refuse; a final read that was
  * refused while the group recovers is asked again. */
 static void no_state_complete(struct workload *wl, uint16_t client, const struct lincheck_op *op, bool final_read)
 {
-    struct workload_client *c = &wl->c[client];
     wl->no_state++;
     if (wl->refuse)
         wl->last_completion_ns = cluster_now(wl->cl);
@@ -163,16 +178,7 @@ static void no_state_complete(struct workload *wl, uint16_t client, const struct
                                (unsigned long long)op->key);
         return;
     }
-    if (final_read) {
-        wl->final_done++;
-        submit_final(wl);
-        return;
-    }
-    c->completed++;
-    wl->regular_done++;
-    submit_regular(wl, client);
-    if (wl->final_started && client == 0)
-        submit_final(wl);
+    completion_next(wl, client, final_read);
 }
 
 void workload_on_complete(void *arg, uint16_t client, const struct pbft_completion *cp)
@@ -197,7 +203,7 @@ void workload_on_complete(void *arg, uint16_t client, const struct pbft_completi
     int status = cp->status;
     if (wl->refuse && op->invoke_time > wl->refuse_clock && status != BFTKV_E_NO_STATE)
         checkers_violation(wl->ck,
-                           "client %u: %s on key %llu completed with status %d (%s) while at most f replicas "
+                           "client %u: %s on key %llu completed with status %d (%s) while fewer than q replicas "
                            "hold state: the group served without its state",
                            client, op->kind == WIRE_OP_PUT ? "PUT" : op->kind == WIRE_OP_GET ? "GET" : "DEL",
                            (unsigned long long)op->key, status, bftkv_errname(status));
@@ -223,16 +229,7 @@ void workload_on_complete(void *arg, uint16_t client, const struct pbft_completi
     }
     wl->completed++;
     wl->last_completion_ns = cluster_now(wl->cl);
-    if (final_read) {
-        wl->final_done++;
-        submit_final(wl);
-        return;
-    }
-    c->completed++;
-    wl->regular_done++;
-    submit_regular(wl, client);
-    if (wl->final_started && client == 0)
-        submit_final(wl);
+    completion_next(wl, client, final_read);
 }
 
 void workload_restart_down(struct workload *wl, bool no_state_ok, bool refuse)
