@@ -191,6 +191,12 @@ struct pbft_replica_stats {
     uint64_t newview_conflicts;     /* a NEW-VIEW chose another batch than the one
                                        executed here (or another checkpoint digest):
                                        a safety violation, counted, never asserted */
+    /* A replica alone in a higher view (engine/viewchange_rejoin.c). */
+    uint64_t stepdowns;             /* primary: stepped down to the view of a replica
+                                       that was alone in it */
+    uint64_t stepdowns_deferred;    /* ... not yet: that replica caused one too recently */
+    uint64_t stepdown_joins;        /* backup: joined the view change its primary asked for */
+    uint64_t vc_timeout_ns;         /* the view-change timeout now (it adapts) */
 };
 
 /* Why a state transfer failed (pbft_replica_stats.state_transfer_failure). */

@@ -320,6 +320,8 @@ struct pbft_replica {
     struct replica_vc_msg *vc_cur;  /* n: each sender's VIEW-CHANGE for `view` */
     struct replica_vc_msg *vc_next; /* n: each sender's highest one above `view` */
     uint64_t *vc_answer_ns;    /* n: next time a sender's retransmission is answered */
+    uint64_t *rejoin_next_ns;  /* n: no step-down for this sender before (viewchange_rejoin.c) */
+    uint8_t *rejoin_shift;     /* n: its back-off */
     struct wire_vc_entry *vc_entries; /* encoder scratch: L/K + 1 + 3L entries */
     uint8_t *nv_buf;           /* the NEW-VIEW of `view`: sent, pending or accepted */
     uint32_t nv_cap, nv_len;

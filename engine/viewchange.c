@@ -109,6 +109,7 @@ bool replica_viewchange_create(struct pbft_replica *r)
     r->watch_cap = 2u * r->rc_entries;
     r->watch_ts = ok ? calloc(r->rc_entries, sizeof *r->watch_ts) : NULL;
     r->watch = ok ? calloc(r->watch_cap, sizeof *r->watch) : NULL;
+    ok = ok && replica_rejoin_create(r);
     return ok && r->vc_answer_ns && r->vc_entries && r->nv_buf && r->nv_choice && r->nv_xflags && r->nv_set
            && r->nv_pcur && r->nv_qcur && r->watch_ts && r->watch;
 }
@@ -127,6 +128,7 @@ void replica_viewchange_destroy(struct pbft_replica *r)
     free(r->nv_qcur);
     free(r->watch_ts);
     free(r->watch);
+    replica_rejoin_destroy(r);
 }
 
 uint64_t replica_vc_resend_interval(const struct pbft_replica *r)
@@ -438,8 +440,7 @@ static void vc_begin(struct pbft_replica *r, uint64_t w)
     r->vc_resend_ns = r->now_ns; /* the next tick sends it (vc_start at once) */
 }
 
-/* Move to view w > view and ask for it (TOCS 2002 §4.4). */
-static void vc_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out)
+void replica_vc_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out)
 {
     vc_begin(r, w);
     vc_own_send(r, out);
@@ -475,7 +476,7 @@ static void vc_join_check(struct pbft_replica *r, struct pbft_out *out)
         }
     }
     r->stats.view_change_joins++;
-    vc_start(r, views[r->cfg.f], out);
+    replica_vc_start(r, views[r->cfg.f], out);
 }
 
 /* ---- Entering a view ------------------------------------------------------------------ */
@@ -667,13 +668,16 @@ void replica_view_change_receive(struct pbft_replica *r, const struct wire_msg *
         }
         vc_store(r, x, m->raw, m->raw_len);
     }
-    if (dup)
-        return;
     if (!current) {
-        vc_quorum_check(r);
-        vc_join_check(r, out);
+        if (!dup) {
+            vc_quorum_check(r);
+            vc_join_check(r, out);
+        }
+        replica_rejoin_check(r, from, out); /* retransmissions too: a deferred step-down */
         return;
     }
+    if (dup)
+        return;
     vc_quorum_check(r);
     if (replica_primary_of(r, r->view) == r->cfg.id)
         replica_newview_try(r, out);
@@ -697,7 +701,7 @@ void replica_viewchange_tick(struct pbft_replica *r, struct pbft_out *out)
             r->stats.request_timeouts++;
             if (!r->vc_progress)
                 timeout_double(r); /* the last view change got nowhere */
-            vc_start(r, r->view + 1u, out);
+            replica_vc_start(r, r->view + 1u, out);
             return;
         }
         if (r->nv_state == REPLICA_NV_DONE && r->nv_cursor <= r->nv_max && r->now_ns >= r->vc_resend_ns) {
@@ -711,7 +715,7 @@ void replica_viewchange_tick(struct pbft_replica *r, struct pbft_out *out)
         /* No valid NEW-VIEW in time: the next view, waiting twice as long. */
         r->stats.view_change_timeouts++;
         timeout_double(r);
-        vc_start(r, r->view + 1u, out);
+        replica_vc_start(r, r->view + 1u, out);
         return;
     }
     if (r->now_ns >= r->vc_resend_ns) {

@@ -42,6 +42,18 @@ uint64_t replica_vc_resend_interval(const struct pbft_replica *r);
  * normal case from now on; timers reset; the primary's and backups' records of
  * what is queued or ordered are recomputed. */
 void replica_view_activate(struct pbft_replica *r);
+/* Move to view w > view and ask for it: leave the view, sign and multicast our
+ * VIEW-CHANGE(w) (TOCS 2002 §4.4). */
+void replica_vc_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out);
+
+/* ---- viewchange_rejoin.c, for viewchange.c ------------------------------------- */
+/* Per-sender state of the step-down's rate limit. */
+bool replica_rejoin_create(struct pbft_replica *r);
+void replica_rejoin_destroy(struct pbft_replica *r);
+/* A VIEW-CHANGE for a view above our active one is stored as `from`'s highest
+ * (received now, or a retransmission of it): a replica alone in a higher view?
+ * The primary steps down to it; a backup follows its primary's step-down. */
+void replica_rejoin_check(struct pbft_replica *r, uint16_t from, struct pbft_out *out);
 
 /* ---- newview.c, for viewchange.c ------------------------------------------------ */
 /* The new primary: send NEW-VIEW once the VIEW-CHANGEs it holds for `view`

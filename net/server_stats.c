@@ -157,6 +157,10 @@ static void json_engine(struct json_out *j, const struct pbft_replica_stats *es)
     ENGINE_FIELD(request_timeouts);
     ENGINE_FIELD(view_change_timeouts);
     ENGINE_FIELD(view_change_joins);
+    ENGINE_FIELD(stepdowns);
+    ENGINE_FIELD(stepdowns_deferred);
+    ENGINE_FIELD(stepdown_joins);
+    ENGINE_FIELD(vc_timeout_ns);
     ENGINE_FIELD(viewchange_sent);
     ENGINE_FIELD(newview_rejected);
     ENGINE_FIELD(newview_conflicts);

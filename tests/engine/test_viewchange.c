@@ -6,7 +6,9 @@
  * null batch (B); two faulty primaries in a row (n = 7, f = 2); the wait for a
  * NEW-VIEW doubles per failure; a NEW-VIEW whose choice differs from the
  * recomputation is rejected; f+1 VIEW-CHANGEs make a replica join, one does
- * not; P survives two view changes and the injected PBFT_BUG_FORGET_P and
+ * not; a replica alone in view 1 after a partition heals is brought back by
+ * the primary's step-down (n = 4 and 7), which a feigning replica can cause only
+ * at a bounded rate; P survives two view changes and the injected PBFT_BUG_FORGET_P and
  * early-execution bugs are caught; and a random schedule with primary faults
  * that must keep agreement. The selection rule on hand-made VIEW-CHANGEs and the
  * codec's checks are in test_viewchange_select.c, the shared cluster in
@@ -346,6 +348,7 @@ static void test_f_plus_1_join(void **state)
     assert_int_equal(replies(0, 1), 3);
 }
 
+/* Rule 3 at the backups: one replica's VIEW-CHANGEs, for any view, move no backup. */
 static void test_one_view_change_ignored(void **state)
 {
     (void)state;
@@ -354,12 +357,12 @@ static void test_one_view_change_ignored(void **state)
     struct wire_vc_entry cp = { .seq = 0, .view = 0 };
     memcpy(cp.digest, zero, 32);
     size_t len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 1, 0, &cp, 1, NULL, 0, NULL, 0);
-    for (uint16_t i = 0; i < 3; i++) {
+    for (uint16_t i = 1; i < 3; i++) {
         rh_inject(&C, 3, i, g_msg, len);
         rh_inject(&C, 3, i, g_msg, len); /* a duplicate */
     }
     len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 9, 0, &cp, 1, NULL, 0, NULL, 0);
-    for (uint16_t i = 0; i < 3; i++)
+    for (uint16_t i = 1; i < 3; i++)
         rh_inject(&C, 3, i, g_msg, len);
     /* And one whose signature fails. */
     len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 10, 0, &cp, 1, NULL, 0, NULL, 0);
@@ -369,8 +372,10 @@ static void test_one_view_change_ignored(void **state)
     for (uint16_t i = 0; i < 3; i++) {
         view_is(i, 0, false);
         assert_int_equal(st(i)->view_change_joins, 0);
+        assert_int_equal(st(i)->stepdown_joins, 0);
     }
     assert_int_equal(st(0)->drops.count[WIRE_DROP_BAD_AUTH], 1);
+    assert_int_equal(st(0)->stepdowns, 0);
     vh_advance(&C, 3u * T, T / 4u);
     for (uint16_t i = 0; i < 3; i++)
         view_is(i, 0, false);
@@ -378,6 +383,153 @@ static void test_one_view_change_ignored(void **state)
     rh_run(&C);
     for (uint16_t i = 0; i < 4; i++)
         assert_int_equal(st(i)->requests_executed, 1);
+}
+
+/* ---- A replica alone in a higher view (engine/viewchange_rejoin.c) --------------------- */
+
+/* Cut replica `lone` off from every other replica (clients still reach it) and
+ * let one request time out there: it moves alone to view 1. */
+static void strand(uint16_t n, uint16_t lone)
+{
+    for (uint16_t i = 0; i < n; i++) {
+        if (i == lone)
+            continue;
+        F.cut[i] |= 1ull << lone;
+        F.cut[lone] |= 1ull << i;
+    }
+    put(0, 1, "a", UINT16_MAX);
+    rh_run(&C);
+    vh_tick_run(&C, T);
+    view_is(lone, 1, true);
+    for (uint16_t i = 0; i < n; i++) {
+        if (i != lone)
+            view_is(i, 0, false);
+    }
+    /* The group goes on without it; it stays alone in view 1. */
+    vh_advance(&C, 4u * T, T / 4u);
+    view_is(lone, 1, true);
+    assert_int_equal(st(0)->stepdowns, 0);
+}
+
+/* Heal at time t; within 2 T every replica is active in the same view, with
+ * the lone one back, and a new request executes at every replica. */
+static void heal_and_check(uint16_t n, uint16_t lone, uint64_t t)
+{
+    memset(F.cut, 0, sizeof F.cut);
+    vh_advance(&C, t + 2u * T, T / 8u);
+    uint64_t v = pbft_replica_view(C.r[0]);
+    assert_true(v >= 1);
+    for (uint16_t i = 0; i < n; i++)
+        view_is(i, v, false);
+    uint64_t done = st(lone)->requests_executed;
+    put(1, 1, "b", (uint16_t)(v % n));
+    rh_run(&C);
+    for (uint16_t i = 0; i < n; i++)
+        assert_int_equal(st(i)->last_executed, st(0)->last_executed);
+    assert_int_equal(st(lone)->requests_executed, done + 1u);
+}
+
+static void test_lone_backup_rejoins(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    strand(4, 1);
+    heal_and_check(4, 1, 4u * T);
+    assert_int_equal(st(0)->stepdowns, 1);
+    agree(0xF);
+}
+
+/* n = 7, f = 2: the primary and the lone replica are two, not f+1 = 3: the
+ * backups follow their primary's step-down. */
+static void test_lone_backup_rejoins_n7(void **state)
+{
+    (void)state;
+    up(7, 2, NULL);
+    strand(7, 3);
+    heal_and_check(7, 3, 4u * T);
+    assert_int_equal(st(0)->stepdowns, 1);
+    uint64_t joins = 0;
+    for (uint16_t i = 1; i < 7; i++)
+        joins += st(i)->stepdown_joins;
+    assert_true(joins >= 4);
+    agree(0x7F);
+}
+
+/* A faulty replica feigning to be alone in a higher view: one step-down per
+ * primary per back-off, then none until it has passed. */
+static void test_stepdown_rate_limited(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    static const uint8_t zero[32];
+    struct wire_vc_entry cp = { .seq = 0, .view = 0 };
+    memcpy(cp.digest, zero, 32);
+    size_t len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 1, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_inject(&C, 3, 0, g_msg, len);
+    rh_run(&C);
+    assert_int_equal(st(0)->stepdowns, 1);
+    vh_advance(&C, T, T / 4u);
+    for (uint16_t i = 0; i < 3; i++)
+        view_is(i, 1, false);
+    /* Only a primary whose view has executed a batch steps down. */
+    len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 5, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_inject(&C, 3, 1, g_msg, len);
+    rh_run(&C);
+    assert_int_equal(st(1)->stepdowns, 0);
+    put(0, 1, "a", 1);
+    rh_run(&C);
+    /* Now at view 1's primary: a jump to 5 (primary 1 again), then to 9 at once. */
+    rh_inject(&C, 3, 1, g_msg, len);
+    rh_run(&C);
+    vh_advance(&C, 2u * T, T / 4u);
+    for (uint16_t i = 0; i < 3; i++)
+        view_is(i, 5, false);
+    put(0, 2, "b", 1);
+    rh_run(&C);
+    len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 9, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_inject(&C, 3, 1, g_msg, len);
+    rh_run(&C);
+    assert_int_equal(st(1)->stepdowns, 1);
+    assert_int_equal(st(1)->stepdowns_deferred, 1);
+    view_is(1, 5, false);
+    /* After the back-off (8 T from the step-down) the retransmission is heard. */
+    vh_advance(&C, 12u * T, T / 4u);
+    len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 9, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_inject(&C, 3, 1, g_msg, len);
+    rh_run(&C);
+    assert_int_equal(st(1)->stepdowns, 2);
+    vh_advance(&C, 14u * T, T / 4u);
+    for (uint16_t i = 0; i < 3; i++)
+        view_is(i, 9, false);
+    put(0, 3, "c", 1);
+    rh_run(&C);
+    for (uint16_t i = 0; i < 3; i++)
+        assert_int_equal(st(i)->requests_executed, 3);
+}
+
+/* A view too far above ours never makes the primary step down: view numbers
+ * are not a resource a faulty replica may spend. */
+static void test_stepdown_view_span(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    put(0, 1, "a", 0);
+    rh_run(&C);
+    static const uint8_t zero[32];
+    struct wire_vc_entry cp = { .seq = 0, .view = 0 };
+    memcpy(cp.digest, zero, 32);
+    size_t len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 65, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_inject(&C, 3, 0, g_msg, len);
+    rh_run(&C);
+    assert_int_equal(st(0)->stepdowns, 0);
+    assert_int_equal(st(0)->stepdowns_deferred, 0);
+    view_is(0, 0, false);
+    len = vh_view_change(&C, g_msg, sizeof g_msg, 2, 64, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_inject(&C, 2, 0, g_msg, len);
+    rh_run(&C);
+    assert_int_equal(st(0)->stepdowns, 0); /* f+1 = 2 above: rule 2 moves it to 64 */
+    assert_int_equal(st(0)->view_change_joins, 1);
+    assert_int_equal(pbft_replica_view(C.r[0]), 64);
 }
 
 /* ---- P survives two view changes; PBFT_BUG_FORGET_P ------------------------------------ */
@@ -540,7 +692,12 @@ static void early_exec_run(uint32_t bug)
     put(1, 1, "b", UINT16_MAX);
     put(0, 1, "a", UINT16_MAX);
     rh_run(&C);
-    vh_tick_run(&C, T);
+    /* The backups follow the VIEW-CHANGE of their primary at once
+     * (viewchange_rejoin.c). Replica 3, which executed early with the bug,
+     * cannot execute view 1's seq 1, and its timer moves it on at T. */
+    for (uint16_t i = 1; i < 4; i++)
+        assert_int_equal(st(i)->stepdown_joins, 1);
+    vh_tick_run(&C, T - 1u);
     for (uint16_t i = 1; i < 4; i++)
         view_is(i, 1, false);
     assert_int_equal(st(1)->requests_executed, 2);
@@ -688,6 +845,10 @@ int main(void)
         cmocka_unit_test_teardown(test_newview_wrong_choice_rejected, teardown),
         cmocka_unit_test_teardown(test_f_plus_1_join, teardown),
         cmocka_unit_test_teardown(test_one_view_change_ignored, teardown),
+        cmocka_unit_test_teardown(test_lone_backup_rejoins, teardown),
+        cmocka_unit_test_teardown(test_lone_backup_rejoins_n7, teardown),
+        cmocka_unit_test_teardown(test_stepdown_rate_limited, teardown),
+        cmocka_unit_test_teardown(test_stepdown_view_span, teardown),
         cmocka_unit_test_teardown(test_p_retained_across_two_view_changes, teardown),
         cmocka_unit_test_teardown(test_bug_forget_p_selection, teardown),
         cmocka_unit_test_teardown(test_bug_forget_p_violation, teardown),
