@@ -186,6 +186,7 @@ static void exec_request(struct pbft_replica *r, const struct wire_msg *m, struc
         break;
     }
     e->timestamp = rq->timestamp;
+    replica_watch_executed(r, (uint32_t)rq->client * r->cfg.lanes + rq->lane, rq->timestamp);
     e->status = (int16_t)status;
     e->op = rq->op;
     e->result_len = rlen;

@@ -413,7 +413,7 @@ void pbft_replica_step(struct pbft_replica *r, const struct pbft_event *ev, stru
     replica_request_fetch_arm(r);
     r->stats.last_executed = r->last_executed;
     r->stats.low_watermark = r->low;
-    r->stats.vc_timeout_ns = r->vc_timeout_ns;
+    r->stats.vc_timeout_ns = replica_vc_timeout(r);
 }
 
 void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_out *out)
@@ -426,7 +426,7 @@ void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_ou
     replica_request_fetch_arm(r);
     r->stats.last_executed = r->last_executed;
     r->stats.low_watermark = r->low;
-    r->stats.vc_timeout_ns = r->vc_timeout_ns;
+    r->stats.vc_timeout_ns = replica_vc_timeout(r);
 }
 
 uint64_t pbft_replica_next_deadline(const struct pbft_replica *r)

@@ -35,6 +35,9 @@
  * lane, timestamp, status, result length, result digest. */
 #define REPLICA_RC_ENTRY_WIRE (2u + 8u + 2u + 4u + BFTKV_DIGEST_SIZE)
 
+/* Waits of watched requests kept for the view-change timeout (viewchange_timer.c). */
+#define REPLICA_LAT_SAMPLES 64u
+
 /* Statuses whose empty-result digest is cached (bftkv error codes are small). */
 #define REPLICA_EMPTY_DIGESTS 32u
 
@@ -343,6 +346,12 @@ struct pbft_replica {
     struct replica_watch *watch;
     uint32_t watch_cap, watch_head, watch_count;
     uint64_t watch_exec;       /* last_executed when the watches were last trimmed */
+    uint64_t *watch_start_ns;  /* clients * lanes: 1 + since when its watch waits
+                                  (0: none, or sampled) */
+    /* The recent waits of watched requests (viewchange_timer.c). */
+    uint64_t lat_ring[REPLICA_LAT_SAMPLES];
+    uint32_t lat_next;
+    uint64_t lat_max_ns;       /* the largest of lat_ring */
 
     /* Request fetch (replica_request.c; TOCS 2002 §4.2: a backup that lacks a
      * request named by a PRE-PREPARE it holds asks a replica that has it). */
@@ -529,6 +538,11 @@ uint64_t replica_viewchange_deadline(const struct pbft_replica *r);
  * the active primary: watch it, and keep a small one for the next primary.
  * true when it was not watched before (a backup relays it to the primary then). */
 bool replica_request_watch(struct pbft_replica *r, const struct wire_msg *m);
+/* Execution of (client, lane) index idx at timestamp ts: a watched request's
+ * wait becomes a sample of the view-change timeout (viewchange_timer.c). */
+void replica_watch_executed(struct pbft_replica *r, uint32_t idx, uint64_t ts);
+/* The view-change timeout in force (viewchange_timer.c). */
+uint64_t replica_vc_timeout(const struct pbft_replica *r);
 /* In replica_progress, after execution: trim executed watches; the new primary's
  * PRE-PREPAREs of chosen batches; a backup's batches the primary asked for.
  * false when it stopped for outbox room (the step resumes). */

@@ -1,30 +1,10 @@
-/* The view change, first half: timers, VIEW-CHANGE messages, and moving between
+/* The view change, first half: VIEW-CHANGE messages, and moving between
  * views (TOCS 2002 §4.4-§4.5; docs/design.md §5.5). newview.c has the second
  * half: the new primary's choice, NEW-VIEW, and the first PRE-PREPAREs.
  *
- * Request timers (TOCS 2002 §4.5.2). A replica that is not the active primary
- * watches every request a client sent it directly -- a small one is a
- * retransmission the client sent to every replica, a large one travels to every
- * replica from the start -- until it executes. The watches form a FIFO by start
- * time: when the oldest one still waiting has waited the current timeout
- * (counted from the start of the view at the earliest), the backup suspects the
- * primary (docs/design.md §5.5: a backup whose oldest pending request has waited longer
- * than its timer). Not while it is provably behind (replica_catchup_behind: a
- * correct peer executed more): the primary works, the request waits for the
- * backup's own catching up, and a view change nobody else wants would leave it
- * alone in view v+1, following the group by state transfer only. Its timers
- * count from the last moment it was behind. A backup also keeps the small requests it watches in its
- * pending queue, so the next primary can order them without waiting for the
- * clients' next retransmission.
- *
- * The timeout starts at T (request_timeout_ns). It doubles whenever a view
- * change fails: no valid NEW-VIEW in time, or a new view that times out before
- * it executes anything. It halves (down to T) when a view entered by a view
- * change executes a batch. So when messages take longer than T for a while, the
- * timeouts grow until a view lasts long enough to make progress, and settle
- * near what the network needs instead of swinging back to T at once (TOCS 2002
- * §4.5.2 doubles the wait for NEW-VIEW; a request timer that stayed at T would
- * change views forever while delays exceed it).
+ * Request timers and the timeout they use: viewchange_timer.c. A primary of a
+ * working view that hears a replica alone in a higher view steps down to it:
+ * viewchange_rejoin.c.
  *
  * Moving to view v+1: the replica folds what it prepared and pre-prepared in
  * view v into each slot's P and Q memory (kept across views while the seq is in
@@ -50,10 +30,6 @@
 #include "common/assert.h"
 #include "engine/replica_internal.h"
 #include "engine/viewchange.h"
-
-/* The timeout doubles per failed view change, up to T << this (64 T: 3.2 s at
- * the default T = 50 ms). */
-#define VC_TIMEOUT_SHIFT_MAX 6u
 
 /* ---- Creation --------------------------------------------------------------------- */
 
@@ -84,6 +60,7 @@ bool replica_viewchange_create(struct pbft_replica *r)
     uint32_t n = r->cfg.n, l = r->cfg.log_window, k = r->cfg.checkpoint_interval;
     r->view_active = true;
     r->vc_timeout_ns = r->cfg.request_timeout_ns;
+    r->stats.vc_timeout_ns = r->vc_timeout_ns;
     r->vc_progress = true;
     /* Stored VIEW-CHANGEs: two per sender, each of the largest size for this L
      * and K, WIRE_VIEW_CHANGE_SIZE(L, K) bytes (37,088 at L = 256, K = 128):
@@ -109,9 +86,10 @@ bool replica_viewchange_create(struct pbft_replica *r)
     r->watch_cap = 2u * r->rc_entries;
     r->watch_ts = ok ? calloc(r->rc_entries, sizeof *r->watch_ts) : NULL;
     r->watch = ok ? calloc(r->watch_cap, sizeof *r->watch) : NULL;
+    r->watch_start_ns = ok ? calloc(r->rc_entries, sizeof *r->watch_start_ns) : NULL;
     ok = ok && replica_rejoin_create(r);
     return ok && r->vc_answer_ns && r->vc_entries && r->nv_buf && r->nv_choice && r->nv_xflags && r->nv_set
-           && r->nv_pcur && r->nv_qcur && r->watch_ts && r->watch;
+           && r->nv_pcur && r->nv_qcur && r->watch_ts && r->watch && r->watch_start_ns;
 }
 
 void replica_viewchange_destroy(struct pbft_replica *r)
@@ -128,93 +106,13 @@ void replica_viewchange_destroy(struct pbft_replica *r)
     free(r->nv_qcur);
     free(r->watch_ts);
     free(r->watch);
+    free(r->watch_start_ns);
     replica_rejoin_destroy(r);
 }
 
 uint64_t replica_vc_resend_interval(const struct pbft_replica *r)
 {
     return r->cfg.request_timeout_ns / 4u + 1u;
-}
-
-/* ---- Request timers (TOCS 2002 §4.5.2) --------------------------------------------- */
-
-static bool request_is_large(const struct wire_msg *m)
-{
-    return m->raw_len - m->h.auth_len > BFTKV_INLINE_REQUEST_MAX;
-}
-
-static bool watch_live(const struct pbft_replica *r, const struct replica_watch *w)
-{
-    return r->rc[w->idx].timestamp < w->ts;
-}
-
-/* Drop the watches whose requests executed, keeping the order of the rest. */
-static void watch_compact(struct pbft_replica *r)
-{
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < r->watch_count; i++) {
-        const struct replica_watch *w = &r->watch[(r->watch_head + i) % r->watch_cap];
-        if (watch_live(r, w))
-            r->watch[(r->watch_head + kept++) % r->watch_cap] = *w;
-    }
-    r->watch_count = kept;
-}
-
-/* Pop executed watches from the front: the front is the oldest still waiting. */
-static void watch_trim(struct pbft_replica *r)
-{
-    while (r->watch_count > 0 && !watch_live(r, &r->watch[r->watch_head])) {
-        r->watch_head = (r->watch_head + 1u) % r->watch_cap;
-        r->watch_count--;
-    }
-}
-
-bool replica_request_watch(struct pbft_replica *r, const struct wire_msg *m)
-{
-    const struct wire_request *rq = &m->u.request;
-    if (r->view_active && replica_is_primary(r))
-        return false; /* the primary orders; it does not suspect itself */
-    uint32_t idx = (uint32_t)rq->client * r->cfg.lanes + rq->lane;
-    BFTKV_ASSERT(idx < r->rc_entries);
-    if (rq->timestamp <= r->watch_ts[idx] || rq->timestamp <= r->rc[idx].timestamp)
-        return false; /* watched already, or executed */
-    if (r->watch_count == r->watch_cap)
-        watch_compact(r);
-    if (r->watch_count == r->watch_cap) {
-        /* Full of live watches: a replica far behind the clients. Not
-         * recorded, so the client's next retransmission tries again. */
-        r->stats.dropped_full++;
-        return true;
-    }
-    r->watch_ts[idx] = rq->timestamp;
-    /* Keep a small one for the next primary (large ones are in the pool). */
-    if (!request_is_large(m) && !replica_pending_store(r, m))
-        r->stats.dropped_full++;
-    struct replica_watch *w = &r->watch[(r->watch_head + r->watch_count++) % r->watch_cap];
-    w->idx = idx;
-    w->ts = rq->timestamp;
-    w->start_ns = r->now_ns;
-    return true;
-}
-
-/* When the oldest watched request will have waited T; UINT64_MAX: no timer. */
-static uint64_t watch_deadline(const struct pbft_replica *r)
-{
-    if (!r->view_active || replica_is_primary(r) || r->watch_count == 0)
-        return UINT64_MAX;
-    uint64_t start = r->watch[r->watch_head].start_ns;
-    if (start < r->view_start_ns)
-        start = r->view_start_ns;
-    if (start < r->behind_ns)
-        start = r->behind_ns;
-    return start + r->vc_timeout_ns;
-}
-
-/* A failed view change: wait twice as long next time (up to T << 6). */
-static void timeout_double(struct pbft_replica *r)
-{
-    if (r->vc_timeout_ns <= (r->cfg.request_timeout_ns << VC_TIMEOUT_SHIFT_MAX) / 2u)
-        r->vc_timeout_ns *= 2u;
 }
 
 /* ---- The slots' P and Q memory (TOCS 2002 §4.5.1) ----------------------------------- */
@@ -353,7 +251,7 @@ static uint16_t vc_count_moving(const struct pbft_replica *r)
 static void vc_quorum_check(struct pbft_replica *r)
 {
     if (!r->view_active && r->vc_deadline_ns == 0 && vc_count_moving(r) >= r->quorum)
-        r->vc_deadline_ns = r->now_ns + r->vc_timeout_ns;
+        r->vc_deadline_ns = r->now_ns + replica_vc_timeout(r);
 }
 
 /* ---- Own VIEW-CHANGE ------------------------------------------------------------------ */
@@ -694,13 +592,13 @@ void replica_viewchange_tick(struct pbft_replica *r, struct pbft_out *out)
     if (!replica_votes(r))
         return; /* it follows the group's NEW-VIEWs and STATUS, starts nothing */
     if (r->view_active) {
-        watch_trim(r);
+        replica_watch_trim(r);
         if (replica_catchup_behind(r))
             r->behind_ns = r->now_ns; /* catching up is our business, not the primary's */
-        if (r->now_ns >= watch_deadline(r)) {
+        if (r->now_ns >= replica_watch_deadline(r)) {
             r->stats.request_timeouts++;
             if (!r->vc_progress)
-                timeout_double(r); /* the last view change got nowhere */
+                replica_vc_timeout_double(r); /* the last view change got nowhere */
             replica_vc_start(r, r->view + 1u, out);
             return;
         }
@@ -714,7 +612,7 @@ void replica_viewchange_tick(struct pbft_replica *r, struct pbft_out *out)
     if (r->vc_deadline_ns != 0 && r->now_ns >= r->vc_deadline_ns) {
         /* No valid NEW-VIEW in time: the next view, waiting twice as long. */
         r->stats.view_change_timeouts++;
-        timeout_double(r);
+        replica_vc_timeout_double(r);
         replica_vc_start(r, r->view + 1u, out);
         return;
     }
@@ -727,7 +625,7 @@ void replica_viewchange_tick(struct pbft_replica *r, struct pbft_out *out)
 uint64_t replica_viewchange_deadline(const struct pbft_replica *r)
 {
     if (r->view_active) {
-        uint64_t d = watch_deadline(r);
+        uint64_t d = replica_watch_deadline(r);
         if (r->nv_state == REPLICA_NV_DONE && r->nv_cursor <= r->nv_max && replica_is_primary(r)
             && r->vc_resend_ns < d)
             d = r->vc_resend_ns;
@@ -746,11 +644,9 @@ bool replica_viewchange_progress(struct pbft_replica *r, struct pbft_out *out)
         r->nv_work = r->nv_work || r->nv_cursor <= r->nv_max; /* the pool window moved */
         if (!r->vc_progress && r->view_active) {
             r->vc_progress = true; /* the view works: halve, down to T */
-            r->vc_timeout_ns /= 2u;
-            if (r->vc_timeout_ns < r->cfg.request_timeout_ns)
-                r->vc_timeout_ns = r->cfg.request_timeout_ns;
+            replica_vc_timeout_halve(r);
         }
-        watch_trim(r);
+        replica_watch_trim(r);
         if (!replica_is_primary(r) || !r->view_active)
             replica_pending_trim(r); /* a backup's kept requests */
     }

@@ -46,6 +46,15 @@ void replica_view_activate(struct pbft_replica *r);
  * VIEW-CHANGE(w) (TOCS 2002 §4.4). */
 void replica_vc_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out);
 
+/* ---- viewchange_timer.c, for viewchange.c ---------------------------------------- */
+/* A failed view change: double (up to 64 T). A view that works: halve (to T). */
+void replica_vc_timeout_double(struct pbft_replica *r);
+void replica_vc_timeout_halve(struct pbft_replica *r);
+/* Pop executed watches from the front of the FIFO. */
+void replica_watch_trim(struct pbft_replica *r);
+/* When the oldest watched request will have waited the timeout (UINT64_MAX: none). */
+uint64_t replica_watch_deadline(const struct pbft_replica *r);
+
 /* ---- viewchange_rejoin.c, for viewchange.c ------------------------------------- */
 /* Per-sender state of the step-down's rate limit. */
 bool replica_rejoin_create(struct pbft_replica *r);

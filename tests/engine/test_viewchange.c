@@ -6,7 +6,7 @@
  * null batch (B); two faulty primaries in a row (n = 7, f = 2); the wait for a
  * NEW-VIEW doubles per failure; a NEW-VIEW whose choice differs from the
  * recomputation is rejected; f+1 VIEW-CHANGEs make a replica join, one does
- * not; a replica alone in view 1 after a partition heals is brought back by
+ * not; the timeout follows the waits the backups measure; a replica alone in view 1 after a partition heals is brought back by
  * the primary's step-down (n = 4 and 7), which a feigning replica can cause only
  * at a bounded rate; P survives two view changes and the injected PBFT_BUG_FORGET_P and
  * early-execution bugs are caught; and a random schedule with primary faults
@@ -383,6 +383,61 @@ static void test_one_view_change_ignored(void **state)
     rh_run(&C);
     for (uint16_t i = 0; i < 4; i++)
         assert_int_equal(st(i)->requests_executed, 1);
+}
+
+/* ---- The timeout fits the network (engine/viewchange_timer.c) ------------------------- */
+
+/* A request sent to every replica whose PRE-PREPARE is held back for `hold`;
+ * returns when every replica executed it. */
+static void slow_request(uint16_t client, uint64_t ts, uint64_t hold)
+{
+    uint64_t t0 = C.now_ns;
+    F.hold_types = 1u << WIRE_PREPREPARE;
+    put(client, ts, "k", UINT16_MAX);
+    rh_run(&C);
+    vh_advance(&C, t0 + hold, MS);
+    vh_release(&C, &F);
+    F.hold_types = 0;
+    for (uint16_t i = 0; i < 4; i++)
+        assert_int_equal(st(i)->last_executed, ts);
+}
+
+static void test_timeout_fits_waits(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    assert_int_equal(st(1)->vc_timeout_ns, T);
+    /* Requests that wait 40 ms (under T) teach the backups their waits. */
+    slow_request(0, 1, 40u * MS);
+    for (uint16_t i = 1; i < 4; i++)
+        assert_int_equal(st(i)->vc_timeout_ns, 4u * 40u * MS);
+    /* So a request that waits 100 ms, twice T, is no reason to suspect. */
+    slow_request(0, 2, 100u * MS);
+    for (uint16_t i = 1; i < 4; i++) {
+        assert_int_equal(st(i)->request_timeouts, 0);
+        assert_int_equal(st(i)->vc_timeout_ns, 4u * 100u * MS);
+        view_is(i, 0, false);
+    }
+    /* Never above 20 T however slow: 300 ms teaches 1 s. */
+    slow_request(0, 3, 300u * MS);
+    assert_int_equal(st(1)->request_timeouts, 0);
+    assert_int_equal(st(1)->vc_timeout_ns, 20u * T);
+    /* Fast requests replace the slow samples: back to T. */
+    for (uint64_t ts = 4; ts < 4u + 64u; ts++) {
+        put(0, ts, "k", UINT16_MAX);
+        rh_run(&C);
+    }
+    for (uint16_t i = 1; i < 4; i++)
+        assert_int_equal(st(i)->vc_timeout_ns, T);
+    /* And then a wait of 100 ms does make the backups suspect the primary. */
+    F.hold_types = 1u << WIRE_PREPREPARE;
+    put(0, 80, "k", UINT16_MAX);
+    rh_run(&C);
+    vh_advance(&C, C.now_ns + T, MS);
+    for (uint16_t i = 1; i < 4; i++) {
+        assert_int_equal(st(i)->request_timeouts, 1);
+        assert_int_equal(pbft_replica_view(C.r[i]), 1);
+    }
 }
 
 /* ---- A replica alone in a higher view (engine/viewchange_rejoin.c) --------------------- */
@@ -845,6 +900,7 @@ int main(void)
         cmocka_unit_test_teardown(test_newview_wrong_choice_rejected, teardown),
         cmocka_unit_test_teardown(test_f_plus_1_join, teardown),
         cmocka_unit_test_teardown(test_one_view_change_ignored, teardown),
+        cmocka_unit_test_teardown(test_timeout_fits_waits, teardown),
         cmocka_unit_test_teardown(test_lone_backup_rejoins, teardown),
         cmocka_unit_test_teardown(test_lone_backup_rejoins_n7, teardown),
         cmocka_unit_test_teardown(test_stepdown_rate_limited, teardown),

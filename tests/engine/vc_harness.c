@@ -38,9 +38,39 @@ static bool vh_filter_fn(struct rh_cluster *c, const struct rh_msg *m, void *arg
                 || (from_replica && type < 32 && (f->keep_to_mask_types >> type) & 1u && !((f->keep_to >> m->to) & 1u))
                 || (from_replica && m->from < 64 && m->to < 64 && (f->cut[m->from] >> m->to) & 1u)
                 || (from_replica && type == WIRE_PREPREPARE && f->drop_pp_seq != 0 && msg_seq(m) == f->drop_pp_seq);
-    if (drop)
+    if (drop) {
         f->dropped++;
-    return drop;
+        return true;
+    }
+    if (from_replica && type < 32 && (f->hold_types >> type) & 1u) {
+        if (f->nheld == f->held_cap) {
+            f->held_cap = f->held_cap ? 2u * f->held_cap : 16u;
+            f->held = realloc(f->held, f->held_cap * sizeof *f->held);
+            if (f->held == NULL)
+                die("realloc");
+        }
+        struct rh_msg *h = &f->held[f->nheld++];
+        *h = *m;
+        h->bytes = malloc(m->len);
+        if (h->bytes == NULL)
+            die("malloc");
+        memcpy(h->bytes, m->bytes, m->len);
+        return true;
+    }
+    return false;
+}
+
+void vh_release(struct rh_cluster *c, struct vh_filter *f)
+{
+    uint32_t types = f->hold_types;
+    f->hold_types = 0;
+    for (size_t i = 0; i < f->nheld; i++) {
+        rh_inject(c, f->held[i].from, f->held[i].to, f->held[i].bytes, f->held[i].len);
+        free(f->held[i].bytes);
+    }
+    f->nheld = 0;
+    rh_run(c);
+    f->hold_types = types;
 }
 
 void vh_filter_install(struct rh_cluster *c, struct vh_filter *f)
@@ -51,6 +81,11 @@ void vh_filter_install(struct rh_cluster *c, struct vh_filter *f)
 
 void vh_filter_fini(struct vh_filter *f)
 {
+    for (size_t i = 0; i < f->nheld; i++)
+        free(f->held[i].bytes);
+    free(f->held);
+    f->held = NULL;
+    f->nheld = f->held_cap = 0;
     free(f->recorded);
     f->recorded = NULL;
     f->recorded_len = 0;

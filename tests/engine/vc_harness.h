@@ -28,7 +28,15 @@ struct vh_filter {
     uint8_t *recorded;
     size_t recorded_len;
     uint64_t dropped;
+    /* Messages of these types are held instead of delivered, until
+     * vh_release() delivers them (a delay the test controls exactly). */
+    uint32_t hold_types;
+    struct rh_msg *held;
+    size_t nheld, held_cap;
 };
+
+/* Deliver the held messages now (in the order they were sent) and run. */
+void vh_release(struct rh_cluster *c, struct vh_filter *f);
 
 /* Install f as c's filter (f stays owned by the caller). */
 void vh_filter_install(struct rh_cluster *c, struct vh_filter *f);
