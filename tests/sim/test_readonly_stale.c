@@ -28,7 +28,7 @@
 #include "tests/sim/fixture.h"
 
 #define KEYS 8u
-#define LANES 4u
+#define LANES 3u
 #define GETS 800u
 #define STEPS_MAX 20000000u
 #define WARMUP_PUTS 16u
