@@ -1,10 +1,11 @@
 /* The PBFT client as a step function (TOCS 2002 §4.1; docs/design.md §5.3,
- * "Read-only fast path"; API in engine/pbft.h).
+ * "The read-only path"; API in engine/pbft.h).
  *
  * A client has `lanes` slots, each holding at most one operation in flight. A lane
  * keeps the encoded REQUEST (for retransmission), its timestamp, a deadline, and
- * a reply collector: per replica the latest authenticated reply for the lane's
- * timestamp, and at most one full result whose digest verified. An operation
+ * a reply collector: per replica its authenticated reply for the lane's
+ * timestamp (the latest on the ordered path, the first of a read-only round),
+ * and at most one full result whose digest verified. An operation
  * completes when enough distinct replicas sent matching replies — f+1 on the
  * ordered path (at least one of them is correct, TOCS 2002 §4.1), q = ⌈(n+f+1)/2⌉
  * on the read-only path (§5.1.3: the answer of a quorum that intersects every
