@@ -1,10 +1,11 @@
 /* The PBFT client as a step function (TOCS 2002 §4.1; docs/design.md §5.3,
- * "Read-only fast path"; API in engine/pbft.h).
+ * "The read-only path"; API in engine/pbft.h).
  *
  * A client has `lanes` slots, each holding at most one operation in flight. A lane
  * keeps the encoded REQUEST (for retransmission), its timestamp, a deadline, and
- * a reply collector: per replica the latest authenticated reply for the lane's
- * timestamp, and at most one full result whose digest verified. An operation
+ * a reply collector: per replica its authenticated reply for the lane's
+ * timestamp (the latest on the ordered path, the first of a read-only round),
+ * and at most one full result whose digest verified. An operation
  * completes when enough distinct replicas sent matching replies — f+1 on the
  * ordered path (at least one of them is correct, TOCS 2002 §4.1), q = ⌈(n+f+1)/2⌉
  * on the read-only path (§5.1.3: the answer of a quorum that intersects every
@@ -20,6 +21,10 @@
  * both satisfied. The client learns the current view from the replies it accepts
  * and sends the next small request to that view's primary.
  *
+ * The read-only path's decisions (wait, re-ask, retry, fall back) and what the
+ * client learns of stale replicas live in client_readonly.c; the state both
+ * files share is in client_internal.h.
+ *
  * Memory, all allocated by pbft_client_create (sizing below); no I/O, no clock.
  */
 #include <stdlib.h>
@@ -27,85 +32,11 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "engine/client_internal.h"
 #include "engine/pbft.h"
-
-/* Largest REQUEST: header, fixed body, key, value, authenticator for n <= 64. */
-#define CLIENT_REQUEST_MAX                                                             \
-    (WIRE_HEADER_SIZE + WIRE_REQUEST_FIXED + BFTKV_KEY_MAX + BFTKV_VALUE_MAX + BFTKV_AUTHENTICATOR_MAX)
-/* Retransmission backoff doubles up to this multiple of retransmit_timeout_ns. */
-#define CLIENT_BACKOFF_MAX 8u
-/* The read-only path never waits the whole retransmission timeout for the
- * last f replicas: once n - f have answered without q agreeing, the rest get as
- * long again as the answers took so far, and at least this fraction of the
- * timeout (lane_readonly_grace): 6.25 ms at the default 100 ms. */
-#define CLIENT_RO_GRACE_MIN_SHIFT 4u
-/* Cached digests of empty results: statuses 0 .. -(CLIENT_EMPTY_DIGESTS-1). */
-#define CLIENT_EMPTY_DIGESTS 32u
 
 BFTKV_STATIC_ASSERT(CLIENT_REQUEST_MAX <= BFTKV_DATAGRAM_MAX, "a request must fit one datagram");
 BFTKV_STATIC_ASSERT(PBFT_LANES_MAX <= UINT16_MAX, "lane ids are 16 bits on the wire");
-
-enum client_lane_state {
-    LANE_IDLE = 0,
-    LANE_ORDERED = 1,  /* waiting for f+1 matching replies */
-    LANE_READONLY = 2, /* waiting for q matching read-only replies */
-    LANE_DONE = 3,     /* accepted, waiting to be reported to the caller */
-};
-
-/* The latest reply of one replica for the lane's current timestamp. */
-struct client_vote {
-    bool valid;
-    int16_t status;
-    uint64_t view;
-    uint8_t digest[BFTKV_DIGEST_SIZE];
-};
-
-struct client_lane {
-    uint8_t state;     /* enum client_lane_state */
-    uint8_t op;
-    uint16_t klen;
-    uint32_t vlen;
-    uint64_t timestamp;
-    uint64_t sent_ns;     /* when the read-only request went out */
-    uint64_t deadline_ns;
-    uint64_t timeout_ns; /* current retransmission interval (backoff) */
-    uint32_t retransmits;
-    bool full_asked;     /* the full result was asked of everyone before the timeout */
-    bool ro_grace;       /* read-only: the deadline is lane_readonly_grace's */
-    uint8_t *req;        /* CLIENT_REQUEST_MAX bytes: the encoded REQUEST */
-    size_t req_len;
-    struct client_vote *votes; /* n entries */
-    /* The one full result kept, verified against its digest. */
-    uint8_t *result;     /* BFTKV_VALUE_MAX bytes */
-    bool have_result;
-    int16_t result_status;
-    uint32_t result_len;
-    uint8_t result_digest[BFTKV_DIGEST_SIZE];
-};
-
-struct pbft_client {
-    struct pbft_client_config cfg;
-    const struct auth_ctx *auth;
-    struct wire_limits lim;
-    uint16_t quorum;          /* q, read-only path */
-    uint16_t need_ordered;    /* f+1 (f with PBFT_BUG_CLIENT_F_REPLIES) */
-    uint64_t view;            /* the view we believe current: primary = view mod n */
-    uint64_t last_timestamp;
-    struct client_lane *lanes;
-    uint8_t *scratch;         /* CLIENT_REQUEST_MAX: re-encoding */
-    uint16_t *done;           /* FIFO of accepted lanes not yet reported, lanes entries */
-    uint32_t done_head;
-    uint32_t done_count;
-    struct pbft_client_stats stats;
-    /* Digests of the empty result per status 0, -1, ..., -(CLIENT_EMPTY_DIGESTS-1),
-     * computed on first use: most digest-only replies carry one of these. */
-    uint8_t empty_digest[CLIENT_EMPTY_DIGESTS][BFTKV_DIGEST_SIZE];
-    uint32_t empty_digest_known; /* bit per status */
-    /* one allocation each, freed by destroy */
-    uint8_t *req_pool;
-    uint8_t *result_pool;
-    struct client_vote *vote_pool;
-};
 
 /* ---- Configuration ------------------------------------------------------------- */
 
@@ -259,7 +190,7 @@ static size_t lane_encode(const struct pbft_client *c, const struct client_lane 
 
 /* Re-encode the stored request with other flags (and, for a fallback, a new
  * timestamp already set in l): key and value are read back from the stored copy. */
-static void lane_reencode(struct pbft_client *c, struct client_lane *l, uint16_t lane, uint8_t rflags)
+void client_lane_reencode(struct pbft_client *c, struct client_lane *l, uint16_t lane, uint8_t rflags)
 {
     const uint8_t *key = l->req + WIRE_HEADER_SIZE + WIRE_REQUEST_FIXED;
     size_t len = lane_encode(c, l, lane, rflags, key, key + l->klen, c->scratch);
@@ -274,7 +205,14 @@ static bool lane_is_large(const struct pbft_client *c, const struct client_lane 
     return l->req_len - (size_t)c->cfg.n * BFTKV_MAC_SIZE > BFTKV_INLINE_REQUEST_MAX;
 }
 
-static bool lane_send(const struct pbft_client *c, const struct client_lane *l, bool to_all, struct pbft_out *out)
+bool client_lane_send_to(const struct pbft_client *c, const struct client_lane *l, uint16_t replica,
+                         struct pbft_out *out)
+{
+    BFTKV_ASSERT(replica < c->cfg.n);
+    return client_out_push(out, PBFT_DEST_REPLICA, replica, l->req, l->req_len);
+}
+
+bool client_lane_send(const struct pbft_client *c, const struct client_lane *l, bool to_all, struct pbft_out *out)
 {
     if (to_all) {
         return client_out_push(out, PBFT_DEST_ALL_REPLICAS, 0, l->req, l->req_len);
@@ -282,17 +220,11 @@ static bool lane_send(const struct pbft_client *c, const struct client_lane *l, 
     return client_out_push(out, PBFT_DEST_REPLICA, client_primary(c), l->req, l->req_len);
 }
 
-static void lane_votes_clear(const struct pbft_client *c, struct client_lane *l)
+void client_lane_votes_clear(const struct pbft_client *c, struct client_lane *l)
 {
     memset(l->votes, 0, (size_t)c->cfg.n * sizeof *l->votes);
     l->have_result = false;
     l->result_len = 0;
-}
-
-static uint64_t client_timestamp_next(struct pbft_client *c)
-{
-    BFTKV_ASSERT(c->last_timestamp < UINT64_MAX);
-    return ++c->last_timestamp;
 }
 
 /* ---- Submit ------------------------------------------------------------------------ */
@@ -337,42 +269,46 @@ int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const
     l->op = op;
     l->klen = (uint16_t)klen;
     l->vlen = (uint32_t)vlen;
-    l->timestamp = client_timestamp_next(c);
+    l->timestamp = client_timestamp_pick(c, (uint16_t)lane, now_ns);
     l->req_len = lane_encode(c, l, (uint16_t)lane, readonly ? WIRE_REQ_READONLY : 0u, key, value, l->req);
     /* Read-only requests go to every replica (TOCS 2002 §5.1.3), so do large ones;
      * the rest to the primary of the view we believe current (§4.1). */
-    if (!lane_send(c, l, readonly || lane_is_large(c, l), out)) {
+    if (!client_lane_send(c, l, readonly || lane_is_large(c, l), out)) {
         return BFTKV_E_AGAIN; /* the outbox is full: drain it and submit again */
     }
-    lane_votes_clear(c, l);
+    client_lane_votes_clear(c, l);
     l->state = readonly ? LANE_READONLY : LANE_ORDERED;
     l->timeout_ns = c->cfg.retransmit_timeout_ns;
     l->sent_ns = now_ns;
-    l->deadline_ns = now_ns + l->timeout_ns;
+    l->deadline_ns = now_ns + (readonly ? client_ro_wait_ns(c) : l->timeout_ns);
     l->retransmits = 0;
     l->full_asked = false;
     l->ro_grace = false;
+    l->ro_round = 1;
+    l->ro_resends = 0;
     c->stats.submitted++;
+    c->stats.readonly_submitted += readonly ? 1u : 0u;
     return lane;
 }
 
 /* ---- Timers -------------------------------------------------------------------------- */
 
-/* The read-only path failed (disagreement or timeout): the GET goes through
- * ordering with a new timestamp (TOCS 2002 §5.1.3). If the outbox is full the lane
- * stays due and the next tick retransmits it. */
-static void lane_fallback(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out)
+/* The read-only path failed (its rounds disagreed or went unanswered,
+ * client_readonly.c): the GET goes through ordering with a new timestamp (TOCS
+ * 2002 §5.1.3). If the outbox is full the lane stays due and the next tick
+ * retransmits it. */
+void client_lane_fallback(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out)
 {
     struct client_lane *l = &c->lanes[lane];
     BFTKV_ASSERT(l->state == LANE_READONLY);
     c->stats.readonly_fallbacks++;
-    l->timestamp = client_timestamp_next(c);
-    lane_reencode(c, l, lane, 0);
-    lane_votes_clear(c, l);
+    l->timestamp = client_timestamp_pick(c, lane, now_ns);
+    client_lane_reencode(c, l, lane, 0);
+    client_lane_votes_clear(c, l);
     l->state = LANE_ORDERED;
     l->full_asked = false;
     l->timeout_ns = c->cfg.retransmit_timeout_ns;
-    l->deadline_ns = lane_send(c, l, lane_is_large(c, l), out) ? now_ns + l->timeout_ns : now_ns;
+    l->deadline_ns = client_lane_send(c, l, lane_is_large(c, l), out) ? now_ns + l->timeout_ns : now_ns;
 }
 
 /* The deadline passed: send the request again to every replica, asking each for
@@ -383,8 +319,8 @@ static void lane_retransmit(struct pbft_client *c, uint16_t lane, uint64_t now_n
 {
     struct client_lane *l = &c->lanes[lane];
     BFTKV_ASSERT(l->state == LANE_ORDERED);
-    lane_reencode(c, l, lane, WIRE_REQ_FULL_ALL);
-    if (!lane_send(c, l, true, out)) {
+    client_lane_reencode(c, l, lane, WIRE_REQ_FULL_ALL);
+    if (!client_lane_send(c, l, true, out)) {
         return; /* still due: the caller drains the outbox and ticks again */
     }
     c->stats.retransmissions++;
@@ -405,8 +341,8 @@ static void lane_retransmit(struct pbft_client *c, uint16_t lane, uint64_t now_n
 static void lane_ask_full(struct pbft_client *c, struct client_lane *l, uint16_t lane, struct pbft_out *out)
 {
     BFTKV_ASSERT(l->state == LANE_ORDERED && !l->full_asked);
-    lane_reencode(c, l, lane, WIRE_REQ_FULL_ALL);
-    if (!lane_send(c, l, true, out)) {
+    client_lane_reencode(c, l, lane, WIRE_REQ_FULL_ALL);
+    if (!client_lane_send(c, l, true, out)) {
         return;
     }
     l->full_asked = true;
@@ -421,9 +357,7 @@ static void client_on_tick(struct pbft_client *c, uint64_t now_ns, struct pbft_o
             continue;
         }
         if (l->state == LANE_READONLY) {
-            if (!l->ro_grace)
-                c->stats.readonly_timeouts++;
-            lane_fallback(c, i, now_ns, out);
+            client_ro_on_deadline(c, i, now_ns, out);
         } else if (l->state == LANE_ORDERED) {
             lane_retransmit(c, i, now_ns, out);
         }
@@ -447,17 +381,17 @@ uint64_t pbft_client_next_deadline(const struct pbft_client *c)
 
 /* ---- Replies ------------------------------------------------------------------------ */
 
-static bool vote_matches(const struct client_vote *v, int16_t status, const uint8_t *digest)
+bool client_vote_matches(const struct client_vote *v, int16_t status, const uint8_t *digest)
 {
     return v->valid && v->status == status && memcmp(v->digest, digest, BFTKV_DIGEST_SIZE) == 0;
 }
 
-static uint16_t lane_class_count(const struct pbft_client *c, const struct client_lane *l, int16_t status,
-                                 const uint8_t *digest)
+uint16_t client_class_count(const struct pbft_client *c, const struct client_lane *l, int16_t status,
+                            const uint8_t *digest)
 {
     uint16_t k = 0;
     for (uint16_t j = 0; j < c->cfg.n; j++) {
-        k = (uint16_t)(k + (vote_matches(&l->votes[j], status, digest) ? 1u : 0u));
+        k = (uint16_t)(k + (client_vote_matches(&l->votes[j], status, digest) ? 1u : 0u));
     }
     return k;
 }
@@ -495,8 +429,8 @@ static void lane_result_offer(const struct pbft_client *c, struct client_lane *l
         if (l->result_status == status && memcmp(l->result_digest, digest, BFTKV_DIGEST_SIZE) == 0) {
             return;
         }
-        if (lane_class_count(c, l, status, digest)
-            < lane_class_count(c, l, l->result_status, l->result_digest)) {
+        if (client_class_count(c, l, status, digest)
+            < client_class_count(c, l, l->result_status, l->result_digest)) {
             return;
         }
     }
@@ -519,7 +453,7 @@ static void lane_learn_view(struct pbft_client *c, const struct client_lane *l, 
     uint64_t views[BFTKV_REPLICAS_MAX];
     uint16_t k = 0;
     for (uint16_t j = 0; j < c->cfg.n; j++) {
-        if (vote_matches(&l->votes[j], status, digest)) {
+        if (client_vote_matches(&l->votes[j], status, digest)) {
             views[k++] = l->votes[j].view;
         }
     }
@@ -540,12 +474,15 @@ static void lane_learn_view(struct pbft_client *c, const struct client_lane *l, 
     }
 }
 
-static void lane_accept(struct pbft_client *c, uint16_t lane)
+static void lane_accept(struct pbft_client *c, uint16_t lane, uint64_t now_ns)
 {
     struct client_lane *l = &c->lanes[lane];
     lane_learn_view(c, l, l->result_status, l->result_digest);
+    if (l->state == LANE_READONLY) {
+        client_ro_on_accept(c, l, now_ns);
+    }
     for (uint16_t j = 0; j < c->cfg.n; j++) {
-        if (l->votes[j].valid && !vote_matches(&l->votes[j], l->result_status, l->result_digest)) {
+        if (l->votes[j].valid && !client_vote_matches(&l->votes[j], l->result_status, l->result_digest)) {
             c->stats.replies_mismatched++;
         }
     }
@@ -554,48 +491,6 @@ static void lane_accept(struct pbft_client *c, uint16_t lane)
     c->done[(c->done_head + c->done_count) % c->cfg.lanes] = lane;
     c->done_count++;
     c->stats.completed++;
-}
-
-/* Read-only path: can q matching replies still come? Every replica that has not
- * answered might still join the largest class. */
-static bool lane_readonly_hopeless(const struct pbft_client *c, const struct client_lane *l)
-{
-    uint16_t answered = 0, best = 0;
-    for (uint16_t j = 0; j < c->cfg.n; j++) {
-        const struct client_vote *v = &l->votes[j];
-        if (!v->valid) {
-            continue;
-        }
-        answered++;
-        uint16_t k = lane_class_count(c, l, v->status, v->digest);
-        best = k > best ? k : best;
-    }
-    return (uint32_t)best + (uint32_t)(c->cfg.n - answered) < c->quorum;
-}
-
-/* Read-only path, not hopeless yet: n - f replicas answered and no q of them
- * agree, so the read waits for the slowest f -- which may be faulty, behind, or
- * their reply lost. Waiting the retransmission timeout for them (100 ms by
- * default, against a round trip of a few hundred microseconds) made most of the
- * fast path's time on a loaded cluster with one replica behind. Give them as
- * long again as the answers took so far (at least 1/16 of the timeout), then
- * fall back to ordering; the fallback is always safe. */
-static void lane_readonly_grace(const struct pbft_client *c, struct client_lane *l, uint64_t now_ns)
-{
-    uint16_t answered = 0;
-    for (uint16_t j = 0; j < c->cfg.n; j++) {
-        answered = (uint16_t)(answered + (l->votes[j].valid ? 1u : 0u));
-    }
-    if ((uint32_t)answered + c->cfg.f < c->cfg.n) {
-        return;
-    }
-    uint64_t grace = now_ns - l->sent_ns;
-    uint64_t grace_min = c->cfg.retransmit_timeout_ns >> CLIENT_RO_GRACE_MIN_SHIFT;
-    grace = grace < grace_min ? grace_min : grace;
-    if (now_ns + grace < l->deadline_ns) {
-        l->deadline_ns = now_ns + grace;
-        l->ro_grace = true;
-    }
 }
 
 /* out = wire_result_digest(status, empty result), from the per-status cache when
@@ -639,26 +534,29 @@ static void client_on_reply(struct pbft_client *c, const struct wire_msg *m, uin
         full = memcmp(check, rp->result_digest, BFTKV_DIGEST_SIZE) == 0;
     }
 
+    /* On the read-only path a replica votes once per round: a second answer (to
+     * a re-ask, or duplicated) may bring the full result of a class, never a
+     * second vote (docs/design.md §5.3, "The read-only path"). */
     struct client_vote *v = &l->votes[m->h.sender];
-    v->valid = true;
-    v->status = rp->status;
-    v->view = m->h.view;
-    memcpy(v->digest, rp->result_digest, BFTKV_DIGEST_SIZE);
+    if (!v->valid || l->state == LANE_ORDERED) {
+        v->valid = true;
+        v->status = rp->status;
+        v->view = m->h.view;
+        memcpy(v->digest, rp->result_digest, BFTKV_DIGEST_SIZE);
+    }
     if (full) {
         lane_result_offer(c, l, rp->status, rp->result_digest, rp->result, rp->result_len);
     }
 
     uint16_t need = l->state == LANE_READONLY ? c->quorum : c->need_ordered;
-    if (l->have_result && lane_class_count(c, l, l->result_status, l->result_digest) >= need) {
-        lane_accept(c, lane);
+    if (l->have_result && client_class_count(c, l, l->result_status, l->result_digest) >= need) {
+        lane_accept(c, lane, now_ns);
         return;
     }
-    if (l->state == LANE_READONLY && lane_readonly_hopeless(c, l)) {
-        lane_fallback(c, lane, now_ns, out);
-    } else if (l->state == LANE_READONLY) {
-        lane_readonly_grace(c, l, now_ns);
+    if (l->state == LANE_READONLY) {
+        client_ro_on_reply(c, lane, now_ns, out);
     } else if (l->state == LANE_ORDERED && !l->full_asked
-               && lane_class_count(c, l, rp->status, rp->result_digest) >= need) {
+               && client_class_count(c, l, rp->status, rp->result_digest) >= need) {
         lane_ask_full(c, l, lane, out);
     }
 }

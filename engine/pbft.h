@@ -286,7 +286,13 @@ struct pbft_client_stats {
     uint64_t readonly_timeouts;    /* ... of which after waiting the retransmission timeout */
     uint64_t replies_mismatched;   /* replies that disagreed with the accepted result */
     uint64_t replies_ignored;      /* for another client, an idle lane, another timestamp */
-    uint64_t full_result_requests; /* f+1 matching digests but no full result: asked everyone */
+    uint64_t full_result_requests; /* f+1 (read-only: q) matching digests but no full result: asked everyone */
+    /* The read-only path (docs/design.md §5.3, "The read-only path"): */
+    uint64_t readonly_submitted;   /* GETs sent on the read-only path */
+    uint64_t readonly_resends;     /* rounds that re-asked the replicas yet to answer */
+    uint64_t readonly_retries;     /* new read-only rounds (fresh timestamp) instead of ordering */
+    uint64_t readonly_stale_marks; /* replicas marked stale (consecutive disagreements) */
+    uint64_t timestamps_issued;    /* last timestamp - timestamp_base (gaps included) */
 };
 
 struct pbft_client;
@@ -322,6 +328,11 @@ uint64_t pbft_client_next_deadline(const struct pbft_client *c);
 uint64_t pbft_replica_next_deadline(const struct pbft_replica *r);
 
 const struct pbft_client_stats *pbft_client_stats(const struct pbft_client *c);
+
+/* Is replica marked stale at now_ns: its read-only answers disagreed with the
+ * accepted value in consecutive reads, and it has neither agreed since nor been
+ * quiet for the decay time (docs/design.md §5.3, "The read-only path")? */
+bool pbft_client_replica_stale(const struct pbft_client *c, uint16_t replica, uint64_t now_ns);
 
 #ifdef __cplusplus
 }

@@ -234,10 +234,10 @@ static void client_destroy(struct bftkv_client *c, bool sync_ready)
     }
     uint64_t last_ts = 0;
     if (c->engine != NULL) {
-        /* The engine's timestamps are its base + one per submission or read-only
-         * fallback (engine/client.c): the last one it sent. */
+        /* The engine's timestamps are its base + those it issued, gaps included
+         * (engine/client_readonly.c skips some): the last one it sent. */
         const struct pbft_client_stats *es = pbft_client_stats(c->engine);
-        last_ts = c->lease.first_ts + es->submitted + es->readonly_fallbacks;
+        last_ts = c->lease.first_ts + es->timestamps_issued;
     }
     client_session_release(&c->lease, last_ts);
     pbft_client_destroy(c->engine);

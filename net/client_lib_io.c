@@ -429,6 +429,8 @@ static void io_mirror_stats(struct bftkv_client *c)
     c->stats.retransmissions = es->retransmissions;
     c->stats.readonly_fallbacks = es->readonly_fallbacks;
     c->stats.readonly_timeouts = es->readonly_timeouts;
+    c->stats.readonly_resends = es->readonly_resends;
+    c->stats.readonly_retries = es->readonly_retries;
     c->stats.replies_dropped = dropped;
     c->stats.replies_forwarded = c->forwarded;
     c->stats.probes_sent = c->probes;

@@ -231,7 +231,9 @@ struct bftkv_client_stats {
     uint16_t lane_base;        /* ... from this one: lane_base .. lane_base + lanes - 1 */
     uint64_t replies_forwarded; /* replies for another handle's lane passed on to it */
     uint64_t probes_sent;      /* status probes sent to replicas that stayed silent */
-    uint64_t readonly_timeouts; /* read-only fallbacks after waiting retransmit_ms (of readonly_fallbacks) */
+    uint64_t readonly_timeouts; /* read-only fallbacks after a wait that was no grace (of readonly_fallbacks) */
+    uint64_t readonly_resends;  /* read-only rounds that asked the replicas yet to answer again */
+    uint64_t readonly_retries;  /* second read-only rounds (fresh timestamp) instead of ordering */
 };
 
 /* A snapshot of the handle's counters. 0 or BFTKV_E_INVAL. */

@@ -1,11 +1,14 @@
-/* Unit tests of the client's read-only path (engine/client.c; TOCS 2002 §5.1.3;
- * docs/design.md 5.3): one client of a group of NREP = 4 replicas (f = 1, q = 3),
- * driven with REPLY messages built with the replicas' keys (client_fixture.c).
- * Checked: q matching read-only answers complete a GET and an ordered answer does
- * not count; disagreement that makes q unreachable falls back to ordering at
- * once; the whole retransmission timeout when nobody answers; and once n - f
- * replicas answered without q agreeing, the slowest f get a grace as long as the
- * answers took (at least 1/16 of the timeout), not the whole timeout.
+/* Unit tests of the client's read-only path (engine/client.c,
+ * engine/client_readonly.c; TOCS 2002 §5.1.3; docs/design.md §5.3): one client of
+ * a group of NREP = 4 replicas (f = 1, q = 3), driven with REPLY messages built
+ * with the replicas' keys (client_fixture.c). Checked: q matching read-only
+ * answers complete a GET and an ordered answer does not count; disagreement that
+ * makes q unreachable starts a second round with a fresh timestamp at once, and
+ * falls back to ordering when that one disagrees too; silence costs a re-ask of
+ * the silent, a second round, its re-ask, then ordering; and once n - f replicas
+ * answered without q agreeing, the slowest f get a grace as long as the answers
+ * took (at least 1/16 of the timeout), then a re-ask, not ordering.
+ * Stale replicas and Byzantine answers: test_client_stale.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -75,8 +78,30 @@ static void test_readonly_disagreement_falls_back(void **state)
     s.result = "newer";
     s.rlen = 5;
     assert_int_equal(reply_deliver(c, &s, 2, done, 4), 0);
-    /* Best class 1, one replica left: q is out of reach. Retry through ordering. */
+    /* Best class 1, one replica left: q is out of reach. A second read-only round,
+     * fresh timestamp, to every replica -- a write racing the read may be done. */
+    assert_int_equal(pbft_client_stats(c)->readonly_fallbacks, 0);
+    assert_int_equal(pbft_client_stats(c)->readonly_retries, 1);
+    assert_int_equal(out.nmsgs, 1);
+    assert_int_equal(out.msgs[0].dest_kind, PBFT_DEST_ALL_REPLICAS);
+    struct wire_msg m1 = out_request(0);
+    assert_int_equal(m1.u.request.rflags, WIRE_REQ_READONLY);
+    assert_true(m1.h.seq > ts);
+    uint64_t ts1 = m1.h.seq;
+    pbft_out_reset(&out);
+    /* It disagrees again: the GET is ordered. */
+    s = spec(0, (uint16_t)lane, ts1, "old", true);
+    s.readonly = true;
+    assert_int_equal(reply_deliver(c, &s, 3, done, 4), 0);
+    s = spec(1, (uint16_t)lane, ts1, "new", true);
+    s.readonly = true;
+    assert_int_equal(reply_deliver(c, &s, 3, done, 4), 0);
+    s.replica = 2;
+    s.result = "newer";
+    s.rlen = 5;
+    assert_int_equal(reply_deliver(c, &s, 3, done, 4), 0);
     assert_int_equal(pbft_client_stats(c)->readonly_fallbacks, 1);
+    assert_int_equal(pbft_client_stats(c)->readonly_retries, 1);
     assert_int_equal(out.nmsgs, 1);
     assert_int_equal(out.msgs[0].dest_kind, PBFT_DEST_REPLICA);
     assert_int_equal(out.msgs[0].dest_id, 0);
@@ -84,10 +109,10 @@ static void test_readonly_disagreement_falls_back(void **state)
     assert_int_equal(m.u.request.rflags, 0);
     assert_int_equal(m.u.request.op, WIRE_OP_GET);
     assert_int_equal(m.u.request.lane, (uint16_t)lane);
-    assert_true(m.h.seq > ts);
+    assert_true(m.h.seq > ts1);
     uint64_t ts2 = m.h.seq;
 
-    /* Late read-only answers for the old timestamp are ignored. */
+    /* Late read-only answers for an old timestamp are ignored. */
     s = spec(3, (uint16_t)lane, ts, "old", true);
     s.readonly = true;
     assert_int_equal(reply_deliver(c, &s, 3, done, 4), 0);
@@ -103,6 +128,22 @@ static void test_readonly_disagreement_falls_back(void **state)
     pbft_client_destroy(c);
 }
 
+/* Each replica of the request's re-ask, in order, for the silent ones only. */
+static void assert_reask(uint64_t ts, const uint16_t *to, uint32_t k)
+{
+    assert_int_equal(out.nmsgs, k);
+    for (uint32_t i = 0; i < k; i++) {
+        assert_int_equal(out.msgs[i].dest_kind, PBFT_DEST_REPLICA);
+        assert_int_equal(out.msgs[i].dest_id, to[i]);
+        struct wire_msg m = out_request(i);
+        assert_int_equal(m.h.seq, ts);
+        assert_int_equal(m.u.request.rflags, WIRE_REQ_READONLY | WIRE_REQ_FULL_ALL);
+    }
+}
+
+/* Nobody answers: after the wait (the whole timeout while no answer time is
+ * known) every replica is asked again, same timestamp; then a second round with
+ * a fresh one, its re-ask, and only then ordering. */
 static void test_readonly_timeout_falls_back(void **state)
 {
     (void)state;
@@ -110,6 +151,7 @@ static void test_readonly_timeout_falls_back(void **state)
     cfg.readonly_fast_path = true;
     struct pbft_client *c = client_new(&cfg);
     struct pbft_completion done[4];
+    const uint16_t all[NREP] = { 0, 1, 2, 3 };
     int lane = pbft_client_submit(c, 100, WIRE_OP_GET, "k", 1, NULL, 0, &out);
     assert_true(lane >= 0);
     uint64_t ts = out_request(0).h.seq;
@@ -118,12 +160,30 @@ static void test_readonly_timeout_falls_back(void **state)
     assert_int_equal(tick(c, 100 + TIMEOUT_NS - 1, done, 4), 0);
     assert_int_equal(out.nmsgs, 0);
     assert_int_equal(tick(c, 100 + TIMEOUT_NS, done, 4), 0);
+    assert_reask(ts, all, NREP);
+    assert_int_equal(pbft_client_stats(c)->readonly_resends, 1);
+    assert_int_equal(pbft_client_next_deadline(c), 100 + 2u * TIMEOUT_NS);
+    pbft_out_reset(&out);
+    assert_int_equal(tick(c, 100 + 2u * TIMEOUT_NS, done, 4), 0);
+    assert_int_equal(pbft_client_stats(c)->readonly_retries, 1);
+    assert_int_equal(out.nmsgs, 1);
+    assert_int_equal(out.msgs[0].dest_kind, PBFT_DEST_ALL_REPLICAS);
+    uint64_t ts1 = out_request(0).h.seq;
+    assert_true(ts1 > ts);
+    assert_int_equal(out_request(0).u.request.rflags, WIRE_REQ_READONLY);
+    pbft_out_reset(&out);
+    assert_int_equal(tick(c, 100 + 3u * TIMEOUT_NS, done, 4), 0);
+    assert_reask(ts1, all, NREP);
+    pbft_out_reset(&out);
+    assert_int_equal(pbft_client_stats(c)->readonly_fallbacks, 0);
+    assert_int_equal(tick(c, 100 + 4u * TIMEOUT_NS, done, 4), 0);
     assert_int_equal(pbft_client_stats(c)->readonly_fallbacks, 1);
+    assert_int_equal(pbft_client_stats(c)->readonly_timeouts, 1);
     assert_int_equal(out.nmsgs, 1);
     struct wire_msg m = out_request(0);
     assert_int_equal(m.u.request.rflags, 0);
-    assert_true(m.h.seq > ts);
-    assert_int_equal(pbft_client_next_deadline(c), 100 + 2u * TIMEOUT_NS);
+    assert_true(m.h.seq > ts1);
+    assert_int_equal(pbft_client_next_deadline(c), 100 + 5u * TIMEOUT_NS);
     pbft_client_destroy(c);
 }
 
@@ -145,8 +205,9 @@ static struct reply_spec ro_spec(uint16_t replica, uint16_t lane, uint64_t ts, c
 }
 
 /* Three of four answered, two agree, the fourth is silent (behind, or its
- * reply lost). The client waits for it as long again as the three took, then
- * orders the GET -- not the whole retransmission timeout. */
+ * reply lost). The client waits for it as long again as the three took -- not
+ * the whole retransmission timeout -- then asks it again instead of ordering the
+ * GET; its answer to the re-ask completes the read. */
 static void test_readonly_slowest_f_get_a_grace(void **state)
 {
     (void)state;
@@ -168,10 +229,15 @@ static void test_readonly_slowest_f_get_a_grace(void **state)
     assert_int_equal(tick(c, 3 * MS + 100 * MS / 16u - 1u, done, 4), 0);
     assert_int_equal(out.nmsgs, 0);
     assert_int_equal(tick(c, 3 * MS + 100 * MS / 16u, done, 4), 0);
-    assert_int_equal(pbft_client_stats(c)->readonly_fallbacks, 1);
+    const uint16_t silent[1] = { 3 };
+    assert_reask(ts, silent, 1);
+    assert_int_equal(pbft_client_stats(c)->readonly_fallbacks, 0);
+    assert_int_equal(pbft_client_stats(c)->readonly_resends, 1);
+    s = ro_spec(3, (uint16_t)lane, ts, "new");
+    assert_int_equal(reply_deliver(c, &s, 5 * MS, done, 4), 1);
+    assert_memory_equal(done[0].value, "new", 3);
+    assert_int_equal(pbft_client_stats(c)->readonly_fallbacks, 0);
     assert_int_equal(pbft_client_stats(c)->readonly_timeouts, 0);
-    assert_int_equal(out.nmsgs, 1);
-    assert_int_equal(out_request(0).u.request.rflags, 0);
     pbft_client_destroy(c);
 }
 
