@@ -15,9 +15,12 @@ ends, so service after the heal is measured under load):
                      N=7, for 2 s
   oneway-primary     the primary still sends to the replicas but receives nothing
                      from them, for 2.5 s
-  cut-link           only the link between replicas 0 and 1, both ways, for 5 s
-                     (the primary and one backup: the backup times out on the
-                     requests it hears of while the others order them)
+  cut-link           only the link between replicas 0 and 1, both ways, for 5 s,
+                     under 2000-byte values: every request reaches every
+                     replica, so backup 1 watches requests that the others
+                     order without it (before the lagging-backup rule of
+                     engine/viewchange.c it suspected the primary and sat alone
+                     in view 1 after the heal)
   flapping           3 cycles: the current primary isolated for 0.8-1.4 s,
                      then whole for 0.8-1.4 s (durations drawn from the seed)
   loss               30% loss and 5 +- 5 ms delay on every replica-to-replica
@@ -28,7 +31,8 @@ Checks, each able to fail on its own, all reported before the verdict:
   1. linearizable: build/bftkv-lincheck accepts the --history of the run;
   2. nothing acknowledged lost: the --final-read GETs of every touched key all
      returned (so the check in 1 sees every key's last value);
-  3. every replica back in the group's view after the heal: each answers stats
+  3. every replica back in the group's view after the heal, and still there
+     once the load is over: each answers stats
      with the view most active replicas hold, not in a view change, holding
      state, within BACK_BOUND_S of the heal (the load goes on for 2 s after
      the heal, then one `bftkv put` per poll keeps the group busy, since a
@@ -72,6 +76,11 @@ BACK_BOUND_S = 10.0     # heal -> every replica back in the group's view (see th
 CONVERGE_BOUND_S = 10.0
 POLL_S = 0.05
 LOSS_PCT, DELAY_MS, JITTER_MS = 30, 5, 5
+# cut-link: values above the inline limit (BFTKV_INLINE_REQUEST_MAX, 1 KiB), so
+# every request travels to every replica from the start and the cut-off backup
+# watches them (engine/viewchange.c, request timers): the path by which a backup
+# that cannot hear the primary comes to suspect it.
+SCENARIO_BENCH_ARGS = {"cut-link": ["--value-size", "2000"]}
 BENCH_ARGS = ["--threads", "4", "--clients", "32", "--keys", "200", "--read-ratio", "0.4", "--del-ratio", "0.1",
               "--warmup", "0", "--final-read", "--format", "json"]
 
@@ -247,6 +256,7 @@ def main():
         print(f"SKIP: {why}", flush=True)
         sys.exit(77)
     fault_s = a.fault_s or FAULT_S[a.scenario]
+    bench_args = SCENARIO_BENCH_ARGS.get(a.scenario, []) + a.bench_arg
     test = f"netfault-{a.scenario}-n{a.n}"
 
     def body():
@@ -254,7 +264,7 @@ def main():
         net.up()
         c = netns.NetCluster(test, net)
         c.start()
-        r = Run(c, net, a.scenario, a.seed, fault_s, a.bench_arg)
+        r = Run(c, net, a.scenario, a.seed, fault_s, bench_args)
         r.start_bench()
         healed = r.fault()
         back_s, left = r.wait_back(healed)
@@ -267,6 +277,11 @@ def main():
         if not converged:
             problems.append(f"replicas not converged {CONVERGE_BOUND_S:g} s after the load: "
                             f"(last_executed, digest) {digests}")
+        sts = all_stats(c)
+        left = outsiders(sts)
+        if back_s is not None and left:
+            problems.append("a replica back after the heal left the group's view again: "
+                            + "; ".join(f"replica {i}: {why}" for i, why in left))
         lc = run([os.path.join(BUILD, "bftkv-lincheck"), r.hist], timeout=120)
         for line in (text(lc.stdout) + text(lc.stderr)).splitlines()[:12]:
             log(f"  lincheck: {line}")
@@ -275,7 +290,6 @@ def main():
         finals, finals_ok, touched = final_reads_ok(r.hist)
         if finals != touched or finals_ok != finals:
             problems.append(f"final reads: {finals_ok} of {finals} ok for {touched} touched keys")
-        sts = all_stats(c)
         log(f"result {test}: {res['items_per_second']:.0f} ops/s, client timeouts {res['timeouts']}, "
             f"p50 {res['p50'] / 1e6:.2f} ms, p99 {res['p99'] / 1e6:.2f} ms, ops {res['iterations']}")
         log(f"result {test}: heal -> every replica back: "
