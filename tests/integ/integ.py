@@ -101,7 +101,7 @@ def pick_base_port(count):
 class Cluster:
     """A cluster made by tools/cluster in a temporary directory."""
 
-    def __init__(self, name, n, settings=(), clients=4, f=None):
+    def __init__(self, name, n, settings=(), clients=4, f=None, hosts=None):
         self.name = name
         self.n = n
         self.dir = tempfile.mkdtemp(prefix=f"bftkv-integ-{name}-")
@@ -111,6 +111,8 @@ class Cluster:
                "--clients", str(clients)]
         if f is not None:
             cmd += ["--f", str(f)]
+        if hosts is not None:
+            cmd += ["--hosts", ",".join(hosts)]
         for s in settings:
             cmd += ["--set", s]
         self.tool(*cmd[1:])
