@@ -127,7 +127,7 @@ static bool slot_retransmit(struct pbft_replica *r, const struct replica_slot *s
  * re-multicast our part of the unfinished slots whose time has come. */
 static void retransmit_scan(struct pbft_replica *r, struct pbft_out *out)
 {
-    uint64_t R = r->cfg.retransmit_ns;
+    uint64_t R = r->cfg.retransmit_ns / 2u; /* a slot's interval: R/2, scanned every R/4 */
     uint32_t budget = r->view_active ? r->cfg.window : 0; /* none during a view change */
     uint64_t hi = r->low + r->cfg.log_window;
     for (uint64_t seq = r->last_executed + 1u; seq <= hi; seq++) {
@@ -148,9 +148,11 @@ static void retransmit_scan(struct pbft_replica *r, struct pbft_out *out)
             return; /* no room: the next scan goes on */
         budget--;
         r->stats.retransmissions++;
-        if (s->retx_shift < CATCHUP_BACKOFF_SHIFT_MAX)
+        /* R for the first CATCHUP_FLAT_RETRIES (a loss costs one interval,
+         * not a growing one), then doubling up to 32 R. */
+        if (s->retx_shift < CATCHUP_BACKOFF_SHIFT_MAX + CATCHUP_FLAT_RETRIES)
             s->retx_shift++;
-        s->retx_ns = r->now_ns + (R << s->retx_shift);
+        s->retx_ns = r->now_ns + (R << (s->retx_shift > CATCHUP_FLAT_RETRIES ? s->retx_shift - CATCHUP_FLAT_RETRIES : 0));
     }
 }
 
@@ -216,11 +218,11 @@ void replica_catchup_tick(struct pbft_replica *r, struct pbft_out *out)
         cu->progress_ns = now;
     }
     if (now >= cu->scan_ns && catchup_busy(r)) {
-        cu->scan_ns = now + R / 2u + 1u;
+        cu->scan_ns = now + R / 4u + 1u;
         retransmit_scan(r, out);
         ckpts_scan(r);
         bool behind = cu->max_seen > r->last_executed || r->xfer.cand.seq > r->last_executed || r->xfer.active;
-        bool idle = now - cu->progress_ns >= R;
+        bool idle = now - cu->progress_ns >= R / 2u;
         bool lag = catchup_lagging(r);
         if (behind && (idle || lag) && now >= cu->status_ns) {
             replica_status_send(r, out);
