@@ -252,6 +252,41 @@ static int submit_validate(uint8_t op, const void *key, size_t klen, const void 
     return 0;
 }
 
+/* The first wait of an ordered request before it goes to every replica: twice
+ * the smoothed time ordered requests took (Karn's rule: only those never
+ * retransmitted count), kept between a quarter of the configured timeout and
+ * the timeout itself (docs/design.md §5.5.2). On a fast network the floor keeps
+ * spikes of the servers from turning into retransmissions to every replica;
+ * under loss a lost request costs two round trips instead of the whole timeout. */
+static uint64_t client_first_timeout(const struct pbft_client *c)
+{
+    uint64_t t = c->cfg.retransmit_timeout_ns, floor = t / 4u;
+    if (c->rtt_ns == 0)
+        return t;
+    uint64_t fit = 2u * c->rtt_ns;
+    fit = fit < floor ? floor : fit;
+    return fit < t ? fit : t;
+}
+
+/* Hedging under loss. When more than 1 in 8 recent ordered requests needed a
+ * retransmission, the network loses them (or the primary is slow): the client
+ * then sends each ordered request to every replica at once, as it does a large
+ * one, so a request lost on its way to the primary still reaches it through a
+ * backup's relay one hop later, instead of after a timeout. It stops once fewer
+ * than 1 in 64 do. Every completed ordered request is a sample, weight 1/16. */
+#define CLIENT_HEDGE_ON 128u  /* 1/8 in 1/1024 */
+#define CLIENT_HEDGE_OFF 16u  /* 1/64 */
+
+static void client_loss_sample(struct pbft_client *c, bool retransmitted)
+{
+    uint32_t x = retransmitted ? 1024u : 0u;
+    c->loss_score = c->loss_score - c->loss_score / 16u + x / 16u;
+    if (!c->hedging && c->loss_score > CLIENT_HEDGE_ON)
+        c->hedging = true;
+    else if (c->hedging && c->loss_score < CLIENT_HEDGE_OFF)
+        c->hedging = false;
+}
+
 int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const void *key, size_t klen,
                        const void *value, size_t vlen, struct pbft_out *out)
 {
@@ -273,12 +308,13 @@ int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const
     l->req_len = lane_encode(c, l, (uint16_t)lane, readonly ? WIRE_REQ_READONLY : 0u, key, value, l->req);
     /* Read-only requests go to every replica (TOCS 2002 §5.1.3), so do large ones;
      * the rest to the primary of the view we believe current (§4.1). */
-    if (!client_lane_send(c, l, readonly || lane_is_large(c, l), out)) {
+    bool hedge = !readonly && !lane_is_large(c, l) && c->hedging;
+    if (!client_lane_send(c, l, readonly || hedge || lane_is_large(c, l), out)) {
         return BFTKV_E_AGAIN; /* the outbox is full: drain it and submit again */
     }
     client_lane_votes_clear(c, l);
     l->state = readonly ? LANE_READONLY : LANE_ORDERED;
-    l->timeout_ns = c->cfg.retransmit_timeout_ns;
+    l->timeout_ns = client_first_timeout(c);
     l->sent_ns = now_ns;
     l->deadline_ns = now_ns + (readonly ? client_ro_wait_ns(c) : l->timeout_ns);
     l->retransmits = 0;
@@ -288,10 +324,12 @@ int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const
     l->ro_resends = 0;
     c->stats.submitted++;
     c->stats.readonly_submitted += readonly ? 1u : 0u;
+    c->stats.requests_hedged += hedge ? 1u : 0u;
     return lane;
 }
 
 /* ---- Timers -------------------------------------------------------------------------- */
+
 
 /* The read-only path failed (its rounds disagreed or went unanswered,
  * client_readonly.c): the GET goes through ordering with a new timestamp (TOCS
@@ -307,8 +345,10 @@ void client_lane_fallback(struct pbft_client *c, uint16_t lane, uint64_t now_ns,
     client_lane_votes_clear(c, l);
     l->state = LANE_ORDERED;
     l->full_asked = false;
-    l->timeout_ns = c->cfg.retransmit_timeout_ns;
-    l->deadline_ns = client_lane_send(c, l, lane_is_large(c, l), out) ? now_ns + l->timeout_ns : now_ns;
+    l->retransmits = 0;
+    l->sent_ns = now_ns;
+    l->timeout_ns = client_first_timeout(c);
+    l->deadline_ns = client_lane_send(c, l, lane_is_large(c, l) || c->hedging, out) ? now_ns + l->timeout_ns : now_ns;
 }
 
 /* The deadline passed: send the request again to every replica, asking each for
@@ -480,6 +520,13 @@ static void lane_accept(struct pbft_client *c, uint16_t lane, uint64_t now_ns)
     lane_learn_view(c, l, l->result_status, l->result_digest);
     if (l->state == LANE_READONLY) {
         client_ro_on_accept(c, l, now_ns);
+    } else {
+        client_loss_sample(c, l->retransmits > 0);
+    }
+    if (l->state == LANE_ORDERED && l->retransmits == 0 && now_ns > l->sent_ns) {
+        uint64_t sample = now_ns - l->sent_ns;
+        c->rtt_ns = c->rtt_ns == 0 ? sample : c->rtt_ns - c->rtt_ns / 8u + sample / 8u;
+        c->rtt_ns = c->rtt_ns == 0 ? 1u : c->rtt_ns;
     }
     for (uint16_t j = 0; j < c->cfg.n; j++) {
         if (l->votes[j].valid && !client_vote_matches(&l->votes[j], l->result_status, l->result_digest)) {

@@ -75,7 +75,8 @@ struct client_lane {
     uint16_t klen;
     uint32_t vlen;
     uint64_t timestamp;
-    uint64_t sent_ns;     /* when the current read-only round went out */
+    uint64_t sent_ns;     /* when the current read-only round, or the ordered
+                             request, went out */
     uint64_t deadline_ns;
     uint64_t timeout_ns; /* current retransmission interval (backoff) */
     uint32_t retransmits;
@@ -109,6 +110,12 @@ struct pbft_client {
     uint64_t view;            /* the view we believe current: primary = view mod n */
     uint64_t last_timestamp;
     uint64_t ro_answer_ns;    /* smoothed time from a read-only round to its q-th answer; 0: none yet */
+    uint64_t rtt_ns;          /* smoothed time from an ordered request to its
+                                 result, from requests never retransmitted; 0:
+                                 none yet (client_first_timeout) */
+    uint32_t loss_score;      /* smoothed share of ordered requests that needed a
+                                 retransmission, in 1/1024 (client_hedging) */
+    bool hedging;             /* send ordered requests to every replica at once */
     struct client_lane *lanes;
     uint8_t *scratch;         /* CLIENT_REQUEST_MAX: re-encoding */
     uint16_t *done;           /* FIFO of accepted lanes not yet reported, lanes entries */

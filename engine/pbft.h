@@ -293,6 +293,9 @@ struct pbft_client_stats {
     uint64_t readonly_retries;     /* new read-only rounds (fresh timestamp) instead of ordering */
     uint64_t readonly_stale_marks; /* replicas marked stale (consecutive disagreements) */
     uint64_t timestamps_issued;    /* last timestamp - timestamp_base (gaps included) */
+    uint64_t requests_hedged;      /* ordered requests sent to every replica at once
+                                      because many recent ones needed retransmission
+                                      (a lossy network, docs/design.md §5.5.2) */
 };
 
 struct pbft_client;
