@@ -336,6 +336,83 @@ static void test_retransmit_full_all_same_timestamp(void **state)
     pbft_client_destroy(c);
 }
 
+/* ---- Timeouts that fit the network (docs/design.md §5.5.2) ------------------------------ */
+
+/* A PUT on a fresh lane at `now`, answered by replicas 1 and 2 at `at` (after
+ * `retx` retransmissions, forced by ticking at the deadlines). Returns the
+ * deadline its first transmission had. */
+static uint64_t put_answered(struct pbft_client *c, uint64_t now, uint64_t at, unsigned retx, uint8_t *dest_kind)
+{
+    struct pbft_completion done[4];
+    pbft_out_reset(&out);
+    int lane = pbft_client_submit(c, now, WIRE_OP_PUT, "key", 3, "v", 1, &out);
+    assert_true(lane >= 0);
+    assert_int_equal(out.nmsgs, 1);
+    *dest_kind = out.msgs[0].dest_kind;
+    uint64_t ts = out_request(0).h.seq, first = pbft_client_next_deadline(c);
+    for (unsigned i = 0; i < retx; i++)
+        assert_int_equal(tick(c, pbft_client_next_deadline(c), done, 4), 0);
+    assert_true(at >= now);
+    struct reply_spec sp = spec(1, (uint16_t)lane, ts, NULL, true);
+    assert_int_equal(reply_deliver(c, &sp, at, done, 4), 0);
+    sp.replica = 2;
+    assert_int_equal(reply_deliver(c, &sp, at, done, 4), 1);
+    return first;
+}
+
+static void test_first_timeout_fits(void **state)
+{
+    (void)state;
+    struct pbft_client_config cfg = cfg_default();
+    struct pbft_client *c = client_new(&cfg);
+    uint8_t kind = 0;
+    /* Nothing measured: the configured timeout. */
+    assert_int_equal(put_answered(c, 0, 400, 0, &kind), TIMEOUT_NS);
+    assert_int_equal(kind, PBFT_DEST_REPLICA);
+    /* Answered in 400: twice that, 800. */
+    assert_int_equal(put_answered(c, 1000, 1100, 0, &kind), 1000 + 800);
+    /* Smoothed (1/8 per sample): 400 - 50 + 12 = 362, and never below T/4. */
+    assert_int_equal(put_answered(c, 2000, 2000, 0, &kind), 2000 + 2 * 362);
+    for (uint64_t t = 3000; t < 3000 + 40 * 1000; t += 1000)
+        (void)put_answered(c, t, t + 1, 0, &kind);
+    assert_int_equal(put_answered(c, 50000, 50001, 0, &kind), 50000 + TIMEOUT_NS / 4);
+    /* Karn's rule: a retransmitted request's time is no sample. */
+    (void)put_answered(c, 60000, 69000, 1, &kind);
+    assert_int_equal(put_answered(c, 70000, 70001, 0, &kind), 70000 + TIMEOUT_NS / 4);
+    pbft_client_destroy(c);
+}
+
+static void test_hedging_under_loss(void **state)
+{
+    (void)state;
+    struct pbft_client_config cfg = cfg_default();
+    struct pbft_client *c = client_new(&cfg);
+    uint8_t kind = 0;
+    uint64_t t = 0;
+    /* Two retransmitted requests in a row are not yet a lossy network ... */
+    for (int i = 0; i < 2; i++, t += 100000)
+        (void)put_answered(c, t, t + 5000, 1, &kind);
+    (void)put_answered(c, t, t + 1, 0, &kind);
+    assert_int_equal(kind, PBFT_DEST_REPLICA);
+    t += 100000;
+    /* ... a third is (over 1 in 8 of the smoothed share): every replica at once. */
+    (void)put_answered(c, t, t + 5000, 1, &kind);
+    t += 100000;
+    (void)put_answered(c, t, t + 1, 0, &kind);
+    assert_int_equal(kind, PBFT_DEST_ALL_REPLICAS);
+    assert_int_equal(pbft_client_stats(c)->requests_hedged, 1);
+    /* Quiet again: back to the primary alone once under 1 in 64. */
+    unsigned k = 0;
+    do {
+        t += 100000;
+        (void)put_answered(c, t, t + 1, 0, &kind);
+        k++;
+    } while (kind == PBFT_DEST_ALL_REPLICAS && k < 100);
+    assert_true(k > 10 && k < 100);
+    assert_int_equal(pbft_client_stats(c)->requests_hedged, k);
+    pbft_client_destroy(c);
+}
+
 /* ---- Submit limits, lanes, routing ------------------------------------------------------ */
 
 static void test_submit_limits(void **state)
@@ -574,6 +651,8 @@ int main(void)
         cmocka_unit_test(test_bug_accepts_f_replies),
         cmocka_unit_test(test_not_found_status),
         cmocka_unit_test(test_retransmit_full_all_same_timestamp),
+        cmocka_unit_test(test_first_timeout_fits),
+        cmocka_unit_test(test_hedging_under_loss),
         cmocka_unit_test(test_submit_limits),
         cmocka_unit_test(test_outbox_full),
         cmocka_unit_test(test_lanes_independent),
