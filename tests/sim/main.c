@@ -103,6 +103,7 @@ static void usage(FILE *f)
             "  --no-rejoin          do not check that every correct replica holding state\n"
             "                       is back in the group's view within the rejoin bound\n"
             "                       2 x view-change timeout + T after the heal (rejoin.h)\n"
+            "  --rejoin-slack-ms S  the rejoin bound's slack instead of T (default 50)\n"
             "  --faulty LIST        explicit faulty replicas, e.g. 0,3 (at most f; replica 0 is\n"
             "                       the primary of view 0); in all mode every other seed also\n"
             "                       crashes 1..f-|LIST| other replicas before GST\n"
@@ -478,6 +479,9 @@ int main(int argc, char **argv)
             o.check_liveness = false;
         } else if (strcmp(a, "--no-rejoin") == 0) {
             o.check_rejoin = false;
+        } else if (strcmp(a, "--rejoin-slack-ms") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= 100000;
+            o.rejoin_slack_ns = u * 1000000;
         } else if (strcmp(a, "--faulty") == 0) {
             const char *m = NEXT();
             ok = m && parse_list(m, &o);
@@ -633,9 +637,10 @@ int main(int argc, char **argv)
         rejoin_outside = r.rejoin_outside_ns > rejoin_outside ? r.rejoin_outside_ns : rejoin_outside;
         if (o.verbose)
             printf("seed %" PRIu64 ": %s committed=%" PRIu64 " batches=%" PRIu64 " sim=%.1fms steps=%" PRIu64
-                   " lagging=%" PRIu64 " no_state=%" PRIu64 " [%s]\n",
+                   " lagging=%" PRIu64 " no_state=%" PRIu64 " outside=%.1fms [%s]\n",
                    seed, r.verdict == SIM_OK ? "ok" : r.verdict == SIM_SAFETY ? "SAFETY" : "LIVENESS", r.committed,
-                   r.batches, (double)r.sim_ns / 1e6, r.steps, r.lagging, r.no_state, r.scenario);
+                   r.batches, (double)r.sim_ns / 1e6, r.steps, r.lagging, r.no_state,
+                   (double)r.rejoin_outside_ns / 1e6, r.scenario);
         if (r.verdict != SIM_OK) {
             if (r.verdict == SIM_SAFETY)
                 safety++;
@@ -662,14 +667,20 @@ int main(int argc, char **argv)
         wall = 1e-9;
     sim_context_destroy(&ctx);
 
+    /* The rejoin bound: 2 x the current view-change timeout + a slack (T unless
+     * --rejoin-slack-ms); the largest one any run reached. */
+    struct pbft_replica_config defaults;
+    pbft_replica_config_defaults(&defaults);
+    uint64_t slack_ms = (o.rejoin_slack_ns ? o.rejoin_slack_ns : defaults.request_timeout_ns) / 1000000u;
     printf("sim: safety=%" PRIu64 " liveness=%" PRIu64 " (rejoin %" PRIu64 ") lincheck_unknown_keys=%" PRIu64
            " view_changes=%" PRIu64 " (in %" PRIu64 " seeds) state_transfers=%" PRIu64 " (in %" PRIu64
            " seeds) request_timeouts=%" PRIu64 " restarts=%" PRIu64 " (refusing %" PRIu64 ") no_state=%" PRIu64
-           " links=%" PRIu64 " liveness_bound=%s%" PRIu64 "ms rejoin_bound=%s2xVC+T(max %" PRIu64
+           " links=%" PRIu64 " liveness_bound=%s%" PRIu64 "ms rejoin_bound=%s2xVC+%" PRIu64 "ms(max %" PRIu64
            "ms) rejoin_max_outside=%" PRIu64 "ms wall=%.2fs\n",
-           safety, liveness, rejoin_failures, unknown, view_changes, vc_seeds, state_transfers, st_seeds, timeouts, restart_seeds,
-           refuse_seeds, no_state, link_seeds, o.check_liveness ? "" : "off:", o.liveness_ns / 1000000u,
-           o.check_liveness && o.check_rejoin ? "" : "off:", rejoin_bound / 1000000u, rejoin_outside / 1000000u, wall);
+           safety, liveness, rejoin_failures, unknown, view_changes, vc_seeds, state_transfers, st_seeds, timeouts,
+           restart_seeds, refuse_seeds, no_state, link_seeds, o.check_liveness ? "" : "off:",
+           o.liveness_ns / 1000000u, o.check_liveness && o.check_rejoin ? "" : "off:", slack_ms,
+           rejoin_bound / 1000000u, rejoin_outside / 1000000u, wall);
     if (exit_code == 0) {
         if (expect)
             exit_code = found ? 0 : EXIT_SAFETY;

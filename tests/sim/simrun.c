@@ -605,7 +605,7 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     pbft_replica_config_defaults(&defaults);
     struct rejoin *rj = calloc(1, sizeof(*rj));
     BFTKV_ASSERT(rj != NULL);
-    rejoin_init(rj, o->n, o->f, s->faulty, defaults.request_timeout_ns);
+    rejoin_init(rj, o->n, o->f, s->faulty, o->rejoin_slack_ns ? o->rejoin_slack_ns : defaults.request_timeout_ns);
     bool check_rejoin = o->check_rejoin && !(s->restart.on && s->restart.refuse);
     for (;;) {
         if (check_rejoin && !rj->started && cluster_now(cl) >= s->gst_ns && restart_run_settled(&rr)) {

@@ -75,6 +75,7 @@ struct sim_options {
     uint64_t client_retransmit_ns;
     bool check_liveness;
     bool check_rejoin;        /* every correct replica rejoins the group's view (rejoin.h) */
+    uint64_t rejoin_slack_ns; /* the rejoin bound's slack; 0: T, the request timeout */
     bool trace;               /* print deliveries (stderr) */
     uint64_t trace_seq;       /* only those with this header seq (0: all) */
     bool verbose;
