@@ -38,9 +38,9 @@ static uint8_t draw_kind(struct prng *rng, uint32_t kinds)
 {
     uint8_t opts[3];
     uint32_t k = 0;
-    for (uint8_t bit = LINK_CUT; bit <= LINK_FLAP; bit <<= 1)
+    for (uint32_t bit = LINK_CUT; bit <= LINK_FLAP; bit <<= 1)
         if (kinds & bit)
-            opts[k++] = bit;
+            opts[k++] = (uint8_t)bit;
     BFTKV_ASSERT(k > 0);
     return opts[prng_below(rng, k)];
 }

@@ -276,7 +276,7 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
     uint32_t link_kinds = (o->faults & SIM_FAULTS_LINKS) != 0 ? o->link_kinds : 0;
     if (link_kinds == 0 && (o->faults & SIM_FAULTS_ALL) == SIM_FAULTS_ALL && prng_below(&lr, 4) == 0)
         link_kinds = LINK_ANY;
-    if (link_kinds != 0) {
+    if (link_kinds != 0 && o->n >= 2) {
         link_plan_draw(&s->links, &lr, o->n, link_kinds);
         if (o->gst_ns < 0 && s->links.end_ns > s->gst_ns)
             s->gst_ns = s->links.end_ns;
