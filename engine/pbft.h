@@ -237,6 +237,9 @@ bool pbft_replica_is_primary(const struct pbft_replica *r);
 /* A view change is under way: pbft_replica_view() is the view being moved to, and
  * no normal-case message is accepted until its NEW-VIEW is (TOCS 2002 §4.4). */
 bool pbft_replica_in_view_change(const struct pbft_replica *r);
+/* The view-change timeout the replica uses now (it adapts, docs/design.md §5.5.2);
+ * the simulator's rejoin bound is read from it. */
+uint64_t pbft_replica_vc_timeout_ns(const struct pbft_replica *r);
 
 /* For the simulator's checkers: called after each executed batch. */
 typedef void (*pbft_exec_hook)(void *arg, uint16_t replica, uint64_t seq, const uint8_t batch_digest[32]);

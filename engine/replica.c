@@ -459,3 +459,8 @@ bool pbft_replica_in_view_change(const struct pbft_replica *r)
 {
     return !r->view_active;
 }
+
+uint64_t pbft_replica_vc_timeout_ns(const struct pbft_replica *r)
+{
+    return replica_vc_timeout(r);
+}

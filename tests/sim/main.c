@@ -11,7 +11,8 @@
  * J workers that take every J-th seed and stream their results back through a
  * pipe; the parent consumes them strictly in seed order, so the output -- which
  * seeds fail, in which order, the totals -- is the same for any J. Exit codes: 0 every seed passed; 1 a safety violation; 2 a liveness
- * violation (and no safety violation); 3 a usage or internal error. With
+ * violation (and no safety violation), progress or rejoin (counted apart on the
+ * summary line); 3 a usage or internal error. With
  * --expect-violation the sense is inverted for safety: exit 0 as soon as a seed
  * violates safety, 1 if none of the seeds did (that is how the injected-bug
  * tests prove the checkers can fail).
@@ -29,6 +30,7 @@
 
 #include "engine/pbft.h"
 #include "tests/sim/faults.h"
+#include "tests/sim/links.h"
 #include "tests/sim/simrun.h"
 
 #define EXIT_SAFETY 1
@@ -63,7 +65,8 @@ static void usage(FILE *f)
             "  --n N --f F          replicas and faults tolerated, N >= 3f+1 (default 4, 1)\n"
             "  --clients C          clients (default 8)\n"
             "  --requests R         operations per client (default 100)\n"
-            "  --faults MODE[,MODE] none | net | byzantine | restart | all (default none);\n"
+            "  --faults MODE[,MODE] none | net | byzantine | restart | links | cut-link |\n"
+            "                       one-way | flap | all (default none);\n"
             "                       a list combines modes, e.g. net,restart\n"
             "                         net: loss, duplication, reordering, delays, partitions\n"
             "                              until GST, then a reliable network\n"
@@ -79,7 +82,15 @@ static void usage(FILE *f)
             "                              1..f replicas before GST (they restart empty and\n"
             "                              count toward f); one seed in four instead has the\n"
             "                              restart shape (Byzantine only while\n"
-            "                              wiped + faulty <= f)\n"
+            "                              wiped + faulty <= f); one seed in four also has\n"
+            "                              link shapes\n"
+            "                         links: 1 or 2 link shapes before GST (GST moves to\n"
+            "                              their end): cut-link (one link between two\n"
+            "                              replicas cut both ways), one-way (a replica\n"
+            "                              deaf, or mute, or one link cut one way), flap\n"
+            "                              (a replica alone, or two halves without a\n"
+            "                              quorum, partitioned 3..6 times); cut-link,\n"
+            "                              one-way and flap draw only that shape\n"
             "  --loss P --dup P     network loss / duplication percent before GST (default:\n"
             "                       drawn per seed, loss 0..30, dup 0..10)\n"
             "  --partitions K       partitions before GST (default: drawn, 0..2)\n"
@@ -89,6 +100,10 @@ static void usage(FILE *f)
             "  --liveness-ms T      liveness bound: after GST, some pending operation must\n"
             "                       complete at least every T ms of simulated time (default 5000)\n"
             "  --no-liveness        do not count liveness failures\n"
+            "  --no-rejoin          do not check that every correct replica holding state\n"
+            "                       is back in the group's view within the rejoin bound\n"
+            "                       2 x view-change timeout + T after the heal (rejoin.h)\n"
+            "  --rejoin-slack-ms S  the rejoin bound's slack instead of T (default 50)\n"
             "  --faulty LIST        explicit faulty replicas, e.g. 0,3 (at most f; replica 0 is\n"
             "                       the primary of view 0); in all mode every other seed also\n"
             "                       crashes 1..f-|LIST| other replicas before GST\n"
@@ -186,7 +201,7 @@ static bool parse_list(const char *s, struct sim_options *o)
 }
 
 /* MODE[,MODE...]: the modes' fault sets together. */
-static bool parse_faults(const char *s, int *faults)
+static bool parse_faults(const char *s, int *faults, uint32_t *link_kinds)
 {
     static const struct {
         const char *name;
@@ -195,9 +210,15 @@ static bool parse_faults(const char *s, int *faults)
                  {"byzantine", SIM_FAULTS_BYZANTINE}, {"byz", SIM_FAULTS_BYZANTINE},
                  {"restart", SIM_FAULTS_RESTART},   {"all", SIM_FAULTS_ALL}};
     int bits = 0;
+    *link_kinds = 0;
     while (*s != '\0') {
         size_t len = strcspn(s, ",");
-        bool known = false;
+        uint32_t kinds = link_kinds_parse(s, len);
+        bool known = kinds != 0;
+        if (known) {
+            bits |= SIM_FAULTS_LINKS;
+            *link_kinds |= kinds;
+        }
         for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
             if (strlen(modes[i].name) == len && strncmp(s, modes[i].name, len) == 0) {
                 bits |= modes[i].bits;
@@ -432,7 +453,7 @@ int main(int argc, char **argv)
             o.requests = (uint32_t)u;
         } else if (strcmp(a, "--faults") == 0) {
             const char *m = NEXT();
-            ok = m && parse_faults(m, &o.faults);
+            ok = m && parse_faults(m, &o.faults, &o.link_kinds);
         } else if (strcmp(a, "--loss") == 0) {
             ok = parse_double(NEXT(), &d) && d >= 0 && d <= 100;
             o.loss_percent = d;
@@ -440,7 +461,7 @@ int main(int argc, char **argv)
             ok = parse_double(NEXT(), &d) && d >= 0 && d <= 100;
             o.dup_percent = d;
         } else if (strcmp(a, "--partitions") == 0) {
-            ok = parse_u64(NEXT(), &u) && u <= NETSIM_PARTITIONS_MAX;
+            ok = parse_u64(NEXT(), &u) && u <= SIM_PARTITIONS_MAX;
             o.partitions = (int)u;
         } else if (strcmp(a, "--latency-us") == 0) {
             ok = parse_u64(NEXT(), &u) && u <= 10000000;
@@ -456,6 +477,11 @@ int main(int argc, char **argv)
             o.liveness_ns = u * 1000000;
         } else if (strcmp(a, "--no-liveness") == 0) {
             o.check_liveness = false;
+        } else if (strcmp(a, "--no-rejoin") == 0) {
+            o.check_rejoin = false;
+        } else if (strcmp(a, "--rejoin-slack-ms") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= 100000;
+            o.rejoin_slack_ns = u * 1000000;
         } else if (strcmp(a, "--faulty") == 0) {
             const char *m = NEXT();
             ok = m && parse_list(m, &o);
@@ -559,6 +585,7 @@ int main(int argc, char **argv)
     uint64_t seeds = 0, safety = 0, liveness = 0, committed = 0, batches = 0, batch_requests = 0, unknown = 0;
     uint64_t view_changes = 0, state_transfers = 0, timeouts = 0, vc_seeds = 0, st_seeds = 0;
     uint64_t restart_seeds = 0, refuse_seeds = 0, no_state = 0;
+    uint64_t rejoin_failures = 0, rejoin_bound = 0, rejoin_outside = 0, link_seeds = 0;
     uint64_t printed = 0;
     int exit_code = 0;
     bool found = false;
@@ -604,11 +631,16 @@ int main(int argc, char **argv)
         restart_seeds += r.restart != 0;
         refuse_seeds += r.restart == 2;
         no_state += r.no_state;
+        link_seeds += r.links;
+        rejoin_failures += r.rejoin_failed;
+        rejoin_bound = r.rejoin_bound_ns > rejoin_bound ? r.rejoin_bound_ns : rejoin_bound;
+        rejoin_outside = r.rejoin_outside_ns > rejoin_outside ? r.rejoin_outside_ns : rejoin_outside;
         if (o.verbose)
             printf("seed %" PRIu64 ": %s committed=%" PRIu64 " batches=%" PRIu64 " sim=%.1fms steps=%" PRIu64
-                   " lagging=%" PRIu64 " no_state=%" PRIu64 " [%s]\n",
+                   " lagging=%" PRIu64 " no_state=%" PRIu64 " outside=%.1fms [%s]\n",
                    seed, r.verdict == SIM_OK ? "ok" : r.verdict == SIM_SAFETY ? "SAFETY" : "LIVENESS", r.committed,
-                   r.batches, (double)r.sim_ns / 1e6, r.steps, r.lagging, r.no_state, r.scenario);
+                   r.batches, (double)r.sim_ns / 1e6, r.steps, r.lagging, r.no_state,
+                   (double)r.rejoin_outside_ns / 1e6, r.scenario);
         if (r.verdict != SIM_OK) {
             if (r.verdict == SIM_SAFETY)
                 safety++;
@@ -635,12 +667,20 @@ int main(int argc, char **argv)
         wall = 1e-9;
     sim_context_destroy(&ctx);
 
-    printf("sim: safety=%" PRIu64 " liveness=%" PRIu64 " lincheck_unknown_keys=%" PRIu64
+    /* The rejoin bound: 2 x the current view-change timeout + a slack (T unless
+     * --rejoin-slack-ms); the largest one any run reached. */
+    struct pbft_replica_config defaults;
+    pbft_replica_config_defaults(&defaults);
+    uint64_t slack_ms = (o.rejoin_slack_ns ? o.rejoin_slack_ns : defaults.request_timeout_ns) / 1000000u;
+    printf("sim: safety=%" PRIu64 " liveness=%" PRIu64 " (rejoin %" PRIu64 ") lincheck_unknown_keys=%" PRIu64
            " view_changes=%" PRIu64 " (in %" PRIu64 " seeds) state_transfers=%" PRIu64 " (in %" PRIu64
            " seeds) request_timeouts=%" PRIu64 " restarts=%" PRIu64 " (refusing %" PRIu64 ") no_state=%" PRIu64
-           " liveness_bound=%s%" PRIu64 "ms wall=%.2fs\n",
-           safety, liveness, unknown, view_changes, vc_seeds, state_transfers, st_seeds, timeouts, restart_seeds,
-           refuse_seeds, no_state, o.check_liveness ? "" : "off:", o.liveness_ns / 1000000u, wall);
+           " links=%" PRIu64 " liveness_bound=%s%" PRIu64 "ms rejoin_bound=%s2xVC+%" PRIu64 "ms(max %" PRIu64
+           "ms) rejoin_max_outside=%" PRIu64 "ms wall=%.2fs\n",
+           safety, liveness, rejoin_failures, unknown, view_changes, vc_seeds, state_transfers, st_seeds, timeouts,
+           restart_seeds, refuse_seeds, no_state, link_seeds, o.check_liveness ? "" : "off:",
+           o.liveness_ns / 1000000u, o.check_liveness && o.check_rejoin ? "" : "off:", slack_ms,
+           rejoin_bound / 1000000u, rejoin_outside / 1000000u, wall);
     if (exit_code == 0) {
         if (expect)
             exit_code = found ? 0 : EXIT_SAFETY;

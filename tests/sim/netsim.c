@@ -55,14 +55,22 @@ void netsim_destroy(struct netsim *ns)
     memset(ns, 0, sizeof(*ns));
 }
 
-uint8_t *netsim_partition_add(struct netsim *ns, uint64_t start_ns, uint64_t end_ns)
+uint8_t *netsim_partition_add_kind(struct netsim *ns, enum netsim_cut_kind kind, uint64_t start_ns,
+                                   uint64_t end_ns, uint64_t on_ns, uint64_t off_ns)
 {
     if (ns->nparts == NETSIM_PARTITIONS_MAX)
         return NULL;
+    BFTKV_ASSERT(on_ns == 0 || off_ns > 0);
     uint8_t *cut = calloc(ns->nodes, 1);
     BFTKV_ASSERT(cut != NULL);
-    ns->parts[ns->nparts++] = (struct netsim_partition){.start_ns = start_ns, .end_ns = end_ns, .cut = cut};
+    ns->parts[ns->nparts++] = (struct netsim_partition){
+        .start_ns = start_ns, .end_ns = end_ns, .on_ns = on_ns, .off_ns = off_ns, .kind = (uint8_t)kind, .cut = cut};
     return cut;
+}
+
+uint8_t *netsim_partition_add(struct netsim *ns, uint64_t start_ns, uint64_t end_ns)
+{
+    return netsim_partition_add_kind(ns, NETSIM_CUT_SPLIT, start_ns, end_ns, 0, 0);
 }
 
 /* ---- Message buffers ---------------------------------------------------------- */
@@ -157,13 +165,28 @@ static struct netsim_entry heap_pop(struct netsim *ns)
 
 /* ---- Sending ------------------------------------------------------------------ */
 
+static bool partition_cuts(const struct netsim_partition *p, uint64_t now_ns, uint32_t from, uint32_t to)
+{
+    if (now_ns < p->start_ns || now_ns >= p->end_ns)
+        return false;
+    if (p->on_ns > 0 && (now_ns - p->start_ns) % (p->on_ns + p->off_ns) >= p->on_ns)
+        return false; /* a flapping partition, healed for now */
+    uint8_t a = p->cut[from], b = p->cut[to];
+    switch (p->kind) {
+    case NETSIM_CUT_ONEWAY:
+        return a == 1 && b == 2;
+    case NETSIM_CUT_LINK:
+        return (a == 1 && b == 2) || (a == 2 && b == 1);
+    default:
+        return a != b;
+    }
+}
+
 bool netsim_cut(const struct netsim *ns, uint64_t now_ns, uint32_t from, uint32_t to)
 {
-    for (uint32_t i = 0; i < ns->nparts; i++) {
-        const struct netsim_partition *p = &ns->parts[i];
-        if (now_ns >= p->start_ns && now_ns < p->end_ns && p->cut[from] != p->cut[to])
+    for (uint32_t i = 0; i < ns->nparts; i++)
+        if (partition_cuts(&ns->parts[i], now_ns, from, to))
             return true;
-    }
     return false;
 }
 

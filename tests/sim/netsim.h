@@ -15,6 +15,18 @@
  * flight (a broadcast is one buffer); the receiver gets a pointer valid until it
  * calls netsim_msg_put(). A node can be held (netsim_hold): what arrives for it
  * before the hold ends waits until then, in order.
+ *
+ * A partition cuts links by the marks its nodes carry (cut[node]):
+ *
+ *   NETSIM_CUT_SPLIT   two sides, 0 and 1: every message between them is lost;
+ *   NETSIM_CUT_ONEWAY  messages from a node marked 1 to a node marked 2 are
+ *                      lost, those the other way arrive (a replica that can send
+ *                      but not receive, or a single one-way link);
+ *   NETSIM_CUT_LINK    messages between a node marked 1 and a node marked 2
+ *                      are lost both ways, every other link works (one cut link).
+ *
+ * A partition with on_ns > 0 flaps: from start_ns it is in force for on_ns, then
+ * healed for off_ns, and so on until end_ns.
  */
 #ifndef BFTKV_SIM_NETSIM_H
 #define BFTKV_SIM_NETSIM_H
@@ -25,14 +37,22 @@
 
 #include "tests/sim/prng.h"
 
-#define NETSIM_PARTITIONS_MAX 8u
+#define NETSIM_PARTITIONS_MAX 16u
 
-/* One partition: nodes with cut[node] != 0 are on one side, the rest on the
- * other, during [start_ns, end_ns). */
+enum netsim_cut_kind {
+    NETSIM_CUT_SPLIT = 0,
+    NETSIM_CUT_ONEWAY = 1,
+    NETSIM_CUT_LINK = 2,
+};
+
+/* One partition (see above), during [start_ns, end_ns). */
 struct netsim_partition {
     uint64_t start_ns;
     uint64_t end_ns;
-    uint8_t *cut; /* nodes entries, owned by the netsim */
+    uint64_t on_ns;  /* 0: in force throughout; else flapping, on_ns in force */
+    uint64_t off_ns; /* then off_ns healed */
+    uint8_t kind;    /* enum netsim_cut_kind */
+    uint8_t *cut;    /* nodes entries, owned by the netsim */
 };
 
 struct netsim_config {
@@ -90,9 +110,14 @@ struct netsim {
 int netsim_init(struct netsim *ns, uint32_t nodes, const struct netsim_config *cfg, uint64_t seed);
 void netsim_destroy(struct netsim *ns);
 
-/* Add a partition; returns the array of nodes flags to fill (cut side = 1), or
- * NULL when NETSIM_PARTITIONS_MAX are there already. */
+/* Add a split partition; returns the array of nodes flags to fill (cut side =
+ * 1), or NULL when NETSIM_PARTITIONS_MAX are there already. */
 uint8_t *netsim_partition_add(struct netsim *ns, uint64_t start_ns, uint64_t end_ns);
+
+/* Add a partition of any kind, flapping when on_ns > 0; returns the marks to
+ * fill (all 0), or NULL when NETSIM_PARTITIONS_MAX are there already. */
+uint8_t *netsim_partition_add_kind(struct netsim *ns, enum netsim_cut_kind kind, uint64_t start_ns,
+                                   uint64_t end_ns, uint64_t on_ns, uint64_t off_ns);
 
 /* A buffer of len bytes with one reference owned by the caller. */
 struct netsim_msg *netsim_msg_new(struct netsim *ns, const void *data, uint32_t len);

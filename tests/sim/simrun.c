@@ -12,7 +12,9 @@
 #include "engine/wire.h"
 #include "tests/sim/checkers.h"
 #include "tests/sim/faults.h"
+#include "tests/sim/links.h"
 #include "tests/sim/prng.h"
+#include "tests/sim/rejoin.h"
 #include "tests/sim/restarts.h"
 #include "tests/sim/workload.h"
 
@@ -27,6 +29,8 @@
 /* The restart shape draws from its own stream, so that the seeds of all mode
  * that do not get it replay as they did before it existed. */
 #define SIM_RESTART_STREAM 0x5E57A27ull
+/* The link shapes too (links.h); all mode has them in one seed in four. */
+#define SIM_LINKS_STREAM 0x117C5ull
 
 void sim_options_defaults(struct sim_options *o)
 {
@@ -50,6 +54,7 @@ void sim_options_defaults(struct sim_options *o)
     o->get_percent = -1;
     o->client_retransmit_ns = 20 * MS;
     o->check_liveness = true;
+    o->check_rejoin = true;
 }
 
 void sim_context_init(struct sim_context *ctx)
@@ -99,8 +104,8 @@ struct scenario {
     bool faulty[BFTKV_REPLICAS_MAX];
     uint8_t behaviour[BFTKV_REPLICAS_MAX];
     uint32_t nparts;
-    uint64_t part_start[NETSIM_PARTITIONS_MAX];
-    uint64_t part_end[NETSIM_PARTITIONS_MAX];
+    uint64_t part_start[SIM_PARTITIONS_MAX];
+    uint64_t part_end[SIM_PARTITIONS_MAX];
     uint64_t part_seed;
     uint64_t gst_ns;
     /* crash-restart (all mode): replicas that lose all memory at crash_at and
@@ -112,6 +117,8 @@ struct scenario {
     bool crashed_once[BFTKV_REPLICAS_MAX];
     /* the restart shape (restart mode; one seed in four of all mode) */
     struct restart_plan restart;
+    /* the link shapes (links mode; one seed in four of all mode) */
+    struct link_plan links;
 };
 
 /* Faulty primaries of view 0 (and 1): silent, dropping (10..90%), equivocating
@@ -244,8 +251,8 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
         nc->jitter_ns = o->jitter_ns >= 0 ? (uint64_t)o->jitter_ns : prng_range(&rng, 0, 2 * MS);
         s->gst_ns = o->gst_ns >= 0 ? (uint64_t)o->gst_ns : prng_range(&rng, 10 * MS, 100 * MS);
         s->nparts = o->partitions >= 0 ? (uint32_t)o->partitions : (uint32_t)prng_below(&rng, 3);
-        if (s->nparts > NETSIM_PARTITIONS_MAX)
-            s->nparts = NETSIM_PARTITIONS_MAX;
+        if (s->nparts > SIM_PARTITIONS_MAX)
+            s->nparts = SIM_PARTITIONS_MAX;
         for (uint32_t i = 0; i < s->nparts; i++) {
             uint64_t start = s->gst_ns > 0 ? prng_below(&rng, s->gst_ns) : 0;
             uint64_t end = start + prng_range(&rng, 1 * MS, 30 * MS);
@@ -261,6 +268,20 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
         nc->jitter_uniform = true;
         nc->jitter_ns = o->jitter_ns >= 0 ? (uint64_t)o->jitter_ns : prng_range(&rng, 0, 100 * US);
         s->gst_ns = 0;
+    }
+    /* The link shapes, from their own stream; they end before GST (it moves
+     * to their end unless --gst-ms is given: then GST cuts them short). */
+    struct prng lr;
+    prng_seed(&lr, seed ^ prng_mix64(SIM_LINKS_STREAM));
+    uint32_t link_kinds = (o->faults & SIM_FAULTS_LINKS) != 0 ? o->link_kinds : 0;
+    if (link_kinds == 0 && (o->faults & SIM_FAULTS_ALL) == SIM_FAULTS_ALL && prng_below(&lr, 4) == 0)
+        link_kinds = LINK_ANY;
+    if (link_kinds != 0 && o->n >= 2) {
+        link_plan_draw(&s->links, &lr, o->n, link_kinds);
+        if (o->gst_ns < 0 && s->links.end_ns > s->gst_ns)
+            s->gst_ns = s->links.end_ns;
+        at = link_plan_describe(&s->links, desc, desc_cap, at);
+        at = appendf(desc, desc_cap, at, " gst=%llums", (unsigned long long)(s->gst_ns / MS));
     }
     nc->gst_ns = s->gst_ns;
     cc->net_seed = prng_next(&root);
@@ -549,6 +570,10 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
                 cut[nd] = prng_below(&pr, 3) == 0;
         }
     }
+    if (s->links.count > 0) {
+        bool room = link_plan_apply(&s->links, ns, o->n, cluster_nodes(cl));
+        BFTKV_ASSERT(room);
+    }
     struct faults *fs = calloc(1, sizeof(*fs));
     BFTKV_ASSERT(fs != NULL);
     rc = faults_init(fs, o->n, o->f);
@@ -574,7 +599,23 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     const char *why = NULL;
     struct restart_run rr;
     restart_run_init(&rr, &s->restart, o->n, o->f);
+    /* Every correct replica rejoins: checked from the heal (GST, every replica
+     * back), except in a group that must refuse (no view needs q). */
+    struct pbft_replica_config defaults;
+    pbft_replica_config_defaults(&defaults);
+    struct rejoin *rj = calloc(1, sizeof(*rj));
+    BFTKV_ASSERT(rj != NULL);
+    rejoin_init(rj, o->n, o->f, s->faulty, o->rejoin_slack_ns ? o->rejoin_slack_ns : defaults.request_timeout_ns);
+    bool check_rejoin = o->check_rejoin && !(s->restart.on && s->restart.refuse);
     for (;;) {
+        if (check_rejoin && !rj->started && cluster_now(cl) >= s->gst_ns && restart_run_settled(&rr)) {
+            bool back = true;
+            for (uint16_t r = 0; r < o->n; r++)
+                back = back && !cluster_replica_down(cl, r);
+            if (back)
+                rejoin_start(rj, cl, cluster_now(cl));
+        }
+        rejoin_observe(rj, cl, cluster_now(cl));
         if (restart_run_poll(&rr, cl, &rs->wl))
             continue;
         /* Crash-restart events, in time order, before GST. */
@@ -634,6 +675,11 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
             why = "no operation completed for the liveness bound after GST";
             break;
         }
+        if (t > rejoin_deadline(rj)) {
+            rejoin_fail(rj, cl, rejoin_deadline(rj));
+            live = false;
+            break;
+        }
         if (cluster_stats(cl)->steps >= SIM_STEPS_MAX) {
             live = false;
             why = "step limit reached";
@@ -645,13 +691,17 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
         /* q replicas kept their state: every one that lost it must hold
          * state again (vouched for by f+1 of them) within the liveness bound. */
         uint64_t limit = cluster_now(cl) + o->liveness_ns;
-        while (restart_unsure_count(cl, o->n, s->faulty) > 0 && cluster_next_event(cl) <= limit)
+        while (restart_unsure_count(cl, o->n, s->faulty) > 0 && cluster_next_event(cl) <= limit) {
             cluster_step(cl);
+            rejoin_observe(rj, cl, cluster_now(cl));
+        }
         if (restart_unsure_count(cl, o->n, s->faulty) > 0) {
             live = false;
             why = "a replica that lost its memory never held state again, with f+1 replicas holding it";
         }
     }
+    if (live && check_rejoin && !rejoin_settle(rj, cl, SIM_STEPS_MAX))
+        live = false;
     if (live)
         cluster_run_until(cl, cluster_now(cl) + SIM_DRAIN_NS);
     if (s->restart.on && s->restart.refuse)
@@ -686,6 +736,10 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     if (rs->ck.safety > 0) {
         res->verdict = SIM_SAFETY;
         snprintf(res->what, sizeof(res->what), "safety: %s", rs->ck.first);
+    } else if (!live && rj->failed) {
+        res->verdict = o->check_liveness ? SIM_LIVENESS : SIM_OK;
+        res->rejoin_failed = true;
+        snprintf(res->what, sizeof(res->what), "liveness (rejoin): %s", rj->what);
     } else if (!live) {
         res->verdict = o->check_liveness ? SIM_LIVENESS : SIM_OK;
         snprintf(res->what, sizeof(res->what),
@@ -716,6 +770,9 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     res->restart = !s->restart.on ? 0 : s->restart.refuse ? 2 : 1;
     res->no_state = rs->wl.no_state;
     res->sim_ns = cluster_now(cl);
+    res->rejoin_bound_ns = rj->max_bound_ns;
+    res->rejoin_outside_ns = rj->max_outside_ns;
+    res->links = s->links.count > 0;
     res->steps = cluster_stats(cl)->steps;
 
     workload_destroy(&rs->wl);
@@ -724,6 +781,7 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     cluster_destroy(cl);
     checkers_destroy(&rs->ck);
     free(rs);
+    free(rj);
     free(s);
     return 0;
 }

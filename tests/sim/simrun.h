@@ -11,7 +11,9 @@
  *             well-formed client completions;
  *   liveness  after GST the clients keep completing operations -- never
  *             liveness_ns of simulated time without a completion while some are
- *             pending -- until all R per client and the final reads are done.
+ *             pending -- until all R per client and the final reads are done;
+ *             and every correct replica holding state rejoins the group's view
+ *             within the rejoin bound (rejoin.h).
  *
  * Options left at their "random" value (negative / zero, see struct sim_options)
  * are drawn per seed; explicit ones are used as given, so a failing seed replays
@@ -32,8 +34,13 @@ enum sim_fault_mode {
     SIM_FAULTS_NET = 1,
     SIM_FAULTS_BYZANTINE = 2,
     SIM_FAULTS_RESTART = 4, /* k <= q replicas down at once, with or without memory (restarts.h) */
-    SIM_FAULTS_ALL = 7,     /* NET | BYZANTINE | RESTART (the restart shape in one seed in four) */
+    SIM_FAULTS_ALL = 7,     /* NET | BYZANTINE | RESTART (the restart shape in one seed in four,
+                             * the link shapes in one seed in four) */
+    SIM_FAULTS_LINKS = 8,   /* the link shapes of link_kinds in every seed (links.h) */
 };
+
+/* Partitions of --partitions at most; the link shapes have room beside them. */
+#define SIM_PARTITIONS_MAX 8u
 
 struct sim_options {
     uint16_t n;
@@ -41,6 +48,7 @@ struct sim_options {
     uint16_t clients;
     uint32_t requests;        /* per client */
     int faults;               /* enum sim_fault_mode */
+    uint32_t link_kinds;      /* SIM_FAULTS_LINKS: enum link_kind mask */
     double loss_percent;      /* < 0: drawn per seed in [0, 30] (net mode) */
     double dup_percent;       /* < 0: drawn per seed in [0, 10] (net mode) */
     int partitions;           /* < 0: drawn (0..2) in net mode; else that many */
@@ -66,6 +74,8 @@ struct sim_options {
     int readonly_percent;     /* clients on the read-only path; < 0: 50 */
     uint64_t client_retransmit_ns;
     bool check_liveness;
+    bool check_rejoin;        /* every correct replica rejoins the group's view (rejoin.h) */
+    uint64_t rejoin_slack_ns; /* the rejoin bound's slack; 0: T, the request timeout */
     bool trace;               /* print deliveries (stderr) */
     uint64_t trace_seq;       /* only those with this header seq (0: all) */
     bool verbose;
@@ -95,6 +105,10 @@ struct sim_result {
     uint64_t request_timeouts; /* request timers that expired, summed over correct replicas */
     int restart;               /* the restart shape: 0 none, 1 the group recovers, 2 it refuses */
     uint64_t no_state;         /* client operations refused with BFTKV_E_NO_STATE */
+    bool rejoin_failed;        /* the liveness failure is a replica left outside (rejoin.h) */
+    uint64_t rejoin_bound_ns;  /* the largest rejoin bound of the run */
+    uint64_t rejoin_outside_ns; /* the longest a checked replica stayed outside */
+    bool links;                /* the seed has link shapes */
 };
 
 /* Scratch shared by the runs of one process. */
