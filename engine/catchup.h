@@ -70,6 +70,10 @@ struct replica_catchup {
     uint64_t progress_ns;  /* ... and when */
     uint64_t max_seen;     /* highest seq this replica knows was assigned */
     uint64_t answer_ns[BFTKV_REPLICAS_MAX]; /* per peer: next STATUS we answer */
+    uint64_t view_hint_ns[BFTKV_REPLICAS_MAX]; /* per peer: next STATUS telling it our view */
+    uint64_t repair_ns[BFTKV_REPLICAS_MAX]; /* per peer: its repair budget renews then */
+    uint32_t repair_left[BFTKV_REPLICAS_MAX]; /* ... and what is left of it */
+    uint64_t ask_view_ns;     /* next STATUS multicast on a message of a higher view */
     uint64_t serve_ns[BFTKV_REPLICAS_MAX];  /* per peer: start of its serving window */
     uint32_t served[BFTKV_REPLICAS_MAX];    /* ... and the chunks sent in it */
     uint64_t peer_view[BFTKV_REPLICAS_MAX]; /* per peer: view of its last STATUS */

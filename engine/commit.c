@@ -59,13 +59,14 @@ static bool ignore_commit(struct pbft_replica *r, const struct wire_msg *m)
 
 void replica_commit_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
 {
-    (void)out;
     if (ignore_commit(r, m))
         return;
     struct replica_slot *s = replica_slot_get(r, m->h.seq);
     uint64_t bit = 1ull << m->h.sender;
-    if (s->commit_bits & bit)
-        return; /* one COMMIT per sender per (v, n) */
+    if (s->commit_bits & bit) {
+        replica_repair_answer(r, s, m->h.sender, out); /* one per sender per (v, n) */
+        return;
+    }
     s->commit_bits |= bit;
     memcpy(s->commit_digest[m->h.sender], m->u.batch.digest, BFTKV_DIGEST_SIZE);
     if (s->has_digest && replica_digest_counts(r, m->u.batch.digest, s->digest)) {

@@ -197,6 +197,8 @@ struct pbft_replica_stats {
     uint64_t stepdowns_deferred;    /* ... not yet: that replica caused one too recently */
     uint64_t stepdown_joins;        /* backup: joined the view change its primary asked for */
     uint64_t vc_timeout_ns;         /* the view-change timeout now (it adapts) */
+    uint64_t repairs_sent;          /* our votes sent again to a peer that retransmitted
+                                       one we held, for a slot we committed (status.c) */
 };
 
 /* Why a state transfer failed (pbft_replica_stats.state_transfer_failure). */

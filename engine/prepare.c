@@ -126,8 +126,10 @@ void replica_prepare_receive(struct pbft_replica *r, const struct wire_msg *m, s
         return;
     struct replica_slot *s = replica_slot_get(r, m->h.seq);
     uint64_t bit = 1ull << m->h.sender;
-    if (s->prep_bits & bit)
-        return; /* one PREPARE per sender per (v, n) */
+    if (s->prep_bits & bit) {
+        replica_repair_answer(r, s, m->h.sender, out); /* one per sender per (v, n) */
+        return;
+    }
     s->prep_bits |= bit;
     memcpy(s->prep_digest[m->h.sender], m->u.batch.digest, BFTKV_DIGEST_SIZE);
     if (s->has_digest && replica_digest_counts(r, m->u.batch.digest, s->digest)) {

@@ -332,6 +332,9 @@ static void replica_receive(struct pbft_replica *r, const uint8_t *buf, size_t l
     size_t consumed = 0;
     if (wire_decode(buf, len, &r->limits, &m, &consumed, &r->stats.drops) != 0)
         return;
+    bool normal_case = m.h.type == WIRE_PREPREPARE || m.h.type == WIRE_PREPARE || m.h.type == WIRE_COMMIT;
+    if (normal_case && m.h.view != r->view)
+        replica_view_mismatch(r, &m, out);
     switch (m.h.type) {
     case WIRE_REQUEST:
         replica_request_receive(r, &m, out);

@@ -107,6 +107,7 @@ struct replica_slot {
     uint16_t count;        /* requests in the batch */
     uint64_t prep_bits;    /* one bit per sender: n <= BFTKV_REPLICAS_MAX = 64 */
     uint64_t commit_bits;
+    uint64_t repair_bits;  /* peers whose duplicate vote we answered (status.c) */
     uint8_t (*prep_digest)[BFTKV_DIGEST_SIZE];   /* n entries */
     uint8_t (*commit_digest)[BFTKV_DIGEST_SIZE]; /* n entries */
     uint8_t *pp;           /* the PRE-PREPARE message, pp_cap bytes */
@@ -494,6 +495,11 @@ void replica_checkpoint_adopt(struct pbft_replica *r, uint64_t seq, const uint8_
 
 /* ---- status.c: retransmission and STATUS (TOCS 2002 §5.2) ------------------------- */
 void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+/* A peer's duplicate vote for slot s, which we committed: answer it with ours. */
+void replica_repair_answer(struct pbft_replica *r, struct replica_slot *s, uint16_t to, struct pbft_out *out);
+/* A normal-case message of another view than ours: tell an older sender our
+ * view, or ask everyone for theirs when the sender is ahead (rate-limited). */
+void replica_view_mismatch(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 /* Multicast STATUS(v, h, last_executed, max seq seen) now. */
 void replica_status_send(struct pbft_replica *r, struct pbft_out *out);
 /* The catch-up timers: retransmission, STATUS, state-transfer chunk timeout. */

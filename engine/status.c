@@ -123,6 +123,37 @@ static bool slot_retransmit(struct pbft_replica *r, const struct replica_slot *s
     return true;
 }
 
+/* A peer sent again a PREPARE or COMMIT we already hold, for a slot we
+ * committed: it is retransmitting, so it has not committed and may lack our
+ * votes -- which we, committed, no longer retransmit. Answer it alone, at once,
+ * with our PREPARE and COMMIT for the slot. Without this a replica that lost one
+ * correct peer's COMMIT, in a group with a faulty member whose votes do not
+ * match, waited for ever: the others had committed and fallen silent, and STATUS
+ * answers come only from replicas that executed further than the asker. Once
+ * per peer and slot (two committed replicas never echo each other), and at most
+ * W answers per peer per R/2, so a faulty peer's duplicates buy it no more. */
+void replica_repair_answer(struct pbft_replica *r, struct replica_slot *s, uint16_t to, struct pbft_out *out)
+{
+    uint64_t bit = 1ull << to;
+    if (!s->committed || (s->repair_bits & bit) || s->view != r->view || !r->view_active
+        || !(s->sent_prepare || s->sent_commit))
+        return;
+    struct replica_catchup *cu = &r->cu;
+    if (r->now_ns >= cu->repair_ns[to]) {
+        cu->repair_ns[to] = r->now_ns + r->cfg.retransmit_ns / 2u;
+        cu->repair_left[to] = r->cfg.window;
+    }
+    if (cu->repair_left[to] == 0)
+        return;
+    cu->repair_left[to]--;
+    s->repair_bits |= bit;
+    r->stats.repairs_sent++;
+    if (s->sent_prepare && !vote_send(r, WIRE_PREPARE, s, PBFT_DEST_REPLICA, to, out))
+        r->stats.dropped_full++;
+    if (s->sent_commit && !vote_send(r, WIRE_COMMIT, s, PBFT_DEST_REPLICA, to, out))
+        r->stats.dropped_full++;
+}
+
 /* Walk (last_executed, h + L]: learn the highest seq anything named, and
  * re-multicast our part of the unfinished slots whose time has come. */
 static void retransmit_scan(struct pbft_replica *r, struct pbft_out *out)
@@ -250,6 +281,33 @@ uint64_t replica_catchup_deadline(const struct pbft_replica *r)
 }
 
 /* ---- Joining the view f+1 peers report ----------------------------------------- */
+
+/* Tell peer j our view with a STATUS, at most once per R/4: it is in an older
+ * one (docs/design.md §5.5.1: a replica left behind in an old view -- an old
+ * primary cut off while the others changed views -- hears nothing else from a
+ * group in the new view until the next heartbeat). */
+static void view_tell(struct pbft_replica *r, uint16_t j, struct pbft_out *out)
+{
+    if (!r->view_active || r->unsure || r->now_ns < r->cu.view_hint_ns[j])
+        return;
+    r->cu.view_hint_ns[j] = r->now_ns + r->cfg.retransmit_ns / 4u;
+    status_send_to(r, PBFT_DEST_REPLICA, j, out);
+}
+
+void replica_view_mismatch(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+{
+    uint16_t j = m->h.sender;
+    if (j >= r->cfg.n || j == r->cfg.id)
+        return;
+    if (m->h.view < r->view) {
+        view_tell(r, j, out);
+    } else if (m->h.view > r->view && r->now_ns >= r->cu.ask_view_ns) {
+        /* Peers work in a view above ours: ask everyone where they are (their
+         * STATUS answers bring f+1 views, view_adopt_check). */
+        r->cu.ask_view_ns = r->now_ns + r->cfg.retransmit_ns / 4u;
+        replica_status_send(r, out);
+    }
+}
 
 /* f+1 distinct replicas said (in authenticated STATUS) that they are in view v >
  * ours: at least one correct replica is, so v is the group's view or below it. */
@@ -388,6 +446,8 @@ void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, st
     }
     if (m->h.view > r->view)
         view_adopt_check(r);
+    else if (m->h.view < r->view)
+        view_tell(r, j, out);
     bool same_view = m->h.view == r->view && r->view_active;
     if (same_view && j_le > r->cu.max_seen)
         r->cu.max_seen = j_le;

@@ -164,6 +164,7 @@ static void slot_view_clear(struct pbft_replica *r, struct replica_slot *s)
     s->commit_match = 0;
     s->prep_bits = 0;
     s->commit_bits = 0;
+    s->repair_bits = 0;
     s->nv_fixed = false;
     s->nv_need = false;
     s->retx_ns = 0; /* status.c: nothing of the old view to retransmit */

@@ -440,6 +440,29 @@ static void test_timeout_fits_waits(void **state)
     }
 }
 
+/* A replica that lost one correct peer's COMMIT, beside a silent one: the
+ * peers that committed have stopped retransmitting, so its own retransmission
+ * must bring the missing vote back (engine/status.c, replica_repair_answer). */
+static void test_duplicate_vote_answered(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    F.silent = 1u << 2;
+    F.cut[0] = 1u << 3;
+    F.cut_types = 1u << WIRE_COMMIT;
+    put(0, 1, "a", 0);
+    rh_run(&C);
+    assert_int_equal(st(0)->last_executed, 1);
+    assert_int_equal(st(1)->last_executed, 1);
+    assert_int_equal(st(3)->last_executed, 0); /* COMMITs of 1 and 3: not q */
+    F.cut[0] = 0;
+    vh_advance(&C, T, MS);
+    assert_int_equal(st(3)->last_executed, 1);
+    assert_true(st(0)->repairs_sent + st(1)->repairs_sent >= 1);
+    assert_int_equal(st(0)->repairs_sent, 1); /* once per peer and slot */
+    agree(0xB);
+}
+
 /* ---- A replica alone in a higher view (engine/viewchange_rejoin.c) --------------------- */
 
 /* Cut replica `lone` off from every other replica (clients still reach it) and
@@ -901,6 +924,7 @@ int main(void)
         cmocka_unit_test_teardown(test_f_plus_1_join, teardown),
         cmocka_unit_test_teardown(test_one_view_change_ignored, teardown),
         cmocka_unit_test_teardown(test_timeout_fits_waits, teardown),
+        cmocka_unit_test_teardown(test_duplicate_vote_answered, teardown),
         cmocka_unit_test_teardown(test_lone_backup_rejoins, teardown),
         cmocka_unit_test_teardown(test_lone_backup_rejoins_n7, teardown),
         cmocka_unit_test_teardown(test_stepdown_rate_limited, teardown),

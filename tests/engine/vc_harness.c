@@ -36,7 +36,8 @@ static bool vh_filter_fn(struct rh_cluster *c, const struct rh_msg *m, void *arg
     bool drop = (from_replica && (f->silent >> m->from) & 1u) || ((f->deaf >> m->to) & 1u)
                 || (from_replica && type < 32 && (f->drop_types >> type) & 1u)
                 || (from_replica && type < 32 && (f->keep_to_mask_types >> type) & 1u && !((f->keep_to >> m->to) & 1u))
-                || (from_replica && m->from < 64 && m->to < 64 && (f->cut[m->from] >> m->to) & 1u)
+                || (from_replica && m->from < 64 && m->to < 64 && (f->cut[m->from] >> m->to) & 1u
+                    && (f->cut_types == 0 || (type < 32 && (f->cut_types >> type) & 1u)))
                 || (from_replica && type == WIRE_PREPREPARE && f->drop_pp_seq != 0 && msg_seq(m) == f->drop_pp_seq);
     if (drop) {
         f->dropped++;

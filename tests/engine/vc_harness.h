@@ -21,7 +21,8 @@ struct vh_filter {
     uint64_t keep_to;
     uint64_t drop_pp_seq; /* PRE-PREPAREs of this seq (0: none) */
     uint64_t cut[64];     /* cut[a] bit b: replica a's messages to replica b (a link
-                             cut one way; set both bits for both ways) */
+                             cut one way; set both bits for both ways) ... */
+    uint32_t cut_types;   /* ... of these wire types only (0: all) */
     /* A copy of the last message of record_type sent by record_from (0: none). */
     uint8_t record_type;
     uint16_t record_from;
