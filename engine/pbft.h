@@ -199,6 +199,9 @@ struct pbft_replica_stats {
     uint64_t vc_timeout_ns;         /* the view-change timeout now (it adapts) */
     uint64_t repairs_sent;          /* our votes sent again to a peer that retransmitted
                                        one we held, for a slot we committed (status.c) */
+    uint64_t view_active_since_ns;  /* now_ns (the caller's clock) when this replica
+                                       entered its current view; 0 while it is moving
+                                       to one */
 };
 
 /* Why a state transfer failed (pbft_replica_stats.state_transfer_failure). */

@@ -417,6 +417,7 @@ void pbft_replica_step(struct pbft_replica *r, const struct pbft_event *ev, stru
     r->stats.last_executed = r->last_executed;
     r->stats.low_watermark = r->low;
     r->stats.vc_timeout_ns = replica_vc_timeout(r);
+    r->stats.view_active_since_ns = r->view_active ? r->view_start_ns : 0;
 }
 
 void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_out *out)
@@ -430,6 +431,7 @@ void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_ou
     r->stats.last_executed = r->last_executed;
     r->stats.low_watermark = r->low;
     r->stats.vc_timeout_ns = replica_vc_timeout(r);
+    r->stats.view_active_since_ns = r->view_active ? r->view_start_ns : 0;
 }
 
 uint64_t pbft_replica_next_deadline(const struct pbft_replica *r)

@@ -37,6 +37,7 @@ Needs root, `ip netns`, nft; loss also iptables and the netq binary.
 `unavailable()` says what is missing; the tests then exit 77 (skipped).
 """
 
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -241,28 +242,33 @@ class Net:
             script += f"add rule {NFT_TABLE} input ip saddr {{ {', '.join(srcs)} }} drop\n"
         _in_ns(self.replica_ns[i], ["nft", "-f", "-"], input=script.encode())
 
+    def _apply_all(self, ks):
+        """_apply for every replica in ks at once (one `ip netns exec nft` each,
+        run in parallel so a heal or a split lands within a few ms everywhere,
+        not one replica after another)."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(ks)) as ex:
+            for f in [ex.submit(self._apply, k) for k in ks]:
+                f.result()
+
     def block(self, i, j):
         self.blocked.add((i, j))
         self._apply(i)
 
     def cut(self, i, j):
         self.blocked |= {(i, j), (j, i)}
-        self._apply(i)
-        self._apply(j)
+        self._apply_all([i, j])
 
     def isolate(self, i):
         for j in range(self.n):
             if j != i:
                 self.blocked |= {(i, j), (j, i)}
-        for k in range(self.n):
-            self._apply(k)
+        self._apply_all(range(self.n))
 
     def split(self, a, b):
         for i in a:
             for j in b:
                 self.blocked |= {(i, j), (j, i)}
-        for k in range(self.n):
-            self._apply(k)
+        self._apply_all(range(self.n))
 
     def loss(self, pct, delay_ms, jitter_ms, seconds, seed, clients=False):
         """pct % loss and delay_ms +- jitter_ms on every packet a replica receives
@@ -282,12 +288,13 @@ class Net:
     def heal(self):
         """Every link whole again; returns netq's counts (one JSON line per netq)."""
         self.blocked = set()
-        for k in range(self.n):
-            self._apply(k)
+        self._apply_all(range(self.n))
         counts = []
         if self.netqs:
-            for ns in self.replica_ns + [self.client_ns]:
-                _in_ns(ns, ["iptables", "-w", "-F", "INPUT"], check_rc=False)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=self.n + 1) as ex:
+                for f in [ex.submit(_in_ns, ns, ["iptables", "-w", "-F", "INPUT"], None, False)
+                          for ns in self.replica_ns + [self.client_ns]]:
+                    f.result()
             counts = [q.stop() for q in self.netqs]
             self.netqs = []
         return counts

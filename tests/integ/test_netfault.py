@@ -21,6 +21,11 @@ ends, so service after the heal is measured under load):
                      order without it (before the lagging-backup rule of
                      engine/viewchange.c it suspected the primary and sat alone
                      in view 1 after the heal)
+  lone-backup        backup 1 cut from every other replica (both ways) for 2 s,
+                     under 2000-byte values, the clients still reaching it: it
+                     watches requests it cannot see ordered, suspects the
+                     primary and moves alone to view 1; after the heal the
+                     primary steps down to it (docs/design.md §5.5.1)
   flapping           3 cycles: the current primary isolated for 0.8-1.4 s,
                      then whole for 0.8-1.4 s (durations drawn from the seed)
   loss               30% loss and 5 +- 5 ms delay on every replica-to-replica
@@ -41,14 +46,15 @@ Checks, each able to fail on its own, all reported before the verdict:
 
 The time from the heal to "every replica back" is measured by polling every
 replica's stats from the clients' namespace (one `bftkv stats` per replica, a
-round takes ~20-60 ms on the loaded 2-core CI machine), and printed. The
-assertion is the generous BACK_BOUND_S (10 s), not 2 x the view-change timeout
-(2 x request_timeout_ms = 100 ms by default, doubling after each failed view
-change): on a shared 2-core machine the polling itself and the replicas'
-scheduling add hundreds of milliseconds, so a tight bound would fail for the
-machine's sake, not the group's; the printed time is the figure to compare with
-the tight bound. Also printed per run: ops/s, each replica's view_changes and
-request_timeouts, client timeouts, netq's counts.
+round takes ~20-60 ms on the loaded 2-core CI machine), and printed; it is only
+held to the generous BACK_BOUND_S (10 s), since polling and this script's own
+scheduling are in it. The tight bound of docs/design.md §5.5.1 is checked on the
+replicas' own clocks instead: in the first poll that finds every replica back,
+each replica's view_active_since_ns (CLOCK_MONOTONIC, the clock this script
+reads too) says when it entered that view, and the last of them must come within
+2 x the largest view-change timeout in force + T of the moment the heal began
+(the simulator's rejoin bound). Also printed per run: ops/s, each replica's
+view_changes and request_timeouts, client timeouts, netq's counts.
 
 Exit 77 (ctest: skipped) where network namespaces, nft (and, for loss,
 iptables and netq) are unavailable.
@@ -67,12 +73,13 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import netns  # noqa: E402
 from integ import BUILD, TestFailure, check, log, run, run_test, spawn, text  # noqa: E402
 
-SCENARIOS = ("primary-partition", "split", "oneway-primary", "cut-link", "flapping", "loss")
+SCENARIOS = ("primary-partition", "split", "oneway-primary", "cut-link", "lone-backup", "flapping", "loss")
 FAULT_START_S = 1.0     # into the load
-FAULT_S = {"primary-partition": 2.5, "split": 2.0, "oneway-primary": 2.5, "cut-link": 5.0,
+FAULT_S = {"primary-partition": 2.5, "split": 2.0, "oneway-primary": 2.5, "cut-link": 5.0, "lone-backup": 2.0,
            "flapping": 7.0, "loss": 4.0}  # how long each fault lasts (flapping: at most)
 AFTER_HEAL_S = 2.0      # of load after the heal
 BACK_BOUND_S = 10.0     # heal -> every replica back in the group's view (see the opening comment)
+REQUEST_TIMEOUT_NS = 50_000_000  # T, the servers' request_timeout_ms (default)
 CONVERGE_BOUND_S = 10.0
 POLL_S = 0.05
 LOSS_PCT, DELAY_MS, JITTER_MS = 30, 5, 5
@@ -80,7 +87,7 @@ LOSS_PCT, DELAY_MS, JITTER_MS = 30, 5, 5
 # every request travels to every replica from the start and the cut-off backup
 # watches them (engine/viewchange.c, request timers): the path by which a backup
 # that cannot hear the primary comes to suspect it.
-SCENARIO_BENCH_ARGS = {"cut-link": ["--value-size", "2000"]}
+SCENARIO_BENCH_ARGS = {"cut-link": ["--value-size", "2000"], "lone-backup": ["--value-size", "2000"]}
 BENCH_ARGS = ["--threads", "4", "--clients", "32", "--keys", "200", "--read-ratio", "0.4", "--del-ratio", "0.1",
               "--warmup", "0", "--final-read", "--format", "json"]
 
@@ -93,6 +100,19 @@ def group_view(sts):
         return None
     top = max(views.values())
     return max(v for v, k in views.items() if k == top)
+
+
+def rejoin_time(sts, healed):
+    """(ms from the heal until the last replica entered the view the snapshot
+    shows them all in -- read from each replica's own CLOCK_MONOTONIC stamp,
+    view_active_since_ns, so polling and scheduling of this script do not count
+    -- 0 when none had to; the bound: 2 x the largest view-change timeout in
+    force + T, the simulator's rejoin bound)."""
+    healed_ns = int(healed * 1e9)
+    since = [s["engine"]["view_active_since_ns"] for s in sts]
+    rejoin = max([0] + [t - healed_ns for t in since if t > healed_ns]) / 1e6
+    bound = (2 * max(s["engine"]["vc_timeout_ns"] for s in sts) + REQUEST_TIMEOUT_NS) / 1e6
+    return rejoin, bound
 
 
 def all_stats(c):
@@ -169,6 +189,11 @@ class Run:
             log("fault: link 0 <-> 1 cut")
             net.cut(0, 1)
             self.at(FAULT_START_S + self.fault_s)
+        elif s == "lone-backup":
+            b = (self.primary() + 1) % n
+            log(f"fault: backup {b} cut from every other replica")
+            net.isolate(b)
+            self.at(FAULT_START_S + self.fault_s)
         elif s == "flapping":
             t = FAULT_START_S
             for cycle in range(3):
@@ -187,9 +212,9 @@ class Run:
             log(f"fault: {LOSS_PCT}% loss, {DELAY_MS} +- {JITTER_MS} ms delay on every replica link")
             net.loss(LOSS_PCT, DELAY_MS, JITTER_MS, seconds=30, seed=self.seed)
             self.at(FAULT_START_S + self.fault_s)
+        healed = time.monotonic()  # when the heal starts: the bound counts from here
         self.netq_counts = net.heal()
-        healed = time.monotonic()
-        log(f"heal at {healed - self.t0:.2f} s into the load")
+        log(f"heal at {healed - self.t0:.2f} s into the load (took {1000 * (time.monotonic() - healed):.0f} ms)")
         return healed
 
     def wait_back(self, healed):
@@ -200,6 +225,7 @@ class Run:
             sts = all_stats(self.c)
             last = outsiders(sts)
             if not last:
+                self.back_sts = sts
                 return time.monotonic() - healed, None
             if self.bench.poll() is not None:  # the load is over: keep the group busy
                 self.c.cli("put", f"netfault-probe-{probes % 8}", "x", timeout_ms=1000)
@@ -294,6 +320,13 @@ def main():
             f"p50 {res['p50'] / 1e6:.2f} ms, p99 {res['p99'] / 1e6:.2f} ms, ops {res['iterations']}")
         log(f"result {test}: heal -> every replica back: "
             + (f"{back_s * 1000:.0f} ms" if back_s is not None else f"NOT within {BACK_BOUND_S:g} s"))
+        if back_s is not None:
+            rejoin_ms, bound_ms = rejoin_time(r.back_sts, healed)
+            log(f"result {test}: heal -> last replica to enter the group's view (its own clock): {rejoin_ms:.0f} ms"
+                f" (bound {bound_ms:.0f} ms = 2 x the view-change timeout + T)")
+            if rejoin_ms > bound_ms:
+                problems.append(f"a replica entered the group's view {rejoin_ms:.0f} ms after the heal, "
+                                f"over the bound {bound_ms:.0f} ms")
         for i, s in enumerate(sts):
             if s:
                 log(f"result {test}: replica {i}: view {s['view']}{' (in a view change)' if s['in_view_change'] else ''}"
