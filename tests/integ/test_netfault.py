@@ -109,7 +109,7 @@ def rejoin_time(sts, healed):
     -- 0 when none had to; the bound: 2 x the largest view-change timeout in
     force + T, the simulator's rejoin bound)."""
     healed_ns = int(healed * 1e9)
-    since = [s["engine"]["view_active_since_ns"] for s in sts]
+    since = [s["engine"].get("view_active_since_ns", 0) for s in sts]
     rejoin = max([0] + [t - healed_ns for t in since if t > healed_ns]) / 1e6
     bound = (2 * max(s["engine"]["vc_timeout_ns"] for s in sts) + REQUEST_TIMEOUT_NS) / 1e6
     return rejoin, bound
