@@ -24,8 +24,8 @@ struct replica_rc_entry;
 
 /* Retransmission and STATUS timing, all multiples of cfg.retransmit_ns (R). */
 #define CATCHUP_RETRANSMIT_DEFAULT_NS (20u * 1000u * 1000u)
-#define CATCHUP_BACKOFF_SHIFT_MAX 5u   /* a slot's interval grows R, 2R, ..., 32R */
-#define CATCHUP_FLAT_RETRIES 2u        /* ... after this many at R */
+#define CATCHUP_BACKOFF_SHIFT_MAX 5u   /* a slot's retransmission interval grows R/2, R, ..., 16R */
+#define CATCHUP_FLAT_RETRIES 2u        /* ... after this many at R/2 */
 #define CATCHUP_HEARTBEAT_INTERVALS 10u /* STATUS every 10 R even when not behind */
 #define CATCHUP_FETCH_ATTEMPTS 2u      /* chunk timeouts before another server */
 /* Chunks one FETCH asks for: a few round trips fetch a whole checkpoint interval's

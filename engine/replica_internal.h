@@ -114,7 +114,7 @@ struct replica_slot {
     uint32_t pp_len;
     struct wire_msg pp_msg; /* its decoded form, pointers into pp */
     uint64_t retx_ns;      /* catch-up (status.c): next retransmission, 0 = unscheduled */
-    uint8_t retx_shift;    /* its back-off: interval R << retx_shift */
+    uint8_t retx_shift;    /* its back-off (status.c, retransmit_scan) */
     /* View change (viewchange.c, newview.c; TOCS 2002 §4.5.1). What this seq was
      * prepared (P) and pre-prepared (Q) as in the views already left -- folded in
      * when a view is left, kept while the seq stays in the window, so P and Q

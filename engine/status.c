@@ -4,16 +4,19 @@
  * PBFT's normal case assumes the network eventually delivers; over UDP it drops.
  * Two mechanisms recover, both driven by the tick (time comes in the event):
  *
- *  - Retransmission. Every retransmit interval R the replica looks at the log
- *    slots above last_executed that are not committed-local and re-multicasts
- *    what it contributed there: the primary its PRE-PREPARE, a backup its PREPARE,
- *    everyone its COMMIT. A slot waits R after it is first seen, then backs off
- *    exponentially (R, 2R, ... 32R), and at most W slots go per scan, so a long
- *    stall does not flood the network. Duplicates are harmless: each sender's
- *    first vote per (v, n) is the one kept (prepare.c, commit.c).
+ *  - Retransmission. Every R/4 the replica looks at the log slots above
+ *    last_executed that are not committed-local and re-multicasts what it
+ *    contributed there: the primary its PRE-PREPARE, a backup its PREPARE,
+ *    everyone its COMMIT. A slot waits R/2 after it is first seen, is sent again
+ *    every R/2 twice, then backs off exponentially (R, 2R, ... 16R), and at most
+ *    W slots go per scan, so a long stall does not flood the network (docs/
+ *    design.md §5.5.2 measures the intervals under loss). Duplicates are
+ *    harmless: each sender's first vote per (v, n) is the one kept (prepare.c,
+ *    commit.c) -- and a duplicate for a slot this replica committed is answered
+ *    with its own votes (replica_repair_answer), since it retransmits no more.
  *
  *  - STATUS. A replica that knows of work above last_executed (a seq some message
- *    named, a checkpoint, a peer's STATUS) and has executed nothing for R
+ *    named, a checkpoint, a peer's STATUS) and has executed nothing for R/2
  *    multicasts STATUS(v, h, last_executed, max seq seen), authenticated; a
  *    lagging one (catchup_lagging: missing more than the normal case has in
  *    flight) asks every R/2 even while answers make it progress; and every
@@ -158,7 +161,7 @@ void replica_repair_answer(struct pbft_replica *r, struct replica_slot *s, uint1
  * re-multicast our part of the unfinished slots whose time has come. */
 static void retransmit_scan(struct pbft_replica *r, struct pbft_out *out)
 {
-    uint64_t R = r->cfg.retransmit_ns / 2u; /* a slot's interval: R/2, scanned every R/4 */
+    uint64_t iv = r->cfg.retransmit_ns / 2u; /* a slot's interval: R/2, scanned every R/4 */
     uint32_t budget = r->view_active ? r->cfg.window : 0; /* none during a view change */
     uint64_t hi = r->low + r->cfg.log_window;
     for (uint64_t seq = r->last_executed + 1u; seq <= hi; seq++) {
@@ -170,7 +173,7 @@ static void retransmit_scan(struct pbft_replica *r, struct pbft_out *out)
         if (s->committed || s->view != r->view || r->cfg.n == 1 || !slot_has_own(r, s))
             continue;
         if (s->retx_ns == 0) {
-            s->retx_ns = r->now_ns + R; /* first seen: give the normal case one interval */
+            s->retx_ns = r->now_ns + iv; /* first seen: give the normal case one interval */
             continue;
         }
         if (r->now_ns < s->retx_ns || budget == 0)
@@ -179,11 +182,12 @@ static void retransmit_scan(struct pbft_replica *r, struct pbft_out *out)
             return; /* no room: the next scan goes on */
         budget--;
         r->stats.retransmissions++;
-        /* R for the first CATCHUP_FLAT_RETRIES (a loss costs one interval,
-         * not a growing one), then doubling up to 32 R. */
+        /* R/2 for the first CATCHUP_FLAT_RETRIES (a loss costs one interval,
+         * not a growing one), then doubling up to 16 R. */
         if (s->retx_shift < CATCHUP_BACKOFF_SHIFT_MAX + CATCHUP_FLAT_RETRIES)
             s->retx_shift++;
-        s->retx_ns = r->now_ns + (R << (s->retx_shift > CATCHUP_FLAT_RETRIES ? s->retx_shift - CATCHUP_FLAT_RETRIES : 0));
+        uint8_t shift = s->retx_shift > CATCHUP_FLAT_RETRIES ? (uint8_t)(s->retx_shift - CATCHUP_FLAT_RETRIES) : 0u;
+        s->retx_ns = r->now_ns + (iv << shift);
     }
 }
 
