@@ -287,7 +287,7 @@ int bftkv_client_stats(struct bftkv_client *c, struct bftkv_client_stats *out);
 #define BFTKV_CLIENT_REPLICA_STATS_MAX (60u * 1024u)
 
 /* Ask replica `replica` of cfg's group for its stats (one JSON object; the keys
- * are listed in docs/operations.md), as client client_id, whose secret key is
+ * are in docs/operations.md "Reading stats"), as client client_id, whose secret key is
  * loaded from cfg's key_dir. Needs no handle and leases no lane: the admin
  * request is authenticated for the replica and answered at most a few hundred
  * times a second per replica. The text goes to json (cap bytes, terminated;
