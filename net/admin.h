@@ -40,10 +40,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bftkv/config.h"
 #include "bftkv/limits.h"
 #include "engine/auth.h"
 #include "engine/wire.h"
+#include "net/config.h"
 
 #ifdef __cplusplus
 extern "C" {

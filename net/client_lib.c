@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +30,11 @@
 
 #include <sodium.h>
 
-#include "bftkv/config.h"
 #include "bftkv/errors.h"
 #include "common/assert.h"
 #include "net/admin.h"
 #include "net/client_lib_internal.h"
+#include "net/config.h"
 #include "net/keys.h"
 
 #define CLIENT_ERR(opt, ...)                                                        \
@@ -47,7 +48,41 @@ void bftkv_client_options_init(struct bftkv_client_options *opt)
 {
     if (opt != NULL) {
         memset(opt, 0, sizeof *opt);
+        opt->struct_size = sizeof *opt;
     }
+}
+
+/* The options of the first version of the struct end with session_wait_ms: a
+ * program can know no fewer (include/bftkv/client.h, "ABI"). */
+#define CLIENT_OPTIONS_SIZE_0 (offsetof(struct bftkv_client_options, session_wait_ms) + sizeof(int))
+/* A struct_size beyond this is garbage, not a newer header. */
+#define CLIENT_OPTIONS_SIZE_LIMIT 4096u
+BFTKV_STATIC_ASSERT(CLIENT_OPTIONS_SIZE_0 <= sizeof(struct bftkv_client_options), "fields are only appended");
+
+/* The caller's options (in may be NULL: the defaults) as this library's struct:
+ * the fields an older program does not know stay zero (their defaults); a newer
+ * program's fields this library does not know must be zero. */
+static int client_options_take(const struct bftkv_client_options *in, struct bftkv_client_options *opt)
+{
+    bftkv_client_options_init(opt);
+    if (in == NULL) {
+        return 0;
+    }
+    if (in->struct_size < CLIENT_OPTIONS_SIZE_0 || in->struct_size > CLIENT_OPTIONS_SIZE_LIMIT) {
+        return BFTKV_E_INVAL; /* not initialised: err cannot be trusted either */
+    }
+    size_t known = in->struct_size < sizeof *opt ? in->struct_size : sizeof *opt;
+    memcpy(opt, in, known);
+    opt->struct_size = sizeof *opt;
+    const unsigned char *tail = (const unsigned char *)in;
+    for (size_t i = sizeof *opt; i < in->struct_size; i++) {
+        if (tail[i] != 0) {
+            CLIENT_ERR(opt, "bftkv client: an option this libbftkv does not know is set (byte %zu of %zu; the "
+                       "program was built with a newer include/bftkv/client.h)", i, in->struct_size);
+            return BFTKV_E_UNSUPPORTED;
+        }
+    }
+    return 0;
 }
 
 /* ---- Addresses --------------------------------------------------------------------- */
@@ -414,38 +449,13 @@ static int client_open_with(const struct bftkv_config *cfg, uint16_t client_id,
     return rc;
 }
 
-int bftkv_client_open(const char *config_path, uint16_t client_id, const struct bftkv_client_options *opt_in,
-                      struct bftkv_client **out)
+/* A handle for client_id of cfg, with options already taken (client_options_take)
+ * and checked, libsodium initialised. */
+static int client_open_cfg(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
+                           struct bftkv_client **out)
 {
-    struct bftkv_client_options none;
-    bftkv_client_options_init(&none);
-    const struct bftkv_client_options *opt = opt_in != NULL ? opt_in : &none;
-    if (out == NULL) {
-        return BFTKV_E_INVAL;
-    }
-    *out = NULL;
-    if (config_path == NULL) {
-        CLIENT_ERR(opt, "bftkv client: no config file given");
-        return BFTKV_E_INVAL;
-    }
-    int rc = client_options_check(opt);
-    if (rc != 0) {
-        return rc;
-    }
-    if (sodium_init() < 0) {
-        CLIENT_ERR(opt, "bftkv client: libsodium cannot initialise");
-        return BFTKV_E_IO;
-    }
-    struct bftkv_config *cfg = NULL;
-    char err[BFTKV_CONFIG_ERR_MAX];
-    rc = bftkv_config_load(config_path, &cfg, err, sizeof err);
-    if (rc != 0) {
-        CLIENT_ERR(opt, "%s", err);
-        return rc;
-    }
     struct bftkv_client *c = calloc(1, sizeof *c);
     if (c == NULL) {
-        bftkv_config_free(cfg);
         return BFTKV_E_NOMEM;
     }
     c->wake_fd = -1;
@@ -454,14 +464,12 @@ int bftkv_client_open(const char *config_path, uint16_t client_id, const struct 
     }
     static _Atomic uint64_t serials;
     c->serial = ++serials;
-    rc = client_sync_init(c);
+    int rc = client_sync_init(c);
     if (rc != 0) {
-        bftkv_config_free(cfg);
         free(c);
         return rc;
     }
     rc = client_open_with(cfg, client_id, opt, c);
-    bftkv_config_free(cfg);
     if (rc == 0) {
         rc = client_thread_start(c);
     }
@@ -471,6 +479,89 @@ int bftkv_client_open(const char *config_path, uint16_t client_id, const struct 
     }
     *out = c;
     return 0;
+}
+
+/* What every open does first: *out cleared, the options taken and checked,
+ * libsodium ready. */
+static int client_open_begin(const struct bftkv_client_options *in, struct bftkv_client_options *opt,
+                             struct bftkv_client **out)
+{
+    if (out == NULL) {
+        return BFTKV_E_INVAL;
+    }
+    *out = NULL;
+    int rc = client_options_take(in, opt);
+    if (rc == 0) {
+        rc = client_options_check(opt);
+    }
+    if (rc == 0 && sodium_init() < 0) {
+        CLIENT_ERR(opt, "bftkv client: libsodium cannot initialise");
+        rc = BFTKV_E_IO;
+    }
+    return rc;
+}
+
+int bftkv_client_open(const char *config_path, uint16_t client_id, const struct bftkv_client_options *opt_in,
+                      struct bftkv_client **out)
+{
+    struct bftkv_client_options opt;
+    int rc = client_open_begin(opt_in, &opt, out);
+    if (rc != 0) {
+        return rc;
+    }
+    if (config_path == NULL) {
+        CLIENT_ERR(&opt, "bftkv client: no config file given");
+        return BFTKV_E_INVAL;
+    }
+    struct bftkv_config *cfg = NULL;
+    char err[BFTKV_CONFIG_ERR_MAX];
+    rc = bftkv_config_load(config_path, &cfg, err, sizeof err);
+    if (rc != 0) {
+        CLIENT_ERR(&opt, "%s", err);
+        return rc;
+    }
+    rc = client_open_cfg(cfg, client_id, &opt, out);
+    bftkv_config_free(cfg);
+    return rc;
+}
+
+int bftkv_client_open_config(const struct bftkv_config *cfg, uint16_t client_id,
+                             const struct bftkv_client_options *opt_in, struct bftkv_client **out)
+{
+    struct bftkv_client_options opt;
+    int rc = client_open_begin(opt_in, &opt, out);
+    if (rc != 0) {
+        return rc;
+    }
+    if (cfg == NULL) {
+        CLIENT_ERR(&opt, "bftkv client: no config given");
+        return BFTKV_E_INVAL;
+    }
+    return client_open_cfg(cfg, client_id, &opt, out);
+}
+
+int bftkv_client_open_text(const char *text, size_t len, const char *name, uint16_t client_id,
+                           const struct bftkv_client_options *opt_in, struct bftkv_client **out)
+{
+    struct bftkv_client_options opt;
+    int rc = client_open_begin(opt_in, &opt, out);
+    if (rc != 0) {
+        return rc;
+    }
+    if (text == NULL || name == NULL) {
+        CLIENT_ERR(&opt, "bftkv client: no config text or no name for it given");
+        return BFTKV_E_INVAL;
+    }
+    struct bftkv_config *cfg = NULL;
+    char err[BFTKV_CONFIG_ERR_MAX];
+    rc = bftkv_config_parse(text, len, name, &cfg, err, sizeof err);
+    if (rc != 0) {
+        CLIENT_ERR(&opt, "%s", err);
+        return rc;
+    }
+    rc = client_open_cfg(cfg, client_id, &opt, out);
+    bftkv_config_free(cfg);
+    return rc;
 }
 
 /* ---- Close --------------------------------------------------------------------------- */

@@ -43,11 +43,11 @@
 #include <sys/socket.h>
 
 #include "bftkv/client.h"
-#include "bftkv/config.h"
 #include "bftkv/limits.h"
 #include "engine/auth.h"
 #include "engine/pbft.h"
 #include "engine/wire.h"
+#include "net/config.h"
 #include "net/udp.h"
 
 #define CLIENT_NONE UINT32_MAX

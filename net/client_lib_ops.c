@@ -11,6 +11,7 @@
  * which the I/O thread no longer reads or writes them. An async call copies key
  * and value into the slot (or a heap copy for large values).
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -391,20 +392,35 @@ int bftkv_submit(struct bftkv_client *c, int op, const void *key, size_t klen, c
 
 /* ---- Stats ------------------------------------------------------------------------------ */
 
+/* The stats of the first version of the struct end with readonly_retries: a
+ * program can know no fewer (include/bftkv/client.h, "ABI"). */
+#define CLIENT_STATS_SIZE_0 (offsetof(struct bftkv_client_stats, readonly_retries) + sizeof(uint64_t))
+BFTKV_STATIC_ASSERT(CLIENT_STATS_SIZE_0 <= sizeof(struct bftkv_client_stats), "fields are only appended");
+/* A struct_size beyond this is garbage, not a newer header. */
+#define CLIENT_STATS_SIZE_LIMIT 4096u
+
 int bftkv_client_stats(struct bftkv_client *c, struct bftkv_client_stats *out)
 {
-    if (c == NULL || out == NULL) {
+    if (c == NULL || out == NULL || out->struct_size < CLIENT_STATS_SIZE_0
+        || out->struct_size > CLIENT_STATS_SIZE_LIMIT) {
         return BFTKV_E_INVAL;
     }
+    struct bftkv_client_stats st;
     pthread_mutex_lock(&c->mu);
-    *out = c->stats;
+    st = c->stats;
     uint64_t wakeups = c->wakeups_seen;
-    out->in_flight = c->in_flight;
-    out->queued = c->fifo_len;
+    st.in_flight = c->in_flight;
+    st.queued = c->fifo_len;
     pthread_mutex_unlock(&c->mu);
     struct net_udp_stats us;
     net_udp_stats(c->udp, &us);
-    out->datagrams_sent = us.datagrams_sent;
-    out->datagrams_received = us.datagrams_received > wakeups ? us.datagrams_received - wakeups : 0;
+    st.datagrams_sent = us.datagrams_sent;
+    st.datagrams_received = us.datagrams_received > wakeups ? us.datagrams_received - wakeups : 0;
+    /* Up to the caller's size; a newer program's fields this library lacks read 0. */
+    size_t size = out->struct_size;
+    size_t known = size < sizeof st ? size : sizeof st;
+    st.struct_size = known;
+    memcpy(out, &st, known);
+    memset((unsigned char *)out + known, 0, size - known);
     return 0;
 }

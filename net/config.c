@@ -12,7 +12,7 @@
  * Directives live in one table (name, handler, field, range), so adding one is
  * one line there plus its documentation.
  */
-#include "bftkv/config.h"
+#include "net/config.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bftkv/config.h"
+#include "net/config.h"
 
 /* The directives, by their index in net/config.c's table. */
 enum config_directive {

@@ -1,9 +1,10 @@
 /* The config file on disk and in use: reading one (relative key_dir made
  * absolute), writing one (tools that build a cluster in code), and mapping a
  * parsed config onto the engine's replica and client configurations, key file
- * paths and socket addresses (include/bftkv/config.h).
+ * paths and socket addresses (include/bftkv/config.h, net/config.h); and a new
+ * key file for a config line (bftkv_config_keygen).
  */
-#include "bftkv/config.h"
+#include "net/config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,10 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "bftkv/errors.h"
 #include "common/assert.h"
 #include "engine/pbft.h"
 #include "net/config_internal.h"
+#include "net/keys.h"
 
 /* ---- Reading ------------------------------------------------------------------------------ */
 
@@ -231,5 +235,29 @@ int bftkv_config_replica_sockaddr(const struct bftkv_config *cfg, uint16_t id, s
     memcpy(addr, res->ai_addr, res->ai_addrlen);
     *addrlen = res->ai_addrlen;
     freeaddrinfo(res);
+    return 0;
+}
+
+int bftkv_config_keygen(const char *path, char x25519_hex[65], char ed25519_hex[65], char *err, size_t errlen)
+{
+    if (path == NULL) {
+        config_err_put(err, errlen, "keygen: no path given");
+        return BFTKV_E_INVAL;
+    }
+    if (sodium_init() < 0) {
+        config_err_put(err, errlen, "keygen: libsodium cannot initialise");
+        return BFTKV_E_IO;
+    }
+    uint8_t seed[BFTKV_KEY_SEED_SIZE];
+    int rc = bftkv_key_generate(path, seed, err, errlen);
+    if (rc != 0)
+        return rc;
+    char x[65], ed[65];
+    bftkv_key_public(seed, x, ed);
+    sodium_memzero(seed, sizeof seed);
+    if (x25519_hex != NULL)
+        memcpy(x25519_hex, x, sizeof x);
+    if (ed25519_hex != NULL)
+        memcpy(ed25519_hex, ed, sizeof ed);
     return 0;
 }

@@ -23,8 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bftkv/config.h"
 #include "engine/auth.h"
+#include "net/config.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -34,9 +34,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bftkv/config.h"
 #include "engine/auth.h"
 #include "net/byzantine.h"
+#include "net/config.h"
 #include "net/udp.h"
 
 #ifdef __cplusplus

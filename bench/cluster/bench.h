@@ -16,9 +16,9 @@
 #include <stdint.h>
 
 #include "bftkv/client.h"
-#include "bftkv/config.h"
 #include "common/hdr.h"
 #include "engine/auth.h"
+#include "net/config.h"
 
 #define BENCH_THREADS_MAX 64u
 #define BENCH_OPEN_SLOTS 4096u

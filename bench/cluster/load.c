@@ -358,7 +358,7 @@ static void bench_window_open(struct bench *b, uint64_t dur)
 {
     bench_sample(b, &b->before);
     for (uint32_t t = 0; t < b->threads; t++) {
-        struct bftkv_client_stats st;
+        struct bftkv_client_stats st = { .struct_size = sizeof st };
         if (bftkv_client_stats(b->handle[t].client, &st) == 0) {
             b->handle[t].dgrams_tx_before = st.datagrams_sent;
             b->handle[t].retrans_before = st.retransmissions;
@@ -440,7 +440,7 @@ int bench_run(struct bench *b)
     b->cpu_self_after = bench_self_cpu();
     bench_sample(b, &b->after);
     for (uint32_t t = 0; t < b->threads; t++) {
-        struct bftkv_client_stats st;
+        struct bftkv_client_stats st = { .struct_size = sizeof st };
         if (bftkv_client_stats(b->handle[t].client, &st) == 0 && st.queued > b->queued_max) {
             b->queued_max = st.queued;
         }
@@ -458,7 +458,7 @@ int bench_run(struct bench *b)
         nanosleep(&ts, NULL);
     }
     for (uint32_t t = 0; t < b->threads; t++) {
-        struct bftkv_client_stats st;
+        struct bftkv_client_stats st = { .struct_size = sizeof st };
         if (bftkv_client_stats(b->handle[t].client, &st) == 0) {
             b->bench_dgrams_tx += st.datagrams_sent - b->handle[t].dgrams_tx_before;
             b->retransmissions += st.retransmissions - b->handle[t].retrans_before;

@@ -75,6 +75,22 @@
  * files: they must not share lanes (give each machine a disjoint range with
  * lane_first and lane_count; each lane's replies then go to the machine that
  * uses it), or simpler, use one client id per machine.
+ *
+ * ABI: how this interface grows. libbftkv.so.0 keeps working for programs built
+ * against an older client.h:
+ *   - The structs the caller fills or the library fills (bftkv_client_options,
+ *     bftkv_client_stats) begin with size_t struct_size, the size of the struct
+ *     as the caller's program knows it. bftkv_client_options_init (or
+ *     BFTKV_CLIENT_OPTIONS_INIT) sets it for options; the caller sets it to
+ *     sizeof before bftkv_client_stats. New fields are only ever appended, so
+ *     the library reads an older program's options up to its struct_size (the
+ *     fields it lacks take their defaults) and fills an older program's stats
+ *     up to its struct_size. A library older than the program refuses options
+ *     it does not know that are not zero (BFTKV_E_UNSUPPORTED) and leaves stats
+ *     fields it does not know zero, saying how much it filled in struct_size.
+ *   - The config a handle is opened from is opaque (include/bftkv/config.h).
+ *   - Functions are only ever added; a changed signature gets a new name.
+ * Only the functions declared in include/bftkv/ are exported.
  */
 #ifndef BFTKV_CLIENT_H
 #define BFTKV_CLIENT_H
@@ -90,6 +106,7 @@ extern "C" {
 #endif
 
 struct bftkv_client;
+struct bftkv_config; /* include/bftkv/config.h */
 
 /* Operations of bftkv_submit (the values are the wire's op codes). */
 enum bftkv_op {
@@ -117,9 +134,13 @@ enum bftkv_client_flag {
 #define BFTKV_CLIENT_QUEUE_DEFAULT 1024u /* queue_max when 0 */
 #define BFTKV_CLIENT_QUEUE_MAX 65536u
 
-/* Options of bftkv_client_open. Zero-initialise (or call bftkv_client_options_init)
- * and set what you need: every zero field means "the default". */
+/* Options of bftkv_client_open. Start from bftkv_client_options_init (or
+ * BFTKV_CLIENT_OPTIONS_INIT) and set what you need: every zero field means "the
+ * default". A struct that only zero-initialised lacks struct_size and is
+ * refused (BFTKV_E_INVAL, without a message: the library cannot trust err). */
 struct bftkv_client_options {
+    size_t struct_size;  /* sizeof(struct bftkv_client_options) as the program was
+                            built with (see "ABI" above); set by the init */
     int timeout_ms;      /* per operation, from the call to its result (queueing
                             included); 0 = the config's client_timeout_ms */
     uint16_t lanes;      /* requests in flight at a time: the lanes to lease
@@ -149,7 +170,9 @@ struct bftkv_client_options {
                             BFTKV_E_SESSION_BUSY */
 };
 
+/* Every field zero (every default) and struct_size set. */
 void bftkv_client_options_init(struct bftkv_client_options *opt);
+#define BFTKV_CLIENT_OPTIONS_INIT { .struct_size = sizeof(struct bftkv_client_options) }
 
 /* Open a handle for client client_id of the cluster described by the config file
  * at config_path. opt may be NULL (defaults). 0 and *out, or: BFTKV_E_IO (the
@@ -162,6 +185,22 @@ void bftkv_client_options_init(struct bftkv_client_options *opt);
  * BFTKV_BACKEND_AUTO); the message goes to opt->err. */
 int bftkv_client_open(const char *config_path, uint16_t client_id, const struct bftkv_client_options *opt,
                       struct bftkv_client **out);
+
+/* The same, from a config already parsed (bftkv_config_load or
+ * bftkv_config_parse): the handle keeps nothing of cfg, which the caller may
+ * free once this returns. BFTKV_E_INVAL for a NULL cfg; other errors as above,
+ * BFTKV_E_IO only for the key file or the session directory. */
+int bftkv_client_open_config(const struct bftkv_config *cfg, uint16_t client_id,
+                             const struct bftkv_client_options *opt, struct bftkv_client **out);
+
+/* The same, from the text of a config file held in memory (len bytes, need not
+ * be terminated): for an application that gets its config from elsewhere than
+ * a file. name stands for the file in messages; a relative key_dir is taken
+ * relative to name's directory part (the working directory when name has
+ * none), so give key_dir as an absolute path unless name is a real path.
+ * Errors as bftkv_client_open_config, and BFTKV_E_CONFIG for bad text. */
+int bftkv_client_open_text(const char *text, size_t len, const char *name, uint16_t client_id,
+                           const struct bftkv_client_options *opt, struct bftkv_client **out);
 
 /* Stop the I/O thread, fail what is still queued or in flight with
  * BFTKV_E_CANCELLED (async callbacks are invoked on the calling thread, before
@@ -214,7 +253,11 @@ int bftkv_submit(struct bftkv_client *c, int op, const void *key, size_t klen, c
 
 /* ---- Introspection ----------------------------------------------------------------- */
 
+/* Set struct_size to sizeof(struct bftkv_client_stats) before the call (see
+ * "ABI" above); the library fills the fields it knows up to that size, zeroes
+ * the rest, and sets struct_size to the bytes it filled. */
 struct bftkv_client_stats {
+    size_t struct_size;
     uint64_t submitted;        /* operations accepted (sync and async) */
     uint64_t completed;        /* results the replicas agreed on (NOT_FOUND included) */
     uint64_t timeouts;         /* operations failed with BFTKV_E_TIMEOUT */
@@ -236,8 +279,26 @@ struct bftkv_client_stats {
     uint64_t readonly_retries;  /* second read-only rounds (fresh timestamp) instead of ordering */
 };
 
-/* A snapshot of the handle's counters. 0 or BFTKV_E_INVAL. */
+/* A snapshot of the handle's counters. 0, or BFTKV_E_INVAL (also when
+ * out->struct_size is smaller than the first version of the struct). */
 int bftkv_client_stats(struct bftkv_client *c, struct bftkv_client_stats *out);
+
+/* Room for any stats text of bftkv_client_replica_stats, its NUL included. */
+#define BFTKV_CLIENT_REPLICA_STATS_MAX (60u * 1024u)
+
+/* Ask replica `replica` of cfg's group for its stats (one JSON object; the keys
+ * are in docs/operations.md "Reading stats"), as client client_id, whose secret key is
+ * loaded from cfg's key_dir. Needs no handle and leases no lane: the admin
+ * request is authenticated for the replica and answered at most a few hundred
+ * times a second per replica. The text goes to json (cap bytes, terminated;
+ * BFTKV_CLIENT_REPLICA_STATS_MAX always suffices), its length to *len.
+ * timeout_ms 0: the config's client_timeout_ms. 0; BFTKV_E_INVAL (no such
+ * replica, bad arguments) or BFTKV_E_IO / BFTKV_E_CONFIG (the key file), each
+ * with a message in err; BFTKV_E_TIMEOUT (no authentic answer in time: the
+ * replica is down, unreachable, or does not know this client's key),
+ * BFTKV_E_BUF_TOO_SMALL, or an error of the socket, with err "". */
+int bftkv_client_replica_stats(const struct bftkv_config *cfg, uint16_t client_id, uint16_t replica,
+                               int timeout_ms, char *json, size_t cap, size_t *len, char *err, size_t errlen);
 
 /* Room for any message of bftkv_client_last_error, its NUL included. */
 #define BFTKV_CLIENT_ERROR_MAX 1024u

@@ -38,8 +38,16 @@
  * for what no single line is to blame for, like a missing replica). Nothing is
  * printed. Every number is range-checked against include/bftkv/limits.h.
  *
- * Ownership: bftkv_config_load/parse/new allocate the config; the caller frees it
- * with bftkv_config_free. The struct is plain data: read its fields directly.
+ * Ownership: bftkv_config_load/parse allocate the config; the caller frees it
+ * with bftkv_config_free.
+ *
+ * ABI. struct bftkv_config is opaque: an application holds a pointer and reads
+ * what it needs through the accessors below. Its members (fixed tables of
+ * about 300 KB, every tuning field) are the library's business (net/config.h
+ * in the source tree), so they can change, and tuning directives can be added,
+ * without breaking a program built against an older libbftkv.so.0. Accessors
+ * are only ever added. This header compiles on its own (a ctest proves it) and
+ * names no type of the library's internals.
  */
 #ifndef BFTKV_CONFIG_H
 #define BFTKV_CONFIG_H
@@ -47,7 +55,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <sys/socket.h>
 
 #include "bftkv/limits.h"
@@ -77,83 +84,14 @@ extern "C" {
  * "Defaults"); each client id costs the replicas 64 reply-cache entries. */
 #define BFTKV_CONFIG_CLIENT_LANES_DEFAULT 64u
 
-/* The thread layout of a replica (docs/design.md §6); the runtime interprets it. */
-enum bftkv_config_threads {
-    BFTKV_CONFIG_THREADS_SINGLE = 0, /* every stage on one thread */
-    BFTKV_CONFIG_THREADS_STAGED = 1, /* a thread per stage, auth_workers authenticators */
-};
-
-enum bftkv_config_log_level {
-    BFTKV_CONFIG_LOG_ERROR = 0,
-    BFTKV_CONFIG_LOG_WARN = 1,
-    BFTKV_CONFIG_LOG_INFO = 2,
-    BFTKV_CONFIG_LOG_DEBUG = 3,
-};
-
 /* Who a key or identity belongs to. */
 enum bftkv_config_role {
     BFTKV_CONFIG_REPLICA = 1,
     BFTKV_CONFIG_CLIENT = 2,
 };
 
-struct bftkv_config_replica {
-    char host[BFTKV_CONFIG_HOST_MAX + 1]; /* name or address; IPv6 without its brackets */
-    uint16_t port;                        /* 1..65535 */
-    uint8_t x25519[32];                   /* public keys (engine/auth.h auth_public) */
-    uint8_t ed25519[32];
-    uint32_t line;                        /* where it was defined; 0 if built in code */
-};
-
-struct bftkv_config_client {
-    bool allowed; /* false: no client line has this id */
-    uint8_t x25519[32];
-    uint8_t ed25519[32];
-    uint32_t line;
-};
-
-struct bftkv_config {
-    char name[BFTKV_CONFIG_PATH_MAX + 1]; /* the file as the caller named it, for messages */
-
-    /* The group. */
-    uint16_t group;
-    uint16_t n; /* replicas: replica[0..n-1] */
-    uint16_t f;
-    struct bftkv_config_replica replica[BFTKV_REPLICAS_MAX];
-
-    /* The allow-list: client[0..clients-1], allowed where a line named the id. */
-    uint16_t clients;         /* highest client id + 1 */
-    uint16_t clients_allowed; /* number of client lines */
-    struct bftkv_config_client client[BFTKV_CLIENTS_MAX];
-
-    /* Secret keys: key_dir/replica-<id>.key and key_dir/client-<id>.key. After
-     * bftkv_config_load the path is absolute. */
-    char key_dir[BFTKV_CONFIG_PATH_MAX + 1];
-    /* Where a replica keeps what outlives its process: data_dir/replica-<id>/
-     * (its group marker, docs/operations.md "Restarts"). Empty when the file
-     * has no data_dir line (clients need none); absolute after loading. */
-    char data_dir[BFTKV_CONFIG_PATH_MAX + 1];
-
-    /* Engine tuning (engine/pbft.h; defaults from pbft_*_config_defaults). */
-    uint32_t batch_max_requests;
-    uint32_t batch_max_bytes;
-    uint32_t window;
-    uint32_t checkpoint_interval;
-    uint32_t log_window;
-    uint32_t request_timeout_ms; /* view-change timer */
-    uint32_t retransmit_ms;      /* a client's first retransmission */
-    uint16_t client_lanes;       /* requests in flight per client */
-    bool readonly_fast_path;
-
-    /* Runtime and client library tuning. */
-    uint32_t client_timeout_ms; /* an operation fails with BFTKV_E_TIMEOUT after this */
-    enum bftkv_config_threads threads;
-    uint16_t auth_workers;   /* staged layout: authentication threads (1 for single) */
-    uint32_t socket_rcvbuf;  /* SO_RCVBUF bytes */
-    uint32_t socket_sndbuf;  /* SO_SNDBUF bytes */
-    uint32_t store_shards;   /* power of two */
-    bool test_modes;         /* the server accepts --byzantine */
-    enum bftkv_config_log_level log_level;
-};
+/* A parsed config (opaque: see "ABI" above). */
+struct bftkv_config;
 
 /* Read and parse the file at path. Relative key_dir paths are resolved against
  * the file's directory and made absolute. 0; BFTKV_E_IO (the file cannot be
@@ -168,27 +106,37 @@ int bftkv_config_load(const char *path, struct bftkv_config **out, char *err, si
 int bftkv_config_parse(const char *text, size_t len, const char *name, struct bftkv_config **out, char *err,
                        size_t errlen);
 
-/* An empty group (no replica, no client) with every tuning field at its default,
- * for tools that build a config in code and write it. NULL when out of memory. */
-struct bftkv_config *bftkv_config_new(void);
-
 void bftkv_config_free(struct bftkv_config *cfg);
 
-/* Write cfg as a config file that bftkv_config_parse reads back to the same
- * values: every directive, defaults included. 0 or BFTKV_E_IO. Does not validate:
- * parse the result to check a config built in code. */
-int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp);
+/* ---- Reading a config -------------------------------------------------------------- */
 
-/* ---- Mapping onto the engine and the network ------------------------------- */
+/* The file's name as the caller gave it to bftkv_config_load (or the name given
+ * to bftkv_config_parse), for messages. Valid while cfg is. */
+const char *bftkv_config_name(const struct bftkv_config *cfg);
 
-struct pbft_replica_config;
-struct pbft_client_config;
+/* The group's id (0 without a group line), its replicas n (ids 0..n-1) and the
+ * faults it tolerates f (n >= 3f+1). */
+uint16_t bftkv_config_group(const struct bftkv_config *cfg);
+uint16_t bftkv_config_replicas(const struct bftkv_config *cfg);
+uint16_t bftkv_config_faults(const struct bftkv_config *cfg);
 
-/* Fill the engine's configuration of replica id / client id from cfg (every field;
- * the client's timestamp_base is set to 0 for the caller to change).
- * BFTKV_E_INVAL: id is not a replica of the group / not an allowed client. */
-int bftkv_config_fill_replica(const struct bftkv_config *cfg, uint16_t id, struct pbft_replica_config *out);
-int bftkv_config_fill_client(const struct bftkv_config *cfg, uint16_t id, struct pbft_client_config *out);
+/* Whether a client line names id (the allow-list). */
+bool bftkv_config_client_allowed(const struct bftkv_config *cfg, uint16_t id);
+
+/* Replica id's address as the file spells it: the host (a name or an address,
+ * IPv6 without its brackets) into host (hostlen bytes, room for
+ * BFTKV_CONFIG_HOST_MAX + 1 is always enough) and the port. 0; BFTKV_E_INVAL
+ * for a bad id; BFTKV_E_RANGE when the host does not fit. */
+int bftkv_config_replica_address(const struct bftkv_config *cfg, uint16_t id, char *host, size_t hostlen,
+                                 uint16_t *port);
+
+/* The tuning a client handle uses: how long an operation may take
+ * (client_timeout_ms) and how many requests a client id may have in flight
+ * (client_lanes). */
+uint32_t bftkv_config_client_timeout_ms(const struct bftkv_config *cfg);
+uint16_t bftkv_config_client_lanes(const struct bftkv_config *cfg);
+
+/* ---- Secret keys and addresses ------------------------------------------------------ */
 
 /* The path of a secret key file: key_dir/replica-<id>.key or key_dir/client-<id>.key.
  * 0, or BFTKV_E_RANGE when it does not fit buf. */
@@ -202,9 +150,12 @@ int bftkv_config_key_path(const struct bftkv_config *cfg, enum bftkv_config_role
 int bftkv_config_replica_sockaddr(const struct bftkv_config *cfg, uint16_t id, struct sockaddr_storage *addr,
                                   socklen_t *addrlen, char *err, size_t errlen);
 
-/* Names of the enumerations as the file spells them ("staged", "debug"). */
-const char *bftkv_config_threads_name(enum bftkv_config_threads t);
-const char *bftkv_config_log_level_name(enum bftkv_config_log_level l);
+/* Create a new secret key file at path (mode 0600; an existing file is never
+ * overwritten) and give its public halves as the 64 hex digits a config line
+ * takes: "x25519=X ed25519=ED". 0; BFTKV_E_IO (the file exists or cannot be
+ * written) or BFTKV_E_NOMEM, with a message in err. x25519_hex and ed25519_hex
+ * may be NULL. */
+int bftkv_config_keygen(const char *path, char x25519_hex[65], char ed25519_hex[65], char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

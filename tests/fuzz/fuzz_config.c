@@ -14,9 +14,9 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "bftkv/config.h"
 #include "bftkv/errors.h"
 #include "engine/pbft.h"
+#include "net/config.h"
 #include "tests/fuzz/fuzz.h"
 
 const char fuzz_target_name[] = "config";

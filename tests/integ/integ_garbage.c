@@ -30,11 +30,11 @@
 
 #include <sodium.h>
 
-#include "bftkv/config.h"
 #include "bftkv/errors.h"
 #include "engine/auth.h"
 #include "engine/wire.h"
 #include "net/admin.h"
+#include "net/config.h"
 #include "net/keys.h"
 
 #define GARBAGE_COUNT_DEFAULT 4000u

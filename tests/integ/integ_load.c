@@ -328,7 +328,7 @@ int main(int argc, char **argv)
         sum.errors += ws[i].errors;
         free(ws[i].keys);
     }
-    struct bftkv_client_stats cs = {0};
+    struct bftkv_client_stats cs = { .struct_size = sizeof cs };
     bftkv_client_stats(load.client, &cs);
     bftkv_client_close(load.client);
     printf("result {\"acks\": %" PRIu64 ", \"acks_after_mark\": %" PRIu64 ", \"gets\": %" PRIu64

@@ -83,7 +83,7 @@ static struct bftkv_client *client_open_lanes(uint16_t id, int timeout_ms, uint3
 
 static struct bftkv_client_stats stats_of(struct bftkv_client *c)
 {
-    struct bftkv_client_stats s;
+    struct bftkv_client_stats s = { .struct_size = sizeof s };
     assert_int_equal(bftkv_client_stats(c, &s), 0);
     return s;
 }

@@ -181,7 +181,7 @@ int main(int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     double secs = (double)(now_ns() - t0) / 1e9;
-    struct bftkv_client_stats s;
+    struct bftkv_client_stats s = { .struct_size = sizeof s };
     bftkv_client_stats(b.c, &s);
     printf("%s: %u PUTs of %u bytes, %u threads, n=%lu%s, client backend %s, %u lanes\n", b.mode, b.ops, b.value,
            b.threads, n, config == fc.conf ? " (in-process fake)" : "", backend, s.lanes);

@@ -28,9 +28,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "bftkv/config.h"
 #include "engine/auth.h"
 #include "engine/pbft.h"
+#include "net/config.h"
 #include "net/udp.h"
 #include "store/store.h"
 

@@ -49,7 +49,7 @@ static int open_handle(uint16_t lanes, uint16_t first, uint16_t count, int timeo
 
 static struct bftkv_client_stats stats_of(struct bftkv_client *c)
 {
-    struct bftkv_client_stats s;
+    struct bftkv_client_stats s = { .struct_size = sizeof s };
     assert_int_equal(bftkv_client_stats(c, &s), 0);
     return s;
 }

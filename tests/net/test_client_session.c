@@ -30,9 +30,9 @@
 #include <netinet/in.h>
 
 #include "bftkv/client.h"
-#include "bftkv/config.h"
 #include "bftkv/errors.h"
 #include "net/client_lib_internal.h"
+#include "net/config.h"
 
 static char g_tmp[64];
 static char g_run[128];

@@ -30,7 +30,7 @@
 #include <netinet/in.h>
 #include <sodium.h>
 
-#include "bftkv/config.h"
+#include "net/config.h"
 #include "bftkv/errors.h"
 #include "engine/pbft.h"
 #include "net/keys.h"

@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bftkv/config.h"
 #include "engine/pbft.h"
 #include "net/byzantine.h"
+#include "net/config.h"
 #include "net/server.h"
 #include "net/udp.h"
 

@@ -1,6 +1,7 @@
-/* bftkv: the command line of a bftkv cluster, a thin layer over
- * the client library (include/bftkv/client.h), the admin stats helper
- * (net/admin.h) and the key files (net/keys.h).
+/* bftkv: the command line of a bftkv cluster, a thin layer over the public API
+ * of the client library alone (include/bftkv/: client.h for the operations and
+ * a replica's stats, config.h for the config and new key files); it is built
+ * against libbftkv.a with only include/ on its include path.
  *
  *   bftkv [--config FILE] [--client ID] [--timeout MS] COMMAND ARGS
  *
@@ -33,14 +34,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "bftkv/client.h"
 #include "bftkv/config.h"
 #include "bftkv/errors.h"
 #include "bftkv/limits.h"
-#include "net/admin.h"
-#include "net/keys.h"
 
 enum cli_exit {
     EXIT_OK = 0,
@@ -316,10 +313,6 @@ static int cli_stats(const struct cli *cli, const char *replica_arg)
     if (!cli_parse_uint(replica_arg, BFTKV_REPLICAS_MAX - 1u, &replica)) {
         return cli_usage("stats: '%s' is not a replica id", replica_arg);
     }
-    if (sodium_init() < 0) {
-        fprintf(stderr, "bftkv: libsodium cannot initialise\n");
-        return EXIT_OTHER;
-    }
     char err[CLI_ERR_MAX];
     struct bftkv_config *cfg = NULL;
     int rc = bftkv_config_load(cli->config, &cfg, err, sizeof err);
@@ -327,33 +320,20 @@ static int cli_stats(const struct cli *cli, const char *replica_arg)
         fprintf(stderr, "bftkv: %s\n", err);
         return EXIT_USAGE;
     }
-    if (replica >= cfg->n) {
-        fprintf(stderr, "bftkv: stats: no replica %lu in %s (replicas 0..%u)\n", replica, cli->config,
-                cfg->n - 1u);
-        bftkv_config_free(cfg);
-        return EXIT_USAGE;
-    }
-    struct auth_keypair kp;
-    struct auth_ctx auth;
-    rc = bftkv_key_identity_load(cfg, BFTKV_CONFIG_CLIENT, cli->client, &kp, err, sizeof err);
-    if (rc == 0) {
-        rc = bftkv_key_auth_init(cfg, BFTKV_CONFIG_CLIENT, cli->client, &kp, &auth, err, sizeof err);
-    }
-    sodium_memzero(&kp, sizeof kp);
-    if (rc != 0) {
-        fprintf(stderr, "bftkv: %s\n", err);
-        bftkv_config_free(cfg);
-        return EXIT_USAGE;
-    }
-    static char json[ADMIN_JSON_MAX + 1];
+    static char json[BFTKV_CLIENT_REPLICA_STATS_MAX];
     size_t len = 0;
-    uint32_t timeout_ms = cli->timeout_ms > 0 ? (uint32_t)cli->timeout_ms : cfg->client_timeout_ms;
-    rc = bftkv_admin_stats(cfg, &auth, (uint16_t)replica, timeout_ms, json, sizeof json, &len);
-    auth_destroy(&auth);
+    int timeout_ms = cli->timeout_ms > 0 ? cli->timeout_ms : (int)bftkv_config_client_timeout_ms(cfg);
+    rc = bftkv_client_replica_stats(cfg, cli->client, (uint16_t)replica, timeout_ms, json, sizeof json, &len, err,
+                                    sizeof err);
     bftkv_config_free(cfg);
+    if (rc != 0 && err[0] != '\0') {
+        /* the replica id, the key file or the client line: the caller's to fix */
+        fprintf(stderr, "bftkv: %s\n", err);
+        return EXIT_USAGE;
+    }
     if (rc != 0) {
         struct cli timed = *cli;
-        timed.timeout_ms = (int)timeout_ms;
+        timed.timeout_ms = timeout_ms;
         return cli_fail(&timed, rc, "stats");
     }
     bool ok = fwrite(json, 1, len, stdout) == len;
@@ -378,19 +358,12 @@ static int cli_keygen(const char *path)
                 path, path);
         return EXIT_USAGE;
     }
-    if (sodium_init() < 0) {
-        fprintf(stderr, "bftkv: libsodium cannot initialise\n");
-        return EXIT_OTHER;
-    }
     char err[CLI_ERR_MAX], x[65], ed[65];
-    uint8_t seed[BFTKV_KEY_SEED_SIZE];
-    int rc = bftkv_key_generate(path, seed, err, sizeof err);
+    int rc = bftkv_config_keygen(path, x, ed, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "bftkv: %s\n", err);
         return EXIT_OTHER;
     }
-    bftkv_key_public(seed, x, ed);
-    sodium_memzero(seed, sizeof seed);
     printf("x25519=%s ed25519=%s\n", x, ed);
     if (fflush(stdout) != 0) {
         fprintf(stderr, "bftkv: writing the public keys: %s\n", strerror(errno));

@@ -30,7 +30,7 @@
 
 #include <sodium.h>
 
-#include "bftkv/config.h"
+#include "net/config.h"
 #include "bftkv/errors.h"
 #include "common/log.h"
 #include "net/byzantine.h"
