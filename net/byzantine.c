@@ -11,6 +11,7 @@
 #include "bftkv/errors.h"
 #include "common/assert.h"
 #include "engine/pbft.h"
+#include "common/mix64.h"
 
 /* A fabricated value: bytes no test client writes. */
 static const uint8_t byz_evil[8] = {0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE};
@@ -58,13 +59,10 @@ int byz_mode_parse(const char *s)
     return -1;
 }
 
-/* splitmix64 (Steele, Lea, Flood 2014): small, fast, good enough for choices. */
+/* splitmix64 (common/mix64.h): small, fast, good enough for choices. */
 static uint64_t byz_next(struct byz *b)
 {
-    uint64_t z = (b->rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return bftkv_splitmix64(&b->rng);
 }
 
 /* Uniform in [0, n), n > 0 (the modulo bias is irrelevant here). */

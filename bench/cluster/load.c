@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include "common/mix64.h"
 
 uint64_t bench_now_ns(void)
 {
@@ -27,11 +28,7 @@ uint64_t bench_now_ns(void)
 
 uint64_t bench_mix64(uint64_t x)
 {
-    /* splitmix64's finaliser */
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
+    return bftkv_mix64(x);
 }
 
 static uint64_t bench_rng_next(uint64_t *s)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/mix64.h"
 
 #define CU_STEP_NS (1000u * 1000u)
 /* Deliveries per millisecond of simulated time: time passes while messages are
@@ -20,11 +21,7 @@ static void die(const char *what)
 
 static uint64_t rng_next(struct cu_cluster *cu)
 {
-    /* splitmix64: fixed seed, reproducible runs */
-    uint64_t z = (cu->rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return bftkv_splitmix64(&cu->rng); /* fixed seed, reproducible runs */
 }
 
 static uint16_t le16(const uint8_t *p)

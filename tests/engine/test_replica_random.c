@@ -23,6 +23,7 @@
 #include "bftkv/errors.h"
 #include "engine/replica_internal.h"
 #include "replica_harness.h"
+#include "common/mix64.h"
 
 static struct rh_cluster C;
 static uint8_t g_big[BFTKV_VALUE_MAX];
@@ -68,10 +69,7 @@ struct chaos {
 
 static uint64_t chaos_next(struct chaos *x)
 {
-    uint64_t z = (x->rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return bftkv_splitmix64(&x->rng);
 }
 
 static void chaos_byzantine(struct rh_cluster *c, struct chaos *x, const struct rh_msg *m)

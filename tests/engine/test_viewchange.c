@@ -32,6 +32,7 @@
 #include "replica_harness.h"
 #include "vc_harness.h"
 #include "vc_fixture.h"
+#include "common/mix64.h"
 
 #define MS (1000ull * 1000ull)
 #define T (50ull * MS) /* request_timeout_ns's default */
@@ -807,11 +808,7 @@ static void test_bug_early_execution_caught(void **state)
 
 static uint64_t rng_next(uint64_t *s)
 {
-    *s += 0x9E3779B97F4A7C15ull;
-    uint64_t z = *s;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return bftkv_splitmix64(s);
 }
 
 struct rnd {

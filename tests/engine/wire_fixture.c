@@ -15,6 +15,7 @@
 #include "bftkv/errors.h"
 #include "engine/wire.h"
 #include "wire_fixture.h"
+#include "common/mix64.h"
 
 const struct wire_limits lim = {.group = GROUP, .n = NREP, .clients_max = NCLIENTS};
 
@@ -39,10 +40,7 @@ uint64_t rng_state;
 
 uint64_t rng_next(void)
 {
-        uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return bftkv_splitmix64(&rng_state);
 }
 
 size_t rng_below(size_t n)

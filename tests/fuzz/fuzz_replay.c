@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "tests/fuzz/fuzz.h"
+#include "common/mix64.h"
 
 #define REPLAY_INPUTS_MAX 4096u
 #define REPLAY_FILE_MAX (1u << 20)
@@ -59,10 +60,7 @@ static uint64_t rng_state;
 
 static uint64_t rng_next(void)
 {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return bftkv_splitmix64(&rng_state);
 }
 
 static size_t rng_below(size_t n)

@@ -35,6 +35,7 @@
 #include <arpa/inet.h>
 #include <linux/netfilter.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
+#include "common/mix64.h"
 
 #define NETQ_PENDING_MAX 65536u   /* the largest --max-pending */
 #define NETQ_SECONDS_MAX 3600.0   /* the longest --seconds */
@@ -77,10 +78,7 @@ static uint64_t netq_now_ns(void)
 
 static uint64_t netq_rand(struct netq *q)
 {
-    uint64_t z = (q->rng += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
+    return bftkv_splitmix64(&q->rng);
 }
 
 static void netq_heap_push(struct netq *q, uint64_t release_ns, uint32_t id)

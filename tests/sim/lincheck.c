@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "bftkv/errors.h"
+#include "common/mix64.h"
 
 /* Memory for the memo of one key: states * (8 * ceil(m / 64) + 16) bytes for a key of
  * m ops, plus the table (8 bytes per state). Past this the key is "unknown". */
@@ -214,11 +215,7 @@ static int entry_cmp(const void *a, const void *b)
 
 static uint64_t mix64(uint64_t x)
 {
-    /* splitmix64 finaliser */
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
+    return bftkv_mix64(x);
 }
 
 static uint64_t config_hash(uint64_t zobrist, uint64_t value)

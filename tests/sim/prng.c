@@ -6,22 +6,20 @@
 #include <math.h>
 
 #include "common/assert.h"
+#include "common/mix64.h"
 
 __extension__ typedef unsigned __int128 u128;
 
 uint64_t prng_mix64(uint64_t x)
 {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
+    return bftkv_mix64(x);
 }
 
 void prng_seed(struct prng *p, uint64_t seed)
 {
     uint64_t x = seed;
     for (int i = 0; i < 4; i++) {
-        x += 0x9E3779B97F4A7C15ull;
+        x += BFTKV_GOLDEN_GAMMA;
         p->s[i] = prng_mix64(x);
     }
     if ((p->s[0] | p->s[1] | p->s[2] | p->s[3]) == 0)

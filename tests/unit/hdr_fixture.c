@@ -4,13 +4,11 @@
  * that one's invariants hold.
  */
 #include "hdr_fixture.h"
+#include "common/mix64.h"
 
 uint64_t splitmix64(uint64_t *state)
 {
-    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
+    return bftkv_splitmix64(state);
 }
 
 double uniform01(uint64_t *state)

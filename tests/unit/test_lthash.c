@@ -25,14 +25,12 @@
 
 #include "store/lthash.h"
 #include "store/lthash_internal.h"
+#include "common/mix64.h"
 
 /* splitmix64: a small deterministic generator, so every run checks the same sets. */
 static uint64_t rng_next(uint64_t *state)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return bftkv_splitmix64(state);
 }
 
 static void hex_to_bytes(const char *hex, uint8_t *out, size_t n)

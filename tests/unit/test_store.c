@@ -22,15 +22,13 @@
 #include "store/store.h"
 #include "store/store_internal.h"
 #include "tests/test_scale.h"
+#include "common/mix64.h"
 
 /* ---- Helpers ------------------------------------------------------------------- */
 
 static uint64_t rng_next(uint64_t *state)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return bftkv_splitmix64(state);
 }
 
 static struct store *new_store(uint32_t shards, uint32_t initial_slots)
