@@ -210,7 +210,10 @@ static uint64_t pending_ref_chunks(const struct pbft_replica *r, struct inv *v)
     return sum;
 }
 
-/* Entries on an unpinned list (oldest to newest), at most pool_cap steps. */
+/* Entries on an unpinned list (oldest to newest), at most pool_cap steps. The
+ * done flag is checked here only: it says which list an unreferenced entry is
+ * on, and a re-pinned entry keeps its old value until its last release
+ * recomputes it (replica_request.c reads it on the lists only). */
 static uint32_t list_length(const struct pbft_replica *r, uint32_t first, bool done)
 {
     uint32_t len = 0;
@@ -264,8 +267,6 @@ static bool pool_ok(const struct pbft_replica *r, uint64_t slot_chunks, struct i
         }
         if (e->keep)
             return fail(v, "pool entry kept outside an eviction", 0);
-        if (e->done && e->refs != 0)
-            return fail(v, "pool entry done while referenced", 0);
     }
     if (used + r->pool_chunks_free != r->pool_chunks)
         return fail(v, "pool chunks: free + in live requests != total", 0);
@@ -301,8 +302,10 @@ static bool checkpoints_ok(const struct pbft_replica *r, struct inv *v)
             return fail(v, "stable checkpoint record other than h", c->seq);
         if (c->own_taken && c->seq > r->last_executed)
             return fail(v, "own checkpoint taken above last executed", c->seq);
-        if (c->own_taken && (c->bits & (1ull << r->cfg.id)) == 0)
-            return fail(v, "own checkpoint missing from the record's senders", c->seq);
+        /* Our own CHECKPOINT is recorded only with our digest (an unsure
+         * replica takes its checkpoint but signs none: checkpoint.c). */
+        if ((c->bits & (1ull << r->cfg.id)) != 0 && !c->own_taken)
+            return fail(v, "own CHECKPOINT recorded without our checkpoint", c->seq);
     }
     return true;
 }

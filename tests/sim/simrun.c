@@ -557,11 +557,8 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     s->cc.keys = ctx->keys;
     s->cc.client_readonly = s->readonly;
     struct cluster_hooks hooks = {
-        .on_exec = hook_exec,
-        .on_checkpoint = hook_checkpoint,
-        .on_complete = hook_complete,
-        .on_invariant = hook_invariant,
-        .arg = rs};
+        .on_exec = hook_exec, .on_checkpoint = hook_checkpoint, .on_complete = hook_complete,
+        .on_invariant = hook_invariant, .arg = rs};
     struct cluster *cl;
     rc = cluster_create(&s->cc, &hooks, &cl);
     if (rc != 0) {
