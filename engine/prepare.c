@@ -27,6 +27,10 @@ bool replica_digest_counts(const struct pbft_replica *r, const uint8_t *d, const
 void replica_vote_send(struct pbft_replica *r, uint8_t type, uint64_t seq, const uint8_t *digest,
                        struct pbft_out *out)
 {
+    BFTKV_ASSERT(type == WIRE_PREPARE || type == WIRE_COMMIT);
+    BFTKV_ASSERT(replica_votes(r)); /* an unsure replica holds its votes back */
+    BFTKV_ASSERT(seq > r->low);
+    BFTKV_ASSERT(seq <= r->low + r->cfg.log_window);
     if (r->cfg.n == 1)
         return;
     size_t cap = 0, auth_off = 0;
@@ -47,10 +51,13 @@ void replica_prepare_recount(struct pbft_replica *r, struct replica_slot *s)
     uint16_t match = 0;
     for (uint64_t bits = s->prep_bits; bits != 0; bits &= bits - 1u) {
         unsigned j = (unsigned)__builtin_ctzll(bits);
+        BFTKV_ASSERT(j < r->cfg.n);
         if (replica_digest_counts(r, s->prep_digest[j], s->digest))
             match++;
     }
     s->prep_match = match;
+    /* A prepared slot stays prepared: PREPAREs are only ever added. */
+    BFTKV_ASSERT(!s->prepared || match + 1u >= r->quorum);
 }
 
 /* Our own vote for the slot's digest among the senders' (bits, digests); true
@@ -74,9 +81,12 @@ void replica_prepare_own(struct pbft_replica *r, struct replica_slot *s, struct 
     BFTKV_ASSERT(s->has_pp);
     if (replica_is_primary(r) || !replica_votes(r) || s->sent_prepare)
         return;
+    BFTKV_ASSERT(s->has_digest);
+    BFTKV_ASSERT(s->view == r->view);
     s->sent_prepare = true;
     replica_vote_send(r, WIRE_PREPARE, s->seq, s->digest, out);
     own_vote_mark(r, s, &s->prep_bits, s->prep_digest);
+    BFTKV_ASSERT((s->prep_bits >> r->cfg.id) & 1u);
 }
 
 void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
@@ -84,6 +94,11 @@ void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, stru
     if (!s->prepared) {
         if (!s->has_pp || s->prep_match + 1u < r->quorum)
             return;
+        /* prepared(m, v, n, i): the PRE-PREPARE and q - 1 matching PREPAREs
+         * of this view (TOCS 2002 §4.2). */
+        BFTKV_ASSERT(s->has_digest);
+        BFTKV_ASSERT(s->view == r->view);
+        BFTKV_ASSERT(r->view_active);
         s->prepared = true;
         if (s->seq > r->max_prepared)
             r->max_prepared = s->seq;
@@ -95,10 +110,12 @@ void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, stru
         replica_committed_check(r, s);
         return;
     }
+    BFTKV_ASSERT(s->prepared);
     s->sent_commit = true;
     replica_vote_send(r, WIRE_COMMIT, s->seq, s->digest, out);
     if (own_vote_mark(r, s, &s->commit_bits, s->commit_digest))
         s->commit_match++;
+    BFTKV_ASSERT((s->commit_bits >> r->cfg.id) & 1u);
     replica_committed_check(r, s);
 }
 
@@ -124,7 +141,16 @@ void replica_prepare_receive(struct pbft_replica *r, const struct wire_msg *m, s
 {
     if (ignore_prepare(r, m))
         return;
+    /* What the filter guarantees. */
+    BFTKV_ASSERT(r->view_active);
+    BFTKV_ASSERT(m->h.view == r->view);
+    BFTKV_ASSERT(m->h.seq > r->low);
+    BFTKV_ASSERT(m->h.seq <= r->low + r->cfg.log_window);
+    BFTKV_ASSERT(m->h.sender < r->cfg.n);
+    BFTKV_ASSERT(m->h.sender != r->cfg.id);
+    BFTKV_ASSERT(m->h.sender != replica_primary_of(r, r->view));
     struct replica_slot *s = replica_slot_get(r, m->h.seq);
+    BFTKV_ASSERT(s->seq == m->h.seq);
     uint64_t bit = 1ull << m->h.sender;
     if (s->prep_bits & bit) {
         replica_repair_answer(r, s, m->h.sender, out); /* one per sender per (v, n) */
@@ -134,6 +160,7 @@ void replica_prepare_receive(struct pbft_replica *r, const struct wire_msg *m, s
     memcpy(s->prep_digest[m->h.sender], m->u.batch.digest, BFTKV_DIGEST_SIZE);
     if (s->has_digest && replica_digest_counts(r, m->u.batch.digest, s->digest)) {
         s->prep_match++;
+        BFTKV_ASSERT(s->prep_match <= r->cfg.n);
         replica_prepared_check(r, s, out);
     }
 }
@@ -147,6 +174,8 @@ void replica_votes_resume(struct pbft_replica *r, struct pbft_out *out)
         struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL || !s->has_pp || s->view != r->view || s->executed)
             continue;
+        BFTKV_ASSERT(s->has_digest);
+        BFTKV_ASSERT(!s->committed || s->prepared);
         replica_prepare_own(r, s, out);
         replica_prepare_recount(r, s);
         replica_commit_recount(r, s);

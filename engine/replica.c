@@ -14,6 +14,7 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "engine/invariants.h"
 #include "engine/replica_internal.h"
 
 /* Defaults (docs/design.md §5). K = 128 batches between checkpoints keeps the signing
@@ -397,6 +398,21 @@ static void replica_tick(struct pbft_replica *r, struct pbft_out *out)
     replica_progress(r, out);
 }
 
+/* The end of every step and resume: the request-fetch timer, the counters the
+ * stats command prints, and in builds with PBFT_INVARIANTS (Debug, sanitizers)
+ * the whole-replica invariant check (docs/design.md §5.9). */
+static void step_finish(struct pbft_replica *r)
+{
+    replica_request_fetch_arm(r);
+    r->stats.last_executed = r->last_executed;
+    r->stats.low_watermark = r->low;
+    r->stats.vc_timeout_ns = replica_vc_timeout(r);
+    r->stats.view_active_since_ns = r->view_active ? r->view_start_ns : 0;
+#ifdef PBFT_INVARIANTS
+    replica_invariants_assert(r);
+#endif
+}
+
 void pbft_replica_step(struct pbft_replica *r, const struct pbft_event *ev, struct pbft_out *out)
 {
     BFTKV_ASSERT(r != NULL && ev != NULL && out != NULL);
@@ -413,11 +429,7 @@ void pbft_replica_step(struct pbft_replica *r, const struct pbft_event *ev, stru
     }
     if (!had_stall && r->stalled > 0)
         r->stall_retry_ns = r->now_ns + stall_retry_interval(r);
-    replica_request_fetch_arm(r);
-    r->stats.last_executed = r->last_executed;
-    r->stats.low_watermark = r->low;
-    r->stats.vc_timeout_ns = replica_vc_timeout(r);
-    r->stats.view_active_since_ns = r->view_active ? r->view_start_ns : 0;
+    step_finish(r);
 }
 
 void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_out *out)
@@ -427,11 +439,7 @@ void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_ou
         r->now_ns = now_ns;
     r->resume_needed = false;
     replica_progress(r, out);
-    replica_request_fetch_arm(r);
-    r->stats.last_executed = r->last_executed;
-    r->stats.low_watermark = r->low;
-    r->stats.vc_timeout_ns = replica_vc_timeout(r);
-    r->stats.view_active_since_ns = r->view_active ? r->view_start_ns : 0;
+    step_finish(r);
 }
 
 uint64_t pbft_replica_next_deadline(const struct pbft_replica *r)

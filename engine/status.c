@@ -137,6 +137,9 @@ static bool slot_retransmit(struct pbft_replica *r, const struct replica_slot *s
  * W answers per peer per R/2, so a faulty peer's duplicates buy it no more. */
 void replica_repair_answer(struct pbft_replica *r, struct replica_slot *s, uint16_t to, struct pbft_out *out)
 {
+    BFTKV_ASSERT(to < r->cfg.n);
+    BFTKV_ASSERT(to != r->cfg.id);
+    BFTKV_ASSERT(s->seq > r->low);
     uint64_t bit = 1ull << to;
     if (!s->committed || (s->repair_bits & bit) || s->view != r->view || !r->view_active
         || !(s->sent_prepare || s->sent_commit))
@@ -148,6 +151,9 @@ void replica_repair_answer(struct pbft_replica *r, struct replica_slot *s, uint1
     }
     if (cu->repair_left[to] == 0)
         return;
+    /* Committed in this view: prepared, so our votes exist (TOCS 2002 §4.2). */
+    BFTKV_ASSERT(s->prepared);
+    BFTKV_ASSERT(s->has_digest);
     cu->repair_left[to]--;
     s->repair_bits |= bit;
     r->stats.repairs_sent++;
@@ -178,6 +184,9 @@ static void retransmit_scan(struct pbft_replica *r, struct pbft_out *out)
         }
         if (r->now_ns < s->retx_ns || budget == 0)
             continue;
+        BFTKV_ASSERT(s->seq == seq);
+        BFTKV_ASSERT(r->view_active); /* the budget is 0 otherwise */
+        BFTKV_ASSERT(replica_votes(r) || !(s->sent_prepare || s->sent_commit));
         if (!slot_retransmit(r, s, out))
             return; /* no room: the next scan goes on */
         budget--;
@@ -300,6 +309,7 @@ static void view_tell(struct pbft_replica *r, uint16_t j, struct pbft_out *out)
 
 void replica_view_mismatch(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
 {
+    BFTKV_ASSERT(m->h.view != r->view);
     uint16_t j = m->h.sender;
     if (j >= r->cfg.n || j == r->cfg.id)
         return;
@@ -330,6 +340,7 @@ static void view_adopt_check(struct pbft_replica *r)
     /* The view change's entry for a replica without the NEW-VIEW (viewchange.c):
      * it refuses when this replica would be v's primary and is not parked --
      * then the others time out and this one joins the next view with them. */
+    BFTKV_ASSERT(best >= r->view);
     if (best > r->view && replica_view_enter(r, best))
         r->stats.views_adopted++;
 }
@@ -361,6 +372,7 @@ void replica_sure_check(struct pbft_replica *r, struct pbft_out *out)
     }
     if (vouch < r->quorum)
         return;
+    BFTKV_ASSERT(vouch < r->cfg.n); /* peers only: q of the n - 1 others */
     r->unsure = false;
     r->stats.holds_state = 1;
     replica_votes_resume(r, out);
@@ -408,6 +420,10 @@ static bool pool_relay(struct pbft_replica *r, const struct replica_slot *s, uin
 static void log_relay(struct pbft_replica *r, uint16_t to, uint64_t from_seq, uint64_t asker_low,
                       struct pbft_out *out)
 {
+    BFTKV_ASSERT(to < r->cfg.n);
+    BFTKV_ASSERT(to != r->cfg.id);
+    BFTKV_ASSERT(from_seq > r->low); /* still in our log */
+    BFTKV_ASSERT(r->view_active);
     uint64_t last = r->last_executed;
     if (last > asker_low + r->cfg.log_window)
         last = asker_low + r->cfg.log_window;
@@ -430,6 +446,8 @@ void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, st
     if (ignore_status(r, m))
         return;
     uint16_t j = m->h.sender;
+    BFTKV_ASSERT(j < r->cfg.n); /* wire_decode: a replica's message */
+    BFTKV_ASSERT(j != r->cfg.id);
     uint64_t j_le = m->h.seq, j_low = m->u.status.low;
     r->cu.peer_view[j] = m->h.view;
     r->cu.peer_view_known[j] = true;
@@ -469,6 +487,8 @@ void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, st
     }
     if (!same_view)
         return; /* views differ: the view change's business */
+    BFTKV_ASSERT(j_le >= r->low);
+    BFTKV_ASSERT(j_le < r->last_executed);
     r->cu.answer_ns[j] = r->now_ns + r->cfg.retransmit_ns / 4u;
     r->stats.status_answered++;
     status_send_to(r, PBFT_DEST_REPLICA, j, out);

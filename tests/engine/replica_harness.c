@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/invariants.h"
+
 static void die(const char *what)
 {
     fprintf(stderr, "replica_harness: %s\n", what);
@@ -257,11 +259,23 @@ static void reply_take(struct rh_cluster *c, uint16_t replica, uint16_t client, 
     c->replies[c->nreplies++] = rp;
 }
 
+/* The replica's invariants after each step and resume (docs/design.md §5.9). */
+static void invariants_hold(const struct rh_cluster *c, uint16_t i)
+{
+    uint64_t seq = 0;
+    const char *what = replica_invariants_check(c->r[i], &seq);
+    if (what != NULL) {
+        fprintf(stderr, "replica %u, seq %llu: %s\n", i, (unsigned long long)seq, what);
+        die("invariant broken");
+    }
+}
+
 /* Move replica `from`'s outbox into the queue and the inbox, resuming the
  * replica while it says more. */
 static void drain(struct rh_cluster *c, uint16_t from)
 {
     for (;;) {
+        invariants_hold(c, from);
         struct pbft_out *o = &c->out;
         for (uint32_t k = 0; k < o->nmsgs; k++) {
             const struct pbft_out_msg *om = &o->msgs[k];

@@ -8,6 +8,7 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "engine/invariants.h"
 #include "engine/wire.h"
 #include "tests/sim/prng.h"
 
@@ -468,15 +469,33 @@ static void node_update_deadline(struct cluster *cl, uint32_t node)
                       nd->is_client ? pbft_client_next_deadline(nd->client) : pbft_replica_next_deadline(nd->replica));
 }
 
+/* Every replica's invariants after each of its steps and resumes, in every
+ * build type (docs/design.md §5.9): reported to the hook, or fatal without one. */
+static void replica_check(struct cluster *cl, const struct cluster_node *nd)
+{
+    uint64_t seq = 0;
+    const char *what = replica_invariants_check(nd->replica, &seq);
+    if (what == NULL)
+        return;
+    if (cl->hooks.on_invariant == NULL) {
+        fprintf(stderr, "replica %u, step %llu, seq %llu: invariant broken\n", nd->id,
+                (unsigned long long)cl->stats.steps, (unsigned long long)seq);
+        bftkv_assert_fail(what, __FILE__, __LINE__, __func__);
+    }
+    cl->hooks.on_invariant(cl->hooks.arg, nd->id, cl->stats.steps, what, seq);
+}
+
 static void replica_event(struct cluster *cl, uint32_t node, const struct pbft_event *ev)
 {
     struct cluster_node *nd = &cl->nodes[node];
     pbft_replica_step(nd->replica, ev, &cl->out);
+    replica_check(cl, nd);
     bool more = cl->out.more;
     dispatch(cl, node);
     while (more) {
         cl->out.more = false;
         pbft_replica_resume(nd->replica, cl->now_ns, &cl->out);
+        replica_check(cl, nd);
         more = cl->out.more;
         dispatch(cl, node);
     }

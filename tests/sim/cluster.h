@@ -79,6 +79,10 @@ typedef void (*cluster_checkpoint_fn)(void *arg, uint16_t replica, uint64_t seq,
 /* c->value is a copy owned by the cluster, valid during the call. */
 typedef void (*cluster_complete_fn)(void *arg, uint16_t client, const struct pbft_completion *c);
 
+/* A replica broke one of its invariants (engine/invariants.h) in the cluster's
+ * step `step`: what names the rule, seq the slot or checkpoint (0: none). */
+typedef void (*cluster_invariant_fn)(void *arg, uint16_t replica, uint64_t step, const char *what, uint64_t seq);
+
 /* A node's send filter: called instead of sending msg from -> to. */
 typedef void (*cluster_send_filter_fn)(void *arg, struct cluster *cl, uint32_t from, uint32_t to,
                                        const uint8_t *msg, uint32_t len);
@@ -98,6 +102,7 @@ struct cluster_hooks {
     cluster_checkpoint_fn on_checkpoint;
     cluster_complete_fn on_complete;
     cluster_net_filter_fn net_filter;
+    cluster_invariant_fn on_invariant; /* NULL: a violation aborts, with its description */
     void *arg;
 };
 

@@ -2,6 +2,7 @@
  * loop with GST and the liveness bound, and the final checks. */
 #include "tests/sim/simrun.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,13 @@ static void hook_checkpoint(void *arg, uint16_t replica, uint64_t seq, const uin
 {
     struct run_state *rs = arg;
     checkers_on_checkpoint(&rs->ck, replica, seq, digest);
+}
+
+static void hook_invariant(void *arg, uint16_t replica, uint64_t step, const char *what, uint64_t seq)
+{
+    struct run_state *rs = arg;
+    checkers_violation(&rs->ck, "replica %u broke an invariant at step %" PRIu64 " (seq %" PRIu64 "): %s", replica,
+                       step, seq, what);
 }
 
 static void hook_complete(void *arg, uint16_t client, const struct pbft_completion *c)
@@ -549,7 +557,8 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     s->cc.keys = ctx->keys;
     s->cc.client_readonly = s->readonly;
     struct cluster_hooks hooks = {
-        .on_exec = hook_exec, .on_checkpoint = hook_checkpoint, .on_complete = hook_complete, .arg = rs};
+        .on_exec = hook_exec, .on_checkpoint = hook_checkpoint, .on_complete = hook_complete,
+        .on_invariant = hook_invariant, .arg = rs};
     struct cluster *cl;
     rc = cluster_create(&s->cc, &hooks, &cl);
     if (rc != 0) {
