@@ -52,6 +52,8 @@ static bool ignore_commit(struct pbft_replica *r, const struct wire_msg *m)
     }
     if (!auth_authenticator_check(r->auth, m)) {
         replica_drop(r, WIRE_DROP_BAD_AUTH);
+        if (m->h.sender == replica_primary_of(r, r->view))
+            replica_primary_misbehaved(r);
         return true;
     }
     return false;

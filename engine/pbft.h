@@ -199,6 +199,8 @@ struct pbft_replica_stats {
     uint64_t vc_timeout_ns;         /* the view-change timeout now (it adapts) */
     uint64_t repairs_sent;          /* our votes sent again to a peer that retransmitted
                                        one we held, for a slot we committed (status.c) */
+    uint64_t primary_misbehaviour_views; /* views whose primary sent us a message no
+                                       correct primary sends (no fitted timeout then) */
     uint64_t view_active_since_ns;  /* now_ns (the caller's clock) when this replica
                                        entered its current view; 0 while it is moving
                                        to one */

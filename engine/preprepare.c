@@ -285,6 +285,8 @@ static bool pp_sender_ok(struct pbft_replica *r, const struct wire_msg *m)
     }
     if (!auth_authenticator_check(r->auth, m)) {
         replica_drop(r, WIRE_DROP_BAD_AUTH);
+        if (m->h.view == r->view)
+            replica_primary_misbehaved(r);
         return false;
     }
     return true;
@@ -358,7 +360,9 @@ static void pp_take(struct pbft_replica *r, struct replica_slot *s, const struct
         res = pp_entries_check(r, m, true, &why);
     }
     if (res == PP_BAD) {
-        replica_drop(r, why);
+        replica_drop(r, why); /* authenticated, so the primary's own content */
+        if (m->h.view == r->view)
+            replica_primary_misbehaved(r);
         return;
     }
     /* An earlier view's batch kept its pool references in the slot (newview.c);
@@ -435,6 +439,8 @@ void replica_stalled_retry(struct pbft_replica *r, struct pbft_out *out)
             /* The pool now holds a request that contradicts the entry: the
              * primary lied. Forget the pre-prepare (its digest too). */
             replica_drop(r, why);
+            if (s->view == r->view)
+                replica_primary_misbehaved(r);
             s->has_digest = false;
             s->prep_match = 0;
             s->commit_match = 0;

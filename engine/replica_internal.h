@@ -353,6 +353,8 @@ struct pbft_replica {
     uint64_t lat_ring[REPLICA_LAT_SAMPLES];
     uint32_t lat_next;
     uint64_t lat_max_ns;       /* the largest of lat_ring */
+    uint64_t fit_off_view;     /* view + 1 of a view whose primary sent a message
+                                  that fails its checks: no fitted timeout in it */
 
     /* Request fetch (replica_request.c; TOCS 2002 §4.2: a backup that lacks a
      * request named by a PRE-PREPARE it holds asks a replica that has it). */
@@ -547,6 +549,10 @@ bool replica_request_watch(struct pbft_replica *r, const struct wire_msg *m);
 /* Execution of (client, lane) index idx at timestamp ts: a watched request's
  * wait becomes a sample of the view-change timeout (viewchange_timer.c). */
 void replica_watch_executed(struct pbft_replica *r, uint32_t idx, uint64_t ts);
+/* The primary of our view sent something a correct primary never sends (a bad
+ * authenticator, a batch with a request that fails its client's MAC): no fitted
+ * timeout for the rest of this view (viewchange_timer.c). */
+void replica_primary_misbehaved(struct pbft_replica *r);
 /* The view-change timeout in force (viewchange_timer.c). */
 uint64_t replica_vc_timeout(const struct pbft_replica *r);
 /* In replica_progress, after execution: trim executed watches; the new primary's

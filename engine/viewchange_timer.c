@@ -33,7 +33,15 @@
  * them instead of firing on every slow request and halving back to T after each
  * view change; and when they speed up again, the estimate falls as new waits
  * replace the old. A faulty primary can at most delay requests to just under
- * the cap (1 s at T = 50 ms), the price of not suspecting a merely slow network.
+ * the cap (1 s at T = 50 ms), the price of not suspecting a merely slow network
+ * -- unless it shows itself: once the primary of our view sends a message no
+ * correct primary sends (a bad authenticator, a batch holding a request whose
+ * client MAC fails), the fitted timeout is off for the rest of that view and the
+ * doubling timeout alone applies (replica_primary_misbehaved). Measured: a
+ * primary in the `random` Byzantine mode kept groups at 300-400 ops/s for whole
+ * runs with the fitted timeout, and was replaced at once without it. A faulty
+ * backup that forges the primary's sender id can turn fitting off too; that
+ * costs only the view changes a lossy network then makes, as before fitting.
  */
 #include <string.h>
 
@@ -53,10 +61,19 @@
 
 uint64_t replica_vc_timeout(const struct pbft_replica *r)
 {
+    if (r->fit_off_view == r->view + 1u)
+        return r->vc_timeout_ns; /* this view's primary showed itself faulty */
     uint64_t fit = LAT_MULTIPLE * r->lat_max_ns, cap = LAT_CEILING_T * r->cfg.request_timeout_ns;
     if (fit > cap)
         fit = cap;
     return fit > r->vc_timeout_ns ? fit : r->vc_timeout_ns;
+}
+
+void replica_primary_misbehaved(struct pbft_replica *r)
+{
+    if (r->fit_off_view != r->view + 1u)
+        r->stats.primary_misbehaviour_views++;
+    r->fit_off_view = r->view + 1u;
 }
 
 void replica_vc_timeout_halve(struct pbft_replica *r)

@@ -163,6 +163,7 @@ static void json_engine(struct json_out *j, const struct pbft_replica_stats *es)
     ENGINE_FIELD(vc_timeout_ns);
     ENGINE_FIELD(repairs_sent);
     ENGINE_FIELD(view_active_since_ns);
+    ENGINE_FIELD(primary_misbehaviour_views);
     ENGINE_FIELD(viewchange_sent);
     ENGINE_FIELD(newview_rejected);
     ENGINE_FIELD(newview_conflicts);

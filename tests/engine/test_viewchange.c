@@ -441,6 +441,36 @@ static void test_timeout_fits_waits(void **state)
     }
 }
 
+/* A primary that shows itself faulty loses the fitted timeout for its view: a
+ * PRE-PREPARE whose authenticator fails is something no correct primary sends. */
+static void test_fitted_timeout_off_for_faulty_primary(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    slow_request(0, 1, 40u * MS);
+    assert_int_equal(st(1)->vc_timeout_ns, 4u * 40u * MS);
+    F.record_type = WIRE_PREPREPARE;
+    F.record_from = 0;
+    put(0, 2, "k", 0);
+    rh_run(&C);
+    assert_non_null(F.recorded);
+    uint8_t bad[BFTKV_DATAGRAM_MAX];
+    memcpy(bad, F.recorded, F.recorded_len);
+    bad[F.recorded_len - 1] ^= 1; /* the last MAC of the authenticator: replica 3's */
+    rh_inject(&C, 0, 3, bad, F.recorded_len);
+    rh_run(&C);
+    assert_int_equal(st(3)->primary_misbehaviour_views, 1);
+    assert_int_equal(st(3)->vc_timeout_ns, T);
+    assert_int_equal(st(1)->vc_timeout_ns, 4u * 40u * MS); /* its copy was fine */
+    /* A new view fits again. */
+    F.silent = 1u << 0;
+    put(0, 3, "k", UINT16_MAX);
+    rh_run(&C);
+    vh_advance(&C, C.now_ns + 2u * T, MS);
+    assert_int_equal(pbft_replica_view(C.r[3]), 1);
+    assert_int_equal(st(3)->vc_timeout_ns, 4u * 40u * MS);
+}
+
 /* A replica that lost one correct peer's COMMIT, beside a silent one: the
  * peers that committed have stopped retransmitting, so its own retransmission
  * must bring the missing vote back (engine/status.c, replica_repair_answer). */
@@ -922,6 +952,7 @@ int main(void)
         cmocka_unit_test_teardown(test_one_view_change_ignored, teardown),
         cmocka_unit_test_teardown(test_timeout_fits_waits, teardown),
         cmocka_unit_test_teardown(test_duplicate_vote_answered, teardown),
+        cmocka_unit_test_teardown(test_fitted_timeout_off_for_faulty_primary, teardown),
         cmocka_unit_test_teardown(test_lone_backup_rejoins, teardown),
         cmocka_unit_test_teardown(test_lone_backup_rejoins_n7, teardown),
         cmocka_unit_test_teardown(test_stepdown_rate_limited, teardown),

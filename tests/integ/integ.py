@@ -138,9 +138,11 @@ class Cluster:
         self.tool("kill", self.dir, str(i))
         self.dead.add(i)
 
-    def restart(self, i, byzantine=None):
+    def restart(self, i, byzantine=None, byzantine_seed=None):
         log(f"restart replica {i}" + (f" --byzantine {byzantine}" if byzantine else ""))
         args = ["restart", self.dir, str(i)] + (["--byzantine", byzantine] if byzantine else [])
+        if byzantine_seed is not None:
+            args += ["--byzantine-seed", str(byzantine_seed)]
         self.tool(*args)
         self.dead.discard(i)
 

@@ -29,10 +29,10 @@ SETTINGS = ("client_lanes 16",)
 LOAD_S = 6.0
 
 
-def one(name, liar, mode):
+def one(name, liar, mode, seed=None):
     c = Cluster(name, 4, settings=SETTINGS)
     c.start()
-    c.restart(liar, byzantine=mode)
+    c.restart(liar, byzantine=mode, byzantine_seed=seed)
     load = Load(c, client=1, writers=4, keys=24, seconds=LOAD_S, verify_gets=True)
     rc, res = load.wait()
     log(f"replica {liar} byzantine: load result {res}")
