@@ -473,6 +473,8 @@ static void node_update_deadline(struct cluster *cl, uint32_t node)
  * build type (docs/design.md §5.9): reported to the hook, or fatal without one. */
 static void replica_check(struct cluster *cl, const struct cluster_node *nd)
 {
+    if (cl->hooks.invariants_every > 1 && cl->stats.steps % cl->hooks.invariants_every != 0)
+        return;
     uint64_t seq = 0;
     const char *what = replica_invariants_check(nd->replica, &seq);
     if (what == NULL)

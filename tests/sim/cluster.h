@@ -103,6 +103,7 @@ struct cluster_hooks {
     cluster_complete_fn on_complete;
     cluster_net_filter_fn net_filter;
     cluster_invariant_fn on_invariant; /* NULL: a violation aborts, with its description */
+    uint32_t invariants_every;         /* check after every k-th step (0, 1: every one) */
     void *arg;
 };
 

@@ -104,6 +104,9 @@ static void usage(FILE *f)
             "                       is back in the group's view within the rejoin bound\n"
             "                       2 x view-change timeout + T after the heal (rejoin.h)\n"
             "  --rejoin-slack-ms S  the rejoin bound's slack instead of T (default 50)\n"
+            "  --invariants-every K check every replica's invariants after every K-th step\n"
+            "                       (default 1: every step; the check reads only, so K\n"
+            "                       changes no run, only its cost)\n"
             "  --faulty LIST        explicit faulty replicas, e.g. 0,3 (at most f; replica 0 is\n"
             "                       the primary of view 0); in all mode every other seed also\n"
             "                       crashes 1..f-|LIST| other replicas before GST\n"
@@ -482,6 +485,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--rejoin-slack-ms") == 0) {
             ok = parse_u64(NEXT(), &u) && u >= 1 && u <= 100000;
             o.rejoin_slack_ns = u * 1000000;
+        } else if (strcmp(a, "--invariants-every") == 0) {
+            ok = parse_u64(NEXT(), &u) && u >= 1 && u <= 1000000;
+            o.invariants_every = (uint32_t)u;
         } else if (strcmp(a, "--faulty") == 0) {
             const char *m = NEXT();
             ok = m && parse_list(m, &o);

@@ -558,7 +558,7 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     s->cc.client_readonly = s->readonly;
     struct cluster_hooks hooks = {
         .on_exec = hook_exec, .on_checkpoint = hook_checkpoint, .on_complete = hook_complete,
-        .on_invariant = hook_invariant, .arg = rs};
+        .on_invariant = hook_invariant, .invariants_every = o->invariants_every, .arg = rs};
     struct cluster *cl;
     rc = cluster_create(&s->cc, &hooks, &cl);
     if (rc != 0) {

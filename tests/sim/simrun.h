@@ -76,6 +76,9 @@ struct sim_options {
     bool check_liveness;
     bool check_rejoin;        /* every correct replica rejoins the group's view (rejoin.h) */
     uint64_t rejoin_slack_ns; /* the rejoin bound's slack; 0: T, the request timeout */
+    uint32_t invariants_every; /* check replica invariants after every k-th cluster
+                                  step (0, 1: every step; read-only, so k changes
+                                  no run, only how soon a broken one is caught) */
     bool trace;               /* print deliveries (stderr) */
     uint64_t trace_seq;       /* only those with this header seq (0: all) */
     bool verbose;
