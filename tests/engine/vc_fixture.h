@@ -8,6 +8,7 @@
 #ifndef BFTKV_TESTS_VC_FIXTURE_H
 #define BFTKV_TESTS_VC_FIXTURE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bftkv/limits.h"
@@ -19,12 +20,33 @@ extern struct vh_filter F;
 extern uint8_t g_msg[BFTKV_DATAGRAM_MAX];
 extern uint8_t g_null[32];
 
+#define MS (1000ull * 1000ull)
+#define T (50ull * MS) /* request_timeout_ns's default */
+
 void up(uint16_t n, uint16_t f, struct rh_tune *t);
 int teardown(void **state);
+
+/* Replica i's counters; a PUT of key (value = key) from client at ts to replica
+ * `to` (UINT16_MAX: every replica); the replicas in `who` (bits) executed the same
+ * batch at every seq both executed; replica i is in view v, changing or not. */
+const struct pbft_replica_stats *st(uint16_t i);
+void put(uint16_t client, uint64_t ts, const char *key, uint16_t to);
+void agree(uint64_t who);
+void view_is(uint16_t i, uint64_t v, bool changing);
 
 /* The selection rule on hand-made VIEW-CHANGEs, and the codec
  * (test_viewchange_select.c). */
 void test_selection_rules(void **state);
 void test_codec(void **state);
+
+/* Liveness: fitted timeouts, the duplicate-vote answer, the step-down for a
+ * replica alone in a higher view (test_viewchange_liveness.c). */
+void test_timeout_fits_waits(void **state);
+void test_fitted_timeout_off_for_faulty_primary(void **state);
+void test_duplicate_vote_answered(void **state);
+void test_lone_backup_rejoins(void **state);
+void test_lone_backup_rejoins_n7(void **state);
+void test_stepdown_rate_limited(void **state);
+void test_stepdown_view_span(void **state);
 
 #endif

@@ -1,0 +1,275 @@
+/* The view change's liveness additions (docs/design.md §5.5.1-5.5.2) on the
+ * cluster of vc_fixture.c: the view-change timeout follows the waits the backups
+ * measure and is off for a primary that shows itself faulty; a committed
+ * replica answers a peer's duplicate vote; a replica alone in view 1 after a
+ * partition heals is brought back by the primary's step-down (n = 4 and 7),
+ * which a feigning replica can cause only at a bounded rate and never beyond 64
+ * views. test_viewchange.c's main() runs these with the rest.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "replica_harness.h"
+#include "vc_fixture.h"
+#include "vc_harness.h"
+
+/* ---- The timeout fits the network (engine/viewchange_timer.c) ------------------------- */
+
+/* A request sent to every replica whose PRE-PREPARE is held back for `hold`;
+ * returns when every replica executed it. */
+static void slow_request(uint16_t client, uint64_t ts, uint64_t hold)
+{
+    uint64_t t0 = C.now_ns;
+    F.hold_types = 1u << WIRE_PREPREPARE;
+    put(client, ts, "k", UINT16_MAX);
+    rh_run(&C);
+    vh_advance(&C, t0 + hold, MS);
+    vh_release(&C, &F);
+    F.hold_types = 0;
+    for (uint16_t i = 0; i < 4; i++)
+        assert_int_equal(st(i)->last_executed, ts);
+}
+
+void test_timeout_fits_waits(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    assert_int_equal(st(1)->vc_timeout_ns, T);
+    /* Requests that wait 40 ms (under T) teach the backups their waits. */
+    slow_request(0, 1, 40u * MS);
+    for (uint16_t i = 1; i < 4; i++)
+        assert_int_equal(st(i)->vc_timeout_ns, 4u * 40u * MS);
+    /* So a request that waits 100 ms, twice T, is no reason to suspect. */
+    slow_request(0, 2, 100u * MS);
+    for (uint16_t i = 1; i < 4; i++) {
+        assert_int_equal(st(i)->request_timeouts, 0);
+        assert_int_equal(st(i)->vc_timeout_ns, 4u * 100u * MS);
+        view_is(i, 0, false);
+    }
+    /* Never above 20 T however slow: 300 ms teaches 1 s. */
+    slow_request(0, 3, 300u * MS);
+    assert_int_equal(st(1)->request_timeouts, 0);
+    assert_int_equal(st(1)->vc_timeout_ns, 20u * T);
+    /* Fast requests replace the slow samples: back to T. */
+    for (uint64_t ts = 4; ts < 4u + 64u; ts++) {
+        put(0, ts, "k", UINT16_MAX);
+        rh_run(&C);
+    }
+    for (uint16_t i = 1; i < 4; i++)
+        assert_int_equal(st(i)->vc_timeout_ns, T);
+    /* And then a wait of 100 ms does make the backups suspect the primary. */
+    F.hold_types = 1u << WIRE_PREPREPARE;
+    put(0, 80, "k", UINT16_MAX);
+    rh_run(&C);
+    vh_advance(&C, C.now_ns + T, MS);
+    for (uint16_t i = 1; i < 4; i++) {
+        assert_int_equal(st(i)->request_timeouts, 1);
+        assert_int_equal(pbft_replica_view(C.r[i]), 1);
+    }
+}
+
+/* A primary that shows itself faulty loses the fitted timeout for its view: a
+ * PRE-PREPARE whose authenticator fails is something no correct primary sends. */
+void test_fitted_timeout_off_for_faulty_primary(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    slow_request(0, 1, 40u * MS);
+    assert_int_equal(st(1)->vc_timeout_ns, 4u * 40u * MS);
+    F.record_type = WIRE_PREPREPARE;
+    F.record_from = 0;
+    put(0, 2, "k", 0);
+    rh_run(&C);
+    assert_non_null(F.recorded);
+    uint8_t bad[BFTKV_DATAGRAM_MAX];
+    memcpy(bad, F.recorded, F.recorded_len);
+    bad[F.recorded_len - 1] ^= 1; /* the last MAC of the authenticator: replica 3's */
+    rh_inject(&C, 0, 3, bad, F.recorded_len);
+    rh_run(&C);
+    assert_int_equal(st(3)->primary_misbehaviour_views, 1);
+    assert_int_equal(st(3)->vc_timeout_ns, T);
+    assert_int_equal(st(1)->vc_timeout_ns, 4u * 40u * MS); /* its copy was fine */
+    /* A new view fits again. */
+    F.silent = 1u << 0;
+    put(0, 3, "k", UINT16_MAX);
+    rh_run(&C);
+    vh_advance(&C, C.now_ns + 2u * T, MS);
+    assert_int_equal(pbft_replica_view(C.r[3]), 1);
+    assert_int_equal(st(3)->vc_timeout_ns, 4u * 40u * MS);
+}
+
+/* A replica that lost one correct peer's COMMIT, beside a silent one: the
+ * peers that committed have stopped retransmitting, so its own retransmission
+ * must bring the missing vote back (engine/status.c, replica_repair_answer). */
+void test_duplicate_vote_answered(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    F.silent = 1u << 2;
+    F.cut[0] = 1u << 3;
+    F.cut_types = 1u << WIRE_COMMIT;
+    put(0, 1, "a", 0);
+    rh_run(&C);
+    assert_int_equal(st(0)->last_executed, 1);
+    assert_int_equal(st(1)->last_executed, 1);
+    assert_int_equal(st(3)->last_executed, 0); /* COMMITs of 1 and 3: not q */
+    F.cut[0] = 0;
+    vh_advance(&C, T, MS);
+    assert_int_equal(st(3)->last_executed, 1);
+    assert_true(st(0)->repairs_sent + st(1)->repairs_sent >= 1);
+    assert_int_equal(st(0)->repairs_sent, 1); /* once per peer and slot */
+    agree(0xB);
+}
+
+/* ---- A replica alone in a higher view (engine/viewchange_rejoin.c) --------------------- */
+
+/* Cut replica `lone` off from every other replica (clients still reach it) and
+ * let one request time out there: it moves alone to view 1. */
+static void strand(uint16_t n, uint16_t lone)
+{
+    for (uint16_t i = 0; i < n; i++) {
+        if (i == lone)
+            continue;
+        F.cut[i] |= 1ull << lone;
+        F.cut[lone] |= 1ull << i;
+    }
+    put(0, 1, "a", UINT16_MAX);
+    rh_run(&C);
+    vh_tick_run(&C, T);
+    view_is(lone, 1, true);
+    for (uint16_t i = 0; i < n; i++) {
+        if (i != lone)
+            view_is(i, 0, false);
+    }
+    /* The group goes on without it; it stays alone in view 1. */
+    vh_advance(&C, 4u * T, T / 4u);
+    view_is(lone, 1, true);
+    assert_int_equal(st(0)->stepdowns, 0);
+}
+
+/* Heal at time t; within 2 T every replica is active in the same view, with
+ * the lone one back, and a new request executes at every replica. */
+static void heal_and_check(uint16_t n, uint16_t lone, uint64_t t)
+{
+    memset(F.cut, 0, sizeof F.cut);
+    vh_advance(&C, t + 2u * T, T / 8u);
+    uint64_t v = pbft_replica_view(C.r[0]);
+    assert_true(v >= 1);
+    for (uint16_t i = 0; i < n; i++)
+        view_is(i, v, false);
+    uint64_t done = st(lone)->requests_executed;
+    put(1, 1, "b", (uint16_t)(v % n));
+    rh_run(&C);
+    for (uint16_t i = 0; i < n; i++)
+        assert_int_equal(st(i)->last_executed, st(0)->last_executed);
+    assert_int_equal(st(lone)->requests_executed, done + 1u);
+}
+
+void test_lone_backup_rejoins(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    strand(4, 1);
+    heal_and_check(4, 1, 4u * T);
+    assert_int_equal(st(0)->stepdowns, 1);
+    agree(0xF);
+}
+
+/* n = 7, f = 2: the primary and the lone replica are two, not f+1 = 3: the
+ * backups follow their primary's step-down. */
+void test_lone_backup_rejoins_n7(void **state)
+{
+    (void)state;
+    up(7, 2, NULL);
+    strand(7, 3);
+    heal_and_check(7, 3, 4u * T);
+    assert_int_equal(st(0)->stepdowns, 1);
+    uint64_t joins = 0;
+    for (uint16_t i = 1; i < 7; i++)
+        joins += st(i)->stepdown_joins;
+    assert_true(joins >= 4);
+    agree(0x7F);
+}
+
+/* A faulty replica feigning to be alone in a higher view: one step-down per
+ * primary per back-off, then none until it has passed. */
+void test_stepdown_rate_limited(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    static const uint8_t zero[32];
+    struct wire_vc_entry cp = { .seq = 0, .view = 0 };
+    memcpy(cp.digest, zero, 32);
+    size_t len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 1, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_inject(&C, 3, 0, g_msg, len);
+    rh_run(&C);
+    assert_int_equal(st(0)->stepdowns, 1);
+    vh_advance(&C, T, T / 4u);
+    for (uint16_t i = 0; i < 3; i++)
+        view_is(i, 1, false);
+    /* Only a primary whose view has executed a batch steps down. */
+    len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 5, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_inject(&C, 3, 1, g_msg, len);
+    rh_run(&C);
+    assert_int_equal(st(1)->stepdowns, 0);
+    put(0, 1, "a", 1);
+    rh_run(&C);
+    /* Now at view 1's primary: a jump to 5 (primary 1 again), then to 9 at once. */
+    rh_inject(&C, 3, 1, g_msg, len);
+    rh_run(&C);
+    vh_advance(&C, 2u * T, T / 4u);
+    for (uint16_t i = 0; i < 3; i++)
+        view_is(i, 5, false);
+    put(0, 2, "b", 1);
+    rh_run(&C);
+    len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 9, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_inject(&C, 3, 1, g_msg, len);
+    rh_run(&C);
+    assert_int_equal(st(1)->stepdowns, 1);
+    assert_int_equal(st(1)->stepdowns_deferred, 1);
+    view_is(1, 5, false);
+    /* After the back-off (8 T from the step-down) the retransmission is heard. */
+    vh_advance(&C, 12u * T, T / 4u);
+    len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 9, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_inject(&C, 3, 1, g_msg, len);
+    rh_run(&C);
+    assert_int_equal(st(1)->stepdowns, 2);
+    vh_advance(&C, 14u * T, T / 4u);
+    for (uint16_t i = 0; i < 3; i++)
+        view_is(i, 9, false);
+    put(0, 3, "c", 1);
+    rh_run(&C);
+    for (uint16_t i = 0; i < 3; i++)
+        assert_int_equal(st(i)->requests_executed, 3);
+}
+
+/* A view too far above ours never makes the primary step down: view numbers
+ * are not a resource a faulty replica may spend. */
+void test_stepdown_view_span(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    put(0, 1, "a", 0);
+    rh_run(&C);
+    static const uint8_t zero[32];
+    struct wire_vc_entry cp = { .seq = 0, .view = 0 };
+    memcpy(cp.digest, zero, 32);
+    size_t len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 65, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_inject(&C, 3, 0, g_msg, len);
+    rh_run(&C);
+    assert_int_equal(st(0)->stepdowns, 0);
+    assert_int_equal(st(0)->stepdowns_deferred, 0);
+    view_is(0, 0, false);
+    len = vh_view_change(&C, g_msg, sizeof g_msg, 2, 64, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_inject(&C, 2, 0, g_msg, len);
+    rh_run(&C);
+    assert_int_equal(st(0)->stepdowns, 0); /* f+1 = 2 above: rule 2 moves it to 64 */
+    assert_int_equal(st(0)->view_change_joins, 1);
+    assert_int_equal(pbft_replica_view(C.r[0]), 64);
+}
