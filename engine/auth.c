@@ -264,6 +264,14 @@ static bool mac_verify(const uint8_t mac[BFTKV_MAC_SIZE], const struct mac_input
     return diff == 0;
 }
 
+bool auth_encoded_mac_check(const uint8_t *msg, size_t auth_off, const uint8_t mac[BFTKV_MAC_SIZE],
+                            const uint8_t key[AUTH_KEY_SIZE])
+{
+    struct mac_input in;
+    mac_input_of_encoded(&in, msg, auth_off);
+    return mac_verify(mac, &in, key);
+}
+
 void auth_authenticator_fill(const struct auth_ctx *a, uint8_t *msg, size_t msg_len, size_t auth_off)
 {
     BFTKV_ASSERT(auth_off >= WIRE_HEADER_SIZE);

@@ -109,6 +109,12 @@ bool auth_authenticator_check(const struct auth_ctx *a, const struct wire_msg *m
 void auth_reply_fill(const struct auth_ctx *a, uint8_t *msg, size_t msg_len, size_t auth_off, uint16_t client);
 bool auth_reply_check(const struct auth_ctx *a, const struct wire_msg *m);
 
+/* One MAC over a message msg encoded with its body ending at auth_off, keyed by
+ * key: for the types the engine does not decode (the admin protocol,
+ * engine/wire_admin.h), whose MAC input is built as for every other type. */
+bool auth_encoded_mac_check(const uint8_t *msg, size_t auth_off, const uint8_t mac[BFTKV_MAC_SIZE],
+                            const uint8_t key[AUTH_KEY_SIZE]);
+
 /* CHECKPOINT and other signed types: Ed25519 over header || body. */
 void auth_sign(const struct auth_ctx *a, uint8_t *msg, size_t msg_len, size_t auth_off);
 bool auth_signature_check(const struct auth_ctx *a, const struct wire_msg *m);

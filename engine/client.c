@@ -14,7 +14,7 @@
  * retransmission asks every replica for the full result (WIRE_REQ_FULL_ALL).
  *
  * On the wire the lanes are lane_base .. lane_base + lanes - 1: handles sharing a
- * client id lease disjoint runs of the replicas' client_lanes (net/client_lib_session.c).
+ * client id lease disjoint runs of the replicas' client_lanes (client/client_session.c).
  *
  * Timestamps are timestamp_base + a counter, strictly increasing across all lanes,
  * so a replica's "last timestamp per client" rule and its per-lane reply cache are

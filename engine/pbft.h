@@ -235,7 +235,7 @@ void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_ou
  * cfg.lanes, a timestamp in 1..UINT64_MAX-1, the read-only flag on GETs only,
  * and, when check_mac, the client's MAC for this replica? Reads only, counts
  * nothing. The server runtime learns a client's reply address only from such a
- * request (net/server.c). */
+ * request (server/server.c). */
 bool pbft_replica_request_admissible(const struct pbft_replica *r, const struct wire_msg *m, bool check_mac);
 
 const struct pbft_replica_stats *pbft_replica_stats(const struct pbft_replica *r);

@@ -18,7 +18,7 @@
 #include "bftkv/client.h"
 #include "common/hdr.h"
 #include "engine/auth.h"
-#include "net/config.h"
+#include "cluster/config.h"
 
 #define BENCH_THREADS_MAX 64u
 #define BENCH_OPEN_SLOTS 4096u

@@ -17,8 +17,8 @@
 #include <sodium.h>
 
 #include "engine/pbft.h"
-#include "net/admin.h"
-#include "net/keys.h"
+#include "client/client_admin.h"
+#include "cluster/keys.h"
 
 
 int bench_context_load(struct bench *b)

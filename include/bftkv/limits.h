@@ -29,7 +29,7 @@
 /* A MAC in an authenticator: SipHash-2-4 with 128-bit output (docs/benchmarks.md). */
 #define BFTKV_MAC_SIZE 16u
 
-/* Messages one datagram may carry into a replica, per sender kind (net/server.c
+/* Messages one datagram may carry into a replica, per sender kind (server/server.c
  * counts what is dropped beyond them as datagram_excess_*). A datagram of
  * 65,507 bytes holds up to 2,047 back-to-back 32-byte headers; each message
  * costs a decode and usually a MAC check, so a sender gets no more than a
@@ -38,8 +38,8 @@
  *            a header, a 32-byte digest and a MAC per replica, 128 bytes at
  *            n = 4, so 511 fill a datagram; groups of n >= 4 never reach 512;
  *   client:  one REQUEST per lane in flight (PBFT_LANES_MAX = 64, asserted in
- *            net/server.c), and a client's retransmission waits its timeout;
- *   admin:   one stats request per datagram (net/admin_client.c). */
+ *            server/server.c), and a client's retransmission waits its timeout;
+ *   admin:   one stats request per datagram (client/client_admin.c). */
 #define BFTKV_DGRAM_REPLICA_MSGS_MAX 512u
 #define BFTKV_DGRAM_CLIENT_MSGS_MAX 64u
 #define BFTKV_DGRAM_ADMIN_MSGS_MAX 1u

@@ -1,5 +1,5 @@
-/* Fuzzing the admin protocol's decoders (net/admin.c) and the server's framing
- * check (server_framing_ok, net/server.c), as a replica and a client meet them.
+/* Fuzzing the admin protocol's decoders (engine/wire_admin.c) and the server's framing
+ * check (server_framing_ok, server/server.c), as a replica and a client meet them.
  *
  * The input is one datagram. Its framing is checked the way the server does
  * (messages back to back, magic and version, lengths exactly filling it); then
@@ -22,8 +22,8 @@
 
 #include "engine/auth.h"
 #include "engine/wire.h"
-#include "net/admin.h"
-#include "net/server_internal.h"
+#include "server/admin.h"
+#include "server/server_internal.h"
 #include "tests/fuzz/fuzz.h"
 
 const char fuzz_target_name[] = "admin";

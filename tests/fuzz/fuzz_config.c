@@ -1,4 +1,4 @@
-/* Fuzzing the config file parser (net/config.c, config_check.c, config_io.c).
+/* Fuzzing the config file parser (cluster/config.c, config_check.c, config_io.c).
  *
  * The input is a config file's text (any bytes). bftkv_config_parse() must
  * either refuse it with BFTKV_E_CONFIG (or NOMEM), a terminated message and no
@@ -16,7 +16,7 @@
 
 #include "bftkv/errors.h"
 #include "engine/pbft.h"
-#include "net/config.h"
+#include "cluster/config.h"
 #include "tests/fuzz/fuzz.h"
 
 const char fuzz_target_name[] = "config";

@@ -1,4 +1,4 @@
-/* Fuzzing the secret key file parser (net/keys.c).
+/* Fuzzing the secret key file parser (cluster/keys.c).
  *
  * The input is a key file's contents (any bytes). bftkv_key_parse() must refuse
  * it with BFTKV_E_CONFIG and a terminated message, or accept it and give the
@@ -17,7 +17,7 @@
 #include <sodium.h>
 
 #include "bftkv/errors.h"
-#include "net/keys.h"
+#include "cluster/keys.h"
 #include "tests/fuzz/fuzz.h"
 
 const char fuzz_target_name[] = "keyfile";

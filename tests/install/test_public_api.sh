@@ -10,7 +10,7 @@
 #   2. No public header names a type of the library's internals (engine/,
 #      net/, store/: pbft_, auth_, wire_, net_, store_).
 #   3. libbftkv.so exports exactly the functions the headers declare: each
-#      declared function is exported (none forgotten in tools/cli/libbftkv.map),
+#      declared function is exported (none forgotten in client/libbftkv.map),
 #      and nothing else is (no internal function leaks).
 # Needs no cluster and no network.
 set -u

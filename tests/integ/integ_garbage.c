@@ -8,7 +8,7 @@
  * unknown type, another group, reserved flags set, an empty key, from a client id
  * outside the allow-list, a forged PREPARE from another replica with a zero
  * authenticator, the valid request replayed byte for byte, an authenticated
- * stats request (net/admin.h) replayed, the valid request followed by junk in the
+ * stats request (engine/wire_admin.h) replayed, the valid request followed by junk in the
  * same datagram, and now and then a maximal datagram of junk. It only sends to the configured replica's address (127.0.0.1 in the
  * tests), paces itself so the kernel's socket buffer does not drop what the
  * replica should count, and stops after --count datagrams. The test script
@@ -33,9 +33,9 @@
 #include "bftkv/errors.h"
 #include "engine/auth.h"
 #include "engine/wire.h"
-#include "net/admin.h"
-#include "net/config.h"
-#include "net/keys.h"
+#include "engine/wire_admin.h"
+#include "cluster/config.h"
+#include "cluster/keys.h"
 
 #define GARBAGE_COUNT_DEFAULT 4000u
 #define GARBAGE_COUNT_MAX 100000u
@@ -174,7 +174,7 @@ static void garbage_one(struct garbage *g, enum garbage_kind kind)
     }
     case GARBAGE_REPLAY:
         break; /* the valid request again, byte for byte */
-    case GARBAGE_ADMIN_REPLAY: /* answered the first time only (net/admin.h nonces) */
+    case GARBAGE_ADMIN_REPLAY: /* answered the first time only (engine/wire_admin.h nonces) */
         memcpy(b, g->admin, g->admin_len);
         len = g->admin_len;
         break;

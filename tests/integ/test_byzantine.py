@@ -14,7 +14,7 @@ group: a backup in `random` mode, the primary in `random` mode, and a backup in
 result: the client must outvote it).
 
 A run passes only if the liar really lied: its `bftkv stats` names the mode and
-its byzantine_stats (net/byzantine.c) count the lies -- in `random` mode dropped
+its byzantine_stats (server/byzantine.c) count the lies -- in `random` mode dropped
 and corrupted messages, and the honest replicas dropped some of them for a bad
 MAC (drops.bad_auth); in `wrong-result` mode fabricated replies.
 """

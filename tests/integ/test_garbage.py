@@ -18,7 +18,7 @@ COUNT = 6000
 TARGET = 1
 
 # Each of these is aimed at by one kind of datagram of the burst. The runtime
-# checks a datagram's framing first (net/server.h: random bytes, truncation, a
+# checks a datagram's framing first (server/server.h: random bytes, truncation, a
 # wrong magic or version, trailing junk count as "bad_datagram"); the engine's
 # decoder and authentication count the rest by wire reason (engine/wire.h), the
 # admin protocol its replays.

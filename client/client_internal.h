@@ -1,0 +1,245 @@
+/* What the files of the client library share (include/bftkv/client.h is the API):
+ * the handle, its request slots and queue, and the functions the API half
+ * (client_lib_ops.c) and the I/O half (client_lib_io.c) call in each other.
+ * client_lib.c opens and closes a handle. Not a public header.
+ *
+ * Design. A handle owns a pool of request slots (queue_max of them, allocated at
+ * open), a FIFO of slot indices waiting for a lane, and one I/O thread. An API
+ * call takes a free slot, fills it, pushes it on the FIFO and wakes the I/O
+ * thread; the I/O thread moves slots from the FIFO onto the engine client's lanes
+ * (pbft_client_submit), sends the outbox, polls the socket, steps the engine with
+ * each received message and hands completions back: a sync caller's result is
+ * copied into its buffer and its slot's condition variable signalled; an async
+ * callback is called. One mutex (mu) guards the slots, the FIFO and the lane map;
+ * the engine client, the outbox and the socket belong to the I/O thread alone.
+ *
+ * Why a mutex and condition variables rather than a lock-free ring (ck_ring MPMC):
+ * a sync caller has to sleep until its own result comes back, a timed-out caller
+ * has to withdraw its slot without racing the I/O thread, and a full queue has to
+ * be waited on; with a mutex each of those is a few lines that are obviously
+ * right. The lock is held for tens of nanoseconds per submission and once per
+ * batch of completions by the I/O thread, far below the cost of the datagram
+ * every operation needs: in a profile of client_lib_bench (async PUTs from 4
+ * threads, tests/client) no function of the library shows among the top entries;
+ * the replicas' work does.
+ *
+ * Waking the I/O thread. The transport (net/udp.h) has no wake-up call and its
+ * io_uring backend waits inside io_uring_enter, not in poll(2), so an eventfd
+ * beside the socket would not wake it. Instead a submitter that finds the I/O
+ * thread asleep (io_sleeping) with work for it sends a 1-byte datagram to the
+ * handle's own socket from a private loopback socket; the I/O thread recognises
+ * its source address and drops it. It works with both backends and costs one send(2) per wake-up,
+ * only when the I/O thread is idle. A lost wake-up datagram (a full socket
+ * buffer) cannot leave work stranded: a full buffer wakes the thread anyway, and
+ * the poll timeout is capped (CLIENT_IDLE_POLL_MS).
+ */
+#ifndef BFTKV_NET_CLIENT_LIB_INTERNAL_H
+#define BFTKV_NET_CLIENT_LIB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "bftkv/client.h"
+#include "bftkv/limits.h"
+#include "engine/auth.h"
+#include "engine/pbft.h"
+#include "engine/wire.h"
+#include "cluster/config.h"
+#include "net/udp.h"
+
+#define CLIENT_NONE UINT32_MAX
+/* Key and value bytes of an async submission copied into its slot; more go to a
+ * heap copy. Room for any key and a 1 KiB value. */
+#define CLIENT_SLOT_INLINE (BFTKV_KEY_MAX + 1024u)
+/* Upper bound of an idle wait, a safety net only: wake-ups are explicit. */
+#define CLIENT_IDLE_POLL_MS 1000
+/* Completions handed to callbacks per batch (stack array of the I/O thread). */
+#define CLIENT_BATCH_MAX PBFT_LANES_MAX
+/* Transport pools of a client: replies of 64 lanes from every replica. */
+#define CLIENT_RX_BUFFERS 32u
+#define CLIENT_TX_DATAGRAMS 16u
+
+/* A lease of lanes (client_lib_session.c): files locked with flock, one per lane. */
+struct client_lease {
+    char dir[256];        /* the session directory */
+    char prefix[64];      /* "g<group>-c<client>-<fingerprint>" */
+    uint16_t base;        /* first lane leased */
+    uint16_t count;       /* lanes leased; 0: none */
+    uint64_t ts_floor;    /* highest timestamp an earlier lessee may have used */
+    uint64_t first_ts;    /* our timestamp base (the engine's first timestamp - 1) */
+    int fds[PBFT_LANES_MAX]; /* by lane; -1 where not held */
+};
+
+/* What the handle has heard from one replica, for the message of a failed call
+ * (client_lib_diag.c). Times are CLOCK_MONOTONIC ns; 0: never. */
+struct client_heard {
+    uint64_t reply_ns;     /* an authenticated REPLY */
+    int16_t reply_status;  /* ... and its status */
+    uint64_t bad_auth_ns;  /* a REPLY or ADMIN-REPLY from its address that failed authentication */
+    uint64_t probe_ns;     /* an authenticated answer to a status probe (engine/wire_admin.h) */
+    uint64_t probe_sent_ns;
+};
+
+enum client_slot_state {
+    SLOT_FREE = 0,
+    SLOT_QUEUED = 1,    /* in the FIFO, waiting for a lane */
+    SLOT_ACTIVE = 2,    /* on lane `lane` */
+    SLOT_DONE = 3,      /* sync: result written, the caller has not collected it yet */
+    SLOT_ABANDONED = 4, /* given up while on a lane: freed when the lane's late result comes
+                           (given up while queued, a slot leaves the queue at once) */
+};
+
+enum client_slot_kind {
+    KIND_SYNC_BUF = 1,   /* bftkv_put/get/del: result into the caller's buffer */
+    KIND_SYNC_ALLOC = 2, /* bftkv_get_alloc: result into a malloc'd copy */
+    KIND_ASYNC = 3,      /* bftkv_submit: callback */
+};
+
+struct client_slot {
+    uint8_t state; /* enum client_slot_state */
+    uint8_t kind;  /* enum client_slot_kind */
+    uint8_t op;    /* enum bftkv_op */
+    uint16_t lane;
+    uint32_t next; /* free list, or the async deadline list */
+    uint32_t prev; /* async deadline list */
+    uint64_t deadline_ns;
+    /* The request: borrowed from a sync caller (who waits), or copied (async). */
+    const uint8_t *key;
+    size_t klen;
+    const uint8_t *val;
+    size_t vlen;
+    uint8_t *heap; /* async: copy of key and value when they pass CLIENT_SLOT_INLINE */
+    /* Sync result. */
+    int status;
+    void *buf;
+    size_t cap;
+    size_t rlen;
+    void *alloc;
+    pthread_cond_t cond; /* the sync caller waits here for SLOT_DONE */
+    /* Async. */
+    bftkv_callback *cb;
+    void *arg;
+    uint8_t data[CLIENT_SLOT_INLINE];
+};
+
+/* A callback to make once mu is released. */
+struct client_call {
+    bftkv_callback *cb;
+    void *arg;
+    int status;
+    const void *val;
+    size_t vlen;
+};
+
+struct bftkv_client {
+    /* Fixed at open. */
+    uint16_t id;
+    uint16_t n;
+    uint16_t f;
+    uint16_t group;
+    uint16_t lanes;
+    uint16_t lane_base;    /* the leased lanes are lane_base .. lane_base + lanes - 1 */
+    uint64_t serial;       /* distinct per handle opened by this process (client_lib_diag.c) */
+    uint64_t retransmit_ns;
+    struct client_lease lease;
+    uint32_t flags;
+    uint64_t timeout_ns;
+    struct sockaddr_storage replica_addr[BFTKV_REPLICAS_MAX];
+    socklen_t replica_addrlen[BFTKV_REPLICAS_MAX];
+    struct sockaddr_storage wake_src; /* the wake socket's address, as seen in rx */
+    int wake_fd;                      /* connected to the handle's own socket */
+
+    /* The I/O thread's: engine client, outbox, socket. */
+    struct auth_ctx auth;
+    bool auth_ready;
+    struct pbft_client *engine;
+    struct pbft_out out;
+    bool out_ready;
+    struct pbft_completion *done; /* lanes entries */
+    struct client_call *close_calls; /* nslots entries: the callbacks close makes */
+    struct net_udp *udp;
+    bool announced;         /* a REQUEST went to every replica (client_lib_io.c) */
+    pthread_t io;
+    bool io_started;
+    uint64_t io_wakeups;    /* wake-up datagrams received */
+    uint64_t forwarded;     /* replies passed on to the holder of their lane */
+    uint64_t probes;        /* status probes sent */
+    struct client_heard heard_io[BFTKV_REPLICAS_MAX];
+    bool heard_dirty;       /* heard_io changed since it was mirrored into heard */
+    uint64_t probe_nonce;   /* the last status probe's nonce */
+    uint64_t probe_round_ns; /* when the last probe round went out */
+    uint64_t retransmits_seen; /* the engine's retransmission count at the last look */
+    uint8_t *probe_msg;     /* ADMIN_REQUEST_MAX bytes */
+
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t room;    /* a slot was freed, or closing */
+    pthread_cond_t drained; /* closing and waiters reached 0 */
+    bool closing;
+    bool io_sleeping;       /* the I/O thread sleeps (or is about to) in net_udp_poll... */
+    uint64_t sleep_until_ns; /* ... until this deadline at the latest (capped further) */
+    uint32_t waiters;       /* API threads inside the handle (sync calls, blocked submits) */
+    struct client_slot *slots;
+    uint32_t nslots;
+    uint32_t free_head;
+    uint32_t *fifo;         /* nslots entries */
+    uint32_t fifo_head;
+    uint32_t fifo_len;
+    uint32_t async_head;    /* async slots QUEUED or ACTIVE, by deadline (= submission order) */
+    uint32_t async_tail;
+    uint32_t *lane_slot;    /* lanes entries: the slot on each lane, or CLIENT_NONE */
+    uint32_t in_flight;     /* lanes in use, abandoned ones included */
+    struct bftkv_client_stats stats; /* counters kept under mu; engine ones mirrored by the I/O thread */
+    uint64_t wakeups_seen;  /* io_wakeups, mirrored */
+    struct client_heard heard[BFTKV_REPLICAS_MAX]; /* heard_io, mirrored */
+};
+
+/* ---- client_lib_ops.c (all with mu held) ---------------------------------------- */
+
+/* Return a slot to the free list (releases its heap copy) and signal room. */
+void client_lib_slot_free(struct bftkv_client *c, uint32_t idx);
+/* Unlink an async slot from the deadline list. */
+void client_lib_async_unlink(struct bftkv_client *c, uint32_t idx);
+/* Take a QUEUED slot out of the FIFO (a timeout): O(queue length). */
+void client_lib_fifo_remove(struct bftkv_client *c, uint32_t idx);
+
+/* ---- client_lib_session.c ------------------------------------------------------ */
+
+/* The session directory (created 0700 if missing, checked) into out. */
+int client_session_dir(char *out, size_t cap, char *err, size_t errlen);
+/* Lease a run of lanes as opt asks (lanes, lane_first, lane_count,
+ * session_wait_ms). 0; BFTKV_E_SESSION_BUSY (every lane of the range is leased),
+ * BFTKV_E_INVAL (a range the config does not have), BFTKV_E_IO. */
+int client_session_lease(struct client_lease *ls, const struct bftkv_config *cfg, uint16_t client_id,
+                         const struct bftkv_client_options *opt, char *err, size_t errlen);
+/* Record in the lease's files the handle's socket address and ls->first_ts (the
+ * engine's timestamp base, set by the caller). */
+void client_session_publish(struct client_lease *ls, const struct sockaddr_storage *addr);
+/* Record the last timestamp sent and release the lanes. Safe on an empty lease. */
+void client_session_release(struct client_lease *ls, uint64_t last_ts);
+/* The socket address of the handle that holds `lane` of ls's client, from its
+ * lane file: 0, or BFTKV_E_NOT_FOUND (free, or not published), BFTKV_E_IO. */
+int client_session_owner(const struct client_lease *ls, uint16_t lane, struct sockaddr_storage *addr,
+                         socklen_t *alen);
+
+/* ---- client_lib_diag.c --------------------------------------------------------- */
+
+/* Record why the calling thread's sync call of op on c failed with rc (mu held:
+ * reads c->heard). start_ns: when the call began. */
+void client_diag_record(struct bftkv_client *c, uint8_t op, int rc, uint64_t start_ns);
+/* Forget the calling thread's last failure (a sync call begins). */
+void client_diag_clear(void);
+
+/* ---- client_lib_io.c ---------------------------------------------------------- */
+
+/* The I/O thread's body; arg is the handle. */
+void *client_lib_io_main(void *arg);
+/* Wake the I/O thread (any thread; mu not held). */
+void client_lib_wake(struct bftkv_client *c);
+/* CLOCK_MONOTONIC in ns. */
+uint64_t client_lib_now_ns(void);
+
+#endif /* BFTKV_NET_CLIENT_LIB_INTERNAL_H */

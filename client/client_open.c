@@ -1,0 +1,626 @@
+/* Opening and closing a client handle (include/bftkv/client.h).
+ *
+ * Open reads the config file, loads and checks the client's secret key, resolves
+ * every replica's address (all of one address family), leases a run of the
+ * client's lanes (client_lib_session.c), creates the engine client
+ * (engine/pbft.h) on those lanes with the config's retransmission interval and
+ * read-only fast path, binds the UDP socket (net/udp.h), records its address in
+ * the lease, sets up the wake-up socket (client_lib_internal.h says why a
+ * datagram) and allocates every slot, so that
+ * nothing on the request path allocates except the heap copy of a large async
+ * value and the result of bftkv_get_alloc. The engine's timestamps start at the
+ * wall-clock time in ns, or above the last timestamp an earlier holder of the
+ * lanes recorded: a later handle on the same lanes keeps sending increasing
+ * timestamps, which the replicas require (TOCS 2002 §4.1).
+ *
+ * Close stops the I/O thread first, so that it alone decides what is finished,
+ * then cancels every slot still queued or on a lane and waits for the API threads
+ * still inside the handle to leave before freeing it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "bftkv/errors.h"
+#include "common/assert.h"
+#include "engine/wire_admin.h"
+#include "client/client_internal.h"
+#include "cluster/config.h"
+#include "cluster/keys.h"
+
+#define CLIENT_ERR(opt, ...)                                                        \
+    do {                                                                            \
+        if ((opt)->err != NULL && (opt)->errlen > 0) {                              \
+            snprintf((opt)->err, (opt)->errlen, __VA_ARGS__);                       \
+        }                                                                           \
+    } while (0)
+
+void bftkv_client_options_init(struct bftkv_client_options *opt)
+{
+    if (opt != NULL) {
+        memset(opt, 0, sizeof *opt);
+        opt->struct_size = sizeof *opt;
+    }
+}
+
+/* The options of the first version of the struct end with session_wait_ms: a
+ * program can know no fewer (include/bftkv/client.h, "ABI"). */
+#define CLIENT_OPTIONS_SIZE_0 (offsetof(struct bftkv_client_options, session_wait_ms) + sizeof(int))
+/* A struct_size beyond this is garbage, not a newer header. */
+#define CLIENT_OPTIONS_SIZE_LIMIT 4096u
+BFTKV_STATIC_ASSERT(CLIENT_OPTIONS_SIZE_0 <= sizeof(struct bftkv_client_options), "fields are only appended");
+
+/* The caller's options (in may be NULL: the defaults) as this library's struct:
+ * the fields an older program does not know stay zero (their defaults); a newer
+ * program's fields this library does not know must be zero. */
+static int client_options_take(const struct bftkv_client_options *in, struct bftkv_client_options *opt)
+{
+    bftkv_client_options_init(opt);
+    if (in == NULL) {
+        return 0;
+    }
+    if (in->struct_size < CLIENT_OPTIONS_SIZE_0 || in->struct_size > CLIENT_OPTIONS_SIZE_LIMIT) {
+        return BFTKV_E_INVAL; /* not initialised: err cannot be trusted either */
+    }
+    size_t known = in->struct_size < sizeof *opt ? in->struct_size : sizeof *opt;
+    memcpy(opt, in, known);
+    opt->struct_size = sizeof *opt;
+    const unsigned char *tail = (const unsigned char *)in;
+    for (size_t i = sizeof *opt; i < in->struct_size; i++) {
+        if (tail[i] != 0) {
+            CLIENT_ERR(opt, "bftkv client: an option this libbftkv does not know is set (byte %zu of %zu; the "
+                       "program was built with a newer include/bftkv/client.h)", i, in->struct_size);
+            return BFTKV_E_UNSUPPORTED;
+        }
+    }
+    return 0;
+}
+
+/* ---- Addresses --------------------------------------------------------------------- */
+
+static bool addr_is_loopback(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)a;
+        return (ntohl(s->sin_addr.s_addr) >> 24) == 127u;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
+        return IN6_IS_ADDR_LOOPBACK(&s->sin6_addr);
+    }
+    return false;
+}
+
+/* Resolve every replica; they must share replica 0's family. Picks the address to
+ * bind: loopback when every replica is on loopback, else the wildcard address. */
+static int client_resolve(struct bftkv_client *c, const struct bftkv_config *cfg,
+                          const struct bftkv_client_options *opt, const char **bind_host)
+{
+    char err[BFTKV_CONFIG_ERR_MAX];
+    bool all_loopback = true;
+    for (uint16_t i = 0; i < cfg->n; i++) {
+        int rc = bftkv_config_replica_sockaddr(cfg, i, &c->replica_addr[i], &c->replica_addrlen[i], err,
+                                               sizeof err);
+        if (rc != 0) {
+            CLIENT_ERR(opt, "%s", err);
+            return rc;
+        }
+        if (c->replica_addr[i].ss_family != c->replica_addr[0].ss_family) {
+            CLIENT_ERR(opt, "%s:%u: replica %u is not of replica 0's address family (IPv4 and IPv6 mixed)",
+                       cfg->name, cfg->replica[i].line, i);
+            return BFTKV_E_CONFIG;
+        }
+        all_loopback = all_loopback && addr_is_loopback(&c->replica_addr[i]);
+    }
+    bool v6 = c->replica_addr[0].ss_family == AF_INET6;
+    if (opt->bind_host != NULL) {
+        *bind_host = opt->bind_host;
+    } else if (all_loopback) {
+        *bind_host = v6 ? "::1" : "127.0.0.1";
+    } else {
+        *bind_host = v6 ? "::" : "0.0.0.0";
+    }
+    return 0;
+}
+
+/* The handle's socket address as seen from this machine: its loopback address
+ * when bound to the wildcard. */
+static int client_self_addr(struct bftkv_client *c, struct sockaddr_storage *self, socklen_t *self_len)
+{
+    *self_len = sizeof *self;
+    if (net_udp_local_addr(c->udp, self, self_len) != 0) {
+        return BFTKV_E_IO;
+    }
+    if (self->ss_family == AF_INET) {
+        struct sockaddr_in *s = (struct sockaddr_in *)self;
+        if (s->sin_addr.s_addr == htonl(INADDR_ANY)) {
+            s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        }
+    } else {
+        struct sockaddr_in6 *s = (struct sockaddr_in6 *)self;
+        if (IN6_IS_ADDR_UNSPECIFIED(&s->sin6_addr)) {
+            s->sin6_addr = in6addr_loopback;
+        }
+    }
+    return 0;
+}
+
+/* The wake-up socket: a loopback UDP socket connected to the handle's own socket. */
+static int client_wake_open(struct bftkv_client *c, const struct bftkv_client_options *opt)
+{
+    struct sockaddr_storage self;
+    socklen_t self_len = sizeof self;
+    if (client_self_addr(c, &self, &self_len) != 0) {
+        return BFTKV_E_IO;
+    }
+    c->wake_fd = socket(self.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->wake_fd < 0) {
+        CLIENT_ERR(opt, "bftkv client: wake-up socket: %s", strerror(errno));
+        return BFTKV_E_IO;
+    }
+    socklen_t len = sizeof c->wake_src;
+    if (connect(c->wake_fd, (const struct sockaddr *)&self, self_len) != 0
+        || getsockname(c->wake_fd, (struct sockaddr *)&c->wake_src, &len) != 0) {
+        CLIENT_ERR(opt, "bftkv client: wake-up socket: %s", strerror(errno));
+        return BFTKV_E_IO;
+    }
+    return 0;
+}
+
+/* ---- Memory ------------------------------------------------------------------------- */
+
+static int client_slots_init(struct bftkv_client *c, uint32_t nslots)
+{
+    c->slots = calloc(nslots, sizeof *c->slots);
+    if (c->slots != NULL) {
+        /* Touch every page now, at open, so the first submissions do not pay the
+         * page faults of the slots' data areas (calloc maps them lazily). */
+        volatile uint8_t *p = (volatile uint8_t *)c->slots;
+        for (size_t off = 0; off < (size_t)nslots * sizeof *c->slots; off += 4096u) {
+            p[off] = 0;
+        }
+    }
+    c->fifo = calloc(nslots, sizeof *c->fifo);
+    c->lane_slot = calloc(c->lanes, sizeof *c->lane_slot);
+    c->done = calloc(c->lanes, sizeof *c->done);
+    c->close_calls = calloc(nslots, sizeof *c->close_calls);
+    c->probe_msg = malloc(ADMIN_REQUEST_MAX);
+    if (c->slots == NULL || c->fifo == NULL || c->lane_slot == NULL || c->done == NULL
+        || c->close_calls == NULL || c->probe_msg == NULL) {
+        return BFTKV_E_NOMEM;
+    }
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0) {
+        return BFTKV_E_NOMEM;
+    }
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    c->nslots = 0;
+    for (uint32_t i = 0; i < nslots; i++) {
+        if (pthread_cond_init(&c->slots[i].cond, &ca) != 0) {
+            pthread_condattr_destroy(&ca);
+            return BFTKV_E_NOMEM;
+        }
+        c->slots[i].state = SLOT_FREE;
+        c->slots[i].next = i + 1 < nslots ? i + 1 : CLIENT_NONE;
+        c->nslots++; /* conds 0..nslots-1 exist: destroy knows what to release */
+    }
+    pthread_condattr_destroy(&ca);
+    c->free_head = 0;
+    c->async_head = c->async_tail = CLIENT_NONE;
+    for (uint32_t i = 0; i < c->lanes; i++) {
+        c->lane_slot[i] = CLIENT_NONE;
+    }
+    return 0;
+}
+
+static int client_sync_init(struct bftkv_client *c)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0) {
+        return BFTKV_E_NOMEM;
+    }
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = 0;
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        rc = BFTKV_E_NOMEM;
+    } else if (pthread_cond_init(&c->room, &ca) != 0) {
+        pthread_mutex_destroy(&c->mu);
+        rc = BFTKV_E_NOMEM;
+    } else if (pthread_cond_init(&c->drained, &ca) != 0) {
+        pthread_cond_destroy(&c->room);
+        pthread_mutex_destroy(&c->mu);
+        rc = BFTKV_E_NOMEM;
+    }
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+/* Free everything open allocated; safe on a partly opened handle (sync_ready
+ * says whether mu and the handle's conds exist). */
+static void client_destroy(struct bftkv_client *c, bool sync_ready)
+{
+    if (c->slots != NULL) {
+        for (uint32_t i = 0; i < c->nslots; i++) {
+            free(c->slots[i].heap);
+            pthread_cond_destroy(&c->slots[i].cond);
+        }
+    }
+    free(c->slots);
+    free(c->fifo);
+    free(c->lane_slot);
+    free(c->done);
+    free(c->close_calls);
+    free(c->probe_msg);
+    if (c->wake_fd >= 0) {
+        close(c->wake_fd);
+    }
+    net_udp_close(c->udp);
+    if (c->out_ready) {
+        pbft_out_free(&c->out);
+    }
+    uint64_t last_ts = 0;
+    if (c->engine != NULL) {
+        /* The engine's timestamps are its base + those it issued, gaps included
+         * (engine/client_readonly.c skips some): the last one it sent. */
+        const struct pbft_client_stats *es = pbft_client_stats(c->engine);
+        last_ts = c->lease.first_ts + es->timestamps_issued;
+    }
+    client_session_release(&c->lease, last_ts);
+    pbft_client_destroy(c->engine);
+    if (c->auth_ready) {
+        auth_destroy(&c->auth);
+    }
+    if (sync_ready) {
+        pthread_cond_destroy(&c->drained);
+        pthread_cond_destroy(&c->room);
+        pthread_mutex_destroy(&c->mu);
+    }
+    sodium_memzero(c, sizeof *c);
+    free(c);
+}
+
+/* ---- Open ------------------------------------------------------------------------- */
+
+static int client_options_check(const struct bftkv_client_options *opt)
+{
+    if (opt->timeout_ms < 0 || (uint32_t)opt->timeout_ms > BFTKV_CONFIG_TIMEOUT_MS_MAX) {
+        CLIENT_ERR(opt, "bftkv client: timeout_ms %d out of range 0..%u", opt->timeout_ms,
+                   BFTKV_CONFIG_TIMEOUT_MS_MAX);
+        return BFTKV_E_INVAL;
+    }
+    if (opt->queue_max > BFTKV_CLIENT_QUEUE_MAX || opt->lanes > PBFT_LANES_MAX) {
+        CLIENT_ERR(opt, "bftkv client: queue_max (at most %u) or lanes (at most %u) out of range",
+                   BFTKV_CLIENT_QUEUE_MAX, PBFT_LANES_MAX);
+        return BFTKV_E_INVAL;
+    }
+    if (opt->session_wait_ms < 0 || (uint32_t)opt->session_wait_ms > BFTKV_CONFIG_TIMEOUT_MS_MAX) {
+        CLIENT_ERR(opt, "bftkv client: session_wait_ms %d out of range 0..%u", opt->session_wait_ms,
+                   BFTKV_CONFIG_TIMEOUT_MS_MAX);
+        return BFTKV_E_INVAL;
+    }
+    if (opt->backend != BFTKV_BACKEND_MMSG && opt->backend != BFTKV_BACKEND_URING
+        && opt->backend != BFTKV_BACKEND_AUTO) {
+        CLIENT_ERR(opt, "bftkv client: unknown backend %d", opt->backend);
+        return BFTKV_E_INVAL;
+    }
+    if ((opt->flags & ~(uint32_t)BFTKV_CLIENT_SUBMIT_BLOCK) != 0) {
+        CLIENT_ERR(opt, "bftkv client: unknown flags 0x%x", opt->flags);
+        return BFTKV_E_INVAL;
+    }
+    return 0;
+}
+
+static uint64_t client_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Keys, the engine client and its outbox. */
+static int client_engine_init(struct bftkv_client *c, const struct bftkv_config *cfg,
+                              const struct bftkv_client_options *opt)
+{
+    char err[BFTKV_CONFIG_ERR_MAX];
+    struct auth_keypair kp;
+    int rc = bftkv_key_identity_load(cfg, BFTKV_CONFIG_CLIENT, c->id, &kp, err, sizeof err);
+    if (rc == 0) {
+        rc = bftkv_key_auth_init(cfg, BFTKV_CONFIG_CLIENT, c->id, &kp, &c->auth, err, sizeof err);
+    }
+    sodium_memzero(&kp, sizeof kp);
+    if (rc != 0) {
+        CLIENT_ERR(opt, "%s", err);
+        return rc;
+    }
+    c->auth_ready = true;
+    struct pbft_client_config pc;
+    if (bftkv_config_fill_client(cfg, c->id, &pc) != 0) {
+        return BFTKV_E_CONFIG; /* checked by the caller already */
+    }
+    pc.lanes = c->lanes;
+    pc.lane_base = c->lane_base;
+    uint64_t wall = client_wall_ns();
+    pc.timestamp_base = wall > c->lease.ts_floor ? wall : c->lease.ts_floor;
+    c->lease.first_ts = pc.timestamp_base;
+    rc = pbft_client_create(&pc, &c->auth, &c->engine);
+    if (rc != 0) {
+        CLIENT_ERR(opt, "bftkv client: cannot create the protocol client: %s", bftkv_strerror(rc));
+        return rc;
+    }
+    rc = pbft_out_init(&c->out, PBFT_OUT_MIN_BYTES, PBFT_OUT_MIN_MSGS);
+    if (rc != 0) {
+        return rc;
+    }
+    c->out_ready = true;
+    return 0;
+}
+
+static int client_udp_init(struct bftkv_client *c, const struct bftkv_config *cfg,
+                           const struct bftkv_client_options *opt, const char *bind_host)
+{
+    struct net_udp_config uc = {
+        .host = bind_host,
+        .port = 0,
+        .backend = opt->backend == BFTKV_BACKEND_URING  ? NET_BACKEND_URING
+                   : opt->backend == BFTKV_BACKEND_AUTO ? NET_BACKEND_AUTO
+                                                        : NET_BACKEND_MMSG,
+        .rx_buffers = CLIENT_RX_BUFFERS,
+        .rx_buffer_bytes = 0,
+        .tx_datagrams = CLIENT_TX_DATAGRAMS,
+        .sndbuf_bytes = (int)cfg->socket_sndbuf,
+        .rcvbuf_bytes = (int)cfg->socket_rcvbuf,
+    };
+    int rc = net_udp_open(&uc, &c->udp);
+    if (rc != 0) {
+        CLIENT_ERR(opt, "bftkv client: cannot bind a UDP socket on %s (%s)", bind_host, bftkv_strerror(rc));
+        return rc;
+    }
+    rc = client_wake_open(c, opt);
+    struct sockaddr_storage self;
+    socklen_t self_len;
+    if (rc == 0 && client_self_addr(c, &self, &self_len) == 0) {
+        /* Lane files name the holder's address (replies are passed on to it) and
+         * first timestamp. The engine starts at base + 1. */
+        client_session_publish(&c->lease, &self);
+    }
+    return rc;
+}
+
+/* Start the I/O thread with every signal blocked: signals belong to the
+ * application's threads. */
+static int client_thread_start(struct bftkv_client *c)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&c->io, NULL, client_lib_io_main, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        return BFTKV_E_NOMEM;
+    }
+    c->io_started = true;
+    return 0;
+}
+
+static int client_open_with(const struct bftkv_config *cfg, uint16_t client_id,
+                            const struct bftkv_client_options *opt, struct bftkv_client *c)
+{
+    if (client_id >= cfg->clients || !cfg->client[client_id].allowed) {
+        CLIENT_ERR(opt, "%s: client %u is not in the allow-list (no 'client %u' line)", cfg->name, client_id,
+                   client_id);
+        return BFTKV_E_CONFIG;
+    }
+    c->id = client_id;
+    c->n = cfg->n;
+    c->f = cfg->f;
+    c->group = cfg->group;
+    c->retransmit_ns = (uint64_t)cfg->retransmit_ms * 1000000u;
+    int rc = client_session_lease(&c->lease, cfg, client_id, opt, opt->err, opt->errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    c->lanes = c->lease.count;
+    c->lane_base = c->lease.base;
+    c->flags = opt->flags;
+    uint32_t timeout_ms = opt->timeout_ms != 0 ? (uint32_t)opt->timeout_ms : cfg->client_timeout_ms;
+    c->timeout_ns = (uint64_t)timeout_ms * 1000000u;
+    const char *bind_host = NULL;
+    rc = client_resolve(c, cfg, opt, &bind_host);
+    if (rc == 0) {
+        rc = client_engine_init(c, cfg, opt);
+    }
+    if (rc == 0) {
+        rc = client_udp_init(c, cfg, opt, bind_host);
+    }
+    if (rc == 0) {
+        rc = client_slots_init(c, opt->queue_max != 0 ? opt->queue_max : BFTKV_CLIENT_QUEUE_DEFAULT);
+    }
+    c->stats.lanes = c->lanes;
+    c->stats.lane_base = c->lane_base;
+    return rc;
+}
+
+/* A handle for client_id of cfg, with options already taken (client_options_take)
+ * and checked, libsodium initialised. */
+static int client_open_cfg(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
+                           struct bftkv_client **out)
+{
+    struct bftkv_client *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return BFTKV_E_NOMEM;
+    }
+    c->wake_fd = -1;
+    for (uint32_t i = 0; i < PBFT_LANES_MAX; i++) {
+        c->lease.fds[i] = -1;
+    }
+    static _Atomic uint64_t serials;
+    c->serial = ++serials;
+    int rc = client_sync_init(c);
+    if (rc != 0) {
+        free(c);
+        return rc;
+    }
+    rc = client_open_with(cfg, client_id, opt, c);
+    if (rc == 0) {
+        rc = client_thread_start(c);
+    }
+    if (rc != 0) {
+        client_destroy(c, true);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* What every open does first: *out cleared, the options taken and checked,
+ * libsodium ready. */
+static int client_open_begin(const struct bftkv_client_options *in, struct bftkv_client_options *opt,
+                             struct bftkv_client **out)
+{
+    if (out == NULL) {
+        return BFTKV_E_INVAL;
+    }
+    *out = NULL;
+    int rc = client_options_take(in, opt);
+    if (rc == 0) {
+        rc = client_options_check(opt);
+    }
+    if (rc == 0 && sodium_init() < 0) {
+        CLIENT_ERR(opt, "bftkv client: libsodium cannot initialise");
+        rc = BFTKV_E_IO;
+    }
+    return rc;
+}
+
+int bftkv_client_open(const char *config_path, uint16_t client_id, const struct bftkv_client_options *opt_in,
+                      struct bftkv_client **out)
+{
+    struct bftkv_client_options opt;
+    int rc = client_open_begin(opt_in, &opt, out);
+    if (rc != 0) {
+        return rc;
+    }
+    if (config_path == NULL) {
+        CLIENT_ERR(&opt, "bftkv client: no config file given");
+        return BFTKV_E_INVAL;
+    }
+    struct bftkv_config *cfg = NULL;
+    char err[BFTKV_CONFIG_ERR_MAX];
+    rc = bftkv_config_load(config_path, &cfg, err, sizeof err);
+    if (rc != 0) {
+        CLIENT_ERR(&opt, "%s", err);
+        return rc;
+    }
+    rc = client_open_cfg(cfg, client_id, &opt, out);
+    bftkv_config_free(cfg);
+    return rc;
+}
+
+int bftkv_client_open_config(const struct bftkv_config *cfg, uint16_t client_id,
+                             const struct bftkv_client_options *opt_in, struct bftkv_client **out)
+{
+    struct bftkv_client_options opt;
+    int rc = client_open_begin(opt_in, &opt, out);
+    if (rc != 0) {
+        return rc;
+    }
+    if (cfg == NULL) {
+        CLIENT_ERR(&opt, "bftkv client: no config given");
+        return BFTKV_E_INVAL;
+    }
+    return client_open_cfg(cfg, client_id, &opt, out);
+}
+
+int bftkv_client_open_text(const char *text, size_t len, const char *name, uint16_t client_id,
+                           const struct bftkv_client_options *opt_in, struct bftkv_client **out)
+{
+    struct bftkv_client_options opt;
+    int rc = client_open_begin(opt_in, &opt, out);
+    if (rc != 0) {
+        return rc;
+    }
+    if (text == NULL || name == NULL) {
+        CLIENT_ERR(&opt, "bftkv client: no config text or no name for it given");
+        return BFTKV_E_INVAL;
+    }
+    struct bftkv_config *cfg = NULL;
+    char err[BFTKV_CONFIG_ERR_MAX];
+    rc = bftkv_config_parse(text, len, name, &cfg, err, sizeof err);
+    if (rc != 0) {
+        CLIENT_ERR(&opt, "%s", err);
+        return rc;
+    }
+    rc = client_open_cfg(cfg, client_id, &opt, out);
+    bftkv_config_free(cfg);
+    return rc;
+}
+
+/* ---- Close --------------------------------------------------------------------------- */
+
+/* With mu held and the I/O thread gone: finish every slot with BFTKV_E_CANCELLED.
+ * Sync callers are signalled; async callbacks are collected into calls (nslots
+ * entries) for the caller to make without mu. Returns their number. */
+static uint32_t client_cancel_all(struct bftkv_client *c, struct client_call *calls)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < c->nslots; i++) {
+        struct client_slot *s = &c->slots[i];
+        switch (s->state) {
+        case SLOT_QUEUED:
+        case SLOT_ACTIVE:
+            if (s->kind == KIND_ASYNC) {
+                calls[k++] = (struct client_call){ .cb = s->cb, .arg = s->arg, .status = BFTKV_E_CANCELLED };
+                client_lib_async_unlink(c, i);
+                client_lib_slot_free(c, i);
+            } else {
+                s->status = BFTKV_E_CANCELLED;
+                s->state = SLOT_DONE;
+                pthread_cond_signal(&s->cond);
+            }
+            break;
+        case SLOT_ABANDONED:
+            client_lib_slot_free(c, i);
+            break;
+        default:
+            break;
+        }
+    }
+    c->fifo_len = 0;
+    c->in_flight = 0;
+    return k;
+}
+
+void bftkv_client_close(struct bftkv_client *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    BFTKV_ASSERT(!c->io_started || !pthread_equal(pthread_self(), c->io)); /* never from a callback */
+    pthread_mutex_lock(&c->mu);
+    c->closing = true;
+    pthread_cond_broadcast(&c->room);
+    pthread_mutex_unlock(&c->mu);
+    if (c->io_started) {
+        client_lib_wake(c);
+        pthread_join(c->io, NULL);
+    }
+    pthread_mutex_lock(&c->mu);
+    uint32_t k = client_cancel_all(c, c->close_calls);
+    while (c->waiters > 0) {
+        pthread_cond_wait(&c->drained, &c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    for (uint32_t i = 0; i < k; i++) {
+        c->close_calls[i].cb(c->close_calls[i].arg, c->close_calls[i].status, NULL, 0);
+    }
+    client_destroy(c, true);
+}

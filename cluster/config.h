@@ -1,0 +1,128 @@
+/* The contents of a cluster config, for the code of this tree: the server, the
+ * client library, the tools and the tests (not installed).
+ *
+ * include/bftkv/config.h, the public header, declares struct bftkv_config
+ * without its members, so that applications hold a pointer and read it through
+ * accessors: the fixed tables below (about 300 KB) can then change size, and
+ * fields can come and go, without breaking an application built against an older
+ * libbftkv.so.0. This header completes the type for the code built with the
+ * library; it is never installed and libbftkv.so exports none of the functions
+ * it declares (client/libbftkv.map).
+ */
+#ifndef BFTKV_NET_CONFIG_H
+#define BFTKV_NET_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bftkv/config.h"
+#include "bftkv/limits.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The thread layout of a replica (docs/design.md §6); the runtime interprets it. */
+enum bftkv_config_threads {
+    BFTKV_CONFIG_THREADS_SINGLE = 0, /* every stage on one thread */
+    BFTKV_CONFIG_THREADS_STAGED = 1, /* a thread per stage, auth_workers authenticators */
+};
+
+enum bftkv_config_log_level {
+    BFTKV_CONFIG_LOG_ERROR = 0,
+    BFTKV_CONFIG_LOG_WARN = 1,
+    BFTKV_CONFIG_LOG_INFO = 2,
+    BFTKV_CONFIG_LOG_DEBUG = 3,
+};
+
+struct bftkv_config_replica {
+    char host[BFTKV_CONFIG_HOST_MAX + 1]; /* name or address; IPv6 without its brackets */
+    uint16_t port;                        /* 1..65535 */
+    uint8_t x25519[32];                   /* public keys (engine/auth.h auth_public) */
+    uint8_t ed25519[32];
+    uint32_t line;                        /* where it was defined; 0 if built in code */
+};
+
+struct bftkv_config_client {
+    bool allowed; /* false: no client line has this id */
+    uint8_t x25519[32];
+    uint8_t ed25519[32];
+    uint32_t line;
+};
+
+struct bftkv_config {
+    char name[BFTKV_CONFIG_PATH_MAX + 1]; /* the file as the caller named it, for messages */
+
+    /* The group. */
+    uint16_t group;
+    uint16_t n; /* replicas: replica[0..n-1] */
+    uint16_t f;
+    struct bftkv_config_replica replica[BFTKV_REPLICAS_MAX];
+
+    /* The allow-list: client[0..clients-1], allowed where a line named the id. */
+    uint16_t clients;         /* highest client id + 1 */
+    uint16_t clients_allowed; /* number of client lines */
+    struct bftkv_config_client client[BFTKV_CLIENTS_MAX];
+
+    /* Secret keys: key_dir/replica-<id>.key and key_dir/client-<id>.key. After
+     * bftkv_config_load the path is absolute. */
+    char key_dir[BFTKV_CONFIG_PATH_MAX + 1];
+    /* Where a replica keeps what outlives its process: data_dir/replica-<id>/
+     * (its group marker, docs/operations.md "Restarts"). Empty when the file
+     * has no data_dir line (clients need none); absolute after loading. */
+    char data_dir[BFTKV_CONFIG_PATH_MAX + 1];
+
+    /* Engine tuning (engine/pbft.h; defaults from pbft_*_config_defaults). */
+    uint32_t batch_max_requests;
+    uint32_t batch_max_bytes;
+    uint32_t window;
+    uint32_t checkpoint_interval;
+    uint32_t log_window;
+    uint32_t request_timeout_ms; /* view-change timer */
+    uint32_t retransmit_ms;      /* a client's first retransmission */
+    uint16_t client_lanes;       /* requests in flight per client */
+    bool readonly_fast_path;
+
+    /* Runtime and client library tuning. */
+    uint32_t client_timeout_ms; /* an operation fails with BFTKV_E_TIMEOUT after this */
+    enum bftkv_config_threads threads;
+    uint16_t auth_workers;   /* staged layout: authentication threads (1 for single) */
+    uint32_t socket_rcvbuf;  /* SO_RCVBUF bytes */
+    uint32_t socket_sndbuf;  /* SO_SNDBUF bytes */
+    uint32_t store_shards;   /* power of two */
+    bool test_modes;         /* the server accepts --byzantine */
+    enum bftkv_config_log_level log_level;
+};
+
+/* An empty group (no replica, no client) with every tuning field at its default,
+ * for tools that build a config in code and write it. NULL when out of memory;
+ * bftkv_config_free releases it. */
+struct bftkv_config *bftkv_config_new(void);
+
+/* Write cfg as a config file that bftkv_config_parse reads back to the same
+ * values: every directive, defaults included. 0 or BFTKV_E_IO. Does not validate:
+ * parse the result to check a config built in code. */
+int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp);
+
+/* ---- Mapping onto the engine ---------------------------------------------------- */
+
+struct pbft_replica_config;
+struct pbft_client_config;
+
+/* Fill the engine's configuration of replica id / client id from cfg (every field;
+ * the client's timestamp_base is set to 0 for the caller to change).
+ * BFTKV_E_INVAL: id is not a replica of the group / not an allowed client. */
+int bftkv_config_fill_replica(const struct bftkv_config *cfg, uint16_t id, struct pbft_replica_config *out);
+int bftkv_config_fill_client(const struct bftkv_config *cfg, uint16_t id, struct pbft_client_config *out);
+
+/* Names of the enumerations as the file spells them ("staged", "debug"). */
+const char *bftkv_config_threads_name(enum bftkv_config_threads t);
+const char *bftkv_config_log_level_name(enum bftkv_config_log_level l);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BFTKV_NET_CONFIG_H */

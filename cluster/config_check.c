@@ -1,0 +1,149 @@
+/* The checks that need the whole config file (cluster/config.c reads it line by
+ * line first): every replica id 0..n-1 present, n >= 3f+1, an allow-list, one
+ * replica per address, one principal per public key, batch and log windows the
+ * engine accepts (engine/replica.c config_valid). A message still names the line
+ * to blame: the later of two that conflict, or the directive whose value is wrong.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "bftkv/errors.h"
+#include "common/assert.h"
+#include "engine/wire.h"
+#include "cluster/config_internal.h"
+
+struct key_ref {
+    uint8_t key[32];
+    uint8_t role;
+    uint16_t id;
+    uint32_t line;
+};
+
+static int key_ref_cmp(const void *a, const void *b)
+{
+    const struct key_ref *x = a, *y = b;
+    int c = memcmp(x->key, y->key, sizeof x->key);
+    if (c != 0)
+        return c;
+    return (x->line > y->line) - (x->line < y->line);
+}
+
+/* No two principals share a public key: one would speak for the other. Sorting
+ * keeps this O(P log P) for the 4,160 principals of a full file. */
+static int check_keys_distinct(struct config_parser *p)
+{
+    const struct bftkv_config *cfg = p->cfg;
+    size_t cap = (size_t)cfg->n + cfg->clients_allowed;
+    struct key_ref *refs = malloc(cap * sizeof *refs);
+    if (refs == NULL) {
+        config_err_put(p->err, p->errlen, "%s: out of memory", p->name);
+        return BFTKV_E_NOMEM;
+    }
+    int rc = 0;
+    for (int kind = 0; kind < 2 && rc == 0; kind++) {
+        const char *kname = kind == 0 ? "x25519" : "ed25519";
+        size_t k = 0;
+        for (uint16_t i = 0; i < cfg->n; i++) {
+            const struct bftkv_config_replica *r = &cfg->replica[i];
+            memcpy(refs[k].key, kind == 0 ? r->x25519 : r->ed25519, 32);
+            refs[k].role = BFTKV_CONFIG_REPLICA, refs[k].id = i, refs[k].line = r->line;
+            k++;
+        }
+        for (uint16_t i = 0; i < cfg->clients; i++) {
+            const struct bftkv_config_client *c = &cfg->client[i];
+            if (!c->allowed)
+                continue;
+            memcpy(refs[k].key, kind == 0 ? c->x25519 : c->ed25519, 32);
+            refs[k].role = BFTKV_CONFIG_CLIENT, refs[k].id = i, refs[k].line = c->line;
+            k++;
+        }
+        BFTKV_ASSERT(k == cap);
+        qsort(refs, k, sizeof *refs, key_ref_cmp);
+        for (size_t i = 1; i < k && rc == 0; i++) {
+            const struct key_ref *a = &refs[i - 1], *b = &refs[i];
+            if (memcmp(a->key, b->key, 32) == 0)
+                rc = config_fail(p, b->line,
+                          "%s key of %s %u is also the key of %s %u (line %u): each replica and client needs "
+                          "its own key pair",
+                          kname, config_role_name((enum bftkv_config_role)b->role), b->id,
+                          config_role_name((enum bftkv_config_role)a->role), a->id, a->line);
+        }
+    }
+    free(refs);
+    return rc;
+}
+
+static int check_group(struct config_parser *p)
+{
+    struct bftkv_config *cfg = p->cfg;
+    if (cfg->n == 0)
+        return config_fail(p, 0, "no replica lines (a group needs at least one replica)");
+    for (uint16_t i = 0; i < cfg->n; i++) {
+        if (cfg->replica[i].line == 0)
+            return config_fail(p, 0, "replica %u missing (ids must be 0..n-1, and there are %u replica lines)", i,
+                        cfg->n);
+    }
+    if (p->seen[D_F] == 0)
+        return config_fail(p, 0, "missing 'f' (the number of faulty replicas tolerated; n >= 3f+1)");
+    uint32_t need = 3u * cfg->f + 1u;
+    if (cfg->n < need)
+        return config_fail(p, p->seen[D_F], "f=%u needs n >= %u replicas, have %u", cfg->f, need, cfg->n);
+    for (uint16_t i = 0; i < cfg->n; i++) {
+        for (uint16_t j = 0; j < i; j++) {
+            const struct bftkv_config_replica *a = &cfg->replica[j], *b = &cfg->replica[i];
+            if (a->port == b->port && strcasecmp(a->host, b->host) == 0) {
+                /* Blame the line that comes later in the file. */
+                bool a_later = a->line > b->line;
+                const struct bftkv_config_replica *later = a_later ? a : b, *first = a_later ? b : a;
+                return config_fail(p, later->line, "address %s:%u already used by replica %u (line %u)", later->host,
+                            later->port, a_later ? i : j, first->line);
+            }
+        }
+    }
+    if (cfg->clients_allowed == 0)
+        return config_fail(p, 0, "no client lines (the allow-list is empty: nobody could use the group)");
+    return 0;
+}
+
+static int check_tuning(struct config_parser *p)
+{
+    struct bftkv_config *cfg = p->cfg;
+    /* The engine's rule (engine/replica.c): an empty batch takes the largest
+     * inlined request with its framing and an authenticator for n replicas. */
+    uint32_t inline_max = WIRE_PP_ENTRY_FIXED + BFTKV_INLINE_REQUEST_MAX + (uint32_t)cfg->n * BFTKV_MAC_SIZE;
+    if (cfg->batch_max_bytes < inline_max)
+        return config_fail(p, p->seen[D_BATCH_MAX_BYTES],
+                    "batch_max_bytes %u too small: a batch must hold one inlined request, %u bytes at n=%u",
+                    cfg->batch_max_bytes, inline_max, cfg->n);
+
+    uint32_t k = cfg->checkpoint_interval;
+    if (p->seen[D_LOG_WINDOW] == 0) {
+        /* Default: the engine's log window, raised to 2K and rounded up to a
+         * multiple of K; past the maximum, the largest multiple of K within it
+         * (still >= 2K, since limits.h makes BFTKV_LOG_WINDOW_MAX >= 2K). */
+        uint32_t l = cfg->log_window > 2u * k ? cfg->log_window : 2u * k;
+        cfg->log_window = (l + k - 1u) / k * k;
+        if (cfg->log_window > BFTKV_LOG_WINDOW_MAX)
+            cfg->log_window = BFTKV_LOG_WINDOW_MAX / k * k;
+    }
+    uint32_t l = cfg->log_window;
+    uint32_t at = p->seen[D_LOG_WINDOW] ? p->seen[D_LOG_WINDOW] : p->seen[D_CHECKPOINT_INTERVAL];
+    if (l < 2u * k || l % k != 0)
+        return config_fail(p, at, "log_window %u must be a multiple of checkpoint_interval %u and at least twice it", l,
+                    k);
+    if (cfg->window > l)
+        return config_fail(p, p->seen[D_WINDOW] ? p->seen[D_WINDOW] : at, "window %u larger than log_window %u",
+                    cfg->window, l);
+    return 0;
+}
+
+int config_check(struct config_parser *p)
+{
+    if (p->seen[D_KEY_DIR] == 0)
+        return config_fail(p, 0, "missing 'key_dir' (the directory of the secret key files)");
+    int rc = check_group(p);
+    rc = rc ? rc : check_tuning(p);
+    rc = rc ? rc : check_keys_distinct(p);
+    return rc;
+}

@@ -1,0 +1,63 @@
+/* Inside the config module: what its files share (not installed, not for callers).
+ *
+ *   cluster/config.c        the grammar: lines, words, directives, values
+ *   cluster/config_check.c  what needs the whole file: every replica present, f
+ *                       against n, distinct addresses and keys, window sizes
+ *   cluster/config_io.c     reading a file, writing one, mapping a config onto the
+ *                       engine's configurations and socket addresses
+ *   cluster/keys.c          secret key files (uses the hex and message helpers)
+ */
+#ifndef BFTKV_NET_CONFIG_INTERNAL_H
+#define BFTKV_NET_CONFIG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/config.h"
+
+/* The directives, by their index in cluster/config.c's table. */
+enum config_directive {
+    D_GROUP, D_F, D_REPLICA, D_CLIENT, D_KEY_DIR, D_BATCH_MAX_REQUESTS, D_BATCH_MAX_BYTES, D_WINDOW,
+    D_CHECKPOINT_INTERVAL, D_LOG_WINDOW, D_REQUEST_TIMEOUT_MS, D_RETRANSMIT_MS, D_CLIENT_LANES,
+    D_READONLY_FAST_PATH, D_CLIENT_TIMEOUT_MS, D_THREADS, D_SOCKET_RCVBUF, D_SOCKET_SNDBUF, D_STORE_SHARDS,
+    D_TEST_MODES, D_LOG_LEVEL, D_DATA_DIR, D_COUNT
+};
+
+/* One parse in progress. */
+struct config_parser {
+    struct bftkv_config *cfg;
+    const char *name;     /* the file as the caller named it */
+    const char *base_dir; /* for a relative key_dir; "" for none */
+    uint32_t line;        /* the line being read, from 1 */
+    char *err;
+    size_t errlen;
+    uint32_t seen[D_COUNT]; /* the line of each directive met so far, 0 if none */
+    uint32_t block_line;    /* the first f or replica line (a group line must precede it) */
+};
+
+/* Write "NAME:LINE: message" (or "NAME: message" for line 0) to p's error buffer
+ * and return BFTKV_E_CONFIG. */
+__attribute__((format(printf, 3, 4))) int config_fail(struct config_parser *p, uint32_t line, const char *fmt,
+                                                      ...);
+
+/* vsnprintf into err when err is not NULL and errlen > 0. */
+__attribute__((format(printf, 3, 4))) void config_err_put(char *err, size_t errlen, const char *fmt, ...);
+
+/* 32 bytes <-> 64 hex digits (decoding takes either case; false unless len is
+ * 64 and every character a hex digit). */
+void config_hex_encode(char out[65], const uint8_t in[32]);
+bool config_hex_decode(const char *s, size_t len, uint8_t out[32]);
+
+/* "replica" or "client". */
+const char *config_role_name(enum bftkv_config_role role);
+
+/* The whole-file checks (cluster/config_check.c), after the last line was read; also
+ * fills the defaults that depend on other directives (log_window). */
+int config_check(struct config_parser *p);
+
+/* Parse text under name; a relative key_dir is joined to base_dir. */
+int config_parse_text(const char *text, size_t len, const char *name, const char *base_dir,
+                      struct bftkv_config **out, char *err, size_t errlen);
+
+#endif /* BFTKV_NET_CONFIG_INTERNAL_H */

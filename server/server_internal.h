@@ -1,0 +1,222 @@
+/* Internals of the server runtime shared by server/server*.c: the server struct,
+ * its counters and stage histograms, and the protocol-side helpers both thread
+ * layouts use (server/server.h describes the runtime).
+ *
+ * Who writes what:
+ *   - engine, store, out, book, admin guard, byz, json/admin buffers: the protocol
+ *     thread only (in the single layout the one thread);
+ *   - counters: relaxed atomics, any thread adds, the stats builder reads;
+ *   - stage histograms: each owned by one thread, which records under the
+ *     histogram's own mutex; the stats builder takes the mutex to merge it;
+ *   - the UDP instance: receive half on the rx (or single) thread, send half on the
+ *     tx (or single) thread (net/udp.h's contract).
+ */
+#ifndef BFTKV_NET_SERVER_INTERNAL_H
+#define BFTKV_NET_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/hdr.h"
+#include "engine/pbft.h"
+#include "server/admin.h"
+#include "server/byzantine.h"
+#include "server/server.h"
+#include "net/udp.h"
+#include "store/store.h"
+
+/* Repeating warnings (failed state transfers, refused requests): one line per
+ * this interval at most. */
+#define SERVER_LOG_INTERVAL_NS (10ull * 1000u * 1000u * 1000u)
+
+/* ---- Counters ---------------------------------------------------------------------- */
+
+/* The runtime's own counters (the engine keeps its own, pbft_replica_stats). */
+#define SERVER_COUNTER_LIST(X)                                                          \
+    X(datagrams_received, "datagrams delivered by the transport")                       \
+    X(messages_received, "messages handed to the engine")                               \
+    X(messages_sent, "messages handed to the transport, per destination")               \
+    X(admin_answered, "admin requests answered")                                        \
+    X(rounds, "engine steps (receive and tick)")                                        \
+    X(ticks, "PBFT_EV_TICK steps")                                                      \
+    X(flushes, "transport flushes")                                                     \
+    X(bad_datagram, "drop: framing broken (truncated, bad magic/version, trailing bytes)") \
+    X(rx_ring_full, "drop: staged rx pool or ring full")                                \
+    X(tx_ring_full, "drop: staged tx pool full for too long")                           \
+    X(reply_no_address, "drop: reply to a client whose address is unknown")             \
+    X(unknown_client, "drop: request or admin request from a client not allowed")       \
+    X(auth_dropped, "drop: staged auth stage removed a message (any reason)")          \
+    X(dgram_excess_replica, "drop: replica messages beyond BFTKV_DGRAM_REPLICA_MSGS_MAX in a datagram") \
+    X(dgram_excess_client, "drop: client REQUESTs beyond BFTKV_DGRAM_CLIENT_MSGS_MAX in a datagram") \
+    X(dgram_excess_admin, "drop: admin requests beyond BFTKV_DGRAM_ADMIN_MSGS_MAX in a datagram")
+
+enum server_counter {
+#define SERVER_COUNTER_ENUM(name, text) SERVER_CTR_##name,
+    SERVER_COUNTER_LIST(SERVER_COUNTER_ENUM)
+#undef SERVER_COUNTER_ENUM
+    SERVER_CTR_COUNT
+};
+
+/* ---- Stage histograms ---------------------------------------------------------------- */
+
+enum server_stage {
+    SERVER_STAGE_RX_QUEUE = 0, /* staged: rx copy -> protocol dequeue (through auth) */
+    SERVER_STAGE_AUTH,         /* staged: auth pre-check of one datagram */
+    SERVER_STAGE_STEP,         /* one engine step with the outbox drained */
+    SERVER_STAGE_TX_QUEUE,     /* staged: protocol publish -> tx dequeue */
+    SERVER_STAGE_FLUSH,        /* queue (staged) and flush of one round's datagrams */
+    SERVER_STAGE_COUNT
+};
+
+/* One histogram with one recording thread. */
+struct server_hist {
+    pthread_mutex_t mu;
+    struct hdr_histogram *h;
+};
+
+/* ---- Address book ---------------------------------------------------------------------- */
+
+/* Where the replies of one (client, lane) go: the source of the latest
+ * admissible REQUEST on that lane (server/server.c, server_book_learn). Per lane,
+ * because a client identity may have several sessions, each leasing its own
+ * lanes from its own socket (include/bftkv/client.h, "Sessions"). */
+struct server_peer {
+    struct sockaddr_storage addr;
+    socklen_t alen;   /* 0: unknown */
+};
+
+/* ---- Per-datagram message budget ---------------------------------------------------------- */
+
+/* The kinds of sender a message comes from, each with its own budget per
+ * datagram (include/bftkv/limits.h): an ADMIN is an admin client's, a REQUEST
+ * whose datagram does not come from a replica's address is a client's, and
+ * everything else (a REQUEST a replica relays included) a replica's. */
+enum server_sender {
+    SERVER_SENDER_REPLICA = 0,
+    SERVER_SENDER_CLIENT,
+    SERVER_SENDER_ADMIN,
+    SERVER_SENDER_COUNT
+};
+
+struct server_budget {
+    uint32_t left[SERVER_SENDER_COUNT];
+    int8_t from_replica; /* the datagram's source is a replica's address: -1 not looked up yet */
+};
+
+/* ---- The server ----------------------------------------------------------------------- */
+
+struct server_staged; /* server/server_staged.c */
+
+struct server {
+    const struct bftkv_config *cfg;
+    uint16_t id;
+    uint16_t n;
+    enum net_backend backend_asked;
+    struct wire_limits lim;
+    struct auth_ctx auth;
+    bool auth_ready;
+    struct store *store;
+    struct pbft_replica *replica;
+    struct pbft_out out;
+    struct byz *byz;
+
+    struct net_udp *udp;
+    struct sockaddr_storage replica_addr[BFTKV_REPLICAS_MAX];
+    socklen_t replica_alen[BFTKV_REPLICAS_MAX];
+    char bind_host[NET_ADDR_STRLEN];
+    uint16_t bind_port;
+    struct server_peer *book; /* cfg->clients * lanes: reply address per (client, lane) */
+    uint64_t *book_ts;        /* cfg->clients * lanes: last timestamp learnt per (client, lane) */
+    uint16_t lanes;           /* cfg->client_lanes */
+
+    struct admin_guard admin;
+    uint8_t *admin_msg;       /* ADMIN_REPLY_MAX */
+    char *json;               /* ADMIN_JSON_MAX + 1 */
+    struct hdr_histogram *merge; /* scratch for merging a stage's histograms */
+
+    _Atomic uint64_t ctr[SERVER_CTR_COUNT];
+    _Atomic uint64_t precheck_drops[WIRE_DROP_COUNT]; /* staged auth stage, by reason */
+    _Atomic uint64_t admin_drops[ADMIN_DROP_COUNT];
+    /* stage histograms: [stage][k], k < hist_per_stage[stage] (auth: one per worker) */
+    struct server_hist *hist[SERVER_STAGE_COUNT];
+    uint16_t hist_count[SERVER_STAGE_COUNT];
+
+    uint64_t start_ns;
+    uint64_t deadline_ns; /* the engine's next deadline (protocol thread) */
+    /* what the protocol thread last logged about the engine */
+    uint64_t seen_view;
+    bool seen_in_vc;
+    uint64_t seen_transfers;
+    uint64_t seen_holds_state;
+    uint64_t seen_xfer_failed; /* failed state transfers last logged ... */
+    uint64_t xfer_log_ns;      /* ... and the earliest next such line */
+    uint64_t seen_refused;     /* NO_STATE refusals last logged ... */
+    uint64_t refused_log_ns;   /* ... and the earliest next such line */
+    atomic_bool stop;
+    atomic_bool failed; /* a thread ended on a runtime failure */
+    bool started;
+    bool joined;
+    pthread_t single_thread;
+    struct server_staged *staged;
+
+    /* Where the protocol side's messages go (single: the transport; staged: a tx
+     * batch). `replicas`: a bit per replica id. */
+    void (*out_replicas)(struct server *s, uint64_t replicas, const uint8_t *msg, size_t len);
+    void (*out_addr)(struct server *s, const struct sockaddr_storage *addr, socklen_t alen, const uint8_t *msg,
+                     size_t len);
+};
+
+static inline void server_count(struct server *s, enum server_counter c, uint64_t k)
+{
+    atomic_fetch_add_explicit(&s->ctr[c], k, memory_order_relaxed);
+}
+
+static inline uint64_t server_counter_get(const struct server *s, enum server_counter c)
+{
+    return atomic_load_explicit(&s->ctr[c], memory_order_relaxed);
+}
+
+/* CLOCK_MONOTONIC in ns. */
+uint64_t server_now_ns(void);
+
+/* Record value into the histogram k of a stage (its owner thread only). */
+void server_hist_record(struct server *s, enum server_stage st, uint16_t k, int64_t value);
+
+/* The framing of a datagram: true when it splits exactly into messages with the
+ * right magic and version; *count gets their number. */
+bool server_framing_ok(const uint8_t *data, size_t len, uint32_t *count);
+
+/* Is src the address of one of the group's replicas (its configured one)? */
+bool server_src_is_replica(const struct server *s, const struct sockaddr_storage *src, socklen_t srclen);
+
+/* A datagram's message budget, full (server_budget_take spends it). */
+void server_budget_init(struct server_budget *b);
+
+/* May the next message of a datagram from src, of this type, go on? false when
+ * its sender kind has used up its budget for this datagram; the drop is counted
+ * (dgram_excess_*). */
+bool server_budget_take(struct server *s, struct server_budget *b, const struct sockaddr_storage *src,
+                        socklen_t srclen, uint8_t type);
+
+/* Protocol side: one datagram's messages (admin requests answered, REQUEST
+ * addresses learned, the rest stepped through the engine, the outbox drained).
+ * prechecked: the auth stage already checked the framing, spent the datagram's
+ * message budget and removed every message that fails authentication. */
+void server_datagram_step(struct server *s, const struct sockaddr_storage *src, socklen_t srclen,
+                          const uint8_t *data, size_t len, bool prechecked);
+
+/* Protocol side: tick the engine if its deadline passed; returns the ms to wait
+ * at most before the next one (0..SERVER_POLL_MS_MAX). */
+int server_timers_run(struct server *s);
+
+/* Layouts (server_single.c, server_staged.c). */
+int server_single_start(struct server *s);
+void server_single_join(struct server *s);
+int server_staged_start(struct server *s);
+void server_staged_join(struct server *s);
+void server_staged_free(struct server *s);
+
+#endif /* BFTKV_NET_SERVER_INTERNAL_H */
