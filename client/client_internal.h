@@ -33,8 +33,8 @@
  * buffer) cannot leave work stranded: a full buffer wakes the thread anyway, and
  * the poll timeout is capped (CLIENT_IDLE_POLL_MS).
  */
-#ifndef BFTKV_NET_CLIENT_LIB_INTERNAL_H
-#define BFTKV_NET_CLIENT_LIB_INTERNAL_H
+#ifndef BFTKV_CLIENT_INTERNAL_H
+#define BFTKV_CLIENT_INTERNAL_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -200,11 +200,11 @@ struct bftkv_client {
 /* ---- client_lib_ops.c (all with mu held) ---------------------------------------- */
 
 /* Return a slot to the free list (releases its heap copy) and signal room. */
-void client_lib_slot_free(struct bftkv_client *c, uint32_t idx);
+void client_ops_slot_free(struct bftkv_client *c, uint32_t idx);
 /* Unlink an async slot from the deadline list. */
-void client_lib_async_unlink(struct bftkv_client *c, uint32_t idx);
+void client_ops_async_unlink(struct bftkv_client *c, uint32_t idx);
 /* Take a QUEUED slot out of the FIFO (a timeout): O(queue length). */
-void client_lib_fifo_remove(struct bftkv_client *c, uint32_t idx);
+void client_ops_fifo_remove(struct bftkv_client *c, uint32_t idx);
 
 /* ---- client_lib_session.c ------------------------------------------------------ */
 
@@ -236,10 +236,10 @@ void client_diag_clear(void);
 /* ---- client_lib_io.c ---------------------------------------------------------- */
 
 /* The I/O thread's body; arg is the handle. */
-void *client_lib_io_main(void *arg);
+void *client_io_main(void *arg);
 /* Wake the I/O thread (any thread; mu not held). */
-void client_lib_wake(struct bftkv_client *c);
+void client_io_wake(struct bftkv_client *c);
 /* CLOCK_MONOTONIC in ns. */
 uint64_t client_lib_now_ns(void);
 
-#endif /* BFTKV_NET_CLIENT_LIB_INTERNAL_H */
+#endif /* BFTKV_CLIENT_INTERNAL_H */

@@ -48,7 +48,7 @@ uint64_t client_lib_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void client_lib_wake(struct bftkv_client *c)
+void client_io_wake(struct bftkv_client *c)
 {
     static const uint8_t byte = 0;
     /* Failure (a full socket buffer) is harmless: the thread has datagrams to read. */
@@ -130,7 +130,7 @@ static void io_finish(struct bftkv_client *c, uint32_t idx, int status, const ui
     struct client_slot *s = &c->slots[idx];
     if (s->state == SLOT_ABANDONED) {
         c->stats.late_results++; /* its caller had given up: drop the result */
-        client_lib_slot_free(c, idx);
+        client_ops_slot_free(c, idx);
         return;
     }
     BFTKV_ASSERT(s->state == SLOT_ACTIVE || s->state == SLOT_QUEUED);
@@ -145,8 +145,8 @@ static void io_finish(struct bftkv_client *c, uint32_t idx, int status, const ui
                                           .status = status,
                                           .val = value ? val : NULL,
                                           .vlen = value ? vlen : 0 };
-    client_lib_async_unlink(c, idx);
-    client_lib_slot_free(c, idx);
+    client_ops_async_unlink(c, idx);
+    client_ops_slot_free(c, idx);
 }
 
 static void io_calls(const struct client_call *calls, uint32_t k)
@@ -375,11 +375,11 @@ static uint32_t io_expire(struct bftkv_client *c, uint64_t now, struct client_ca
             break;
         }
         calls[k++] = (struct client_call){ .cb = s->cb, .arg = s->arg, .status = BFTKV_E_TIMEOUT };
-        client_lib_async_unlink(c, idx);
+        client_ops_async_unlink(c, idx);
         c->stats.timeouts++;
         if (s->state == SLOT_QUEUED) {
-            client_lib_fifo_remove(c, idx); /* O(queue), on this rare path only */
-            client_lib_slot_free(c, idx);
+            client_ops_fifo_remove(c, idx); /* O(queue), on this rare path only */
+            client_ops_slot_free(c, idx);
         } else {
             BFTKV_ASSERT(s->state == SLOT_ACTIVE);
             s->state = SLOT_ABANDONED; /* freed when its late result comes */
@@ -450,7 +450,7 @@ static int io_timeout_ms(uint64_t deadline_ns, uint64_t now)
     return ms > CLIENT_IDLE_POLL_MS ? CLIENT_IDLE_POLL_MS : (int)ms;
 }
 
-void *client_lib_io_main(void *arg)
+void *client_io_main(void *arg)
 {
     struct bftkv_client *c = arg;
     struct client_call calls[CLIENT_BATCH_MAX];

@@ -402,7 +402,7 @@ static int client_thread_start(struct bftkv_client *c)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&c->io, NULL, client_lib_io_main, c);
+    int rc = pthread_create(&c->io, NULL, client_io_main, c);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         return BFTKV_E_NOMEM;
@@ -579,8 +579,8 @@ static uint32_t client_cancel_all(struct bftkv_client *c, struct client_call *ca
         case SLOT_ACTIVE:
             if (s->kind == KIND_ASYNC) {
                 calls[k++] = (struct client_call){ .cb = s->cb, .arg = s->arg, .status = BFTKV_E_CANCELLED };
-                client_lib_async_unlink(c, i);
-                client_lib_slot_free(c, i);
+                client_ops_async_unlink(c, i);
+                client_ops_slot_free(c, i);
             } else {
                 s->status = BFTKV_E_CANCELLED;
                 s->state = SLOT_DONE;
@@ -588,7 +588,7 @@ static uint32_t client_cancel_all(struct bftkv_client *c, struct client_call *ca
             }
             break;
         case SLOT_ABANDONED:
-            client_lib_slot_free(c, i);
+            client_ops_slot_free(c, i);
             break;
         default:
             break;
@@ -610,7 +610,7 @@ void bftkv_client_close(struct bftkv_client *c)
     pthread_cond_broadcast(&c->room);
     pthread_mutex_unlock(&c->mu);
     if (c->io_started) {
-        client_lib_wake(c);
+        client_io_wake(c);
         pthread_join(c->io, NULL);
     }
     pthread_mutex_lock(&c->mu);

@@ -26,7 +26,7 @@ BFTKV_STATIC_ASSERT((int)BFTKV_OP_PUT == (int)WIRE_OP_PUT && (int)BFTKV_OP_GET =
 
 /* ---- Slots (mu held) ------------------------------------------------------------------ */
 
-void client_lib_slot_free(struct bftkv_client *c, uint32_t idx)
+void client_ops_slot_free(struct bftkv_client *c, uint32_t idx)
 {
     struct client_slot *s = &c->slots[idx];
     BFTKV_ASSERT(s->state != SLOT_FREE);
@@ -38,7 +38,7 @@ void client_lib_slot_free(struct bftkv_client *c, uint32_t idx)
     pthread_cond_signal(&c->room);
 }
 
-void client_lib_async_unlink(struct bftkv_client *c, uint32_t idx)
+void client_ops_async_unlink(struct bftkv_client *c, uint32_t idx)
 {
     struct client_slot *s = &c->slots[idx];
     if (s->prev != CLIENT_NONE) {
@@ -78,7 +78,7 @@ static void async_insert(struct bftkv_client *c, uint32_t idx)
     }
 }
 
-void client_lib_fifo_remove(struct bftkv_client *c, uint32_t idx)
+void client_ops_fifo_remove(struct bftkv_client *c, uint32_t idx)
 {
     uint32_t i = 0;
     while (i < c->fifo_len && c->fifo[(c->fifo_head + i) % c->nslots] != idx) {
@@ -194,15 +194,15 @@ static int sync_wait(struct bftkv_client *c, uint32_t idx, uint64_t deadline_ns,
         int rc = s->status;
         sc->rlen = s->rlen;
         sc->alloc = s->alloc;
-        client_lib_slot_free(c, idx);
+        client_ops_slot_free(c, idx);
         return rc;
     }
     /* Give up. A queued slot leaves the queue now; one on a lane is freed by the
      * I/O thread when its late result comes, and from now on nothing reads the
      * caller's key and value or writes its buffer. */
     if (s->state == SLOT_QUEUED) {
-        client_lib_fifo_remove(c, idx);
-        client_lib_slot_free(c, idx);
+        client_ops_fifo_remove(c, idx);
+        client_ops_slot_free(c, idx);
     } else {
         BFTKV_ASSERT(s->state == SLOT_ACTIVE);
         s->state = SLOT_ABANDONED;
@@ -251,7 +251,7 @@ static int sync_run(struct bftkv_client *c, struct sync_call *sc)
         s->deadline_ns = UINT64_MAX; /* the caller times itself out (sync_wait) */
         if (slot_enqueue(c, idx)) {
             pthread_mutex_unlock(&c->mu);
-            client_lib_wake(c);
+            client_io_wake(c);
             pthread_mutex_lock(&c->mu);
         }
         rc = sync_wait(c, idx, deadline_ns, sc);
@@ -385,7 +385,7 @@ int bftkv_submit(struct bftkv_client *c, int op, const void *key, size_t klen, c
     pthread_mutex_unlock(&c->mu);
     free(heap);
     if (wake) {
-        client_lib_wake(c);
+        client_io_wake(c);
     }
     return rc;
 }

@@ -9,8 +9,8 @@
  * library; it is never installed and libbftkv.so exports none of the functions
  * it declares (client/libbftkv.map).
  */
-#ifndef BFTKV_NET_CONFIG_H
-#define BFTKV_NET_CONFIG_H
+#ifndef BFTKV_CLUSTER_CONFIG_H
+#define BFTKV_CLUSTER_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -125,4 +125,4 @@ const char *bftkv_config_log_level_name(enum bftkv_config_log_level l);
 }
 #endif
 
-#endif /* BFTKV_NET_CONFIG_H */
+#endif /* BFTKV_CLUSTER_CONFIG_H */

@@ -7,8 +7,8 @@
  *                       engine's configurations and socket addresses
  *   cluster/keys.c          secret key files (uses the hex and message helpers)
  */
-#ifndef BFTKV_NET_CONFIG_INTERNAL_H
-#define BFTKV_NET_CONFIG_INTERNAL_H
+#ifndef BFTKV_CLUSTER_CONFIG_INTERNAL_H
+#define BFTKV_CLUSTER_CONFIG_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,4 +60,4 @@ int config_check(struct config_parser *p);
 int config_parse_text(const char *text, size_t len, const char *name, const char *base_dir,
                       struct bftkv_config **out, char *err, size_t errlen);
 
-#endif /* BFTKV_NET_CONFIG_INTERNAL_H */
+#endif /* BFTKV_CLUSTER_CONFIG_INTERNAL_H */

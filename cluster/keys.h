@@ -17,8 +17,8 @@
  * (errlen bytes; err may be NULL) when it fails and prints nothing. The caller
  * must have called sodium_init() (the key pairs come from libsodium).
  */
-#ifndef BFTKV_NET_KEYS_H
-#define BFTKV_NET_KEYS_H
+#ifndef BFTKV_CLUSTER_KEYS_H
+#define BFTKV_CLUSTER_KEYS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -74,4 +74,4 @@ int bftkv_key_auth_init(const struct bftkv_config *cfg, enum bftkv_config_role r
 }
 #endif
 
-#endif /* BFTKV_NET_KEYS_H */
+#endif /* BFTKV_CLUSTER_KEYS_H */

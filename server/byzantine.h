@@ -25,8 +25,8 @@
  *
  * Threads: a filter belongs to the one thread that drains the engine's outbox.
  */
-#ifndef BFTKV_NET_BYZANTINE_H
-#define BFTKV_NET_BYZANTINE_H
+#ifndef BFTKV_SERVER_BYZANTINE_H
+#define BFTKV_SERVER_BYZANTINE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -92,4 +92,4 @@ void byz_stats_get(const struct byz *b, struct byz_stats *out);
 }
 #endif
 
-#endif /* BFTKV_NET_BYZANTINE_H */
+#endif /* BFTKV_SERVER_BYZANTINE_H */

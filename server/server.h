@@ -27,8 +27,8 @@
  * server_destroy. Stats come out through the admin protocol (engine/wire_admin.h); the
  * JSON is built by server/server_stats.c, which lists its keys.
  */
-#ifndef BFTKV_NET_SERVER_H
-#define BFTKV_NET_SERVER_H
+#ifndef BFTKV_SERVER_H
+#define BFTKV_SERVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -97,4 +97,4 @@ size_t server_stats_json(struct server *s, char *buf, size_t cap);
 }
 #endif
 
-#endif /* BFTKV_NET_SERVER_H */
+#endif /* BFTKV_SERVER_H */

@@ -11,8 +11,8 @@
  *   - the UDP instance: receive half on the rx (or single) thread, send half on the
  *     tx (or single) thread (net/udp.h's contract).
  */
-#ifndef BFTKV_NET_SERVER_INTERNAL_H
-#define BFTKV_NET_SERVER_INTERNAL_H
+#ifndef BFTKV_SERVER_INTERNAL_H
+#define BFTKV_SERVER_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -219,4 +219,4 @@ int server_staged_start(struct server *s);
 void server_staged_join(struct server *s);
 void server_staged_free(struct server *s);
 
-#endif /* BFTKV_NET_SERVER_INTERNAL_H */
+#endif /* BFTKV_SERVER_INTERNAL_H */

@@ -25,8 +25,8 @@
  * rejoins the same way. The file is written to a temporary name, synced, renamed
  * and its directory synced, so a crash leaves the old marker or the new one.
  */
-#ifndef BFTKV_NET_SERVER_MARKER_H
-#define BFTKV_NET_SERVER_MARKER_H
+#ifndef BFTKV_SERVER_MARKER_H
+#define BFTKV_SERVER_MARKER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,4 +50,4 @@ enum server_start_mode {
 int server_marker_open(const struct bftkv_config *cfg, uint16_t id, enum server_start_mode mode, bool *restarted,
                        char *err, size_t errlen);
 
-#endif /* BFTKV_NET_SERVER_MARKER_H */
+#endif /* BFTKV_SERVER_MARKER_H */
