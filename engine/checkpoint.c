@@ -47,7 +47,7 @@ static void ckpt_record(struct pbft_replica *r, struct replica_ckpt *c, uint16_t
 
 static void ckpt_make_stable(struct pbft_replica *r, struct replica_ckpt *c)
 {
-    BFTKV_ASSERT(c->seq <= r->last_executed && c->seq <= r->low + r->cfg.log_window);
+    BFTKV_ASSERT(c->seq <= r->last_executed && c->seq <= replica_high(r));
     c->stable = true;
     r->low = c->seq;
     r->stats.checkpoints_stable++;
@@ -150,7 +150,7 @@ static bool ignore_checkpoint(struct pbft_replica *r, const struct wire_msg *m)
         replica_drop(r, WIRE_DROP_BAD_FIELD);
         return true;
     }
-    if (seq <= r->low || seq > r->low + r->cfg.log_window) {
+    if (!replica_in_window(r, seq)) {
         r->stats.dropped_stale++;
         return true;
     }

@@ -146,18 +146,10 @@ int pbft_client_free_lane(const struct pbft_client *c)
 static bool client_out_push(struct pbft_out *out, uint8_t dest_kind, uint16_t dest_id, const uint8_t *msg,
                             size_t len)
 {
-    if (out->cap - out->used < len || out->nmsgs >= out->msgs_cap) {
-        out->more = true;
-        return false;
-    }
-    memcpy(out->buf + out->used, msg, len);
-    struct pbft_out_msg *m = &out->msgs[out->nmsgs++];
-    m->dest_kind = dest_kind;
-    m->dest_id = dest_id;
-    m->off = (uint32_t)out->used;
-    m->len = (uint32_t)len;
-    out->used += len;
-    return true;
+    if (pbft_out_copy(out, dest_kind, dest_id, msg, len))
+        return true;
+    out->more = true;
+    return false;
 }
 
 static uint16_t client_primary(const struct pbft_client *c)

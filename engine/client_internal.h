@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/out.h"
 #include "engine/pbft.h"
 
 /* Largest REQUEST: header, fixed body, key, value, authenticator for n <= 64. */

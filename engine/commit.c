@@ -42,7 +42,7 @@ void replica_committed_check(struct pbft_replica *r, struct replica_slot *s)
 
 static bool ignore_commit(struct pbft_replica *r, const struct wire_msg *m)
 {
-    if (m->h.view != r->view || !r->view_active || m->h.seq <= r->low || m->h.seq > r->low + r->cfg.log_window) {
+    if (m->h.view != r->view || !r->view_active || !replica_in_window(r, m->h.seq)) {
         r->stats.dropped_stale++;
         return true;
     }

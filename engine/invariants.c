@@ -47,18 +47,13 @@ static bool fail(struct inv *v, const char *what, uint64_t seq)
     return false;
 }
 
-static uint64_t window_top(const struct pbft_replica *r)
-{
-    return r->low + r->cfg.log_window;
-}
-
 static bool watermarks_ok(const struct pbft_replica *r, struct inv *v)
 {
     if (r->low % r->cfg.checkpoint_interval != 0)
         return fail(v, "low watermark h is not a multiple of the checkpoint interval K", r->low);
     if (r->low > r->last_executed)
         return fail(v, "low watermark h above last executed", r->low);
-    if (r->last_executed > window_top(r))
+    if (r->last_executed > replica_high(r))
         return fail(v, "last executed above h + L", r->last_executed);
     if (r->last_executed > r->cu.max_seen)
         return fail(v, "last executed above the highest seq seen", r->last_executed);
@@ -164,7 +159,7 @@ static bool slots_ok(const struct pbft_replica *r, uint64_t *ref_chunks, struct 
 {
     uint32_t l = r->cfg.log_window, stalled = 0;
     uint64_t sender_mask = r->cfg.n < 64u ? (1ull << r->cfg.n) - 1u : UINT64_MAX;
-    uint64_t top = r->cu.max_seen < window_top(r) ? r->cu.max_seen : window_top(r);
+    uint64_t top = r->cu.max_seen < replica_high(r) ? r->cu.max_seen : replica_high(r);
     uint32_t i = (uint32_t)((r->low + 1u) % l);
     *ref_chunks = 0;
     for (uint64_t seq = r->low + 1u; seq <= top; seq++, i = i + 1u == l ? 0 : i + 1u) {
@@ -299,7 +294,7 @@ static bool checkpoints_ok(const struct pbft_replica *r, struct inv *v)
             continue;
         if (c->seq % k != 0 || (c->seq / k) % r->ckpt_count != i)
             return fail(v, "checkpoint record not at its ring place", c->seq);
-        if (c->seq < r->low || c->seq > window_top(r))
+        if (c->seq < r->low || c->seq > replica_high(r))
             return fail(v, "checkpoint record outside [h, h + L]", c->seq);
         if (c->stable && c->seq != r->low)
             return fail(v, "stable checkpoint record other than h", c->seq);

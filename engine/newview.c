@@ -239,23 +239,11 @@ void replica_slot_release(struct pbft_replica *r, struct replica_slot *s)
     s->pool_refs = false;
 }
 
-/* Point the slot's decoded PRE-PREPARE at its buffer (layout per wire.h: header
- * | D | count | entries | authenticator); the message was validated already. */
+/* Point the slot's decoded PRE-PREPARE at its buffer; the message was validated
+ * already. */
 static void slot_pp_bind(struct replica_slot *s, uint32_t len)
 {
-    struct wire_msg m;
-    memset(&m, 0, sizeof m);
-    wire_header_read(s->pp, &m.h);
-    BFTKV_ASSERT(m.h.type == WIRE_PREPREPARE && (uint64_t)WIRE_HEADER_SIZE + m.h.body_len + m.h.auth_len == len);
-    m.raw = s->pp;
-    m.raw_len = len;
-    m.body = s->pp + WIRE_HEADER_SIZE;
-    m.auth = m.body + m.h.body_len;
-    m.u.batch.digest = m.body;
-    m.u.batch.count = (uint16_t)(m.body[32] | (unsigned)m.body[33] << 8);
-    m.u.batch.entries = m.body + WIRE_PP_FIXED;
-    m.u.batch.entries_len = m.h.body_len - WIRE_PP_FIXED;
-    s->pp_msg = m;
+    wire_preprepare_view(&s->pp_msg, s->pp, len);
     s->pp_len = len;
 }
 
@@ -351,7 +339,7 @@ static void pool_requeue(struct pbft_replica *r)
  * a window, fetching the checkpoint's state) get theirs when the window moves. */
 static void choices_mark(struct pbft_replica *r)
 {
-    uint64_t top = r->low + r->cfg.log_window;
+    uint64_t top = replica_high(r);
     uint64_t first = (r->nv_marked > r->low ? r->nv_marked : r->low) + 1u;
     uint64_t last = r->nv_max < top ? r->nv_max : top;
     for (uint64_t seq = first; seq <= last; seq++) {
@@ -387,7 +375,7 @@ static void view_install(struct pbft_replica *r, const struct replica_nv_result 
     choices_mark(r);
     /* Above the choices the new view assigns new batches: nothing executed
      * there may stay (only a bug gets here), and old batches let go of the pool. */
-    for (uint64_t seq = (top > r->low ? top : r->low) + 1u; seq <= r->low + r->cfg.log_window; seq++) {
+    for (uint64_t seq = (top > r->low ? top : r->low) + 1u; seq <= replica_high(r); seq++) {
         struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL)
             continue;
@@ -486,7 +474,7 @@ void replica_newview_answer(struct pbft_replica *r, uint16_t to, struct pbft_out
      * a MAC for every replica). */
     uint64_t from = r->nv_h > r->low ? r->nv_h : r->low;
     uint64_t end = replica_is_primary(r) ? r->next_seq : r->last_executed + 1u;
-    for (uint64_t seq = from + 1u; seq < end && seq <= r->low + r->cfg.log_window; seq++) {
+    for (uint64_t seq = from + 1u; seq < end && seq <= replica_high(r); seq++) {
         const struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL || !s->has_pp || s->view != r->view)
             continue;

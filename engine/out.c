@@ -9,7 +9,7 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
-#include "engine/replica_internal.h"
+#include "engine/out.h"
 
 int pbft_out_init(struct pbft_out *o, size_t buf_bytes, uint32_t msgs_cap)
 {

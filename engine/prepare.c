@@ -30,7 +30,7 @@ void replica_vote_send(struct pbft_replica *r, uint8_t type, uint64_t seq, const
     BFTKV_ASSERT(type == WIRE_PREPARE || type == WIRE_COMMIT);
     BFTKV_ASSERT(replica_votes(r)); /* an unsure replica holds its votes back */
     BFTKV_ASSERT(seq > r->low);
-    BFTKV_ASSERT(seq <= r->low + r->cfg.log_window);
+    BFTKV_ASSERT(seq <= replica_high(r));
     if (r->cfg.n == 1)
         return;
     size_t cap = 0, auth_off = 0;
@@ -121,7 +121,7 @@ void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, stru
 
 static bool ignore_prepare(struct pbft_replica *r, const struct wire_msg *m)
 {
-    if (m->h.view != r->view || !r->view_active || m->h.seq <= r->low || m->h.seq > r->low + r->cfg.log_window) {
+    if (m->h.view != r->view || !r->view_active || !replica_in_window(r, m->h.seq)) {
         r->stats.dropped_stale++;
         return true;
     }
@@ -145,7 +145,7 @@ void replica_prepare_receive(struct pbft_replica *r, const struct wire_msg *m, s
     BFTKV_ASSERT(r->view_active);
     BFTKV_ASSERT(m->h.view == r->view);
     BFTKV_ASSERT(m->h.seq > r->low);
-    BFTKV_ASSERT(m->h.seq <= r->low + r->cfg.log_window);
+    BFTKV_ASSERT(m->h.seq <= replica_high(r));
     BFTKV_ASSERT(m->h.sender < r->cfg.n);
     BFTKV_ASSERT(m->h.sender != r->cfg.id);
     BFTKV_ASSERT(m->h.sender != replica_primary_of(r, r->view));
@@ -170,7 +170,7 @@ void replica_votes_resume(struct pbft_replica *r, struct pbft_out *out)
     BFTKV_ASSERT(replica_votes(r));
     if (!r->view_active)
         return; /* the NEW-VIEW that activates the view re-proposes */
-    for (uint64_t seq = r->last_executed + 1u; seq <= r->low + r->cfg.log_window; seq++) {
+    for (uint64_t seq = r->last_executed + 1u; seq <= replica_high(r); seq++) {
         struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL || !s->has_pp || s->view != r->view || s->executed)
             continue;

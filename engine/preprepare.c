@@ -24,20 +24,6 @@
 
 /* ---- Primary: cutting batches ---------------------------------------------------- */
 
-/* Rebuild the decoded view of a PRE-PREPARE held in a slot buffer: the same
- * struct wire_decode() gave (or would give), with pointers moved into the copy.
- * Layout per wire.h: header | D[32] | count u16 | entries | authenticator. */
-static void slot_msg_set(struct replica_slot *s, const struct wire_msg *m)
-{
-    ptrdiff_t delta = s->pp - m->raw;
-    s->pp_msg = *m;
-    s->pp_msg.raw = s->pp;
-    s->pp_msg.body = m->body + delta;
-    s->pp_msg.auth = m->auth + delta;
-    s->pp_msg.u.batch.digest = m->u.batch.digest + delta;
-    s->pp_msg.u.batch.entries = m->u.batch.entries + delta;
-}
-
 static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
 {
     /* The entries are built in place in the outbox, right where the encoder
@@ -94,19 +80,10 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
     if (r->cfg.n > 1)
         pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
 
-    struct wire_msg m;
-    memset(&m, 0, sizeof m);
-    wire_header_read(s->pp, &m.h);
-    m.raw = s->pp;
-    m.raw_len = len;
-    m.body = s->pp + WIRE_HEADER_SIZE;
-    m.auth = s->pp + auth_off;
-    m.u.batch.digest = m.body;
-    m.u.batch.count = count;
-    m.u.batch.entries = m.body + WIRE_PP_FIXED;
-    m.u.batch.entries_len = used;
-    s->pp_msg = m;
-    memcpy(s->digest, m.u.batch.digest, BFTKV_DIGEST_SIZE);
+    wire_preprepare_view(&s->pp_msg, s->pp, len);
+    BFTKV_ASSERT(s->pp_msg.auth == s->pp + auth_off);
+    BFTKV_ASSERT(s->pp_msg.u.batch.count == count && s->pp_msg.u.batch.entries_len == used);
+    memcpy(s->digest, s->pp_msg.u.batch.digest, BFTKV_DIGEST_SIZE);
     s->view = r->view;
     s->count = count;
     s->has_digest = true;
@@ -128,7 +105,7 @@ void replica_batch_try(struct pbft_replica *r, struct pbft_out *out)
     /* The trim drops requests a view change left behind that executed since
      * (or that a chosen batch holds): batch_cut starts with a live one. */
     while ((replica_pending_trim(r), !replica_pending_empty(r)) && r->next_seq - 1u - r->last_executed < r->cfg.window
-           && r->next_seq <= r->low + r->cfg.log_window) {
+           && r->next_seq <= replica_high(r)) {
         if (!pbft_out_room(out, r->pp_cap + REPLICA_RESERVE_BYTES, 1u + REPLICA_RESERVE_MSGS)) {
             out->more = true;
             return;
@@ -313,13 +290,13 @@ static void pp_early_keep(struct pbft_replica *r, const struct wire_msg *m)
     }
     memcpy(s->pp, m->raw, m->raw_len);
     s->pp_len = (uint32_t)m->raw_len;
-    slot_msg_set(s, m);
+    wire_preprepare_view(&s->pp_msg, s->pp, m->raw_len);
     s->nv_early = true;
 }
 
 static bool ignore_preprepare(struct pbft_replica *r, const struct wire_msg *m)
 {
-    bool in_window = m->h.seq > r->low && m->h.seq <= r->low + r->cfg.log_window;
+    bool in_window = replica_in_window(r, m->h.seq);
     if (m->h.view == r->view && !r->view_active && in_window) {
         pp_early_keep(r, m);
         return true;
@@ -372,7 +349,7 @@ static void pp_take(struct pbft_replica *r, struct replica_slot *s, const struct
     if (m->raw != s->pp) {
         memcpy(s->pp, m->raw, m->raw_len);
         s->pp_len = (uint32_t)m->raw_len;
-        slot_msg_set(s, m);
+        wire_preprepare_view(&s->pp_msg, s->pp, m->raw_len);
     }
     memcpy(s->digest, m->u.batch.digest, BFTKV_DIGEST_SIZE);
     s->view = m->h.view;
@@ -400,7 +377,7 @@ void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m
 
 void replica_preprepare_early_accept(struct pbft_replica *r, struct pbft_out *out)
 {
-    for (uint64_t seq = r->low + 1u; seq <= r->low + r->cfg.log_window; seq++) {
+    for (uint64_t seq = r->low + 1u; seq <= replica_high(r); seq++) {
         struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL || !s->nv_early)
             continue;
@@ -418,7 +395,7 @@ void replica_preprepare_early_accept(struct pbft_replica *r, struct pbft_out *ou
  * can be stalled) and within the pool window (beyond, they would wait). */
 static uint64_t stalled_last(const struct pbft_replica *r)
 {
-    uint64_t hi = r->low + r->cfg.log_window, w = r->last_executed + r->pool_window;
+    uint64_t hi = replica_high(r), w = r->last_executed + r->pool_window;
     return w < hi ? w : hi;
 }
 

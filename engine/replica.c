@@ -54,7 +54,7 @@ static void slot_reset(struct pbft_replica *r, struct replica_slot *s, uint64_t 
 
 struct replica_slot *replica_slot_get(struct pbft_replica *r, uint64_t seq)
 {
-    BFTKV_ASSERT(seq > r->low && seq <= r->low + r->cfg.log_window);
+    BFTKV_ASSERT(replica_in_window(r, seq));
     struct replica_slot *s = &r->slots[seq % r->cfg.log_window];
     if (s->seq != seq)
         slot_reset(r, s, seq);
@@ -65,7 +65,7 @@ struct replica_slot *replica_slot_get(struct pbft_replica *r, uint64_t seq)
 
 struct replica_slot *replica_slot_find(struct pbft_replica *r, uint64_t seq)
 {
-    if (seq <= r->low || seq > r->low + r->cfg.log_window)
+    if (!replica_in_window(r, seq))
         return NULL;
     struct replica_slot *s = &r->slots[seq % r->cfg.log_window];
     return s->seq == seq ? s : NULL;

@@ -75,7 +75,7 @@ static bool fetch_send(struct pbft_replica *r, uint16_t to, uint64_t seq, const 
 /* One round: up to W fetches, the lowest seqs first. */
 static void fetch_round(struct pbft_replica *r, struct pbft_out *out)
 {
-    uint64_t hi = r->low + r->cfg.log_window, w = r->last_executed + r->pool_window;
+    uint64_t hi = replica_high(r), w = r->last_executed + r->pool_window;
     uint64_t last = w < hi ? w : hi, lowest = 0;
     uint32_t budget = r->cfg.window, k = 0;
     for (uint64_t seq = r->last_executed + 1u; seq <= last && budget > 0; seq++) {

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "engine/catchup.h"
+#include "engine/out.h"
 #include "engine/pbft.h"
 
 /* Room the executor and the batcher leave in the outbox for the small protocol
@@ -364,6 +365,18 @@ struct pbft_replica {
     uint32_t rf_turn;          /* rounds so far: rotates the replica asked */
 };
 
+/* The high watermark H = h + L: the log holds the sequence numbers h < n <= H
+ * (TOCS 2002 §4.2). */
+static inline uint64_t replica_high(const struct pbft_replica *r)
+{
+    return r->low + r->cfg.log_window;
+}
+
+static inline bool replica_in_window(const struct pbft_replica *r, uint64_t seq)
+{
+    return seq > r->low && seq <= replica_high(r);
+}
+
 /* ---- replica.c ---------------------------------------------------------------- */
 uint16_t replica_primary_of(const struct pbft_replica *r, uint64_t view);
 bool replica_is_primary(const struct pbft_replica *r);
@@ -573,14 +586,5 @@ bool replica_viewchange_progress(struct pbft_replica *r, struct pbft_out *out);
 bool replica_view_enter(struct pbft_replica *r, uint64_t v);
 /* Release the pool references a slot's stored PRE-PREPARE holds (no-op without). */
 void replica_slot_release(struct pbft_replica *r, struct replica_slot *s);
-
-/* ---- out.c: appending to the outbox --------------------------------------------- */
-bool pbft_out_room(const struct pbft_out *o, size_t bytes, uint32_t msgs);
-/* Where the next message is encoded; *cap receives the bytes available. */
-uint8_t *pbft_out_tail(struct pbft_out *o, size_t *cap);
-/* Record the len bytes just encoded at the tail as one message. */
-void pbft_out_commit(struct pbft_out *o, uint8_t dest_kind, uint16_t dest_id, size_t len);
-/* Copy a complete message in; false (nothing appended) when it does not fit. */
-bool pbft_out_copy(struct pbft_out *o, uint8_t dest_kind, uint16_t dest_id, const uint8_t *msg, size_t len);
 
 #endif /* BFTKV_ENGINE_REPLICA_INTERNAL_H */

@@ -370,7 +370,7 @@ static void proof_receive(struct pbft_replica *r, const struct wire_msg *m, stru
  * would have at execution), stalled ones their count. */
 static void log_discard_through(struct pbft_replica *r, uint64_t n)
 {
-    uint64_t hi = r->low + r->cfg.log_window;
+    uint64_t hi = replica_high(r);
     if (hi > n)
         hi = n;
     for (uint64_t seq = r->low + 1u; seq <= hi; seq++) {
@@ -590,7 +590,7 @@ void replica_statetransfer_tick(struct pbft_replica *r, struct pbft_out *out)
     if (!x->active) {
         cand_from_records(r);
         bool idle = r->now_ns - r->cu.progress_ns >= r->cfg.retransmit_ns;
-        if (x->cand.seq > r->last_executed && (idle || x->cand.seq > r->low + r->cfg.log_window))
+        if (x->cand.seq > r->last_executed && (idle || x->cand.seq > replica_high(r)))
             xfer_begin(r, &x->cand, out);
         return;
     }

@@ -169,7 +169,7 @@ static void retransmit_scan(struct pbft_replica *r, struct pbft_out *out)
 {
     uint64_t iv = r->cfg.retransmit_ns / 2u; /* a slot's interval: R/2, scanned every R/4 */
     uint32_t budget = r->view_active ? r->cfg.window : 0; /* none during a view change */
-    uint64_t hi = r->low + r->cfg.log_window;
+    uint64_t hi = replica_high(r);
     for (uint64_t seq = r->last_executed + 1u; seq <= hi; seq++) {
         struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL)

@@ -175,7 +175,7 @@ static void slot_view_clear(struct pbft_replica *r, struct replica_slot *s)
 static void view_leave(struct pbft_replica *r)
 {
     BFTKV_ASSERT(r->view_active && !r->exec_active);
-    for (uint64_t seq = r->low + 1u; seq <= r->low + r->cfg.log_window; seq++) {
+    for (uint64_t seq = r->low + 1u; seq <= replica_high(r); seq++) {
         struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL)
             continue;
@@ -268,7 +268,7 @@ static void entry_set(struct wire_vc_entry *e, uint64_t seq, uint64_t view, cons
  * memory, signed and kept in vc_cur[self] (TOCS 2002 §4.5.1). */
 static void vc_own_build(struct pbft_replica *r)
 {
-    uint64_t h = r->low, top = r->low + r->cfg.log_window;
+    uint64_t h = r->low, top = replica_high(r);
     struct wire_vc_entry *cp = r->vc_entries;
     uint16_t ncp = 0;
     if (h == 0) {

@@ -521,6 +521,23 @@ size_t wire_encode_request(uint8_t *buf, size_t cap, uint16_t group, uint16_t n,
     return total;
 }
 
+void wire_preprepare_view(struct wire_msg *m, const uint8_t *buf, size_t len)
+{
+    memset(m, 0, sizeof *m);
+    wire_header_read(buf, &m->h);
+    BFTKV_ASSERT(m->h.type == WIRE_PREPREPARE);
+    BFTKV_ASSERT((uint64_t)WIRE_HEADER_SIZE + m->h.body_len + m->h.auth_len == len);
+    BFTKV_ASSERT(m->h.body_len >= WIRE_PP_FIXED);
+    m->raw = buf;
+    m->raw_len = len;
+    m->body = buf + WIRE_HEADER_SIZE;
+    m->auth = m->body + m->h.body_len;
+    m->u.batch.digest = m->body;
+    m->u.batch.count = le16_load(m->body + BFTKV_DIGEST_SIZE);
+    m->u.batch.entries = m->body + WIRE_PP_FIXED;
+    m->u.batch.entries_len = m->h.body_len - WIRE_PP_FIXED;
+}
+
 size_t wire_encode_preprepare(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n,
                               uint64_t view, uint64_t seq, const uint8_t *entries, uint32_t entries_len,
                               uint16_t count, size_t *auth_off)

@@ -421,6 +421,11 @@ void wire_header_read(const uint8_t *buf, struct wire_header *h);
 size_t wire_encode_request(uint8_t *buf, size_t cap, uint16_t group, uint16_t n, uint64_t view_hint,
                            const struct wire_request *rq, size_t *auth_off);
 
+/* The decoded view of a PRE-PREPARE held at buf (len bytes) that wire_decode
+ * accepted before, or that we encoded: the struct wire_decode gives, pointing
+ * into buf. A replica keeps such copies in its log slots. */
+void wire_preprepare_view(struct wire_msg *m, const uint8_t *buf, size_t len);
+
 /* PRE-PREPARE from an already-built entries region (see wire_entry_* below). */
 size_t wire_encode_preprepare(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n,
                               uint64_t view, uint64_t seq, const uint8_t *entries, uint32_t entries_len,
