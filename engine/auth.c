@@ -93,11 +93,15 @@ static int pairwise_key_derive(uint8_t key[AUTH_KEY_SIZE], const struct auth_key
     return 0;
 }
 
-/* Shared by replica and client contexts: own keys, the replicas' keys. */
+/* Shared by replica and client contexts: own keys, the replicas' keys. args_ok:
+ * the caller's own checks of its arguments passed. On failure *a is left
+ * destroyed (all zero). */
 static int ctx_replicas_init(struct auth_ctx *a, bool is_client, uint16_t id, uint16_t n,
-                             const struct auth_keypair *self, const struct auth_public *replicas)
+                             const struct auth_keypair *self, const struct auth_public *replicas, bool args_ok)
 {
     memset(a, 0, sizeof *a);
+    if (!args_ok || n == 0 || n > BFTKV_REPLICAS_MAX)
+        return BFTKV_E_INVAL;
     a->is_client = is_client;
     a->self = id;
     a->n = n;
@@ -106,6 +110,7 @@ static int ctx_replicas_init(struct auth_ctx *a, bool is_client, uint16_t id, ui
         memcpy(a->replica_sign_pk[j], replicas[j].sign_pk, 32);
         int rc = pairwise_key_derive(a->replica_keys[j], self, replicas[j].x_pk);
         if (rc != 0) {
+            auth_destroy(a);
             return rc;
         }
     }
@@ -117,14 +122,9 @@ int auth_init_replica(struct auth_ctx *a, uint16_t id, uint16_t n, const struct 
                       const bool *known, uint16_t nclients)
 {
     BFTKV_ASSERT(a != NULL && self != NULL && replicas != NULL);
-    if (n == 0 || n > BFTKV_REPLICAS_MAX || id >= n || nclients > BFTKV_CLIENTS_MAX
-        || (nclients > 0 && clients == NULL)) {
-        memset(a, 0, sizeof *a);
-        return BFTKV_E_INVAL;
-    }
-    int rc = ctx_replicas_init(a, false, id, n, self, replicas);
+    bool args_ok = id < n && nclients <= BFTKV_CLIENTS_MAX && (nclients == 0 || clients != NULL);
+    int rc = ctx_replicas_init(a, false, id, n, self, replicas, args_ok);
     if (rc != 0) {
-        auth_destroy(a);
         return rc;
     }
     if (nclients == 0) {
@@ -156,15 +156,7 @@ int auth_init_client(struct auth_ctx *a, uint16_t id, uint16_t n, const struct a
                      const struct auth_public *replicas)
 {
     BFTKV_ASSERT(a != NULL && self != NULL && replicas != NULL);
-    if (n == 0 || n > BFTKV_REPLICAS_MAX) {
-        memset(a, 0, sizeof *a);
-        return BFTKV_E_INVAL;
-    }
-    int rc = ctx_replicas_init(a, true, id, n, self, replicas);
-    if (rc != 0) {
-        auth_destroy(a);
-    }
-    return rc;
+    return ctx_replicas_init(a, true, id, n, self, replicas, true);
 }
 
 void auth_destroy(struct auth_ctx *a)

@@ -77,6 +77,20 @@ static void ckpt_stable_check(struct pbft_replica *r, struct replica_ckpt *c)
         ckpt_make_stable(r, c);
 }
 
+#define CKPT_MSG_MAX (WIRE_HEADER_SIZE + BFTKV_DIGEST_SIZE + WIRE_SIG_SIZE)
+
+/* Our signed CHECKPOINT for (seq, digest), written into msg; its length. */
+static size_t ckpt_sign(const struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE],
+                        uint8_t msg[CKPT_MSG_MAX])
+{
+    size_t auth_off = 0;
+    size_t len = wire_encode_digest_msg(msg, CKPT_MSG_MAX, WIRE_CHECKPOINT, r->cfg.group, r->cfg.id, r->cfg.n,
+                                        r->view, seq, digest, &auth_off);
+    BFTKV_ASSERT(len == r->ckpt_msg_len);
+    auth_sign(r->auth, msg, len, auth_off);
+    return len;
+}
+
 void replica_checkpoint_take(struct pbft_replica *r, uint64_t seq, struct pbft_out *out)
 {
     uint8_t parts[2u * BFTKV_DIGEST_SIZE];
@@ -95,12 +109,8 @@ void replica_checkpoint_take(struct pbft_replica *r, uint64_t seq, struct pbft_o
         ckpt_stable_check(r, c);
         return;
     }
-    uint8_t msg[WIRE_HEADER_SIZE + BFTKV_DIGEST_SIZE + WIRE_SIG_SIZE];
-    size_t auth_off = 0;
-    size_t len = wire_encode_digest_msg(msg, sizeof msg, WIRE_CHECKPOINT, r->cfg.group, r->cfg.id, r->cfg.n,
-                                        r->view, seq, digest, &auth_off);
-    BFTKV_ASSERT(len == r->ckpt_msg_len);
-    auth_sign(r->auth, msg, len, auth_off);
+    uint8_t msg[CKPT_MSG_MAX];
+    size_t len = ckpt_sign(r, seq, digest, msg);
     ckpt_record(r, c, r->cfg.id, digest, msg, len);
     if (r->cfg.n > 1 && !pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, msg, len))
         r->stats.dropped_full++;
@@ -119,12 +129,8 @@ void replica_checkpoint_adopt(struct pbft_replica *r, uint64_t seq, const uint8_
                               const uint8_t *proof, uint64_t bits)
 {
     BFTKV_ASSERT(seq > r->low && seq == r->last_executed);
-    uint8_t msg[WIRE_HEADER_SIZE + BFTKV_DIGEST_SIZE + WIRE_SIG_SIZE];
-    size_t auth_off = 0;
-    size_t len = wire_encode_digest_msg(msg, sizeof msg, WIRE_CHECKPOINT, r->cfg.group, r->cfg.id, r->cfg.n,
-                                        r->view, seq, digest, &auth_off);
-    BFTKV_ASSERT(len == r->ckpt_msg_len);
-    auth_sign(r->auth, msg, len, auth_off);
+    uint8_t msg[CKPT_MSG_MAX];
+    size_t len = ckpt_sign(r, seq, digest, msg);
 
     struct replica_ckpt *c = ckpt_get(r, seq);
     c->own_taken = true;

@@ -13,7 +13,7 @@
  * no pointer into a datagram is ever dereferenced at a misaligned type.
  */
 #include "engine/wire.h"
-#include "engine/wire_le.h"
+#include "engine/wire_internal.h"
 
 #include <string.h>
 
@@ -471,22 +471,28 @@ int wire_batch_next(const struct wire_msg *pp, uint32_t *off, struct wire_batch_
 
 /* ---- Encoders ------------------------------------------------------------------------ */
 
-/* Header + body_len + auth_len bytes, or 0 when it does not fit cap. */
-static size_t message_size(size_t cap, uint32_t body_len, uint16_t auth_len)
+size_t wire_frame(uint8_t *buf, size_t cap, uint8_t type, uint16_t group, uint16_t sender, uint64_t view,
+                  uint64_t seq, uint64_t body_len, uint16_t auth_len, size_t *auth_off)
 {
     uint64_t total = (uint64_t)WIRE_HEADER_SIZE + body_len + auth_len;
-    return total <= cap ? (size_t)total : 0;
-}
-
-/* Write the header, zero the auth area and report its offset. */
-static void message_frame(uint8_t *buf, const struct wire_header *h, size_t *auth_off)
-{
-    wire_header_write(buf, h);
-    size_t aoff = WIRE_HEADER_SIZE + (size_t)h->body_len;
-    memset(buf + aoff, 0, h->auth_len);
-    if (auth_off != NULL) {
+    if (body_len > UINT32_MAX || total > cap)
+        return 0;
+    struct wire_header h = {
+        .type = type,
+        .group = group,
+        .sender = sender,
+        .view = view,
+        .seq = seq,
+        .body_len = (uint32_t)body_len,
+        .auth_len = auth_len,
+        .flags = 0,
+    };
+    wire_header_write(buf, &h);
+    size_t aoff = WIRE_HEADER_SIZE + (size_t)body_len;
+    memset(buf + aoff, 0, auth_len);
+    if (auth_off != NULL)
         *auth_off = aoff;
-    }
+    return (size_t)total;
 }
 
 size_t wire_encode_request(uint8_t *buf, size_t cap, uint16_t group, uint16_t n, uint64_t view_hint,
@@ -495,17 +501,9 @@ size_t wire_encode_request(uint8_t *buf, size_t cap, uint16_t group, uint16_t n,
     BFTKV_ASSERT(rq->klen >= 1 && rq->klen <= BFTKV_KEY_MAX);
     BFTKV_ASSERT(rq->vlen <= BFTKV_VALUE_MAX);
     BFTKV_ASSERT(rq->op == WIRE_OP_PUT || rq->vlen == 0);
-    struct wire_header h = {
-        .type = WIRE_REQUEST,
-        .group = group,
-        .sender = rq->client,
-        .view = view_hint,
-        .seq = rq->timestamp,
-        .body_len = WIRE_REQUEST_FIXED + rq->klen + rq->vlen,
-        .auth_len = wire_auth_len(WIRE_REQUEST, n),
-        .flags = 0,
-    };
-    size_t total = message_size(cap, h.body_len, h.auth_len);
+    size_t total = wire_frame(buf, cap, WIRE_REQUEST, group, rq->client, view_hint, rq->timestamp,
+                              WIRE_REQUEST_FIXED + (uint64_t)rq->klen + rq->vlen, wire_auth_len(WIRE_REQUEST, n),
+                              auth_off);
     if (total == 0) {
         return 0;
     }
@@ -517,7 +515,6 @@ size_t wire_encode_request(uint8_t *buf, size_t cap, uint16_t group, uint16_t n,
     le32_store(b + RQ_OFF_VLEN, rq->vlen);
     bytes_copy(b + WIRE_REQUEST_FIXED, rq->key, rq->klen);
     bytes_copy(b + WIRE_REQUEST_FIXED + rq->klen, rq->value, rq->vlen);
-    message_frame(buf, &h, auth_off);
     return total;
 }
 
@@ -544,17 +541,8 @@ size_t wire_encode_preprepare(uint8_t *buf, size_t cap, uint16_t group, uint16_t
 {
     BFTKV_ASSERT(count <= BFTKV_BATCH_REQUESTS_MAX);
     BFTKV_ASSERT(entries_len <= UINT32_MAX - WIRE_PP_FIXED);
-    struct wire_header h = {
-        .type = WIRE_PREPREPARE,
-        .group = group,
-        .sender = sender,
-        .view = view,
-        .seq = seq,
-        .body_len = WIRE_PP_FIXED + entries_len,
-        .auth_len = wire_auth_len(WIRE_PREPREPARE, n),
-        .flags = 0,
-    };
-    size_t total = message_size(cap, h.body_len, h.auth_len);
+    size_t total = wire_frame(buf, cap, WIRE_PREPREPARE, group, sender, view, seq,
+                              (uint64_t)WIRE_PP_FIXED + entries_len, wire_auth_len(WIRE_PREPREPARE, n), auth_off);
     if (total == 0) {
         return 0;
     }
@@ -565,7 +553,6 @@ size_t wire_encode_preprepare(uint8_t *buf, size_t cap, uint16_t group, uint16_t
     }
     wire_digest(b + PP_OFF_DIGEST, b + WIRE_PP_FIXED, entries_len);
     le16_store(b + PP_OFF_COUNT, count);
-    message_frame(buf, &h, auth_off);
     return total;
 }
 
@@ -601,22 +588,12 @@ size_t wire_encode_digest_msg(uint8_t *buf, size_t cap, uint8_t type, uint16_t g
                               size_t *auth_off)
 {
     BFTKV_ASSERT(type == WIRE_PREPARE || type == WIRE_COMMIT || type == WIRE_CHECKPOINT);
-    struct wire_header h = {
-        .type = type,
-        .group = group,
-        .sender = sender,
-        .view = view,
-        .seq = seq,
-        .body_len = BFTKV_DIGEST_SIZE,
-        .auth_len = wire_auth_len(type, n),
-        .flags = 0,
-    };
-    size_t total = message_size(cap, h.body_len, h.auth_len);
+    size_t total = wire_frame(buf, cap, type, group, sender, view, seq, BFTKV_DIGEST_SIZE, wire_auth_len(type, n),
+                              auth_off);
     if (total == 0) {
         return 0;
     }
     memcpy(buf + WIRE_HEADER_SIZE, digest, BFTKV_DIGEST_SIZE);
-    message_frame(buf, &h, auth_off);
     return total;
 }
 
@@ -628,17 +605,9 @@ size_t wire_encode_reply(uint8_t *buf, size_t cap, uint16_t group, uint16_t send
     /* WIRE_REPLY_FULL follows rp->result, whatever rp->rflags says. */
     bool full = rp->result != NULL;
     uint8_t rflags = (uint8_t)((rp->rflags & ~(unsigned)WIRE_REPLY_FULL) | (full ? WIRE_REPLY_FULL : 0u));
-    struct wire_header h = {
-        .type = WIRE_REPLY,
-        .group = group,
-        .sender = sender,
-        .view = view,
-        .seq = timestamp,
-        .body_len = WIRE_REPLY_FIXED + (full ? rp->result_len : 0u),
-        .auth_len = (uint16_t)BFTKV_MAC_SIZE,
-        .flags = 0,
-    };
-    size_t total = message_size(cap, h.body_len, h.auth_len);
+    size_t total = wire_frame(buf, cap, WIRE_REPLY, group, sender, view, timestamp,
+                              WIRE_REPLY_FIXED + (full ? (uint64_t)rp->result_len : 0u), (uint16_t)BFTKV_MAC_SIZE,
+                              auth_off);
     if (total == 0) {
         return 0;
     }
@@ -653,6 +622,5 @@ size_t wire_encode_reply(uint8_t *buf, size_t cap, uint16_t group, uint16_t send
     if (full) {
         bytes_copy(b + WIRE_REPLY_FIXED, rp->result, rp->result_len);
     }
-    message_frame(buf, &h, auth_off);
     return total;
 }

@@ -15,6 +15,7 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "engine/wire_internal.h"
 
 static const char *const admin_drop_names[ADMIN_DROP_COUNT] = {
     [ADMIN_OK] = "ok",
@@ -34,24 +35,14 @@ size_t admin_request_encode(uint8_t *buf, size_t cap, const struct auth_ctx *cli
                             uint8_t command, uint64_t nonce)
 {
     BFTKV_ASSERT(client != NULL && client->is_client);
-    size_t auth_len = (size_t)client->n * BFTKV_MAC_SIZE;
-    size_t len = WIRE_HEADER_SIZE + ADMIN_REQUEST_BODY + auth_len;
-    if (buf == NULL || cap < len)
+    size_t auth_off = 0;
+    size_t len = buf == NULL ? 0
+                             : wire_frame(buf, cap, (uint8_t)WIRE_ADMIN, group, client->self, 0, nonce,
+                                          ADMIN_REQUEST_BODY, (uint16_t)(client->n * BFTKV_MAC_SIZE), &auth_off);
+    if (len == 0)
         return 0;
-    struct wire_header h = {
-        .type = (uint8_t)WIRE_ADMIN,
-        .group = group,
-        .sender = client->self,
-        .view = 0,
-        .seq = nonce,
-        .body_len = ADMIN_REQUEST_BODY,
-        .auth_len = (uint16_t)auth_len,
-        .flags = 0,
-    };
-    memset(buf, 0, len);
-    wire_header_write(buf, &h);
     buf[WIRE_HEADER_SIZE] = command;
-    auth_authenticator_fill(client, buf, len, WIRE_HEADER_SIZE + ADMIN_REQUEST_BODY);
+    auth_authenticator_fill(client, buf, len, auth_off);
     return len;
 }
 
@@ -92,22 +83,13 @@ size_t admin_reply_encode(uint8_t *buf, size_t cap, const struct auth_ctx *repli
                           const struct admin_request *rq, const char *json, size_t json_len)
 {
     BFTKV_ASSERT(replica != NULL && !replica->is_client && rq != NULL);
-    size_t len = WIRE_HEADER_SIZE + json_len + BFTKV_MAC_SIZE;
-    if (buf == NULL || json_len > ADMIN_JSON_MAX || cap < len)
+    if (buf == NULL || json_len > ADMIN_JSON_MAX)
         return 0;
-    struct wire_header h = {
-        .type = (uint8_t)WIRE_ADMIN_REPLY,
-        .group = group,
-        .sender = replica->self,
-        .view = view,
-        .seq = rq->nonce,
-        .body_len = (uint32_t)json_len,
-        .auth_len = BFTKV_MAC_SIZE,
-        .flags = 0,
-    };
-    wire_header_write(buf, &h);
+    size_t len = wire_frame(buf, cap, (uint8_t)WIRE_ADMIN_REPLY, group, replica->self, view, rq->nonce, json_len,
+                            BFTKV_MAC_SIZE, NULL);
+    if (len == 0)
+        return 0;
     memcpy(buf + WIRE_HEADER_SIZE, json, json_len);
-    memset(buf + WIRE_HEADER_SIZE + json_len, 0, BFTKV_MAC_SIZE);
     auth_reply_fill(replica, buf, len, WIRE_HEADER_SIZE + json_len, rq->client);
     return len;
 }

@@ -14,7 +14,7 @@
 
 #include "common/assert.h"
 #include "engine/wire.h"
-#include "engine/wire_le.h"
+#include "engine/wire_internal.h"
 #include "store/store.h"
 
 /* Body field offsets (wire.h has the layouts). */
@@ -295,24 +295,7 @@ int wire_rc_entry_next(const struct wire_state *st, uint32_t *off, struct wire_r
 static size_t frame(uint8_t *buf, size_t cap, uint8_t type, uint16_t group, uint16_t sender, uint16_t n,
                     uint64_t view, uint64_t seq, uint32_t body_len, size_t *auth_off)
 {
-    struct wire_header h = {
-        .type = type,
-        .group = group,
-        .sender = sender,
-        .view = view,
-        .seq = seq,
-        .body_len = body_len,
-        .auth_len = wire_auth_len(type, n),
-        .flags = 0,
-    };
-    uint64_t total = (uint64_t)WIRE_HEADER_SIZE + body_len + h.auth_len;
-    if (total > cap)
-        return 0;
-    wire_header_write(buf, &h);
-    memset(buf + WIRE_HEADER_SIZE + body_len, 0, h.auth_len);
-    if (auth_off != NULL)
-        *auth_off = WIRE_HEADER_SIZE + (size_t)body_len;
-    return (size_t)total;
+    return wire_frame(buf, cap, type, group, sender, view, seq, body_len, wire_auth_len(type, n), auth_off);
 }
 
 size_t wire_encode_status(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n, uint64_t view,

@@ -8,58 +8,28 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline uint16_t le16_load(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof v);
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap16(v);
+#define WIRE_LE_SWAP(bits, v) __builtin_bswap##bits(v)
+#else
+#define WIRE_LE_SWAP(bits, v) (v)
 #endif
-    return v;
-}
 
-static inline uint32_t le32_load(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
-    return v;
-}
+/* le16_load, le16_store, le32_... and le64_...: one definition for the three widths. */
+#define WIRE_LE_DEFINE(bits)                                                \
+    static inline uint##bits##_t le##bits##_load(const uint8_t *p)          \
+    {                                                                       \
+        uint##bits##_t v;                                                   \
+        memcpy(&v, p, sizeof v);                                            \
+        return (uint##bits##_t)WIRE_LE_SWAP(bits, v);                       \
+    }                                                                       \
+    static inline void le##bits##_store(uint8_t *p, uint##bits##_t v)       \
+    {                                                                       \
+        v = (uint##bits##_t)WIRE_LE_SWAP(bits, v);                          \
+        memcpy(p, &v, sizeof v);                                            \
+    }
 
-static inline uint64_t le64_load(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
-static inline void le16_store(uint8_t *p, uint16_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap16(v);
-#endif
-    memcpy(p, &v, sizeof v);
-}
-
-static inline void le32_store(uint8_t *p, uint32_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
-    memcpy(p, &v, sizeof v);
-}
-
-static inline void le64_store(uint8_t *p, uint64_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    memcpy(p, &v, sizeof v);
-}
+WIRE_LE_DEFINE(16)
+WIRE_LE_DEFINE(32)
+WIRE_LE_DEFINE(64)
 
 #endif /* BFTKV_ENGINE_WIRE_LE_H */

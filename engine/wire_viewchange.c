@@ -15,7 +15,7 @@
 
 #include "common/assert.h"
 #include "engine/wire.h"
-#include "engine/wire_le.h"
+#include "engine/wire_internal.h"
 
 #define LMAX ((uint64_t)BFTKV_LOG_WINDOW_MAX)
 
@@ -55,6 +55,19 @@ _Static_assert(BFTKV_LOG_WINDOW_MAX * WIRE_VC_Q_PER_SEQ <= UINT16_MAX, "counts f
 
 /* ---- Decoding -------------------------------------------------------------------- */
 
+static uint64_t pq_seq(const uint8_t *e)
+{
+    return le64_load(e + PE_OFF_SEQ);
+}
+
+/* A P or Q entry of a VIEW-CHANGE(v) with low watermark h: h < seq <= h + LMAX,
+ * prepared in a view below v. */
+static bool pq_entry_in_range(const uint8_t *e, uint64_t h, uint64_t v)
+{
+    uint64_t seq = pq_seq(e);
+    return seq > h && seq <= h + LMAX && le64_load(e + PE_OFF_VIEW) < v;
+}
+
 static enum wire_drop decode_view_change(struct wire_msg *m)
 {
     const uint8_t *b = m->body;
@@ -88,27 +101,24 @@ static enum wire_drop decode_view_change(struct wire_msg *m)
     /* P: (h, h+LMAX], strictly increasing (one entry per seq), view < v. */
     for (uint32_t i = 0; i < np; i++) {
         const uint8_t *e = m->u.vc.p + (size_t)i * WIRE_VC_PQ_ENTRY;
-        uint64_t seq = le64_load(e + PE_OFF_SEQ);
-        if (seq <= h || seq > h + LMAX || le64_load(e + PE_OFF_VIEW) >= v)
-            return WIRE_DROP_BAD_FIELD;
-        if (i > 0 && seq <= le64_load(e - WIRE_VC_PQ_ENTRY + PE_OFF_SEQ))
+        if (!pq_entry_in_range(e, h, v) || (i > 0 && pq_seq(e) <= pq_seq(e - WIRE_VC_PQ_ENTRY)))
             return WIRE_DROP_BAD_FIELD;
     }
     /* Q: (h, h+LMAX], non-decreasing, at most two per seq with distinct digests,
      * view < v. */
     for (uint32_t i = 0; i < nq; i++) {
         const uint8_t *e = m->u.vc.q + (size_t)i * WIRE_VC_PQ_ENTRY;
-        uint64_t seq = le64_load(e + PE_OFF_SEQ);
-        if (seq <= h || seq > h + LMAX || le64_load(e + PE_OFF_VIEW) >= v)
+        if (!pq_entry_in_range(e, h, v))
             return WIRE_DROP_BAD_FIELD;
         if (i == 0)
             continue;
+        uint64_t seq = pq_seq(e);
         const uint8_t *prev = e - WIRE_VC_PQ_ENTRY;
-        uint64_t pseq = le64_load(prev + PE_OFF_SEQ);
+        uint64_t pseq = pq_seq(prev);
         if (seq < pseq)
             return WIRE_DROP_BAD_FIELD;
         if (seq == pseq) {
-            bool third = i >= 2 && le64_load(prev - WIRE_VC_PQ_ENTRY + PE_OFF_SEQ) == seq;
+            bool third = i >= 2 && pq_seq(prev - WIRE_VC_PQ_ENTRY) == seq;
             if (third || memcmp(e + PE_OFF_DIGEST, prev + PE_OFF_DIGEST, BFTKV_DIGEST_SIZE) == 0)
                 return WIRE_DROP_BAD_FIELD;
         }
@@ -214,24 +224,7 @@ void wire_null_batch_digest(uint8_t out[32])
 static size_t frame(uint8_t *buf, size_t cap, uint8_t type, uint16_t group, uint16_t sender, uint64_t view,
                     uint64_t seq, uint64_t body_len, size_t *auth_off)
 {
-    uint64_t total = WIRE_HEADER_SIZE + body_len + WIRE_SIG_SIZE;
-    if (total > cap || body_len > UINT32_MAX)
-        return 0;
-    struct wire_header h = {
-        .type = type,
-        .group = group,
-        .sender = sender,
-        .view = view,
-        .seq = seq,
-        .body_len = (uint32_t)body_len,
-        .auth_len = (uint16_t)WIRE_SIG_SIZE,
-        .flags = 0,
-    };
-    wire_header_write(buf, &h);
-    memset(buf + WIRE_HEADER_SIZE + body_len, 0, WIRE_SIG_SIZE);
-    if (auth_off != NULL)
-        *auth_off = (size_t)(WIRE_HEADER_SIZE + body_len);
-    return (size_t)total;
+    return wire_frame(buf, cap, type, group, sender, view, seq, body_len, (uint16_t)WIRE_SIG_SIZE, auth_off);
 }
 
 static uint8_t *pq_put(uint8_t *p, const struct wire_vc_entry *e)
