@@ -27,7 +27,8 @@
  * third party can check them.
  *
  * No I/O and no randomness here: key pairs come from 32-byte seeds the caller
- * supplies (tools/keygen draws them from the OS; the simulator from its seed).
+ * supplies (cluster/keys.c draws them from the OS for `bftkv keygen` and
+ * `tools/cluster create`; the simulator from its seed).
  * The process must call sodium_init() before using this module; engine/ never
  * calls it, because it may open the OS random device.
  */

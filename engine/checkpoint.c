@@ -13,8 +13,8 @@
  *
  * Records exist for seq in [h, h+L] only: L/K + 1 of them in a ring, each with
  * one digest and the signed message of every sender. The record of h keeps the
- * q signed messages that prove h stable: the VIEW-CHANGE of the next issue
- * carries them (TOCS 2002 §4.5). Signatures are checked last, after the cheap
+ * q signed messages that prove h stable: a VIEW-CHANGE carries them
+ * (viewchange.c; TOCS 2002 §4.5). Signatures are checked last, after the cheap
  * checks, as they cost ~60 us each.
  */
 #include <string.h>

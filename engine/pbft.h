@@ -5,7 +5,11 @@
  * An event is a received message (raw bytes, decoded and authenticated inside),
  * a tick carrying the current time, or for the client a local submit. The engine
  * does no I/O, reads no clock and draws no random numbers: time arrives in every
- * event (now_ns), and all memory is allocated by pbft_*_create(). The caller (the
+ * event (now_ns). Its own structures are allocated by pbft_*_create(); what a
+ * step may still allocate is the store's: a PUT's entry, the copy-on-write of a
+ * shard after a checkpoint's snapshot (store/store.h), and the entries a state
+ * transfer restores into its staging store. Out of memory there is a counted
+ * failure, never a crash (snapshot_failures, state transfer retries). The caller (the
  * simulator or the server runtime) sends what the outbox holds, in order, then
  * clears it (pbft_out_reset) before the next step.
  *
@@ -314,7 +318,7 @@ int pbft_client_create(const struct pbft_client_config *cfg, const struct auth_c
                        struct pbft_client **out);
 void pbft_client_destroy(struct pbft_client *c);
 
-/* Is a lane free? Returns a free lane id or -1 (BFTKV_E_FULL semantics). */
+/* A free lane id, or -1 when every lane has an operation in flight. */
 int pbft_client_free_lane(const struct pbft_client *c);
 
 /* Start an operation on a free lane. Validates limits (BFTKV_E_KEY_TOO_LARGE,

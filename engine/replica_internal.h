@@ -6,9 +6,10 @@
  * and the server runtime is engine/pbft.h.
  *
  * Everything here is allocated once, in pbft_replica_create(), with the sizing
- * formula next to each pool; the step functions never allocate. The log is a ring
- * of L slots indexed by seq mod L and keyed by (view, seq), so the view change and
- * state transfer of the next issue can reuse it as it is (TOCS 2002 §4.4-§4.5).
+ * formula next to each pool; the step functions allocate only through the store
+ * (engine/pbft.h says when). The log is a ring of L slots indexed by seq mod L and
+ * keyed by (view, seq), which the view change (viewchange.c, newview.c) and state
+ * transfer (statetransfer.c) use as it is (TOCS 2002 §4.4-§4.5, §5.3).
  */
 #ifndef BFTKV_ENGINE_REPLICA_INTERNAL_H
 #define BFTKV_ENGINE_REPLICA_INTERNAL_H
@@ -204,8 +205,8 @@ struct replica_ckpt {
     uint8_t own_digest[BFTKV_DIGEST_SIZE];
     uint64_t bits;       /* senders whose CHECKPOINT we hold (own included) */
     uint8_t (*digest)[BFTKV_DIGEST_SIZE]; /* n entries */
-    uint8_t *msgs;       /* n signed messages of ckpt_msg_len bytes: the proof the
-                            view change of the next issue sends along */
+    uint8_t *msgs;       /* n signed messages of ckpt_msg_len bytes: the proof a
+                            VIEW-CHANGE carries (viewchange.c) */
 };
 
 struct pbft_replica {
