@@ -432,11 +432,16 @@ const uint8_t *replica_pool_bytes(struct pbft_replica *r, uint32_t idx)
     return r->pool_scratch;
 }
 
+/* done says which unpinned list an entry is on; a pinned entry is on neither, and
+ * pool_unpin decides again when its last reference goes. */
 static void pool_pin(struct pbft_replica *r, uint32_t idx)
 {
-    BFTKV_ASSERT(idx < r->pool_cap && r->pool[idx].live);
-    if (r->pool[idx].refs++ == 0)
+    BFTKV_ASSERT(idx < r->pool_cap);
+    BFTKV_ASSERT(r->pool[idx].live);
+    if (r->pool[idx].refs++ == 0) {
         unpinned_unlink(r, idx);
+        r->pool[idx].done = false;
+    }
 }
 
 /* The last reference gone: an executed request goes to the done list (its
