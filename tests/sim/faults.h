@@ -60,7 +60,7 @@
 #include "bftkv/limits.h"
 #include "engine/wire.h"
 #include "tests/sim/cluster.h"
-#include "tests/sim/prng.h"
+#include "common/prng.h"
 
 enum fault_behaviour {
     FAULT_NONE = 0,

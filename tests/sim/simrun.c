@@ -14,7 +14,7 @@
 #include "tests/sim/checkers.h"
 #include "tests/sim/faults.h"
 #include "tests/sim/links.h"
-#include "tests/sim/prng.h"
+#include "common/prng.h"
 #include "tests/sim/rejoin.h"
 #include "tests/sim/restarts.h"
 #include "tests/sim/workload.h"
