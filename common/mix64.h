@@ -1,7 +1,8 @@
 /* splitmix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number
  * generators", OOPSLA 2014): the one copy of the generator and of its mixing
- * function that the tree uses for seeded choices (the Byzantine injector, the
- * bench's keys and tags, the simulator's seeding, the tests' fixed-seed data).
+ * function that the tree uses for seeded choices (common/prng.c's seeding, for
+ * the simulator and the Byzantine rewriter; the bench's keys and tags; the
+ * tests' fixed-seed data).
  * Not for secrets: keys come from libsodium. Header-only, no state of its own.
  */
 #ifndef BFTKV_COMMON_MIX64_H

@@ -1,6 +1,5 @@
-/* Runtime Byzantine modes (server/byzantine.h): a filter between the engine's
- * outbox and the transport. Each behaviour sees one message and one destination
- * and calls send() for whatever it chooses to send.
+/* Runtime Byzantine modes (server/byzantine.h): the engine's rewriter between
+ * the outbox and the transport, plus slow's delay queue.
  */
 #include "server/byzantine.h"
 
@@ -9,272 +8,151 @@
 #include <string.h>
 
 #include "bftkv/errors.h"
+#include "bftkv/limits.h"
 #include "common/assert.h"
-#include "engine/pbft.h"
-#include "common/mix64.h"
 
-/* A fabricated value: bytes no test client writes. */
-static const uint8_t byz_evil[8] = {0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE};
-
-static const char *const byz_mode_names[BYZ_MODE_COUNT] = {
-    [BYZ_NONE] = "none",
-    [BYZ_SILENT] = "silent",
-    [BYZ_DROP] = "drop",
-    [BYZ_CORRUPT_MAC] = "corrupt-mac",
-    [BYZ_CORRUPT_DIGEST] = "corrupt-digest",
-    [BYZ_WRONG_RESULT] = "wrong-result",
-    [BYZ_REPLAY] = "replay",
-    [BYZ_RANDOM] = "random",
-};
-
-struct byz_replay_slot {
+struct server_byz_held {
+    uint64_t due_ns;
+    uint32_t off;
+    uint32_t len;
     uint8_t dest_kind;
     uint16_t dest_id;
-    uint32_t len;
-    uint8_t *buf; /* BYZ_REPLAY_MSG_MAX bytes */
 };
 
-struct byz {
-    enum byz_mode mode;
-    uint64_t rng; /* splitmix64 state */
-    const struct auth_ctx *auth;
-    struct wire_limits lim;
-    uint8_t *scratch; /* BFTKV_DATAGRAM_MAX: a rewritten message */
-    struct byz_replay_slot ring[BYZ_REPLAY_SLOTS];
-    uint32_t ring_len;
-    uint32_t ring_next;
-    struct byz_stats stats;
+struct server_byz {
+    struct byz *rw;
+    /* The current server_byz_filter call: where rewritten messages go. */
+    byz_send_fn *send;
+    void *send_arg;
+    uint64_t now_ns;
+    /* slow: entries in due order, head first; their bytes in a ring */
+    struct server_byz_held *held;
+    uint32_t head;
+    uint32_t count;
+    uint8_t *bytes;
+    uint32_t wr; /* where the next message's bytes go */
+    struct server_byz_stats stats;
 };
 
-const char *byz_mode_name(enum byz_mode m)
+int server_byz_create(enum byz_mode mode, uint64_t seed, const struct byz_context *ctx, struct server_byz **out)
 {
-    return (unsigned)m < BYZ_MODE_COUNT ? byz_mode_names[m] : "?";
-}
-
-int byz_mode_parse(const char *s)
-{
-    for (int i = BYZ_NONE + 1; i < BYZ_MODE_COUNT; i++)
-        if (strcmp(s, byz_mode_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-/* splitmix64 (common/mix64.h): small, fast, good enough for choices. */
-static uint64_t byz_next(struct byz *b)
-{
-    return bftkv_splitmix64(&b->rng);
-}
-
-/* Uniform in [0, n), n > 0 (the modulo bias is irrelevant here). */
-static uint32_t byz_below(struct byz *b, uint32_t n)
-{
-    return (uint32_t)(byz_next(b) % n);
-}
-
-int byz_create(enum byz_mode mode, uint64_t seed, const struct auth_ctx *auth, const struct wire_limits *lim,
-               struct byz **out)
-{
-    if (out == NULL || auth == NULL || lim == NULL || mode <= BYZ_NONE || mode >= BYZ_MODE_COUNT || auth->is_client)
+    if (out == NULL)
         return BFTKV_E_INVAL;
-    struct byz *b = calloc(1, sizeof *b);
-    if (b == NULL)
+    struct server_byz *sb = calloc(1, sizeof *sb);
+    if (sb == NULL)
         return BFTKV_E_NOMEM;
-    b->mode = mode;
-    b->rng = seed;
-    b->auth = auth;
-    b->lim = *lim;
-    b->scratch = malloc(BFTKV_DATAGRAM_MAX);
-    bool ok = b->scratch != NULL;
-    if (mode == BYZ_REPLAY)
-        for (uint32_t i = 0; i < BYZ_REPLAY_SLOTS && ok; i++)
-            ok = (b->ring[i].buf = malloc(BYZ_REPLAY_MSG_MAX)) != NULL;
-    if (!ok) {
-        byz_destroy(b);
-        return BFTKV_E_NOMEM;
+    int rc = byz_create(mode, seed, ctx, &sb->rw);
+    if (rc == 0 && mode == BYZ_SLOW) {
+        sb->held = calloc(SERVER_BYZ_HELD_MAX, sizeof *sb->held);
+        sb->bytes = malloc(SERVER_BYZ_HELD_BYTES);
+        if (sb->held == NULL || sb->bytes == NULL)
+            rc = BFTKV_E_NOMEM;
     }
-    *out = b;
+    if (rc != 0) {
+        server_byz_destroy(sb);
+        return rc;
+    }
+    *out = sb;
     return 0;
 }
 
-void byz_destroy(struct byz *b)
+void server_byz_destroy(struct server_byz *sb)
 {
-    if (b == NULL)
+    if (sb == NULL)
         return;
-    for (uint32_t i = 0; i < BYZ_REPLAY_SLOTS; i++)
-        free(b->ring[i].buf);
-    free(b->scratch);
-    free(b);
+    byz_destroy(sb->rw);
+    free(sb->held);
+    free(sb->bytes);
+    free(sb);
 }
 
-enum byz_mode byz_mode_of(const struct byz *b)
+enum byz_mode server_byz_mode(const struct server_byz *sb)
 {
-    return b->mode;
+    return byz_mode_of(sb->rw);
 }
 
-void byz_stats_get(const struct byz *b, struct byz_stats *out)
+void server_byz_stats_get(const struct server_byz *sb, struct server_byz_stats *out)
 {
-    *out = b->stats;
+    *out = sb->stats;
+    out->rewriter = *byz_stats_of(sb->rw);
 }
 
-/* The header of a message whose framing the engine produced (so it is whole). */
-static bool byz_header(const uint8_t *msg, size_t len, struct wire_header *h)
+/* Room for len bytes in the ring: at wr if it fits before the end or before the
+ * oldest held message, else at 0 if that fits before the oldest. The oldest
+ * message's bytes start at held[head].off. */
+static bool server_byz_room(struct server_byz *sb, uint32_t len, uint32_t *at)
 {
-    if (len < WIRE_HEADER_SIZE)
-        return false;
-    wire_header_read(msg, h);
-    return (uint64_t)WIRE_HEADER_SIZE + h->body_len + h->auth_len == len;
-}
-
-/* Flip one byte of the authenticator or signature. */
-static bool byz_corrupt_mac(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len,
-                            byz_send_fn *send, void *arg)
-{
-    struct wire_header h;
-    if (!byz_header(msg, len, &h) || h.auth_len == 0)
-        return false;
-    memcpy(b->scratch, msg, len);
-    size_t at = len - h.auth_len + byz_below(b, h.auth_len);
-    b->scratch[at] ^= (uint8_t)(1u + byz_below(b, 255));
-    b->stats.corrupted++;
-    send(arg, kind, id, b->scratch, len);
-    return true;
-}
-
-/* PREPARE / COMMIT / CHECKPOINT with a random digest, authenticated again. */
-static bool byz_corrupt_digest(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len,
-                               byz_send_fn *send, void *arg)
-{
-    struct wire_header h;
-    if (!byz_header(msg, len, &h) || h.body_len < BFTKV_DIGEST_SIZE
-        || (h.type != WIRE_PREPARE && h.type != WIRE_COMMIT && h.type != WIRE_CHECKPOINT))
-        return false;
-    uint8_t *s = b->scratch;
-    memcpy(s, msg, len);
-    for (uint32_t i = 0; i < BFTKV_DIGEST_SIZE; i += 8) {
-        uint64_t x = byz_next(b);
-        memcpy(s + WIRE_HEADER_SIZE + i, &x, 8);
+    if (sb->count == 0) {
+        sb->wr = 0;
+        *at = 0;
+        return len <= SERVER_BYZ_HELD_BYTES;
     }
-    size_t auth_off = WIRE_HEADER_SIZE + h.body_len;
-    memset(s + auth_off, 0, h.auth_len);
-    if (h.type == WIRE_CHECKPOINT)
-        auth_sign(b->auth, s, len, auth_off);
+    uint32_t rd = sb->held[sb->head].off;
+    if (sb->wr >= rd) {
+        if (len <= SERVER_BYZ_HELD_BYTES - sb->wr) {
+            *at = sb->wr;
+            return true;
+        }
+        if (len < rd) {
+            *at = 0;
+            return true;
+        }
+        return false;
+    }
+    if (len < rd - sb->wr) {
+        *at = sb->wr;
+        return true;
+    }
+    return false;
+}
+
+static void server_byz_hold(struct server_byz *sb, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len,
+                            uint64_t due_ns)
+{
+    uint32_t at = 0;
+    if (sb->count == SERVER_BYZ_HELD_MAX || len > UINT32_MAX || !server_byz_room(sb, (uint32_t)len, &at)) {
+        sb->stats.held_full++;
+        return;
+    }
+    struct server_byz_held *e = &sb->held[(sb->head + sb->count) % SERVER_BYZ_HELD_MAX];
+    memcpy(sb->bytes + at, msg, len);
+    *e = (struct server_byz_held){.due_ns = due_ns, .off = at, .len = (uint32_t)len, .dest_kind = kind, .dest_id = id};
+    sb->wr = at + (uint32_t)len;
+    sb->count++;
+    sb->stats.held++;
+}
+
+/* The rewriter's send function: now, or into the queue. */
+static void server_byz_out(void *arg, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len)
+{
+    struct server_byz *sb = arg;
+    uint64_t delay = byz_delay_ns(sb->rw, kind);
+    if (delay == 0)
+        sb->send(sb->send_arg, kind, id, msg, len);
     else
-        auth_authenticator_fill(b->auth, s, len, auth_off);
-    b->stats.corrupted++;
-    send(arg, kind, id, s, len);
-    return true;
+        server_byz_hold(sb, kind, id, msg, len, sb->now_ns + delay);
 }
 
-/* A REPLY with a made-up result (3 in 4: a value nobody wrote; else NOT_FOUND),
- * its result digest consistent and MACed for its client, so the client sees a
- * well-formed reply that is wrong. A digest-only reply keeps being digest-only. */
-static bool byz_fabricate_reply(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len,
-                                byz_send_fn *send, void *arg)
+void server_byz_filter(struct server_byz *sb, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len,
+                       uint64_t now_ns, byz_send_fn *send, void *arg)
 {
-    struct wire_msg m;
-    size_t used = 0;
-    if (wire_decode(msg, len, &b->lim, &m, &used, NULL) != 0 || m.h.type != WIRE_REPLY
-        || !auth_client_known(b->auth, m.u.reply.client))
-        return false;
-    bool not_found = byz_below(b, 4) == 0;
-    bool full = m.u.reply.result != NULL;
-    struct wire_reply rp = m.u.reply;
-    rp.status = not_found ? (int16_t)BFTKV_E_NOT_FOUND : 0;
-    rp.result_len = not_found ? 0 : (uint32_t)sizeof byz_evil;
-    rp.result = full ? byz_evil : NULL; /* non-NULL with length 0: a full, empty result */
-    uint8_t digest[BFTKV_DIGEST_SIZE];
-    wire_result_digest(digest, rp.status, byz_evil, rp.result_len);
-    rp.result_digest = digest;
-    size_t auth_off = 0;
-    size_t n = wire_encode_reply(b->scratch, BFTKV_DATAGRAM_MAX, m.h.group, m.h.sender, m.h.view, m.h.seq, &rp,
-                                 &auth_off);
-    if (n == 0)
-        return false;
-    auth_reply_fill(b->auth, b->scratch, n, auth_off, rp.client);
-    b->stats.fabricated++;
-    send(arg, kind, id, b->scratch, n);
-    return true;
+    sb->send = send;
+    sb->send_arg = arg;
+    sb->now_ns = now_ns;
+    byz_filter(sb->rw, kind, id, msg, len, server_byz_out, sb);
+    sb->send = NULL;
+    sb->send_arg = NULL;
 }
 
-static void byz_replay_record(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len)
+uint64_t server_byz_flush(struct server_byz *sb, uint64_t now_ns, byz_send_fn *send, void *arg)
 {
-    if (len > BYZ_REPLAY_MSG_MAX)
-        return;
-    struct byz_replay_slot *s = &b->ring[b->ring_next];
-    b->ring_next = (b->ring_next + 1u) % BYZ_REPLAY_SLOTS;
-    if (b->ring_len < BYZ_REPLAY_SLOTS)
-        b->ring_len++;
-    memcpy(s->buf, msg, len);
-    s->len = (uint32_t)len;
-    s->dest_kind = kind;
-    s->dest_id = id;
-}
-
-/* Re-send a random earlier message, 1 time in 4. A message to a replica may go to
- * another replica: authenticators carry a MAC for every replica. */
-static void byz_replay_some(struct byz *b, byz_send_fn *send, void *arg)
-{
-    if (b->ring_len == 0 || byz_below(b, 4) != 0)
-        return;
-    const struct byz_replay_slot *s = &b->ring[byz_below(b, b->ring_len)];
-    uint16_t id = s->dest_id;
-    if (s->dest_kind == PBFT_DEST_REPLICA && byz_below(b, 2) == 0) {
-        uint16_t to = (uint16_t)byz_below(b, b->lim.n);
-        if (to != b->auth->self)
-            id = to;
+    while (sb->count > 0) {
+        const struct server_byz_held *e = &sb->held[sb->head];
+        if (e->due_ns > now_ns)
+            return e->due_ns;
+        send(arg, e->dest_kind, e->dest_id, sb->bytes + e->off, e->len);
+        sb->head = (sb->head + 1u) % SERVER_BYZ_HELD_MAX;
+        sb->count--;
     }
-    b->stats.replayed++;
-    send(arg, s->dest_kind, id, s->buf, s->len);
-}
-
-void byz_filter(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len, byz_send_fn *send,
-                void *arg)
-{
-    switch (b->mode) {
-    case BYZ_SILENT:
-        b->stats.dropped++;
-        return;
-    case BYZ_DROP:
-        if (byz_below(b, 2) == 0) {
-            b->stats.dropped++;
-            return;
-        }
-        break;
-    case BYZ_CORRUPT_MAC:
-        if (byz_corrupt_mac(b, kind, id, msg, len, send, arg))
-            return;
-        break;
-    case BYZ_CORRUPT_DIGEST:
-        if (byz_corrupt_digest(b, kind, id, msg, len, send, arg))
-            return;
-        break;
-    case BYZ_WRONG_RESULT:
-        if (len > 3 && msg[3] == WIRE_REPLY && byz_fabricate_reply(b, kind, id, msg, len, send, arg))
-            return;
-        break;
-    case BYZ_REPLAY:
-        send(arg, kind, id, msg, len);
-        byz_replay_some(b, send, arg);
-        byz_replay_record(b, kind, id, msg, len);
-        return;
-    case BYZ_RANDOM: {
-        uint32_t roll = byz_below(b, 100);
-        if (roll < 50) {
-            b->stats.dropped++;
-            return;
-        }
-        if (roll < 80) {
-            bool digest_first = byz_below(b, 2) == 0;
-            if (digest_first && byz_corrupt_digest(b, kind, id, msg, len, send, arg))
-                return;
-            if (byz_corrupt_mac(b, kind, id, msg, len, send, arg))
-                return;
-        }
-        break;
-    }
-    case BYZ_NONE:
-    case BYZ_MODE_COUNT:
-        break;
-    }
-    send(arg, kind, id, msg, len);
+    return UINT64_MAX;
 }

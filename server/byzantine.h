@@ -1,29 +1,26 @@
 /* Runtime Byzantine modes (`bftkv-server --byzantine MODE`, allowed only with
- * `test_modes on`): the replica runs the real engine and a filter rewrites what
- * it sends, per message and destination, before the transport sees it. It holds
- * its own keys, so its lies are well authenticated: a rewritten PREPARE, COMMIT,
- * CHECKPOINT or REPLY is re-MACed / re-signed with the replica's auth context.
+ * `test_modes on`): a thin adapter over the engine's rewriter
+ * (engine/byzantine.h, which lists and defines every mode -- the same ones the
+ * simulator runs). The replica runs the real engine; what its outbox holds goes
+ * through the rewriter, per message and destination, before the transport sees
+ * it.
  *
- *   silent          sends nothing
- *   drop            drops each message with probability 1/2
- *   corrupt-mac     flips one byte of the authenticator / signature
- *   corrupt-digest  PREPARE / COMMIT / CHECKPOINT carry a random digest,
- *                   re-authenticated (re-signed); other types unchanged
- *   wrong-result    REPLYs carry a made-up result (a value nobody wrote, or
- *                   NOT_FOUND) with a consistent result digest and a valid MAC
- *   replay          sends everything, and with probability 1/4 per message also
- *                   re-sends a random earlier message (to its old destination or
- *                   another replica)
- *   random          per message: ignore 50%, corrupt 30% (corrupt-mac or
- *                   corrupt-digest), behave 20%
+ * What a live replica knows of the group is its config (byz_context_live): n, f,
+ * its id and keys, the request timeout T; its coalition is itself alone; the
+ * stale-read accomplices are the f lowest-numbered other backups; stale-read
+ * answers a read-only GET with NOT_FOUND (the empty state every replica once
+ * had: it has no view of a lagging replica's store).
  *
- * The same behaviours exist in the simulator (tests/sim/faults.c) as send
- * filters on a simulated network; this is the runtime's version, over the
- * runtime's destinations. Every random choice comes from one PRNG seeded at
- * creation (the server logs the seed), so a run's choices are reproducible given
- * the same sequence of messages.
+ * This adapter adds the one thing the rewriter cannot do without a clock: slow's
+ * delay queue. A message the rewriter says to hold (byz_delay_ns: 60..95% of T,
+ * to replicas) is copied into a FIFO with its due time and sent by
+ * server_byz_flush(), which the server's timer pass calls; the delay is the same
+ * for every message, so the FIFO is in due order. A full queue (SERVER_BYZ_HELD_MAX
+ * messages or SERVER_BYZ_HELD_BYTES bytes) drops the message, counted: a slow
+ * replica that also loses messages is still only faulty.
  *
- * Threads: a filter belongs to the one thread that drains the engine's outbox.
+ * Threads: an adapter belongs to the one thread that drains the engine's outbox
+ * and runs its timers.
  */
 #ifndef BFTKV_SERVER_BYZANTINE_H
 #define BFTKV_SERVER_BYZANTINE_H
@@ -31,62 +28,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/auth.h"
-#include "engine/wire.h"
+#include "engine/byzantine.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-enum byz_mode {
-    BYZ_NONE = 0,
-    BYZ_SILENT,
-    BYZ_DROP,
-    BYZ_CORRUPT_MAC,
-    BYZ_CORRUPT_DIGEST,
-    BYZ_WRONG_RESULT,
-    BYZ_REPLAY,
-    BYZ_RANDOM,
-    BYZ_MODE_COUNT
+#define SERVER_BYZ_HELD_MAX 4096u
+#define SERVER_BYZ_HELD_BYTES (8u << 20)
+
+struct server_byz_stats {
+    struct byz_stats rewriter;
+    uint64_t held;      /* messages held back (slow) */
+    uint64_t held_full; /* messages dropped: the queue was full */
 };
 
-/* "silent", "drop", ... ("none" for BYZ_NONE). */
-const char *byz_mode_name(enum byz_mode m);
-/* The mode named s (not "none"), or -1. */
-int byz_mode_parse(const char *s);
+struct server_byz;
 
-/* Messages up to this size are kept for replay; 32 of them. */
-#define BYZ_REPLAY_SLOTS 32u
-#define BYZ_REPLAY_MSG_MAX 4096u
+/* An adapter for mode (not BYZ_NONE) seeded with seed over ctx (copied; its
+ * auth must outlive the adapter). 0, BFTKV_E_INVAL, BFTKV_E_NOMEM. */
+int server_byz_create(enum byz_mode mode, uint64_t seed, const struct byz_context *ctx, struct server_byz **out);
+void server_byz_destroy(struct server_byz *sb);
 
-/* Send one message to a destination: dest_kind PBFT_DEST_REPLICA or
- * PBFT_DEST_CLIENT (engine/pbft.h), dest_id the replica or client id. The bytes
- * are valid during the call only. */
-typedef void byz_send_fn(void *arg, uint8_t dest_kind, uint16_t dest_id, const uint8_t *msg, size_t len);
+/* Pass one outgoing message bound for one destination through the rewriter at
+ * time now_ns: send is called zero or more times now, and later from
+ * server_byz_flush for what is held. */
+void server_byz_filter(struct server_byz *sb, uint8_t dest_kind, uint16_t dest_id, const uint8_t *msg, size_t len,
+                       uint64_t now_ns, byz_send_fn *send, void *arg);
 
-struct byz_stats {
-    uint64_t dropped;
-    uint64_t corrupted;
-    uint64_t fabricated; /* replies with a made-up result */
-    uint64_t replayed;
-};
+/* Send the held messages due at now_ns, in order; returns the due time of the
+ * next one (UINT64_MAX: none held). */
+uint64_t server_byz_flush(struct server_byz *sb, uint64_t now_ns, byz_send_fn *send, void *arg);
 
-struct byz;
-
-/* A filter for mode (not BYZ_NONE) seeded with seed, re-authenticating with auth
- * (the replica's own context, which must outlive the filter) and decoding with
- * lim. Allocates its buffers here (~200 KiB). 0, BFTKV_E_INVAL, BFTKV_E_NOMEM. */
-int byz_create(enum byz_mode mode, uint64_t seed, const struct auth_ctx *auth, const struct wire_limits *lim,
-               struct byz **out);
-void byz_destroy(struct byz *b);
-
-/* Pass one outgoing message (msg, len: one complete message) bound for one
- * destination through the filter: it calls send zero or more times. */
-void byz_filter(struct byz *b, uint8_t dest_kind, uint16_t dest_id, const uint8_t *msg, size_t len,
-                byz_send_fn *send, void *arg);
-
-enum byz_mode byz_mode_of(const struct byz *b);
-void byz_stats_get(const struct byz *b, struct byz_stats *out);
+enum byz_mode server_byz_mode(const struct server_byz *sb);
+void server_byz_stats_get(const struct server_byz *sb, struct server_byz_stats *out);
 
 #ifdef __cplusplus
 }

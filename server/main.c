@@ -42,6 +42,22 @@
 #define EXIT_USAGE 2
 #define EXIT_RUNTIME 1
 
+/* The Byzantine modes from the engine's name table, space-separated, on lines
+ * that each start with indent (tools/cluster's list is checked against them). */
+static void modes_print(FILE *fp, const char *indent)
+{
+    size_t col = 0;
+    for (int m = BYZ_NONE + 1; m < BYZ_MODE_COUNT; m++) {
+        const char *name = byz_mode_name((enum byz_mode)m);
+        if (col > 0 && col + 1 + strlen(name) > 78) {
+            fputc('\n', fp);
+            col = 0;
+        }
+        col += (size_t)fprintf(fp, "%s%s", col == 0 ? indent : " ", name);
+    }
+    fputc('\n', fp);
+}
+
 static void usage(FILE *fp)
 {
     fprintf(fp,
@@ -60,9 +76,10 @@ static void usage(FILE *fp)
             "                       (no flag: rejoin the group the marker names; exit 2 without one)\n"
             "  --log-level L        error, warn, info or debug (default: the config's log_level)\n"
             "  --backend B          auto (default), uring or mmsg\n"
-            "  --byzantine MODE     misbehave on purpose (tests only; needs 'test_modes on'):\n"
-            "                       silent, drop, corrupt-mac, corrupt-digest, wrong-result,\n"
-            "                       replay, random\n"
+            "  --byzantine MODE     misbehave on purpose (tests only; needs 'test_modes on');\n"
+            "                       MODE is one of (engine/byzantine.h):\n");
+    modes_print(fp, "                         ");
+    fprintf(fp,
             "  --byzantine-seed N   seed of the Byzantine choices (default: drawn at random, logged)\n"
             "  --help               this text\n"
             "\n"
@@ -132,10 +149,13 @@ static int args_parse(int argc, char **argv, struct args *a)
             break;
         case OPT_BYZ: {
             int m = byz_mode_parse(optarg);
-            if (m < 0) {
-                log_error("--byzantine: unknown mode '%s' (silent, drop, corrupt-mac, corrupt-digest, "
-                          "wrong-result, replay, random)",
-                          optarg);
+            if (m <= BYZ_NONE) {
+                char list[256];
+                size_t at = 0;
+                for (int i = BYZ_NONE + 1; i < BYZ_MODE_COUNT && at < sizeof list; i++)
+                    at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i > BYZ_NONE + 1 ? ", " : "",
+                                           byz_mode_name((enum byz_mode)i));
+                log_error("--byzantine: unknown mode '%s' (%s)", optarg, list);
                 return EXIT_USAGE;
             }
             a->byzantine = (enum byz_mode)m;

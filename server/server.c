@@ -167,9 +167,14 @@ int server_create(const struct server_options *opt, struct server **out, char *e
     if (rc != 0)
         goto fail;
     if (opt->byzantine != BYZ_NONE) {
-        rc = byz_create(opt->byzantine, opt->byzantine_seed, &s->auth, &s->lim, &s->byz);
-        if (rc != 0)
+        struct byz_context bc;
+        byz_context_live(&bc, s->n, cfg->f, s->id, &s->auth, &s->lim, rcfg.request_timeout_ns);
+        rc = server_byz_create(opt->byzantine, opt->byzantine_seed, &bc, &s->byz);
+        if (rc != 0) {
+            server_err(err, errlen, "%s: --byzantine %s refused for replica %u (n=%u): %s", cfg->name,
+                       byz_mode_name(opt->byzantine), s->id, s->n, bftkv_strerror(rc));
             goto fail;
+        }
     }
     *out = s;
     return 0;
@@ -211,7 +216,7 @@ int server_start(struct server *s)
         snprintf(threads, sizeof threads, "single");
     log_info("started: replica %u of n=%u f=%u (group %u), %s:%u, backend %s, threads %s%s%s", s->id, s->n,
              cfg->f, cfg->group, s->bind_host, server_port(s), net_udp_backend_name(s->udp), threads,
-             s->byz ? ", BYZANTINE " : "", s->byz ? byz_mode_name(byz_mode_of(s->byz)) : "");
+             s->byz ? ", BYZANTINE " : "", s->byz ? byz_mode_name(server_byz_mode(s->byz)) : "");
     return 0;
 }
 
@@ -238,7 +243,7 @@ void server_destroy(struct server *s)
     server_stop(s);
     server_staged_free(s);
     net_udp_close(s->udp);
-    byz_destroy(s->byz);
+    server_byz_destroy(s->byz);
     for (int st = 0; st < SERVER_STAGE_COUNT; st++) {
         for (uint16_t i = 0; s->hist[st] != NULL && i < s->hist_count[st]; i++) {
             hdr_destroy(s->hist[st][i].h);
@@ -333,7 +338,7 @@ static void server_dest_send(void *arg, uint8_t kind, uint16_t id, const uint8_t
 static void server_dest_filter(struct server *s, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len)
 {
     if (s->byz != NULL)
-        byz_filter(s->byz, kind, id, msg, len, server_dest_send, s);
+        server_byz_filter(s->byz, kind, id, msg, len, server_now_ns(), server_dest_send, s);
     else
         server_dest_send(s, kind, id, msg, len);
 }
@@ -597,6 +602,11 @@ int server_timers_run(struct server *s)
         server_engine_step(s, &ev);
         d = pbft_replica_next_deadline(s->replica);
         now = server_now_ns();
+    }
+    if (s->byz != NULL) {
+        /* slow's held messages (server/byzantine.h) are due on this clock too. */
+        uint64_t held = server_byz_flush(s->byz, now, server_dest_send, s);
+        d = held < d ? held : d;
     }
     s->deadline_ns = d;
     if (d <= now)

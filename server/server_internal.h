@@ -121,7 +121,7 @@ struct server {
     struct store *store;
     struct pbft_replica *replica;
     struct pbft_out out;
-    struct byz *byz;
+    struct server_byz *byz;
 
     struct net_udp *udp;
     struct sockaddr_storage replica_addr[BFTKV_REPLICAS_MAX];

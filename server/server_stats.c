@@ -22,7 +22,8 @@
  *     "admin_replay", "admin_rate_limited"),
  *   engine: {every other pbft_replica_stats counter by its field name},
  *   runtime: {admin_answered, rounds, ticks, flushes},
- *   byzantine_stats: {dropped, corrupted, fabricated, replayed} (only with a mode),
+ *   byzantine_stats: {dropped, corrupted, fabricated, replayed, equivocated, held,
+ *     held_full} (only with a mode; server/byzantine.h),
  *   stages: {stage: {count, p50_ns, p99_ns, max_ns}} for the stages of the
  *     layout: single: step, flush; staged: rx_queue, auth, step, tx_queue, flush.
  */
@@ -225,7 +226,7 @@ size_t server_stats_json(struct server *s, char *buf, size_t cap)
     json_put(&j, "\"threads\":\"%s\",", staged ? "staged" : "single");
     json_u64(&j, "auth_workers", staged ? s->hist_count[SERVER_STAGE_AUTH] : 0u);
     json_u64(&j, "uptime_ms", s->start_ns ? (server_now_ns() - s->start_ns) / 1000000u : 0u);
-    json_put(&j, "\"byzantine\":\"%s\",", s->byz ? byz_mode_name(byz_mode_of(s->byz)) : "none");
+    json_put(&j, "\"byzantine\":\"%s\",", s->byz ? byz_mode_name(server_byz_mode(s->byz)) : "none");
     json_drops(&j, s, es, &us);
     json_engine(&j, es);
     json_put(&j, "\"runtime\":{");
@@ -237,11 +238,14 @@ size_t server_stats_json(struct server *s, char *buf, size_t cap)
     json_u64(&j, "messages_coalesced", us.messages_coalesced);
     json_close(&j, '}');
     if (s->byz != NULL) {
-        struct byz_stats bs;
-        byz_stats_get(s->byz, &bs);
-        json_put(&j, "\"byzantine_stats\":{\"dropped\":%" PRIu64 ",\"corrupted\":%" PRIu64 ",\"fabricated\":%" PRIu64
-                     ",\"replayed\":%" PRIu64 "},",
-                 bs.dropped, bs.corrupted, bs.fabricated, bs.replayed);
+        struct server_byz_stats bs;
+        server_byz_stats_get(s->byz, &bs);
+        json_put(&j,
+                 "\"byzantine_stats\":{\"dropped\":%" PRIu64 ",\"corrupted\":%" PRIu64 ",\"fabricated\":%" PRIu64
+                 ",\"replayed\":%" PRIu64 ",\"equivocated\":%" PRIu64 ",\"held\":%" PRIu64 ",\"held_full\":%" PRIu64
+                 "},",
+                 bs.rewriter.dropped, bs.rewriter.corrupted, bs.rewriter.fabricated, bs.rewriter.replayed,
+                 bs.rewriter.equivocated, bs.held, bs.held_full);
     }
     json_put(&j, "\"stages\":{");
     if (staged) {

@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
-"""integ_byzantine: one replica in `random` Byzantine mode under load, and no
+"""integ_byzantine: one replica in `mix` Byzantine mode under load, and no
 client sees a wrong value.
 
 A 4-replica group (f = 1); before any load, one replica is restarted with
-`--byzantine random` (it then picks among the simulator's misbehaviours: silence,
-dropping, corrupt MACs and digests, wrong results, replays). integ_load runs with
+`--byzantine mix` (per message it drops, corrupts a MAC or a digest -- a REPLY's
+result included -- or behaves: engine/byzantine.h). integ_load runs with
 --verify-gets: each writer reads its own keys while writing and compares every
 GET with the last acknowledged PUT; at the end every key is read back. No read may
 be wrong, no acknowledged write lost, writes must progress, and the three honest
 replicas must end with the same state. It runs three times, each in a fresh
-group: a backup in `random` mode, the primary in `random` mode, and a backup in
+group: a backup in `mix` mode, the primary in `mix` mode, and a backup in
 `wrong-result` mode (every REPLY it sends carries a made-up, well-authenticated
 result: the client must outvote it).
 
 A run passes only if the liar really lied: its `bftkv stats` names the mode and
-its byzantine_stats (server/byzantine.c) count the lies -- in `random` mode dropped
+its byzantine_stats (server/byzantine.c) count the lies -- in `mix` mode dropped
 and corrupted messages, and the honest replicas dropped some of them for a bad
 MAC (drops.bad_auth); in `wrong-result` mode fabricated replies.
 """
@@ -57,16 +57,16 @@ def one(name, liar, mode, seed=None):
 
 
 def check_lied(c, liar, mode, honest_stats):
-    """The liar misbehaved for real, and in random mode the honest replicas saw it."""
+    """The liar misbehaved for real, and in mix mode the honest replicas saw it."""
     s = c.stats(liar)
     check(s is not None, f"replica {liar} ({mode}) does not answer stats")
     check(s.get("byzantine") == mode, f"replica {liar} runs byzantine mode {s.get('byzantine')!r}, not {mode!r}")
     b = s.get("byzantine_stats")
     check(isinstance(b, dict), f"replica {liar} reports no byzantine_stats: {sorted(s)}")
     log(f"replica {liar} ({mode}) byzantine_stats {b}")
-    if mode == "random":
-        check(b["dropped"] > 0, f"replica {liar} in random mode dropped nothing: {b}")
-        check(b["corrupted"] > 0, f"replica {liar} in random mode corrupted nothing: {b}")
+    if mode == "mix":
+        check(b["dropped"] > 0, f"replica {liar} in mix mode dropped nothing: {b}")
+        check(b["corrupted"] > 0, f"replica {liar} in mix mode corrupted nothing: {b}")
         bad_auth = {i: drops_of(st, "bad_auth") for i, st in honest_stats.items()}
         log(f"honest replicas' bad_auth drops: {bad_auth}")
         check(sum(bad_auth.values()) > 0,
@@ -78,8 +78,8 @@ def check_lied(c, liar, mode, honest_stats):
 
 
 def body():
-    one("byz-backup", 3, "random")
-    one("byz-primary", 0, "random")
+    one("byz-backup", 3, "mix")
+    one("byz-primary", 0, "mix")
     one("byz-liar", 2, "wrong-result")
 
 

@@ -10,7 +10,7 @@
 #include "common/assert.h"
 #include "engine/invariants.h"
 #include "engine/wire.h"
-#include "tests/sim/prng.h"
+#include "common/prng.h"
 
 #define CLUSTER_STORE_SHARDS 16u
 /* After this many ticks of one node at the same instant without its deadline

@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #include "tests/sim/netsim.h"
-#include "tests/sim/prng.h"
+#include "common/prng.h"
 
 /* Link shapes per seed: 1, or 2 one seed in three. */
 #define LINKS_MAX 2u

@@ -493,8 +493,8 @@ int main(int argc, char **argv)
             ok = m && parse_list(m, &o);
         } else if (strcmp(a, "--behaviour") == 0 || strcmp(a, "--behavior") == 0) {
             const char *m = NEXT();
-            int b = m ? fault_parse(m) : -1;
-            ok = b > FAULT_NONE;
+            int b = m ? byz_mode_parse(m) : -1;
+            ok = b > BYZ_NONE;
             o.behaviour = b;
         } else if (strcmp(a, "--bug") == 0) {
             const char *m = NEXT();
@@ -574,7 +574,7 @@ int main(int argc, char **argv)
         }
         primary_faulty |= o.faulty[i] == 0;
     }
-    if (o.behaviour == FAULT_EQUIVOCATE && !primary_faulty) {
+    if (o.behaviour == BYZ_EQUIVOCATE && !primary_faulty) {
         fprintf(stderr, "bftkv-sim: --behaviour equivocate needs the primary in --faulty (only it proposes)\n");
         return EXIT_USAGE;
     }

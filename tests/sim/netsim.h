@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tests/sim/prng.h"
+#include "common/prng.h"
 
 #define NETSIM_PARTITIONS_MAX 16u
 

@@ -41,7 +41,7 @@
 #include "bftkv/limits.h"
 #include "tests/sim/checkers.h"
 #include "tests/sim/cluster.h"
-#include "tests/sim/prng.h"
+#include "common/prng.h"
 #include "tests/sim/workload.h"
 
 /* How long a replica stays down: 1..60 ms, like the crash-restarts of all mode. */

@@ -14,7 +14,7 @@
 #include "tests/sim/checkers.h"
 #include "tests/sim/faults.h"
 #include "tests/sim/links.h"
-#include "tests/sim/prng.h"
+#include "common/prng.h"
 #include "tests/sim/rejoin.h"
 #include "tests/sim/restarts.h"
 #include "tests/sim/workload.h"
@@ -131,7 +131,7 @@ struct scenario {
 
 /* Faulty primaries of view 0 (and 1): silent, dropping (10..90%), equivocating
  * or slow (just under the request timeout). */
-static const uint8_t primary_faults[] = {FAULT_SILENT, FAULT_DROP, FAULT_EQUIVOCATE, FAULT_SLOW};
+static const uint8_t primary_faults[] = {BYZ_SILENT, BYZ_DROP, BYZ_EQUIVOCATE, BYZ_SLOW};
 
 static size_t appendf(char *buf, size_t cap, size_t at, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -153,7 +153,7 @@ static uint8_t draw_behaviour(const struct sim_options *o, struct prng *rng)
     if (o->behaviour >= 0)
         return (uint8_t)o->behaviour;
     uint64_t b = prng_range(rng, FAULT_RANDOM_FIRST, FAULT_RANDOM_LAST + 2u);
-    return (uint8_t)(b == FAULT_RANDOM_LAST + 1u ? FAULT_BOGUS_VC : b == FAULT_RANDOM_LAST + 2u ? FAULT_LYING_STATE : b);
+    return (uint8_t)(b == FAULT_RANDOM_LAST + 1u ? BYZ_BOGUS_VC : b == FAULT_RANDOM_LAST + 2u ? BYZ_LYING_STATE : b);
 }
 
 /* Byzantine replicas beside the restart shape (all mode): outside the restart
@@ -364,7 +364,7 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
     for (uint16_t r = 0; r < o->n; r++) {
         if (!s->faulty[r])
             continue;
-        at = appendf(desc, desc_cap, at, "%s%u=%s", any ? "," : " byz: ", r, fault_name(s->behaviour[r]));
+        at = appendf(desc, desc_cap, at, "%s%u=%s", any ? "," : " byz: ", r, byz_mode_name((enum byz_mode)s->behaviour[r]));
         any = true;
     }
     any = false;
@@ -591,13 +591,13 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     prng_seed(&fr, seed ^ 0xFA17FA17FA17FA17ull);
     for (uint16_t r = 0; r < o->n; r++)
         if (s->faulty[r])
-            faults_set(fs, r, (enum fault_behaviour)s->behaviour[r], prng_next(&fr));
+            faults_set(fs, r, (enum byz_mode)s->behaviour[r], prng_next(&fr));
     faults_attach(fs, cl);
 
     rc = workload_init(&rs->wl, &s->wc, cl, ctx->lc, &rs->ck, prng_mix64(seed ^ 0x3017u));
     BFTKV_ASSERT(rc == 0);
     faults_set_key_lookup(fs, workload_key_of, &rs->wl);
-    if (faults_any(fs, FAULT_STALE_READ) || faults_any(fs, FAULT_SLOW))
+    if (faults_any(fs, BYZ_STALE_READ) || faults_any(fs, BYZ_SLOW))
         cluster_set_net_filter(cl, faults_net_adversary, fs);
     workload_start(&rs->wl);
 
@@ -733,13 +733,14 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
         fprintf(stderr, "sim: seed %llu: %llu ticks pushed forward (a node kept asking for a tick in the past)\n",
                 (unsigned long long)seed, (unsigned long long)cluster_stats(cl)->stuck_deadlines);
 
-    if (o->verbose && (fs->stats.dropped | fs->stats.corrupted | fs->stats.replayed | fs->stats.fabricated |
-                       fs->stats.equivocated) != 0)
+    struct fault_stats fst;
+    faults_stats(fs, &fst);
+    if (o->verbose && (fst.dropped | fst.corrupted | fst.replayed | fst.fabricated | fst.equivocated) != 0)
         fprintf(stderr,
                 "  seed %llu faults: dropped=%llu corrupted=%llu replayed=%llu fabricated=%llu equivocated=%llu\n",
-                (unsigned long long)seed, (unsigned long long)fs->stats.dropped,
-                (unsigned long long)fs->stats.corrupted, (unsigned long long)fs->stats.replayed,
-                (unsigned long long)fs->stats.fabricated, (unsigned long long)fs->stats.equivocated);
+                (unsigned long long)seed, (unsigned long long)fst.dropped, (unsigned long long)fst.corrupted,
+                (unsigned long long)fst.replayed, (unsigned long long)fst.fabricated,
+                (unsigned long long)fst.equivocated);
     if (!live && o->verbose)
         dump_state(cl, &rs->wl, o->n, o->clients);
     if (rs->ck.safety > 0) {

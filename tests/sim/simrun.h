@@ -59,7 +59,7 @@ struct sim_options {
     /* Byzantine: explicit faulty set (faulty_count > 0) and behaviour (>= 0). */
     uint16_t faulty_count;
     uint16_t faulty[BFTKV_REPLICAS_MAX];
-    int behaviour;            /* enum fault_behaviour, < 0: drawn per faulty replica */
+    int behaviour;            /* enum byz_mode (engine/byzantine.h), < 0: drawn per faulty replica */
     uint32_t bugs;            /* enum pbft_bug */
     uint32_t checkpoint_interval; /* 0: drawn / engine default (see simrun.c) */
     uint32_t log_window;

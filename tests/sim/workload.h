@@ -33,7 +33,7 @@
 #include "tests/sim/checkers.h"
 #include "tests/sim/cluster.h"
 #include "tests/sim/lincheck.h"
-#include "tests/sim/prng.h"
+#include "common/prng.h"
 
 #define WORKLOAD_VALUE_MIN 8u
 #define WORKLOAD_GARBAGE_ID UINT64_MAX

@@ -1,15 +1,20 @@
-/* The simulator's only source of randomness: xoshiro256** seeded through
- * splitmix64 from a 64-bit seed (Blackman and Vigna, "Scrambled linear
- * pseudorandom number generators", 2021).
+/* Seeded randomness: xoshiro256** seeded through splitmix64 from a 64-bit seed
+ * (Blackman and Vigna, "Scrambled linear pseudorandom number generators", 2021).
+ * Pure (no clock, no system entropy): the caller chooses the seed. Two users:
  *
- * Every random choice of a simulator run -- network delays, losses, faulty
+ *   - the simulator (tests/sim/), whose only source of randomness it is;
+ *   - the Byzantine rewriter (engine/byzantine.h), seeded by its caller (the
+ *     simulator per faulty replica, bftkv-server from --byzantine-seed), so a
+ *     faulty replica's choices are the same in both.
+ *
+ * In the simulator every random choice of a simulator run -- network delays, losses, faulty
  * replicas and what they do, the workload -- is drawn from a generator derived
  * from the run's one seed, so a seed replays exactly. No rand(), no clock. Each
  * concern draws from its own stream (prng_fork), so adding a draw in, say, the
  * workload does not shift every network delay of the run.
  */
-#ifndef BFTKV_SIM_PRNG_H
-#define BFTKV_SIM_PRNG_H
+#ifndef BFTKV_COMMON_PRNG_H
+#define BFTKV_COMMON_PRNG_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -44,4 +49,4 @@ uint64_t prng_exp(struct prng *p, uint64_t mean);
 /* splitmix64 as a pure mixing function (used to derive key seeds). */
 uint64_t prng_mix64(uint64_t x);
 
-#endif /* BFTKV_SIM_PRNG_H */
+#endif /* BFTKV_COMMON_PRNG_H */

@@ -1,7 +1,7 @@
-/* xoshiro256** and splitmix64: the simulator's deterministic randomness (see
- * prng.h). Small and branch-free on the hot path: the network model draws a
- * few numbers per simulated message. */
-#include "tests/sim/prng.h"
+/* xoshiro256** and splitmix64: seeded deterministic randomness for the simulator
+ * and the Byzantine rewriter (see prng.h). Small and branch-free on the hot path:
+ * the simulator's network model draws a few numbers per simulated message. */
+#include "common/prng.h"
 
 #include <math.h>
 
