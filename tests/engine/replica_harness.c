@@ -12,17 +12,12 @@
 
 #include "common/mix64.h"
 #include "engine/invariants.h"
+#include "keys_fixture.h"
 
 static void die(const char *what)
 {
     fprintf(stderr, "replica_harness: %s\n", what);
     abort();
-}
-
-static void seed_of(uint8_t seed[32], uint8_t who, uint16_t id)
-{
-    for (int i = 0; i < 32; i++)
-        seed[i] = (uint8_t)(who * 31u + id * 13u + (unsigned)i * 7u);
 }
 
 uint64_t rh_rand(struct rh_cluster *c)
@@ -111,20 +106,11 @@ void rh_init(struct rh_cluster *c, uint16_t n, uint16_t f, uint16_t clients, uin
     c->cl = calloc(clients > 0 ? clients : 1u, sizeof *c->cl);
     if (c->cl == NULL)
         die("calloc");
-    uint8_t seed32[32];
-    for (uint16_t i = 0; i < n; i++) {
-        seed_of(seed32, 1, i);
-        auth_keypair_from_seed(&c->rkp[i], seed32);
-        auth_public_of(&c->rpub[i], &c->rkp[i]);
-    }
+    keys_fixture_make(c->rkp, c->rpub, KEYS_FIXTURE_REPLICAS, n);
+    keys_fixture_make(c->ckp, c->cpub, KEYS_FIXTURE_CLIENTS, clients);
     bool known[RH_CLIENTS_MAX];
     for (uint16_t k = 0; k < clients; k++) {
-        seed_of(seed32, 2, k);
-        auth_keypair_from_seed(&c->ckp[k], seed32);
-        auth_public_of(&c->cpub[k], &c->ckp[k]);
         known[k] = true;
-    }
-    for (uint16_t k = 0; k < clients; k++) {
         if (auth_init_client(&c->cauth[k], k, n, &c->ckp[k], c->rpub) != 0)
             die("auth_init_client");
     }

@@ -35,10 +35,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static const struct pbft_replica_stats *st(uint16_t i)
-{
-    return rh_stats(&C, i);
-}
 
 /* ---- Random faults ----------------------------------------------------------------
  * Seeded runs of random traffic on a random schedule: reordering, loss,
@@ -225,15 +221,17 @@ static void test_random_faults(void **state)
             if (!busy)
                 break;
             if (++rounds == SETTLE_ROUNDS_MAX) {
-                for (uint16_t a = 0; a < 4; a++)
+                for (uint16_t a = 0; a < 4; a++) {
+                    const struct pbft_replica_stats *s = rh_stats(&C, a);
                     print_message("  r%u%s: view %llu%s exec %llu low %llu retx %llu status %llu/%llu st %llu "
                                   "vc %llu\n", (unsigned)a, a == x.byz ? " (byz)" : "",
                                   (unsigned long long)pbft_replica_view(C.r[a]),
                                   pbft_replica_in_view_change(C.r[a]) ? " (changing)" : "",
-                                  (unsigned long long)st(a)->last_executed, (unsigned long long)st(a)->low_watermark,
-                                  (unsigned long long)st(a)->retransmissions, (unsigned long long)st(a)->status_sent,
-                                  (unsigned long long)st(a)->status_answered,
-                                  (unsigned long long)st(a)->state_transfers, (unsigned long long)st(a)->view_changes);
+                                  (unsigned long long)s->last_executed, (unsigned long long)s->low_watermark,
+                                  (unsigned long long)s->retransmissions, (unsigned long long)s->status_sent,
+                                  (unsigned long long)s->status_answered, (unsigned long long)s->state_transfers,
+                                  (unsigned long long)s->view_changes);
+                }
                 fail_msg("seed %llu: operations still pending after %u rounds of 30 ms", (unsigned long long)seed,
                          (unsigned)rounds);
             }
@@ -245,7 +243,7 @@ static void test_random_faults(void **state)
          * sequence numbers both executed). */
         assert_true(rh_agree(&C, 0xFu & ~(1u << x.byz)));
         assert_true(x.mutated > 0 && x.flipped > 0);
-        executed += st(1)->requests_executed;
+        executed += rh_stats(&C, 1)->requests_executed;
         assert_int_equal(rh_fini(&C), 0); /* no bad reply */
     }
     rh_init(&C, 4, 1, 1, 0, NULL, NULL); /* for the teardown */
@@ -383,12 +381,12 @@ static void test_random_large_pool(void **state)
         /* Agreement on every seq two replicas executed (no state transfer here,
          * but compare by seq all the same). */
         assert_true(rh_agree(&C, 0xF));
-        uint64_t last = st(0)->last_executed;
+        uint64_t last = rh_stats(&C, 0)->last_executed;
         uint32_t at_end = 0;
         for (uint16_t a = 0; a < 4; a++) {
-            relayed += st(a)->pool_relayed;
-            refused += st(a)->dropped_full;
-            if (st(a)->last_executed < last)
+            relayed += rh_stats(&C, a)->pool_relayed;
+            refused += rh_stats(&C, a)->dropped_full;
+            if (rh_stats(&C, a)->last_executed < last)
                 continue;
             at_end++;
             assert_int_equal(C.r[a]->pool_slot_chunks, 0);
@@ -460,7 +458,7 @@ static int bench_run(uint64_t target, bool gets)
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
-    const struct pbft_replica_stats *s = st(0);
+    const struct pbft_replica_stats *s = rh_stats(&C, 0);
     printf("n=4 f=1, %s: %llu requests committed and answered in %.3f s (%.3f s CPU): %.0f requests/s "
            "(%.0f per CPU second); %llu batches, avg batch %.1f, %llu messages delivered\n",
            gets ? "GET" : "PUT", (unsigned long long)b.completed, secs, cpu, (double)b.completed / secs,

@@ -203,10 +203,7 @@ void test_stepdown_rate_limited(void **state)
 {
     (void)state;
     up(4, 1, NULL);
-    static const uint8_t zero[32];
-    struct wire_vc_entry cp = { .seq = 0, .view = 0 };
-    memcpy(cp.digest, zero, 32);
-    size_t len = vc_build(g_msg, sizeof g_msg, 3, 1, 0, &cp, 1, NULL, 0, NULL, 0);
+    size_t len = vc_bare(3, 1);
     rh_inject(&C, 3, 0, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(0)->stepdowns, 1);
@@ -214,7 +211,7 @@ void test_stepdown_rate_limited(void **state)
     for (uint16_t i = 0; i < 3; i++)
         view_is(i, 1, false);
     /* Only a primary whose view has executed a batch steps down. */
-    len = vc_build(g_msg, sizeof g_msg, 3, 5, 0, &cp, 1, NULL, 0, NULL, 0);
+    len = vc_bare(3, 5);
     rh_inject(&C, 3, 1, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(1)->stepdowns, 0);
@@ -228,7 +225,7 @@ void test_stepdown_rate_limited(void **state)
         view_is(i, 5, false);
     put(0, 2, "b", 1);
     rh_run(&C);
-    len = vc_build(g_msg, sizeof g_msg, 3, 9, 0, &cp, 1, NULL, 0, NULL, 0);
+    len = vc_bare(3, 9);
     rh_inject(&C, 3, 1, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(1)->stepdowns, 1);
@@ -236,7 +233,7 @@ void test_stepdown_rate_limited(void **state)
     view_is(1, 5, false);
     /* After the back-off (8 T from the step-down) the retransmission is heard. */
     rh_advance(&C, 12u * T, T / 4u, NULL);
-    len = vc_build(g_msg, sizeof g_msg, 3, 9, 0, &cp, 1, NULL, 0, NULL, 0);
+    len = vc_bare(3, 9);
     rh_inject(&C, 3, 1, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(1)->stepdowns, 2);
@@ -257,16 +254,13 @@ void test_stepdown_view_span(void **state)
     up(4, 1, NULL);
     put(0, 1, "a", 0);
     rh_run(&C);
-    static const uint8_t zero[32];
-    struct wire_vc_entry cp = { .seq = 0, .view = 0 };
-    memcpy(cp.digest, zero, 32);
-    size_t len = vc_build(g_msg, sizeof g_msg, 3, 65, 0, &cp, 1, NULL, 0, NULL, 0);
+    size_t len = vc_bare(3, 65);
     rh_inject(&C, 3, 0, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(0)->stepdowns, 0);
     assert_int_equal(st(0)->stepdowns_deferred, 0);
     view_is(0, 0, false);
-    len = vc_build(g_msg, sizeof g_msg, 2, 64, 0, &cp, 1, NULL, 0, NULL, 0);
+    len = vc_bare(2, 64);
     rh_inject(&C, 2, 0, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(0)->stepdowns, 0); /* f+1 = 2 above: rule 2 moves it to 64 */

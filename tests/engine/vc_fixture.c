@@ -62,6 +62,12 @@ size_t vc_build(uint8_t *buf, size_t cap, uint16_t from, uint64_t view, uint64_t
     return len;
 }
 
+size_t vc_bare(uint16_t from, uint64_t view)
+{
+    const struct wire_vc_entry cp = { .seq = 0, .view = 0, .digest = { 0 } };
+    return vc_build(g_msg, sizeof g_msg, from, view, 0, &cp, 1, NULL, 0, NULL, 0);
+}
+
 void vc_resign(uint16_t from, uint8_t *msg, size_t len)
 {
     struct wire_header h;

@@ -36,6 +36,9 @@ void view_is(uint16_t i, uint64_t v, bool changing);
 /* Build and sign (with replica `from`'s key) a VIEW-CHANGE; returns its size. */
 size_t vc_build(uint8_t *buf, size_t cap, uint16_t from, uint64_t view, uint64_t h, const struct wire_vc_entry *cp,
                 uint16_t ncp, const struct wire_vc_entry *p, uint16_t np, const struct wire_vc_entry *q, uint16_t nq);
+/* Into g_msg: replica `from`'s VIEW-CHANGE for `view` that holds only the
+ * initial checkpoint (h = 0, no P, no Q), signed; returns its size. */
+size_t vc_bare(uint16_t from, uint64_t view);
 /* Re-sign a message in place with replica `from`'s key (after editing it). */
 void vc_resign(uint16_t from, uint8_t *msg, size_t len);
 
