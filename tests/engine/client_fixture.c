@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "client_fixture.h"
+#include "keys_fixture.h"
 
 const struct wire_limits lim = { .group = GROUP, .n = NREP, .clients_max = NCLIENTS };
 
@@ -19,27 +20,11 @@ struct pbft_out out;
 uint8_t g_msg[BFTKV_DATAGRAM_MAX];
 uint8_t g_big[BFTKV_VALUE_MAX + 1];
 
-static void seed_of(uint8_t seed[32], uint8_t who, uint8_t id)
-{
-    for (int i = 0; i < 32; i++) {
-        seed[i] = (uint8_t)(who * 29u + id * 11u + (unsigned)i);
-    }
-}
-
 int group_setup(void **state)
 {
     (void)state;
-    uint8_t seed[32];
-    for (uint8_t i = 0; i < NREP; i++) {
-        seed_of(seed, 1, i);
-        auth_keypair_from_seed(&rkp[i], seed);
-        auth_public_of(&rpub[i], &rkp[i]);
-    }
-    for (uint8_t c = 0; c < NCLIENTS; c++) {
-        seed_of(seed, 2, c);
-        auth_keypair_from_seed(&ckp[c], seed);
-        auth_public_of(&cpub[c], &ckp[c]);
-    }
+    keys_fixture_make(rkp, rpub, KEYS_FIXTURE_REPLICAS, NREP);
+    keys_fixture_make(ckp, cpub, KEYS_FIXTURE_CLIENTS, NCLIENTS);
     bool known[NCLIENTS] = { true, true, true };
     for (uint16_t i = 0; i < NREP; i++) {
         if (auth_init_replica(&rctx[i], i, NREP, &rkp[i], rpub, cpub, known, NCLIENTS) != 0) {

@@ -5,7 +5,8 @@
  * by state transfer; a lying state server caught by the signed digest (and not
  * caught with PBFT_BUG_SKIP_SNAPSHOT_DIGEST); a backup restarted empty rejoining;
  * a server that keeps executing while it serves chunks. The clusters run on
- * cu_harness.c (replica_harness.c plus loss, partitions and simulated time).
+ * replica_harness.c under load (rh_init_loaded: loss, partitions, closed-loop
+ * clients, simulated time in 1 ms ticks).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,58 +20,57 @@
 #include <string.h>
 
 #include "bftkv/errors.h"
-#include "cu_harness.h"
+#include "replica_harness.h"
 #include "engine/catchup.h"
 #include "store/store.h"
 
-#define MS (1000ull * 1000ull)
+#define MS RH_MS
 
-static struct cu_cluster *g_cu;
+static struct rh_cluster C;
+static bool g_up;
 
 static int teardown(void **state)
 {
     (void)state;
-    if (g_cu != NULL) {
-        cu_dump(g_cu, "teardown");
-        assert_int_equal(g_cu->rh.bad_replies, 0);
-        cu_fini(g_cu);
-        free(g_cu);
-        g_cu = NULL;
+    if (g_up) {
+        rh_dump(&C, "teardown");
+        g_up = false;
+        assert_int_equal(rh_fini(&C), 0); /* no bad reply */
     }
     return 0;
 }
 
-static struct cu_cluster *cluster(const struct cu_params *p, uint64_t seed)
+/* Four replicas (f = 1) under load, seeded. */
+static struct rh_cluster *cluster(const struct rh_tune *t, uint16_t clients, uint64_t seed)
 {
-    g_cu = calloc(1, sizeof *g_cu);
-    assert_non_null(g_cu);
-    cu_init(g_cu, p, seed);
-    return g_cu;
+    rh_init_loaded(&C, 4, 1, clients, seed, t);
+    g_up = true;
+    return &C;
 }
 
-static bool level_and_done(struct cu_cluster *cu)
+static bool isolated(const struct rh_cluster *c, uint16_t i)
 {
-    return cu_workload_done(cu) && cu_replicas_level(cu);
+    return (c->net.isolated >> i) & 1u;
 }
 
 /* Every replica not cut off at the same seq with the same store. */
-static void assert_converged(struct cu_cluster *cu)
+static void assert_converged(struct rh_cluster *c)
 {
     uint8_t d0[32], d[32];
     int ref = -1;
-    for (uint16_t i = 0; i < cu->rh.n; i++) {
-        if (cu->cut[i])
+    for (uint16_t i = 0; i < c->n; i++) {
+        if (isolated(c, i))
             continue;
         if (ref < 0) {
             ref = i;
-            cu_store_digest(cu, i, d0);
+            store_digest_bytes(c->store[i], d0);
             continue;
         }
-        assert_int_equal(cu_stats(cu, i)->last_executed, cu_stats(cu, (uint16_t)ref)->last_executed);
-        cu_store_digest(cu, i, d);
+        assert_int_equal(rh_stats(c, i)->last_executed, rh_stats(c, (uint16_t)ref)->last_executed);
+        store_digest_bytes(c->store[i], d);
         assert_memory_equal(d, d0, 32);
     }
-    assert_true(cu_agree(cu));
+    assert_true(rh_agree(c, 0xF));
 }
 
 /* ---- store_swap ------------------------------------------------------------------- */
@@ -310,150 +310,194 @@ static void test_codec(void **state)
 static void test_loss_retransmission(void **state)
 {
     (void)state;
-    struct cu_params p = {.n = 4, .f = 1, .clients = 8, .k = 16, .l = 64, .w = 8};
-    struct cu_cluster *cu = cluster(&p, 42);
-    cu->loss_pct = 10;
-    cu_workload(cu, 2000, 64, 16);
-    assert_true(cu_run(cu, cu_workload_done, 60000 * MS));
-    assert_int_equal(cu->ops_done, 2000);
+    struct rh_tune p = {.k = 16, .l = 64, .w = 8};
+    struct rh_cluster *c = cluster(&p, 8, 42);
+    c->net.loss_pct = 10;
+    rh_workload(c, 2000, 64, 16);
+    assert_true(rh_advance(c, 60000 * MS, MS, rh_workload_done));
+    assert_int_equal(c->ops_done, 2000);
     /* Stragglers catch up under the same loss: STATUS and its answers. */
-    assert_true(cu_run(cu, cu_replicas_level, cu->rh.now_ns + 5000 * MS));
-    assert_converged(cu);
+    assert_true(rh_advance(c, c->now_ns + 5000 * MS, MS, rh_replicas_level));
+    assert_converged(c);
     uint64_t retx = 0, status = 0;
     for (uint16_t i = 0; i < 4; i++) {
-        retx += cu_stats(cu, i)->retransmissions;
-        status += cu_stats(cu, i)->status_sent;
+        retx += rh_stats(c, i)->retransmissions;
+        status += rh_stats(c, i)->status_sent;
     }
     assert_true(retx > 0);
     assert_true(status > 0);
-    assert_true(cu->dropped > 0);
+    assert_true(c->dropped > 0);
 }
 
 /* ---- State transfer ------------------------------------------------------------------- */
 
-static uint64_t max_low(struct cu_cluster *cu)
+static uint64_t max_low(struct rh_cluster *c)
 {
     uint64_t h = 0;
-    for (uint16_t i = 0; i < cu->rh.n; i++) {
-        if (!cu->cut[i] && cu_stats(cu, i)->low_watermark > h)
-            h = cu_stats(cu, i)->low_watermark;
+    for (uint16_t i = 0; i < c->n; i++) {
+        if (!isolated(c, i) && rh_stats(c, i)->low_watermark > h)
+            h = rh_stats(c, i)->low_watermark;
     }
     return h;
 }
 
 /* Replica 3 is cut off while the others pass two stable checkpoints and more,
  * then the partition heals. */
-static struct cu_cluster *partitioned_run(const struct cu_params *p, uint32_t ops, uint32_t value_len)
+static struct rh_cluster *partitioned_run(const struct rh_tune *p, uint16_t clients, uint32_t ops, uint32_t value_len)
 {
-    struct cu_cluster *cu = cluster(p, 7);
-    cu->cut[3] = true;
-    cu_workload(cu, ops, 128, value_len);
-    assert_true(cu_run(cu, cu_workload_done, 60000 * MS));
-    assert_true(max_low(cu) >= 2u * p->k + p->l); /* beyond replica 3's whole window */
-    assert_int_equal(cu_stats(cu, 3)->last_executed, 0);
-    cu->cut[3] = false;
-    return cu;
+    struct rh_cluster *c = cluster(p, clients, 7);
+    c->net.isolated |= 1u << 3;
+    rh_workload(c, ops, 128, value_len);
+    assert_true(rh_advance(c, 60000 * MS, MS, rh_workload_done));
+    assert_true(max_low(c) >= 2u * p->k + p->l); /* beyond replica 3's whole window */
+    assert_int_equal(rh_stats(c, 3)->last_executed, 0);
+    c->net.isolated &= ~(1u << 3);
+    return c;
 }
 
 static void test_partition_state_transfer(void **state)
 {
     (void)state;
-    struct cu_params p = {.n = 4, .f = 1, .clients = 4, .k = 4, .l = 8, .w = 4};
-    struct cu_cluster *cu = partitioned_run(&p, 200, 64);
-    assert_true(cu_run(cu, cu_replicas_level, cu->rh.now_ns + 5000 * MS));
-    assert_converged(cu);
-    const struct pbft_replica_stats *s3 = cu_stats(cu, 3);
+    struct rh_tune p = {.k = 4, .l = 8, .w = 4};
+    struct rh_cluster *c = partitioned_run(&p, 4, 200, 64);
+    assert_true(rh_advance(c, c->now_ns + 5000 * MS, MS, rh_replicas_level));
+    assert_converged(c);
+    const struct pbft_replica_stats *s3 = rh_stats(c, 3);
     assert_true(s3->state_transfers >= 1);
     assert_true(s3->state_chunks_received >= 1);
     assert_int_equal(s3->state_transfer_bad_digest, 0);
-    assert_int_equal(s3->low_watermark, cu_stats(cu, 0)->low_watermark);
+    assert_int_equal(s3->low_watermark, rh_stats(c, 0)->low_watermark);
     /* The installed checkpoint's digest is the group's. */
     uint32_t agree = 0;
-    for (uint32_t seq = 1; seq < CU_SEQ_MAX; seq++) {
-        if (cu->ckpt_seen[3][seq] && cu->ckpt_seen[0][seq]) {
-            assert_memory_equal(cu->ckpt[3][seq], cu->ckpt[0][seq], 32);
+    for (size_t k = 0; k < c->ckpts[3].n; k++) {
+        uint64_t seq = c->ckpts[3].e[k].seq;
+        const uint8_t *d3 = rh_ckpt_digest(c, 3, seq), *d0 = rh_ckpt_digest(c, 0, seq);
+        if (d0 != NULL) {
+            assert_memory_equal(d3, d0, 32);
             agree++;
         }
     }
     assert_true(agree >= 1);
     /* It serves in turn: one more workload, everyone level again. */
-    cu_workload(cu, 40, 128, 64);
-    assert_true(cu_run(cu, level_and_done, cu->rh.now_ns + 5000 * MS));
-    assert_converged(cu);
+    rh_workload(c, 40, 128, 64);
+    assert_true(rh_advance(c, c->now_ns + 5000 * MS, MS, rh_settled));
+    assert_converged(c);
+}
+
+/* A lying server, replica 1: flip the last byte of the first store record of
+ * each STATE chunk it sends and re-MAC the message with its own keys, so only
+ * the state digest can tell. */
+static uint64_t g_corrupted;
+
+static uint16_t le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static void chunk_corrupt(struct rh_cluster *c, const struct rh_msg *m)
+{
+    if (m->from != 1 || rh_msg_type(m) != WIRE_STATE)
+        return;
+    uint8_t *b = m->bytes + WIRE_HEADER_SIZE;
+    struct wire_header h;
+    wire_header_read(m->bytes, &h);
+    if (b[32] != WIRE_STATE_CHUNK || b[33] != WIRE_PART_STORE)
+        return;
+    uint32_t data_len = le32(b + 64);
+    uint8_t *data = b + WIRE_STATE_FIXED;
+    if (data_len < STORE_RECORD_HEADER_SIZE + 1u)
+        return;
+    uint32_t klen = le16(data), vlen = le32(data + 2);
+    data[STORE_RECORD_HEADER_SIZE + klen + vlen - 1u] ^= 0x5a;
+    auth_authenticator_fill(&c->rauth[m->from], m->bytes, m->len, WIRE_HEADER_SIZE + (size_t)h.body_len);
+    g_corrupted++;
 }
 
 /* Only replica 1's proof reaches replica 3, so replica 1 -- which lies -- is the
  * first server asked. */
-static bool proofs_only_from_1(struct cu_cluster *cu, const struct rh_msg *m, void *arg)
+static bool proofs_only_from_1(struct rh_cluster *c, const struct rh_msg *m, void *arg)
 {
-    (void)cu;
+    (void)c;
     (void)arg;
     if (m->to != 3 || m->from == 1 || rh_msg_type(m) != WIRE_STATE || m->len < WIRE_HEADER_SIZE + 33u)
         return false;
     return m->bytes[WIRE_HEADER_SIZE + 32] == WIRE_STATE_PROOF;
 }
 
+static bool liar_1(struct rh_cluster *c, const struct rh_msg *m, void *arg)
+{
+    chunk_corrupt(c, m);
+    return proofs_only_from_1(c, m, arg);
+}
+
 static void test_lying_server_detected(void **state)
 {
     (void)state;
-    struct cu_params p = {.n = 4, .f = 1, .clients = 4, .k = 4, .l = 8, .w = 4};
-    struct cu_cluster *cu = partitioned_run(&p, 200, 64);
-    cu->corrupt_from = 1;
-    cu->filter = proofs_only_from_1;
-    assert_true(cu_run(cu, cu_replicas_level, cu->rh.now_ns + 5000 * MS));
-    const struct pbft_replica_stats *s3 = cu_stats(cu, 3);
-    assert_true(cu->corrupted >= 1);
+    struct rh_tune p = {.k = 4, .l = 8, .w = 4};
+    struct rh_cluster *c = partitioned_run(&p, 4, 200, 64);
+    g_corrupted = 0;
+    c->filter = liar_1;
+    assert_true(rh_advance(c, c->now_ns + 5000 * MS, MS, rh_replicas_level));
+    const struct pbft_replica_stats *s3 = rh_stats(c, 3);
+    assert_true(g_corrupted >= 1);
     assert_true(s3->state_transfer_bad_digest >= 1);
     assert_true(s3->state_transfers >= 1);
     assert_true(s3->state_transfer_restarts >= 1);
-    assert_converged(cu);
+    assert_converged(c);
 }
 
 /* Replica 1 sends its proof but never a chunk: the FETCHes to it time out and
  * the next server is asked. */
-static bool silent_server_1(struct cu_cluster *cu, const struct rh_msg *m, void *arg)
+static bool silent_server_1(struct rh_cluster *c, const struct rh_msg *m, void *arg)
 {
     if (m->from == 1 && m->to == 3 && rh_msg_type(m) == WIRE_STATE && m->bytes[WIRE_HEADER_SIZE + 32] != WIRE_STATE_PROOF)
         return true;
-    return proofs_only_from_1(cu, m, arg);
+    return proofs_only_from_1(c, m, arg);
 }
 
 static void test_silent_server_times_out(void **state)
 {
     (void)state;
-    struct cu_params p = {.n = 4, .f = 1, .clients = 4, .k = 4, .l = 8, .w = 4};
-    struct cu_cluster *cu = partitioned_run(&p, 200, 64);
-    cu->filter = silent_server_1;
-    assert_true(cu_run(cu, cu_replicas_level, cu->rh.now_ns + 5000 * MS));
-    const struct pbft_replica_stats *s3 = cu_stats(cu, 3);
+    struct rh_tune p = {.k = 4, .l = 8, .w = 4};
+    struct rh_cluster *c = partitioned_run(&p, 4, 200, 64);
+    c->filter = silent_server_1;
+    assert_true(rh_advance(c, c->now_ns + 5000 * MS, MS, rh_replicas_level));
+    const struct pbft_replica_stats *s3 = rh_stats(c, 3);
     assert_true(s3->state_fetch_timeouts >= CATCHUP_FETCH_ATTEMPTS);
     assert_true(s3->state_transfers >= 1);
     assert_int_equal(s3->state_transfer_bad_digest, 0);
-    assert_converged(cu);
+    assert_converged(c);
 }
 
 static void test_bug_skip_snapshot_digest(void **state)
 {
     (void)state;
-    struct cu_params p = {.n = 4, .f = 1, .clients = 4, .k = 4, .l = 8, .w = 4};
+    struct rh_tune p = {.k = 4, .l = 8, .w = 4};
     p.bugs[3] = PBFT_BUG_SKIP_SNAPSHOT_DIGEST;
-    struct cu_cluster *cu = partitioned_run(&p, 200, 64);
-    cu->corrupt_from = 1;
-    cu->filter = proofs_only_from_1;
-    cu_run(cu, NULL, cu->rh.now_ns + 300 * MS);
-    const struct pbft_replica_stats *s3 = cu_stats(cu, 3);
+    struct rh_cluster *c = partitioned_run(&p, 4, 200, 64);
+    g_corrupted = 0;
+    c->filter = liar_1;
+    rh_advance(c, c->now_ns + 300 * MS, MS, NULL);
+    const struct pbft_replica_stats *s3 = rh_stats(c, 3);
     assert_true(s3->state_transfers >= 1);
     assert_true(s3->state_transfer_bad_digest >= 1);
     /* The corrupted state was installed: its checkpoint digest is not the group's. */
     bool differs = false;
-    for (uint32_t seq = 1; seq < CU_SEQ_MAX; seq++) {
-        if (cu->ckpt_seen[3][seq] && cu->ckpt_seen[0][seq] && memcmp(cu->ckpt[3][seq], cu->ckpt[0][seq], 32) != 0)
+    for (size_t k = 0; k < c->ckpts[3].n; k++) {
+        uint64_t seq = c->ckpts[3].e[k].seq;
+        const uint8_t *d3 = rh_ckpt_digest(c, 3, seq), *d0 = rh_ckpt_digest(c, 0, seq);
+        if (d0 != NULL && memcmp(d3, d0, 32) != 0)
             differs = true;
     }
     assert_true(differs);
     uint8_t d0[32], d3[32];
-    cu_store_digest(cu, 0, d0);
-    cu_store_digest(cu, 3, d3);
+    store_digest_bytes(c->store[0], d0);
+    store_digest_bytes(c->store[3], d3);
     assert_memory_not_equal(d0, d3, 32);
 }
 
@@ -462,46 +506,46 @@ static void test_bug_skip_snapshot_digest(void **state)
 static void test_crash_restart(void **state)
 {
     (void)state;
-    struct cu_params p = {.n = 4, .f = 1, .clients = 4, .k = 32, .l = 64, .w = 4};
-    struct cu_cluster *cu = cluster(&p, 11);
-    cu->restart_at_ops = 150;
-    cu->restart_who = 2;
-    cu_workload(cu, 500, 128, 32);
-    assert_true(cu_run(cu, level_and_done, 60000 * MS));
-    assert_int_equal(cu->restart_at_ops, 0); /* it did crash */
-    assert_true(cu->restart_le > 0);
-    assert_converged(cu);
-    const struct pbft_replica_stats *s2 = cu_stats(cu, 2);
+    struct rh_tune p = {.k = 32, .l = 64, .w = 4};
+    struct rh_cluster *c = cluster(&p, 4, 11);
+    c->restart_at_ops = 150;
+    c->restart_who = 2;
+    rh_workload(c, 500, 128, 32);
+    assert_true(rh_advance(c, 60000 * MS, MS, rh_settled));
+    assert_int_equal(c->restart_at_ops, 0); /* it did crash */
+    assert_true(c->restart_le > 0);
+    assert_converged(c);
+    const struct pbft_replica_stats *s2 = rh_stats(c, 2);
     assert_true(s2->state_transfers >= 1);
     assert_true(s2->status_sent >= 1);
-    assert_true(s2->last_executed > cu->restart_le);
+    assert_true(s2->last_executed > c->restart_le);
     assert_true(s2->requests_executed > 0); /* it went on by the normal protocol too */
 }
 
 /* The workload is done and q replicas stand at the top seq with one store. */
-static bool done_with_q_level(struct cu_cluster *cu)
+static bool done_with_q_level(struct rh_cluster *c)
 {
-    if (!cu_workload_done(cu))
+    if (!rh_workload_done(c))
         return false;
     uint64_t top = 0;
-    for (uint16_t i = 0; i < cu->rh.n; i++)
-        top = cu_stats(cu, i)->last_executed > top ? cu_stats(cu, i)->last_executed : top;
+    for (uint16_t i = 0; i < c->n; i++)
+        top = rh_stats(c, i)->last_executed > top ? rh_stats(c, i)->last_executed : top;
     uint8_t d0[32], d[32];
     uint32_t level = 0;
-    for (uint16_t i = 0; i < cu->rh.n; i++) {
-        if (cu_stats(cu, i)->last_executed != top)
+    for (uint16_t i = 0; i < c->n; i++) {
+        if (rh_stats(c, i)->last_executed != top)
             continue;
-        cu_store_digest(cu, i, level == 0 ? d0 : d);
+        store_digest_bytes(c->store[i], level == 0 ? d0 : d);
         if (level > 0 && memcmp(d, d0, 32) != 0)
             return false;
         level++;
     }
-    return level >= pbft_quorum(cu->rh.n, (uint16_t)((cu->rh.n - 1u) / 3u));
+    return level >= pbft_quorum(c->n, (uint16_t)((c->n - 1u) / 3u));
 }
 
-static bool restarted_once(struct cu_cluster *cu)
+static bool restarted_once(struct rh_cluster *c)
 {
-    return cu->restart_at_ops == 0;
+    return c->restart_at_ops == 0;
 }
 
 /* The primary of view 0 is cut off, so the others move to view 1; then a
@@ -514,32 +558,32 @@ static bool restarted_once(struct cu_cluster *cu)
 static void test_restart_adopts_view(void **state)
 {
     (void)state;
-    struct cu_params p = {.n = 4, .f = 1, .clients = 4, .k = 8, .l = 16, .w = 4};
+    struct rh_tune p = {.k = 8, .l = 16, .w = 4};
     p.request_timeout_ns = 30 * MS;
-    struct cu_cluster *cu = cluster(&p, 5);
-    cu->cut[0] = true;
-    cu->restart_at_ops = 120;
-    cu->restart_who = 2;
-    cu_workload(cu, 300, 64, 32);
-    assert_true(cu_run(cu, restarted_once, 60000 * MS));
-    cu_run(cu, NULL, cu->rh.now_ns + 500 * MS);
-    uint64_t le1 = cu_stats(cu, 1)->last_executed;
-    cu_run(cu, NULL, cu->rh.now_ns + 2000 * MS);
-    const struct pbft_replica_stats *s2 = cu_stats(cu, 2);
+    struct rh_cluster *c = cluster(&p, 4, 5);
+    c->net.isolated |= 1u << 0;
+    c->restart_at_ops = 120;
+    c->restart_who = 2;
+    rh_workload(c, 300, 64, 32);
+    assert_true(rh_advance(c, 60000 * MS, MS, restarted_once));
+    rh_advance(c, c->now_ns + 500 * MS, MS, NULL);
+    uint64_t le1 = rh_stats(c, 1)->last_executed;
+    rh_advance(c, c->now_ns + 2000 * MS, MS, NULL);
+    const struct pbft_replica_stats *s2 = rh_stats(c, 2);
     assert_int_equal(s2->holds_state, 0); /* two holders answer: fewer than q */
     assert_true(s2->requests_refused_no_state > 0);
-    assert_int_equal(cu_stats(cu, 1)->last_executed, le1); /* no quorum without its votes */
-    cu->cut[0] = false;
+    assert_int_equal(rh_stats(c, 1)->last_executed, le1); /* no quorum without its votes */
+    c->net.isolated &= ~(1u << 0);
     /* While the group waited, replica 3 may have timed out alone into a view
      * nobody joins (a backup that suspects the primary alone stays in its view
      * change, TOCS 2002 §4.5.2); the group serves with the q others. */
-    assert_true(cu_run(cu, done_with_q_level, cu->rh.now_ns + 60000 * MS));
+    assert_true(rh_advance(c, c->now_ns + 60000 * MS, MS, done_with_q_level));
     assert_int_equal(s2->holds_state, 1);
     assert_true(s2->views_adopted >= 1);
-    assert_true(pbft_replica_view(cu->rh.r[2]) >= 1);
-    assert_int_equal(pbft_replica_view(cu->rh.r[2]), pbft_replica_view(cu->rh.r[1]));
+    assert_true(pbft_replica_view(c->r[2]) >= 1);
+    assert_int_equal(pbft_replica_view(c->r[2]), pbft_replica_view(c->r[1]));
     assert_true(s2->state_transfers >= 1);
-    assert_true(cu_agree(cu));
+    assert_true(rh_agree(c, 0xF));
 }
 
 /* ---- Serving does not stop the server ------------------------------------------------- */
@@ -550,31 +594,36 @@ struct fetch_log {
     uint32_t per_server[RH_REPLICAS_MAX];
 };
 
-static void on_fetch(struct cu_cluster *cu, uint16_t server, void *arg)
+/* Notes each FETCH as it is delivered to its server. */
+static bool on_fetch(struct rh_cluster *c, const struct rh_msg *m, void *arg)
 {
     struct fetch_log *log = arg;
-    uint64_t le = cu_stats(cu, server)->last_executed;
+    uint16_t server = m->to;
+    if (rh_msg_type(m) != WIRE_FETCH)
+        return false;
+    uint64_t le = rh_stats(c, server)->last_executed;
     if (log->per_server[server]++ == 0)
         log->first_le[server] = le;
     log->last_le[server] = le;
     log->count++;
+    return false;
 }
 
 static void test_server_keeps_executing(void **state)
 {
     (void)state;
     /* About 200 keys of 2,000 bytes: a state of several chunks. */
-    struct cu_params p = {.n = 4, .f = 1, .clients = 8, .k = 32, .l = 64, .w = 8};
-    struct cu_cluster *cu = partitioned_run(&p, 600, 2000);
-    cu_dump(cu, "partitioned");
+    struct rh_tune p = {.k = 32, .l = 64, .w = 8};
+    struct rh_cluster *c = partitioned_run(&p, 8, 600, 2000);
+    rh_dump(c, "partitioned");
     static struct fetch_log log;
     memset(&log, 0, sizeof log);
-    cu->on_fetch = on_fetch;
-    cu->fetch_arg = &log;
-    cu_workload(cu, 600, 128, 2000); /* the group keeps working meanwhile */
-    assert_true(cu_run(cu, level_and_done, cu->rh.now_ns + 60000 * MS));
-    assert_converged(cu);
-    const struct pbft_replica_stats *s3 = cu_stats(cu, 3);
+    c->filter = on_fetch;
+    c->filter_arg = &log;
+    rh_workload(c, 600, 128, 2000); /* the group keeps working meanwhile */
+    assert_true(rh_advance(c, c->now_ns + 60000 * MS, MS, rh_settled));
+    assert_converged(c);
+    const struct pbft_replica_stats *s3 = rh_stats(c, 3);
     assert_true(s3->state_transfers >= 1);
     /* It caught up during the load: after its install it executed batches by
      * the normal protocol while the others went on. */
@@ -586,7 +635,7 @@ static void test_server_keeps_executing(void **state)
     assert_true(advanced);
     uint64_t served = 0;
     for (uint16_t i = 0; i < 3; i++)
-        served += cu_stats(cu, i)->state_chunks_served;
+        served += rh_stats(c, i)->state_chunks_served;
     assert_true(served >= 3);
 }
 

@@ -11,7 +11,8 @@
  *    (peers that executed more told it so), so it must not suspect the primary
  *    and sit alone in a view change that nobody joins.
  *
- * The clusters run on cu_harness.c (simulated time, fixed seeds). */
+ * The clusters run on replica_harness.c under load (rh_init_loaded: simulated
+ * time, fixed seeds, closed-loop clients). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,48 +23,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cu_harness.h"
+#include "replica_harness.h"
 
-#define MS (1000ull * 1000ull)
+#define MS RH_MS
 
-static struct cu_cluster *g_cu;
+static struct rh_cluster C;
 
 static int teardown(void **state)
 {
     (void)state;
-    if (g_cu != NULL) {
-        cu_dump(g_cu, "teardown");
-        assert_int_equal(g_cu->rh.bad_replies, 0);
-        cu_fini(g_cu);
-        free(g_cu);
-        g_cu = NULL;
-    }
+    rh_dump(&C, "teardown");
+    assert_int_equal(rh_fini(&C), 0); /* no bad reply */
     return 0;
 }
 
-static struct cu_cluster *cluster(const struct cu_params *p, uint64_t seed)
+static void assert_converged(struct rh_cluster *c)
 {
-    g_cu = calloc(1, sizeof *g_cu);
-    assert_non_null(g_cu);
-    cu_init(g_cu, p, seed);
-    return g_cu;
-}
-
-static bool level_and_done(struct cu_cluster *cu)
-{
-    return cu_workload_done(cu) && cu_replicas_level(cu);
-}
-
-static void assert_converged(struct cu_cluster *cu)
-{
-    assert_true(cu_replicas_level(cu));
+    assert_true(rh_replicas_level(c));
     uint8_t d0[32], d[32];
-    cu_store_digest(cu, 0, d0);
-    for (uint16_t i = 1; i < cu->rh.n; i++) {
-        cu_store_digest(cu, i, d);
+    store_digest_bytes(c->store[0], d0);
+    for (uint16_t i = 1; i < c->n; i++) {
+        store_digest_bytes(c->store[i], d);
         assert_memory_equal(d, d0, 32);
     }
-    assert_true(cu_agree(cu));
+    assert_true(rh_agree(c, 0xF));
 }
 
 /* ---- A short stretch missed: catch up from the logs ------------------------------ */
@@ -76,39 +59,40 @@ struct deaf {
     uint64_t level_ops;  /* operations done when it was level again (0: not yet) */
 };
 
-static bool deaf_filter(struct cu_cluster *cu, const struct rh_msg *m, void *arg)
+static bool deaf_filter(struct rh_cluster *c, const struct rh_msg *m, void *arg)
 {
     struct deaf *d = arg;
-    if (d->until_ns == 0 && cu_stats(cu, 0)->low_watermark >= d->from_low)
-        d->until_ns = cu->rh.now_ns + d->for_ns;
-    return m->to == d->who && d->until_ns != 0 && cu->rh.now_ns < d->until_ns;
+    if (d->until_ns == 0 && rh_stats(c, 0)->low_watermark >= d->from_low)
+        d->until_ns = c->now_ns + d->for_ns;
+    return m->to == d->who && d->until_ns != 0 && c->now_ns < d->until_ns;
 }
 
-static bool level_again(struct cu_cluster *cu)
+static bool level_again(struct rh_cluster *c)
 {
-    struct deaf *d = cu->filter_arg;
-    if (d->until_ns != 0 && cu->rh.now_ns >= d->until_ns && d->level_ops == 0 && cu_replicas_level(cu)
-        && cu_stats(cu, d->who)->last_executed > 0)
-        d->level_ops = cu->ops_done;
-    return level_and_done(cu);
+    struct deaf *d = c->filter_arg;
+    if (d->until_ns != 0 && c->now_ns >= d->until_ns && d->level_ops == 0 && rh_replicas_level(c)
+        && rh_stats(c, d->who)->last_executed > 0)
+        d->level_ops = c->ops_done;
+    return rh_settled(c);
 }
 
 static void test_short_gap_caught_up_from_logs(void **state)
 {
     (void)state;
-    struct cu_params p = {.n = 4, .f = 1, .clients = 8, .k = 64, .l = 128, .w = 4};
-    struct cu_cluster *cu = cluster(&p, 3);
+    struct rh_tune p = {.k = 64, .l = 128, .w = 4};
+    struct rh_cluster *c = &C;
+    rh_init_loaded(c, 4, 1, 8, 3, &p);
     static struct deaf d;
     /* Deaf right after a checkpoint became stable, for fewer seqs than the
      * next one is away: the peers' logs hold all it misses. */
     d = (struct deaf){.who = 3, .from_low = 2u * p.k, .for_ns = 3 * MS};
-    cu->filter = deaf_filter;
-    cu->filter_arg = &d;
-    cu_workload(cu, 6000, 64, 16);
-    assert_true(cu_run(cu, level_again, 60000 * MS));
-    cu_dump(cu, "short gap");
-    assert_converged(cu);
-    const struct pbft_replica_stats *s3 = cu_stats(cu, 3);
+    c->filter = deaf_filter;
+    c->filter_arg = &d;
+    rh_workload(c, 6000, 64, 16);
+    assert_true(rh_advance(c, 60000 * MS, MS, level_again));
+    rh_dump(c, "short gap");
+    assert_converged(c);
+    const struct pbft_replica_stats *s3 = rh_stats(c, 3);
     assert_true(s3->status_sent > 0);
     /* It missed batches the others' logs still held: no state was fetched, and
      * it was level with the group while the load still ran. */
@@ -121,9 +105,9 @@ static void test_short_gap_caught_up_from_logs(void **state)
 
 /* Replica 3 hears no PRE-PREPARE, PREPARE or COMMIT: it follows the group by
  * state transfer only, always a checkpoint or so behind. */
-static bool no_normal_case_to_3(struct cu_cluster *cu, const struct rh_msg *m, void *arg)
+static bool no_normal_case_to_3(struct rh_cluster *c, const struct rh_msg *m, void *arg)
 {
-    (void)cu;
+    (void)c;
     (void)arg;
     uint8_t t = rh_msg_type(m);
     return m->to == 3 && (t == WIRE_PREPREPARE || t == WIRE_PREPARE || t == WIRE_COMMIT);
@@ -132,23 +116,24 @@ static bool no_normal_case_to_3(struct cu_cluster *cu, const struct rh_msg *m, v
 static void test_behind_does_not_suspect(void **state)
 {
     (void)state;
-    struct cu_params p = {.n = 4, .f = 1, .clients = 4, .k = 8, .l = 16, .w = 4};
+    struct rh_tune p = {.k = 8, .l = 16, .w = 4};
     p.request_timeout_ns = 30 * MS;
-    struct cu_cluster *cu = cluster(&p, 9);
-    cu->filter = no_normal_case_to_3;
+    struct rh_cluster *c = &C;
+    rh_init_loaded(c, 4, 1, 4, 9, &p);
+    c->filter = no_normal_case_to_3;
     /* Values over 1 KiB: every request goes to every replica, so replica 3
      * watches each one until it executes it (TOCS 2002 §4.5.2). */
-    cu_workload(cu, 600, 32, 1100);
-    assert_true(cu_run(cu, cu_workload_done, 60000 * MS));
-    cu_dump(cu, "behind");
-    const struct pbft_replica_stats *s3 = cu_stats(cu, 3);
+    rh_workload(c, 600, 32, 1100);
+    assert_true(rh_advance(c, 60000 * MS, MS, rh_workload_done));
+    rh_dump(c, "behind");
+    const struct pbft_replica_stats *s3 = rh_stats(c, 3);
     assert_true(s3->state_transfers >= 2);
     assert_int_equal(s3->request_timeouts, 0);
     for (uint16_t i = 0; i < 4; i++) {
-        assert_int_equal(pbft_replica_view(cu->rh.r[i]), 0);
-        assert_false(pbft_replica_in_view_change(cu->rh.r[i]));
+        assert_int_equal(pbft_replica_view(c->r[i]), 0);
+        assert_false(pbft_replica_in_view_change(c->r[i]));
     }
-    assert_true(cu_agree(cu));
+    assert_true(rh_agree(c, 0xF));
 }
 
 int main(void)

@@ -34,14 +34,13 @@ static uint8_t g_big[BFTKV_VALUE_MAX];
 
 static void cluster_up(uint16_t clients, struct rh_tune *t)
 {
-    rh_init(&C, 4, 1, clients, rh_tune_apply, t);
+    rh_init(&C, 4, 1, clients, 0, rh_tune_apply, t);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    assert_int_equal(C.bad_replies, 0);
-    rh_fini(&C);
+    assert_int_equal(rh_fini(&C), 0); /* no bad reply */
     return 0;
 }
 
@@ -54,7 +53,7 @@ static void submit(uint16_t client, uint16_t lane, uint64_t ts, uint8_t op, cons
 
 static const struct pbft_replica_stats *st(uint16_t i)
 {
-    return pbft_replica_stats(C.r[i]);
+    return rh_stats(&C, i);
 }
 
 /* The replies to (client, ts): all must agree on status and digest; exactly
@@ -79,15 +78,6 @@ static size_t replies_check(uint16_t client, uint64_t ts, size_t want, size_t wa
     return k;
 }
 
-static void execs_agree(uint16_t a, uint16_t b)
-{
-    assert_int_equal(C.nexecs[a], C.nexecs[b]);
-    for (size_t i = 0; i < C.nexecs[a]; i++) {
-        assert_int_equal(C.execs[a][i].seq, C.execs[b][i].seq);
-        assert_memory_equal(C.execs[a][i].digest, C.execs[b][i].digest, 32);
-    }
-}
-
 /* ---- Basic operations ------------------------------------------------------------- */
 
 static void test_put_commits_everywhere(void **state)
@@ -102,9 +92,9 @@ static void test_put_commits_everywhere(void **state)
         assert_int_equal(st(i)->requests_executed, 1);
         assert_int_equal(st(i)->batches_executed, 1);
         assert_int_equal(st(i)->last_executed, 1);
-        assert_int_equal(C.nexecs[i], 1);
-        assert_int_equal(C.execs[i][0].seq, 1);
-        execs_agree(0, i);
+        assert_int_equal(C.execs[i].n, 1);
+        assert_int_equal(C.execs[i].e[0].seq, 1);
+        assert_true(rh_logs_same(&C, 0, i));
     }
     const struct rh_reply *full;
     replies_check(0, 1, 4, 1, 0, &full);
@@ -151,7 +141,7 @@ static void test_del_then_get(void **state)
     rh_run(&C);
     replies_check(1, 4, 4, 1, BFTKV_E_NOT_FOUND, &full);
     for (uint16_t i = 0; i < 4; i++)
-        execs_agree(0, i);
+        assert_true(rh_logs_same(&C, 0, i));
 }
 
 /* ---- Batching and the window ------------------------------------------------------ */
@@ -193,7 +183,7 @@ static void test_batching_and_window(void **state)
     for (uint16_t i = 0; i < 4; i++) {
         assert_int_equal(st(i)->requests_executed, 100);
         assert_int_equal(st(i)->batch_requests_total, 100);
-        execs_agree(0, i);
+        assert_true(rh_logs_same(&C, 0, i));
     }
     /* Batches grow by themselves: the first W go out alone, the rest queue. */
     assert_true(st(0)->batches_executed < 100 / 2);
@@ -428,7 +418,7 @@ static void test_large_requests(void **state)
     rh_run(&C);
     for (uint16_t i = 0; i < 4; i++) {
         assert_int_equal(st(i)->last_executed, 1);
-        execs_agree(0, i);
+        assert_true(rh_logs_same(&C, 0, i));
     }
     /* Sent to the primary first: the backups stall until it reaches them. */
     g_big[0] ^= 1;
@@ -443,7 +433,7 @@ static void test_large_requests(void **state)
     for (uint16_t i = 0; i < 4; i++) {
         assert_int_equal(st(i)->last_executed, 2);
         assert_true(pbft_replica_next_deadline(C.r[i]) > C.cfg[i].request_timeout_ns); /* heartbeat only */
-        execs_agree(0, i);
+        assert_true(rh_logs_same(&C, 0, i));
     }
     submit(2, 0, 1, WIRE_OP_GET, "large", NULL, 0, 0, 0);
     rh_run(&C);
@@ -474,39 +464,18 @@ static void test_checkpoints(void **state)
         assert_int_equal(st(i)->dropped_full, 0);
         assert_true(st(i)->low_watermark >= 96);
         assert_true(st(i)->checkpoints_stable >= 20);
-        execs_agree(0, i);
-        assert_int_equal(C.nckpts[i], 25);
-        for (size_t j = 0; j < C.nckpts[i]; j++) {
-            assert_int_equal(C.ckpts[i][j].seq, 4 * (j + 1));
-            assert_memory_equal(C.ckpts[i][j].digest, C.ckpts[0][j].digest, 32);
+        assert_true(rh_logs_same(&C, 0, i));
+        assert_int_equal(C.ckpts[i].n, 25);
+        for (size_t j = 0; j < C.ckpts[i].n; j++) {
+            assert_int_equal(C.ckpts[i].e[j].seq, 4 * (j + 1));
+            assert_memory_equal(C.ckpts[i].e[j].digest, C.ckpts[0].e[j].digest, 32);
         }
     }
     /* Different states give different digests. */
-    assert_memory_not_equal(C.ckpts[0][0].digest, C.ckpts[0][1].digest, 32);
+    assert_memory_not_equal(C.ckpts[0].e[0].digest, C.ckpts[0].e[1].digest, 32);
 }
 
 /* ---- Read-only path --------------------------------------------------------------- */
-
-struct hold {
-    bool active;
-    uint16_t to;
-    uint8_t type;
-    struct rh_msg held[16];
-    size_t nheld;
-};
-
-static bool hold_filter(struct rh_cluster *c, const struct rh_msg *m, void *arg)
-{
-    (void)c;
-    struct hold *h = arg;
-    if (!h->active || m->to != h->to || rh_msg_type(m) != h->type || h->nheld == 16)
-        return false;
-    struct rh_msg *k = &h->held[h->nheld++];
-    *k = *m;
-    k->bytes = malloc(m->len);
-    memcpy(k->bytes, m->bytes, m->len);
-    return true;
-}
 
 static void test_readonly(void **state)
 {
@@ -534,9 +503,8 @@ static void test_readonly(void **state)
 
     /* Replica 2 prepares seq 2 but its COMMITs are held: a read that arrives
      * then waits until seq 2 executes, and sees its write. */
-    struct hold h = { .active = true, .to = 2, .type = WIRE_COMMIT };
-    C.filter = hold_filter;
-    C.filter_arg = &h;
+    C.net.hold_types = 1u << WIRE_COMMIT;
+    C.net.hold_to = 1u << 2;
     submit(0, 0, 2, WIRE_OP_PUT, "ro", "two", 3, 0, 0);
     rh_run(&C);
     assert_int_equal(st(2)->last_executed, 1);
@@ -545,11 +513,8 @@ static void test_readonly(void **state)
     submit(3, 0, 9, WIRE_OP_GET, "ro", NULL, 0, WIRE_REQ_READONLY | WIRE_REQ_FULL_ALL, 2);
     rh_run(&C);
     assert_int_equal(C.nreplies, 0); /* parked */
-    h.active = false;
-    for (size_t i = 0; i < h.nheld; i++) {
-        rh_inject(&C, h.held[i].from, h.held[i].to, h.held[i].bytes, h.held[i].len);
-        free(h.held[i].bytes);
-    }
+    C.net.hold_types = 0;
+    rh_release(&C);
     rh_run(&C);
     replies_check(3, 9, 1, 1, 0, &full);
     assert_int_equal(full->replica, 2);
@@ -582,23 +547,6 @@ static void test_resume_large_replies(void **state)
 
 /* ---- Injected bugs --------------------------------------------------------------- */
 
-struct silence {
-    uint16_t silent;       /* drop everything from and to this replica (99: none) */
-    uint16_t no_commits;   /* drop COMMITs from this one (99: none) */
-    bool all_commits;      /* drop every COMMIT */
-};
-
-static bool silence_filter(struct rh_cluster *c, const struct rh_msg *m, void *arg)
-{
-    (void)c;
-    const struct silence *s = arg;
-    if (m->from == s->silent || m->to == s->silent)
-        return true;
-    if (rh_msg_type(m) == WIRE_COMMIT && (s->all_commits || m->from == s->no_commits))
-        return true;
-    return false;
-}
-
 static void test_bug_commit_quorum_2f(void **state)
 {
     (void)state;
@@ -608,9 +556,9 @@ static void test_bug_commit_quorum_2f(void **state)
     /* Replica 3 is silent and replica 2's COMMITs are lost: replicas 0 and 1 see
      * 2f = 2 COMMITs (replica 2 sees three). Replica 1, buggy, executes;
      * replica 0, correct, does not. */
-    struct silence s = { .silent = 3, .no_commits = 2, .all_commits = false };
-    C.filter = silence_filter;
-    C.filter_arg = &s;
+    C.net.isolated = 1u << 3;
+    C.net.cut[2] = 0xF;
+    C.net.cut_types = 1u << WIRE_COMMIT;
     submit(0, 0, 1, WIRE_OP_PUT, "k", "v", 1, 0, 0);
     rh_run(&C);
     assert_int_equal(st(1)->last_executed, 1);
@@ -624,9 +572,7 @@ static void test_bug_execute_uncommitted(void **state)
     struct rh_tune t = { 0 };
     t.bugs[2] = PBFT_BUG_EXECUTE_UNCOMMITTED;
     cluster_up(4, &t);
-    struct silence s = { .silent = 99, .no_commits = 99, .all_commits = true };
-    C.filter = silence_filter;
-    C.filter_arg = &s;
+    C.net.drop_types = 1u << WIRE_COMMIT;
     submit(0, 0, 1, WIRE_OP_PUT, "k", "v", 1, 0, 0);
     rh_run(&C);
     assert_int_equal(st(2)->last_executed, 1);
@@ -652,7 +598,7 @@ static void test_config_and_baseline(void **state)
     assert_int_equal(pbft_quorum(1, 0), 1);
 
     /* n = 1, f = 0: every batch commits at once. */
-    rh_init(&C, 1, 0, 2, NULL, NULL);
+    rh_init(&C, 1, 0, 2, 0, NULL, NULL);
     struct pbft_replica *bad = NULL;
     struct pbft_replica_config c2 = C.cfg[0];
     c2.log_window = 100; /* not a multiple of K */

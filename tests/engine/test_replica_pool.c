@@ -73,20 +73,19 @@ static void pool_tune_apply(struct pbft_replica_config *cfg, void *arg)
 static void cluster_up(uint16_t clients, uint32_t window, uint32_t batch_bytes)
 {
     struct pool_tune t = { .window = window, .batch_bytes = batch_bytes };
-    rh_init(&C, 4, 1, clients, pool_tune_apply, &t);
+    rh_init(&C, 4, 1, clients, 0, pool_tune_apply, &t);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    assert_int_equal(C.bad_replies, 0);
-    rh_fini(&C);
+    assert_int_equal(rh_fini(&C), 0); /* no bad reply */
     return 0;
 }
 
 static const struct pbft_replica_stats *st(uint16_t i)
 {
-    return pbft_replica_stats(C.r[i]);
+    return rh_stats(&C, i);
 }
 
 /* A PUT of VALUE_BYTES (a large request) by `client` with timestamp ts, its
@@ -111,8 +110,7 @@ static void big_send(uint16_t client, uint64_t ts, uint16_t to)
 static void digest_of(const uint8_t *msg, size_t len, uint8_t d[32])
 {
     struct wire_msg m;
-    size_t used = 0;
-    assert_int_equal(wire_decode(msg, len, &C.lim, &m, &used, NULL), 0);
+    rh_decode(&C, msg, len, &m);
     wire_request_digest(d, &m);
 }
 
@@ -122,15 +120,6 @@ static uint32_t big_index(uint16_t replica, uint16_t client, uint64_t ts)
     size_t len = big_request(buf, client, ts, 0);
     digest_of(buf, len, d);
     return replica_pool_find(C.r[replica], d);
-}
-
-static void execs_agree(uint16_t a, uint16_t b)
-{
-    assert_int_equal(C.nexecs[a], C.nexecs[b]);
-    for (size_t i = 0; i < C.nexecs[a]; i++) {
-        assert_int_equal(C.execs[a][i].seq, C.execs[b][i].seq);
-        assert_memory_equal(C.execs[a][i].digest, C.execs[b][i].digest, 32);
-    }
 }
 
 /* Nothing pinned, nothing stalled, and the chunks add up. */
@@ -155,38 +144,17 @@ static uint32_t done_chunks(uint16_t i)
     return c;
 }
 
-/* A filter that drops COMMITs to one replica and keeps them for later. */
-struct held {
-    uint16_t victim;
-    bool on;
-    size_t n;
-    struct {
-        uint16_t from;
-        uint32_t len;
-        uint8_t bytes[256];
-    } msg[64];
-};
-
-static bool hold_commits(struct rh_cluster *c, const struct rh_msg *m, void *arg)
+/* COMMITs to replica `victim` wait in the network until held_release. */
+static void hold_commits(uint16_t victim)
 {
-    (void)c;
-    struct held *h = arg;
-    if (!h->on || m->to != h->victim || rh_msg_type(m) != WIRE_COMMIT)
-        return false;
-    assert_true(h->n < 64 && m->len <= sizeof h->msg[0].bytes);
-    h->msg[h->n].from = m->from;
-    h->msg[h->n].len = m->len;
-    memcpy(h->msg[h->n].bytes, m->bytes, m->len);
-    h->n++;
-    return true;
+    C.net.hold_types = 1u << WIRE_COMMIT;
+    C.net.hold_to = 1ull << victim;
 }
 
-static void held_release(struct held *h)
+static void held_release(void)
 {
-    h->on = false;
-    for (size_t k = 0; k < h->n; k++)
-        rh_inject(&C, h->msg[k].from, h->victim, h->msg[k].bytes, h->msg[k].len);
-    h->n = 0;
+    C.net.hold_types = 0;
+    rh_release(&C);
 }
 
 /* ---- The batch budget --------------------------------------------------------------- */
@@ -239,7 +207,7 @@ static void test_pool_batch_budget(void **state)
         assert_int_equal(st(i)->dropped_full, 0);
         assert_int_equal(st(i)->pool_evicted, 0);
         assert_int_equal(st(i)->pool_relayed, 0);
-        execs_agree(0, i);
+        assert_true(rh_logs_same(&C, 0, i));
         pool_idle(i);
         /* Executed requests stay, on the done list only (for laggards). */
         assert_int_equal(C.r[i]->pool_chunks_free + done_chunks(i), C.r[i]->pool_chunks);
@@ -271,9 +239,7 @@ static void test_pool_pinned_oldest_never_blocks(void **state)
     cluster_up(24, 2, 4096);
     struct pbft_replica *r1 = C.r[1];
     assert_int_equal(r1->pool_chunks, 875);
-    struct held h = { .victim = 1, .on = true };
-    C.filter = hold_commits;
-    C.filter_arg = &h;
+    hold_commits(1);
 
     /* A (client 0) commits without replica 1: there it stays pinned by the
      * accepted PRE-PREPARE of seq 1, the oldest entry of the pool. */
@@ -312,11 +278,11 @@ static void test_pool_pinned_oldest_never_blocks(void **state)
     assert_true(s2->has_pp && s2->sent_prepare);
 
     /* The held COMMITs arrive: replica 1 executes both batches. */
-    held_release(&h);
+    held_release();
     rh_run(&C);
     for (uint16_t i = 0; i < 4; i++) {
         assert_int_equal(st(i)->last_executed, 2);
-        execs_agree(0, i);
+        assert_true(rh_logs_same(&C, 0, i));
         pool_idle(i);
     }
     /* The never-ordered requests but one remain, evictable, and the two
@@ -349,12 +315,11 @@ struct lossy {
     bool drop_first; /* client 0's first request to replica 1 */
 };
 
+/* With replica 2 down (C.net.isolated): no quorum without replica 1. */
 static bool lose(struct rh_cluster *c, const struct rh_msg *m, void *arg)
 {
     (void)c;
     struct lossy *l = arg;
-    if (m->to == 2 || m->from == 2)
-        return true; /* replica 2 is down: no quorum without replica 1 */
     if (l->drop_first && m->from == RH_FROM_CLIENT && m->to == 1) {
         l->drop_first = false;
         return true;
@@ -376,6 +341,7 @@ static void test_pool_retransmission_keeps_digest(void **state)
     assert_memory_equal(d1, d2, 32);
 
     struct lossy l = { .drop_first = true };
+    C.net.isolated = 1u << 2;
     C.filter = lose;
     C.filter_arg = &l;
     rh_send(&C, UINT16_MAX, first, len1);
@@ -392,7 +358,7 @@ static void test_pool_retransmission_keeps_digest(void **state)
         if (i == 2)
             continue;
         assert_int_equal(st(i)->last_executed, 1);
-        execs_agree(0, i);
+        assert_true(rh_logs_same(&C, 0, i));
         pool_idle(i);
     }
 }
@@ -405,6 +371,7 @@ static void test_pool_relay_slot(void **state)
     (void)state;
     cluster_up(2, 2, 4096);
     struct lossy l = { .drop_first = true };
+    C.net.isolated = 1u << 2;
     C.filter = lose;
     C.filter_arg = &l;
     big_send(0, 1, UINT16_MAX);
@@ -428,7 +395,7 @@ static void test_pool_relay_slot(void **state)
         if (i == 2)
             continue;
         assert_int_equal(st(i)->last_executed, 1);
-        execs_agree(0, i);
+        assert_true(rh_logs_same(&C, 0, i));
         pool_idle(i);
     }
 }
@@ -443,9 +410,7 @@ static void test_pool_window_wait(void **state)
     cluster_up(5, 1, 4096);
     struct pbft_replica *r1 = C.r[1];
     assert_int_equal(r1->pool_window, 2);
-    struct held h = { .victim = 1, .on = true };
-    C.filter = hold_commits;
-    C.filter_arg = &h;
+    hold_commits(1);
     for (uint16_t k = 1; k <= 3; k++) {
         big_send(k, 1, UINT16_MAX);
         rh_run(&C);
@@ -466,11 +431,11 @@ static void test_pool_window_wait(void **state)
     assert_true(replica_slot_find(r1, 4)->has_pp);
     /* The COMMITs arrive: executing seqs 1 and 2 opens the window and seq 3 is
      * accepted at once, in the same step (no tick), then executes. */
-    held_release(&h);
+    held_release();
     rh_run(&C);
     for (uint16_t i = 0; i < 4; i++) {
         assert_int_equal(st(i)->last_executed, 4);
-        execs_agree(0, i);
+        assert_true(rh_logs_same(&C, 0, i));
         pool_idle(i);
     }
 }
@@ -482,20 +447,12 @@ struct keep_filter {
     size_t y_len;
 };
 
+/* With replica 2 down (C.net.isolated): no quorum without replica 1. */
 static bool keep_filter(struct rh_cluster *c, const struct rh_msg *m, void *arg)
 {
     (void)c;
     const struct keep_filter *k = arg;
-    if (m->to == 2 || m->from == 2)
-        return true; /* replica 2 is down: no quorum without replica 1 */
     return m->from == RH_FROM_CLIENT && m->to == 1 && m->len == k->y_len && memcmp(m->bytes, k->y, m->len) == 0;
-}
-
-static bool keep_filter_down_2_3(struct rh_cluster *c, const struct rh_msg *m, void *arg)
-{
-    (void)c;
-    (void)arg;
-    return m->to >= 2 || (m->from >= 2 && m->from != RH_FROM_CLIENT);
 }
 
 static void test_pool_keeps_stalled_batch(void **state)
@@ -506,6 +463,7 @@ static void test_pool_keeps_stalled_batch(void **state)
     struct pbft_replica *r1 = C.r[1];
     static struct keep_filter k;
     k.y_len = big_request(k.y, 2, 1, 0);
+    C.net.isolated = 1u << 2;
     C.filter = keep_filter;
     C.filter_arg = &k;
     /* P goes out at once as seq 1; X and Y queue behind it and become seq 2. */
@@ -541,7 +499,7 @@ static void test_pool_keeps_stalled_batch(void **state)
         if (i == 2)
             continue;
         assert_int_equal(st(i)->last_executed, 2);
-        execs_agree(0, i);
+        assert_true(rh_logs_same(&C, 0, i));
         pool_idle(i);
     }
 }
@@ -557,7 +515,7 @@ static void test_pool_queue_cap(void **state)
     assert_int_equal(p->pool_queue_chunks, 125);
     /* Hold the primary's batch in flight: replica 2 and 3 never answer, so
      * seq 1 does not commit and later requests stay queued. */
-    C.filter = keep_filter_down_2_3;
+    C.net.isolated = (1u << 2) | (1u << 3);
     big_send(0, 1, UINT16_MAX);
     rh_run(&C);
     assert_int_equal(p->pool_slot_chunks, REQUEST_CHUNKS);

@@ -17,7 +17,6 @@
 
 #include "replica_harness.h"
 #include "vc_fixture.h"
-#include "vc_harness.h"
 
 /* ---- The timeout fits the network (engine/viewchange_timer.c) ------------------------- */
 
@@ -26,12 +25,13 @@
 static void slow_request(uint16_t client, uint64_t ts, uint64_t hold)
 {
     uint64_t t0 = C.now_ns;
-    F.hold_types = 1u << WIRE_PREPREPARE;
+    C.net.hold_types = 1u << WIRE_PREPREPARE;
     put(client, ts, "k", UINT16_MAX);
     rh_run(&C);
-    vh_advance(&C, t0 + hold, MS);
-    vh_release(&C, &F);
-    F.hold_types = 0;
+    rh_advance(&C, t0 + hold, MS, NULL);
+    C.net.hold_types = 0;
+    rh_release(&C);
+    rh_run(&C);
     for (uint16_t i = 0; i < 4; i++)
         assert_int_equal(st(i)->last_executed, ts);
 }
@@ -64,10 +64,10 @@ void test_timeout_fits_waits(void **state)
     for (uint16_t i = 1; i < 4; i++)
         assert_int_equal(st(i)->vc_timeout_ns, T);
     /* And then a wait of 100 ms does make the backups suspect the primary. */
-    F.hold_types = 1u << WIRE_PREPREPARE;
+    C.net.hold_types = 1u << WIRE_PREPREPARE;
     put(0, 80, "k", UINT16_MAX);
     rh_run(&C);
-    vh_advance(&C, C.now_ns + T, MS);
+    rh_advance(&C, C.now_ns + T, MS, NULL);
     for (uint16_t i = 1; i < 4; i++) {
         assert_int_equal(st(i)->request_timeouts, 1);
         assert_int_equal(pbft_replica_view(C.r[i]), 1);
@@ -82,24 +82,24 @@ void test_fitted_timeout_off_for_faulty_primary(void **state)
     up(4, 1, NULL);
     slow_request(0, 1, 40u * MS);
     assert_int_equal(st(1)->vc_timeout_ns, 4u * 40u * MS);
-    F.record_type = WIRE_PREPREPARE;
-    F.record_from = 0;
+    C.net.record_type = WIRE_PREPREPARE;
+    C.net.record_from = 0;
     put(0, 2, "k", 0);
     rh_run(&C);
-    assert_non_null(F.recorded);
+    assert_non_null(C.net.recorded);
     uint8_t bad[BFTKV_DATAGRAM_MAX];
-    memcpy(bad, F.recorded, F.recorded_len);
-    bad[F.recorded_len - 1] ^= 1; /* the last MAC of the authenticator: replica 3's */
-    rh_inject(&C, 0, 3, bad, F.recorded_len);
+    memcpy(bad, C.net.recorded, C.net.recorded_len);
+    bad[C.net.recorded_len - 1] ^= 1; /* the last MAC of the authenticator: replica 3's */
+    rh_inject(&C, 0, 3, bad, C.net.recorded_len);
     rh_run(&C);
     assert_int_equal(st(3)->primary_misbehaviour_views, 1);
     assert_int_equal(st(3)->vc_timeout_ns, T);
     assert_int_equal(st(1)->vc_timeout_ns, 4u * 40u * MS); /* its copy was fine */
     /* A new view fits again. */
-    F.silent = 1u << 0;
+    C.net.silent = 1u << 0;
     put(0, 3, "k", UINT16_MAX);
     rh_run(&C);
-    vh_advance(&C, C.now_ns + 2u * T, MS);
+    rh_advance(&C, C.now_ns + 2u * T, MS, NULL);
     assert_int_equal(pbft_replica_view(C.r[3]), 1);
     assert_int_equal(st(3)->vc_timeout_ns, 4u * 40u * MS);
 }
@@ -111,20 +111,20 @@ void test_duplicate_vote_answered(void **state)
 {
     (void)state;
     up(4, 1, NULL);
-    F.silent = 1u << 2;
-    F.cut[0] = 1u << 3;
-    F.cut_types = 1u << WIRE_COMMIT;
+    C.net.silent = 1u << 2;
+    C.net.cut[0] = 1u << 3;
+    C.net.cut_types = 1u << WIRE_COMMIT;
     put(0, 1, "a", 0);
     rh_run(&C);
     assert_int_equal(st(0)->last_executed, 1);
     assert_int_equal(st(1)->last_executed, 1);
     assert_int_equal(st(3)->last_executed, 0); /* COMMITs of 1 and 3: not q */
-    F.cut[0] = 0;
-    vh_advance(&C, T, MS);
+    C.net.cut[0] = 0;
+    rh_advance(&C, T, MS, NULL);
     assert_int_equal(st(3)->last_executed, 1);
     assert_true(st(0)->repairs_sent + st(1)->repairs_sent >= 1);
     assert_int_equal(st(0)->repairs_sent, 1); /* once per peer and slot */
-    agree(0xB);
+    assert_true(rh_agree(&C, 0xB));
 }
 
 /* ---- A replica alone in a higher view (engine/viewchange_rejoin.c) --------------------- */
@@ -136,19 +136,19 @@ static void strand(uint16_t n, uint16_t lone)
     for (uint16_t i = 0; i < n; i++) {
         if (i == lone)
             continue;
-        F.cut[i] |= 1ull << lone;
-        F.cut[lone] |= 1ull << i;
+        C.net.cut[i] |= 1ull << lone;
+        C.net.cut[lone] |= 1ull << i;
     }
     put(0, 1, "a", UINT16_MAX);
     rh_run(&C);
-    vh_tick_run(&C, T);
+    rh_tick_run(&C, T);
     view_is(lone, 1, true);
     for (uint16_t i = 0; i < n; i++) {
         if (i != lone)
             view_is(i, 0, false);
     }
     /* The group goes on without it; it stays alone in view 1. */
-    vh_advance(&C, 4u * T, T / 4u);
+    rh_advance(&C, 4u * T, T / 4u, NULL);
     view_is(lone, 1, true);
     assert_int_equal(st(0)->stepdowns, 0);
 }
@@ -157,8 +157,8 @@ static void strand(uint16_t n, uint16_t lone)
  * the lone one back, and a new request executes at every replica. */
 static void heal_and_check(uint16_t n, uint16_t lone, uint64_t t)
 {
-    memset(F.cut, 0, sizeof F.cut);
-    vh_advance(&C, t + 2u * T, T / 8u);
+    memset(C.net.cut, 0, sizeof C.net.cut);
+    rh_advance(&C, t + 2u * T, T / 8u, NULL);
     uint64_t v = pbft_replica_view(C.r[0]);
     assert_true(v >= 1);
     for (uint16_t i = 0; i < n; i++)
@@ -178,7 +178,7 @@ void test_lone_backup_rejoins(void **state)
     strand(4, 1);
     heal_and_check(4, 1, 4u * T);
     assert_int_equal(st(0)->stepdowns, 1);
-    agree(0xF);
+    assert_true(rh_agree(&C, 0xF));
 }
 
 /* n = 7, f = 2: the primary and the lone replica are two, not f+1 = 3: the
@@ -194,7 +194,7 @@ void test_lone_backup_rejoins_n7(void **state)
     for (uint16_t i = 1; i < 7; i++)
         joins += st(i)->stepdown_joins;
     assert_true(joins >= 4);
-    agree(0x7F);
+    assert_true(rh_agree(&C, 0x7F));
 }
 
 /* A faulty replica feigning to be alone in a higher view: one step-down per
@@ -203,18 +203,15 @@ void test_stepdown_rate_limited(void **state)
 {
     (void)state;
     up(4, 1, NULL);
-    static const uint8_t zero[32];
-    struct wire_vc_entry cp = { .seq = 0, .view = 0 };
-    memcpy(cp.digest, zero, 32);
-    size_t len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 1, 0, &cp, 1, NULL, 0, NULL, 0);
+    size_t len = vc_bare(3, 1);
     rh_inject(&C, 3, 0, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(0)->stepdowns, 1);
-    vh_advance(&C, T, T / 4u);
+    rh_advance(&C, T, T / 4u, NULL);
     for (uint16_t i = 0; i < 3; i++)
         view_is(i, 1, false);
     /* Only a primary whose view has executed a batch steps down. */
-    len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 5, 0, &cp, 1, NULL, 0, NULL, 0);
+    len = vc_bare(3, 5);
     rh_inject(&C, 3, 1, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(1)->stepdowns, 0);
@@ -223,24 +220,24 @@ void test_stepdown_rate_limited(void **state)
     /* Now at view 1's primary: a jump to 5 (primary 1 again), then to 9 at once. */
     rh_inject(&C, 3, 1, g_msg, len);
     rh_run(&C);
-    vh_advance(&C, 2u * T, T / 4u);
+    rh_advance(&C, 2u * T, T / 4u, NULL);
     for (uint16_t i = 0; i < 3; i++)
         view_is(i, 5, false);
     put(0, 2, "b", 1);
     rh_run(&C);
-    len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 9, 0, &cp, 1, NULL, 0, NULL, 0);
+    len = vc_bare(3, 9);
     rh_inject(&C, 3, 1, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(1)->stepdowns, 1);
     assert_int_equal(st(1)->stepdowns_deferred, 1);
     view_is(1, 5, false);
     /* After the back-off (8 T from the step-down) the retransmission is heard. */
-    vh_advance(&C, 12u * T, T / 4u);
-    len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 9, 0, &cp, 1, NULL, 0, NULL, 0);
+    rh_advance(&C, 12u * T, T / 4u, NULL);
+    len = vc_bare(3, 9);
     rh_inject(&C, 3, 1, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(1)->stepdowns, 2);
-    vh_advance(&C, 14u * T, T / 4u);
+    rh_advance(&C, 14u * T, T / 4u, NULL);
     for (uint16_t i = 0; i < 3; i++)
         view_is(i, 9, false);
     put(0, 3, "c", 1);
@@ -257,16 +254,13 @@ void test_stepdown_view_span(void **state)
     up(4, 1, NULL);
     put(0, 1, "a", 0);
     rh_run(&C);
-    static const uint8_t zero[32];
-    struct wire_vc_entry cp = { .seq = 0, .view = 0 };
-    memcpy(cp.digest, zero, 32);
-    size_t len = vh_view_change(&C, g_msg, sizeof g_msg, 3, 65, 0, &cp, 1, NULL, 0, NULL, 0);
+    size_t len = vc_bare(3, 65);
     rh_inject(&C, 3, 0, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(0)->stepdowns, 0);
     assert_int_equal(st(0)->stepdowns_deferred, 0);
     view_is(0, 0, false);
-    len = vh_view_change(&C, g_msg, sizeof g_msg, 2, 64, 0, &cp, 1, NULL, 0, NULL, 0);
+    len = vc_bare(2, 64);
     rh_inject(&C, 2, 0, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(0)->stepdowns, 0); /* f+1 = 2 above: rule 2 moves it to 64 */

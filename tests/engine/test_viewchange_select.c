@@ -20,7 +20,6 @@
 #include "bftkv/errors.h"
 #include "engine/viewchange.h"
 #include "replica_harness.h"
-#include "vc_harness.h"
 #include "vc_fixture.h"
 
 /* ---- The selection rule on hand-made VIEW-CHANGEs --------------------------------------- */
@@ -63,9 +62,9 @@ static void spec_cp(struct vc_spec *s, uint64_t seq, char tag)
 
 static const struct wire_msg *spec_build(int k, const struct vc_spec *s, uint64_t view)
 {
-    size_t len = vh_view_change(&C, g_vcbuf[k], sizeof g_vcbuf[k], s->from, view, s->h, s->cp, s->ncp, s->p, s->np,
+    size_t len = vc_build(g_vcbuf[k], sizeof g_vcbuf[k], s->from, view, s->h, s->cp, s->ncp, s->p, s->np,
                                 s->q, s->nq);
-    vh_decode(&C, g_vcbuf[k], len, &g_vcm[k]);
+    rh_decode(&C, g_vcbuf[k], len, &g_vcm[k]);
     return &g_vcm[k];
 }
 
@@ -184,10 +183,10 @@ void test_codec(void **state)
     q[1] = (struct wire_vc_entry){ .seq = 130, .view = 2 };
     q[2] = (struct wire_vc_entry){ .seq = 131, .view = 3 };
     memset(q[1].digest, 7, 32);
-    size_t len = vh_view_change(&C, g_msg, sizeof g_msg, 2, 5, 128, cp, 2, p, 2, q, 3);
+    size_t len = vc_build(g_msg, sizeof g_msg, 2, 5, 128, cp, 2, p, 2, q, 3);
     assert_int_equal(len, WIRE_HEADER_SIZE + WIRE_VC_FIXED + 2 * 40 + 5 * 48 + 64);
     struct wire_msg m;
-    vh_decode(&C, g_msg, len, &m);
+    rh_decode(&C, g_msg, len, &m);
     assert_int_equal(m.u.vc.ncp, 2);
     assert_int_equal(m.u.vc.np, 2);
     assert_int_equal(m.u.vc.nq, 3);
@@ -234,7 +233,7 @@ void test_codec(void **state)
     assert_true(len > 0);
     {
         uint8_t copy[1024];
-        size_t l2 = vh_view_change(&C, copy, sizeof copy, 2, 5, 128, cp, 2, p, 0, q, 2);
+        size_t l2 = vc_build(copy, sizeof copy, 2, 5, 128, cp, 2, p, 0, q, 2);
         /* Append a third entry by hand: grow nq and body_len. */
         memcpy(g_msg, copy, l2 - 64);
         uint8_t *b = g_msg + WIRE_HEADER_SIZE;
@@ -262,7 +261,7 @@ void test_codec(void **state)
     len = wire_encode_new_view(g_msg, sizeof g_msg, C.group, 1, 5, 256, ck, ids, (const uint8_t(*)[32])vd, 3,
                                (const uint8_t(*)[32])ch, xf, 2, &auth_off);
     assert_int_equal(len, WIRE_HEADER_SIZE + WIRE_NV_FIXED + 3 * 34 + 2 * 33 + 64);
-    vh_decode(&C, g_msg, len, &m);
+    rh_decode(&C, g_msg, len, &m);
     uint16_t id;
     const uint8_t *dp;
     wire_nv_vc(&m, 2, &id, &dp);
