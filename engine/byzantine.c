@@ -205,6 +205,24 @@ static bool byz_corrupt_mac(struct byz *b, uint8_t kind, uint16_t id, const uint
     return true;
 }
 
+/* Send REPLY m with the result of rp (its digest computed here), MACed for its
+ * client: a fabricated answer. */
+static bool byz_reply_send(struct byz *b, uint8_t kind, uint16_t id, const struct wire_msg *m,
+                           struct wire_reply *rp, byz_send_fn *send, void *arg)
+{
+    uint8_t digest[BFTKV_DIGEST_SIZE];
+    wire_result_digest(digest, rp->status, rp->result, rp->result_len);
+    rp->result_digest = digest;
+    size_t auth_off;
+    size_t n = wire_encode_reply(b->scratch, BFTKV_DATAGRAM_MAX, m->h.group, m->h.sender, m->h.view, m->h.seq, rp,
+                                 &auth_off);
+    BFTKV_ASSERT(n > 0);
+    auth_reply_fill(b->ctx.auth, b->scratch, n, auth_off, rp->client);
+    b->stats.fabricated++;
+    send(arg, kind, id, b->scratch, n);
+    return true;
+}
+
 /* A REPLY with a made-up result, correctly digested and MACed for its client:
  * either a value no client ever wrote or NOT_FOUND. */
 static bool byz_fabricate_reply(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len,
@@ -216,20 +234,10 @@ static bool byz_fabricate_reply(struct byz *b, uint8_t kind, uint16_t id, const 
         !auth_client_known(b->ctx.auth, m.u.reply.client))
         return false;
     struct wire_reply rp = m.u.reply;
-    uint8_t digest[BFTKV_DIGEST_SIZE];
     rp.status = not_found ? (int16_t)BFTKV_E_NOT_FOUND : 0;
     rp.result = byz_evil; /* non-NULL, also with length 0: a full result */
     rp.result_len = not_found ? 0 : (uint32_t)sizeof byz_evil;
-    wire_result_digest(digest, rp.status, rp.result, rp.result_len);
-    rp.result_digest = digest;
-    size_t auth_off;
-    size_t n = wire_encode_reply(b->scratch, BFTKV_DATAGRAM_MAX, m.h.group, m.h.sender, m.h.view, m.h.seq, &rp,
-                                 &auth_off);
-    BFTKV_ASSERT(n > 0);
-    auth_reply_fill(b->ctx.auth, b->scratch, n, auth_off, rp.client);
-    b->stats.fabricated++;
-    send(arg, kind, id, b->scratch, n);
-    return true;
+    return byz_reply_send(b, kind, id, &m, &rp, send, arg);
 }
 
 /* stale-read: answer a read-only GET with the state the context shows (the
@@ -256,17 +264,19 @@ static bool byz_stale_reply(struct byz *b, uint8_t kind, uint16_t id, const uint
     rp.status = (int16_t)rc;
     rp.result = b->entries; /* non-NULL: a full result (empty for NOT_FOUND) */
     rp.result_len = rc == 0 ? (uint32_t)vlen : 0;
-    uint8_t digest[BFTKV_DIGEST_SIZE];
-    wire_result_digest(digest, rp.status, rp.result, rp.result_len);
-    rp.result_digest = digest;
-    size_t auth_off;
-    size_t n = wire_encode_reply(b->scratch, BFTKV_DATAGRAM_MAX, m.h.group, m.h.sender, m.h.view, m.h.seq, &rp,
-                                 &auth_off);
-    BFTKV_ASSERT(n > 0);
-    auth_reply_fill(b->ctx.auth, b->scratch, n, auth_off, rp.client);
-    b->stats.fabricated++;
-    send(arg, kind, id, b->scratch, n);
-    return true;
+    return byz_reply_send(b, kind, id, &m, &rp, send, arg);
+}
+
+void byz_reauth(struct byz *b, size_t len, const struct wire_header *h)
+{
+    size_t auth_off = WIRE_HEADER_SIZE + h->body_len;
+    BFTKV_ASSERT(auth_off + h->auth_len == len);
+    memset(b->scratch + auth_off, 0, h->auth_len);
+    bool is_signed = h->type == WIRE_CHECKPOINT || h->type == WIRE_VIEW_CHANGE || h->type == WIRE_NEW_VIEW;
+    if (is_signed)
+        auth_sign(b->ctx.auth, b->scratch, len, auth_off);
+    else
+        auth_authenticator_fill(b->ctx.auth, b->scratch, len, auth_off);
 }
 
 void byz_send_with_digest(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len,
@@ -276,12 +286,7 @@ void byz_send_with_digest(struct byz *b, uint8_t kind, uint16_t id, const uint8_
     uint8_t *s = b->scratch;
     memcpy(s, msg, len);
     memcpy(s + WIRE_HEADER_SIZE, d, BFTKV_DIGEST_SIZE);
-    size_t auth_off = WIRE_HEADER_SIZE + h->body_len;
-    memset(s + auth_off, 0, h->auth_len);
-    if (h->type == WIRE_CHECKPOINT)
-        auth_sign(b->ctx.auth, s, len, auth_off);
-    else
-        auth_authenticator_fill(b->ctx.auth, s, len, auth_off);
+    byz_reauth(b, len, h);
     send(arg, kind, id, s, len);
 }
 
@@ -314,7 +319,7 @@ static bool byz_corrupt_digest(struct byz *b, uint8_t kind, uint16_t id, const u
         uint8_t *s = b->scratch;
         memcpy(s, msg, len);
         s[WIRE_HEADER_SIZE + prng_below(&b->rng, BFTKV_DIGEST_SIZE)] ^= 0x5A;
-        auth_authenticator_fill(b->ctx.auth, s, len, WIRE_HEADER_SIZE + h.body_len);
+        byz_reauth(b, len, &h);
         b->stats.corrupted++;
         send(arg, kind, id, s, len);
         return true;

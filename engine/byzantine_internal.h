@@ -55,6 +55,11 @@ struct byz {
  * do not add up. */
 bool byz_header(const uint8_t *msg, size_t len, struct wire_header *h);
 
+/* Authenticate again the altered copy of a message (header h, len bytes) in
+ * b->scratch: sign the signed types (CHECKPOINT, VIEW-CHANGE, NEW-VIEW), fill the
+ * authenticator of the others. */
+void byz_reauth(struct byz *b, size_t len, const struct wire_header *h);
+
 /* PREPARE, COMMIT or CHECKPOINT with digest d instead of its own, re-authenticated. */
 void byz_send_with_digest(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len,
                           const struct wire_header *h, const uint8_t d[BFTKV_DIGEST_SIZE], byz_send_fn *send,

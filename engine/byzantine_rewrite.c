@@ -160,9 +160,7 @@ bool byz_bogus_new_view(struct byz *b, uint8_t kind, uint16_t id, const uint8_t 
     size_t off = (size_t)(d - msg);
     memcpy(b->scratch, msg, len);
     byz_random_digest(b, b->scratch + off);
-    size_t auth_off = WIRE_HEADER_SIZE + m.h.body_len;
-    memset(b->scratch + auth_off, 0, m.h.auth_len);
-    auth_sign(b->ctx.auth, b->scratch, len, auth_off);
+    byz_reauth(b, len, &m.h);
     b->stats.corrupted++;
     send(arg, kind, id, b->scratch, len);
     return true;
@@ -200,9 +198,7 @@ bool byz_lying_state(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *ms
     size_t off = (size_t)(d - msg) + (size_t)target;
     memcpy(b->scratch, msg, len);
     b->scratch[off] ^= 0x01;
-    size_t auth_off = WIRE_HEADER_SIZE + m.h.body_len;
-    memset(b->scratch + auth_off, 0, m.h.auth_len);
-    auth_authenticator_fill(b->ctx.auth, b->scratch, len, auth_off);
+    byz_reauth(b, len, &m.h);
     b->stats.corrupted++;
     send(arg, kind, id, b->scratch, len);
     return true;
