@@ -279,6 +279,15 @@ void byz_reauth(struct byz *b, size_t len, const struct wire_header *h)
         auth_authenticator_fill(b->ctx.auth, b->scratch, len, auth_off);
 }
 
+bool byz_send_altered(struct byz *b, uint8_t kind, uint16_t id, size_t len, const struct wire_header *h,
+                      byz_send_fn *send, void *arg)
+{
+    byz_reauth(b, len, h);
+    b->stats.corrupted++;
+    send(arg, kind, id, b->scratch, len);
+    return true;
+}
+
 void byz_send_with_digest(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len,
                           const struct wire_header *h, const uint8_t d[BFTKV_DIGEST_SIZE], byz_send_fn *send,
                           void *arg)

@@ -60,6 +60,10 @@ bool byz_header(const uint8_t *msg, size_t len, struct wire_header *h);
  * authenticator of the others. */
 void byz_reauth(struct byz *b, size_t len, const struct wire_header *h);
 
+/* byz_reauth, count the lie, send b->scratch; true. */
+bool byz_send_altered(struct byz *b, uint8_t kind, uint16_t id, size_t len, const struct wire_header *h,
+                      byz_send_fn *send, void *arg);
+
 /* PREPARE, COMMIT or CHECKPOINT with digest d instead of its own, re-authenticated. */
 void byz_send_with_digest(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *msg, size_t len,
                           const struct wire_header *h, const uint8_t d[BFTKV_DIGEST_SIZE], byz_send_fn *send,

@@ -11,6 +11,7 @@
 
 #include "common/assert.h"
 #include "engine/pbft.h"
+#include "engine/wire_le.h"
 
 /* ---- Equivocation (TOCS 2002 §4.2: a faulty primary's two PRE-PREPAREs) ------------ */
 
@@ -160,10 +161,7 @@ bool byz_bogus_new_view(struct byz *b, uint8_t kind, uint16_t id, const uint8_t 
     size_t off = (size_t)(d - msg);
     memcpy(b->scratch, msg, len);
     byz_random_digest(b, b->scratch + off);
-    byz_reauth(b, len, &m.h);
-    b->stats.corrupted++;
-    send(arg, kind, id, b->scratch, len);
-    return true;
+    return byz_send_altered(b, kind, id, len, &m.h, send, arg);
 }
 
 /* ---- Lying STATE (TOCS 2002 §5.3) ----------------------------------------------------- */
@@ -184,9 +182,7 @@ bool byz_lying_state(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *ms
     while (at < dl) {
         if (dl - at < 6)
             return false;
-        uint32_t klen = (uint32_t)d[at] | (uint32_t)d[at + 1] << 8;
-        uint32_t vlen = (uint32_t)d[at + 2] | (uint32_t)d[at + 3] << 8 | (uint32_t)d[at + 4] << 16 |
-                        (uint32_t)d[at + 5] << 24;
+        uint32_t klen = le16_load(d + at), vlen = le32_load(d + at + 2);
         if (klen == 0 || (uint64_t)klen + vlen > dl - at - 6)
             return false;
         if (vlen > 0 && target < 0)
@@ -198,10 +194,7 @@ bool byz_lying_state(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *ms
     size_t off = (size_t)(d - msg) + (size_t)target;
     memcpy(b->scratch, msg, len);
     b->scratch[off] ^= 0x01;
-    byz_reauth(b, len, &m.h);
-    b->stats.corrupted++;
-    send(arg, kind, id, b->scratch, len);
-    return true;
+    return byz_send_altered(b, kind, id, len, &m.h, send, arg);
 }
 
 /* ---- equivocate's filter ---------------------------------------------------------------- */
