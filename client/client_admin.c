@@ -25,6 +25,7 @@
 #include "bftkv/errors.h"
 #include "cluster/keys.h"
 #include "common/assert.h"
+#include "common/errbuf.h"
 #include "net/udp.h"
 
 BFTKV_STATIC_ASSERT(BFTKV_CLIENT_REPLICA_STATS_MAX >= ADMIN_JSON_MAX + 1u, "the public room holds any stats");
@@ -171,28 +172,21 @@ int bftkv_admin_stats(const struct bftkv_config *cfg, const struct auth_ctx *cli
     return rc;
 }
 
-#define ADMIN_ERR(err, errlen, ...)                                                 \
-    do {                                                                            \
-        if ((err) != NULL && (errlen) > 0) {                                        \
-            snprintf((err), (errlen), __VA_ARGS__);                                 \
-        }                                                                           \
-    } while (0)
-
 int bftkv_client_replica_stats(const struct bftkv_config *cfg, uint16_t client_id, uint16_t replica,
                                int timeout_ms, char *json, size_t cap, size_t *len, char *err, size_t errlen)
 {
-    ADMIN_ERR(err, errlen, "%s", "");
+    errbuf_put(err, errlen, "%s", "");
     if (cfg == NULL || json == NULL || len == NULL || timeout_ms < 0
         || (uint32_t)timeout_ms > BFTKV_CONFIG_TIMEOUT_MS_MAX) {
-        ADMIN_ERR(err, errlen, "replica stats: bad arguments");
+        errbuf_put(err, errlen, "replica stats: bad arguments");
         return BFTKV_E_INVAL;
     }
     if (replica >= cfg->n) {
-        ADMIN_ERR(err, errlen, "stats: no replica %u in %s (replicas 0..%u)", replica, cfg->name, cfg->n - 1u);
+        errbuf_put(err, errlen, "stats: no replica %u in %s (replicas 0..%u)", replica, cfg->name, cfg->n - 1u);
         return BFTKV_E_INVAL;
     }
     if (sodium_init() < 0) {
-        ADMIN_ERR(err, errlen, "replica stats: libsodium cannot initialise");
+        errbuf_put(err, errlen, "replica stats: libsodium cannot initialise");
         return BFTKV_E_IO;
     }
     struct auth_keypair kp;

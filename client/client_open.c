@@ -32,17 +32,13 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "common/errbuf.h"
 #include "engine/wire_admin.h"
 #include "client/client_internal.h"
 #include "cluster/config.h"
 #include "cluster/keys.h"
 
-#define CLIENT_ERR(opt, ...)                                                        \
-    do {                                                                            \
-        if ((opt)->err != NULL && (opt)->errlen > 0) {                              \
-            snprintf((opt)->err, (opt)->errlen, __VA_ARGS__);                       \
-        }                                                                           \
-    } while (0)
+#define CLIENT_ERR(opt, ...) errbuf_put((opt)->err, (opt)->errlen, __VA_ARGS__)
 
 void bftkv_client_options_init(struct bftkv_client_options *opt)
 {
@@ -482,9 +478,10 @@ static int client_open_cfg(const struct bftkv_config *cfg, uint16_t client_id, c
 }
 
 /* What every open does first: *out cleared, the options taken and checked,
- * libsodium ready. */
+ * libsodium ready; then BFTKV_E_INVAL with "bftkv client: missing" when the
+ * caller left out its config (missing not NULL). */
 static int client_open_begin(const struct bftkv_client_options *in, struct bftkv_client_options *opt,
-                             struct bftkv_client **out)
+                             struct bftkv_client **out, const char *missing)
 {
     if (out == NULL) {
         return BFTKV_E_INVAL;
@@ -498,70 +495,59 @@ static int client_open_begin(const struct bftkv_client_options *in, struct bftkv
         CLIENT_ERR(opt, "bftkv client: libsodium cannot initialise");
         rc = BFTKV_E_IO;
     }
+    if (rc == 0 && missing != NULL) {
+        CLIENT_ERR(opt, "bftkv client: %s", missing);
+        rc = BFTKV_E_INVAL;
+    }
+    return rc;
+}
+
+/* An open from a config file (file: src is its path) or from a config's text
+ * (src, len bytes, named name in messages). */
+static int client_open_source(bool file, const char *src, size_t len, const char *name, uint16_t client_id,
+                              const struct bftkv_client_options *opt_in, struct bftkv_client **out)
+{
+    const char *missing = NULL;
+    if (file && src == NULL) {
+        missing = "no config file given";
+    } else if (!file && (src == NULL || name == NULL)) {
+        missing = "no config text or no name for it given";
+    }
+    struct bftkv_client_options opt;
+    int rc = client_open_begin(opt_in, &opt, out, missing);
+    if (rc != 0) {
+        return rc;
+    }
+    struct bftkv_config *cfg = NULL;
+    char err[BFTKV_CONFIG_ERR_MAX];
+    rc = file ? bftkv_config_load(src, &cfg, err, sizeof err) : bftkv_config_parse(src, len, name, &cfg, err, sizeof err);
+    if (rc != 0) {
+        CLIENT_ERR(&opt, "%s", err);
+        return rc;
+    }
+    rc = client_open_cfg(cfg, client_id, &opt, out);
+    bftkv_config_free(cfg);
     return rc;
 }
 
 int bftkv_client_open(const char *config_path, uint16_t client_id, const struct bftkv_client_options *opt_in,
                       struct bftkv_client **out)
 {
-    struct bftkv_client_options opt;
-    int rc = client_open_begin(opt_in, &opt, out);
-    if (rc != 0) {
-        return rc;
-    }
-    if (config_path == NULL) {
-        CLIENT_ERR(&opt, "bftkv client: no config file given");
-        return BFTKV_E_INVAL;
-    }
-    struct bftkv_config *cfg = NULL;
-    char err[BFTKV_CONFIG_ERR_MAX];
-    rc = bftkv_config_load(config_path, &cfg, err, sizeof err);
-    if (rc != 0) {
-        CLIENT_ERR(&opt, "%s", err);
-        return rc;
-    }
-    rc = client_open_cfg(cfg, client_id, &opt, out);
-    bftkv_config_free(cfg);
-    return rc;
+    return client_open_source(true, config_path, 0, NULL, client_id, opt_in, out);
 }
 
 int bftkv_client_open_config(const struct bftkv_config *cfg, uint16_t client_id,
                              const struct bftkv_client_options *opt_in, struct bftkv_client **out)
 {
     struct bftkv_client_options opt;
-    int rc = client_open_begin(opt_in, &opt, out);
-    if (rc != 0) {
-        return rc;
-    }
-    if (cfg == NULL) {
-        CLIENT_ERR(&opt, "bftkv client: no config given");
-        return BFTKV_E_INVAL;
-    }
-    return client_open_cfg(cfg, client_id, &opt, out);
+    int rc = client_open_begin(opt_in, &opt, out, cfg == NULL ? "no config given" : NULL);
+    return rc != 0 ? rc : client_open_cfg(cfg, client_id, &opt, out);
 }
 
 int bftkv_client_open_text(const char *text, size_t len, const char *name, uint16_t client_id,
                            const struct bftkv_client_options *opt_in, struct bftkv_client **out)
 {
-    struct bftkv_client_options opt;
-    int rc = client_open_begin(opt_in, &opt, out);
-    if (rc != 0) {
-        return rc;
-    }
-    if (text == NULL || name == NULL) {
-        CLIENT_ERR(&opt, "bftkv client: no config text or no name for it given");
-        return BFTKV_E_INVAL;
-    }
-    struct bftkv_config *cfg = NULL;
-    char err[BFTKV_CONFIG_ERR_MAX];
-    rc = bftkv_config_parse(text, len, name, &cfg, err, sizeof err);
-    if (rc != 0) {
-        CLIENT_ERR(&opt, "%s", err);
-        return rc;
-    }
-    rc = client_open_cfg(cfg, client_id, &opt, out);
-    bftkv_config_free(cfg);
-    return rc;
+    return client_open_source(false, text, len, name, client_id, opt_in, out);
 }
 
 /* ---- Close --------------------------------------------------------------------------- */

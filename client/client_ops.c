@@ -138,6 +138,15 @@ static bool slot_enqueue(struct bftkv_client *c, uint32_t idx)
     return wake;
 }
 
+/* The request a slot carries: the caller's bytes (sync) or the slot's copy (async). */
+static void slot_request_set(struct client_slot *s, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    s->key = key;
+    s->klen = klen;
+    s->val = val;
+    s->vlen = vlen;
+}
+
 /* ---- Validation ---------------------------------------------------------------------- */
 
 static int request_check(int op, const void *key, size_t klen, const void *val, size_t vlen)
@@ -242,10 +251,7 @@ static int sync_run(struct bftkv_client *c, struct sync_call *sc)
         struct client_slot *s = &c->slots[idx];
         s->kind = sc->kind;
         s->op = sc->op;
-        s->key = sc->key;
-        s->klen = sc->klen;
-        s->val = sc->val;
-        s->vlen = sc->vlen;
+        slot_request_set(s, sc->key, sc->klen, sc->val, sc->vlen);
         s->buf = sc->buf;
         s->cap = sc->cap;
         s->deadline_ns = UINT64_MAX; /* the caller times itself out (sync_wait) */
@@ -329,10 +335,7 @@ static void async_copy(struct client_slot *s, const void *key, size_t klen, cons
         memcpy(dst + klen, val, vlen);
     }
     s->heap = heap;
-    s->key = dst;
-    s->klen = klen;
-    s->val = vlen > 0 ? dst + klen : NULL;
-    s->vlen = vlen;
+    slot_request_set(s, dst, klen, vlen > 0 ? dst + klen : NULL, vlen);
 }
 
 int bftkv_submit(struct bftkv_client *c, int op, const void *key, size_t klen, const void *val, size_t vlen,

@@ -59,6 +59,7 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "common/errbuf.h"
 #include "client/client_internal.h"
 
 #define SESSION_LINE_MAX 256u
@@ -67,13 +68,6 @@
 /* Sleeps between scans while waiting for a free lane. */
 #define SESSION_POLL_MIN_MS 2u
 #define SESSION_POLL_MAX_MS 50u
-
-#define SESSION_ERR(err, errlen, ...)                                               \
-    do {                                                                            \
-        if ((err) != NULL && (errlen) > 0) {                                        \
-            snprintf((err), (errlen), __VA_ARGS__);                                 \
-        }                                                                           \
-    } while (0)
 
 static void session_sleep_ms(uint32_t ms)
 {
@@ -88,17 +82,17 @@ static void session_sleep_ms(uint32_t ms)
 static int session_dir_check(const char *dir, char *err, size_t errlen)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        SESSION_ERR(err, errlen, "bftkv client: cannot create the session directory %s: %s (set BFTKV_RUNTIME_DIR)",
+        errbuf_put(err, errlen, "bftkv client: cannot create the session directory %s: %s (set BFTKV_RUNTIME_DIR)",
                     dir, strerror(errno));
         return BFTKV_E_IO;
     }
     struct stat st;
     if (lstat(dir, &st) != 0) {
-        SESSION_ERR(err, errlen, "bftkv client: session directory %s: %s", dir, strerror(errno));
+        errbuf_put(err, errlen, "bftkv client: session directory %s: %s", dir, strerror(errno));
         return BFTKV_E_IO;
     }
     if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
-        SESSION_ERR(err, errlen,
+        errbuf_put(err, errlen,
                     "bftkv client: session directory %s is not a directory of this user closed to others' "
                     "writes (set BFTKV_RUNTIME_DIR)",
                     dir);
@@ -120,7 +114,7 @@ int client_session_dir(char *out, size_t cap, char *err, size_t errlen)
         len = snprintf(out, cap, "/tmp/bftkv-%u", (unsigned)geteuid());
     }
     if (len < 0 || (size_t)len >= cap) {
-        SESSION_ERR(err, errlen, "bftkv client: the session directory's path is too long");
+        errbuf_put(err, errlen, "bftkv client: the session directory's path is too long");
         return BFTKV_E_IO;
     }
     return session_dir_check(out, err, errlen);
@@ -165,17 +159,17 @@ static int session_scan_lock(const struct client_lease *ls, char *err, size_t er
 {
     char path[PATH_MAX];
     if (session_path(ls, path, sizeof path, "lease") != 0) {
-        SESSION_ERR(err, errlen, "bftkv client: the session directory's path is too long");
+        errbuf_put(err, errlen, "bftkv client: the session directory's path is too long");
         return -1;
     }
     int fd = session_open(path);
     if (fd < 0) {
-        SESSION_ERR(err, errlen, "bftkv client: cannot open %s: %s", path, strerror(errno));
+        errbuf_put(err, errlen, "bftkv client: cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     for (uint32_t waited = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited++) {
         if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= SESSION_SCAN_LOCK_WAIT_MS) {
-            SESSION_ERR(err, errlen, "bftkv client: cannot lock %s: %s", path,
+            errbuf_put(err, errlen, "bftkv client: cannot lock %s: %s", path,
                         errno == EWOULDBLOCK ? "held too long by another process" : strerror(errno));
             close(fd);
             return -1;
@@ -264,7 +258,7 @@ static int session_scan(struct client_lease *ls, uint16_t first, uint16_t end, u
         char path[PATH_MAX];
         int fd = session_lane_path(ls, lane, path, sizeof path) == 0 ? session_open(path) : -1;
         if (fd < 0) {
-            SESSION_ERR(err, errlen, "bftkv client: cannot open the lane file %s/%s-lane%02u: %s", ls->dir,
+            errbuf_put(err, errlen, "bftkv client: cannot open the lane file %s/%s-lane%02u: %s", ls->dir,
                         ls->prefix, lane, strerror(errno));
             session_close_run(fds, first, end);
             return BFTKV_E_IO;
@@ -307,7 +301,7 @@ int client_session_lease(struct client_lease *ls, const struct bftkv_config *cfg
         span = first < lanes_total ? lanes_total - first : 0u;
     }
     if (span == 0 || (uint32_t)first + span > lanes_total) {
-        SESSION_ERR(err, errlen,
+        errbuf_put(err, errlen,
                     "bftkv client: lanes from %u (lane_first), %u of them (lane_count) asked; the config has "
                     "client_lanes %u",
                     first, (unsigned)opt->lane_count, (unsigned)lanes_total);
@@ -315,7 +309,7 @@ int client_session_lease(struct client_lease *ls, const struct bftkv_config *cfg
     }
     uint16_t want = opt->lanes != 0 ? opt->lanes : (uint16_t)span;
     if (want > span) {
-        SESSION_ERR(err, errlen, "bftkv client: %u lanes asked, the range allows %u (client_lanes %u)", want,
+        errbuf_put(err, errlen, "bftkv client: %u lanes asked, the range allows %u (client_lanes %u)", want,
                     (unsigned)span, cfg->client_lanes);
         return BFTKV_E_INVAL;
     }
@@ -345,7 +339,7 @@ int client_session_lease(struct client_lease *ls, const struct bftkv_config *cfg
             break;
         }
         if (client_lib_now_ns() >= deadline) {
-            SESSION_ERR(err, errlen,
+            errbuf_put(err, errlen,
                         "bftkv client: every lane %u..%u of client %u is leased by another handle or process "
                         "(lock files %s/%s-lane*)%s",
                         first, end - 1u, client_id, ls->dir, ls->prefix,

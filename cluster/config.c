@@ -23,6 +23,7 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "common/errbuf.h"
 #include "engine/pbft.h"
 #include "cluster/config_internal.h"
 
@@ -57,16 +58,6 @@ int config_fail(struct config_parser *p, uint32_t line, const char *fmt, ...)
     else
         snprintf(p->err, p->errlen, "%s: %s", p->name, msg);
     return BFTKV_E_CONFIG;
-}
-
-void config_err_put(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* ---- Values ----------------------------------------------------------------------- */
@@ -184,24 +175,25 @@ static int want_one_value(struct config_parser *p, const struct directive *d, un
 
 /* ---- Generic directives ---------------------------------------------------------- */
 
-static int dir_number(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
+/* The directive's one value, a number (size: a byte count) in its range, into its field. */
+static int number_store(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok, bool size)
 {
-    uint32_t v;
+    uint32_t v = 0;
     int rc = want_one_value(p, d, ntok);
-    rc = rc ? rc : value_number(p, d, tok[1], false, &v);
+    rc = rc ? rc : value_number(p, d, tok[1], size, &v);
     if (rc == 0)
         field_store(p->cfg, d, v);
     return rc;
 }
 
+static int dir_number(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
+{
+    return number_store(p, d, tok, ntok, false);
+}
+
 static int dir_size(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
 {
-    uint32_t v;
-    int rc = want_one_value(p, d, ntok);
-    rc = rc ? rc : value_number(p, d, tok[1], true, &v);
-    if (rc == 0)
-        field_store(p->cfg, d, v);
-    return rc;
+    return number_store(p, d, tok, ntok, true);
 }
 
 static int dir_onoff(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
@@ -222,44 +214,30 @@ static int dir_onoff(struct config_parser *p, const struct directive *d, char **
 
 static int dir_store_shards(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
 {
-    uint32_t v;
-    int rc = want_one_value(p, d, ntok);
-    rc = rc ? rc : value_number(p, d, tok[1], false, &v);
-    if (rc)
-        return rc;
-    if ((v & (v - 1u)) != 0)
-        return config_fail(p, p->line, "store_shards %u is not a power of two", v);
-    p->cfg->store_shards = v;
-    return 0;
+    int rc = dir_number(p, d, tok, ntok);
+    uint32_t v = p->cfg->store_shards;
+    if (rc == 0 && (v & (v - 1u)) != 0)
+        rc = config_fail(p, p->line, "store_shards %u is not a power of two", v);
+    return rc;
 }
 
 /* ---- The group and its members --------------------------------------------------- */
 
 static int dir_group(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
 {
-    uint32_t v;
-    int rc = want_one_value(p, d, ntok);
-    rc = rc ? rc : value_number(p, d, tok[1], false, &v);
-    if (rc)
-        return rc;
-    if (p->block_line != 0)
-        return config_fail(p, p->line, "'group' must come before the group's f and replica lines (line %u)",
+    int rc = dir_number(p, d, tok, ntok);
+    if (rc == 0 && p->block_line != 0)
+        rc = config_fail(p, p->line, "'group' must come before the group's f and replica lines (line %u)",
                     p->block_line);
-    p->cfg->group = (uint16_t)v;
-    return 0;
+    return rc;
 }
 
 static int dir_f(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
 {
-    uint32_t v;
-    int rc = want_one_value(p, d, ntok);
-    rc = rc ? rc : value_number(p, d, tok[1], false, &v);
-    if (rc)
-        return rc;
-    p->cfg->f = (uint16_t)v;
-    if (p->block_line == 0)
+    int rc = dir_number(p, d, tok, ntok);
+    if (rc == 0 && p->block_line == 0)
         p->block_line = p->line;
-    return 0;
+    return rc;
 }
 
 /* x25519=HEX ed25519=HEX, in either order, each once. */
@@ -346,18 +324,31 @@ static int parse_address(struct config_parser *p, const char *s, struct bftkv_co
     return 0;
 }
 
+/* The words of a replica or client line: as many as usage shows, the first
+ * after the directive an id below max. */
+static int member_id(struct config_parser *p, char **tok, unsigned ntok, const char *usage, unsigned words,
+                     uint32_t max, uint16_t *id)
+{
+    if (ntok != words)
+        return config_fail(p, p->line, "expected: %s", usage);
+    uint64_t v;
+    if (!parse_u64(tok[1], &v) || v >= max)
+        return config_fail(p, p->line, "bad %s id '%s' (expected 0..%u)", tok[0], tok[1], max - 1u);
+    *id = (uint16_t)v;
+    return 0;
+}
+
 static int dir_replica(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
 {
     (void)d;
-    if (ntok != 5)
-        return config_fail(p, p->line, "expected: replica ID HOST:PORT x25519=HEX ed25519=HEX");
-    uint64_t id;
-    if (!parse_u64(tok[1], &id) || id >= BFTKV_REPLICAS_MAX)
-        return config_fail(p, p->line, "bad replica id '%s' (expected 0..%u)", tok[1], BFTKV_REPLICAS_MAX - 1u);
+    uint16_t id;
+    int rc = member_id(p, tok, ntok, "replica ID HOST:PORT x25519=HEX ed25519=HEX", 5, BFTKV_REPLICAS_MAX, &id);
+    if (rc)
+        return rc;
     struct bftkv_config_replica *r = &p->cfg->replica[id];
     if (r->line != 0)
-        return config_fail(p, p->line, "replica %u defined twice (first at line %u)", (unsigned)id, r->line);
-    int rc = parse_address(p, tok[2], r);
+        return config_fail(p, p->line, "replica %u defined twice (first at line %u)", id, r->line);
+    rc = parse_address(p, tok[2], r);
     rc = rc ? rc : parse_keys(p, tok + 3, 2, r->x25519, r->ed25519);
     if (rc)
         return rc;
@@ -371,15 +362,14 @@ static int dir_replica(struct config_parser *p, const struct directive *d, char 
 static int dir_client(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
 {
     (void)d;
-    if (ntok != 4)
-        return config_fail(p, p->line, "expected: client ID x25519=HEX ed25519=HEX");
-    uint64_t id;
-    if (!parse_u64(tok[1], &id) || id >= BFTKV_CLIENTS_MAX)
-        return config_fail(p, p->line, "bad client id '%s' (expected 0..%u)", tok[1], BFTKV_CLIENTS_MAX - 1u);
+    uint16_t id;
+    int rc = member_id(p, tok, ntok, "client ID x25519=HEX ed25519=HEX", 4, BFTKV_CLIENTS_MAX, &id);
+    if (rc)
+        return rc;
     struct bftkv_config_client *c = &p->cfg->client[id];
     if (c->allowed)
-        return config_fail(p, p->line, "client %u defined twice (first at line %u)", (unsigned)id, c->line);
-    int rc = parse_keys(p, tok + 2, 2, c->x25519, c->ed25519);
+        return config_fail(p, p->line, "client %u defined twice (first at line %u)", id, c->line);
+    rc = parse_keys(p, tok + 2, 2, c->x25519, c->ed25519);
     if (rc)
         return rc;
     c->allowed = true;
@@ -491,8 +481,8 @@ static int dir_log_level(struct config_parser *p, const struct directive *d, cha
 #define NOFIELD 0, 0
 
 static const struct directive directives[D_COUNT] = {
-    [D_GROUP] = {"group", dir_group, NOFIELD, 0, UINT16_MAX, true},
-    [D_F] = {"f", dir_f, NOFIELD, 0, BFTKV_FAULTS_MAX, true},
+    [D_GROUP] = {"group", dir_group, FIELD(group), 0, UINT16_MAX, true},
+    [D_F] = {"f", dir_f, FIELD(f), 0, BFTKV_FAULTS_MAX, true},
     [D_REPLICA] = {"replica", dir_replica, NOFIELD, 0, 0, false},
     [D_CLIENT] = {"client", dir_client, NOFIELD, 0, 0, false},
     [D_KEY_DIR] = {"key_dir", dir_path, NOFIELD, 0, 0, true},
@@ -582,12 +572,7 @@ static void config_defaults(struct bftkv_config *cfg)
     memset(&c, 0, sizeof c);
     pbft_replica_config_defaults(&r);
     pbft_client_config_defaults(&c);
-    cfg->batch_max_requests = r.batch_max_requests;
-    cfg->batch_max_bytes = r.batch_max_bytes;
-    cfg->window = r.window;
-    cfg->checkpoint_interval = r.checkpoint_interval;
-    cfg->log_window = r.log_window;
-    cfg->request_timeout_ms = (uint32_t)(r.request_timeout_ns / 1000000u);
+    config_tuning_from_engine(cfg, &r);
     cfg->retransmit_ms = (uint32_t)(c.retransmit_timeout_ns / 1000000u);
     cfg->client_lanes = BFTKV_CONFIG_CLIENT_LANES_DEFAULT; /* the engine's default is 1 (the simulator's) */
     cfg->readonly_fast_path = c.readonly_fast_path;
@@ -627,7 +612,7 @@ int config_parse_text(const char *text, size_t len, const char *name, const char
 
     p.cfg = bftkv_config_new();
     if (p.cfg == NULL) {
-        config_err_put(err, errlen, "%s: out of memory", name);
+        errbuf_put(err, errlen, "%s: out of memory", name);
         return BFTKV_E_NOMEM;
     }
     snprintf(p.cfg->name, sizeof p.cfg->name, "%s", name);
@@ -667,7 +652,7 @@ int bftkv_config_parse(const char *text, size_t len, const char *name, struct bf
     if (name == NULL)
         name = "config";
     if ((text == NULL && len > 0) || out == NULL) {
-        config_err_put(err, errlen, "%s: invalid argument", name);
+        errbuf_put(err, errlen, "%s: invalid argument", name);
         return BFTKV_E_INVAL;
     }
     *out = NULL;
@@ -676,7 +661,7 @@ int bftkv_config_parse(const char *text, size_t len, const char *name, struct bf
     const char *slash = strrchr(name, '/');
     size_t blen = slash == NULL ? 0 : (slash == name ? 1u : (size_t)(slash - name));
     if (blen >= sizeof base) {
-        config_err_put(err, errlen, "%s: path too long", name);
+        errbuf_put(err, errlen, "%s: path too long", name);
         return BFTKV_E_CONFIG;
     }
     memcpy(base, name, blen);

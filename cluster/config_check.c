@@ -10,6 +10,7 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "common/errbuf.h"
 #include "engine/wire.h"
 #include "cluster/config_internal.h"
 
@@ -37,7 +38,7 @@ static int check_keys_distinct(struct config_parser *p)
     size_t cap = (size_t)cfg->n + cfg->clients_allowed;
     struct key_ref *refs = malloc(cap * sizeof *refs);
     if (refs == NULL) {
-        config_err_put(p->err, p->errlen, "%s: out of memory", p->name);
+        errbuf_put(p->err, p->errlen, "%s: out of memory", p->name);
         return BFTKV_E_NOMEM;
     }
     int rc = 0;

@@ -41,13 +41,19 @@ struct config_parser {
 __attribute__((format(printf, 3, 4))) int config_fail(struct config_parser *p, uint32_t line, const char *fmt,
                                                       ...);
 
-/* vsnprintf into err when err is not NULL and errlen > 0. */
-__attribute__((format(printf, 3, 4))) void config_err_put(char *err, size_t errlen, const char *fmt, ...);
-
 /* 32 bytes <-> 64 hex digits (decoding takes either case; false unless len is
  * 64 and every character a hex digit). */
 void config_hex_encode(char out[65], const uint8_t in[32]);
 bool config_hex_decode(const char *s, size_t len, uint8_t out[32]);
+
+/* Read fd (path, for the message) into buf until end of file or cap bytes;
+ * *len is what was read (cap: the file may be longer). 0, or BFTKV_E_IO with a
+ * message in err. Retries when a signal interrupts a read. */
+int config_fd_read(int fd, char *buf, size_t cap, size_t *len, const char *path, char *err, size_t errlen);
+
+/* The engine's tuning a config file sets (batch sizes, window, checkpoint
+ * interval, log window, request timeout), from r into cfg: the defaults. */
+void config_tuning_from_engine(struct bftkv_config *cfg, const struct pbft_replica_config *r);
 
 /* "replica" or "client". */
 const char *config_role_name(enum bftkv_config_role role);

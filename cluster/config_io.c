@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "common/errbuf.h"
 #include "engine/pbft.h"
 #include "cluster/config_internal.h"
 #include "cluster/keys.h"
@@ -28,27 +30,27 @@
 int bftkv_config_load(const char *path, struct bftkv_config **out, char *err, size_t errlen)
 {
     if (path == NULL || out == NULL) {
-        config_err_put(err, errlen, "config: invalid argument");
+        errbuf_put(err, errlen, "config: invalid argument");
         return BFTKV_E_INVAL;
     }
     *out = NULL;
     if (strlen(path) > BFTKV_CONFIG_PATH_MAX) {
-        config_err_put(err, errlen, "%.64s...: path too long", path);
+        errbuf_put(err, errlen, "%.64s...: path too long", path);
         return BFTKV_E_CONFIG;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not hang us */
     if (fd < 0) {
-        config_err_put(err, errlen, "%s: %s", path, strerror(errno));
+        errbuf_put(err, errlen, "%s: %s", path, strerror(errno));
         return BFTKV_E_IO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        config_err_put(err, errlen, "%s: not a regular file", path);
+        errbuf_put(err, errlen, "%s: not a regular file", path);
         close(fd);
         return BFTKV_E_CONFIG;
     }
     if (st.st_size > (off_t)BFTKV_CONFIG_FILE_MAX) {
-        config_err_put(err, errlen, "%s: file larger than %u bytes", path, BFTKV_CONFIG_FILE_MAX);
+        errbuf_put(err, errlen, "%s: file larger than %u bytes", path, BFTKV_CONFIG_FILE_MAX);
         close(fd);
         return BFTKV_E_CONFIG;
     }
@@ -56,27 +58,14 @@ int bftkv_config_load(const char *path, struct bftkv_config **out, char *err, si
     char *text = malloc(cap);
     if (text == NULL) {
         close(fd);
-        config_err_put(err, errlen, "%s: out of memory", path);
+        errbuf_put(err, errlen, "%s: out of memory", path);
         return BFTKV_E_NOMEM;
     }
-    int rc = 0;
     /* Read to EOF (bounded by the size fstat saw, plus one byte to see growth). */
-    while (len < cap) {
-        ssize_t got = read(fd, text + len, cap - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            config_err_put(err, errlen, "%s: %s", path, strerror(errno));
-            rc = BFTKV_E_IO;
-            break;
-        }
-        if (got == 0)
-            break;
-        len += (size_t)got;
-    }
+    int rc = config_fd_read(fd, text, cap, &len, path, err, errlen);
     close(fd);
     if (rc == 0 && len == cap) {
-        config_err_put(err, errlen, "%s: file changed while being read", path);
+        errbuf_put(err, errlen, "%s: file changed while being read", path);
         rc = BFTKV_E_IO;
     }
 
@@ -84,7 +73,7 @@ int bftkv_config_load(const char *path, struct bftkv_config **out, char *err, si
      * chdir does not move the keys. */
     char *real = rc == 0 ? realpath(path, NULL) : NULL;
     if (rc == 0 && real == NULL) {
-        config_err_put(err, errlen, "%s: %s", path, strerror(errno));
+        errbuf_put(err, errlen, "%s: %s", path, strerror(errno));
         rc = BFTKV_E_IO;
     }
     if (rc == 0) {
@@ -99,6 +88,24 @@ int bftkv_config_load(const char *path, struct bftkv_config **out, char *err, si
     free(real);
     free(text);
     return rc;
+}
+
+int config_fd_read(int fd, char *buf, size_t cap, size_t *len, const char *path, char *err, size_t errlen)
+{
+    *len = 0;
+    while (*len < cap) {
+        ssize_t got = read(fd, buf + *len, cap - *len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            errbuf_put(err, errlen, "%s: %s", path, strerror(errno));
+            return BFTKV_E_IO;
+        }
+        if (got == 0)
+            break;
+        *len += (size_t)got;
+    }
+    return 0;
 }
 
 /* ---- Writing ------------------------------------------------------------------------------ */
@@ -160,25 +167,58 @@ int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp)
 
 /* ---- Mapping onto the engine and the network ---------------------------------------------- */
 
+/* The engine's tuning that a config file sets, field for field (all uint32_t on
+ * both sides): config_defaults takes them from the engine, filling gives them
+ * back, so the two directions cannot drift apart. */
+#define TUNING(f) {offsetof(struct bftkv_config, f), offsetof(struct pbft_replica_config, f)}
+static const struct {
+    size_t config;
+    size_t engine;
+} tuning[] = {
+    TUNING(batch_max_requests), TUNING(batch_max_bytes), TUNING(window), TUNING(checkpoint_interval),
+    TUNING(log_window),
+};
+#undef TUNING
+#define TUNING_U32(f) (sizeof(((struct bftkv_config *)0)->f) == 4 && sizeof(((struct pbft_replica_config *)0)->f) == 4)
+_Static_assert(TUNING_U32(batch_max_requests) && TUNING_U32(batch_max_bytes) && TUNING_U32(window) &&
+                   TUNING_U32(checkpoint_interval) && TUNING_U32(log_window),
+               "the tuning table copies uint32_t fields");
+#undef TUNING_U32
+
+void config_tuning_from_engine(struct bftkv_config *cfg, const struct pbft_replica_config *r)
+{
+    for (size_t i = 0; i < sizeof tuning / sizeof tuning[0]; i++)
+        memcpy((uint8_t *)cfg + tuning[i].config, (const uint8_t *)r + tuning[i].engine, sizeof(uint32_t));
+    cfg->request_timeout_ms = (uint32_t)(r->request_timeout_ns / 1000000u);
+}
+
+static void tuning_to_engine(const struct bftkv_config *cfg, struct pbft_replica_config *r)
+{
+    for (size_t i = 0; i < sizeof tuning / sizeof tuning[0]; i++)
+        memcpy((uint8_t *)r + tuning[i].engine, (const uint8_t *)cfg + tuning[i].config, sizeof(uint32_t));
+    r->request_timeout_ns = (uint64_t)cfg->request_timeout_ms * 1000000u;
+}
+
+/* The fields both engine configurations carry: the group and the member's place
+ * in it (a macro: the two structs are different types). */
+#define FILL_MEMBER(out, cfg, member)                                                                             \
+    do {                                                                                                          \
+        (out)->group = (cfg)->group;                                                                              \
+        (out)->id = (member);                                                                                     \
+        (out)->n = (cfg)->n;                                                                                      \
+        (out)->f = (cfg)->f;                                                                                      \
+        (out)->lanes = (cfg)->client_lanes;                                                                       \
+    } while (0)
+
 int bftkv_config_fill_replica(const struct bftkv_config *cfg, uint16_t id, struct pbft_replica_config *out)
 {
     if (cfg == NULL || out == NULL || id >= cfg->n)
         return BFTKV_E_INVAL;
     memset(out, 0, sizeof *out);
-    pbft_replica_config_defaults(out);
-    out->group = cfg->group;
-    out->id = id;
-    out->n = cfg->n;
-    out->f = cfg->f;
+    pbft_replica_config_defaults(out); /* retransmit_ns; restarted and bugs off */
+    FILL_MEMBER(out, cfg, id);
     out->clients = cfg->clients;
-    out->lanes = cfg->client_lanes;
-    out->checkpoint_interval = cfg->checkpoint_interval;
-    out->log_window = cfg->log_window;
-    out->window = cfg->window;
-    out->batch_max_requests = cfg->batch_max_requests;
-    out->batch_max_bytes = cfg->batch_max_bytes;
-    out->request_timeout_ns = (uint64_t)cfg->request_timeout_ms * 1000000u;
-    out->bugs = 0;
+    tuning_to_engine(cfg, out);
     return 0;
 }
 
@@ -187,16 +227,10 @@ int bftkv_config_fill_client(const struct bftkv_config *cfg, uint16_t id, struct
     if (cfg == NULL || out == NULL || id >= cfg->clients || !cfg->client[id].allowed)
         return BFTKV_E_INVAL;
     memset(out, 0, sizeof *out);
-    pbft_client_config_defaults(out);
-    out->group = cfg->group;
-    out->id = id;
-    out->n = cfg->n;
-    out->f = cfg->f;
-    out->lanes = cfg->client_lanes;
+    pbft_client_config_defaults(out); /* timestamp_base and bugs 0 */
+    FILL_MEMBER(out, cfg, id);
     out->retransmit_timeout_ns = (uint64_t)cfg->retransmit_ms * 1000000u;
-    out->timestamp_base = 0;
     out->readonly_fast_path = cfg->readonly_fast_path;
-    out->bugs = 0;
     return 0;
 }
 
@@ -224,7 +258,7 @@ int bftkv_config_replica_sockaddr(const struct bftkv_config *cfg, uint16_t id, s
     hints.ai_flags = AI_NUMERICSERV;
     int g = getaddrinfo(r->host, port, &hints, &res);
     if (g != 0 || res == NULL) {
-        config_err_put(err, errlen, "%s:%u: replica %u: cannot resolve '%s': %s", cfg->name, r->line, id, r->host,
+        errbuf_put(err, errlen, "%s:%u: replica %u: cannot resolve '%s': %s", cfg->name, r->line, id, r->host,
                 g != 0 ? gai_strerror(g) : "no address");
         if (res != NULL)
             freeaddrinfo(res);
@@ -241,11 +275,11 @@ int bftkv_config_replica_sockaddr(const struct bftkv_config *cfg, uint16_t id, s
 int bftkv_config_keygen(const char *path, char x25519_hex[65], char ed25519_hex[65], char *err, size_t errlen)
 {
     if (path == NULL) {
-        config_err_put(err, errlen, "keygen: no path given");
+        errbuf_put(err, errlen, "keygen: no path given");
         return BFTKV_E_INVAL;
     }
     if (sodium_init() < 0) {
-        config_err_put(err, errlen, "keygen: libsodium cannot initialise");
+        errbuf_put(err, errlen, "keygen: libsodium cannot initialise");
         return BFTKV_E_IO;
     }
     uint8_t seed[BFTKV_KEY_SEED_SIZE];

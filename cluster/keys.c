@@ -24,6 +24,7 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "common/errbuf.h"
 #include "cluster/config_internal.h"
 
 /* ---- Loading ------------------------------------------------------------------- */
@@ -34,7 +35,7 @@ static int key_text_parse(const char *path, char *text, size_t len, uint8_t seed
     uint32_t line = 0, key_line = 0;
     char *s = text;
     if (memchr(text, '\0', len) != NULL) {
-        config_err_put(err, errlen, "%s: NUL byte in the file (is this a key file?)", path);
+        errbuf_put(err, errlen, "%s: NUL byte in the file (is this a key file?)", path);
         return BFTKV_E_CONFIG;
     }
     while (*s != '\0') {
@@ -52,19 +53,19 @@ static int key_text_parse(const char *path, char *text, size_t len, uint8_t seed
             continue;
         }
         if (key_line != 0) {
-            config_err_put(err, errlen, "%s:%u: a second key line (the key is at line %u)", path, line, key_line);
+            errbuf_put(err, errlen, "%s:%u: a second key line (the key is at line %u)", path, line, key_line);
             return BFTKV_E_CONFIG;
         }
         if (!config_hex_decode(s, n, seed)) {
             sodium_memzero(seed, 32);
-            config_err_put(err, errlen, "%s:%u: bad key line (expected 64 hex digits)", path, line);
+            errbuf_put(err, errlen, "%s:%u: bad key line (expected 64 hex digits)", path, line);
             return BFTKV_E_CONFIG;
         }
         key_line = line;
         s = next;
     }
     if (key_line == 0) {
-        config_err_put(err, errlen, "%s: no key in the file (expected a line of 64 hex digits)", path);
+        errbuf_put(err, errlen, "%s: no key in the file (expected a line of 64 hex digits)", path);
         return BFTKV_E_CONFIG;
     }
     return 0;
@@ -73,35 +74,35 @@ static int key_text_parse(const char *path, char *text, size_t len, uint8_t seed
 int bftkv_key_load(const char *path, uint8_t seed[BFTKV_KEY_SEED_SIZE], char *err, size_t errlen)
 {
     if (path == NULL || seed == NULL) {
-        config_err_put(err, errlen, "key file: invalid argument");
+        errbuf_put(err, errlen, "key file: invalid argument");
         return BFTKV_E_INVAL;
     }
     /* O_NONBLOCK: a FIFO planted at path must not hang start-up; fstat rejects it. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
-        config_err_put(err, errlen, "%s: %s", path, strerror(errno));
+        errbuf_put(err, errlen, "%s: %s", path, strerror(errno));
         return BFTKV_E_IO;
     }
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) != 0) {
-        config_err_put(err, errlen, "%s: %s", path, strerror(errno));
+        errbuf_put(err, errlen, "%s: %s", path, strerror(errno));
         rc = BFTKV_E_IO;
     } else if (!S_ISREG(st.st_mode)) {
-        config_err_put(err, errlen, "%s: not a regular file", path);
+        errbuf_put(err, errlen, "%s: not a regular file", path);
         rc = BFTKV_E_CONFIG;
     } else if ((st.st_mode & 077) != 0) {
-        config_err_put(err, errlen,
+        errbuf_put(err, errlen,
                 "%s: permissions %04o are too open: a secret key must be accessible by its owner only "
                 "(chmod 600 %s)",
                 path, (unsigned)(st.st_mode & 07777), path);
         rc = BFTKV_E_CONFIG;
     } else if (st.st_uid != geteuid() && st.st_uid != 0) {
-        config_err_put(err, errlen, "%s: owned by uid %u, not by the current user (uid %u) or root", path,
+        errbuf_put(err, errlen, "%s: owned by uid %u, not by the current user (uid %u) or root", path,
                 (unsigned)st.st_uid, (unsigned)geteuid());
         rc = BFTKV_E_CONFIG;
     } else if (st.st_size > (off_t)BFTKV_KEY_FILE_MAX) {
-        config_err_put(err, errlen, "%s: larger than %u bytes: not a key file", path, BFTKV_KEY_FILE_MAX);
+        errbuf_put(err, errlen, "%s: larger than %u bytes: not a key file", path, BFTKV_KEY_FILE_MAX);
         rc = BFTKV_E_CONFIG;
     }
     if (rc != 0) {
@@ -110,20 +111,8 @@ int bftkv_key_load(const char *path, uint8_t seed[BFTKV_KEY_SEED_SIZE], char *er
     }
 
     char text[BFTKV_KEY_FILE_MAX + 1];
-    size_t len = 0;
-    while (len < BFTKV_KEY_FILE_MAX) {
-        ssize_t got = read(fd, text + len, BFTKV_KEY_FILE_MAX - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            config_err_put(err, errlen, "%s: %s", path, strerror(errno));
-            rc = BFTKV_E_IO;
-            break;
-        }
-        if (got == 0)
-            break;
-        len += (size_t)got;
-    }
+    size_t len;
+    rc = config_fd_read(fd, text, BFTKV_KEY_FILE_MAX, &len, path, err, errlen);
     close(fd);
     text[len] = '\0';
     uint8_t tmp[32];
@@ -140,13 +129,13 @@ int bftkv_key_parse(const char *text, size_t len, const char *name, uint8_t seed
                     size_t errlen)
 {
     if ((text == NULL && len > 0) || seed == NULL) {
-        config_err_put(err, errlen, "key file: invalid argument");
+        errbuf_put(err, errlen, "key file: invalid argument");
         return BFTKV_E_INVAL;
     }
     if (name == NULL)
         name = "key file";
     if (len > BFTKV_KEY_FILE_MAX) {
-        config_err_put(err, errlen, "%s: larger than %u bytes: not a key file", name, BFTKV_KEY_FILE_MAX);
+        errbuf_put(err, errlen, "%s: larger than %u bytes: not a key file", name, BFTKV_KEY_FILE_MAX);
         return BFTKV_E_CONFIG;
     }
     char copy[BFTKV_KEY_FILE_MAX + 1];
@@ -189,13 +178,13 @@ void bftkv_key_public(const uint8_t seed[BFTKV_KEY_SEED_SIZE], char x25519_hex[6
 int bftkv_key_generate(const char *path, uint8_t seed[BFTKV_KEY_SEED_SIZE], char *err, size_t errlen)
 {
     if (path == NULL || seed == NULL) {
-        config_err_put(err, errlen, "key file: invalid argument");
+        errbuf_put(err, errlen, "key file: invalid argument");
         return BFTKV_E_INVAL;
     }
     uint8_t tmp[32];
     int e = seed_draw(tmp);
     if (e != 0) {
-        config_err_put(err, errlen, "%s: cannot draw random bytes: %s", path, strerror(-e));
+        errbuf_put(err, errlen, "%s: cannot draw random bytes: %s", path, strerror(-e));
         return BFTKV_E_IO;
     }
     /* O_EXCL with O_CREAT also refuses a symlink at path, dangling or not. */
@@ -203,7 +192,7 @@ int bftkv_key_generate(const char *path, uint8_t seed[BFTKV_KEY_SEED_SIZE], char
     if (fd < 0) {
         e = errno;
         sodium_memzero(tmp, sizeof tmp);
-        config_err_put(err, errlen, "%s: %s%s", path, strerror(e),
+        errbuf_put(err, errlen, "%s: %s%s", path, strerror(e),
                 e == EEXIST ? " (refusing to overwrite a key file)" : "");
         return BFTKV_E_IO;
     }
@@ -239,7 +228,7 @@ int bftkv_key_generate(const char *path, uint8_t seed[BFTKV_KEY_SEED_SIZE], char
     if (rc != 0) {
         unlink(path);
         sodium_memzero(tmp, sizeof tmp);
-        config_err_put(err, errlen, "%s: %s", path, strerror(-rc));
+        errbuf_put(err, errlen, "%s: %s", path, strerror(-rc));
         return BFTKV_E_IO;
     }
     memcpy(seed, tmp, 32);
@@ -249,46 +238,57 @@ int bftkv_key_generate(const char *path, uint8_t seed[BFTKV_KEY_SEED_SIZE], char
 
 /* ---- Identity ---------------------------------------------------------------------- */
 
-/* The public keys cfg lists for (role, id), or BFTKV_E_CONFIG with a message. */
-static int listed_keys(const struct bftkv_config *cfg, enum bftkv_config_role role, uint16_t id,
-                       const uint8_t **x, const uint8_t **ed, uint32_t *line, char *err, size_t errlen)
+/* The public keys cfg lists for (role, id) and the line that lists them. */
+struct listed {
+    const uint8_t *x25519;
+    const uint8_t *ed25519;
+    uint32_t line;
+};
+
+/* Whether cfg lists (role, id), and if so its keys into *out (out may be NULL).
+ * BFTKV_E_INVAL for a NULL cfg (the caller passes NULL for any NULL argument:
+ * "what: invalid argument") or an unknown role, BFTKV_E_CONFIG for an id not in
+ * the group or the allow-list; each with a message. */
+static int listed_keys(const char *what, const struct bftkv_config *cfg, enum bftkv_config_role role, uint16_t id,
+                       struct listed *out, char *err, size_t errlen)
 {
+    struct listed l;
+    if (cfg == NULL) {
+        errbuf_put(err, errlen, "%s: invalid argument", what);
+        return BFTKV_E_INVAL;
+    }
     if (role == BFTKV_CONFIG_REPLICA) {
         if (id >= cfg->n) {
-            config_err_put(err, errlen, "%s: replica %u is not in the group (replica ids are 0..%u)", cfg->name, id,
+            errbuf_put(err, errlen, "%s: replica %u is not in the group (replica ids are 0..%u)", cfg->name, id,
                     cfg->n - 1u);
             return BFTKV_E_CONFIG;
         }
-        *x = cfg->replica[id].x25519, *ed = cfg->replica[id].ed25519, *line = cfg->replica[id].line;
-        return 0;
-    }
-    if (role == BFTKV_CONFIG_CLIENT) {
+        l = (struct listed){cfg->replica[id].x25519, cfg->replica[id].ed25519, cfg->replica[id].line};
+    } else if (role == BFTKV_CONFIG_CLIENT) {
         if (id >= cfg->clients || !cfg->client[id].allowed) {
-            config_err_put(err, errlen, "%s: client %u is not in the allow-list (no 'client %u' line)", cfg->name, id, id);
+            errbuf_put(err, errlen, "%s: client %u is not in the allow-list (no 'client %u' line)", cfg->name, id, id);
             return BFTKV_E_CONFIG;
         }
-        *x = cfg->client[id].x25519, *ed = cfg->client[id].ed25519, *line = cfg->client[id].line;
-        return 0;
+        l = (struct listed){cfg->client[id].x25519, cfg->client[id].ed25519, cfg->client[id].line};
+    } else {
+        errbuf_put(err, errlen, "%s: invalid role", cfg->name);
+        return BFTKV_E_INVAL;
     }
-    config_err_put(err, errlen, "%s: invalid role", cfg->name);
-    return BFTKV_E_INVAL;
+    if (out != NULL)
+        *out = l;
+    return 0;
 }
 
 int bftkv_key_identity_load(const struct bftkv_config *cfg, enum bftkv_config_role role, uint16_t id,
                             struct auth_keypair *kp, char *err, size_t errlen)
 {
-    if (cfg == NULL || kp == NULL) {
-        config_err_put(err, errlen, "identity: invalid argument");
-        return BFTKV_E_INVAL;
-    }
-    const uint8_t *x, *ed;
-    uint32_t line;
-    int rc = listed_keys(cfg, role, id, &x, &ed, &line, err, errlen);
+    struct listed listed;
+    int rc = listed_keys("identity", kp == NULL ? NULL : cfg, role, id, &listed, err, errlen);
     if (rc != 0)
         return rc;
     char path[BFTKV_CONFIG_PATH_MAX + 32];
     if (bftkv_config_key_path(cfg, role, id, path, sizeof path) != 0) {
-        config_err_put(err, errlen, "%s: key_dir too long", cfg->name);
+        errbuf_put(err, errlen, "%s: key_dir too long", cfg->name);
         return BFTKV_E_CONFIG;
     }
     uint8_t seed[32];
@@ -298,15 +298,16 @@ int bftkv_key_identity_load(const struct bftkv_config *cfg, enum bftkv_config_ro
     auth_keypair_from_seed(kp, seed);
     sodium_memzero(seed, sizeof seed);
 
-    bool x_ok = sodium_memcmp(kp->x_pk, x, 32) == 0, ed_ok = sodium_memcmp(kp->sign_pk, ed, 32) == 0;
+    bool x_ok = sodium_memcmp(kp->x_pk, listed.x25519, 32) == 0;
+    bool ed_ok = sodium_memcmp(kp->sign_pk, listed.ed25519, 32) == 0;
     if (!x_ok || !ed_ok) {
         char have[65], want[65];
         config_hex_encode(have, x_ok ? kp->sign_pk : kp->x_pk);
-        config_hex_encode(want, x_ok ? ed : x);
-        config_err_put(err, errlen,
+        config_hex_encode(want, x_ok ? listed.ed25519 : listed.x25519);
+        errbuf_put(err, errlen,
                 "%s: the key does not match %s %u in %s:%u (its %s public key is %.16s..., the config says "
                 "%.16s...): wrong key file, or a config from another cluster",
-                path, config_role_name(role), id, cfg->name, line, x_ok ? "ed25519" : "x25519", have, want);
+                path, config_role_name(role), id, cfg->name, listed.line, x_ok ? "ed25519" : "x25519", have, want);
         sodium_memzero(kp, sizeof *kp);
         return BFTKV_E_CONFIG;
     }
@@ -321,7 +322,7 @@ static int low_order_report(const struct bftkv_config *cfg, const struct auth_ke
     uint8_t q[32];
     for (uint16_t j = 0; j < cfg->n; j++) {
         if (crypto_scalarmult(q, kp->x_sk, cfg->replica[j].x25519) != 0 || sodium_is_zero(q, 32)) {
-            config_err_put(err, errlen, "%s:%u: the x25519 key of replica %u is a low-order point (no secret can be "
+            errbuf_put(err, errlen, "%s:%u: the x25519 key of replica %u is a low-order point (no secret can be "
                     "shared with it)", cfg->name, cfg->replica[j].line, j);
             return BFTKV_E_CONFIG;
         }
@@ -330,26 +331,20 @@ static int low_order_report(const struct bftkv_config *cfg, const struct auth_ke
         if (!cfg->client[c].allowed)
             continue;
         if (crypto_scalarmult(q, kp->x_sk, cfg->client[c].x25519) != 0 || sodium_is_zero(q, 32)) {
-            config_err_put(err, errlen, "%s:%u: the x25519 key of client %u is a low-order point (no secret can be "
+            errbuf_put(err, errlen, "%s:%u: the x25519 key of client %u is a low-order point (no secret can be "
                     "shared with it)", cfg->name, cfg->client[c].line, c);
             return BFTKV_E_CONFIG;
         }
     }
     sodium_memzero(q, sizeof q);
-    config_err_put(err, errlen, "%s: cannot set up authentication", cfg->name);
+    errbuf_put(err, errlen, "%s: cannot set up authentication", cfg->name);
     return BFTKV_E_CONFIG;
 }
 
 int bftkv_key_auth_init(const struct bftkv_config *cfg, enum bftkv_config_role role, uint16_t id,
                         const struct auth_keypair *kp, struct auth_ctx *a, char *err, size_t errlen)
 {
-    if (cfg == NULL || kp == NULL || a == NULL) {
-        config_err_put(err, errlen, "authentication: invalid argument");
-        return BFTKV_E_INVAL;
-    }
-    const uint8_t *x, *ed;
-    uint32_t line;
-    int rc = listed_keys(cfg, role, id, &x, &ed, &line, err, errlen);
+    int rc = listed_keys("authentication", kp == NULL || a == NULL ? NULL : cfg, role, id, NULL, err, errlen);
     if (rc != 0)
         return rc;
 
@@ -369,7 +364,7 @@ int bftkv_key_auth_init(const struct bftkv_config *cfg, enum bftkv_config_role r
     if (clients == NULL || known == NULL) {
         free(clients);
         free(known);
-        config_err_put(err, errlen, "%s: out of memory", cfg->name);
+        errbuf_put(err, errlen, "%s: out of memory", cfg->name);
         return BFTKV_E_NOMEM;
     }
     for (uint16_t c = 0; c < cfg->clients; c++) {
@@ -383,6 +378,6 @@ int bftkv_key_auth_init(const struct bftkv_config *cfg, enum bftkv_config_role r
     if (rc == BFTKV_E_INVAL)
         return low_order_report(cfg, kp, true, err, errlen);
     if (rc == BFTKV_E_NOMEM)
-        config_err_put(err, errlen, "%s: out of memory", cfg->name);
+        errbuf_put(err, errlen, "%s: out of memory", cfg->name);
     return rc;
 }

@@ -87,28 +87,23 @@ static int net_udp_key_make(int family, const struct sockaddr_storage *a, sockle
                             struct net_udp_key *k)
 {
     memset(k, 0, sizeof(*k));
-    if (a->ss_family != family)
+    socklen_t need = family == AF_INET    ? (socklen_t)sizeof(struct sockaddr_in)
+                     : family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
+                                          : 0;
+    if (need == 0 || a->ss_family != family || len < need)
         return BFTKV_E_INVAL;
+    k->family = (uint16_t)family;
     if (family == AF_INET) {
-        if (len < (socklen_t)sizeof(struct sockaddr_in))
-            return BFTKV_E_INVAL;
         const struct sockaddr_in *s = (const struct sockaddr_in *)a;
-        k->family = AF_INET;
         k->port = s->sin_port;
         memcpy(k->addr, &s->sin_addr, 4);
-        return 0;
-    }
-    if (family == AF_INET6) {
-        if (len < (socklen_t)sizeof(struct sockaddr_in6))
-            return BFTKV_E_INVAL;
+    } else {
         const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
-        k->family = AF_INET6;
         k->port = s->sin6_port;
         k->scope = s->sin6_scope_id;
         memcpy(k->addr, &s->sin6_addr, 16);
-        return 0;
     }
-    return BFTKV_E_INVAL;
+    return 0;
 }
 
 static uint32_t net_udp_key_hash(const struct net_udp_key *k)

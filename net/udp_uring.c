@@ -94,15 +94,22 @@ static int net_udp_ring_init(struct io_uring *ring, uint32_t sq, uint32_t cq)
 
 /* ---- receive half ---------------------------------------------------------------- */
 
-static void net_udp_rx_arm(struct net_udp *u)
+/* A free entry of the rx SQ, submitting what it holds when it is full. */
+static struct io_uring_sqe *net_udp_rx_sqe(struct net_udp_uring *r)
 {
-    struct net_udp_uring *r = &u->ur;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->rx_ring);
     if (!sqe) {
         (void)io_uring_submit(&r->rx_ring);
         sqe = io_uring_get_sqe(&r->rx_ring);
     }
     BFTKV_ASSERT(sqe != NULL); /* the rx SQ holds at most an arm and a cancel */
+    return sqe;
+}
+
+static void net_udp_rx_arm(struct net_udp *u)
+{
+    struct net_udp_uring *r = &u->ur;
+    struct io_uring_sqe *sqe = net_udp_rx_sqe(r);
     io_uring_prep_recvmsg_multishot(sqe, u->fd, &r->rx_msg, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = NET_UDP_BGID;
@@ -114,12 +121,7 @@ static void net_udp_rx_arm(struct net_udp *u)
 static void net_udp_rx_cancel(struct net_udp *u)
 {
     struct net_udp_uring *r = &u->ur;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->rx_ring);
-    if (!sqe) {
-        (void)io_uring_submit(&r->rx_ring);
-        sqe = io_uring_get_sqe(&r->rx_ring);
-    }
-    BFTKV_ASSERT(sqe != NULL);
+    struct io_uring_sqe *sqe = net_udp_rx_sqe(r);
     io_uring_prep_cancel64(sqe, NET_UDP_TAG_RX, 0);
     io_uring_sqe_set_data64(sqe, NET_UDP_TAG_CANCEL);
     r->cancelling = true;

@@ -53,29 +53,52 @@ AES_TARGET static inline __m128i key_fold(__m128i k)
                                                                       0xff))
 #define KEY_ODD(w, i)                                                                                                 \
     (w)[i] = _mm_xor_si128(key_fold((w)[(i) - 2]), _mm_shuffle_epi32(_mm_aeskeygenassist_si128((w)[(i) - 1], 0), 0xaa))
+/* An even round key and the odd one after it. */
+#define KEY_PAIR(w, i, rcon)                                                                                          \
+    do {                                                                                                              \
+        KEY_EVEN(w, i, rcon);                                                                                         \
+        KEY_ODD(w, (i) + 1);                                                                                          \
+    } while (0)
 
 AES_TARGET static void aes256_key_schedule(__m128i w[AES256_ROUNDS + 1], const uint8_t key[LTHASH_SEED_SIZE])
 {
     w[0] = _mm_loadu_si128((const __m128i *)(const void *)key);
     w[1] = _mm_loadu_si128((const __m128i *)(const void *)(key + AES_BLOCK));
-    KEY_EVEN(w, 2, 0x01);
-    KEY_ODD(w, 3);
-    KEY_EVEN(w, 4, 0x02);
-    KEY_ODD(w, 5);
-    KEY_EVEN(w, 6, 0x04);
-    KEY_ODD(w, 7);
-    KEY_EVEN(w, 8, 0x08);
-    KEY_ODD(w, 9);
-    KEY_EVEN(w, 10, 0x10);
-    KEY_ODD(w, 11);
-    KEY_EVEN(w, 12, 0x20);
-    KEY_ODD(w, 13);
-    KEY_EVEN(w, 14, 0x40);
+    KEY_PAIR(w, 2, 0x01);
+    KEY_PAIR(w, 4, 0x02);
+    KEY_PAIR(w, 6, 0x04);
+    KEY_PAIR(w, 8, 0x08);
+    KEY_PAIR(w, 10, 0x10);
+    KEY_PAIR(w, 12, 0x20);
+    KEY_EVEN(w, 14, 0x40); /* w[15] would be past the last round */
 }
 
 /* The counter block i < 256 is fifteen zero bytes and then i: in a register's
  * little-endian lanes, i << 56 in the high 64 bits. */
 #define CTR_STEP(n) ((long long)((unsigned long long)(n) << 56))
+
+/* Counter mode over the KS_BLOCKS blocks, eight registers at a time: the
+ * registers' counter blocks are XORed with round key 0, go through rounds 1..13
+ * and the last one, and are stored. Both widths run this same loop -- a __m128i
+ * holds one block (AES-NI), a __m256i two (VAES) -- so it is one macro: T is the
+ * register type, PER_REG the blocks in one, and the rest the intrinsics of that
+ * width. k[] are the round keys as T, ctr the first counters, step PER_REG
+ * counters further. */
+#define KEYSTREAM_CTR(T, PER_REG, XOR, ADD, ENC, ENCLAST, STORE, out, k, ctr, step)                                 \
+    for (unsigned b = 0; b < KS_BLOCKS; b += 8u * (PER_REG)) {                                                      \
+        T x[8];                                                                                                     \
+        _Pragma("GCC unroll 8") for (unsigned j = 0; j < 8; j++)                                                    \
+        {                                                                                                           \
+            x[j] = XOR(ctr, (k)[0]);                                                                                \
+            ctr = ADD(ctr, step);                                                                                   \
+        }                                                                                                           \
+        _Pragma("GCC unroll 13") for (unsigned r = 1; r < AES256_ROUNDS; r++)                                       \
+        {                                                                                                           \
+            _Pragma("GCC unroll 8") for (unsigned j = 0; j < 8; j++) x[j] = ENC(x[j], (k)[r]);                      \
+        }                                                                                                           \
+        _Pragma("GCC unroll 8") for (unsigned j = 0; j < 8; j++)                                                    \
+            STORE((T *)(void *)((out) + AES_BLOCK * (b + (PER_REG) * j)), ENCLAST(x[j], (k)[AES256_ROUNDS]));       \
+    }
 
 AES_TARGET void lthash_keystream_aesni(uint8_t out[LTHASH_KEYSTREAM_BYTES], const uint8_t key[LTHASH_SEED_SIZE])
 {
@@ -83,26 +106,8 @@ AES_TARGET void lthash_keystream_aesni(uint8_t out[LTHASH_KEYSTREAM_BYTES], cons
     aes256_key_schedule(w, key);
     const __m128i one = _mm_set_epi64x(CTR_STEP(1), 0);
     __m128i ctr = _mm_setzero_si128();
-    for (unsigned b = 0; b < KS_BLOCKS; b += 8) {
-        __m128i x[8];
-#pragma GCC unroll 8
-        for (unsigned j = 0; j < 8; j++) {
-            x[j] = _mm_xor_si128(ctr, w[0]);
-            ctr = _mm_add_epi64(ctr, one);
-        }
-#pragma GCC unroll 13
-        for (unsigned r = 1; r < AES256_ROUNDS; r++) {
-#pragma GCC unroll 8
-            for (unsigned j = 0; j < 8; j++) {
-                x[j] = _mm_aesenc_si128(x[j], w[r]);
-            }
-        }
-#pragma GCC unroll 8
-        for (unsigned j = 0; j < 8; j++) {
-            _mm_storeu_si128((__m128i *)(void *)(out + AES_BLOCK * (b + j)),
-                             _mm_aesenclast_si128(x[j], w[AES256_ROUNDS]));
-        }
-    }
+    KEYSTREAM_CTR(__m128i, 1u, _mm_xor_si128, _mm_add_epi64, _mm_aesenc_si128, _mm_aesenclast_si128,
+                  _mm_storeu_si128, out, w, ctr, one);
 }
 
 VAES_TARGET void lthash_keystream_vaes(uint8_t out[LTHASH_KEYSTREAM_BYTES], const uint8_t key[LTHASH_SEED_SIZE])
@@ -117,26 +122,8 @@ VAES_TARGET void lthash_keystream_vaes(uint8_t out[LTHASH_KEYSTREAM_BYTES], cons
     /* Two blocks per register: counters (i, i+1) in the (low, high) lanes. */
     const __m256i two = _mm256_set_epi64x(CTR_STEP(2), 0, CTR_STEP(2), 0);
     __m256i ctr = _mm256_set_epi64x(CTR_STEP(1), 0, 0, 0);
-    for (unsigned b = 0; b < KS_BLOCKS; b += 16) {
-        __m256i x[8];
-#pragma GCC unroll 8
-        for (unsigned j = 0; j < 8; j++) {
-            x[j] = _mm256_xor_si256(ctr, k[0]);
-            ctr = _mm256_add_epi64(ctr, two);
-        }
-#pragma GCC unroll 13
-        for (unsigned r = 1; r < AES256_ROUNDS; r++) {
-#pragma GCC unroll 8
-            for (unsigned j = 0; j < 8; j++) {
-                x[j] = _mm256_aesenc_epi128(x[j], k[r]);
-            }
-        }
-#pragma GCC unroll 8
-        for (unsigned j = 0; j < 8; j++) {
-            _mm256_storeu_si256((__m256i *)(void *)(out + AES_BLOCK * (b + 2 * j)),
-                                _mm256_aesenclast_epi128(x[j], k[AES256_ROUNDS]));
-        }
-    }
+    KEYSTREAM_CTR(__m256i, 2u, _mm256_xor_si256, _mm256_add_epi64, _mm256_aesenc_epi128, _mm256_aesenclast_epi128,
+                  _mm256_storeu_si256, out, k, ctr, two);
 }
 
 #else /* no AES instructions known to this file: lthash.c never picks these */

@@ -117,16 +117,19 @@ static void entry_ref(struct entry *e)
     BFTKV_ASSERT(prev >= 1u);
 }
 
+/* Drop a reference to an entry or a table; true for the last one, whose holder
+ * frees. Release publishes this holder's reads of the object; acquire makes the
+ * last holder see every other holder's before it frees. */
+static bool refs_drop(atomic_uint *refs)
+{
+    unsigned prev = atomic_fetch_sub_explicit(refs, 1u, memory_order_acq_rel);
+    BFTKV_ASSERT(prev >= 1u);
+    return prev == 1u;
+}
+
 static void entry_unref(struct entry *e)
 {
-    if (e == NULL) {
-        return;
-    }
-    /* Release publishes this holder's reads of the entry; acquire makes the last
-     * holder see every other holder's before it frees. */
-    unsigned prev = atomic_fetch_sub_explicit(&e->refs, 1u, memory_order_acq_rel);
-    BFTKV_ASSERT(prev >= 1u);
-    if (prev == 1u) {
+    if (e != NULL && refs_drop(&e->refs)) {
         free(e);
     }
 }
@@ -178,13 +181,7 @@ static void table_free(struct table *t)
 
 void store_table_unref(struct table *t)
 {
-    if (t == NULL) {
-        return;
-    }
-    /* As entry_unref: the last holder frees, after every holder's reads. */
-    unsigned prev = atomic_fetch_sub_explicit(&t->refs, 1u, memory_order_acq_rel);
-    BFTKV_ASSERT(prev >= 1u);
-    if (prev == 1u) {
+    if (t != NULL && refs_drop(&t->refs)) {
         table_free(t);
     }
 }
@@ -210,6 +207,15 @@ static uint64_t shard_find(const struct shard *sh, uint64_t hash, const void *ke
         }
         i = (i + 1) & mask;
     }
+}
+
+/* shard_find for a shard that may have no table yet (it then holds nothing):
+ * whether key is there, and its slot or the empty one in *at (0 without a table). */
+static bool shard_lookup(const struct shard *sh, uint64_t hash, const void *key, size_t klen, uint64_t *at)
+{
+    bool found = false;
+    *at = sh->slots != NULL ? shard_find(sh, hash, key, klen, &found) : 0;
+    return found;
 }
 
 /* Rehash: place a slot known to be absent into slots of capacity mask + 1. */
@@ -436,12 +442,9 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
      * entry (allocation, BLAKE2b seed, LtHash expansion): a repeated put is then a
      * lookup. Otherwise the lookup has brought the slot and the old entry into the
      * cache for the locked lookup below. */
-    bool found = false;
-    uint64_t i = 0;
+    uint64_t i;
     shard_read_lock(sh);
-    if (sh->slots != NULL) {
-        i = shard_find(sh, hash, key, klen, &found);
-    }
+    bool found = shard_lookup(sh, hash, key, klen, &i);
     bool same = found && value_equal(sh->slots[i].e, val, vlen);
     shard_read_unlock(sh);
     if (same) {
@@ -459,11 +462,7 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
     struct table *retired = NULL;
     struct entry *old = NULL;
     shard_write_lock(sh);
-    found = false;
-    i = 0;
-    if (sh->slots != NULL) {
-        i = shard_find(sh, hash, key, klen, &found);
-    }
+    found = shard_lookup(sh, hash, key, klen, &i);
     if (found && value_equal(sh->slots[i].e, val, vlen)) {
         /* Written by another thread since the read above. */
         shard_write_unlock(sh);
@@ -514,12 +513,8 @@ int store_get(struct store *s, const void *key, size_t klen, void *buf, size_t c
     struct shard *sh = store_shard_of(s, hash);
 
     shard_read_lock(sh);
-    bool found = false;
-    uint64_t i = 0;
-    if (sh->slots != NULL) {
-        i = shard_find(sh, hash, key, klen, &found);
-    }
-    if (!found) {
+    uint64_t i;
+    if (!shard_lookup(sh, hash, key, klen, &i)) {
         rc = BFTKV_E_NOT_FOUND;
     } else {
         const struct entry *e = sh->slots[i].e;
@@ -545,12 +540,8 @@ int store_del(struct store *s, const void *key, size_t klen)
 
     struct table *retired = NULL;
     shard_write_lock(sh);
-    bool found = false;
-    uint64_t i = 0;
-    if (sh->slots != NULL) {
-        i = shard_find(sh, hash, key, klen, &found);
-    }
-    if (!found) {
+    uint64_t i;
+    if (!shard_lookup(sh, hash, key, klen, &i)) {
         shard_write_unlock(sh);
         return BFTKV_E_NOT_FOUND;
     }

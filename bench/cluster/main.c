@@ -34,11 +34,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
+
+#include "common/assert.h"
 
 static struct bench g_bench;
 
@@ -197,121 +200,129 @@ static const char *bench_handle_config(struct bench *b, char *tmp, bool *made)
     return tmp;
 }
 
+/* Every option, once. Most only set a field of struct bench: a text (the
+ * argument), a flag (true), or a number in [lo, hi] -- a double, or an unsigned
+ * integer of the field's width; bad is the message when the number is not one.
+ * OPT_CALL options take an argument bench_options handles itself, OPT_HELP none. */
+enum bench_opt_kind { OPT_TEXT, OPT_FLAG, OPT_REAL, OPT_UINT, OPT_CALL, OPT_HELP };
+
+struct bench_opt {
+    const char *name;
+    int c;
+    enum bench_opt_kind kind;
+    size_t offset;
+    size_t width;
+    double lo, hi;
+    const char *bad;
+};
+
+#define BENCH_FIELD(f) offsetof(struct bench, f), sizeof(((struct bench *)0)->f)
+#define OPT_NUM(name, c, f, lo, hi, bad)                                                                          \
+    {name, c, _Generic(((struct bench *)0)->f, double: OPT_REAL, default: OPT_UINT), BENCH_FIELD(f), lo, hi, bad}
+
+static const struct bench_opt bench_opts[] = {
+    {"config", 'c', OPT_TEXT, BENCH_FIELD(config_path), 0, 0, NULL},
+    {"format", 'f', OPT_TEXT, BENCH_FIELD(format), 0, 0, NULL},
+    {"out", 'O', OPT_TEXT, BENCH_FIELD(out_path), 0, 0, NULL},
+    {"history", 'H', OPT_TEXT, BENCH_FIELD(history_path), 0, 0, NULL},
+    {"cluster-dir", 'D', OPT_TEXT, BENCH_FIELD(cluster_dir), 0, 0, NULL},
+    {"label", 'L', OPT_TEXT, BENCH_FIELD(label), 0, 0, NULL},
+    {"final-read", 'F', OPT_FLAG, BENCH_FIELD(final_read), 0, 0, NULL},
+    {"readonly", 'o', OPT_FLAG, BENCH_FIELD(readonly), 0, 0, NULL},
+    OPT_NUM("duration", 'd', duration, 0.1, 3600, "--duration: 0.1..3600"),
+    OPT_NUM("warmup", 'w', warmup, 0, 600, "--warmup: 0..600"),
+    OPT_NUM("clients", 'C', clients, 1, 65536, "--clients: 1..65536"),
+    OPT_NUM("outstanding", 'P', outstanding, 1, 1024, "--outstanding: 1..1024"),
+    OPT_NUM("threads", 'T', threads, 1, BENCH_THREADS_MAX, "--threads: 1..64"),
+    OPT_NUM("rate", 'r', rate, 1, 1e8, "--rate: 1..1e8"),
+    OPT_NUM("keys", 'k', keys, 1, 1e8, "--keys: 1..1e8"),
+    OPT_NUM("key-size", 'K', key_size, 8, BFTKV_KEY_MAX, "--key-size: 8..key max"),
+    OPT_NUM("value-size", 'V', value_size, 0, BFTKV_VALUE_MAX, "--value-size: 0..value max"),
+    OPT_NUM("read-ratio", 'R', read_ratio, 0, 1, "--read-ratio: 0..1"),
+    OPT_NUM("del-ratio", 'x', del_ratio, 0, 1, "--del-ratio: 0..1"),
+    OPT_NUM("zipf", 'z', zipf, 0, 0.999, "--zipf: 0..0.999"),
+    OPT_NUM("client-base", 'b', client_base, 0, BFTKV_CLIENTS_MAX - 1, "--client-base"),
+    {"seed", 's', OPT_CALL, 0, 0, 0, 0, "--seed: an unsigned 64-bit number"},
+    {"load-points", 'p', OPT_CALL, 0, 0, 0, 0, "--load-points: up to 8 fractions in (0, 2], comma-separated"},
+    {"help", 'h', OPT_HELP, 0, 0, 0, 0, NULL},
+};
+
+#undef OPT_NUM
+#undef BENCH_FIELD
+
+/* Apply option o with argument arg to b; false (o->bad says why) for a bad number. */
+static bool bench_opt_set(struct bench *b, const struct bench_opt *o, const char *arg)
+{
+    uint8_t *at = (uint8_t *)b + o->offset;
+    double v;
+    switch (o->kind) {
+    case OPT_TEXT:
+        BFTKV_ASSERT(o->width == sizeof arg);
+        memcpy(at, &arg, sizeof arg);
+        return true;
+    case OPT_FLAG:
+        BFTKV_ASSERT(o->width == sizeof(bool));
+        *(bool *)(void *)at = true;
+        return true;
+    case OPT_REAL:
+        BFTKV_ASSERT(o->width == sizeof v);
+        if (!bench_parse_num(arg, o->lo, o->hi, &v))
+            return false;
+        memcpy(at, &v, sizeof v);
+        return true;
+    case OPT_UINT:
+        if (!bench_parse_num(arg, o->lo, o->hi, &v))
+            return false;
+        if (o->width == sizeof(uint32_t)) {
+            uint32_t u = (uint32_t)v;
+            memcpy(at, &u, sizeof u);
+        } else {
+            BFTKV_ASSERT(o->width == sizeof(uint64_t));
+            uint64_t u = (uint64_t)v;
+            memcpy(at, &u, sizeof u);
+        }
+        return true;
+    case OPT_CALL:
+    case OPT_HELP:
+        break;
+    }
+    BFTKV_ASSERT(0); /* bench_options handles these */
+    return false;
+}
+
+#define BENCH_OPTS (sizeof bench_opts / sizeof bench_opts[0])
+
 static int bench_options(struct bench *b, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'},      {"duration", required_argument, 0, 'd'},
-        {"warmup", required_argument, 0, 'w'},      {"clients", required_argument, 0, 'C'},
-        {"outstanding", required_argument, 0, 'P'}, {"threads", required_argument, 0, 'T'},
-        {"rate", required_argument, 0, 'r'},        {"keys", required_argument, 0, 'k'},
-        {"key-size", required_argument, 0, 'K'},    {"value-size", required_argument, 0, 'V'},
-        {"read-ratio", required_argument, 0, 'R'},  {"readonly", no_argument, 0, 'o'},
-        {"zipf", required_argument, 0, 'z'},        {"format", required_argument, 0, 'f'},
-        {"out", required_argument, 0, 'O'},         {"history", required_argument, 0, 'H'},
-        {"client-base", required_argument, 0, 'b'}, {"cluster-dir", required_argument, 0, 'D'},
-        {"label", required_argument, 0, 'L'},       {"help", no_argument, 0, 'h'},
-        {"load-points", required_argument, 0, 'p'}, {"del-ratio", required_argument, 0, 'x'},
-        {"seed", required_argument, 0, 's'},        {"final-read", no_argument, 0, 'F'},
-        {0, 0, 0, 0}};
+    struct option opts[BENCH_OPTS + 1];
+    memset(opts, 0, sizeof opts);
+    for (size_t i = 0; i < BENCH_OPTS; i++) {
+        bool arg = bench_opts[i].kind != OPT_FLAG && bench_opts[i].kind != OPT_HELP;
+        opts[i] = (struct option){bench_opts[i].name, arg ? required_argument : no_argument, NULL, bench_opts[i].c};
+    }
     int c;
-    double v = 0;
     bool ok = true, seeded = false;
     const char *bad = NULL;
     while (ok && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        const struct bench_opt *o = NULL;
+        for (size_t i = 0; i < BENCH_OPTS && o == NULL; i++) {
+            o = bench_opts[i].c == c ? &bench_opts[i] : NULL;
+        }
+        if (o != NULL && o->kind != OPT_CALL && o->kind != OPT_HELP) {
+            ok = bench_opt_set(b, o, optarg);
+            bad = o->bad;
+            b->clients_given |= c == 'C';
+            b->threads_given |= c == 'T';
+            continue;
+        }
+        bad = o != NULL ? o->bad : NULL;
         switch (c) {
-        case 'c':
-            b->config_path = optarg;
-            break;
-        case 'd':
-            ok = bench_parse_num(optarg, 0.1, 3600, &b->duration);
-            bad = "--duration: 0.1..3600";
-            break;
-        case 'w':
-            ok = bench_parse_num(optarg, 0, 600, &b->warmup);
-            bad = "--warmup: 0..600";
-            break;
-        case 'C':
-            ok = bench_parse_num(optarg, 1, 65536, &v);
-            bad = "--clients: 1..65536";
-            b->clients = (uint32_t)v;
-            b->clients_given = true;
-            break;
-        case 'P':
-            ok = bench_parse_num(optarg, 1, 1024, &v);
-            bad = "--outstanding: 1..1024";
-            b->outstanding = (uint32_t)v;
-            break;
-        case 'T':
-            ok = bench_parse_num(optarg, 1, BENCH_THREADS_MAX, &v);
-            bad = "--threads: 1..64";
-            b->threads = (uint32_t)v;
-            b->threads_given = true;
-            break;
-        case 'r':
-            ok = bench_parse_num(optarg, 1, 1e8, &b->rate);
-            bad = "--rate: 1..1e8";
-            break;
-        case 'k':
-            ok = bench_parse_num(optarg, 1, 1e8, &v);
-            bad = "--keys: 1..1e8";
-            b->keys = (uint64_t)v;
-            break;
-        case 'K':
-            ok = bench_parse_num(optarg, 8, BFTKV_KEY_MAX, &v);
-            bad = "--key-size: 8..key max";
-            b->key_size = (size_t)v;
-            break;
-        case 'V':
-            ok = bench_parse_num(optarg, 0, BFTKV_VALUE_MAX, &v);
-            bad = "--value-size: 0..value max";
-            b->value_size = (size_t)v;
-            break;
-        case 'R':
-            ok = bench_parse_num(optarg, 0, 1, &b->read_ratio);
-            bad = "--read-ratio: 0..1";
-            break;
-        case 'x':
-            ok = bench_parse_num(optarg, 0, 1, &b->del_ratio);
-            bad = "--del-ratio: 0..1";
-            break;
         case 's':
             ok = bench_parse_u64(optarg, &b->seed);
-            bad = "--seed: an unsigned 64-bit number";
             seeded = true;
-            break;
-        case 'F':
-            b->final_read = true;
-            break;
-        case 'o':
-            b->readonly = true;
-            break;
-        case 'z':
-            ok = bench_parse_num(optarg, 0, 0.999, &b->zipf);
-            bad = "--zipf: 0..0.999";
-            break;
-        case 'f':
-            b->format = optarg;
-            break;
-        case 'O':
-            b->out_path = optarg;
-            break;
-        case 'H':
-            b->history_path = optarg;
-            break;
-        case 'b':
-            ok = bench_parse_num(optarg, 0, BFTKV_CLIENTS_MAX - 1, &v);
-            bad = "--client-base";
-            b->client_base = (uint32_t)v;
-            break;
-        case 'D':
-            b->cluster_dir = optarg;
-            break;
-        case 'L':
-            b->label = optarg;
             break;
         case 'p':
             ok = bench_parse_load_points(b, optarg);
-            bad = "--load-points: up to 8 fractions in (0, 2], comma-separated";
             break;
         case 'h':
             bench_usage(NULL);

@@ -473,6 +473,17 @@ static void bench_write_json_context(struct bench *b, FILE *fp)
     fprintf(fp, "  },\n  \"benchmarks\": [\n");
 }
 
+/* One member of a benchmark entry: "name": value with prec decimals, or null
+ * when the value was not measured (known false). */
+static void json_number(FILE *fp, const char *name, bool known, double value, int prec)
+{
+    if (known) {
+        fprintf(fp, "      \"%s\": %.*f,\n", name, prec, value);
+    } else {
+        fprintf(fp, "      \"%s\": null,\n", name);
+    }
+}
+
 static void bench_write_json_entry(struct bench *b, const struct bench_result *r, bool last, FILE *fp)
 {
     fprintf(fp, "    {\n");
@@ -494,19 +505,13 @@ static void bench_write_json_entry(struct bench *b, const struct bench_result *r
         fprintf(fp, "      \"mode\": \"%s\",\n      \"offered_rate\": %.0f,\n      \"peak_fraction\": %g,\n",
                 r->open ? "open" : "closed", r->rate, r->fraction);
     }
-    if (r->cpu_per_op_us >= 0) {
-        fprintf(fp, "      \"cpu_per_op_us\": %.3f,\n      \"replica_cpu_per_op_us\": %.3f,\n", r->cpu_per_op_us,
-                r->replica_cpu_per_op_us);
-    } else {
-        fprintf(fp, "      \"cpu_per_op_us\": null,\n      \"replica_cpu_per_op_us\": null,\n");
-    }
-    fprintf(fp, "      \"bench_cpu_per_op_us\": %.3f,\n", r->bench_cpu_per_op_us);
-    if (r->dgrams_per_op >= 0) {
-        fprintf(fp, "      \"datagrams_per_op\": %.3f,\n      \"avg_batch\": %.2f,\n", r->dgrams_per_op,
-                r->avg_batch);
-    } else {
-        fprintf(fp, "      \"datagrams_per_op\": null,\n      \"avg_batch\": null,\n");
-    }
+    /* The replicas' CPU and datagrams are unknown (negative) without their stats. */
+    bool cpu = r->cpu_per_op_us >= 0, dgrams = r->dgrams_per_op >= 0;
+    json_number(fp, "cpu_per_op_us", cpu, r->cpu_per_op_us, 3);
+    json_number(fp, "replica_cpu_per_op_us", cpu, r->replica_cpu_per_op_us, 3);
+    json_number(fp, "bench_cpu_per_op_us", true, r->bench_cpu_per_op_us, 3);
+    json_number(fp, "datagrams_per_op", dgrams, r->dgrams_per_op, 3);
+    json_number(fp, "avg_batch", dgrams, r->avg_batch, 2);
     fprintf(fp, "      \"limit\": \"%s\",\n", r->limit);
     fprintf(fp, "      \"bench_datagrams_per_op\": %.3f,\n",
             r->ops > 0 ? (double)r->bench_dgrams_tx / (double)r->ops : 0.0);

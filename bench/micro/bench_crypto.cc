@@ -22,6 +22,7 @@
 #include <openssl/params.h>
 #include <sodium.h>
 
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -40,41 +41,51 @@ void set_counters(benchmark::State &st, int64_t bytes) {
     st.SetBytesProcessed(st.iterations() * bytes);
 }
 
-// ---- MACs ---------------------------------------------------------------------
-
-void BM_MacSipHashX24(benchmark::State &st) {
+// The loop of the MAC and hash benchmarks: fn(out, m) over a message of
+// range(0) bytes into an OutBytes buffer the optimiser must keep.
+template <size_t OutBytes, typename Fn>
+void over_message(benchmark::State &st, Fn fn) {
     const auto m = message(st.range(0));
-    uint8_t key[crypto_shorthash_siphashx24_KEYBYTES];
-    randombytes_buf(key, sizeof key);
-    uint8_t out[crypto_shorthash_siphashx24_BYTES];
+    uint8_t out[OutBytes];
     for (auto _ : st) {
-        crypto_shorthash_siphashx24(out, m.data(), m.size(), key);
+        fn(out, m);
         benchmark::DoNotOptimize(out);
     }
     set_counters(st, st.range(0));
 }
 
+// A random key of KeyBytes for a keyed benchmark.
+template <size_t KeyBytes>
+std::array<uint8_t, KeyBytes> random_key() {
+    std::array<uint8_t, KeyBytes> key;
+    randombytes_buf(key.data(), key.size());
+    return key;
+}
+
+using Message = std::vector<uint8_t>;
+
+// ---- MACs ---------------------------------------------------------------------
+
+void BM_MacSipHashX24(benchmark::State &st) {
+    const auto key = random_key<crypto_shorthash_siphashx24_KEYBYTES>();
+    over_message<crypto_shorthash_siphashx24_BYTES>(
+        st, [&](uint8_t *out, const Message &m) { crypto_shorthash_siphashx24(out, m.data(), m.size(), key.data()); });
+}
+
 template <size_t OutBytes>
 void BM_MacBlake2b(benchmark::State &st) {
     static_assert(OutBytes >= crypto_generichash_BYTES_MIN && OutBytes <= crypto_generichash_BYTES_MAX, "");
-    const auto m = message(st.range(0));
-    uint8_t key[crypto_generichash_KEYBYTES];  // 32 bytes
-    randombytes_buf(key, sizeof key);
-    uint8_t out[OutBytes];
-    for (auto _ : st) {
-        crypto_generichash(out, sizeof out, m.data(), m.size(), key, sizeof key);
-        benchmark::DoNotOptimize(out);
-    }
-    set_counters(st, st.range(0));
+    const auto key = random_key<crypto_generichash_KEYBYTES>();  // 32 bytes
+    over_message<OutBytes>(st, [&](uint8_t *out, const Message &m) {
+        crypto_generichash(out, OutBytes, m.data(), m.size(), key.data(), key.size());
+    });
 }
 
 void BM_MacBlake2b128(benchmark::State &st) { BM_MacBlake2b<16>(st); }
 void BM_MacBlake2b256(benchmark::State &st) { BM_MacBlake2b<32>(st); }
 
 void BM_MacHmacSha256Evp(benchmark::State &st) {
-    const auto m = message(st.range(0));
-    uint8_t key[32];
-    randombytes_buf(key, sizeof key);
+    const auto key = random_key<32>();
     EVP_MAC *mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
     EVP_MAC_CTX *ctx = mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr;
     char digest_name[] = "SHA256";
@@ -82,72 +93,51 @@ void BM_MacHmacSha256Evp(benchmark::State &st) {
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
         OSSL_PARAM_construct_end(),
     };
-    if (ctx == nullptr || EVP_MAC_init(ctx, key, sizeof key, params) != 1) {
+    if (ctx == nullptr || EVP_MAC_init(ctx, key.data(), key.size(), params) != 1) {
         st.SkipWithError("EVP_MAC HMAC-SHA256 unavailable");
         EVP_MAC_CTX_free(ctx);
         EVP_MAC_free(mac);
         return;
     }
-    uint8_t out[32];
     int failures = 0;
-    for (auto _ : st) {
+    over_message<32>(st, [&](uint8_t *out, const Message &m) {
         size_t outlen = 0;
         // Re-initialising with no key resets the context to the keyed state.
         failures += EVP_MAC_init(ctx, nullptr, 0, nullptr) != 1;
         failures += EVP_MAC_update(ctx, m.data(), m.size()) != 1;
-        failures += EVP_MAC_final(ctx, out, &outlen, sizeof out) != 1;
-        benchmark::DoNotOptimize(out);
-    }
+        failures += EVP_MAC_final(ctx, out, &outlen, 32) != 1;
+    });
     if (failures != 0) st.SkipWithError("EVP_MAC call failed");
     EVP_MAC_CTX_free(ctx);
     EVP_MAC_free(mac);
-    set_counters(st, st.range(0));
 }
 
 void BM_MacHmacSha256Sodium(benchmark::State &st) {
-    const auto m = message(st.range(0));
-    uint8_t key[crypto_auth_hmacsha256_KEYBYTES];
-    randombytes_buf(key, sizeof key);
-    uint8_t out[crypto_auth_hmacsha256_BYTES];
-    for (auto _ : st) {
-        crypto_auth_hmacsha256(out, m.data(), m.size(), key);
-        benchmark::DoNotOptimize(out);
-    }
-    set_counters(st, st.range(0));
+    const auto key = random_key<crypto_auth_hmacsha256_KEYBYTES>();
+    over_message<crypto_auth_hmacsha256_BYTES>(
+        st, [&](uint8_t *out, const Message &m) { crypto_auth_hmacsha256(out, m.data(), m.size(), key.data()); });
 }
 
 void BM_MacHmacSha256SodiumState(benchmark::State &st) {
-    const auto m = message(st.range(0));
-    uint8_t key[crypto_auth_hmacsha256_KEYBYTES];
-    randombytes_buf(key, sizeof key);
+    const auto key = random_key<crypto_auth_hmacsha256_KEYBYTES>();
     crypto_auth_hmacsha256_state keyed;
-    crypto_auth_hmacsha256_init(&keyed, key, sizeof key);
-    uint8_t out[crypto_auth_hmacsha256_BYTES];
-    for (auto _ : st) {
+    crypto_auth_hmacsha256_init(&keyed, key.data(), key.size());
+    over_message<crypto_auth_hmacsha256_BYTES>(st, [&](uint8_t *out, const Message &m) {
         crypto_auth_hmacsha256_state s = keyed;
         crypto_auth_hmacsha256_update(&s, m.data(), m.size());
         crypto_auth_hmacsha256_final(&s, out);
-        benchmark::DoNotOptimize(out);
-    }
-    set_counters(st, st.range(0));
+    });
 }
 
 void BM_MacPoly1305(benchmark::State &st) {
-    const auto m = message(st.range(0));
-    uint8_t key[crypto_onetimeauth_KEYBYTES];
-    randombytes_buf(key, sizeof key);
-    uint8_t out[crypto_onetimeauth_BYTES];
-    for (auto _ : st) {
-        crypto_onetimeauth(out, m.data(), m.size(), key);
-        benchmark::DoNotOptimize(out);
-    }
-    set_counters(st, st.range(0));
+    const auto key = random_key<crypto_onetimeauth_KEYBYTES>();
+    over_message<crypto_onetimeauth_BYTES>(
+        st, [&](uint8_t *out, const Message &m) { crypto_onetimeauth(out, m.data(), m.size(), key.data()); });
 }
 
 // ---- Hashes -------------------------------------------------------------------
 
 void BM_HashSha256Evp(benchmark::State &st) {
-    const auto m = message(st.range(0));
     EVP_MD *md = EVP_MD_fetch(nullptr, "SHA256", nullptr);  // explicit fetch: no lookup per call
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (md == nullptr || ctx == nullptr) {
@@ -156,39 +146,26 @@ void BM_HashSha256Evp(benchmark::State &st) {
         EVP_MD_free(md);
         return;
     }
-    uint8_t out[EVP_MAX_MD_SIZE];
     int failures = 0;
-    for (auto _ : st) {
+    over_message<EVP_MAX_MD_SIZE>(st, [&](uint8_t *out, const Message &m) {
         unsigned int outlen = 0;
         failures += EVP_DigestInit_ex(ctx, md, nullptr) != 1;
         failures += EVP_DigestUpdate(ctx, m.data(), m.size()) != 1;
         failures += EVP_DigestFinal_ex(ctx, out, &outlen) != 1;
-        benchmark::DoNotOptimize(out);
-    }
+    });
     if (failures != 0) st.SkipWithError("EVP_Digest call failed");
     EVP_MD_CTX_free(ctx);
     EVP_MD_free(md);
-    set_counters(st, st.range(0));
 }
 
 void BM_HashSha256Sodium(benchmark::State &st) {
-    const auto m = message(st.range(0));
-    uint8_t out[crypto_hash_sha256_BYTES];
-    for (auto _ : st) {
-        crypto_hash_sha256(out, m.data(), m.size());
-        benchmark::DoNotOptimize(out);
-    }
-    set_counters(st, st.range(0));
+    over_message<crypto_hash_sha256_BYTES>(
+        st, [](uint8_t *out, const Message &m) { crypto_hash_sha256(out, m.data(), m.size()); });
 }
 
 void BM_HashBlake2b256(benchmark::State &st) {
-    const auto m = message(st.range(0));
-    uint8_t out[32];
-    for (auto _ : st) {
-        crypto_generichash(out, sizeof out, m.data(), m.size(), nullptr, 0);
-        benchmark::DoNotOptimize(out);
-    }
-    set_counters(st, st.range(0));
+    over_message<32>(
+        st, [](uint8_t *out, const Message &m) { crypto_generichash(out, 32, m.data(), m.size(), nullptr, 0); });
 }
 
 // ---- Signatures and key agreement (CHECKPOINT, VIEW-CHANGE, NEW-VIEW; keys) -----

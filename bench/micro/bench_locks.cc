@@ -35,56 +35,37 @@ struct NoLock {
     void unlock() {}
 };
 
-struct CkRwlockRead {
-    static constexpr bool kWrites = false;
-    ck_rwlock_t l = CK_RWLOCK_INITIALIZER;
-    void lock() { ck_rwlock_read_lock(&l); }
-    void unlock() { ck_rwlock_read_unlock(&l); }
-};
-
-struct CkRwlockWrite {
-    static constexpr bool kWrites = true;
-    ck_rwlock_t l = CK_RWLOCK_INITIALIZER;
-    void lock() { ck_rwlock_write_lock(&l); }
-    void unlock() { ck_rwlock_write_unlock(&l); }
-};
-
-struct PthreadRwlockRead {
-    static constexpr bool kWrites = false;
-    pthread_rwlock_t l = PTHREAD_RWLOCK_INITIALIZER;
-    void lock() { pthread_rwlock_rdlock(&l); }
-    void unlock() { pthread_rwlock_unlock(&l); }
-};
-
-struct PthreadRwlockWrite {
-    static constexpr bool kWrites = true;
-    pthread_rwlock_t l = PTHREAD_RWLOCK_INITIALIZER;
-    void lock() { pthread_rwlock_wrlock(&l); }
-    void unlock() { pthread_rwlock_unlock(&l); }
-};
-
-struct PthreadMutex {
-    static constexpr bool kWrites = true;
-    pthread_mutex_t l = PTHREAD_MUTEX_INITIALIZER;
-    void lock() { pthread_mutex_lock(&l); }
-    void unlock() { pthread_mutex_unlock(&l); }
-};
-
-struct CkSpinlockFas {
-    static constexpr bool kWrites = true;
-    ck_spinlock_fas_t l = CK_SPINLOCK_FAS_INITIALIZER;
-    void lock() { ck_spinlock_fas_lock(&l); }
-    void unlock() { ck_spinlock_fas_unlock(&l); }
-};
-
+// The candidates, one line each: name, whether the critical section writes
+// (a read lock only reads), the lock's type, the calls that take and release it,
+// and its initialiser (last: it may hold commas).
 #ifdef CK_F_SPINLOCK_TICKET
-struct CkSpinlockTicket {
-    static constexpr bool kWrites = true;
-    ck_spinlock_ticket_t l = CK_SPINLOCK_TICKET_INITIALIZER;
-    void lock() { ck_spinlock_ticket_lock(&l); }
-    void unlock() { ck_spinlock_ticket_unlock(&l); }
-};
+#define LOCK_TICKET(X)                                                                                          \
+    X(CkSpinlockTicket, true, ck_spinlock_ticket_t, ck_spinlock_ticket_lock, ck_spinlock_ticket_unlock,        \
+      CK_SPINLOCK_TICKET_INITIALIZER)
+#else
+#define LOCK_TICKET(X)
 #endif
+#define LOCK_CANDIDATES(X)                                                                                      \
+    X(CkRwlockRead, false, ck_rwlock_t, ck_rwlock_read_lock, ck_rwlock_read_unlock, CK_RWLOCK_INITIALIZER)      \
+    X(CkRwlockWrite, true, ck_rwlock_t, ck_rwlock_write_lock, ck_rwlock_write_unlock, CK_RWLOCK_INITIALIZER)    \
+    X(PthreadRwlockRead, false, pthread_rwlock_t, pthread_rwlock_rdlock, pthread_rwlock_unlock,                \
+      PTHREAD_RWLOCK_INITIALIZER)                                                                               \
+    X(PthreadRwlockWrite, true, pthread_rwlock_t, pthread_rwlock_wrlock, pthread_rwlock_unlock,                \
+      PTHREAD_RWLOCK_INITIALIZER)                                                                               \
+    X(PthreadMutex, true, pthread_mutex_t, pthread_mutex_lock, pthread_mutex_unlock, PTHREAD_MUTEX_INITIALIZER) \
+    X(CkSpinlockFas, true, ck_spinlock_fas_t, ck_spinlock_fas_lock, ck_spinlock_fas_unlock,                    \
+      CK_SPINLOCK_FAS_INITIALIZER)                                                                              \
+    LOCK_TICKET(X)
+
+#define LOCK_POLICY(Name, writes, T, take, release, ...)                                                        \
+    struct Name {                                                                                               \
+        static constexpr bool kWrites = writes;                                                                 \
+        T l = __VA_ARGS__;                                                                                      \
+        void lock() { take(&l); }                                                                               \
+        void unlock() { release(&l); }                                                                          \
+    };
+LOCK_CANDIDATES(LOCK_POLICY)
+#undef LOCK_POLICY
 
 // A lock and the data it guards on one cache line; neighbours never share it.
 template <class L>
@@ -126,15 +107,9 @@ void register_lock(const char *kind) {
 
 int register_lock_benchmarks() {
     register_lock<NoLock>("None");
-    register_lock<CkRwlockRead>("CkRwlockRead");
-    register_lock<CkRwlockWrite>("CkRwlockWrite");
-    register_lock<PthreadRwlockRead>("PthreadRwlockRead");
-    register_lock<PthreadRwlockWrite>("PthreadRwlockWrite");
-    register_lock<PthreadMutex>("PthreadMutex");
-    register_lock<CkSpinlockFas>("CkSpinlockFas");
-#ifdef CK_F_SPINLOCK_TICKET
-    register_lock<CkSpinlockTicket>("CkSpinlockTicket");
-#endif
+#define LOCK_REGISTER(Name, ...) register_lock<Name>(#Name);
+    LOCK_CANDIDATES(LOCK_REGISTER)
+#undef LOCK_REGISTER
     return 0;
 }
 

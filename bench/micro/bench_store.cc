@@ -107,93 +107,105 @@ void report_prefill(benchmark::State &st) {
     st.counters["rss_MiB"] = g_prefilled.rss_mib;
 }
 
-void BM_StoreGet(benchmark::State &st) {
-    struct store *s = g_prefilled.s;
-    const uint64_t keys = static_cast<uint64_t>(st.range(0));
-    const size_t value_size = static_cast<size_t>(st.range(1));
-    bench::Xorshift rng(static_cast<uint64_t>(st.thread_index()) + 1);
-    std::vector<uint8_t> buf(value_size);
+// What every store benchmark has: the prefilled store, the key count and value
+// size of its configuration (range 0 and 1), a key stream of its own per thread
+// (seeded with rng_base), a key buffer and a value buffer of value_size bytes.
+struct StoreRun {
+    StoreRun(benchmark::State &st, uint64_t rng_base, uint8_t fill)
+        : s(g_prefilled.s),
+          keys(static_cast<uint64_t>(st.range(0))),
+          value_size(static_cast<size_t>(st.range(1))),
+          rng(static_cast<uint64_t>(st.thread_index()) + rng_base),
+          value(value_size, fill) {}
+
+    // A random prefilled key into key; returns its index.
+    uint64_t next_key() {
+        const uint64_t i = rng.below(keys);
+        bench::key_of(i, key);
+        return i;
+    }
+
+    // The value's first bytes (up to 8) set to x: a value of its own.
+    void value_stamp(uint64_t x) {
+        std::memcpy(value.data(), &x, sizeof x < value_size ? sizeof x : value_size);
+    }
+
+    // store_put of key and value; true when it failed.
+    bool put_failed() { return store_put(s, key, sizeof key, value.data(), value.size()) != 0; }
+
+    // One item per iteration (and value_size bytes with bytes), the prefill's counters.
+    void report(benchmark::State &st, bool bytes) const {
+        st.SetItemsProcessed(st.iterations());
+        if (bytes) st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(value_size));
+        report_prefill(st);
+    }
+
+    struct store *s;
+    uint64_t keys;
+    size_t value_size;
+    bench::Xorshift rng;
+    std::vector<uint8_t> value;
     uint8_t key[bench::kKeySize];
+};
+
+void BM_StoreGet(benchmark::State &st) {
+    StoreRun r(st, 1, 0);
     uint64_t misses = 0;
     for (auto _ : st) {
-        bench::key_of(rng.below(keys), key);
+        r.next_key();
         size_t vlen = 0;
-        const int rc = store_get(s, key, sizeof key, buf.data(), buf.size(), &vlen);
+        const int rc = store_get(r.s, r.key, sizeof r.key, r.value.data(), r.value.size(), &vlen);
         misses += (rc != 0);
-        benchmark::DoNotOptimize(buf.data());
+        benchmark::DoNotOptimize(r.value.data());
     }
     if (misses != 0) st.SkipWithError("store_get missed a prefilled key");
-    st.SetItemsProcessed(st.iterations());
-    st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(value_size));
-    report_prefill(st);
+    r.report(st, true);
 }
 
 void BM_StorePut(benchmark::State &st) {
-    struct store *s = g_prefilled.s;
-    const uint64_t keys = static_cast<uint64_t>(st.range(0));
-    const size_t value_size = static_cast<size_t>(st.range(1));
-    bench::Xorshift rng(static_cast<uint64_t>(st.thread_index()) + 101);
-    std::vector<uint8_t> value(value_size, 0x5A);
-    uint8_t key[bench::kKeySize];
+    StoreRun r(st, 101, 0x5A);
     uint64_t stamp = static_cast<uint64_t>(st.thread_index()) << 56;
     uint64_t failures = 0;
     for (auto _ : st) {
-        bench::key_of(rng.below(keys), key);
+        r.next_key();
         // A fresh value each time, as a real overwrite would bring (and the digest
         // sees a real replace, not a no-op).
-        stamp++;
-        std::memcpy(value.data(), &stamp, sizeof stamp < value_size ? sizeof stamp : value_size);
-        failures += (store_put(s, key, sizeof key, value.data(), value.size()) != 0);
+        r.value_stamp(++stamp);
+        failures += r.put_failed();
     }
     if (failures != 0) st.SkipWithError("store_put failed");
-    st.SetItemsProcessed(st.iterations());
-    st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(value_size));
-    report_prefill(st);
+    r.report(st, true);
 }
 
 // A put of the value the key already holds (what the cluster benchmark's 0/0
 // workload does once every key exists): the store finds it under the read lock
 // and returns before building an entry.
 void BM_StorePutSame(benchmark::State &st) {
-    struct store *s = g_prefilled.s;
-    const uint64_t keys = static_cast<uint64_t>(st.range(0));
-    const size_t value_size = static_cast<size_t>(st.range(1));
-    bench::Xorshift rng(static_cast<uint64_t>(st.thread_index()) + 501);
-    std::vector<uint8_t> value(value_size, 0xA5);
-    uint8_t key[bench::kKeySize];
+    StoreRun r(st, 501, 0xA5);
     uint64_t failures = 0;
     for (auto _ : st) {
-        const uint64_t i = rng.below(keys);
-        bench::key_of(i, key);
-        std::memcpy(value.data(), &i, sizeof i < value_size ? sizeof i : value_size); // as store_setup wrote it
-        failures += (store_put(s, key, sizeof key, value.data(), value.size()) != 0);
+        r.value_stamp(r.next_key());  // as store_setup wrote it
+        failures += r.put_failed();
     }
     if (failures != 0) st.SkipWithError("store_put failed");
-    st.SetItemsProcessed(st.iterations());
-    report_prefill(st);
+    r.report(st, false);
 }
 
 void BM_StoreDelPut(benchmark::State &st) {
-    struct store *s = g_prefilled.s;
-    const uint64_t keys = static_cast<uint64_t>(st.range(0));
-    const size_t value_size = static_cast<size_t>(st.range(1));
-    bench::Xorshift rng(static_cast<uint64_t>(st.thread_index()) + 1001);
-    std::vector<uint8_t> value(value_size, 0x3C);
-    uint8_t key[bench::kKeySize];
+    StoreRun r(st, 1001, 0x3C);
     uint64_t del_misses = 0;
     uint64_t put_failures = 0;
     for (auto _ : st) {
-        bench::key_of(rng.below(keys), key);
+        r.next_key();
         // With 2 threads the other one may have just deleted the same key: a miss is
         // legitimate there, and the put that follows restores the key either way.
-        del_misses += (store_del(s, key, sizeof key) != 0);
-        put_failures += (store_put(s, key, sizeof key, value.data(), value.size()) != 0);
+        del_misses += (store_del(r.s, r.key, sizeof r.key) != 0);
+        put_failures += r.put_failed();
     }
     if (put_failures != 0) st.SkipWithError("store_put failed");
     if (st.threads() == 1 && del_misses != 0) st.SkipWithError("store_del missed a prefilled key");
-    st.SetItemsProcessed(st.iterations());
     st.SetLabel("item = del+put pair");
-    report_prefill(st);
+    r.report(st, false);
 }
 
 const int64_t kKeyCounts[] = {1000, 100000, 1000000};

@@ -239,6 +239,35 @@ static long cli_read_stdin(uint8_t *buf, size_t cap, int *code)
     return (long)len;
 }
 
+/* One operation on a handle of its own: open, run, report (cli_result), close.
+ * A PUT writes val (vlen bytes); a GET returns the value in *got, allocated (the
+ * caller frees it with bftkv_free), and its length in *got_len. */
+static int cli_op(const struct cli *cli, int op, const char *key, const void *val, size_t vlen, void **got,
+                  size_t *got_len)
+{
+    struct bftkv_client *c = NULL;
+    int code = cli_open(cli, &c);
+    if (code != EXIT_OK) {
+        return code;
+    }
+    size_t klen = strlen(key);
+    int rc;
+    const char *what;
+    if (op == BFTKV_OP_PUT) {
+        what = "put";
+        rc = bftkv_put(c, key, klen, val, vlen);
+    } else if (op == BFTKV_OP_GET) {
+        what = "get";
+        rc = bftkv_get_alloc(c, key, klen, got, got_len);
+    } else {
+        what = "del";
+        rc = bftkv_del(c, key, klen);
+    }
+    code = cli_result(cli, c, rc, what);
+    bftkv_client_close(c);
+    return code;
+}
+
 static int cli_put(const struct cli *cli, const char *key, const char *value)
 {
     static uint8_t buf[BFTKV_VALUE_MAX];
@@ -253,30 +282,15 @@ static int cli_put(const struct cli *cli, const char *key, const char *value)
         val = buf;
         vlen = (size_t)n;
     }
-    struct bftkv_client *c = NULL;
-    int code = cli_open(cli, &c);
-    if (code != EXIT_OK) {
-        return code;
-    }
-    int rc = bftkv_put(c, key, strlen(key), val, vlen);
-    code = cli_result(cli, c, rc, "put");
-    bftkv_client_close(c);
-    return code;
+    return cli_op(cli, BFTKV_OP_PUT, key, val, vlen, NULL, NULL);
 }
 
 static int cli_get(const struct cli *cli, const char *key)
 {
-    struct bftkv_client *c = NULL;
-    int code = cli_open(cli, &c);
-    if (code != EXIT_OK) {
-        return code;
-    }
     void *val = NULL;
     size_t vlen = 0;
-    int rc = bftkv_get_alloc(c, key, strlen(key), &val, &vlen);
-    code = cli_result(cli, c, rc, "get");
-    bftkv_client_close(c);
-    if (rc != 0) {
+    int code = cli_op(cli, BFTKV_OP_GET, key, NULL, 0, &val, &vlen);
+    if (code != EXIT_OK) {
         return code;
     }
     bool ok = fwrite(val, 1, vlen, stdout) == vlen;
@@ -294,15 +308,7 @@ static int cli_get(const struct cli *cli, const char *key)
 
 static int cli_del(const struct cli *cli, const char *key)
 {
-    struct bftkv_client *c = NULL;
-    int code = cli_open(cli, &c);
-    if (code != EXIT_OK) {
-        return code;
-    }
-    int rc = bftkv_del(c, key, strlen(key));
-    code = cli_result(cli, c, rc, "del");
-    bftkv_client_close(c);
-    return code;
+    return cli_op(cli, BFTKV_OP_DEL, key, NULL, 0, NULL, NULL);
 }
 
 /* ---- stats ------------------------------------------------------------------------------- */
