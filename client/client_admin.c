@@ -7,7 +7,7 @@
  * bftkv_client_replica_stats (include/bftkv/client.h): a replica's stats for an
  * application or the CLI, without a handle. The client's secret key is loaded
  * from the config's key_dir and checked against its client line
- * (cluster/keys.h), then bftkv_admin_stats runs. No lane is leased: an admin
+ * (cluster/cluster.h), then bftkv_admin_stats runs. No lane is leased: an admin
  * request carries no timestamp, so it cannot disturb the requests of the handles
  * of the same client id.
  */
@@ -23,7 +23,7 @@
 
 #include "bftkv/client.h"
 #include "bftkv/errors.h"
-#include "cluster/keys.h"
+#include "cluster/cluster.h"
 #include "common/assert.h"
 #include "common/errbuf.h"
 #include "net/udp.h"

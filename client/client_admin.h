@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 #include "engine/auth.h"
 #include "engine/wire_admin.h"
 
@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 /* Ask replica `replica` of cfg for its stats JSON, as the client whose context
- * is `client` (bftkv_key_auth_init with BFTKV_CONFIG_CLIENT, cluster/keys.h). Opens
+ * is `client` (bftkv_key_auth_init with BFTKV_CONFIG_CLIENT, cluster/cluster.h). Opens
  * its own UDP socket (recvmmsg backend, an ephemeral port on the loopback address
  * when the replica's is a loopback one, else on the wildcard address), sends the
  * request, retransmits with a new nonce every ADMIN_RETRANSMIT_MS, and waits up to

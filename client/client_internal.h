@@ -47,7 +47,7 @@
 #include "engine/auth.h"
 #include "engine/pbft.h"
 #include "engine/wire.h"
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 #include "net/udp.h"
 
 #define CLIENT_NONE UINT32_MAX

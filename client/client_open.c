@@ -35,8 +35,7 @@
 #include "common/errbuf.h"
 #include "engine/wire_admin.h"
 #include "client/client_internal.h"
-#include "cluster/config.h"
-#include "cluster/keys.h"
+#include "cluster/cluster.h"
 
 #define CLIENT_ERR(opt, ...) errbuf_put((opt)->err, (opt)->errlen, __VA_ARGS__)
 

@@ -147,28 +147,8 @@ static void slot_request_set(struct client_slot *s, const void *key, size_t klen
     s->vlen = vlen;
 }
 
-/* ---- Validation ---------------------------------------------------------------------- */
-
-static int request_check(int op, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    if (op != BFTKV_OP_PUT && op != BFTKV_OP_GET && op != BFTKV_OP_DEL) {
-        return BFTKV_E_INVAL;
-    }
-    if (klen == 0) {
-        return BFTKV_E_KEY_EMPTY;
-    }
-    if (klen > BFTKV_KEY_MAX) {
-        return BFTKV_E_KEY_TOO_LARGE;
-    }
-    if (vlen > BFTKV_VALUE_MAX) {
-        return BFTKV_E_VALUE_TOO_LARGE;
-    }
-    if (key == NULL || (vlen > 0 && val == NULL) || (op != BFTKV_OP_PUT && vlen != 0)) {
-        return BFTKV_E_INVAL;
-    }
-    return 0;
-}
-
+/* An operation is checked by the engine's rule (pbft_request_check) before it is
+ * queued; from the I/O thread's own callbacks it would wait for itself. */
 static bool on_io_thread(const struct bftkv_client *c)
 {
     return c->io_started && pthread_equal(pthread_self(), c->io);
@@ -227,7 +207,7 @@ static int sync_run(struct bftkv_client *c, struct sync_call *sc)
     }
     client_diag_clear();
     uint64_t start_ns = client_lib_now_ns();
-    int rc = request_check(sc->op, sc->key, sc->klen, sc->val, sc->vlen);
+    int rc = pbft_request_check(sc->op, sc->key, sc->klen, sc->val, sc->vlen);
     if (rc == 0 && on_io_thread(c)) {
         rc = BFTKV_E_INVAL; /* from a callback: it would wait for itself */
     }
@@ -344,7 +324,9 @@ int bftkv_submit(struct bftkv_client *c, int op, const void *key, size_t klen, c
     if (c == NULL || cb == NULL) {
         return BFTKV_E_INVAL;
     }
-    int rc = request_check(op, key, klen, val, vlen);
+    /* op is the caller's int: one that is no enum bftkv_op is refused before
+     * the engine's check narrows it. */
+    int rc = op < 0 || op > UINT8_MAX ? BFTKV_E_INVAL : pbft_request_check((uint8_t)op, key, klen, val, vlen);
     if (rc != 0) {
         return rc;
     }

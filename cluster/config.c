@@ -12,7 +12,7 @@
  * Directives live in one table (name, handler, field, range), so adding one is
  * one line there plus its documentation.
  */
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,9 +1,9 @@
 /* What an application may read of a parsed config: the accessors of
  * include/bftkv/config.h, which keep struct bftkv_config opaque outside this
- * tree (its members are in cluster/config.h). Each takes a config that
+ * tree (its members are in cluster/cluster.h). Each takes a config that
  * bftkv_config_load or bftkv_config_parse returned; NULL is a programmer's bug.
  */
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 
 #include <string.h>
 

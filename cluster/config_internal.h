@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 
 /* The directives, by their index in cluster/config.c's table. */
 enum config_directive {

@@ -1,10 +1,10 @@
 /* The config file on disk and in use: reading one (relative key_dir made
  * absolute), writing one (tools that build a cluster in code), and mapping a
  * parsed config onto the engine's replica and client configurations, key file
- * paths and socket addresses (include/bftkv/config.h, cluster/config.h); and a new
+ * paths and socket addresses (include/bftkv/config.h, cluster/cluster.h); and a new
  * key file for a config line (bftkv_config_keygen).
  */
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +23,6 @@
 #include "common/errbuf.h"
 #include "engine/pbft.h"
 #include "cluster/config_internal.h"
-#include "cluster/keys.h"
 
 /* ---- Reading ------------------------------------------------------------------------------ */
 

@@ -1,5 +1,5 @@
 /* Secret key files, and a principal's identity checked against the config file
- * (cluster/keys.h has the file format and the rules).
+ * (cluster/cluster.h has the file format and the rules).
  *
  * A seed is the whole secret of a principal, so the file handling is strict: a
  * key file others can read is refused rather than used (ssh's rule), a new key
@@ -9,7 +9,7 @@
  * config edited by hand fails at start-up with a message saying which, instead
  * of as a silent stream of MAC failures.
  */
-#include "cluster/keys.h"
+#include "cluster/cluster.h"
 
 #include <errno.h>
 #include <fcntl.h>

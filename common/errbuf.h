@@ -1,6 +1,6 @@
 /* A one-line message into a caller's error buffer: the convention of the
  * functions that take (char *err, size_t errlen) and print nothing themselves
- * (cluster/config.h, cluster/keys.h, the server's start-up). err may be NULL or
+ * (cluster/cluster.h, the server's start-up). err may be NULL or
  * errlen 0: the message is then dropped. A message longer than the buffer is cut
  * (vsnprintf's rule); nothing is allocated.
  */

@@ -221,7 +221,7 @@ void client_lane_votes_clear(const struct pbft_client *c, struct client_lane *l)
 
 /* ---- Submit ------------------------------------------------------------------------ */
 
-static int submit_validate(uint8_t op, const void *key, size_t klen, const void *value, size_t vlen)
+int pbft_request_check(uint8_t op, const void *key, size_t klen, const void *value, size_t vlen)
 {
     if (op != WIRE_OP_PUT && op != WIRE_OP_GET && op != WIRE_OP_DEL) {
         return BFTKV_E_INVAL;
@@ -283,7 +283,7 @@ int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const
                        const void *value, size_t vlen, struct pbft_out *out)
 {
     BFTKV_ASSERT(c != NULL && out != NULL);
-    int rc = submit_validate(op, key, klen, value, vlen);
+    int rc = pbft_request_check(op, key, klen, value, vlen);
     if (rc != 0) {
         return rc;
     }

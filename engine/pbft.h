@@ -321,6 +321,13 @@ void pbft_client_destroy(struct pbft_client *c);
 /* A free lane id, or -1 when every lane has an operation in flight. */
 int pbft_client_free_lane(const struct pbft_client *c);
 
+/* Is (op, key, value) an operation a client may submit? 0, or BFTKV_E_INVAL (an
+ * op that is not WIRE_OP_PUT/GET/DEL, a value on a GET or DEL, a NULL key or
+ * value), BFTKV_E_KEY_EMPTY, BFTKV_E_KEY_TOO_LARGE or BFTKV_E_VALUE_TOO_LARGE.
+ * pbft_client_submit checks it first; the client library checks it before it
+ * queues an operation for its I/O thread. */
+int pbft_request_check(uint8_t op, const void *key, size_t klen, const void *value, size_t vlen);
+
 /* Start an operation on a free lane. Validates limits (BFTKV_E_KEY_TOO_LARGE,
  * BFTKV_E_VALUE_TOO_LARGE, BFTKV_E_KEY_EMPTY, BFTKV_E_FULL when no lane is free,
  * BFTKV_E_INVAL for a bad op); on success returns the lane and appends the REQUEST

@@ -30,11 +30,10 @@
 
 #include <sodium.h>
 
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 #include "bftkv/errors.h"
 #include "common/log.h"
 #include "server/byzantine.h"
-#include "cluster/keys.h"
 #include "server/server.h"
 #include "server/server_marker.h"
 #include "engine/pbft.h"

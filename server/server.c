@@ -18,8 +18,9 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "common/errbuf.h"
 #include "common/log.h"
-#include "cluster/keys.h"
+#include "cluster/cluster.h"
 #include "engine/wire_le.h"
 #include "server/server_internal.h"
 
@@ -42,18 +43,6 @@ void server_hist_record(struct server *s, enum server_stage st, uint16_t k, int6
     pthread_mutex_lock(&h->mu);
     hdr_record_value(h->h, value);
     pthread_mutex_unlock(&h->mu);
-}
-
-static void server_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void server_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* ---- Creation ----------------------------------------------------------------------- */
@@ -87,7 +76,7 @@ static int server_addresses_resolve(struct server *s, char *err, size_t errlen)
     int g = getnameinfo((const struct sockaddr *)&s->replica_addr[s->id], s->replica_alen[s->id], s->bind_host,
                         sizeof s->bind_host, NULL, 0, NI_NUMERICHOST);
     if (g != 0) {
-        server_err(err, errlen, "%s: cannot format the address of replica %u: %s", s->cfg->name, s->id,
+        errbuf_put(err, errlen, "%s: cannot format the address of replica %u: %s", s->cfg->name, s->id,
                    gai_strerror(g));
         return BFTKV_E_CONFIG;
     }
@@ -101,11 +90,11 @@ int server_create(const struct server_options *opt, struct server **out, char *e
         return BFTKV_E_INVAL;
     const struct bftkv_config *cfg = opt->cfg;
     if (opt->id >= cfg->n) {
-        server_err(err, errlen, "%s: replica %u is not in the group", cfg->name, opt->id);
+        errbuf_put(err, errlen, "%s: replica %u is not in the group", cfg->name, opt->id);
         return BFTKV_E_CONFIG;
     }
     if (opt->byzantine != BYZ_NONE && !cfg->test_modes) {
-        server_err(err, errlen, "%s: --byzantine needs 'test_modes on' in the config (replica %u)", cfg->name,
+        errbuf_put(err, errlen, "%s: --byzantine needs 'test_modes on' in the config (replica %u)", cfg->name,
                    opt->id);
         return BFTKV_E_CONFIG;
     }
@@ -144,7 +133,7 @@ int server_create(const struct server_options *opt, struct server **out, char *e
     if (rc == 0)
         rc = pbft_replica_create(&rcfg, &s->auth, s->store, &s->replica);
     if (rc != 0) {
-        server_err(err, errlen, "%s: the engine refused the configuration of replica %u", cfg->name, s->id);
+        errbuf_put(err, errlen, "%s: the engine refused the configuration of replica %u", cfg->name, s->id);
         goto fail;
     }
     rc = pbft_out_init(&s->out, PBFT_OUT_MIN_BYTES, PBFT_OUT_MIN_MSGS);
@@ -171,7 +160,7 @@ int server_create(const struct server_options *opt, struct server **out, char *e
         byz_context_live(&bc, s->n, cfg->f, s->id, &s->auth, &s->lim, rcfg.request_timeout_ns);
         rc = server_byz_create(opt->byzantine, opt->byzantine_seed, &bc, &s->byz);
         if (rc != 0) {
-            server_err(err, errlen, "%s: --byzantine %s refused for replica %u (n=%u): %s", cfg->name,
+            errbuf_put(err, errlen, "%s: --byzantine %s refused for replica %u (n=%u): %s", cfg->name,
                        byz_mode_name(opt->byzantine), s->id, s->n, bftkv_strerror(rc));
             goto fail;
         }

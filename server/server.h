@@ -36,7 +36,7 @@
 
 #include "engine/auth.h"
 #include "server/byzantine.h"
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 #include "net/udp.h"
 
 #ifdef __cplusplus
@@ -49,7 +49,7 @@ struct server_options {
     const struct bftkv_config *cfg; /* must outlive the server */
     uint16_t id;                    /* the replica this process runs */
     enum net_backend backend;
-    /* The replica's key pairs (bftkv_key_identity_load, cluster/keys.h); copied. */
+    /* The replica's key pairs (bftkv_key_identity_load, cluster/cluster.h); copied. */
     const struct auth_keypair *keys;
     enum byz_mode byzantine; /* BYZ_NONE normally; anything else needs cfg->test_modes */
     uint64_t byzantine_seed; /* the filter's PRNG seed (the caller draws or fixes it) */

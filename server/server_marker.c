@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bftkv/errors.h"
+#include "common/errbuf.h"
 
 #define MARKER_MAGIC "bftkv-marker 1"
 #define MARKER_TEXT_MAX 512u
@@ -26,12 +27,10 @@ struct marker {
 
 static int marker_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    errbuf_vput(err, errlen, fmt, ap);
+    va_end(ap);
     return rc;
 }
 

@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 
 enum server_start_mode {
     SERVER_START_REJOIN = 0, /* no flag: the marker must exist */

@@ -18,7 +18,7 @@
 #include "bftkv/client.h"
 #include "common/hdr.h"
 #include "engine/auth.h"
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 
 #define BENCH_THREADS_MAX 64u
 #define BENCH_OPEN_SLOTS 4096u
@@ -148,7 +148,6 @@ struct bench {
     /* Context. */
     struct bftkv_config *cfg;
     bool admin_ok;
-    struct auth_ctx admin_auth;
     uint16_t admin_id;
     int replica_pid[BENCH_REPLICAS_MAX];
     uint64_t run_tag; /* 20 bits of the seed in every write id: values of other runs are foreign */

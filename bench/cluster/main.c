@@ -14,7 +14,7 @@
  * handle's I/O thread), merged at the end. CPU: user+sys of every replica
  * (/proc/PID/stat, PIDs from --cluster-dir's run/replica-I.pid) and of the bench
  * (getrusage) over the measured window, and the machine's (/proc/stat). Datagrams:
- * the replicas' stats (bftkv_admin_stats as client id client-base+T, when the
+ * the replicas' stats (bftkv_client_replica_stats as client id client-base+T, when the
  * config allows it) before and after, plus the bench's own handle counters. The
  * last line says what limited the run (report.c).
  *

@@ -1,6 +1,6 @@
 /* bftkv-bench's context and results: loads the cluster config and the admin
  * client's keys, finds the replica PIDs (--cluster-dir), samples the replicas'
- * CPU (/proc/PID/stat) and datagram counters (bftkv_admin_stats), and writes the
+ * CPU (/proc/PID/stat) and datagram counters (bftkv_client_replica_stats), and writes the
  * result as a console table, JSON in Google Benchmark's layout
  * ({"context": {...}, "benchmarks": [{...}]}) or CSV, plus the history file.
  */
@@ -17,8 +17,7 @@
 #include <sodium.h>
 
 #include "engine/pbft.h"
-#include "client/client_admin.h"
-#include "cluster/keys.h"
+#include "cluster/cluster.h"
 
 
 int bench_context_load(struct bench *b)
@@ -58,16 +57,13 @@ int bench_context_load(struct bench *b)
 int bench_admin_load(struct bench *b)
 {
     char err[512];
-    int rc;
-    /* The admin client: the id after the load's handles, when the config has it. */
+    /* The admin client: the id after the load's handles, when the config has it.
+     * Its key is loaded here once to report a problem before the run; the stats
+     * go through the public bftkv_client_replica_stats, like any application's. */
     uint32_t id = b->client_base + b->threads;
     if (b->threads > 0 && id < b->cfg->clients && b->cfg->client[id].allowed) {
         struct auth_keypair kp;
-        rc = bftkv_key_identity_load(b->cfg, BFTKV_CONFIG_CLIENT, (uint16_t)id, &kp, err, sizeof err);
-        if (rc == 0) {
-            rc = bftkv_key_auth_init(b->cfg, BFTKV_CONFIG_CLIENT, (uint16_t)id, &kp, &b->admin_auth, err,
-                                     sizeof err);
-        }
+        int rc = bftkv_key_identity_load(b->cfg, BFTKV_CONFIG_CLIENT, (uint16_t)id, &kp, err, sizeof err);
         sodium_memzero(&kp, sizeof kp);
         if (rc == 0) {
             b->admin_ok = true;
@@ -163,10 +159,11 @@ void bench_sample(struct bench *b, struct bench_sample *out)
     if (!b->admin_ok) {
         return;
     }
-    static char json[ADMIN_JSON_MAX + 1];
+    static char json[BFTKV_CLIENT_REPLICA_STATS_MAX];
     for (uint32_t i = 0; i < b->cfg->n; i++) {
         size_t len = 0;
-        if (bftkv_admin_stats(b->cfg, &b->admin_auth, (uint16_t)i, 1000, json, sizeof json, &len) != 0) {
+        if (bftkv_client_replica_stats(b->cfg, b->admin_id, (uint16_t)i, 1000, json, sizeof json, &len, NULL, 0)
+            != 0) {
             out->stats_ok = false;
             continue;
         }

@@ -6,7 +6,7 @@
  * files live, and the tuning of the engine and the runtime. Every process of a
  * deployment — each replica, the CLI, an application through the client library —
  * reads the same file; each then loads its own secret key from key_dir
- * (cluster/keys.h).
+ * (cluster/cluster.h).
  *
  * Grammar (one directive per line):
  *
@@ -43,7 +43,7 @@
  *
  * ABI. struct bftkv_config is opaque: an application holds a pointer and reads
  * what it needs through the accessors below. Its members (fixed tables of
- * about 300 KB, every tuning field) are the library's business (cluster/config.h
+ * about 300 KB, every tuning field) are the library's business (cluster/cluster.h
  * in the source tree), so they can change, and tuning directives can be added,
  * without breaking a program built against an older libbftkv.so.0. Accessors
  * are only ever added. This header compiles on its own (a ctest proves it) and

@@ -16,7 +16,7 @@
 
 #include "bftkv/errors.h"
 #include "engine/wire.h"
-#include "cluster/keys.h"
+#include "cluster/cluster.h"
 
 #define FAKE_POLL_MAX_MS 20 /* the pump notices fake_stop within this */
 

@@ -30,7 +30,7 @@
 
 #include "engine/auth.h"
 #include "engine/pbft.h"
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 #include "net/udp.h"
 #include "store/store.h"
 

@@ -32,7 +32,7 @@
 #include "bftkv/client.h"
 #include "bftkv/errors.h"
 #include "client/client_internal.h"
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 
 static char g_tmp[64];
 static char g_run[128];

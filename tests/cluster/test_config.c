@@ -30,10 +30,9 @@
 #include <netinet/in.h>
 #include <sodium.h>
 
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 #include "bftkv/errors.h"
 #include "engine/pbft.h"
-#include "cluster/keys.h"
 #include "store/store.h"
 #include "config_fixture.h"
 

@@ -16,7 +16,7 @@
 
 #include "bftkv/errors.h"
 #include "engine/pbft.h"
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 #include "tests/fuzz/fuzz.h"
 
 const char fuzz_target_name[] = "config";

@@ -17,7 +17,7 @@
 #include <sodium.h>
 
 #include "bftkv/errors.h"
-#include "cluster/keys.h"
+#include "cluster/cluster.h"
 #include "tests/fuzz/fuzz.h"
 
 const char fuzz_target_name[] = "keyfile";

@@ -34,8 +34,7 @@
 #include "engine/auth.h"
 #include "engine/wire.h"
 #include "engine/wire_admin.h"
-#include "cluster/config.h"
-#include "cluster/keys.h"
+#include "cluster/cluster.h"
 
 #define GARBAGE_COUNT_DEFAULT 4000u
 #define GARBAGE_COUNT_MAX 100000u

@@ -28,7 +28,7 @@
 #include "bftkv/errors.h"
 #include "common/log.h"
 #include "client/client_admin.h"
-#include "cluster/keys.h"
+#include "cluster/cluster.h"
 #include "tests/server/test_server_fixture.h"
 
 #define KEYS 50u

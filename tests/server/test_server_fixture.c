@@ -20,7 +20,7 @@
 
 #include "bftkv/client.h"
 #include "bftkv/errors.h"
-#include "cluster/keys.h"
+#include "cluster/cluster.h"
 
 uint64_t fx_now_ms(void)
 {

@@ -13,7 +13,7 @@
 
 #include "engine/pbft.h"
 #include "server/byzantine.h"
-#include "cluster/config.h"
+#include "cluster/cluster.h"
 #include "server/server.h"
 #include "net/udp.h"
 
