@@ -139,11 +139,9 @@ static bool slot_ref_chunks(const struct pbft_replica *r, const struct replica_s
     uint32_t off = 0;
     if (r->exec_active && s->seq == r->last_executed + 1u)
         off = r->exec_off;
-    struct wire_batch_entry e;
-    while (wire_batch_next(&s->pp_msg, &off, &e)) {
-        if (e.kind != WIRE_ENTRY_DIGEST)
-            continue;
-        uint32_t idx = replica_pool_find(r, e.request_digest);
+    const uint8_t *d;
+    while (replica_slot_digest_next(s, &off, &d)) {
+        uint32_t idx = replica_pool_find(r, d);
         if (idx == NO_ENTRY)
             return fail(v, "slot references a request the pool lacks", s->seq);
         *sum += replica_pool_entry_chunks(r, idx);

@@ -228,11 +228,9 @@ void replica_slot_release(struct pbft_replica *r, struct replica_slot *s)
         return;
     }
     uint32_t off = 0;
-    struct wire_batch_entry e;
-    while (wire_batch_next(&s->pp_msg, &off, &e)) {
-        if (e.kind != WIRE_ENTRY_DIGEST)
-            continue;
-        uint32_t idx = replica_pool_find(r, e.request_digest);
+    const uint8_t *d;
+    while (replica_slot_digest_next(s, &off, &d)) {
+        uint32_t idx = replica_pool_find(r, d);
         BFTKV_ASSERT(idx != UINT32_MAX); /* referenced, so still there */
         replica_pool_unref(r, idx);
     }

@@ -427,19 +427,31 @@ void replica_stalled_retry(struct pbft_replica *r, struct pbft_out *out)
     }
 }
 
-bool replica_stalled_wants(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE])
+/* The next large request named by digest in a stalled batch: *seq and *off are
+ * the walk's position (start with *seq = 0); false at the end. */
+static bool stalled_digest_next(const struct pbft_replica *r, uint64_t *seq, uint32_t *off, const uint8_t **d)
 {
     uint64_t last = stalled_last(r);
-    for (uint64_t seq = r->last_executed + 1u; seq <= last; seq++) {
-        const struct replica_slot *s = &r->slots[seq % r->cfg.log_window];
-        if (s->seq != seq || !s->stalled)
-            continue;
-        uint32_t off = 0;
-        struct wire_batch_entry e;
-        while (wire_batch_next(&s->pp_msg, &off, &e)) {
-            if (e.kind == WIRE_ENTRY_DIGEST && memcmp(e.request_digest, digest, BFTKV_DIGEST_SIZE) == 0)
-                return true;
-        }
+    if (*seq == 0) {
+        *seq = r->last_executed + 1u;
+        *off = 0;
+    }
+    for (; *seq <= last; (*seq)++, *off = 0) {
+        const struct replica_slot *s = &r->slots[*seq % r->cfg.log_window];
+        if (s->seq == *seq && s->stalled && replica_slot_digest_next(s, off, d))
+            return true;
+    }
+    return false;
+}
+
+bool replica_stalled_wants(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE])
+{
+    uint64_t seq = 0;
+    uint32_t off = 0;
+    const uint8_t *d;
+    while (stalled_digest_next(r, &seq, &off, &d)) {
+        if (memcmp(d, digest, BFTKV_DIGEST_SIZE) == 0)
+            return true;
     }
     return false;
 }
@@ -447,21 +459,16 @@ bool replica_stalled_wants(const struct pbft_replica *r, const uint8_t digest[BF
 uint32_t replica_stalled_keep(struct pbft_replica *r, bool keep)
 {
     uint32_t chunks = 0;
-    uint64_t last = stalled_last(r);
-    for (uint64_t seq = r->last_executed + 1u; seq <= last; seq++) {
-        const struct replica_slot *s = &r->slots[seq % r->cfg.log_window];
-        if (s->seq != seq || !s->stalled)
+    uint64_t seq = 0;
+    uint32_t off = 0;
+    const uint8_t *d;
+    while (stalled_digest_next(r, &seq, &off, &d)) {
+        uint32_t idx = replica_pool_find(r, d);
+        if (idx == POOL_NONE || r->pool[idx].keep == keep)
             continue;
-        uint32_t off = 0;
-        struct wire_batch_entry e;
-        while (wire_batch_next(&s->pp_msg, &off, &e)) {
-            uint32_t idx = e.kind == WIRE_ENTRY_DIGEST ? replica_pool_find(r, e.request_digest) : POOL_NONE;
-            if (idx == POOL_NONE || r->pool[idx].keep == keep)
-                continue;
-            r->pool[idx].keep = keep;
-            if (keep)
-                chunks += replica_pool_entry_chunks(r, idx);
-        }
+        r->pool[idx].keep = keep;
+        if (keep)
+            chunks += replica_pool_entry_chunks(r, idx);
     }
     return chunks;
 }

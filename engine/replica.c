@@ -71,6 +71,18 @@ struct replica_slot *replica_slot_find(struct pbft_replica *r, uint64_t seq)
     return s->seq == seq ? s : NULL;
 }
 
+bool replica_slot_digest_next(const struct replica_slot *s, uint32_t *off, const uint8_t **digest)
+{
+    struct wire_batch_entry e;
+    while (wire_batch_next(&s->pp_msg, off, &e)) {
+        if (e.kind == WIRE_ENTRY_DIGEST) {
+            *digest = e.request_digest;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* ---- Creation ------------------------------------------------------------------- */
 
 static bool config_valid(const struct pbft_replica_config *c, const struct auth_ctx *a)

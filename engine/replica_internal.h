@@ -403,6 +403,9 @@ void replica_reply_no_state(struct pbft_replica *r, const struct wire_msg *m, st
 struct replica_slot *replica_slot_get(struct pbft_replica *r, uint64_t seq);
 /* The slot of seq if it holds seq, else NULL. */
 struct replica_slot *replica_slot_find(struct pbft_replica *r, uint64_t seq);
+/* The next entry of a slot's batch from *off that names its request by digest
+ * (a large request, held in the pool); false at the end of the batch. */
+bool replica_slot_digest_next(const struct replica_slot *s, uint32_t *off, const uint8_t **digest);
 void replica_drop(struct pbft_replica *r, enum wire_drop reason);
 /* Work that follows any state change: execute, answer parked reads, batch. */
 void replica_progress(struct pbft_replica *r, struct pbft_out *out);

@@ -400,11 +400,9 @@ static bool ignore_status(struct pbft_replica *r, const struct wire_msg *m)
 static bool pool_relay(struct pbft_replica *r, const struct replica_slot *s, uint16_t to, struct pbft_out *out)
 {
     uint32_t off = 0;
-    struct wire_batch_entry e;
-    while (wire_batch_next(&s->pp_msg, &off, &e)) {
-        if (e.kind != WIRE_ENTRY_DIGEST)
-            continue;
-        uint32_t idx = replica_pool_find(r, e.request_digest);
+    const uint8_t *d;
+    while (replica_slot_digest_next(s, &off, &d)) {
+        uint32_t idx = replica_pool_find(r, d);
         if (idx == UINT32_MAX)
             continue;
         if (!pbft_out_copy(out, PBFT_DEST_REPLICA, to, replica_pool_bytes(r, idx), r->pool[idx].len))
