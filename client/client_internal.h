@@ -240,6 +240,6 @@ void *client_io_main(void *arg);
 /* Wake the I/O thread (any thread; mu not held). */
 void client_io_wake(struct bftkv_client *c);
 /* CLOCK_MONOTONIC in ns. */
-uint64_t client_lib_now_ns(void);
+uint64_t client_io_now_ns(void);
 
 #endif /* BFTKV_CLIENT_INTERNAL_H */

@@ -41,7 +41,7 @@
 /* Status probes: one round at most this often. */
 #define CLIENT_PROBE_INTERVAL_MS 500u
 
-uint64_t client_lib_now_ns(void)
+uint64_t client_io_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -177,7 +177,7 @@ static void io_complete(struct bftkv_client *c, uint32_t n)
 
 static void io_step(struct bftkv_client *c, uint8_t kind, const uint8_t *msg, size_t len)
 {
-    struct pbft_event ev = { .kind = kind, .now_ns = client_lib_now_ns(), .msg = msg, .len = len };
+    struct pbft_event ev = { .kind = kind, .now_ns = client_io_now_ns(), .msg = msg, .len = len };
     uint32_t n = pbft_client_step(c->engine, &ev, &c->out, c->done, c->lanes);
     if (n > 0) {
         io_complete(c, n);
@@ -247,7 +247,7 @@ static void io_on_admin_reply(struct bftkv_client *c, int replica, const uint8_t
     uint64_t nonce = 0;
     const uint8_t *json = NULL;
     size_t jlen = 0;
-    uint64_t now = client_lib_now_ns();
+    uint64_t now = client_io_now_ns();
     if (admin_reply_check(&c->auth, c->group, msg, mlen, &sender, &nonce, &json, &jlen) && sender < c->n) {
         c->heard_io[sender].probe_ns = now;
         c->heard_dirty = true;
@@ -269,7 +269,7 @@ static void io_on_message(struct bftkv_client *c, const struct wire_header *h, i
     uint64_t rejects = io_engine_rejects(es);
     uint64_t bad_auth = es->drops.count[WIRE_DROP_BAD_AUTH];
     io_step(c, PBFT_EV_RECEIVE, msg, mlen);
-    uint64_t now = client_lib_now_ns();
+    uint64_t now = client_io_now_ns();
     if (io_engine_rejects(es) == rejects && h->sender < c->n && mlen >= WIRE_HEADER_SIZE + 6u) {
         /* authenticated by the engine (auth_reply_check): h->sender is who sent it */
         c->heard_io[h->sender].reply_ns = now;
@@ -455,7 +455,7 @@ void *client_io_main(void *arg)
     struct bftkv_client *c = arg;
     struct client_call calls[CLIENT_BATCH_MAX];
     for (;;) {
-        uint64_t now = client_lib_now_ns();
+        uint64_t now = client_io_now_ns();
         pthread_mutex_lock(&c->mu);
         if (c->closing) {
             pthread_mutex_unlock(&c->mu);
@@ -484,7 +484,7 @@ void *client_io_main(void *arg)
         c->io_sleeping = !busy;
         c->sleep_until_ns = deadline;
         pthread_mutex_unlock(&c->mu);
-        int timeout_ms = busy ? 0 : io_timeout_ms(deadline, client_lib_now_ns());
+        int timeout_ms = busy ? 0 : io_timeout_ms(deadline, client_io_now_ns());
         uint64_t forwarded = c->forwarded;
         if (net_udp_poll(c->udp, timeout_ms, io_on_datagram, c) < 0) {
             struct timespec pause = { .tv_sec = 0, .tv_nsec = 1000000 }; /* do not spin on a broken socket */
@@ -495,7 +495,7 @@ void *client_io_main(void *arg)
              * completed the call this handle was open for, and close follows. */
             (void)net_udp_flush(c->udp);
         }
-        if (pbft_client_next_deadline(c->engine) <= client_lib_now_ns()) {
+        if (pbft_client_next_deadline(c->engine) <= client_io_now_ns()) {
             io_step(c, PBFT_EV_TICK, NULL, 0);
         }
     }

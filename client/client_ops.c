@@ -96,7 +96,7 @@ void client_ops_fifo_remove(struct bftkv_client *c, uint32_t idx)
 static uint32_t slot_take(struct bftkv_client *c, bool wait, uint64_t deadline_ns)
 {
     while (c->free_head == CLIENT_NONE && wait && !c->closing) {
-        uint64_t now = client_lib_now_ns();
+        uint64_t now = client_io_now_ns();
         if (now >= deadline_ns) {
             break;
         }
@@ -176,7 +176,7 @@ static int sync_wait(struct bftkv_client *c, uint32_t idx, uint64_t deadline_ns,
     struct client_slot *s = &c->slots[idx];
     struct timespec ts = { .tv_sec = (time_t)(deadline_ns / 1000000000u),
                            .tv_nsec = (long)(deadline_ns % 1000000000u) };
-    while (s->state != SLOT_DONE && client_lib_now_ns() < deadline_ns) {
+    while (s->state != SLOT_DONE && client_io_now_ns() < deadline_ns) {
         pthread_cond_timedwait(&s->cond, &c->mu, &ts);
     }
     if (s->state == SLOT_DONE) {
@@ -206,7 +206,7 @@ static int sync_run(struct bftkv_client *c, struct sync_call *sc)
         return BFTKV_E_INVAL;
     }
     client_diag_clear();
-    uint64_t start_ns = client_lib_now_ns();
+    uint64_t start_ns = client_io_now_ns();
     int rc = pbft_request_check(sc->op, sc->key, sc->klen, sc->val, sc->vlen);
     if (rc == 0 && on_io_thread(c)) {
         rc = BFTKV_E_INVAL; /* from a callback: it would wait for itself */
@@ -338,7 +338,7 @@ int bftkv_submit(struct bftkv_client *c, int op, const void *key, size_t klen, c
         }
     }
     bool block = (c->flags & BFTKV_CLIENT_SUBMIT_BLOCK) != 0 && !on_io_thread(c);
-    uint64_t now = client_lib_now_ns();
+    uint64_t now = client_io_now_ns();
     pthread_mutex_lock(&c->mu);
     if (c->closing) {
         pthread_mutex_unlock(&c->mu);

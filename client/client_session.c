@@ -320,7 +320,7 @@ int client_session_lease(struct client_lease *ls, const struct bftkv_config *cfg
     session_prefix(ls->prefix, sizeof ls->prefix, cfg, client_id);
     uint16_t end = (uint16_t)(first + span);
     uint64_t wait_ms = opt->session_wait_ms > 0 ? (uint64_t)opt->session_wait_ms : 0u;
-    uint64_t deadline = client_lib_now_ns() + wait_ms * 1000000u;
+    uint64_t deadline = client_io_now_ns() + wait_ms * 1000000u;
     uint32_t pause_ms = SESSION_POLL_MIN_MS;
     for (;;) {
         int scan_fd = session_scan_lock(ls, err, errlen);
@@ -338,7 +338,7 @@ int client_session_lease(struct client_lease *ls, const struct bftkv_config *cfg
             ls->count = (uint16_t)got;
             break;
         }
-        if (client_lib_now_ns() >= deadline) {
+        if (client_io_now_ns() >= deadline) {
             errbuf_put(err, errlen,
                         "bftkv client: every lane %u..%u of client %u is leased by another handle or process "
                         "(lock files %s/%s-lane*)%s",
