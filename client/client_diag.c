@@ -1,7 +1,7 @@
 /* Why a call failed, in words (bftkv_client_last_error, include/bftkv/client.h).
  *
  * A timeout alone says nothing a user can act on. The I/O thread notes what each
- * replica was heard to say (client_lib_io.c: authenticated replies and their
+ * replica was heard to say (client_io.c: authenticated replies and their
  * status, replies that failed authentication, answers to status probes); when a
  * sync call fails, its thread turns that into one line: how many replicas
  * answered during the call, which did not, and for each kind of silence its

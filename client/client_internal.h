@@ -1,7 +1,7 @@
 /* What the files of the client library share (include/bftkv/client.h is the API):
  * the handle, its request slots and queue, and the functions the API half
- * (client_lib_ops.c) and the I/O half (client_lib_io.c) call in each other.
- * client_lib.c opens and closes a handle. Not a public header.
+ * (client_ops.c) and the I/O half (client_io.c) call in each other.
+ * client_open.c opens and closes a handle. Not a public header.
  *
  * Design. A handle owns a pool of request slots (queue_max of them, allocated at
  * open), a FIFO of slot indices waiting for a lane, and one I/O thread. An API
@@ -62,7 +62,7 @@
 #define CLIENT_RX_BUFFERS 32u
 #define CLIENT_TX_DATAGRAMS 16u
 
-/* A lease of lanes (client_lib_session.c): files locked with flock, one per lane. */
+/* A lease of lanes (client_session.c): files locked with flock, one per lane. */
 struct client_lease {
     char dir[256];        /* the session directory */
     char prefix[64];      /* "g<group>-c<client>-<fingerprint>" */
@@ -74,7 +74,7 @@ struct client_lease {
 };
 
 /* What the handle has heard from one replica, for the message of a failed call
- * (client_lib_diag.c). Times are CLOCK_MONOTONIC ns; 0: never. */
+ * (client_diag.c). Times are CLOCK_MONOTONIC ns; 0: never. */
 struct client_heard {
     uint64_t reply_ns;     /* an authenticated REPLY */
     int16_t reply_status;  /* ... and its status */
@@ -142,7 +142,7 @@ struct bftkv_client {
     uint16_t group;
     uint16_t lanes;
     uint16_t lane_base;    /* the leased lanes are lane_base .. lane_base + lanes - 1 */
-    uint64_t serial;       /* distinct per handle opened by this process (client_lib_diag.c) */
+    uint64_t serial;       /* distinct per handle opened by this process (client_diag.c) */
     uint64_t retransmit_ns;
     struct client_lease lease;
     uint32_t flags;
@@ -161,7 +161,7 @@ struct bftkv_client {
     struct pbft_completion *done; /* lanes entries */
     struct client_call *close_calls; /* nslots entries: the callbacks close makes */
     struct net_udp *udp;
-    bool announced;         /* a REQUEST went to every replica (client_lib_io.c) */
+    bool announced;         /* a REQUEST went to every replica (client_io.c) */
     pthread_t io;
     bool io_started;
     uint64_t io_wakeups;    /* wake-up datagrams received */
@@ -197,7 +197,7 @@ struct bftkv_client {
     struct client_heard heard[BFTKV_REPLICAS_MAX]; /* heard_io, mirrored */
 };
 
-/* ---- client_lib_ops.c (all with mu held) ---------------------------------------- */
+/* ---- client_ops.c (all with mu held) ---------------------------------------- */
 
 /* Return a slot to the free list (releases its heap copy) and signal room. */
 void client_ops_slot_free(struct bftkv_client *c, uint32_t idx);
@@ -206,7 +206,7 @@ void client_ops_async_unlink(struct bftkv_client *c, uint32_t idx);
 /* Take a QUEUED slot out of the FIFO (a timeout): O(queue length). */
 void client_ops_fifo_remove(struct bftkv_client *c, uint32_t idx);
 
-/* ---- client_lib_session.c ------------------------------------------------------ */
+/* ---- client_session.c ------------------------------------------------------ */
 
 /* The session directory (created 0700 if missing, checked) into out. */
 int client_session_dir(char *out, size_t cap, char *err, size_t errlen);
@@ -225,7 +225,7 @@ void client_session_release(struct client_lease *ls, uint64_t last_ts);
 int client_session_owner(const struct client_lease *ls, uint16_t lane, struct sockaddr_storage *addr,
                          socklen_t *alen);
 
-/* ---- client_lib_diag.c --------------------------------------------------------- */
+/* ---- client_diag.c --------------------------------------------------------- */
 
 /* Record why the calling thread's sync call of op on c failed with rc (mu held:
  * reads c->heard). start_ns: when the call began. */
@@ -233,7 +233,7 @@ void client_diag_record(struct bftkv_client *c, uint8_t op, int rc, uint64_t sta
 /* Forget the calling thread's last failure (a sync call begins). */
 void client_diag_clear(void);
 
-/* ---- client_lib_io.c ---------------------------------------------------------- */
+/* ---- client_io.c ---------------------------------------------------------- */
 
 /* The I/O thread's body; arg is the handle. */
 void *client_io_main(void *arg);

@@ -10,11 +10,11 @@
  *
  * Replies for lanes this handle does not hold (another handle of the same client
  * id holds them: the replicas send every reply of a client id to the address of
- * its newest request) are passed on to their holder (client_lib_session.c).
+ * its newest request) are passed on to their holder (client_session.c).
  *
  * What each replica was heard to say -- an authenticated reply, a reply that
  * failed authentication, an answer to a status probe -- is noted for the message
- * of a failed call (client_lib_diag.c). When a request goes unanswered past its
+ * of a failed call (client_diag.c). When a request goes unanswered past its
  * first retransmission, replicas silent for that long get a status probe (an
  * authenticated admin STATS request, engine/wire_admin.h), at most once per
  * CLIENT_PROBE_INTERVAL_MS: their answer tells a replica that is up but cannot

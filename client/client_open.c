@@ -2,7 +2,7 @@
  *
  * Open reads the config file, loads and checks the client's secret key, resolves
  * every replica's address (all of one address family), leases a run of the
- * client's lanes (client_lib_session.c), creates the engine client
+ * client's lanes (client_session.c), creates the engine client
  * (engine/pbft.h) on those lanes with the config's retransmission interval and
  * read-only fast path, binds the UDP socket (net/udp.h), records its address in
  * the lease, sets up the wake-up socket (client_lib_internal.h says why a

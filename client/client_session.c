@@ -27,7 +27,7 @@
  * last_ts=U", written by its holder. addr/port is the holder's UDP socket (the
  * replicas route every reply of a client id to the address of its newest request,
  * server/server.h "address book", so a handle forwards a reply for a lane it does not
- * hold to that lane's holder: client_lib_io.c). first_ts/last_ts bound the
+ * hold to that lane's holder: client_io.c). first_ts/last_ts bound the
  * timestamps the holder used; a clean release drops addr and port and records the
  * last timestamp it sent.
  *
