@@ -1,5 +1,5 @@
 /* An in-process fake cluster for the client library's tests and measurements
- * (test_client_open.c, test_client_lib_bench.c), standing in for real
+ * (test_client_lib.c, test_client_lib_bench.c), standing in for real
  * bftkv-server processes: n engine replicas (pbft_replica_create with a store and
  * the authentication state built from real key files) each behind its own UDP
  * socket on 127.0.0.1, all pumped by one thread.
