@@ -46,6 +46,14 @@ struct rh_exec {
     uint8_t digest[32];
 };
 
+/* How rh_step hands a message to its replica (engine/pbft.h, struct pbft_event). */
+enum rh_deliver {
+    RH_DELIVER_RAW = 0,  /* msg/len: the replica decodes and authenticates */
+    RH_DELIVER_DECODED,  /* decoded here; the replica authenticates */
+    RH_DELIVER_VERIFIED, /* decoded and, when it verifies, authenticated here as a
+                            server's auth stage does; the replica is told so */
+};
+
 struct rh_cluster;
 /* Return true to drop the message. */
 typedef bool (*rh_filter)(struct rh_cluster *c, const struct rh_msg *m, void *arg);
@@ -84,6 +92,10 @@ struct rh_cluster {
     size_t nckpts[RH_REPLICAS_MAX];
 
     uint64_t delivered;
+    uint8_t deliver;   /* enum rh_deliver (rh_init: RAW); a message that does
+                          not decode always goes raw */
+    uint64_t decoded;  /* messages delivered decoded ... */
+    uint64_t verified; /* ... and of those, marked authenticated */
 };
 
 /* tune may adjust each replica's config (after defaults) before creation. */
@@ -113,6 +125,10 @@ void rh_send(struct rh_cluster *c, uint16_t to, const uint8_t *msg, size_t len);
 /* Queue a message as if replica `from` had sent it to `to`. */
 void rh_inject(struct rh_cluster *c, uint16_t from, uint16_t to, const uint8_t *msg, size_t len);
 
+/* Hand msg to replica `to` decoded (it must decode) with the given
+ * authenticated flag, now, bypassing the queue and the filter; its outbox is
+ * drained into the queue. */
+void rh_deliver_decoded(struct rh_cluster *c, uint16_t to, const uint8_t *msg, size_t len, bool authenticated);
 /* Deliver one queued message (false when the queue is empty). */
 bool rh_step(struct rh_cluster *c);
 /* Deliver a queued message chosen by pick % queue length (reordering). */
