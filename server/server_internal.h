@@ -65,7 +65,7 @@ enum server_counter {
 
 enum server_stage {
     SERVER_STAGE_RX_QUEUE = 0, /* staged: rx copy -> protocol dequeue (through auth) */
-    SERVER_STAGE_AUTH,         /* staged: auth pre-check of one datagram */
+    SERVER_STAGE_AUTH,         /* staged: decode and authenticate one datagram's messages */
     SERVER_STAGE_STEP,         /* one engine step with the outbox drained */
     SERVER_STAGE_TX_QUEUE,     /* staged: protocol publish -> tx dequeue */
     SERVER_STAGE_FLUSH,        /* queue (staged) and flush of one round's datagrams */

@@ -303,7 +303,7 @@ static void *staged_rx_main(void *arg)
 
 /* Check the framing, spend the datagram's budget, and list the messages that
  * decode and authenticate (server_msg_decode), decoded, in the slot. */
-static void staged_precheck(struct server *s, struct staged_slot *slot)
+static void staged_decode(struct server *s, struct staged_slot *slot)
 {
     slot->nmsgs = 0;
     uint32_t count = 0;
@@ -344,7 +344,7 @@ static void *staged_worker_main(void *arg)
         struct staged_slot *slot;
         while ((slot = staged_ring_pop(&w->in)) != NULL) {
             uint64_t t0 = server_now_ns();
-            staged_precheck(s, slot);
+            staged_decode(s, slot);
             server_hist_record(s, SERVER_STAGE_AUTH, w->index, (int64_t)(server_now_ns() - t0));
             if (slot->nmsgs == 0) {
                 /* worker -> rx: an empty slot, reusable. */
