@@ -437,6 +437,7 @@ static void replica_tick(struct pbft_replica *r, struct pbft_out *out)
  * the whole-replica invariant check (docs/design.md §5.9). */
 static void step_finish(struct pbft_replica *r)
 {
+    BFTKV_ASSERT(r->rx_authentic == NULL); /* a caller's verification lasts one dispatch */
     replica_request_fetch_arm(r);
     r->stats.last_executed = r->last_executed;
     r->stats.low_watermark = r->low;
