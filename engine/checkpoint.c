@@ -163,11 +163,7 @@ static bool ignore_checkpoint(struct pbft_replica *r, const struct wire_msg *m)
     const struct replica_ckpt *c = ckpt_get(r, seq);
     if (c->bits & (1ull << m->h.sender))
         return true; /* one CHECKPOINT per sender per seq */
-    if (!auth_signature_check(r->auth, m)) {
-        replica_drop(r, WIRE_DROP_BAD_AUTH);
-        return true;
-    }
-    return false;
+    return !replica_msg_authentic(r, m);
 }
 
 void replica_checkpoint_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)

@@ -651,6 +651,7 @@ uint32_t pbft_client_step(struct pbft_client *c, const struct pbft_event *ev, st
 {
     BFTKV_ASSERT(c != NULL && ev != NULL && out != NULL);
     BFTKV_ASSERT(done != NULL || done_cap == 0);
+    BFTKV_ASSERT(ev->decoded == NULL && !ev->authenticated); /* pbft.h: raw bytes only */
     uint32_t k = client_drain(c, done, done_cap, 0);
     switch (ev->kind) {
     case PBFT_EV_RECEIVE:

@@ -46,13 +46,10 @@ static bool ignore_commit(struct pbft_replica *r, const struct wire_msg *m)
         r->stats.dropped_stale++;
         return true;
     }
-    if (m->h.sender == r->cfg.id) {
-        replica_drop(r, WIRE_DROP_BAD_SENDER);
-        return true;
-    }
-    if (!auth_authenticator_check(r->auth, m)) {
-        replica_drop(r, WIRE_DROP_BAD_AUTH);
-        if (m->h.sender == replica_primary_of(r, r->view))
+    if (!replica_msg_from_peer(r, m)) {
+        /* Our own COMMIT is BAD_SENDER; a primary's that fails its MAC is
+         * one no correct primary sends. */
+        if (m->h.sender != r->cfg.id && m->h.sender == replica_primary_of(r, r->view))
             replica_primary_misbehaved(r);
         return true;
     }

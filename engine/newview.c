@@ -573,11 +573,7 @@ static bool ignore_new_view(struct pbft_replica *r, const struct wire_msg *m)
     }
     if (r->nv_state == REPLICA_NV_PENDING && r->nv_len == m->raw_len && memcmp(r->nv_buf, m->raw, m->raw_len) == 0)
         return true; /* pending already */
-    if (!auth_signature_check(r->auth, m)) {
-        replica_drop(r, WIRE_DROP_BAD_AUTH);
-        return true;
-    }
-    return false;
+    return !replica_msg_authentic(r, m);
 }
 
 void replica_new_view_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)

@@ -2,8 +2,10 @@
  *
  *     event in  ->  state change  ->  outbox out
  *
- * An event is a received message (raw bytes, decoded and authenticated inside),
- * a tick carrying the current time, or for the client a local submit. The engine
+ * An event is a received message (raw bytes, decoded and authenticated inside,
+ * or a message the caller decoded and perhaps authenticated: struct
+ * pbft_event), a tick carrying the current time, or for the client a local
+ * submit. The engine
  * does no I/O, reads no clock and draws no random numbers: time arrives in every
  * event (now_ns). Its own structures are allocated by pbft_*_create(); what a
  * step may still allocate is the store's: a PUT's entry, the copy-on-write of a
@@ -130,15 +132,45 @@ void pbft_replica_config_defaults(struct pbft_replica_config *cfg);
 uint16_t pbft_quorum(uint16_t n, uint16_t f);
 
 enum pbft_event_kind {
-    PBFT_EV_RECEIVE = 1, /* msg/len: one message (not a whole datagram) */
+    PBFT_EV_RECEIVE = 1, /* one message (not a whole datagram): msg/len or decoded */
     PBFT_EV_TICK = 2,    /* time passes: timers */
 };
 
+/* A received message reaches the replica in one of two forms:
+ *
+ *   raw      msg/len, decoded == NULL: the replica decodes it (wire_decode,
+ *            each failure counted in its drops) and checks its authentication
+ *            itself. The simulator and the unit tests use this form.
+ *   decoded  decoded != NULL (msg/len ignored): a message the caller already
+ *            decoded with wire_decode and the replica's limits (group, n and
+ *            clients of its config). decoded and the bytes it points into
+ *            stay valid for the whole step; the replica copies what it keeps,
+ *            as it does of raw bytes. A server runtime decodes each datagram's
+ *            messages once and hands them on (docs/design.md §6).
+ *
+ * authenticated (decoded form only; the replica asserts it is false with raw
+ * bytes) says the caller verified the message's own authentication with the
+ * replica's auth context:
+ *   - REQUEST, PRE-PREPARE, PREPARE, COMMIT, STATUS, FETCH, STATE: the MAC
+ *     for this replica in the message's authenticator (auth_authenticator_check;
+ *     for a REQUEST, pbft_replica_request_admissible with check_mac does it);
+ *   - CHECKPOINT, VIEW-CHANGE, NEW-VIEW: the sender's signature
+ *     (auth_signature_check).
+ * With it set, the replica skips exactly that check and nothing else. It still
+ * applies every other filter and counts the same drop reasons: sender, view,
+ * watermarks, sizes, digests, the client filters of a REQUEST, equivocation
+ * (TOCS 2002 §4.2: a well-authenticated message can still lie). It still
+ * verifies the authentication of what a message carries inside it: the clients'
+ * MACs of a PRE-PREPARE's inlined requests, the signed CHECKPOINTs of a STATE
+ * proof. A caller that is not sure leaves authenticated false: the check then
+ * runs once more, which costs time and changes nothing else. */
 struct pbft_event {
     uint8_t kind;
     uint64_t now_ns;
     const uint8_t *msg;
     size_t len;
+    const struct wire_msg *decoded;
+    bool authenticated;
 };
 
 /* Counters a replica keeps (the stats command prints them). */
@@ -336,7 +368,9 @@ int pbft_request_check(uint8_t op, const void *key, size_t klen, const void *val
 int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const void *key, size_t klen,
                        const void *value, size_t vlen, struct pbft_out *out);
 
-/* Deliver a message or a tick. Completed operations are written to done[] (at
+/* Deliver a message (raw bytes only: the client decodes and authenticates its
+ * replies itself; decoded and authenticated stay NULL and false) or a tick.
+ * Completed operations are written to done[] (at
  * most done_cap of them, the rest stay for the next call, and next_deadline is then
  * 0) and their number is returned; a completion's value points into the client and
  * stays valid until the next pbft_client_* call that is not const. Retransmissions

@@ -130,11 +130,7 @@ static bool ignore_prepare(struct pbft_replica *r, const struct wire_msg *m)
         replica_drop(r, WIRE_DROP_BAD_SENDER);
         return true;
     }
-    if (!auth_authenticator_check(r->auth, m)) {
-        replica_drop(r, WIRE_DROP_BAD_AUTH);
-        return true;
-    }
-    return false;
+    return !replica_msg_authentic(r, m);
 }
 
 void replica_prepare_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)

@@ -260,8 +260,7 @@ static bool pp_sender_ok(struct pbft_replica *r, const struct wire_msg *m)
         replica_drop(r, WIRE_DROP_BAD_LENGTH);
         return false;
     }
-    if (!auth_authenticator_check(r->auth, m)) {
-        replica_drop(r, WIRE_DROP_BAD_AUTH);
+    if (!replica_msg_authentic(r, m)) {
         if (m->h.view == r->view)
             replica_primary_misbehaved(r);
         return false;

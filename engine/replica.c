@@ -4,7 +4,10 @@
  * files (docs/design.md §5; TOCS 2002 §4).
  *
  * One step = one event: a received message is decoded once (wire_decode,
- * validating every field), dispatched by type, and then replica_progress() runs
+ * validating every field; here, or by the caller, pbft.h), its own
+ * authentication is checked once (replica_msg_authentic, which the handlers
+ * call after their cheaper filters, and which a caller's verification
+ * replaces), it is dispatched by type, and then replica_progress() runs
  * whatever the state change made possible: execute committed batches in order,
  * answer parked read-only requests, and at the primary cut new batches. Nothing
  * here allocates, reads a clock or does I/O; time comes in the event.
@@ -311,55 +314,114 @@ void replica_progress(struct pbft_replica *r, struct pbft_out *out)
     }
 }
 
-static void replica_receive(struct pbft_replica *r, const uint8_t *buf, size_t len, struct pbft_out *out)
+/* Dispatch one decoded message to the file of its phase. While it is handled,
+ * r->rx_authentic names it if the caller verified its authentication
+ * (replica_msg_authentic then skips that one check), and nothing otherwise. */
+static void replica_dispatch(struct pbft_replica *r, const struct wire_msg *m, bool authenticated,
+                             struct pbft_out *out)
 {
-    struct wire_msg m;
-    size_t consumed = 0;
-    if (wire_decode(buf, len, &r->limits, &m, &consumed, &r->stats.drops) != 0)
-        return;
-    bool normal_case = m.h.type == WIRE_PREPREPARE || m.h.type == WIRE_PREPARE || m.h.type == WIRE_COMMIT;
-    if (normal_case && m.h.view != r->view)
-        replica_view_mismatch(r, &m, out);
-    switch (m.h.type) {
+    BFTKV_ASSERT(r->rx_authentic == NULL);
+    bool normal_case = m->h.type == WIRE_PREPREPARE || m->h.type == WIRE_PREPARE || m->h.type == WIRE_COMMIT;
+    if (normal_case && m->h.view != r->view)
+        replica_view_mismatch(r, m, out);
+    r->rx_authentic = authenticated ? m : NULL;
+    bool handled = true;
+    switch (m->h.type) {
     case WIRE_REQUEST:
-        replica_request_receive(r, &m, out);
+        replica_request_receive(r, m, out);
         break;
     case WIRE_PREPREPARE:
-        if (m.h.view < r->view)
-            replica_newview_batch_receive(r, &m, out); /* a batch a NEW-VIEW chose */
+        if (m->h.view < r->view)
+            replica_newview_batch_receive(r, m, out); /* a batch a NEW-VIEW chose */
         else
-            replica_preprepare_receive(r, &m, out);
+            replica_preprepare_receive(r, m, out);
         break;
     case WIRE_PREPARE:
-        replica_prepare_receive(r, &m, out);
+        replica_prepare_receive(r, m, out);
         break;
     case WIRE_COMMIT:
-        replica_commit_receive(r, &m, out);
+        replica_commit_receive(r, m, out);
         break;
     case WIRE_CHECKPOINT:
-        replica_checkpoint_receive(r, &m, out);
+        replica_checkpoint_receive(r, m, out);
         break;
     case WIRE_STATUS:
-        replica_status_receive(r, &m, out);
+        replica_status_receive(r, m, out);
         break;
     case WIRE_FETCH:
-        replica_fetch_receive(r, &m, out);
+        replica_fetch_receive(r, m, out);
         break;
     case WIRE_STATE:
-        replica_state_receive(r, &m, out);
+        replica_state_receive(r, m, out);
         break;
     case WIRE_VIEW_CHANGE:
-        replica_view_change_receive(r, &m, out);
+        replica_view_change_receive(r, m, out);
         break;
     case WIRE_NEW_VIEW:
-        replica_new_view_receive(r, &m, out);
+        replica_new_view_receive(r, m, out);
         break;
     default:
         /* REPLY is for clients. */
         replica_drop(r, WIRE_DROP_BAD_TYPE);
+        handled = false;
+        break;
+    }
+    r->rx_authentic = NULL;
+    if (handled)
+        replica_progress(r, out);
+}
+
+/* A received message: decoded here from raw bytes, or decoded by the caller
+ * (pbft.h, struct pbft_event, states what each form promises). */
+static void replica_receive(struct pbft_replica *r, const struct pbft_event *ev, struct pbft_out *out)
+{
+    const struct wire_msg *d = ev->decoded;
+    if (d != NULL) {
+        /* The caller's contract (pbft.h): wire_decode accepted it with our limits. */
+        BFTKV_ASSERT(d->raw != NULL);
+        BFTKV_ASSERT(d->h.group == r->cfg.group);
+        BFTKV_ASSERT(d->h.type >= WIRE_REQUEST && d->h.type <= WIRE_TYPE_MAX);
+        BFTKV_ASSERT(d->raw_len == WIRE_HEADER_SIZE + (size_t)d->h.body_len + d->h.auth_len);
+        replica_dispatch(r, d, ev->authenticated, out);
         return;
     }
-    replica_progress(r, out);
+    BFTKV_ASSERT(!ev->authenticated); /* only a decoded message can come verified */
+    if (ev->msg == NULL)
+        return;
+    struct wire_msg m;
+    size_t consumed = 0;
+    if (wire_decode(ev->msg, ev->len, &r->limits, &m, &consumed, &r->stats.drops) != 0)
+        return;
+    replica_dispatch(r, &m, false, out);
+}
+
+/* ---- Authentication ------------------------------------------------------------ */
+
+/* CHECKPOINT, VIEW-CHANGE and NEW-VIEW are signed, because third parties check
+ * them (docs/design.md §5.2); every other message a replica receives carries an
+ * authenticator. */
+static bool replica_type_signed(uint8_t type)
+{
+    return type == WIRE_CHECKPOINT || type == WIRE_VIEW_CHANGE || type == WIRE_NEW_VIEW;
+}
+
+bool replica_msg_authentic(struct pbft_replica *r, const struct wire_msg *m)
+{
+    if (m == r->rx_authentic)
+        return true; /* the caller verified exactly this check (pbft.h) */
+    bool ok = replica_type_signed(m->h.type) ? auth_signature_check(r->auth, m) : auth_authenticator_check(r->auth, m);
+    if (!ok)
+        replica_drop(r, WIRE_DROP_BAD_AUTH);
+    return ok;
+}
+
+bool replica_msg_from_peer(struct pbft_replica *r, const struct wire_msg *m)
+{
+    if (m->h.sender == r->cfg.id) {
+        replica_drop(r, WIRE_DROP_BAD_SENDER);
+        return false;
+    }
+    return replica_msg_authentic(r, m);
 }
 
 /* Stalled PRE-PREPAREs are retried whenever a large request arrives; the tick
@@ -387,6 +449,7 @@ static void replica_tick(struct pbft_replica *r, struct pbft_out *out)
  * the whole-replica invariant check (docs/design.md §5.9). */
 static void step_finish(struct pbft_replica *r)
 {
+    BFTKV_ASSERT(r->rx_authentic == NULL); /* a caller's verification lasts one dispatch */
     replica_request_fetch_arm(r);
     r->stats.last_executed = r->last_executed;
     r->stats.low_watermark = r->low;
@@ -405,8 +468,7 @@ void pbft_replica_step(struct pbft_replica *r, const struct pbft_event *ev, stru
         r->now_ns = ev->now_ns;
     bool had_stall = r->stalled > 0;
     if (ev->kind == PBFT_EV_RECEIVE) {
-        if (ev->msg != NULL)
-            replica_receive(r, ev->msg, ev->len, out);
+        replica_receive(r, ev, out);
     } else {
         BFTKV_ASSERT(ev->kind == PBFT_EV_TICK);
         replica_tick(r, out);

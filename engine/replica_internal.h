@@ -235,6 +235,10 @@ struct pbft_replica {
     uint32_t exec_off;       /* wire_batch_next cursor */
     uint16_t exec_index;
     bool resume_needed;      /* the last step stopped with out->more */
+    /* The message being handled, while this step handles one whose own
+     * authentication the caller verified (pbft.h, struct pbft_event); NULL
+     * otherwise. Only replica_msg_authentic reads it. */
+    const struct wire_msg *rx_authentic;
 
     /* Reply cache: clients * lanes entries, block hashes for the digest. */
     struct replica_rc_entry *rc;
@@ -407,6 +411,17 @@ struct replica_slot *replica_slot_find(struct pbft_replica *r, uint64_t seq);
  * (a large request, held in the pool); false at the end of the batch. */
 bool replica_slot_digest_next(const struct replica_slot *s, uint32_t *off, const uint8_t **digest);
 void replica_drop(struct pbft_replica *r, enum wire_drop reason);
+/* The one check of a received message's own authentication, which every
+ * handler makes after its cheaper filters (TOCS 2002 §4.2): the MAC for us in
+ * its authenticator, or the sender's signature on CHECKPOINT, VIEW-CHANGE and
+ * NEW-VIEW. true without checking when m is the message of this step and the
+ * caller verified it (pbft.h, struct pbft_event); false with BAD_AUTH counted
+ * when it does not verify. Messages carried inside m (inlined requests,
+ * CHECKPOINTs of a proof) are checked by their handlers with auth.h. */
+bool replica_msg_authentic(struct pbft_replica *r, const struct wire_msg *m);
+/* The preamble of a message only a peer sends: from another replica (else
+ * BAD_SENDER) and authentic (replica_msg_authentic, else BAD_AUTH). */
+bool replica_msg_from_peer(struct pbft_replica *r, const struct wire_msg *m);
 /* Work that follows any state change: execute, answer parked reads, batch. */
 void replica_progress(struct pbft_replica *r, struct pbft_out *out);
 

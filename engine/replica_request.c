@@ -655,11 +655,12 @@ static enum wire_drop request_filter(const struct pbft_replica *r, const struct 
 
 static bool ignore_request(struct pbft_replica *r, const struct wire_msg *m)
 {
-    enum wire_drop d = request_filter(r, m, true);
-    if (d == WIRE_DROP_COUNT)
-        return false;
-    replica_drop(r, d);
-    return true;
+    enum wire_drop d = request_filter(r, m, false);
+    if (d != WIRE_DROP_COUNT) {
+        replica_drop(r, d);
+        return true;
+    }
+    return !replica_msg_authentic(r, m); /* the client's MAC, last as in request_filter */
 }
 
 bool pbft_replica_request_admissible(const struct pbft_replica *r, const struct wire_msg *m, bool check_mac)

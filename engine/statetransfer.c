@@ -461,15 +461,7 @@ static void xfer_finish(struct pbft_replica *r, struct pbft_out *out)
 
 static bool ignore_state(struct pbft_replica *r, const struct wire_msg *m)
 {
-    if (m->h.sender == r->cfg.id) {
-        replica_drop(r, WIRE_DROP_BAD_SENDER);
-        return true;
-    }
-    if (!auth_authenticator_check(r->auth, m)) {
-        replica_drop(r, WIRE_DROP_BAD_AUTH);
-        return true;
-    }
-    return false;
+    return !replica_msg_from_peer(r, m);
 }
 
 /* A chunk or MISSING of the transfer in flight, at the position we asked for? */

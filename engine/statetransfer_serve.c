@@ -181,15 +181,7 @@ static void chunk_fill_rcache(const struct pbft_replica *r, const struct replica
 
 static bool ignore_fetch(struct pbft_replica *r, const struct wire_msg *m)
 {
-    if (m->h.sender == r->cfg.id) {
-        replica_drop(r, WIRE_DROP_BAD_SENDER);
-        return true;
-    }
-    if (!auth_authenticator_check(r->auth, m)) {
-        replica_drop(r, WIRE_DROP_BAD_AUTH);
-        return true;
-    }
-    return false;
+    return !replica_msg_from_peer(r, m);
 }
 
 void replica_fetch_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)

@@ -382,15 +382,7 @@ void replica_sure_check(struct pbft_replica *r, struct pbft_out *out)
 
 static bool ignore_status(struct pbft_replica *r, const struct wire_msg *m)
 {
-    if (m->h.sender == r->cfg.id) {
-        replica_drop(r, WIRE_DROP_BAD_SENDER);
-        return true;
-    }
-    if (!auth_authenticator_check(r->auth, m)) {
-        replica_drop(r, WIRE_DROP_BAD_AUTH);
-        return true;
-    }
-    return false;
+    return !replica_msg_from_peer(r, m);
 }
 
 /* The large requests a PRE-PREPARE names by digest, those still in our pool:

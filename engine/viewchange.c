@@ -535,10 +535,8 @@ void replica_view_change_receive(struct pbft_replica *r, const struct wire_msg *
          * one that restarted -- at most once per retransmission interval.
          * Nothing to store: the view's set is fixed. */
         if (r->nv_state == REPLICA_NV_DONE && r->nv_len > 0 && r->now_ns >= r->vc_answer_ns[from]) {
-            if (!auth_signature_check(r->auth, m)) {
-                replica_drop(r, WIRE_DROP_BAD_AUTH);
+            if (!replica_msg_authentic(r, m))
                 return;
-            }
             replica_newview_answer(r, from, out);
         }
         return;
@@ -561,10 +559,8 @@ void replica_view_change_receive(struct pbft_replica *r, const struct wire_msg *
                 return;
             }
         }
-        if (!auth_signature_check(r->auth, m)) {
-            replica_drop(r, WIRE_DROP_BAD_AUTH);
+        if (!replica_msg_authentic(r, m))
             return;
-        }
         vc_store(r, x, m->raw, m->raw_len);
     }
     if (!current) {

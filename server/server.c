@@ -111,7 +111,7 @@ int server_create(const struct server_options *opt, struct server **out, char *e
     for (int i = 0; i < SERVER_CTR_COUNT; i++)
         atomic_init(&s->ctr[i], 0);
     for (int i = 0; i < WIRE_DROP_COUNT; i++)
-        atomic_init(&s->precheck_drops[i], 0);
+        atomic_init(&s->rx_drops[i], 0);
     for (int i = 0; i < ADMIN_DROP_COUNT; i++)
         atomic_init(&s->admin_drops[i], 0);
 
@@ -284,9 +284,7 @@ bool server_framing_ok(const uint8_t *data, size_t len, uint32_t *count)
         const uint8_t *m = data + off;
         if ((uint16_t)(m[0] | (m[1] << 8)) != WIRE_MAGIC || m[2] != WIRE_VERSION)
             return false;
-        struct wire_header h;
-        wire_header_read(m, &h);
-        uint64_t size = (uint64_t)WIRE_HEADER_SIZE + h.body_len + h.auth_len;
+        size_t size = server_msg_size(m);
         if (size > len - off)
             return false;
         off += (size_t)size;
@@ -463,21 +461,24 @@ bool server_src_is_replica(const struct server *s, const struct sockaddr_storage
  *     here exactly as it does in the engine, not the client's other lanes);
  *   - a REQUEST from a replica's address is one that replica relays
  *     (replica_request.c), not the client's own: its source says nothing
- *     about where the client is. */
-static void server_book_learn(struct server *s, struct server_budget *b, const struct sockaddr_storage *src,
-                              socklen_t srclen, const uint8_t *msg, size_t size, bool prechecked)
+ *     about where the client is.
+ * The MAC check of an admissible request is the one authentication of that
+ * REQUEST: sm->authenticated tells the engine it was made (unless the auth
+ * stage made it before, which the check here then skips). */
+static void server_book_learn(struct server *s, const struct sockaddr_storage *src, socklen_t srclen,
+                              int8_t *from_replica, struct server_msg *sm)
 {
-    struct wire_msg m;
-    size_t used = 0;
-    if (srclen > (socklen_t)sizeof(struct sockaddr_storage)
-        || wire_decode(msg, size, &s->lim, &m, &used, NULL) != 0
-        || !pbft_replica_request_admissible(s->replica, &m, !prechecked))
+    const struct wire_msg *m = &sm->u.wire;
+    if (!pbft_replica_request_admissible(s->replica, m, !sm->authenticated))
         return; /* the engine counts the reason when it sees the message */
-    if (b->from_replica < 0)
-        b->from_replica = server_src_is_replica(s, src, srclen) ? 1 : 0;
-    if (b->from_replica != 0)
+    sm->authenticated = true;
+    if (srclen > (socklen_t)sizeof(struct sockaddr_storage))
         return;
-    const struct wire_request *rq = &m.u.request;
+    if (*from_replica < 0)
+        *from_replica = server_src_is_replica(s, src, srclen) ? 1 : 0;
+    if (*from_replica != 0)
+        return;
+    const struct wire_request *rq = &m->u.request;
     BFTKV_ASSERT(rq->client < s->cfg->clients && rq->lane < s->lanes); /* admissible */
     uint64_t *ts = &s->book_ts[(size_t)rq->client * s->lanes + rq->lane];
     if (rq->timestamp <= *ts)
@@ -524,13 +525,12 @@ bool server_budget_take(struct server *s, struct server_budget *b, const struct 
 
 /* ---- Admin ----------------------------------------------------------------------------- */
 
+/* An admin request server_msg_decode checked (its MAC included): the replay and
+ * rate guard, then the stats JSON. */
 static void server_admin_handle(struct server *s, const struct sockaddr_storage *src, socklen_t srclen,
-                                const uint8_t *msg, size_t size)
+                                const struct admin_request *rq)
 {
-    struct admin_request rq;
-    enum admin_drop d = admin_request_check(&s->auth, s->cfg->group, msg, size, &rq);
-    if (d == ADMIN_OK)
-        d = admin_guard_admit(&s->admin, &rq, server_now_ns());
+    enum admin_drop d = admin_guard_admit(&s->admin, rq, server_now_ns());
     if (d != ADMIN_OK) {
         atomic_fetch_add_explicit(&s->admin_drops[d], 1, memory_order_relaxed);
         return;
@@ -541,20 +541,107 @@ static void server_admin_handle(struct server *s, const struct sockaddr_storage 
         return;
     }
     size_t n = admin_reply_encode(s->admin_msg, ADMIN_REPLY_MAX, &s->auth, s->cfg->group,
-                                  pbft_replica_view(s->replica), &rq, s->json, jl);
+                                  pbft_replica_view(s->replica), rq, s->json, jl);
     BFTKV_ASSERT(n > 0);
     s->out_addr(s, src, srclen, s->admin_msg, n);
     server_count(s, SERVER_CTR_admin_answered, 1);
-    log_debug("stats sent to client %u", rq.client);
+    log_debug("stats sent to client %u", rq->client);
+}
+
+/* ---- A message, decoded once ------------------------------------------------------------ */
+
+static void server_rx_drop(struct server *s, enum wire_drop reason)
+{
+    atomic_fetch_add_explicit(&s->rx_drops[reason], 1, memory_order_relaxed);
+}
+
+/* The engine's check of a decoded message's own authentication (replica.c,
+ * replica_msg_authentic), made here with the same context, so the engine can
+ * skip it. */
+static bool server_msg_authenticate(struct server *s, struct server_msg *sm)
+{
+    const struct wire_msg *m = &sm->u.wire;
+    bool ok;
+    switch (m->h.type) {
+    case WIRE_REQUEST:
+        if (!auth_client_known(&s->auth, m->h.sender)) {
+            server_count(s, SERVER_CTR_unknown_client, 1);
+            return false;
+        }
+        ok = auth_authenticator_check(&s->auth, m);
+        break;
+    case WIRE_PREPREPARE:
+    case WIRE_PREPARE:
+    case WIRE_COMMIT:
+    case WIRE_STATUS:
+    case WIRE_FETCH:
+    case WIRE_STATE:
+        ok = auth_authenticator_check(&s->auth, m);
+        break;
+    case WIRE_CHECKPOINT:
+    case WIRE_VIEW_CHANGE:
+    case WIRE_NEW_VIEW:
+        ok = auth_signature_check(&s->auth, m);
+        break;
+    default:
+        server_rx_drop(s, WIRE_DROP_BAD_TYPE); /* REPLY: a client's */
+        return false;
+    }
+    if (!ok)
+        server_rx_drop(s, WIRE_DROP_BAD_AUTH);
+    sm->authenticated = ok;
+    return ok;
+}
+
+bool server_msg_decode(struct server *s, const uint8_t *msg, size_t size, bool authenticate,
+                       struct server_msg *out)
+{
+    BFTKV_ASSERT(size >= WIRE_HEADER_SIZE); /* framed (server_framing_ok) */
+    out->type = msg[3];
+    out->authenticated = false;
+    if (out->type == WIRE_ADMIN) {
+        enum admin_drop d = admin_request_check(&s->auth, s->cfg->group, msg, size, &out->u.admin);
+        if (d != ADMIN_OK)
+            atomic_fetch_add_explicit(&s->admin_drops[d], 1, memory_order_relaxed);
+        return d == ADMIN_OK;
+    }
+    struct wire_drop_counters drops;
+    memset(&drops, 0, sizeof drops);
+    size_t used = 0;
+    if (wire_decode(msg, size, &s->lim, &out->u.wire, &used, &drops) != 0) {
+        for (int r = 0; r < WIRE_DROP_COUNT; r++)
+            if (drops.count[r] != 0)
+                atomic_fetch_add_explicit(&s->rx_drops[r], drops.count[r], memory_order_relaxed);
+        return false;
+    }
+    BFTKV_ASSERT(used == size);
+    return !authenticate || server_msg_authenticate(s, out);
+}
+
+void server_msg_handle(struct server *s, const struct sockaddr_storage *src, socklen_t srclen,
+                       int8_t *from_replica, struct server_msg *m)
+{
+    if (m->type == WIRE_ADMIN) {
+        server_admin_handle(s, src, srclen, &m->u.admin);
+        return;
+    }
+    if (m->u.wire.h.type == WIRE_REQUEST)
+        server_book_learn(s, src, srclen, from_replica, m);
+    struct pbft_event ev = {.kind = PBFT_EV_RECEIVE,
+                            .now_ns = server_now_ns(),
+                            .decoded = &m->u.wire,
+                            .authenticated = m->authenticated};
+    server_count(s, SERVER_CTR_messages_received, 1);
+    server_engine_step(s, &ev);
 }
 
 /* ---- A datagram; timers ------------------------------------------------------------------ */
 
 void server_datagram_step(struct server *s, const struct sockaddr_storage *src, socklen_t srclen,
-                          const uint8_t *data, size_t len, bool prechecked)
+                          const uint8_t *data, size_t len)
 {
     uint32_t count = 0;
-    if (!prechecked && !server_framing_ok(data, len, &count)) {
+    if (!server_framing_ok(data, len, &count)) {
         server_count(s, SERVER_CTR_bad_datagram, 1);
         return;
     }
@@ -563,21 +650,16 @@ void server_datagram_step(struct server *s, const struct sockaddr_storage *src, 
     size_t off = 0;
     while (off < len) {
         const uint8_t *msg = data + off;
-        struct wire_header h;
-        wire_header_read(msg, &h);
-        size_t size = WIRE_HEADER_SIZE + (size_t)h.body_len + h.auth_len;
+        size_t size = server_msg_size(msg);
         off += size;
-        if (!prechecked && !server_budget_take(s, &budget, src, srclen, h.type))
+        if (!server_budget_take(s, &budget, src, srclen, msg[3]))
             continue;
-        if (h.type == WIRE_ADMIN) {
-            server_admin_handle(s, src, srclen, msg, size);
-            continue;
-        }
-        if (h.type == WIRE_REQUEST)
-            server_book_learn(s, &budget, src, srclen, msg, size, prechecked);
-        struct pbft_event ev = {.kind = PBFT_EV_RECEIVE, .now_ns = server_now_ns(), .msg = msg, .len = size};
-        server_count(s, SERVER_CTR_messages_received, 1);
-        server_engine_step(s, &ev);
+        /* The engine checks the authentication of what it receives after its
+         * cheaper filters (a stale PREPARE costs no MAC); only a REQUEST's is
+         * checked here, once, by the address book (server_book_learn). */
+        struct server_msg m;
+        if (server_msg_decode(s, msg, size, false, &m))
+            server_msg_handle(s, src, srclen, &budget.from_replica, &m);
     }
 }
 

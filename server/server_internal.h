@@ -22,6 +22,7 @@
 
 #include "common/hdr.h"
 #include "engine/pbft.h"
+#include "engine/wire_le.h"
 #include "server/admin.h"
 #include "server/byzantine.h"
 #include "server/server.h"
@@ -64,7 +65,7 @@ enum server_counter {
 
 enum server_stage {
     SERVER_STAGE_RX_QUEUE = 0, /* staged: rx copy -> protocol dequeue (through auth) */
-    SERVER_STAGE_AUTH,         /* staged: auth pre-check of one datagram */
+    SERVER_STAGE_AUTH,         /* staged: decode and authenticate one datagram's messages */
     SERVER_STAGE_STEP,         /* one engine step with the outbox drained */
     SERVER_STAGE_TX_QUEUE,     /* staged: protocol publish -> tx dequeue */
     SERVER_STAGE_FLUSH,        /* queue (staged) and flush of one round's datagrams */
@@ -106,6 +107,25 @@ struct server_budget {
     int8_t from_replica; /* the datagram's source is a replica's address: -1 not looked up yet */
 };
 
+/* Messages one datagram can bring past its budget, all sender kinds together. */
+#define SERVER_DGRAM_MSGS_MAX (BFTKV_DGRAM_REPLICA_MSGS_MAX + BFTKV_DGRAM_CLIENT_MSGS_MAX + BFTKV_DGRAM_ADMIN_MSGS_MAX)
+
+/* ---- One message, decoded once ----------------------------------------------------------- */
+
+/* One message of a datagram as the runtime decoded it (docs/design.md §6: a
+ * datagram is decoded once and authenticated once, and the engine receives
+ * the decoded message). It points into the datagram's bytes, which must stay
+ * where they are until the message is handled. */
+struct server_msg {
+    uint8_t type;       /* the header's: an engine type, or WIRE_ADMIN */
+    bool authenticated; /* engine types: the message's own MAC for us or its
+                           signature verified (pbft.h, struct pbft_event) */
+    union {
+        struct wire_msg wire;       /* engine types: what wire_decode gave */
+        struct admin_request admin; /* WIRE_ADMIN: checked, MAC included */
+    } u;
+};
+
 /* ---- The server ----------------------------------------------------------------------- */
 
 struct server_staged; /* server/server_staged.c */
@@ -138,7 +158,8 @@ struct server {
     struct hdr_histogram *merge; /* scratch for merging a stage's histograms */
 
     _Atomic uint64_t ctr[SERVER_CTR_COUNT];
-    _Atomic uint64_t precheck_drops[WIRE_DROP_COUNT]; /* staged auth stage, by reason */
+    _Atomic uint64_t rx_drops[WIRE_DROP_COUNT]; /* server_msg_decode's, by reason (the
+                                                  engine counts what it drops itself) */
     _Atomic uint64_t admin_drops[ADMIN_DROP_COUNT];
     /* stage histograms: [stage][k], k < hist_per_stage[stage] (auth: one per worker) */
     struct server_hist *hist[SERVER_STAGE_COUNT];
@@ -185,6 +206,13 @@ uint64_t server_now_ns(void);
 /* Record value into the histogram k of a stage (its owner thread only). */
 void server_hist_record(struct server *s, enum server_stage st, uint16_t k, int64_t value);
 
+/* The size of the message that starts at msg, whose header is readable: header +
+ * body_len + auth_len (engine/wire.h: body_len at offset 24, auth_len at 28). */
+static inline size_t server_msg_size(const uint8_t *msg)
+{
+    return (size_t)WIRE_HEADER_SIZE + le32_load(msg + 24) + le16_load(msg + 28);
+}
+
 /* The framing of a datagram: true when it splits exactly into messages with the
  * right magic and version; *count gets their number. */
 bool server_framing_ok(const uint8_t *data, size_t len, uint32_t *count);
@@ -201,12 +229,30 @@ void server_budget_init(struct server_budget *b);
 bool server_budget_take(struct server *s, struct server_budget *b, const struct sockaddr_storage *src,
                         socklen_t srclen, uint8_t type);
 
-/* Protocol side: one datagram's messages (admin requests answered, REQUEST
- * addresses learned, the rest stepped through the engine, the outbox drained).
- * prechecked: the auth stage already checked the framing, spent the datagram's
- * message budget and removed every message that fails authentication. */
+/* Decode the message msg (size bytes: one message of a datagram whose framing
+ * server_framing_ok accepted) into *out: an ADMIN with admin_request_check (its
+ * MAC included), any other with wire_decode on the engine's limits. With
+ * authenticate (the staged auth workers) the message's own authentication is
+ * verified too, as the engine would (a REQUEST's client must be known, then
+ * its MAC for us; CHECKPOINT, VIEW-CHANGE, NEW-VIEW their signature; the rest
+ * their MAC for us), and out->authenticated tells the engine so. true when the
+ * message goes on; false when it is dropped, its reason counted (rx_drops,
+ * admin_drops or unknown_client). Reads the auth context and the limits only:
+ * any thread may call it. */
+bool server_msg_decode(struct server *s, const uint8_t *msg, size_t size, bool authenticate,
+                       struct server_msg *out);
+
+/* Protocol side: one decoded message from src (an admin request answered; a
+ * REQUEST teaches the address book; the engine steps on every engine message
+ * with the outbox drained). from_replica: the datagram's budget's look-up of
+ * whether src is a replica's address (-1: not yet; filled when needed). */
+void server_msg_handle(struct server *s, const struct sockaddr_storage *src, socklen_t srclen,
+                       int8_t *from_replica, struct server_msg *m);
+
+/* The single layout: one datagram from src, whole (framing, budget, then each
+ * message decoded with server_msg_decode and handled with server_msg_handle). */
 void server_datagram_step(struct server *s, const struct sockaddr_storage *src, socklen_t srclen,
-                          const uint8_t *data, size_t len, bool prechecked);
+                          const uint8_t *data, size_t len);
 
 /* Protocol side: tick the engine if its deadline passed; returns the ms to wait
  * at most before the next one (0..SERVER_POLL_MS_MAX). */

@@ -39,7 +39,7 @@ static void single_rx(void *arg, const struct sockaddr_storage *src, socklen_t s
 {
     struct server *s = arg;
     server_count(s, SERVER_CTR_datagrams_received, 1);
-    server_datagram_step(s, src, srclen, data, len, false);
+    server_datagram_step(s, src, srclen, data, len);
 }
 
 static void *single_main(void *arg)

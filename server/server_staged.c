@@ -10,13 +10,17 @@
  *     (STAGED_RX_SLOTS slots of one maximal datagram each) and hands it to the
  *     worker chosen by a hash of the source address, so one peer's datagrams stay
  *     in order. No free slot: the datagram is dropped, "rx_ring_full".
- * auth worker: checks the framing and pre-checks every message (decode, MAC or
- *     signature) on the engine's auth context, read-only; removes the messages
- *     that fail (counted by reason) and passes the slot on, or back to rx when
- *     nothing is left. The engine checks again inside its step: with the current
- *     engine API the stage can only filter.
- * protocol: the engine (server_datagram_step: admin, address book, step,
- *     execution inside the engine), timers; everything a round of datagrams
+ * auth worker: checks the framing, spends the datagram's message budget, and
+ *     decodes and authenticates every message once (server_msg_decode: wire
+ *     decode, then the MAC for us or the signature, on the engine's auth
+ *     context, read-only); the messages that pass are listed in the slot,
+ *     decoded, where they lie in its bytes (nothing is moved), and the slot
+ *     goes on, or back to rx when none passed. What fails is counted by
+ *     reason.
+ * protocol: hands each listed message, decoded and marked authenticated, to
+ *     server_msg_handle (admin answer, address book, engine step with
+ *     execution inside the engine: the engine neither decodes it again nor
+ *     checks its MAC or signature again), timers; everything a round of datagrams
  *     produced is copied into one tx batch (a 512 KiB buffer from a pool of
  *     STAGED_TX_BATCHES) and published to the tx thread.
  * tx: queues each batch's messages on the transport (coalescing per destination)
@@ -63,8 +67,13 @@ const char *__tsan_default_suppressions(void)
 #define STAGED_TSAN_ACQUIRE(addr) ((void)(addr))
 #endif
 
-/* Pools. Slots: 256 x 64 KiB of address space (16 MiB), touched only as far as
- * datagrams fill them. Tx: 16 x 512 KiB; one batch holds a round's messages. */
+/* Pools. Slots: 256 x 64 KiB of address space (16 MiB) for the bytes, touched
+ * only as far as datagrams fill them, and per slot room for the decoded form of
+ * every message a datagram's budget lets through, SERVER_DGRAM_MSGS_MAX = 577
+ * server_msgs of 136 bytes on x86-64 (77 KiB a slot, 19 MiB of address space):
+ * zeroed at allocation, so a page of it is touched only once a datagram has had
+ * that many messages (a client's REQUEST uses one entry, a replica's coalesced
+ * datagram a few dozen). Tx: 16 x 512 KiB; one batch holds a round's messages. */
 #define STAGED_RX_SLOTS 256u
 #define STAGED_RING_SIZE 512u /* a power of two above every pool a ring carries */
 #define STAGED_TX_BATCHES 16u
@@ -83,6 +92,9 @@ struct staged_slot {
     struct sockaddr_storage src;
     socklen_t srclen;
     uint32_t len;
+    uint32_t nmsgs;            /* messages that passed the auth worker ... */
+    struct server_msg *msgs;   /* ... decoded, pointing into data (SERVER_DGRAM_MSGS_MAX) */
+    int8_t from_replica;       /* the budget's look-up of src (server_budget) */
     uint8_t data[BFTKV_DATAGRAM_MAX];
 };
 
@@ -131,6 +143,7 @@ struct server_staged {
     uint16_t nworkers;
     struct staged_worker *workers;
     struct staged_slot *slots;
+    struct server_msg *msgs;       /* every slot's decoded messages: one allocation */
     /* rx thread's own */
     struct staged_slot **free_stack;
     uint32_t free_top;
@@ -288,95 +301,32 @@ static void *staged_rx_main(void *arg)
 
 /* ---- auth workers ------------------------------------------------------------------------- */
 
-static void staged_drop_count(struct server *s, const struct wire_drop_counters *d)
+/* Check the framing, spend the datagram's budget, and list the messages that
+ * decode and authenticate (server_msg_decode), decoded, in the slot. */
+static void staged_decode(struct server *s, struct staged_slot *slot)
 {
-    for (int r = 0; r < WIRE_DROP_COUNT; r++)
-        if (d->count[r] != 0)
-            atomic_fetch_add_explicit(&s->precheck_drops[r], d->count[r], memory_order_relaxed);
-}
-
-/* Would the engine accept this message's authentication? Decodes it (the
- * decoder's reason counted on failure) and checks the MAC for us or the
- * signature. Reads the engine's auth context only. */
-static bool staged_message_check(struct server *s, const uint8_t *msg, size_t size)
-{
-    if (msg[3] == WIRE_ADMIN) {
-        struct admin_request rq;
-        enum admin_drop d = admin_request_check(&s->auth, s->cfg->group, msg, size, &rq);
-        if (d != ADMIN_OK)
-            atomic_fetch_add_explicit(&s->admin_drops[d], 1, memory_order_relaxed);
-        return d == ADMIN_OK;
-    }
-    struct wire_drop_counters drops;
-    memset(&drops, 0, sizeof drops);
-    struct wire_msg m;
-    size_t used = 0;
-    if (wire_decode(msg, size, &s->lim, &m, &used, &drops) != 0) {
-        staged_drop_count(s, &drops);
-        return false;
-    }
-    bool ok;
-    switch (m.h.type) {
-    case WIRE_REQUEST:
-        if (!auth_client_known(&s->auth, m.h.sender)) {
-            server_count(s, SERVER_CTR_unknown_client, 1);
-            return false;
-        }
-        ok = auth_authenticator_check(&s->auth, &m);
-        break;
-    case WIRE_PREPREPARE:
-    case WIRE_PREPARE:
-    case WIRE_COMMIT:
-    case WIRE_STATUS:
-    case WIRE_FETCH:
-    case WIRE_STATE:
-        ok = auth_authenticator_check(&s->auth, &m);
-        break;
-    case WIRE_CHECKPOINT:
-    case WIRE_VIEW_CHANGE:
-    case WIRE_NEW_VIEW:
-        ok = auth_signature_check(&s->auth, &m);
-        break;
-    default:
-        atomic_fetch_add_explicit(&s->precheck_drops[WIRE_DROP_BAD_TYPE], 1, memory_order_relaxed);
-        return false;
-    }
-    if (!ok)
-        atomic_fetch_add_explicit(&s->precheck_drops[WIRE_DROP_BAD_AUTH], 1, memory_order_relaxed);
-    return ok;
-}
-
-/* Check the framing, then keep only the messages within the datagram's budget
- * that pass, packed in place. */
-static void staged_precheck(struct server *s, struct staged_slot *slot)
-{
+    slot->nmsgs = 0;
     uint32_t count = 0;
     if (!server_framing_ok(slot->data, slot->len, &count)) {
         server_count(s, SERVER_CTR_bad_datagram, 1);
-        slot->len = 0;
         return;
     }
     struct server_budget budget;
     server_budget_init(&budget);
-    size_t off = 0, keep = 0;
+    size_t off = 0;
     while (off < slot->len) {
-        struct wire_header h;
-        wire_header_read(slot->data + off, &h);
-        size_t size = WIRE_HEADER_SIZE + (size_t)h.body_len + h.auth_len;
-        if (!server_budget_take(s, &budget, &slot->src, slot->srclen, h.type)) {
-            off += size;
-            continue;
-        }
-        if (staged_message_check(s, slot->data + off, size)) {
-            if (keep != off)
-                memmove(slot->data + keep, slot->data + off, size);
-            keep += size;
-        } else {
-            server_count(s, SERVER_CTR_auth_dropped, 1);
-        }
+        const uint8_t *msg = slot->data + off;
+        size_t size = server_msg_size(msg);
         off += size;
+        if (!server_budget_take(s, &budget, &slot->src, slot->srclen, msg[3]))
+            continue;
+        BFTKV_ASSERT(slot->nmsgs < SERVER_DGRAM_MSGS_MAX); /* each taken from a budget */
+        if (server_msg_decode(s, msg, size, true, &slot->msgs[slot->nmsgs]))
+            slot->nmsgs++;
+        else
+            server_count(s, SERVER_CTR_auth_dropped, 1);
     }
-    slot->len = (uint32_t)keep;
+    slot->from_replica = budget.from_replica;
 }
 
 static bool staged_worker_ready(void *arg)
@@ -394,14 +344,14 @@ static void *staged_worker_main(void *arg)
         struct staged_slot *slot;
         while ((slot = staged_ring_pop(&w->in)) != NULL) {
             uint64_t t0 = server_now_ns();
-            staged_precheck(s, slot);
+            staged_decode(s, slot);
             server_hist_record(s, SERVER_STAGE_AUTH, w->index, (int64_t)(server_now_ns() - t0));
-            if (slot->len == 0) {
+            if (slot->nmsgs == 0) {
                 /* worker -> rx: an empty slot, reusable. */
                 staged_ring_push(&w->free, slot);
                 continue;
             }
-            /* worker -> protocol: the slot, holding only messages that passed. */
+            /* worker -> protocol: the slot with its list of decoded messages that passed. */
             staged_ring_push(&w->out, slot);
             if (++handled % 32u == 0)
                 staged_signal_raise(&w->st->proto_wake);
@@ -519,7 +469,8 @@ static void *staged_proto_main(void *arg)
             for (uint32_t k = 0; k < STAGED_PROTO_BATCH && (slot = staged_ring_pop(&st->workers[w].out)) != NULL;
                  k++) {
                 server_hist_record(s, SERVER_STAGE_RX_QUEUE, 0, (int64_t)(server_now_ns() - slot->t_rx_ns));
-                server_datagram_step(s, &slot->src, slot->srclen, slot->data, slot->len, true);
+                for (uint32_t i = 0; i < slot->nmsgs; i++)
+                    server_msg_handle(s, &slot->src, slot->srclen, &slot->from_replica, &slot->msgs[i]);
                 /* protocol -> rx: the slot is free again. */
                 staged_ring_push(&st->proto_free, slot);
                 got++;
@@ -618,12 +569,16 @@ static int staged_alloc(struct server *s)
     st->nworkers = s->hist_count[SERVER_STAGE_AUTH];
     st->workers = staged_aligned_alloc(sizeof *st->workers * st->nworkers);
     st->slots = calloc(STAGED_RX_SLOTS, sizeof *st->slots);
+    st->msgs = calloc((size_t)STAGED_RX_SLOTS * SERVER_DGRAM_MSGS_MAX, sizeof *st->msgs);
     st->free_stack = calloc(STAGED_RX_SLOTS, sizeof *st->free_stack);
     st->wake_pending = calloc(st->nworkers, sizeof *st->wake_pending);
-    if (st->workers == NULL || st->slots == NULL || st->free_stack == NULL || st->wake_pending == NULL)
+    if (st->workers == NULL || st->slots == NULL || st->msgs == NULL || st->free_stack == NULL
+        || st->wake_pending == NULL)
         return BFTKV_E_NOMEM;
-    for (uint32_t i = 0; i < STAGED_RX_SLOTS; i++)
+    for (uint32_t i = 0; i < STAGED_RX_SLOTS; i++) {
+        st->slots[i].msgs = st->msgs + (size_t)i * SERVER_DGRAM_MSGS_MAX;
         st->free_stack[i] = &st->slots[i];
+    }
     st->free_top = STAGED_RX_SLOTS;
     staged_ring_init(&st->proto_free);
     staged_ring_init(&st->tx_ring);
@@ -708,6 +663,7 @@ void server_staged_free(struct server *s)
         free(st->batches[i].bytes);
     free(st->wake_pending);
     free(st->free_stack);
+    free(st->msgs);
     free(st->slots);
     free(st->workers);
     free(st);

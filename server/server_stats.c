@@ -13,7 +13,7 @@
  *   request), backend ("uring" | "mmsg"), threads ("single" | "staged"),
  *   auth_workers, uptime_ms, byzantine (mode name, "none" normally),
  *   drops: {reason: count} -- the decoder's reasons in lower case (the engine's
- *     counts plus the staged auth stage's), "stale", "conflict", "full" (engine),
+ *     counts plus the runtime's decoding and auth stage's, server_msg_decode), "stale", "conflict", "full" (engine),
  *     the runtime's ("bad_datagram", "rx_ring_full", "tx_ring_full",
  *     "reply_no_address", "unknown_client" (engine, auth stage and admin
  *     together), "auth_dropped", "datagram_excess_replica",
@@ -106,7 +106,7 @@ static void json_drops(struct json_out *j, struct server *s, const struct pbft_r
         for (; n[i] != '\0' && i < sizeof name - 1; i++)
             name[i] = (char)tolower((unsigned char)n[i]);
         name[i] = '\0';
-        uint64_t v = es->drops.count[r] + atomic_load_explicit(&s->precheck_drops[r], memory_order_relaxed);
+        uint64_t v = es->drops.count[r] + atomic_load_explicit(&s->rx_drops[r], memory_order_relaxed);
         if (r == WIRE_DROP_UNKNOWN_CLIENT)
             v += server_counter_get(s, SERVER_CTR_unknown_client)
                  + atomic_load_explicit(&s->admin_drops[ADMIN_DROP_UNKNOWN_CLIENT], memory_order_relaxed);

@@ -116,6 +116,14 @@ struct rh_client {
     uint8_t buf[RH_VALUE_MAX + 256u];
 };
 
+/* How rh_step hands a message to its replica (engine/pbft.h, struct pbft_event). */
+enum rh_deliver {
+    RH_DELIVER_RAW = 0,  /* msg/len: the replica decodes and authenticates */
+    RH_DELIVER_DECODED,  /* decoded here; the replica authenticates */
+    RH_DELIVER_VERIFIED, /* decoded and, when it verifies, authenticated here as a
+                            server's auth stage does; the replica is told so */
+};
+
 struct rh_cluster;
 /* A test's own filter, after the network's rules: return true to drop. */
 typedef bool (*rh_filter)(struct rh_cluster *c, const struct rh_msg *m, void *arg);
@@ -146,6 +154,10 @@ struct rh_cluster {
     void *filter_arg;
     uint64_t dropped; /* by the network's rules and rolls, replies included */
     uint64_t delivered;
+    uint8_t deliver;   /* enum rh_deliver (rh_init: RAW); a message that does
+                          not decode always goes raw */
+    uint64_t decoded;  /* messages delivered decoded ... */
+    uint64_t verified; /* ... and of those, marked authenticated */
 
     /* Crash-restart replica restart_who once ops_done reaches restart_at_ops
      * (0: never), between two deliveries to others; restart_le is its
@@ -218,6 +230,10 @@ void rh_send(struct rh_cluster *c, uint16_t to, const uint8_t *msg, size_t len);
 /* Queue a message as if replica `from` had sent it to `to`. */
 void rh_inject(struct rh_cluster *c, uint16_t from, uint16_t to, const uint8_t *msg, size_t len);
 
+/* Hand msg to replica `to` decoded (it must decode) with the given
+ * authenticated flag, now, bypassing the queue and the network; its outbox is
+ * drained into the queue. */
+void rh_deliver_decoded(struct rh_cluster *c, uint16_t to, const uint8_t *msg, size_t len, bool authenticated);
 /* Deliver one queued message (false when the queue is empty). */
 bool rh_step(struct rh_cluster *c);
 /* Deliver a queued message chosen by pick % queue length (reordering). */
