@@ -32,7 +32,7 @@ static const char *const byz_mode_names[BYZ_MODE_COUNT] = {
     [BYZ_STALE_READ] = "stale-read",
     [BYZ_EQUIVOCATE] = "equivocate",
     [BYZ_SLOW] = "slow",
-    [BYZ_BOGUS_VC] = "bogus-vc",
+    [BYZ_BOGUS_VIEW_CHANGE] = "bogus-view-change",
     [BYZ_LYING_STATE] = "lying-state",
 };
 
@@ -117,8 +117,8 @@ int byz_create(enum byz_mode mode, uint64_t seed, const struct byz_context *ctx,
     b->scratch = malloc(BFTKV_DATAGRAM_MAX);
     b->entries = malloc(BFTKV_DATAGRAM_MAX);
     b->list = malloc(BFTKV_BATCH_REQUESTS_MAX * sizeof *b->list);
-    b->vc = malloc(3u * (BFTKV_LOG_WINDOW_MAX + 1u) * sizeof *b->vc);
-    bool ok = b->scratch && b->entries && b->list && b->vc;
+    b->view_change_entries = malloc(3u * (BFTKV_LOG_WINDOW_MAX + 1u) * sizeof *b->view_change_entries);
+    bool ok = b->scratch && b->entries && b->list && b->view_change_entries;
     if (ok && mode == BYZ_REPLAY) {
         b->replay_mem = malloc((size_t)BYZ_REPLAY_RING * BFTKV_DATAGRAM_MAX);
         ok = b->replay_mem != NULL;
@@ -153,7 +153,7 @@ void byz_destroy(struct byz *b)
     free(b->scratch);
     free(b->entries);
     free(b->list);
-    free(b->vc);
+    free(b->view_change_entries);
     free(b->replay_mem);
     free(b->equiv_mem);
     free(b);
@@ -449,7 +449,7 @@ void byz_filter(struct byz *b, uint8_t kind, uint16_t id, const uint8_t *msg, si
         if (type == WIRE_STATE && byz_lying_state(b, kind, id, msg, len, send, arg))
             return;
         break;
-    case BYZ_BOGUS_VC:
+    case BYZ_BOGUS_VIEW_CHANGE:
         if (type == WIRE_VIEW_CHANGE && byz_bogus_view_change(b, kind, id, msg, len, send, arg))
             return;
         if (type == WIRE_NEW_VIEW && prng_below(&b->rng, 2) == 0 &&

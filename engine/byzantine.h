@@ -43,7 +43,7 @@
  *   slow            every message it sends to a replica is held back for a
  *                   per-seed delay just under the request timeout (60..95% of T):
  *                   a primary slow but not slow enough to be replaced
- *   bogus-vc        behaves in the normal case; its VIEW-CHANGEs claim batches it
+ *   bogus-view-change        behaves in the normal case; its VIEW-CHANGEs claim batches it
  *                   never saw prepared (every P and Q entry gets a random digest and
  *                   the view just below the new one) and, half the time, a wrong
  *                   latest checkpoint digest; half its NEW-VIEWs carry one wrong choice
@@ -112,7 +112,7 @@ enum byz_mode {
     BYZ_STALE_READ,
     BYZ_EQUIVOCATE,
     BYZ_SLOW,
-    BYZ_BOGUS_VC,
+    BYZ_BOGUS_VIEW_CHANGE,
     BYZ_LYING_STATE,
     BYZ_MODE_COUNT
 };

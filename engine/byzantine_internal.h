@@ -39,7 +39,8 @@ struct byz {
     uint8_t *scratch;              /* BFTKV_DATAGRAM_MAX: a rewritten message */
     uint8_t *entries;              /* BFTKV_DATAGRAM_MAX: a rebuilt batch, a stale value */
     struct wire_batch_entry *list; /* BFTKV_BATCH_REQUESTS_MAX */
-    struct wire_vc_entry *vc;      /* 3 * (BFTKV_LOG_WINDOW_MAX + 1): a rebuilt VIEW-CHANGE's C, P, Q */
+    /* 3 * (BFTKV_LOG_WINDOW_MAX + 1): a rebuilt VIEW-CHANGE's C, P, Q */
+    struct wire_view_change_entry *view_change_entries;
     /* replay */
     uint8_t *replay_mem;
     struct byz_replay_slot ring[BYZ_REPLAY_RING];

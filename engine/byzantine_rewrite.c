@@ -81,7 +81,7 @@ static void byz_random_digest(struct byz *b, uint8_t d[BFTKV_DIGEST_SIZE])
 
 /* The digest a lying VIEW-CHANGE claims for seq: an equivocating primary's B
  * batch when it has one (a real batch some backups pre-prepared), else random
- * (bogus-vc); false to leave the entry alone. */
+ * (bogus-view-change); false to leave the entry alone. */
 static bool byz_claimed_digest(struct byz *b, uint64_t seq, uint8_t d[BFTKV_DIGEST_SIZE])
 {
     if (b->mode == BYZ_EQUIVOCATE) {
@@ -103,24 +103,25 @@ bool byz_bogus_view_change(struct byz *b, uint8_t kind, uint16_t id, const uint8
     if (wire_decode(msg, len, &b->ctx.lim, &m, &used, NULL) != 0 || m.h.type != WIRE_VIEW_CHANGE || m.h.view == 0)
         return false;
     uint32_t cap = BFTKV_LOG_WINDOW_MAX + 1u;
-    if (m.u.vc.ncp > cap || m.u.vc.np > cap || m.u.vc.nq > cap)
+    if (m.u.view_change.ncp > cap || m.u.view_change.np > cap || m.u.view_change.nq > cap)
         return false;
-    struct wire_vc_entry *cp = b->vc, *p = b->vc + cap, *q = b->vc + 2u * cap;
-    for (uint32_t i = 0; i < m.u.vc.ncp; i++)
-        wire_vc_checkpoint(&m, i, &cp[i]);
-    for (uint32_t i = 0; i < m.u.vc.np; i++) {
-        wire_vc_prepared(&m, i, &p[i]);
+    struct wire_view_change_entry *cp = b->view_change_entries;
+    struct wire_view_change_entry *p = cp + cap, *q = cp + 2u * cap;
+    for (uint32_t i = 0; i < m.u.view_change.ncp; i++)
+        wire_view_change_checkpoint(&m, i, &cp[i]);
+    for (uint32_t i = 0; i < m.u.view_change.np; i++) {
+        wire_view_change_prepared(&m, i, &p[i]);
         uint8_t d[BFTKV_DIGEST_SIZE];
         if (byz_claimed_digest(b, p[i].seq, d)) {
             memcpy(p[i].digest, d, BFTKV_DIGEST_SIZE);
             p[i].view = m.h.view - 1u;
         }
     }
-    for (uint32_t i = 0; i < m.u.vc.nq; i++) {
-        wire_vc_preprepared(&m, i, &q[i]);
+    for (uint32_t i = 0; i < m.u.view_change.nq; i++) {
+        wire_view_change_preprepared(&m, i, &q[i]);
         if (i > 0 && q[i - 1].seq == q[i].seq)
             continue; /* the first Q entry of a seq carries the claim */
-        for (uint32_t j = 0; j < m.u.vc.np; j++) {
+        for (uint32_t j = 0; j < m.u.view_change.np; j++) {
             if (p[j].seq == q[i].seq) {
                 memcpy(q[i].digest, p[j].digest, BFTKV_DIGEST_SIZE);
                 q[i].view = p[j].view;
@@ -128,17 +129,17 @@ bool byz_bogus_view_change(struct byz *b, uint8_t kind, uint16_t id, const uint8
             }
         }
     }
-    if (b->mode == BYZ_BOGUS_VC && m.u.vc.ncp > 0 && cp[m.u.vc.ncp - 1].seq > 0 && prng_below(&b->rng, 2) == 0)
-        byz_random_digest(b, cp[m.u.vc.ncp - 1].digest);
+    if (b->mode == BYZ_BOGUS_VIEW_CHANGE && m.u.view_change.ncp > 0 && cp[m.u.view_change.ncp - 1].seq > 0 && prng_below(&b->rng, 2) == 0)
+        byz_random_digest(b, cp[m.u.view_change.ncp - 1].digest);
     /* Q's digests must stay distinct within a seq (the encoder asserts the
      * wire's rules): give up on a rewrite that breaks that. */
-    for (uint32_t i = 1; i < m.u.vc.nq; i++)
+    for (uint32_t i = 1; i < m.u.view_change.nq; i++)
         for (uint32_t j = i; j-- > 0 && q[j].seq == q[i].seq;)
             if (memcmp(q[j].digest, q[i].digest, BFTKV_DIGEST_SIZE) == 0)
                 return false;
     size_t auth_off;
     size_t n = wire_encode_view_change(b->scratch, BFTKV_DATAGRAM_MAX, m.h.group, m.h.sender, m.h.view, m.h.seq, cp,
-                                       m.u.vc.ncp, p, m.u.vc.np, q, m.u.vc.nq, &auth_off);
+                                       m.u.view_change.ncp, p, m.u.view_change.np, q, m.u.view_change.nq, &auth_off);
     if (n == 0)
         return false;
     auth_sign(b->ctx.auth, b->scratch, n, auth_off);

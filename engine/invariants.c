@@ -306,7 +306,7 @@ static bool checkpoints_ok(const struct pbft_replica *r, struct inv *v)
     return true;
 }
 
-static bool view_change_ok(const struct pbft_replica *r, struct inv *v)
+static bool viewchange_ok(const struct pbft_replica *r, struct inv *v)
 {
     if (r->nv_state > REPLICA_NV_DONE)
         return fail(v, "NEW-VIEW state out of range", 0);
@@ -315,7 +315,7 @@ static bool view_change_ok(const struct pbft_replica *r, struct inv *v)
         return fail(v, "view active without its NEW-VIEW", 0);
     if (!r->view_active && r->nv_state == REPLICA_NV_DONE)
         return fail(v, "NEW-VIEW done but the view is not active", 0);
-    const struct replica_vc_msg *own = &r->vc_cur[r->cfg.id];
+    const struct replica_view_change_msg *own = &r->viewchange_cur[r->cfg.id];
     if (!r->view_active && (own->len == 0 || own->view != r->view))
         return fail(v, "moving to a view without our own VIEW-CHANGE for it", 0);
     if (!r->view_active && r->exec_active)
@@ -343,7 +343,7 @@ const char *replica_invariants_check(const struct pbft_replica *r, uint64_t *seq
     struct inv v = {NULL, 0};
     uint64_t slot_chunks = 0;
     bool ok = watermarks_ok(r, &v) && slots_ok(r, &slot_chunks, &v) && checkpoints_ok(r, &v)
-              && view_change_ok(r, &v) && queues_ok(r, &v) && pool_ok(r, slot_chunks, &v);
+              && viewchange_ok(r, &v) && queues_ok(r, &v) && pool_ok(r, slot_chunks, &v);
     BFTKV_ASSERT(ok == (v.what == NULL));
     if (seq != NULL)
         *seq = v.seq;

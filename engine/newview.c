@@ -49,21 +49,21 @@
 /* ---- The choice (TOCS 2002 §4.5.1) ------------------------------------------------ */
 
 /* Does m hold (seq, d) in C? C is sorted by seq. */
-static bool vc_has_checkpoint(const struct wire_msg *m, uint64_t seq, const uint8_t *d)
+static bool viewchange_has_checkpoint(const struct wire_msg *m, uint64_t seq, const uint8_t *d)
 {
-    uint32_t lo = 0, hi = m->u.vc.ncp;
-    struct wire_vc_entry e;
+    uint32_t lo = 0, hi = m->u.view_change.ncp;
+    struct wire_view_change_entry e;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2u;
-        wire_vc_checkpoint(m, mid, &e);
+        wire_view_change_checkpoint(m, mid, &e);
         if (e.seq < seq)
             lo = mid + 1u;
         else
             hi = mid;
     }
-    if (lo == m->u.vc.ncp)
+    if (lo == m->u.view_change.ncp)
         return false;
-    wire_vc_checkpoint(m, lo, &e);
+    wire_view_change_checkpoint(m, lo, &e);
     return e.seq == seq && memcmp(e.digest, d, BFTKV_DIGEST_SIZE) == 0;
 }
 
@@ -71,15 +71,15 @@ static bool select_checkpoint(const struct pbft_replica *r, const struct wire_ms
                               struct replica_nv_result *res)
 {
     bool found = false;
-    struct wire_vc_entry e;
+    struct wire_view_change_entry e;
     for (uint16_t i = 0; i < nset; i++) {
-        for (uint32_t j = 0; j < set[i]->u.vc.ncp; j++) {
-            wire_vc_checkpoint(set[i], j, &e);
+        for (uint32_t j = 0; j < set[i]->u.view_change.ncp; j++) {
+            wire_view_change_checkpoint(set[i], j, &e);
             if (found && e.seq <= res->h)
                 continue;
             uint32_t hold = 0, below = 0;
             for (uint16_t k = 0; k < nset; k++) {
-                hold += vc_has_checkpoint(set[k], e.seq, e.digest) ? 1u : 0u;
+                hold += viewchange_has_checkpoint(set[k], e.seq, e.digest) ? 1u : 0u;
                 below += set[k]->h.seq <= e.seq ? 1u : 0u;
             }
             if (hold < (uint32_t)r->cfg.f + 1u || below < r->quorum)
@@ -96,19 +96,19 @@ static bool select_checkpoint(const struct pbft_replica *r, const struct wire_ms
  * for seq, found by cursors that only move forward as seq grows. */
 struct sel_msg {
     bool has_p;
-    struct wire_vc_entry p;
+    struct wire_view_change_entry p;
     uint32_t q_from, q_to;
 };
 
 static void sel_advance(struct pbft_replica *r, const struct wire_msg *const *set, uint16_t nset, uint64_t seq,
                         struct sel_msg *sm)
 {
-    struct wire_vc_entry e;
+    struct wire_view_change_entry e;
     for (uint16_t i = 0; i < nset; i++) {
         const struct wire_msg *m = set[i];
         sm[i].has_p = false;
-        while (r->nv_pcur[i] < m->u.vc.np) {
-            wire_vc_prepared(m, r->nv_pcur[i], &e);
+        while (r->nv_pcur[i] < m->u.view_change.np) {
+            wire_view_change_prepared(m, r->nv_pcur[i], &e);
             if (e.seq > seq)
                 break;
             if (e.seq == seq) {
@@ -117,16 +117,16 @@ static void sel_advance(struct pbft_replica *r, const struct wire_msg *const *se
             }
             r->nv_pcur[i]++;
         }
-        while (r->nv_qcur[i] < m->u.vc.nq) {
-            wire_vc_preprepared(m, r->nv_qcur[i], &e);
+        while (r->nv_qcur[i] < m->u.view_change.nq) {
+            wire_view_change_preprepared(m, r->nv_qcur[i], &e);
             if (e.seq >= seq)
                 break;
             r->nv_qcur[i]++;
         }
         sm[i].q_from = r->nv_qcur[i];
         sm[i].q_to = sm[i].q_from;
-        while (sm[i].q_to < m->u.vc.nq) {
-            wire_vc_preprepared(m, sm[i].q_to, &e);
+        while (sm[i].q_to < m->u.view_change.nq) {
+            wire_view_change_preprepared(m, sm[i].q_to, &e);
             if (e.seq != seq)
                 break;
             sm[i].q_to++;
@@ -136,17 +136,17 @@ static void sel_advance(struct pbft_replica *r, const struct wire_msg *const *se
 
 /* A1 and A2 for the candidate <seq, d, v>. */
 static bool candidate_ok(const struct pbft_replica *r, const struct wire_msg *const *set, uint16_t nset,
-                         const struct sel_msg *sm, uint64_t seq, const struct wire_vc_entry *c)
+                         const struct sel_msg *sm, uint64_t seq, const struct wire_view_change_entry *c)
 {
     uint32_t a1 = 0, a2 = 0;
-    struct wire_vc_entry e;
+    struct wire_view_change_entry e;
     for (uint16_t j = 0; j < nset; j++) {
         if (set[j]->h.seq < seq
             && (!sm[j].has_p || sm[j].p.view < c->view
                 || (sm[j].p.view == c->view && memcmp(sm[j].p.digest, c->digest, BFTKV_DIGEST_SIZE) == 0)))
             a1++;
         for (uint32_t k = sm[j].q_from; k < sm[j].q_to; k++) {
-            wire_vc_preprepared(set[j], k, &e);
+            wire_view_change_preprepared(set[j], k, &e);
             if (e.view >= c->view && memcmp(e.digest, c->digest, BFTKV_DIGEST_SIZE) == 0) {
                 a2++;
                 break;
@@ -168,12 +168,12 @@ bool replica_newview_select(struct pbft_replica *r, const struct wire_msg *const
     /* Nothing above the highest P entry can pass A; B holds there, since q
      * messages have their checkpoint at or below h. */
     uint64_t maxp = res->h;
-    struct wire_vc_entry e;
+    struct wire_view_change_entry e;
     for (uint16_t i = 0; i < nset; i++) {
         r->nv_pcur[i] = 0;
         r->nv_qcur[i] = 0;
-        if (set[i]->u.vc.np > 0) {
-            wire_vc_prepared(set[i], set[i]->u.vc.np - 1u, &e);
+        if (set[i]->u.view_change.np > 0) {
+            wire_view_change_prepared(set[i], set[i]->u.view_change.np - 1u, &e);
             if (e.seq > maxp)
                 maxp = e.seq;
         }
@@ -185,9 +185,9 @@ bool replica_newview_select(struct pbft_replica *r, const struct wire_msg *const
     struct sel_msg sm[BFTKV_REPLICAS_MAX];
     for (uint64_t seq = res->h + 1u; seq <= maxp; seq++) {
         sel_advance(r, set, nset, seq, sm);
-        const struct wire_vc_entry *best = NULL;
+        const struct wire_view_change_entry *best = NULL;
         for (uint16_t i = 0; i < nset; i++) {
-            const struct wire_vc_entry *c = &sm[i].p;
+            const struct wire_view_change_entry *c = &sm[i].p;
             if (!sm[i].has_p)
                 continue;
             if (best != NULL
@@ -384,7 +384,7 @@ static void view_install(struct pbft_replica *r, const struct replica_nv_result 
     }
     r->nv_state = REPLICA_NV_DONE;
     r->nv_work = true;
-    r->stats.view_changes++;
+    r->stats.viewchanges++;
     replica_view_activate(r);
     replica_preprepare_early_accept(r, out); /* PRE-PREPAREs that overtook the NEW-VIEW */
     if (replica_is_primary(r)) {
@@ -409,7 +409,7 @@ void replica_newview_try(struct pbft_replica *r, struct pbft_out *out)
     uint8_t digests[BFTKV_REPLICAS_MAX][BFTKV_DIGEST_SIZE];
     uint16_t ns = 0;
     for (uint16_t i = 0; i < r->cfg.n; i++) {
-        const struct replica_vc_msg *x = &r->vc_cur[i];
+        const struct replica_view_change_msg *x = &r->viewchange_cur[i];
         if (x->len == 0 || x->view != r->view)
             continue;
         r->nv_set[ns] = &x->msg;
@@ -444,9 +444,9 @@ void replica_newview_try(struct pbft_replica *r, struct pbft_out *out)
 
 void replica_newview_answer(struct pbft_replica *r, uint16_t to, struct pbft_out *out)
 {
-    if (r->nv_state != REPLICA_NV_DONE || r->nv_len == 0 || r->now_ns < r->vc_answer_ns[to])
+    if (r->nv_state != REPLICA_NV_DONE || r->nv_len == 0 || r->now_ns < r->viewchange_answer_ns[to])
         return;
-    r->vc_answer_ns[to] = r->now_ns + replica_vc_resend_interval(r);
+    r->viewchange_answer_ns[to] = r->now_ns + replica_viewchange_resend_interval(r);
     if (!pbft_out_copy(out, PBFT_DEST_REPLICA, to, r->nv_buf, r->nv_len)) {
         r->stats.dropped_full++;
         return;
@@ -458,8 +458,8 @@ void replica_newview_answer(struct pbft_replica *r, uint16_t to, struct pbft_out
     for (uint32_t i = 0; i < nv.u.nv.nvc; i++) {
         uint16_t id;
         const uint8_t *d;
-        wire_nv_vc(&nv, i, &id, &d);
-        const struct replica_vc_msg *x = &r->vc_cur[id];
+        wire_nv_view_change(&nv, i, &id, &d);
+        const struct replica_view_change_msg *x = &r->viewchange_cur[id];
         if (x->len == 0 || x->view != r->view)
             continue; /* its own too: a restarted replica lost the one named */
         if (!pbft_out_copy(out, PBFT_DEST_REPLICA, to, x->buf, x->len)) {
@@ -503,7 +503,7 @@ bool replica_newview_names(const struct pbft_replica *r, uint16_t replica, const
     for (uint32_t i = 0; i < nv.u.nv.nvc; i++) {
         uint16_t id;
         const uint8_t *d;
-        wire_nv_vc(&nv, i, &id, &d);
+        wire_nv_view_change(&nv, i, &id, &d);
         if (id == replica)
             return memcmp(d, digest, BFTKV_DIGEST_SIZE) == 0;
     }
@@ -526,8 +526,8 @@ void replica_newview_retry(struct pbft_replica *r, struct pbft_out *out)
     for (uint32_t i = 0; i < nv.u.nv.nvc; i++) {
         uint16_t id;
         const uint8_t *d;
-        wire_nv_vc(&nv, i, &id, &d);
-        const struct replica_vc_msg *x = &r->vc_cur[id];
+        wire_nv_view_change(&nv, i, &id, &d);
+        const struct replica_view_change_msg *x = &r->viewchange_cur[id];
         if (x->len == 0 || x->view != r->view || memcmp(x->digest, d, BFTKV_DIGEST_SIZE) != 0)
             return; /* wait for it: its retransmission, or the primary's answer */
         r->nv_set[ns++] = &x->msg;

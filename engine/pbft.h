@@ -218,10 +218,10 @@ struct pbft_replica_stats {
     uint64_t snapshot_failures;     /* store_snapshot_take out of memory */
     uint64_t views_adopted;         /* a restarted replica joined the view f+1 report */
     /* View change (engine/viewchange.c, engine/newview.c). */
-    uint64_t view_changes;          /* views entered through a NEW-VIEW */
+    uint64_t viewchanges;          /* views entered through a NEW-VIEW */
     uint64_t request_timeouts;      /* a watched request waited longer than T */
-    uint64_t view_change_timeouts;  /* no valid NEW-VIEW in time: on to the next view */
-    uint64_t view_change_joins;     /* joined a higher view on f+1 VIEW-CHANGEs */
+    uint64_t viewchange_timeouts;  /* no valid NEW-VIEW in time: on to the next view */
+    uint64_t viewchange_joins;     /* joined a higher view on f+1 VIEW-CHANGEs */
     uint64_t viewchange_sent;       /* own VIEW-CHANGEs, retransmissions included */
     uint64_t newview_rejected;      /* NEW-VIEWs whose choices differ from ours */
     uint64_t newview_conflicts;     /* a NEW-VIEW chose another batch than the one
@@ -232,7 +232,7 @@ struct pbft_replica_stats {
                                        that was alone in it */
     uint64_t stepdowns_deferred;    /* ... not yet: that replica caused one too recently */
     uint64_t stepdown_joins;        /* backup: joined the view change its primary asked for */
-    uint64_t vc_timeout_ns;         /* the view-change timeout now (it adapts) */
+    uint64_t viewchange_timeout_ns;         /* the view-change timeout now (it adapts) */
     uint64_t repairs_sent;          /* our votes sent again to a peer that retransmitted
                                        one we held, for a slot we committed (status.c) */
     uint64_t primary_misbehaviour_views; /* views whose primary sent us a message no
@@ -279,10 +279,10 @@ uint64_t pbft_replica_view(const struct pbft_replica *r);
 bool pbft_replica_is_primary(const struct pbft_replica *r);
 /* A view change is under way: pbft_replica_view() is the view being moved to, and
  * no normal-case message is accepted until its NEW-VIEW is (TOCS 2002 §4.4). */
-bool pbft_replica_in_view_change(const struct pbft_replica *r);
+bool pbft_replica_in_viewchange(const struct pbft_replica *r);
 /* The view-change timeout the replica uses now (it adapts, docs/design.md §5.5.2);
  * the simulator's rejoin bound is read from it. */
-uint64_t pbft_replica_vc_timeout_ns(const struct pbft_replica *r);
+uint64_t pbft_replica_viewchange_timeout_ns(const struct pbft_replica *r);
 
 /* For the simulator's checkers: called after each executed batch. */
 typedef void (*pbft_exec_hook)(void *arg, uint16_t replica, uint64_t seq, const uint8_t batch_digest[32]);

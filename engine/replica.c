@@ -453,7 +453,7 @@ static void step_finish(struct pbft_replica *r)
     replica_request_fetch_arm(r);
     r->stats.last_executed = r->last_executed;
     r->stats.low_watermark = r->low;
-    r->stats.vc_timeout_ns = replica_vc_timeout(r);
+    r->stats.viewchange_timeout_ns = replica_viewchange_timeout(r);
     r->stats.view_active_since_ns = r->view_active ? r->view_start_ns : 0;
 #ifdef PBFT_INVARIANTS
     replica_invariants_assert(r);
@@ -492,11 +492,11 @@ uint64_t pbft_replica_next_deadline(const struct pbft_replica *r)
 {
     uint64_t d = r->stalled > 0 ? r->stall_retry_ns : UINT64_MAX;
     uint64_t cu = replica_catchup_deadline(r);
-    uint64_t vc = replica_viewchange_deadline(r);
+    uint64_t viewchange = replica_viewchange_deadline(r);
     uint64_t rf = replica_request_fetch_deadline(r);
     d = cu < d ? cu : d;
     d = rf < d ? rf : d;
-    return vc < d ? vc : d;
+    return viewchange < d ? viewchange : d;
 }
 
 const struct pbft_replica_stats *pbft_replica_stats(const struct pbft_replica *r)
@@ -514,12 +514,12 @@ bool pbft_replica_is_primary(const struct pbft_replica *r)
     return replica_is_primary(r);
 }
 
-bool pbft_replica_in_view_change(const struct pbft_replica *r)
+bool pbft_replica_in_viewchange(const struct pbft_replica *r)
 {
     return !r->view_active;
 }
 
-uint64_t pbft_replica_vc_timeout_ns(const struct pbft_replica *r)
+uint64_t pbft_replica_viewchange_timeout_ns(const struct pbft_replica *r)
 {
-    return replica_vc_timeout(r);
+    return replica_viewchange_timeout(r);
 }

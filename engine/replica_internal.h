@@ -61,17 +61,17 @@ struct replica_bytes {
 };
 
 /* A (view, batch digest) pair of a slot's view-change memory. */
-struct replica_vc_pq {
+struct replica_viewchange_pq {
     uint64_t view;
     uint8_t digest[BFTKV_DIGEST_SIZE];
 };
 
 /* A VIEW-CHANGE kept by the replica (its own, or a peer's, signature checked). */
-struct replica_vc_msg {
+struct replica_view_change_msg {
     uint64_t view;
     uint32_t len;          /* 0: none */
     uint8_t digest[BFTKV_DIGEST_SIZE]; /* BLAKE2b-256 of the whole message */
-    uint8_t *buf;          /* vc_cap bytes */
+    uint8_t *buf;          /* viewchange_cap bytes */
     struct wire_msg msg;   /* decoded, pointers into buf */
 };
 
@@ -121,8 +121,8 @@ struct replica_slot {
      * prepared (P) and pre-prepared (Q) as in the views already left -- folded in
      * when a view is left, kept while the seq stays in the window, so P and Q
      * stay bounded -- and what the NEW-VIEW of the current view chose for it. */
-    bool vc_p;             /* vc_pe: the latest view it prepared in, and D */
-    uint8_t vc_nq;         /* entries of vc_q: distinct digests, latest view each */
+    bool viewchange_p;             /* viewchange_pe: the latest view it prepared in, and D */
+    uint8_t viewchange_nq;         /* entries of viewchange_q: distinct digests, latest view each */
     bool nv_fixed;         /* the current view's NEW-VIEW chose nv_digest here */
     bool nv_need;          /* primary: it lacks the chosen batch; backup: the
                               primary asked for it (WIRE_NV_NEED) */
@@ -130,8 +130,8 @@ struct replica_slot {
                               requests in the pool (released by execution) */
     bool nv_early;         /* pp holds a PRE-PREPARE of the view being moved to that
                               came before its NEW-VIEW (preprepare.c) */
-    struct replica_vc_pq vc_pe;
-    struct replica_vc_pq vc_q[WIRE_VC_Q_PER_SEQ];
+    struct replica_viewchange_pq viewchange_pe;
+    struct replica_viewchange_pq viewchange_q[WIRE_VIEW_CHANGE_Q_PER_SEQ];
     uint8_t nv_digest[BFTKV_DIGEST_SIZE];
 };
 
@@ -318,21 +318,21 @@ struct pbft_replica {
     bool view_active;          /* in the normal case of `view`; false: moving to it */
     bool unsure;               /* restarted with empty memory and not yet vouched
                                   for: takes no part in ordering (status.c) */
-    uint64_t vc_timeout_ns;    /* the current timeout: T, doubled per failed view
+    uint64_t viewchange_timeout_ns;    /* the current timeout: T, doubled per failed view
                                   change, halved (down to T) once a new view
                                   executes */
-    bool vc_progress;          /* a batch executed since the view was entered */
-    uint64_t vc_deadline_ns;   /* the running wait for a NEW-VIEW (0: not started) */
-    uint64_t vc_resend_ns;     /* next retransmission of our VIEW-CHANGE */
+    bool viewchange_progress;          /* a batch executed since the view was entered */
+    uint64_t viewchange_deadline_ns;   /* the running wait for a NEW-VIEW (0: not started) */
+    uint64_t viewchange_resend_ns;     /* next retransmission of our VIEW-CHANGE */
     uint64_t view_start_ns;    /* request timers run from here at the earliest ... */
     uint64_t behind_ns;        /* ... and from the last tick that found us behind */
-    uint32_t vc_cap;           /* bytes of one VIEW-CHANGE buffer */
-    struct replica_vc_msg *vc_cur;  /* n: each sender's VIEW-CHANGE for `view` */
-    struct replica_vc_msg *vc_next; /* n: each sender's highest one above `view` */
-    uint64_t *vc_answer_ns;    /* n: next time a sender's retransmission is answered */
+    uint32_t viewchange_cap;           /* bytes of one VIEW-CHANGE buffer */
+    struct replica_view_change_msg *viewchange_cur;  /* n: each sender's VIEW-CHANGE for `view` */
+    struct replica_view_change_msg *viewchange_next; /* n: each sender's highest one above `view` */
+    uint64_t *viewchange_answer_ns;    /* n: next time a sender's retransmission is answered */
     uint64_t *rejoin_next_ns;  /* n: no step-down for this sender before (viewchange_rejoin.c) */
     uint8_t *rejoin_shift;     /* n: its back-off */
-    struct wire_vc_entry *vc_entries; /* encoder scratch: L/K + 1 + 3L entries */
+    struct wire_view_change_entry *viewchange_entries; /* encoder scratch: L/K + 1 + 3L entries */
     uint8_t *nv_buf;           /* the NEW-VIEW of `view`: sent, pending or accepted */
     uint32_t nv_cap, nv_len;
     uint8_t nv_state;          /* enum replica_nv_state */
@@ -586,7 +586,7 @@ void replica_watch_executed(struct pbft_replica *r, uint32_t idx, uint64_t ts);
  * timeout for the rest of this view (viewchange_timer.c). */
 void replica_primary_misbehaved(struct pbft_replica *r);
 /* The view-change timeout in force (viewchange_timer.c). */
-uint64_t replica_vc_timeout(const struct pbft_replica *r);
+uint64_t replica_viewchange_timeout(const struct pbft_replica *r);
 /* In replica_progress, after execution: trim executed watches; the new primary's
  * PRE-PREPAREs of chosen batches; a backup's batches the primary asked for.
  * false when it stopped for outbox room (the step resumes). */

@@ -9,7 +9,7 @@
  * Moving to view v+1: the replica folds what it prepared and pre-prepared in
  * view v into each slot's P and Q memory (kept across views while the seq is in
  * the window, TOCS 2002 §4.5.1: "the replica keeps only the information for the
- * latest view per digest"; Q keeps the WIRE_VC_Q_PER_SEQ digests of the latest
+ * latest view per digest"; Q keeps the WIRE_VIEW_CHANGE_Q_PER_SEQ digests of the latest
  * views), stops accepting normal-case messages, and multicasts a signed
  * VIEW-CHANGE(v+1, h, C, P, Q). It retransmits it every T/4 until the view
  * starts. Once q replicas (itself included) have sent VIEW-CHANGEs for v+1 or
@@ -33,7 +33,7 @@
 
 /* ---- Creation --------------------------------------------------------------------- */
 
-static bool vc_msgs_alloc(struct replica_vc_msg **v, uint32_t n, uint32_t cap)
+static bool viewchange_msgs_alloc(struct replica_view_change_msg **v, uint32_t n, uint32_t cap)
 {
     *v = calloc(n, sizeof **v);
     if (*v == NULL)
@@ -46,7 +46,7 @@ static bool vc_msgs_alloc(struct replica_vc_msg **v, uint32_t n, uint32_t cap)
     return true;
 }
 
-static void vc_msgs_free(struct replica_vc_msg *v, uint32_t n)
+static void viewchange_msgs_free(struct replica_view_change_msg *v, uint32_t n)
 {
     if (v == NULL)
         return;
@@ -59,18 +59,18 @@ bool replica_viewchange_create(struct pbft_replica *r)
 {
     uint32_t n = r->cfg.n, l = r->cfg.log_window, k = r->cfg.checkpoint_interval;
     r->view_active = true;
-    r->vc_timeout_ns = r->cfg.request_timeout_ns;
-    r->stats.vc_timeout_ns = r->vc_timeout_ns;
-    r->vc_progress = true;
+    r->viewchange_timeout_ns = r->cfg.request_timeout_ns;
+    r->stats.viewchange_timeout_ns = r->viewchange_timeout_ns;
+    r->viewchange_progress = true;
     /* Stored VIEW-CHANGEs: two per sender, each of the largest size for this L
      * and K, WIRE_VIEW_CHANGE_SIZE(L, K) bytes (37,088 at L = 256, K = 128):
      * 2n of them, 297 KB at n = 4. */
-    r->vc_cap = (uint32_t)WIRE_VIEW_CHANGE_SIZE(l, k);
-    BFTKV_ASSERT(r->vc_cap <= BFTKV_DATAGRAM_MAX);
-    bool ok = vc_msgs_alloc(&r->vc_cur, n, r->vc_cap) && vc_msgs_alloc(&r->vc_next, n, r->vc_cap);
-    r->vc_answer_ns = ok ? calloc(n, sizeof *r->vc_answer_ns) : NULL;
+    r->viewchange_cap = (uint32_t)WIRE_VIEW_CHANGE_SIZE(l, k);
+    BFTKV_ASSERT(r->viewchange_cap <= BFTKV_DATAGRAM_MAX);
+    bool ok = viewchange_msgs_alloc(&r->viewchange_cur, n, r->viewchange_cap) && viewchange_msgs_alloc(&r->viewchange_next, n, r->viewchange_cap);
+    r->viewchange_answer_ns = ok ? calloc(n, sizeof *r->viewchange_answer_ns) : NULL;
     /* Encoder scratch: C, P and Q of one VIEW-CHANGE, L/K + 1 + 3L entries. */
-    r->vc_entries = ok ? calloc(l / k + 1u + (1u + WIRE_VC_Q_PER_SEQ) * l, sizeof *r->vc_entries) : NULL;
+    r->viewchange_entries = ok ? calloc(l / k + 1u + (1u + WIRE_VIEW_CHANGE_Q_PER_SEQ) * l, sizeof *r->viewchange_entries) : NULL;
     /* The NEW-VIEW of the current view: WIRE_NEW_VIEW_SIZE(L, n) bytes; the
      * selection's scratch: L choices and flags, n set entries and cursors. */
     r->nv_cap = (uint32_t)WIRE_NEW_VIEW_SIZE(l, n);
@@ -88,16 +88,16 @@ bool replica_viewchange_create(struct pbft_replica *r)
     r->watch = ok ? calloc(r->watch_cap, sizeof *r->watch) : NULL;
     r->watch_start_ns = ok ? calloc(r->rc_entries, sizeof *r->watch_start_ns) : NULL;
     ok = ok && replica_rejoin_create(r);
-    return ok && r->vc_answer_ns && r->vc_entries && r->nv_buf && r->nv_choice && r->nv_xflags && r->nv_set
+    return ok && r->viewchange_answer_ns && r->viewchange_entries && r->nv_buf && r->nv_choice && r->nv_xflags && r->nv_set
            && r->nv_pcur && r->nv_qcur && r->watch_ts && r->watch && r->watch_start_ns;
 }
 
 void replica_viewchange_destroy(struct pbft_replica *r)
 {
-    vc_msgs_free(r->vc_cur, r->cfg.n);
-    vc_msgs_free(r->vc_next, r->cfg.n);
-    free(r->vc_answer_ns);
-    free(r->vc_entries);
+    viewchange_msgs_free(r->viewchange_cur, r->cfg.n);
+    viewchange_msgs_free(r->viewchange_next, r->cfg.n);
+    free(r->viewchange_answer_ns);
+    free(r->viewchange_entries);
     free(r->nv_buf);
     free(r->nv_choice);
     free(r->nv_xflags);
@@ -110,7 +110,7 @@ void replica_viewchange_destroy(struct pbft_replica *r)
     replica_rejoin_destroy(r);
 }
 
-uint64_t replica_vc_resend_interval(const struct pbft_replica *r)
+uint64_t replica_viewchange_resend_interval(const struct pbft_replica *r)
 {
     return r->cfg.request_timeout_ns / 4u + 1u;
 }
@@ -118,30 +118,30 @@ uint64_t replica_vc_resend_interval(const struct pbft_replica *r)
 /* ---- The slots' P and Q memory (TOCS 2002 §4.5.1) ----------------------------------- */
 
 /* Record that the slot was pre-prepared with d in view v: the latest view per
- * digest, and only the WIRE_VC_Q_PER_SEQ digests of the latest views. */
+ * digest, and only the WIRE_VIEW_CHANGE_Q_PER_SEQ digests of the latest views. */
 static void slot_q_add(struct replica_slot *s, uint64_t v, const uint8_t *d)
 {
-    for (uint8_t i = 0; i < s->vc_nq; i++) {
-        if (memcmp(s->vc_q[i].digest, d, BFTKV_DIGEST_SIZE) == 0) {
-            if (v > s->vc_q[i].view)
-                s->vc_q[i].view = v;
+    for (uint8_t i = 0; i < s->viewchange_nq; i++) {
+        if (memcmp(s->viewchange_q[i].digest, d, BFTKV_DIGEST_SIZE) == 0) {
+            if (v > s->viewchange_q[i].view)
+                s->viewchange_q[i].view = v;
             return;
         }
     }
-    uint8_t at = s->vc_nq;
-    if (at == WIRE_VC_Q_PER_SEQ) {
+    uint8_t at = s->viewchange_nq;
+    if (at == WIRE_VIEW_CHANGE_Q_PER_SEQ) {
         at = 0;
-        for (uint8_t i = 1; i < s->vc_nq; i++) {
-            if (s->vc_q[i].view < s->vc_q[at].view)
+        for (uint8_t i = 1; i < s->viewchange_nq; i++) {
+            if (s->viewchange_q[i].view < s->viewchange_q[at].view)
                 at = i;
         }
-        if (s->vc_q[at].view >= v)
+        if (s->viewchange_q[at].view >= v)
             return;
     } else {
-        s->vc_nq++;
+        s->viewchange_nq++;
     }
-    s->vc_q[at].view = v;
-    memcpy(s->vc_q[at].digest, d, BFTKV_DIGEST_SIZE);
+    s->viewchange_q[at].view = v;
+    memcpy(s->viewchange_q[at].digest, d, BFTKV_DIGEST_SIZE);
 }
 
 /* Forget the slot's normal-case state of the view being left; keep the stored
@@ -182,9 +182,9 @@ static void view_leave(struct pbft_replica *r)
         if (s->has_pp && s->has_digest)
             slot_q_add(s, s->view, s->digest);
         if (s->prepared) {
-            s->vc_p = true;
-            s->vc_pe.view = s->view;
-            memcpy(s->vc_pe.digest, s->digest, BFTKV_DIGEST_SIZE);
+            s->viewchange_p = true;
+            s->viewchange_pe.view = s->view;
+            memcpy(s->viewchange_pe.digest, s->digest, BFTKV_DIGEST_SIZE);
         }
         slot_view_clear(r, s);
     }
@@ -197,9 +197,9 @@ static void view_leave(struct pbft_replica *r)
 
 /* ---- Stored VIEW-CHANGEs ------------------------------------------------------------- */
 
-static void vc_store(struct pbft_replica *r, struct replica_vc_msg *x, const uint8_t *raw, size_t len)
+static void viewchange_store(struct pbft_replica *r, struct replica_view_change_msg *x, const uint8_t *raw, size_t len)
 {
-    BFTKV_ASSERT(len <= r->vc_cap);
+    BFTKV_ASSERT(len <= r->viewchange_cap);
     if (raw != x->buf)
         memcpy(x->buf, raw, len); /* our own is encoded in place */
     x->len = (uint32_t)len;
@@ -210,16 +210,16 @@ static void vc_store(struct pbft_replica *r, struct replica_vc_msg *x, const uin
     x->view = x->msg.h.view;
 }
 
-/* `view` became w: each sender's VIEW-CHANGE for w moves to vc_cur; the others
+/* `view` became w: each sender's VIEW-CHANGE for w moves to viewchange_cur; the others
  * at or below w go. */
-static void vc_shift(struct pbft_replica *r, uint64_t w)
+static void viewchange_shift(struct pbft_replica *r, uint64_t w)
 {
     for (uint16_t i = 0; i < r->cfg.n; i++) {
-        struct replica_vc_msg *c = &r->vc_cur[i], *x = &r->vc_next[i];
+        struct replica_view_change_msg *c = &r->viewchange_cur[i], *x = &r->viewchange_next[i];
         if (c->view != w)
             c->len = 0;
         if (x->len != 0 && x->view == w) {
-            struct replica_vc_msg t = *c;
+            struct replica_view_change_msg t = *c;
             *c = *x;
             *x = t;
             x->len = 0;
@@ -234,12 +234,12 @@ static void vc_shift(struct pbft_replica *r, uint64_t w)
 }
 
 /* Replicas that left `view - 1`: a VIEW-CHANGE for `view` or above. */
-static uint16_t vc_count_moving(const struct pbft_replica *r)
+static uint16_t viewchange_count_moving(const struct pbft_replica *r)
 {
     uint16_t k = 0;
     for (uint16_t i = 0; i < r->cfg.n; i++) {
-        if ((r->vc_cur[i].len != 0 && r->vc_cur[i].view == r->view)
-            || (r->vc_next[i].len != 0 && r->vc_next[i].view > r->view))
+        if ((r->viewchange_cur[i].len != 0 && r->viewchange_cur[i].view == r->view)
+            || (r->viewchange_next[i].len != 0 && r->viewchange_next[i].view > r->view))
             k++;
     }
     return k;
@@ -249,15 +249,15 @@ static uint16_t vc_count_moving(const struct pbft_replica *r)
  * views -- for this view, or already for a later one: one that gave up on this
  * view before its VIEW-CHANGE for it reached us (lost) never sends it again,
  * and waiting for it would wait forever. */
-static void vc_quorum_check(struct pbft_replica *r)
+static void viewchange_quorum_check(struct pbft_replica *r)
 {
-    if (!r->view_active && r->vc_deadline_ns == 0 && vc_count_moving(r) >= r->quorum)
-        r->vc_deadline_ns = r->now_ns + replica_vc_timeout(r);
+    if (!r->view_active && r->viewchange_deadline_ns == 0 && viewchange_count_moving(r) >= r->quorum)
+        r->viewchange_deadline_ns = r->now_ns + replica_viewchange_timeout(r);
 }
 
 /* ---- Own VIEW-CHANGE ------------------------------------------------------------------ */
 
-static void entry_set(struct wire_vc_entry *e, uint64_t seq, uint64_t view, const uint8_t *d)
+static void entry_set(struct wire_view_change_entry *e, uint64_t seq, uint64_t view, const uint8_t *d)
 {
     e->seq = seq;
     e->view = view;
@@ -265,11 +265,11 @@ static void entry_set(struct wire_vc_entry *e, uint64_t seq, uint64_t view, cons
 }
 
 /* VIEW-CHANGE(view, h, C, P, Q) from the checkpoint records and the slots'
- * memory, signed and kept in vc_cur[self] (TOCS 2002 §4.5.1). */
-static void vc_own_build(struct pbft_replica *r)
+ * memory, signed and kept in viewchange_cur[self] (TOCS 2002 §4.5.1). */
+static void viewchange_own_build(struct pbft_replica *r)
 {
     uint64_t h = r->low, top = replica_high(r);
-    struct wire_vc_entry *cp = r->vc_entries;
+    struct wire_view_change_entry *cp = r->viewchange_entries;
     uint16_t ncp = 0;
     if (h == 0) {
         static const uint8_t zero[BFTKV_DIGEST_SIZE];
@@ -287,32 +287,32 @@ static void vc_own_build(struct pbft_replica *r)
         }
         entry_set(&cp[at], c->seq, 0, c->own_digest);
     }
-    struct wire_vc_entry *p = cp + ncp, *q;
+    struct wire_view_change_entry *p = cp + ncp, *q;
     uint16_t np = 0, nq = 0;
     bool forget = (r->cfg.bugs & PBFT_BUG_FORGET_P) != 0;
     for (uint64_t seq = h + 1u; seq <= top; seq++) {
         const struct replica_slot *s = replica_slot_find(r, seq);
-        if (s != NULL && s->vc_p && !forget)
-            entry_set(&p[np++], seq, s->vc_pe.view, s->vc_pe.digest);
+        if (s != NULL && s->viewchange_p && !forget)
+            entry_set(&p[np++], seq, s->viewchange_pe.view, s->viewchange_pe.digest);
     }
     q = p + np;
     for (uint64_t seq = h + 1u; seq <= top; seq++) {
         const struct replica_slot *s = replica_slot_find(r, seq);
-        for (uint8_t i = 0; s != NULL && i < s->vc_nq; i++)
-            entry_set(&q[nq++], seq, s->vc_q[i].view, s->vc_q[i].digest);
+        for (uint8_t i = 0; s != NULL && i < s->viewchange_nq; i++)
+            entry_set(&q[nq++], seq, s->viewchange_q[i].view, s->viewchange_q[i].digest);
     }
-    struct replica_vc_msg *x = &r->vc_cur[r->cfg.id];
+    struct replica_view_change_msg *x = &r->viewchange_cur[r->cfg.id];
     size_t auth_off = 0;
-    size_t len = wire_encode_view_change(x->buf, r->vc_cap, r->cfg.group, r->cfg.id, r->view, h, cp, ncp, p, np, q,
+    size_t len = wire_encode_view_change(x->buf, r->viewchange_cap, r->cfg.group, r->cfg.id, r->view, h, cp, ncp, p, np, q,
                                          nq, &auth_off);
-    BFTKV_ASSERT(len > 0); /* vc_cap is the largest size */
+    BFTKV_ASSERT(len > 0); /* viewchange_cap is the largest size */
     auth_sign(r->auth, x->buf, len, auth_off);
-    vc_store(r, x, x->buf, len);
+    viewchange_store(r, x, x->buf, len);
 }
 
-static void vc_own_send(struct pbft_replica *r, struct pbft_out *out)
+static void viewchange_own_send(struct pbft_replica *r, struct pbft_out *out)
 {
-    const struct replica_vc_msg *x = &r->vc_cur[r->cfg.id];
+    const struct replica_view_change_msg *x = &r->viewchange_cur[r->cfg.id];
     BFTKV_ASSERT(x->len != 0);
     BFTKV_ASSERT(x->view == r->view);
     if (r->cfg.n == 1 || !replica_votes(r))
@@ -322,10 +322,10 @@ static void vc_own_send(struct pbft_replica *r, struct pbft_out *out)
         r->stats.dropped_full++; /* retransmitted at the next interval */
 }
 
-static void vc_join_check(struct pbft_replica *r, struct pbft_out *out);
+static void viewchange_join_check(struct pbft_replica *r, struct pbft_out *out);
 
 /* Move to view w > view: stop the normal case, sign our VIEW-CHANGE(w). */
-static void vc_begin(struct pbft_replica *r, uint64_t w)
+static void viewchange_begin(struct pbft_replica *r, uint64_t w)
 {
     BFTKV_ASSERT(w > r->view);
     if (r->view_active)
@@ -333,33 +333,33 @@ static void vc_begin(struct pbft_replica *r, uint64_t w)
     r->view = w;
     r->nv_state = REPLICA_NV_NONE;
     r->nv_len = 0;
-    r->vc_deadline_ns = 0;
-    vc_shift(r, w);
-    vc_own_build(r);
-    r->vc_resend_ns = r->now_ns; /* the next tick sends it (vc_start at once) */
+    r->viewchange_deadline_ns = 0;
+    viewchange_shift(r, w);
+    viewchange_own_build(r);
+    r->viewchange_resend_ns = r->now_ns; /* the next tick sends it (viewchange_start at once) */
 }
 
-void replica_vc_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out)
+void replica_viewchange_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out)
 {
-    vc_begin(r, w);
-    vc_own_send(r, out);
-    r->vc_resend_ns = r->now_ns + replica_vc_resend_interval(r);
-    vc_quorum_check(r);
+    viewchange_begin(r, w);
+    viewchange_own_send(r, out);
+    r->viewchange_resend_ns = r->now_ns + replica_viewchange_resend_interval(r);
+    viewchange_quorum_check(r);
     if (replica_primary_of(r, w) == r->cfg.id)
         replica_newview_try(r, out);
-    vc_join_check(r, out);
+    viewchange_join_check(r, out);
 }
 
 /* Liveness rule 2: VIEW-CHANGEs for views above ours from f+1 others: move to
  * the highest view that f+1 of them reached (the smallest of the f+1 highest). */
-static void vc_join_check(struct pbft_replica *r, struct pbft_out *out)
+static void viewchange_join_check(struct pbft_replica *r, struct pbft_out *out)
 {
     if (!replica_votes(r))
         return; /* unsure: it enters the view the group reaches (status.c) */
     uint64_t views[BFTKV_REPLICAS_MAX];
     uint32_t k = 0;
     for (uint16_t i = 0; i < r->cfg.n; i++) {
-        const struct replica_vc_msg *x = &r->vc_next[i];
+        const struct replica_view_change_msg *x = &r->viewchange_next[i];
         if (i != r->cfg.id && x->len != 0 && x->view > r->view)
             views[k++] = x->view;
     }
@@ -374,8 +374,8 @@ static void vc_join_check(struct pbft_replica *r, struct pbft_out *out)
             }
         }
     }
-    r->stats.view_change_joins++;
-    replica_vc_start(r, views[r->cfg.f], out);
+    r->stats.viewchange_joins++;
+    replica_viewchange_start(r, views[r->cfg.f], out);
 }
 
 /* ---- Entering a view ------------------------------------------------------------------ */
@@ -423,8 +423,8 @@ void replica_view_activate(struct pbft_replica *r)
 {
     BFTKV_ASSERT(!r->view_active);
     r->view_active = true;
-    r->vc_deadline_ns = 0;
-    r->vc_progress = false; /* the timeout returns to T once this view executes */
+    r->viewchange_deadline_ns = 0;
+    r->viewchange_progress = false; /* the timeout returns to T once this view executes */
     r->view_start_ns = r->now_ns;
     replica_pending_trim(r);
     seen_recompute(r);
@@ -457,13 +457,13 @@ bool replica_view_enter(struct pbft_replica *r, uint64_t v)
         if (r->view_active)
             view_leave(r);
         r->view = v;
-        r->vc_deadline_ns = 0;
-        vc_shift(r, v);
+        r->viewchange_deadline_ns = 0;
+        viewchange_shift(r, v);
         replica_view_activate(r);
         return true;
     }
-    vc_begin(r, v);
-    vc_quorum_check(r);
+    viewchange_begin(r, v);
+    viewchange_quorum_check(r);
     return true;
 }
 
@@ -471,24 +471,24 @@ bool replica_view_enter(struct pbft_replica *r, uint64_t v)
 
 /* What the format cannot check: h and C on checkpoint boundaries, every seq
  * inside this group's window above h. */
-static bool vc_fits_config(const struct pbft_replica *r, const struct wire_msg *m)
+static bool viewchange_fits_config(const struct pbft_replica *r, const struct wire_msg *m)
 {
     uint64_t h = m->h.seq, k = r->cfg.checkpoint_interval, top = h + r->cfg.log_window;
     if (h % k != 0)
         return false;
-    struct wire_vc_entry e;
-    for (uint32_t i = 0; i < m->u.vc.ncp; i++) {
-        wire_vc_checkpoint(m, i, &e);
+    struct wire_view_change_entry e;
+    for (uint32_t i = 0; i < m->u.view_change.ncp; i++) {
+        wire_view_change_checkpoint(m, i, &e);
         if (e.seq % k != 0 || e.seq > top)
             return false;
     }
-    if (m->u.vc.np > 0) {
-        wire_vc_prepared(m, m->u.vc.np - 1u, &e); /* seqs increase */
+    if (m->u.view_change.np > 0) {
+        wire_view_change_prepared(m, m->u.view_change.np - 1u, &e); /* seqs increase */
         if (e.seq > top)
             return false;
     }
-    if (m->u.vc.nq > 0) {
-        wire_vc_preprepared(m, m->u.vc.nq - 1u, &e);
+    if (m->u.view_change.nq > 0) {
+        wire_view_change_preprepared(m, m->u.view_change.nq - 1u, &e);
         if (e.seq > top)
             return false;
     }
@@ -511,11 +511,11 @@ static bool ignore_view_change(struct pbft_replica *r, const struct wire_msg *m)
         r->stats.dropped_stale++;
         return true;
     }
-    if (m->raw_len > r->vc_cap) {
+    if (m->raw_len > r->viewchange_cap) {
         replica_drop(r, WIRE_DROP_BAD_LENGTH);
         return true;
     }
-    if (!vc_fits_config(r, m)) {
+    if (!viewchange_fits_config(r, m)) {
         replica_drop(r, WIRE_DROP_BAD_FIELD);
         return true;
     }
@@ -534,14 +534,14 @@ void replica_view_change_receive(struct pbft_replica *r, const struct wire_msg *
          * primary, or a backup that accepted it, since the primary may be the
          * one that restarted -- at most once per retransmission interval.
          * Nothing to store: the view's set is fixed. */
-        if (r->nv_state == REPLICA_NV_DONE && r->nv_len > 0 && r->now_ns >= r->vc_answer_ns[from]) {
+        if (r->nv_state == REPLICA_NV_DONE && r->nv_len > 0 && r->now_ns >= r->viewchange_answer_ns[from]) {
             if (!replica_msg_authentic(r, m))
                 return;
             replica_newview_answer(r, from, out);
         }
         return;
     }
-    struct replica_vc_msg *x = current ? &r->vc_cur[from] : &r->vc_next[from];
+    struct replica_view_change_msg *x = current ? &r->viewchange_cur[from] : &r->viewchange_next[from];
     bool dup = x->len == m->raw_len && x->view == m->h.view && memcmp(x->buf, m->raw, m->raw_len) == 0;
     if (!dup) {
         if (x->len != 0 && x->view > m->h.view) {
@@ -561,19 +561,19 @@ void replica_view_change_receive(struct pbft_replica *r, const struct wire_msg *
         }
         if (!replica_msg_authentic(r, m))
             return;
-        vc_store(r, x, m->raw, m->raw_len);
+        viewchange_store(r, x, m->raw, m->raw_len);
     }
     if (!current) {
         if (!dup) {
-            vc_quorum_check(r);
-            vc_join_check(r, out);
+            viewchange_quorum_check(r);
+            viewchange_join_check(r, out);
         }
         replica_rejoin_check(r, from, out); /* retransmissions too: a deferred step-down */
         return;
     }
     if (dup)
         return;
-    vc_quorum_check(r);
+    viewchange_quorum_check(r);
     if (replica_primary_of(r, r->view) == r->cfg.id)
         replica_newview_try(r, out);
     else
@@ -594,28 +594,28 @@ void replica_viewchange_tick(struct pbft_replica *r, struct pbft_out *out)
             r->behind_ns = r->now_ns; /* catching up is our business, not the primary's */
         if (r->now_ns >= replica_watch_deadline(r)) {
             r->stats.request_timeouts++;
-            if (!r->vc_progress)
-                replica_vc_timeout_double(r); /* the last view change got nowhere */
-            replica_vc_start(r, r->view + 1u, out);
+            if (!r->viewchange_progress)
+                replica_viewchange_timeout_double(r); /* the last view change got nowhere */
+            replica_viewchange_start(r, r->view + 1u, out);
             return;
         }
-        if (r->nv_state == REPLICA_NV_DONE && r->nv_cursor <= r->nv_max && r->now_ns >= r->vc_resend_ns) {
+        if (r->nv_state == REPLICA_NV_DONE && r->nv_cursor <= r->nv_max && r->now_ns >= r->viewchange_resend_ns) {
             /* The new primary still waits for a batch or its large requests. */
             r->nv_work = true;
-            r->vc_resend_ns = r->now_ns + replica_vc_resend_interval(r);
+            r->viewchange_resend_ns = r->now_ns + replica_viewchange_resend_interval(r);
         }
         return;
     }
-    if (r->vc_deadline_ns != 0 && r->now_ns >= r->vc_deadline_ns) {
+    if (r->viewchange_deadline_ns != 0 && r->now_ns >= r->viewchange_deadline_ns) {
         /* No valid NEW-VIEW in time: the next view, waiting twice as long. */
-        r->stats.view_change_timeouts++;
-        replica_vc_timeout_double(r);
-        replica_vc_start(r, r->view + 1u, out);
+        r->stats.viewchange_timeouts++;
+        replica_viewchange_timeout_double(r);
+        replica_viewchange_start(r, r->view + 1u, out);
         return;
     }
-    if (r->now_ns >= r->vc_resend_ns) {
-        vc_own_send(r, out);
-        r->vc_resend_ns = r->now_ns + replica_vc_resend_interval(r);
+    if (r->now_ns >= r->viewchange_resend_ns) {
+        viewchange_own_send(r, out);
+        r->viewchange_resend_ns = r->now_ns + replica_viewchange_resend_interval(r);
     }
 }
 
@@ -624,13 +624,13 @@ uint64_t replica_viewchange_deadline(const struct pbft_replica *r)
     if (r->view_active) {
         uint64_t d = replica_watch_deadline(r);
         if (r->nv_state == REPLICA_NV_DONE && r->nv_cursor <= r->nv_max && replica_is_primary(r)
-            && r->vc_resend_ns < d)
-            d = r->vc_resend_ns;
+            && r->viewchange_resend_ns < d)
+            d = r->viewchange_resend_ns;
         return d;
     }
-    uint64_t d = r->vc_resend_ns;
-    if (r->vc_deadline_ns != 0 && r->vc_deadline_ns < d)
-        d = r->vc_deadline_ns;
+    uint64_t d = r->viewchange_resend_ns;
+    if (r->viewchange_deadline_ns != 0 && r->viewchange_deadline_ns < d)
+        d = r->viewchange_deadline_ns;
     return d;
 }
 
@@ -639,9 +639,9 @@ bool replica_viewchange_progress(struct pbft_replica *r, struct pbft_out *out)
     if (r->last_executed != r->watch_exec) {
         r->watch_exec = r->last_executed;
         r->nv_work = r->nv_work || r->nv_cursor <= r->nv_max; /* the pool window moved */
-        if (!r->vc_progress && r->view_active) {
-            r->vc_progress = true; /* the view works: halve, down to T */
-            replica_vc_timeout_halve(r);
+        if (!r->viewchange_progress && r->view_active) {
+            r->viewchange_progress = true; /* the view works: halve, down to T */
+            replica_viewchange_timeout_halve(r);
         }
         replica_watch_trim(r);
         if (!replica_is_primary(r) || !r->view_active)

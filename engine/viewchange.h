@@ -37,19 +37,19 @@ bool replica_newview_select(struct pbft_replica *r, const struct wire_msg *const
 
 /* ---- viewchange.c, for newview.c ------------------------------------------------ */
 /* The retransmission interval of VIEW-CHANGEs and of answers to them. */
-uint64_t replica_vc_resend_interval(const struct pbft_replica *r);
+uint64_t replica_viewchange_resend_interval(const struct pbft_replica *r);
 /* The view is entered (a NEW-VIEW accepted or sent, or replica_view_enter):
  * normal case from now on; timers reset; the primary's and backups' records of
  * what is queued or ordered are recomputed. */
 void replica_view_activate(struct pbft_replica *r);
 /* Move to view w > view and ask for it: leave the view, sign and multicast our
  * VIEW-CHANGE(w) (TOCS 2002 §4.4). */
-void replica_vc_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out);
+void replica_viewchange_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out);
 
 /* ---- viewchange_timer.c, for viewchange.c ---------------------------------------- */
 /* A failed view change: double (up to 64 T). A view that works: halve (to T). */
-void replica_vc_timeout_double(struct pbft_replica *r);
-void replica_vc_timeout_halve(struct pbft_replica *r);
+void replica_viewchange_timeout_double(struct pbft_replica *r);
+void replica_viewchange_timeout_halve(struct pbft_replica *r);
 /* Pop executed watches from the front of the FIFO. */
 void replica_watch_trim(struct pbft_replica *r);
 /* When the oldest watched request will have waited the timeout (UINT64_MAX: none). */

@@ -83,21 +83,21 @@ void replica_rejoin_check(struct pbft_replica *r, uint16_t from, struct pbft_out
 {
     if (!r->view_active || !replica_votes(r) || from == r->cfg.id)
         return;
-    const struct replica_vc_msg *x = &r->vc_next[from];
+    const struct replica_view_change_msg *x = &r->viewchange_next[from];
     if (x->len == 0 || x->view <= r->view || x->view - r->view > REJOIN_VIEW_SPAN)
         return;
     uint16_t primary = replica_primary_of(r, r->view);
     if (r->cfg.id == primary) {
-        if (!r->vc_progress)
+        if (!r->viewchange_progress)
             return; /* nothing executed in this view yet: perhaps we are the lone one */
         if (!rejoin_allowed(r, from)) {
             r->stats.stepdowns_deferred++;
             return;
         }
         r->stats.stepdowns++;
-        replica_vc_start(r, x->view, out);
+        replica_viewchange_start(r, x->view, out);
     } else if (from == primary) {
         r->stats.stepdown_joins++;
-        replica_vc_start(r, x->view, out);
+        replica_viewchange_start(r, x->view, out);
     }
 }

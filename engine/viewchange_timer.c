@@ -51,7 +51,7 @@
 
 /* The timeout doubles per failed view change, up to T << this (64 T: 3.2 s at
  * the default T = 50 ms). */
-#define VC_TIMEOUT_SHIFT_MAX 6u
+#define VIEWCHANGE_TIMEOUT_SHIFT_MAX 6u
 /* The fitted timeout: this multiple of the largest of the last LAT_SAMPLES
  * waits, at most LAT_CEILING_T x T. */
 #define LAT_MULTIPLE 4u
@@ -59,14 +59,14 @@
 
 /* ---- The timeout -------------------------------------------------------------------- */
 
-uint64_t replica_vc_timeout(const struct pbft_replica *r)
+uint64_t replica_viewchange_timeout(const struct pbft_replica *r)
 {
     if (r->fit_off_view == r->view + 1u)
-        return r->vc_timeout_ns; /* this view's primary showed itself faulty */
+        return r->viewchange_timeout_ns; /* this view's primary showed itself faulty */
     uint64_t fit = LAT_MULTIPLE * r->lat_max_ns, cap = LAT_CEILING_T * r->cfg.request_timeout_ns;
     if (fit > cap)
         fit = cap;
-    return fit > r->vc_timeout_ns ? fit : r->vc_timeout_ns;
+    return fit > r->viewchange_timeout_ns ? fit : r->viewchange_timeout_ns;
 }
 
 void replica_primary_misbehaved(struct pbft_replica *r)
@@ -76,11 +76,11 @@ void replica_primary_misbehaved(struct pbft_replica *r)
     r->fit_off_view = r->view + 1u;
 }
 
-void replica_vc_timeout_halve(struct pbft_replica *r)
+void replica_viewchange_timeout_halve(struct pbft_replica *r)
 {
-    r->vc_timeout_ns /= 2u;
-    if (r->vc_timeout_ns < r->cfg.request_timeout_ns)
-        r->vc_timeout_ns = r->cfg.request_timeout_ns;
+    r->viewchange_timeout_ns /= 2u;
+    if (r->viewchange_timeout_ns < r->cfg.request_timeout_ns)
+        r->viewchange_timeout_ns = r->cfg.request_timeout_ns;
 }
 
 /* A watched request executed after waiting `wait`: one more sample. */
@@ -182,13 +182,13 @@ uint64_t replica_watch_deadline(const struct pbft_replica *r)
         start = r->view_start_ns;
     if (start < r->behind_ns)
         start = r->behind_ns;
-    return start + replica_vc_timeout(r);
+    return start + replica_viewchange_timeout(r);
 }
 
 /* A failed view change: wait twice as long next time (up to T << 6). */
-void replica_vc_timeout_double(struct pbft_replica *r)
+void replica_viewchange_timeout_double(struct pbft_replica *r)
 {
-    if (r->vc_timeout_ns <= (r->cfg.request_timeout_ns << VC_TIMEOUT_SHIFT_MAX) / 2u)
-        r->vc_timeout_ns *= 2u;
+    if (r->viewchange_timeout_ns <= (r->cfg.request_timeout_ns << VIEWCHANGE_TIMEOUT_SHIFT_MAX) / 2u)
+        r->viewchange_timeout_ns *= 2u;
 }
 

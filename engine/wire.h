@@ -103,7 +103,7 @@
  *                   at the sender, the latest view it prepared in; seq in
  *                   (h, h+LMAX], strictly increasing, view < v; np <= LMAX
  *                Q: nq x (seq u64 | view u64 | batch digest[32]): per seq
- *                   pre-prepared at the sender, up to WIRE_VC_Q_PER_SEQ digests
+ *                   pre-prepared at the sender, up to WIRE_VIEW_CHANGE_Q_PER_SEQ digests
  *                   with the latest view each; seq in (h, h+LMAX], non-decreasing,
  *                   distinct digests within a seq, view < v; nq <= 2 LMAX
  *   NEW-VIEW     header view = v (>= 1), seq = h* (the chosen checkpoint),
@@ -159,21 +159,21 @@ extern "C" {
 #define WIRE_RC_ENTRY_FIXED 51u
 #define WIRE_RC_RESULT_MAX 64u /* result bytes travel iff result_len <= this */
 /* View change (engine/wire_viewchange.c). */
-#define WIRE_VC_FIXED 8u        /* ncp, np, nq, pad */
-#define WIRE_VC_CKPT_ENTRY 40u  /* seq, digest */
-#define WIRE_VC_PQ_ENTRY 48u    /* seq, view, digest */
-#define WIRE_VC_Q_PER_SEQ 2u    /* pre-prepared digests kept per seq (TOCS 2002 §4.5.1) */
+#define WIRE_VIEW_CHANGE_FIXED 8u        /* ncp, np, nq, pad */
+#define WIRE_VIEW_CHANGE_CKPT_ENTRY 40u  /* seq, digest */
+#define WIRE_VIEW_CHANGE_PQ_ENTRY 48u    /* seq, view, digest */
+#define WIRE_VIEW_CHANGE_Q_PER_SEQ 2u    /* pre-prepared digests kept per seq (TOCS 2002 §4.5.1) */
 #define WIRE_NV_FIXED 40u       /* checkpoint digest, nvc, nch, pad */
-#define WIRE_NV_VC_ENTRY 34u    /* replica, digest */
+#define WIRE_NV_VIEW_CHANGE_ENTRY 34u    /* replica, digest */
 #define WIRE_NV_CHOICE_ENTRY 33u /* digest, xflags */
 #define WIRE_NV_NEED 0x01u      /* NEW-VIEW xflags: the primary lacks this batch */
 /* The largest VIEW-CHANGE and NEW-VIEW for a log window of l and checkpoint
  * interval k (the replica sizes its buffers with these), and at the maxima. */
 #define WIRE_VIEW_CHANGE_SIZE(l, k)                                                     \
-    (WIRE_HEADER_SIZE + WIRE_VC_FIXED + ((l) / (k) + 1u) * WIRE_VC_CKPT_ENTRY            \
-     + (l) * (1u + WIRE_VC_Q_PER_SEQ) * WIRE_VC_PQ_ENTRY + WIRE_SIG_SIZE)
+    (WIRE_HEADER_SIZE + WIRE_VIEW_CHANGE_FIXED + ((l) / (k) + 1u) * WIRE_VIEW_CHANGE_CKPT_ENTRY            \
+     + (l) * (1u + WIRE_VIEW_CHANGE_Q_PER_SEQ) * WIRE_VIEW_CHANGE_PQ_ENTRY + WIRE_SIG_SIZE)
 #define WIRE_NEW_VIEW_SIZE(l, n)                                                        \
-    (WIRE_HEADER_SIZE + WIRE_NV_FIXED + (n) * WIRE_NV_VC_ENTRY + (l) * WIRE_NV_CHOICE_ENTRY + WIRE_SIG_SIZE)
+    (WIRE_HEADER_SIZE + WIRE_NV_FIXED + (n) * WIRE_NV_VIEW_CHANGE_ENTRY + (l) * WIRE_NV_CHOICE_ENTRY + WIRE_SIG_SIZE)
 #define WIRE_VIEW_CHANGE_MAX WIRE_VIEW_CHANGE_SIZE(BFTKV_LOG_WINDOW_MAX, 1u)
 BFTKV_STATIC_ASSERT(WIRE_VIEW_CHANGE_MAX <= BFTKV_DATAGRAM_MAX,
                     "a VIEW-CHANGE for the largest log window (K = 1) must fit one datagram");
@@ -362,10 +362,10 @@ struct wire_msg {
         struct wire_status status;
         struct wire_fetch fetch;
         struct wire_state state;
-        struct {                    /* VIEW-CHANGE: read with wire_vc_* below */
+        struct {                    /* VIEW-CHANGE: read with wire_view_change_* below */
             uint16_t ncp, np, nq;
             const uint8_t *cp, *p, *q;
-        } vc;
+        } view_change;
         struct {                    /* NEW-VIEW: read with wire_nv_* below */
             const uint8_t *ckpt_digest;
             uint16_t nvc, nch;
@@ -489,7 +489,7 @@ enum wire_drop wire_catchup_decode_body(struct wire_msg *msg, const struct wire_
 
 /* ---- View change (engine/wire_viewchange.c) -------------------------------------
  * One entry of a VIEW-CHANGE's C (view 0), P or Q set. */
-struct wire_vc_entry {
+struct wire_view_change_entry {
     uint64_t seq;
     uint64_t view;
     uint8_t digest[BFTKV_DIGEST_SIZE];
@@ -498,21 +498,21 @@ struct wire_vc_entry {
 /* VIEW-CHANGE(view, h, C, P, Q) from arrays already in the wire's order (see the
  * layout above; the encoder asserts it). Signature area reserved at *auth_off. */
 size_t wire_encode_view_change(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view,
-                               uint64_t h, const struct wire_vc_entry *cp, uint16_t ncp,
-                               const struct wire_vc_entry *p, uint16_t np, const struct wire_vc_entry *q,
+                               uint64_t h, const struct wire_view_change_entry *cp, uint16_t ncp,
+                               const struct wire_view_change_entry *p, uint16_t np, const struct wire_view_change_entry *q,
                                uint16_t nq, size_t *auth_off);
-/* NEW-VIEW(view, h*, checkpoint digest, V, X). vc_digests[i] names the
- * VIEW-CHANGE of replica vc_ids[i]; choices[i] is the batch for seq h*+1+i. */
+/* NEW-VIEW(view, h*, checkpoint digest, V, X). viewchange_digests[i] names the
+ * VIEW-CHANGE of replica viewchange_ids[i]; choices[i] is the batch for seq h*+1+i. */
 size_t wire_encode_new_view(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view, uint64_t h,
-                            const uint8_t ckpt_digest[32], const uint16_t *vc_ids,
-                            const uint8_t (*vc_digests)[32], uint16_t nvc, const uint8_t (*choices)[32],
+                            const uint8_t ckpt_digest[32], const uint16_t *viewchange_ids,
+                            const uint8_t (*viewchange_digests)[32], uint16_t nvc, const uint8_t (*choices)[32],
                             const uint8_t *xflags, uint16_t nch, size_t *auth_off);
 /* Entry i of a decoded VIEW-CHANGE's C, P or Q set (i below ncp, np, nq). */
-void wire_vc_checkpoint(const struct wire_msg *m, uint32_t i, struct wire_vc_entry *e);
-void wire_vc_prepared(const struct wire_msg *m, uint32_t i, struct wire_vc_entry *e);
-void wire_vc_preprepared(const struct wire_msg *m, uint32_t i, struct wire_vc_entry *e);
+void wire_view_change_checkpoint(const struct wire_msg *m, uint32_t i, struct wire_view_change_entry *e);
+void wire_view_change_prepared(const struct wire_msg *m, uint32_t i, struct wire_view_change_entry *e);
+void wire_view_change_preprepared(const struct wire_msg *m, uint32_t i, struct wire_view_change_entry *e);
 /* Entry i of a decoded NEW-VIEW's V and X lists. */
-void wire_nv_vc(const struct wire_msg *m, uint32_t i, uint16_t *replica, const uint8_t **digest);
+void wire_nv_view_change(const struct wire_msg *m, uint32_t i, uint16_t *replica, const uint8_t **digest);
 void wire_nv_choice(const struct wire_msg *m, uint32_t i, const uint8_t **digest, uint8_t *xflags);
 /* The digest of a null batch (count 0, empty entries region): the D of a
  * PRE-PREPARE that fills a gap (TOCS 2002 §4.4). */

@@ -21,10 +21,10 @@
 
 /* Offsets inside the fixed parts and the entries (wire.h has the layouts). */
 enum {
-    VC_OFF_NCP = 0,
-    VC_OFF_NP = 2,
-    VC_OFF_NQ = 4,
-    VC_OFF_PAD = 6,
+    VIEW_CHANGE_OFF_NCP = 0,
+    VIEW_CHANGE_OFF_NP = 2,
+    VIEW_CHANGE_OFF_NQ = 4,
+    VIEW_CHANGE_OFF_PAD = 6,
 
     CE_OFF_SEQ = 0,
     CE_OFF_DIGEST = 8,
@@ -44,14 +44,14 @@ enum {
     NXE_OFF_DIGEST = 0,
     NXE_OFF_FLAGS = 32,
 };
-_Static_assert(VC_OFF_PAD + 2 == WIRE_VC_FIXED, "view-change fixed part");
-_Static_assert(CE_OFF_DIGEST + BFTKV_DIGEST_SIZE == WIRE_VC_CKPT_ENTRY, "checkpoint entry");
-_Static_assert(PE_OFF_DIGEST + BFTKV_DIGEST_SIZE == WIRE_VC_PQ_ENTRY, "P/Q entry");
+_Static_assert(VIEW_CHANGE_OFF_PAD + 2 == WIRE_VIEW_CHANGE_FIXED, "view-change fixed part");
+_Static_assert(CE_OFF_DIGEST + BFTKV_DIGEST_SIZE == WIRE_VIEW_CHANGE_CKPT_ENTRY, "checkpoint entry");
+_Static_assert(PE_OFF_DIGEST + BFTKV_DIGEST_SIZE == WIRE_VIEW_CHANGE_PQ_ENTRY, "P/Q entry");
 _Static_assert(NV_OFF_PAD + 4 == WIRE_NV_FIXED, "new-view fixed part");
-_Static_assert(NVE_OFF_DIGEST + BFTKV_DIGEST_SIZE == WIRE_NV_VC_ENTRY, "new-view VIEW-CHANGE entry");
+_Static_assert(NVE_OFF_DIGEST + BFTKV_DIGEST_SIZE == WIRE_NV_VIEW_CHANGE_ENTRY, "new-view VIEW-CHANGE entry");
 _Static_assert(NXE_OFF_FLAGS + 1 == WIRE_NV_CHOICE_ENTRY, "new-view choice entry");
-_Static_assert(WIRE_VC_Q_PER_SEQ == 2u, "the Q validator compares each entry with the one before");
-_Static_assert(BFTKV_LOG_WINDOW_MAX * WIRE_VC_Q_PER_SEQ <= UINT16_MAX, "counts fit u16");
+_Static_assert(WIRE_VIEW_CHANGE_Q_PER_SEQ == 2u, "the Q validator compares each entry with the one before");
+_Static_assert(BFTKV_LOG_WINDOW_MAX * WIRE_VIEW_CHANGE_Q_PER_SEQ <= UINT16_MAX, "counts fit u16");
 
 /* ---- Decoding -------------------------------------------------------------------- */
 
@@ -71,54 +71,54 @@ static bool pq_entry_in_range(const uint8_t *e, uint64_t h, uint64_t v)
 static enum wire_drop decode_view_change(struct wire_msg *m)
 {
     const uint8_t *b = m->body;
-    if (m->h.body_len < WIRE_VC_FIXED)
+    if (m->h.body_len < WIRE_VIEW_CHANGE_FIXED)
         return WIRE_DROP_BAD_LENGTH;
-    uint16_t ncp = le16_load(b + VC_OFF_NCP), np = le16_load(b + VC_OFF_NP), nq = le16_load(b + VC_OFF_NQ);
-    if (le16_load(b + VC_OFF_PAD) != 0 || ncp > LMAX + 1u || np > LMAX || nq > WIRE_VC_Q_PER_SEQ * LMAX)
+    uint16_t ncp = le16_load(b + VIEW_CHANGE_OFF_NCP), np = le16_load(b + VIEW_CHANGE_OFF_NP), nq = le16_load(b + VIEW_CHANGE_OFF_NQ);
+    if (le16_load(b + VIEW_CHANGE_OFF_PAD) != 0 || ncp > LMAX + 1u || np > LMAX || nq > WIRE_VIEW_CHANGE_Q_PER_SEQ * LMAX)
         return WIRE_DROP_BAD_FIELD;
-    uint64_t want = (uint64_t)WIRE_VC_FIXED + (uint64_t)ncp * WIRE_VC_CKPT_ENTRY
-                    + ((uint64_t)np + nq) * WIRE_VC_PQ_ENTRY;
+    uint64_t want = (uint64_t)WIRE_VIEW_CHANGE_FIXED + (uint64_t)ncp * WIRE_VIEW_CHANGE_CKPT_ENTRY
+                    + ((uint64_t)np + nq) * WIRE_VIEW_CHANGE_PQ_ENTRY;
     if (want != m->h.body_len)
         return WIRE_DROP_BAD_LENGTH;
     uint64_t v = m->h.view, h = m->h.seq;
     if (v == 0 || h > UINT64_MAX - LMAX)
         return WIRE_DROP_BAD_FIELD;
-    m->u.vc.ncp = ncp;
-    m->u.vc.np = np;
-    m->u.vc.nq = nq;
-    m->u.vc.cp = b + WIRE_VC_FIXED;
-    m->u.vc.p = m->u.vc.cp + (size_t)ncp * WIRE_VC_CKPT_ENTRY;
-    m->u.vc.q = m->u.vc.p + (size_t)np * WIRE_VC_PQ_ENTRY;
+    m->u.view_change.ncp = ncp;
+    m->u.view_change.np = np;
+    m->u.view_change.nq = nq;
+    m->u.view_change.cp = b + WIRE_VIEW_CHANGE_FIXED;
+    m->u.view_change.p = m->u.view_change.cp + (size_t)ncp * WIRE_VIEW_CHANGE_CKPT_ENTRY;
+    m->u.view_change.q = m->u.view_change.p + (size_t)np * WIRE_VIEW_CHANGE_PQ_ENTRY;
 
     /* C: [h, h+LMAX], strictly increasing. */
     for (uint32_t i = 0; i < ncp; i++) {
-        uint64_t seq = le64_load(m->u.vc.cp + (size_t)i * WIRE_VC_CKPT_ENTRY + CE_OFF_SEQ);
+        uint64_t seq = le64_load(m->u.view_change.cp + (size_t)i * WIRE_VIEW_CHANGE_CKPT_ENTRY + CE_OFF_SEQ);
         if (seq < h || seq > h + LMAX)
             return WIRE_DROP_BAD_FIELD;
-        if (i > 0 && seq <= le64_load(m->u.vc.cp + (size_t)(i - 1u) * WIRE_VC_CKPT_ENTRY + CE_OFF_SEQ))
+        if (i > 0 && seq <= le64_load(m->u.view_change.cp + (size_t)(i - 1u) * WIRE_VIEW_CHANGE_CKPT_ENTRY + CE_OFF_SEQ))
             return WIRE_DROP_BAD_FIELD;
     }
     /* P: (h, h+LMAX], strictly increasing (one entry per seq), view < v. */
     for (uint32_t i = 0; i < np; i++) {
-        const uint8_t *e = m->u.vc.p + (size_t)i * WIRE_VC_PQ_ENTRY;
-        if (!pq_entry_in_range(e, h, v) || (i > 0 && pq_seq(e) <= pq_seq(e - WIRE_VC_PQ_ENTRY)))
+        const uint8_t *e = m->u.view_change.p + (size_t)i * WIRE_VIEW_CHANGE_PQ_ENTRY;
+        if (!pq_entry_in_range(e, h, v) || (i > 0 && pq_seq(e) <= pq_seq(e - WIRE_VIEW_CHANGE_PQ_ENTRY)))
             return WIRE_DROP_BAD_FIELD;
     }
     /* Q: (h, h+LMAX], non-decreasing, at most two per seq with distinct digests,
      * view < v. */
     for (uint32_t i = 0; i < nq; i++) {
-        const uint8_t *e = m->u.vc.q + (size_t)i * WIRE_VC_PQ_ENTRY;
+        const uint8_t *e = m->u.view_change.q + (size_t)i * WIRE_VIEW_CHANGE_PQ_ENTRY;
         if (!pq_entry_in_range(e, h, v))
             return WIRE_DROP_BAD_FIELD;
         if (i == 0)
             continue;
         uint64_t seq = pq_seq(e);
-        const uint8_t *prev = e - WIRE_VC_PQ_ENTRY;
+        const uint8_t *prev = e - WIRE_VIEW_CHANGE_PQ_ENTRY;
         uint64_t pseq = pq_seq(prev);
         if (seq < pseq)
             return WIRE_DROP_BAD_FIELD;
         if (seq == pseq) {
-            bool third = i >= 2 && pq_seq(prev - WIRE_VC_PQ_ENTRY) == seq;
+            bool third = i >= 2 && pq_seq(prev - WIRE_VIEW_CHANGE_PQ_ENTRY) == seq;
             if (third || memcmp(e + PE_OFF_DIGEST, prev + PE_OFF_DIGEST, BFTKV_DIGEST_SIZE) == 0)
                 return WIRE_DROP_BAD_FIELD;
         }
@@ -134,7 +134,7 @@ static enum wire_drop decode_new_view(struct wire_msg *m, const struct wire_limi
     uint16_t nvc = le16_load(b + NV_OFF_NVC), nch = le16_load(b + NV_OFF_NCH);
     if (le32_load(b + NV_OFF_PAD) != 0 || nvc == 0 || nvc > lim->n || nch > LMAX)
         return WIRE_DROP_BAD_FIELD;
-    uint64_t want = (uint64_t)WIRE_NV_FIXED + (uint64_t)nvc * WIRE_NV_VC_ENTRY + (uint64_t)nch * WIRE_NV_CHOICE_ENTRY;
+    uint64_t want = (uint64_t)WIRE_NV_FIXED + (uint64_t)nvc * WIRE_NV_VIEW_CHANGE_ENTRY + (uint64_t)nch * WIRE_NV_CHOICE_ENTRY;
     if (want != m->h.body_len)
         return WIRE_DROP_BAD_LENGTH;
     if (m->h.view == 0 || m->h.seq > UINT64_MAX - LMAX)
@@ -143,12 +143,12 @@ static enum wire_drop decode_new_view(struct wire_msg *m, const struct wire_limi
     m->u.nv.nvc = nvc;
     m->u.nv.nch = nch;
     m->u.nv.vcs = b + WIRE_NV_FIXED;
-    m->u.nv.choices = m->u.nv.vcs + (size_t)nvc * WIRE_NV_VC_ENTRY;
+    m->u.nv.choices = m->u.nv.vcs + (size_t)nvc * WIRE_NV_VIEW_CHANGE_ENTRY;
     for (uint32_t i = 0; i < nvc; i++) {
-        uint16_t id = le16_load(m->u.nv.vcs + (size_t)i * WIRE_NV_VC_ENTRY + NVE_OFF_REPLICA);
+        uint16_t id = le16_load(m->u.nv.vcs + (size_t)i * WIRE_NV_VIEW_CHANGE_ENTRY + NVE_OFF_REPLICA);
         if (id >= lim->n)
             return WIRE_DROP_BAD_FIELD;
-        if (i > 0 && id <= le16_load(m->u.nv.vcs + (size_t)(i - 1u) * WIRE_NV_VC_ENTRY + NVE_OFF_REPLICA))
+        if (i > 0 && id <= le16_load(m->u.nv.vcs + (size_t)(i - 1u) * WIRE_NV_VIEW_CHANGE_ENTRY + NVE_OFF_REPLICA))
             return WIRE_DROP_BAD_FIELD;
     }
     for (uint32_t i = 0; i < nch; i++) {
@@ -169,38 +169,38 @@ enum wire_drop wire_viewchange_decode_body(struct wire_msg *msg, const struct wi
 
 /* ---- Accessors ------------------------------------------------------------------- */
 
-void wire_vc_checkpoint(const struct wire_msg *m, uint32_t i, struct wire_vc_entry *e)
+void wire_view_change_checkpoint(const struct wire_msg *m, uint32_t i, struct wire_view_change_entry *e)
 {
-    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE && i < m->u.vc.ncp);
-    const uint8_t *p = m->u.vc.cp + (size_t)i * WIRE_VC_CKPT_ENTRY;
+    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE && i < m->u.view_change.ncp);
+    const uint8_t *p = m->u.view_change.cp + (size_t)i * WIRE_VIEW_CHANGE_CKPT_ENTRY;
     e->seq = le64_load(p + CE_OFF_SEQ);
     e->view = 0;
     memcpy(e->digest, p + CE_OFF_DIGEST, BFTKV_DIGEST_SIZE);
 }
 
-static void pq_entry(const uint8_t *p, struct wire_vc_entry *e)
+static void pq_entry(const uint8_t *p, struct wire_view_change_entry *e)
 {
     e->seq = le64_load(p + PE_OFF_SEQ);
     e->view = le64_load(p + PE_OFF_VIEW);
     memcpy(e->digest, p + PE_OFF_DIGEST, BFTKV_DIGEST_SIZE);
 }
 
-void wire_vc_prepared(const struct wire_msg *m, uint32_t i, struct wire_vc_entry *e)
+void wire_view_change_prepared(const struct wire_msg *m, uint32_t i, struct wire_view_change_entry *e)
 {
-    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE && i < m->u.vc.np);
-    pq_entry(m->u.vc.p + (size_t)i * WIRE_VC_PQ_ENTRY, e);
+    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE && i < m->u.view_change.np);
+    pq_entry(m->u.view_change.p + (size_t)i * WIRE_VIEW_CHANGE_PQ_ENTRY, e);
 }
 
-void wire_vc_preprepared(const struct wire_msg *m, uint32_t i, struct wire_vc_entry *e)
+void wire_view_change_preprepared(const struct wire_msg *m, uint32_t i, struct wire_view_change_entry *e)
 {
-    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE && i < m->u.vc.nq);
-    pq_entry(m->u.vc.q + (size_t)i * WIRE_VC_PQ_ENTRY, e);
+    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE && i < m->u.view_change.nq);
+    pq_entry(m->u.view_change.q + (size_t)i * WIRE_VIEW_CHANGE_PQ_ENTRY, e);
 }
 
-void wire_nv_vc(const struct wire_msg *m, uint32_t i, uint16_t *replica, const uint8_t **digest)
+void wire_nv_view_change(const struct wire_msg *m, uint32_t i, uint16_t *replica, const uint8_t **digest)
 {
     BFTKV_ASSERT(m->h.type == WIRE_NEW_VIEW && i < m->u.nv.nvc);
-    const uint8_t *p = m->u.nv.vcs + (size_t)i * WIRE_NV_VC_ENTRY;
+    const uint8_t *p = m->u.nv.vcs + (size_t)i * WIRE_NV_VIEW_CHANGE_ENTRY;
     *replica = le16_load(p + NVE_OFF_REPLICA);
     *digest = p + NVE_OFF_DIGEST;
 }
@@ -227,37 +227,37 @@ static size_t frame(uint8_t *buf, size_t cap, uint8_t type, uint16_t group, uint
     return wire_frame(buf, cap, type, group, sender, view, seq, body_len, (uint16_t)WIRE_SIG_SIZE, auth_off);
 }
 
-static uint8_t *pq_put(uint8_t *p, const struct wire_vc_entry *e)
+static uint8_t *pq_put(uint8_t *p, const struct wire_view_change_entry *e)
 {
     le64_store(p + PE_OFF_SEQ, e->seq);
     le64_store(p + PE_OFF_VIEW, e->view);
     memcpy(p + PE_OFF_DIGEST, e->digest, BFTKV_DIGEST_SIZE);
-    return p + WIRE_VC_PQ_ENTRY;
+    return p + WIRE_VIEW_CHANGE_PQ_ENTRY;
 }
 
 size_t wire_encode_view_change(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view,
-                               uint64_t h, const struct wire_vc_entry *cp, uint16_t ncp,
-                               const struct wire_vc_entry *p, uint16_t np, const struct wire_vc_entry *q,
+                               uint64_t h, const struct wire_view_change_entry *cp, uint16_t ncp,
+                               const struct wire_view_change_entry *p, uint16_t np, const struct wire_view_change_entry *q,
                                uint16_t nq, size_t *auth_off)
 {
     BFTKV_ASSERT(view > 0 && h <= UINT64_MAX - LMAX);
-    BFTKV_ASSERT(ncp <= LMAX + 1u && np <= LMAX && nq <= WIRE_VC_Q_PER_SEQ * LMAX);
-    uint64_t body = (uint64_t)WIRE_VC_FIXED + (uint64_t)ncp * WIRE_VC_CKPT_ENTRY
-                    + ((uint64_t)np + nq) * WIRE_VC_PQ_ENTRY;
+    BFTKV_ASSERT(ncp <= LMAX + 1u && np <= LMAX && nq <= WIRE_VIEW_CHANGE_Q_PER_SEQ * LMAX);
+    uint64_t body = (uint64_t)WIRE_VIEW_CHANGE_FIXED + (uint64_t)ncp * WIRE_VIEW_CHANGE_CKPT_ENTRY
+                    + ((uint64_t)np + nq) * WIRE_VIEW_CHANGE_PQ_ENTRY;
     size_t total = frame(buf, cap, WIRE_VIEW_CHANGE, group, sender, view, h, body, auth_off);
     if (total == 0)
         return 0;
     uint8_t *b = buf + WIRE_HEADER_SIZE;
-    le16_store(b + VC_OFF_NCP, ncp);
-    le16_store(b + VC_OFF_NP, np);
-    le16_store(b + VC_OFF_NQ, nq);
-    le16_store(b + VC_OFF_PAD, 0);
-    uint8_t *w = b + WIRE_VC_FIXED;
+    le16_store(b + VIEW_CHANGE_OFF_NCP, ncp);
+    le16_store(b + VIEW_CHANGE_OFF_NP, np);
+    le16_store(b + VIEW_CHANGE_OFF_NQ, nq);
+    le16_store(b + VIEW_CHANGE_OFF_PAD, 0);
+    uint8_t *w = b + WIRE_VIEW_CHANGE_FIXED;
     for (uint32_t i = 0; i < ncp; i++) {
         BFTKV_ASSERT(cp[i].seq >= h && cp[i].seq <= h + LMAX && (i == 0 || cp[i].seq > cp[i - 1u].seq));
         le64_store(w + CE_OFF_SEQ, cp[i].seq);
         memcpy(w + CE_OFF_DIGEST, cp[i].digest, BFTKV_DIGEST_SIZE);
-        w += WIRE_VC_CKPT_ENTRY;
+        w += WIRE_VIEW_CHANGE_CKPT_ENTRY;
     }
     for (uint32_t i = 0; i < np; i++) {
         BFTKV_ASSERT(p[i].seq > h && p[i].view < view && (i == 0 || p[i].seq > p[i - 1u].seq));
@@ -272,12 +272,12 @@ size_t wire_encode_view_change(uint8_t *buf, size_t cap, uint16_t group, uint16_
 }
 
 size_t wire_encode_new_view(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view, uint64_t h,
-                            const uint8_t ckpt_digest[32], const uint16_t *vc_ids,
-                            const uint8_t (*vc_digests)[32], uint16_t nvc, const uint8_t (*choices)[32],
+                            const uint8_t ckpt_digest[32], const uint16_t *viewchange_ids,
+                            const uint8_t (*viewchange_digests)[32], uint16_t nvc, const uint8_t (*choices)[32],
                             const uint8_t *xflags, uint16_t nch, size_t *auth_off)
 {
     BFTKV_ASSERT(view > 0 && h <= UINT64_MAX - LMAX && nvc >= 1 && nvc <= BFTKV_REPLICAS_MAX && nch <= LMAX);
-    uint64_t body = (uint64_t)WIRE_NV_FIXED + (uint64_t)nvc * WIRE_NV_VC_ENTRY + (uint64_t)nch * WIRE_NV_CHOICE_ENTRY;
+    uint64_t body = (uint64_t)WIRE_NV_FIXED + (uint64_t)nvc * WIRE_NV_VIEW_CHANGE_ENTRY + (uint64_t)nch * WIRE_NV_CHOICE_ENTRY;
     size_t total = frame(buf, cap, WIRE_NEW_VIEW, group, sender, view, h, body, auth_off);
     if (total == 0)
         return 0;
@@ -288,10 +288,10 @@ size_t wire_encode_new_view(uint8_t *buf, size_t cap, uint16_t group, uint16_t s
     le32_store(b + NV_OFF_PAD, 0);
     uint8_t *w = b + WIRE_NV_FIXED;
     for (uint32_t i = 0; i < nvc; i++) {
-        BFTKV_ASSERT(i == 0 || vc_ids[i] > vc_ids[i - 1u]);
-        le16_store(w + NVE_OFF_REPLICA, vc_ids[i]);
-        memcpy(w + NVE_OFF_DIGEST, vc_digests[i], BFTKV_DIGEST_SIZE);
-        w += WIRE_NV_VC_ENTRY;
+        BFTKV_ASSERT(i == 0 || viewchange_ids[i] > viewchange_ids[i - 1u]);
+        le16_store(w + NVE_OFF_REPLICA, viewchange_ids[i]);
+        memcpy(w + NVE_OFF_DIGEST, viewchange_digests[i], BFTKV_DIGEST_SIZE);
+        w += WIRE_NV_VIEW_CHANGE_ENTRY;
     }
     for (uint32_t i = 0; i < nch; i++) {
         BFTKV_ASSERT((xflags[i] & ~(unsigned)WIRE_NV_NEED) == 0);

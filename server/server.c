@@ -367,14 +367,14 @@ static void server_outbox_drain(struct server *s)
 static void server_engine_log(struct server *s)
 {
     uint64_t v = pbft_replica_view(s->replica);
-    bool vc = pbft_replica_in_view_change(s->replica);
-    if (v != s->seen_view || vc != s->seen_in_vc) {
-        if (vc)
+    bool changing = pbft_replica_in_viewchange(s->replica);
+    if (v != s->seen_view || changing != s->seen_in_viewchange) {
+        if (changing)
             log_info("view change to view %llu under way", (unsigned long long)v);
         else
             log_info("view %llu active, primary %u", (unsigned long long)v, (unsigned)(v % s->n));
         s->seen_view = v;
-        s->seen_in_vc = vc;
+        s->seen_in_viewchange = changing;
     }
     const struct pbft_replica_stats *st = pbft_replica_stats(s->replica);
     if (st->state_transfers != s->seen_transfers) {

@@ -169,7 +169,7 @@ struct server {
     uint64_t deadline_ns; /* the engine's next deadline (protocol thread) */
     /* what the protocol thread last logged about the engine */
     uint64_t seen_view;
-    bool seen_in_vc;
+    bool seen_in_viewchange;
     uint64_t seen_transfers;
     uint64_t seen_holds_state;
     uint64_t seen_xfer_failed; /* failed state transfers last logged ... */

@@ -2,12 +2,12 @@
  * with snprintf into a fixed buffer, every write bounds-checked.
  *
  * Keys (one object, all numbers integers unless said):
- *   replica, group, n, f, view, primary (bool), in_view_change (bool),
+ *   replica, group, n, f, view, primary (bool), in_viewchange (bool),
  *   last_executed, low_watermark, state_digest (64 hex digits: store_digest_bytes),
  *   keys (entries in the store), requests_received, requests_executed,
  *   requests_duplicate, readonly_answered, batches_proposed, batches_executed,
  *   avg_batch (real: requests per executed batch), checkpoints_stable,
- *   view_changes, state_transfers, datagrams_received, datagrams_sent,
+ *   viewchanges, state_transfers, datagrams_received, datagrams_sent,
  *   messages_received, messages_sent, bytes_received, bytes_sent,
  *   datagrams_per_request (real: datagrams sent and received per executed
  *   request), backend ("uring" | "mmsg"), threads ("single" | "staged"),
@@ -156,12 +156,12 @@ static void json_engine(struct json_out *j, const struct pbft_replica_stats *es)
     ENGINE_FIELD(snapshot_failures);
     ENGINE_FIELD(views_adopted);
     ENGINE_FIELD(request_timeouts);
-    ENGINE_FIELD(view_change_timeouts);
-    ENGINE_FIELD(view_change_joins);
+    ENGINE_FIELD(viewchange_timeouts);
+    ENGINE_FIELD(viewchange_joins);
     ENGINE_FIELD(stepdowns);
     ENGINE_FIELD(stepdowns_deferred);
     ENGINE_FIELD(stepdown_joins);
-    ENGINE_FIELD(vc_timeout_ns);
+    ENGINE_FIELD(viewchange_timeout_ns);
     ENGINE_FIELD(repairs_sent);
     ENGINE_FIELD(view_active_since_ns);
     ENGINE_FIELD(primary_misbehaviour_views);
@@ -197,7 +197,7 @@ size_t server_stats_json(struct server *s, char *buf, size_t cap)
     json_u64(&j, "f", s->cfg->f);
     json_u64(&j, "view", pbft_replica_view(s->replica));
     json_put(&j, "\"primary\":%s,", pbft_replica_is_primary(s->replica) ? "true" : "false");
-    json_put(&j, "\"in_view_change\":%s,", pbft_replica_in_view_change(s->replica) ? "true" : "false");
+    json_put(&j, "\"in_viewchange\":%s,", pbft_replica_in_viewchange(s->replica) ? "true" : "false");
     json_u64(&j, "last_executed", es->last_executed);
     json_put(&j, "\"holds_state\":%s,", es->holds_state ? "true" : "false");
     json_u64(&j, "low_watermark", es->low_watermark);
@@ -212,7 +212,7 @@ size_t server_stats_json(struct server *s, char *buf, size_t cap)
     json_put(&j, "\"avg_batch\":%.2f,",
              es->batches_executed ? (double)es->batch_requests_total / (double)es->batches_executed : 0.0);
     json_u64(&j, "checkpoints_stable", es->checkpoints_stable);
-    json_u64(&j, "view_changes", es->view_changes);
+    json_u64(&j, "viewchanges", es->viewchanges);
     json_u64(&j, "state_transfers", es->state_transfers);
     json_u64(&j, "datagrams_received", us.datagrams_received);
     json_u64(&j, "datagrams_sent", us.datagrams_sent);

@@ -609,7 +609,7 @@ void rh_dump(const struct rh_cluster *c, const char *what)
                 (unsigned long long)s->state_chunks_served, (unsigned long long)s->state_fetch_timeouts,
                 (unsigned long long)s->snapshots_taken, (unsigned long long)s->dropped_stale,
                 (unsigned long long)s->drops.count[WIRE_DROP_BAD_AUTH],
-                (unsigned long long)pbft_replica_view(c->r[i]), pbft_replica_in_view_change(c->r[i]) ? "(vc)" : "",
+                (unsigned long long)pbft_replica_view(c->r[i]), pbft_replica_in_viewchange(c->r[i]) ? "(vc)" : "",
                 (unsigned long long)s->holds_state, (unsigned long long)s->requests_refused_no_state);
     }
 }

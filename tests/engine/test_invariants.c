@@ -187,7 +187,7 @@ static void test_checkpoint_outside_window(void **state)
     assert_null(replica_invariants_check(r, NULL));
 }
 
-static void test_view_change_state(void **state)
+static void test_viewchange_state(void **state)
 {
     (void)state;
     struct pbft_replica *r = healthy();
@@ -212,7 +212,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stalled_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_accounting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_outside_window, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_view_change_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_viewchange_state, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

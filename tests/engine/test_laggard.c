@@ -131,7 +131,7 @@ static void test_behind_does_not_suspect(void **state)
     assert_int_equal(s3->request_timeouts, 0);
     for (uint16_t i = 0; i < 4; i++) {
         assert_int_equal(pbft_replica_view(c->r[i]), 0);
-        assert_false(pbft_replica_in_view_change(c->r[i]));
+        assert_false(pbft_replica_in_viewchange(c->r[i]));
     }
     assert_true(rh_agree(c, 0xF));
 }

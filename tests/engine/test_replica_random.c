@@ -226,11 +226,11 @@ static void test_random_faults(void **state)
                     print_message("  r%u%s: view %llu%s exec %llu low %llu retx %llu status %llu/%llu st %llu "
                                   "vc %llu\n", (unsigned)a, a == x.byz ? " (byz)" : "",
                                   (unsigned long long)pbft_replica_view(C.r[a]),
-                                  pbft_replica_in_view_change(C.r[a]) ? " (changing)" : "",
+                                  pbft_replica_in_viewchange(C.r[a]) ? " (changing)" : "",
                                   (unsigned long long)s->last_executed, (unsigned long long)s->low_watermark,
                                   (unsigned long long)s->retransmissions, (unsigned long long)s->status_sent,
                                   (unsigned long long)s->status_answered, (unsigned long long)s->state_transfers,
-                                  (unsigned long long)s->view_changes);
+                                  (unsigned long long)s->viewchanges);
                 }
                 fail_msg("seed %llu: operations still pending after %u rounds of 30 ms", (unsigned long long)seed,
                          (unsigned)rounds);

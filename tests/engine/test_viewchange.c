@@ -12,7 +12,7 @@
  * early-execution bugs are caught; and a random schedule with primary faults
  * that must keep agreement. The selection rule on hand-made VIEW-CHANGEs and the
  * codec's checks are in test_viewchange_select.c, the shared cluster in
- * vc_fixture.c; main() here runs all of them as one cmocka group.
+ * viewchange_fixture.c; main() here runs all of them as one cmocka group.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,7 +30,7 @@
 #include "bftkv/errors.h"
 #include "engine/viewchange.h"
 #include "replica_harness.h"
-#include "vc_fixture.h"
+#include "viewchange_fixture.h"
 
 /* ---- Helpers ------------------------------------------------------------------------ */
 
@@ -74,7 +74,7 @@ static void test_silent_primary(void **state)
     for (uint16_t i = 1; i < 4; i++) {
         view_is(i, 1, false);
         assert_int_equal(st(i)->request_timeouts, 1);
-        assert_int_equal(st(i)->view_changes, 1);
+        assert_int_equal(st(i)->viewchanges, 1);
         assert_int_equal(st(i)->requests_executed, 1);
         assert_int_equal(st(i)->last_executed, 1);
     }
@@ -159,8 +159,8 @@ static void test_consecutive_faulty_primaries(void **state)
     for (uint16_t i = 2; i < 7; i++) {
         view_is(i, 2, false);
         assert_int_equal(st(i)->request_timeouts, 1);
-        assert_int_equal(st(i)->view_change_timeouts, 1);
-        assert_int_equal(st(i)->view_changes, 1);
+        assert_int_equal(st(i)->viewchange_timeouts, 1);
+        assert_int_equal(st(i)->viewchanges, 1);
         assert_int_equal(st(i)->requests_executed, 1);
     }
     assert_true(pbft_replica_is_primary(C.r[2]));
@@ -184,12 +184,12 @@ static void test_timer_doubles(void **state)
     view_is(3, 1, true);
     rh_tick_run(&C, 2u * T); /* view 2, wait 2T */
     view_is(3, 2, true);
-    assert_int_equal(st(3)->view_change_timeouts, 1);
+    assert_int_equal(st(3)->viewchange_timeouts, 1);
     rh_tick_run(&C, 4u * T - 1u);
     view_is(3, 2, true);
     rh_tick_run(&C, 4u * T); /* view 3, of which replica 3 is the primary */
     assert_int_equal(pbft_replica_view(C.r[3]), 3);
-    assert_int_equal(st(3)->view_change_timeouts, 2);
+    assert_int_equal(st(3)->viewchange_timeouts, 2);
     /* Let NEW-VIEWs through: the others' VIEW-CHANGE retransmissions fetch it. */
     C.net.drop_types = 0;
     rh_advance(&C, 6u * T, T / 8u, NULL);
@@ -245,7 +245,7 @@ static void test_newview_wrong_choice_rejected(void **state)
     /* The primary claims a null batch at seq 1, re-signed with its own key. */
     memcpy(bad, good, len);
     memcpy(bad + choice_off, g_null, 32);
-    vc_resign(1, bad, len);
+    view_change_resign(1, bad, len);
     rh_inject(&C, 1, 2, bad, len);
     rh_inject(&C, 1, 3, bad, len);
     rh_run(&C);
@@ -256,14 +256,14 @@ static void test_newview_wrong_choice_rejected(void **state)
     /* Another checkpoint digest. */
     memcpy(bad, good, len);
     bad[WIRE_HEADER_SIZE] ^= 1;
-    vc_resign(1, bad, len);
+    view_change_resign(1, bad, len);
     rh_inject(&C, 1, 2, bad, len);
     rh_run(&C);
     assert_int_equal(st(2)->newview_rejected, 2);
     /* A NEW-VIEW from a replica that is not view 1's primary. */
     memcpy(bad, good, len);
     bad[6] = 3; /* sender */
-    vc_resign(3, bad, len);
+    view_change_resign(3, bad, len);
     rh_inject(&C, 3, 2, bad, len);
     rh_run(&C);
     assert_int_equal(st(2)->drops.count[WIRE_DROP_BAD_SENDER], 1);
@@ -281,7 +281,7 @@ static void test_newview_wrong_choice_rejected(void **state)
     rh_run(&C);
     for (uint16_t i = 2; i < 4; i++) {
         view_is(i, 1, false);
-        assert_int_equal(st(i)->view_changes, 1);
+        assert_int_equal(st(i)->viewchanges, 1);
         assert_int_equal(st(i)->newview_rejected, i == 2 ? 2 : 1);
     }
     free(good);
@@ -304,7 +304,7 @@ static void test_f_plus_1_join(void **state)
     assert_int_equal(st(1)->request_timeouts, 1);
     assert_int_equal(st(2)->request_timeouts, 1);
     assert_int_equal(st(3)->request_timeouts, 0);
-    assert_int_equal(st(3)->view_change_joins, 1);
+    assert_int_equal(st(3)->viewchange_joins, 1);
     assert_int_equal(st(3)->requests_executed, 1);
     assert_int_equal(replies(0, 1), 3);
 }
@@ -314,22 +314,22 @@ static void test_one_view_change_ignored(void **state)
 {
     (void)state;
     up(4, 1, NULL);
-    size_t len = vc_bare(3, 1);
+    size_t len = view_change_bare(3, 1);
     for (uint16_t i = 1; i < 3; i++) {
         rh_inject(&C, 3, i, g_msg, len);
         rh_inject(&C, 3, i, g_msg, len); /* a duplicate */
     }
-    len = vc_bare(3, 9);
+    len = view_change_bare(3, 9);
     for (uint16_t i = 1; i < 3; i++)
         rh_inject(&C, 3, i, g_msg, len);
     /* And one whose signature fails. */
-    len = vc_bare(3, 10);
+    len = view_change_bare(3, 10);
     g_msg[len - 3] ^= 1;
     rh_inject(&C, 3, 0, g_msg, len);
     rh_run(&C);
     for (uint16_t i = 0; i < 3; i++) {
         view_is(i, 0, false);
-        assert_int_equal(st(i)->view_change_joins, 0);
+        assert_int_equal(st(i)->viewchange_joins, 0);
         assert_int_equal(st(i)->stepdown_joins, 0);
     }
     assert_int_equal(st(0)->drops.count[WIRE_DROP_BAD_AUTH], 1);
@@ -384,7 +384,7 @@ static void p_retained(uint32_t bugs, uint16_t *nch)
     assert_true(rh_agree(&C, 0xE));
 }
 
-static void test_p_retained_across_two_view_changes(void **state)
+static void test_p_retained_across_two_viewchanges(void **state)
 {
     (void)state;
     uint16_t nch = 0;
@@ -492,7 +492,7 @@ static void early_exec_run(uint32_t bug)
     assert_int_equal(st(3)->last_executed, bug != 0 ? 1 : 0);
     /* Replica 0's VIEW-CHANGE for view 1: its P and Q "forgotten". */
     g_phase = 2;
-    size_t len = vc_bare(0, 1);
+    size_t len = view_change_bare(0, 1);
     for (uint16_t i = 1; i < 4; i++)
         rh_inject(&C, 0, i, g_msg, len);
     put(1, 1, "b", UINT16_MAX);
@@ -537,9 +537,9 @@ static void test_random_primary_faults(void **state)
 {
     (void)state;
     uint64_t completed = 0, views = 0;
-    /* BFTKV_VC_SEEDS=N runs N seeds instead of 6 (a longer hunt), from
-     * BFTKV_VC_FIRST (default 1). */
-    const char *env = getenv("BFTKV_VC_SEEDS"), *first_env = getenv("BFTKV_VC_FIRST");
+    /* BFTKV_VIEWCHANGE_SEEDS=N runs N seeds instead of 6 (a longer hunt), from
+     * BFTKV_VIEWCHANGE_FIRST (default 1). */
+    const char *env = getenv("BFTKV_VIEWCHANGE_SEEDS"), *first_env = getenv("BFTKV_VIEWCHANGE_FIRST");
     uint64_t seeds = env != NULL ? strtoull(env, NULL, 10) : 6u;
     uint64_t first = first_env != NULL ? strtoull(first_env, NULL, 10) : 1u;
     for (uint64_t seed = first; seed < first + seeds; seed++) {
@@ -603,7 +603,7 @@ static void test_random_primary_faults(void **state)
         assert_true(rh_agree(&C, 0xF));
         for (uint16_t i = 0; i < 4; i++) {
             assert_int_equal(st(i)->newview_conflicts, 0);
-            views += st(i)->view_changes;
+            views += st(i)->viewchanges;
         }
         teardown(NULL);
     }
@@ -633,7 +633,7 @@ int main(void)
         cmocka_unit_test_teardown(test_lone_backup_rejoins_n7, teardown),
         cmocka_unit_test_teardown(test_stepdown_rate_limited, teardown),
         cmocka_unit_test_teardown(test_stepdown_view_span, teardown),
-        cmocka_unit_test_teardown(test_p_retained_across_two_view_changes, teardown),
+        cmocka_unit_test_teardown(test_p_retained_across_two_viewchanges, teardown),
         cmocka_unit_test_teardown(test_bug_forget_p_selection, teardown),
         cmocka_unit_test_teardown(test_bug_forget_p_violation, teardown),
         cmocka_unit_test_teardown(test_bug_early_execution_caught, teardown),

@@ -1,5 +1,5 @@
 /* The view change's liveness additions (docs/design.md §5.5.1-5.5.2) on the
- * cluster of vc_fixture.c: the view-change timeout follows the waits the backups
+ * cluster of viewchange_fixture.c: the view-change timeout follows the waits the backups
  * measure and is off for a primary that shows itself faulty; a committed
  * replica answers a peer's duplicate vote; a replica alone in view 1 after a
  * partition heals is brought back by the primary's step-down (n = 4 and 7),
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "replica_harness.h"
-#include "vc_fixture.h"
+#include "viewchange_fixture.h"
 
 /* ---- The timeout fits the network (engine/viewchange_timer.c) ------------------------- */
 
@@ -40,29 +40,29 @@ void test_timeout_fits_waits(void **state)
 {
     (void)state;
     up(4, 1, NULL);
-    assert_int_equal(st(1)->vc_timeout_ns, T);
+    assert_int_equal(st(1)->viewchange_timeout_ns, T);
     /* Requests that wait 40 ms (under T) teach the backups their waits. */
     slow_request(0, 1, 40u * MS);
     for (uint16_t i = 1; i < 4; i++)
-        assert_int_equal(st(i)->vc_timeout_ns, 4u * 40u * MS);
+        assert_int_equal(st(i)->viewchange_timeout_ns, 4u * 40u * MS);
     /* So a request that waits 100 ms, twice T, is no reason to suspect. */
     slow_request(0, 2, 100u * MS);
     for (uint16_t i = 1; i < 4; i++) {
         assert_int_equal(st(i)->request_timeouts, 0);
-        assert_int_equal(st(i)->vc_timeout_ns, 4u * 100u * MS);
+        assert_int_equal(st(i)->viewchange_timeout_ns, 4u * 100u * MS);
         view_is(i, 0, false);
     }
     /* Never above 20 T however slow: 300 ms teaches 1 s. */
     slow_request(0, 3, 300u * MS);
     assert_int_equal(st(1)->request_timeouts, 0);
-    assert_int_equal(st(1)->vc_timeout_ns, 20u * T);
+    assert_int_equal(st(1)->viewchange_timeout_ns, 20u * T);
     /* Fast requests replace the slow samples: back to T. */
     for (uint64_t ts = 4; ts < 4u + 64u; ts++) {
         put(0, ts, "k", UINT16_MAX);
         rh_run(&C);
     }
     for (uint16_t i = 1; i < 4; i++)
-        assert_int_equal(st(i)->vc_timeout_ns, T);
+        assert_int_equal(st(i)->viewchange_timeout_ns, T);
     /* And then a wait of 100 ms does make the backups suspect the primary. */
     C.net.hold_types = 1u << WIRE_PREPREPARE;
     put(0, 80, "k", UINT16_MAX);
@@ -81,7 +81,7 @@ void test_fitted_timeout_off_for_faulty_primary(void **state)
     (void)state;
     up(4, 1, NULL);
     slow_request(0, 1, 40u * MS);
-    assert_int_equal(st(1)->vc_timeout_ns, 4u * 40u * MS);
+    assert_int_equal(st(1)->viewchange_timeout_ns, 4u * 40u * MS);
     C.net.record_type = WIRE_PREPREPARE;
     C.net.record_from = 0;
     put(0, 2, "k", 0);
@@ -93,15 +93,15 @@ void test_fitted_timeout_off_for_faulty_primary(void **state)
     rh_inject(&C, 0, 3, bad, C.net.recorded_len);
     rh_run(&C);
     assert_int_equal(st(3)->primary_misbehaviour_views, 1);
-    assert_int_equal(st(3)->vc_timeout_ns, T);
-    assert_int_equal(st(1)->vc_timeout_ns, 4u * 40u * MS); /* its copy was fine */
+    assert_int_equal(st(3)->viewchange_timeout_ns, T);
+    assert_int_equal(st(1)->viewchange_timeout_ns, 4u * 40u * MS); /* its copy was fine */
     /* A new view fits again. */
     C.net.silent = 1u << 0;
     put(0, 3, "k", UINT16_MAX);
     rh_run(&C);
     rh_advance(&C, C.now_ns + 2u * T, MS, NULL);
     assert_int_equal(pbft_replica_view(C.r[3]), 1);
-    assert_int_equal(st(3)->vc_timeout_ns, 4u * 40u * MS);
+    assert_int_equal(st(3)->viewchange_timeout_ns, 4u * 40u * MS);
 }
 
 /* A replica that lost one correct peer's COMMIT, beside a silent one: the
@@ -203,7 +203,7 @@ void test_stepdown_rate_limited(void **state)
 {
     (void)state;
     up(4, 1, NULL);
-    size_t len = vc_bare(3, 1);
+    size_t len = view_change_bare(3, 1);
     rh_inject(&C, 3, 0, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(0)->stepdowns, 1);
@@ -211,7 +211,7 @@ void test_stepdown_rate_limited(void **state)
     for (uint16_t i = 0; i < 3; i++)
         view_is(i, 1, false);
     /* Only a primary whose view has executed a batch steps down. */
-    len = vc_bare(3, 5);
+    len = view_change_bare(3, 5);
     rh_inject(&C, 3, 1, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(1)->stepdowns, 0);
@@ -225,7 +225,7 @@ void test_stepdown_rate_limited(void **state)
         view_is(i, 5, false);
     put(0, 2, "b", 1);
     rh_run(&C);
-    len = vc_bare(3, 9);
+    len = view_change_bare(3, 9);
     rh_inject(&C, 3, 1, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(1)->stepdowns, 1);
@@ -233,7 +233,7 @@ void test_stepdown_rate_limited(void **state)
     view_is(1, 5, false);
     /* After the back-off (8 T from the step-down) the retransmission is heard. */
     rh_advance(&C, 12u * T, T / 4u, NULL);
-    len = vc_bare(3, 9);
+    len = view_change_bare(3, 9);
     rh_inject(&C, 3, 1, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(1)->stepdowns, 2);
@@ -254,16 +254,16 @@ void test_stepdown_view_span(void **state)
     up(4, 1, NULL);
     put(0, 1, "a", 0);
     rh_run(&C);
-    size_t len = vc_bare(3, 65);
+    size_t len = view_change_bare(3, 65);
     rh_inject(&C, 3, 0, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(0)->stepdowns, 0);
     assert_int_equal(st(0)->stepdowns_deferred, 0);
     view_is(0, 0, false);
-    len = vc_bare(2, 64);
+    len = view_change_bare(2, 64);
     rh_inject(&C, 2, 0, g_msg, len);
     rh_run(&C);
     assert_int_equal(st(0)->stepdowns, 0); /* f+1 = 2 above: rule 2 moves it to 64 */
-    assert_int_equal(st(0)->view_change_joins, 1);
+    assert_int_equal(st(0)->viewchange_joins, 1);
     assert_int_equal(pbft_replica_view(C.r[0]), 64);
 }

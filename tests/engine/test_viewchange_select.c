@@ -2,7 +2,7 @@
  * selection rule (engine/newview.c; TOCS 2002 §4.5) on hand-made VIEW-CHANGEs
  * (checkpoint, A1, A2, B) including the injected PBFT_BUG_NEWVIEW_IGNORE_A2, and
  * the checks of the VIEW-CHANGE/NEW-VIEW codec (engine/wire_viewchange.c). Run by
- * test_viewchange.c's main() on the shared cluster of vc_fixture.c.
+ * test_viewchange.c's main() on the shared cluster of viewchange_fixture.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,14 +20,14 @@
 #include "bftkv/errors.h"
 #include "engine/viewchange.h"
 #include "replica_harness.h"
-#include "vc_fixture.h"
+#include "viewchange_fixture.h"
 
 /* ---- The selection rule on hand-made VIEW-CHANGEs --------------------------------------- */
 
-struct vc_spec {
+struct viewchange_spec {
     uint16_t from;
     uint64_t h;
-    struct wire_vc_entry cp[4], p[4], q[8];
+    struct wire_view_change_entry cp[4], p[4], q[8];
     uint16_t ncp, np, nq;
 };
 
@@ -39,9 +39,9 @@ static void digest_of(uint8_t d[32], char tag)
     memset(d, tag, 32);
 }
 
-static void spec_p(struct vc_spec *s, uint64_t seq, uint64_t view, char tag, bool also_q)
+static void spec_p(struct viewchange_spec *s, uint64_t seq, uint64_t view, char tag, bool also_q)
 {
-    struct wire_vc_entry *e = &s->p[s->np++];
+    struct wire_view_change_entry *e = &s->p[s->np++];
     e->seq = seq;
     e->view = view;
     digest_of(e->digest, tag);
@@ -49,9 +49,9 @@ static void spec_p(struct vc_spec *s, uint64_t seq, uint64_t view, char tag, boo
         s->q[s->nq++] = *e;
 }
 
-static void spec_cp(struct vc_spec *s, uint64_t seq, char tag)
+static void spec_cp(struct viewchange_spec *s, uint64_t seq, char tag)
 {
-    struct wire_vc_entry *e = &s->cp[s->ncp++];
+    struct wire_view_change_entry *e = &s->cp[s->ncp++];
     e->seq = seq;
     e->view = 0;
     if (seq == 0)
@@ -60,9 +60,9 @@ static void spec_cp(struct vc_spec *s, uint64_t seq, char tag)
         digest_of(e->digest, tag);
 }
 
-static const struct wire_msg *spec_build(int k, const struct vc_spec *s, uint64_t view)
+static const struct wire_msg *spec_build(int k, const struct viewchange_spec *s, uint64_t view)
 {
-    size_t len = vc_build(g_vcbuf[k], sizeof g_vcbuf[k], s->from, view, s->h, s->cp, s->ncp, s->p, s->np,
+    size_t len = view_change_build(g_vcbuf[k], sizeof g_vcbuf[k], s->from, view, s->h, s->cp, s->ncp, s->p, s->np,
                                 s->q, s->nq);
     rh_decode(&C, g_vcbuf[k], len, &g_vcm[k]);
     return &g_vcm[k];
@@ -82,7 +82,7 @@ void test_selection_rules(void **state)
     digest_of(dB, 'B');
 
     /* m1, m2 prepared d at (1, view 0); Byzantine mB claims dB at (1, view 1). */
-    struct vc_spec m1 = { .from = 1 }, m2 = { .from = 2 }, m3 = { .from = 3 }, mB = { .from = 0 };
+    struct viewchange_spec m1 = { .from = 1 }, m2 = { .from = 2 }, m3 = { .from = 3 }, mB = { .from = 0 };
     spec_cp(&m1, 0, 0);
     spec_cp(&m2, 0, 0);
     spec_cp(&m3, 0, 0);
@@ -107,13 +107,13 @@ void test_selection_rules(void **state)
     assert_false(replica_newview_select(C.r[1], set, 2, &res, choices));
 
     /* Gaps are null (B), the tail after the last A choice is not listed. */
-    struct vc_spec g[3] = { { .from = 1 }, { .from = 2 }, { .from = 3 } };
+    struct viewchange_spec g[3] = { { .from = 1 }, { .from = 2 }, { .from = 3 } };
     for (int i = 0; i < 3; i++) {
         spec_cp(&g[i], 0, 0);
         spec_p(&g[i], 1, 0, 'x', true);
         spec_p(&g[i], 3, 0, 'y', true);
     }
-    g[0].q[g[0].nq++] = (struct wire_vc_entry){ .seq = 5, .view = 0 }; /* pre-prepared only */
+    g[0].q[g[0].nq++] = (struct wire_view_change_entry){ .seq = 5, .view = 0 }; /* pre-prepared only */
     const struct wire_msg *gs[3] = { spec_build(0, &g[0], 1), spec_build(1, &g[1], 1), spec_build(2, &g[2], 1) };
     assert_true(replica_newview_select(C.r[1], gs, 3, &res, choices));
     assert_int_equal(res.nch, 3);
@@ -124,10 +124,10 @@ void test_selection_rules(void **state)
     assert_memory_equal(choices[1], g_null, 32);
     assert_memory_equal(choices[2], y, 32);
     /* A prepared null batch is an A choice too: the list reaches it. */
-    struct vc_spec z[3] = { { .from = 1 }, { .from = 2 }, { .from = 3 } };
+    struct viewchange_spec z[3] = { { .from = 1 }, { .from = 2 }, { .from = 3 } };
     for (int i = 0; i < 3; i++) {
         spec_cp(&z[i], 0, 0);
-        struct wire_vc_entry *e = &z[i].p[z[i].np++];
+        struct wire_view_change_entry *e = &z[i].p[z[i].np++];
         e->seq = 2;
         e->view = 0;
         memcpy(e->digest, g_null, 32);
@@ -140,7 +140,7 @@ void test_selection_rules(void **state)
     assert_memory_equal(choices[1], g_null, 32);
 
     /* The checkpoint: the highest that f+1 hold and q are at or below (K = 128). */
-    struct vc_spec k[3] = { { .from = 1, .h = 128 }, { .from = 2 }, { .from = 3 } };
+    struct viewchange_spec k[3] = { { .from = 1, .h = 128 }, { .from = 2 }, { .from = 3 } };
     spec_cp(&k[0], 128, 'X');
     spec_cp(&k[0], 256, 'Y');
     spec_cp(&k[1], 0, 0);
@@ -174,27 +174,27 @@ void test_codec(void **state)
 {
     (void)state;
     up(4, 1, NULL);
-    struct wire_vc_entry cp[2] = { { .seq = 128 }, { .seq = 256 } }, p[2], q[3];
+    struct wire_view_change_entry cp[2] = { { .seq = 128 }, { .seq = 256 } }, p[2], q[3];
     memset(cp[0].digest, 1, 32);
     memset(cp[1].digest, 2, 32);
-    p[0] = (struct wire_vc_entry){ .seq = 130, .view = 4 };
-    p[1] = (struct wire_vc_entry){ .seq = 131, .view = 3 };
-    q[0] = (struct wire_vc_entry){ .seq = 130, .view = 4 };
-    q[1] = (struct wire_vc_entry){ .seq = 130, .view = 2 };
-    q[2] = (struct wire_vc_entry){ .seq = 131, .view = 3 };
+    p[0] = (struct wire_view_change_entry){ .seq = 130, .view = 4 };
+    p[1] = (struct wire_view_change_entry){ .seq = 131, .view = 3 };
+    q[0] = (struct wire_view_change_entry){ .seq = 130, .view = 4 };
+    q[1] = (struct wire_view_change_entry){ .seq = 130, .view = 2 };
+    q[2] = (struct wire_view_change_entry){ .seq = 131, .view = 3 };
     memset(q[1].digest, 7, 32);
-    size_t len = vc_build(g_msg, sizeof g_msg, 2, 5, 128, cp, 2, p, 2, q, 3);
-    assert_int_equal(len, WIRE_HEADER_SIZE + WIRE_VC_FIXED + 2 * 40 + 5 * 48 + 64);
+    size_t len = view_change_build(g_msg, sizeof g_msg, 2, 5, 128, cp, 2, p, 2, q, 3);
+    assert_int_equal(len, WIRE_HEADER_SIZE + WIRE_VIEW_CHANGE_FIXED + 2 * 40 + 5 * 48 + 64);
     struct wire_msg m;
     rh_decode(&C, g_msg, len, &m);
-    assert_int_equal(m.u.vc.ncp, 2);
-    assert_int_equal(m.u.vc.np, 2);
-    assert_int_equal(m.u.vc.nq, 3);
-    struct wire_vc_entry e;
-    wire_vc_checkpoint(&m, 1, &e);
+    assert_int_equal(m.u.view_change.ncp, 2);
+    assert_int_equal(m.u.view_change.np, 2);
+    assert_int_equal(m.u.view_change.nq, 3);
+    struct wire_view_change_entry e;
+    wire_view_change_checkpoint(&m, 1, &e);
     assert_int_equal(e.seq, 256);
     assert_memory_equal(e.digest, cp[1].digest, 32);
-    wire_vc_preprepared(&m, 1, &e);
+    wire_view_change_preprepared(&m, 1, &e);
     assert_int_equal(e.seq, 130);
     assert_int_equal(e.view, 2);
     assert_true(auth_signature_check(&C.rauth[0], &m));
@@ -203,7 +203,7 @@ void test_codec(void **state)
     struct wire_drop_counters drops;
     size_t used;
     const size_t body = WIRE_HEADER_SIZE;
-    const size_t p0 = body + WIRE_VC_FIXED + 2 * 40; /* first P entry */
+    const size_t p0 = body + WIRE_VIEW_CHANGE_FIXED + 2 * 40; /* first P entry */
     const size_t q0 = p0 + 2 * 48;
     struct {
         size_t off;
@@ -213,7 +213,7 @@ void test_codec(void **state)
         { p0 + 8, 5 },       /* P view = the message's view */
         { p0 + 48, 130 },    /* P seqs not increasing */
         { q0 + 48 + 16, 0 }, /* Q: same digest twice at one seq (q[1] = q[0]'s) */
-        { body + WIRE_VC_FIXED, 0 }, /* C seq below h */
+        { body + WIRE_VIEW_CHANGE_FIXED, 0 }, /* C seq below h */
     };
     for (size_t i = 0; i < sizeof patches / sizeof patches[0]; i++) {
         uint8_t copy[1024];
@@ -233,7 +233,7 @@ void test_codec(void **state)
     assert_true(len > 0);
     {
         uint8_t copy[1024];
-        size_t l2 = vc_build(copy, sizeof copy, 2, 5, 128, cp, 2, p, 0, q, 2);
+        size_t l2 = view_change_build(copy, sizeof copy, 2, 5, 128, cp, 2, p, 0, q, 2);
         /* Append a third entry by hand: grow nq and body_len. */
         memcpy(g_msg, copy, l2 - 64);
         uint8_t *b = g_msg + WIRE_HEADER_SIZE;
@@ -264,7 +264,7 @@ void test_codec(void **state)
     rh_decode(&C, g_msg, len, &m);
     uint16_t id;
     const uint8_t *dp;
-    wire_nv_vc(&m, 2, &id, &dp);
+    wire_nv_view_change(&m, 2, &id, &dp);
     assert_int_equal(id, 3);
     wire_nv_choice(&m, 1, &dp, &xf[0]);
     assert_int_equal(xf[0], WIRE_NV_NEED);

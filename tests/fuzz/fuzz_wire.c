@@ -191,19 +191,19 @@ static void accepted_check(const struct wire_msg *m, const uint8_t *buf, size_t 
         break;
     }
     case WIRE_VIEW_CHANGE: {
-        struct wire_vc_entry e;
-        size_t sets = (size_t)m->u.vc.ncp * WIRE_VC_CKPT_ENTRY + ((size_t)m->u.vc.np + m->u.vc.nq) * WIRE_VC_PQ_ENTRY;
-        FUZZ_CHECK(inside(m->u.vc.cp, sets, buf, consumed));
-        for (uint32_t i = 0; i < m->u.vc.ncp; i++) {
-            wire_vc_checkpoint(m, i, &e);
+        struct wire_view_change_entry e;
+        size_t sets = (size_t)m->u.view_change.ncp * WIRE_VIEW_CHANGE_CKPT_ENTRY + ((size_t)m->u.view_change.np + m->u.view_change.nq) * WIRE_VIEW_CHANGE_PQ_ENTRY;
+        FUZZ_CHECK(inside(m->u.view_change.cp, sets, buf, consumed));
+        for (uint32_t i = 0; i < m->u.view_change.ncp; i++) {
+            wire_view_change_checkpoint(m, i, &e);
             FUZZ_CHECK(e.seq >= m->h.seq);
         }
-        for (uint32_t i = 0; i < m->u.vc.np; i++) {
-            wire_vc_prepared(m, i, &e);
+        for (uint32_t i = 0; i < m->u.view_change.np; i++) {
+            wire_view_change_prepared(m, i, &e);
             FUZZ_CHECK(e.seq > m->h.seq && e.view < m->h.view);
         }
-        for (uint32_t i = 0; i < m->u.vc.nq; i++) {
-            wire_vc_preprepared(m, i, &e);
+        for (uint32_t i = 0; i < m->u.view_change.nq; i++) {
+            wire_view_change_preprepared(m, i, &e);
             FUZZ_CHECK(e.seq > m->h.seq && e.view < m->h.view);
         }
         break;
@@ -214,7 +214,7 @@ static void accepted_check(const struct wire_msg *m, const uint8_t *buf, size_t 
         uint8_t xf;
         FUZZ_CHECK(inside(m->u.nv.ckpt_digest, 32, buf, consumed));
         for (uint32_t i = 0; i < m->u.nv.nvc; i++) {
-            wire_nv_vc(m, i, &id, &dp);
+            wire_nv_view_change(m, i, &id, &dp);
             FUZZ_CHECK(id < FUZZ_N && inside(dp, 32, buf, consumed));
         }
         for (uint32_t i = 0; i < m->u.nv.nch; i++) {
@@ -488,8 +488,8 @@ void fuzz_seeds(fuzz_seed_add_fn add)
     add(b, wire_encode_reply(b, sizeof b, FUZZ_GROUP, 1, 2, 1003, &rp, NULL));
 
     /* VIEW-CHANGE (C, P, Q) and NEW-VIEW (signature areas left zero). */
-    struct wire_vc_entry cp[2] = {{.seq = 128}, {.seq = 256}};
-    struct wire_vc_entry pq[3] = {{.seq = 130, .view = 1}, {.seq = 130, .view = 0}, {.seq = 131, .view = 1}};
+    struct wire_view_change_entry cp[2] = {{.seq = 128}, {.seq = 256}};
+    struct wire_view_change_entry pq[3] = {{.seq = 130, .view = 1}, {.seq = 130, .view = 0}, {.seq = 131, .view = 1}};
     memset(pq[1].digest, 7, 32);
     add(b, wire_encode_view_change(b, sizeof b, FUZZ_GROUP, 2, 3, 128, cp, 2, pq, 1, pq, 3, NULL));
     uint16_t ids[3] = {0, 1, 3};

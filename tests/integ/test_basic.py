@@ -70,7 +70,7 @@ def body(n):
     wait_until("same last_executed and state digest on every replica", lambda: same_state(c), 15)
     s0 = c.stats(0)
     for key in ("replica", "view", "last_executed", "low_watermark", "state_digest", "requests_executed",
-                "batches_executed", "avg_batch", "view_changes", "state_transfers", "datagrams_received",
+                "batches_executed", "avg_batch", "viewchanges", "state_transfers", "datagrams_received",
                 "datagrams_sent", "drops", "backend", "stages"):
         check(key in s0, f"stats JSON lacks '{key}': {sorted(s0)}")
     check(s0["requests_executed"] >= 7, f"requests_executed {s0['requests_executed']} < 7 (5 puts, 2 dels)")

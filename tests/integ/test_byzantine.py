@@ -50,7 +50,7 @@ def one(name, liar, mode, seed=None):
 
     st = wait_until("the honest replicas at the same last_executed and state digest", honest_agree, 20)
     log("honest replicas: " + ", ".join(
-        f"r{i} view {s['view']} exec {s['last_executed']} view_changes {s['view_changes']} "
+        f"r{i} view {s['view']} exec {s['last_executed']} viewchanges {s['viewchanges']} "
         f"drops {sum(s.get('drops', {}).values())}" for i, s in st.items()))
     check_lied(c, liar, mode, st)
     c.stop()

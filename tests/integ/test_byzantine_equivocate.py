@@ -71,7 +71,7 @@ def body():
 
     st = wait_until("the correct replicas at the same last_executed and state digest", agree, 20)
     for i, x in st.items():
-        log(f"r{i}: view {x['view']} exec {x['last_executed']} view_changes {x['view_changes']} "
+        log(f"r{i}: view {x['view']} exec {x['last_executed']} viewchanges {x['viewchanges']} "
             f"newview_conflicts {x['engine'].get('newview_conflicts')}")
         check(x["view"] > 0, f"correct replica {i} is still in view 0 under an equivocating primary")
         check(x["engine"].get("newview_conflicts") == 0,

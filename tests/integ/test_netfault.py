@@ -55,7 +55,7 @@ reads too) says when it entered that view, and the last of them must come within
 2 x the largest view-change timeout in force + T of the moment the heal began
 (the simulator's rejoin bound). The servers run with request_timeout_ms 200
 (REQUEST_TIMEOUT_MS below). Also printed per run: ops/s, each replica's
-view_changes and request_timeouts, client timeouts, netq's counts.
+viewchanges and request_timeouts, client timeouts, netq's counts.
 
 Exit 77 (ctest: skipped) where network namespaces, nft (and, for loss,
 iptables and netq) are unavailable.
@@ -102,7 +102,7 @@ BENCH_ARGS = ["--threads", "4", "--clients", "32", "--keys", "200", "--read-rati
 def group_view(sts):
     """The view most replicas that are not in a view change hold (ties: the
     highest), or None."""
-    views = Counter(s["view"] for s in sts if s and not s["in_view_change"])
+    views = Counter(s["view"] for s in sts if s and not s["in_viewchange"])
     if not views:
         return None
     top = max(views.values())
@@ -120,7 +120,7 @@ def rejoin_time(sts, healed):
     healed_ns = int(healed * 1e9)
     since = [s["engine"].get("view_active_since_ns", 0) for s in sts]
     rejoin = max([0] + [t - healed_ns for t in since if t > healed_ns]) / 1e6
-    bound = (2 * max(s["engine"]["vc_timeout_ns"] for s in sts) + REQUEST_TIMEOUT_NS) / 1e6
+    bound = (2 * max(s["engine"]["viewchange_timeout_ns"] for s in sts) + REQUEST_TIMEOUT_NS) / 1e6
     return rejoin, bound
 
 
@@ -135,8 +135,8 @@ def outsiders(sts):
     for i, s in enumerate(sts):
         if s is None:
             out.append((i, "no stats answer"))
-        elif gv is None or s["view"] != gv or s["in_view_change"] or not s["holds_state"]:
-            out.append((i, f"view {s['view']}{' (in a view change)' if s['in_view_change'] else ''}"
+        elif gv is None or s["view"] != gv or s["in_viewchange"] or not s["holds_state"]:
+            out.append((i, f"view {s['view']}{' (in a view change)' if s['in_viewchange'] else ''}"
                            f"{'' if s['holds_state'] else ' holding no state'}, group view {gv}"))
     return out
 
@@ -338,8 +338,8 @@ def main():
                                 f"over the bound {bound_ms:.0f} ms")
         for i, s in enumerate(sts):
             if s:
-                log(f"result {test}: replica {i}: view {s['view']}{' (in a view change)' if s['in_view_change'] else ''}"
-                    f", view_changes {s['view_changes']}, request_timeouts {s['engine']['request_timeouts']}"
+                log(f"result {test}: replica {i}: view {s['view']}{' (in a view change)' if s['in_viewchange'] else ''}"
+                    f", viewchanges {s['viewchanges']}, request_timeouts {s['engine']['request_timeouts']}"
                     f", state_transfers {s['state_transfers']}, last_executed {s['last_executed']}")
             else:
                 log(f"result {test}: replica {i}: no stats answer")

@@ -99,7 +99,7 @@ static void stats_check_keys(struct fx_cluster *c, uint16_t r, const char *threa
     assert_int_equal(fx_stats(c, r, json, JSON_CAP), 0);
     static const char *const keys[] = {
         "\"replica\":", "\"view\":", "\"last_executed\":", "\"low_watermark\":", "\"state_digest\":\"",
-        "\"requests_executed\":", "\"batches_executed\":", "\"avg_batch\":", "\"view_changes\":",
+        "\"requests_executed\":", "\"batches_executed\":", "\"avg_batch\":", "\"viewchanges\":",
         "\"state_transfers\":", "\"datagrams_received\":", "\"datagrams_sent\":", "\"drops\":{",
         "\"bad_datagram\":", "\"unknown_client\":", "\"backend\":\"", "\"stages\":{", "\"step\":{\"count\":",
         "\"p50_ns\":", "\"p99_ns\":", "\"max_ns\":",
@@ -336,7 +336,7 @@ static void test_byzantine_modes(void **state)
             assert_true(held > 0);
             break;
         default:
-            /* equivocate (a backup here), bogus-vc and lying-state lie only in a
+            /* equivocate (a backup here), bogus-view-change and lying-state lie only in a
              * view change or a state transfer, which this load does not cause:
              * integ_byzantine_equivocate and the simulator cover them; here
              * they must only leave the clients' results right. */

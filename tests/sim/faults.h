@@ -36,8 +36,8 @@
 #include "tests/sim/cluster.h"
 
 /* Behaviours the random Byzantine mode draws from (equivocate needs a faulty
- * primary, which this issue does not have); simrun.c adds bogus-vc and
- * lying-state. */
+ * primary, which a random mode's replica need not be); simrun.c adds
+ * bogus-view-change and lying-state. */
 #define FAULT_RANDOM_FIRST BYZ_SILENT
 #define FAULT_RANDOM_LAST BYZ_STALE_READ
 

@@ -111,7 +111,7 @@ static void usage(FILE *f)
             "                       the primary of view 0); in all mode every other seed also\n"
             "                       crashes 1..f-|LIST| other replicas before GST\n"
             "  --behaviour NAME     silent | drop | corrupt-mac | corrupt-digest | wrong-result |\n"
-            "                       replay | mix | stale-read | equivocate | slow | bogus-vc |\n"
+            "                       replay | mix | stale-read | equivocate | slow | bogus-view-change |\n"
             "                       lying-state (default: drawn per faulty replica)\n");
     fprintf(f,
             "  --bug NAME           set an injected bug on every replica and client (repeatable):\n"
@@ -589,7 +589,7 @@ int main(int argc, char **argv)
     struct sim_context ctx;
     sim_context_init(&ctx);
     uint64_t seeds = 0, safety = 0, liveness = 0, committed = 0, batches = 0, batch_requests = 0, unknown = 0;
-    uint64_t view_changes = 0, state_transfers = 0, timeouts = 0, vc_seeds = 0, st_seeds = 0;
+    uint64_t viewchanges = 0, state_transfers = 0, timeouts = 0, viewchange_seeds = 0, st_seeds = 0;
     uint64_t restart_seeds = 0, refuse_seeds = 0, no_state = 0;
     uint64_t rejoin_failures = 0, rejoin_bound = 0, rejoin_outside = 0, link_seeds = 0;
     uint64_t printed = 0;
@@ -629,10 +629,10 @@ int main(int argc, char **argv)
         batches += r.batches;
         batch_requests += r.batch_requests;
         unknown += r.lincheck_unknown;
-        view_changes += r.view_changes;
+        viewchanges += r.viewchanges;
         state_transfers += r.state_transfers;
         timeouts += r.request_timeouts;
-        vc_seeds += r.view_changes > 0;
+        viewchange_seeds += r.viewchanges > 0;
         st_seeds += r.state_transfers > 0;
         restart_seeds += r.restart != 0;
         refuse_seeds += r.restart == 2;
@@ -679,11 +679,11 @@ int main(int argc, char **argv)
     pbft_replica_config_defaults(&defaults);
     uint64_t slack_ms = (o.rejoin_slack_ns ? o.rejoin_slack_ns : defaults.request_timeout_ns) / 1000000u;
     printf("sim: safety=%" PRIu64 " liveness=%" PRIu64 " (rejoin %" PRIu64 ") lincheck_unknown_keys=%" PRIu64
-           " view_changes=%" PRIu64 " (in %" PRIu64 " seeds) state_transfers=%" PRIu64 " (in %" PRIu64
+           " viewchanges=%" PRIu64 " (in %" PRIu64 " seeds) state_transfers=%" PRIu64 " (in %" PRIu64
            " seeds) request_timeouts=%" PRIu64 " restarts=%" PRIu64 " (refusing %" PRIu64 ") no_state=%" PRIu64
            " links=%" PRIu64 " liveness_bound=%s%" PRIu64 "ms rejoin_bound=%s2xVC+%" PRIu64 "ms(max %" PRIu64
            "ms) rejoin_max_outside=%" PRIu64 "ms wall=%.2fs\n",
-           safety, liveness, rejoin_failures, unknown, view_changes, vc_seeds, state_transfers, st_seeds, timeouts,
+           safety, liveness, rejoin_failures, unknown, viewchanges, viewchange_seeds, state_transfers, st_seeds, timeouts,
            restart_seeds, refuse_seeds, no_state, link_seeds, o.check_liveness ? "" : "off:",
            o.liveness_ns / 1000000u, o.check_liveness && o.check_rejoin ? "" : "off:", slack_ms,
            rejoin_bound / 1000000u, rejoin_outside / 1000000u, wall);

@@ -37,7 +37,7 @@ static struct pbft_replica *counted(struct cluster *cl, uint16_t r)
 
 static bool active_in(const struct pbft_replica *rep, uint64_t view)
 {
-    return !pbft_replica_in_view_change(rep) && pbft_replica_view(rep) == view;
+    return !pbft_replica_in_viewchange(rep) && pbft_replica_view(rep) == view;
 }
 
 void rejoin_observe(struct rejoin *rj, struct cluster *cl, uint64_t now_ns)
@@ -46,15 +46,15 @@ void rejoin_observe(struct rejoin *rj, struct cluster *cl, uint64_t now_ns)
         return;
     /* The group's view: the one with q active replicas (there is at most one). */
     rj->group_view = UINT64_MAX;
-    rj->vc_timeout_ns = 0;
+    rj->viewchange_timeout_ns = 0;
     for (uint16_t r = 0; r < rj->n; r++) {
         struct pbft_replica *rep = counted(cl, r);
         if (rep == NULL)
             continue;
-        uint64_t t = pbft_replica_vc_timeout_ns(rep);
-        if (!rj->byzantine[r] && t > rj->vc_timeout_ns)
-            rj->vc_timeout_ns = t;
-        if (rj->group_view != UINT64_MAX || pbft_replica_in_view_change(rep))
+        uint64_t t = pbft_replica_viewchange_timeout_ns(rep);
+        if (!rj->byzantine[r] && t > rj->viewchange_timeout_ns)
+            rj->viewchange_timeout_ns = t;
+        if (rj->group_view != UINT64_MAX || pbft_replica_in_viewchange(rep))
             continue;
         uint64_t v = pbft_replica_view(rep);
         uint16_t active = 0;
@@ -65,7 +65,7 @@ void rejoin_observe(struct rejoin *rj, struct cluster *cl, uint64_t now_ns)
         if (active >= rj->q)
             rj->group_view = v;
     }
-    rj->bound_ns = 2u * rj->vc_timeout_ns + rj->slack_ns;
+    rj->bound_ns = 2u * rj->viewchange_timeout_ns + rj->slack_ns;
     if (rj->bound_ns > rj->max_bound_ns)
         rj->max_bound_ns = rj->bound_ns;
     /* A Byzantine primary of the group's view may keep a correct replica out
@@ -126,7 +126,7 @@ void rejoin_fail(struct rejoin *rj, struct cluster *cl, uint64_t at_ns)
         const struct pbft_replica *x = counted(cl, r);
         int k = x == NULL ? snprintf(all + at, sizeof(all) - at, " %u%s=-", r, rj->byzantine[r] ? "b" : "")
                           : snprintf(all + at, sizeof(all) - at, " %u%s=%s%llu", r, rj->byzantine[r] ? "b" : "",
-                                     pbft_replica_in_view_change(x) ? "vc" : "v",
+                                     pbft_replica_in_viewchange(x) ? "vc" : "v",
                                      (unsigned long long)pbft_replica_view(x));
         if (k < 0)
             break;
@@ -136,9 +136,9 @@ void rejoin_fail(struct rejoin *rj, struct cluster *cl, uint64_t at_ns)
              "replica %u is outside the group's view since t=%llums (heal at %llums): %s view %llu, group's view %s, "
              "still at t=%llums; bound %llums = 2 x view-change timeout %llums + T %llums; replicas:%s",
              who, (unsigned long long)(rj->out_since[who] / MS), (unsigned long long)(rj->heal_ns / MS),
-             pbft_replica_in_view_change(rep) ? "in a view change to" : "active in",
+             pbft_replica_in_viewchange(rep) ? "in a view change to" : "active in",
              (unsigned long long)pbft_replica_view(rep), group, (unsigned long long)(at_ns / MS),
-             (unsigned long long)(rj->bound_ns / MS), (unsigned long long)(rj->vc_timeout_ns / MS),
+             (unsigned long long)(rj->bound_ns / MS), (unsigned long long)(rj->viewchange_timeout_ns / MS),
              (unsigned long long)(rj->slack_ns / MS), all);
 }
 

@@ -23,7 +23,7 @@
  *     B = 2 x the view-change timeout + T
  *
  * where the view-change timeout is the largest current one among the correct
- * replicas holding state (pbft_replica_vc_timeout_ns: it starts at T and grows
+ * replicas holding state (pbft_replica_viewchange_timeout_ns: it starts at T and grows
  * after failed view changes), and T, the request timeout, is the slack for the
  * messages a rejoin needs after the timeouts: a VIEW-CHANGE retransmitted every
  * T/4, the VIEW-CHANGEs of a new view, its NEW-VIEW, a state transfer; after GST
@@ -57,7 +57,7 @@ struct rejoin {
     uint64_t heal_ns;
     uint64_t out_since[BFTKV_REPLICAS_MAX];   /* REJOIN_INSIDE, or since when outside */
     uint64_t group_view;                      /* UINT64_MAX: no view has q active */
-    uint64_t vc_timeout_ns;                   /* the largest current view-change timeout */
+    uint64_t viewchange_timeout_ns;                   /* the largest current view-change timeout */
     uint64_t bound_ns;                        /* B, as of the last observation */
     uint64_t max_bound_ns;                    /* the largest B of the run */
     uint64_t max_outside_ns;                  /* the longest time a replica was outside */

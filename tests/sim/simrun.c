@@ -153,7 +153,7 @@ static uint8_t draw_behaviour(const struct sim_options *o, struct prng *rng)
     if (o->behaviour >= 0)
         return (uint8_t)o->behaviour;
     uint64_t b = prng_range(rng, FAULT_RANDOM_FIRST, FAULT_RANDOM_LAST + 2u);
-    return (uint8_t)(b == FAULT_RANDOM_LAST + 1u ? BYZ_BOGUS_VC : b == FAULT_RANDOM_LAST + 2u ? BYZ_LYING_STATE : b);
+    return (uint8_t)(b == FAULT_RANDOM_LAST + 1u ? BYZ_BOGUS_VIEW_CHANGE : b == FAULT_RANDOM_LAST + 2u ? BYZ_LYING_STATE : b);
 }
 
 /* Byzantine replicas beside the restart shape (all mode): outside the restart
@@ -483,7 +483,7 @@ static void dump_state(struct cluster *cl, struct workload *wl, uint16_t n, uint
         fprintf(stderr,
                 "  replica %u: view=%llu last_executed=%llu low=%llu proposed=%llu executed_batches=%llu "
                 "requests=%llu/%llu dup=%llu ro=%llu stale=%llu conflict=%llu full=%llu bad_auth=%llu holds_state=%llu "
-                "in_view_change=%d pool_evicted=%llu pool_waits=%llu pool_relayed=%llu\n",
+                "in_viewchange=%d pool_evicted=%llu pool_waits=%llu pool_relayed=%llu\n",
                 r, (unsigned long long)pbft_replica_view(cluster_replica(cl, r)),
                 (unsigned long long)st->last_executed, (unsigned long long)st->low_watermark,
                 (unsigned long long)st->batches_proposed, (unsigned long long)st->batches_executed,
@@ -491,7 +491,7 @@ static void dump_state(struct cluster *cl, struct workload *wl, uint16_t n, uint
                 (unsigned long long)st->requests_duplicate, (unsigned long long)st->readonly_answered,
                 (unsigned long long)st->dropped_stale, (unsigned long long)st->dropped_conflict,
                 (unsigned long long)st->dropped_full, (unsigned long long)st->drops.count[WIRE_DROP_BAD_AUTH],
-                (unsigned long long)st->holds_state, pbft_replica_in_view_change(cluster_replica(cl, r)),
+                (unsigned long long)st->holds_state, pbft_replica_in_viewchange(cluster_replica(cl, r)),
                 (unsigned long long)st->pool_evicted, (unsigned long long)st->pool_waits,
                 (unsigned long long)st->pool_relayed);
     }
@@ -768,7 +768,7 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
         if (s->faulty[r] || !cluster_replica(cl, r))
             continue;
         const struct pbft_replica_stats *st = pbft_replica_stats(cluster_replica(cl, r));
-        res->view_changes += st->view_changes;
+        res->viewchanges += st->viewchanges;
         res->state_transfers += st->state_transfers;
         res->request_timeouts += st->request_timeouts;
         if (st->batches_executed >= best) {

@@ -103,7 +103,7 @@ struct sim_result {
     uint64_t steps;
     uint64_t lincheck_unknown; /* keys beyond lincheck's budget */
     uint64_t lagging;          /* correct replicas behind the furthest one at the end */
-    uint64_t view_changes;     /* views entered through a NEW-VIEW, summed over correct replicas */
+    uint64_t viewchanges;     /* views entered through a NEW-VIEW, summed over correct replicas */
     uint64_t state_transfers;  /* fetched states installed, summed over correct replicas */
     uint64_t request_timeouts; /* request timers that expired, summed over correct replicas */
     int restart;               /* the restart shape: 0 none, 1 the group recovers, 2 it refuses */

@@ -1,4 +1,4 @@
-/* The cluster and set-up shared by the view-change tests (see vc_fixture.h):
+/* The cluster and set-up shared by the view-change tests (see viewchange_fixture.h):
  * up() starts a cluster on a perfect network; teardown() checks no client saw
  * a bad reply and frees it; and the hand-built, signed VIEW-CHANGE.
  */
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "replica_harness.h"
-#include "vc_fixture.h"
+#include "viewchange_fixture.h"
 
 struct rh_cluster C;
 uint8_t g_msg[BFTKV_DATAGRAM_MAX];
@@ -47,13 +47,13 @@ void put(uint16_t client, uint64_t ts, const char *key, uint16_t to)
 void view_is(uint16_t i, uint64_t v, bool changing)
 {
     assert_int_equal(pbft_replica_view(C.r[i]), v);
-    assert_int_equal(pbft_replica_in_view_change(C.r[i]), changing);
+    assert_int_equal(pbft_replica_in_viewchange(C.r[i]), changing);
 }
 
 /* ---- Hand-built VIEW-CHANGEs (TOCS 2002 §4.4) ------------------------------------------ */
 
-size_t vc_build(uint8_t *buf, size_t cap, uint16_t from, uint64_t view, uint64_t h, const struct wire_vc_entry *cp,
-                uint16_t ncp, const struct wire_vc_entry *p, uint16_t np, const struct wire_vc_entry *q, uint16_t nq)
+size_t view_change_build(uint8_t *buf, size_t cap, uint16_t from, uint64_t view, uint64_t h, const struct wire_view_change_entry *cp,
+                uint16_t ncp, const struct wire_view_change_entry *p, uint16_t np, const struct wire_view_change_entry *q, uint16_t nq)
 {
     size_t auth_off = 0;
     size_t len = wire_encode_view_change(buf, cap, C.group, from, view, h, cp, ncp, p, np, q, nq, &auth_off);
@@ -62,13 +62,13 @@ size_t vc_build(uint8_t *buf, size_t cap, uint16_t from, uint64_t view, uint64_t
     return len;
 }
 
-size_t vc_bare(uint16_t from, uint64_t view)
+size_t view_change_bare(uint16_t from, uint64_t view)
 {
-    const struct wire_vc_entry cp = { .seq = 0, .view = 0, .digest = { 0 } };
-    return vc_build(g_msg, sizeof g_msg, from, view, 0, &cp, 1, NULL, 0, NULL, 0);
+    const struct wire_view_change_entry cp = { .seq = 0, .view = 0, .digest = { 0 } };
+    return view_change_build(g_msg, sizeof g_msg, from, view, 0, &cp, 1, NULL, 0, NULL, 0);
 }
 
-void vc_resign(uint16_t from, uint8_t *msg, size_t len)
+void view_change_resign(uint16_t from, uint8_t *msg, size_t len)
 {
     struct wire_header h;
     wire_header_read(msg, &h);

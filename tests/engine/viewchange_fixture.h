@@ -8,8 +8,8 @@
  * are declared here so test_viewchange.c's main() runs every test in one
  * cmocka group. Test code: globals are fine here.
  */
-#ifndef BFTKV_TESTS_VC_FIXTURE_H
-#define BFTKV_TESTS_VC_FIXTURE_H
+#ifndef BFTKV_TESTS_VIEWCHANGE_FIXTURE_H
+#define BFTKV_TESTS_VIEWCHANGE_FIXTURE_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,13 +34,13 @@ void put(uint16_t client, uint64_t ts, const char *key, uint16_t to);
 void view_is(uint16_t i, uint64_t v, bool changing);
 
 /* Build and sign (with replica `from`'s key) a VIEW-CHANGE; returns its size. */
-size_t vc_build(uint8_t *buf, size_t cap, uint16_t from, uint64_t view, uint64_t h, const struct wire_vc_entry *cp,
-                uint16_t ncp, const struct wire_vc_entry *p, uint16_t np, const struct wire_vc_entry *q, uint16_t nq);
+size_t view_change_build(uint8_t *buf, size_t cap, uint16_t from, uint64_t view, uint64_t h, const struct wire_view_change_entry *cp,
+                uint16_t ncp, const struct wire_view_change_entry *p, uint16_t np, const struct wire_view_change_entry *q, uint16_t nq);
 /* Into g_msg: replica `from`'s VIEW-CHANGE for `view` that holds only the
  * initial checkpoint (h = 0, no P, no Q), signed; returns its size. */
-size_t vc_bare(uint16_t from, uint64_t view);
+size_t view_change_bare(uint16_t from, uint64_t view);
 /* Re-sign a message in place with replica `from`'s key (after editing it). */
-void vc_resign(uint16_t from, uint8_t *msg, size_t len);
+void view_change_resign(uint16_t from, uint8_t *msg, size_t len);
 
 /* The selection rule on hand-made VIEW-CHANGEs, and the codec
  * (test_viewchange_select.c). */
