@@ -49,6 +49,9 @@
 /* A written value of at least this many bytes starts with its write id as 16 hex
  * digits (history.c). */
 #define BENCH_TOKEN_LEN 16u
+/* Shorter values are hash bytes of the write id: unique within a run from this
+ * many bytes on (a bijective hash word), below it a PUT may repeat a value. */
+#define BENCH_VALUE_UNIQUE_LEN 8u
 _Static_assert(BENCH_VALUE_SIZE_DEFAULT >= BENCH_TOKEN_LEN, "a default value names its write");
 #define BENCH_NO_RECORD UINT64_MAX
 

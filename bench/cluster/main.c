@@ -135,12 +135,11 @@ static int bench_usage(const char *msg)
             "--read-ratio GETs, --del-ratio DELs, the rest PUTs. Every PUT writes a fresh value of\n"
             "--value-size bytes (default 16); --value-size 0 is the 0/0 workload (empty values: once a key\n"
             "exists a PUT changes nothing), labelled so. --prefill: write every key of --keys once first\n"
-            "(not measured). --history FILE: every operation, one JSON\n"
-            "line each (docs/benchmarks.md); values then carry a write id (at least 16 bytes);\n"
-            "--final-read: then GET every key touched. --load-points 0.5,0.9: the closed-loop peak, then an\n"
-            "open loop at each fraction of it, all reported (<name>/peak, <name>/load50, ...). Handles use\n"
-            "client ids client-base..client-base+T-1, stats client-base+T. Exit 0 ok, 1 run failed,\n"
-            "2 usage/config.\n");
+            "(not measured). --history FILE: every operation, one JSON line each (docs/benchmarks.md);\n"
+            "values then carry a write id (at least 16 bytes); --final-read: then GET every key touched.\n"
+            "--load-points 0.5,0.9: the closed-loop peak, then an open loop at each fraction of it, all\n"
+            "reported (<name>/peak, <name>/load50, ...). Handles use client ids client-base..client-base+T-1,\n"
+            "stats client-base+T. Exit 0 ok, 1 run failed, 2 usage/config.\n");
     return 2;
 }
 
