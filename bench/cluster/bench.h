@@ -2,9 +2,10 @@
  * counters), the operation history and the before/after samples of the cluster
  * (CPU, datagrams). main.c parses the options and runs the phases; load.c drives
  * the load (closed and open loop); history.c records every operation, makes and
- * recognises the values, reads the touched keys at the end and writes the history
- * file; report.c loads the context, samples the replicas and the machine and writes
- * the table, JSON and CSV and the line saying what limited the run.
+ * recognises the values, runs the unmeasured passes over keys (--prefill before
+ * the load, --final-read after it) and writes the history file; report.c loads
+ * the context, samples the replicas and the machine and writes the table, JSON
+ * and CSV and the line saying what limited the run.
  */
 #ifndef BFTKV_BENCH_CLUSTER_BENCH_H
 #define BFTKV_BENCH_CLUSTER_BENCH_H
@@ -23,7 +24,7 @@
 #define BENCH_THREADS_MAX 64u
 #define BENCH_OPEN_SLOTS 4096u
 #define BENCH_OPEN_TICK_NS 200000ull /* open loop: submissions are released in bursts this far apart */
-#define BENCH_HISTORY_MAX (4u * 1024u * 1024u) /* operations of the load; final reads come on top */
+#define BENCH_HISTORY_MAX (4u * 1024u * 1024u) /* operations of the load; prefill and final reads come on top */
 #define BENCH_REPLICAS_MAX 64u
 #define BENCH_LOAD_POINTS_MAX 8u /* --load-points: fractions of the measured peak */
 #define BENCH_PHASES_MAX (1u + BENCH_LOAD_POINTS_MAX)
@@ -40,18 +41,29 @@
 #define BENCH_HANDLES_DEFAULT 8u
 #define BENCH_CLIENTS_DEFAULT 512u
 
-/* A written value starts with its write id as 16 hex digits (history.c). */
+/* Bytes of each written value unless --value-size says otherwise: one write id
+ * (history.c), so every PUT writes a value no earlier PUT of the run wrote and
+ * the store really changes. --value-size 0 is the "0/0" workload: once a key
+ * exists, a PUT of an empty value over an empty value changes nothing. */
+#define BENCH_VALUE_SIZE_DEFAULT 16u
+/* A written value of at least this many bytes starts with its write id as 16 hex
+ * digits (history.c). */
 #define BENCH_TOKEN_LEN 16u
+/* Shorter values are hash bytes of the write id: unique within a run from this
+ * many bytes on (a bijective hash word), below it a PUT may repeat a value. */
+#define BENCH_VALUE_UNIQUE_LEN 8u
+_Static_assert(BENCH_VALUE_SIZE_DEFAULT >= BENCH_TOKEN_LEN, "a default value names its write");
 #define BENCH_NO_RECORD UINT64_MAX
 
 struct bench_handle;
+struct bench_pass;
 
 /* One request slot: a logical client with at most one request outstanding. */
 struct bench_slot {
     struct bench_handle *handle;
     uint32_t client;     /* the history's client id (a fresh one after an unknown outcome) */
     int op;
-    bool final;          /* a final read (--final-read) */
+    struct bench_pass *pass; /* the pass (history.c) it serves, or NULL: the load */
     atomic_bool busy;    /* submitted and not yet called back */
     uint64_t rng;
     uint64_t key_index;
@@ -84,6 +96,24 @@ enum bench_record_flag {
     BENCH_REC_FINAL = 1u << 2,    /* a --final-read GET */
     BENCH_REC_INVALID = 1u << 3,  /* a GET returned bytes that are no value of this run's
                                      format: value holds their FNV-1a digest */
+    BENCH_REC_PREFILL = 1u << 4,  /* a --prefill PUT */
+};
+
+/* An unmeasured pass over keys through the handles' free slots (history.c): each
+ * slot takes the next key when its previous request is called back, until every
+ * key was issued or the time bound passed. */
+struct bench_pass {
+    const char *name;           /* for messages: "prefill", "final read" */
+    int op;                     /* BFTKV_OP_PUT or BFTKV_OP_GET */
+    uint8_t record_flag;        /* BENCH_REC_PREFILL or BENCH_REC_FINAL */
+    uint32_t limit_s;           /* seconds to issue keys in (the last requests then have the client timeout) */
+    const uint64_t *keys;       /* the key indexes, or NULL: 0..count-1 */
+    uint64_t count;
+    atomic_uint_least64_t next; /* keys issued (and refused) so far */
+    atomic_uint active;         /* slots still serving the pass */
+    atomic_uint_least64_t failed; /* results other than ok and not_found, and refusals */
+    uint64_t start_ns, end_ns;
+    bool complete;              /* every key issued and every request called back */
 };
 
 /* One invoked operation (history.c). */
@@ -139,7 +169,7 @@ struct bench {
     uint64_t keys;
     size_t key_size, value_size;
     size_t value_len; /* bytes of each written value: value_size, at least BENCH_TOKEN_LEN with --history */
-    bool readonly, final_read;
+    bool readonly, final_read, prefill;
     uint64_t seed;
     double load_point[BENCH_LOAD_POINTS_MAX]; /* --load-points, in the order given */
     uint32_t load_points;
@@ -175,10 +205,10 @@ struct bench {
     atomic_bool history_full;
     atomic_uint next_client;          /* fresh history client ids */
     atomic_uint_least64_t *touched;   /* --final-read: bit per key index */
-    uint64_t *final_keys, final_count;
-    atomic_uint_least64_t final_next;
-    atomic_uint final_active;
-    uint64_t final_start_ns, final_end_ns;
+    uint64_t *final_keys;             /* the final read's keys (the touched ones) */
+
+    /* The passes over keys (history.c): --prefill before the load, --final-read after. */
+    struct bench_pass prefill_pass, final_pass;
 
     /* Results, one per phase. */
     struct bench_result phase[BENCH_PHASES_MAX];
@@ -190,6 +220,9 @@ uint64_t bench_now_ns(void);
 uint64_t bench_mix64(uint64_t x);
 uint64_t bench_fnv1a(const void *p, size_t n);
 void bench_key_format(const struct bench *b, uint64_t k, uint8_t *out);
+/* Set the slot's request: op on key index k; a PUT gets a fresh write id and
+ * the value carrying it. */
+void bench_slot_set(struct bench_slot *s, int op, uint64_t k);
 void bench_zipf_init(struct bench *b);
 int bench_handles_open(struct bench *b, const char *config_path);
 void bench_handles_close(struct bench *b);
@@ -212,14 +245,21 @@ bool bench_history_return(struct bench *b, const struct bench_slot *s, int statu
 /* The write id of a fresh PUT of handle h, and the value bytes carrying it. */
 uint64_t bench_write_id(struct bench *b, uint32_t h);
 void bench_value_fill(const struct bench *b, uint64_t id, uint8_t *out);
-/* A GET's callback in final-read mode: the slot's next final read, if any. */
-void bench_final_next(struct bench_slot *s);
-/* After the load drained: GET every key the run touched (--final-read). 0, or 1
- * when some keys could not be read within the time bound. */
-int bench_final_read(struct bench *b);
 int bench_history_write(struct bench *b);
 /* ok, fail or unknown: what a record's outcome means for a checker. */
 const char *bench_record_outcome(const struct bench_record *r);
+
+/* The callback of a slot serving a pass: count the result, then the slot's
+ * next key, or the slot leaves the pass. */
+void bench_pass_next(struct bench_slot *s, int status);
+/* --prefill, on freshly opened handles before the load: PUT every key once
+ * (not measured; recorded in the history as phase "prefill"). 0, also when the
+ * time bound cut it short (b->prefill_pass.complete says); 1 when a request
+ * was still outstanding at the end, so the slots cannot carry the load. */
+int bench_prefill(struct bench *b);
+/* --final-read, after the load drained: GET every key the run touched. 0, or 1
+ * when some keys could not be read within the time bound. */
+int bench_final_read(struct bench *b);
 
 /* report.c */
 /* The config and the replicas' PIDs; then, once the handles are counted, the

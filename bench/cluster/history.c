@@ -8,10 +8,14 @@
  * requests submitted as the window closed, late returns and final reads are all
  * recorded and marked. Every PUT writes a value that carries a write id unique to
  * the run (16 hex digits, then bytes derived from the id), so the value a GET
- * returns names the write it reads, or is recognisably no value of this run.
+ * returns names the write it reads, or is recognisably no value of this run; and
+ * without a history too, every PUT writes a value the key did not hold.
  *
- * --final-read: after the load has drained, one GET of every key the run touched,
- * through the same handles, recorded as phase "final".
+ * Two passes over keys run through the same handles and slots, unmeasured:
+ * --prefill, before the load, one PUT of every key (phase "prefill", so a checker
+ * that takes every key to start absent sees the writes the load's GETs read);
+ * --final-read, after the load has drained, one GET of every key the run touched
+ * (phase "final").
  */
 #include "bench.h"
 
@@ -20,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "common/assert.h"
 
 /* A write id: 20 bits of run tag (from the seed), 6 bits of handle, 38 bits of
  * that handle's write counter (starting at 1, so no id is 0). */
@@ -41,8 +47,11 @@ int bench_history_init(struct bench *b)
     if (b->value_len < BENCH_TOKEN_LEN) {
         b->value_len = BENCH_TOKEN_LEN; /* a value must name its write */
     }
-    b->history_load_cap = BENCH_HISTORY_MAX;
+    /* The prefill's records come first, the load's next, the final reads last. */
+    uint64_t prefills = b->prefill ? b->keys : 0;
     uint64_t finals = b->final_read ? (b->keys < BENCH_HISTORY_MAX ? b->keys : BENCH_HISTORY_MAX) : 0;
+    BFTKV_ASSERT(prefills <= BENCH_HISTORY_MAX); /* main.c refuses more keys: the final reads then fit too */
+    b->history_load_cap = prefills + BENCH_HISTORY_MAX;
     b->history_cap = b->history_load_cap + finals;
     b->history = calloc(b->history_cap, sizeof *b->history); /* pages are touched as records fill */
     if (b->history == NULL) {
@@ -83,8 +92,18 @@ static uint64_t bench_value_word(uint64_t id, size_t w)
 void bench_value_fill(const struct bench *b, uint64_t id, uint8_t *out)
 {
     size_t len = b->value_len;
+    if (len < BENCH_TOKEN_LEN) {
+        /* Too short to name the write (never with --history): bytes of a bijective
+         * hash of the id, so values of 8 bytes and more are still unique in the run
+         * and shorter ones collide with probability 256^-len. */
+        for (size_t i = 0; i < len; i += 8) {
+            uint64_t w = bench_value_word(id, i / 8);
+            memcpy(out + i, &w, len - i < 8 ? len - i : 8);
+        }
+        return;
+    }
     static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < len && i < BENCH_TOKEN_LEN; i++) {
+    for (size_t i = 0; i < BENCH_TOKEN_LEN; i++) {
         out[i] = (uint8_t)hex[(id >> (4u * (BENCH_TOKEN_LEN - 1u - i))) & 15u];
     }
     for (size_t i = BENCH_TOKEN_LEN; i < len; i += 8) {
@@ -123,7 +142,7 @@ static bool bench_value_id(const struct bench *b, const uint8_t *val, size_t vle
 
 bool bench_history_invoke(struct bench *b, struct bench_slot *s, uint64_t invoke_ns)
 {
-    uint64_t limit = s->final ? b->history_cap : b->history_load_cap;
+    uint64_t limit = s->pass == &b->final_pass ? b->history_cap : b->history_load_cap;
     uint64_t i = atomic_load(&b->history_used);
     do {
         if (i >= limit) {
@@ -143,7 +162,7 @@ bool bench_history_invoke(struct bench *b, struct bench_slot *s, uint64_t invoke
     r->client = s->client;
     r->status = 0;
     r->op = (uint8_t)s->op;
-    r->flags = s->final ? BENCH_REC_FINAL : 0;
+    r->flags = s->pass != NULL ? s->pass->record_flag : 0;
     s->record = i;
     return true;
 }
@@ -184,33 +203,99 @@ const char *bench_record_outcome(const struct bench_record *r)
     return "unknown"; /* a timeout or a cancelled request may still execute */
 }
 
-/* ---- Final reads ------------------------------------------------------------------------ */
+/* ---- Passes over keys: --prefill and --final-read ------------------------------------------- */
 
-static uint64_t bench_final_deadline(const struct bench *b)
+static uint64_t bench_pass_deadline(const struct bench_pass *p)
 {
-    return b->final_start_ns + (uint64_t)BENCH_FINAL_READ_S * 1000000000ull;
+    return p->start_ns + (uint64_t)p->limit_s * 1000000000ull;
 }
 
-void bench_final_next(struct bench_slot *s)
+void bench_pass_next(struct bench_slot *s, int status)
 {
-    struct bench *b = s->handle->bench;
-    for (;;) {
-        uint64_t i = atomic_fetch_add(&b->final_next, 1);
-        if (i >= b->final_count || bench_now_ns() > bench_final_deadline(b)) {
-            atomic_store(&s->busy, false);
-            atomic_fetch_sub(&b->final_active, 1);
-            return;
-        }
-        s->key_index = b->final_keys[i];
-        bench_key_format(b, s->key_index, s->key);
-        s->op = BFTKV_OP_GET;
-        s->write_id = 0;
-        s->start_ns = bench_now_ns();
-        if (bench_slot_submit(s) == 0) {
-            return;
-        }
-        /* Refused (recorded as such): try the next key. */
+    struct bench_pass *p = s->pass;
+    BFTKV_ASSERT(p != NULL);
+    if (status != 0 && status != BFTKV_E_NOT_FOUND) {
+        atomic_fetch_add(&p->failed, 1);
     }
+    for (;;) {
+        uint64_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->count || bench_now_ns() > bench_pass_deadline(p)) {
+            atomic_store(&s->busy, false);
+            atomic_fetch_sub(&p->active, 1);
+            return;
+        }
+        bench_slot_set(s, p->op, p->keys != NULL ? p->keys[i] : i);
+        s->start_ns = bench_now_ns();
+        int rc = bench_slot_submit(s);
+        if (rc == 0) {
+            return;
+        }
+        atomic_fetch_add(&p->failed, 1); /* refused (recorded as such): the next key */
+    }
+}
+
+/* Run pass p on every handle's free slots (at most one per lane) and wait for it:
+ * until every slot left it, bounded by its time limit plus the client timeout. */
+static void bench_pass_run(struct bench *b, struct bench_pass *p)
+{
+    atomic_store(&p->next, 0);
+    atomic_store(&p->active, 0);
+    atomic_store(&p->failed, 0);
+    p->start_ns = bench_now_ns();
+    for (uint32_t t = 0; t < b->threads; t++) {
+        struct bench_handle *h = &b->handle[t];
+        uint32_t started = 0;
+        for (uint32_t i = 0; i < h->nslots && started < h->lanes; i++) {
+            struct bench_slot *s = &h->slots[i];
+            if (atomic_load(&s->busy)) {
+                continue; /* still waiting for a result: not reused */
+            }
+            s->pass = p;
+            started++;
+            atomic_fetch_add(&p->active, 1);
+            bench_pass_next(s, 0);
+        }
+    }
+    uint64_t hard_end = bench_pass_deadline(p) + (uint64_t)b->cfg->client_timeout_ms * 1000000ull + 1000000000ull;
+    while (atomic_load(&p->active) > 0 && bench_now_ns() < hard_end) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    p->end_ns = bench_now_ns();
+    uint64_t issued = atomic_load(&p->next);
+    p->complete = issued >= p->count && atomic_load(&p->active) == 0;
+    if (!p->complete) {
+        fprintf(stderr, "bftkv-bench: %s: %" PRIu64 " of %" PRIu64 " keys issued within %u s\n", p->name,
+                issued < p->count ? issued : p->count, p->count, p->limit_s);
+    }
+}
+
+/* Seconds --prefill may take to issue its PUTs: 100k keys take 1-5 s on the
+ * 2-core machine (docs/benchmarks.md); a bigger --keys is cut short, said. */
+#define BENCH_PREFILL_S 120u
+
+int bench_prefill(struct bench *b)
+{
+    struct bench_pass *p = &b->prefill_pass;
+    *p = (struct bench_pass){.name = "prefill", .op = BFTKV_OP_PUT, .record_flag = BENCH_REC_PREFILL,
+                             .limit_s = BENCH_PREFILL_S, .keys = NULL, .count = b->keys};
+    fprintf(stderr, "bftkv-bench: prefill: writing each of the %" PRIu64 " keys once (not measured)\n", b->keys);
+    bench_pass_run(b, p);
+    uint64_t left = atomic_load(&p->active);
+    for (uint32_t t = 0; t < b->threads; t++) {
+        struct bench_handle *h = &b->handle[t];
+        for (uint32_t i = 0; i < h->nslots; i++) {
+            h->slots[i].pass = NULL; /* back to the load, as the same logical client */
+        }
+    }
+    double secs = (double)(p->end_ns - p->start_ns) / 1e9;
+    fprintf(stderr, "bftkv-bench: prefill: %" PRIu64 " keys in %.1f s, %" PRIu64 " failed or unknown\n",
+            atomic_load(&p->next) < p->count ? atomic_load(&p->next) : p->count, secs, atomic_load(&p->failed));
+    if (left > 0) {
+        fprintf(stderr, "bftkv-bench: prefill: %" PRIu64 " requests still outstanding: no load\n", left);
+        return 1;
+    }
+    return 0;
 }
 
 int bench_final_read(struct bench *b)
@@ -226,42 +311,17 @@ int bench_final_read(struct bench *b)
     if (b->final_keys == NULL) {
         return 1;
     }
-    b->final_count = 0;
+    uint64_t count = 0;
     for (uint64_t k = 0; k < b->keys; k++) {
         if (atomic_load(&b->touched[k / 64u]) & (1ull << (k % 64u))) {
-            b->final_keys[b->final_count++] = k;
+            b->final_keys[count++] = k;
         }
     }
-    atomic_store(&b->final_next, 0);
-    atomic_store(&b->final_active, 0);
-    b->final_start_ns = bench_now_ns();
-    for (uint32_t t = 0; t < b->threads; t++) {
-        struct bench_handle *h = &b->handle[t];
-        uint32_t started = 0;
-        for (uint32_t i = 0; i < h->nslots && started < h->lanes; i++) {
-            struct bench_slot *s = &h->slots[i];
-            if (atomic_load(&s->busy)) {
-                continue; /* still waiting for a result: not reused */
-            }
-            s->final = true;
-            started++;
-            atomic_fetch_add(&b->final_active, 1);
-            bench_final_next(s);
-        }
-    }
-    uint64_t hard_end = bench_final_deadline(b) + (uint64_t)b->cfg->client_timeout_ms * 1000000ull + 1000000000ull;
-    while (atomic_load(&b->final_active) > 0 && bench_now_ns() < hard_end) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    b->final_end_ns = bench_now_ns();
-    uint64_t issued = atomic_load(&b->final_next);
-    if (issued < b->final_count || atomic_load(&b->final_active) > 0) {
-        fprintf(stderr, "bftkv-bench: final read: %" PRIu64 " of %" PRIu64 " keys read within %u s\n",
-                issued < b->final_count ? issued : b->final_count, b->final_count, BENCH_FINAL_READ_S);
-        return 1;
-    }
-    return 0;
+    struct bench_pass *p = &b->final_pass;
+    *p = (struct bench_pass){.name = "final read", .op = BFTKV_OP_GET, .record_flag = BENCH_REC_FINAL,
+                             .limit_s = BENCH_FINAL_READ_S, .keys = b->final_keys, .count = count};
+    bench_pass_run(b, p);
+    return p->complete ? 0 : 1;
 }
 
 /* ---- The file ------------------------------------------------------------------------------ */
@@ -270,6 +330,9 @@ static const char *bench_record_phase(const struct bench *b, const struct bench_
 {
     if ((r->flags & BENCH_REC_FINAL) != 0) {
         return "final";
+    }
+    if ((r->flags & BENCH_REC_PREFILL) != 0) {
+        return "prefill";
     }
     if (ms == 0 || r->invoke_ns < ms) {
         return "warmup";
@@ -296,12 +359,14 @@ int bench_history_write(struct bench *b)
             "{\"bftkv_bench_history\":1,\"seed\":%" PRIu64 ",\"run_tag\":\"%05" PRIx64 "\",\"keys\":%" PRIu64
             ",\"key_size\":%zu,\"value_size\":%zu,\"read_ratio\":%.4f,\"del_ratio\":%.4f,\"mode\":\"%s\","
             "\"readonly\":%s,\"warmup_s\":%.3f,\"duration_s\":%.3f,\"window_start_ns\":%" PRIu64
-            ",\"window_end_ns\":%" PRIu64 ",\"final_read\":%s,\"ops\":%" PRIu64 ",\"load_stopped_early\":%s}\n",
+            ",\"window_end_ns\":%" PRIu64 ",\"prefill\":%s,\"final_read\":%s,\"ops\":%" PRIu64
+            ",\"load_stopped_early\":%s}\n",
             b->seed, b->run_tag, b->keys, b->key_size, b->value_len, b->read_ratio, b->del_ratio,
             b->rate > 0 ? "open" : "closed", b->readonly ? "true" : "false", b->warmup, b->duration, ms,
-            b->measure_end_ns, b->final_read ? "true" : "false", n, full ? "true" : "false");
+            b->measure_end_ns, b->prefill ? "true" : "false", b->final_read ? "true" : "false", n,
+            full ? "true" : "false");
     char key[BFTKV_KEY_MAX + 1];
-    uint64_t count[4] = {0}, ok = 0, fail = 0, unknown = 0, late = 0, invalid = 0;
+    uint64_t count[4] = {0}, ok = 0, fail = 0, unknown = 0, late = 0, invalid = 0, prefills = 0;
     for (uint64_t i = 0; i < n; i++) {
         const struct bench_record *r = &b->history[i];
         bench_key_format(b, r->key_index, (uint8_t *)key);
@@ -339,13 +404,15 @@ int bench_history_write(struct bench *b)
         unknown += outcome[0] == 'u';
         late += is_late;
         invalid += (r->flags & BENCH_REC_INVALID) != 0;
+        prefills += (r->flags & BENCH_REC_PREFILL) != 0;
     }
     fprintf(stderr,
             "bftkv-bench: history %s: %" PRIu64 " operations (%" PRIu64 " put, %" PRIu64 " get, %" PRIu64
-            " del; %" PRIu64 " final reads): ok %" PRIu64 ", fail %" PRIu64 ", unknown %" PRIu64 ", late %" PRIu64
-            "%s\n",
-            b->history_path, n, count[BFTKV_OP_PUT], count[BFTKV_OP_GET], count[BFTKV_OP_DEL], b->final_count, ok,
-            fail, unknown, late, full ? "; INCOMPLETE: the history filled up and the load stopped early" : "");
+            " del; %" PRIu64 " prefill writes, %" PRIu64 " final reads): ok %" PRIu64 ", fail %" PRIu64
+            ", unknown %" PRIu64 ", late %" PRIu64 "%s\n",
+            b->history_path, n, count[BFTKV_OP_PUT], count[BFTKV_OP_GET], count[BFTKV_OP_DEL], prefills,
+            b->final_pass.count, ok, fail, unknown, late,
+            full ? "; INCOMPLETE: the history filled up and the load stopped early" : "");
     if (invalid > 0) {
         fprintf(stderr, "bftkv-bench: history: %" PRIu64 " GETs returned a value this run did not write\n",
                 invalid);

@@ -99,21 +99,28 @@ void bench_key_format(const struct bench *b, uint64_t k, uint8_t *out)
     memcpy(out + len - copy, tmp + (size_t)n - copy, copy);
 }
 
+void bench_slot_set(struct bench_slot *s, int op, uint64_t k)
+{
+    struct bench *b = s->handle->bench;
+    s->key_index = k;
+    bench_key_format(b, k, s->key);
+    s->op = op;
+    s->write_id = 0;
+    if (op == BFTKV_OP_PUT) {
+        s->write_id = bench_write_id(b, s->handle->index);
+        bench_value_fill(b, s->write_id, s->value);
+    }
+}
+
 /* Fill the slot's next request: op (--read-ratio GETs, --del-ratio DELs, the rest
  * PUTs), key and, for a PUT, a value carrying a fresh write id. */
 static void bench_slot_prepare(struct bench_slot *s)
 {
     struct bench *b = s->handle->bench;
     uint64_t k = bench_key_pick(b, &s->rng);
-    s->key_index = k;
-    bench_key_format(b, k, s->key);
     double u = bench_rng_unit(&s->rng);
-    s->op = u < b->read_ratio ? BFTKV_OP_GET : u < b->read_ratio + b->del_ratio ? BFTKV_OP_DEL : BFTKV_OP_PUT;
-    s->write_id = 0;
-    if (s->op == BFTKV_OP_PUT) {
-        s->write_id = bench_write_id(b, s->handle->index);
-        bench_value_fill(b, s->write_id, s->value);
-    }
+    int op = u < b->read_ratio ? BFTKV_OP_GET : u < b->read_ratio + b->del_ratio ? BFTKV_OP_DEL : BFTKV_OP_PUT;
+    bench_slot_set(s, op, k);
 }
 
 static void bench_callback(void *arg, int status, const void *val, size_t vlen);
@@ -155,8 +162,8 @@ static void bench_callback(void *arg, int status, const void *val, size_t vlen)
          * the slot goes on as a new one, so every client's history stays sequential. */
         s->client = atomic_fetch_add(&b->next_client, 1);
     }
-    if (s->final) {
-        bench_final_next(s);
+    if (s->pass != NULL) { /* --prefill or --final-read: not measured */
+        bench_pass_next(s, status);
         return;
     }
     uint64_t measure_start = atomic_load(&b->measure_start_ns);

@@ -18,6 +18,13 @@
  * config allows it) before and after, plus the bench's own handle counters. The
  * last line says what limited the run (report.c).
  *
+ * Values: every PUT writes --value-size bytes (16 by default) that no earlier PUT
+ * of the run wrote (a write id, history.c), so each PUT changes the store;
+ * --value-size 0 is the "0/0" workload, labelled so in every output: once a key
+ * exists, an empty value over an empty value changes nothing. --prefill writes
+ * every key once before the warm-up (not measured), so GETs find values and PUTs
+ * overwrite rather than insert.
+ *
  * --load-points F1,F2,...: first the closed loop above (the "peak" phase), then
  * an open loop at each fraction Fi of the throughput that phase measured, each
  * with its own warm-up; every phase is reported (JSON: one "benchmarks" entry
@@ -74,6 +81,10 @@ static int bench_phases_run(struct bench *b, const char *handle_config)
     if (bench_handles_open(b, handle_config) != 0) {
         return 2;
     }
+    if (b->prefill && bench_prefill(b) != 0) {
+        bench_handles_close(b);
+        return 1;
+    }
     int run_rc = bench_run(b); /* 1: the final reads did not all finish */
     bench_lag_warn(b, b->load_points > 0 ? "peak" : "run");
     int rc = bench_phase_collect(b, b->load_points > 0 ? "/peak" : NULL, 0);
@@ -117,16 +128,18 @@ static int bench_usage(const char *msg)
             "         [--outstanding P] [--threads T] [--rate R] [--keys K] [--key-size B] [--value-size B]\n"
             "         [--read-ratio F] [--del-ratio F] [--readonly] [--zipf THETA] [--seed N]\n"
             "         [--format table|json|csv] [--out FILE] [--history FILE [--final-read]]\n"
-            "         [--client-base ID] [--label TEXT] [--load-points F,F...]\n"
+            "         [--client-base ID] [--label TEXT] [--load-points F,F...] [--prefill]\n"
             "Closed loop unless --rate (open loop, ops/s). Without --clients/--threads: every lane of the\n"
             "config's client ids busy (T = spare ids - 1, at most 8; C = T x client_lanes, at most 512).\n"
             "GETs are ordered unless --readonly (the read-only fast path; a client-side setting). Ops:\n"
-            "--read-ratio GETs, --del-ratio DELs, the rest PUTs. --history FILE: every operation, one JSON\n"
-            "line each (docs/benchmarks.md); values then carry a write id (at least 16 bytes);\n"
-            "--final-read: then GET every key touched. --load-points 0.5,0.9: the closed-loop peak, then an\n"
-            "open loop at each fraction of it, all reported (<name>/peak, <name>/load50, ...). Handles use\n"
-            "client ids client-base..client-base+T-1, stats client-base+T. Exit 0 ok, 1 run failed,\n"
-            "2 usage/config.\n");
+            "--read-ratio GETs, --del-ratio DELs, the rest PUTs. Every PUT writes a fresh value of\n"
+            "--value-size bytes (default 16); --value-size 0 is the 0/0 workload (empty values: once a key\n"
+            "exists a PUT changes nothing), labelled so. --prefill: write every key of --keys once first\n"
+            "(not measured). --history FILE: every operation, one JSON line each (docs/benchmarks.md);\n"
+            "values then carry a write id (at least 16 bytes); --final-read: then GET every key touched.\n"
+            "--load-points 0.5,0.9: the closed-loop peak, then an open loop at each fraction of it, all\n"
+            "reported (<name>/peak, <name>/load50, ...). Handles use client ids client-base..client-base+T-1,\n"
+            "stats client-base+T. Exit 0 ok, 1 run failed, 2 usage/config.\n");
     return 2;
 }
 
@@ -229,6 +242,7 @@ static const struct bench_opt bench_opts[] = {
     {"label", 'L', OPT_TEXT, BENCH_FIELD(label), 0, 0, NULL},
     {"final-read", 'F', OPT_FLAG, BENCH_FIELD(final_read), 0, 0, NULL},
     {"readonly", 'o', OPT_FLAG, BENCH_FIELD(readonly), 0, 0, NULL},
+    {"prefill", 'I', OPT_FLAG, BENCH_FIELD(prefill), 0, 0, NULL},
     OPT_NUM("duration", 'd', duration, 0.1, 3600, "--duration: 0.1..3600"),
     OPT_NUM("warmup", 'w', warmup, 0, 600, "--warmup: 0..600"),
     OPT_NUM("clients", 'C', clients, 1, 65536, "--clients: 1..65536"),
@@ -355,6 +369,9 @@ static int bench_options(struct bench *b, int argc, char **argv)
     if (b->history_path != NULL && b->load_points > 0) {
         return bench_usage("--history records one phase: not with --load-points");
     }
+    if (b->history_path != NULL && b->prefill && b->keys > BENCH_HISTORY_MAX) {
+        return bench_usage("--prefill with --history: at most 4194304 --keys");
+    }
     if (!seeded && getrandom(&b->seed, sizeof b->seed, 0) != (ssize_t)sizeof b->seed) {
         b->seed = bench_mix64(bench_now_ns() ^ ((uint64_t)getpid() << 32));
     }
@@ -370,6 +387,7 @@ int main(int argc, char **argv)
     b->outstanding = 1;
     b->keys = 100000;
     b->key_size = 16;
+    b->value_size = BENCH_VALUE_SIZE_DEFAULT;
     b->format = "table";
     int rc = bench_options(b, argc, argv);
     if (rc != 0) {

@@ -402,6 +402,29 @@ static void bench_result_fill(struct bench *b, struct hdr_histogram *all, struct
     }
 }
 
+/* What the PUTs wrote, for every output: fresh values, or the 0/0 workload that
+ * overstates what a store with data sees (docs/benchmarks.md). kind is the
+ * short form ("fresh", "short", "0/0"). */
+static const char *bench_values_label(const struct bench *b, const char **kind)
+{
+    if (b->value_len == 0) {
+        *kind = "0/0";
+        return "0/0: empty values, overwrites that change nothing once a key exists";
+    }
+    if (b->value_len < BENCH_VALUE_UNIQUE_LEN) {
+        *kind = "short";
+        return "short: hash bytes of a write id, a PUT may repeat its key's value (probability 256^-bytes)";
+    }
+    *kind = "fresh";
+    return "fresh: every PUT writes a value its key did not hold";
+}
+
+static double bench_prefill_s(const struct bench *b)
+{
+    const struct bench_pass *p = &b->prefill_pass;
+    return p->end_ns > p->start_ns ? (double)(p->end_ns - p->start_ns) / 1e9 : 0;
+}
+
 static void bench_write_table(struct bench *b, const struct bench_result *r, FILE *fp)
 {
     fprintf(fp, "%s\n", r->name);
@@ -411,6 +434,18 @@ static void bench_write_table(struct bench *b, const struct bench_result *r, FIL
     }
     fprintf(fp, "  %-22s %u replicas (f=%u), %u handles, %s loop%s\n", "cluster", b->cfg->n, b->cfg->f,
             b->threads, r->open ? "open" : "closed", offered);
+    const char *kind;
+    fprintf(fp, "  %-22s %zu-byte keys, %zu-byte values (%s)\n", "values", b->key_size, b->value_len,
+            bench_values_label(b, &kind));
+    if (b->prefill) {
+        const struct bench_pass *p = &b->prefill_pass;
+        fprintf(fp, "  %-22s %" PRIu64 " keys written once in %.1f s before the run (%" PRIu64
+                    " failed or unknown)%s\n",
+                "prefill", p->count, bench_prefill_s(b), atomic_load(&p->failed),
+                p->complete ? "" : "; INCOMPLETE: cut short by its time bound");
+    } else {
+        fprintf(fp, "  %-22s none: keys the run did not write yet are absent (--prefill)\n", "prefill");
+    }
     fprintf(fp, "  %-22s %.0f ops/s (%" PRIu64 " ops in %.2f s)\n", "throughput", r->tput, r->ops, r->measured_s);
     fprintf(fp, "  %-22s p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n", "latency (us)",
             (double)r->p50 / 1e3, (double)r->p90 / 1e3, (double)r->p99 / 1e3, (double)r->p999 / 1e3,
@@ -455,6 +490,16 @@ static void bench_write_json_context(struct bench *b, FILE *fp)
             b->clients, b->outstanding, b->threads, r->open ? "open" : "closed", r->rate, b->keys, b->key_size,
             b->value_len, b->read_ratio, b->zipf, r->measured_s, b->warmup);
     fprintf(fp, ",\n    \"seed\": %" PRIu64 ",\n    \"del_ratio\": %.4f", b->seed, b->del_ratio);
+    const char *kind;
+    const char *label = bench_values_label(b, &kind);
+    fprintf(fp, ",\n    \"values\": \"%s\",\n    \"workload\": \"%s\"", kind, label);
+    fprintf(fp, ",\n    \"prefill\": %s", b->prefill ? "true" : "false");
+    if (b->prefill) {
+        const struct bench_pass *p = &b->prefill_pass;
+        fprintf(fp, ",\n    \"prefill_keys\": %" PRIu64 ",\n    \"prefill_failed\": %" PRIu64
+                    ",\n    \"prefill_s\": %.3f,\n    \"prefill_complete\": %s",
+                p->count, atomic_load(&p->failed), bench_prefill_s(b), p->complete ? "true" : "false");
+    }
     if (b->history_path != NULL) {
         fprintf(fp, ",\n    \"history\": \"%s\",\n    \"final_read\": %s", b->history_path,
                 b->final_read ? "true" : "false");
@@ -535,17 +580,19 @@ static void bench_write_csv_header(FILE *fp)
 {
     fprintf(fp, "name,N,f,clients,outstanding,threads,mode,key_size,value_size,read_ratio,ops,seconds,ops_per_s,"
                 "mean_ns,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,errors,cpu_per_op_us,replica_cpu_per_op_us,"
-                "bench_cpu_per_op_us,datagrams_per_op\n");
+                "bench_cpu_per_op_us,datagrams_per_op,values,prefill\n");
 }
 
 static void bench_write_csv(struct bench *b, const struct bench_result *r, FILE *fp)
 {
+    const char *kind;
+    bench_values_label(b, &kind);
     fprintf(fp, "%s,%u,%u,%u,%u,%u,%s,%zu,%zu,%.4f,%" PRIu64 ",%.3f,%.1f,%.1f,%" PRId64 ",%" PRId64 ",%" PRId64
-                ",%" PRId64 ",%" PRId64 ",%" PRIu64 ",%.3f,%.3f,%.3f,%.3f\n",
+                ",%" PRId64 ",%" PRId64 ",%" PRIu64 ",%.3f,%.3f,%.3f,%.3f,%s,%s\n",
             r->name, b->cfg->n, b->cfg->f, b->clients, b->outstanding, b->threads, r->open ? "open" : "closed",
             b->key_size, b->value_len, b->read_ratio, r->ops, r->measured_s, r->tput, r->mean_ns, r->p50, r->p90,
             r->p99, r->p999, r->max, r->errors, r->cpu_per_op_us, r->replica_cpu_per_op_us, r->bench_cpu_per_op_us,
-            r->dgrams_per_op);
+            r->dgrams_per_op, kind, b->prefill ? "true" : "false");
 }
 
 int bench_phase_collect(struct bench *b, const char *suffix, double fraction)

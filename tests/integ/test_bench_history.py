@@ -13,7 +13,11 @@ key the load touched. Then:
   (default)   bftkv-lincheck accepts the history (exit 0);
   --mutate    one GET is made to return the value of a PUT on its key that was
               invoked only after the GET had returned (a read from the future),
-              and bftkv-lincheck must reject it (exit 1) naming that key.
+              and bftkv-lincheck must reject it (exit 1) naming that key;
+  --prefill   the bench writes every key once before the load (--prefill): the
+              history must hold exactly one "prefill" PUT per key, each returned
+              before the first operation of the load, the load's GETs must read
+              prefill values, and bftkv-lincheck accepts the whole history.
 """
 
 import json
@@ -25,6 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 from integ import BUILD, Cluster, check, log, run, run_test  # noqa: E402
 
 MUTATE = "--mutate" in sys.argv[1:]
+PREFILL = "--prefill" in sys.argv[1:]
+KEYS = 300
 
 
 def load_history(path):
@@ -37,7 +43,7 @@ def load_history(path):
 def check_history(head, ops):
     check(head["bftkv_bench_history"] == 1, "header version 1")
     check(isinstance(head["seed"], int), "header seed")
-    check(head["warmup_s"] == 0 and head["final_read"] is True, "header options")
+    check(head["warmup_s"] == 0 and head["final_read"] is True and head["prefill"] is PREFILL, "header options")
     check(head["ops"] == len(ops), f"header says {head['ops']} operations, the file has {len(ops)}")
     kinds = {"put": 0, "get": 0, "del": 0}
     outcomes = {"ok": 0, "fail": 0, "unknown": 0}
@@ -45,7 +51,8 @@ def check_history(head, ops):
     for o in ops:
         kinds[o["op"]] += 1
         outcomes[o["outcome"]] += 1
-        check(o["phase"] in ("measure", "after", "final"), f"phase {o['phase']} in a run without warm-up")
+        phases = ("prefill", "measure", "after", "final") if PREFILL else ("measure", "after", "final")
+        check(o["phase"] in phases, f"phase {o['phase']} in a run without warm-up")
         if o["op"] == "put":
             v = o["value"]
             check(len(v) == 16 and v.startswith(head["run_tag"]), f"put value {v} carries the run tag")
@@ -69,6 +76,26 @@ def check_history(head, ops):
     check({o["key"] for o in finals} == touched and len(finals) == len(touched),
           f"{len(finals)} final reads for {len(touched)} touched keys")
     check(all(o["op"] == "get" for o in finals), "final reads are GETs")
+    if PREFILL:
+        check_prefill(ops)
+
+
+def check_prefill(ops):
+    """One PUT of every key in phase prefill, all returned ok before the load's
+    first invocation; some GET of the load read a value the prefill wrote."""
+    pre = [o for o in ops if o["phase"] == "prefill"]
+    load = [o for o in ops if o["phase"] in ("measure", "after")]
+    keys = sorted(o["key"] for o in pre)
+    log(f"prefill: {len(pre)} writes of {len(set(keys))} keys")
+    check(all(o["op"] == "put" for o in pre), "prefill operations are PUTs")
+    check(len(keys) == KEYS and len(set(keys)) == KEYS, f"{len(pre)} prefill PUTs on {len(set(keys))} keys, want {KEYS}")
+    check(all(o["outcome"] == "ok" for o in pre), "every prefill PUT returned ok")
+    first = min(o["invoke_ns"] for o in load)
+    check(max(o["return_ns"] for o in pre) <= first, "the prefill ended before the load began")
+    prefilled = {o["value"] for o in pre}
+    read = [o for o in load if o["op"] == "get" and o["outcome"] == "ok" and o["value"] in prefilled]
+    log(f"load GETs that read a prefill value: {len(read)}")
+    check(read, "no GET of the load read a value the prefill wrote")
 
 
 def mutate(ops):
@@ -99,8 +126,8 @@ def body():
     tmp = tempfile.mkdtemp(prefix="bftkv-bench-history-")
     hist = os.path.join(tmp, "history.jsonl")
     r = run([bench, "--config", c.conf, "--cluster-dir", c.dir, "--duration", "2", "--warmup", "0",
-             "--final-read", "--del-ratio", "0.1", "--read-ratio", "0.4", "--keys", "300", "--history", hist],
-            timeout=60)
+             "--final-read", "--del-ratio", "0.1", "--read-ratio", "0.4", "--keys", str(KEYS), "--history", hist]
+            + (["--prefill"] if PREFILL else []), timeout=60)
     err = r.stderr.decode(errors="replace")
     for line in err.splitlines():
         log(f"  bench: {line}")

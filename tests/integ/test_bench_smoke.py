@@ -2,9 +2,12 @@
 """integ_bench_smoke: bftkv-bench for 2 s against a 4-replica cluster;
 its JSON must parse and carry, in Google Benchmark's layout, a benchmark with
 throughput (items_per_second > 0), p50/p99 latencies, CPU and datagrams per
-operation, and no errors. Then --load-points 0.5: one entry for the closed-loop
+operation, and no errors, and its context says the default workload: 16-byte
+fresh values, no prefill. Then --load-points 0.5: one entry for the closed-loop
 peak and one for the open loop at half of it, named <label>/peak and
-<label>/load50, the second offered half the first's throughput.
+<label>/load50, the second offered half the first's throughput. Then
+--value-size 0 --prefill: the context labels the run 0/0 and reports every key
+written once before it.
 """
 
 import json
@@ -37,6 +40,10 @@ def body():
     check(b["cpu_per_op_us"] is not None and b["cpu_per_op_us"] > 0, "cpu per op")
     check(b["datagrams_per_op"] is not None and b["datagrams_per_op"] > 0, "datagrams per op")
     check(b["errors"] == 0, f"{b['errors']} errors")
+    ctx = d["context"]
+    log(f"values {ctx['values']} ({ctx['workload']}), value_size {ctx['value_size']}, prefill {ctx['prefill']}")
+    check(ctx["value_size"] == 16 and ctx["values"] == "fresh", "default: 16-byte fresh values")
+    check(ctx["prefill"] is False, "default: no prefill")
 
     r = run([bench, "--config", c.conf, "--cluster-dir", c.dir, "--duration", "1", "--warmup", "0.3",
              "--clients", "16", "--load-points", "0.5", "--label", "smoke", "--format", "json", "--out", out],
@@ -52,6 +59,17 @@ def body():
     check(abs(half["offered_rate"] - peak["items_per_second"] / 2) <= 1, "load point offered half the peak")
     check(half["items_per_second"] > 0 and 0 < half["p50"] <= half["p99"], "load point measured")
     check(d["context"]["load_points"] == [0.5], "context load_points")
+
+    r = run([bench, "--config", c.conf, "--cluster-dir", c.dir, "--duration", "0.5", "--warmup", "0.2",
+             "--clients", "16", "--value-size", "0", "--prefill", "--keys", "2000", "--format", "json", "--out", out],
+            timeout=30)
+    check(r.returncode == 0, f"bftkv-bench --prefill exit {r.returncode}: {r.stderr.decode(errors='replace')}")
+    with open(out) as f:
+        ctx = json.load(f)["context"]
+    log(f"0/0 run: {ctx['workload']}; prefill {ctx['prefill_keys']} keys in {ctx['prefill_s']} s")
+    check(ctx["value_size"] == 0 and ctx["values"] == "0/0" and "change nothing" in ctx["workload"], "0/0 labelled")
+    check(ctx["prefill"] is True and ctx["prefill_keys"] == 2000, "prefill of every key")
+    check(ctx["prefill_complete"] is True and ctx["prefill_failed"] == 0, "prefill complete, nothing failed")
     os.unlink(out)
     os.rmdir(os.path.dirname(out))
     c.stop()
