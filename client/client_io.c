@@ -164,7 +164,8 @@ static void io_complete(struct bftkv_client *c, uint32_t n)
     pthread_mutex_lock(&c->mu);
     for (uint32_t i = 0; i < n; i++) {
         const struct pbft_completion *d = &c->done[i];
-        BFTKV_ASSERT(d->lane < c->lanes && c->lane_slot[d->lane] != CLIENT_NONE);
+        BFTKV_ASSERT(d->lane < c->lanes);
+        BFTKV_ASSERT(c->lane_slot[d->lane] != CLIENT_NONE);
         uint32_t idx = c->lane_slot[d->lane];
         c->lane_slot[d->lane] = CLIENT_NONE;
         c->in_flight--;
@@ -407,7 +408,8 @@ static uint32_t io_start_queued(struct bftkv_client *c, uint64_t now, struct cli
             io_finish(c, idx, lane, NULL, 0, calls, &k); /* validated already: should not happen */
             continue;
         }
-        BFTKV_ASSERT((uint32_t)lane < c->lanes && c->lane_slot[lane] == CLIENT_NONE);
+        BFTKV_ASSERT((uint32_t)lane < c->lanes);
+        BFTKV_ASSERT(c->lane_slot[lane] == CLIENT_NONE);
         s->state = SLOT_ACTIVE;
         s->lane = (uint16_t)lane;
         c->lane_slot[lane] = idx;

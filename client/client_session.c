@@ -353,7 +353,8 @@ int client_session_lease(struct client_lease *ls, const struct bftkv_config *cfg
         uint64_t f = session_lane_floor(ls->fds[ls->base + i]);
         ls->ts_floor = f > ls->ts_floor ? f : ls->ts_floor;
     }
-    BFTKV_ASSERT(ls->count >= 1 && ls->base + ls->count <= end);
+    BFTKV_ASSERT(ls->count >= 1);
+    BFTKV_ASSERT(ls->base + ls->count <= end);
     return 0;
 }
 

@@ -205,7 +205,8 @@ int bftkv_key_generate(const char *path, uint8_t seed[BFTKV_KEY_SEED_SIZE], char
                        "# Its public keys, for the config file: x25519=%s ed25519=%s\n"
                        "%s\n",
                        x, ed, hex);
-    BFTKV_ASSERT(len > 0 && (size_t)len < sizeof text);
+    BFTKV_ASSERT(len > 0);
+    BFTKV_ASSERT((size_t)len < sizeof text);
 
     /* fchmod: the umask may have cleared bits of 0600; the key must stay readable. */
     int rc = fchmod(fd, 0600) == 0 ? 0 : -errno;

@@ -271,7 +271,8 @@ bool hdr_record_corrected_value(struct hdr_histogram *h, int64_t value, int64_t 
         }
         int64_t n = (next - floor_value) / expected_interval + 1;
         int64_t smallest = next - (n - 1) * expected_interval;
-        BFTKV_ASSERT(n >= 1 && smallest >= floor_value);
+        BFTKV_ASSERT(n >= 1);
+        BFTKV_ASSERT(smallest >= floor_value);
         ok = hdr_record_slot(h, index, n, smallest, next) && ok;
         next = smallest - expected_interval;
     }
@@ -400,7 +401,9 @@ void hdr_foreach(const struct hdr_histogram *h, void (*fn)(void *arg, int64_t va
 
 int64_t hdr_add(struct hdr_histogram *dst, const struct hdr_histogram *src)
 {
-    BFTKV_ASSERT(dst != NULL && src != NULL && dst != src);
+    BFTKV_ASSERT(dst != NULL);
+    BFTKV_ASSERT(src != NULL);
+    BFTKV_ASSERT(dst != src);
     int64_t before = dst->overflow_count;
     bool first = true;
     /* Each slot is re-recorded at its highest equivalent value clamped to src's
@@ -514,7 +517,9 @@ static bool hdr_get_int64(struct hdr_reader *r, int64_t *out)
 
 int hdr_encode(const struct hdr_histogram *h, uint8_t *buf, size_t cap, size_t *len)
 {
-    BFTKV_ASSERT(h != NULL && len != NULL && (buf != NULL || cap == 0));
+    BFTKV_ASSERT(h != NULL);
+    BFTKV_ASSERT(len != NULL);
+    BFTKV_ASSERT((buf != NULL || cap == 0));
     struct hdr_writer w = {.buf = buf, .cap = cap, .pos = 0};
     for (size_t i = 0; i < sizeof hdr_magic; i++) {
         hdr_put_byte(&w, hdr_magic[i]);
@@ -590,7 +595,8 @@ static int hdr_decode_counts(struct hdr_reader *r, struct hdr_histogram *h, int6
 
 int hdr_decode(const uint8_t *buf, size_t len, struct hdr_histogram **out)
 {
-    BFTKV_ASSERT(out != NULL && (buf != NULL || len == 0));
+    BFTKV_ASSERT(out != NULL);
+    BFTKV_ASSERT((buf != NULL || len == 0));
     *out = NULL;
     struct hdr_reader r = {.buf = buf, .len = len, .pos = 0};
     if (len < sizeof hdr_magic + 1 || memcmp(buf, hdr_magic, sizeof hdr_magic) != 0) {
@@ -634,7 +640,9 @@ int hdr_decode(const uint8_t *buf, size_t len, struct hdr_histogram **out)
 
 int hdr_encode_base64(const struct hdr_histogram *h, char *buf, size_t cap, size_t *len)
 {
-    BFTKV_ASSERT(h != NULL && len != NULL && (buf != NULL || cap == 0));
+    BFTKV_ASSERT(h != NULL);
+    BFTKV_ASSERT(len != NULL);
+    BFTKV_ASSERT((buf != NULL || cap == 0));
     size_t bin_len;
     int rc = hdr_encode(h, NULL, 0, &bin_len);
     BFTKV_ASSERT(rc == BFTKV_E_BUF_TOO_SMALL);
@@ -649,7 +657,8 @@ int hdr_encode_base64(const struct hdr_histogram *h, char *buf, size_t cap, size
     }
     size_t written;
     rc = hdr_encode(h, bin, bin_len, &written);
-    BFTKV_ASSERT(rc == 0 && written == bin_len);
+    BFTKV_ASSERT(rc == 0);
+    BFTKV_ASSERT(written == bin_len);
     sodium_bin2base64(buf, cap, bin, bin_len, sodium_base64_VARIANT_ORIGINAL);
     free(bin);
     BFTKV_ASSERT(strlen(buf) == *len);
@@ -658,7 +667,8 @@ int hdr_encode_base64(const struct hdr_histogram *h, char *buf, size_t cap, size
 
 int hdr_decode_base64(const char *text, struct hdr_histogram **out)
 {
-    BFTKV_ASSERT(text != NULL && out != NULL);
+    BFTKV_ASSERT(text != NULL);
+    BFTKV_ASSERT(out != NULL);
     *out = NULL;
     size_t text_len = strlen(text);
     size_t bin_cap = text_len / 4 * 3 + 3;

@@ -121,7 +121,9 @@ int auth_init_replica(struct auth_ctx *a, uint16_t id, uint16_t n, const struct 
                       const struct auth_public *replicas, const struct auth_public *clients,
                       const bool *known, uint16_t nclients)
 {
-    BFTKV_ASSERT(a != NULL && self != NULL && replicas != NULL);
+    BFTKV_ASSERT(a != NULL);
+    BFTKV_ASSERT(self != NULL);
+    BFTKV_ASSERT(replicas != NULL);
     bool args_ok = id < n && nclients <= BFTKV_CLIENTS_MAX && (nclients == 0 || clients != NULL);
     int rc = ctx_replicas_init(a, false, id, n, self, replicas, args_ok);
     if (rc != 0) {
@@ -155,7 +157,9 @@ int auth_init_replica(struct auth_ctx *a, uint16_t id, uint16_t n, const struct 
 int auth_init_client(struct auth_ctx *a, uint16_t id, uint16_t n, const struct auth_keypair *self,
                      const struct auth_public *replicas)
 {
-    BFTKV_ASSERT(a != NULL && self != NULL && replicas != NULL);
+    BFTKV_ASSERT(a != NULL);
+    BFTKV_ASSERT(self != NULL);
+    BFTKV_ASSERT(replicas != NULL);
     return ctx_replicas_init(a, true, id, n, self, replicas, true);
 }
 
@@ -314,7 +318,8 @@ void auth_reply_fill(const struct auth_ctx *a, uint8_t *msg, size_t msg_len, siz
 {
     BFTKV_ASSERT(!a->is_client);
     BFTKV_ASSERT(auth_client_known(a, client)); /* replies go only to authenticated clients */
-    BFTKV_ASSERT(auth_off >= WIRE_HEADER_SIZE && auth_off + BFTKV_MAC_SIZE <= msg_len);
+    BFTKV_ASSERT(auth_off >= WIRE_HEADER_SIZE);
+    BFTKV_ASSERT(auth_off + BFTKV_MAC_SIZE <= msg_len);
     struct mac_input in;
     mac_input_of_encoded(&in, msg, auth_off);
     mac_compute(msg + auth_off, &in, a->client_keys[client]);
@@ -362,7 +367,8 @@ static struct memo_slot *memo_find(struct auth_sig_memo *memo, uint8_t key[BFTKV
 
 struct auth_sig_memo *auth_sig_memo_create(uint32_t entries)
 {
-    BFTKV_ASSERT(entries > 0 && entries <= (1u << 24));
+    BFTKV_ASSERT(entries > 0);
+    BFTKV_ASSERT(entries <= (1u << 24));
     uint32_t slots = 1;
     while (slots < entries)
         slots <<= 1;
@@ -391,7 +397,8 @@ void auth_sig_memo_destroy(struct auth_sig_memo *memo)
 void auth_sign(const struct auth_ctx *a, uint8_t *msg, size_t msg_len, size_t auth_off)
 {
     BFTKV_ASSERT(!a->is_client);
-    BFTKV_ASSERT(auth_off >= WIRE_HEADER_SIZE && auth_off + WIRE_SIG_SIZE <= msg_len);
+    BFTKV_ASSERT(auth_off >= WIRE_HEADER_SIZE);
+    BFTKV_ASSERT(auth_off + WIRE_SIG_SIZE <= msg_len);
     int rc = crypto_sign_detached(msg + auth_off, NULL, msg, auth_off, a->sign_sk);
     BFTKV_ASSERT(rc == 0);
 }

@@ -39,7 +39,8 @@ static struct replica_ckpt *ckpt_get(struct pbft_replica *r, uint64_t seq)
 static void ckpt_record(struct pbft_replica *r, struct replica_ckpt *c, uint16_t sender, const uint8_t *digest,
                         const uint8_t *msg, size_t len)
 {
-    BFTKV_ASSERT(len == r->ckpt_msg_len && sender < r->cfg.n);
+    BFTKV_ASSERT(len == r->ckpt_msg_len);
+    BFTKV_ASSERT(sender < r->cfg.n);
     c->bits |= 1ull << sender;
     memcpy(c->digest[sender], digest, BFTKV_DIGEST_SIZE);
     memcpy(c->msgs + (size_t)sender * r->ckpt_msg_len, msg, len);
@@ -47,7 +48,8 @@ static void ckpt_record(struct pbft_replica *r, struct replica_ckpt *c, uint16_t
 
 static void ckpt_make_stable(struct pbft_replica *r, struct replica_ckpt *c)
 {
-    BFTKV_ASSERT(c->seq <= r->last_executed && c->seq <= replica_high(r));
+    BFTKV_ASSERT(c->seq <= r->last_executed);
+    BFTKV_ASSERT(c->seq <= replica_high(r));
     c->stable = true;
     r->low = c->seq;
     r->stats.checkpoints_stable++;
@@ -128,7 +130,8 @@ void replica_checkpoint_take(struct pbft_replica *r, uint64_t seq, struct pbft_o
 void replica_checkpoint_adopt(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE],
                               const uint8_t *proof, uint64_t bits)
 {
-    BFTKV_ASSERT(seq > r->low && seq == r->last_executed);
+    BFTKV_ASSERT(seq > r->low);
+    BFTKV_ASSERT(seq == r->last_executed);
     uint8_t msg[CKPT_MSG_MAX];
     size_t len = ckpt_sign(r, seq, digest, msg);
 

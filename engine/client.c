@@ -97,7 +97,8 @@ int pbft_client_create(const struct pbft_client_config *cfg, const struct auth_c
     if ((cfg->bugs & PBFT_BUG_CLIENT_F_REPLIES) != 0) {
         c->need_ordered = cfg->f > 0 ? cfg->f : 1u; /* injected bug: one lying replica suffices */
     }
-    BFTKV_ASSERT(c->quorum >= c->need_ordered && c->quorum <= cfg->n);
+    BFTKV_ASSERT(c->quorum >= c->need_ordered);
+    BFTKV_ASSERT(c->quorum <= cfg->n);
     c->view = 0;
     c->last_timestamp = cfg->timestamp_base;
     for (size_t i = 0; i < lanes; i++) {
@@ -282,7 +283,8 @@ static void client_loss_sample(struct pbft_client *c, bool retransmitted)
 int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const void *key, size_t klen,
                        const void *value, size_t vlen, struct pbft_out *out)
 {
-    BFTKV_ASSERT(c != NULL && out != NULL);
+    BFTKV_ASSERT(c != NULL);
+    BFTKV_ASSERT(out != NULL);
     int rc = pbft_request_check(op, key, klen, value, vlen);
     if (rc != 0) {
         return rc;
@@ -372,7 +374,8 @@ static void lane_retransmit(struct pbft_client *c, uint16_t lane, uint64_t now_n
  * again. */
 static void lane_ask_full(struct pbft_client *c, struct client_lane *l, uint16_t lane, struct pbft_out *out)
 {
-    BFTKV_ASSERT(l->state == LANE_ORDERED && !l->full_asked);
+    BFTKV_ASSERT(l->state == LANE_ORDERED);
+    BFTKV_ASSERT(!l->full_asked);
     client_lane_reencode(c, l, lane, WIRE_REQ_FULL_ALL);
     if (!client_lane_send(c, l, true, out)) {
         return;
@@ -649,9 +652,12 @@ static uint32_t client_drain(struct pbft_client *c, struct pbft_completion *done
 uint32_t pbft_client_step(struct pbft_client *c, const struct pbft_event *ev, struct pbft_out *out,
                           struct pbft_completion *done, uint32_t done_cap)
 {
-    BFTKV_ASSERT(c != NULL && ev != NULL && out != NULL);
+    BFTKV_ASSERT(c != NULL);
+    BFTKV_ASSERT(ev != NULL);
+    BFTKV_ASSERT(out != NULL);
     BFTKV_ASSERT(done != NULL || done_cap == 0);
-    BFTKV_ASSERT(ev->decoded == NULL && !ev->authenticated); /* pbft.h: raw bytes only */
+    BFTKV_ASSERT(ev->decoded == NULL);
+    BFTKV_ASSERT(!ev->authenticated); /* pbft.h: raw bytes only */
     uint32_t k = client_drain(c, done, done_cap, 0);
     switch (ev->kind) {
     case PBFT_EV_RECEIVE:

@@ -127,7 +127,8 @@ void replica_reply_resend(struct pbft_replica *r, const struct wire_msg *m, stru
 {
     const struct wire_request *rq = &m->u.request;
     const struct replica_rc_entry *e = replica_rc_lookup(r, rq->client, rq->lane);
-    BFTKV_ASSERT(e->timestamp == rq->timestamp && e->timestamp != 0);
+    BFTKV_ASSERT(e->timestamp == rq->timestamp);
+    BFTKV_ASSERT(e->timestamp != 0);
     r->stats.requests_duplicate++;
     bool full = full_replier(r, rq->client, rq->lane, rq->timestamp, rq->rflags);
     if (!full || e->cached || e->op != WIRE_OP_GET || rq->op != WIRE_OP_GET) {
@@ -224,7 +225,8 @@ bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out)
             BFTKV_ASSERT(!r->exec_active);
             return true;
         }
-        BFTKV_ASSERT(s->has_pp && !s->executed);
+        BFTKV_ASSERT(s->has_pp);
+        BFTKV_ASSERT(!s->executed);
         if (!r->exec_active) {
             r->exec_active = true;
             r->exec_off = 0;
@@ -249,7 +251,8 @@ bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out)
             struct wire_msg m;
             size_t consumed = 0;
             int rc = wire_decode(bytes, len, &r->limits, &m, &consumed, NULL);
-            BFTKV_ASSERT(rc == 0 && m.h.type == WIRE_REQUEST);
+            BFTKV_ASSERT(rc == 0);
+            BFTKV_ASSERT(m.h.type == WIRE_REQUEST);
             const struct wire_request *rq = &m.u.request;
             bool full = full_replier(r, rq->client, rq->lane, rq->timestamp, rq->rflags);
             if (!room_for(out, reply_bound(full, rq->op)))

@@ -363,7 +363,8 @@ static void choices_mark(struct pbft_replica *r)
  * choice until the next view change. */
 static void view_install(struct pbft_replica *r, const struct replica_nv_result *res, struct pbft_out *out)
 {
-    BFTKV_ASSERT(!r->view_active && !r->exec_active);
+    BFTKV_ASSERT(!r->view_active);
+    BFTKV_ASSERT(!r->exec_active);
     checkpoint_adopt(r, res->h, res->h_digest);
     uint64_t top = res->h + res->nch;
     r->nv_h = res->h;
@@ -454,7 +455,8 @@ void replica_newview_answer(struct pbft_replica *r, uint16_t to, struct pbft_out
     struct wire_msg nv;
     size_t used = 0;
     int rc = wire_decode(r->nv_buf, r->nv_len, &r->limits, &nv, &used, NULL);
-    BFTKV_ASSERT(rc == 0 && nv.h.type == WIRE_NEW_VIEW);
+    BFTKV_ASSERT(rc == 0);
+    BFTKV_ASSERT(nv.h.type == WIRE_NEW_VIEW);
     for (uint32_t i = 0; i < nv.u.nv.nvc; i++) {
         uint16_t id;
         const uint8_t *d;
@@ -491,7 +493,8 @@ static bool nv_pending_decode(const struct pbft_replica *r, struct wire_msg *nv)
         return false;
     size_t used = 0;
     int rc = wire_decode(r->nv_buf, r->nv_len, &r->limits, nv, &used, NULL);
-    BFTKV_ASSERT(rc == 0 && nv->h.type == WIRE_NEW_VIEW); /* stored after decoding */
+    BFTKV_ASSERT(rc == 0);
+    BFTKV_ASSERT(nv->h.type == WIRE_NEW_VIEW); /* stored after decoding */
     return true;
 }
 
@@ -611,7 +614,8 @@ static bool propose_chosen(struct pbft_replica *r, struct replica_slot *s, const
     uint8_t *dst = pbft_out_tail(out, &cap);
     size_t len = wire_encode_preprepare(dst, cap, r->cfg.group, r->cfg.id, r->cfg.n, r->view, s->seq, entries, elen,
                                         count, &auth_off);
-    BFTKV_ASSERT(len > 0 && len <= r->pp_cap); /* room checked by the caller */
+    BFTKV_ASSERT(len > 0);
+    BFTKV_ASSERT(len <= r->pp_cap); /* room checked by the caller */
     auth_authenticator_fill(r->auth, dst, len, auth_off);
     memcpy(s->pp, dst, len);
     slot_pp_bind(s, (uint32_t)len);

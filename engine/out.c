@@ -59,7 +59,8 @@ uint8_t *pbft_out_tail(struct pbft_out *o, size_t *cap)
 
 void pbft_out_commit(struct pbft_out *o, uint8_t dest_kind, uint16_t dest_id, size_t len)
 {
-    BFTKV_ASSERT(len > 0 && len <= o->cap - o->used);
+    BFTKV_ASSERT(len > 0);
+    BFTKV_ASSERT(len <= o->cap - o->used);
     BFTKV_ASSERT(o->nmsgs < o->msgs_cap);
     struct pbft_out_msg *m = &o->msgs[o->nmsgs++];
     m->dest_kind = dest_kind;

@@ -73,7 +73,8 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
     replica_slot_release(r, s); /* an earlier view's batch there (view change) */
     size_t len = wire_encode_preprepare(dst, cap, r->cfg.group, r->cfg.id, r->cfg.n, r->view, seq, entries, used,
                                         count, &auth_off);
-    BFTKV_ASSERT(len > 0 && len <= r->pp_cap);
+    BFTKV_ASSERT(len > 0);
+    BFTKV_ASSERT(len <= r->pp_cap);
     auth_authenticator_fill(r->auth, dst, len, auth_off);
     memcpy(s->pp, dst, len);
     s->pp_len = (uint32_t)len;
@@ -82,7 +83,8 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
 
     wire_preprepare_view(&s->pp_msg, s->pp, len);
     BFTKV_ASSERT(s->pp_msg.auth == s->pp + auth_off);
-    BFTKV_ASSERT(s->pp_msg.u.batch.count == count && s->pp_msg.u.batch.entries_len == used);
+    BFTKV_ASSERT(s->pp_msg.u.batch.count == count);
+    BFTKV_ASSERT(s->pp_msg.u.batch.entries_len == used);
     memcpy(s->digest, s->pp_msg.u.batch.digest, BFTKV_DIGEST_SIZE);
     s->view = r->view;
     s->count = count;

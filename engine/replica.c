@@ -380,7 +380,8 @@ static void replica_receive(struct pbft_replica *r, const struct pbft_event *ev,
         /* The caller's contract (pbft.h): wire_decode accepted it with our limits. */
         BFTKV_ASSERT(d->raw != NULL);
         BFTKV_ASSERT(d->h.group == r->cfg.group);
-        BFTKV_ASSERT(d->h.type >= WIRE_REQUEST && d->h.type <= WIRE_TYPE_MAX);
+        BFTKV_ASSERT(d->h.type >= WIRE_REQUEST);
+        BFTKV_ASSERT(d->h.type <= WIRE_TYPE_MAX);
         BFTKV_ASSERT(d->raw_len == WIRE_HEADER_SIZE + (size_t)d->h.body_len + d->h.auth_len);
         replica_dispatch(r, d, ev->authenticated, out);
         return;
@@ -462,7 +463,9 @@ static void step_finish(struct pbft_replica *r)
 
 void pbft_replica_step(struct pbft_replica *r, const struct pbft_event *ev, struct pbft_out *out)
 {
-    BFTKV_ASSERT(r != NULL && ev != NULL && out != NULL);
+    BFTKV_ASSERT(r != NULL);
+    BFTKV_ASSERT(ev != NULL);
+    BFTKV_ASSERT(out != NULL);
     BFTKV_ASSERT(!r->resume_needed); /* pbft.h: resume until more is false first */
     if (ev->now_ns > r->now_ns)
         r->now_ns = ev->now_ns;
@@ -480,7 +483,8 @@ void pbft_replica_step(struct pbft_replica *r, const struct pbft_event *ev, stru
 
 void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_out *out)
 {
-    BFTKV_ASSERT(r != NULL && out != NULL);
+    BFTKV_ASSERT(r != NULL);
+    BFTKV_ASSERT(out != NULL);
     if (now_ns > r->now_ns)
         r->now_ns = now_ns;
     r->resume_needed = false;

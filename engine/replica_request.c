@@ -297,7 +297,8 @@ static void pool_check(const struct pbft_replica *r)
 static void pool_kill(struct pbft_replica *r, uint32_t idx)
 {
     struct replica_pool_entry *e = &r->pool[idx];
-    BFTKV_ASSERT(e->live && e->refs == 0);
+    BFTKV_ASSERT(e->live);
+    BFTKV_ASSERT(e->refs == 0);
     unpinned_unlink(r, idx);
     uint32_t c = pool_chunks_of(e->len), last = e->chunk;
     for (uint32_t k = 1; k < c; k++)
@@ -363,7 +364,8 @@ static uint32_t pool_store(struct pbft_replica *r, const struct wire_msg *m, con
 {
     uint32_t len = (uint32_t)m->raw_len, need = pool_chunks_of(len);
     /* Large (above BFTKV_INLINE_REQUEST_MAX) and decoded (at most REPLICA_REQUEST_MAX). */
-    BFTKV_ASSERT(len >= REPLICA_LARGE_REQUEST_MIN && need <= REPLICA_POOL_REQUEST_CHUNKS);
+    BFTKV_ASSERT(len >= REPLICA_LARGE_REQUEST_MIN);
+    BFTKV_ASSERT(need <= REPLICA_POOL_REQUEST_CHUNKS);
     if (r->pool_chunks_free < need && !pool_evict(r, need, wanted))
         return POOL_NONE;
     uint32_t idx = r->pool_free;
@@ -407,13 +409,15 @@ uint32_t replica_pool_next(const struct pbft_replica *r, uint32_t idx)
 
 uint32_t replica_pool_entry_chunks(const struct pbft_replica *r, uint32_t idx)
 {
-    BFTKV_ASSERT(idx < r->pool_cap && r->pool[idx].live);
+    BFTKV_ASSERT(idx < r->pool_cap);
+    BFTKV_ASSERT(r->pool[idx].live);
     return pool_chunks_of(r->pool[idx].len);
 }
 
 const uint8_t *replica_pool_bytes(struct pbft_replica *r, uint32_t idx)
 {
-    BFTKV_ASSERT(idx < r->pool_cap && r->pool[idx].live);
+    BFTKV_ASSERT(idx < r->pool_cap);
+    BFTKV_ASSERT(r->pool[idx].live);
     const struct replica_pool_entry *e = &r->pool[idx];
     uint32_t c = pool_chunks_of(e->len), k = e->chunk;
     bool contiguous = true;
@@ -451,7 +455,9 @@ static void pool_pin(struct pbft_replica *r, uint32_t idx)
 static void pool_unpin(struct pbft_replica *r, uint32_t idx)
 {
     struct replica_pool_entry *e = &r->pool[idx];
-    BFTKV_ASSERT(idx < r->pool_cap && e->live && e->refs > 0);
+    BFTKV_ASSERT(idx < r->pool_cap);
+    BFTKV_ASSERT(e->live);
+    BFTKV_ASSERT(e->refs > 0);
     if (--e->refs > 0)
         return;
     e->done = replica_rc_lookup(r, e->client, e->lane)->timestamp >= e->timestamp;
@@ -690,7 +696,8 @@ bool replica_pending_store(struct pbft_replica *r, const struct wire_msg *m)
 bool replica_pending_store_pooled(struct pbft_replica *r, uint32_t idx)
 {
     const struct replica_pool_entry *e = &r->pool[idx];
-    BFTKV_ASSERT(idx < r->pool_cap && e->live);
+    BFTKV_ASSERT(idx < r->pool_cap);
+    BFTKV_ASSERT(e->live);
     if (r->pool_pend_chunks + pool_chunks_of(e->len) > r->pool_queue_chunks)
         return false; /* at most Q chunks queued (replica_pool_create) */
     struct wire_request rq;

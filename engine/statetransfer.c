@@ -391,7 +391,8 @@ static void install(struct pbft_replica *r, const uint8_t actual[BFTKV_DIGEST_SI
 {
     struct replica_xfer *x = &r->xfer;
     uint64_t n = x->target.seq;
-    BFTKV_ASSERT(!r->exec_active && n > r->last_executed);
+    BFTKV_ASSERT(!r->exec_active);
+    BFTKV_ASSERT(n > r->last_executed);
     int rc = store_swap(r->store, x->staging);
     BFTKV_ASSERT(rc == 0); /* created alike */
     for (uint32_t i = 0; i < r->rc_entries; i++) {

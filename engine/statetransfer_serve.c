@@ -117,7 +117,8 @@ static void chunk_fill_store(const struct replica_snap *s, struct wire_state *st
         if (rc != 0) {
             /* The next record needs more room than is left; one always fits an
              * empty chunk (WIRE_STATE_DATA_MAX is one maximal record). */
-            BFTKV_ASSERT(rc == BFTKV_E_BUF_TOO_SMALL && used > 0);
+            BFTKV_ASSERT(rc == BFTKV_E_BUF_TOO_SMALL);
+            BFTKV_ASSERT(used > 0);
             break;
         }
         used += len;

@@ -174,7 +174,8 @@ static void slot_view_clear(struct pbft_replica *r, struct replica_slot *s)
 /* Leaving the active view: fold what it prepared and pre-prepared into P and Q. */
 static void view_leave(struct pbft_replica *r)
 {
-    BFTKV_ASSERT(r->view_active && !r->exec_active);
+    BFTKV_ASSERT(r->view_active);
+    BFTKV_ASSERT(!r->exec_active);
     for (uint64_t seq = r->low + 1u; seq <= replica_high(r); seq++) {
         struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL)
@@ -206,7 +207,9 @@ static void viewchange_store(struct pbft_replica *r, struct replica_view_change_
     wire_digest(x->digest, x->buf, len);
     size_t used = 0;
     int rc = wire_decode(x->buf, len, &r->limits, &x->msg, &used, NULL);
-    BFTKV_ASSERT(rc == 0 && used == len && x->msg.h.type == WIRE_VIEW_CHANGE);
+    BFTKV_ASSERT(rc == 0);
+    BFTKV_ASSERT(used == len);
+    BFTKV_ASSERT(x->msg.h.type == WIRE_VIEW_CHANGE);
     x->view = x->msg.h.view;
 }
 

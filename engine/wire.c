@@ -105,7 +105,8 @@ const char *wire_drop_name(enum wire_drop reason)
 
 uint16_t wire_auth_len(uint8_t type, uint16_t n)
 {
-    BFTKV_ASSERT(n >= 1 && n <= BFTKV_REPLICAS_MAX);
+    BFTKV_ASSERT(n >= 1);
+    BFTKV_ASSERT(n <= BFTKV_REPLICAS_MAX);
     switch (type) {
     case WIRE_REQUEST:
     case WIRE_PREPREPARE:
@@ -422,7 +423,8 @@ static enum wire_drop decode_message(const uint8_t *buf, size_t len, const struc
 int wire_decode(const uint8_t *buf, size_t len, const struct wire_limits *lim, struct wire_msg *msg,
                 size_t *consumed, struct wire_drop_counters *drops)
 {
-    BFTKV_ASSERT(lim->n >= 1 && lim->n <= BFTKV_REPLICAS_MAX);
+    BFTKV_ASSERT(lim->n >= 1);
+    BFTKV_ASSERT(lim->n <= BFTKV_REPLICAS_MAX);
     BFTKV_ASSERT(lim->clients_max <= BFTKV_CLIENTS_MAX);
     BFTKV_ASSERT(buf != NULL || len == 0);
     enum wire_drop why = decode_message(buf, len, lim, msg, consumed, false);
@@ -498,7 +500,8 @@ size_t wire_frame(uint8_t *buf, size_t cap, uint8_t type, uint16_t group, uint16
 size_t wire_encode_request(uint8_t *buf, size_t cap, uint16_t group, uint16_t n, uint64_t view_hint,
                            const struct wire_request *rq, size_t *auth_off)
 {
-    BFTKV_ASSERT(rq->klen >= 1 && rq->klen <= BFTKV_KEY_MAX);
+    BFTKV_ASSERT(rq->klen >= 1);
+    BFTKV_ASSERT(rq->klen <= BFTKV_KEY_MAX);
     BFTKV_ASSERT(rq->vlen <= BFTKV_VALUE_MAX);
     BFTKV_ASSERT(rq->op == WIRE_OP_PUT || rq->vlen == 0);
     size_t total = wire_frame(buf, cap, WIRE_REQUEST, group, rq->client, view_hint, rq->timestamp,

@@ -34,7 +34,8 @@ const char *admin_drop_name(enum admin_drop d)
 size_t admin_request_encode(uint8_t *buf, size_t cap, const struct auth_ctx *client, uint16_t group,
                             uint8_t command, uint64_t nonce)
 {
-    BFTKV_ASSERT(client != NULL && client->is_client);
+    BFTKV_ASSERT(client != NULL);
+    BFTKV_ASSERT(client->is_client);
     size_t auth_off = 0;
     size_t len = buf == NULL ? 0
                              : wire_frame(buf, cap, (uint8_t)WIRE_ADMIN, group, client->self, 0, nonce,
@@ -62,7 +63,8 @@ static bool admin_header_ok(const uint8_t *msg, size_t len, uint8_t type, uint16
 enum admin_drop admin_request_check(const struct auth_ctx *replica, uint16_t group, const uint8_t *msg,
                                     size_t len, struct admin_request *out)
 {
-    BFTKV_ASSERT(replica != NULL && !replica->is_client);
+    BFTKV_ASSERT(replica != NULL);
+    BFTKV_ASSERT(!replica->is_client);
     struct wire_header h;
     if (!admin_header_ok(msg, len, (uint8_t)WIRE_ADMIN, group, &h) || h.body_len != ADMIN_REQUEST_BODY
         || h.auth_len != (size_t)replica->n * BFTKV_MAC_SIZE || msg[WIRE_HEADER_SIZE] != ADMIN_CMD_STATS)
@@ -82,7 +84,9 @@ enum admin_drop admin_request_check(const struct auth_ctx *replica, uint16_t gro
 size_t admin_reply_encode(uint8_t *buf, size_t cap, const struct auth_ctx *replica, uint16_t group, uint64_t view,
                           const struct admin_request *rq, const char *json, size_t json_len)
 {
-    BFTKV_ASSERT(replica != NULL && !replica->is_client && rq != NULL);
+    BFTKV_ASSERT(replica != NULL);
+    BFTKV_ASSERT(!replica->is_client);
+    BFTKV_ASSERT(rq != NULL);
     if (buf == NULL || json_len > ADMIN_JSON_MAX)
         return 0;
     size_t len = wire_frame(buf, cap, (uint8_t)WIRE_ADMIN_REPLY, group, replica->self, view, rq->nonce, json_len,
@@ -97,7 +101,8 @@ size_t admin_reply_encode(uint8_t *buf, size_t cap, const struct auth_ctx *repli
 bool admin_reply_check(const struct auth_ctx *client, uint16_t group, const uint8_t *msg, size_t len,
                        uint16_t *sender, uint64_t *nonce, const uint8_t **json, size_t *json_len)
 {
-    BFTKV_ASSERT(client != NULL && client->is_client);
+    BFTKV_ASSERT(client != NULL);
+    BFTKV_ASSERT(client->is_client);
     struct wire_header h;
     if (!admin_header_ok(msg, len, (uint8_t)WIRE_ADMIN_REPLY, group, &h) || h.auth_len != BFTKV_MAC_SIZE
         || h.body_len > ADMIN_JSON_MAX || h.sender >= client->n)

@@ -280,7 +280,8 @@ enum wire_drop wire_catchup_decode_body(struct wire_msg *msg, const struct wire_
 
 int wire_rc_entry_next(const struct wire_state *st, uint32_t *off, struct wire_rc_entry *e)
 {
-    BFTKV_ASSERT(st->kind == WIRE_STATE_CHUNK && st->from.part == WIRE_PART_RCACHE);
+    BFTKV_ASSERT(st->kind == WIRE_STATE_CHUNK);
+    BFTKV_ASSERT(st->from.part == WIRE_PART_RCACHE);
     if (*off >= st->data_len)
         return 0;
     uint32_t size = 0;
@@ -320,8 +321,10 @@ size_t wire_encode_fetch(uint8_t *buf, size_t cap, uint16_t group, uint16_t send
                          uint64_t seq, const uint8_t digest[32], const struct wire_state_pos *pos, uint8_t count,
                          size_t *auth_off)
 {
-    BFTKV_ASSERT(seq > 0 && pos_data_valid(pos, BFTKV_STORE_SHARDS_MAX));
-    BFTKV_ASSERT(count >= 1 && count <= WIRE_FETCH_CHUNKS_MAX);
+    BFTKV_ASSERT(seq > 0);
+    BFTKV_ASSERT(pos_data_valid(pos, BFTKV_STORE_SHARDS_MAX));
+    BFTKV_ASSERT(count >= 1);
+    BFTKV_ASSERT(count <= WIRE_FETCH_CHUNKS_MAX);
     size_t len = frame(buf, cap, WIRE_FETCH, group, sender, n, view, seq, WIRE_FETCH_BODY, auth_off);
     if (len == 0)
         return 0;
@@ -360,8 +363,10 @@ uint8_t *wire_state_data_at(uint8_t *buf)
 size_t wire_encode_state(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint16_t n, uint64_t view,
                          uint64_t seq, const struct wire_state *st, size_t *auth_off)
 {
-    BFTKV_ASSERT(seq > 0 && st->data_len <= WIRE_STATE_DATA_MAX);
-    BFTKV_ASSERT(st->kind >= WIRE_STATE_CHUNK && st->kind <= WIRE_STATE_PROOF);
+    BFTKV_ASSERT(seq > 0);
+    BFTKV_ASSERT(st->data_len <= WIRE_STATE_DATA_MAX);
+    BFTKV_ASSERT(st->kind >= WIRE_STATE_CHUNK);
+    BFTKV_ASSERT(st->kind <= WIRE_STATE_PROOF);
     BFTKV_ASSERT((st->flags & ~WIRE_STATE_LAST) == 0);
     size_t len = frame(buf, cap, WIRE_STATE, group, sender, n, view, seq, WIRE_STATE_FIXED + st->data_len, auth_off);
     if (len == 0)

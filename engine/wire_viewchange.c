@@ -171,7 +171,8 @@ enum wire_drop wire_viewchange_decode_body(struct wire_msg *msg, const struct wi
 
 void wire_view_change_checkpoint(const struct wire_msg *m, uint32_t i, struct wire_view_change_entry *e)
 {
-    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE && i < m->u.view_change.ncp);
+    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE);
+    BFTKV_ASSERT(i < m->u.view_change.ncp);
     const uint8_t *p = m->u.view_change.cp + (size_t)i * WIRE_VIEW_CHANGE_CKPT_ENTRY;
     e->seq = le64_load(p + CE_OFF_SEQ);
     e->view = 0;
@@ -187,19 +188,22 @@ static void pq_entry(const uint8_t *p, struct wire_view_change_entry *e)
 
 void wire_view_change_prepared(const struct wire_msg *m, uint32_t i, struct wire_view_change_entry *e)
 {
-    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE && i < m->u.view_change.np);
+    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE);
+    BFTKV_ASSERT(i < m->u.view_change.np);
     pq_entry(m->u.view_change.p + (size_t)i * WIRE_VIEW_CHANGE_PQ_ENTRY, e);
 }
 
 void wire_view_change_preprepared(const struct wire_msg *m, uint32_t i, struct wire_view_change_entry *e)
 {
-    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE && i < m->u.view_change.nq);
+    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE);
+    BFTKV_ASSERT(i < m->u.view_change.nq);
     pq_entry(m->u.view_change.q + (size_t)i * WIRE_VIEW_CHANGE_PQ_ENTRY, e);
 }
 
 void wire_nv_view_change(const struct wire_msg *m, uint32_t i, uint16_t *replica, const uint8_t **digest)
 {
-    BFTKV_ASSERT(m->h.type == WIRE_NEW_VIEW && i < m->u.nv.nvc);
+    BFTKV_ASSERT(m->h.type == WIRE_NEW_VIEW);
+    BFTKV_ASSERT(i < m->u.nv.nvc);
     const uint8_t *p = m->u.nv.vcs + (size_t)i * WIRE_NV_VIEW_CHANGE_ENTRY;
     *replica = le16_load(p + NVE_OFF_REPLICA);
     *digest = p + NVE_OFF_DIGEST;
@@ -207,7 +211,8 @@ void wire_nv_view_change(const struct wire_msg *m, uint32_t i, uint16_t *replica
 
 void wire_nv_choice(const struct wire_msg *m, uint32_t i, const uint8_t **digest, uint8_t *xflags)
 {
-    BFTKV_ASSERT(m->h.type == WIRE_NEW_VIEW && i < m->u.nv.nch);
+    BFTKV_ASSERT(m->h.type == WIRE_NEW_VIEW);
+    BFTKV_ASSERT(i < m->u.nv.nch);
     const uint8_t *p = m->u.nv.choices + (size_t)i * WIRE_NV_CHOICE_ENTRY;
     *digest = p + NXE_OFF_DIGEST;
     *xflags = p[NXE_OFF_FLAGS];
@@ -240,8 +245,11 @@ size_t wire_encode_view_change(uint8_t *buf, size_t cap, uint16_t group, uint16_
                                const struct wire_view_change_entry *p, uint16_t np, const struct wire_view_change_entry *q,
                                uint16_t nq, size_t *auth_off)
 {
-    BFTKV_ASSERT(view > 0 && h <= UINT64_MAX - LMAX);
-    BFTKV_ASSERT(ncp <= LMAX + 1u && np <= LMAX && nq <= WIRE_VIEW_CHANGE_Q_PER_SEQ * LMAX);
+    BFTKV_ASSERT(view > 0);
+    BFTKV_ASSERT(h <= UINT64_MAX - LMAX);
+    BFTKV_ASSERT(ncp <= LMAX + 1u);
+    BFTKV_ASSERT(np <= LMAX);
+    BFTKV_ASSERT(nq <= WIRE_VIEW_CHANGE_Q_PER_SEQ * LMAX);
     uint64_t body = (uint64_t)WIRE_VIEW_CHANGE_FIXED + (uint64_t)ncp * WIRE_VIEW_CHANGE_CKPT_ENTRY
                     + ((uint64_t)np + nq) * WIRE_VIEW_CHANGE_PQ_ENTRY;
     size_t total = frame(buf, cap, WIRE_VIEW_CHANGE, group, sender, view, h, body, auth_off);
@@ -254,17 +262,23 @@ size_t wire_encode_view_change(uint8_t *buf, size_t cap, uint16_t group, uint16_
     le16_store(b + VIEW_CHANGE_OFF_PAD, 0);
     uint8_t *w = b + WIRE_VIEW_CHANGE_FIXED;
     for (uint32_t i = 0; i < ncp; i++) {
-        BFTKV_ASSERT(cp[i].seq >= h && cp[i].seq <= h + LMAX && (i == 0 || cp[i].seq > cp[i - 1u].seq));
+        BFTKV_ASSERT(cp[i].seq >= h);
+        BFTKV_ASSERT(cp[i].seq <= h + LMAX);
+        BFTKV_ASSERT((i == 0 || cp[i].seq > cp[i - 1u].seq));
         le64_store(w + CE_OFF_SEQ, cp[i].seq);
         memcpy(w + CE_OFF_DIGEST, cp[i].digest, BFTKV_DIGEST_SIZE);
         w += WIRE_VIEW_CHANGE_CKPT_ENTRY;
     }
     for (uint32_t i = 0; i < np; i++) {
-        BFTKV_ASSERT(p[i].seq > h && p[i].view < view && (i == 0 || p[i].seq > p[i - 1u].seq));
+        BFTKV_ASSERT(p[i].seq > h);
+        BFTKV_ASSERT(p[i].view < view);
+        BFTKV_ASSERT((i == 0 || p[i].seq > p[i - 1u].seq));
         w = pq_put(w, &p[i]);
     }
     for (uint32_t i = 0; i < nq; i++) {
-        BFTKV_ASSERT(q[i].seq > h && q[i].view < view && (i == 0 || q[i].seq >= q[i - 1u].seq));
+        BFTKV_ASSERT(q[i].seq > h);
+        BFTKV_ASSERT(q[i].view < view);
+        BFTKV_ASSERT((i == 0 || q[i].seq >= q[i - 1u].seq));
         w = pq_put(w, &q[i]);
     }
     BFTKV_ASSERT(w == b + body);
@@ -276,7 +290,11 @@ size_t wire_encode_new_view(uint8_t *buf, size_t cap, uint16_t group, uint16_t s
                             const uint8_t (*viewchange_digests)[32], uint16_t nvc, const uint8_t (*choices)[32],
                             const uint8_t *xflags, uint16_t nch, size_t *auth_off)
 {
-    BFTKV_ASSERT(view > 0 && h <= UINT64_MAX - LMAX && nvc >= 1 && nvc <= BFTKV_REPLICAS_MAX && nch <= LMAX);
+    BFTKV_ASSERT(view > 0);
+    BFTKV_ASSERT(h <= UINT64_MAX - LMAX);
+    BFTKV_ASSERT(nvc >= 1);
+    BFTKV_ASSERT(nvc <= BFTKV_REPLICAS_MAX);
+    BFTKV_ASSERT(nch <= LMAX);
     uint64_t body = (uint64_t)WIRE_NV_FIXED + (uint64_t)nvc * WIRE_NV_VIEW_CHANGE_ENTRY + (uint64_t)nch * WIRE_NV_CHOICE_ENTRY;
     size_t total = frame(buf, cap, WIRE_NEW_VIEW, group, sender, view, h, body, auth_off);
     if (total == 0)

@@ -254,7 +254,8 @@ static int net_udp_backend_open(struct net_udp *u, enum net_backend want)
 
 int net_udp_open(const struct net_udp_config *cfg, struct net_udp **out)
 {
-    BFTKV_ASSERT(cfg != NULL && out != NULL);
+    BFTKV_ASSERT(cfg != NULL);
+    BFTKV_ASSERT(out != NULL);
     *out = NULL;
     int rc = net_udp_config_check(cfg);
     if (rc != 0)
@@ -346,7 +347,8 @@ void net_udp_stats(const struct net_udp *u, struct net_udp_stats *out)
 
 void net_udp_tx_complete(struct net_udp *u, uint32_t idx, int res)
 {
-    BFTKV_ASSERT(idx < u->tx_count && u->tx_free_count < u->tx_count);
+    BFTKV_ASSERT(idx < u->tx_count);
+    BFTKV_ASSERT(u->tx_free_count < u->tx_count);
     struct net_udp_tx *t = &u->tx[idx];
     if (res >= 0 && (uint32_t)res == t->len) {
         net_udp_count(&u->stats.datagrams_sent, 1);

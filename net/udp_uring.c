@@ -245,7 +245,8 @@ static uint32_t net_udp_tx_reap(struct net_udp *u)
         seen++;
         if (cqe->user_data == LIBURING_UDATA_TIMEOUT)
             continue; /* liburing's own wait timeout on kernels without EXT_ARG */
-        BFTKV_ASSERT(cqe->user_data < u->tx_count && r->tx_inflight > 0);
+        BFTKV_ASSERT(cqe->user_data < u->tx_count);
+        BFTKV_ASSERT(r->tx_inflight > 0);
         net_udp_tx_complete(u, (uint32_t)cqe->user_data, cqe->res);
         r->tx_inflight--;
     }

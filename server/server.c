@@ -479,7 +479,8 @@ static void server_book_learn(struct server *s, const struct sockaddr_storage *s
     if (*from_replica != 0)
         return;
     const struct wire_request *rq = &m->u.request;
-    BFTKV_ASSERT(rq->client < s->cfg->clients && rq->lane < s->lanes); /* admissible */
+    BFTKV_ASSERT(rq->client < s->cfg->clients);
+    BFTKV_ASSERT(rq->lane < s->lanes); /* admissible */
     uint64_t *ts = &s->book_ts[(size_t)rq->client * s->lanes + rq->lane];
     if (rq->timestamp <= *ts)
         return;

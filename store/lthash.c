@@ -131,7 +131,8 @@ static void expand_evp(struct lthash *out, const uint8_t seed[LTHASH_SEED_SIZE])
     int rc = EVP_EncryptInit_ex2(ctx, NULL, seed, zero_iv, NULL);
     BFTKV_ASSERT(rc == 1);
     rc = EVP_EncryptUpdate(ctx, bytes, &len, lthash_zeros, (int)LTHASH_BYTES);
-    BFTKV_ASSERT(rc == 1 && len == (int)LTHASH_BYTES); /* CTR mode: no buffering */
+    BFTKV_ASSERT(rc == 1);
+    BFTKV_ASSERT(len == (int)LTHASH_BYTES); /* CTR mode: no buffering */
 }
 
 bool lthash_impl_available(enum lthash_impl impl)

@@ -148,7 +148,8 @@ static bool entry_matches(const struct slot *sl, uint64_t hash, const void *key,
 
 static struct table *table_new(uint64_t capacity)
 {
-    BFTKV_ASSERT(capacity >= STORE_SLOTS_MIN && (capacity & (capacity - 1)) == 0);
+    BFTKV_ASSERT(capacity >= STORE_SLOTS_MIN);
+    BFTKV_ASSERT((capacity & (capacity - 1)) == 0);
     struct table *t = store_aligned_alloc(sizeof *t);
     if (t == NULL) {
         return NULL;
@@ -232,7 +233,8 @@ static void slots_place(struct slot *slots, uint64_t mask, struct slot sl)
  * the hole unless its home position lies cyclically in (hole, slot]. */
 static void table_remove_at(struct table *t, uint64_t i)
 {
-    BFTKV_ASSERT(t->slots[i].e != NULL && t->count > 0);
+    BFTKV_ASSERT(t->slots[i].e != NULL);
+    BFTKV_ASSERT(t->count > 0);
     uint64_t hole = i;
     uint64_t j = i;
     for (;;) {
@@ -485,7 +487,8 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
         t->slots[i].e = e;
         lthash_sub_seed(&t->acc, old->seed);
     } else {
-        BFTKV_ASSERT(t->slots[i].e == NULL && !table_needs_room(t));
+        BFTKV_ASSERT(t->slots[i].e == NULL);
+        BFTKV_ASSERT(!table_needs_room(t));
         t->slots[i] = (struct slot){hash, e};
         t->count++;
     }
