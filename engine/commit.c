@@ -27,6 +27,7 @@ void replica_commit_recount(struct pbft_replica *r, struct replica_slot *s)
             match++;
     }
     s->commit_match = match;
+    BFTKV_ASSERT(s->commit_match <= r->cfg.n);
 }
 
 void replica_committed_check(struct pbft_replica *r, struct replica_slot *s)
@@ -38,6 +39,8 @@ void replica_committed_check(struct pbft_replica *r, struct replica_slot *s)
         need = r->quorum - 1u;
     if (s->commit_match >= need || (r->cfg.bugs & PBFT_BUG_EXECUTE_UNCOMMITTED))
         s->committed = true;
+    /* committed-local implies prepared, and a batch of this slot's digest. */
+    BFTKV_ASSERT(!s->committed || s->has_digest);
 }
 
 static bool ignore_commit(struct pbft_replica *r, const struct wire_msg *m)
@@ -60,7 +63,11 @@ void replica_commit_receive(struct pbft_replica *r, const struct wire_msg *m, st
 {
     if (ignore_commit(r, m))
         return;
+    BFTKV_ASSERT(m->h.type == WIRE_COMMIT);
+    BFTKV_ASSERT(m->h.sender < r->cfg.n);
+    BFTKV_ASSERT(m->h.sender != r->cfg.id);
     struct replica_slot *s = replica_slot_get(r, m->h.seq);
+    BFTKV_ASSERT(s->seq == m->h.seq);
     uint64_t bit = 1ull << m->h.sender;
     if (s->commit_bits & bit) {
         replica_repair_answer(r, s, m->h.sender, out); /* one per sender per (v, n) */
@@ -70,6 +77,7 @@ void replica_commit_receive(struct pbft_replica *r, const struct wire_msg *m, st
     memcpy(s->commit_digest[m->h.sender], m->u.batch.digest, BFTKV_DIGEST_SIZE);
     if (s->has_digest && replica_digest_counts(r, m->u.batch.digest, s->digest)) {
         s->commit_match++;
+        BFTKV_ASSERT(s->commit_match <= r->cfg.n);
         replica_committed_check(r, s);
     }
 }

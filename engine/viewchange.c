@@ -233,6 +233,8 @@ static void viewchange_shift(struct pbft_replica *r, uint64_t w)
             c->view = 0;
         if (x->len == 0)
             x->view = 0;
+        BFTKV_ASSERT(c->len == 0 || c->view == w);
+        BFTKV_ASSERT(x->len == 0 || x->view > w);
     }
 }
 
@@ -245,6 +247,7 @@ static uint16_t viewchange_count_moving(const struct pbft_replica *r)
             || (r->viewchange_next[i].len != 0 && r->viewchange_next[i].view > r->view))
             k++;
     }
+    BFTKV_ASSERT(k <= r->cfg.n);
     return k;
 }
 
@@ -256,6 +259,8 @@ static void viewchange_quorum_check(struct pbft_replica *r)
 {
     if (!r->view_active && r->viewchange_deadline_ns == 0 && viewchange_count_moving(r) >= r->quorum)
         r->viewchange_deadline_ns = r->now_ns + replica_viewchange_timeout(r);
+    /* A NEW-VIEW timer runs only while the view is being changed to. */
+    BFTKV_ASSERT(!r->view_active || r->viewchange_deadline_ns == 0);
 }
 
 /* ---- Own VIEW-CHANGE ------------------------------------------------------------------ */
@@ -271,6 +276,7 @@ static void entry_set(struct wire_view_change_entry *e, uint64_t seq, uint64_t v
  * memory, signed and kept in viewchange_cur[self] (TOCS 2002 §4.5.1). */
 static void viewchange_own_build(struct pbft_replica *r)
 {
+    BFTKV_ASSERT(!r->view_active); /* only a replica that left its view signs one */
     uint64_t h = r->low, top = replica_high(r);
     struct wire_view_change_entry *cp = r->viewchange_entries;
     uint16_t ncp = 0;
@@ -309,8 +315,10 @@ static void viewchange_own_build(struct pbft_replica *r)
     size_t len = wire_encode_view_change(x->buf, r->viewchange_cap, r->cfg.group, r->cfg.id, r->view, h, cp, ncp, p, np, q,
                                          nq, &auth_off);
     BFTKV_ASSERT(len > 0); /* viewchange_cap is the largest size */
+    BFTKV_ASSERT(ncp >= 1); /* C always holds the checkpoint at h */
     auth_sign(r->auth, x->buf, len, auth_off);
     viewchange_store(r, x, x->buf, len);
+    BFTKV_ASSERT(x->view == r->view);
 }
 
 static void viewchange_own_send(struct pbft_replica *r, struct pbft_out *out)
@@ -340,6 +348,9 @@ static void viewchange_begin(struct pbft_replica *r, uint64_t w)
     viewchange_shift(r, w);
     viewchange_own_build(r);
     r->viewchange_resend_ns = r->now_ns; /* the next tick sends it (viewchange_start at once) */
+    BFTKV_ASSERT(r->view == w);
+    BFTKV_ASSERT(!r->view_active);
+    BFTKV_ASSERT(r->viewchange_cur[r->cfg.id].len != 0);
 }
 
 void replica_viewchange_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out)
@@ -436,6 +447,7 @@ void replica_view_activate(struct pbft_replica *r)
     uint64_t top = r->nv_max > r->last_executed ? r->nv_max : r->last_executed;
     if (r->max_prepared > top)
         r->max_prepared = top;
+    BFTKV_ASSERT(r->max_prepared <= top);
 }
 
 /* Join the view change to v: the VIEW-CHANGE goes at the next tick. If v is
@@ -527,8 +539,11 @@ static bool ignore_view_change(struct pbft_replica *r, const struct wire_msg *m)
 
 void replica_view_change_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
 {
+    BFTKV_ASSERT(m->h.type == WIRE_VIEW_CHANGE);
     if (ignore_view_change(r, m))
         return;
+    BFTKV_ASSERT(m->h.view >= r->view);
+    BFTKV_ASSERT(m->h.sender < r->cfg.n);
     uint16_t from = m->h.sender;
     bool current = m->h.view == r->view;
     if (current && r->view_active) {
@@ -565,6 +580,7 @@ void replica_view_change_receive(struct pbft_replica *r, const struct wire_msg *
         if (!replica_msg_authentic(r, m))
             return;
         viewchange_store(r, x, m->raw, m->raw_len);
+        BFTKV_ASSERT(x->view == m->h.view);
     }
     if (!current) {
         if (!dup) {
