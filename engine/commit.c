@@ -67,17 +67,6 @@ void replica_commit_receive(struct pbft_replica *r, const struct wire_msg *m, st
     BFTKV_ASSERT(m->h.sender < r->cfg.n);
     BFTKV_ASSERT(m->h.sender != r->cfg.id);
     struct replica_slot *s = replica_slot_get(r, m->h.seq);
-    BFTKV_ASSERT(s->seq == m->h.seq);
-    uint64_t bit = 1ull << m->h.sender;
-    if (s->commit_bits & bit) {
-        replica_repair_answer(r, s, m->h.sender, out); /* one per sender per (v, n) */
-        return;
-    }
-    s->commit_bits |= bit;
-    memcpy(s->commit_digest[m->h.sender], m->u.batch.digest, BFTKV_DIGEST_SIZE);
-    if (s->has_digest && replica_digest_counts(r, m->u.batch.digest, s->digest)) {
-        s->commit_match++;
-        BFTKV_ASSERT(s->commit_match <= r->cfg.n);
+    if (replica_vote_record(r, s, m, &s->commit_bits, s->commit_digest, &s->commit_match, out))
         replica_committed_check(r, s);
-    }
 }

@@ -146,19 +146,27 @@ void replica_prepare_receive(struct pbft_replica *r, const struct wire_msg *m, s
     BFTKV_ASSERT(m->h.sender != r->cfg.id);
     BFTKV_ASSERT(m->h.sender != replica_primary_of(r, r->view));
     struct replica_slot *s = replica_slot_get(r, m->h.seq);
-    BFTKV_ASSERT(s->seq == m->h.seq);
-    uint64_t bit = 1ull << m->h.sender;
-    if (s->prep_bits & bit) {
-        replica_repair_answer(r, s, m->h.sender, out); /* one per sender per (v, n) */
-        return;
-    }
-    s->prep_bits |= bit;
-    memcpy(s->prep_digest[m->h.sender], m->u.batch.digest, BFTKV_DIGEST_SIZE);
-    if (s->has_digest && replica_digest_counts(r, m->u.batch.digest, s->digest)) {
-        s->prep_match++;
-        BFTKV_ASSERT(s->prep_match <= r->cfg.n);
+    if (replica_vote_record(r, s, m, &s->prep_bits, s->prep_digest, &s->prep_match, out))
         replica_prepared_check(r, s, out);
+}
+
+bool replica_vote_record(struct pbft_replica *r, struct replica_slot *s, const struct wire_msg *m, uint64_t *bits,
+                         uint8_t (*digests)[BFTKV_DIGEST_SIZE], uint16_t *match, struct pbft_out *out)
+{
+    BFTKV_ASSERT(s->seq == m->h.seq);
+    BFTKV_ASSERT(m->h.sender < r->cfg.n);
+    uint64_t bit = 1ull << m->h.sender;
+    if (*bits & bit) {
+        replica_repair_answer(r, s, m->h.sender, out); /* one per sender per (v, n) */
+        return false;
     }
+    *bits |= bit;
+    memcpy(digests[m->h.sender], m->u.batch.digest, BFTKV_DIGEST_SIZE);
+    if (!s->has_digest || !replica_digest_counts(r, m->u.batch.digest, s->digest))
+        return false;
+    (*match)++;
+    BFTKV_ASSERT(*match <= r->cfg.n);
+    return true;
 }
 
 void replica_votes_resume(struct pbft_replica *r, struct pbft_out *out)

@@ -502,6 +502,12 @@ void replica_committed_check(struct pbft_replica *r, struct replica_slot *s);
 /* Multicast PREPARE or COMMIT(v, n, D, i) (not with n = 1: nobody to tell). */
 void replica_vote_send(struct pbft_replica *r, uint8_t type, uint64_t seq, const uint8_t *digest,
                        struct pbft_out *out);
+/* Record the first PREPARE or COMMIT (m) of its sender for slot s in that
+ * phase's set (bits, digests, match): true when it is new and matches the slot's
+ * D, so the phase's certificate may now be complete. A second vote of the same
+ * sender is answered with ours (replica_repair_answer, status.c). */
+bool replica_vote_record(struct pbft_replica *r, struct replica_slot *s, const struct wire_msg *m, uint64_t *bits,
+                         uint8_t (*digests)[BFTKV_DIGEST_SIZE], uint16_t *match, struct pbft_out *out);
 /* Does a sender's digest count for D (PBFT_BUG_IGNORE_DIGEST counts any)? */
 bool replica_digest_counts(const struct pbft_replica *r, const uint8_t *d, const uint8_t *D);
 
