@@ -519,7 +519,8 @@ static int client_open_source(bool file, const char *src, size_t len, const char
     }
     struct bftkv_config *cfg = NULL;
     char err[BFTKV_CONFIG_ERR_MAX];
-    rc = file ? bftkv_config_load(src, &cfg, err, sizeof err) : bftkv_config_parse(src, len, name, &cfg, err, sizeof err);
+    rc = file ? bftkv_config_load(src, &cfg, err, sizeof err)
+              : bftkv_config_parse(src, len, name, &cfg, err, sizeof err);
     if (rc != 0) {
         CLIENT_ERR(&opt, "%s", err);
         return rc;

@@ -302,7 +302,8 @@ static int parse_address(struct config_parser *p, const char *s, struct bftkv_co
         hlen = (size_t)(colon - s);
     }
     if (hlen == 0 || hlen > BFTKV_CONFIG_HOST_MAX)
-        return config_fail(p, p->line, "bad address '%s' (host name empty or longer than %u)", s, BFTKV_CONFIG_HOST_MAX);
+        return config_fail(p, p->line, "bad address '%s' (host name empty or longer than %u)", s,
+                           BFTKV_CONFIG_HOST_MAX);
     memcpy(r->host, host, hlen);
     r->host[hlen] = '\0';
 

@@ -129,7 +129,8 @@ bool byz_bogus_view_change(struct byz *b, uint8_t kind, uint16_t id, const uint8
             }
         }
     }
-    if (b->mode == BYZ_BOGUS_VIEW_CHANGE && m.u.view_change.ncp > 0 && cp[m.u.view_change.ncp - 1].seq > 0 && prng_below(&b->rng, 2) == 0)
+    if (b->mode == BYZ_BOGUS_VIEW_CHANGE && m.u.view_change.ncp > 0 && cp[m.u.view_change.ncp - 1].seq > 0
+        && prng_below(&b->rng, 2) == 0)
         byz_random_digest(b, cp[m.u.view_change.ncp - 1].digest);
     /* Q's digests must stay distinct within a seq (the encoder asserts the
      * wire's rules): give up on a rewrite that breaks that. */

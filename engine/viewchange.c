@@ -67,10 +67,12 @@ bool replica_viewchange_create(struct pbft_replica *r)
      * 2n of them, 297 KB at n = 4. */
     r->viewchange_cap = (uint32_t)WIRE_VIEW_CHANGE_SIZE(l, k);
     BFTKV_ASSERT(r->viewchange_cap <= BFTKV_DATAGRAM_MAX);
-    bool ok = viewchange_msgs_alloc(&r->viewchange_cur, n, r->viewchange_cap) && viewchange_msgs_alloc(&r->viewchange_next, n, r->viewchange_cap);
+    bool ok = viewchange_msgs_alloc(&r->viewchange_cur, n, r->viewchange_cap)
+              && viewchange_msgs_alloc(&r->viewchange_next, n, r->viewchange_cap);
     r->viewchange_answer_ns = ok ? calloc(n, sizeof *r->viewchange_answer_ns) : NULL;
     /* Encoder scratch: C, P and Q of one VIEW-CHANGE, L/K + 1 + 3L entries. */
-    r->viewchange_entries = ok ? calloc(l / k + 1u + (1u + WIRE_VIEW_CHANGE_Q_PER_SEQ) * l, sizeof *r->viewchange_entries) : NULL;
+    r->viewchange_entries =
+        ok ? calloc(l / k + 1u + (1u + WIRE_VIEW_CHANGE_Q_PER_SEQ) * l, sizeof *r->viewchange_entries) : NULL;
     /* The NEW-VIEW of the current view: WIRE_NEW_VIEW_SIZE(L, n) bytes; the
      * selection's scratch: L choices and flags, n set entries and cursors. */
     r->nv_cap = (uint32_t)WIRE_NEW_VIEW_SIZE(l, n);
@@ -88,8 +90,8 @@ bool replica_viewchange_create(struct pbft_replica *r)
     r->watch = ok ? calloc(r->watch_cap, sizeof *r->watch) : NULL;
     r->watch_start_ns = ok ? calloc(r->rc_entries, sizeof *r->watch_start_ns) : NULL;
     ok = ok && replica_rejoin_create(r);
-    return ok && r->viewchange_answer_ns && r->viewchange_entries && r->nv_buf && r->nv_choice && r->nv_xflags && r->nv_set
-           && r->nv_pcur && r->nv_qcur && r->watch_ts && r->watch && r->watch_start_ns;
+    return ok && r->viewchange_answer_ns && r->viewchange_entries && r->nv_buf && r->nv_choice && r->nv_xflags
+           && r->nv_set && r->nv_pcur && r->nv_qcur && r->watch_ts && r->watch && r->watch_start_ns;
 }
 
 void replica_viewchange_destroy(struct pbft_replica *r)
@@ -312,8 +314,8 @@ static void viewchange_own_build(struct pbft_replica *r)
     }
     struct replica_view_change_msg *x = &r->viewchange_cur[r->cfg.id];
     size_t auth_off = 0;
-    size_t len = wire_encode_view_change(x->buf, r->viewchange_cap, r->cfg.group, r->cfg.id, r->view, h, cp, ncp, p, np, q,
-                                         nq, &auth_off);
+    size_t len = wire_encode_view_change(x->buf, r->viewchange_cap, r->cfg.group, r->cfg.id, r->view, h, cp, ncp, p, np,
+                                         q, nq, &auth_off);
     BFTKV_ASSERT(len > 0); /* viewchange_cap is the largest size */
     BFTKV_ASSERT(ncp >= 1); /* C always holds the checkpoint at h */
     auth_sign(r->auth, x->buf, len, auth_off);

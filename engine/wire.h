@@ -497,10 +497,10 @@ struct wire_view_change_entry {
 
 /* VIEW-CHANGE(view, h, C, P, Q) from arrays already in the wire's order (see the
  * layout above; the encoder asserts it). Signature area reserved at *auth_off. */
-size_t wire_encode_view_change(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view,
-                               uint64_t h, const struct wire_view_change_entry *cp, uint16_t ncp,
-                               const struct wire_view_change_entry *p, uint16_t np, const struct wire_view_change_entry *q,
-                               uint16_t nq, size_t *auth_off);
+size_t wire_encode_view_change(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view, uint64_t h,
+                               const struct wire_view_change_entry *cp, uint16_t ncp,
+                               const struct wire_view_change_entry *p, uint16_t np,
+                               const struct wire_view_change_entry *q, uint16_t nq, size_t *auth_off);
 /* NEW-VIEW(view, h*, checkpoint digest, V, X). viewchange_digests[i] names the
  * VIEW-CHANGE of replica viewchange_ids[i]; choices[i] is the batch for seq h*+1+i. */
 size_t wire_encode_new_view(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view, uint64_t h,

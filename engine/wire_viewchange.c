@@ -73,8 +73,10 @@ static enum wire_drop decode_view_change(struct wire_msg *m)
     const uint8_t *b = m->body;
     if (m->h.body_len < WIRE_VIEW_CHANGE_FIXED)
         return WIRE_DROP_BAD_LENGTH;
-    uint16_t ncp = le16_load(b + VIEW_CHANGE_OFF_NCP), np = le16_load(b + VIEW_CHANGE_OFF_NP), nq = le16_load(b + VIEW_CHANGE_OFF_NQ);
-    if (le16_load(b + VIEW_CHANGE_OFF_PAD) != 0 || ncp > LMAX + 1u || np > LMAX || nq > WIRE_VIEW_CHANGE_Q_PER_SEQ * LMAX)
+    uint16_t ncp = le16_load(b + VIEW_CHANGE_OFF_NCP), np = le16_load(b + VIEW_CHANGE_OFF_NP),
+             nq = le16_load(b + VIEW_CHANGE_OFF_NQ);
+    if (le16_load(b + VIEW_CHANGE_OFF_PAD) != 0 || ncp > LMAX + 1u || np > LMAX
+        || nq > WIRE_VIEW_CHANGE_Q_PER_SEQ * LMAX)
         return WIRE_DROP_BAD_FIELD;
     uint64_t want = (uint64_t)WIRE_VIEW_CHANGE_FIXED + (uint64_t)ncp * WIRE_VIEW_CHANGE_CKPT_ENTRY
                     + ((uint64_t)np + nq) * WIRE_VIEW_CHANGE_PQ_ENTRY;
@@ -95,7 +97,8 @@ static enum wire_drop decode_view_change(struct wire_msg *m)
         uint64_t seq = le64_load(m->u.view_change.cp + (size_t)i * WIRE_VIEW_CHANGE_CKPT_ENTRY + CE_OFF_SEQ);
         if (seq < h || seq > h + LMAX)
             return WIRE_DROP_BAD_FIELD;
-        if (i > 0 && seq <= le64_load(m->u.view_change.cp + (size_t)(i - 1u) * WIRE_VIEW_CHANGE_CKPT_ENTRY + CE_OFF_SEQ))
+        if (i > 0
+            && seq <= le64_load(m->u.view_change.cp + (size_t)(i - 1u) * WIRE_VIEW_CHANGE_CKPT_ENTRY + CE_OFF_SEQ))
             return WIRE_DROP_BAD_FIELD;
     }
     /* P: (h, h+LMAX], strictly increasing (one entry per seq), view < v. */
@@ -134,7 +137,8 @@ static enum wire_drop decode_new_view(struct wire_msg *m, const struct wire_limi
     uint16_t nvc = le16_load(b + NV_OFF_NVC), nch = le16_load(b + NV_OFF_NCH);
     if (le32_load(b + NV_OFF_PAD) != 0 || nvc == 0 || nvc > lim->n || nch > LMAX)
         return WIRE_DROP_BAD_FIELD;
-    uint64_t want = (uint64_t)WIRE_NV_FIXED + (uint64_t)nvc * WIRE_NV_VIEW_CHANGE_ENTRY + (uint64_t)nch * WIRE_NV_CHOICE_ENTRY;
+    uint64_t want =
+        (uint64_t)WIRE_NV_FIXED + (uint64_t)nvc * WIRE_NV_VIEW_CHANGE_ENTRY + (uint64_t)nch * WIRE_NV_CHOICE_ENTRY;
     if (want != m->h.body_len)
         return WIRE_DROP_BAD_LENGTH;
     if (m->h.view == 0 || m->h.seq > UINT64_MAX - LMAX)
@@ -240,10 +244,10 @@ static uint8_t *pq_put(uint8_t *p, const struct wire_view_change_entry *e)
     return p + WIRE_VIEW_CHANGE_PQ_ENTRY;
 }
 
-size_t wire_encode_view_change(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view,
-                               uint64_t h, const struct wire_view_change_entry *cp, uint16_t ncp,
-                               const struct wire_view_change_entry *p, uint16_t np, const struct wire_view_change_entry *q,
-                               uint16_t nq, size_t *auth_off)
+size_t wire_encode_view_change(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view, uint64_t h,
+                               const struct wire_view_change_entry *cp, uint16_t ncp,
+                               const struct wire_view_change_entry *p, uint16_t np,
+                               const struct wire_view_change_entry *q, uint16_t nq, size_t *auth_off)
 {
     BFTKV_ASSERT(view > 0);
     BFTKV_ASSERT(h <= UINT64_MAX - LMAX);
@@ -295,7 +299,8 @@ size_t wire_encode_new_view(uint8_t *buf, size_t cap, uint16_t group, uint16_t s
     BFTKV_ASSERT(nvc >= 1);
     BFTKV_ASSERT(nvc <= BFTKV_REPLICAS_MAX);
     BFTKV_ASSERT(nch <= LMAX);
-    uint64_t body = (uint64_t)WIRE_NV_FIXED + (uint64_t)nvc * WIRE_NV_VIEW_CHANGE_ENTRY + (uint64_t)nch * WIRE_NV_CHOICE_ENTRY;
+    uint64_t body =
+        (uint64_t)WIRE_NV_FIXED + (uint64_t)nvc * WIRE_NV_VIEW_CHANGE_ENTRY + (uint64_t)nch * WIRE_NV_CHOICE_ENTRY;
     size_t total = frame(buf, cap, WIRE_NEW_VIEW, group, sender, view, h, body, auth_off);
     if (total == 0)
         return 0;

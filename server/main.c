@@ -114,7 +114,8 @@ struct args {
 /* 0, 1 (--help printed), or EXIT_USAGE with a message. */
 static int args_parse(int argc, char **argv, struct args *a)
 {
-    enum { OPT_CONFIG = 1, OPT_ID, OPT_BYZ, OPT_SEED, OPT_LOG, OPT_BACKEND, OPT_HELP, OPT_INIT, OPT_INIT_ONLY, OPT_JOIN };
+    enum { OPT_CONFIG = 1, OPT_ID, OPT_BYZ, OPT_SEED, OPT_LOG, OPT_BACKEND, OPT_HELP, OPT_INIT, OPT_INIT_ONLY,
+           OPT_JOIN };
     static const struct option opts[] = {
         {"config", required_argument, NULL, OPT_CONFIG},   {"id", required_argument, NULL, OPT_ID},
         {"byzantine", required_argument, NULL, OPT_BYZ},   {"byzantine-seed", required_argument, NULL, OPT_SEED},

@@ -455,7 +455,8 @@ static void test_lying_server_detected(void **state)
  * the next server is asked. */
 static bool silent_server_1(struct rh_cluster *c, const struct rh_msg *m, void *arg)
 {
-    if (m->from == 1 && m->to == 3 && rh_msg_type(m) == WIRE_STATE && m->bytes[WIRE_HEADER_SIZE + 32] != WIRE_STATE_PROOF)
+    if (m->from == 1 && m->to == 3 && rh_msg_type(m) == WIRE_STATE
+        && m->bytes[WIRE_HEADER_SIZE + 32] != WIRE_STATE_PROOF)
         return true;
     return proofs_only_from_1(c, m, arg);
 }

@@ -6,13 +6,12 @@
  * null batch (B); two faulty primaries in a row (n = 7, f = 2); the wait for a
  * NEW-VIEW doubles per failure; a NEW-VIEW whose choice differs from the
  * recomputation is rejected; f+1 VIEW-CHANGEs make a replica join, one does
- * not; the timeout follows the waits the backups measure; a replica alone in view 1 after a partition heals is brought back by
- * the primary's step-down (n = 4 and 7), which a feigning replica can cause only
- * at a bounded rate; P survives two view changes and the injected PBFT_BUG_FORGET_P and
- * early-execution bugs are caught; and a random schedule with primary faults
- * that must keep agreement. The selection rule on hand-made VIEW-CHANGEs and the
- * codec's checks are in test_viewchange_select.c, the shared cluster in
- * viewchange_fixture.c; main() here runs all of them as one cmocka group.
+ * not; the timeout follows the waits the backups measure; a replica alone in view 1 after a partition heals is brought
+ * back by the primary's step-down (n = 4 and 7), which a feigning replica can cause only at a bounded rate; P survives
+ * two view changes and the injected PBFT_BUG_FORGET_P and early-execution bugs are caught; and a random schedule with
+ * primary faults that must keep agreement. The selection rule on hand-made VIEW-CHANGEs and the codec's checks are in
+ * test_viewchange_select.c, the shared cluster in viewchange_fixture.c; main() here runs all of them as one cmocka
+ * group.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -52,8 +52,9 @@ void view_is(uint16_t i, uint64_t v, bool changing)
 
 /* ---- Hand-built VIEW-CHANGEs (TOCS 2002 §4.4) ------------------------------------------ */
 
-size_t view_change_build(uint8_t *buf, size_t cap, uint16_t from, uint64_t view, uint64_t h, const struct wire_view_change_entry *cp,
-                uint16_t ncp, const struct wire_view_change_entry *p, uint16_t np, const struct wire_view_change_entry *q, uint16_t nq)
+size_t view_change_build(uint8_t *buf, size_t cap, uint16_t from, uint64_t view, uint64_t h,
+                         const struct wire_view_change_entry *cp, uint16_t ncp, const struct wire_view_change_entry *p,
+                         uint16_t np, const struct wire_view_change_entry *q, uint16_t nq)
 {
     size_t auth_off = 0;
     size_t len = wire_encode_view_change(buf, cap, C.group, from, view, h, cp, ncp, p, np, q, nq, &auth_off);

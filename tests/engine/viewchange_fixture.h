@@ -34,8 +34,9 @@ void put(uint16_t client, uint64_t ts, const char *key, uint16_t to);
 void view_is(uint16_t i, uint64_t v, bool changing);
 
 /* Build and sign (with replica `from`'s key) a VIEW-CHANGE; returns its size. */
-size_t view_change_build(uint8_t *buf, size_t cap, uint16_t from, uint64_t view, uint64_t h, const struct wire_view_change_entry *cp,
-                uint16_t ncp, const struct wire_view_change_entry *p, uint16_t np, const struct wire_view_change_entry *q, uint16_t nq);
+size_t view_change_build(uint8_t *buf, size_t cap, uint16_t from, uint64_t view, uint64_t h,
+                         const struct wire_view_change_entry *cp, uint16_t ncp, const struct wire_view_change_entry *p,
+                         uint16_t np, const struct wire_view_change_entry *q, uint16_t nq);
 /* Into g_msg: replica `from`'s VIEW-CHANGE for `view` that holds only the
  * initial checkpoint (h = 0, no P, no Q), signed; returns its size. */
 size_t view_change_bare(uint16_t from, uint64_t view);

@@ -192,7 +192,8 @@ static void accepted_check(const struct wire_msg *m, const uint8_t *buf, size_t 
     }
     case WIRE_VIEW_CHANGE: {
         struct wire_view_change_entry e;
-        size_t sets = (size_t)m->u.view_change.ncp * WIRE_VIEW_CHANGE_CKPT_ENTRY + ((size_t)m->u.view_change.np + m->u.view_change.nq) * WIRE_VIEW_CHANGE_PQ_ENTRY;
+        size_t sets = (size_t)m->u.view_change.ncp * WIRE_VIEW_CHANGE_CKPT_ENTRY
+                      + ((size_t)m->u.view_change.np + m->u.view_change.nq) * WIRE_VIEW_CHANGE_PQ_ENTRY;
         FUZZ_CHECK(inside(m->u.view_change.cp, sets, buf, consumed));
         for (uint32_t i = 0; i < m->u.view_change.ncp; i++) {
             wire_view_change_checkpoint(m, i, &e);

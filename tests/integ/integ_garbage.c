@@ -9,10 +9,9 @@
  * outside the allow-list, a forged PREPARE from another replica with a zero
  * authenticator, the valid request replayed byte for byte, an authenticated
  * stats request (engine/wire_admin.h) replayed, the valid request followed by junk in the
- * same datagram, and now and then a maximal datagram of junk. It only sends to the configured replica's address (127.0.0.1 in the
- * tests), paces itself so the kernel's socket buffer does not drop what the
- * replica should count, and stops after --count datagrams. The test script
- * checks the replica's stats before and after.
+ * same datagram, and now and then a maximal datagram of junk. It only sends to the configured replica's address
+ * (127.0.0.1 in the tests), paces itself so the kernel's socket buffer does not drop what the replica should count, and
+ * stops after --count datagrams. The test script checks the replica's stats before and after.
  *
  *   integ_garbage --config FILE --client C --replica I [--count N]
  *

@@ -10,9 +10,9 @@
  * invocation. Seeds are independent, so --jobs J (default: the online CPUs) forks
  * J workers that take every J-th seed and stream their results back through a
  * pipe; the parent consumes them strictly in seed order, so the output -- which
- * seeds fail, in which order, the totals -- is the same for any J. Exit codes: 0 every seed passed; 1 a safety violation; 2 a liveness
- * violation (and no safety violation), progress or rejoin (counted apart on the
- * summary line); 3 a usage or internal error. With
+ * seeds fail, in which order, the totals -- is the same for any J. Exit codes: 0 every seed passed; 1 a safety
+ * violation; 2 a liveness violation (and no safety violation), progress or rejoin (counted apart on the summary line);
+ * 3 a usage or internal error. With
  * --expect-violation the sense is inverted for safety: exit 0 as soon as a seed
  * violates safety, 1 if none of the seeds did (that is how the injected-bug
  * tests prove the checkers can fail).
@@ -683,10 +683,11 @@ int main(int argc, char **argv)
            " seeds) request_timeouts=%" PRIu64 " restarts=%" PRIu64 " (refusing %" PRIu64 ") no_state=%" PRIu64
            " links=%" PRIu64 " liveness_bound=%s%" PRIu64 "ms rejoin_bound=%s2xVC+%" PRIu64 "ms(max %" PRIu64
            "ms) rejoin_max_outside=%" PRIu64 "ms wall=%.2fs\n",
-           safety, liveness, rejoin_failures, unknown, viewchanges, viewchange_seeds, state_transfers, st_seeds, timeouts,
-           restart_seeds, refuse_seeds, no_state, link_seeds, o.check_liveness ? "" : "off:",
-           o.liveness_ns / 1000000u, o.check_liveness && o.check_rejoin ? "" : "off:", slack_ms,
-           rejoin_bound / 1000000u, rejoin_outside / 1000000u, wall);
+           safety, liveness, rejoin_failures, unknown, viewchanges, viewchange_seeds, state_transfers, st_seeds,
+           timeouts, restart_seeds, refuse_seeds, no_state, link_seeds,
+           o.check_liveness ? "" : "off:", o.liveness_ns / 1000000u,
+           o.check_liveness && o.check_rejoin ? "" : "off:", slack_ms, rejoin_bound / 1000000u,
+           rejoin_outside / 1000000u, wall);
     if (exit_code == 0) {
         if (expect)
             exit_code = found ? 0 : EXIT_SAFETY;

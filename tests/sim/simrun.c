@@ -153,7 +153,9 @@ static uint8_t draw_behaviour(const struct sim_options *o, struct prng *rng)
     if (o->behaviour >= 0)
         return (uint8_t)o->behaviour;
     uint64_t b = prng_range(rng, FAULT_RANDOM_FIRST, FAULT_RANDOM_LAST + 2u);
-    return (uint8_t)(b == FAULT_RANDOM_LAST + 1u ? BYZ_BOGUS_VIEW_CHANGE : b == FAULT_RANDOM_LAST + 2u ? BYZ_LYING_STATE : b);
+    return (uint8_t)(b == FAULT_RANDOM_LAST + 1u   ? BYZ_BOGUS_VIEW_CHANGE
+                     : b == FAULT_RANDOM_LAST + 2u ? BYZ_LYING_STATE
+                                                   : b);
 }
 
 /* Byzantine replicas beside the restart shape (all mode): outside the restart
@@ -364,7 +366,8 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
     for (uint16_t r = 0; r < o->n; r++) {
         if (!s->faulty[r])
             continue;
-        at = appendf(desc, desc_cap, at, "%s%u=%s", any ? "," : " byz: ", r, byz_mode_name((enum byz_mode)s->behaviour[r]));
+        at = appendf(desc, desc_cap, at, "%s%u=%s", any ? "," : " byz: ", r,
+                     byz_mode_name((enum byz_mode)s->behaviour[r]));
         any = true;
     }
     any = false;

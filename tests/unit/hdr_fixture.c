@@ -100,8 +100,8 @@ void assert_same_hist(const struct hdr_histogram *a, const struct hdr_histogram 
     struct buckets bb = buckets_of(b);
     assert_int_equal(ba.n, bb.n);
     for (size_t i = 0; i < ba.n; i++) {
-        CHECK(ba.value[i] == bb.value[i] && ba.count[i] == bb.count[i],
-              "bucket %zu: %lld x%lld vs %lld x%lld", "same bucket", i, (long long)ba.value[i], (long long)ba.count[i], (long long)bb.value[i],
+        CHECK(ba.value[i] == bb.value[i] && ba.count[i] == bb.count[i], "bucket %zu: %lld x%lld vs %lld x%lld",
+              "same bucket", i, (long long)ba.value[i], (long long)ba.count[i], (long long)bb.value[i],
               (long long)bb.count[i]);
     }
     for (int p2 = 0; p2 <= 200; p2++) {
