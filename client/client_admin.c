@@ -68,7 +68,7 @@ static void admin_wait_rx(void *arg, const struct sockaddr_storage *src, socklen
         const uint8_t *json;
         size_t json_len;
         if (h.type == WIRE_ADMIN_REPLY
-            && admin_reply_check(w->auth, w->group, data + off, (size_t)size, &sender, &nonce, &json, &json_len)
+            && wire_admin_reply_check(w->auth, w->group, data + off, (size_t)size, &sender, &nonce, &json, &json_len)
             && sender == w->replica && nonce >= w->nonce_first && nonce <= w->nonce_last) {
             w->len = json_len;
             if (json_len + 1 > w->cap) {
@@ -144,7 +144,7 @@ int bftkv_admin_stats(const struct bftkv_config *cfg, const struct auth_ctx *cli
             if (w.nonce_first == 0)
                 w.nonce_first = nonce;
             w.nonce_last = nonce;
-            size_t n = admin_request_encode(req, sizeof req, client, cfg->group, ADMIN_CMD_STATS, nonce);
+            size_t n = wire_admin_request_encode(req, sizeof req, client, cfg->group, ADMIN_CMD_STATS, nonce);
             BFTKV_ASSERT(n > 0);
             int q = net_udp_queue(u, &dst, dlen, req, n);
             if (q == 0)

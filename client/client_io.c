@@ -69,7 +69,7 @@ void client_io_wake(struct bftkv_client *c)
  * (retransmit_ms, 100 ms by default), and a short-lived client like the CLI would
  * wait that long for every write. One broadcast teaches every replica the
  * handle's address; a backup that gets the small request relays it to the
- * primary once, which drops the duplicate (engine/replica_request.c). */
+ * primary once, which drops the duplicate (engine/request.c). */
 static void io_send_outbox(struct bftkv_client *c)
 {
     for (uint32_t i = 0; i < c->out.nmsgs; i++) {
@@ -249,7 +249,7 @@ static void io_on_admin_reply(struct bftkv_client *c, int replica, const uint8_t
     const uint8_t *json = NULL;
     size_t jlen = 0;
     uint64_t now = client_io_now_ns();
-    if (admin_reply_check(&c->auth, c->group, msg, mlen, &sender, &nonce, &json, &jlen) && sender < c->n) {
+    if (wire_admin_reply_check(&c->auth, c->group, msg, mlen, &sender, &nonce, &json, &jlen) && sender < c->n) {
         c->heard_io[sender].probe_ns = now;
         c->heard_dirty = true;
     } else if (replica >= 0) {
@@ -333,7 +333,7 @@ static void io_probe(struct bftkv_client *c, uint64_t now)
     }
     uint64_t nonce = io_wall_ns();
     c->probe_nonce = nonce > c->probe_nonce ? nonce : c->probe_nonce + 1u;
-    size_t len = admin_request_encode(c->probe_msg, ADMIN_REQUEST_MAX, &c->auth, c->group, ADMIN_CMD_STATS,
+    size_t len = wire_admin_request_encode(c->probe_msg, ADMIN_REQUEST_MAX, &c->auth, c->group, ADMIN_CMD_STATS,
                                       c->probe_nonce);
     if (len == 0) {
         return;

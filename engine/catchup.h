@@ -1,10 +1,10 @@
-/* Catch-up state of a replica: retransmission and STATUS (engine/status.c), and
+/* Catch-up state of a replica: retransmission and STATUS (engine/catchup.c), and
  * state transfer (engine/statetransfer.c) with the checkpoint snapshots it
  * serves from (engine/statetransfer_serve.c). Internal to engine/: replica_internal.h includes it
  * and embeds these structs in struct pbft_replica; the functions are declared
  * there, with the rest of the replica's internal interface.
  *
- * Everything is allocated in pbft_replica_create (replica_catchup_create), with
+ * Everything is allocated in pbft_replica_create (replica_statetransfer_create), with
  * the sizing formula next to each buffer; nothing grows afterwards. The one
  * allocation a step may cause is the store's own: store_snapshot_take (one small
  * array per checkpoint) and the puts of a restored chunk into the staging store,
@@ -49,7 +49,7 @@ struct replica_rc_entry;
 #define CATCHUP_XFER_BUDGET_INTERVALS 100u
 #define CATCHUP_XFER_BUDGET_SHIFT_MAX 10u
 /* A restarted replica's next_seq until a view change makes it primary: above any
- * window, so replica_batch_try proposes nothing (pbft.h "restarted"). */
+ * window, so replica_preprepare_batch_try proposes nothing (pbft.h "restarted"). */
 #define CATCHUP_NEXT_SEQ_PARKED (UINT64_MAX / 2u)
 
 /* A checkpoint's state kept for serving (TOCS 2002 §5.3: a replica serves the

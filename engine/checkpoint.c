@@ -62,7 +62,7 @@ static void ckpt_make_stable(struct pbft_replica *r, struct replica_ckpt *c)
     }
     /* The states kept for serving go too, all but those of the previous stable
      * checkpoint and above (statetransfer_serve.c). */
-    replica_snapshots_release_below(r, r->low);
+    replica_statetransfer_snapshots_release_below(r, r->low);
 }
 
 static void ckpt_stable_check(struct pbft_replica *r, struct replica_ckpt *c)
@@ -98,7 +98,7 @@ void replica_checkpoint_take(struct pbft_replica *r, uint64_t seq, struct pbft_o
     uint8_t parts[2u * BFTKV_DIGEST_SIZE];
     uint8_t digest[BFTKV_DIGEST_SIZE];
     store_digest_bytes(r->store, parts);
-    replica_rc_digest(r, parts + BFTKV_DIGEST_SIZE);
+    replica_exec_rc_digest(r, parts + BFTKV_DIGEST_SIZE);
     wire_digest(digest, parts, sizeof parts);
 
     struct replica_ckpt *c = ckpt_get(r, seq);
@@ -107,7 +107,7 @@ void replica_checkpoint_take(struct pbft_replica *r, uint64_t seq, struct pbft_o
     if (!replica_votes(r)) {
         /* Unsure of its state: it signs nothing, and the checkpoint becomes
          * stable here only on q CHECKPOINTs of others. */
-        replica_snapshot_take(r, seq, digest);
+        replica_statetransfer_snapshot_take(r, seq, digest);
         ckpt_stable_check(r, c);
         return;
     }
@@ -119,7 +119,7 @@ void replica_checkpoint_take(struct pbft_replica *r, uint64_t seq, struct pbft_o
     if (r->on_checkpoint != NULL)
         r->on_checkpoint(r->hook_arg, r->cfg.id, seq, digest);
     /* Keep this state for replicas that fall behind (TOCS 2002 §5.3). */
-    replica_snapshot_take(r, seq, digest);
+    replica_statetransfer_snapshot_take(r, seq, digest);
     ckpt_stable_check(r, c);
 }
 
@@ -177,6 +177,6 @@ void replica_checkpoint_receive(struct pbft_replica *r, const struct wire_msg *m
     struct replica_ckpt *c = ckpt_get(r, m->h.seq);
     ckpt_record(r, c, m->h.sender, m->u.batch.digest, m->raw, m->raw_len);
     if (m->h.seq > r->cu.max_seen)
-        r->cu.max_seen = m->h.seq; /* catch-up (status.c): a peer got this far */
+        r->cu.max_seen = m->h.seq; /* catch-up (catchup.c): a peer got this far */
     ckpt_stable_check(r, c);
 }

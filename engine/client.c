@@ -298,7 +298,7 @@ int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const
     l->op = op;
     l->klen = (uint16_t)klen;
     l->vlen = (uint32_t)vlen;
-    l->timestamp = client_timestamp_pick(c, (uint16_t)lane, now_ns);
+    l->timestamp = client_readonly_timestamp_pick(c, (uint16_t)lane, now_ns);
     l->req_len = lane_encode(c, l, (uint16_t)lane, readonly ? WIRE_REQ_READONLY : 0u, key, value, l->req);
     /* Read-only requests go to every replica (TOCS 2002 §5.1.3), so do large ones;
      * the rest to the primary of the view we believe current (§4.1). */
@@ -310,7 +310,7 @@ int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const
     l->state = readonly ? LANE_READONLY : LANE_ORDERED;
     l->timeout_ns = client_first_timeout(c);
     l->sent_ns = now_ns;
-    l->deadline_ns = now_ns + (readonly ? client_ro_wait_ns(c) : l->timeout_ns);
+    l->deadline_ns = now_ns + (readonly ? client_readonly_wait_ns(c) : l->timeout_ns);
     l->retransmits = 0;
     l->full_asked = false;
     l->ro_grace = false;
@@ -334,7 +334,7 @@ void client_lane_fallback(struct pbft_client *c, uint16_t lane, uint64_t now_ns,
     struct client_lane *l = &c->lanes[lane];
     BFTKV_ASSERT(l->state == LANE_READONLY);
     c->stats.readonly_fallbacks++;
-    l->timestamp = client_timestamp_pick(c, lane, now_ns);
+    l->timestamp = client_readonly_timestamp_pick(c, lane, now_ns);
     client_lane_reencode(c, l, lane, 0);
     client_lane_votes_clear(c, l);
     l->state = LANE_ORDERED;
@@ -392,7 +392,7 @@ static void client_on_tick(struct pbft_client *c, uint64_t now_ns, struct pbft_o
             continue;
         }
         if (l->state == LANE_READONLY) {
-            client_ro_on_deadline(c, i, now_ns, out);
+            client_readonly_on_deadline(c, i, now_ns, out);
         } else if (l->state == LANE_ORDERED) {
             lane_retransmit(c, i, now_ns, out);
         }
@@ -514,7 +514,7 @@ static void lane_accept(struct pbft_client *c, uint16_t lane, uint64_t now_ns)
     struct client_lane *l = &c->lanes[lane];
     lane_learn_view(c, l, l->result_status, l->result_digest);
     if (l->state == LANE_READONLY) {
-        client_ro_on_accept(c, l, now_ns);
+        client_readonly_on_accept(c, l, now_ns);
     } else {
         client_loss_sample(c, l->retransmits > 0);
     }
@@ -596,7 +596,7 @@ static void client_on_reply(struct pbft_client *c, const struct wire_msg *m, uin
         return;
     }
     if (l->state == LANE_READONLY) {
-        client_ro_on_reply(c, lane, now_ns, out);
+        client_readonly_on_reply(c, lane, now_ns, out);
     } else if (l->state == LANE_ORDERED && !l->full_asked
                && client_class_count(c, l, rp->status, rp->result_digest) >= need) {
         lane_ask_full(c, l, lane, out);

@@ -82,7 +82,7 @@ struct client_lane {
     uint64_t timeout_ns; /* current retransmission interval (backoff) */
     uint32_t retransmits;
     bool full_asked;     /* the full result was asked of everyone before the timeout */
-    bool ro_grace;       /* read-only: the deadline is client_ro_grace's */
+    bool ro_grace;       /* read-only: the deadline is client_readonly_grace's */
     uint8_t ro_round;    /* read-only rounds started for this GET, 1.. */
     uint8_t ro_resends;  /* re-asks in the current round */
     uint8_t *req;        /* CLIENT_REQUEST_MAX bytes: the encoded REQUEST */
@@ -154,15 +154,15 @@ void client_lane_fallback(struct pbft_client *c, uint16_t lane, uint64_t now_ns,
 
 /* The next timestamp for the lane: one above the last, moved up (by less than
  * n) so that the replica that sends the result in full is not marked stale. */
-uint64_t client_timestamp_pick(struct pbft_client *c, uint16_t lane, uint64_t now_ns);
+uint64_t client_readonly_timestamp_pick(struct pbft_client *c, uint16_t lane, uint64_t now_ns);
 /* The first wait of a read-only round. */
-uint64_t client_ro_wait_ns(const struct pbft_client *c);
+uint64_t client_readonly_wait_ns(const struct pbft_client *c);
 /* A read-only reply was recorded and did not complete the lane: decide. */
-void client_ro_on_reply(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out);
+void client_readonly_on_reply(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out);
 /* The read-only lane's deadline passed: re-ask, retry, or fall back. */
-void client_ro_on_deadline(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out);
+void client_readonly_on_deadline(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out);
 /* A read-only lane was accepted: learn which replicas answered stale and how
  * long answers take. */
-void client_ro_on_accept(struct pbft_client *c, const struct client_lane *l, uint64_t now_ns);
+void client_readonly_on_accept(struct pbft_client *c, const struct client_lane *l, uint64_t now_ns);
 
 #endif /* BFTKV_ENGINE_CLIENT_INTERNAL_H */

@@ -71,7 +71,7 @@ static uint16_t full_replier(const struct pbft_client *c, uint16_t lane, uint64_
 /* Timestamps only need to increase (TOCS 2002 §4.1), so skipping a few costs
  * nothing: a full result from a stale replica would be of the wrong class and the
  * round would need another round trip to fetch the right one. */
-uint64_t client_timestamp_pick(struct pbft_client *c, uint16_t lane, uint64_t now_ns)
+uint64_t client_readonly_timestamp_pick(struct pbft_client *c, uint16_t lane, uint64_t now_ns)
 {
     BFTKV_ASSERT(c->last_timestamp < UINT64_MAX - 1u - BFTKV_REPLICAS_MAX);
     uint64_t ts = c->last_timestamp + 1u;
@@ -88,7 +88,7 @@ uint64_t client_timestamp_pick(struct pbft_client *c, uint16_t lane, uint64_t no
  * otherwise was behind, ahead of a racing write, or faulty. Agreement clears its
  * strikes; strikes older than the decay time are forgotten first. Replicas that
  * did not answer are left as they were. */
-void client_ro_on_accept(struct pbft_client *c, const struct client_lane *l, uint64_t now_ns)
+void client_readonly_on_accept(struct pbft_client *c, const struct client_lane *l, uint64_t now_ns)
 {
     BFTKV_ASSERT(l->state == LANE_READONLY);
     BFTKV_ASSERT(l->have_result);
@@ -122,7 +122,7 @@ void client_ro_on_accept(struct pbft_client *c, const struct client_lane *l, uin
 
 /* ---- Waiting ------------------------------------------------------------------------ */
 
-uint64_t client_ro_wait_ns(const struct pbft_client *c)
+uint64_t client_readonly_wait_ns(const struct pbft_client *c)
 {
     uint64_t timeout = c->cfg.retransmit_timeout_ns;
     if (c->ro_answer_ns == 0) {
@@ -198,7 +198,7 @@ static void ro_resend(struct pbft_client *c, uint16_t lane, uint64_t now_ns, str
     }
     l->ro_resends++;
     l->ro_grace = false;
-    l->deadline_ns = now_ns + client_ro_wait_ns(c);
+    l->deadline_ns = now_ns + client_readonly_wait_ns(c);
     c->stats.readonly_resends++;
 }
 
@@ -223,7 +223,7 @@ static void ro_round_start(struct pbft_client *c, uint16_t lane, uint64_t now_ns
 {
     struct client_lane *l = &c->lanes[lane];
     BFTKV_ASSERT(l->ro_round < CLIENT_RO_ROUNDS_MAX);
-    l->timestamp = client_timestamp_pick(c, lane, now_ns);
+    l->timestamp = client_readonly_timestamp_pick(c, lane, now_ns);
     client_lane_reencode(c, l, lane, WIRE_REQ_READONLY);
     client_lane_votes_clear(c, l);
     l->ro_round++;
@@ -233,7 +233,7 @@ static void ro_round_start(struct pbft_client *c, uint16_t lane, uint64_t now_ns
     l->sent_ns = now_ns;
     c->stats.readonly_retries++;
     /* If the outbox is full, the next tick re-asks every replica (ro_resend). */
-    l->deadline_ns = client_lane_send(c, l, true, out) ? now_ns + client_ro_wait_ns(c) : now_ns;
+    l->deadline_ns = client_lane_send(c, l, true, out) ? now_ns + client_readonly_wait_ns(c) : now_ns;
 }
 
 /* The round failed: another round while the GET has one left, else ordering
@@ -249,7 +249,7 @@ static void ro_give_up(struct pbft_client *c, uint16_t lane, uint64_t now_ns, st
 
 /* ---- Decisions ---------------------------------------------------------------------- */
 
-void client_ro_on_reply(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out)
+void client_readonly_on_reply(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out)
 {
     struct client_lane *l = &c->lanes[lane];
     BFTKV_ASSERT(l->state == LANE_READONLY);
@@ -264,7 +264,7 @@ void client_ro_on_reply(struct pbft_client *c, uint16_t lane, uint64_t now_ns, s
     }
 }
 
-void client_ro_on_deadline(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out)
+void client_readonly_on_deadline(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out)
 {
     struct client_lane *l = &c->lanes[lane];
     BFTKV_ASSERT(l->state == LANE_READONLY);

@@ -23,14 +23,14 @@ void replica_commit_recount(struct pbft_replica *r, struct replica_slot *s)
     uint16_t match = 0;
     for (uint64_t bits = s->commit_bits; bits != 0; bits &= bits - 1u) {
         unsigned j = (unsigned)__builtin_ctzll(bits);
-        if (replica_digest_counts(r, s->commit_digest[j], s->digest))
+        if (replica_prepare_digest_counts(r, s->commit_digest[j], s->digest))
             match++;
     }
     s->commit_match = match;
     BFTKV_ASSERT(s->commit_match <= r->cfg.n);
 }
 
-void replica_committed_check(struct pbft_replica *r, struct replica_slot *s)
+void replica_commit_check(struct pbft_replica *r, struct replica_slot *s)
 {
     if (s->committed || !s->prepared)
         return;
@@ -53,7 +53,7 @@ static bool ignore_commit(struct pbft_replica *r, const struct wire_msg *m)
         /* Our own COMMIT is BAD_SENDER; a primary's that fails its MAC is
          * one no correct primary sends. */
         if (m->h.sender != r->cfg.id && m->h.sender == replica_primary_of(r, r->view))
-            replica_primary_misbehaved(r);
+            replica_viewchange_primary_misbehaved(r);
         return true;
     }
     return false;
@@ -67,6 +67,6 @@ void replica_commit_receive(struct pbft_replica *r, const struct wire_msg *m, st
     BFTKV_ASSERT(m->h.sender < r->cfg.n);
     BFTKV_ASSERT(m->h.sender != r->cfg.id);
     struct replica_slot *s = replica_slot_get(r, m->h.seq);
-    if (replica_vote_record(r, s, m, &s->commit_bits, s->commit_digest, &s->commit_match, out))
-        replica_committed_check(r, s);
+    if (replica_prepare_vote_record(r, s, m, &s->commit_bits, s->commit_digest, &s->commit_match, out))
+        replica_commit_check(r, s);
 }

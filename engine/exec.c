@@ -39,7 +39,7 @@ static struct replica_rc_entry *rc_entry(struct pbft_replica *r, uint16_t client
     return &r->rc[i];
 }
 
-const struct replica_rc_entry *replica_rc_lookup(const struct pbft_replica *r, uint16_t client, uint16_t lane)
+const struct replica_rc_entry *replica_exec_rc_lookup(const struct pbft_replica *r, uint16_t client, uint16_t lane)
 {
     uint32_t i = (uint32_t)client * r->cfg.lanes + lane;
     BFTKV_ASSERT(i < r->rc_entries);
@@ -123,10 +123,10 @@ static int16_t read_now(struct pbft_replica *r, const struct wire_request *rq, u
 
 /* ---- Retransmissions ------------------------------------------------------------- */
 
-void replica_reply_resend(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+void replica_exec_reply_resend(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
 {
     const struct wire_request *rq = &m->u.request;
-    const struct replica_rc_entry *e = replica_rc_lookup(r, rq->client, rq->lane);
+    const struct replica_rc_entry *e = replica_exec_rc_lookup(r, rq->client, rq->lane);
     BFTKV_ASSERT(e->timestamp == rq->timestamp);
     BFTKV_ASSERT(e->timestamp != 0);
     r->stats.requests_duplicate++;
@@ -159,7 +159,7 @@ static void exec_request(struct pbft_replica *r, const struct wire_msg *m, struc
         /* Ordered twice (a retransmission the primary batched again, or a faulty
          * primary): executed once, answered from the cache (TOCS 2002 §4.1). */
         if (rq->timestamp == e->timestamp && e->timestamp != 0)
-            replica_reply_resend(r, m, out);
+            replica_exec_reply_resend(r, m, out);
         else
             r->stats.requests_duplicate++;
         return;
@@ -187,7 +187,7 @@ static void exec_request(struct pbft_replica *r, const struct wire_msg *m, struc
         break;
     }
     e->timestamp = rq->timestamp;
-    replica_watch_executed(r, (uint32_t)rq->client * r->cfg.lanes + rq->lane, rq->timestamp);
+    replica_viewchange_watch_executed(r, (uint32_t)rq->client * r->cfg.lanes + rq->lane, rq->timestamp);
     e->status = (int16_t)status;
     e->op = rq->op;
     e->result_len = rlen;
@@ -242,9 +242,9 @@ bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out)
             uint32_t pool = POOL_NONE;
             if (e.kind == WIRE_ENTRY_DIGEST) {
                 /* Referenced since acceptance, so still in the pool. */
-                pool = replica_pool_find(r, e.request_digest);
+                pool = replica_request_pool_find(r, e.request_digest);
                 BFTKV_ASSERT(pool != POOL_NONE);
-                bytes = replica_pool_bytes(r, pool);
+                bytes = replica_request_pool_bytes(r, pool);
                 len = r->pool[pool].len;
             }
             /* Bytes validated when the request or its PRE-PREPARE arrived. */
@@ -259,7 +259,7 @@ bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out)
                 return false;
             exec_request(r, &m, out);
             if (pool != POOL_NONE)
-                replica_pool_unref(r, pool);
+                replica_request_pool_unref(r, pool);
             r->exec_off = off;
             r->exec_index++;
         }
@@ -270,7 +270,7 @@ bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out)
 /* An unsure replica's answer to every request: it holds no certified state to
  * read from or to order with. The client sees BFTKV_E_NO_STATE only when f+1
  * replicas say it (engine/client.c). */
-void replica_reply_no_state(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+void replica_exec_reply_no_state(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
 {
     const struct wire_request *rq = &m->u.request;
     if (!room_for(out, reply_bound(false, rq->op))) {
@@ -297,7 +297,7 @@ static void readonly_answer(struct pbft_replica *r, const struct wire_request *r
     r->stats.readonly_answered++;
 }
 
-void replica_readonly_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+void replica_exec_readonly_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
 {
     const struct wire_request *rq = &m->u.request;
     uint64_t target = r->max_prepared;
@@ -321,7 +321,7 @@ void replica_readonly_receive(struct pbft_replica *r, const struct wire_msg *m, 
     memcpy(r->ro_keys + (size_t)i * BFTKV_KEY_MAX, rq->key, rq->klen);
 }
 
-bool replica_readonly_drain(struct pbft_replica *r, struct pbft_out *out)
+bool replica_exec_readonly_drain(struct pbft_replica *r, struct pbft_out *out)
 {
     while (r->ro_count > 0) {
         const struct replica_ro *q = &r->ro[r->ro_head];
@@ -362,7 +362,7 @@ static void put_le(uint8_t *p, uint64_t v, unsigned bytes)
  * is one client's lanes; only blocks written since the last checkpoint are
  * rehashed, then the used blocks' hashes are hashed with their client ids:
  * O(changes + clients). */
-void replica_rc_digest(struct pbft_replica *r, uint8_t out[BFTKV_DIGEST_SIZE])
+void replica_exec_rc_digest(struct pbft_replica *r, uint8_t out[BFTKV_DIGEST_SIZE])
 {
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, BFTKV_DIGEST_SIZE);

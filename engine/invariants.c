@@ -69,7 +69,7 @@ static uint16_t votes_matching(const struct pbft_replica *r, uint64_t bits, uint
     uint16_t match = 0;
     for (; bits != 0; bits &= bits - 1u) {
         unsigned j = (unsigned)__builtin_ctzll(bits);
-        if (replica_digest_counts(r, digests[j], d))
+        if (replica_prepare_digest_counts(r, digests[j], d))
             match++;
     }
     return match;
@@ -141,10 +141,10 @@ static bool slot_ref_chunks(const struct pbft_replica *r, const struct replica_s
         off = r->exec_off;
     const uint8_t *d;
     while (replica_slot_digest_next(s, &off, &d)) {
-        uint32_t idx = replica_pool_find(r, d);
+        uint32_t idx = replica_request_pool_find(r, d);
         if (idx == NO_ENTRY)
             return fail(v, "slot references a request the pool lacks", s->seq);
-        *sum += replica_pool_entry_chunks(r, idx);
+        *sum += replica_request_pool_entry_chunks(r, idx);
     }
     return true;
 }
@@ -201,7 +201,7 @@ static uint64_t pending_ref_chunks(const struct pbft_replica *r, struct inv *v)
             fail(v, "pending request names a pool entry that is not live", 0);
             return 0;
         }
-        sum += replica_pool_entry_chunks(r, p->pool);
+        sum += replica_request_pool_entry_chunks(r, p->pool);
     }
     return sum;
 }
@@ -209,7 +209,7 @@ static uint64_t pending_ref_chunks(const struct pbft_replica *r, struct inv *v)
 /* Entries on an unpinned list (oldest to newest), at most pool_cap steps. The
  * done flag is checked here only: it says which list an unreferenced entry is
  * on, and a re-pinned entry keeps its old value until its last release
- * recomputes it (replica_request.c reads it on the lists only). */
+ * recomputes it (request.c reads it on the lists only). */
 static uint32_t list_length(const struct pbft_replica *r, uint32_t first, bool done)
 {
     uint32_t len = 0;
@@ -251,10 +251,10 @@ static bool pool_ok(const struct pbft_replica *r, uint64_t slot_chunks, struct i
         uint32_t i = r->pool_index[cell];
         if (i-- == 0)
             continue;
-        const struct replica_pool_entry *e = &r->pool[i];
+        const struct replica_request_pool_entry *e = &r->pool[i];
         if (i >= r->pool_cap || !e->live)
             return fail(v, "pool index names an entry that is not live", 0);
-        uint32_t c = replica_pool_entry_chunks(r, i);
+        uint32_t c = replica_request_pool_entry_chunks(r, i);
         used += c;
         charged += (uint64_t)e->refs * c;
         if (e->refs == 0) {

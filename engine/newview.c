@@ -221,22 +221,6 @@ static bool slot_has_batch(const struct replica_slot *s, const uint8_t *d)
     return s->pp_len > 0 && memcmp(s->pp_msg.u.batch.digest, d, BFTKV_DIGEST_SIZE) == 0;
 }
 
-void replica_slot_release(struct pbft_replica *r, struct replica_slot *s)
-{
-    if (!s->pool_refs || s->executed || s->pp_len == 0) {
-        s->pool_refs = false;
-        return;
-    }
-    uint32_t off = 0;
-    const uint8_t *d;
-    while (replica_slot_digest_next(s, &off, &d)) {
-        uint32_t idx = replica_pool_find(r, d);
-        BFTKV_ASSERT(idx != UINT32_MAX); /* referenced, so still there */
-        replica_pool_unref(r, idx);
-    }
-    s->pool_refs = false;
-}
-
 /* Point the slot's decoded PRE-PREPARE at its buffer; the message was validated
  * already. */
 static void slot_pp_bind(struct replica_slot *s, uint32_t len)
@@ -258,7 +242,7 @@ static bool batch_refs_ready(const struct pbft_replica *r, const struct wire_msg
         if (e.kind != WIRE_ENTRY_DIGEST)
             continue;
         named = true;
-        if (replica_pool_find(r, e.request_digest) == UINT32_MAX)
+        if (replica_request_pool_find(r, e.request_digest) == UINT32_MAX)
             return false;
     }
     return !named || seq <= r->last_executed + r->pool_window;
@@ -291,7 +275,7 @@ static void checkpoint_adopt(struct pbft_replica *r, uint64_t h, const uint8_t *
         if (r->ckpts[i].seq < h)
             r->ckpts[i].seq = 0;
     }
-    replica_snapshots_release_below(r, h);
+    replica_statetransfer_snapshots_release_below(r, h);
 }
 
 /* ---- Entering the new view ----------------------------------------------------------- */
@@ -304,27 +288,27 @@ static void queue_forward(struct pbft_replica *r, struct pbft_out *out)
     for (uint32_t k = 0; k < r->pend_count; k++) {
         const struct replica_pending *p = &r->pend[(r->pend_head + k) % r->pend_cap];
         if (p->dead || p->kind != WIRE_ENTRY_INLINE
-            || p->timestamp <= replica_rc_lookup(r, p->client, p->lane)->timestamp)
+            || p->timestamp <= replica_exec_rc_lookup(r, p->client, p->lane)->timestamp)
             continue;
         if (!pbft_out_room(out, p->len + REPLICA_RESERVE_BYTES, 1u + REPLICA_RESERVE_MSGS)) {
             r->stats.dropped_full++; /* the rest wait for the clients' retransmissions */
             return;
         }
-        pbft_out_copy(out, PBFT_DEST_REPLICA, primary, replica_pending_bytes(r, p), p->len);
+        pbft_out_copy(out, PBFT_DEST_REPLICA, primary, replica_request_pending_bytes(r, p), p->len);
     }
 }
 
 /* The new primary queues the large requests of its pool that nothing holds. */
 static void pool_requeue(struct pbft_replica *r)
 {
-    for (uint32_t i = replica_pool_next(r, UINT32_MAX); i != UINT32_MAX; i = replica_pool_next(r, i)) {
-        const struct replica_pool_entry *e = &r->pool[i];
+    for (uint32_t i = replica_request_pool_next(r, UINT32_MAX); i != UINT32_MAX; i = replica_request_pool_next(r, i)) {
+        const struct replica_request_pool_entry *e = &r->pool[i];
         if (e->lane >= r->cfg.lanes || e->done)
             continue; /* done: executed here, kept for laggards only */
         uint64_t *seen = &r->seen_ts[(uint32_t)e->client * r->cfg.lanes + e->lane];
         if (e->timestamp <= *seen)
             continue;
-        if (!replica_pending_store_pooled(r, i)) {
+        if (!replica_request_pending_store_pooled(r, i)) {
             r->stats.dropped_full++;
             return;
         }
@@ -386,7 +370,7 @@ static void view_install(struct pbft_replica *r, const struct replica_nv_result 
     r->nv_state = REPLICA_NV_DONE;
     r->nv_work = true;
     r->stats.viewchanges++;
-    replica_view_activate(r);
+    replica_viewchange_activate(r);
     replica_preprepare_early_accept(r, out); /* PRE-PREPAREs that overtook the NEW-VIEW */
     if (replica_is_primary(r)) {
         /* New batches follow the choices (TOCS 2002 §4.4): what it assigned
@@ -627,7 +611,7 @@ static bool propose_chosen(struct pbft_replica *r, struct replica_slot *s, const
         struct wire_batch_entry e;
         while (wire_batch_next(&s->pp_msg, &off, &e)) {
             if (e.kind == WIRE_ENTRY_DIGEST)
-                replica_pool_ref(r, replica_pool_find(r, e.request_digest));
+                replica_request_pool_ref(r, replica_request_pool_find(r, e.request_digest));
         }
         s->pool_refs = true;
     }
@@ -639,7 +623,7 @@ static bool propose_chosen(struct pbft_replica *r, struct replica_slot *s, const
     s->nv_need = false;
     replica_prepare_recount(r, s);
     replica_commit_recount(r, s);
-    replica_prepared_check(r, s, out);
+    replica_prepare_check(r, s, out);
     return true;
 }
 

@@ -111,7 +111,7 @@ struct pbft_replica_config {
                                        which is also the wait for a NEW-VIEW; it starts
                                        at T, doubles per failed view change (up to 64 T)
                                        and halves, down to T, when a new view executes */
-    uint64_t retransmit_ns;         /* catch-up (engine/status.c): retransmission of
+    uint64_t retransmit_ns;         /* catch-up (engine/catchup.c): retransmission of
                                        unfinished slots, STATUS when idle behind (and a
                                        heartbeat every 10), state-transfer chunk timeout */
     uint32_t bugs;                  /* enum pbft_bug, tests only */
@@ -120,7 +120,7 @@ struct pbft_replica_config {
                                        STATUS at its first tick, fetches the group's
                                        state and joins the view f+1 peers report; it
                                        proposes nothing as the primary of its old view
-                                       (engine/status.c) */
+                                       (engine/catchup.c) */
 };
 
 #define PBFT_LANES_MAX 64u
@@ -189,11 +189,11 @@ struct pbft_replica_stats {
     uint64_t checkpoints_stable;
     uint64_t last_executed;
     uint64_t low_watermark;
-    /* Large-request pool (engine/replica_request.c). */
+    /* Large-request pool (engine/request.c). */
     uint64_t pool_evicted;         /* unpinned large requests evicted for room */
     uint64_t pool_waits;           /* PRE-PREPAREs that waited for the pool window */
     uint64_t pool_relayed;         /* large requests relayed to a replica that lacked them */
-    /* Catch-up (engine/status.c, engine/statetransfer.c). */
+    /* Catch-up (engine/catchup.c, engine/statetransfer.c). */
     uint64_t retransmissions;       /* PRE-PREPARE/PREPARE/COMMIT re-multicast by the tick */
     uint64_t status_sent;
     uint64_t status_answered;       /* STATUS answered with log messages or a proof */
@@ -234,7 +234,7 @@ struct pbft_replica_stats {
     uint64_t stepdown_joins;        /* backup: joined the view change its primary asked for */
     uint64_t viewchange_timeout_ns;         /* the view-change timeout now (it adapts) */
     uint64_t repairs_sent;          /* our votes sent again to a peer that retransmitted
-                                       one we held, for a slot we committed (status.c) */
+                                       one we held, for a slot we committed (catchup.c) */
     uint64_t primary_misbehaviour_views; /* views whose primary sent us a message no
                                        correct primary sends (no fitted timeout then) */
     uint64_t view_active_since_ns;  /* now_ns (the caller's clock) when this replica

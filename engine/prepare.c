@@ -17,14 +17,14 @@
 #include "common/assert.h"
 #include "engine/replica_internal.h"
 
-bool replica_digest_counts(const struct pbft_replica *r, const uint8_t *d, const uint8_t *D)
+bool replica_prepare_digest_counts(const struct pbft_replica *r, const uint8_t *d, const uint8_t *D)
 {
     if (r->cfg.bugs & PBFT_BUG_IGNORE_DIGEST)
         return true;
     return memcmp(d, D, BFTKV_DIGEST_SIZE) == 0;
 }
 
-void replica_vote_send(struct pbft_replica *r, uint8_t type, uint64_t seq, const uint8_t *digest,
+void replica_prepare_vote_send(struct pbft_replica *r, uint8_t type, uint64_t seq, const uint8_t *digest,
                        struct pbft_out *out)
 {
     BFTKV_ASSERT(type == WIRE_PREPARE || type == WIRE_COMMIT);
@@ -52,7 +52,7 @@ void replica_prepare_recount(struct pbft_replica *r, struct replica_slot *s)
     for (uint64_t bits = s->prep_bits; bits != 0; bits &= bits - 1u) {
         unsigned j = (unsigned)__builtin_ctzll(bits);
         BFTKV_ASSERT(j < r->cfg.n);
-        if (replica_digest_counts(r, s->prep_digest[j], s->digest))
+        if (replica_prepare_digest_counts(r, s->prep_digest[j], s->digest))
             match++;
     }
     s->prep_match = match;
@@ -84,12 +84,12 @@ void replica_prepare_own(struct pbft_replica *r, struct replica_slot *s, struct 
     BFTKV_ASSERT(s->has_digest);
     BFTKV_ASSERT(s->view == r->view);
     s->sent_prepare = true;
-    replica_vote_send(r, WIRE_PREPARE, s->seq, s->digest, out);
+    replica_prepare_vote_send(r, WIRE_PREPARE, s->seq, s->digest, out);
     own_vote_mark(r, s, &s->prep_bits, s->prep_digest);
     BFTKV_ASSERT((s->prep_bits >> r->cfg.id) & 1u);
 }
 
-void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
+void replica_prepare_check(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
 {
     if (!s->prepared) {
         if (!s->has_pp || s->prep_match + 1u < r->quorum)
@@ -105,18 +105,18 @@ void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, stru
     }
     /* Prepared: multicast COMMIT(v, n, D, i) and count our own (TOCS 2002 §4.2),
      * once; a replica without certified state counts only the others' commits
-     * until it becomes sure (replica_votes_resume). */
+     * until it becomes sure (replica_prepare_votes_resume). */
     if (s->sent_commit || !replica_votes(r)) {
-        replica_committed_check(r, s);
+        replica_commit_check(r, s);
         return;
     }
     BFTKV_ASSERT(s->prepared);
     s->sent_commit = true;
-    replica_vote_send(r, WIRE_COMMIT, s->seq, s->digest, out);
+    replica_prepare_vote_send(r, WIRE_COMMIT, s->seq, s->digest, out);
     if (own_vote_mark(r, s, &s->commit_bits, s->commit_digest))
         s->commit_match++;
     BFTKV_ASSERT((s->commit_bits >> r->cfg.id) & 1u);
-    replica_committed_check(r, s);
+    replica_commit_check(r, s);
 }
 
 static bool ignore_prepare(struct pbft_replica *r, const struct wire_msg *m)
@@ -146,30 +146,31 @@ void replica_prepare_receive(struct pbft_replica *r, const struct wire_msg *m, s
     BFTKV_ASSERT(m->h.sender != r->cfg.id);
     BFTKV_ASSERT(m->h.sender != replica_primary_of(r, r->view));
     struct replica_slot *s = replica_slot_get(r, m->h.seq);
-    if (replica_vote_record(r, s, m, &s->prep_bits, s->prep_digest, &s->prep_match, out))
-        replica_prepared_check(r, s, out);
+    if (replica_prepare_vote_record(r, s, m, &s->prep_bits, s->prep_digest, &s->prep_match, out))
+        replica_prepare_check(r, s, out);
 }
 
-bool replica_vote_record(struct pbft_replica *r, struct replica_slot *s, const struct wire_msg *m, uint64_t *bits,
-                         uint8_t (*digests)[BFTKV_DIGEST_SIZE], uint16_t *match, struct pbft_out *out)
+bool replica_prepare_vote_record(struct pbft_replica *r, struct replica_slot *s, const struct wire_msg *m,
+                                 uint64_t *bits, uint8_t (*digests)[BFTKV_DIGEST_SIZE], uint16_t *match,
+                                 struct pbft_out *out)
 {
     BFTKV_ASSERT(s->seq == m->h.seq);
     BFTKV_ASSERT(m->h.sender < r->cfg.n);
     uint64_t bit = 1ull << m->h.sender;
     if (*bits & bit) {
-        replica_repair_answer(r, s, m->h.sender, out); /* one per sender per (v, n) */
+        replica_catchup_repair_answer(r, s, m->h.sender, out); /* one per sender per (v, n) */
         return false;
     }
     *bits |= bit;
     memcpy(digests[m->h.sender], m->u.batch.digest, BFTKV_DIGEST_SIZE);
-    if (!s->has_digest || !replica_digest_counts(r, m->u.batch.digest, s->digest))
+    if (!s->has_digest || !replica_prepare_digest_counts(r, m->u.batch.digest, s->digest))
         return false;
     (*match)++;
     BFTKV_ASSERT(*match <= r->cfg.n);
     return true;
 }
 
-void replica_votes_resume(struct pbft_replica *r, struct pbft_out *out)
+void replica_prepare_votes_resume(struct pbft_replica *r, struct pbft_out *out)
 {
     BFTKV_ASSERT(replica_votes(r));
     if (!r->view_active)
@@ -183,6 +184,6 @@ void replica_votes_resume(struct pbft_replica *r, struct pbft_out *out)
         replica_prepare_own(r, s, out);
         replica_prepare_recount(r, s);
         replica_commit_recount(r, s);
-        replica_prepared_check(r, s, out);
+        replica_prepare_check(r, s, out);
     }
 }

@@ -31,27 +31,27 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
      * once into the log slot: one copy of the batch besides the queue's. */
     size_t cap = 0, auth_off = 0;
     uint8_t *dst = pbft_out_tail(out, &cap);
-    BFTKV_ASSERT(cap >= r->pp_cap); /* replica_batch_try checked the room */
+    BFTKV_ASSERT(cap >= r->pp_cap); /* replica_preprepare_batch_try checked the room */
     uint8_t *entries = dst + WIRE_HEADER_SIZE + WIRE_PP_FIXED;
     uint32_t used = 0;
     uint16_t count = 0;
     /* Each DIGEST entry is charged its whole request against the batch's share
      * of the backups' pool, B = pool_batch_chunks (the invariant at
-     * replica_pool_create): its 44 bytes in the PRE-PREPARE are not what the
+     * replica_request_pool_create): its 44 bytes in the PRE-PREPARE are not what the
      * backups must hold. B covers the largest request, so an empty batch takes
      * any. */
     uint32_t large = 0;
-    while (!replica_pending_empty(r) && count < r->cfg.batch_max_requests) {
-        replica_pending_trim(r); /* what a view change left behind, executed since */
-        if (replica_pending_empty(r))
+    while (!replica_request_pending_empty(r) && count < r->cfg.batch_max_requests) {
+        replica_request_pending_trim(r); /* what a view change left behind, executed since */
+        if (replica_request_pending_empty(r))
             break;
-        const struct replica_pending *p = replica_pending_front(r);
+        const struct replica_pending *p = replica_request_pending_front(r);
         size_t w;
         if (p->kind == WIRE_ENTRY_INLINE) {
-            w = wire_entry_inline(entries + used, r->cfg.batch_max_bytes - used, replica_pending_bytes(r, p),
+            w = wire_entry_inline(entries + used, r->cfg.batch_max_bytes - used, replica_request_pending_bytes(r, p),
                                   p->len);
         } else {
-            uint32_t c = replica_pool_entry_chunks(r, p->pool);
+            uint32_t c = replica_request_pool_entry_chunks(r, p->pool);
             if (large + c > r->pool_batch_chunks)
                 break; /* the batch names all the large requests it may */
             w = wire_entry_digest(entries + used, r->cfg.batch_max_bytes - used, r->pool[p->pool].digest,
@@ -63,7 +63,7 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
             break; /* the batch is full in bytes */
         used += (uint32_t)w;
         count++;
-        replica_pending_pop(r);
+        replica_request_pending_pop(r);
     }
     BFTKV_ASSERT(count > 0); /* config_valid: any single request fits an empty batch */
 
@@ -97,17 +97,17 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
      * them against D like any others. */
     replica_prepare_recount(r, s);
     replica_commit_recount(r, s);
-    replica_prepared_check(r, s, out);
+    replica_prepare_check(r, s, out);
 }
 
-void replica_batch_try(struct pbft_replica *r, struct pbft_out *out)
+void replica_preprepare_batch_try(struct pbft_replica *r, struct pbft_out *out)
 {
     if (!replica_is_primary(r) || !r->view_active || !replica_votes(r))
         return;
     /* The trim drops requests a view change left behind that executed since
      * (or that a chosen batch holds): batch_cut starts with a live one. */
-    while ((replica_pending_trim(r), !replica_pending_empty(r)) && r->next_seq - 1u - r->last_executed < r->cfg.window
-           && r->next_seq <= replica_high(r)) {
+    while ((replica_request_pending_trim(r), !replica_request_pending_empty(r))
+           && r->next_seq - 1u - r->last_executed < r->cfg.window && r->next_seq <= replica_high(r)) {
         if (!pbft_out_room(out, r->pp_cap + REPLICA_RESERVE_BYTES, 1u + REPLICA_RESERVE_MSGS)) {
             out->more = true;
             return;
@@ -130,7 +130,7 @@ enum pp_check {
  * replica_request_receive applies) and carry a valid client authenticator for
  * us; requests named by digest are in the pool and agree with the entry.
  *
- * The large-request pool's rules (the invariant at replica_pool_create): the
+ * The large-request pool's rules (the invariant at replica_request_pool_create): the
  * requests a batch names by digest take at most B = pool_batch_chunks chunks (a
  * correct primary closes its batches so, batch_cut; more is a faulty primary's
  * doing and the PRE-PREPARE is refused), and a batch that names any may take its
@@ -175,17 +175,17 @@ static enum pp_check pp_entries_check(struct pbft_replica *r, const struct wire_
                 return PP_BAD;
             }
             named = true;
-            uint32_t idx = replica_pool_find(r, e.request_digest);
+            uint32_t idx = replica_request_pool_find(r, e.request_digest);
             if (idx == POOL_NONE) {
                 res = PP_MISSING;
                 continue;
             }
-            const struct replica_pool_entry *pe = &r->pool[idx];
+            const struct replica_request_pool_entry *pe = &r->pool[idx];
             if (pe->client != e.client || pe->lane != e.lane || pe->timestamp != e.timestamp) {
                 *why = WIRE_DROP_BAD_FIELD;
                 return PP_BAD;
             }
-            large += replica_pool_entry_chunks(r, idx);
+            large += replica_request_pool_entry_chunks(r, idx);
             if (large > r->pool_batch_chunks) {
                 *why = WIRE_DROP_BAD_LENGTH;
                 return PP_BAD;
@@ -225,11 +225,11 @@ static void pp_accept(struct pbft_replica *r, struct replica_slot *s, struct pbf
     struct wire_batch_entry e;
     while (wire_batch_next(&s->pp_msg, &off, &e)) {
         if (e.kind == WIRE_ENTRY_DIGEST && ref) {
-            uint32_t idx = replica_pool_find(r, e.request_digest);
+            uint32_t idx = replica_request_pool_find(r, e.request_digest);
             BFTKV_ASSERT(idx != POOL_NONE); /* pp_entries_check said PP_OK */
             /* Its window rule: what bounds the pool's pinned chunks by w*B. */
             BFTKV_ASSERT(s->seq <= r->last_executed + r->pool_window);
-            replica_pool_ref(r, idx);
+            replica_request_pool_ref(r, idx);
         }
         seen_raise(r, e.client, e.lane, e.timestamp);
     }
@@ -241,7 +241,7 @@ static void pp_accept(struct pbft_replica *r, struct replica_slot *s, struct pbf
     replica_prepare_own(r, s, out);
     replica_prepare_recount(r, s);
     replica_commit_recount(r, s);
-    replica_prepared_check(r, s, out);
+    replica_prepare_check(r, s, out);
 }
 
 /* The checks a PRE-PREPARE in the window passes whatever the state of its view:
@@ -253,7 +253,7 @@ static bool pp_sender_ok(struct pbft_replica *r, const struct wire_msg *m)
         replica_drop(r, WIRE_DROP_BAD_SENDER);
         return false;
     }
-    /* Our own PRE-PREPARE can come back only relayed by a peer (status.c): we
+    /* Our own PRE-PREPARE can come back only relayed by a peer (catchup.c): we
      * were this view's primary, restarted, and lost the batches we proposed.
      * Its MAC for us is under the key only we hold, so it is ours; taking it
      * back is how a restarted primary catches up on an idle group. */
@@ -264,7 +264,7 @@ static bool pp_sender_ok(struct pbft_replica *r, const struct wire_msg *m)
     }
     if (!replica_msg_authentic(r, m)) {
         if (m->h.view == r->view)
-            replica_primary_misbehaved(r);
+            replica_viewchange_primary_misbehaved(r);
         return false;
     }
     return true;
@@ -340,7 +340,7 @@ static void pp_take(struct pbft_replica *r, struct replica_slot *s, const struct
     if (res == PP_BAD) {
         replica_drop(r, why); /* authenticated, so the primary's own content */
         if (m->h.view == r->view)
-            replica_primary_misbehaved(r);
+            replica_viewchange_primary_misbehaved(r);
         return;
     }
     /* An earlier view's batch kept its pool references in the slot (newview.c);
@@ -400,7 +400,7 @@ static uint64_t stalled_last(const struct pbft_replica *r)
     return w < hi ? w : hi;
 }
 
-void replica_stalled_retry(struct pbft_replica *r, struct pbft_out *out)
+void replica_preprepare_stalled_retry(struct pbft_replica *r, struct pbft_out *out)
 {
     uint64_t last = stalled_last(r);
     for (uint64_t seq = r->last_executed + 1u; r->stalled > 0 && seq <= last; seq++) {
@@ -418,7 +418,7 @@ void replica_stalled_retry(struct pbft_replica *r, struct pbft_out *out)
              * primary lied. Forget the pre-prepare (its digest too). */
             replica_drop(r, why);
             if (s->view == r->view)
-                replica_primary_misbehaved(r);
+                replica_viewchange_primary_misbehaved(r);
             s->has_digest = false;
             s->prep_match = 0;
             s->commit_match = 0;
@@ -445,7 +445,7 @@ static bool stalled_digest_next(const struct pbft_replica *r, uint64_t *seq, uin
     return false;
 }
 
-bool replica_stalled_wants(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE])
+bool replica_preprepare_stalled_wants(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE])
 {
     uint64_t seq = 0;
     uint32_t off = 0;
@@ -457,19 +457,19 @@ bool replica_stalled_wants(const struct pbft_replica *r, const uint8_t digest[BF
     return false;
 }
 
-uint32_t replica_stalled_keep(struct pbft_replica *r, bool keep)
+uint32_t replica_preprepare_stalled_keep(struct pbft_replica *r, bool keep)
 {
     uint32_t chunks = 0;
     uint64_t seq = 0;
     uint32_t off = 0;
     const uint8_t *d;
     while (stalled_digest_next(r, &seq, &off, &d)) {
-        uint32_t idx = replica_pool_find(r, d);
+        uint32_t idx = replica_request_pool_find(r, d);
         if (idx == POOL_NONE || r->pool[idx].keep == keep)
             continue;
         r->pool[idx].keep = keep;
         if (keep)
-            chunks += replica_pool_entry_chunks(r, idx);
+            chunks += replica_request_pool_entry_chunks(r, idx);
     }
     return chunks;
 }

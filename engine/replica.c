@@ -62,7 +62,7 @@ struct replica_slot *replica_slot_get(struct pbft_replica *r, uint64_t seq)
     if (s->seq != seq)
         slot_reset(r, s, seq);
     if (seq > r->cu.max_seen)
-        r->cu.max_seen = seq; /* catch-up (status.c): work above last_executed is known */
+        r->cu.max_seen = seq; /* catch-up (catchup.c): work above last_executed is known */
     return s;
 }
 
@@ -72,6 +72,22 @@ struct replica_slot *replica_slot_find(struct pbft_replica *r, uint64_t seq)
         return NULL;
     struct replica_slot *s = &r->slots[seq % r->cfg.log_window];
     return s->seq == seq ? s : NULL;
+}
+
+void replica_slot_release(struct pbft_replica *r, struct replica_slot *s)
+{
+    if (!s->pool_refs || s->executed || s->pp_len == 0) {
+        s->pool_refs = false;
+        return;
+    }
+    uint32_t off = 0;
+    const uint8_t *d;
+    while (replica_slot_digest_next(s, &off, &d)) {
+        uint32_t idx = replica_request_pool_find(r, d);
+        BFTKV_ASSERT(idx != UINT32_MAX); /* referenced, so still there */
+        replica_request_pool_unref(r, idx);
+    }
+    s->pool_refs = false;
 }
 
 bool replica_slot_digest_next(const struct replica_slot *s, uint32_t *off, const uint8_t **digest)
@@ -163,7 +179,7 @@ int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth
 
     /* Reply cache and seen timestamps: one entry of each per (client, lane),
      * clients * lanes * (112 + 8) bytes (4,096 clients with one lane: 480 KiB);
-     * block hashes: one per client id (exec.c, replica_rc_digest). */
+     * block hashes: one per client id (exec.c, replica_exec_rc_digest). */
     r->rc_entries = (uint32_t)cfg->clients * cfg->lanes;
     r->rc_blocks = cfg->clients;
     r->rc = ok ? calloc(r->rc_entries, sizeof *r->rc) : NULL;
@@ -191,9 +207,9 @@ int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth
     r->pend_buf = ok ? malloc(r->pend_ring.cap) : NULL;
     ok = ok && r->pend && r->pend_buf;
 
-    /* Large requests: sized, with the invariant they keep, in replica_pool_create
-     * (replica_request.c; default about 2.8 MB). */
-    ok = ok && replica_pool_create(r);
+    /* Large requests: sized, with the invariant they keep, in replica_request_pool_create
+     * (request.c; default about 2.8 MB). */
+    ok = ok && replica_request_pool_create(r);
 
     /* Parked read-only requests: one per (client, lane) that can have a read
      * outstanding, between 16 and 1024, each with a key of up to BFTKV_KEY_MAX. */
@@ -218,7 +234,7 @@ int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth
     ok = ok && r->value_buf;
 
     /* Catch-up: snapshots, staging store and reply cache (statetransfer.c). */
-    ok = ok && replica_catchup_create(r);
+    ok = ok && replica_statetransfer_create(r);
     /* View change: stored VIEW-CHANGEs, NEW-VIEW, watched requests (viewchange.c). */
     ok = ok && replica_viewchange_create(r);
 
@@ -244,7 +260,7 @@ void pbft_replica_destroy(struct pbft_replica *r)
             free(r->ckpts[i].msgs);
         }
     }
-    replica_catchup_destroy(r);
+    replica_statetransfer_destroy(r);
     replica_viewchange_destroy(r);
     free(r->slots);
     free(r->ckpts);
@@ -256,7 +272,7 @@ void pbft_replica_destroy(struct pbft_replica *r)
     free(r->rc_scratch);
     free(r->pend);
     free(r->pend_buf);
-    replica_pool_destroy(r);
+    replica_request_pool_destroy(r);
     free(r->ro);
     free(r->ro_keys);
     free(r->value_buf);
@@ -283,8 +299,8 @@ void replica_progress(struct pbft_replica *r, struct pbft_out *out)
 {
     for (;;) {
         /* A replica that lacks a large request of a batch about to execute
-         * gets it from those that execute it (replica_request.c). */
-        if (!replica_pool_relay(r, out) || !replica_exec_run(r, out) || !replica_readonly_drain(r, out)) {
+         * gets it from those that execute it (request.c). */
+        if (!replica_request_pool_relay(r, out) || !replica_exec_run(r, out) || !replica_exec_readonly_drain(r, out)) {
             replica_more(r, out);
             return;
         }
@@ -293,7 +309,7 @@ void replica_progress(struct pbft_replica *r, struct pbft_out *out)
         bool retried = r->stalled > 0 && r->pool_retry_exec != r->last_executed;
         if (retried) {
             r->pool_retry_exec = r->last_executed;
-            replica_stalled_retry(r, out);
+            replica_preprepare_stalled_retry(r, out);
         }
         /* The new primary's PRE-PREPAREs of chosen batches go before new ones. */
         if (!replica_viewchange_progress(r, out)) {
@@ -301,7 +317,7 @@ void replica_progress(struct pbft_replica *r, struct pbft_out *out)
             return;
         }
         uint64_t proposed = r->next_seq;
-        replica_batch_try(r, out);
+        replica_preprepare_batch_try(r, out);
         if (out->more) {
             r->resume_needed = true;
             return;
@@ -323,7 +339,7 @@ static void replica_dispatch(struct pbft_replica *r, const struct wire_msg *m, b
     BFTKV_ASSERT(r->rx_authentic == NULL);
     bool normal_case = m->h.type == WIRE_PREPREPARE || m->h.type == WIRE_PREPARE || m->h.type == WIRE_COMMIT;
     if (normal_case && m->h.view != r->view)
-        replica_view_mismatch(r, m, out);
+        replica_catchup_view_mismatch(r, m, out);
     r->rx_authentic = authenticated ? m : NULL;
     bool handled = true;
     switch (m->h.type) {
@@ -436,7 +452,7 @@ static uint64_t stall_retry_interval(const struct pbft_replica *r)
 static void replica_tick(struct pbft_replica *r, struct pbft_out *out)
 {
     if (r->stalled > 0 && r->now_ns >= r->stall_retry_ns) {
-        replica_stalled_retry(r, out);
+        replica_preprepare_stalled_retry(r, out);
         r->stall_retry_ns = r->now_ns + stall_retry_interval(r);
     }
     replica_request_fetch_tick(r, out); /* large requests stalled PRE-PREPAREs lack */

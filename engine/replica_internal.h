@@ -1,6 +1,6 @@
 /* The PBFT replica's internal state, shared by the files that implement it
- * (replica.c, replica_request.c, replica_fetch.c, preprepare.c, prepare.c, commit.c, exec.c,
- * checkpoint.c, out.c; catch-up: status.c, statetransfer.c,
+ * (replica.c, request.c, request_fetch.c, preprepare.c, prepare.c, commit.c, exec.c,
+ * checkpoint.c, out.c; catch-up: catchup.c, statetransfer.c,
  * statetransfer_serve.c, with catchup.h).
  * Nothing outside engine/ includes this header: the contract with the simulator
  * and the server runtime is engine/pbft.h.
@@ -109,14 +109,14 @@ struct replica_slot {
     uint16_t count;        /* requests in the batch */
     uint64_t prep_bits;    /* one bit per sender: n <= BFTKV_REPLICAS_MAX = 64 */
     uint64_t commit_bits;
-    uint64_t repair_bits;  /* peers whose duplicate vote we answered (status.c) */
+    uint64_t repair_bits;  /* peers whose duplicate vote we answered (catchup.c) */
     uint8_t (*prep_digest)[BFTKV_DIGEST_SIZE];   /* n entries */
     uint8_t (*commit_digest)[BFTKV_DIGEST_SIZE]; /* n entries */
     uint8_t *pp;           /* the PRE-PREPARE message, pp_cap bytes */
     uint32_t pp_len;
     struct wire_msg pp_msg; /* its decoded form, pointers into pp */
-    uint64_t retx_ns;      /* catch-up (status.c): next retransmission, 0 = unscheduled */
-    uint8_t retx_shift;    /* its back-off (status.c, retransmit_scan) */
+    uint64_t retx_ns;      /* catch-up (catchup.c): next retransmission, 0 = unscheduled */
+    uint8_t retx_shift;    /* its back-off (catchup.c, retransmit_scan) */
     /* View change (viewchange.c, newview.c; TOCS 2002 §4.5.1). What this seq was
      * prepared (P) and pre-prepared (Q) as in the views already left -- folded in
      * when a view is left, kept while the seq stays in the window, so P and Q
@@ -168,8 +168,8 @@ struct replica_pending {
 
 /* A large request (sent by the client to every replica; PRE-PREPAREs carry its
  * digest only). Pinned while refs > 0; otherwise on the unpinned list, oldest
- * first, and evictable (replica_request.c). */
-struct replica_pool_entry {
+ * first, and evictable (request.c). */
+struct replica_request_pool_entry {
     uint8_t digest[BFTKV_DIGEST_SIZE];
     uint64_t timestamp;
     uint64_t stored_ns; /* unpinned since: its age for eviction */
@@ -181,7 +181,7 @@ struct replica_pool_entry {
     uint16_t lane;
     bool live;
     bool keep;        /* named by a stalled PRE-PREPARE in the window: not evictable
-                         (set only during an eviction, replica_stalled_keep) */
+                         (set only during an eviction, replica_preprepare_stalled_keep) */
     bool done;        /* unpinned and executed (the reply cache has its timestamp):
                          on the done list, kept only to serve laggards (REQUEST
                          fetch, relays) and evicted before any other entry */
@@ -259,17 +259,17 @@ struct pbft_replica {
     uint8_t *pend_buf;
     struct replica_bytes pend_ring;
 
-    /* Large requests (replica_request.c; sizes and invariant at replica_pool_create):
+    /* Large requests (request.c; sizes and invariant at replica_request_pool_create):
      * descriptors, chained chunks, a hash index by digest. Iterate the live
-     * entries with replica_pool_next(). */
-    struct replica_pool_entry *pool;
+     * entries with replica_request_pool_next(). */
+    struct replica_request_pool_entry *pool;
     uint32_t pool_cap;          /* descriptors */
     uint32_t pool_free;         /* free descriptors, chained by next */
     uint32_t pool_old, pool_new; /* unpinned live entries, oldest to newest */
     uint32_t pool_done_old, pool_done_new; /* the done entries, oldest to newest */
     uint8_t *pool_buf;          /* pool_chunks * REPLICA_POOL_CHUNK bytes */
     uint32_t *pool_chunk_next;  /* per chunk: the next of its request, or of the free list */
-    uint32_t pool_chunks;       /* C = w*B + Q + R (replica_pool_create) */
+    uint32_t pool_chunks;       /* C = w*B + Q + R (replica_request_pool_create) */
     uint32_t pool_chunk_free;   /* first free chunk */
     uint32_t pool_chunks_free;
     uint32_t pool_chunks_unpinned; /* chunks of unpinned live entries */
@@ -317,7 +317,7 @@ struct pbft_replica {
     /* View change (viewchange.c, newview.c; TOCS 2002 §4.4-§4.5). */
     bool view_active;          /* in the normal case of `view`; false: moving to it */
     bool unsure;               /* restarted with empty memory and not yet vouched
-                                  for: takes no part in ordering (status.c) */
+                                  for: takes no part in ordering (catchup.c) */
     uint64_t viewchange_timeout_ns;    /* the current timeout: T, doubled per failed view
                                   change, halved (down to T) once a new view
                                   executes */
@@ -362,7 +362,7 @@ struct pbft_replica {
     uint64_t fit_off_view;     /* view + 1 of a view whose primary sent a message
                                   that fails its checks: no fitted timeout in it */
 
-    /* Request fetch (replica_request.c; TOCS 2002 §4.2: a backup that lacks a
+    /* Request fetch (request.c; TOCS 2002 §4.2: a backup that lacks a
      * request named by a PRE-PREPARE it holds asks a replica that has it). */
     uint64_t rf_ns;            /* next round of REQUEST fetches (0: none due) */
     uint64_t rf_seq;           /* the lowest stalled seq when the back-off began */
@@ -388,21 +388,21 @@ bool replica_is_primary(const struct pbft_replica *r);
 /* Does this replica vote? Not while it is unsure of its state: a replica
  * restarted with empty memory sends no PRE-PREPARE, PREPARE, COMMIT,
  * CHECKPOINT, VIEW-CHANGE or NEW-VIEW until q replicas holding state vouch
- * for what it holds (status.c, docs/design.md "Restarts"). */
+ * for what it holds (catchup.c, docs/design.md "Restarts"). */
 static inline bool replica_votes(const struct pbft_replica *r)
 {
     return !r->unsure;
 }
 /* A peer's STATUS said it holds state (or not), with its stable checkpoint:
  * the unsure replica becomes sure once q such peers are at or below it, and
- * then casts the votes it held back (replica_votes_resume). */
-void replica_sure_check(struct pbft_replica *r, struct pbft_out *out);
+ * then casts the votes it held back (replica_prepare_votes_resume). */
+void replica_catchup_sure_check(struct pbft_replica *r, struct pbft_out *out);
 /* The votes a replica held back while unsure, for the slots of its view that
  * it pre-prepared meanwhile: PREPARE, and COMMIT where prepared (prepare.c). */
-void replica_votes_resume(struct pbft_replica *r, struct pbft_out *out);
+void replica_prepare_votes_resume(struct pbft_replica *r, struct pbft_out *out);
 void replica_prepare_own(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out);
 /* Answer a request with BFTKV_E_NO_STATE (an unsure replica; exec.c). */
-void replica_reply_no_state(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+void replica_exec_reply_no_state(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 /* The slot for seq (h < seq <= h + L), reset when it held an older seq. */
 struct replica_slot *replica_slot_get(struct pbft_replica *r, uint64_t seq);
 /* The slot of seq if it holds seq, else NULL. */
@@ -410,6 +410,8 @@ struct replica_slot *replica_slot_find(struct pbft_replica *r, uint64_t seq);
 /* The next entry of a slot's batch from *off that names its request by digest
  * (a large request, held in the pool); false at the end of the batch. */
 bool replica_slot_digest_next(const struct replica_slot *s, uint32_t *off, const uint8_t **digest);
+/* Release the pool references a slot's stored PRE-PREPARE holds (no-op without). */
+void replica_slot_release(struct pbft_replica *r, struct replica_slot *s);
 void replica_drop(struct pbft_replica *r, enum wire_drop reason);
 /* The one check of a received message's own authentication, which every
  * handler makes after its cheaper filters (TOCS 2002 §4.2): the MAC for us in
@@ -425,46 +427,46 @@ bool replica_msg_from_peer(struct pbft_replica *r, const struct wire_msg *m);
 /* Work that follows any state change: execute, answer parked reads, batch. */
 void replica_progress(struct pbft_replica *r, struct pbft_out *out);
 
-/* ---- replica_request.c: REQUEST receipt, pending queue, large-request pool ---- */
+/* ---- request.c: REQUEST receipt, pending queue, large-request pool ---- */
 void replica_request_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 /* Queue a small request (inline) without the primary's dedupe; false when full. */
-bool replica_pending_store(struct pbft_replica *r, const struct wire_msg *m);
+bool replica_request_pending_store(struct pbft_replica *r, const struct wire_msg *m);
 /* Queue a large request of the pool (referenced); false when full. */
-bool replica_pending_store_pooled(struct pbft_replica *r, uint32_t idx);
+bool replica_request_pending_store_pooled(struct pbft_replica *r, uint32_t idx);
 /* Drop executed requests from the front of the queue. */
-void replica_pending_trim(struct pbft_replica *r);
-bool replica_pending_empty(const struct pbft_replica *r);
-const struct replica_pending *replica_pending_front(const struct pbft_replica *r);
-void replica_pending_pop(struct pbft_replica *r);
-const uint8_t *replica_pending_bytes(const struct pbft_replica *r, const struct replica_pending *p);
+void replica_request_pending_trim(struct pbft_replica *r);
+bool replica_request_pending_empty(const struct pbft_replica *r);
+const struct replica_pending *replica_request_pending_front(const struct pbft_replica *r);
+void replica_request_pending_pop(struct pbft_replica *r);
+const uint8_t *replica_request_pending_bytes(const struct pbft_replica *r, const struct replica_pending *p);
 /* Pool: allocation (pbft_replica_create / destroy). */
-bool replica_pool_create(struct pbft_replica *r);
-void replica_pool_destroy(struct pbft_replica *r);
+bool replica_request_pool_create(struct pbft_replica *r);
+void replica_request_pool_destroy(struct pbft_replica *r);
 /* Find by request digest (UINT32_MAX when absent). */
-uint32_t replica_pool_find(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE]);
+uint32_t replica_request_pool_find(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE]);
 /* The live entry after idx in index order (UINT32_MAX: none); start with UINT32_MAX. */
-uint32_t replica_pool_next(const struct pbft_replica *r, uint32_t idx);
+uint32_t replica_request_pool_next(const struct pbft_replica *r, uint32_t idx);
 /* An entry's request, contiguous; valid until the next call (it may be copied
  * into pool_scratch). */
-const uint8_t *replica_pool_bytes(struct pbft_replica *r, uint32_t idx);
+const uint8_t *replica_request_pool_bytes(struct pbft_replica *r, uint32_t idx);
 /* A log slot's reference to a request its batch names by digest, per DIGEST
  * entry: taken on acceptance (only within pool_window above last_executed, see
  * preprepare.c), released by execution or when the slot's PRE-PREPARE is
  * discarded. The last release drops an executed request; an unexecuted one goes
  * back to the unpinned list. */
-void replica_pool_ref(struct pbft_replica *r, uint32_t idx);
-void replica_pool_unref(struct pbft_replica *r, uint32_t idx);
+void replica_request_pool_ref(struct pbft_replica *r, uint32_t idx);
+void replica_request_pool_unref(struct pbft_replica *r, uint32_t idx);
 /* Chunks the entry's request occupies (its charge against pool_batch_chunks). */
-uint32_t replica_pool_entry_chunks(const struct pbft_replica *r, uint32_t idx);
+uint32_t replica_request_pool_entry_chunks(const struct pbft_replica *r, uint32_t idx);
 /* Before execution: relay the large requests of the committed batches about to
  * execute to the replicas that neither prepared nor committed them. false when
  * it stopped for outbox room (the step resumes; execution must wait). */
-bool replica_pool_relay(struct pbft_replica *r, struct pbft_out *out);
+bool replica_request_pool_relay(struct pbft_replica *r, struct pbft_out *out);
 /* Relay the large requests of one slot the same way, best effort (false: no
  * room): for the primary's retransmission of an uncommitted PRE-PREPARE. */
-bool replica_pool_relay_slot(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out);
+bool replica_request_pool_relay_slot(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out);
 
-/* ---- replica_fetch.c: REQUEST-FETCH ----------------------------------------------
+/* ---- request_fetch.c: REQUEST-FETCH ----------------------------------------------
  * A stalled backup asks replicas that should hold them for the
  * large requests its stalled PRE-PREPAREs lack (on the tick, backing off), and
  * any replica serves one from its pool (a FETCH with part WIRE_PART_REQUEST). */
@@ -475,9 +477,9 @@ uint64_t replica_request_fetch_deadline(const struct pbft_replica *r);
 void replica_request_fetch_serve(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 
 /* ---- preprepare.c (TOCS 2002 §4.2) --------------------------------------------- */
-void replica_batch_try(struct pbft_replica *r, struct pbft_out *out);
+void replica_preprepare_batch_try(struct pbft_replica *r, struct pbft_out *out);
 void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
-void replica_stalled_retry(struct pbft_replica *r, struct pbft_out *out);
+void replica_preprepare_stalled_retry(struct pbft_replica *r, struct pbft_out *out);
 /* On entering a view by its NEW-VIEW: accept the PRE-PREPAREs of that view that
  * came before it (kept in their slots, nv_early). */
 void replica_preprepare_early_accept(struct pbft_replica *r, struct pbft_out *out);
@@ -486,42 +488,43 @@ void replica_preprepare_early_accept(struct pbft_replica *r, struct pbft_out *ou
 bool replica_preprepare_fields_ok(const struct pbft_replica *r, const struct wire_msg *pp);
 /* Does a stalled PRE-PREPARE within pool_window above last_executed name this
  * request digest (a large request the pool must make room for)? */
-bool replica_stalled_wants(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE]);
+bool replica_preprepare_stalled_wants(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE]);
 /* Set (keep) or clear the keep flag of the pool entries that stalled PRE-PREPAREs
  * within the pool window name; returns the chunks newly set. */
-uint32_t replica_stalled_keep(struct pbft_replica *r, bool keep);
+uint32_t replica_preprepare_stalled_keep(struct pbft_replica *r, bool keep);
 
 /* ---- prepare.c / commit.c (TOCS 2002 §4.2) ------------------------------------- */
 void replica_prepare_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 /* Recount PREPAREs/COMMITs against D and advance prepared/committed. */
 void replica_prepare_recount(struct pbft_replica *r, struct replica_slot *s);
-void replica_prepared_check(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out);
+void replica_prepare_check(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out);
 void replica_commit_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 void replica_commit_recount(struct pbft_replica *r, struct replica_slot *s);
-void replica_committed_check(struct pbft_replica *r, struct replica_slot *s);
+void replica_commit_check(struct pbft_replica *r, struct replica_slot *s);
 /* Multicast PREPARE or COMMIT(v, n, D, i) (not with n = 1: nobody to tell). */
-void replica_vote_send(struct pbft_replica *r, uint8_t type, uint64_t seq, const uint8_t *digest,
+void replica_prepare_vote_send(struct pbft_replica *r, uint8_t type, uint64_t seq, const uint8_t *digest,
                        struct pbft_out *out);
 /* Record the first PREPARE or COMMIT (m) of its sender for slot s in that
  * phase's set (bits, digests, match): true when it is new and matches the slot's
  * D, so the phase's certificate may now be complete. A second vote of the same
- * sender is answered with ours (replica_repair_answer, status.c). */
-bool replica_vote_record(struct pbft_replica *r, struct replica_slot *s, const struct wire_msg *m, uint64_t *bits,
-                         uint8_t (*digests)[BFTKV_DIGEST_SIZE], uint16_t *match, struct pbft_out *out);
+ * sender is answered with ours (replica_catchup_repair_answer, catchup.c). */
+bool replica_prepare_vote_record(struct pbft_replica *r, struct replica_slot *s, const struct wire_msg *m,
+                                 uint64_t *bits, uint8_t (*digests)[BFTKV_DIGEST_SIZE], uint16_t *match,
+                                 struct pbft_out *out);
 /* Does a sender's digest count for D (PBFT_BUG_IGNORE_DIGEST counts any)? */
-bool replica_digest_counts(const struct pbft_replica *r, const uint8_t *d, const uint8_t *D);
+bool replica_prepare_digest_counts(const struct pbft_replica *r, const uint8_t *d, const uint8_t *D);
 
 /* ---- exec.c: execution, reply cache, read-only path ----------------------------- */
 /* Execute committed batches in order; false when it stopped for outbox room. */
 bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out);
 /* Answer a retransmitted request from the reply cache (ts == last executed). */
-void replica_reply_resend(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
-void replica_readonly_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+void replica_exec_reply_resend(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+void replica_exec_readonly_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 /* Answer parked read-only requests whose target is executed; false when out of room. */
-bool replica_readonly_drain(struct pbft_replica *r, struct pbft_out *out);
-const struct replica_rc_entry *replica_rc_lookup(const struct pbft_replica *r, uint16_t client, uint16_t lane);
+bool replica_exec_readonly_drain(struct pbft_replica *r, struct pbft_out *out);
+const struct replica_rc_entry *replica_exec_rc_lookup(const struct pbft_replica *r, uint16_t client, uint16_t lane);
 /* The reply-cache part of the state digest (rehashes dirty blocks). */
-void replica_rc_digest(struct pbft_replica *r, uint8_t out[BFTKV_DIGEST_SIZE]);
+void replica_exec_rc_digest(struct pbft_replica *r, uint8_t out[BFTKV_DIGEST_SIZE]);
 
 /* ---- checkpoint.c (TOCS 2002 §4.3) ---------------------------------------------- */
 void replica_checkpoint_take(struct pbft_replica *r, uint64_t seq, struct pbft_out *out);
@@ -533,39 +536,39 @@ void replica_checkpoint_receive(struct pbft_replica *r, const struct wire_msg *m
 void replica_checkpoint_adopt(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE],
                               const uint8_t *proof, uint64_t bits);
 
-/* ---- status.c: retransmission and STATUS (TOCS 2002 §5.2) ------------------------- */
+/* ---- catchup.c: retransmission and STATUS (TOCS 2002 §5.2) ------------------------- */
 void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 /* A peer's duplicate vote for slot s, which we committed: answer it with ours. */
-void replica_repair_answer(struct pbft_replica *r, struct replica_slot *s, uint16_t to, struct pbft_out *out);
+void replica_catchup_repair_answer(struct pbft_replica *r, struct replica_slot *s, uint16_t to, struct pbft_out *out);
 /* A normal-case message of another view than ours: tell an older sender our
  * view, or ask everyone for theirs when the sender is ahead (rate-limited). */
-void replica_view_mismatch(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
+void replica_catchup_view_mismatch(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 /* Multicast STATUS(v, h, last_executed, max seq seen) now. */
-void replica_status_send(struct pbft_replica *r, struct pbft_out *out);
+void replica_catchup_status_send(struct pbft_replica *r, struct pbft_out *out);
 /* The catch-up timers: retransmission, STATUS, state-transfer chunk timeout. */
 void replica_catchup_tick(struct pbft_replica *r, struct pbft_out *out);
-/* A correct replica provably executed beyond our last executed seq (status.c). */
+/* A correct replica provably executed beyond our last executed seq (catchup.c). */
 bool replica_catchup_behind(const struct pbft_replica *r);
 uint64_t replica_catchup_deadline(const struct pbft_replica *r);
 
 /* ---- statetransfer.c: fetching a checkpoint's state (TOCS 2002 §5.3, §6.2) ------- */
-bool replica_catchup_create(struct pbft_replica *r);
-void replica_catchup_destroy(struct pbft_replica *r);
+bool replica_statetransfer_create(struct pbft_replica *r);
+void replica_statetransfer_destroy(struct pbft_replica *r);
 void replica_state_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 /* Fetch the state of checkpoint (seq, digest), known to be stable (a NEW-VIEW's
  * chosen checkpoint above last_executed, TOCS 2002 §4.5.2): starts at once,
  * replacing a transfer of a lower checkpoint. No-op when seq <= last_executed. */
 void replica_statetransfer_start(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE]);
-/* Timers of the transfer and starting one for a proven checkpoint (status.c's tick). */
+/* Timers of the transfer and starting one for a proven checkpoint (catchup.c's tick). */
 void replica_statetransfer_tick(struct pbft_replica *r, struct pbft_out *out);
 
 /* ---- statetransfer_serve.c: serving it (TOCS 2002 §5.3) ----------------------------- */
 /* Keep / release the states of own checkpoints (called by checkpoint.c). */
-void replica_snapshot_take(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE]);
-void replica_snapshots_release_below(struct pbft_replica *r, uint64_t seq);
+void replica_statetransfer_snapshot_take(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE]);
+void replica_statetransfer_snapshots_release_below(struct pbft_replica *r, uint64_t seq);
 void replica_fetch_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
-/* The stable checkpoint proof of h for a replica below h (status.c). */
-void replica_proof_send(struct pbft_replica *r, uint16_t to, struct pbft_out *out);
+/* The stable checkpoint proof of h for a replica below h (catchup.c). */
+void replica_statetransfer_proof_send(struct pbft_replica *r, uint16_t to, struct pbft_out *out);
 
 /* ---- viewchange.c, newview.c: view change (TOCS 2002 §4.4-§4.5) ------------------
  * Normal-case messages are accepted only while view_active; a PRE-PREPARE for a
@@ -583,14 +586,14 @@ uint64_t replica_viewchange_deadline(const struct pbft_replica *r);
 /* A valid, not yet executed, non-read-only request reached a replica that is not
  * the active primary: watch it, and keep a small one for the next primary.
  * true when it was not watched before (a backup relays it to the primary then). */
-bool replica_request_watch(struct pbft_replica *r, const struct wire_msg *m);
+bool replica_viewchange_watch_request(struct pbft_replica *r, const struct wire_msg *m);
 /* Execution of (client, lane) index idx at timestamp ts: a watched request's
  * wait becomes a sample of the view-change timeout (viewchange_timer.c). */
-void replica_watch_executed(struct pbft_replica *r, uint32_t idx, uint64_t ts);
+void replica_viewchange_watch_executed(struct pbft_replica *r, uint32_t idx, uint64_t ts);
 /* The primary of our view sent something a correct primary never sends (a bad
  * authenticator, a batch with a request that fails its client's MAC): no fitted
  * timeout for the rest of this view (viewchange_timer.c). */
-void replica_primary_misbehaved(struct pbft_replica *r);
+void replica_viewchange_primary_misbehaved(struct pbft_replica *r);
 /* The view-change timeout in force (viewchange_timer.c). */
 uint64_t replica_viewchange_timeout(const struct pbft_replica *r);
 /* In replica_progress, after execution: trim executed watches; the new primary's
@@ -608,8 +611,6 @@ bool replica_viewchange_progress(struct pbft_replica *r, struct pbft_out *out);
  * current view (the one active, or being moved to) or when this replica is v's
  * primary (it would have to know v's NEW-VIEW: the others time out and it joins
  * the next view on their VIEW-CHANGEs). */
-bool replica_view_enter(struct pbft_replica *r, uint64_t v);
-/* Release the pool references a slot's stored PRE-PREPARE holds (no-op without). */
-void replica_slot_release(struct pbft_replica *r, struct replica_slot *s);
+bool replica_viewchange_enter(struct pbft_replica *r, uint64_t v);
 
 #endif /* BFTKV_ENGINE_REPLICA_INTERNAL_H */

@@ -6,7 +6,7 @@
  * Fetching. A replica learns that a checkpoint (n, d) above its last executed
  * seq is stable from q signed CHECKPOINTs -- collected one by one in its
  * checkpoint records, or as the proof a peer sends in answer to its STATUS
- * (status.c) -- or from a NEW-VIEW that chose it (replica_statetransfer_start).
+ * (catchup.c) -- or from a NEW-VIEW that chose it (replica_statetransfer_start).
  * With a proof of a checkpoint beyond its window, or after one retransmit
  * interval without progress, it fetches the state of n: chunk by chunk from one
  * server (the replica that sent the proof first, then round robin over the
@@ -26,7 +26,7 @@
  * swap contents (store_swap, O(shards)), the reply caches swap, last_executed =
  * h = n, the log at and below n is dropped, and the checkpoint becomes stable
  * with its proof (replica_checkpoint_adopt). Seqs after n then arrive by the
- * normal protocol, helped by retransmission and STATUS (status.c).
+ * normal protocol, helped by retransmission and STATUS (catchup.c).
  *
  * Differences from the paper: TOCS 2002 §6.2 fetches a tree of partitions and
  * only the out-of-date ones, checking each by its digest; here the LtHash digest
@@ -51,7 +51,7 @@ static size_t rc_bytes(const struct pbft_replica *r)
 
 /* ---- Creation ------------------------------------------------------------------ */
 
-bool replica_catchup_create(struct pbft_replica *r)
+bool replica_statetransfer_create(struct pbft_replica *r)
 {
     if (r->cfg.retransmit_ns == 0)
         r->cfg.retransmit_ns = CATCHUP_RETRANSMIT_DEFAULT_NS;
@@ -93,7 +93,7 @@ bool replica_catchup_create(struct pbft_replica *r)
     return store_create_like(r->store, &x->staging) == 0;
 }
 
-void replica_catchup_destroy(struct pbft_replica *r)
+void replica_statetransfer_destroy(struct pbft_replica *r)
 {
     struct replica_catchup *cu = &r->cu;
     for (uint32_t i = 0; cu->snaps != NULL && i < cu->nsnaps; i++) {
@@ -411,8 +411,8 @@ static void install(struct pbft_replica *r, const uint8_t actual[BFTKV_DIGEST_SI
     r->cu.progress_ns = r->now_ns;
     replica_checkpoint_adopt(r, n, x->target.digest, x->target.proof, x->target.bits);
     if (r->unsure)
-        replica_sure_check(r, out);
-    replica_snapshot_take(r, n, x->target.digest); /* and serve it in turn */
+        replica_catchup_sure_check(r, out);
+    replica_statetransfer_snapshot_take(r, n, x->target.digest); /* and serve it in turn */
     if (r->on_checkpoint != NULL)
         r->on_checkpoint(r->hook_arg, r->cfg.id, n, actual);
     r->stats.state_transfers++;
@@ -424,8 +424,8 @@ static void install(struct pbft_replica *r, const uint8_t actual[BFTKV_DIGEST_SI
     /* Tell the group at once: peers relay the batches after n from their logs,
      * or -- if a newer checkpoint became stable meanwhile -- its proof. A peer
      * that answered our last STATUS less than R/4 ago ignores this one, so the
-     * next goes at the lagging pace (status.c), not after R. */
-    replica_status_send(r, out);
+     * next goes at the lagging pace (catchup.c), not after R. */
+    replica_catchup_status_send(r, out);
     r->cu.status_ns = r->now_ns + r->cfg.retransmit_ns / 2u;
 }
 
@@ -437,13 +437,13 @@ static void xfer_finish(struct pbft_replica *r, struct pbft_out *out)
     uint8_t parts[2u * BFTKV_DIGEST_SIZE];
     uint8_t actual[BFTKV_DIGEST_SIZE];
     store_digest_bytes(x->staging, parts);
-    /* The reply-cache digest is replica_rc_digest's, on the staging table: swap
+    /* The reply-cache digest is replica_exec_rc_digest's, on the staging table: swap
      * the tables in and rehash every block. */
     struct replica_rc_entry *t = r->rc;
     r->rc = x->rc;
     x->rc = t;
     memset(r->rc_dirty, 1, r->rc_blocks);
-    replica_rc_digest(r, parts + BFTKV_DIGEST_SIZE);
+    replica_exec_rc_digest(r, parts + BFTKV_DIGEST_SIZE);
     wire_digest(actual, parts, sizeof parts);
     if (memcmp(actual, x->target.digest, BFTKV_DIGEST_SIZE) != 0) {
         r->stats.state_transfer_bad_digest++;

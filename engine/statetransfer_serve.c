@@ -39,7 +39,7 @@ static void snap_release(struct replica_snap *s)
     s->seq = 0;
 }
 
-void replica_snapshot_take(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE])
+void replica_statetransfer_snapshot_take(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE])
 {
     BFTKV_ASSERT(seq % r->cfg.checkpoint_interval == 0);
     /* A ring over [h', h+L]: a slot's previous holder is below h' by now, or
@@ -62,7 +62,7 @@ void replica_snapshot_take(struct pbft_replica *r, uint64_t seq, const uint8_t d
  * replica that learnt of that one just before h moved is likely fetching it;
  * keeping it one interval longer spares it a restart, for the price of the
  * store tables one more interval's writes copied. */
-void replica_snapshots_release_below(struct pbft_replica *r, uint64_t seq)
+void replica_statetransfer_snapshots_release_below(struct pbft_replica *r, uint64_t seq)
 {
     uint64_t keep = r->cu.prev_low < seq ? r->cu.prev_low : seq;
     for (uint32_t i = 0; i < r->cu.nsnaps; i++) {
@@ -254,7 +254,7 @@ void replica_fetch_receive(struct pbft_replica *r, const struct wire_msg *m, str
     }
 }
 
-void replica_proof_send(struct pbft_replica *r, uint16_t to, struct pbft_out *out)
+void replica_statetransfer_proof_send(struct pbft_replica *r, uint16_t to, struct pbft_out *out)
 {
     if (r->low == 0)
         return;

@@ -89,7 +89,7 @@ bool replica_viewchange_create(struct pbft_replica *r)
     r->watch_ts = ok ? calloc(r->rc_entries, sizeof *r->watch_ts) : NULL;
     r->watch = ok ? calloc(r->watch_cap, sizeof *r->watch) : NULL;
     r->watch_start_ns = ok ? calloc(r->rc_entries, sizeof *r->watch_start_ns) : NULL;
-    ok = ok && replica_rejoin_create(r);
+    ok = ok && replica_viewchange_rejoin_create(r);
     return ok && r->viewchange_answer_ns && r->viewchange_entries && r->nv_buf && r->nv_choice && r->nv_xflags
            && r->nv_set && r->nv_pcur && r->nv_qcur && r->watch_ts && r->watch && r->watch_start_ns;
 }
@@ -109,7 +109,7 @@ void replica_viewchange_destroy(struct pbft_replica *r)
     free(r->watch_ts);
     free(r->watch);
     free(r->watch_start_ns);
-    replica_rejoin_destroy(r);
+    replica_viewchange_rejoin_destroy(r);
 }
 
 uint64_t replica_viewchange_resend_interval(const struct pbft_replica *r)
@@ -169,7 +169,7 @@ static void slot_view_clear(struct pbft_replica *r, struct replica_slot *s)
     s->repair_bits = 0;
     s->nv_fixed = false;
     s->nv_need = false;
-    s->retx_ns = 0; /* status.c: nothing of the old view to retransmit */
+    s->retx_ns = 0; /* catchup.c: nothing of the old view to retransmit */
     s->retx_shift = 0;
 }
 
@@ -371,7 +371,7 @@ void replica_viewchange_start(struct pbft_replica *r, uint64_t w, struct pbft_ou
 static void viewchange_join_check(struct pbft_replica *r, struct pbft_out *out)
 {
     if (!replica_votes(r))
-        return; /* unsure: it enters the view the group reaches (status.c) */
+        return; /* unsure: it enters the view the group reaches (catchup.c) */
     uint64_t views[BFTKV_REPLICAS_MAX];
     uint32_t k = 0;
     for (uint16_t i = 0; i < r->cfg.n; i++) {
@@ -432,17 +432,17 @@ static void seen_recompute(struct pbft_replica *r)
         else
             *seen = p->timestamp;
     }
-    replica_pending_trim(r);
+    replica_request_pending_trim(r);
 }
 
-void replica_view_activate(struct pbft_replica *r)
+void replica_viewchange_activate(struct pbft_replica *r)
 {
     BFTKV_ASSERT(!r->view_active);
     r->view_active = true;
     r->viewchange_deadline_ns = 0;
     r->viewchange_progress = false; /* the timeout returns to T once this view executes */
     r->view_start_ns = r->now_ns;
-    replica_pending_trim(r);
+    replica_request_pending_trim(r);
     seen_recompute(r);
     /* The read-only path's target: nothing above the chosen batches (or what
      * executed) is prepared in this view yet. */
@@ -457,7 +457,7 @@ void replica_view_activate(struct pbft_replica *r)
  * it names and its PRE-PREPAREs (replica_newview_answer), and this replica
  * enters v like any backup -- with the choice, which blind entry would lack; if
  * v is still being changed to, its VIEW-CHANGE counts there. */
-bool replica_view_enter(struct pbft_replica *r, uint64_t v)
+bool replica_viewchange_enter(struct pbft_replica *r, uint64_t v)
 {
     if (v <= r->view)
         return false;
@@ -466,7 +466,7 @@ bool replica_view_enter(struct pbft_replica *r, uint64_t v)
          * memory and nobody else can send it. While it is parked (it proposes
          * nothing until a view change makes it primary anew, statetransfer.c)
          * it may enter v directly: peers then relay v's batches to it, its own
-         * PRE-PREPAREs included (status.c), and the group's next request times
+         * PRE-PREPAREs included (catchup.c), and the group's next request times
          * out into v + 1 with it. A primary that is not parked waits for the
          * others' view change instead. */
         if (r->next_seq != CATCHUP_NEXT_SEQ_PARKED || r->exec_active)
@@ -476,7 +476,7 @@ bool replica_view_enter(struct pbft_replica *r, uint64_t v)
         r->view = v;
         r->viewchange_deadline_ns = 0;
         viewchange_shift(r, v);
-        replica_view_activate(r);
+        replica_viewchange_activate(r);
         return true;
     }
     viewchange_begin(r, v);
@@ -589,7 +589,7 @@ void replica_view_change_receive(struct pbft_replica *r, const struct wire_msg *
             viewchange_quorum_check(r);
             viewchange_join_check(r, out);
         }
-        replica_rejoin_check(r, from, out); /* retransmissions too: a deferred step-down */
+        replica_viewchange_rejoin_check(r, from, out); /* retransmissions too: a deferred step-down */
         return;
     }
     if (dup)
@@ -610,10 +610,10 @@ void replica_viewchange_tick(struct pbft_replica *r, struct pbft_out *out)
     if (!replica_votes(r))
         return; /* it follows the group's NEW-VIEWs and STATUS, starts nothing */
     if (r->view_active) {
-        replica_watch_trim(r);
+        replica_viewchange_watch_trim(r);
         if (replica_catchup_behind(r))
             r->behind_ns = r->now_ns; /* catching up is our business, not the primary's */
-        if (r->now_ns >= replica_watch_deadline(r)) {
+        if (r->now_ns >= replica_viewchange_watch_deadline(r)) {
             r->stats.request_timeouts++;
             if (!r->viewchange_progress)
                 replica_viewchange_timeout_double(r); /* the last view change got nowhere */
@@ -643,7 +643,7 @@ void replica_viewchange_tick(struct pbft_replica *r, struct pbft_out *out)
 uint64_t replica_viewchange_deadline(const struct pbft_replica *r)
 {
     if (r->view_active) {
-        uint64_t d = replica_watch_deadline(r);
+        uint64_t d = replica_viewchange_watch_deadline(r);
         if (r->nv_state == REPLICA_NV_DONE && r->nv_cursor <= r->nv_max && replica_is_primary(r)
             && r->viewchange_resend_ns < d)
             d = r->viewchange_resend_ns;
@@ -664,9 +664,9 @@ bool replica_viewchange_progress(struct pbft_replica *r, struct pbft_out *out)
             r->viewchange_progress = true; /* the view works: halve, down to T */
             replica_viewchange_timeout_halve(r);
         }
-        replica_watch_trim(r);
+        replica_viewchange_watch_trim(r);
         if (!replica_is_primary(r) || !r->view_active)
-            replica_pending_trim(r); /* a backup's kept requests */
+            replica_request_pending_trim(r); /* a backup's kept requests */
     }
     return replica_newview_progress(r, out);
 }

@@ -38,10 +38,10 @@ bool replica_newview_select(struct pbft_replica *r, const struct wire_msg *const
 /* ---- viewchange.c, for newview.c ------------------------------------------------ */
 /* The retransmission interval of VIEW-CHANGEs and of answers to them. */
 uint64_t replica_viewchange_resend_interval(const struct pbft_replica *r);
-/* The view is entered (a NEW-VIEW accepted or sent, or replica_view_enter):
+/* The view is entered (a NEW-VIEW accepted or sent, or replica_viewchange_enter):
  * normal case from now on; timers reset; the primary's and backups' records of
  * what is queued or ordered are recomputed. */
-void replica_view_activate(struct pbft_replica *r);
+void replica_viewchange_activate(struct pbft_replica *r);
 /* Move to view w > view and ask for it: leave the view, sign and multicast our
  * VIEW-CHANGE(w) (TOCS 2002 §4.4). */
 void replica_viewchange_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out);
@@ -51,18 +51,18 @@ void replica_viewchange_start(struct pbft_replica *r, uint64_t w, struct pbft_ou
 void replica_viewchange_timeout_double(struct pbft_replica *r);
 void replica_viewchange_timeout_halve(struct pbft_replica *r);
 /* Pop executed watches from the front of the FIFO. */
-void replica_watch_trim(struct pbft_replica *r);
+void replica_viewchange_watch_trim(struct pbft_replica *r);
 /* When the oldest watched request will have waited the timeout (UINT64_MAX: none). */
-uint64_t replica_watch_deadline(const struct pbft_replica *r);
+uint64_t replica_viewchange_watch_deadline(const struct pbft_replica *r);
 
 /* ---- viewchange_rejoin.c, for viewchange.c ------------------------------------- */
 /* Per-sender state of the step-down's rate limit. */
-bool replica_rejoin_create(struct pbft_replica *r);
-void replica_rejoin_destroy(struct pbft_replica *r);
+bool replica_viewchange_rejoin_create(struct pbft_replica *r);
+void replica_viewchange_rejoin_destroy(struct pbft_replica *r);
 /* A VIEW-CHANGE for a view above our active one is stored as `from`'s highest
  * (received now, or a retransmission of it): a replica alone in a higher view?
  * The primary steps down to it; a backup follows its primary's step-down. */
-void replica_rejoin_check(struct pbft_replica *r, uint16_t from, struct pbft_out *out);
+void replica_viewchange_rejoin_check(struct pbft_replica *r, uint16_t from, struct pbft_out *out);
 
 /* ---- newview.c, for viewchange.c ------------------------------------------------ */
 /* The new primary: send NEW-VIEW once the VIEW-CHANGEs it holds for `view`

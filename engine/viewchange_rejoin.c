@@ -51,14 +51,14 @@
 /* The highest view above ours a lone replica may make us move to. */
 #define REJOIN_VIEW_SPAN 64u
 
-bool replica_rejoin_create(struct pbft_replica *r)
+bool replica_viewchange_rejoin_create(struct pbft_replica *r)
 {
     r->rejoin_next_ns = calloc(r->cfg.n, sizeof *r->rejoin_next_ns);
     r->rejoin_shift = calloc(r->cfg.n, sizeof *r->rejoin_shift);
     return r->rejoin_next_ns != NULL && r->rejoin_shift != NULL;
 }
 
-void replica_rejoin_destroy(struct pbft_replica *r)
+void replica_viewchange_rejoin_destroy(struct pbft_replica *r)
 {
     free(r->rejoin_next_ns);
     free(r->rejoin_shift);
@@ -79,7 +79,7 @@ static bool rejoin_allowed(struct pbft_replica *r, uint16_t from)
     return true;
 }
 
-void replica_rejoin_check(struct pbft_replica *r, uint16_t from, struct pbft_out *out)
+void replica_viewchange_rejoin_check(struct pbft_replica *r, uint16_t from, struct pbft_out *out)
 {
     if (!r->view_active || !replica_votes(r) || from == r->cfg.id)
         return;

@@ -37,7 +37,7 @@
  * -- unless it shows itself: once the primary of our view sends a message no
  * correct primary sends (a bad authenticator, a batch holding a request whose
  * client MAC fails), the fitted timeout is off for the rest of that view and the
- * doubling timeout alone applies (replica_primary_misbehaved). Measured: a
+ * doubling timeout alone applies (replica_viewchange_primary_misbehaved). Measured: a
  * primary in the `random` Byzantine mode kept groups at 300-400 ops/s for whole
  * runs with the fitted timeout, and was replaced at once without it. A faulty
  * backup that forges the primary's sender id can turn fitting off too; that
@@ -69,7 +69,7 @@ uint64_t replica_viewchange_timeout(const struct pbft_replica *r)
     return fit > r->viewchange_timeout_ns ? fit : r->viewchange_timeout_ns;
 }
 
-void replica_primary_misbehaved(struct pbft_replica *r)
+void replica_viewchange_primary_misbehaved(struct pbft_replica *r)
 {
     if (r->fit_off_view != r->view + 1u)
         r->stats.primary_misbehaviour_views++;
@@ -99,7 +99,7 @@ static void lat_sample(struct pbft_replica *r, uint64_t wait)
     }
 }
 
-void replica_watch_executed(struct pbft_replica *r, uint32_t idx, uint64_t ts)
+void replica_viewchange_watch_executed(struct pbft_replica *r, uint32_t idx, uint64_t ts)
 {
     if (r->watch_start_ns[idx] == 0 || r->watch_ts[idx] != ts)
         return;
@@ -135,7 +135,7 @@ static void watch_compact(struct pbft_replica *r)
 }
 
 /* Pop executed watches from the front: the front is the oldest still waiting. */
-void replica_watch_trim(struct pbft_replica *r)
+void replica_viewchange_watch_trim(struct pbft_replica *r)
 {
     while (r->watch_count > 0 && !watch_live(r, &r->watch[r->watch_head])) {
         r->watch_head = (r->watch_head + 1u) % r->watch_cap;
@@ -143,7 +143,7 @@ void replica_watch_trim(struct pbft_replica *r)
     }
 }
 
-bool replica_request_watch(struct pbft_replica *r, const struct wire_msg *m)
+bool replica_viewchange_watch_request(struct pbft_replica *r, const struct wire_msg *m)
 {
     const struct wire_request *rq = &m->u.request;
     if (r->view_active && replica_is_primary(r))
@@ -162,7 +162,7 @@ bool replica_request_watch(struct pbft_replica *r, const struct wire_msg *m)
     }
     r->watch_ts[idx] = rq->timestamp;
     /* Keep a small one for the next primary (large ones are in the pool). */
-    if (!request_is_large(m) && !replica_pending_store(r, m))
+    if (!request_is_large(m) && !replica_request_pending_store(r, m))
         r->stats.dropped_full++;
     struct replica_watch *w = &r->watch[(r->watch_head + r->watch_count++) % r->watch_cap];
     w->idx = idx;
@@ -173,7 +173,7 @@ bool replica_request_watch(struct pbft_replica *r, const struct wire_msg *m)
 }
 
 /* When the oldest watched request will have waited T; UINT64_MAX: no timer. */
-uint64_t replica_watch_deadline(const struct pbft_replica *r)
+uint64_t replica_viewchange_watch_deadline(const struct pbft_replica *r)
 {
     if (!r->view_active || replica_is_primary(r) || r->watch_count == 0)
         return UINT64_MAX;

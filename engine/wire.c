@@ -140,7 +140,7 @@ void wire_request_digest(uint8_t out[32], const struct wire_msg *request)
      * asks all replicas for the full result. Neither changes what is executed, and
      * the retransmission must keep the request's identity: a large request is
      * ordered by this digest, and a backup that missed the first copy takes the
-     * retransmitted one for it (replica_request.c). */
+     * retransmitted one for it (request.c). */
     uint8_t hdr[WIRE_HEADER_SIZE];
     memcpy(hdr, request->raw, WIRE_HEADER_SIZE);
     memset(hdr + OFF_VIEW, 0, 8);

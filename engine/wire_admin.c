@@ -26,12 +26,12 @@ static const char *const admin_drop_names[ADMIN_DROP_COUNT] = {
     [ADMIN_DROP_RATE] = "admin_rate_limited",
 };
 
-const char *admin_drop_name(enum admin_drop d)
+const char *wire_admin_drop_name(enum admin_drop d)
 {
     return (unsigned)d < ADMIN_DROP_COUNT ? admin_drop_names[d] : "?";
 }
 
-size_t admin_request_encode(uint8_t *buf, size_t cap, const struct auth_ctx *client, uint16_t group,
+size_t wire_admin_request_encode(uint8_t *buf, size_t cap, const struct auth_ctx *client, uint16_t group,
                             uint8_t command, uint64_t nonce)
 {
     BFTKV_ASSERT(client != NULL);
@@ -60,7 +60,7 @@ static bool admin_header_ok(const uint8_t *msg, size_t len, uint8_t type, uint16
            && (uint64_t)WIRE_HEADER_SIZE + h->body_len + h->auth_len == len;
 }
 
-enum admin_drop admin_request_check(const struct auth_ctx *replica, uint16_t group, const uint8_t *msg,
+enum admin_drop wire_admin_request_check(const struct auth_ctx *replica, uint16_t group, const uint8_t *msg,
                                     size_t len, struct admin_request *out)
 {
     BFTKV_ASSERT(replica != NULL);
@@ -81,7 +81,7 @@ enum admin_drop admin_request_check(const struct auth_ctx *replica, uint16_t gro
     return ADMIN_OK;
 }
 
-size_t admin_reply_encode(uint8_t *buf, size_t cap, const struct auth_ctx *replica, uint16_t group, uint64_t view,
+size_t wire_admin_reply_encode(uint8_t *buf, size_t cap, const struct auth_ctx *replica, uint16_t group, uint64_t view,
                           const struct admin_request *rq, const char *json, size_t json_len)
 {
     BFTKV_ASSERT(replica != NULL);
@@ -98,7 +98,7 @@ size_t admin_reply_encode(uint8_t *buf, size_t cap, const struct auth_ctx *repli
     return len;
 }
 
-bool admin_reply_check(const struct auth_ctx *client, uint16_t group, const uint8_t *msg, size_t len,
+bool wire_admin_reply_check(const struct auth_ctx *client, uint16_t group, const uint8_t *msg, size_t len,
                        uint16_t *sender, uint64_t *nonce, const uint8_t **json, size_t *json_len)
 {
     BFTKV_ASSERT(client != NULL);

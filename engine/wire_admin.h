@@ -76,7 +76,7 @@ enum admin_drop {
 };
 
 /* "admin_malformed", ... ("unknown_client" for ADMIN_DROP_UNKNOWN_CLIENT). */
-const char *admin_drop_name(enum admin_drop d);
+const char *wire_admin_drop_name(enum admin_drop d);
 
 struct admin_request {
     uint16_t client;
@@ -86,26 +86,26 @@ struct admin_request {
 
 /* Client: encode an ADMIN request for a group of auth->n replicas, authenticated
  * with the client's context. Returns its size, or 0 when cap is too small. */
-size_t admin_request_encode(uint8_t *buf, size_t cap, const struct auth_ctx *client, uint16_t group,
+size_t wire_admin_request_encode(uint8_t *buf, size_t cap, const struct auth_ctx *client, uint16_t group,
                             uint8_t command, uint64_t nonce);
 
 /* Replica: check the ADMIN message msg (len = exactly its header + body + auth,
  * as framed in the datagram) with the replica's context. ADMIN_OK and *out, or
  * the reason (MALFORMED, UNKNOWN_CLIENT, BAD_AUTH). Reads only; safe to call
  * from several threads on one context. */
-enum admin_drop admin_request_check(const struct auth_ctx *replica, uint16_t group, const uint8_t *msg,
+enum admin_drop wire_admin_request_check(const struct auth_ctx *replica, uint16_t group, const uint8_t *msg,
                                     size_t len, struct admin_request *out);
 
 /* Replica: encode an ADMIN-REPLY carrying json (json_len <= ADMIN_JSON_MAX
  * bytes) for rq->client. Returns its size, or 0 when cap is too small or the
  * JSON too long. */
-size_t admin_reply_encode(uint8_t *buf, size_t cap, const struct auth_ctx *replica, uint16_t group, uint64_t view,
+size_t wire_admin_reply_encode(uint8_t *buf, size_t cap, const struct auth_ctx *replica, uint16_t group, uint64_t view,
                           const struct admin_request *rq, const char *json, size_t json_len);
 
 /* Client: check an ADMIN-REPLY (msg: one framed message, len its size) with the
  * client's context. true when well formed, of this group and MACed by replica
  * *sender for this client; then *nonce, *json and *json_len point into msg. */
-bool admin_reply_check(const struct auth_ctx *client, uint16_t group, const uint8_t *msg, size_t len,
+bool wire_admin_reply_check(const struct auth_ctx *client, uint16_t group, const uint8_t *msg, size_t len,
                        uint16_t *sender, uint64_t *nonce, const uint8_t **json, size_t *json_len);
 
 #ifdef __cplusplus

@@ -1,5 +1,5 @@
 /* The wire form of catch-up: STATUS, FETCH and STATE (engine/wire.h has the
- * layouts; engine/status.c and engine/statetransfer.c use them; TOCS 2002
+ * layouts; engine/catchup.c and engine/statetransfer.c use them; TOCS 2002
  * §5.2-§5.3 and §6.2 describe the paper's status and state-transfer messages).
  *
  * wire.c's decoder checks the header, the type's auth_len and the group, then

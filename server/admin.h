@@ -1,7 +1,7 @@
 /* The server's side of the admin protocol (engine/wire_admin.h has its
  * messages): the replay and rate guard a replica puts in front of its answers.
  * The server runtime (server/server.c, server/server_staged.c) checks an ADMIN
- * message with admin_request_check, admits it here and answers with the stats
+ * message with wire_admin_request_check, admits it here and answers with the stats
  * JSON (server/server_stats.c).
  */
 #ifndef BFTKV_SERVER_ADMIN_H

@@ -460,7 +460,7 @@ bool server_src_is_replica(const struct server *s, const struct sockaddr_storage
  *     the engine moves the client (an absurd timestamp blocks its own lane
  *     here exactly as it does in the engine, not the client's other lanes);
  *   - a REQUEST from a replica's address is one that replica relays
- *     (replica_request.c), not the client's own: its source says nothing
+ *     (request.c), not the client's own: its source says nothing
  *     about where the client is.
  * The MAC check of an admissible request is the one authentication of that
  * REQUEST: sm->authenticated tells the engine it was made (unless the auth
@@ -541,7 +541,7 @@ static void server_admin_handle(struct server *s, const struct sockaddr_storage 
         log_warn("stats JSON longer than %u bytes: not sent", ADMIN_JSON_MAX);
         return;
     }
-    size_t n = admin_reply_encode(s->admin_msg, ADMIN_REPLY_MAX, &s->auth, s->cfg->group,
+    size_t n = wire_admin_reply_encode(s->admin_msg, ADMIN_REPLY_MAX, &s->auth, s->cfg->group,
                                   pbft_replica_view(s->replica), rq, s->json, jl);
     BFTKV_ASSERT(n > 0);
     s->out_addr(s, src, srclen, s->admin_msg, n);
@@ -601,7 +601,7 @@ bool server_msg_decode(struct server *s, const uint8_t *msg, size_t size, bool a
     out->type = msg[3];
     out->authenticated = false;
     if (out->type == WIRE_ADMIN) {
-        enum admin_drop d = admin_request_check(&s->auth, s->cfg->group, msg, size, &out->u.admin);
+        enum admin_drop d = wire_admin_request_check(&s->auth, s->cfg->group, msg, size, &out->u.admin);
         if (d != ADMIN_OK)
             atomic_fetch_add_explicit(&s->admin_drops[d], 1, memory_order_relaxed);
         return d == ADMIN_OK;

@@ -55,7 +55,7 @@ struct server_options {
     uint64_t byzantine_seed; /* the filter's PRNG seed (the caller draws or fixes it) */
     bool restarted;          /* this replica ran before and lost its memory: it
                                 takes no part in ordering until f+1 replicas
-                                holding state vouch for it (engine/status.c) */
+                                holding state vouch for it (engine/catchup.c) */
 };
 
 struct server;

@@ -230,7 +230,7 @@ bool server_budget_take(struct server *s, struct server_budget *b, const struct 
                         socklen_t srclen, uint8_t type);
 
 /* Decode the message msg (size bytes: one message of a datagram whose framing
- * server_framing_ok accepted) into *out: an ADMIN with admin_request_check (its
+ * server_framing_ok accepted) into *out: an ADMIN with wire_admin_request_check (its
  * MAC included), any other with wire_decode on the engine's limits. With
  * authenticate (the staged auth workers) the message's own authentication is
  * verified too, as the engine would (a REQUEST's client must be known, then

@@ -127,7 +127,7 @@ static void json_drops(struct json_out *j, struct server *s, const struct pbft_r
     json_u64(j, "send_errors", us->send_errors);
     for (int d = ADMIN_DROP_MALFORMED; d < ADMIN_DROP_COUNT; d++)
         if (d != ADMIN_DROP_UNKNOWN_CLIENT)
-            json_u64(j, admin_drop_name((enum admin_drop)d),
+            json_u64(j, wire_admin_drop_name((enum admin_drop)d),
                      atomic_load_explicit(&s->admin_drops[d], memory_order_relaxed));
     json_close(j, '}');
 }

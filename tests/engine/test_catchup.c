@@ -1,4 +1,4 @@
-/* Unit tests of catch-up (engine/status.c, engine/statetransfer.c,
+/* Unit tests of catch-up (engine/catchup.c, engine/statetransfer.c,
  * engine/wire_catchup.c, store/store_swap.c): the store exchange the install
  * uses; the STATUS/FETCH/STATE codec and its drops; retransmission keeping a
  * group live under 10% loss of every message; a partitioned backup catching up
@@ -553,7 +553,7 @@ static bool restarted_once(struct rh_cluster *c)
  * backup crashes and restarts in view 0. It learns view 1 from the STATUS of
  * the two left (f+1 of them), but with the primary cut off only two replicas
  * holding state answer, fewer than the q that must vouch for a replica that
- * lost its memory (status.c): it stays unsure, votes nothing and the group
+ * lost its memory (catchup.c): it stays unsure, votes nothing and the group
  * waits. Once the cut heals, q peers vouch, and it fetches the state and takes
  * part again. */
 static void test_restart_adopts_view(void **state)

@@ -1,4 +1,4 @@
-/* Unit tests of a backup that falls behind a working group (engine/status.c,
+/* Unit tests of a backup that falls behind a working group (engine/catchup.c,
  * engine/viewchange.c; docs/design.md 5.6): on a loaded machine one replica of
  * four gets less CPU than the others, its socket buffer overflows and it misses
  * a stretch of batches while the group, which needs only 2f+1 of them, goes on.

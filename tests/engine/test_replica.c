@@ -102,7 +102,7 @@ static void test_put_commits_everywhere(void **state)
     assert_int_equal(full->replica, 1);
     assert_int_equal(full->result_len, 0);
     assert_int_equal(st(0)->batches_proposed, 1);
-    /* No stall retry, no request timer: only the slow catch-up heartbeat (status.c). */
+    /* No stall retry, no request timer: only the slow catch-up heartbeat (catchup.c). */
     assert_true(pbft_replica_next_deadline(C.r[1]) > C.cfg[1].request_timeout_ns);
 }
 

@@ -1,10 +1,10 @@
-/* Unit tests of the large-request pool (engine/replica_request.c) and of the
+/* Unit tests of the large-request pool (engine/request.c) and of the
  * rules the pre-prepare phase keeps for it (engine/preprepare.c): four replicas
  * (n = 4, f = 1) on the FIFO pump of replica_harness.c, requests of 30,000-byte
  * values (59 chunks each), sent by hand-rolled clients.
  *
  * Checked, each against the liveness bug it guards (the invariant is stated at
- * replica_pool_create):
+ * replica_request_pool_create):
  *  - the primary closes a batch at B = pool_batch_chunks chunks of large
  *    requests (it used to charge a DIGEST entry its 44 bytes only, so a batch
  *    could name more than the backups' pool holds), and a backlog executes
@@ -119,7 +119,7 @@ static uint32_t big_index(uint16_t replica, uint16_t client, uint64_t ts)
     uint8_t buf[BFTKV_DATAGRAM_MAX], d[32];
     size_t len = big_request(buf, client, ts, 0);
     digest_of(buf, len, d);
-    return replica_pool_find(C.r[replica], d);
+    return replica_request_pool_find(C.r[replica], d);
 }
 
 /* Nothing pinned, nothing stalled, and the chunks add up. */
@@ -139,7 +139,7 @@ static uint32_t done_chunks(uint16_t i)
     uint32_t c = 0;
     for (uint32_t e = r->pool_done_old; e != UINT32_MAX; e = r->pool[e].next) {
         assert_true(r->pool[e].live && r->pool[e].done && r->pool[e].refs == 0);
-        c += replica_pool_entry_chunks(r, e);
+        c += replica_request_pool_entry_chunks(r, e);
     }
     return c;
 }
@@ -363,8 +363,8 @@ static void test_pool_retransmission_keeps_digest(void **state)
     }
 }
 
-/* The primary's retransmission of the PRE-PREPARE (status.c) can bring the
- * request instead: replica_pool_relay_slot sends it to the backups it has no
+/* The primary's retransmission of the PRE-PREPARE (catchup.c) can bring the
+ * request instead: replica_request_pool_relay_slot sends it to the backups it has no
  * PREPARE or COMMIT from. */
 static void test_pool_relay_slot(void **state)
 {
@@ -381,7 +381,7 @@ static void test_pool_relay_slot(void **state)
     assert_non_null(s);
     struct pbft_out o;
     assert_int_equal(pbft_out_init(&o, PBFT_OUT_MIN_BYTES, PBFT_OUT_MIN_MSGS), 0);
-    assert_true(replica_pool_relay_slot(C.r[0], s, &o));
+    assert_true(replica_request_pool_relay_slot(C.r[0], s, &o));
     /* Replica 3 prepared: copies for replicas 1 and 2 only. */
     assert_int_equal(o.nmsgs, 2);
     for (uint32_t k = 0; k < o.nmsgs; k++) {
@@ -531,9 +531,9 @@ static void test_pool_queue_cap(void **state)
     /* The same cap holds for a new primary's requeue (newview.c). */
     uint32_t idx = big_index(1, 3, 1);
     assert_true(idx != UINT32_MAX);
-    assert_true(replica_pending_store_pooled(C.r[1], idx));
-    assert_true(replica_pending_store_pooled(C.r[1], big_index(1, 2, 1)));
-    assert_false(replica_pending_store_pooled(C.r[1], big_index(1, 1, 1)));
+    assert_true(replica_request_pending_store_pooled(C.r[1], idx));
+    assert_true(replica_request_pending_store_pooled(C.r[1], big_index(1, 2, 1)));
+    assert_false(replica_request_pending_store_pooled(C.r[1], big_index(1, 1, 1)));
     assert_int_equal(C.r[1]->pool_pend_chunks, 2u * REQUEST_CHUNKS);
 }
 

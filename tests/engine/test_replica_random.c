@@ -259,7 +259,7 @@ static void test_random_faults(void **state)
  * clients retransmitting (to every replica, WIRE_REQ_FULL_ALL) whenever the
  * network goes quiet. The pools are small (W = 1..3, batches of 1.2 to 56 KiB),
  * so arrivals are refused, batches wait for requests, and replicas relay them
- * to one another (engine/replica_request.c). Every operation must complete, the
+ * to one another (engine/request.c). Every operation must complete, the
  * replicas must agree on every batch, and one that reached the end holds no
  * reference to the pool. (A replica that lacks a request the others executed
  * without it and that reached it only before its PRE-PREPARE -- possible on this

@@ -106,7 +106,7 @@ void test_fitted_timeout_off_for_faulty_primary(void **state)
 
 /* A replica that lost one correct peer's COMMIT, beside a silent one: the
  * peers that committed have stopped retransmitting, so its own retransmission
- * must bring the missing vote back (engine/status.c, replica_repair_answer). */
+ * must bring the missing vote back (engine/catchup.c, replica_catchup_repair_answer). */
 void test_duplicate_vote_answered(void **state)
 {
     (void)state;

@@ -4,12 +4,12 @@
  * The input is one datagram. Its framing is checked the way the server does
  * (messages back to back, magic and version, lengths exactly filling it); then
  * each message, or the whole input when the framing is refused, goes through
- *   - admin_request_check as replica 1 of a group of four: an accepted request
+ *   - wire_admin_request_check as replica 1 of a group of four: an accepted request
  *     is re-encoded by its client (client 3 is ours) to the same bytes, and
  *     goes through the replay and rate guard (admin_guard_admit), whose answers
  *     must keep its promises: nonces per client strictly increase, at most
  *     ADMIN_REPLIES_PER_SEC answers a second;
- *   - admin_reply_check as client 3: an accepted reply's JSON lies inside it,
+ *   - wire_admin_reply_check as client 3: an accepted reply's JSON lies inside it,
  *     and the replica that sent it re-encodes it to the same bytes.
  * A MAC is a wall no fuzzer climbs, so each input runs twice: as given, and
  * with the MACs of ADMIN messages from client 3 and of ADMIN-REPLYs for it
@@ -75,7 +75,7 @@ struct guard_run {
 static void request_check(struct guard_run *g, const uint8_t *msg, size_t size)
 {
     struct admin_request rq;
-    enum admin_drop d = admin_request_check(&fuzz_replicas[FUZZ_REPLICA], FUZZ_GROUP, msg, size, &rq);
+    enum admin_drop d = wire_admin_request_check(&fuzz_replicas[FUZZ_REPLICA], FUZZ_GROUP, msg, size, &rq);
     FUZZ_CHECK(d >= ADMIN_OK && d < ADMIN_DROP_COUNT && d != ADMIN_DROP_REPLAY && d != ADMIN_DROP_RATE);
     if (d != ADMIN_OK)
         return;
@@ -88,7 +88,7 @@ static void request_check(struct guard_run *g, const uint8_t *msg, size_t size)
         /* Its client encodes the same request; only the MACs for the other
          * replicas may differ (this replica checks its own). */
         uint8_t again[ADMIN_REQUEST_MAX];
-        size_t n = admin_request_encode(again, sizeof again, &fuzz_client, FUZZ_GROUP, rq.command, rq.nonce);
+        size_t n = wire_admin_request_encode(again, sizeof again, &fuzz_client, FUZZ_GROUP, rq.command, rq.nonce);
         size_t mac_at = WIRE_HEADER_SIZE + ADMIN_REQUEST_BODY + FUZZ_REPLICA * BFTKV_MAC_SIZE;
         FUZZ_CHECK(n == size && memcmp(again, msg, WIRE_HEADER_SIZE + ADMIN_REQUEST_BODY) == 0);
         FUZZ_CHECK(memcmp(again + mac_at, msg + mac_at, BFTKV_MAC_SIZE) == 0);
@@ -113,7 +113,7 @@ static void reply_check(const uint8_t *msg, size_t size)
     uint64_t nonce = 0;
     const uint8_t *json = NULL;
     size_t json_len = SIZE_MAX;
-    if (!admin_reply_check(&fuzz_client, FUZZ_GROUP, msg, size, &sender, &nonce, &json, &json_len))
+    if (!wire_admin_reply_check(&fuzz_client, FUZZ_GROUP, msg, size, &sender, &nonce, &json, &json_len))
         return;
     FUZZ_CHECK(sender < FUZZ_N && json_len <= ADMIN_JSON_MAX && inside(json, json_len, msg, size));
     struct wire_header h;
@@ -121,7 +121,7 @@ static void reply_check(const uint8_t *msg, size_t size)
     struct admin_request rq = {.client = FUZZ_CLIENT, .nonce = nonce, .command = ADMIN_CMD_STATS};
     uint8_t *again = malloc(ADMIN_REPLY_MAX);
     FUZZ_CHECK(again != NULL);
-    size_t n = admin_reply_encode(again, ADMIN_REPLY_MAX, &fuzz_replicas[sender], FUZZ_GROUP, h.view, &rq,
+    size_t n = wire_admin_reply_encode(again, ADMIN_REPLY_MAX, &fuzz_replicas[sender], FUZZ_GROUP, h.view, &rq,
                                   (const char *)json, json_len);
     FUZZ_CHECK(n == size && memcmp(again, msg, size) == 0);
     free(again);
@@ -197,7 +197,7 @@ void fuzz_seeds(fuzz_seed_add_fn add)
     uint8_t b[4096], multi[4096];
     size_t mlen = 0;
     for (uint64_t nonce = 1; nonce <= 3; nonce++) {
-        size_t n = admin_request_encode(b, sizeof b, &fuzz_client, FUZZ_GROUP, ADMIN_CMD_STATS, 1000u * nonce);
+        size_t n = wire_admin_request_encode(b, sizeof b, &fuzz_client, FUZZ_GROUP, ADMIN_CMD_STATS, 1000u * nonce);
         FUZZ_CHECK(n > 0);
         if (nonce == 1)
             add(b, n);
@@ -206,7 +206,7 @@ void fuzz_seeds(fuzz_seed_add_fn add)
     }
     static const char json[] = "{\"replica\":2,\"view\":7,\"drops\":{\"bad_auth\":0}}";
     struct admin_request rq = {.client = FUZZ_CLIENT, .nonce = 2000, .command = ADMIN_CMD_STATS};
-    size_t n = admin_reply_encode(b, sizeof b, &fuzz_replicas[2], FUZZ_GROUP, 7, &rq, json, sizeof json - 1);
+    size_t n = wire_admin_reply_encode(b, sizeof b, &fuzz_replicas[2], FUZZ_GROUP, 7, &rq, json, sizeof json - 1);
     FUZZ_CHECK(n > 0);
     add(b, n);
     memcpy(multi + mlen, b, n);

@@ -255,7 +255,7 @@ int main(int argc, char **argv)
     }
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    g.admin_len = admin_request_encode(g.admin, sizeof g.admin, &auth, cfg->group, ADMIN_CMD_STATS,
+    g.admin_len = wire_admin_request_encode(g.admin, sizeof g.admin, &auth, cfg->group, ADMIN_CMD_STATS,
                                        (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
     if (g.admin_len == 0) {
         fprintf(stderr, "integ_garbage: admin request does not fit\n");

@@ -181,7 +181,7 @@ static void admin_replay_send(struct fx_cluster *c, uint16_t r)
     assert_int_equal(bftkv_key_identity_load(c->cfg, BFTKV_CONFIG_CLIENT, 1, &kp, err, sizeof err), 0);
     assert_int_equal(bftkv_key_auth_init(c->cfg, BFTKV_CONFIG_CLIENT, 1, &kp, &auth, err, sizeof err), 0);
     uint8_t req[ADMIN_REQUEST_MAX];
-    size_t n = admin_request_encode(req, sizeof req, &auth, c->cfg->group, ADMIN_CMD_STATS, 12345u);
+    size_t n = wire_admin_request_encode(req, sizeof req, &auth, c->cfg->group, ADMIN_CMD_STATS, 12345u);
     assert_true(n > 0);
     int fd = raw_socket();
     raw_send(fd, c, r, req, n);

@@ -273,7 +273,7 @@ static void budget_case(const char *threads)
     off = 0;
     uint32_t nadm = 10;
     for (uint32_t i = 0; i < nadm; i++)
-        off += admin_request_encode(dgram + off, BFTKV_DATAGRAM_MAX - off, &cl.auth, c.cfg->group, ADMIN_CMD_STATS,
+        off += wire_admin_request_encode(dgram + off, BFTKV_DATAGRAM_MAX - off, &cl.auth, c.cfg->group, ADMIN_CMD_STATS,
                                     1u + i);
     raw_send(fd, &c, r, dgram, off);
     assert_int_equal(stats_wait(&c, r, "datagram_excess_admin", nadm - BFTKV_DGRAM_ADMIN_MSGS_MAX),

@@ -37,7 +37,7 @@ void restart_plan_draw(struct restart_plan *p, struct prng *rng, uint16_t n, uin
     }
     uint64_t lo = regular_total / 10u;
     p->trigger_ops = prng_range(rng, lo, regular_total > lo ? regular_total : lo);
-    p->refuse = (uint16_t)(n - p->wiped) < q; /* fewer than q hold state (engine/status.c) */
+    p->refuse = (uint16_t)(n - p->wiped) < q; /* fewer than q hold state (engine/catchup.c) */
 }
 
 void restart_run_init(struct restart_run *rr, const struct restart_plan *p, uint16_t n, uint16_t f)

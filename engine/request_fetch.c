@@ -1,9 +1,9 @@
 /* REQUEST-FETCH: a backup asks for a large request its batch names (TOCS 2002
  * §4.2: a backup accepts a PRE-PREPARE only with the requests it names; docs/design.md §5.3).
- * The pool itself is engine/replica_request.c.
+ * The pool itself is engine/request.c.
  *
- * The push paths of replica_request.c (the relay before execution and with the primary's
- * retransmission, and status.c's answer to a laggard) send a request to the
+ * The push paths of request.c (the relay before execution and with the primary's
+ * retransmission, and catchup.c's answer to a laggard) send a request to the
  * replicas that did not vote for its batch. A replica that did vote and lost
  * its state (crash-restart), whose copy was refused as `full` while it had
  * room for nothing but wanted requests, or whose copy the network dropped
@@ -88,7 +88,7 @@ static void fetch_round(struct pbft_replica *r, struct pbft_out *out)
         uint32_t off = 0;
         struct wire_batch_entry e;
         while (budget > 0 && wire_batch_next(&s->pp_msg, &off, &e)) {
-            if (e.kind != WIRE_ENTRY_DIGEST || replica_pool_find(r, e.request_digest) != POOL_NONE)
+            if (e.kind != WIRE_ENTRY_DIGEST || replica_request_pool_find(r, e.request_digest) != POOL_NONE)
                 continue;
             if (!fetch_send(r, fetch_pick(holders, r->rf_turn + k++), seq, e.request_digest, out))
                 return;
@@ -131,7 +131,7 @@ uint64_t replica_request_fetch_deadline(const struct pbft_replica *r)
 
 void replica_request_fetch_serve(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
 {
-    uint32_t idx = replica_pool_find(r, m->u.fetch.digest);
+    uint32_t idx = replica_request_pool_find(r, m->u.fetch.digest);
     if (idx == POOL_NONE) {
         r->stats.dropped_stale++; /* never had it, or evicted: the asker asks another */
         return;
@@ -150,6 +150,6 @@ void replica_request_fetch_serve(struct pbft_replica *r, const struct wire_msg *
         return;
     }
     r->cu.served[j]++;
-    pbft_out_copy(out, PBFT_DEST_REPLICA, j, replica_pool_bytes(r, idx), len);
+    pbft_out_copy(out, PBFT_DEST_REPLICA, j, replica_request_pool_bytes(r, idx), len);
     r->stats.pool_relayed++;
 }

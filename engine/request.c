@@ -15,7 +15,7 @@
  * (request descriptors plus the inlined requests' bytes). The pool keeps
  * descriptors, an open-addressing index by digest, and the bytes in chained
  * fixed-size chunks; its size, what it may evict and the invariant that keeps
- * backups live are stated at replica_pool_create. A full store says so
+ * backups live are stated at replica_request_pool_create. A full store says so
  * (dropped_full); the client retransmits.
  */
 #include <stdlib.h>
@@ -124,9 +124,9 @@ static void bytes_release_oldest(struct replica_bytes *b, uint32_t off, uint32_t
  * lack a request the primary ordered. If the batch cannot commit without it, the
  * client is still waiting and retransmits to every replica (with the same
  * digest: wire_request_digest); if it commits without it, the replicas that
- * execute it relay the request to it first (replica_pool_relay). Either way it
+ * execute it relay the request to it first (replica_request_pool_relay). Either way it
  * arrives wanted, is stored, and the PRE-PREPARE is accepted then
- * (replica_stalled_retry: on the arrival, after every execution step, and on
+ * (replica_preprepare_stalled_retry: on the arrival, after every execution step, and on
  * the tick).
  */
 
@@ -143,7 +143,7 @@ static uint32_t pow2_at_least(uint32_t x)
     return p;
 }
 
-bool replica_pool_create(struct pbft_replica *r)
+bool replica_request_pool_create(struct pbft_replica *r)
 {
     const struct pbft_replica_config *c = &r->cfg;
     uint32_t batch = pool_chunks_of(2u * c->batch_max_bytes);
@@ -182,7 +182,7 @@ bool replica_pool_create(struct pbft_replica *r)
     return true;
 }
 
-void replica_pool_destroy(struct pbft_replica *r)
+void replica_request_pool_destroy(struct pbft_replica *r)
 {
     free(r->pool);
     free(r->pool_buf);
@@ -198,7 +198,7 @@ static uint32_t pool_home(const struct pbft_replica *r, const uint8_t *digest)
     return x & r->pool_index_mask;
 }
 
-uint32_t replica_pool_find(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE])
+uint32_t replica_request_pool_find(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE])
 {
     for (uint32_t i = pool_home(r, digest);; i = (i + 1u) & r->pool_index_mask) {
         uint32_t v = r->pool_index[i];
@@ -250,7 +250,7 @@ static void pool_index_remove(struct pbft_replica *r, uint32_t idx)
  * unpinned list proper; both count in pool_chunks_unpinned. */
 static void unpinned_push(struct pbft_replica *r, uint32_t idx)
 {
-    struct replica_pool_entry *e = &r->pool[idx];
+    struct replica_request_pool_entry *e = &r->pool[idx];
     uint32_t *oldest = e->done ? &r->pool_done_old : &r->pool_old;
     uint32_t *newest = e->done ? &r->pool_done_new : &r->pool_new;
     e->stored_ns = r->now_ns;
@@ -266,7 +266,7 @@ static void unpinned_push(struct pbft_replica *r, uint32_t idx)
 
 static void unpinned_unlink(struct pbft_replica *r, uint32_t idx)
 {
-    struct replica_pool_entry *e = &r->pool[idx];
+    struct replica_request_pool_entry *e = &r->pool[idx];
     uint32_t *oldest = e->done ? &r->pool_done_old : &r->pool_old;
     uint32_t *newest = e->done ? &r->pool_done_new : &r->pool_new;
     if (e->prev != POOL_NONE)
@@ -296,7 +296,7 @@ static void pool_check(const struct pbft_replica *r)
  * were, so the next request of that size gets them contiguous again. */
 static void pool_kill(struct pbft_replica *r, uint32_t idx)
 {
-    struct replica_pool_entry *e = &r->pool[idx];
+    struct replica_request_pool_entry *e = &r->pool[idx];
     BFTKV_ASSERT(e->live);
     BFTKV_ASSERT(e->refs == 0);
     unpinned_unlink(r, idx);
@@ -327,7 +327,7 @@ static bool pool_evict(struct pbft_replica *r, uint32_t need, bool wanted)
     if (!wanted && r->pool_done_old == POOL_NONE
         && (old == POOL_NONE || r->now_ns - r->pool[old].stored_ns < r->cfg.request_timeout_ns))
         return false; /* nothing old enough: spare the scan of the stalled slots */
-    uint32_t kept = r->stalled > 0 ? replica_stalled_keep(r, true) : 0;
+    uint32_t kept = r->stalled > 0 ? replica_preprepare_stalled_keep(r, true) : 0;
     for (uint32_t i = r->pool_done_old; i != POOL_NONE && r->pool_chunks_free < need;) {
         uint32_t next = r->pool[i].next;
         if (!r->pool[i].keep)
@@ -335,7 +335,7 @@ static bool pool_evict(struct pbft_replica *r, uint32_t need, bool wanted)
         i = next;
     }
     for (uint32_t i = r->pool_old; i != POOL_NONE && r->pool_chunks_free < need;) {
-        struct replica_pool_entry *e = &r->pool[i];
+        struct replica_request_pool_entry *e = &r->pool[i];
         uint32_t next = e->next;
         if (!wanted && r->now_ns - e->stored_ns < r->cfg.request_timeout_ns)
             break; /* the list is in age order: the rest are younger still */
@@ -346,7 +346,7 @@ static bool pool_evict(struct pbft_replica *r, uint32_t need, bool wanted)
         i = next;
     }
     if (r->stalled > 0)
-        replica_stalled_keep(r, false);
+        replica_preprepare_stalled_keep(r, false);
     /* The invariant: the slots of the window pin or keep at most w*B chunks and
      * the pending queue at most Q, so a wanted request fails to fit only when
      * references were taken outside the window (a new primary's re-proposals,
@@ -370,7 +370,7 @@ static uint32_t pool_store(struct pbft_replica *r, const struct wire_msg *m, con
         return POOL_NONE;
     uint32_t idx = r->pool_free;
     BFTKV_ASSERT(idx != POOL_NONE); /* pool_cap: descriptors outlast chunks */
-    struct replica_pool_entry *e = &r->pool[idx];
+    struct replica_request_pool_entry *e = &r->pool[idx];
     r->pool_free = e->next;
     memcpy(e->digest, digest, BFTKV_DIGEST_SIZE);
     e->timestamp = m->u.request.timestamp;
@@ -398,7 +398,7 @@ static uint32_t pool_store(struct pbft_replica *r, const struct wire_msg *m, con
     return idx;
 }
 
-uint32_t replica_pool_next(const struct pbft_replica *r, uint32_t idx)
+uint32_t replica_request_pool_next(const struct pbft_replica *r, uint32_t idx)
 {
     for (uint32_t i = idx == POOL_NONE ? 0 : idx + 1u; i < r->pool_cap; i++) {
         if (r->pool[i].live)
@@ -407,18 +407,18 @@ uint32_t replica_pool_next(const struct pbft_replica *r, uint32_t idx)
     return POOL_NONE;
 }
 
-uint32_t replica_pool_entry_chunks(const struct pbft_replica *r, uint32_t idx)
+uint32_t replica_request_pool_entry_chunks(const struct pbft_replica *r, uint32_t idx)
 {
     BFTKV_ASSERT(idx < r->pool_cap);
     BFTKV_ASSERT(r->pool[idx].live);
     return pool_chunks_of(r->pool[idx].len);
 }
 
-const uint8_t *replica_pool_bytes(struct pbft_replica *r, uint32_t idx)
+const uint8_t *replica_request_pool_bytes(struct pbft_replica *r, uint32_t idx)
 {
     BFTKV_ASSERT(idx < r->pool_cap);
     BFTKV_ASSERT(r->pool[idx].live);
-    const struct replica_pool_entry *e = &r->pool[idx];
+    const struct replica_request_pool_entry *e = &r->pool[idx];
     uint32_t c = pool_chunks_of(e->len), k = e->chunk;
     bool contiguous = true;
     for (uint32_t i = 1; i < c && contiguous; i++) {
@@ -454,26 +454,26 @@ static void pool_pin(struct pbft_replica *r, uint32_t idx)
  * view change or a state transfer) becomes evictable. */
 static void pool_unpin(struct pbft_replica *r, uint32_t idx)
 {
-    struct replica_pool_entry *e = &r->pool[idx];
+    struct replica_request_pool_entry *e = &r->pool[idx];
     BFTKV_ASSERT(idx < r->pool_cap);
     BFTKV_ASSERT(e->live);
     BFTKV_ASSERT(e->refs > 0);
     if (--e->refs > 0)
         return;
-    e->done = replica_rc_lookup(r, e->client, e->lane)->timestamp >= e->timestamp;
+    e->done = replica_exec_rc_lookup(r, e->client, e->lane)->timestamp >= e->timestamp;
     unpinned_push(r, idx);
     pool_check(r);
 }
 
-void replica_pool_ref(struct pbft_replica *r, uint32_t idx)
+void replica_request_pool_ref(struct pbft_replica *r, uint32_t idx)
 {
     pool_pin(r, idx);
     r->pool_slot_chunks += pool_chunks_of(r->pool[idx].len);
 }
 
-void replica_pool_unref(struct pbft_replica *r, uint32_t idx)
+void replica_request_pool_unref(struct pbft_replica *r, uint32_t idx)
 {
-    uint32_t c = replica_pool_entry_chunks(r, idx);
+    uint32_t c = replica_request_pool_entry_chunks(r, idx);
     BFTKV_ASSERT(r->pool_slot_chunks >= c);
     r->pool_slot_chunks -= c;
     pool_unpin(r, idx);
@@ -507,7 +507,7 @@ static uint64_t relay_all(const struct pbft_replica *r)
     return r->cfg.n == 64u ? UINT64_MAX : (1ull << r->cfg.n) - 1u;
 }
 
-bool replica_pool_relay(struct pbft_replica *r, struct pbft_out *out)
+bool replica_request_pool_relay(struct pbft_replica *r, struct pbft_out *out)
 {
     if (r->cfg.n == 1)
         return true;
@@ -524,7 +524,7 @@ bool replica_pool_relay(struct pbft_replica *r, struct pbft_out *out)
             struct wire_batch_entry e;
             if (have == all || !wire_batch_next(&s->pp_msg, &off, &e))
                 break;
-            uint32_t idx = e.kind == WIRE_ENTRY_DIGEST ? replica_pool_find(r, e.request_digest) : POOL_NONE;
+            uint32_t idx = e.kind == WIRE_ENTRY_DIGEST ? replica_request_pool_find(r, e.request_digest) : POOL_NONE;
             for (uint16_t b = r->pool_relay_to; idx != POOL_NONE && b < r->cfg.n; b++) {
                 if ((have >> b) & 1u)
                     continue;
@@ -536,7 +536,7 @@ bool replica_pool_relay(struct pbft_replica *r, struct pbft_out *out)
                     r->pool_relay_to = b;
                     return false;
                 }
-                pbft_out_copy(out, PBFT_DEST_REPLICA, b, replica_pool_bytes(r, idx), len);
+                pbft_out_copy(out, PBFT_DEST_REPLICA, b, replica_request_pool_bytes(r, idx), len);
                 r->stats.pool_relayed++;
             }
             r->pool_relay_to = 0;
@@ -548,33 +548,33 @@ bool replica_pool_relay(struct pbft_replica *r, struct pbft_out *out)
 }
 
 /* The same for one slot, best effort: for the primary's retransmission of a
- * PRE-PREPARE that has not committed (status.c). Backups receive the requests
+ * PRE-PREPARE that has not committed (catchup.c). Backups receive the requests
  * in another order than the primary, so all of them may have refused one it
  * queued; without a quorum nobody executes, nothing is relayed above, and the
  * batch would wait for the client's next retransmission, which backs off past
  * the view-change timer. false when the outbox had no room (what went out is
  * harmless to send again). */
-bool replica_pool_relay_slot(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out)
+bool replica_request_pool_relay_slot(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out)
 {
     uint64_t all = relay_all(r), have = relay_have(r, s);
     uint32_t off = 0;
     struct wire_batch_entry e;
     while (have != all && wire_batch_next(&s->pp_msg, &off, &e)) {
-        uint32_t idx = e.kind == WIRE_ENTRY_DIGEST ? replica_pool_find(r, e.request_digest) : POOL_NONE;
+        uint32_t idx = e.kind == WIRE_ENTRY_DIGEST ? replica_request_pool_find(r, e.request_digest) : POOL_NONE;
         for (uint16_t b = 0; idx != POOL_NONE && b < r->cfg.n; b++) {
             if ((have >> b) & 1u)
                 continue;
             uint32_t len = r->pool[idx].len;
             if (!pbft_out_room(out, len + REPLICA_RESERVE_BYTES, 1u + REPLICA_RESERVE_MSGS))
                 return false;
-            pbft_out_copy(out, PBFT_DEST_REPLICA, b, replica_pool_bytes(r, idx), len);
+            pbft_out_copy(out, PBFT_DEST_REPLICA, b, replica_request_pool_bytes(r, idx), len);
             r->stats.pool_relayed++;
         }
     }
     return true;
 }
 
-/* A pending-queue entry's reference (the primary's queue; replica_pending_pop
+/* A pending-queue entry's reference (the primary's queue; replica_request_pending_pop
  * hands it to whoever pops the entry, as a slot reference). */
 static void pool_pend_ref(struct pbft_replica *r, uint32_t idx)
 {
@@ -584,33 +584,33 @@ static void pool_pend_ref(struct pbft_replica *r, uint32_t idx)
 
 /* ---- The pending queue (primary) ------------------------------------------------ */
 
-bool replica_pending_empty(const struct pbft_replica *r)
+bool replica_request_pending_empty(const struct pbft_replica *r)
 {
     return r->pend_count == 0;
 }
 
-const struct replica_pending *replica_pending_front(const struct pbft_replica *r)
+const struct replica_pending *replica_request_pending_front(const struct pbft_replica *r)
 {
     BFTKV_ASSERT(r->pend_count > 0);
     return &r->pend[r->pend_head];
 }
 
-const uint8_t *replica_pending_bytes(const struct pbft_replica *r, const struct replica_pending *p)
+const uint8_t *replica_request_pending_bytes(const struct pbft_replica *r, const struct replica_pending *p)
 {
     BFTKV_ASSERT(p->kind == WIRE_ENTRY_INLINE);
     return r->pend_buf + p->off;
 }
 
 /* Remove the front; a DIGEST entry's pool reference moves to the batch (to the
- * caller, who releases it with replica_pool_unref like a log slot's). */
-void replica_pending_pop(struct pbft_replica *r)
+ * caller, who releases it with replica_request_pool_unref like a log slot's). */
+void replica_request_pending_pop(struct pbft_replica *r)
 {
     BFTKV_ASSERT(r->pend_count > 0);
     struct replica_pending *p = &r->pend[r->pend_head];
     if (p->kind == WIRE_ENTRY_INLINE) {
         bytes_release_oldest(&r->pend_ring, p->off, p->len);
     } else {
-        uint32_t c = replica_pool_entry_chunks(r, p->pool);
+        uint32_t c = replica_request_pool_entry_chunks(r, p->pool);
         BFTKV_ASSERT(r->pool_pend_chunks >= c);
         r->pool_pend_chunks -= c;
         r->pool_slot_chunks += c;
@@ -680,7 +680,7 @@ static bool request_is_large(const struct wire_msg *m)
     return m->raw_len - m->h.auth_len > BFTKV_INLINE_REQUEST_MAX;
 }
 
-bool replica_pending_store(struct pbft_replica *r, const struct wire_msg *m)
+bool replica_request_pending_store(struct pbft_replica *r, const struct wire_msg *m)
 {
     uint32_t len = (uint32_t)m->raw_len, off = 0;
     if (r->pend_count == r->pend_cap || !bytes_alloc(&r->pend_ring, len, &off))
@@ -693,13 +693,13 @@ bool replica_pending_store(struct pbft_replica *r, const struct wire_msg *m)
     return true;
 }
 
-bool replica_pending_store_pooled(struct pbft_replica *r, uint32_t idx)
+bool replica_request_pending_store_pooled(struct pbft_replica *r, uint32_t idx)
 {
-    const struct replica_pool_entry *e = &r->pool[idx];
+    const struct replica_request_pool_entry *e = &r->pool[idx];
     BFTKV_ASSERT(idx < r->pool_cap);
     BFTKV_ASSERT(e->live);
     if (r->pool_pend_chunks + pool_chunks_of(e->len) > r->pool_queue_chunks)
-        return false; /* at most Q chunks queued (replica_pool_create) */
+        return false; /* at most Q chunks queued (replica_request_pool_create) */
     struct wire_request rq;
     memset(&rq, 0, sizeof rq);
     rq.client = e->client;
@@ -717,16 +717,16 @@ bool replica_pending_store_pooled(struct pbft_replica *r, uint32_t idx)
 /* A request a view change left in the queue (a backup keeps the requests it
  * watches for the next primary, viewchange.c) may have executed since, or be in
  * a batch the NEW-VIEW chose (dead). */
-void replica_pending_trim(struct pbft_replica *r)
+void replica_request_pending_trim(struct pbft_replica *r)
 {
     while (r->pend_count > 0) {
         struct replica_pending *p = &r->pend[r->pend_head];
-        if (!p->dead && p->timestamp > replica_rc_lookup(r, p->client, p->lane)->timestamp)
+        if (!p->dead && p->timestamp > replica_exec_rc_lookup(r, p->client, p->lane)->timestamp)
             return;
         uint32_t pool = p->kind == WIRE_ENTRY_DIGEST ? p->pool : POOL_NONE;
-        replica_pending_pop(r);
+        replica_request_pending_pop(r);
         if (pool != POOL_NONE)
-            replica_pool_unref(r, pool);
+            replica_request_pool_unref(r, pool);
     }
 }
 
@@ -738,10 +738,10 @@ static void primary_queue(struct pbft_replica *r, const struct wire_msg *m, uint
     if (request_is_large(m)) {
         uint8_t digest[BFTKV_DIGEST_SIZE];
         wire_request_digest(digest, m);
-        /* At most Q chunks queued (the sizing at replica_pool_create). */
+        /* At most Q chunks queued (the sizing at replica_request_pool_create). */
         uint32_t idx = POOL_NONE;
         if (r->pool_pend_chunks + pool_chunks_of((uint32_t)m->raw_len) <= r->pool_queue_chunks) {
-            idx = replica_pool_find(r, digest);
+            idx = replica_request_pool_find(r, digest);
             if (idx == POOL_NONE)
                 idx = pool_store(r, m, digest, false);
         }
@@ -753,7 +753,7 @@ static void primary_queue(struct pbft_replica *r, const struct wire_msg *m, uint
         p->pool = idx;
         pool_pend_ref(r, idx);
         pending_commit(r);
-    } else if (!replica_pending_store(r, m)) {
+    } else if (!replica_request_pending_store(r, m)) {
         r->stats.dropped_full++;
         return;
     }
@@ -769,28 +769,28 @@ static void backup_handle(struct pbft_replica *r, const struct wire_msg *m, uint
          * will name it by digest, and retry PRE-PREPAREs that wait for it. */
         uint8_t digest[BFTKV_DIGEST_SIZE];
         wire_request_digest(digest, m);
-        if (replica_pool_find(r, digest) != POOL_NONE) {
-            replica_request_watch(r, m); /* TOCS 2002 §4.5.2: a request we wait for */
+        if (replica_request_pool_find(r, digest) != POOL_NONE) {
+            replica_viewchange_watch_request(r, m); /* TOCS 2002 §4.5.2: a request we wait for */
             return;
         }
         /* A request a stalled PRE-PREPARE waits for always gets room (see the
-         * invariant at replica_pool_create). */
+         * invariant at replica_request_pool_create). */
         uint32_t idx = pool_store(r, m, digest, false);
-        if (idx == POOL_NONE && r->stalled > 0 && replica_stalled_wants(r, digest))
+        if (idx == POOL_NONE && r->stalled > 0 && replica_preprepare_stalled_wants(r, digest))
             idx = pool_store(r, m, digest, true);
         if (idx == POOL_NONE) {
             r->stats.dropped_full++;
             return;
         }
-        replica_request_watch(r, m);
+        replica_viewchange_watch_request(r, m);
         if (r->stalled > 0)
-            replica_stalled_retry(r, out);
+            replica_preprepare_stalled_retry(r, out);
         return;
     }
     /* A small request reaching a backup is a retransmission: the client waits
      * for it, so the backup watches it until it executes (TOCS 2002 §4.5.2),
      * even when a PRE-PREPARE holds it (that batch may never commit) ... */
-    if (!replica_request_watch(r, m) || rq->timestamp <= seen || !r->view_active)
+    if (!replica_viewchange_watch_request(r, m) || rq->timestamp <= seen || !r->view_active)
         return; /* relayed once already; a PRE-PREPARE holds it; no primary yet */
     /* ... and relays it to the primary unchanged, authenticator included
      * (TOCS 2002 §4.1), once: the client's own retransmissions reach the
@@ -807,18 +807,18 @@ void replica_request_receive(struct pbft_replica *r, const struct wire_msg *m, s
     const struct wire_request *rq = &m->u.request;
     r->stats.requests_received++;
     if (!replica_votes(r)) {
-        replica_reply_no_state(r, m, out); /* it neither executes nor reads */
+        replica_exec_reply_no_state(r, m, out); /* it neither executes nor reads */
         return;
     }
     if (rq->rflags & WIRE_REQ_READONLY) {
-        replica_readonly_receive(r, m, out);
+        replica_exec_readonly_receive(r, m, out);
         return;
     }
-    const struct replica_rc_entry *e = replica_rc_lookup(r, rq->client, rq->lane);
+    const struct replica_rc_entry *e = replica_exec_rc_lookup(r, rq->client, rq->lane);
     if (rq->timestamp <= e->timestamp) {
         /* Executed already: resend the last reply; an older request gets none. */
         if (rq->timestamp == e->timestamp)
-            replica_reply_resend(r, m, out);
+            replica_exec_reply_resend(r, m, out);
         else
             r->stats.dropped_stale++;
         return;

@@ -13,7 +13,7 @@
  *    design.md §5.5.2 measures the intervals under loss). Duplicates are
  *    harmless: each sender's first vote per (v, n) is the one kept (prepare.c,
  *    commit.c) -- and a duplicate for a slot this replica committed is answered
- *    with its own votes (replica_repair_answer), since it retransmits no more.
+ *    with its own votes (replica_catchup_repair_answer), since it retransmits no more.
  *
  *  - STATUS. A replica that knows of work above last_executed (a seq some message
  *    named, a checkpoint, a peer's STATUS) and has executed nothing for R/2
@@ -94,7 +94,7 @@ static void status_send_to(struct pbft_replica *r, uint8_t dest_kind, uint16_t t
     r->stats.status_sent++;
 }
 
-void replica_status_send(struct pbft_replica *r, struct pbft_out *out)
+void replica_catchup_status_send(struct pbft_replica *r, struct pbft_out *out)
 {
     status_send_to(r, PBFT_DEST_ALL_REPLICAS, 0, out);
 }
@@ -116,7 +116,7 @@ static bool slot_retransmit(struct pbft_replica *r, const struct replica_slot *s
             return false;
         /* Backups may all have refused a large request this batch names (they
          * saw the requests in another order): relay it with the PRE-PREPARE. */
-        if (!replica_pool_relay_slot(r, s, out))
+        if (!replica_request_pool_relay_slot(r, s, out))
             return false;
     }
     if (s->sent_prepare && !vote_send(r, WIRE_PREPARE, s, PBFT_DEST_ALL_REPLICAS, 0, out))
@@ -135,7 +135,7 @@ static bool slot_retransmit(struct pbft_replica *r, const struct replica_slot *s
  * answers come only from replicas that executed further than the asker. Once
  * per peer and slot (two committed replicas never echo each other), and at most
  * W answers per peer per R/2, so a faulty peer's duplicates buy it no more. */
-void replica_repair_answer(struct pbft_replica *r, struct replica_slot *s, uint16_t to, struct pbft_out *out)
+void replica_catchup_repair_answer(struct pbft_replica *r, struct replica_slot *s, uint16_t to, struct pbft_out *out)
 {
     BFTKV_ASSERT(to < r->cfg.n);
     BFTKV_ASSERT(to != r->cfg.id);
@@ -256,7 +256,7 @@ void replica_catchup_tick(struct pbft_replica *r, struct pbft_out *out)
     struct replica_catchup *cu = &r->cu;
     uint64_t R = r->cfg.retransmit_ns, now = r->now_ns;
     if (r->unsure)
-        replica_sure_check(r, out); /* it may have executed up to a vouching peer's h */
+        replica_catchup_sure_check(r, out); /* it may have executed up to a vouching peer's h */
     if (r->last_executed != cu->progress_le) {
         cu->progress_le = r->last_executed;
         cu->progress_ns = now;
@@ -269,13 +269,13 @@ void replica_catchup_tick(struct pbft_replica *r, struct pbft_out *out)
         bool idle = now - cu->progress_ns >= R / 2u;
         bool lag = catchup_lagging(r);
         if (behind && (idle || lag) && now >= cu->status_ns) {
-            replica_status_send(r, out);
+            replica_catchup_status_send(r, out);
             cu->status_ns = now + (lag ? R / 2u : R);
             cu->heartbeat_ns = now + CATCHUP_HEARTBEAT_INTERVALS * R;
         }
     }
     if (now >= cu->heartbeat_ns) {
-        replica_status_send(r, out);
+        replica_catchup_status_send(r, out);
         cu->heartbeat_ns = now + CATCHUP_HEARTBEAT_INTERVALS * R;
     }
     replica_statetransfer_tick(r, out);
@@ -307,7 +307,7 @@ static void view_tell(struct pbft_replica *r, uint16_t j, struct pbft_out *out)
     status_send_to(r, PBFT_DEST_REPLICA, j, out);
 }
 
-void replica_view_mismatch(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+void replica_catchup_view_mismatch(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
 {
     BFTKV_ASSERT(m->h.view != r->view);
     uint16_t j = m->h.sender;
@@ -319,7 +319,7 @@ void replica_view_mismatch(struct pbft_replica *r, const struct wire_msg *m, str
         /* Peers work in a view above ours: ask everyone where they are (their
          * STATUS answers bring f+1 views, view_adopt_check). */
         r->cu.ask_view_ns = r->now_ns + r->cfg.retransmit_ns / 4u;
-        replica_status_send(r, out);
+        replica_catchup_status_send(r, out);
     }
 }
 
@@ -341,7 +341,7 @@ static void view_adopt_check(struct pbft_replica *r)
      * it refuses when this replica would be v's primary and is not parked --
      * then the others time out and this one joins the next view with them. */
     BFTKV_ASSERT(best >= r->view);
-    if (best > r->view && replica_view_enter(r, best))
+    if (best > r->view && replica_viewchange_enter(r, best))
         r->stats.views_adopted++;
 }
 
@@ -362,7 +362,7 @@ static void view_adopt_check(struct pbft_replica *r)
  * a batch that only forgetful replicas and one correct holder prepared, which
  * the simulator found (tests/sim/README.md) -- so the group stops, and every
  * client that asks hears why (docs/design.md "Restarts"). */
-void replica_sure_check(struct pbft_replica *r, struct pbft_out *out)
+void replica_catchup_sure_check(struct pbft_replica *r, struct pbft_out *out)
 {
     BFTKV_ASSERT(r->unsure);
     uint32_t vouch = 0;
@@ -375,7 +375,7 @@ void replica_sure_check(struct pbft_replica *r, struct pbft_out *out)
     BFTKV_ASSERT(vouch < r->cfg.n); /* peers only: q of the n - 1 others */
     r->unsure = false;
     r->stats.holds_state = 1;
-    replica_votes_resume(r, out);
+    replica_prepare_votes_resume(r, out);
 }
 
 /* ---- Receiving STATUS ---------------------------------------------------------- */
@@ -394,10 +394,10 @@ static bool pool_relay(struct pbft_replica *r, const struct replica_slot *s, uin
     uint32_t off = 0;
     const uint8_t *d;
     while (replica_slot_digest_next(s, &off, &d)) {
-        uint32_t idx = replica_pool_find(r, d);
+        uint32_t idx = replica_request_pool_find(r, d);
         if (idx == UINT32_MAX)
             continue;
-        if (!pbft_out_copy(out, PBFT_DEST_REPLICA, to, replica_pool_bytes(r, idx), r->pool[idx].len))
+        if (!pbft_out_copy(out, PBFT_DEST_REPLICA, to, replica_request_pool_bytes(r, idx), r->pool[idx].len))
             return false;
     }
     return true;
@@ -445,14 +445,14 @@ void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, st
     r->cu.peer_low[j] = j_low;
     r->cu.peer_holds[j] = (m->u.status.flags & WIRE_STATUS_NO_STATE) == 0;
     if (r->unsure)
-        replica_sure_check(r, out);
+        replica_catchup_sure_check(r, out);
     if (!r->cu.peer_holds[j] && !r->unsure && r->now_ns >= r->cu.unsure_answer_ns[j]) {
         /* A peer restarted empty waits for q replicas holding state to say
          * so: answer at once rather than at the next heartbeat. It sends no
          * VIEW-CHANGE (replica_votes), so if it is moving to our view, the
          * NEW-VIEW goes to it from here (replica_newview_answer). */
         r->cu.unsure_answer_ns[j] = r->now_ns + r->cfg.retransmit_ns / 2u;
-        replica_status_send(r, out);
+        replica_catchup_status_send(r, out);
         if (m->h.view == r->view && r->view_active)
             replica_newview_answer(r, j, out);
     }
@@ -470,7 +470,7 @@ void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, st
          * checkpoint belongs to no view, so this goes whatever the views. */
         r->cu.answer_ns[j] = r->now_ns + r->cfg.retransmit_ns / 4u;
         r->stats.status_answered++;
-        replica_proof_send(r, j, out);
+        replica_statetransfer_proof_send(r, j, out);
         if (same_view)
             status_send_to(r, PBFT_DEST_REPLICA, j, out); /* how far we are */
         return;
