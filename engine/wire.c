@@ -600,6 +600,13 @@ size_t wire_encode_digest_msg(uint8_t *buf, size_t cap, uint8_t type, uint16_t g
     return total;
 }
 
+uint16_t wire_reply_lane(const uint8_t *msg, size_t len)
+{
+    if (len < (size_t)WIRE_HEADER_SIZE + RP_OFF_LANE + 2u)
+        return UINT16_MAX;
+    return le16_load(msg + WIRE_HEADER_SIZE + RP_OFF_LANE);
+}
+
 size_t wire_encode_reply(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view,
                          uint64_t timestamp, const struct wire_reply *rp, size_t *auth_off)
 {

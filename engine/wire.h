@@ -442,6 +442,10 @@ size_t wire_encode_digest_msg(uint8_t *buf, size_t cap, uint8_t type, uint16_t g
                               uint16_t n, uint64_t view, uint64_t seq, const uint8_t digest[32],
                               size_t *auth_off);
 
+/* The lane an encoded REPLY (msg, len bytes, one message) answers, read from its
+ * fixed part without decoding; UINT16_MAX when len is too short to hold it. */
+uint16_t wire_reply_lane(const uint8_t *msg, size_t len);
+
 /* REPLY: result may be NULL (digest-only reply); result_digest is always sent.
  * WIRE_REPLY_FULL is set iff result != NULL, whatever rp->rflags says. */
 size_t wire_encode_reply(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view,

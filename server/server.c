@@ -21,7 +21,6 @@
 #include "common/errbuf.h"
 #include "common/log.h"
 #include "cluster/cluster.h"
-#include "engine/wire_le.h"
 #include "server/server_internal.h"
 
 BFTKV_STATIC_ASSERT(BFTKV_DGRAM_CLIENT_MSGS_MAX == PBFT_LANES_MAX, "a client's budget: one REQUEST per lane");
@@ -309,9 +308,9 @@ static void server_dest_send(void *arg, uint8_t kind, uint16_t id, const uint8_t
         return;
     }
     BFTKV_ASSERT(kind == PBFT_DEST_CLIENT);
-    /* A REPLY (the engine's only message to clients) names its lane right after
-     * the header (wire.h); the reply goes to where that lane's requests came from. */
-    uint16_t lane = len >= WIRE_HEADER_SIZE + 4u ? le16_load(msg + WIRE_HEADER_SIZE + 2u) : UINT16_MAX;
+    /* A REPLY (the engine's only message to clients) goes to where its lane's
+     * requests came from. */
+    uint16_t lane = wire_reply_lane(msg, len);
     const struct server_peer *p = id < s->cfg->clients && lane < s->lanes ? &s->book[(size_t)id * s->lanes + lane]
                                                                           : NULL;
     if (p == NULL || p->alen == 0) {
