@@ -413,7 +413,8 @@ static void test_stress(void **state)
     assert_true(lthash_equal(&a, &b));
     struct store_test_stats st;
     assert_int_equal(store_test_verify(sh.s, &st), 0);
-    assert_int_equal(st.shared_tables, 0); /* every snapshot let go of its tables */
+    assert_int_equal(st.live_snapshots, 0); /* every snapshot was released */
+    assert_int_equal(st.undo_records + st.retired_entries + st.frozen_layouts, 0);
 
     store_destroy(fresh);
     store_destroy(sh.s);
