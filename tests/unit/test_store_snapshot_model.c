@@ -20,6 +20,7 @@
 #include "bftkv/limits.h"
 #include "store/store.h"
 #include "store/store_internal.h"
+#include "tests/test_scale.h"
 
 #define MODEL_KEYS 400u
 #define MODEL_VALUE_MAX 40u
@@ -202,7 +203,8 @@ static void model_run(uint64_t seed, uint32_t shards)
     unsigned nlive = 0;
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 1;
 
-    for (unsigned step = 0; step < MODEL_STEPS; step++) {
+    const uint64_t steps = test_iters(MODEL_STEPS, 750);
+    for (unsigned step = 0; step < steps; step++) {
         uint64_t r = rng_next(&rng);
         uint32_t id = (uint32_t)(r % MODEL_KEYS);
         /* Early on grow the key set; later mostly churn within it. */
