@@ -95,7 +95,7 @@ void *store_calloc(size_t n, size_t size)
     return store_alloc_allowed(n * size) ? calloc(n, size) : NULL;
 }
 
-static void *store_aligned_alloc(size_t size)
+void *store_aligned_alloc(size_t size)
 {
     BFTKV_ASSERT(size % STORE_CACHE_LINE == 0);
     return store_alloc_allowed(size) ? aligned_alloc(STORE_CACHE_LINE, size) : NULL;
@@ -595,7 +595,7 @@ void store_clear(struct store *s)
         shard_write_lock(sh);
         struct table *t = sh->table;
         if (t != NULL) {
-            snap_save_acc(sh);
+            bool kept = snap_keep_acc(sh, t);
             for (uint64_t j = 0; j <= t->mask; j++) {
                 struct entry *e = t->slots[j].e;
                 if (e != NULL && !snap_retire(sh, e)) {
@@ -605,7 +605,9 @@ void store_clear(struct store *s)
             if (!snap_freeze(sh, t->slots, t->mask + 1)) {
                 free(t->slots);
             }
-            free(t);
+            if (!kept) {
+                free(t);
+            }
         }
         shard_table_set(sh, NULL); /* memory goes back; the next put starts small again */
         shard_publish_count(sh);

@@ -144,7 +144,8 @@ struct snap_shard {
     bool acc_saved;       /* *acc holds the accumulator when taken */
     struct slot *base;    /* the replaced slot array (NULL with base_cap 0) */
     uint64_t base_cap;
-    struct lthash *acc;   /* room for the accumulator, in the snapshot's block */
+    struct lthash *acc;   /* the accumulator when taken, inside acc_mem */
+    void *acc_mem;        /* a block of its own, or the table store_clear let go */
     struct entry *retired;
 };
 
@@ -157,7 +158,6 @@ struct store_snapshot {
     struct store_snapshot *newer;
     uint64_t id;
     uint32_t nshards;
-    struct lthash *accs; /* nshards accumulators, for snap_shard.acc */
     struct snap_shard sh[];
 };
 
@@ -198,14 +198,17 @@ struct store {
  * this one fails. They count allocations for store_test_allocs_get(). */
 void *store_malloc(size_t n);
 void *store_calloc(size_t n, size_t size);
+/* aligned_alloc(STORE_CACHE_LINE, size), size a multiple of it; the same hook. */
+void *store_aligned_alloc(size_t size);
 
 /* Free a table's entries, slot array and the table (NULL is ignored). */
 void store_table_free(struct table *t);
 
 /* ---- The snapshot side of a write (store_snapshot.c), under the shard write lock --- */
 
-/* Room to record `slots` more slot values for the shard's newest snapshot, so
- * the change that follows cannot fail half way. 0 or BFTKV_E_NOMEM. */
+/* Room to record `slots` more slot values and the accumulator for the shard's
+ * newest snapshot, so the change that follows cannot fail half way. 0 or
+ * BFTKV_E_NOMEM. */
 int snap_reserve(struct shard *sh, uint64_t slots);
 /* After the change (or its failure), outside the lock: free what snap_reserve
  * allocated and the change did not use. */
@@ -214,8 +217,11 @@ void snap_reserve_end(void);
  * snapshot, unless that one recorded it already or no longer uses this layout. */
 void snap_save_slot(struct shard *sh, uint64_t i);
 /* Before the shard's accumulator changes for the first time since the newest
- * snapshot: keep its value. */
+ * snapshot: keep its value (in the room snap_reserve made). */
 void snap_save_acc(struct shard *sh);
+/* store_clear drops table t: true when the newest snapshot keeps the table
+ * object as the holder of its accumulator (the caller must not free it). */
+bool snap_keep_acc(struct shard *sh, struct table *t);
 /* A superseded entry: true when a live snapshot can see it and keeps it (the
  * snapshot now owns it), false when the caller frees it. */
 bool snap_retire(struct shard *sh, struct entry *e);

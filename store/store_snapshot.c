@@ -201,10 +201,20 @@ static bool snap_records(const struct shard *sh)
 
 int snap_reserve(struct shard *sh, uint64_t slots)
 {
-    if (!snap_records(sh)) {
+    struct snap_shard *ss = sh->snap;
+    if (ss == NULL) {
         return 0;
     }
-    struct snap_shard *ss = sh->snap;
+    if (!ss->acc_saved && ss->acc_mem == NULL) {
+        ss->acc_mem = store_aligned_alloc(sizeof(struct lthash));
+        if (ss->acc_mem == NULL) {
+            return BFTKV_E_NOMEM;
+        }
+        ss->acc = ss->acc_mem;
+    }
+    if (ss->frozen) {
+        return 0;
+    }
     int rc = undo_grow(&ss->undo, ss->undo.count + slots);
     while (rc == 0 && undo_stash_count < slots) {
         struct undo_rec *r = store_malloc(sizeof *r);
@@ -253,12 +263,26 @@ void snap_save_acc(struct shard *sh)
     if (ss == NULL || ss->acc_saved) {
         return;
     }
+    BFTKV_ASSERT(ss->acc != NULL); /* snap_reserve made room */
     if (sh->table != NULL) {
         *ss->acc = sh->table->acc;
     } else {
         lthash_zero(ss->acc);
     }
     ss->acc_saved = true;
+}
+
+bool snap_keep_acc(struct shard *sh, struct table *t)
+{
+    struct snap_shard *ss = sh->snap;
+    if (ss == NULL || ss->acc_saved) {
+        return false;
+    }
+    free(ss->acc_mem); /* room reserved by a write that failed, if any */
+    ss->acc_mem = t;
+    ss->acc = &t->acc;
+    ss->acc_saved = true;
+    return true;
 }
 
 bool snap_retire(struct shard *sh, struct entry *e)
@@ -286,7 +310,7 @@ bool snap_freeze(struct shard *sh, struct slot *slots, uint64_t cap)
 
 /* ---- Taking and releasing --------------------------------------------------------------- */
 
-static void snap_shard_init(struct snap_shard *ss, uint64_t id, const struct shard *sh, struct lthash *acc)
+static void snap_shard_init(struct snap_shard *ss, uint64_t id, const struct shard *sh)
 {
     ss->id = id;
     ss->count = sh->table != NULL ? sh->table->count : 0;
@@ -296,7 +320,8 @@ static void snap_shard_init(struct snap_shard *ss, uint64_t id, const struct sha
     ss->acc_saved = false;
     ss->base = NULL;
     ss->base_cap = 0;
-    ss->acc = acc;
+    ss->acc = NULL;
+    ss->acc_mem = NULL;
     ss->retired = NULL;
 }
 
@@ -305,13 +330,6 @@ int store_snapshot_take(struct store *s, struct store_snapshot **out)
     size_t bytes = sizeof(struct store_snapshot) + (size_t)s->nshards * sizeof(struct snap_shard);
     struct store_snapshot *snap = store_malloc(bytes);
     if (snap == NULL) {
-        return BFTKV_E_NOMEM;
-    }
-    /* Room for every shard's accumulator, written only for the shards that change
-     * while this is the newest snapshot (the pages of the others stay untouched). */
-    snap->accs = store_malloc((size_t)s->nshards * sizeof(struct lthash));
-    if (snap->accs == NULL) {
-        free(snap);
         return BFTKV_E_NOMEM;
     }
     snap->nshards = s->nshards;
@@ -328,7 +346,7 @@ int store_snapshot_take(struct store *s, struct store_snapshot **out)
     }
     for (uint32_t i = 0; i < s->nshards; i++) {
         struct shard *sh = &s->shards[i];
-        snap_shard_init(&snap->sh[i], snap->id, sh, &snap->accs[i]);
+        snap_shard_init(&snap->sh[i], snap->id, sh);
         sh->snap = &snap->sh[i];
     }
     s->epoch++;
@@ -377,9 +395,15 @@ static void snap_shard_pass_on(struct snap_shard *ss, struct snap_shard *ps, str
         }
     }
     if (ps != NULL && !ps->acc_saved && ss->acc_saved) {
-        *ps->acc = *ss->acc;
+        free(ps->acc_mem);
+        ps->acc_mem = ss->acc_mem;
+        ps->acc = ss->acc;
         ps->acc_saved = true;
+        ss->acc_mem = NULL;
     }
+    free(ss->acc_mem);
+    ss->acc_mem = NULL;
+    ss->acc = NULL;
     undo_free(&ss->undo);
     free(ss->base);
     ss->base = NULL;
@@ -423,7 +447,6 @@ void store_snapshot_release(struct store_snapshot *snap)
     if (free_store) {
         store_free(s); /* store_destroy() left it to its last snapshot */
     }
-    free(snap->accs);
     free(snap);
 }
 

@@ -210,24 +210,31 @@ void BM_StoreDelPut(benchmark::State &st) {
 }
 
 // Fresh-value puts to random existing keys while the store keeps checkpoint
-// snapshots (docs/design.md §3.4): one is taken every kPutsPerCheckpoint puts and
+// snapshots (docs/design.md §3.4): one is taken every range(2) puts and
 // the oldest released once more than kLiveSnapshots are held, as the engine keeps
 // the last few checkpoints for replicas that fall behind. The take and the release
 // are inside the timed loop: ns/put includes every cost a checkpoint brings.
 constexpr uint64_t kPutsPerCheckpoint = 1000;
 constexpr size_t kLiveSnapshots = 3;
+// A fixed count, so every run covers the same 20 checkpoints whatever the speed.
+constexpr int64_t kCheckpointIterations = 20000;
 
 void BM_StorePutWithCheckpoints(benchmark::State &st) {
     StoreRun r(st, 2001, 0x77);
+    const uint64_t period = static_cast<uint64_t>(st.range(2));
+    // Values never repeat across runs on the same prefilled store: each put
+    // really replaces (a put of the value already there is a lookup only).
+    static uint64_t runs = 0;
+    const uint64_t stamp_base = ++runs << 40;
     uint64_t stamp = 0;
     uint64_t failures = 0;
     uint64_t taken = 0;
     std::vector<struct store_snapshot *> live;
     for (auto _ : st) {
         r.next_key();
-        r.value_stamp(++stamp);
+        r.value_stamp(stamp_base + ++stamp);
         failures += r.put_failed();
-        if (stamp % kPutsPerCheckpoint == 0) {
+        if (period != 0 && stamp % period == 0) {
             struct store_snapshot *snap = nullptr;
             failures += store_snapshot_take(r.s, &snap) != 0;
             if (snap != nullptr) {
@@ -273,11 +280,15 @@ int register_store_benchmarks() {
             }
         }
     }
-    // Checkpoints: 16-byte values, fresh each time, at growing store sizes.
+    // Checkpoints: 16-byte values, fresh each time, at growing store sizes; the
+    // third argument is the puts per checkpoint, 0 for none (the same puts
+    // without snapshots, the control).
     for (const int64_t keys : {int64_t{10000}, int64_t{100000}, int64_t{1000000}}) {
         benchmark::RegisterBenchmark("BM_StorePutWithCheckpoints", BM_StorePutWithCheckpoints)
-            ->Args({keys, 16})
+            ->Args({keys, 16, static_cast<int64_t>(kPutsPerCheckpoint)})
+            ->Args({keys, 16, 0})
             ->Setup(store_setup)
+            ->Iterations(kCheckpointIterations)
             ->UseRealTime();
     }
     return 0;
