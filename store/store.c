@@ -56,8 +56,10 @@
 /* ---- Allocation (with the test hook of store_internal.h) ---------------------- */
 
 static atomic_long store_alloc_budget = -1;
-static atomic_uint_fast64_t store_alloc_calls;
-static atomic_uint_fast64_t store_alloc_bytes;
+/* Per thread: counting costs no atomic operation, and a test measures its own
+ * thread's operations. */
+static _Thread_local uint64_t store_alloc_calls;
+static _Thread_local uint64_t store_alloc_bytes;
 
 void store_test_fail_alloc_after(long n)
 {
@@ -66,14 +68,14 @@ void store_test_fail_alloc_after(long n)
 
 void store_test_allocs_get(struct store_test_allocs *out)
 {
-    out->calls = atomic_load_explicit(&store_alloc_calls, memory_order_relaxed);
-    out->bytes = atomic_load_explicit(&store_alloc_bytes, memory_order_relaxed);
+    out->calls = store_alloc_calls;
+    out->bytes = store_alloc_bytes;
 }
 
 static bool store_alloc_allowed(size_t bytes)
 {
-    atomic_fetch_add_explicit(&store_alloc_calls, 1u, memory_order_relaxed);
-    atomic_fetch_add_explicit(&store_alloc_bytes, bytes, memory_order_relaxed);
+    store_alloc_calls++;
+    store_alloc_bytes += bytes;
     long budget = atomic_load_explicit(&store_alloc_budget, memory_order_relaxed);
     if (BFTKV_LIKELY(budget < 0)) {
         return true;
@@ -111,7 +113,6 @@ static struct entry *entry_new(const void *key, size_t klen, const void *val, si
     if (e == NULL) {
         return NULL;
     }
-    e->retired_next = NULL;
     e->gen = 0;
     e->klen = (uint16_t)klen;
     e->vlen = (uint32_t)vlen;
@@ -150,6 +151,7 @@ static struct table *table_new(uint64_t capacity)
     lthash_zero(&t->acc);
     t->mask = capacity - 1;
     t->count = 0;
+    t->dropped_next = NULL;
     return t;
 }
 
@@ -586,28 +588,16 @@ void store_digest_bytes(const struct store *s, uint8_t out[LTHASH_DIGEST_SIZE])
     lthash_digest(&h, out);
 }
 
-/* The live table goes; a snapshot that still reads it keeps its slot array and
- * the entries it can see (snap_freeze, snap_retire), the rest is freed. */
+/* The live table goes; a snapshot that still reads it keeps the table with the
+ * entries it can see (snap_drop_table), the rest is freed. */
 void store_clear(struct store *s)
 {
     for (uint32_t i = 0; i < s->nshards; i++) {
         struct shard *sh = &s->shards[i];
         shard_write_lock(sh);
         struct table *t = sh->table;
-        if (t != NULL) {
-            bool kept = snap_keep_acc(sh, t);
-            for (uint64_t j = 0; j <= t->mask; j++) {
-                struct entry *e = t->slots[j].e;
-                if (e != NULL && !snap_retire(sh, e)) {
-                    free(e);
-                }
-            }
-            if (!snap_freeze(sh, t->slots, t->mask + 1)) {
-                free(t->slots);
-            }
-            if (!kept) {
-                free(t);
-            }
+        if (t != NULL && !snap_drop_table(sh, t)) {
+            store_table_free(t);
         }
         shard_table_set(sh, NULL); /* memory goes back; the next put starts small again */
         shard_publish_count(sh);

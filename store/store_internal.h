@@ -62,8 +62,8 @@ struct store_test_stats {
  * mutex and each shard's read lock; O(entries) LtHash expansions. */
 int store_test_verify(struct store *s, struct store_test_stats *stats);
 
-/* Allocations the store made since the process started, and their bytes: a test
- * measures what one operation allocates by the difference. */
+/* Allocations the store made in the calling thread since it started, and their
+ * bytes: a test measures what one operation allocates by the difference. */
 struct store_test_allocs {
     uint64_t calls;
     uint64_t bytes;
@@ -92,10 +92,8 @@ _Static_assert(crypto_shorthash_BYTES == sizeof(uint64_t), "SipHash-2-4 gives 64
 
 /* An entry: immutable once in a table. gen is the store's epoch when it was
  * written; a snapshot of id k sees the entries of gen <= k that were not yet
- * superseded when it was taken (docs/design.md §3.4). retired_next links it into
- * the list of superseded entries a snapshot keeps; unused while it is live. */
+ * superseded when it was taken (docs/design.md §3.4). */
 struct entry {
-    struct entry *retired_next;
     uint64_t gen;
     uint32_t vlen;
     uint16_t klen;
@@ -115,6 +113,7 @@ struct table {
     uint64_t mask;  /* capacity - 1; capacity is a power of two */
     uint64_t count; /* entries; always < capacity, so every probe meets an empty slot */
     struct slot *slots;
+    struct table *dropped_next; /* in a snapshot's list of tables store_clear dropped */
     struct lthash acc; /* sum of the vectors of the entries in slots */
 };
 
@@ -135,6 +134,24 @@ struct undo_map {
     uint64_t count;
 };
 
+/* Superseded entries a snapshot keeps, in blocks that move between snapshots
+ * whole (a release allocates nothing) and whose gen is read without touching
+ * the entry (a release walks no cold entries). */
+#define STORE_RETIRED_BLOCK 62u
+
+struct retired {
+    struct entry *e;
+    uint64_t gen;
+};
+
+struct retired_block {
+    struct retired_block *next;
+    uint64_t n;
+    struct retired r[STORE_RETIRED_BLOCK];
+};
+
+_Static_assert(sizeof(struct retired_block) == 1008u, "a block fits a 1 KiB allocation");
+
 struct snap_shard {
     uint64_t id;          /* the snapshot's epoch: it sees entries of gen <= id */
     uint64_t count;       /* entries of the shard when taken */
@@ -144,9 +161,11 @@ struct snap_shard {
     bool acc_saved;       /* *acc holds the accumulator when taken */
     struct slot *base;    /* the replaced slot array (NULL with base_cap 0) */
     uint64_t base_cap;
-    struct lthash *acc;   /* the accumulator when taken, inside acc_mem */
-    void *acc_mem;        /* a block of its own, or the table store_clear let go */
-    struct entry *retired;
+    bool base_owned;      /* base is its own, not a dropped table's slots */
+    struct lthash *acc;   /* the accumulator when taken: in acc_mem or a dropped table */
+    struct lthash *acc_mem; /* a block of its own (NULL when none) */
+    struct retired_block *retired; /* the first has room for the next entry */
+    struct table *dropped; /* tables store_clear let go, with the entries it sees */
 };
 
 /* A snapshot: a list node of its store's live snapshots, oldest to newest, and
@@ -206,9 +225,9 @@ void store_table_free(struct table *t);
 
 /* ---- The snapshot side of a write (store_snapshot.c), under the shard write lock --- */
 
-/* Room to record `slots` more slot values and the accumulator for the shard's
- * newest snapshot, so the change that follows cannot fail half way. 0 or
- * BFTKV_E_NOMEM. */
+/* Room to record `slots` more slot values, the accumulator and one superseded
+ * entry for the shard's newest snapshot, so the change that follows cannot fail
+ * half way. 0 or BFTKV_E_NOMEM. */
 int snap_reserve(struct shard *sh, uint64_t slots);
 /* After the change (or its failure), outside the lock: free what snap_reserve
  * allocated and the change did not use. */
@@ -219,9 +238,10 @@ void snap_save_slot(struct shard *sh, uint64_t i);
 /* Before the shard's accumulator changes for the first time since the newest
  * snapshot: keep its value (in the room snap_reserve made). */
 void snap_save_acc(struct shard *sh);
-/* store_clear drops table t: true when the newest snapshot keeps the table
- * object as the holder of its accumulator (the caller must not free it). */
-bool snap_keep_acc(struct shard *sh, struct table *t);
+/* store_clear drops table t: true when the newest snapshot keeps it (its slots
+ * as the layout, its accumulator, the entries it can see; the others are freed
+ * now), false when the caller frees it whole. */
+bool snap_drop_table(struct shard *sh, struct table *t);
 /* A superseded entry: true when a live snapshot can see it and keeps it (the
  * snapshot now owns it), false when the caller frees it. */
 bool snap_retire(struct shard *sh, struct entry *e);

@@ -212,6 +212,15 @@ int snap_reserve(struct shard *sh, uint64_t slots)
         }
         ss->acc = ss->acc_mem;
     }
+    if (ss->retired == NULL || ss->retired->n == STORE_RETIRED_BLOCK) {
+        struct retired_block *b = store_malloc(sizeof *b);
+        if (b == NULL) {
+            return BFTKV_E_NOMEM;
+        }
+        b->n = 0;
+        b->next = ss->retired;
+        ss->retired = b;
+    }
     if (ss->frozen) {
         return 0;
     }
@@ -272,27 +281,53 @@ void snap_save_acc(struct shard *sh)
     ss->acc_saved = true;
 }
 
-bool snap_keep_acc(struct shard *sh, struct table *t)
-{
-    struct snap_shard *ss = sh->snap;
-    if (ss == NULL || ss->acc_saved) {
-        return false;
-    }
-    free(ss->acc_mem); /* room reserved by a write that failed, if any */
-    ss->acc_mem = t;
-    ss->acc = &t->acc;
-    ss->acc_saved = true;
-    return true;
-}
-
 bool snap_retire(struct shard *sh, struct entry *e)
 {
     struct snap_shard *ss = sh->snap;
     if (ss == NULL || e->gen > ss->id) {
         return false; /* written after the newest snapshot: nobody sees it */
     }
-    e->retired_next = ss->retired;
-    ss->retired = e;
+    struct retired_block *b = ss->retired;
+    BFTKV_ASSERT(b != NULL && b->n < STORE_RETIRED_BLOCK); /* snap_reserve made room */
+    b->r[b->n++] = (struct retired){e, e->gen};
+    return true;
+}
+
+/* Free the entries of t's slots that no snapshot of id `id` or older can see
+ * (gen > id), and empty their slots. A slot such a snapshot still reads holds
+ * an entry it sees, so no reader meets the hole. */
+static void table_drop_unseen(struct table *t, uint64_t id)
+{
+    for (uint64_t j = 0; j <= t->mask; j++) {
+        struct entry *e = t->slots[j].e;
+        if (e != NULL && e->gen > id) {
+            free(e);
+            t->slots[j].e = NULL;
+        }
+    }
+}
+
+bool snap_drop_table(struct shard *sh, struct table *t)
+{
+    struct snap_shard *ss = sh->snap;
+    if (ss == NULL) {
+        return false;
+    }
+    table_drop_unseen(t, ss->id);
+    if (!ss->acc_saved) {
+        free(ss->acc_mem); /* room reserved by a write that failed, if any */
+        ss->acc_mem = NULL;
+        ss->acc = &t->acc;
+        ss->acc_saved = true;
+    }
+    if (!ss->frozen) {
+        ss->frozen = true;
+        ss->base = t->slots;
+        ss->base_cap = t->mask + 1;
+        ss->base_owned = false;
+    }
+    t->dropped_next = ss->dropped;
+    ss->dropped = t;
     return true;
 }
 
@@ -305,6 +340,7 @@ bool snap_freeze(struct shard *sh, struct slot *slots, uint64_t cap)
     ss->frozen = true;
     ss->base = slots;
     ss->base_cap = cap;
+    ss->base_owned = true;
     return true;
 }
 
@@ -320,9 +356,11 @@ static void snap_shard_init(struct snap_shard *ss, uint64_t id, const struct sha
     ss->acc_saved = false;
     ss->base = NULL;
     ss->base_cap = 0;
+    ss->base_owned = false;
     ss->acc = NULL;
     ss->acc_mem = NULL;
     ss->retired = NULL;
+    ss->dropped = NULL;
 }
 
 int store_snapshot_take(struct store *s, struct store_snapshot **out)
@@ -366,24 +404,52 @@ int store_snapshot_take(struct store *s, struct store_snapshot **out)
     return 0;
 }
 
-/* Hand what ss keeps of one shard to ps, the next older live snapshot (NULL when
- * ss is the oldest); entries nobody can see any more go to *dead. Under the shard
- * write lock. */
-static void snap_shard_pass_on(struct snap_shard *ss, struct snap_shard *ps, struct entry **dead)
+/* Keep in b the entries a snapshot of id `id` can see; free the others (all of
+ * them with id 0: no snapshot is left). The entries themselves are not read. */
+static void retired_filter(struct retired_block *b, uint64_t id)
 {
-    struct entry *e = ss->retired;
-    while (e != NULL) {
-        struct entry *next = e->retired_next;
-        if (ps != NULL && e->gen <= ps->id) {
-            e->retired_next = ps->retired;
-            ps->retired = e;
+    uint64_t kept = 0;
+    for (uint64_t k = 0; k < b->n; k++) {
+        if (b->r[k].gen <= id) {
+            b->r[kept++] = b->r[k];
         } else {
-            e->retired_next = *dead;
-            *dead = e;
+            free(b->r[k].e);
         }
-        e = next;
     }
-    ss->retired = NULL;
+    b->n = kept;
+}
+
+/* Hand what ss keeps of one shard to ps, the next older live snapshot (NULL when
+ * ss is the oldest), keeping only what ps can see. Under the shard write lock. */
+static void snap_shard_pass_on(struct snap_shard *ss, struct snap_shard *ps)
+{
+    uint64_t id = ps != NULL ? ps->id : 0;
+    while (ss->retired != NULL) {
+        struct retired_block *b = ss->retired;
+        ss->retired = b->next;
+        retired_filter(b, id);
+        if (b->n == 0) {
+            free(b);
+        } else if (ps->retired == NULL) {
+            b->next = NULL;
+            ps->retired = b;
+        } else {
+            b->next = ps->retired->next; /* behind the block ps fills */
+            ps->retired->next = b;
+        }
+    }
+    while (ss->dropped != NULL) {
+        struct table *t = ss->dropped;
+        ss->dropped = t->dropped_next;
+        table_drop_unseen(t, id);
+        if (ps != NULL) {
+            t->dropped_next = ps->dropped;
+            ps->dropped = t;
+        } else {
+            free(t->slots);
+            free(t);
+        }
+    }
     if (ps != NULL && !ps->frozen) {
         /* ps read through ss: ss's records and layout are now its own. */
         undo_merge_into(&ps->undo, &ss->undo);
@@ -391,10 +457,12 @@ static void snap_shard_pass_on(struct snap_shard *ss, struct snap_shard *ps, str
             ps->frozen = true;
             ps->base = ss->base;
             ps->base_cap = ss->base_cap;
-            ss->base = NULL;
+            ps->base_owned = ss->base_owned;
+            ss->base_owned = false;
         }
     }
     if (ps != NULL && !ps->acc_saved && ss->acc_saved) {
+        /* In ss's own block, or in a dropped table that ps has now. */
         free(ps->acc_mem);
         ps->acc_mem = ss->acc_mem;
         ps->acc = ss->acc;
@@ -405,8 +473,11 @@ static void snap_shard_pass_on(struct snap_shard *ss, struct snap_shard *ps, str
     ss->acc_mem = NULL;
     ss->acc = NULL;
     undo_free(&ss->undo);
-    free(ss->base);
+    if (ss->base_owned) {
+        free(ss->base);
+    }
     ss->base = NULL;
+    ss->base_owned = false;
 }
 
 void store_snapshot_release(struct store_snapshot *snap)
@@ -419,18 +490,12 @@ void store_snapshot_release(struct store_snapshot *snap)
     struct store_snapshot *older = snap->older;
     for (uint32_t i = 0; i < snap->nshards; i++) {
         struct shard *sh = &s->shards[i];
-        struct entry *dead = NULL;
         shard_write_lock(sh);
-        snap_shard_pass_on(&snap->sh[i], older != NULL ? &older->sh[i] : NULL, &dead);
+        snap_shard_pass_on(&snap->sh[i], older != NULL ? &older->sh[i] : NULL);
         if (sh->snap == &snap->sh[i]) {
             sh->snap = older != NULL ? &older->sh[i] : NULL;
         }
         shard_write_unlock(sh);
-        while (dead != NULL) {
-            struct entry *next = dead->retired_next;
-            free(dead);
-            dead = next;
-        }
     }
     if (older != NULL) {
         older->newer = snap->newer;

@@ -78,11 +78,23 @@ static bool snapshots_verify(const struct store *s, uint32_t i, struct store_tes
             }
         }
         stats->undo_records += ss->undo.count;
-        for (const struct entry *e = ss->retired; e != NULL; e = e->retired_next) {
-            if (e->gen > ss->id) {
-                return false;
+        for (const struct retired_block *b = ss->retired; b != NULL; b = b->next) {
+            for (uint64_t k = 0; k < b->n; k++) {
+                if (b->r[k].gen > ss->id || b->r[k].e->gen != b->r[k].gen) {
+                    return false;
+                }
+                stats->retired_entries++;
             }
-            stats->retired_entries++;
+        }
+        for (const struct table *t = ss->dropped; t != NULL; t = t->dropped_next) {
+            for (uint64_t j = 0; j <= t->mask; j++) {
+                if (t->slots[j].e != NULL) {
+                    if (t->slots[j].e->gen > ss->id) {
+                        return false;
+                    }
+                    stats->retired_entries++;
+                }
+            }
         }
         if (ss->frozen) {
             if (ss->base_cap != ss->cap) {
