@@ -1,6 +1,6 @@
 /* The store: S shards, each an open-addressing hash table under its own
- * reader-writer lock, with an LtHash accumulator per shard and copy-on-write
- * snapshots (store.h, docs/design.md §3 and §5.6).
+ * reader-writer lock, with an LtHash accumulator per shard and snapshots that
+ * cost O(changes) (store.h, docs/design.md §3 and §5.6).
  *
  * Layout
  *   - A key's 64-bit hash is SipHash-2-4 (libsodium crypto_shorthash) under a

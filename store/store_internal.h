@@ -9,9 +9,11 @@
  * invariants, which is how the tests see that deletion keeps probing intact.
  *
  * The second half holds what store.c (tables and operations), store_snapshot.c
- * (snapshots, their encoding, restore) and store_testhooks.c (the invariant check)
- * all need: the entry, table, shard and store layouts, the shard locks, and the
- * key hash. The layout itself is described at the top of store.c. C only: the
+ * (taking and releasing snapshots, what writes record for them),
+ * store_encode.c (reading a snapshot, its encoding, restore), store_swap.c and
+ * store_testhooks.c (the invariant check) all need: the entry, table, shard,
+ * snapshot and store layouts, the shard locks, and the key hash. The layout is
+ * described at the top of store.c, the snapshots' at the top of store_snapshot.c. C only: the
  * structures use C11 atomics and _Alignas.
  */
 #ifndef BFTKV_STORE_STORE_INTERNAL_H
