@@ -14,10 +14,11 @@
  *     undo map from slot index to the old slot);
  *   - the shard's LtHash accumulator before its first change;
  *   - the entry it supersedes, when its gen <= that snapshot's id: some live
- *     snapshot may see it, so it joins that snapshot's retired list instead of
- *     being freed;
- *   - the slot array a resize or clear replaces: that snapshot's layout from
- *     then on ("frozen"); later writes record nothing more for it.
+ *     snapshot may see it, so it joins that snapshot's retired blocks, as an
+ *     (entry, gen) pair, instead of being freed;
+ *   - the slot array a resize replaces, or the whole table store_clear drops:
+ *     that snapshot's layout from then on ("frozen"); later writes record no
+ *     more slots for it.
  * A snapshot reads slot i of a shard as: its own record of i, else the record of
  * the next newer snapshot, and so on, up to the first frozen array (whose slot
  * it then reads) or the live table. Older snapshots need no records of their
@@ -26,10 +27,12 @@
  *
  * Release, in any order, O(shards + what it recorded): its records move to the
  * next older live snapshot, which reads through it, except where that one has
- * its own (older) record or a frozen layout; a frozen array moves likewise; its
- * retired entries move there when that snapshot can see them (gen <= its id)
- * and are freed otherwise. The oldest snapshot's records and retired entries are
- * freed: nothing newer can see what was superseded before it was taken.
+ * its own (older) record or a frozen layout; a frozen array and dropped tables
+ * move likewise; its retired entries move there when that snapshot can see them
+ * (gen <= its id, read from the pair) and are freed otherwise, whole blocks
+ * relinked, so a release allocates nothing and reads no entry. The oldest
+ * snapshot's records and retired entries are freed: nothing newer can see what
+ * was superseded before it was taken.
  *
  * Locks. A store-wide mutex serialises take, release, swap, destroy and reading
  * a snapshot. The shard locks protect what writers change: the live table and
