@@ -6,8 +6,9 @@
  *
  * Everything is allocated in pbft_replica_create (replica_statetransfer_create), with
  * the sizing formula next to each buffer; nothing grows afterwards. The one
- * allocation a step may cause is the store's own: store_snapshot_take (one small
- * array per checkpoint) and the puts of a restored chunk into the staging store,
+ * allocation a step may cause is the store's own: store_snapshot_take (one array
+ * per checkpoint, ~110 bytes per shard), the records later writes keep for a
+ * live snapshot, and the puts of a restored chunk into the staging store,
  * like any execution's puts (TOCS 2002 §5.3: the state is as large as it is).
  */
 #ifndef BFTKV_ENGINE_CATCHUP_H

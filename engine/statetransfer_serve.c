@@ -4,8 +4,8 @@
  * statetransfer.c is the fetching side.
  *
  * After executing a checkpoint seq n (n mod K = 0) a replica keeps the state of
- * n: a copy-on-write store snapshot (store_snapshot_take, O(shards): a shard's
- * table is copied only on its next write) and a copy of the reply cache. It
+ * n: a store snapshot (store_snapshot_take, O(shards); later writes record only
+ * what they change for it, docs/design.md §3.4) and a copy of the reply cache. It
  * keeps them for the checkpoints in [h', h+L], h' the stable checkpoint before
  * h, and releases older ones when a newer checkpoint becomes stable (a transfer
  * of h that started just before h moved can still finish). A FETCH(n, d,

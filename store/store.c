@@ -1,6 +1,6 @@
 /* The store: S shards, each an open-addressing hash table under its own
- * reader-writer lock, with an LtHash accumulator per shard and copy-on-write
- * snapshots (store.h, docs/design.md §3 and §5.6).
+ * reader-writer lock, with an LtHash accumulator per shard and snapshots that
+ * cost O(changes) (store.h, docs/design.md §3 and §5.6).
  *
  * Layout
  *   - A key's 64-bit hash is SipHash-2-4 (libsodium crypto_shorthash) under a
@@ -11,14 +11,15 @@
  *   - A shard's table is linear probing over slots {hash, entry}. Deletion shifts
  *     the following run back (no tombstones), so long put/del churn never degrades
  *     probing. The table doubles when it would pass 3/4 full.
- *   - Entries are immutable and reference counted: {refs, klen, vlen, LtHash seed,
- *     key bytes, value bytes}. A put builds the entry and its LtHash vector before
- *     taking the lock and only swaps a pointer and adds lanes under it.
- *   - A table object (slots, count, LtHash accumulator) is reference counted too.
- *     A snapshot holds one reference per shard table; a writer that finds its
- *     shard's table shared clones it first (one O(shard) copy after each
- *     snapshot, taking a reference on every entry) and mutates the clone. So a
- *     snapshot costs O(shards) and never blocks readers.
+ *   - Entries are immutable: {generation, klen, vlen, LtHash seed, key bytes,
+ *     value bytes}. A put builds the entry and its LtHash vector before taking
+ *     the lock and only swaps a pointer and adds lanes under it.
+ *   - Snapshots (store_snapshot.c, docs/design.md §3.4) cost O(changes): a write
+ *     records, for the newest snapshot only, the old value of each slot it
+ *     changes (once per slot), the accumulator before the first change, and the
+ *     entry it supersedes when a snapshot can still see it; a resize or clear
+ *     hands the old slot array to that snapshot instead of freeing it. Nothing
+ *     is cloned and no other entry is touched.
  *   - An empty shard may have no table at all (after store_clear, or before its
  *     first put); it is created on the first put.
  *
@@ -29,7 +30,8 @@
  * inline assembly is invisible to it.
  *
  * This file holds the tables and the operations on them. The rest of the store:
- * store_snapshot.c (snapshots, their encoding, restore), store_testhooks.c (the
+ * store_snapshot.c (snapshots and what a write records for them),
+ * store_encode.c (reading a snapshot, its encoding, restore), store_testhooks.c (the
  * invariant check) and store_internal.h (the layouts above, the shard locks and
  * the key hash, which all of them use).
  */
@@ -54,14 +56,26 @@
 /* ---- Allocation (with the test hook of store_internal.h) ---------------------- */
 
 static atomic_long store_alloc_budget = -1;
+/* Per thread: counting costs no atomic operation, and a test measures its own
+ * thread's operations. */
+static _Thread_local uint64_t store_alloc_calls;
+static _Thread_local uint64_t store_alloc_bytes;
 
 void store_test_fail_alloc_after(long n)
 {
     atomic_store_explicit(&store_alloc_budget, n, memory_order_relaxed);
 }
 
-static bool store_alloc_allowed(void)
+void store_test_allocs_get(struct store_test_allocs *out)
 {
+    out->calls = store_alloc_calls;
+    out->bytes = store_alloc_bytes;
+}
+
+static bool store_alloc_allowed(size_t bytes)
+{
+    store_alloc_calls++;
+    store_alloc_bytes += bytes;
     long budget = atomic_load_explicit(&store_alloc_budget, memory_order_relaxed);
     if (BFTKV_LIKELY(budget < 0)) {
         return true;
@@ -75,30 +89,31 @@ static bool store_alloc_allowed(void)
 
 void *store_malloc(size_t n)
 {
-    return store_alloc_allowed() ? malloc(n) : NULL;
+    return store_alloc_allowed(n) ? malloc(n) : NULL;
 }
 
-static void *store_calloc(size_t n, size_t size)
+void *store_calloc(size_t n, size_t size)
 {
-    return store_alloc_allowed() ? calloc(n, size) : NULL;
+    return store_alloc_allowed(n * size) ? calloc(n, size) : NULL;
 }
 
-static void *store_aligned_alloc(size_t size)
+void *store_aligned_alloc(size_t size)
 {
     BFTKV_ASSERT(size % STORE_CACHE_LINE == 0);
-    return store_alloc_allowed() ? aligned_alloc(STORE_CACHE_LINE, size) : NULL;
+    return store_alloc_allowed(size) ? aligned_alloc(STORE_CACHE_LINE, size) : NULL;
 }
 
 /* ---- Entries -------------------------------------------------------------------- */
 
-/* Built outside any lock: the bytes and the BLAKE2b seed. */
+/* Built outside any lock: the bytes and the BLAKE2b seed; gen is set under the
+ * write lock, where the store's epoch is stable. */
 static struct entry *entry_new(const void *key, size_t klen, const void *val, size_t vlen)
 {
     struct entry *e = store_malloc(sizeof *e + klen + vlen);
     if (e == NULL) {
         return NULL;
     }
-    atomic_init(&e->refs, 1u);
+    e->gen = 0;
     e->klen = (uint16_t)klen;
     e->vlen = (uint32_t)vlen;
     memcpy(e->bytes, key, klen);
@@ -107,31 +122,6 @@ static struct entry *entry_new(const void *key, size_t klen, const void *val, si
     }
     lthash_entry_seed(e->seed, key, klen, val, vlen);
     return e;
-}
-
-static void entry_ref(struct entry *e)
-{
-    /* Relaxed: the caller already holds a reference (through a table it can
-     * see), so the entry cannot be freed under it. */
-    unsigned prev = atomic_fetch_add_explicit(&e->refs, 1u, memory_order_relaxed);
-    BFTKV_ASSERT(prev >= 1u);
-}
-
-/* Drop a reference to an entry or a table; true for the last one, whose holder
- * frees. Release publishes this holder's reads of the object; acquire makes the
- * last holder see every other holder's before it frees. */
-static bool refs_drop(atomic_uint *refs)
-{
-    unsigned prev = atomic_fetch_sub_explicit(refs, 1u, memory_order_acq_rel);
-    BFTKV_ASSERT(prev >= 1u);
-    return prev == 1u;
-}
-
-static void entry_unref(struct entry *e)
-{
-    if (e != NULL && refs_drop(&e->refs)) {
-        free(e);
-    }
 }
 
 static bool value_equal(const struct entry *e, const void *val, size_t vlen)
@@ -160,31 +150,27 @@ static struct table *table_new(uint64_t capacity)
         return NULL;
     }
     lthash_zero(&t->acc);
-    atomic_init(&t->refs, 1u);
     t->mask = capacity - 1;
     t->count = 0;
+    t->dropped_next = NULL;
     return t;
 }
 
-static void table_free(struct table *t)
+void store_table_free(struct table *t)
 {
+    if (t == NULL) {
+        return;
+    }
     uint64_t seen = 0;
     for (uint64_t i = 0; i <= t->mask; i++) {
         if (t->slots[i].e != NULL) {
-            entry_unref(t->slots[i].e);
+            free(t->slots[i].e);
             seen++;
         }
     }
     BFTKV_ASSERT(seen == t->count);
     free(t->slots);
     free(t);
-}
-
-void store_table_unref(struct table *t)
-{
-    if (t != NULL && refs_drop(&t->refs)) {
-        table_free(t);
-    }
 }
 
 /* The slot of the shard's table holding key, or the empty slot where it would
@@ -229,10 +215,23 @@ static void slots_place(struct slot *slots, uint64_t mask, struct slot sl)
     slots[i] = sl;
 }
 
-/* Remove slot i by shifting the rest of its run back: each later slot moves into
- * the hole unless its home position lies cyclically in (hole, slot]. */
-static void table_remove_at(struct table *t, uint64_t i)
+/* Slots from i to the end of its run (the next empty slot): at most that many
+ * change when slot i is removed. */
+static uint64_t table_run_length(const struct table *t, uint64_t i)
 {
+    uint64_t n = 0;
+    while (t->slots[(i + n) & t->mask].e != NULL) {
+        n++;
+    }
+    return n;
+}
+
+/* Remove slot i by shifting the rest of its run back: each later slot moves into
+ * the hole unless its home position lies cyclically in (hole, slot]. Every slot
+ * written is first recorded for the newest snapshot (snap_save_slot). */
+static void shard_remove_at(struct shard *sh, uint64_t i)
+{
+    struct table *t = sh->table;
     BFTKV_ASSERT(t->slots[i].e != NULL);
     BFTKV_ASSERT(t->count > 0);
     uint64_t hole = i;
@@ -244,10 +243,12 @@ static void table_remove_at(struct table *t, uint64_t i)
         }
         uint64_t home = t->slots[j].hash & t->mask;
         if (((j - home) & t->mask) >= ((j - hole) & t->mask)) {
+            snap_save_slot(sh, hole);
             t->slots[hole] = t->slots[j];
             hole = j;
         }
     }
+    snap_save_slot(sh, hole);
     t->slots[hole] = (struct slot){0, NULL};
     t->count--;
 }
@@ -257,77 +258,40 @@ static bool table_needs_room(const struct table *t)
     return (t->count + 1) * 4 > (t->mask + 1) * 3;
 }
 
-/* Make the shard's table writable by this writer (refcount 1), and when
- * need_room, able to take one more entry under the 3/4 load factor. A shared
- * table is cloned; the old one goes to *retired for the caller to release after
- * unlocking. *moved says slot positions changed (callers re-probe). Under the
- * shard write lock. 0 or BFTKV_E_NOMEM, and then nothing changed. */
-static int shard_make_writable(const struct store *s, struct shard *sh, bool need_room,
-                               struct table **retired, bool *moved)
+/* Give the shard room for one more entry under the 3/4 load factor: a table
+ * when it has none, or a slot array twice as large. The old array goes to the
+ * newest snapshot when it still reads that layout (snap_freeze), else it is
+ * freed. Positions change: callers re-probe. Under the shard write lock. 0 or
+ * BFTKV_E_NOMEM, and then nothing changed. */
+static int shard_grow(const struct store *s, struct shard *sh)
 {
     struct table *t = sh->table;
-    *moved = false;
     if (t == NULL) {
-        if (!need_room) {
-            return 0;
-        }
         t = table_new(s->initial_slots);
         if (t == NULL) {
             return BFTKV_E_NOMEM;
         }
+        (void)snap_freeze(sh, NULL, 0); /* the snapshot saw no table: nothing to keep */
         shard_table_set(sh, t);
-        *moved = true;
-        return 0;
-    }
-    /* Acquire: pairs with the release in store_table_unref() of a snapshot that let
-     * go, so its reads of this table come before our writes to it. */
-    bool shared = atomic_load_explicit(&t->refs, memory_order_acquire) > 1u;
-    bool grow = need_room && table_needs_room(t);
-    if (!shared && !grow) {
         return 0;
     }
     uint64_t old_cap = t->mask + 1;
-    uint64_t cap = grow ? old_cap * 2 : old_cap;
-
-    if (!shared) {
-        struct slot *slots = store_calloc(cap, sizeof *slots);
-        if (slots == NULL) {
-            return BFTKV_E_NOMEM;
-        }
-        for (uint64_t i = 0; i < old_cap; i++) {
-            if (t->slots[i].e != NULL) {
-                slots_place(slots, cap - 1, t->slots[i]);
-            }
-        }
-        free(t->slots);
-        t->slots = slots;
-        t->mask = cap - 1;
-        shard_table_set(sh, t);
-        *moved = true;
-        return 0;
-    }
-
-    struct table *c = table_new(cap);
-    if (c == NULL) {
+    uint64_t cap = old_cap * 2;
+    struct slot *slots = store_calloc(cap, sizeof *slots);
+    if (slots == NULL) {
         return BFTKV_E_NOMEM;
-    }
-    c->acc = t->acc;
-    c->count = t->count;
-    if (cap == old_cap) {
-        memcpy(c->slots, t->slots, cap * sizeof *c->slots); /* positions kept */
-    } else {
-        *moved = true;
     }
     for (uint64_t i = 0; i < old_cap; i++) {
         if (t->slots[i].e != NULL) {
-            entry_ref(t->slots[i].e);
-            if (cap != old_cap) {
-                slots_place(c->slots, cap - 1, t->slots[i]);
-            }
+            slots_place(slots, cap - 1, t->slots[i]);
         }
     }
-    shard_table_set(sh, c);
-    *retired = t;
+    if (!snap_freeze(sh, t->slots, old_cap)) {
+        free(t->slots);
+    }
+    t->slots = slots;
+    t->mask = cap - 1;
+    shard_table_set(sh, t);
     return 0;
 }
 
@@ -394,7 +358,12 @@ int store_create(const struct store_config *cfg, struct store **out)
         ck_rwlock_init(&s->shards[i].lock);
         shard_table_set(&s->shards[i], NULL); /* created by the first put */
         atomic_init(&s->shards[i].count, 0u);
+        s->shards[i].snap = NULL;
     }
+    s->epoch = 1;
+    s->newest = NULL;
+    s->oldest = NULL;
+    s->destroyed = false;
     s->nshards = shards;
     s->shard_mask = shards - 1;
     s->initial_slots = capacity;
@@ -404,13 +373,27 @@ int store_create(const struct store_config *cfg, struct store **out)
     return 0;
 }
 
+/* A store with live snapshots stays allocated (they read its tables) until the
+ * last of them is released (store_snapshot.c). */
 void store_destroy(struct store *s)
 {
     if (s == NULL) {
         return;
     }
+    store_snap_mutex_lock();
+    bool keep = s->oldest != NULL;
+    s->destroyed = keep;
+    store_snap_mutex_unlock();
+    if (!keep) {
+        store_free(s);
+    }
+}
+
+void store_free(struct store *s)
+{
     for (uint32_t i = 0; i < s->nshards; i++) {
-        store_table_unref(s->shards[i].table); /* a snapshot may keep it alive */
+        BFTKV_ASSERT(s->shards[i].snap == NULL);
+        store_table_free(s->shards[i].table);
     }
     free(s->shards);
     free(s);
@@ -461,31 +444,41 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
     struct lthash vec;
     lthash_expand(&vec, e->seed);
 
-    struct table *retired = NULL;
     struct entry *old = NULL;
     shard_write_lock(sh);
     found = shard_lookup(sh, hash, key, klen, &i);
     if (found && value_equal(sh->slots[i].e, val, vlen)) {
         /* Written by another thread since the read above. */
         shard_write_unlock(sh);
-        entry_unref(e);
+        free(e);
         return 0;
     }
-    bool moved = false;
-    rc = shard_make_writable(s, sh, !found, &retired, &moved);
+    /* What can fail comes first: room to record the one slot that changes, then
+     * room for a new key. */
+    rc = snap_reserve(sh, 1);
+    if (rc == 0 && !found && (sh->table == NULL || table_needs_room(sh->table))) {
+        rc = shard_grow(s, sh);
+        if (rc == 0) {
+            i = shard_find(sh, hash, key, klen, &found);
+        }
+    }
     if (rc != 0) {
         shard_write_unlock(sh);
-        entry_unref(e);
+        snap_reserve_end();
+        free(e);
         return rc;
     }
     struct table *t = sh->table;
-    if (moved) {
-        i = shard_find(sh, hash, key, klen, &found);
-    }
+    e->gen = s->epoch;
+    snap_save_acc(sh);
+    snap_save_slot(sh, i);
     if (found) {
         old = t->slots[i].e;
         t->slots[i].e = e;
         lthash_sub_seed(&t->acc, old->seed);
+        if (snap_retire(sh, old)) {
+            old = NULL; /* a snapshot keeps it */
+        }
     } else {
         BFTKV_ASSERT(t->slots[i].e == NULL);
         BFTKV_ASSERT(!table_needs_room(t));
@@ -497,9 +490,8 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
     shard_publish_count(sh);
     shard_write_unlock(sh);
 
-    /* Frees happen outside the lock. */
-    entry_unref(old);
-    store_table_unref(retired);
+    snap_reserve_end();
+    free(old); /* outside the lock */
     return 0;
 }
 
@@ -541,30 +533,32 @@ int store_del(struct store *s, const void *key, size_t klen)
     uint64_t hash = store_key_hash(s, key, klen);
     struct shard *sh = store_shard_of(s, hash);
 
-    struct table *retired = NULL;
     shard_write_lock(sh);
     uint64_t i;
     if (!shard_lookup(sh, hash, key, klen, &i)) {
         shard_write_unlock(sh);
         return BFTKV_E_NOT_FOUND;
     }
-    bool moved = false;
-    rc = shard_make_writable(s, sh, false, &retired, &moved);
+    struct table *t = sh->table;
+    rc = snap_reserve(sh, table_run_length(t, i));
     if (rc != 0) {
         shard_write_unlock(sh);
+        snap_reserve_end();
         return rc;
     }
-    BFTKV_ASSERT(!moved); /* no growth, and a clone keeps positions */
-    struct table *t = sh->table;
     struct entry *old = t->slots[i].e;
     BFTKV_ASSERT(entry_matches(&t->slots[i], hash, key, klen));
-    table_remove_at(t, i);
+    snap_save_acc(sh);
+    shard_remove_at(sh, i);
     lthash_sub_seed(&t->acc, old->seed);
+    if (snap_retire(sh, old)) {
+        old = NULL; /* a snapshot keeps it */
+    }
     shard_publish_count(sh);
     shard_write_unlock(sh);
 
-    entry_unref(old);
-    store_table_unref(retired);
+    snap_reserve_end();
+    free(old);
     return 0;
 }
 
@@ -597,15 +591,19 @@ void store_digest_bytes(const struct store *s, uint8_t out[LTHASH_DIGEST_SIZE])
     lthash_digest(&h, out);
 }
 
+/* The live table goes; a snapshot that still reads it keeps the table with the
+ * entries it can see (snap_drop_table), the rest is freed. */
 void store_clear(struct store *s)
 {
     for (uint32_t i = 0; i < s->nshards; i++) {
         struct shard *sh = &s->shards[i];
         shard_write_lock(sh);
         struct table *t = sh->table;
+        if (t != NULL && !snap_drop_table(sh, t)) {
+            store_table_free(t);
+        }
         shard_table_set(sh, NULL); /* memory goes back; the next put starts small again */
         shard_publish_count(sh);
         shard_write_unlock(sh);
-        store_table_unref(t);
     }
 }

@@ -1,5 +1,6 @@
 /* The store: a sharded, striped-lock hash table of byte-string keys and values,
- * with an incremental state digest and copy-on-write snapshots (docs/design.md §3).
+ * with an incremental state digest and point-in-time snapshots that cost
+ * O(changes) (docs/design.md §3).
  *
  * Concurrency contract
  *   - Every call may be made from any thread at any time, except store_destroy()
@@ -15,10 +16,14 @@
  *   - get copies the value out into the caller's buffer under the shard lock; no
  *     pointer into the store ever leaves it, so nothing the caller holds can be
  *     freed by another thread.
- *   - A snapshot is an immutable point-in-time view. It shares entries with the
- *     store (entries are immutable and reference counted; a shard's table is copied
- *     lazily, on the first write to that shard after the snapshot). It stays valid
- *     until store_snapshot_release(), even after the store changes or is destroyed.
+ *   - A snapshot is an immutable point-in-time view. It reads the live tables
+ *     through what later writes recorded for it (old slot values, superseded
+ *     entries, the old slot array after a resize or clear): each write pays O(1)
+ *     for it, and nothing is copied when it is taken (docs/design.md §3.4). It
+ *     stays valid until store_snapshot_release(), even after the store changes
+ *     or is destroyed (a destroyed store's memory then stays until its last
+ *     snapshot is released). Reading a snapshot takes a process-wide snapshot
+ *     mutex and one shard read lock at a time; a foreach visitor runs unlocked.
  *
  * Limits: keys 1..BFTKV_KEY_MAX bytes, values 0..BFTKV_VALUE_MAX bytes. A longer
  * key or value returns BFTKV_E_KEY_TOO_LARGE / BFTKV_E_VALUE_TOO_LARGE, an empty
@@ -82,7 +87,10 @@ uint32_t store_shard_count(const struct store *s);
 /* ---- Snapshots and restore (state transfer, docs/design.md §5) ------------------------ */
 
 /* Take a point-in-time snapshot: O(shards), no entry is copied. Writes after this
- * call do not show in the snapshot. 0 or BFTKV_E_NOMEM. */
+ * call do not show in the snapshot. 0 or BFTKV_E_NOMEM. Several may be live;
+ * they may be released in any order, each release costing O(shards + what was
+ * written while it was the newest), and what no live snapshot can see any more
+ * is freed then. */
 int store_snapshot_take(struct store *s, struct store_snapshot **out);
 void store_snapshot_release(struct store_snapshot *snap);
 

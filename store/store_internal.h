@@ -9,9 +9,11 @@
  * invariants, which is how the tests see that deletion keeps probing intact.
  *
  * The second half holds what store.c (tables and operations), store_snapshot.c
- * (snapshots, their encoding, restore) and store_testhooks.c (the invariant check)
- * all need: the entry, table, shard and store layouts, the shard locks, and the
- * key hash. The layout itself is described at the top of store.c. C only: the
+ * (taking and releasing snapshots, what writes record for them),
+ * store_encode.c (reading a snapshot, its encoding, restore), store_swap.c and
+ * store_testhooks.c (the invariant check) all need: the entry, table, shard,
+ * snapshot and store layouts, the shard locks, and the key hash. The layout is
+ * described at the top of store.c, the snapshots' at the top of store_snapshot.c. C only: the
  * structures use C11 atomics and _Alignas.
  */
 #ifndef BFTKV_STORE_STORE_INTERNAL_H
@@ -45,17 +47,30 @@ void store_test_fail_alloc_after(long n);
 struct store_test_stats {
     uint64_t slots;            /* total capacity of all shard tables */
     uint64_t max_displacement; /* longest distance of an entry from its home slot */
-    uint64_t shared_tables;    /* shard tables also held by a snapshot */
+    uint64_t live_snapshots;   /* snapshots taken and not released */
+    uint64_t undo_records;     /* slot values the live snapshots keep (docs/design.md §3.4) */
+    uint64_t retired_entries;  /* superseded entries the live snapshots keep */
+    uint64_t frozen_layouts;   /* slot arrays a resize or clear left to a snapshot */
 };
 
 /* Check every shard table: the count matches the occupied slots, every entry is
  * in its own shard and reachable from its home slot without crossing an empty
  * slot (the linear-probing invariant that deletion must keep), each entry's seed
  * matches its bytes, and the shard's LtHash accumulator is the sum of its
- * entries, and the shard's lookup mirrors equal its table's slots and mask. 0
- * when all hold, else BFTKV_E_CORRUPT. Fills *stats when not NULL.
- * Takes each shard's read lock; O(entries) LtHash expansions. */
+ * entries, and the shard's lookup mirrors equal its table's slots and mask;
+ * every entry's generation is below the store's epoch, and every entry a
+ * snapshot keeps is one that snapshot's predecessor can still see. 0 when all
+ * hold, else BFTKV_E_CORRUPT. Fills *stats when not NULL. Takes the snapshot
+ * mutex and each shard's read lock; O(entries) LtHash expansions. */
 int store_test_verify(struct store *s, struct store_test_stats *stats);
+
+/* Allocations the store made in the calling thread since it started, and their
+ * bytes: a test measures what one operation allocates by the difference. */
+struct store_test_allocs {
+    uint64_t calls;
+    uint64_t bytes;
+};
+void store_test_allocs_get(struct store_test_allocs *out);
 
 /* ---- Shared by the store's source files ------------------------------------------- */
 
@@ -77,10 +92,13 @@ _Static_assert(BFTKV_STORE_SHARDS_MAX <= (1ull << (64u - STORE_SHARD_SHIFT)), "s
 _Static_assert(BFTKV_KEY_MAX <= UINT16_MAX, "klen is stored in 16 bits");
 _Static_assert(crypto_shorthash_BYTES == sizeof(uint64_t), "SipHash-2-4 gives 64 bits");
 
+/* An entry: immutable once in a table. gen is the store's epoch when it was
+ * written; a snapshot of id k sees the entries of gen <= k that were not yet
+ * superseded when it was taken (docs/design.md §3.4). */
 struct entry {
-    atomic_uint refs;
-    uint16_t klen;
+    uint64_t gen;
     uint32_t vlen;
+    uint16_t klen;
     uint8_t seed[LTHASH_SEED_SIZE];
     uint8_t bytes[]; /* klen key bytes, then vlen value bytes */
 };
@@ -90,46 +108,157 @@ struct slot {
     struct entry *e; /* NULL: empty slot */
 };
 
-/* Immutable once shared (refs > 1): only a holder of the only reference, under the
- * shard write lock, mutates it. The small fields come first, in one cache line;
- * the 2 KiB accumulator, which only writes and digests touch, after them. */
+/* A shard's table; only the shard's writer, under the write lock, changes it. The
+ * small fields come first, in one cache line; the 2 KiB accumulator, which only
+ * writes and digests touch, after them. */
 struct table {
-    atomic_uint refs;
     uint64_t mask;  /* capacity - 1; capacity is a power of two */
     uint64_t count; /* entries; always < capacity, so every probe meets an empty slot */
     struct slot *slots;
+    struct table *dropped_next; /* in a snapshot's list of tables store_clear dropped */
     struct lthash acc; /* sum of the vectors of the entries in slots */
+};
+
+/* What one snapshot keeps of one shard (store_snapshot.c): the slot values at
+ * the snapshot of the slots changed while it was the newest snapshot (an undo
+ * map keyed by slot index), the slot array a resize or clear replaced while it
+ * was the newest (its layout from then on), the accumulator before the first
+ * change, and the superseded entries that it or an older snapshot can see. */
+struct undo_rec {
+    struct undo_rec *next;
+    uint64_t index;
+    struct slot old;
+};
+
+struct undo_map {
+    struct undo_rec **buckets; /* NULL: no record */
+    uint64_t mask;             /* buckets - 1 */
+    uint64_t count;
+};
+
+/* Superseded entries a snapshot keeps, in blocks that move between snapshots
+ * whole (a release allocates nothing) and whose gen is read without touching
+ * the entry (a release walks no cold entries). */
+#define STORE_RETIRED_BLOCK 62u
+
+struct retired {
+    struct entry *e;
+    uint64_t gen;
+};
+
+struct retired_block {
+    struct retired_block *next;
+    uint64_t n;
+    struct retired r[STORE_RETIRED_BLOCK];
+};
+
+_Static_assert(sizeof(struct retired_block) == 1008u, "a block fits a 1 KiB allocation");
+
+struct snap_shard {
+    uint64_t id;          /* the snapshot's epoch: it sees entries of gen <= id */
+    uint64_t count;       /* entries of the shard when taken */
+    uint64_t cap;         /* slots of its layout when taken (0 without a table) */
+    struct undo_map undo;
+    bool frozen;          /* base/base_cap hold its layout, not the live table */
+    bool acc_saved;       /* *acc holds the accumulator when taken */
+    struct slot *base;    /* the replaced slot array (NULL with base_cap 0) */
+    uint64_t base_cap;
+    bool base_owned;      /* base is its own, not a dropped table's slots */
+    struct lthash *acc;   /* the accumulator when taken: in acc_mem or a dropped table */
+    struct lthash *acc_mem; /* a block of its own (NULL when none) */
+    struct retired_block *retired; /* the first has room for the next entry */
+    struct table *dropped; /* tables store_clear let go, with the entries it sees */
+};
+
+/* A snapshot: a list node of its store's live snapshots, oldest to newest, and
+ * its part of every shard. store changes only in store_swap (the list moves with
+ * the tables); all of it under the snapshot mutex, sh[] also under shard locks. */
+struct store_snapshot {
+    struct store *store;
+    struct store_snapshot *older;
+    struct store_snapshot *newer;
+    uint64_t id;
+    uint32_t nshards;
+    struct snap_shard sh[];
 };
 
 /* slots and mask mirror table->slots and table->mask (NULL and 0 without a
  * table), kept by every writer that changes either, under the write lock
  * (shard_table_set). A lookup reads them from the line it already holds for the
  * lock instead of the table's header: one dependent cache miss less per
- * operation on a store larger than the caches (docs/benchmarks.md). */
+ * operation on a store larger than the caches (docs/benchmarks.md). snap is the
+ * newest live snapshot's part of this shard (NULL without a snapshot): what a
+ * writer records the old state into, under the write lock. */
 struct shard {
     _Alignas(STORE_CACHE_LINE) struct ck_rwlock lock;
     struct table *table; /* NULL: empty shard without slots */
     struct slot *slots;
     uint64_t mask;
     atomic_uint_fast64_t count; /* mirror of table->count, read without the lock */
+    struct snap_shard *snap;
 };
 
 _Static_assert(sizeof(struct shard) % STORE_CACHE_LINE == 0, "shards do not share cache lines");
 
+/* epoch, newest, oldest and destroyed belong to the snapshot bookkeeping
+ * (store_snapshot.c): changed under the store-wide snapshot mutex, and epoch and
+ * every shard's snap also under that shard's lock, so a writer may read them. */
 struct store {
     struct shard *shards;
     uint32_t nshards;
     uint32_t shard_mask;
     uint64_t initial_slots;
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
+    uint64_t epoch;                  /* gen of the entries written now; starts at 1 */
+    struct store_snapshot *newest;   /* live snapshots, a list by age */
+    struct store_snapshot *oldest;
+    bool destroyed;                  /* freed by the release of its last snapshot */
 };
 
-/* malloc(n), or NULL when store_test_fail_alloc_after() says this one fails. */
+/* malloc(n) and calloc(n, size), or NULL when store_test_fail_alloc_after() says
+ * this one fails. They count allocations for store_test_allocs_get(). */
 void *store_malloc(size_t n);
+void *store_calloc(size_t n, size_t size);
+/* aligned_alloc(STORE_CACHE_LINE, size), size a multiple of it; the same hook. */
+void *store_aligned_alloc(size_t size);
 
-/* Drop one reference to t (NULL is ignored); the last holder frees the table and
- * its references to the entries. */
-void store_table_unref(struct table *t);
+/* Free a table's entries, slot array and the table (NULL is ignored). */
+void store_table_free(struct table *t);
+
+/* ---- The snapshot side of a write (store_snapshot.c), under the shard write lock --- */
+
+/* Room to record `slots` more slot values, the accumulator and one superseded
+ * entry for the shard's newest snapshot, so the change that follows cannot fail
+ * half way. 0 or BFTKV_E_NOMEM. */
+int snap_reserve(struct shard *sh, uint64_t slots);
+/* After the change (or its failure), outside the lock: free what snap_reserve
+ * allocated and the change did not use. */
+void snap_reserve_end(void);
+/* Before slot i of the live table changes: record its value for the newest
+ * snapshot, unless that one recorded it already or no longer uses this layout. */
+void snap_save_slot(struct shard *sh, uint64_t i);
+/* Before the shard's accumulator changes for the first time since the newest
+ * snapshot: keep its value (in the room snap_reserve made). */
+void snap_save_acc(struct shard *sh);
+/* store_clear drops table t: true when the newest snapshot keeps it (its slots
+ * as the layout, its accumulator, the entries it can see; the others are freed
+ * now), false when the caller frees it whole. */
+bool snap_drop_table(struct shard *sh, struct table *t);
+/* A superseded entry: true when a live snapshot can see it and keeps it (the
+ * snapshot now owns it), false when the caller frees it. */
+bool snap_retire(struct shard *sh, struct entry *e);
+/* The live slot array (cap slots, NULL with 0) is being replaced: true when the
+ * newest snapshot keeps it as its layout, false when the caller frees it. */
+bool snap_freeze(struct shard *sh, struct slot *slots, uint64_t cap);
+
+/* The store-wide snapshot mutex (take, release, swap, destroy, reading a
+ * snapshot); taken before any shard lock. */
+void store_snap_mutex_lock(void);
+void store_snap_mutex_unlock(void);
+/* Free the store and everything its tables hold; no snapshot may be live. */
+void store_free(struct store *s);
+/* Repoint each snapshot of s's list at s (after store_swap moved the lists). */
+void store_snapshots_adopt(struct store *s);
 
 /* Install t as the shard's table (NULL for none), or refresh the mirrors after
  * t's slots changed. Under the shard write lock. */
@@ -194,6 +323,9 @@ static inline void shard_write_unlock(struct shard *sh)
 }
 
 /* ---- Entries and hashing ------------------------------------------------------------ */
+
+/* The record of slot `index` in m, or NULL (store_snapshot.c). */
+struct undo_rec *undo_find(const struct undo_map *m, uint64_t index);
 
 static inline const uint8_t *entry_key(const struct entry *e)
 {

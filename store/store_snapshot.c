@@ -1,62 +1,487 @@
-/* Snapshots of the store and their wire form, the source side and the sink side
- * of state transfer (store.h, docs/design.md §5.6 and §3).
+/* Snapshots of the store: taking and releasing them, and what a write records so
+ * that each live snapshot keeps its point-in-time contents (store.h,
+ * docs/design.md §3.4 and §5.6). Reading a snapshot is store_encode.c.
  *
- * A snapshot holds one reference to each shard's table, taken while every shard's
- * read lock is held, so it is one point in time and costs O(shards); the writers
- * copy a shared table before changing it (store.c, shard_make_writable). Nothing
- * here takes a write lock or changes a table. store_snapshot_shard_encode() turns
- * one shard of a snapshot into whole records (le16 klen | le32 vlen | key | value)
- * a chunk at a time; store_restore_chunk() validates such a chunk completely,
- * since it came from another replica, and then applies it with store_put().
+ * Generations. The store has an epoch, the generation of the entries written now.
+ * Taking a snapshot gives it the current epoch as its id and starts the next one,
+ * under every shard's read lock at once (one point in time, O(shards), no entry
+ * copied). A snapshot of id k sees the entries of gen <= k that were not
+ * superseded when it was taken.
+ *
+ * What a write records, for the newest live snapshot only (the shard's snap),
+ * O(1) per write:
+ *   - the value of each slot before its first change since that snapshot (an
+ *     undo map from slot index to the old slot);
+ *   - the shard's LtHash accumulator before its first change;
+ *   - the entry it supersedes, when its gen <= that snapshot's id: some live
+ *     snapshot may see it, so it joins that snapshot's retired blocks, as an
+ *     (entry, gen) pair, instead of being freed;
+ *   - the slot array a resize replaces, or the whole table store_clear drops:
+ *     that snapshot's layout from then on ("frozen"); later writes record no
+ *     more slots for it.
+ * A snapshot reads slot i of a shard as: its own record of i, else the record of
+ * the next newer snapshot, and so on, up to the first frozen array (whose slot
+ * it then reads) or the live table. Older snapshots need no records of their
+ * own for later changes: any slot that changed after the next newer one was
+ * taken is recorded there.
+ *
+ * Release, in any order, O(shards + what it recorded): its records move to the
+ * next older live snapshot, which reads through it, except where that one has
+ * its own (older) record or a frozen layout; a frozen array and dropped tables
+ * move likewise; its retired entries move there when that snapshot can see them
+ * (gen <= its id, read from the pair) and are freed otherwise, whole blocks
+ * relinked, so a release allocates nothing and reads no entry. The oldest
+ * snapshot's records and retired entries are freed: nothing newer can see what
+ * was superseded before it was taken.
+ *
+ * Locks. A store-wide mutex serialises take, release, swap, destroy and reading
+ * a snapshot. The shard locks protect what writers change: the live table and
+ * the newest snapshot's records of that shard. Entries a snapshot can see are
+ * never freed while it is live, so a reader may use them after unlocking.
  */
 #include "store/store.h"
 
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bftkv/errors.h"
-#include "bftkv/limits.h"
 #include "common/assert.h"
 #include "store/store_internal.h"
 
-/* A snapshot record: le16 klen | le32 vlen | key | value. */
-#define STORE_RECORD_HEADER 6u
-_Static_assert(STORE_RECORD_HEADER == STORE_RECORD_HEADER_SIZE, "store.h documents the record header");
+#define UNDO_BUCKETS_MIN 8u
 
-struct store_snapshot {
-    uint32_t nshards;
-    struct table *tables[]; /* one reference per shard; NULL for an empty shard */
-};
+static pthread_mutex_t store_snap_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-/* ---- Snapshots ------------------------------------------------------------------------ */
+void store_snap_mutex_lock(void)
+{
+    int rc = pthread_mutex_lock(&store_snap_mutex);
+    BFTKV_ASSERT(rc == 0);
+}
+
+void store_snap_mutex_unlock(void)
+{
+    int rc = pthread_mutex_unlock(&store_snap_mutex);
+    BFTKV_ASSERT(rc == 0);
+}
+
+/* ---- Undo maps: slot index -> slot value when the snapshot was taken ---------------- */
+
+static uint64_t undo_bucket(const struct undo_map *m, uint64_t index)
+{
+    return (index * 0x9E3779B97F4A7C15ull >> 17) & m->mask;
+}
+
+struct undo_rec *undo_find(const struct undo_map *m, uint64_t index)
+{
+    if (m->buckets == NULL) {
+        return NULL;
+    }
+    for (struct undo_rec *r = m->buckets[undo_bucket(m, index)]; r != NULL; r = r->next) {
+        if (r->index == index) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* Link r in; the map must have buckets and no record of r->index. */
+static void undo_link(struct undo_map *m, struct undo_rec *r)
+{
+    struct undo_rec **b = &m->buckets[undo_bucket(m, r->index)];
+    r->next = *b;
+    *b = r;
+    m->count++;
+}
+
+/* Buckets for at least `want` records at load 1 (record nodes are allocated one
+ * by one in snap_save_slot, from the stash snap_reserve fills). */
+static int undo_grow(struct undo_map *m, uint64_t want)
+{
+    uint64_t n = m->buckets != NULL ? m->mask + 1 : 0;
+    if (want <= n) {
+        return 0;
+    }
+    uint64_t cap = n != 0 ? n : UNDO_BUCKETS_MIN;
+    while (cap < want) {
+        cap *= 2;
+    }
+    struct undo_rec **b = store_calloc(cap, sizeof *b);
+    if (b == NULL) {
+        return BFTKV_E_NOMEM;
+    }
+    struct undo_map grown = {.buckets = b, .mask = cap - 1, .count = 0};
+    for (uint64_t i = 0; i < n; i++) {
+        struct undo_rec *r = m->buckets[i];
+        while (r != NULL) {
+            struct undo_rec *next = r->next;
+            undo_link(&grown, r);
+            r = next;
+        }
+    }
+    BFTKV_ASSERT(grown.count == m->count);
+    free(m->buckets);
+    *m = grown;
+    return 0;
+}
+
+static void undo_free(struct undo_map *m)
+{
+    if (m->buckets != NULL) {
+        for (uint64_t i = 0; i <= m->mask; i++) {
+            struct undo_rec *r = m->buckets[i];
+            while (r != NULL) {
+                struct undo_rec *next = r->next;
+                free(r);
+                r = next;
+            }
+        }
+    }
+    free(m->buckets);
+    *m = (struct undo_map){NULL, 0, 0};
+}
+
+/* Move src's records into dst, where dst has none for that slot (dst's own
+ * record is older, so it wins); src ends empty. No allocation: the larger bucket
+ * array receives the records, so the load stays within the sum of both. */
+static void undo_merge_into(struct undo_map *dst, struct undo_map *src)
+{
+    if (src->buckets == NULL) {
+        return;
+    }
+    if (dst->buckets == NULL || src->mask > dst->mask) {
+        struct undo_map tmp = *dst;
+        *dst = *src;
+        *src = tmp;
+        /* dst now holds the newer records: the older ones of src override them. */
+        if (src->buckets == NULL) {
+            return;
+        }
+        for (uint64_t i = 0; i <= src->mask; i++) {
+            struct undo_rec *r = src->buckets[i];
+            while (r != NULL) {
+                struct undo_rec *next = r->next;
+                struct undo_rec *have = undo_find(dst, r->index);
+                if (have != NULL) {
+                    have->old = r->old;
+                    free(r);
+                } else {
+                    undo_link(dst, r);
+                }
+                r = next;
+            }
+        }
+    } else {
+        for (uint64_t i = 0; i <= src->mask; i++) {
+            struct undo_rec *r = src->buckets[i];
+            while (r != NULL) {
+                struct undo_rec *next = r->next;
+                if (undo_find(dst, r->index) != NULL) {
+                    free(r);
+                } else {
+                    undo_link(dst, r);
+                }
+                r = next;
+            }
+        }
+    }
+    free(src->buckets);
+    *src = (struct undo_map){NULL, 0, 0};
+}
+
+/* ---- What a write records (store_internal.h), under the shard write lock ------------- */
+
+/* Record nodes allocated ahead by snap_reserve for the change that follows, so
+ * that snap_save_slot cannot fail. One writer per shard lock; a thread holds
+ * one shard write lock at a time, so the stash is per thread. */
+static _Thread_local struct undo_rec *undo_stash;
+static _Thread_local uint64_t undo_stash_count;
+
+static bool snap_records(const struct shard *sh)
+{
+    return sh->snap != NULL && !sh->snap->frozen;
+}
+
+int snap_reserve(struct shard *sh, uint64_t slots)
+{
+    struct snap_shard *ss = sh->snap;
+    if (ss == NULL) {
+        return 0;
+    }
+    if (!ss->acc_saved && ss->acc_mem == NULL) {
+        ss->acc_mem = store_aligned_alloc(sizeof(struct lthash));
+        if (ss->acc_mem == NULL) {
+            return BFTKV_E_NOMEM;
+        }
+        ss->acc = ss->acc_mem;
+    }
+    if (ss->retired == NULL || ss->retired->n == STORE_RETIRED_BLOCK) {
+        struct retired_block *b = store_malloc(sizeof *b);
+        if (b == NULL) {
+            return BFTKV_E_NOMEM;
+        }
+        b->n = 0;
+        b->next = ss->retired;
+        ss->retired = b;
+    }
+    if (ss->frozen) {
+        return 0;
+    }
+    int rc = undo_grow(&ss->undo, ss->undo.count + slots);
+    while (rc == 0 && undo_stash_count < slots) {
+        struct undo_rec *r = store_malloc(sizeof *r);
+        if (r == NULL) {
+            rc = BFTKV_E_NOMEM;
+            break;
+        }
+        r->next = undo_stash;
+        undo_stash = r;
+        undo_stash_count++;
+    }
+    return rc;
+}
+
+void snap_reserve_end(void)
+{
+    while (undo_stash != NULL) {
+        struct undo_rec *next = undo_stash->next;
+        free(undo_stash);
+        undo_stash = next;
+    }
+    undo_stash_count = 0;
+}
+
+void snap_save_slot(struct shard *sh, uint64_t i)
+{
+    if (!snap_records(sh)) {
+        return;
+    }
+    struct snap_shard *ss = sh->snap;
+    if (undo_find(&ss->undo, i) != NULL) {
+        return; /* changed before since this snapshot: the record has its value */
+    }
+    struct undo_rec *r = undo_stash;
+    BFTKV_ASSERT(r != NULL); /* snap_reserve counted this change */
+    undo_stash = r->next;
+    undo_stash_count--;
+    r->index = i;
+    r->old = sh->slots[i];
+    undo_link(&ss->undo, r);
+}
+
+void snap_save_acc(struct shard *sh)
+{
+    struct snap_shard *ss = sh->snap;
+    if (ss == NULL || ss->acc_saved) {
+        return;
+    }
+    BFTKV_ASSERT(ss->acc != NULL); /* snap_reserve made room */
+    if (sh->table != NULL) {
+        *ss->acc = sh->table->acc;
+    } else {
+        lthash_zero(ss->acc);
+    }
+    ss->acc_saved = true;
+}
+
+bool snap_retire(struct shard *sh, struct entry *e)
+{
+    struct snap_shard *ss = sh->snap;
+    if (ss == NULL || e->gen > ss->id) {
+        return false; /* written after the newest snapshot: nobody sees it */
+    }
+    struct retired_block *b = ss->retired;
+    BFTKV_ASSERT(b != NULL);
+    BFTKV_ASSERT(b->n < STORE_RETIRED_BLOCK); /* snap_reserve made room */
+    b->r[b->n++] = (struct retired){e, e->gen};
+    return true;
+}
+
+/* Free the entries of t's slots that no snapshot of id `id` or older can see
+ * (gen > id), and empty their slots. A slot such a snapshot still reads holds
+ * an entry it sees, so no reader meets the hole. */
+static void table_drop_unseen(struct table *t, uint64_t id)
+{
+    for (uint64_t j = 0; j <= t->mask; j++) {
+        struct entry *e = t->slots[j].e;
+        if (e != NULL && e->gen > id) {
+            free(e);
+            t->slots[j].e = NULL;
+        }
+    }
+}
+
+bool snap_drop_table(struct shard *sh, struct table *t)
+{
+    struct snap_shard *ss = sh->snap;
+    if (ss == NULL) {
+        return false;
+    }
+    table_drop_unseen(t, ss->id);
+    if (!ss->acc_saved) {
+        free(ss->acc_mem); /* room reserved by a write that failed, if any */
+        ss->acc_mem = NULL;
+        ss->acc = &t->acc;
+        ss->acc_saved = true;
+    }
+    if (!ss->frozen) {
+        ss->frozen = true;
+        ss->base = t->slots;
+        ss->base_cap = t->mask + 1;
+        ss->base_owned = false;
+    }
+    t->dropped_next = ss->dropped;
+    ss->dropped = t;
+    return true;
+}
+
+bool snap_freeze(struct shard *sh, struct slot *slots, uint64_t cap)
+{
+    struct snap_shard *ss = sh->snap;
+    if (ss == NULL || ss->frozen) {
+        return false;
+    }
+    ss->frozen = true;
+    ss->base = slots;
+    ss->base_cap = cap;
+    ss->base_owned = true;
+    return true;
+}
+
+/* ---- Taking and releasing --------------------------------------------------------------- */
+
+static void snap_shard_init(struct snap_shard *ss, uint64_t id, const struct shard *sh)
+{
+    ss->id = id;
+    ss->count = sh->table != NULL ? sh->table->count : 0;
+    ss->cap = sh->table != NULL ? sh->table->mask + 1 : 0;
+    ss->undo = (struct undo_map){NULL, 0, 0};
+    ss->frozen = false;
+    ss->acc_saved = false;
+    ss->base = NULL;
+    ss->base_cap = 0;
+    ss->base_owned = false;
+    ss->acc = NULL;
+    ss->acc_mem = NULL;
+    ss->retired = NULL;
+    ss->dropped = NULL;
+}
 
 int store_snapshot_take(struct store *s, struct store_snapshot **out)
 {
-    struct store_snapshot *snap =
-        store_malloc(sizeof *snap + (size_t)s->nshards * sizeof snap->tables[0]);
+    size_t bytes = sizeof(struct store_snapshot) + (size_t)s->nshards * sizeof(struct snap_shard);
+    struct store_snapshot *snap = store_malloc(bytes);
     if (snap == NULL) {
         return BFTKV_E_NOMEM;
     }
     snap->nshards = s->nshards;
-    /* Hold every shard's read lock at once, so the snapshot is one point in time
-     * even with concurrent writers: at the moment the last lock is taken no shard
-     * can change. Locks go in index order and a writer holds one lock at a time,
-     * so this cannot deadlock. Readers are never blocked. */
+
+    store_snap_mutex_lock();
+    snap->store = s;
+    snap->id = s->epoch;
+    /* Every shard's read lock at once: no writer runs while the epoch moves, so
+     * each write is before the snapshot or after it. Locks go in index order and
+     * a writer holds one lock at a time, so this cannot deadlock. Readers are
+     * never blocked. */
+    for (uint32_t i = 0; i < s->nshards; i++) {
+        shard_read_lock(&s->shards[i]);
+    }
     for (uint32_t i = 0; i < s->nshards; i++) {
         struct shard *sh = &s->shards[i];
-        shard_read_lock(sh);
-        snap->tables[i] = sh->table;
-        if (sh->table != NULL) {
-            /* Relaxed: the shard lock orders this before any writer's check of refs. */
-            atomic_fetch_add_explicit(&sh->table->refs, 1u, memory_order_relaxed);
-        }
+        snap_shard_init(&snap->sh[i], snap->id, sh);
+        sh->snap = &snap->sh[i];
     }
+    s->epoch++;
     for (uint32_t i = 0; i < s->nshards; i++) {
         shard_read_unlock(&s->shards[i]);
     }
+    snap->older = s->newest;
+    snap->newer = NULL;
+    if (s->newest != NULL) {
+        s->newest->newer = snap;
+    } else {
+        s->oldest = snap;
+    }
+    s->newest = snap;
+    store_snap_mutex_unlock();
     *out = snap;
     return 0;
+}
+
+/* Keep in b the entries a snapshot of id `id` can see; free the others (all of
+ * them with id 0: no snapshot is left). The entries themselves are not read. */
+static void retired_filter(struct retired_block *b, uint64_t id)
+{
+    uint64_t kept = 0;
+    for (uint64_t k = 0; k < b->n; k++) {
+        if (b->r[k].gen <= id) {
+            b->r[kept++] = b->r[k];
+        } else {
+            free(b->r[k].e);
+        }
+    }
+    b->n = kept;
+}
+
+/* Hand what ss keeps of one shard to ps, the next older live snapshot (NULL when
+ * ss is the oldest), keeping only what ps can see. Under the shard write lock. */
+static void snap_shard_pass_on(struct snap_shard *ss, struct snap_shard *ps)
+{
+    uint64_t id = ps != NULL ? ps->id : 0;
+    while (ss->retired != NULL) {
+        struct retired_block *b = ss->retired;
+        ss->retired = b->next;
+        retired_filter(b, id);
+        if (b->n == 0) {
+            free(b);
+        } else if (ps->retired == NULL) {
+            b->next = NULL;
+            ps->retired = b;
+        } else {
+            b->next = ps->retired->next; /* behind the block ps fills */
+            ps->retired->next = b;
+        }
+    }
+    while (ss->dropped != NULL) {
+        struct table *t = ss->dropped;
+        ss->dropped = t->dropped_next;
+        table_drop_unseen(t, id);
+        if (ps != NULL) {
+            t->dropped_next = ps->dropped;
+            ps->dropped = t;
+        } else {
+            free(t->slots);
+            free(t);
+        }
+    }
+    if (ps != NULL && !ps->frozen) {
+        /* ps read through ss: ss's records and layout are now its own. */
+        undo_merge_into(&ps->undo, &ss->undo);
+        if (ss->frozen) {
+            ps->frozen = true;
+            ps->base = ss->base;
+            ps->base_cap = ss->base_cap;
+            ps->base_owned = ss->base_owned;
+            ss->base_owned = false;
+        }
+    }
+    if (ps != NULL && !ps->acc_saved && ss->acc_saved) {
+        /* In ss's own block, or in a dropped table that ps has now. */
+        free(ps->acc_mem);
+        ps->acc_mem = ss->acc_mem;
+        ps->acc = ss->acc;
+        ps->acc_saved = true;
+        ss->acc_mem = NULL;
+    }
+    free(ss->acc_mem);
+    ss->acc_mem = NULL;
+    ss->acc = NULL;
+    undo_free(&ss->undo);
+    if (ss->base_owned) {
+        free(ss->base);
+    }
+    ss->base = NULL;
+    ss->base_owned = false;
 }
 
 void store_snapshot_release(struct store_snapshot *snap)
@@ -64,166 +489,39 @@ void store_snapshot_release(struct store_snapshot *snap)
     if (snap == NULL) {
         return;
     }
+    store_snap_mutex_lock();
+    struct store *s = snap->store;
+    struct store_snapshot *older = snap->older;
     for (uint32_t i = 0; i < snap->nshards; i++) {
-        store_table_unref(snap->tables[i]);
+        struct shard *sh = &s->shards[i];
+        shard_write_lock(sh);
+        snap_shard_pass_on(&snap->sh[i], older != NULL ? &older->sh[i] : NULL);
+        if (sh->snap == &snap->sh[i]) {
+            sh->snap = older != NULL ? &older->sh[i] : NULL;
+        }
+        shard_write_unlock(sh);
+    }
+    if (older != NULL) {
+        older->newer = snap->newer;
+    } else {
+        s->oldest = snap->newer;
+    }
+    if (snap->newer != NULL) {
+        snap->newer->older = older;
+    } else {
+        s->newest = older;
+    }
+    bool free_store = s->destroyed && s->oldest == NULL;
+    store_snap_mutex_unlock();
+    if (free_store) {
+        store_free(s); /* store_destroy() left it to its last snapshot */
     }
     free(snap);
 }
 
-uint32_t store_snapshot_shard_count(const struct store_snapshot *snap)
+void store_snapshots_adopt(struct store *s)
 {
-    return snap->nshards;
-}
-
-uint64_t store_snapshot_count(const struct store_snapshot *snap)
-{
-    uint64_t n = 0;
-    for (uint32_t i = 0; i < snap->nshards; i++) {
-        n += snap->tables[i] != NULL ? snap->tables[i]->count : 0;
+    for (struct store_snapshot *p = s->oldest; p != NULL; p = p->newer) {
+        p->store = s;
     }
-    return n;
-}
-
-void store_snapshot_digest(const struct store_snapshot *snap, struct lthash *out)
-{
-    lthash_zero(out);
-    for (uint32_t i = 0; i < snap->nshards; i++) {
-        if (snap->tables[i] != NULL) {
-            lthash_add(out, &snap->tables[i]->acc);
-        }
-    }
-}
-
-int store_snapshot_shard_foreach(const struct store_snapshot *snap, uint32_t shard, store_visit_fn fn,
-                                 void *arg)
-{
-    BFTKV_ASSERT(shard < snap->nshards);
-    const struct table *t = snap->tables[shard];
-    if (t == NULL) {
-        return 0;
-    }
-    for (uint64_t i = 0; i <= t->mask; i++) {
-        const struct entry *e = t->slots[i].e;
-        if (e == NULL) {
-            continue;
-        }
-        int rc = fn(arg, entry_key(e), e->klen, entry_value(e), e->vlen);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-/* ---- Encoding and restore ---------------------------------------------------------- */
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint16_t get_le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-bool store_snapshot_cursor_valid(const struct store_snapshot *snap, uint32_t shard, uint64_t cursor)
-{
-    if (shard >= snap->nshards) {
-        return false;
-    }
-    const struct table *t = snap->tables[shard];
-    return cursor <= (t != NULL ? t->mask + 1 : 0);
-}
-
-int store_snapshot_shard_encode(const struct store_snapshot *snap, uint32_t shard, uint64_t *cursor,
-                                uint8_t *buf, size_t cap, size_t *len, bool *done)
-{
-    BFTKV_ASSERT(shard < snap->nshards);
-    const struct table *t = snap->tables[shard];
-    uint64_t end = t != NULL ? t->mask + 1 : 0;
-    uint64_t pos = *cursor;
-    BFTKV_ASSERT(pos <= end); /* a cursor comes from an earlier call on this shard */
-    size_t used = 0;
-    *len = 0;
-    *done = false;
-
-    for (; pos < end; pos++) {
-        const struct entry *e = t->slots[pos].e;
-        if (e == NULL) {
-            continue;
-        }
-        size_t need = STORE_RECORD_HEADER + e->klen + e->vlen;
-        if (need > cap - used) {
-            if (used == 0) {
-                return BFTKV_E_BUF_TOO_SMALL; /* *cursor unchanged */
-            }
-            break;
-        }
-        uint8_t *p = buf + used;
-        put_le16(p, e->klen);
-        put_le32(p + 2, e->vlen);
-        memcpy(p + STORE_RECORD_HEADER, e->bytes, (size_t)e->klen + e->vlen);
-        used += need;
-    }
-    /* Skip the empty tail so *done is exact as soon as the last record is out. */
-    while (pos < end && t->slots[pos].e == NULL) {
-        pos++;
-    }
-    *cursor = pos;
-    *len = used;
-    *done = pos == end;
-    return 0;
-}
-
-int store_restore_chunk(struct store *s, const uint8_t *buf, size_t len)
-{
-    if (buf == NULL && len > 0) {
-        return BFTKV_E_INVAL;
-    }
-    /* Pass 1: validate every record; these bytes came from another replica. */
-    size_t off = 0;
-    while (off < len) {
-        if (len - off < STORE_RECORD_HEADER) {
-            return BFTKV_E_CORRUPT;
-        }
-        size_t klen = get_le16(buf + off);
-        size_t vlen = get_le32(buf + off + 2);
-        if (klen == 0 || klen > BFTKV_KEY_MAX || vlen > BFTKV_VALUE_MAX) {
-            return BFTKV_E_CORRUPT;
-        }
-        if (len - off - STORE_RECORD_HEADER < klen + vlen) {
-            return BFTKV_E_CORRUPT;
-        }
-        off += STORE_RECORD_HEADER + klen + vlen;
-    }
-    /* Pass 2: apply. Only BFTKV_E_NOMEM can stop it, after a prefix of the chunk;
-     * puts are idempotent, so applying the chunk again is safe. */
-    off = 0;
-    while (off < len) {
-        size_t klen = get_le16(buf + off);
-        size_t vlen = get_le32(buf + off + 2);
-        const uint8_t *key = buf + off + STORE_RECORD_HEADER;
-        int rc = store_put(s, key, klen, key + klen, vlen);
-        if (rc != 0) {
-            BFTKV_ASSERT(rc == BFTKV_E_NOMEM);
-            return rc;
-        }
-        off += STORE_RECORD_HEADER + klen + vlen;
-    }
-    return 0;
 }

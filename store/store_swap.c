@@ -70,9 +70,10 @@ int store_swap(struct store *a, struct store *b)
     }
     /* Every shard of both stores, write-locked in one global order (by address)
      * so two concurrent swaps cannot deadlock. A writer holds one shard lock at a
-     * time and snapshots only read-lock, so neither can deadlock with this. */
+     * time, and snapshots take the snapshot mutex first, as this does. */
     struct store *first = (uintptr_t)a < (uintptr_t)b ? a : b;
     struct store *second = first == a ? b : a;
+    store_snap_mutex_lock();
     shards_write_lock(first);
     shards_write_lock(second);
     for (uint32_t i = 0; i < a->nshards; i++) {
@@ -85,7 +86,24 @@ int store_swap(struct store *a, struct store *b)
         uint64_t cb = atomic_load_explicit(&sb->count, memory_order_relaxed);
         atomic_store_explicit(&sa->count, cb, memory_order_relaxed);
         atomic_store_explicit(&sb->count, ca, memory_order_relaxed);
+        struct snap_shard *snap = sa->snap;
+        sa->snap = sb->snap;
+        sb->snap = snap;
     }
+    /* The snapshots read the tables they were taken of (docs/design.md §3.4), and
+     * the entries in them carry generations of that store's epoch: the list of
+     * live snapshots and the epoch move with the tables. */
+    struct store_snapshot *newest = a->newest;
+    struct store_snapshot *oldest = a->oldest;
+    uint64_t epoch = a->epoch;
+    a->newest = b->newest;
+    a->oldest = b->oldest;
+    a->epoch = b->epoch;
+    b->newest = newest;
+    b->oldest = oldest;
+    b->epoch = epoch;
+    store_snapshots_adopt(a);
+    store_snapshots_adopt(b);
     /* The tables were built under their store's key: it moves with them. A reader
      * that hashed its key before the swap and reads after it may then miss an
      * entry; stores made by store_create_like() share the key, so theirs cannot. */
@@ -95,5 +113,6 @@ int store_swap(struct store *a, struct store *b)
     memcpy(b->hash_key, key, sizeof key);
     shards_write_unlock(second);
     shards_write_unlock(first);
+    store_snap_mutex_unlock();
     return 0;
 }

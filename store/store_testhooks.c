@@ -5,7 +5,8 @@
  * store maintains incrementally: each entry's hash, shard and LtHash seed, the
  * linear-probing invariant that no empty slot lies between an entry and its home
  * slot (which deletion by back-shifting must keep), the entry count, and the
- * shard's LtHash accumulator. It changes nothing. The allocation-failure hook,
+ * shard's LtHash accumulator; and what the live snapshots keep of each shard
+ * (records within the layout, retired entries they can see). It changes nothing. The allocation-failure hook,
  * store_test_fail_alloc_after(), stays in store.c beside the allocation budget it
  * sets.
  */
@@ -44,20 +45,77 @@ static bool table_verify(const struct store *s, uint32_t shard, const struct tab
         }
         uint8_t seed[LTHASH_SEED_SIZE];
         lthash_entry_seed(seed, entry_key(e), e->klen, entry_value(e), e->vlen);
-        if (memcmp(seed, e->seed, sizeof seed) != 0 || atomic_load(&e->refs) < 1u) {
+        if (memcmp(seed, e->seed, sizeof seed) != 0 || e->gen == 0 || e->gen > s->epoch) {
             return false;
         }
         lthash_add_seed(&acc, seed);
     }
     stats->slots += t->mask + 1;
-    stats->shared_tables += atomic_load(&t->refs) > 1u;
     return seen == t->count && t->count <= t->mask && lthash_equal(&acc, &t->acc);
+}
+
+/* What the live snapshots keep of shard i: every record within its layout, every
+ * retired entry one it can see (gen <= its id, docs/design.md §3.4). */
+static bool snapshots_verify(const struct store *s, uint32_t i, struct store_test_stats *stats)
+{
+    for (const struct store_snapshot *p = s->oldest; p != NULL; p = p->newer) {
+        const struct snap_shard *ss = &p->sh[i];
+        if (ss->id != p->id || ss->id >= s->epoch || (p->newer != NULL && p->newer->id <= p->id)) {
+            return false;
+        }
+        if (ss->undo.buckets != NULL) {
+            uint64_t n = 0;
+            for (uint64_t b = 0; b <= ss->undo.mask; b++) {
+                for (const struct undo_rec *r = ss->undo.buckets[b]; r != NULL; r = r->next) {
+                    if (r->index >= ss->cap) {
+                        return false;
+                    }
+                    n++;
+                }
+            }
+            if (n != ss->undo.count) {
+                return false;
+            }
+        }
+        stats->undo_records += ss->undo.count;
+        for (const struct retired_block *b = ss->retired; b != NULL; b = b->next) {
+            for (uint64_t k = 0; k < b->n; k++) {
+                if (b->r[k].gen > ss->id || b->r[k].e->gen != b->r[k].gen) {
+                    return false;
+                }
+                stats->retired_entries++;
+            }
+        }
+        for (const struct table *t = ss->dropped; t != NULL; t = t->dropped_next) {
+            for (uint64_t j = 0; j <= t->mask; j++) {
+                if (t->slots[j].e != NULL) {
+                    if (t->slots[j].e->gen > ss->id) {
+                        return false;
+                    }
+                    stats->retired_entries++;
+                }
+            }
+        }
+        if (ss->frozen) {
+            if (ss->base_cap != ss->cap) {
+                return false;
+            }
+            stats->frozen_layouts++;
+        }
+    }
+    /* The writers record for the newest snapshot. */
+    return s->shards[i].snap == (s->newest != NULL ? &s->newest->sh[i] : NULL);
 }
 
 int store_test_verify(struct store *s, struct store_test_stats *stats)
 {
-    struct store_test_stats local = {0, 0, 0};
+    struct store_test_stats local = {0, 0, 0, 0, 0, 0};
     bool ok = true;
+    store_snap_mutex_lock();
+    for (const struct store_snapshot *p = s->oldest; p != NULL; p = p->newer) {
+        local.live_snapshots++;
+        ok = ok && p->store == s;
+    }
     for (uint32_t i = 0; i < s->nshards && ok; i++) {
         struct shard *sh = &s->shards[i];
         shard_read_lock(sh);
@@ -68,8 +126,10 @@ int store_test_verify(struct store *s, struct store_test_stats *stats)
         ok = ok && atomic_load(&sh->count) == (t != NULL ? t->count : 0);
         /* The lookup mirrors (store_internal.h) match the table. */
         ok = ok && sh->slots == (t != NULL ? t->slots : NULL) && sh->mask == (t != NULL ? t->mask : 0);
+        ok = ok && snapshots_verify(s, i, &local);
         shard_read_unlock(sh);
     }
+    store_snap_mutex_unlock();
     if (stats != NULL) {
         *stats = local;
     }

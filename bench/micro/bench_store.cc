@@ -1,7 +1,8 @@
 // Store micro benchmarks (docs/design.md §3; docs/benchmarks.md): get, put, put of the same value and
 // del+put on a prefilled store
 // at 1K, 100K and 1M keys of 16 bytes, with 32-byte and 1 KiB values, from 1 and 2
-// threads on the same store (2 threads measure shard lock contention).
+// threads on the same store (2 threads measure shard lock contention); and puts
+// with checkpoint snapshots taken and released as the engine does.
 //
 // Prefilling is the expensive part (1M x 1 KiB is about 1 GiB and a few seconds of
 // puts with digest maintenance), so one prefilled store per (keys, value size) is
@@ -208,6 +209,50 @@ void BM_StoreDelPut(benchmark::State &st) {
     r.report(st, false);
 }
 
+// Fresh-value puts to random existing keys while the store keeps checkpoint
+// snapshots (docs/design.md §3.4): one is taken every range(2) puts and
+// the oldest released once more than kLiveSnapshots are held, as the engine keeps
+// the last few checkpoints for replicas that fall behind. The take and the release
+// are inside the timed loop: ns/put includes every cost a checkpoint brings.
+constexpr uint64_t kPutsPerCheckpoint = 1000;
+constexpr size_t kLiveSnapshots = 3;
+// A fixed count, so every run covers the same 20 checkpoints whatever the speed.
+constexpr int64_t kCheckpointIterations = 20000;
+
+void BM_StorePutWithCheckpoints(benchmark::State &st) {
+    StoreRun r(st, 2001, 0x77);
+    const uint64_t period = static_cast<uint64_t>(st.range(2));
+    // Values never repeat across runs on the same prefilled store: each put
+    // really replaces (a put of the value already there is a lookup only).
+    static uint64_t runs = 0;
+    const uint64_t stamp_base = ++runs << 40;
+    uint64_t stamp = 0;
+    uint64_t failures = 0;
+    uint64_t taken = 0;
+    std::vector<struct store_snapshot *> live;
+    for (auto _ : st) {
+        r.next_key();
+        r.value_stamp(stamp_base + ++stamp);
+        failures += r.put_failed();
+        if (period != 0 && stamp % period == 0) {
+            struct store_snapshot *snap = nullptr;
+            failures += store_snapshot_take(r.s, &snap) != 0;
+            if (snap != nullptr) {
+                live.push_back(snap);
+                taken++;
+            }
+            if (live.size() > kLiveSnapshots) {
+                store_snapshot_release(live.front());
+                live.erase(live.begin());
+            }
+        }
+    }
+    for (struct store_snapshot *snap : live) store_snapshot_release(snap);
+    if (failures != 0) st.SkipWithError("store_put or store_snapshot_take failed");
+    st.counters["snapshots"] = static_cast<double>(taken);
+    r.report(st, false);
+}
+
 const int64_t kKeyCounts[] = {1000, 100000, 1000000};
 const int64_t kValueSizes[] = {32, 1024};
 
@@ -234,6 +279,17 @@ int register_store_benchmarks() {
                     ->UseRealTime();
             }
         }
+    }
+    // Checkpoints: 16-byte values, fresh each time, at growing store sizes; the
+    // third argument is the puts per checkpoint, 0 for none (the same puts
+    // without snapshots, the control).
+    for (const int64_t keys : {int64_t{10000}, int64_t{100000}, int64_t{1000000}}) {
+        benchmark::RegisterBenchmark("BM_StorePutWithCheckpoints", BM_StorePutWithCheckpoints)
+            ->Args({keys, 16, static_cast<int64_t>(kPutsPerCheckpoint)})
+            ->Args({keys, 16, 0})
+            ->Setup(store_setup)
+            ->Iterations(kCheckpointIterations)
+            ->UseRealTime();
     }
     return 0;
 }

@@ -764,8 +764,9 @@ static void test_nomem_changes_nothing(void **state)
     assert_get_str(s, "a", "1");
     assert_verified(s);
 
-    /* With a snapshot held, a write must first copy the table; if it cannot, the
-     * store and the snapshot are both unchanged. */
+    /* With a snapshot held, a write must first make room to record the slots it
+     * changes for the snapshot; if it cannot, the store and the snapshot are both
+     * unchanged. */
     struct store_snapshot *snap = NULL;
     store_test_fail_alloc_after(0);
     assert_int_equal(store_snapshot_take(s, &snap), BFTKV_E_NOMEM);
@@ -773,9 +774,9 @@ static void test_nomem_changes_nothing(void **state)
     assert_int_equal(store_snapshot_take(s, &snap), 0);
     store_test_fail_alloc_after(0);
     assert_int_equal(store_del(s, "a", 1), BFTKV_E_NOMEM);
-    store_test_fail_alloc_after(1); /* entry ok, table copy fails */
+    store_test_fail_alloc_after(1); /* entry ok, the undo map's buckets fail */
     assert_int_equal(store_put(s, "b", 1, "two", 3), BFTKV_E_NOMEM);
-    store_test_fail_alloc_after(2); /* entry and table ok, copied slots fail */
+    store_test_fail_alloc_after(2); /* entry and buckets ok, the slot's record fails */
     assert_int_equal(store_put(s, "b", 1, "two", 3), BFTKV_E_NOMEM);
     store_test_fail_alloc_after(-1);
     assert_int_equal(store_count(s), 3);
