@@ -341,6 +341,41 @@ static void test_single_server(void **state)
                  NAME ":1: f=1 needs n >= 4 replicas, have 1");
 }
 
+/* f below the most N replicas tolerate is a valid group (tools/sweep --nf runs
+ * N=7 at f = 0, 1, 2): only n >= 3f+1 is required (TOCS 2002 §2), and the engine
+ * gets the f of the file, whose quorums still intersect in f+1 replicas. */
+#define GROUP7_BODY                                                                                             \
+    "replica 0 127.0.0.1:7000 @R0\nreplica 1 127.0.0.1:7001 @R1\nreplica 2 127.0.0.1:7002 @R2\n"              \
+    "replica 3 127.0.0.1:7003 @R3\nreplica 4 127.0.0.1:7004 @R4\nreplica 5 127.0.0.1:7005 @R5\n"              \
+    "replica 6 127.0.0.1:7006 @R6\nclient 0 @C0\nkey_dir k\n"
+
+static void test_f_below_most(void **state)
+{
+    (void)state;
+    static const uint16_t quorum[] = {4, 5, 5}; /* ceil((7 + f + 1) / 2) */
+    for (uint16_t f = 0; f <= 2; f++) {
+        char text[64];
+        snprintf(text, sizeof text, "f %u\n", f);
+        char *tmpl = malloc(strlen(text) + sizeof GROUP7_BODY);
+        assert_non_null(tmpl);
+        strcpy(tmpl, text);
+        strcat(tmpl, GROUP7_BODY);
+        struct bftkv_config *cfg = parse_ok(tmpl);
+        free(tmpl);
+        assert_int_equal(cfg->n, 7);
+        assert_int_equal(cfg->f, f);
+        struct pbft_replica_config rc;
+        assert_int_equal(bftkv_config_fill_replica(cfg, 6, &rc), 0);
+        assert_int_equal(rc.n, 7);
+        assert_int_equal(rc.f, f);
+        uint16_t q = pbft_quorum(rc.n, rc.f);
+        assert_int_equal(q, quorum[f]);
+        assert_true(2u * q >= (uint32_t)rc.n + rc.f + 1u);
+        bftkv_config_free(cfg);
+    }
+    expect_error("f 3\n" GROUP7_BODY, NAME ":1: f=3 needs n >= 10 replicas, have 7");
+}
+
 static void test_whitespace_and_comments(void **state)
 {
     (void)state;
@@ -690,6 +725,7 @@ int main(void)
         cmocka_unit_test(test_valid_full),
         cmocka_unit_test(test_defaults_and_engine),
         cmocka_unit_test(test_single_server),
+        cmocka_unit_test(test_f_below_most),
         cmocka_unit_test(test_whitespace_and_comments),
         cmocka_unit_test(test_errors_directives),
         cmocka_unit_test(test_errors_group),
