@@ -307,6 +307,13 @@ static struct shard *store_shard_of(const struct store *s, uint64_t hash)
     return &s->shards[(uint32_t)(hash >> STORE_SHARD_SHIFT) & s->shard_mask];
 }
 
+/* The shard that holds key, and the key's hash for the lookup in it. */
+static struct shard *store_shard_for(const struct store *s, const void *key, size_t klen, uint64_t *hash)
+{
+    *hash = store_key_hash(s, key, klen);
+    return store_shard_of(s, *hash);
+}
+
 static int store_check_key(const void *key, size_t klen)
 {
     if (klen == 0) {
@@ -419,8 +426,8 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
         return BFTKV_E_INVAL;
     }
 
-    uint64_t hash = store_key_hash(s, key, klen);
-    struct shard *sh = store_shard_of(s, hash);
+    uint64_t hash;
+    struct shard *sh = store_shard_for(s, key, klen, &hash);
 
     /* A put of the value the key already holds changes nothing (and copies no
      * shared table). Found out first, under the read lock, before paying for the
@@ -504,8 +511,8 @@ int store_get(struct store *s, const void *key, size_t klen, void *buf, size_t c
     if (vlen == NULL || (buf == NULL && cap > 0)) {
         return BFTKV_E_INVAL;
     }
-    uint64_t hash = store_key_hash(s, key, klen);
-    struct shard *sh = store_shard_of(s, hash);
+    uint64_t hash;
+    struct shard *sh = store_shard_for(s, key, klen, &hash);
 
     shard_read_lock(sh);
     uint64_t i;
@@ -530,8 +537,8 @@ int store_del(struct store *s, const void *key, size_t klen)
     if (rc != 0) {
         return rc;
     }
-    uint64_t hash = store_key_hash(s, key, klen);
-    struct shard *sh = store_shard_of(s, hash);
+    uint64_t hash;
+    struct shard *sh = store_shard_for(s, key, klen, &hash);
 
     shard_write_lock(sh);
     uint64_t i;

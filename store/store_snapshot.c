@@ -350,21 +350,15 @@ bool snap_freeze(struct shard *sh, struct slot *slots, uint64_t cap)
 
 /* ---- Taking and releasing --------------------------------------------------------------- */
 
+/* A shard's part of a new snapshot: its epoch and the shard's size when taken;
+ * nothing recorded, frozen or kept yet. */
 static void snap_shard_init(struct snap_shard *ss, uint64_t id, const struct shard *sh)
 {
-    ss->id = id;
-    ss->count = sh->table != NULL ? sh->table->count : 0;
-    ss->cap = sh->table != NULL ? sh->table->mask + 1 : 0;
-    ss->undo = (struct undo_map){NULL, 0, 0};
-    ss->frozen = false;
-    ss->acc_saved = false;
-    ss->base = NULL;
-    ss->base_cap = 0;
-    ss->base_owned = false;
-    ss->acc = NULL;
-    ss->acc_mem = NULL;
-    ss->retired = NULL;
-    ss->dropped = NULL;
+    *ss = (struct snap_shard){
+        .id = id,
+        .count = sh->table != NULL ? sh->table->count : 0,
+        .cap = sh->table != NULL ? sh->table->mask + 1 : 0,
+    };
 }
 
 int store_snapshot_take(struct store *s, struct store_snapshot **out)
