@@ -220,6 +220,7 @@ struct pbft_replica_stats {
     /* View change (engine/viewchange.c, engine/newview.c). */
     uint64_t viewchanges;          /* views entered through a NEW-VIEW */
     uint64_t request_timeouts;      /* a watched request waited longer than T */
+    uint64_t watch_compactions;     /* scans of a full FIFO of watched requests */
     uint64_t viewchange_timeouts;  /* no valid NEW-VIEW in time: on to the next view */
     uint64_t viewchange_joins;     /* joined a higher view on f+1 VIEW-CHANGEs */
     uint64_t viewchange_sent;       /* own VIEW-CHANGEs, retransmissions included */

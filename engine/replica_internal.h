@@ -353,6 +353,8 @@ struct pbft_replica {
     struct replica_watch *watch;
     uint32_t watch_cap, watch_head, watch_count;
     uint64_t watch_exec;       /* last_executed when the watches were last trimmed */
+    uint64_t watch_compact_at; /* stats.requests_executed before which a full FIFO is
+                                  not compacted again (viewchange_timer.c) */
     uint64_t *watch_start_ns;  /* clients * lanes: 1 + since when its watch waits
                                   (0: none, or sampled) */
     /* The recent waits of watched requests (viewchange_timer.c). */

@@ -122,7 +122,14 @@ static bool watch_live(const struct pbft_replica *r, const struct replica_watch 
     return r->rc[w->idx].timestamp < w->ts;
 }
 
-/* Drop the watches whose requests executed, keeping the order of the rest. */
+/* Drop the watches whose requests executed, keeping the order of the rest.
+ *
+ * O(watch_cap). A replica far behind the clients keeps a full FIFO of live
+ * watches, and compacting it for every new request made each request cost a scan
+ * of the whole FIFO (74% of a lagging backup's CPU with 70 x 64 lanes), which
+ * only deepened the lag. So when a compaction frees less than an eighth of the
+ * FIFO, the next waits until an eighth of it more requests executed: at most
+ * eight entries scanned per executed request. */
 static void watch_compact(struct pbft_replica *r)
 {
     uint32_t kept = 0;
@@ -131,7 +138,11 @@ static void watch_compact(struct pbft_replica *r)
         if (watch_live(r, w))
             r->watch[(r->watch_head + kept++) % r->watch_cap] = *w;
     }
+    uint32_t freed = r->watch_count - kept;
     r->watch_count = kept;
+    r->stats.watch_compactions++;
+    if (freed < r->watch_cap / 8u)
+        r->watch_compact_at = r->stats.requests_executed + r->watch_cap / 8u;
 }
 
 /* Pop executed watches from the front: the front is the oldest still waiting. */
@@ -152,7 +163,7 @@ bool replica_viewchange_watch_request(struct pbft_replica *r, const struct wire_
     BFTKV_ASSERT(idx < r->rc_entries);
     if (rq->timestamp <= r->watch_ts[idx] || rq->timestamp <= r->rc[idx].timestamp)
         return false; /* watched already, or executed */
-    if (r->watch_count == r->watch_cap)
+    if (r->watch_count == r->watch_cap && r->stats.requests_executed >= r->watch_compact_at)
         watch_compact(r);
     if (r->watch_count == r->watch_cap) {
         /* Full of live watches: a replica far behind the clients. Not

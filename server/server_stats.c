@@ -156,6 +156,7 @@ static void json_engine(struct json_out *j, const struct pbft_replica_stats *es)
     ENGINE_FIELD(snapshot_failures);
     ENGINE_FIELD(views_adopted);
     ENGINE_FIELD(request_timeouts);
+    ENGINE_FIELD(watch_compactions);
     ENGINE_FIELD(viewchange_timeouts);
     ENGINE_FIELD(viewchange_joins);
     ENGINE_FIELD(stepdowns);

@@ -626,6 +626,7 @@ int main(void)
         cmocka_unit_test_teardown(test_f_plus_1_join, teardown),
         cmocka_unit_test_teardown(test_one_view_change_ignored, teardown),
         cmocka_unit_test_teardown(test_timeout_fits_waits, teardown),
+        cmocka_unit_test_teardown(test_full_watch_fifo_not_rescanned, teardown),
         cmocka_unit_test_teardown(test_duplicate_vote_answered, teardown),
         cmocka_unit_test_teardown(test_fitted_timeout_off_for_faulty_primary, teardown),
         cmocka_unit_test_teardown(test_lone_backup_rejoins, teardown),

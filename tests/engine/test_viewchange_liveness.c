@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "replica_harness.h"
@@ -266,4 +267,44 @@ void test_stepdown_view_span(void **state)
     assert_int_equal(st(0)->stepdowns, 0); /* f+1 = 2 above: rule 2 moves it to 64 */
     assert_int_equal(st(0)->viewchange_joins, 1);
     assert_int_equal(pbft_replica_view(C.r[0]), 64);
+}
+
+/* ---- A full FIFO of watched requests (engine/viewchange_timer.c) ---------------------- */
+
+/* Replica 3 hears only clients: it executes nothing, so every request it watches
+ * stays live and its FIFO of watches fills. */
+static bool only_requests_to_3(struct rh_cluster *c, const struct rh_msg *m, void *arg)
+{
+    (void)c;
+    (void)arg;
+    return m->to == 3 && rh_msg_type(m) != WIRE_REQUEST;
+}
+
+void test_full_watch_fifo_not_rescanned(void **state)
+{
+    (void)state;
+    struct rh_tune t = {.lanes = 4}; /* 8 clients x 4 lanes: a FIFO of 64 watches */
+    up(4, 1, &t);
+    C.filter = only_requests_to_3;
+    uint32_t sent = 0;
+    for (uint64_t ts = 1; ts <= 40; ts++) {
+        for (uint16_t client = 0; client < 8; client++) {
+            for (uint16_t lane = 0; lane < 4; lane++) {
+                char key[16];
+                snprintf(key, sizeof key, "k%u.%u", client, lane);
+                rh_submit(&C, client, lane, ts, WIRE_OP_PUT, key, key, strlen(key), 0, 3);
+                sent++;
+            }
+        }
+        rh_run(&C);
+    }
+    assert_int_equal(st(3)->last_executed, 0);
+    assert_true(st(0)->last_executed > 0); /* the others ordered what 3 relayed */
+    /* 1,280 new requests, 64 watches: the FIFO was full for more than 1,200 of
+     * them. One scan found nothing to free; the next waits for executions. */
+    assert_true(st(3)->dropped_full >= sent - 64u);
+    assert_int_equal(st(3)->watch_compactions, 1);
+    /* The watches it holds still time out. */
+    rh_advance(&C, C.now_ns + 3u * T, MS, NULL);
+    assert_true(st(3)->request_timeouts >= 1);
 }

@@ -49,7 +49,8 @@ void test_selection_rules(void **state);
 void test_codec(void **state);
 
 /* Liveness: fitted timeouts, the duplicate-vote answer, the step-down for a
- * replica alone in a higher view (test_viewchange_liveness.c). */
+ * replica alone in a higher view, a full FIFO of watched requests
+ * (test_viewchange_liveness.c). */
 void test_timeout_fits_waits(void **state);
 void test_fitted_timeout_off_for_faulty_primary(void **state);
 void test_duplicate_vote_answered(void **state);
@@ -57,5 +58,6 @@ void test_lone_backup_rejoins(void **state);
 void test_lone_backup_rejoins_n7(void **state);
 void test_stepdown_rate_limited(void **state);
 void test_stepdown_view_span(void **state);
+void test_full_watch_fifo_not_rescanned(void **state);
 
 #endif
