@@ -490,7 +490,7 @@ int store_put_hinted(struct store *s, const struct store_key_hint *hint, const v
     if (found) {
         old = t->slots[i].e;
         t->slots[i].e = e;
-        lthash_sub_seed(&t->acc, old->seed);
+        lthash_replace_seed(&t->acc, old->seed, &vec); /* one pass: - old + new */
         if (snap_retire(sh, old)) {
             old = NULL; /* a snapshot keeps it */
         }
@@ -499,8 +499,8 @@ int store_put_hinted(struct store *s, const struct store_key_hint *hint, const v
         BFTKV_ASSERT(!table_needs_room(t));
         t->slots[i] = (struct slot){hash, e};
         t->count++;
+        lthash_add(&t->acc, &vec);
     }
-    lthash_add(&t->acc, &vec);
     BFTKV_ASSERT(t->count <= t->mask);
     shard_publish_count(sh);
     shard_write_unlock(sh);
