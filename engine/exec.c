@@ -112,7 +112,17 @@ static void result_digest(struct pbft_replica *r, uint8_t out[BFTKV_DIGEST_SIZE]
     memcpy(out, r->empty_digest[k], BFTKV_DIGEST_SIZE);
 }
 
-/* A GET against the current state, into value_buf. */
+/* A GET against the current state, into value_buf; hint from the batch's
+ * prefetch pass, or NULL. */
+static int16_t read_hinted(struct pbft_replica *r, const struct wire_request *rq, const struct store_key_hint *hint,
+                           uint32_t *len)
+{
+    size_t vlen = 0;
+    int status = store_get_hinted(r->store, hint, rq->key, rq->klen, r->value_buf, BFTKV_VALUE_MAX, &vlen);
+    *len = status == 0 ? (uint32_t)vlen : 0;
+    return (int16_t)status;
+}
+
 static int16_t read_now(struct pbft_replica *r, const struct wire_request *rq, uint32_t *len)
 {
     size_t vlen = 0;
@@ -151,7 +161,8 @@ void replica_exec_reply_resend(struct pbft_replica *r, const struct wire_msg *m,
 
 /* ---- Ordered execution ----------------------------------------------------------- */
 
-static void exec_request(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
+static void exec_request(struct pbft_replica *r, const struct wire_msg *m, const struct store_key_hint *hint,
+                         struct pbft_out *out)
 {
     const struct wire_request *rq = &m->u.request;
     struct replica_rc_entry *e = rc_entry(r, rq->client, rq->lane);
@@ -172,15 +183,15 @@ static void exec_request(struct pbft_replica *r, const struct wire_msg *m, struc
     const uint8_t *result = NULL;
     switch (rq->op) {
     case WIRE_OP_PUT:
-        status = store_put(r->store, rq->key, rq->klen, rq->value, rq->vlen);
+        status = store_put_hinted(r->store, hint, rq->key, rq->klen, rq->value, rq->vlen);
         break;
     case WIRE_OP_GET:
-        status = read_now(r, rq, &rlen);
+        status = read_hinted(r, rq, hint, &rlen);
         if (status == 0)
             result = r->value_buf;
         break;
     case WIRE_OP_DEL:
-        status = store_del(r->store, rq->key, rq->klen);
+        status = store_del_hinted(r->store, hint, rq->key, rq->klen);
         break;
     default:
         status = BFTKV_E_INVAL; /* the decoder admits no other op */
@@ -217,6 +228,49 @@ static void exec_finish(struct pbft_replica *r, struct replica_slot *s, struct p
         replica_checkpoint_take(r, s->seq, out);
 }
 
+/* The request at cursor *off of batch s (advanced past it), decoded into *m;
+ * *pool is its pool entry when the batch carries only its digest, else
+ * POOL_NONE. Bytes validated when the request or its PRE-PREPARE arrived. */
+static void exec_decode(struct pbft_replica *r, const struct replica_slot *s, uint32_t *off, struct wire_msg *m,
+                        uint32_t *pool)
+{
+    struct wire_batch_entry e;
+    int have = wire_batch_next(&s->pp_msg, off, &e);
+    BFTKV_ASSERT(have == 1);
+    const uint8_t *bytes = e.bytes;
+    size_t len = e.len;
+    *pool = POOL_NONE;
+    if (e.kind == WIRE_ENTRY_DIGEST) {
+        /* Referenced since acceptance, so still in the pool. */
+        *pool = replica_request_pool_find(r, e.request_digest);
+        BFTKV_ASSERT(*pool != POOL_NONE);
+        bytes = replica_request_pool_bytes(r, *pool);
+        len = r->pool[*pool].len;
+    }
+    size_t consumed = 0;
+    int rc = wire_decode(bytes, len, &r->limits, m, &consumed, NULL);
+    BFTKV_ASSERT(rc == 0);
+    BFTKV_ASSERT(m->h.type == WIRE_REQUEST);
+}
+
+/* Before a batch's first request executes: hash every key of the batch and ask
+ * the CPU for its home slot, then for its entry, so the cache misses of the
+ * whole batch overlap instead of stalling each request in turn (docs/design.md
+ * §3.5). The hashes are kept for the execution. Changes no state. */
+static void exec_prefetch(struct pbft_replica *r, const struct replica_slot *s)
+{
+    BFTKV_ASSERT(s->count <= BFTKV_BATCH_REQUESTS_MAX);
+    uint32_t off = 0;
+    for (uint16_t i = 0; i < s->count; i++) {
+        struct wire_msg m;
+        uint32_t pool;
+        exec_decode(r, s, &off, &m, &pool);
+        store_key_prefetch(r->store, m.u.request.key, m.u.request.klen, &r->exec_hints[i]);
+    }
+    for (uint16_t i = 0; i < s->count; i++)
+        store_key_prefetch_entry(r->store, &r->exec_hints[i]);
+}
+
 bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out)
 {
     for (;;) {
@@ -231,33 +285,21 @@ bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out)
             r->exec_active = true;
             r->exec_off = 0;
             r->exec_index = 0;
+            exec_prefetch(r, s);
         }
         while (r->exec_index < s->count) {
             uint32_t off = r->exec_off;
-            struct wire_batch_entry e;
-            int have = wire_batch_next(&s->pp_msg, &off, &e);
-            BFTKV_ASSERT(have == 1);
-            const uint8_t *bytes = e.bytes;
-            size_t len = e.len;
-            uint32_t pool = POOL_NONE;
-            if (e.kind == WIRE_ENTRY_DIGEST) {
-                /* Referenced since acceptance, so still in the pool. */
-                pool = replica_request_pool_find(r, e.request_digest);
-                BFTKV_ASSERT(pool != POOL_NONE);
-                bytes = replica_request_pool_bytes(r, pool);
-                len = r->pool[pool].len;
-            }
-            /* Bytes validated when the request or its PRE-PREPARE arrived. */
             struct wire_msg m;
-            size_t consumed = 0;
-            int rc = wire_decode(bytes, len, &r->limits, &m, &consumed, NULL);
-            BFTKV_ASSERT(rc == 0);
-            BFTKV_ASSERT(m.h.type == WIRE_REQUEST);
+            uint32_t pool;
+            exec_decode(r, s, &off, &m, &pool);
             const struct wire_request *rq = &m.u.request;
             bool full = full_replier(r, rq->client, rq->lane, rq->timestamp, rq->rflags);
             if (!room_for(out, reply_bound(full, rq->op)))
                 return false;
-            exec_request(r, &m, out);
+            /* The hint stays good across a resume: the batch's bytes are the
+             * same, and a hash key that changed meanwhile (store_swap) is
+             * noticed by the store, which then hashes again. */
+            exec_request(r, &m, &r->exec_hints[r->exec_index], out);
             if (pool != POOL_NONE)
                 replica_request_pool_unref(r, pool);
             r->exec_off = off;

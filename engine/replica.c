@@ -232,6 +232,8 @@ int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth
 
     r->value_buf = ok ? malloc(BFTKV_VALUE_MAX) : NULL;
     ok = ok && r->value_buf;
+    r->exec_hints = ok ? calloc(BFTKV_BATCH_REQUESTS_MAX, sizeof *r->exec_hints) : NULL;
+    ok = ok && r->exec_hints;
 
     /* Catch-up: snapshots, staging store and reply cache (statetransfer.c). */
     ok = ok && replica_statetransfer_create(r);
@@ -276,6 +278,7 @@ void pbft_replica_destroy(struct pbft_replica *r)
     free(r->ro);
     free(r->ro_keys);
     free(r->value_buf);
+    free(r->exec_hints);
     free(r);
 }
 

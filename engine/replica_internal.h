@@ -234,6 +234,9 @@ struct pbft_replica {
     bool exec_active;        /* inside the batch of seq last_executed + 1 */
     uint32_t exec_off;       /* wire_batch_next cursor */
     uint16_t exec_index;
+    /* The hashes of the batch's keys, computed by the prefetch pass before its
+     * first request executes (exec.c): BFTKV_BATCH_REQUESTS_MAX of them. */
+    struct store_key_hint *exec_hints;
     bool resume_needed;      /* the last step stopped with out->more */
     /* The message being handled, while this step handles one whose own
      * authentication the caller verified (pbft.h, struct pbft_event); NULL

@@ -388,7 +388,7 @@ static void server_engine_log(struct server *s)
     }
     /* Failed transfers and refused requests: at most one line per 10 s each. */
     uint64_t failed = st->state_transfer_bad_digest + st->state_transfer_bad_chunks + st->state_transfer_unknown_client;
-    uint64_t now = server_now_ns();
+    uint64_t now = s->clock_ns; /* read at the end of the step just logged */
     if (failed != s->seen_xfer_failed && now >= s->xfer_log_ns) {
         log_warn("state transfer of checkpoint %llu from replica %llu failed: %s (%llu failed so far; retrying "
                  "with backoff)",
@@ -407,7 +407,11 @@ static void server_engine_log(struct server *s)
     }
 }
 
-/* One engine step (receive or tick) with its outbox sent, resumed until done. */
+/* One engine step (receive or tick) with its outbox sent, resumed until done.
+ * The clock is read once, at the end: the STEP histogram is the time from the
+ * event's time -- for a received message the previous step's end, or the first
+ * read after a wait -- so it includes the message's decoding and address-book
+ * work, which ran since then. */
 static void server_engine_step(struct server *s, const struct pbft_event *ev)
 {
     uint64_t t0 = ev->now_ns;
@@ -420,7 +424,7 @@ static void server_engine_step(struct server *s, const struct pbft_event *ev)
         server_outbox_drain(s);
     }
     server_count(s, SERVER_CTR_rounds, 1);
-    server_hist_record(s, SERVER_STAGE_STEP, 0, (int64_t)(server_now_ns() - t0));
+    server_hist_record(s, SERVER_STAGE_STEP, 0, (int64_t)(server_clock_read(s) - t0));
     server_engine_log(s);
 }
 
@@ -628,7 +632,7 @@ void server_msg_handle(struct server *s, const struct sockaddr_storage *src, soc
     if (m->u.wire.h.type == WIRE_REQUEST)
         server_book_learn(s, src, srclen, from_replica, m);
     struct pbft_event ev = {.kind = PBFT_EV_RECEIVE,
-                            .now_ns = server_now_ns(),
+                            .now_ns = server_clock_now(s),
                             .decoded = &m->u.wire,
                             .authenticated = m->authenticated};
     server_count(s, SERVER_CTR_messages_received, 1);
@@ -665,14 +669,14 @@ void server_datagram_step(struct server *s, const struct sockaddr_storage *src, 
 
 int server_timers_run(struct server *s)
 {
-    uint64_t now = server_now_ns();
+    uint64_t now = server_clock_read(s); /* once per loop iteration */
     uint64_t d = pbft_replica_next_deadline(s->replica);
     if (now >= d) {
         struct pbft_event ev = {.kind = PBFT_EV_TICK, .now_ns = now};
         server_count(s, SERVER_CTR_ticks, 1);
         server_engine_step(s, &ev);
         d = pbft_replica_next_deadline(s->replica);
-        now = server_now_ns();
+        now = s->clock_ns; /* the step's end */
     }
     if (s->byz != NULL) {
         /* slow's held messages (server/byzantine.h) are due on this clock too. */

@@ -167,6 +167,10 @@ struct server {
 
     uint64_t start_ns;
     uint64_t deadline_ns; /* the engine's next deadline (protocol thread) */
+    /* The protocol thread's last clock read (server_clock_*): one read per
+     * engine step, reused as the time of the next event until the thread waits. */
+    uint64_t clock_ns;
+    bool clock_fresh; /* false: the thread may have waited since clock_ns */
     /* what the protocol thread last logged about the engine */
     uint64_t seen_view;
     bool seen_in_viewchange;
@@ -202,6 +206,27 @@ static inline uint64_t server_counter_get(const struct server *s, enum server_co
 
 /* CLOCK_MONOTONIC in ns. */
 uint64_t server_now_ns(void);
+
+/* The protocol thread's clock, read once per engine step instead of several
+ * times per message (docs/design.md §6): server_clock_read reads it and keeps
+ * the value; server_clock_now gives the kept value unless server_clock_stale
+ * was called since (before the thread may block), and then reads. */
+static inline uint64_t server_clock_read(struct server *s)
+{
+    s->clock_ns = server_now_ns();
+    s->clock_fresh = true;
+    return s->clock_ns;
+}
+
+static inline uint64_t server_clock_now(struct server *s)
+{
+    return s->clock_fresh ? s->clock_ns : server_clock_read(s);
+}
+
+static inline void server_clock_stale(struct server *s)
+{
+    s->clock_fresh = false;
+}
 
 /* Record value into the histogram k of a stage (its owner thread only). */
 void server_hist_record(struct server *s, enum server_stage st, uint16_t k, int64_t value);

@@ -468,7 +468,8 @@ static void *staged_proto_main(void *arg)
             struct staged_slot *slot;
             for (uint32_t k = 0; k < STAGED_PROTO_BATCH && (slot = staged_ring_pop(&st->workers[w].out)) != NULL;
                  k++) {
-                server_hist_record(s, SERVER_STAGE_RX_QUEUE, 0, (int64_t)(server_now_ns() - slot->t_rx_ns));
+                /* One clock read per datagram: also the time of its first message. */
+                server_hist_record(s, SERVER_STAGE_RX_QUEUE, 0, (int64_t)(server_clock_read(s) - slot->t_rx_ns));
                 for (uint32_t i = 0; i < slot->nmsgs; i++)
                     server_msg_handle(s, &slot->src, slot->srclen, &slot->from_replica, &slot->msgs[i]);
                 /* protocol -> rx: the slot is free again. */
@@ -478,8 +479,10 @@ static void *staged_proto_main(void *arg)
         }
         int wait_ms = server_timers_run(s);
         staged_tx_publish(st);
-        if (got == 0)
+        if (got == 0) {
+            server_clock_stale(s);
             staged_signal_wait(&st->proto_wake, staged_proto_ready, st, wait_ms);
+        }
     }
     return NULL;
 }

@@ -257,6 +257,14 @@ LANES_NO_TSAN static void lanes_sub(uint16_t *restrict d, const uint16_t *restri
     }
 }
 
+/* d - o + n in one pass over d: a replace reads and writes the accumulator once. */
+LANES_NO_TSAN static void lanes_sub_add(uint16_t *restrict d, const uint16_t *restrict o, const uint16_t *restrict n)
+{
+    for (size_t i = 0; i < LTHASH_LANES; i++) {
+        d[i] = (uint16_t)(d[i] - o[i] + n[i]);
+    }
+}
+
 void lthash_add(struct lthash *h, const struct lthash *o)
 {
     BFTKV_ASSERT(h != o); /* the lanes must not overlap (restrict) */
@@ -283,6 +291,18 @@ void lthash_sub_seed(struct lthash *h, const uint8_t seed[LTHASH_SEED_SIZE])
     struct lthash v;
     lthash_expand(&v, seed);
     lthash_sub(h, &v);
+}
+
+void lthash_replace_seed(struct lthash *h, const uint8_t old_seed[LTHASH_SEED_SIZE], const struct lthash *add)
+{
+    BFTKV_ASSERT(h != add);
+    struct lthash v;
+    lthash_expand(&v, old_seed);
+#if defined(__SANITIZE_THREAD__)
+    __tsan_read_range((void *)v.lanes, LTHASH_BYTES);
+#endif
+    LANES_TSAN_RANGES(h->lanes, add->lanes);
+    lanes_sub_add(h->lanes, v.lanes, add->lanes);
 }
 
 bool lthash_equal(const struct lthash *a, const struct lthash *b)

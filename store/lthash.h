@@ -70,6 +70,11 @@ void lthash_expand(struct lthash *out, const uint8_t seed[LTHASH_SEED_SIZE]);
 void lthash_add_seed(struct lthash *h, const uint8_t seed[LTHASH_SEED_SIZE]);
 void lthash_sub_seed(struct lthash *h, const uint8_t seed[LTHASH_SEED_SIZE]);
 
+/* Replace one entry by another: h -= the vector of old_seed, h += add (an
+ * expanded vector), in one pass over h's lanes; the same lanes as
+ * lthash_sub_seed then lthash_add. add must not be h. */
+void lthash_replace_seed(struct lthash *h, const uint8_t old_seed[LTHASH_SEED_SIZE], const struct lthash *add);
+
 /* Combine digests of disjoint sets (shards): h += o, h -= o. */
 void lthash_add(struct lthash *h, const struct lthash *o);
 void lthash_sub(struct lthash *h, const struct lthash *o);

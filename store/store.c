@@ -302,15 +302,17 @@ static void shard_publish_count(struct shard *sh)
 }
 
 /* ---- Hashing and input checks ----------------------------------------------------- */
-static struct shard *store_shard_of(const struct store *s, uint64_t hash)
+/* The shard that holds key, and the key's hash for the lookup in it: the hash
+ * store_key_prefetch() computed when hint holds one under this store's hash key,
+ * else computed now. */
+static struct shard *store_shard_for(const struct store *s, const struct store_key_hint *hint, const void *key,
+                                     size_t klen, uint64_t *hash)
 {
-    return &s->shards[(uint32_t)(hash >> STORE_SHARD_SHIFT) & s->shard_mask];
-}
-
-/* The shard that holds key, and the key's hash for the lookup in it. */
-static struct shard *store_shard_for(const struct store *s, const void *key, size_t klen, uint64_t *hash)
-{
-    *hash = store_key_hash(s, key, klen);
+    if (hint != NULL && hint->valid && hint->key_tag == store_hash_key_tag(s)) {
+        *hash = hint->hash;
+    } else {
+        *hash = store_key_hash(s, key, klen);
+    }
     return store_shard_of(s, *hash);
 }
 
@@ -415,6 +417,12 @@ uint32_t store_shard_count(const struct store *s)
 
 int store_put(struct store *s, const void *key, size_t klen, const void *val, size_t vlen)
 {
+    return store_put_hinted(s, NULL, key, klen, val, vlen);
+}
+
+int store_put_hinted(struct store *s, const struct store_key_hint *hint, const void *key, size_t klen,
+                     const void *val, size_t vlen)
+{
     int rc = store_check_key(key, klen);
     if (rc != 0) {
         return rc;
@@ -427,7 +435,7 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
     }
 
     uint64_t hash;
-    struct shard *sh = store_shard_for(s, key, klen, &hash);
+    struct shard *sh = store_shard_for(s, hint, key, klen, &hash);
 
     /* A put of the value the key already holds changes nothing (and copies no
      * shared table). Found out first, under the read lock, before paying for the
@@ -482,7 +490,7 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
     if (found) {
         old = t->slots[i].e;
         t->slots[i].e = e;
-        lthash_sub_seed(&t->acc, old->seed);
+        lthash_replace_seed(&t->acc, old->seed, &vec); /* one pass: - old + new */
         if (snap_retire(sh, old)) {
             old = NULL; /* a snapshot keeps it */
         }
@@ -491,8 +499,8 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
         BFTKV_ASSERT(!table_needs_room(t));
         t->slots[i] = (struct slot){hash, e};
         t->count++;
+        lthash_add(&t->acc, &vec);
     }
-    lthash_add(&t->acc, &vec);
     BFTKV_ASSERT(t->count <= t->mask);
     shard_publish_count(sh);
     shard_write_unlock(sh);
@@ -504,6 +512,12 @@ int store_put(struct store *s, const void *key, size_t klen, const void *val, si
 
 int store_get(struct store *s, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen)
 {
+    return store_get_hinted(s, NULL, key, klen, buf, cap, vlen);
+}
+
+int store_get_hinted(struct store *s, const struct store_key_hint *hint, const void *key, size_t klen, void *buf,
+                     size_t cap, size_t *vlen)
+{
     int rc = store_check_key(key, klen);
     if (rc != 0) {
         return rc;
@@ -512,7 +526,7 @@ int store_get(struct store *s, const void *key, size_t klen, void *buf, size_t c
         return BFTKV_E_INVAL;
     }
     uint64_t hash;
-    struct shard *sh = store_shard_for(s, key, klen, &hash);
+    struct shard *sh = store_shard_for(s, hint, key, klen, &hash);
 
     shard_read_lock(sh);
     uint64_t i;
@@ -533,12 +547,17 @@ int store_get(struct store *s, const void *key, size_t klen, void *buf, size_t c
 
 int store_del(struct store *s, const void *key, size_t klen)
 {
+    return store_del_hinted(s, NULL, key, klen);
+}
+
+int store_del_hinted(struct store *s, const struct store_key_hint *hint, const void *key, size_t klen)
+{
     int rc = store_check_key(key, klen);
     if (rc != 0) {
         return rc;
     }
     uint64_t hash;
-    struct shard *sh = store_shard_for(s, key, klen, &hash);
+    struct shard *sh = store_shard_for(s, hint, key, klen, &hash);
 
     shard_write_lock(sh);
     uint64_t i;

@@ -70,6 +70,36 @@ int store_get(struct store *s, const void *key, size_t klen, void *buf, size_t c
 /* Remove. 0 when it was there, BFTKV_E_NOT_FOUND when not. */
 int store_del(struct store *s, const void *key, size_t klen);
 
+/* ---- Looking a key up ahead (docs/design.md §3.5; store_prefetch.c) ------------------- */
+
+/* A key's hash, computed once by store_key_prefetch() and reused by the _hinted
+ * operations. Filled only by store_key_prefetch(); the fields are the store's. */
+struct store_key_hint {
+    uint64_t hash;
+    uint64_t key_tag; /* the hash key it was computed under */
+    bool valid;       /* false: the key was not a valid key */
+};
+
+/* Hash key into *hint and ask the CPU to start loading the key's home slot, so
+ * that an operation on it a little later does not wait for memory. Takes no
+ * lock, changes nothing, never fails: a key that breaks the limits leaves an
+ * invalid hint, and the operation then reports the error. */
+void store_key_prefetch(const struct store *s, const void *key, size_t klen, struct store_key_hint *hint);
+
+/* The second stage, best after the home slots of a whole batch were asked for:
+ * under the shard's read lock, find the hinted key among the first slots of its
+ * probe (by hash alone) and ask the CPU to load its entry. Changes nothing. */
+void store_key_prefetch_entry(struct store *s, const struct store_key_hint *hint);
+
+/* store_put, store_get and store_del with the hash from hint (NULL: hash now).
+ * A hint from before a store_swap() that changed the hash key is detected and
+ * the key hashed again; same results and errors as the plain calls. */
+int store_put_hinted(struct store *s, const struct store_key_hint *hint, const void *key, size_t klen,
+                     const void *val, size_t vlen);
+int store_get_hinted(struct store *s, const struct store_key_hint *hint, const void *key, size_t klen, void *buf,
+                     size_t cap, size_t *vlen);
+int store_del_hinted(struct store *s, const struct store_key_hint *hint, const void *key, size_t klen);
+
 /* Number of keys. Exact when no write runs concurrently. */
 uint64_t store_count(const struct store *s);
 

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <ck_pr.h>
 #include <ck_rwlock.h>
@@ -46,7 +47,9 @@ void store_test_fail_alloc_after(long n);
 
 struct store_test_stats {
     uint64_t slots;            /* total capacity of all shard tables */
+    uint64_t entries;          /* entries of all shard tables */
     uint64_t max_displacement; /* longest distance of an entry from its home slot */
+    uint64_t sum_displacement; /* over all entries: mean = sum / entries (docs/design.md §3.1) */
     uint64_t live_snapshots;   /* snapshots taken and not released */
     uint64_t undo_records;     /* slot values the live snapshots keep (docs/design.md §3.4) */
     uint64_t retired_entries;  /* superseded entries the live snapshots keep */
@@ -265,8 +268,10 @@ void store_snapshots_adopt(struct store *s);
 static inline void shard_table_set(struct shard *sh, struct table *t)
 {
     sh->table = t;
-    sh->slots = t != NULL ? t->slots : NULL;
-    sh->mask = t != NULL ? t->mask : 0;
+    /* Relaxed atomic stores: store_key_prefetch() reads the two mirrors without
+     * the lock, only to compute an address to prefetch (store_prefetch.c). */
+    __atomic_store_n(&sh->slots, t != NULL ? t->slots : NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&sh->mask, t != NULL ? t->mask : 0, __ATOMIC_RELAXED);
 }
 
 /* ---- Locks ---------------------------------------------------------------------- */
@@ -346,6 +351,22 @@ static inline uint64_t store_key_hash(const struct store *s, const void *key, si
         h |= (uint64_t)out[i] << (8u * i);
     }
     return h;
+}
+
+/* The shard a hash picks (its top bits). */
+static inline struct shard *store_shard_of(const struct store *s, uint64_t hash)
+{
+    return &s->shards[(uint32_t)(hash >> STORE_SHARD_SHIFT) & s->shard_mask];
+}
+
+/* Which hash key a store_key_hint was computed under: the key's first 8 bytes.
+ * store_swap() may exchange the keys of two stores; a hint from before then no
+ * longer matches and the operation hashes again. */
+static inline uint64_t store_hash_key_tag(const struct store *s)
+{
+    uint64_t tag;
+    memcpy(&tag, s->hash_key, sizeof tag);
+    return tag;
 }
 
 #ifdef __cplusplus

@@ -40,6 +40,8 @@ static bool table_verify(const struct store *s, uint32_t shard, const struct tab
                 return false; /* a probe from home would stop before reaching it */
             }
         }
+        stats->entries++;
+        stats->sum_displacement += dist;
         if (dist > stats->max_displacement) {
             stats->max_displacement = dist;
         }
@@ -109,7 +111,7 @@ static bool snapshots_verify(const struct store *s, uint32_t i, struct store_tes
 
 int store_test_verify(struct store *s, struct store_test_stats *stats)
 {
-    struct store_test_stats local = {0, 0, 0, 0, 0, 0};
+    struct store_test_stats local = {0};
     bool ok = true;
     store_snap_mutex_lock();
     for (const struct store_snapshot *p = s->oldest; p != NULL; p = p->newer) {

@@ -253,6 +253,44 @@ void BM_StorePutWithCheckpoints(benchmark::State &st) {
     r.report(st, false);
 }
 
+// Fresh-value puts in batches of range(2) keys, as the engine executes a
+// committed batch; range(3) = 1 first runs the two prefetch stages over the
+// batch (store_key_prefetch, then store_key_prefetch_entry) and puts with the
+// hints, as engine/exec.c does; 0 puts one key after the other (the control).
+// One item is one put.
+void BM_StorePutBatch(benchmark::State &st) {
+    StoreRun r(st, 3001, 0x42);
+    const size_t batch = static_cast<size_t>(st.range(2));
+    const bool prefetch = st.range(3) != 0;
+    static uint64_t runs = 0;
+    const uint64_t stamp_base = ++runs << 40;
+    uint64_t stamp = 0;
+    uint64_t failures = 0;
+    std::vector<uint8_t> keys(batch * bench::kKeySize);
+    std::vector<struct store_key_hint> hints(batch);
+    for (auto _ : st) {
+        for (size_t k = 0; k < batch; k++) {
+            bench::key_of(r.rng.below(r.keys), &keys[k * bench::kKeySize]);
+        }
+        if (prefetch) {
+            for (size_t k = 0; k < batch; k++) {
+                store_key_prefetch(r.s, &keys[k * bench::kKeySize], bench::kKeySize, &hints[k]);
+            }
+            for (size_t k = 0; k < batch; k++) {
+                store_key_prefetch_entry(r.s, &hints[k]);
+            }
+        }
+        for (size_t k = 0; k < batch; k++) {
+            r.value_stamp(stamp_base + ++stamp);
+            failures += store_put_hinted(r.s, prefetch ? &hints[k] : nullptr, &keys[k * bench::kKeySize],
+                                         bench::kKeySize, r.value.data(), r.value.size()) != 0;
+        }
+    }
+    if (failures != 0) st.SkipWithError("store_put failed");
+    st.SetItemsProcessed(st.iterations() * static_cast<int64_t>(batch));
+    report_prefill(st);
+}
+
 const int64_t kKeyCounts[] = {1000, 100000, 1000000};
 const int64_t kValueSizes[] = {32, 1024};
 
@@ -289,6 +327,15 @@ int register_store_benchmarks() {
             ->Args({keys, 16, 0})
             ->Setup(store_setup)
             ->Iterations(kCheckpointIterations)
+            ->UseRealTime();
+    }
+    // Batches of 37 keys (the cluster's average batch at 512 clients,
+    // docs/benchmarks.md), prefetched or not.
+    for (const int64_t keys : {int64_t{100000}, int64_t{1000000}}) {
+        benchmark::RegisterBenchmark("BM_StorePutBatch", BM_StorePutBatch)
+            ->Args({keys, 16, 37, 0})
+            ->Args({keys, 16, 37, 1})
+            ->Setup(store_setup)
             ->UseRealTime();
     }
     return 0;

@@ -298,6 +298,33 @@ static void test_add_sub_inverse(void **state)
     assert_true(lthash_equal(&h, &zero));
 }
 
+/* lthash_replace_seed is lthash_sub_seed then lthash_add, lane for lane,
+ * from an accumulator whose lanes are near the wrap, over many seeds. */
+static void test_replace_is_sub_then_add(void **state)
+{
+    (void)state;
+    struct lthash a;
+    for (size_t i = 0; i < LTHASH_LANES; i++) {
+        a.lanes[i] = (uint16_t)(0xFFF0u + i);
+    }
+    struct lthash b = a;
+    for (uint8_t k = 0; k < 64; k++) {
+        uint8_t old_seed[LTHASH_SEED_SIZE];
+        uint8_t new_seed[LTHASH_SEED_SIZE];
+        memset(old_seed, k, sizeof old_seed);
+        memset(new_seed, (uint8_t)(k + 101u), sizeof new_seed);
+        struct lthash add;
+        lthash_expand(&add, new_seed);
+        lthash_replace_seed(&a, old_seed, &add);
+        lthash_sub_seed(&b, old_seed);
+        lthash_add(&b, &add);
+        assert_true(lthash_equal(&a, &b));
+    }
+    struct lthash zero;
+    lthash_zero(&zero);
+    assert_false(lthash_equal(&a, &zero));
+}
+
 static void test_lanes_wrap_mod_2_16(void **state)
 {
     (void)state;
@@ -452,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_expand_implementations_agree),
         cmocka_unit_test(test_known_answers),
         cmocka_unit_test(test_add_sub_inverse),
+        cmocka_unit_test(test_replace_is_sub_then_add),
         cmocka_unit_test(test_lanes_wrap_mod_2_16),
         cmocka_unit_test(test_order_independence),
         cmocka_unit_test(test_distinct_entries_distinct_digests),
