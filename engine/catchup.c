@@ -57,10 +57,13 @@ static size_t vote_bound(const struct pbft_replica *r)
 }
 
 /* PREPARE or COMMIT(v, n, D, i) to one replica or to all. */
-static bool vote_send(struct pbft_replica *r, uint8_t type, const struct replica_slot *s, uint8_t dest_kind,
+static bool vote_send(struct pbft_replica *r, uint8_t type, struct replica_slot *s, uint8_t dest_kind,
                       uint16_t to, struct pbft_out *out)
 {
     if (!pbft_out_room(out, vote_bound(r), 1))
+        return false;
+    /* Recorded when first sent, unless the outbox was full then (pbft.h). */
+    if (!replica_persist_preprepare(r, s, out) || (type == WIRE_COMMIT && !replica_persist_prepared(r, s, out)))
         return false;
     size_t cap = 0, auth_off = 0;
     uint8_t *dst = pbft_out_tail(out, &cap);
@@ -109,7 +112,7 @@ static bool slot_has_own(const struct pbft_replica *r, const struct replica_slot
 }
 
 /* Re-multicast one slot's messages; false when the outbox had no room. */
-static bool slot_retransmit(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out)
+static bool slot_retransmit(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
 {
     if (s->has_pp && replica_is_primary(r) && s->pp_len > 0) {
         if (!pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, s->pp, s->pp_len))
@@ -419,7 +422,7 @@ static void log_relay(struct pbft_replica *r, uint16_t to, uint64_t from_seq, ui
         last = asker_low + r->cfg.log_window;
     size_t start = out->used;
     for (uint64_t seq = from_seq; seq <= last && out->used - start < CATCHUP_RELAY_BYTES_MAX; seq++) {
-        const struct replica_slot *s = replica_slot_find(r, seq);
+        struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL || !s->has_pp || s->view != r->view || s->pp_len == 0)
             continue;
         if (!pool_relay(r, s, to, out) || !pbft_out_copy(out, PBFT_DEST_REPLICA, to, s->pp, s->pp_len))

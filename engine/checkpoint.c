@@ -52,6 +52,7 @@ static void ckpt_make_stable(struct pbft_replica *r, struct replica_ckpt *c)
     BFTKV_ASSERT(c->seq <= replica_high(r));
     c->stable = true;
     r->low = c->seq;
+    r->persist_stable_seq = c->seq; /* recorded at the end of the step (persist.c) */
     r->stats.checkpoints_stable++;
     r->stats.low_watermark = r->low;
     /* Discard the records below h; the slots at and below h are reused when

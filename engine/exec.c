@@ -282,6 +282,9 @@ bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out)
         BFTKV_ASSERT(s->has_pp);
         BFTKV_ASSERT(!s->executed);
         if (!r->exec_active) {
+            /* Persist, then send: committed before the batch's first reply. */
+            if (!replica_persist_committed(r, s, out))
+                return false;
             r->exec_active = true;
             r->exec_off = 0;
             r->exec_index = 0;

@@ -349,6 +349,11 @@ static void view_install(struct pbft_replica *r, const struct replica_nv_result 
 {
     BFTKV_ASSERT(!r->view_active);
     BFTKV_ASSERT(!r->exec_active);
+    /* The NEW-VIEW is recorded before any message of its view (pbft.h): those
+     * wait for the record while the outbox has no entry for it. */
+    if (r->cfg.durable && r->persisted_nv_view != r->view + 1u)
+        r->persist_nv_pending = true;
+    replica_persist_flush(r, out);
     checkpoint_adopt(r, res->h, res->h_digest);
     uint64_t top = res->h + res->nch;
     r->nv_h = res->h;
@@ -422,7 +427,10 @@ void replica_newview_try(struct pbft_replica *r, struct pbft_out *out)
     BFTKV_ASSERT(len > 0); /* nv_cap is the largest size */
     auth_sign(r->auth, r->nv_buf, len, auth_off);
     r->nv_len = (uint32_t)len;
-    if (r->cfg.n > 1 && !pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, r->nv_buf, len))
+    /* Persist, then send (pbft.h). */
+    r->persist_nv_pending = r->cfg.durable;
+    if (r->cfg.n > 1
+        && (!replica_persist_flush(r, out) || !pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, r->nv_buf, len)))
         r->stats.dropped_full++; /* the backups' VIEW-CHANGE retransmissions fetch it */
     view_install(r, &res, out);
 }
@@ -603,8 +611,6 @@ static bool propose_chosen(struct pbft_replica *r, struct replica_slot *s, const
     auth_authenticator_fill(r->auth, dst, len, auth_off);
     memcpy(s->pp, dst, len);
     slot_pp_bind(s, (uint32_t)len);
-    if (r->cfg.n > 1)
-        pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
     BFTKV_ASSERT(memcmp(s->pp_msg.u.batch.digest, s->nv_digest, BFTKV_DIGEST_SIZE) == 0);
     if (!s->pool_refs && !s->executed) {
         uint32_t off = 0;
@@ -621,6 +627,11 @@ static bool propose_chosen(struct pbft_replica *r, struct replica_slot *s, const
     s->has_digest = true;
     s->has_pp = true;
     s->nv_need = false;
+    /* Persist, then send (room reserved by the caller), as batch_cut does. */
+    bool recorded = replica_persist_preprepare(r, s, out);
+    BFTKV_ASSERT(recorded);
+    if (r->cfg.n > 1)
+        pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
     replica_prepare_recount(r, s);
     replica_commit_recount(r, s);
     replica_prepare_check(r, s, out);
@@ -643,7 +654,8 @@ bool replica_newview_progress(struct pbft_replica *r, struct pbft_out *out)
         struct replica_slot *s = replica_slot_find(r, seq);
         bool done = true;
         if (s != NULL && primary && !s->has_pp) {
-            if (!pbft_out_room(out, r->pp_cap + REPLICA_RESERVE_BYTES, 1u + REPLICA_RESERVE_MSGS))
+            if (!pbft_out_room(out, r->pp_cap + REPLICA_RESERVE_BYTES,
+                               1u + REPLICA_RESERVE_MSGS + replica_persist_msgs(r)))
                 return false;
             done = propose_chosen(r, s, null_digest, out);
         } else if (s != NULL && !primary && s->nv_need && slot_has_batch(s, s->nv_digest)) {

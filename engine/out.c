@@ -67,7 +67,23 @@ void pbft_out_commit(struct pbft_out *o, uint8_t dest_kind, uint16_t dest_id, si
     m->dest_id = dest_id;
     m->off = (uint32_t)o->used;
     m->len = (uint32_t)len;
+    m->ext = NULL;
     o->used += len;
+}
+
+bool pbft_out_ref(struct pbft_out *o, uint8_t dest_kind, uint16_t dest_id, const uint8_t *p, size_t len)
+{
+    BFTKV_ASSERT(p != NULL);
+    BFTKV_ASSERT(len > 0 && len <= UINT32_MAX);
+    if (o->nmsgs == o->msgs_cap)
+        return false;
+    struct pbft_out_msg *m = &o->msgs[o->nmsgs++];
+    m->dest_kind = dest_kind;
+    m->dest_id = dest_id;
+    m->off = (uint32_t)o->used;
+    m->len = (uint32_t)len;
+    m->ext = p;
+    return true;
 }
 
 bool pbft_out_copy(struct pbft_out *o, uint8_t dest_kind, uint16_t dest_id, const uint8_t *msg, size_t len)

@@ -25,6 +25,7 @@ void pbft_replica_config_defaults(struct pbft_replica_config *cfg)
     cfg->request_timeout_ns = 50u * 1000u * 1000u;
     cfg->retransmit_ns = CATCHUP_RETRANSMIT_DEFAULT_NS;
     cfg->restarted = false;
+    cfg->durable = false;
     cfg->bugs = 0;
 }
 

@@ -20,11 +20,16 @@
  * keeping it inside the step keeps the checkpoint digest and the read-only path
  * exact. REPLY messages come out in the outbox like any other message.
  *
- * Ordering contract of the outbox (etcd's "persist, send, apply" has no persist
- * step here: the store is in memory): messages are listed in the order they must be
- * sent. If a step produced more than the outbox can hold, out->more is set; the
- * caller sends what is there, resets the outbox and calls pbft_replica_resume(),
- * until more is false, before delivering the next event.
+ * Ordering contract of the outbox (etcd's Ready order: persist, then send, then
+ * apply -- the engine applies itself, inside the step): messages are listed in
+ * the order they must be sent. A durable replica (cfg.durable) also lists
+ * records (dest_kind PBFT_DEST_PERSIST, dest_id an enum pbft_persist): the caller
+ * makes every record of an outbox durable, in order, before it sends any message
+ * of that outbox. A record always sits in the same outbox as the first message
+ * that depends on it, or in an earlier one (docs/design.md §9 lists what depends
+ * on what). If a step produced more than the outbox can hold, out->more is set;
+ * the caller persists and sends what is there, resets the outbox and calls
+ * pbft_replica_resume(), until more is false, before delivering the next event.
  */
 #ifndef BFTKV_ENGINE_PBFT_H
 #define BFTKV_ENGINE_PBFT_H
@@ -49,6 +54,22 @@ enum pbft_dest_kind {
     PBFT_DEST_REPLICA = 1,      /* id = replica id */
     PBFT_DEST_ALL_REPLICAS = 2, /* every replica except the sender itself */
     PBFT_DEST_CLIENT = 3,       /* id = client id */
+    PBFT_DEST_PERSIST = 4,      /* not a message: a record to make durable first; id = enum pbft_persist */
+};
+
+/* What a durable replica's records say (payload layouts in engine/persist.c). */
+enum pbft_persist {
+    PBFT_PERSIST_PREPREPARE = 1, /* a PRE-PREPARE this replica sent or accepted (the message):
+                                    before its PREPARE for it, or the PRE-PREPARE itself */
+    PBFT_PERSIST_REQUEST = 2,    /* a large request a persisted PRE-PREPARE names by digest */
+    PBFT_PERSIST_PREPARED = 3,   /* prepared (view, seq, digest): before its COMMIT */
+    PBFT_PERSIST_COMMITTED = 4,  /* batch seq committed here (seq, digest): before its first
+                                    reply; a recovery executes it again */
+    PBFT_PERSIST_VIEW_CHANGE = 5, /* its own VIEW-CHANGE (the message): before it is sent */
+    PBFT_PERSIST_NEW_VIEW = 6,   /* a NEW-VIEW it sent or accepted (the message): before
+                                    any message of that view */
+    PBFT_PERSIST_CHECKPOINT = 7, /* a stable checkpoint: seq, digest and the q signed
+                                    CHECKPOINTs that prove it */
 };
 
 struct pbft_out_msg {
@@ -56,7 +77,10 @@ struct pbft_out_msg {
     uint16_t dest_id;
     uint32_t off; /* into pbft_out.buf */
     uint32_t len; /* one complete message */
+    const uint8_t *ext; /* non-NULL: the bytes are here instead (the engine's own memory,
+                           unchanged until its next step call); records only */
 };
+
 
 /* Caller-owned outbox; create with pbft_out_init (the only allocation). */
 struct pbft_out {
@@ -68,6 +92,12 @@ struct pbft_out {
     uint32_t nmsgs;
     bool more; /* the step stopped early for lack of room: resume after draining */
 };
+
+/* The bytes of an outbox entry. */
+static inline const uint8_t *pbft_out_bytes(const struct pbft_out *o, const struct pbft_out_msg *m)
+{
+    return m->ext != NULL ? m->ext : o->buf + m->off;
+}
 
 /* buf_bytes >= PBFT_OUT_MIN_BYTES; msgs_cap >= PBFT_OUT_MIN_MSGS. */
 #define PBFT_OUT_MIN_BYTES (4u * BFTKV_DATAGRAM_MAX)
@@ -89,6 +119,7 @@ enum pbft_bug {
     PBFT_BUG_SKIP_SNAPSHOT_DIGEST = 1u << 6, /* install a fetched state without checking its digest */
     PBFT_BUG_RESTART_SURE = 1u << 7,         /* a restarted replica is never unsure: it votes at
                                                 once, as if it held the group's state */
+    PBFT_BUG_PERSIST_SKIP = 1u << 8,         /* durable: COMMIT sent without its PREPARED record */
 };
 
 /* ---- Replica ---------------------------------------------------------------- */
@@ -121,6 +152,8 @@ struct pbft_replica_config {
                                        state and joins the view f+1 peers report; it
                                        proposes nothing as the primary of its old view
                                        (engine/catchup.c) */
+    bool durable;                   /* list PBFT_DEST_PERSIST records in the outbox
+                                       (the Ordering contract above) */
 };
 
 #define PBFT_LANES_MAX 64u

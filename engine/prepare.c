@@ -33,6 +33,12 @@ void replica_prepare_vote_send(struct pbft_replica *r, uint8_t type, uint64_t se
     BFTKV_ASSERT(seq <= replica_high(r));
     if (r->cfg.n == 1)
         return;
+    /* Persist, then send (pbft.h): the batch before the PREPARE for it, and that
+     * it prepared before the COMMIT. */
+    struct replica_slot *s = replica_slot_find(r, seq);
+    BFTKV_ASSERT(s != NULL);
+    if (!replica_persist_preprepare(r, s, out) || (type == WIRE_COMMIT && !replica_persist_prepared(r, s, out)))
+        return; /* counted; a retransmission records and sends it */
     size_t cap = 0, auth_off = 0;
     uint8_t *dst = pbft_out_tail(out, &cap);
     size_t len = wire_encode_digest_msg(dst, cap, type, r->cfg.group, r->cfg.id, r->cfg.n, r->view, seq, digest,

@@ -78,8 +78,6 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
     auth_authenticator_fill(r->auth, dst, len, auth_off);
     memcpy(s->pp, dst, len);
     s->pp_len = (uint32_t)len;
-    if (r->cfg.n > 1)
-        pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
 
     wire_preprepare_view(&s->pp_msg, s->pp, len);
     BFTKV_ASSERT(s->pp_msg.auth == s->pp + auth_off);
@@ -92,6 +90,12 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
     s->has_pp = true;
     s->pool_refs = true; /* the pending queue's references moved to the batch */
     r->stats.batches_proposed++;
+    /* Persist, then send: the batch before its PRE-PREPARE (room reserved by
+     * replica_preprepare_batch_try). */
+    bool recorded = replica_persist_preprepare(r, s, out);
+    BFTKV_ASSERT(recorded);
+    if (r->cfg.n > 1)
+        pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
 
     /* Only a faulty backup can have sent votes before our PRE-PREPARE; count
      * them against D like any others. */
@@ -108,7 +112,7 @@ void replica_preprepare_batch_try(struct pbft_replica *r, struct pbft_out *out)
      * (or that a chosen batch holds): batch_cut starts with a live one. */
     while ((replica_request_pending_trim(r), !replica_request_pending_empty(r))
            && r->next_seq - 1u - r->last_executed < r->cfg.window && r->next_seq <= replica_high(r)) {
-        if (!pbft_out_room(out, r->pp_cap + REPLICA_RESERVE_BYTES, 1u + REPLICA_RESERVE_MSGS)) {
+        if (!pbft_out_room(out, r->pp_cap + REPLICA_RESERVE_BYTES, 1u + REPLICA_RESERVE_MSGS + replica_persist_msgs(r))) {
             out->more = true;
             return;
         }

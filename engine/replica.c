@@ -467,9 +467,10 @@ static void replica_tick(struct pbft_replica *r, struct pbft_out *out)
 /* The end of every step and resume: the request-fetch timer, the counters the
  * stats command prints, and in builds with PBFT_INVARIANTS (Debug, sanitizers)
  * the whole-replica invariant check (docs/design.md §5.9). */
-static void step_finish(struct pbft_replica *r)
+static void step_finish(struct pbft_replica *r, struct pbft_out *out)
 {
     BFTKV_ASSERT(r->rx_authentic == NULL); /* a caller's verification lasts one dispatch */
+    replica_persist_stable(r, out);
     replica_request_fetch_arm(r);
     r->stats.last_executed = r->last_executed;
     r->stats.low_watermark = r->low;
@@ -497,7 +498,7 @@ void pbft_replica_step(struct pbft_replica *r, const struct pbft_event *ev, stru
     }
     if (!had_stall && r->stalled > 0)
         r->stall_retry_ns = r->now_ns + stall_retry_interval(r);
-    step_finish(r);
+    step_finish(r, out);
 }
 
 void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_out *out)
@@ -508,7 +509,7 @@ void pbft_replica_resume(struct pbft_replica *r, uint64_t now_ns, struct pbft_ou
         r->now_ns = now_ns;
     r->resume_needed = false;
     replica_progress(r, out);
-    step_finish(r);
+    step_finish(r, out);
 }
 
 uint64_t pbft_replica_next_deadline(const struct pbft_replica *r)

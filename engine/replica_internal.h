@@ -130,6 +130,9 @@ struct replica_slot {
                               requests in the pool (released by execution) */
     bool nv_early;         /* pp holds a PRE-PREPARE of the view being moved to that
                               came before its NEW-VIEW (preprepare.c) */
+    uint64_t persisted_pp_view;       /* durable (persist.c): view + 1 of the PRE-PREPARE
+                                         recorded for this seq, 0 = none */
+    uint64_t persisted_prepared_view; /* ... and of the PREPARED record */
     struct replica_viewchange_pq viewchange_pe;
     struct replica_viewchange_pq viewchange_q[WIRE_VIEW_CHANGE_Q_PER_SEQ];
     uint8_t nv_digest[BFTKV_DIGEST_SIZE];
@@ -356,6 +359,10 @@ struct pbft_replica {
     struct replica_watch *watch;
     uint32_t watch_cap, watch_head, watch_count;
     uint64_t watch_exec;       /* last_executed when the watches were last trimmed */
+    uint64_t persist_stable_seq; /* durable: a stable checkpoint not yet recorded (0: none) */
+    bool persist_nv_pending;     /* durable: the NEW-VIEW (nv_buf) of this view is not yet recorded */
+    uint64_t persisted_vc_view;  /* durable: view + 1 of its own VIEW-CHANGE last recorded */
+    uint64_t persisted_nv_view;  /* durable: view + 1 of the NEW-VIEW last recorded */
     uint64_t watch_compact_at; /* stats.requests_executed before which a full FIFO is
                                   not compacted again (viewchange_timer.c) */
     uint64_t *watch_start_ns;  /* clients * lanes: 1 + since when its watch waits
@@ -617,5 +624,20 @@ bool replica_viewchange_progress(struct pbft_replica *r, struct pbft_out *out);
  * primary (it would have to know v's NEW-VIEW: the others time out and it joins
  * the next view on their VIEW-CHANGEs). */
 bool replica_viewchange_enter(struct pbft_replica *r, uint64_t v);
+
+/* ---- Records of a durable replica (persist.c; pbft.h "Ordering contract") ---------------
+ * Each lists what the next message depends on, once per slot and view; false when
+ * the outbox had no entry free (counted in dropped_full): the message then waits. */
+bool replica_persist_preprepare(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out);
+bool replica_persist_prepared(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out);
+bool replica_persist_committed(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out);
+bool replica_persist_message(struct pbft_replica *r, enum pbft_persist kind, const uint8_t *msg, size_t len,
+                             struct pbft_out *out);
+/* The stable checkpoint persist_stable_seq names, if any (at the end of a step). */
+void replica_persist_stable(struct pbft_replica *r, struct pbft_out *out);
+/* The NEW-VIEW record still pending, if any; false while it is. */
+bool replica_persist_flush(struct pbft_replica *r, struct pbft_out *out);
+/* Outbox entries a PRE-PREPARE's records may take (0 unless durable). */
+uint32_t replica_persist_msgs(const struct pbft_replica *r);
 
 #endif /* BFTKV_ENGINE_REPLICA_INTERNAL_H */

@@ -331,6 +331,12 @@ static void viewchange_own_send(struct pbft_replica *r, struct pbft_out *out)
     if (r->cfg.n == 1 || !replica_votes(r))
         return;
     r->stats.viewchange_sent++;
+    /* Persist, then send: once per view (retransmissions send the same bytes). */
+    if (r->cfg.durable && r->persisted_vc_view != x->view + 1u) {
+        if (!replica_persist_message(r, PBFT_PERSIST_VIEW_CHANGE, x->buf, x->len, out))
+            return; /* retransmitted at the next interval */
+        r->persisted_vc_view = x->view + 1u;
+    }
     if (!pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, x->buf, x->len))
         r->stats.dropped_full++; /* retransmitted at the next interval */
 }

@@ -183,6 +183,7 @@ uint64_t rh_fini(struct rh_cluster *c)
     for (uint16_t k = 0; k < c->clients; k++)
         auth_destroy(&c->cauth[k]);
     pbft_out_free(&c->out);
+    rh_disk_free(c);
     return bad;
 }
 
@@ -212,6 +213,7 @@ void rh_tune_apply(struct pbft_replica_config *cfg, void *arg)
         cfg->request_timeout_ns = t->request_timeout_ns;
     if (t->retransmit_ns)
         cfg->retransmit_ns = t->retransmit_ns;
+    cfg->durable = t->durable;
     cfg->bugs = t->bugs[cfg->id];
 }
 
@@ -383,10 +385,13 @@ static void drain(struct rh_cluster *c, uint16_t from)
     for (;;) {
         invariants_hold(c, from);
         struct pbft_out *o = &c->out;
+        rh_disk_outbox(c, from, o);
         for (uint32_t k = 0; k < o->nmsgs; k++) {
             const struct pbft_out_msg *om = &o->msgs[k];
             const uint8_t *bytes = o->buf + om->off;
-            if (om->dest_kind == PBFT_DEST_REPLICA) {
+            if (om->dest_kind == PBFT_DEST_PERSIST) {
+                continue; /* rh_disk_outbox took it */
+            } else if (om->dest_kind == PBFT_DEST_REPLICA) {
                 q_push(c, from, om->dest_id, bytes, om->len);
             } else if (om->dest_kind == PBFT_DEST_ALL_REPLICAS) {
                 for (uint16_t i = 0; i < c->n; i++) {

@@ -125,6 +125,8 @@ enum rh_deliver {
 };
 
 struct rh_cluster;
+struct rh_disk;
+#define RH_DISK_KINDS 8u /* enum pbft_persist values are below it */
 /* A test's own filter, after the network's rules: return true to drop. */
 typedef bool (*rh_filter)(struct rh_cluster *c, const struct rh_msg *m, void *arg);
 
@@ -183,6 +185,11 @@ struct rh_cluster {
 
     /* What every replica executed and the checkpoints it took. */
     struct rh_log execs[RH_REPLICAS_MAX], ckpts[RH_REPLICAS_MAX];
+
+    /* Durable replicas (rh_tune.durable): their disks (replica_harness_disk.c)
+     * and the records listed, by enum pbft_persist. */
+    struct rh_disk *disk[RH_REPLICAS_MAX];
+    uint64_t disk_records[RH_DISK_KINDS];
 };
 
 /* tune may adjust each replica's config (after defaults) before creation. */
@@ -195,6 +202,7 @@ struct rh_tune {
     uint32_t bugs[RH_REPLICAS_MAX];
     uint64_t request_timeout_ns; /* the view-change timer T */
     uint64_t retransmit_ns;
+    bool durable; /* every replica lists records; the harness checks persist-before-send */
 };
 void rh_tune_apply(struct pbft_replica_config *cfg, void *arg); /* arg: struct rh_tune * or NULL */
 /* seed keys the stores and starts the generator. */
@@ -205,6 +213,12 @@ void rh_init(struct rh_cluster *c, uint16_t n, uint16_t f, uint16_t clients, uin
  * messages are delivered per tick so timers fire under load too. */
 void rh_init_loaded(struct rh_cluster *c, uint16_t n, uint16_t f, uint16_t clients, uint64_t seed,
                     const struct rh_tune *t);
+/* A durable replica's outbox: apply its records to its disk, then check that each
+ * message it sends depends only on records listed (replica_harness_disk.c);
+ * aborts on a violation. Called for every outbox drained. */
+void rh_disk_outbox(struct rh_cluster *c, uint16_t who, const struct pbft_out *o);
+void rh_disk_free(struct rh_cluster *c);
+
 /* Free everything; returns bad_replies (a test expects 0). */
 uint64_t rh_fini(struct rh_cluster *c);
 

@@ -1,0 +1,151 @@
+/* What a durable replica lists for its disk (engine/pbft.h "Ordering contract";
+ * docs/design.md §9): the records each message it sends depends on, in the outbox
+ * before or with that message, so that the caller persists them first.
+ *
+ *   PREPREPARE   the PRE-PREPARE (the message bytes; with PREPARE below, the
+ *                batch and its Q-set entry): before the primary's PRE-PREPARE
+ *                and before a backup's PREPARE for it
+ *   REQUEST      each large request that PRE-PREPARE names by digest (its bytes)
+ *   PREPARED     le64 view | le64 seq | digest: before the COMMIT (the P-set entry)
+ *   COMMITTED    le64 seq | digest: committed here, before the batch's first
+ *                reply (a recovery executes it again from the PRE-PREPARE)
+ *   VIEW_CHANGE  its own VIEW-CHANGE (the message): before it is sent
+ *   NEW_VIEW     the NEW-VIEW it sent or accepted (the message): before any
+ *                message of that view
+ *   CHECKPOINT   a stable checkpoint: the n-slot array of signed CHECKPOINTs
+ *                (ckpt_msg_len bytes each, zero where none), q of which match
+ *
+ * Messages are recorded by reference (pbft_out_ref: the slot's, the pool's or the
+ * view-change buffers stay unchanged until the next step); the two short records
+ * are copied. Each slot remembers what was recorded for it in its current view, so
+ * a retransmission records nothing again. Nothing here runs unless cfg.durable.
+ */
+#include <string.h>
+
+#include "common/assert.h"
+#include "engine/replica_internal.h"
+#include "engine/wire_le.h"
+
+#define PERSIST_PREPARED_LEN (16u + BFTKV_DIGEST_SIZE)
+#define PERSIST_COMMITTED_LEN (8u + BFTKV_DIGEST_SIZE)
+
+/* One record by reference; false (nothing listed) when the outbox has no entry free. */
+static bool persist_ref(struct pbft_replica *r, struct pbft_out *out, enum pbft_persist kind, const uint8_t *p,
+                        size_t len)
+{
+    if (pbft_out_ref(out, PBFT_DEST_PERSIST, (uint16_t)kind, p, len))
+        return true;
+    r->stats.dropped_full++;
+    return false;
+}
+
+static bool persist_copy(struct pbft_replica *r, struct pbft_out *out, enum pbft_persist kind, const uint8_t *p,
+                         size_t len)
+{
+    if (pbft_out_copy(out, PBFT_DEST_PERSIST, (uint16_t)kind, p, len))
+        return true;
+    r->stats.dropped_full++;
+    return false;
+}
+
+uint32_t replica_persist_msgs(const struct pbft_replica *r)
+{
+    /* The pending NEW-VIEW, the PRE-PREPARE, and one per large request it names. */
+    return r->cfg.durable ? 2u + r->cfg.batch_max_requests : 0u;
+}
+
+bool replica_persist_flush(struct pbft_replica *r, struct pbft_out *out)
+{
+    if (!r->persist_nv_pending)
+        return true;
+    BFTKV_ASSERT(r->cfg.durable);
+    BFTKV_ASSERT(r->nv_len > 0);
+    if (!persist_ref(r, out, PBFT_PERSIST_NEW_VIEW, r->nv_buf, r->nv_len))
+        return false;
+    r->persist_nv_pending = false;
+    r->persisted_nv_view = r->view + 1u;
+    return true;
+}
+
+bool replica_persist_preprepare(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
+{
+    if (!r->cfg.durable)
+        return true;
+    if (!replica_persist_flush(r, out))
+        return false;
+    if (s->persisted_pp_view == s->view + 1u)
+        return true;
+    BFTKV_ASSERT(s->has_pp);
+    BFTKV_ASSERT(s->pp_len > 0);
+    /* The large requests first: the PRE-PREPARE names them. */
+    uint32_t off = 0, need = 1;
+    const uint8_t *d;
+    while (replica_slot_digest_next(s, &off, &d))
+        need++;
+    if (out->msgs_cap - out->nmsgs < need) {
+        r->stats.dropped_full++;
+        return false;
+    }
+    off = 0;
+    while (replica_slot_digest_next(s, &off, &d)) {
+        uint32_t idx = replica_request_pool_find(r, d);
+        BFTKV_ASSERT(idx != UINT32_MAX); /* a pre-prepared batch holds its large requests */
+        persist_ref(r, out, PBFT_PERSIST_REQUEST, replica_request_pool_bytes(r, idx), r->pool[idx].len);
+    }
+    persist_ref(r, out, PBFT_PERSIST_PREPREPARE, s->pp, s->pp_len);
+    s->persisted_pp_view = s->view + 1u;
+    return true;
+}
+
+bool replica_persist_prepared(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
+{
+    if (!r->cfg.durable || s->persisted_prepared_view == s->view + 1u)
+        return true;
+    if (r->cfg.bugs & PBFT_BUG_PERSIST_SKIP)
+        return true; /* injected bug (tests only) */
+    if (!replica_persist_flush(r, out))
+        return false;
+    BFTKV_ASSERT(s->prepared);
+    uint8_t rec[PERSIST_PREPARED_LEN];
+    le64_store(rec, s->view);
+    le64_store(rec + 8, s->seq);
+    memcpy(rec + 16, s->digest, BFTKV_DIGEST_SIZE);
+    if (!persist_copy(r, out, PBFT_PERSIST_PREPARED, rec, sizeof rec))
+        return false;
+    s->persisted_prepared_view = s->view + 1u;
+    return true;
+}
+
+bool replica_persist_committed(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out)
+{
+    if (!r->cfg.durable)
+        return true;
+    BFTKV_ASSERT(s->committed);
+    uint8_t rec[PERSIST_COMMITTED_LEN];
+    le64_store(rec, s->seq);
+    memcpy(rec + 8, s->digest, BFTKV_DIGEST_SIZE);
+    return persist_copy(r, out, PBFT_PERSIST_COMMITTED, rec, sizeof rec);
+}
+
+bool replica_persist_message(struct pbft_replica *r, enum pbft_persist kind, const uint8_t *msg, size_t len,
+                             struct pbft_out *out)
+{
+    BFTKV_ASSERT(kind == PBFT_PERSIST_VIEW_CHANGE || kind == PBFT_PERSIST_NEW_VIEW);
+    return !r->cfg.durable || persist_ref(r, out, kind, msg, len);
+}
+
+void replica_persist_stable(struct pbft_replica *r, struct pbft_out *out)
+{
+    if (!r->cfg.durable || r->persist_stable_seq == 0)
+        return;
+    const struct replica_ckpt *c = NULL;
+    for (uint32_t i = 0; i < r->ckpt_count; i++)
+        if (r->ckpts[i].seq == r->persist_stable_seq && r->ckpts[i].stable)
+            c = &r->ckpts[i];
+    if (c == NULL) {
+        r->persist_stable_seq = 0; /* a newer one replaced it: that one is listed */
+        return;
+    }
+    if (persist_ref(r, out, PBFT_PERSIST_CHECKPOINT, c->msgs, (size_t)r->cfg.n * r->ckpt_msg_len))
+        r->persist_stable_seq = 0;
+}
