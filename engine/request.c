@@ -609,6 +609,8 @@ void replica_request_pending_pop(struct pbft_replica *r)
     struct replica_pending *p = &r->pend[r->pend_head];
     if (p->kind == WIRE_ENTRY_INLINE) {
         bytes_release_oldest(&r->pend_ring, p->off, p->len);
+        BFTKV_ASSERT(r->pend_inline_bytes >= p->len);
+        r->pend_inline_bytes -= p->len;
     } else {
         uint32_t c = replica_request_pool_entry_chunks(r, p->pool);
         BFTKV_ASSERT(r->pool_pend_chunks >= c);
@@ -689,6 +691,7 @@ bool replica_request_pending_store(struct pbft_replica *r, const struct wire_msg
     p->off = off;
     p->len = len;
     memcpy(r->pend_buf + off, m->raw, len);
+    r->pend_inline_bytes += len;
     pending_commit(r);
     return true;
 }
