@@ -491,7 +491,15 @@ void replica_request_pool_unref(struct pbft_replica *r, uint32_t idx)
  * price of needing no fetch message); a correct one that merely is slow drops
  * the copy at once (the digest is in its pool). The request travels as the
  * client sent it, with its authenticator for every replica (large requests go to
- * all, so are MACed for all): the receiver checks the client's MAC itself. */
+ * all, so are MACed for all): the receiver checks the client's MAC itself.
+ *
+ * Two limits, since a replica that lacks a request also pulls it
+ * (request_fetch.c, R/2 after its PRE-PREPARE stalls): one replica pushes each
+ * request to a given peer, not all n-1 (relay_designated); and nobody pushes to
+ * a peer whose last STATUS put it more than the pool window w behind the batch:
+ * it could take no reference to the copy, which would only push out of its pool
+ * the requests it needs first (a laggard at n = 4 received three copies of
+ * every large PUT it was behind on; docs/benchmarks.md, "Large values"). */
 _Static_assert(REPLICA_REQUEST_MAX + REPLICA_RESERVE_BYTES <= PBFT_OUT_MIN_BYTES,
                "an empty outbox takes one relayed request");
 
@@ -500,6 +508,23 @@ _Static_assert(REPLICA_REQUEST_MAX + REPLICA_RESERVE_BYTES <= PBFT_OUT_MIN_BYTES
 static uint64_t relay_have(const struct pbft_replica *r, const struct replica_slot *s)
 {
     return s->prep_bits | s->commit_bits | 1ull << r->cfg.id | 1ull << replica_primary_of(r, s->view);
+}
+
+/* The peers this replica pushes slot s's large requests to (among those that
+ * lack them): the ones it is designated for -- peer b's relayer for seq is the
+ * replica 1 + seq mod (n-1) places after b, so the others share the work -- and
+ * that are not known to be more than the pool window behind s. */
+static uint64_t relay_skip(const struct pbft_replica *r, const struct replica_slot *s)
+{
+    uint16_t n = r->cfg.n;
+    uint64_t skip = 0;
+    for (uint16_t b = 0; b < n; b++) {
+        uint16_t relayer = (uint16_t)((b + 1u + s->seq % (n - 1u)) % n);
+        bool behind = r->cu.peer_view_known[b] && s->seq > r->cu.peer_le[b] + r->pool_window;
+        if (relayer != r->cfg.id || behind)
+            skip |= 1ull << b;
+    }
+    return skip;
 }
 
 static uint64_t relay_all(const struct pbft_replica *r)
@@ -518,7 +543,7 @@ bool replica_request_pool_relay(struct pbft_replica *r, struct pbft_out *out)
         struct replica_slot *s = replica_slot_find(r, r->pool_relay_seq + 1u);
         if (s == NULL || !s->committed || s->executed)
             return true;
-        uint64_t have = relay_have(r, s);
+        uint64_t have = relay_have(r, s) | relay_skip(r, s);
         for (;;) {
             uint32_t off = r->pool_relay_off;
             struct wire_batch_entry e;
