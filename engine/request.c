@@ -493,13 +493,14 @@ void replica_request_pool_unref(struct pbft_replica *r, uint32_t idx)
  * client sent it, with its authenticator for every replica (large requests go to
  * all, so are MACed for all): the receiver checks the client's MAC itself.
  *
- * Two limits, since a replica that lacks a request also pulls it
- * (request_fetch.c, R/2 after its PRE-PREPARE stalls): one replica pushes each
- * request to a given peer, not all n-1 (relay_designated); and nobody pushes to
- * a peer whose last STATUS put it more than the pool window w behind the batch:
- * it could take no reference to the copy, which would only push out of its pool
- * the requests it needs first (a laggard at n = 4 received three copies of
- * every large PUT it was behind on; docs/benchmarks.md, "Large values"). */
+ * Nobody pushes to a peer whose last STATUS put it more than the pool window w
+ * behind the batch (relay_skip): it could take no reference to the copy, which
+ * would only push out of its pool the requests it needs first (a laggard at
+ * n = 4 received three copies of every large PUT it was behind on;
+ * docs/benchmarks.md, "Large values"); it pulls what it lacks when it gets there
+ * (request_fetch.c). Pushing from one designated replica instead of all n-1 was
+ * tried and lost liveness in the simulator (a restarted designated relayer
+ * relays nothing). */
 _Static_assert(REPLICA_REQUEST_MAX + REPLICA_RESERVE_BYTES <= PBFT_OUT_MIN_BYTES,
                "an empty outbox takes one relayed request");
 
@@ -510,18 +511,13 @@ static uint64_t relay_have(const struct pbft_replica *r, const struct replica_sl
     return s->prep_bits | s->commit_bits | 1ull << r->cfg.id | 1ull << replica_primary_of(r, s->view);
 }
 
-/* The peers this replica pushes slot s's large requests to (among those that
- * lack them): the ones it is designated for -- peer b's relayer for seq is the
- * replica 1 + seq mod (n-1) places after b, so the others share the work -- and
- * that are not known to be more than the pool window behind s. */
+/* The peers that need no push of slot s's large requests because their last
+ * STATUS put them more than the pool window behind s. */
 static uint64_t relay_skip(const struct pbft_replica *r, const struct replica_slot *s)
 {
-    uint16_t n = r->cfg.n;
     uint64_t skip = 0;
-    for (uint16_t b = 0; b < n; b++) {
-        uint16_t relayer = (uint16_t)((b + 1u + s->seq % (n - 1u)) % n);
-        bool behind = r->cu.peer_view_known[b] && s->seq > r->cu.peer_le[b] + r->pool_window;
-        if (relayer != r->cfg.id || behind)
+    for (uint16_t b = 0; b < r->cfg.n; b++) {
+        if (r->cu.peer_view_known[b] && s->seq > r->cu.peer_le[b] + r->pool_window)
             skip |= 1ull << b;
     }
     return skip;

@@ -260,15 +260,14 @@ static void test_pool_pinned_oldest_never_blocks(void **state)
     /* R to everyone: replica 1 has no room for an arrival nobody waits for
      * (the unpinned ones are younger than T), the primary orders R at seq 2,
      * replica 1 stalls on it, and the others commit and -- about to execute --
-     * relay R to replica 1, which has sent them nothing for seq 2 (one of
-     * them does, the one designated for replica 1 at seq 2). Now R is
+     * relay R to replica 1, which has sent them nothing for seq 2. Now R is
      * wanted: stored by evicting the oldest unpinned request (client 1's),
      * never the pinned A that is older. */
     uint16_t rc = next++;
     big_send(rc, 1, UINT16_MAX);
     rh_run(&C);
     assert_int_equal(st(1)->dropped_full, 1);
-    assert_int_equal(st(0)->pool_relayed + st(2)->pool_relayed + st(3)->pool_relayed, 1);
+    assert_true(st(0)->pool_relayed >= 1 && st(2)->pool_relayed >= 1 && st(3)->pool_relayed >= 1);
     assert_int_equal(st(1)->pool_evicted, 1);
     assert_int_equal(big_index(1, 1, 1), UINT32_MAX);
     assert_true(big_index(1, rc, 1) != UINT32_MAX);
