@@ -1,9 +1,11 @@
 /* The pre-prepare phase (TOCS 2002 §4.2; docs/design.md §5.3).
  *
- * At the primary: whenever fewer than W batches are in flight (proposed, not yet
+ * At the primary: when fewer than W batches are in flight (proposed, not yet
  * executed here), the next sequence number is inside the log window (h, h+L] and
- * requests are pending, a batch is cut at once -- no timer: under load the
- * queue grows while the pipeline is full, so batches grow by themselves. Small
+ * requests are pending, a batch is cut -- at once when nothing is in flight,
+ * else once the queue holds 1/W of a window's worth (batch_worth_proposing); no
+ * timer: the queue grows while batches are in flight, so batches grow with the
+ * load. Small
  * requests are inlined whole (with the client's authenticator, so each backup
  * checks the client's MAC itself); large ones are named by digest. The primary
  * multicasts PRE-PREPARE(v, n, D) and logs it; it does not send a PREPARE.
@@ -104,6 +106,27 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
     replica_prepare_check(r, s, out);
 }
 
+/* The batch policy (docs/design.md §5.3, "Batching"). With nothing in flight a
+ * batch goes out at once, so a lone request waits for nothing. With batches in
+ * flight, another goes out only once the queue holds a share 1/W of what the
+ * window carries: batch_max_requests / W requests, batch_max_bytes / W inlined
+ * bytes, or B / W chunks of large requests. Until then the requests wait for the
+ * next execution here, which comes back to this test. So the batch size follows
+ * the load: a trickle of requests (an open loop) makes batches of what arrives
+ * during one batch's round, where proposing on every free window place made W
+ * batches of one or two requests, each paying a PRE-PREPARE and n PREPAREs and
+ * COMMITs; under heavy load the window fills as before. The wait ends on a
+ * count, never a clock. With batch_max_requests <= W every request is worth a
+ * batch: the old policy. */
+static bool batch_worth_proposing(const struct pbft_replica *r, uint64_t in_flight)
+{
+    if (in_flight == 0)
+        return true;
+    uint32_t w = r->cfg.window;
+    return r->pend_count >= (r->cfg.batch_max_requests + w - 1u) / w || r->pend_inline_bytes >= r->cfg.batch_max_bytes / w
+           || r->pool_pend_chunks >= r->pool_batch_chunks / w;
+}
+
 void replica_preprepare_batch_try(struct pbft_replica *r, struct pbft_out *out)
 {
     if (!replica_is_primary(r) || !r->view_active || !replica_votes(r))
@@ -111,8 +134,10 @@ void replica_preprepare_batch_try(struct pbft_replica *r, struct pbft_out *out)
     /* The trim drops requests a view change left behind that executed since
      * (or that a chosen batch holds): batch_cut starts with a live one. */
     while ((replica_request_pending_trim(r), !replica_request_pending_empty(r))
-           && r->next_seq - 1u - r->last_executed < r->cfg.window && r->next_seq <= replica_high(r)) {
-        if (!pbft_out_room(out, r->pp_cap + REPLICA_RESERVE_BYTES, 1u + REPLICA_RESERVE_MSGS + replica_persist_msgs(r))) {
+           && r->next_seq - 1u - r->last_executed < r->cfg.window && r->next_seq <= replica_high(r)
+           && batch_worth_proposing(r, r->next_seq - 1u - r->last_executed)) {
+        if (!pbft_out_room(out, r->pp_cap + REPLICA_RESERVE_BYTES,
+                           1u + REPLICA_RESERVE_MSGS + replica_persist_msgs(r))) {
             out->more = true;
             return;
         }

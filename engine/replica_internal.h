@@ -262,6 +262,7 @@ struct pbft_replica {
     /* Primary: pending requests, FIFO; inline bytes in a byte ring. */
     struct replica_pending *pend;
     uint32_t pend_cap, pend_head, pend_count;
+    uint32_t pend_inline_bytes; /* INLINE entries' bytes (the batch policy, preprepare.c) */
     uint8_t *pend_buf;
     struct replica_bytes pend_ring;
 

@@ -491,7 +491,16 @@ void replica_request_pool_unref(struct pbft_replica *r, uint32_t idx)
  * price of needing no fetch message); a correct one that merely is slow drops
  * the copy at once (the digest is in its pool). The request travels as the
  * client sent it, with its authenticator for every replica (large requests go to
- * all, so are MACed for all): the receiver checks the client's MAC itself. */
+ * all, so are MACed for all): the receiver checks the client's MAC itself.
+ *
+ * Nobody pushes to a peer whose last STATUS put it more than the pool window w
+ * behind the batch (relay_skip): it could take no reference to the copy, which
+ * would only push out of its pool the requests it needs first (a laggard at
+ * n = 4 received three copies of every large PUT it was behind on;
+ * docs/benchmarks.md, "Large values"); it pulls what it lacks when it gets there
+ * (request_fetch.c). Pushing from one designated replica instead of all n-1 was
+ * tried and lost liveness in the simulator (a restarted designated relayer
+ * relays nothing). */
 _Static_assert(REPLICA_REQUEST_MAX + REPLICA_RESERVE_BYTES <= PBFT_OUT_MIN_BYTES,
                "an empty outbox takes one relayed request");
 
@@ -500,6 +509,18 @@ _Static_assert(REPLICA_REQUEST_MAX + REPLICA_RESERVE_BYTES <= PBFT_OUT_MIN_BYTES
 static uint64_t relay_have(const struct pbft_replica *r, const struct replica_slot *s)
 {
     return s->prep_bits | s->commit_bits | 1ull << r->cfg.id | 1ull << replica_primary_of(r, s->view);
+}
+
+/* The peers that need no push of slot s's large requests because their last
+ * STATUS put them more than the pool window behind s. */
+static uint64_t relay_skip(const struct pbft_replica *r, const struct replica_slot *s)
+{
+    uint64_t skip = 0;
+    for (uint16_t b = 0; b < r->cfg.n; b++) {
+        if (r->cu.peer_view_known[b] && s->seq > r->cu.peer_le[b] + r->pool_window)
+            skip |= 1ull << b;
+    }
+    return skip;
 }
 
 static uint64_t relay_all(const struct pbft_replica *r)
@@ -518,7 +539,7 @@ bool replica_request_pool_relay(struct pbft_replica *r, struct pbft_out *out)
         struct replica_slot *s = replica_slot_find(r, r->pool_relay_seq + 1u);
         if (s == NULL || !s->committed || s->executed)
             return true;
-        uint64_t have = relay_have(r, s);
+        uint64_t have = relay_have(r, s) | relay_skip(r, s);
         for (;;) {
             uint32_t off = r->pool_relay_off;
             struct wire_batch_entry e;
@@ -609,6 +630,8 @@ void replica_request_pending_pop(struct pbft_replica *r)
     struct replica_pending *p = &r->pend[r->pend_head];
     if (p->kind == WIRE_ENTRY_INLINE) {
         bytes_release_oldest(&r->pend_ring, p->off, p->len);
+        BFTKV_ASSERT(r->pend_inline_bytes >= p->len);
+        r->pend_inline_bytes -= p->len;
     } else {
         uint32_t c = replica_request_pool_entry_chunks(r, p->pool);
         BFTKV_ASSERT(r->pool_pend_chunks >= c);
@@ -689,6 +712,7 @@ bool replica_request_pending_store(struct pbft_replica *r, const struct wire_msg
     p->off = off;
     p->len = len;
     memcpy(r->pend_buf + off, m->raw, len);
+    r->pend_inline_bytes += len;
     pending_commit(r);
     return true;
 }

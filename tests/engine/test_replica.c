@@ -166,34 +166,77 @@ static bool watch_window(struct rh_cluster *c, const struct rh_msg *m, void *arg
     return false;
 }
 
+/* Submit `count` PUTs of fresh keys, two lanes per client from client 0, all
+ * at timestamp ts, queued at the primary before anything runs (FIFO pump). */
+static void submit_burst(uint16_t count, uint64_t ts, const char *prefix)
+{
+    for (uint16_t k = 0; k < count; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "%s%u", prefix, k);
+        submit((uint16_t)(k / 2), (uint16_t)(k % 2), ts, WIRE_OP_PUT, key, key, strlen(key), 0, 0);
+    }
+}
+
 static void test_batching_and_window(void **state)
 {
     (void)state;
-    struct rh_tune t = { .w = 4, .lanes = 2 };
+    /* W = 4, batch_max_requests 64: with batches in flight a new one waits for
+     * 64 / 4 = 16 requests (preprepare.c, batch_worth_proposing). */
+    struct rh_tune t = { .w = 4, .lanes = 2, .batch_requests = 64 };
     cluster_up(50, &t);
     struct window_watch w = { 0, 0 };
     C.filter = watch_window;
     C.filter_arg = &w;
-    for (uint16_t k = 0; k < 100; k++) {
-        char key[16];
-        snprintf(key, sizeof key, "key%u", k);
-        submit((uint16_t)(k / 2), (uint16_t)(k % 2), 1, WIRE_OP_PUT, key, key, strlen(key), 0, 0);
-    }
+
+    /* A trickle below the threshold: the first request goes out alone (nothing
+     * in flight), the other 9 wait for it to execute and go out together. */
+    submit_burst(10, 1, "a");
     rh_run(&C);
     for (uint16_t i = 0; i < 4; i++) {
-        assert_int_equal(st(i)->requests_executed, 100);
-        assert_int_equal(st(i)->batch_requests_total, 100);
+        assert_int_equal(st(i)->requests_executed, 10);
+        assert_int_equal(st(i)->batches_executed, 2);
+        assert_int_equal(st(i)->batch_requests_total, 10);
+    }
+    assert_int_equal(w.max_in_flight, 1);
+
+    /* A burst: once 16 requests wait, batches go out while others are in flight,
+     * up to W; no batch but a first one alone is below 16 while the queue holds
+     * 16 (the last ones take what is left). */
+    submit_burst(100, 2, "b");
+    rh_run(&C);
+    for (uint16_t i = 0; i < 4; i++) {
+        assert_int_equal(st(i)->requests_executed, 110);
+        assert_int_equal(st(i)->batch_requests_total, 110);
         assert_true(rh_logs_same(&C, 0, i));
     }
-    /* Batches grow by themselves: the first W go out alone, the rest queue. */
-    assert_true(st(0)->batches_executed < 100 / 2);
-    assert_true(st(0)->batches_executed > 4);
-    assert_true(w.max_in_flight <= 4);
+    uint64_t burst_batches = st(0)->batches_executed - 2u;
+    assert_true(burst_batches >= 100 / 64 + 1);
+    assert_true(burst_batches <= 1 + (100 - 1) / 16 + 1);
     assert_int_equal(w.max_in_flight, 4);
     for (uint16_t client = 0; client < 50; client++) {
         const struct rh_reply *full;
-        replies_check(client, 1, 8, 2, 0, &full); /* both lanes use timestamp 1 */
+        replies_check(client, 2, 8, 2, 0, &full); /* both lanes use timestamp 2 */
     }
+}
+
+/* batch_max_requests <= W: every request is worth a batch, W go out alone and
+ * the rest queue (the policy before the threshold). */
+static void test_batching_one_per_request_share(void **state)
+{
+    (void)state;
+    struct rh_tune t = { .w = 4, .lanes = 2, .batch_requests = 4 };
+    cluster_up(50, &t);
+    struct window_watch w = { 0, 0 };
+    C.filter = watch_window;
+    C.filter_arg = &w;
+    submit_burst(100, 1, "c");
+    rh_run(&C);
+    for (uint16_t i = 0; i < 4; i++) {
+        assert_int_equal(st(i)->requests_executed, 100);
+        assert_true(rh_logs_same(&C, 0, i));
+    }
+    assert_true(st(0)->batches_executed >= 100 / 4);
+    assert_int_equal(w.max_in_flight, 4);
 }
 
 /* ---- Reply cache ------------------------------------------------------------------- */
@@ -623,6 +666,7 @@ int main(void)
         cmocka_unit_test_teardown(test_get_after_put, teardown),
         cmocka_unit_test_teardown(test_del_then_get, teardown),
         cmocka_unit_test_teardown(test_batching_and_window, teardown),
+        cmocka_unit_test_teardown(test_batching_one_per_request_share, teardown),
         cmocka_unit_test_teardown(test_duplicate_executes_once, teardown),
         cmocka_unit_test_teardown(test_prepare_wrong_digest_not_counted, teardown),
         cmocka_unit_test_teardown(test_bug_ignore_digest, teardown),

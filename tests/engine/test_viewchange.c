@@ -95,7 +95,11 @@ static void test_silent_primary(void **state)
 static void test_prepared_survives_gap_is_null(void **state)
 {
     (void)state;
-    up(4, 1, NULL);
+    /* One batch per request as it arrives, even with batches in flight: a batch
+     * limit of W requests keeps the primary from holding the next one back
+     * (engine/preprepare.c, batch_worth_proposing). */
+    struct rh_tune t = {.batch_requests = 8, .w = 8};
+    up(4, 1, &t);
     /* View 0: nothing commits; seq 2's PRE-PREPARE reaches nobody. */
     C.net.drop_types = 1u << WIRE_COMMIT;
     C.net.drop_pp_seq = 2;
