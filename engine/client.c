@@ -246,17 +246,22 @@ int pbft_request_check(uint8_t op, const void *key, size_t klen, const void *val
 }
 
 /* The first wait of an ordered request before it goes to every replica: twice
- * the smoothed time ordered requests took (Karn's rule: only those never
- * retransmitted count), kept between a quarter of the configured timeout and
- * the timeout itself (docs/design.md §5.5.2). On a fast network the floor keeps
- * spikes of the servers from turning into retransmissions to every replica;
- * under loss a lost request costs two round trips instead of the whole timeout. */
+ * the smoothed time ordered requests took, or that time plus four smoothed
+ * deviations if more (RFC 6298's retransmission timeout; Karn's rule: only
+ * requests never retransmitted count), kept between a quarter of the configured
+ * timeout and the timeout itself (docs/design.md §5.5.2). On a fast network the
+ * floor keeps spikes of the servers from turning into retransmissions to every
+ * replica; under loss a lost request costs two round trips instead of the whole
+ * timeout; under a load whose latency varies (an open loop near the peak) the
+ * deviation keeps slow answers from being taken for losses, which made clients
+ * hedge and multiply the datagrams of a group already short of CPU. */
 static uint64_t client_first_timeout(const struct pbft_client *c)
 {
     uint64_t t = c->cfg.retransmit_timeout_ns, floor = t / 4u;
     if (c->rtt_ns == 0)
         return t;
-    uint64_t fit = 2u * c->rtt_ns;
+    uint64_t fit = 2u * c->rtt_ns, rfc = c->rtt_ns + 4u * c->rttvar_ns;
+    fit = fit < rfc ? rfc : fit;
     fit = fit < floor ? floor : fit;
     return fit < t ? fit : t;
 }
@@ -520,7 +525,14 @@ static void lane_accept(struct pbft_client *c, uint16_t lane, uint64_t now_ns)
     }
     if (l->state == LANE_ORDERED && l->retransmits == 0 && now_ns > l->sent_ns) {
         uint64_t sample = now_ns - l->sent_ns;
-        c->rtt_ns = c->rtt_ns == 0 ? sample : c->rtt_ns - c->rtt_ns / 8u + sample / 8u;
+        if (c->rtt_ns == 0) {
+            c->rtt_ns = sample;
+            c->rttvar_ns = sample / 2u; /* RFC 6298 §2.2 */
+        } else {
+            uint64_t dev = sample > c->rtt_ns ? sample - c->rtt_ns : c->rtt_ns - sample;
+            c->rttvar_ns = c->rttvar_ns - c->rttvar_ns / 4u + dev / 4u;
+            c->rtt_ns = c->rtt_ns - c->rtt_ns / 8u + sample / 8u;
+        }
         c->rtt_ns = c->rtt_ns == 0 ? 1u : c->rtt_ns;
     }
     for (uint16_t j = 0; j < c->cfg.n; j++) {

@@ -114,6 +114,7 @@ struct pbft_client {
     uint64_t rtt_ns;          /* smoothed time from an ordered request to its
                                  result, from requests never retransmitted; 0:
                                  none yet (client_first_timeout) */
+    uint64_t rttvar_ns;       /* smoothed deviation of those times from rtt_ns */
     uint32_t loss_score;      /* smoothed share of ordered requests that needed a
                                  retransmission, in 1/1024 (client_hedging) */
     bool hedging;             /* send ordered requests to every replica at once */
