@@ -366,13 +366,17 @@ static void test_first_timeout_fits(void **state)
     struct pbft_client_config cfg = cfg_default();
     struct pbft_client *c = client_new(&cfg);
     uint8_t kind = 0;
-    /* Nothing measured: the configured timeout. */
-    assert_int_equal(put_answered(c, 0, 400, 0, &kind), TIMEOUT_NS);
+    /* Nothing measured: the configured timeout (T = 1000 here, T/4 = 250). */
+    assert_int_equal(put_answered(c, 0, 200, 0, &kind), TIMEOUT_NS);
     assert_int_equal(kind, PBFT_DEST_REPLICA);
-    /* Answered in 400: twice that, 800. */
-    assert_int_equal(put_answered(c, 1000, 1100, 0, &kind), 1000 + 800);
-    /* Smoothed (1/8 per sample): 400 - 50 + 12 = 362, and never below T/4. */
-    assert_int_equal(put_answered(c, 2000, 2000, 0, &kind), 2000 + 2 * 362);
+    /* Answered in 200: the time plus four deviations (the first is half the
+     * sample, RFC 6298), 200 + 4 * 100 = 600, more than twice the time (400). */
+    assert_int_equal(put_answered(c, 1000, 1100, 0, &kind), 1000 + 600);
+    /* Then in 100. Smoothed (1/8 per sample): 200 - 25 + 12 = 187; the deviation
+     * (1/4 per sample): 100 - 25 + 100 / 4 = 100: 187 + 400 = 587. */
+    assert_int_equal(put_answered(c, 2000, 2000, 0, &kind), 2000 + 187 + 4 * 100);
+    /* Samples that do not vary: the deviation decays and twice the time rules,
+     * but never below T/4. */
     for (uint64_t t = 3000; t < 3000 + 40 * 1000; t += 1000)
         (void)put_answered(c, t, t + 1, 0, &kind);
     assert_int_equal(put_answered(c, 50000, 50001, 0, &kind), 50000 + TIMEOUT_NS / 4);
