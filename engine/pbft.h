@@ -318,6 +318,19 @@ bool pbft_replica_in_viewchange(const struct pbft_replica *r);
  * the simulator's rejoin bound is read from it. */
 uint64_t pbft_replica_viewchange_timeout_ns(const struct pbft_replica *r);
 
+/* The state of checkpoint seq as this replica keeps it for state transfer (its
+ * store snapshot and reply cache), one STATE chunk at a time: st gets kind CHUNK,
+ * the state digest (the one CHECKPOINTs sign), from = *pos, next, the store's
+ * shard count and data_len bytes written at data (room for WIRE_STATE_DATA_MAX);
+ * flags WIRE_STATE_LAST on the last. Start at {WIRE_PART_STORE, 0, 0}, then pass
+ * st->next. The store's records come first, then the reply cache's: what a peer
+ * fetching the state receives, for a durable replica's snapshot file (docs/
+ * design.md §9). Reads only; call between steps. 0, BFTKV_E_NOT_FOUND when the
+ * replica keeps no state of seq (a newer stable checkpoint released it: start
+ * over with that one) or BFTKV_E_INVAL for a position it did not hand out. */
+int pbft_replica_state_chunk(const struct pbft_replica *r, uint64_t seq, const struct wire_state_pos *pos,
+                             uint8_t *data, struct wire_state *st);
+
 /* For the simulator's checkers: called after each executed batch. */
 typedef void (*pbft_exec_hook)(void *arg, uint16_t replica, uint64_t seq, const uint8_t batch_digest[32]);
 typedef void (*pbft_checkpoint_hook)(void *arg, uint16_t replica, uint64_t seq, const uint8_t state_digest[32]);

@@ -254,6 +254,35 @@ void replica_fetch_receive(struct pbft_replica *r, const struct wire_msg *m, str
     }
 }
 
+int pbft_replica_state_chunk(const struct pbft_replica *r, uint64_t seq, const struct wire_state_pos *pos,
+                             uint8_t *data, struct wire_state *st)
+{
+    BFTKV_ASSERT(r != NULL && pos != NULL && data != NULL && st != NULL);
+    const struct replica_snap *s = NULL;
+    if (seq != 0 && seq % r->cfg.checkpoint_interval == 0) {
+        s = &r->cu.snaps[(seq / r->cfg.checkpoint_interval) % r->cu.nsnaps];
+        s = s->seq == seq && s->snap != NULL ? s : NULL;
+    }
+    if (s == NULL)
+        return BFTKV_E_NOT_FOUND;
+    bool valid = pos->part == WIRE_PART_STORE    ? store_snapshot_cursor_valid(s->snap, pos->shard, pos->cursor)
+                 : pos->part == WIRE_PART_RCACHE ? pos->cursor <= UINT32_MAX
+                                                 : false;
+    if (!valid)
+        return BFTKV_E_INVAL;
+    memset(st, 0, sizeof *st);
+    st->kind = WIRE_STATE_CHUNK;
+    st->digest = s->digest;
+    st->from = *pos;
+    st->data = data;
+    if (pos->part == WIRE_PART_STORE)
+        chunk_fill_store(s, st, data);
+    else
+        chunk_fill_rcache(r, s, st, data);
+    st->flags = st->next.part == WIRE_PART_END ? WIRE_STATE_LAST : 0;
+    return 0;
+}
+
 void replica_statetransfer_proof_send(struct pbft_replica *r, uint16_t to, struct pbft_out *out)
 {
     if (r->low == 0)
