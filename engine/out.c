@@ -57,32 +57,28 @@ uint8_t *pbft_out_tail(struct pbft_out *o, size_t *cap)
     return o->buf + o->used;
 }
 
+/* One more entry: len bytes at buf + used (ext NULL) or at ext. */
+static void out_entry(struct pbft_out *o, uint8_t dest_kind, uint16_t dest_id, size_t len, const uint8_t *ext)
+{
+    BFTKV_ASSERT(o->nmsgs < o->msgs_cap);
+    BFTKV_ASSERT(len > 0 && len <= UINT32_MAX);
+    o->msgs[o->nmsgs++] = (struct pbft_out_msg){
+        .dest_kind = dest_kind, .dest_id = dest_id, .off = (uint32_t)o->used, .len = (uint32_t)len, .ext = ext};
+}
+
 void pbft_out_commit(struct pbft_out *o, uint8_t dest_kind, uint16_t dest_id, size_t len)
 {
-    BFTKV_ASSERT(len > 0);
     BFTKV_ASSERT(len <= o->cap - o->used);
-    BFTKV_ASSERT(o->nmsgs < o->msgs_cap);
-    struct pbft_out_msg *m = &o->msgs[o->nmsgs++];
-    m->dest_kind = dest_kind;
-    m->dest_id = dest_id;
-    m->off = (uint32_t)o->used;
-    m->len = (uint32_t)len;
-    m->ext = NULL;
+    out_entry(o, dest_kind, dest_id, len, NULL);
     o->used += len;
 }
 
 bool pbft_out_ref(struct pbft_out *o, uint8_t dest_kind, uint16_t dest_id, const uint8_t *p, size_t len)
 {
     BFTKV_ASSERT(p != NULL);
-    BFTKV_ASSERT(len > 0 && len <= UINT32_MAX);
     if (o->nmsgs == o->msgs_cap)
         return false;
-    struct pbft_out_msg *m = &o->msgs[o->nmsgs++];
-    m->dest_kind = dest_kind;
-    m->dest_id = dest_id;
-    m->off = (uint32_t)o->used;
-    m->len = (uint32_t)len;
-    m->ext = p;
+    out_entry(o, dest_kind, dest_id, len, p);
     return true;
 }
 

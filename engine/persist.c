@@ -29,23 +29,28 @@
 #define PERSIST_PREPARED_LEN (16u + BFTKV_DIGEST_SIZE)
 #define PERSIST_COMMITTED_LEN (8u + BFTKV_DIGEST_SIZE)
 
-/* One record by reference; false (nothing listed) when the outbox has no entry free. */
+/* One record, by reference or copied; false (nothing listed, counted) when the
+ * outbox has no room for it. */
+static bool persist_add(struct pbft_replica *r, struct pbft_out *out, enum pbft_persist kind, const uint8_t *p,
+                        size_t len, bool copy)
+{
+    bool ok = copy ? pbft_out_copy(out, PBFT_DEST_PERSIST, (uint16_t)kind, p, len)
+                   : pbft_out_ref(out, PBFT_DEST_PERSIST, (uint16_t)kind, p, len);
+    if (!ok)
+        r->stats.dropped_full++;
+    return ok;
+}
+
 static bool persist_ref(struct pbft_replica *r, struct pbft_out *out, enum pbft_persist kind, const uint8_t *p,
                         size_t len)
 {
-    if (pbft_out_ref(out, PBFT_DEST_PERSIST, (uint16_t)kind, p, len))
-        return true;
-    r->stats.dropped_full++;
-    return false;
+    return persist_add(r, out, kind, p, len, false);
 }
 
 static bool persist_copy(struct pbft_replica *r, struct pbft_out *out, enum pbft_persist kind, const uint8_t *p,
                          size_t len)
 {
-    if (pbft_out_copy(out, PBFT_DEST_PERSIST, (uint16_t)kind, p, len))
-        return true;
-    r->stats.dropped_full++;
-    return false;
+    return persist_add(r, out, kind, p, len, true);
 }
 
 uint32_t replica_persist_msgs(const struct pbft_replica *r)
