@@ -115,7 +115,7 @@ static bool slot_has_own(const struct pbft_replica *r, const struct replica_slot
 static bool slot_retransmit(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
 {
     if (s->has_pp && replica_is_primary(r) && s->pp_len > 0) {
-        if (!pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, s->pp, s->pp_len))
+        if (!replica_persist_preprepare(r, s, out) || !pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, s->pp, s->pp_len))
             return false;
         /* Backups may all have refused a large request this batch names (they
          * saw the requests in another order): relay it with the PRE-PREPARE. */
@@ -425,7 +425,8 @@ static void log_relay(struct pbft_replica *r, uint16_t to, uint64_t from_seq, ui
         struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL || !s->has_pp || s->view != r->view || s->pp_len == 0)
             continue;
-        if (!pool_relay(r, s, to, out) || !pbft_out_copy(out, PBFT_DEST_REPLICA, to, s->pp, s->pp_len))
+        if (!pool_relay(r, s, to, out) || !replica_persist_preprepare(r, s, out)
+            || !pbft_out_copy(out, PBFT_DEST_REPLICA, to, s->pp, s->pp_len))
             return;
         if (s->sent_prepare && !vote_send(r, WIRE_PREPARE, s, PBFT_DEST_REPLICA, to, out))
             return;

@@ -467,10 +467,10 @@ void replica_newview_answer(struct pbft_replica *r, uint16_t to, struct pbft_out
     uint64_t from = r->nv_h > r->low ? r->nv_h : r->low;
     uint64_t end = replica_is_primary(r) ? r->next_seq : r->last_executed + 1u;
     for (uint64_t seq = from + 1u; seq < end && seq <= replica_high(r); seq++) {
-        const struct replica_slot *s = replica_slot_find(r, seq);
+        struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL || !s->has_pp || s->view != r->view)
             continue;
-        if (!pbft_out_copy(out, PBFT_DEST_REPLICA, to, s->pp, s->pp_len)) {
+        if (!replica_persist_preprepare(r, s, out) || !pbft_out_copy(out, PBFT_DEST_REPLICA, to, s->pp, s->pp_len)) {
             r->stats.dropped_full++;
             return;
         }
@@ -627,10 +627,8 @@ static bool propose_chosen(struct pbft_replica *r, struct replica_slot *s, const
     s->has_digest = true;
     s->has_pp = true;
     s->nv_need = false;
-    /* Persist, then send (room reserved by the caller), as batch_cut does. */
-    bool recorded = replica_persist_preprepare(r, s, out);
-    BFTKV_ASSERT(recorded);
-    if (r->cfg.n > 1)
+    /* Persist, then send, as batch_cut does. */
+    if (r->cfg.n > 1 && replica_persist_preprepare(r, s, out))
         pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
     replica_prepare_recount(r, s);
     replica_commit_recount(r, s);

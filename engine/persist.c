@@ -82,20 +82,34 @@ bool replica_persist_preprepare(struct pbft_replica *r, struct replica_slot *s, 
         return true;
     BFTKV_ASSERT(s->has_pp);
     BFTKV_ASSERT(s->pp_len > 0);
-    /* The large requests first: the PRE-PREPARE names them. */
+    /* The large requests first: the PRE-PREPARE names them. One stored in pieces
+     * is copied (its assembled bytes live in a scratch buffer the next read
+     * overwrites); the others are listed by reference. */
     uint32_t off = 0, need = 1;
+    size_t copy_bytes = 0;
     const uint8_t *d;
-    while (replica_slot_digest_next(s, &off, &d))
+    while (replica_slot_digest_next(s, &off, &d)) {
+        uint32_t idx = replica_request_pool_find(r, d);
         need++;
-    if (out->msgs_cap - out->nmsgs < need) {
+        if (idx != UINT32_MAX && !replica_request_pool_contiguous(r, idx))
+            copy_bytes += r->pool[idx].len;
+    }
+    if (!pbft_out_room(out, copy_bytes, need)) {
         r->stats.dropped_full++;
         return false;
     }
     off = 0;
     while (replica_slot_digest_next(s, &off, &d)) {
         uint32_t idx = replica_request_pool_find(r, d);
-        BFTKV_ASSERT(idx != UINT32_MAX); /* a pre-prepared batch holds its large requests */
-        persist_ref(r, out, PBFT_PERSIST_REQUEST, replica_request_pool_bytes(r, idx), r->pool[idx].len);
+        if (idx == UINT32_MAX) {
+            /* Only an executed batch lets its large requests go, and one executed
+             * here was recorded with them before it committed (a NEW-VIEW that
+             * re-proposes it is what makes it recorded again). */
+            BFTKV_ASSERT(s->executed);
+            continue;
+        }
+        bool whole = replica_request_pool_contiguous(r, idx);
+        persist_add(r, out, PBFT_PERSIST_REQUEST, replica_request_pool_bytes(r, idx), r->pool[idx].len, !whole);
     }
     persist_ref(r, out, PBFT_PERSIST_PREPREPARE, s->pp, s->pp_len);
     s->persisted_pp_view = s->view + 1u;

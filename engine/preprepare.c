@@ -92,11 +92,10 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
     s->has_pp = true;
     s->pool_refs = true; /* the pending queue's references moved to the batch */
     r->stats.batches_proposed++;
-    /* Persist, then send: the batch before its PRE-PREPARE (room reserved by
-     * replica_preprepare_batch_try). */
-    bool recorded = replica_persist_preprepare(r, s, out);
-    BFTKV_ASSERT(recorded);
-    if (r->cfg.n > 1)
+    /* Persist, then send: the batch before its PRE-PREPARE. Without room for
+     * the records (large requests stored in pieces are copied) it is not sent
+     * now: the retransmission records and sends it (catchup.c). */
+    if (r->cfg.n > 1 && replica_persist_preprepare(r, s, out))
         pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
 
     /* Only a faulty backup can have sent votes before our PRE-PREPARE; count

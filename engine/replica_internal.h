@@ -461,6 +461,9 @@ uint32_t replica_request_pool_find(const struct pbft_replica *r, const uint8_t d
 uint32_t replica_request_pool_next(const struct pbft_replica *r, uint32_t idx);
 /* An entry's request, contiguous; valid until the next call (it may be copied
  * into pool_scratch). */
+/* Are entry idx's bytes one run in the pool (replica_request_pool_bytes then points
+ * into the pool, not into a scratch copy the next call overwrites)? */
+bool replica_request_pool_contiguous(const struct pbft_replica *r, uint32_t idx);
 const uint8_t *replica_request_pool_bytes(struct pbft_replica *r, uint32_t idx);
 /* A log slot's reference to a request its batch names by digest, per DIGEST
  * entry: taken on acceptance (only within pool_window above last_executed, see

@@ -414,6 +414,18 @@ uint32_t replica_request_pool_entry_chunks(const struct pbft_replica *r, uint32_
     return pool_chunks_of(r->pool[idx].len);
 }
 
+bool replica_request_pool_contiguous(const struct pbft_replica *r, uint32_t idx)
+{
+    BFTKV_ASSERT(idx < r->pool_cap);
+    BFTKV_ASSERT(r->pool[idx].live);
+    const struct replica_request_pool_entry *e = &r->pool[idx];
+    uint32_t c = pool_chunks_of(e->len), k = e->chunk;
+    for (uint32_t i = 1; i < c; i++, k++)
+        if (r->pool_chunk_next[k] != k + 1u)
+            return false;
+    return true;
+}
+
 const uint8_t *replica_request_pool_bytes(struct pbft_replica *r, uint32_t idx)
 {
     BFTKV_ASSERT(idx < r->pool_cap);

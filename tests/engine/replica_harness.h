@@ -125,8 +125,8 @@ enum rh_deliver {
 };
 
 struct rh_cluster;
-struct rh_disk;
-#define RH_DISK_KINDS 8u /* enum pbft_persist values are below it */
+struct persist_disk;
+#define RH_DISK_KINDS 8u /* = PERSIST_KINDS (persist_check.h) */
 /* A test's own filter, after the network's rules: return true to drop. */
 typedef bool (*rh_filter)(struct rh_cluster *c, const struct rh_msg *m, void *arg);
 
@@ -188,7 +188,7 @@ struct rh_cluster {
 
     /* Durable replicas (rh_tune.durable): their disks (replica_harness_disk.c)
      * and the records listed, by enum pbft_persist. */
-    struct rh_disk *disk[RH_REPLICAS_MAX];
+    struct persist_disk *disk[RH_REPLICAS_MAX];
     uint64_t disk_records[RH_DISK_KINDS];
 };
 
@@ -214,8 +214,8 @@ void rh_init(struct rh_cluster *c, uint16_t n, uint16_t f, uint16_t clients, uin
 void rh_init_loaded(struct rh_cluster *c, uint16_t n, uint16_t f, uint16_t clients, uint64_t seed,
                     const struct rh_tune *t);
 /* A durable replica's outbox: apply its records to its disk, then check that each
- * message it sends depends only on records listed (replica_harness_disk.c);
- * aborts on a violation. Called for every outbox drained. */
+ * message it sends depends only on records listed (persist_check.h); aborts on a
+ * violation. Called for every outbox drained. */
 void rh_disk_outbox(struct rh_cluster *c, uint16_t who, const struct pbft_out *o);
 void rh_disk_free(struct rh_cluster *c);
 

@@ -11,6 +11,7 @@
 #include "engine/invariants.h"
 #include "engine/wire.h"
 #include "common/prng.h"
+#include "tests/engine/persist_check.h"
 
 #define CLUSTER_STORE_SHARDS 16u
 /* After this many ticks of one node at the same instant without its deadline
@@ -32,6 +33,7 @@ struct cluster_node {
     void *send_filter_arg;
     bool down;  /* a crashed replica: no replica, no store; messages to it are lost */
     bool paused; /* a stopped replica: kept, but no ticks; messages to it are lost */
+    struct persist_disk *disk; /* cfg.durable: its records; it survives a crash */
 };
 
 struct cluster {
@@ -56,6 +58,7 @@ struct cluster {
     uint32_t min_node;
     FILE *trace;
     uint64_t trace_seq;
+    struct wire_limits lim; /* the replicas' (persist_disk_outbox decodes with them) */
 };
 
 static void rescan_deadlines(struct cluster *cl);
@@ -200,6 +203,9 @@ static int replica_open(struct cluster *cl, uint16_t i, bool restarted)
         rc_cfg.batch_max_bytes = cfg->batch_max_bytes;
     rc_cfg.bugs = cfg->bugs;
     rc_cfg.restarted = restarted;
+    rc_cfg.durable = cfg->durable;
+    if (cfg->durable && nd->disk == NULL && (nd->disk = persist_disk_new()) == NULL)
+        return BFTKV_E_NOMEM;
     rc = pbft_replica_create(&rc_cfg, nd->auth, nd->store, &nd->replica);
     if (rc != 0)
         return rc;
@@ -218,6 +224,7 @@ int cluster_create(const struct cluster_config *cfg, const struct cluster_hooks 
     if (!cl)
         return BFTKV_E_NOMEM;
     cl->cfg = *cfg;
+    cl->lim = (struct wire_limits){.group = CLUSTER_GROUP, .n = cfg->n, .clients_max = cfg->clients};
     if (hooks)
         cl->hooks = *hooks;
     cl->net_filter_arg = cl->hooks.arg;
@@ -300,6 +307,7 @@ void cluster_destroy(struct cluster *cl)
                 pbft_client_destroy(nd->client);
             if (nd->store)
                 store_destroy(nd->store);
+            persist_disk_free(nd->disk);
         }
     }
     if (cl->out.buf)
@@ -394,13 +402,36 @@ void cluster_send(struct cluster *cl, uint32_t from, uint32_t to, const uint8_t 
     netsim_msg_put(&cl->net, m);
 }
 
-/* Expand the outbox of node `from` by destination and send it in order. */
+/* A durable replica's records go to its disk, and its messages are checked
+ * against them (persist_check.h): a violation is reported like a broken invariant. */
+static void disk_take(struct cluster *cl, struct cluster_node *src)
+{
+    uint64_t view, seq;
+    const char *why = persist_disk_outbox(src->disk, src->id, cl->cfg.n, &cl->lim, &cl->out,
+                                          pbft_replica_stats(src->replica)->last_executed, cl->stats.records, &view,
+                                          &seq);
+    if (why == NULL)
+        return;
+    if (cl->hooks.on_invariant == NULL) {
+        fprintf(stderr, "replica %u, view %llu, seq %llu: %s\n", src->id, (unsigned long long)view,
+                (unsigned long long)seq, why);
+        bftkv_assert_fail(why, __FILE__, __LINE__, __func__);
+    }
+    cl->hooks.on_invariant(cl->hooks.arg, src->id, cl->stats.steps, why, seq);
+}
+
+/* Expand the outbox of node `from` by destination and send it in order (a
+ * durable replica's records first go to its disk: persist, then send). */
 static void dispatch(struct cluster *cl, uint32_t from)
 {
     struct pbft_out *o = &cl->out;
     struct cluster_node *src = &cl->nodes[from];
+    if (src->disk != NULL && src->replica != NULL)
+        disk_take(cl, src);
     for (uint32_t i = 0; i < o->nmsgs; i++) {
         const struct pbft_out_msg *om = &o->msgs[i];
+        if (om->dest_kind == PBFT_DEST_PERSIST)
+            continue; /* disk_take has it */
         BFTKV_ASSERT((size_t)om->off + om->len <= o->used);
         const uint8_t *bytes = o->buf + om->off;
         uint32_t nd = 0;

@@ -64,6 +64,9 @@ struct cluster_config {
     uint32_t batch_max_bytes;
     uint64_t client_retransmit_ns;
     uint32_t bugs;                 /* enum pbft_bug, on every replica and client */
+    bool durable;                  /* replicas list records; each drained outbox is
+                                      checked persist-before-send (persist_check.h),
+                                      a violation reported as a broken invariant */
     const bool *client_readonly;   /* per client: use the read-only fast path; NULL: none */
     uint32_t store_shards;         /* 0: 16 (small stores build fast) */
     const struct cluster_keys *keys; /* NULL: derive from key_seed, owned by the cluster */
@@ -114,6 +117,7 @@ struct cluster_stats {
     uint64_t submits;
     uint64_t completions;
     uint64_t stuck_deadlines; /* a node asked for a tick at or before now, again */
+    uint64_t records[8];      /* cfg.durable: records listed, by enum pbft_persist */
 };
 
 /* 0, BFTKV_E_INVAL or BFTKV_E_NOMEM. */

@@ -51,6 +51,7 @@ static const struct {
     {"forget_p", PBFT_BUG_FORGET_P},
     {"skip_snapshot_digest", PBFT_BUG_SKIP_SNAPSHOT_DIGEST},
     {"restart_sure", PBFT_BUG_RESTART_SURE},
+    {"persist_skip", PBFT_BUG_PERSIST_SKIP},
 };
 
 static void usage(FILE *f)
@@ -117,7 +118,10 @@ static void usage(FILE *f)
             "  --bug NAME           set an injected bug on every replica and client (repeatable):\n"
             "                       commit_quorum_2f | execute_uncommitted | ignore_digest |\n"
             "                       client_f_replies | newview_ignore_a2 | forget_p |\n"
-            "                       skip_snapshot_digest | restart_sure\n"
+            "                       skip_snapshot_digest | restart_sure | persist_skip (with --durable)\n"
+            "  --durable            durable replicas: every outbox's records go to the replica's\n"
+            "                       disk, and a message sent before a record it depends on is\n"
+            "                       a violation (the records are not yet used at restart)\n"
             "  --expect-violation   succeed iff some seed violates safety (stops at the first)\n"
             "  --k K --log-window L --window W --batch B\n"
             "                       checkpoint interval, log window, batches in flight,\n"
@@ -480,6 +484,8 @@ int main(int argc, char **argv)
             o.liveness_ns = u * 1000000;
         } else if (strcmp(a, "--no-liveness") == 0) {
             o.check_liveness = false;
+        } else if (strcmp(a, "--durable") == 0) {
+            o.durable = true;
         } else if (strcmp(a, "--no-rejoin") == 0) {
             o.check_rejoin = false;
         } else if (strcmp(a, "--rejoin-slack-ms") == 0) {

@@ -196,6 +196,7 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
     cc->f = o->f;
     cc->clients = o->clients;
     cc->bugs = o->bugs;
+    cc->durable = o->durable;
     cc->client_retransmit_ns = o->client_retransmit_ns;
     bool net = (o->faults & SIM_FAULTS_NET) != 0;
     bool byz = (o->faults & SIM_FAULTS_BYZANTINE) != 0;

@@ -61,6 +61,7 @@ struct sim_options {
     uint16_t faulty[BFTKV_REPLICAS_MAX];
     int behaviour;            /* enum byz_mode (engine/byzantine.h), < 0: drawn per faulty replica */
     uint32_t bugs;            /* enum pbft_bug */
+    bool durable;             /* durable replicas: persist-before-send checked on every outbox */
     uint32_t checkpoint_interval; /* 0: drawn / engine default (see simrun.c) */
     uint32_t log_window;
     uint32_t window;

@@ -1,0 +1,162 @@
+/* The disk of a durable replica and the persist-before-send check (persist_check.h). */
+#include "persist_check.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/wire_le.h"
+
+#define DISK_SEQS 4096u
+
+struct disk_seq {
+    uint64_t seq, view1; /* view1 = view + 1; 0: none */
+    uint8_t digest[32];
+};
+
+struct persist_disk {
+    struct disk_seq pp[DISK_SEQS], prepared[DISK_SEQS];
+    uint64_t viewchange_view1, newview_view1, committed_max, stable_max;
+};
+
+struct persist_disk *persist_disk_new(void)
+{
+    return calloc(1, sizeof(struct persist_disk));
+}
+
+void persist_disk_free(struct persist_disk *d)
+{
+    free(d);
+}
+
+static void seq_put(struct disk_seq *tab, uint64_t view, uint64_t seq, const uint8_t *d)
+{
+    struct disk_seq *e = &tab[seq % DISK_SEQS];
+    if (e->seq == seq && e->view1 > view + 1u)
+        return; /* a later view's record stands */
+    e->seq = seq;
+    e->view1 = view + 1u;
+    memcpy(e->digest, d, 32);
+}
+
+static bool seq_has(const struct disk_seq *tab, uint64_t view, uint64_t seq, const uint8_t *d)
+{
+    const struct disk_seq *e = &tab[seq % DISK_SEQS];
+    return e->seq == seq && e->view1 == view + 1u && memcmp(e->digest, d, 32) == 0;
+}
+
+static bool decode(const struct wire_limits *lim, const uint8_t *bytes, size_t len, struct wire_msg *m)
+{
+    size_t used = 0;
+    return wire_decode(bytes, len, lim, m, &used, NULL) == 0;
+}
+
+static const char *record_apply(struct persist_disk *d, uint16_t n, const struct wire_limits *lim, uint16_t kind,
+                                const uint8_t *p, size_t len)
+{
+    struct wire_msg m;
+    switch (kind) {
+    case PBFT_PERSIST_PREPREPARE:
+        if (!decode(lim, p, len, &m) || m.h.type != WIRE_PREPREPARE)
+            return "a PREPREPARE record that is not a PRE-PREPARE";
+        seq_put(d->pp, m.h.view, m.h.seq, m.u.batch.digest);
+        return NULL;
+    case PBFT_PERSIST_PREPARED:
+        if (len != 48)
+            return "a PREPARED record of the wrong size";
+        seq_put(d->prepared, le64_load(p), le64_load(p + 8), p + 16);
+        return NULL;
+    case PBFT_PERSIST_COMMITTED:
+        if (len != 40)
+            return "a COMMITTED record of the wrong size";
+        if (le64_load(p) > d->committed_max)
+            d->committed_max = le64_load(p);
+        return NULL;
+    case PBFT_PERSIST_VIEW_CHANGE:
+        if (!decode(lim, p, len, &m) || m.h.type != WIRE_VIEW_CHANGE)
+            return "a VIEW_CHANGE record that is not a VIEW-CHANGE";
+        if (m.h.view + 1u > d->viewchange_view1)
+            d->viewchange_view1 = m.h.view + 1u;
+        return NULL;
+    case PBFT_PERSIST_NEW_VIEW:
+        if (!decode(lim, p, len, &m) || m.h.type != WIRE_NEW_VIEW)
+            return "a NEW_VIEW record that is not a NEW-VIEW";
+        d->newview_view1 = m.h.view + 1u;
+        return NULL;
+    case PBFT_PERSIST_CHECKPOINT: {
+        if (n == 0 || len % n != 0)
+            return "a CHECKPOINT record that is not n signed CHECKPOINTs";
+        size_t one = len / n;
+        for (uint16_t j = 0; j < n; j++) {
+            if (decode(lim, p + (size_t)j * one, one, &m) && m.h.type == WIRE_CHECKPOINT && m.h.seq > d->stable_max)
+                d->stable_max = m.h.seq;
+        }
+        return NULL;
+    }
+    case PBFT_PERSIST_REQUEST:
+        return decode(lim, p, len, &m) && m.h.type == WIRE_REQUEST ? NULL : "a REQUEST record that is not a REQUEST";
+    default:
+        return "a record of an unknown kind";
+    }
+}
+
+static const char *message_check(const struct persist_disk *d, uint16_t who, const struct wire_limits *lim,
+                                 const uint8_t *bytes, size_t len, bool *replies, uint64_t *view, uint64_t *seq)
+{
+    struct wire_msg m;
+    if (!decode(lim, bytes, len, &m))
+        return NULL; /* not ours to judge: the receivers drop it */
+    *view = m.h.view;
+    *seq = m.h.seq;
+    if (m.h.type == WIRE_REPLY) {
+        *replies = true;
+        return NULL;
+    }
+    if (m.h.sender != who)
+        return NULL; /* relayed: another replica's message */
+    switch (m.h.type) {
+    case WIRE_PREPREPARE:
+        return seq_has(d->pp, m.h.view, m.h.seq, m.u.batch.digest) ? NULL : "PRE-PREPARE sent before its record";
+    case WIRE_PREPARE:
+        return seq_has(d->pp, m.h.view, m.h.seq, m.u.batch.digest) ? NULL : "PREPARE sent before its PRE-PREPARE record";
+    case WIRE_COMMIT:
+        return seq_has(d->prepared, m.h.view, m.h.seq, m.u.batch.digest) ? NULL
+                                                                           : "COMMIT sent before its PREPARED record";
+    case WIRE_VIEW_CHANGE:
+        return d->viewchange_view1 >= m.h.view + 1u ? NULL : "VIEW-CHANGE sent before its record";
+    case WIRE_NEW_VIEW:
+        return d->newview_view1 == m.h.view + 1u ? NULL : "NEW-VIEW sent before its record";
+    default:
+        return NULL;
+    }
+}
+
+const char *persist_disk_outbox(struct persist_disk *d, uint16_t who, uint16_t n, const struct wire_limits *lim,
+                                const struct pbft_out *o, uint64_t last_executed, uint64_t counts[PERSIST_KINDS],
+                                uint64_t *view, uint64_t *seq)
+{
+    *view = 0;
+    *seq = 0;
+    for (uint32_t k = 0; k < o->nmsgs; k++) {
+        const struct pbft_out_msg *om = &o->msgs[k];
+        if (om->dest_kind != PBFT_DEST_PERSIST)
+            continue;
+        counts[om->dest_id < PERSIST_KINDS ? om->dest_id : 0]++;
+        const char *why = record_apply(d, n, lim, om->dest_id, pbft_out_bytes(o, om), om->len);
+        if (why != NULL)
+            return why;
+    }
+    bool replies = false;
+    for (uint32_t k = 0; k < o->nmsgs; k++) {
+        const struct pbft_out_msg *om = &o->msgs[k];
+        if (om->dest_kind == PBFT_DEST_PERSIST)
+            continue;
+        const char *why = message_check(d, who, lim, pbft_out_bytes(o, om), om->len, &replies, view, seq);
+        if (why != NULL)
+            return why;
+    }
+    if (replies && last_executed > d->committed_max && last_executed > d->stable_max) {
+        *seq = last_executed;
+        return "replies sent before the batch's COMMITTED record";
+    }
+    return NULL;
+}

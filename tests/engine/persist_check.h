@@ -1,0 +1,39 @@
+/* The disk of a durable replica, for tests (engine/pbft.h, "Ordering contract";
+ * docs/design.md §9): the records its outboxes list, and the check, outbox by
+ * outbox, that every message it sends itself depends only on records listed in
+ * that outbox or an earlier one:
+ *
+ *   its PRE-PREPARE(v, n, D) or PREPARE(v, n, D)   a PREPREPARE record of (v, n, D)
+ *   its COMMIT(v, n, D)                            a PREPARED record of (v, n, D)
+ *   its VIEW-CHANGE(v)                             a VIEW_CHANGE record of v or later
+ *   its NEW-VIEW(v)                                a NEW_VIEW record of v
+ *   replies                                        last_executed covered by a
+ *                                                  COMMITTED or CHECKPOINT record
+ *
+ * Used by the replica harness (tests/engine) and the simulator (tests/sim). A disk
+ * outlives its replica's crash: it is the disk.
+ */
+#ifndef BFTKV_TESTS_PERSIST_CHECK_H
+#define BFTKV_TESTS_PERSIST_CHECK_H
+
+#include <stdint.h>
+
+#include "engine/pbft.h"
+#include "engine/wire.h"
+
+#define PERSIST_KINDS 8u /* enum pbft_persist values are below it */
+
+struct persist_disk;
+
+struct persist_disk *persist_disk_new(void); /* NULL: out of memory */
+void persist_disk_free(struct persist_disk *d);
+
+/* Replica `who` of n drained outbox o and has executed up to last_executed: the
+ * records go to its disk (counted by kind in counts[PERSIST_KINDS]), then its
+ * messages are checked. NULL, or the first violation (a static description; *view
+ * and *seq name the message). */
+const char *persist_disk_outbox(struct persist_disk *d, uint16_t who, uint16_t n, const struct wire_limits *lim,
+                                const struct pbft_out *o, uint64_t last_executed, uint64_t counts[PERSIST_KINDS],
+                                uint64_t *view, uint64_t *seq);
+
+#endif
