@@ -479,7 +479,6 @@ int store_put_hinted(struct store *s, const struct store_key_hint *hint, const v
     }
     if (rc != 0) {
         shard_write_unlock(sh);
-        snap_reserve_end();
         free(e);
         return rc;
     }
@@ -505,7 +504,6 @@ int store_put_hinted(struct store *s, const struct store_key_hint *hint, const v
     shard_publish_count(sh);
     shard_write_unlock(sh);
 
-    snap_reserve_end();
     free(old); /* outside the lock */
     return 0;
 }
@@ -569,7 +567,6 @@ int store_del_hinted(struct store *s, const struct store_key_hint *hint, const v
     rc = snap_reserve(sh, table_run_length(t, i));
     if (rc != 0) {
         shard_write_unlock(sh);
-        snap_reserve_end();
         return rc;
     }
     struct entry *old = t->slots[i].e;
@@ -583,7 +580,6 @@ int store_del_hinted(struct store *s, const struct store_key_hint *hint, const v
     shard_publish_count(sh);
     shard_write_unlock(sh);
 
-    snap_reserve_end();
     free(old);
     return 0;
 }

@@ -126,16 +126,26 @@ struct table {
  * the snapshot of the slots changed while it was the newest snapshot (an undo
  * map keyed by slot index), the slot array a resize or clear replaced while it
  * was the newest (its layout from then on), the accumulator before the first
- * change, and the superseded entries that it or an older snapshot can see. */
+ * change, and the superseded entries that it or an older snapshot can see.
+ *
+ * The undo map is open addressing with the records inline (linear probing from
+ * a Fibonacci hash of the index): a lookup reads one or two cache lines of one
+ * array, a record costs no allocation of its own, and freeing the map is one
+ * free. A record keeps only the entry: a snapshot reads entries, never hashes.
+ * Capacity: a map with an array has at least twice the records of its own
+ * snapshot and of all older live ones of the shard (undo_older), so every
+ * probe meets an empty record, and a release can merge two neighbours' maps
+ * into the larger array without allocating (docs/design.md §3.4). */
 struct undo_rec {
-    struct undo_rec *next;
-    uint64_t index;
-    struct slot old;
+    uint64_t index1;  /* slot index + 1; 0: an empty record */
+    struct entry *e;  /* what the slot held when the snapshot was taken (NULL: empty) */
 };
 
+_Static_assert(sizeof(struct undo_rec) == 16u, "four records per cache line");
+
 struct undo_map {
-    struct undo_rec **buckets; /* NULL: no record */
-    uint64_t mask;             /* buckets - 1 */
+    struct undo_rec *recs; /* mask + 1 records, a power of two; NULL: none */
+    uint64_t mask;
     uint64_t count;
 };
 
@@ -162,6 +172,7 @@ struct snap_shard {
     uint64_t count;       /* entries of the shard when taken */
     uint64_t cap;         /* slots of its layout when taken (0 without a table) */
     struct undo_map undo;
+    uint64_t undo_older;  /* records the older live snapshots keep of the shard */
     bool frozen;          /* base/base_cap hold its layout, not the live table */
     bool acc_saved;       /* *acc holds the accumulator when taken */
     struct slot *base;    /* the replaced slot array (NULL with base_cap 0) */
@@ -232,11 +243,9 @@ void store_table_free(struct table *t);
 
 /* Room to record `slots` more slot values, the accumulator and one superseded
  * entry for the shard's newest snapshot, so the change that follows cannot fail
- * half way. 0 or BFTKV_E_NOMEM. */
+ * half way. What it allocates stays with the snapshot (used or not), so there is
+ * nothing to undo after a failure. 0 or BFTKV_E_NOMEM. */
 int snap_reserve(struct shard *sh, uint64_t slots);
-/* After the change (or its failure), outside the lock: free what snap_reserve
- * allocated and the change did not use. */
-void snap_reserve_end(void);
 /* Before slot i of the live table changes: record its value for the newest
  * snapshot, unless that one recorded it already or no longer uses this layout. */
 void snap_save_slot(struct shard *sh, uint64_t i);
@@ -330,7 +339,7 @@ static inline void shard_write_unlock(struct shard *sh)
 /* ---- Entries and hashing ------------------------------------------------------------ */
 
 /* The record of slot `index` in m, or NULL (store_snapshot.c). */
-struct undo_rec *undo_find(const struct undo_map *m, uint64_t index);
+const struct undo_rec *undo_find(const struct undo_map *m, uint64_t index);
 
 static inline const uint8_t *entry_key(const struct entry *e)
 {
