@@ -167,22 +167,29 @@ struct retired_block {
 
 _Static_assert(sizeof(struct retired_block) == 1008u, "a block fits a 1 KiB allocation");
 
+/* The first cache line holds what a write reads and changes (snap_reserve,
+ * snap_save_slot, snap_retire); the second what it touches once per snapshot,
+ * and what a release or reader needs. */
 struct snap_shard {
-    uint64_t id;          /* the snapshot's epoch: it sees entries of gen <= id */
-    uint64_t count;       /* entries of the shard when taken */
-    uint64_t cap;         /* slots of its layout when taken (0 without a table) */
+    _Alignas(STORE_CACHE_LINE) uint64_t id; /* the snapshot's epoch: it sees entries of gen <= id */
     struct undo_map undo;
     uint64_t undo_older;  /* records the older live snapshots keep of the shard */
+    struct retired_block *retired; /* the first has room for the next entry */
+    uint64_t retired_room; /* pairs free in the first block (0 without one): its n, mirrored */
     bool frozen;          /* base/base_cap hold its layout, not the live table */
     bool acc_saved;       /* *acc holds the accumulator when taken */
+    struct lthash *acc;   /* the accumulator when taken: in acc_mem or a dropped table */
+    struct lthash *acc_mem; /* a block of its own (NULL when none) */
+    uint64_t count;       /* entries of the shard when taken */
+    uint64_t cap;         /* slots of its layout when taken (0 without a table) */
     struct slot *base;    /* the replaced slot array (NULL with base_cap 0) */
     uint64_t base_cap;
     bool base_owned;      /* base is its own, not a dropped table's slots */
-    struct lthash *acc;   /* the accumulator when taken: in acc_mem or a dropped table */
-    struct lthash *acc_mem; /* a block of its own (NULL when none) */
-    struct retired_block *retired; /* the first has room for the next entry */
     struct table *dropped; /* tables store_clear let go, with the entries it sees */
 };
+
+_Static_assert(offsetof(struct snap_shard, acc) == STORE_CACHE_LINE, "a write's fields share one line");
+_Static_assert(sizeof(struct snap_shard) == 2u * STORE_CACHE_LINE, "two lines per shard");
 
 /* A snapshot: a list node of its store's live snapshots, oldest to newest, and
  * its part of every shard. store changes only in store_swap (the list moves with

@@ -189,7 +189,7 @@ int snap_reserve(struct shard *sh, uint64_t slots)
         }
         ss->acc = ss->acc_mem;
     }
-    if (ss->retired == NULL || ss->retired->n == STORE_RETIRED_BLOCK) {
+    if (ss->retired_room == 0) { /* the mirror: the block's header stays unread */
         struct retired_block *b = store_malloc(sizeof *b);
         if (b == NULL) {
             return BFTKV_E_NOMEM;
@@ -197,6 +197,7 @@ int snap_reserve(struct shard *sh, uint64_t slots)
         b->n = 0;
         b->next = ss->retired;
         ss->retired = b;
+        ss->retired_room = STORE_RETIRED_BLOCK;
     }
     if (ss->frozen) {
         return 0;
@@ -255,8 +256,10 @@ bool snap_retire(struct shard *sh, struct entry *e)
     }
     struct retired_block *b = ss->retired;
     BFTKV_ASSERT(b != NULL);
-    BFTKV_ASSERT(b->n < STORE_RETIRED_BLOCK); /* snap_reserve made room */
-    b->r[b->n++] = (struct retired){e, e->gen};
+    BFTKV_ASSERT(ss->retired_room > 0); /* snap_reserve made room */
+    uint64_t k = STORE_RETIRED_BLOCK - ss->retired_room--;
+    b->r[k] = (struct retired){e, e->gen};
+    b->n = k + 1; /* stores only: the header's line is not waited for */
     return true;
 }
 
@@ -330,7 +333,7 @@ static void snap_shard_init(struct snap_shard *ss, uint64_t id, const struct sha
 int store_snapshot_take(struct store *s, struct store_snapshot **out)
 {
     size_t bytes = sizeof(struct store_snapshot) + (size_t)s->nshards * sizeof(struct snap_shard);
-    struct store_snapshot *snap = store_malloc(bytes);
+    struct store_snapshot *snap = store_aligned_alloc(bytes); /* sh[] in whole cache lines */
     if (snap == NULL) {
         return BFTKV_E_NOMEM;
     }
@@ -388,6 +391,7 @@ static void retired_filter(struct retired_block *b, uint64_t id)
 static void snap_shard_pass_on(struct snap_shard *ss, struct snap_shard *ps)
 {
     uint64_t id = ps != NULL ? ps->id : 0;
+    ss->retired_room = 0;
     while (ss->retired != NULL) {
         struct retired_block *b = ss->retired;
         ss->retired = b->next;
@@ -397,6 +401,7 @@ static void snap_shard_pass_on(struct snap_shard *ss, struct snap_shard *ps)
         } else if (ps->retired == NULL) {
             b->next = NULL;
             ps->retired = b;
+            ps->retired_room = STORE_RETIRED_BLOCK - b->n;
         } else {
             b->next = ps->retired->next; /* behind the block ps fills */
             ps->retired->next = b;

@@ -101,6 +101,9 @@ static bool snapshots_verify(const struct store *s, uint32_t i, struct store_tes
         }
         older += ss->undo.count;
         stats->undo_records += ss->undo.count;
+        if (ss->retired_room != (ss->retired != NULL ? STORE_RETIRED_BLOCK - ss->retired->n : 0)) {
+            return false; /* the mirror of the first block's fill */
+        }
         for (const struct retired_block *b = ss->retired; b != NULL; b = b->next) {
             for (uint64_t k = 0; k < b->n; k++) {
                 if (b->r[k].gen > ss->id || b->r[k].e->gen != b->r[k].gen) {
