@@ -105,23 +105,34 @@ void *store_aligned_alloc(size_t size)
 
 /* ---- Entries -------------------------------------------------------------------- */
 
-/* Built outside any lock: the bytes and the BLAKE2b seed; gen is set under the
- * write lock, where the store's epoch is stable. */
-static struct entry *entry_new(const void *key, size_t klen, const void *val, size_t vlen)
+/* Built outside any lock, in two steps so that the new block's cache lines
+ * arrive while the seed and its LtHash vector are computed: entry_alloc asks
+ * for them (a block the allocator hands out is often cold: while snapshots
+ * keep superseded entries, the one just freed is not what comes back), and
+ * entry_fill writes the bytes and the BLAKE2b seed. gen is set under the write
+ * lock, where the store's epoch is stable. */
+static struct entry *entry_alloc(size_t klen, size_t vlen)
 {
-    struct entry *e = store_malloc(sizeof *e + klen + vlen);
-    if (e == NULL) {
-        return NULL;
+    size_t bytes = sizeof(struct entry) + klen + vlen;
+    struct entry *e = store_malloc(bytes);
+    if (e != NULL) {
+        __builtin_prefetch(e, 1);
+        __builtin_prefetch((const char *)e + bytes - 1, 1);
     }
+    return e;
+}
+
+static void entry_fill(struct entry *e, const void *key, size_t klen, const void *val, size_t vlen,
+                       const uint8_t seed[LTHASH_SEED_SIZE])
+{
     e->gen = 0;
     e->klen = (uint16_t)klen;
     e->vlen = (uint32_t)vlen;
+    memcpy(e->seed, seed, LTHASH_SEED_SIZE);
     memcpy(e->bytes, key, klen);
     if (vlen > 0) {
         memcpy(e->bytes + klen, val, vlen);
     }
-    lthash_entry_seed(e->seed, key, klen, val, vlen);
-    return e;
 }
 
 static bool value_equal(const struct entry *e, const void *val, size_t vlen)
@@ -451,13 +462,16 @@ int store_put_hinted(struct store *s, const struct store_key_hint *hint, const v
         return 0;
     }
 
-    /* Everything expensive happens before the write lock: copy, seed, expansion. */
-    struct entry *e = entry_new(key, klen, val, vlen);
+    /* Everything expensive happens before the write lock: seed, expansion, copy. */
+    struct entry *e = entry_alloc(klen, vlen);
     if (e == NULL) {
         return BFTKV_E_NOMEM;
     }
+    uint8_t seed[LTHASH_SEED_SIZE];
+    lthash_entry_seed(seed, key, klen, val, vlen);
     struct lthash vec;
-    lthash_expand(&vec, e->seed);
+    lthash_expand(&vec, seed);
+    entry_fill(e, key, klen, val, vlen, seed);
 
     struct entry *old = NULL;
     shard_write_lock(sh);
