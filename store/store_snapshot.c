@@ -11,7 +11,7 @@
  * What a write records, for the newest live snapshot only (the shard's snap),
  * O(1) per write:
  *   - the value of each slot before its first change since that snapshot (an
- *     undo map from slot index to the old slot);
+ *     undo map from slot index to the entry the slot held);
  *   - the shard's LtHash accumulator before its first change;
  *   - the entry it supersedes, when its gen <= that snapshot's id: some live
  *     snapshot may see it, so it joins that snapshot's retired blocks, as an
@@ -25,14 +25,16 @@
  * own for later changes: any slot that changed after the next newer one was
  * taken is recorded there.
  *
- * Release, in any order, O(shards + what it recorded): its records move to the
- * next older live snapshot, which reads through it, except where that one has
- * its own (older) record or a frozen layout; a frozen array and dropped tables
- * move likewise; its retired entries move there when that snapshot can see them
- * (gen <= its id, read from the pair) and are freed otherwise, whole blocks
- * relinked, so a release allocates nothing and reads no entry. The oldest
- * snapshot's records and retired entries are freed: nothing newer can see what
- * was superseded before it was taken.
+ * Release, in any order, O(shards + what it and its older neighbour recorded):
+ * its records move to the next older live snapshot, which reads through it,
+ * except where that one has its own (older) record or a frozen layout; the
+ * larger of the two undo arrays receives them, and has room (store_internal.h);
+ * a frozen array and dropped tables move likewise; its retired entries move
+ * there when that snapshot can see them (gen <= its id, read from the pair) and
+ * are freed otherwise, whole blocks relinked, so a release allocates nothing and
+ * reads no entry. The oldest snapshot's records and retired entries are freed
+ * (its undo array in one free): nothing newer can see what was superseded
+ * before it was taken.
  *
  * Locks. A store-wide mutex serialises take, release, swap, destroy and reading
  * a snapshot. The shard locks protect what writers change: the live table and
