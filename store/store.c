@@ -135,6 +135,24 @@ static void entry_fill(struct entry *e, const void *key, size_t klen, const void
     }
 }
 
+/* Ask for what a write to slot i will read of the shard's newest snapshot: the
+ * hot line of its part and its undo record of the slot (store_internal.h).
+ * Relaxed reads without the lock: a stale or torn value gives a useless
+ * address, never a fault (a prefetch does not fault). */
+static void shard_snap_prefetch(const struct shard *sh, uint64_t i)
+{
+    const struct snap_shard *ss = __atomic_load_n(&sh->snap, __ATOMIC_RELAXED);
+    if (ss == NULL) {
+        return;
+    }
+    __builtin_prefetch(ss, 1);
+    const struct undo_rec *recs = __atomic_load_n(&sh->undo_recs, __ATOMIC_RELAXED);
+    uint64_t mask = __atomic_load_n(&sh->undo_mask, __ATOMIC_RELAXED);
+    if (recs != NULL) {
+        __builtin_prefetch(&recs[undo_home(mask, i + 1)], 1);
+    }
+}
+
 static bool value_equal(const struct entry *e, const void *val, size_t vlen)
 {
     return e->vlen == vlen && (vlen == 0 || memcmp(entry_value(e), val, vlen) == 0);
@@ -226,15 +244,27 @@ static void slots_place(struct slot *slots, uint64_t mask, struct slot sl)
     slots[i] = sl;
 }
 
-/* Slots from i to the end of its run (the next empty slot): at most that many
- * change when slot i is removed. */
-static uint64_t table_run_length(const struct table *t, uint64_t i)
+/* Whether the entry in slot j (of the run after a hole) moves back into the
+ * hole: unless its home position lies cyclically in (hole, j]. */
+static bool slot_fills_hole(const struct table *t, uint64_t j, uint64_t hole)
 {
-    uint64_t n = 0;
-    while (t->slots[(i + n) & t->mask].e != NULL) {
-        n++;
+    uint64_t home = t->slots[j].hash & t->mask;
+    return ((j - home) & t->mask) >= ((j - hole) & t->mask);
+}
+
+/* The slots that removing slot i writes (shard_remove_at): the moves and the
+ * final hole. A delete makes room to record exactly these, not its whole run. */
+static uint64_t table_remove_writes(const struct table *t, uint64_t i)
+{
+    uint64_t writes = 1;
+    uint64_t hole = i;
+    for (uint64_t j = (i + 1) & t->mask; t->slots[j].e != NULL; j = (j + 1) & t->mask) {
+        if (slot_fills_hole(t, j, hole)) {
+            writes++;
+            hole = j;
+        }
     }
-    return n;
+    return writes;
 }
 
 /* Remove slot i by shifting the rest of its run back: each later slot moves into
@@ -246,14 +276,8 @@ static void shard_remove_at(struct shard *sh, uint64_t i)
     BFTKV_ASSERT(t->slots[i].e != NULL);
     BFTKV_ASSERT(t->count > 0);
     uint64_t hole = i;
-    uint64_t j = i;
-    for (;;) {
-        j = (j + 1) & t->mask;
-        if (t->slots[j].e == NULL) {
-            break;
-        }
-        uint64_t home = t->slots[j].hash & t->mask;
-        if (((j - home) & t->mask) >= ((j - hole) & t->mask)) {
+    for (uint64_t j = (i + 1) & t->mask; t->slots[j].e != NULL; j = (j + 1) & t->mask) {
+        if (slot_fills_hole(t, j, hole)) {
             snap_save_slot(sh, hole);
             t->slots[hole] = t->slots[j];
             hole = j;
@@ -378,7 +402,7 @@ int store_create(const struct store_config *cfg, struct store **out)
         ck_rwlock_init(&s->shards[i].lock);
         shard_table_set(&s->shards[i], NULL); /* created by the first put */
         atomic_init(&s->shards[i].count, 0u);
-        s->shards[i].snap = NULL;
+        shard_snap_set(&s->shards[i], NULL);
     }
     s->epoch = 1;
     s->newest = NULL;
@@ -461,6 +485,7 @@ int store_put_hinted(struct store *s, const struct store_key_hint *hint, const v
     if (same) {
         return 0;
     }
+    shard_snap_prefetch(sh, i);
 
     /* Everything expensive happens before the write lock: seed, expansion, copy. */
     struct entry *e = entry_alloc(klen, vlen);
@@ -578,7 +603,7 @@ int store_del_hinted(struct store *s, const struct store_key_hint *hint, const v
         return BFTKV_E_NOT_FOUND;
     }
     struct table *t = sh->table;
-    rc = snap_reserve(sh, table_run_length(t, i));
+    rc = snap_reserve(sh, table_remove_writes(t, i));
     if (rc != 0) {
         shard_write_unlock(sh);
         return rc;

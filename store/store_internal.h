@@ -209,7 +209,11 @@ struct store_snapshot {
  * lock instead of the table's header: one dependent cache miss less per
  * operation on a store larger than the caches (docs/benchmarks.md). snap is the
  * newest live snapshot's part of this shard (NULL without a snapshot): what a
- * writer records the old state into, under the write lock. */
+ * writer records the old state into, under the write lock. A put asks for the
+ * line of snap and for its record of the slot through undo_recs and undo_mask
+ * before it computes the new entry's seed and vector, reading the three
+ * without the lock (relaxed atomics, shard_snap_refresh): by the time it holds
+ * the write lock they are in the cache. */
 struct shard {
     _Alignas(STORE_CACHE_LINE) struct ck_rwlock lock;
     struct table *table; /* NULL: empty shard without slots */
@@ -217,9 +221,11 @@ struct shard {
     uint64_t mask;
     atomic_uint_fast64_t count; /* mirror of table->count, read without the lock */
     struct snap_shard *snap;
+    struct undo_rec *undo_recs; /* mirror of snap->undo's array while snap records, else NULL */
+    uint64_t undo_mask;         /* and its mask */
 };
 
-_Static_assert(sizeof(struct shard) % STORE_CACHE_LINE == 0, "shards do not share cache lines");
+_Static_assert(sizeof(struct shard) == STORE_CACHE_LINE, "a shard is one cache line of its own");
 
 /* epoch, newest, oldest and destroyed belong to the snapshot bookkeeping
  * (store_snapshot.c): changed under the store-wide snapshot mutex, and epoch and
@@ -288,6 +294,28 @@ static inline void shard_table_set(struct shard *sh, struct table *t)
      * the lock, only to compute an address to prefetch (store_prefetch.c). */
     __atomic_store_n(&sh->slots, t != NULL ? t->slots : NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&sh->mask, t != NULL ? t->mask : 0, __ATOMIC_RELAXED);
+}
+
+/* Install ss as the shard's newest snapshot part (NULL for none), or refresh
+ * the undo mirrors after its undo array or frozen flag changed. Under the shard
+ * write lock, or every shard's read lock with the snapshot mutex (a take).
+ * Relaxed atomic stores: store_put_hinted reads the three without the lock,
+ * only to compute addresses to prefetch (store.c). */
+static inline void shard_snap_set(struct shard *sh, struct snap_shard *ss)
+{
+    bool records = ss != NULL && !ss->frozen && ss->undo.recs != NULL;
+    __atomic_store_n(&sh->snap, ss, __ATOMIC_RELAXED);
+    __atomic_store_n(&sh->undo_recs, records ? ss->undo.recs : NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&sh->undo_mask, records ? ss->undo.mask : 0, __ATOMIC_RELAXED);
+}
+
+/* The home record of index1 (slot index + 1) in an undo array of mask + 1
+ * records: Fibonacci hashing, the top bits of the product, as many as the
+ * array needs, so that a delete's runs of neighbouring slots spread. */
+static inline uint64_t undo_home(uint64_t mask, uint64_t index1)
+{
+    unsigned bits = (unsigned)__builtin_popcountll(mask);
+    return bits == 0 ? 0 : (index1 * 0x9E3779B97F4A7C15ull) >> (64u - bits);
 }
 
 /* ---- Locks ---------------------------------------------------------------------- */

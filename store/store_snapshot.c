@@ -70,19 +70,11 @@ void store_snap_mutex_unlock(void)
 
 /* ---- Undo maps: slot index -> the entry it held when the snapshot was taken ---------- */
 
-static uint64_t undo_home(const struct undo_map *m, uint64_t index1)
-{
-    /* Fibonacci hashing: the top bits of the product, as many as the array needs.
-     * A delete's backward shift records runs of neighbouring slots: they spread. */
-    unsigned bits = (unsigned)__builtin_ctzll(m->mask + 1);
-    return bits == 0 ? 0 : (index1 * 0x9E3779B97F4A7C15ull) >> (64u - bits);
-}
-
 /* The record of index1 in m (which has an array), or the empty one where it
  * would go. The capacity rule (store_internal.h) leaves an empty record. */
 static struct undo_rec *undo_probe(const struct undo_map *m, uint64_t index1)
 {
-    uint64_t j = undo_home(m, index1);
+    uint64_t j = undo_home(m->mask, index1);
     for (;;) {
         struct undo_rec *r = &m->recs[j];
         if (r->index1 == index1 || r->index1 == 0) {
@@ -214,7 +206,9 @@ int snap_reserve(struct shard *sh, uint64_t slots)
     while (cap < want) {
         cap *= 2;
     }
-    return undo_resize(&ss->undo, cap);
+    int rc = undo_resize(&ss->undo, cap);
+    shard_snap_set(sh, ss); /* the mirrors follow the new array */
+    return rc;
 }
 
 void snap_save_slot(struct shard *sh, uint64_t i)
@@ -297,6 +291,7 @@ bool snap_drop_table(struct shard *sh, struct table *t)
         ss->base = t->slots;
         ss->base_cap = t->mask + 1;
         ss->base_owned = false;
+        shard_snap_set(sh, ss); /* it records no more */
     }
     t->dropped_next = ss->dropped;
     ss->dropped = t;
@@ -313,6 +308,7 @@ bool snap_freeze(struct shard *sh, struct slot *slots, uint64_t cap)
     ss->base = slots;
     ss->base_cap = cap;
     ss->base_owned = true;
+    shard_snap_set(sh, ss); /* it records no more */
     return true;
 }
 
@@ -354,7 +350,7 @@ int store_snapshot_take(struct store *s, struct store_snapshot **out)
     for (uint32_t i = 0; i < s->nshards; i++) {
         struct shard *sh = &s->shards[i];
         snap_shard_init(&snap->sh[i], snap->id, sh);
-        sh->snap = &snap->sh[i];
+        shard_snap_set(sh, &snap->sh[i]);
     }
     s->epoch++;
     for (uint32_t i = 0; i < s->nshards; i++) {
@@ -471,9 +467,8 @@ void store_snapshot_release(struct store_snapshot *snap)
         }
         shard_write_lock(sh);
         snap_shard_pass_on(&snap->sh[i], older != NULL ? &older->sh[i] : NULL);
-        if (sh->snap == &snap->sh[i]) {
-            sh->snap = older != NULL ? &older->sh[i] : NULL;
-        }
+        /* The newest may have changed, or received the records of snap. */
+        shard_snap_set(sh, sh->snap == &snap->sh[i] ? (older != NULL ? &older->sh[i] : NULL) : sh->snap);
         /* The newer snapshots' count of the records older than theirs: snap's
          * are gone, and its older neighbour now holds at most those of both. */
         uint64_t below = older != NULL ? older->sh[i].undo_older + older->sh[i].undo.count : 0;

@@ -129,8 +129,13 @@ static bool snapshots_verify(const struct store *s, uint32_t i, struct store_tes
             stats->frozen_layouts++;
         }
     }
-    /* The writers record for the newest snapshot. */
-    return s->shards[i].snap == (s->newest != NULL ? &s->newest->sh[i] : NULL);
+    /* The writers record for the newest snapshot, and the mirrors show its
+     * undo array while it records. */
+    const struct shard *sh = &s->shards[i];
+    const struct snap_shard *ns = s->newest != NULL ? &s->newest->sh[i] : NULL;
+    bool records = ns != NULL && !ns->frozen && ns->undo.recs != NULL;
+    return sh->snap == ns && sh->undo_recs == (records ? ns->undo.recs : NULL) &&
+           sh->undo_mask == (records ? ns->undo.mask : 0);
 }
 
 int store_test_verify(struct store *s, struct store_test_stats *stats)

@@ -372,10 +372,14 @@ static void test_write_after_snapshot_is_o1(void **state)
     assert_true(calls <= 4);
     assert_true(bytes < 4096u);
 
+    /* A delete records every slot its backward shift writes: the undo array
+     * may double a few times for a long run (the hash key, and so the run, is
+     * random per store; under 4 KiB up to 63 writes), still nothing like the
+     * table. */
     store_test_allocs_get(&before);
     assert_int_equal(store_del(s, "cost-8", 6), 0);
     calls = allocs_since(&before, &bytes);
-    assert_true(bytes < 1024u);
+    assert_true(bytes < 4096u);
 
     store_test_allocs_get(&before);
     assert_int_equal(store_put(s, "cost-new", 8, "x", 1), 0);
