@@ -481,10 +481,15 @@ int store_put_hinted(struct store *s, const struct store_key_hint *hint, const v
     shard_read_lock(sh);
     bool found = shard_lookup(sh, hash, key, klen, &i);
     bool same = found && value_equal(sh->slots[i].e, val, vlen);
+    const struct table *t_ahead = sh->table;
     shard_read_unlock(sh);
     if (same) {
         return 0;
     }
+    /* The write below reads the table's header (the lookups read the shard's
+     * mirrors instead) and the newest snapshot's lines: asked for now, they
+     * arrive while the entry is computed. */
+    __builtin_prefetch(t_ahead, 1);
     shard_snap_prefetch(sh, i);
 
     /* Everything expensive happens before the write lock: seed, expansion, copy. */
