@@ -105,23 +105,52 @@ void *store_aligned_alloc(size_t size)
 
 /* ---- Entries -------------------------------------------------------------------- */
 
-/* Built outside any lock: the bytes and the BLAKE2b seed; gen is set under the
- * write lock, where the store's epoch is stable. */
-static struct entry *entry_new(const void *key, size_t klen, const void *val, size_t vlen)
+/* Built outside any lock, in two steps so that the new block's cache lines
+ * arrive while the seed and its LtHash vector are computed: entry_alloc asks
+ * for them (a block the allocator hands out is often cold: while snapshots
+ * keep superseded entries, the one just freed is not what comes back), and
+ * entry_fill writes the bytes and the BLAKE2b seed. gen is set under the write
+ * lock, where the store's epoch is stable. */
+static struct entry *entry_alloc(size_t klen, size_t vlen)
 {
-    struct entry *e = store_malloc(sizeof *e + klen + vlen);
-    if (e == NULL) {
-        return NULL;
+    size_t bytes = sizeof(struct entry) + klen + vlen;
+    struct entry *e = store_malloc(bytes);
+    if (e != NULL) {
+        __builtin_prefetch(e, 1);
+        __builtin_prefetch((const char *)e + bytes - 1, 1);
     }
+    return e;
+}
+
+static void entry_fill(struct entry *e, const void *key, size_t klen, const void *val, size_t vlen,
+                       const uint8_t seed[LTHASH_SEED_SIZE])
+{
     e->gen = 0;
     e->klen = (uint16_t)klen;
     e->vlen = (uint32_t)vlen;
+    memcpy(e->seed, seed, LTHASH_SEED_SIZE);
     memcpy(e->bytes, key, klen);
     if (vlen > 0) {
         memcpy(e->bytes + klen, val, vlen);
     }
-    lthash_entry_seed(e->seed, key, klen, val, vlen);
-    return e;
+}
+
+/* Ask for what a write to slot i will read of the shard's newest snapshot: the
+ * hot line of its part and its undo record of the slot (store_internal.h).
+ * Relaxed reads without the lock: a stale or torn value gives a useless
+ * address, never a fault (a prefetch does not fault). */
+static void shard_snap_prefetch(const struct shard *sh, uint64_t i)
+{
+    const struct snap_shard *ss = __atomic_load_n(&sh->snap, __ATOMIC_RELAXED);
+    if (ss == NULL) {
+        return;
+    }
+    __builtin_prefetch(ss, 1);
+    const struct undo_rec *recs = __atomic_load_n(&sh->undo_recs, __ATOMIC_RELAXED);
+    uint64_t mask = __atomic_load_n(&sh->undo_mask, __ATOMIC_RELAXED);
+    if (recs != NULL) {
+        __builtin_prefetch(&recs[undo_home(mask, i + 1)], 1);
+    }
 }
 
 static bool value_equal(const struct entry *e, const void *val, size_t vlen)
@@ -215,15 +244,27 @@ static void slots_place(struct slot *slots, uint64_t mask, struct slot sl)
     slots[i] = sl;
 }
 
-/* Slots from i to the end of its run (the next empty slot): at most that many
- * change when slot i is removed. */
-static uint64_t table_run_length(const struct table *t, uint64_t i)
+/* Whether the entry in slot j (of the run after a hole) moves back into the
+ * hole: unless its home position lies cyclically in (hole, j]. */
+static bool slot_fills_hole(const struct table *t, uint64_t j, uint64_t hole)
 {
-    uint64_t n = 0;
-    while (t->slots[(i + n) & t->mask].e != NULL) {
-        n++;
+    uint64_t home = t->slots[j].hash & t->mask;
+    return ((j - home) & t->mask) >= ((j - hole) & t->mask);
+}
+
+/* The slots that removing slot i writes (shard_remove_at): the moves and the
+ * final hole. A delete makes room to record exactly these, not its whole run. */
+static uint64_t table_remove_writes(const struct table *t, uint64_t i)
+{
+    uint64_t writes = 1;
+    uint64_t hole = i;
+    for (uint64_t j = (i + 1) & t->mask; t->slots[j].e != NULL; j = (j + 1) & t->mask) {
+        if (slot_fills_hole(t, j, hole)) {
+            writes++;
+            hole = j;
+        }
     }
-    return n;
+    return writes;
 }
 
 /* Remove slot i by shifting the rest of its run back: each later slot moves into
@@ -235,14 +276,8 @@ static void shard_remove_at(struct shard *sh, uint64_t i)
     BFTKV_ASSERT(t->slots[i].e != NULL);
     BFTKV_ASSERT(t->count > 0);
     uint64_t hole = i;
-    uint64_t j = i;
-    for (;;) {
-        j = (j + 1) & t->mask;
-        if (t->slots[j].e == NULL) {
-            break;
-        }
-        uint64_t home = t->slots[j].hash & t->mask;
-        if (((j - home) & t->mask) >= ((j - hole) & t->mask)) {
+    for (uint64_t j = (i + 1) & t->mask; t->slots[j].e != NULL; j = (j + 1) & t->mask) {
+        if (slot_fills_hole(t, j, hole)) {
             snap_save_slot(sh, hole);
             t->slots[hole] = t->slots[j];
             hole = j;
@@ -367,7 +402,7 @@ int store_create(const struct store_config *cfg, struct store **out)
         ck_rwlock_init(&s->shards[i].lock);
         shard_table_set(&s->shards[i], NULL); /* created by the first put */
         atomic_init(&s->shards[i].count, 0u);
-        s->shards[i].snap = NULL;
+        shard_snap_set(&s->shards[i], NULL);
     }
     s->epoch = 1;
     s->newest = NULL;
@@ -446,18 +481,27 @@ int store_put_hinted(struct store *s, const struct store_key_hint *hint, const v
     shard_read_lock(sh);
     bool found = shard_lookup(sh, hash, key, klen, &i);
     bool same = found && value_equal(sh->slots[i].e, val, vlen);
+    const struct table *t_ahead = sh->table;
     shard_read_unlock(sh);
     if (same) {
         return 0;
     }
+    /* The write below reads the table's header (the lookups read the shard's
+     * mirrors instead) and the newest snapshot's lines: asked for now, they
+     * arrive while the entry is computed. */
+    __builtin_prefetch(t_ahead, 1);
+    shard_snap_prefetch(sh, i);
 
-    /* Everything expensive happens before the write lock: copy, seed, expansion. */
-    struct entry *e = entry_new(key, klen, val, vlen);
+    /* Everything expensive happens before the write lock: seed, expansion, copy. */
+    struct entry *e = entry_alloc(klen, vlen);
     if (e == NULL) {
         return BFTKV_E_NOMEM;
     }
+    uint8_t seed[LTHASH_SEED_SIZE];
+    lthash_entry_seed(seed, key, klen, val, vlen);
     struct lthash vec;
-    lthash_expand(&vec, e->seed);
+    lthash_expand(&vec, seed);
+    entry_fill(e, key, klen, val, vlen, seed);
 
     struct entry *old = NULL;
     shard_write_lock(sh);
@@ -479,7 +523,6 @@ int store_put_hinted(struct store *s, const struct store_key_hint *hint, const v
     }
     if (rc != 0) {
         shard_write_unlock(sh);
-        snap_reserve_end();
         free(e);
         return rc;
     }
@@ -505,7 +548,6 @@ int store_put_hinted(struct store *s, const struct store_key_hint *hint, const v
     shard_publish_count(sh);
     shard_write_unlock(sh);
 
-    snap_reserve_end();
     free(old); /* outside the lock */
     return 0;
 }
@@ -566,10 +608,9 @@ int store_del_hinted(struct store *s, const struct store_key_hint *hint, const v
         return BFTKV_E_NOT_FOUND;
     }
     struct table *t = sh->table;
-    rc = snap_reserve(sh, table_run_length(t, i));
+    rc = snap_reserve(sh, table_remove_writes(t, i));
     if (rc != 0) {
         shard_write_unlock(sh);
-        snap_reserve_end();
         return rc;
     }
     struct entry *old = t->slots[i].e;
@@ -583,7 +624,6 @@ int store_del_hinted(struct store *s, const struct store_key_hint *hint, const v
     shard_publish_count(sh);
     shard_write_unlock(sh);
 
-    snap_reserve_end();
     free(old);
     return 0;
 }

@@ -73,7 +73,7 @@ static const struct entry *view_entry(const struct snap_view *v, uint64_t i)
         const struct snap_shard *ss = &p->sh[v->shard];
         const struct undo_rec *r = undo_find(&ss->undo, i);
         if (r != NULL) {
-            return r->old.e;
+            return r->e;
         }
         if (p == v->frozen) {
             return ss->base[i].e;

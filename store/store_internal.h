@@ -126,16 +126,26 @@ struct table {
  * the snapshot of the slots changed while it was the newest snapshot (an undo
  * map keyed by slot index), the slot array a resize or clear replaced while it
  * was the newest (its layout from then on), the accumulator before the first
- * change, and the superseded entries that it or an older snapshot can see. */
+ * change, and the superseded entries that it or an older snapshot can see.
+ *
+ * The undo map is open addressing with the records inline (linear probing from
+ * a Fibonacci hash of the index): a lookup reads one or two cache lines of one
+ * array, a record costs no allocation of its own, and freeing the map is one
+ * free. A record keeps only the entry: a snapshot reads entries, never hashes.
+ * Capacity: a map with an array has at least twice the records of its own
+ * snapshot and of all older live ones of the shard (undo_older), so every
+ * probe meets an empty record, and a release can merge two neighbours' maps
+ * into the larger array without allocating (docs/design.md §3.4). */
 struct undo_rec {
-    struct undo_rec *next;
-    uint64_t index;
-    struct slot old;
+    uint64_t index1;  /* slot index + 1; 0: an empty record */
+    struct entry *e;  /* what the slot held when the snapshot was taken (NULL: empty) */
 };
 
+_Static_assert(sizeof(struct undo_rec) == 16u, "four records per cache line");
+
 struct undo_map {
-    struct undo_rec **buckets; /* NULL: no record */
-    uint64_t mask;             /* buckets - 1 */
+    struct undo_rec *recs; /* mask + 1 records, a power of two; NULL: none */
+    uint64_t mask;
     uint64_t count;
 };
 
@@ -157,21 +167,29 @@ struct retired_block {
 
 _Static_assert(sizeof(struct retired_block) == 1008u, "a block fits a 1 KiB allocation");
 
+/* The first cache line holds what a write reads and changes (snap_reserve,
+ * snap_save_slot, snap_retire); the second what it touches once per snapshot,
+ * and what a release or reader needs. */
 struct snap_shard {
-    uint64_t id;          /* the snapshot's epoch: it sees entries of gen <= id */
-    uint64_t count;       /* entries of the shard when taken */
-    uint64_t cap;         /* slots of its layout when taken (0 without a table) */
+    _Alignas(STORE_CACHE_LINE) uint64_t id; /* the snapshot's epoch: it sees entries of gen <= id */
     struct undo_map undo;
+    uint64_t undo_older;  /* records the older live snapshots keep of the shard */
+    struct retired_block *retired; /* the first has room for the next entry */
+    uint64_t retired_room; /* pairs free in the first block (0 without one): its n, mirrored */
     bool frozen;          /* base/base_cap hold its layout, not the live table */
     bool acc_saved;       /* *acc holds the accumulator when taken */
+    struct lthash *acc;   /* the accumulator when taken: in acc_mem or a dropped table */
+    struct lthash *acc_mem; /* a block of its own (NULL when none) */
+    uint64_t count;       /* entries of the shard when taken */
+    uint64_t cap;         /* slots of its layout when taken (0 without a table) */
     struct slot *base;    /* the replaced slot array (NULL with base_cap 0) */
     uint64_t base_cap;
     bool base_owned;      /* base is its own, not a dropped table's slots */
-    struct lthash *acc;   /* the accumulator when taken: in acc_mem or a dropped table */
-    struct lthash *acc_mem; /* a block of its own (NULL when none) */
-    struct retired_block *retired; /* the first has room for the next entry */
     struct table *dropped; /* tables store_clear let go, with the entries it sees */
 };
+
+_Static_assert(offsetof(struct snap_shard, acc) == STORE_CACHE_LINE, "a write's fields share one line");
+_Static_assert(sizeof(struct snap_shard) == 2u * STORE_CACHE_LINE, "two lines per shard");
 
 /* A snapshot: a list node of its store's live snapshots, oldest to newest, and
  * its part of every shard. store changes only in store_swap (the list moves with
@@ -191,7 +209,11 @@ struct store_snapshot {
  * lock instead of the table's header: one dependent cache miss less per
  * operation on a store larger than the caches (docs/benchmarks.md). snap is the
  * newest live snapshot's part of this shard (NULL without a snapshot): what a
- * writer records the old state into, under the write lock. */
+ * writer records the old state into, under the write lock. A put asks for the
+ * line of snap and for its record of the slot through undo_recs and undo_mask
+ * before it computes the new entry's seed and vector, reading the three
+ * without the lock (relaxed atomics, shard_snap_refresh): by the time it holds
+ * the write lock they are in the cache. */
 struct shard {
     _Alignas(STORE_CACHE_LINE) struct ck_rwlock lock;
     struct table *table; /* NULL: empty shard without slots */
@@ -199,9 +221,11 @@ struct shard {
     uint64_t mask;
     atomic_uint_fast64_t count; /* mirror of table->count, read without the lock */
     struct snap_shard *snap;
+    struct undo_rec *undo_recs; /* mirror of snap->undo's array while snap records, else NULL */
+    uint64_t undo_mask;         /* and its mask */
 };
 
-_Static_assert(sizeof(struct shard) % STORE_CACHE_LINE == 0, "shards do not share cache lines");
+_Static_assert(sizeof(struct shard) == STORE_CACHE_LINE, "a shard is one cache line of its own");
 
 /* epoch, newest, oldest and destroyed belong to the snapshot bookkeeping
  * (store_snapshot.c): changed under the store-wide snapshot mutex, and epoch and
@@ -232,11 +256,9 @@ void store_table_free(struct table *t);
 
 /* Room to record `slots` more slot values, the accumulator and one superseded
  * entry for the shard's newest snapshot, so the change that follows cannot fail
- * half way. 0 or BFTKV_E_NOMEM. */
+ * half way. What it allocates stays with the snapshot (used or not), so there is
+ * nothing to undo after a failure. 0 or BFTKV_E_NOMEM. */
 int snap_reserve(struct shard *sh, uint64_t slots);
-/* After the change (or its failure), outside the lock: free what snap_reserve
- * allocated and the change did not use. */
-void snap_reserve_end(void);
 /* Before slot i of the live table changes: record its value for the newest
  * snapshot, unless that one recorded it already or no longer uses this layout. */
 void snap_save_slot(struct shard *sh, uint64_t i);
@@ -272,6 +294,28 @@ static inline void shard_table_set(struct shard *sh, struct table *t)
      * the lock, only to compute an address to prefetch (store_prefetch.c). */
     __atomic_store_n(&sh->slots, t != NULL ? t->slots : NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&sh->mask, t != NULL ? t->mask : 0, __ATOMIC_RELAXED);
+}
+
+/* Install ss as the shard's newest snapshot part (NULL for none), or refresh
+ * the undo mirrors after its undo array or frozen flag changed. Under the shard
+ * write lock, or every shard's read lock with the snapshot mutex (a take).
+ * Relaxed atomic stores: store_put_hinted reads the three without the lock,
+ * only to compute addresses to prefetch (store.c). */
+static inline void shard_snap_set(struct shard *sh, struct snap_shard *ss)
+{
+    bool records = ss != NULL && !ss->frozen && ss->undo.recs != NULL;
+    __atomic_store_n(&sh->snap, ss, __ATOMIC_RELAXED);
+    __atomic_store_n(&sh->undo_recs, records ? ss->undo.recs : NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&sh->undo_mask, records ? ss->undo.mask : 0, __ATOMIC_RELAXED);
+}
+
+/* The home record of index1 (slot index + 1) in an undo array of mask + 1
+ * records: Fibonacci hashing, the top bits of the product, as many as the
+ * array needs, so that a delete's runs of neighbouring slots spread. */
+static inline uint64_t undo_home(uint64_t mask, uint64_t index1)
+{
+    unsigned bits = (unsigned)__builtin_popcountll(mask);
+    return bits == 0 ? 0 : (index1 * 0x9E3779B97F4A7C15ull) >> (64u - bits);
 }
 
 /* ---- Locks ---------------------------------------------------------------------- */
@@ -330,7 +374,7 @@ static inline void shard_write_unlock(struct shard *sh)
 /* ---- Entries and hashing ------------------------------------------------------------ */
 
 /* The record of slot `index` in m, or NULL (store_snapshot.c). */
-struct undo_rec *undo_find(const struct undo_map *m, uint64_t index);
+const struct undo_rec *undo_find(const struct undo_map *m, uint64_t index);
 
 static inline const uint8_t *entry_key(const struct entry *e)
 {

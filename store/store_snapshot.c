@@ -11,7 +11,7 @@
  * What a write records, for the newest live snapshot only (the shard's snap),
  * O(1) per write:
  *   - the value of each slot before its first change since that snapshot (an
- *     undo map from slot index to the old slot);
+ *     undo map from slot index to the entry the slot held);
  *   - the shard's LtHash accumulator before its first change;
  *   - the entry it supersedes, when its gen <= that snapshot's id: some live
  *     snapshot may see it, so it joins that snapshot's retired blocks, as an
@@ -25,14 +25,16 @@
  * own for later changes: any slot that changed after the next newer one was
  * taken is recorded there.
  *
- * Release, in any order, O(shards + what it recorded): its records move to the
- * next older live snapshot, which reads through it, except where that one has
- * its own (older) record or a frozen layout; a frozen array and dropped tables
- * move likewise; its retired entries move there when that snapshot can see them
- * (gen <= its id, read from the pair) and are freed otherwise, whole blocks
- * relinked, so a release allocates nothing and reads no entry. The oldest
- * snapshot's records and retired entries are freed: nothing newer can see what
- * was superseded before it was taken.
+ * Release, in any order, O(shards + what it and its older neighbour recorded):
+ * its records move to the next older live snapshot, which reads through it,
+ * except where that one has its own (older) record or a frozen layout; the
+ * larger of the two undo arrays receives them, and has room (store_internal.h);
+ * a frozen array and dropped tables move likewise; its retired entries move
+ * there when that snapshot can see them (gen <= its id, read from the pair) and
+ * are freed otherwise, whole blocks relinked, so a release allocates nothing and
+ * reads no entry. The oldest snapshot's records and retired entries are freed
+ * (its undo array in one free): nothing newer can see what was superseded
+ * before it was taken.
  *
  * Locks. A store-wide mutex serialises take, release, swap, destroy and reading
  * a snapshot. The shard locks protect what writers change: the live table and
@@ -49,7 +51,8 @@
 #include "common/assert.h"
 #include "store/store_internal.h"
 
-#define UNDO_BUCKETS_MIN 8u
+/* The smallest array of an undo map: 16 records, four cache lines. */
+#define UNDO_RECORDS_MIN 16u
 
 static pthread_mutex_t store_snap_mutex = PTHREAD_MUTEX_INITIALIZER;
 
@@ -65,137 +68,102 @@ void store_snap_mutex_unlock(void)
     BFTKV_ASSERT(rc == 0);
 }
 
-/* ---- Undo maps: slot index -> slot value when the snapshot was taken ---------------- */
+/* ---- Undo maps: slot index -> the entry it held when the snapshot was taken ---------- */
 
-static uint64_t undo_bucket(const struct undo_map *m, uint64_t index)
+/* The record of index1 in m (which has an array), or the empty one where it
+ * would go. The capacity rule (store_internal.h) leaves an empty record. */
+static struct undo_rec *undo_probe(const struct undo_map *m, uint64_t index1)
 {
-    return (index * 0x9E3779B97F4A7C15ull >> 17) & m->mask;
-}
-
-struct undo_rec *undo_find(const struct undo_map *m, uint64_t index)
-{
-    if (m->buckets == NULL) {
-        return NULL;
-    }
-    for (struct undo_rec *r = m->buckets[undo_bucket(m, index)]; r != NULL; r = r->next) {
-        if (r->index == index) {
+    uint64_t j = undo_home(m->mask, index1);
+    for (;;) {
+        struct undo_rec *r = &m->recs[j];
+        if (r->index1 == index1 || r->index1 == 0) {
             return r;
         }
+        j = (j + 1) & m->mask;
     }
-    return NULL;
 }
 
-/* Link r in; the map must have buckets and no record of r->index. */
-static void undo_link(struct undo_map *m, struct undo_rec *r)
+const struct undo_rec *undo_find(const struct undo_map *m, uint64_t index)
 {
-    struct undo_rec **b = &m->buckets[undo_bucket(m, r->index)];
-    r->next = *b;
-    *b = r;
-    m->count++;
+    if (m->recs == NULL) {
+        return NULL;
+    }
+    const struct undo_rec *r = undo_probe(m, index + 1);
+    return r->index1 != 0 ? r : NULL;
 }
 
-/* Buckets for at least `want` records at load 1 (record nodes are allocated one
- * by one in snap_save_slot, from the stash snap_reserve fills). */
-static int undo_grow(struct undo_map *m, uint64_t want)
+/* Put (index1, e) into m, which has room: a new record, or, when m has one for
+ * that slot, its entry replaced if `replace` (the incoming record is older). */
+static void undo_put(struct undo_map *m, uint64_t index1, struct entry *e, bool replace)
 {
-    uint64_t n = m->buckets != NULL ? m->mask + 1 : 0;
-    if (want <= n) {
-        return 0;
+    struct undo_rec *r = undo_probe(m, index1);
+    if (r->index1 == 0) {
+        r->index1 = index1;
+        r->e = e;
+        m->count++;
+        BFTKV_ASSERT(m->count * 2u <= m->mask + 1);
+    } else if (replace) {
+        r->e = e;
     }
-    uint64_t cap = n != 0 ? n : UNDO_BUCKETS_MIN;
-    while (cap < want) {
-        cap *= 2;
-    }
-    struct undo_rec **b = store_calloc(cap, sizeof *b);
-    if (b == NULL) {
+}
+
+/* A new array of `cap` records (a power of two) with m's records in it. 0 or
+ * BFTKV_E_NOMEM, and then m is unchanged. */
+static int undo_resize(struct undo_map *m, uint64_t cap)
+{
+    struct undo_rec *recs = store_calloc(cap, sizeof *recs);
+    if (recs == NULL) {
         return BFTKV_E_NOMEM;
     }
-    struct undo_map grown = {.buckets = b, .mask = cap - 1, .count = 0};
-    for (uint64_t i = 0; i < n; i++) {
-        struct undo_rec *r = m->buckets[i];
-        while (r != NULL) {
-            struct undo_rec *next = r->next;
-            undo_link(&grown, r);
-            r = next;
+    struct undo_map grown = {.recs = recs, .mask = cap - 1, .count = 0};
+    for (uint64_t j = 0; m->recs != NULL && j <= m->mask; j++) {
+        if (m->recs[j].index1 != 0) {
+            undo_put(&grown, m->recs[j].index1, m->recs[j].e, false);
         }
     }
     BFTKV_ASSERT(grown.count == m->count);
-    free(m->buckets);
+    free(m->recs);
     *m = grown;
     return 0;
 }
 
 static void undo_free(struct undo_map *m)
 {
-    if (m->buckets != NULL) {
-        for (uint64_t i = 0; i <= m->mask; i++) {
-            struct undo_rec *r = m->buckets[i];
-            while (r != NULL) {
-                struct undo_rec *next = r->next;
-                free(r);
-                r = next;
-            }
-        }
-    }
-    free(m->buckets);
+    free(m->recs); /* the records hold no memory of their own */
     *m = (struct undo_map){NULL, 0, 0};
 }
 
-/* Move src's records into dst, where dst has none for that slot (dst's own
- * record is older, so it wins); src ends empty. No allocation: the larger bucket
- * array receives the records, so the load stays within the sum of both. */
+/* Move src's records into dst where dst has none for that slot (dst's own
+ * record is older, so it wins); src ends empty. The larger array receives the
+ * records and the other is freed: no allocation. It has room for both, since an
+ * array holds at least twice the records of its snapshot and of all older ones
+ * (store_internal.h), and src's snapshot is the next newer of dst's. O(the
+ * smaller array). */
 static void undo_merge_into(struct undo_map *dst, struct undo_map *src)
 {
-    if (src->buckets == NULL) {
+    if (src->recs == NULL) {
         return;
     }
-    if (dst->buckets == NULL || src->mask > dst->mask) {
-        struct undo_map tmp = *dst;
+    if (dst->recs == NULL) {
         *dst = *src;
-        *src = tmp;
-        /* dst now holds the newer records: the older ones of src override them. */
-        if (src->buckets == NULL) {
-            return;
-        }
-        for (uint64_t i = 0; i <= src->mask; i++) {
-            struct undo_rec *r = src->buckets[i];
-            while (r != NULL) {
-                struct undo_rec *next = r->next;
-                struct undo_rec *have = undo_find(dst, r->index);
-                if (have != NULL) {
-                    have->old = r->old;
-                    free(r);
-                } else {
-                    undo_link(dst, r);
-                }
-                r = next;
-            }
-        }
-    } else {
-        for (uint64_t i = 0; i <= src->mask; i++) {
-            struct undo_rec *r = src->buckets[i];
-            while (r != NULL) {
-                struct undo_rec *next = r->next;
-                if (undo_find(dst, r->index) != NULL) {
-                    free(r);
-                } else {
-                    undo_link(dst, r);
-                }
-                r = next;
-            }
+        *src = (struct undo_map){NULL, 0, 0};
+        return;
+    }
+    struct undo_map *into = src->mask > dst->mask ? src : dst;
+    struct undo_map *from = into == src ? dst : src;
+    bool replace = from == dst; /* dst's records are the older ones */
+    for (uint64_t j = 0; j <= from->mask; j++) {
+        if (from->recs[j].index1 != 0) {
+            undo_put(into, from->recs[j].index1, from->recs[j].e, replace);
         }
     }
-    free(src->buckets);
+    free(from->recs);
+    *dst = *into;
     *src = (struct undo_map){NULL, 0, 0};
 }
 
 /* ---- What a write records (store_internal.h), under the shard write lock ------------- */
-
-/* Record nodes allocated ahead by snap_reserve for the change that follows, so
- * that snap_save_slot cannot fail. One writer per shard lock; a thread holds
- * one shard write lock at a time, so the stash is per thread. */
-static _Thread_local struct undo_rec *undo_stash;
-static _Thread_local uint64_t undo_stash_count;
 
 static bool snap_records(const struct shard *sh)
 {
@@ -215,7 +183,7 @@ int snap_reserve(struct shard *sh, uint64_t slots)
         }
         ss->acc = ss->acc_mem;
     }
-    if (ss->retired == NULL || ss->retired->n == STORE_RETIRED_BLOCK) {
+    if (ss->retired_room == 0) { /* the mirror: the block's header stays unread */
         struct retired_block *b = store_malloc(sizeof *b);
         if (b == NULL) {
             return BFTKV_E_NOMEM;
@@ -223,32 +191,24 @@ int snap_reserve(struct shard *sh, uint64_t slots)
         b->n = 0;
         b->next = ss->retired;
         ss->retired = b;
+        ss->retired_room = STORE_RETIRED_BLOCK;
     }
     if (ss->frozen) {
         return 0;
     }
-    int rc = undo_grow(&ss->undo, ss->undo.count + slots);
-    while (rc == 0 && undo_stash_count < slots) {
-        struct undo_rec *r = store_malloc(sizeof *r);
-        if (r == NULL) {
-            rc = BFTKV_E_NOMEM;
-            break;
-        }
-        r->next = undo_stash;
-        undo_stash = r;
-        undo_stash_count++;
+    /* The capacity rule of store_internal.h, with the records to come. */
+    uint64_t want = 2u * (ss->undo_older + ss->undo.count + slots);
+    uint64_t cap = ss->undo.recs != NULL ? ss->undo.mask + 1 : 0;
+    if (want <= cap) {
+        return 0;
     }
+    cap = cap != 0 ? cap : UNDO_RECORDS_MIN;
+    while (cap < want) {
+        cap *= 2;
+    }
+    int rc = undo_resize(&ss->undo, cap);
+    shard_snap_set(sh, ss); /* the mirrors follow the new array */
     return rc;
-}
-
-void snap_reserve_end(void)
-{
-    while (undo_stash != NULL) {
-        struct undo_rec *next = undo_stash->next;
-        free(undo_stash);
-        undo_stash = next;
-    }
-    undo_stash_count = 0;
 }
 
 void snap_save_slot(struct shard *sh, uint64_t i)
@@ -257,16 +217,16 @@ void snap_save_slot(struct shard *sh, uint64_t i)
         return;
     }
     struct snap_shard *ss = sh->snap;
-    if (undo_find(&ss->undo, i) != NULL) {
+    BFTKV_ASSERT(ss->undo.recs != NULL); /* snap_reserve made room */
+    struct undo_rec *r = undo_probe(&ss->undo, i + 1);
+    if (r->index1 != 0) {
         return; /* changed before since this snapshot: the record has its value */
     }
-    struct undo_rec *r = undo_stash;
-    BFTKV_ASSERT(r != NULL); /* snap_reserve counted this change */
-    undo_stash = r->next;
-    undo_stash_count--;
-    r->index = i;
-    r->old = sh->slots[i];
-    undo_link(&ss->undo, r);
+    r->index1 = i + 1;
+    r->e = sh->slots[i].e;
+    ss->undo.count++;
+    /* snap_reserve counted this change */
+    BFTKV_ASSERT(2u * (ss->undo_older + ss->undo.count) <= ss->undo.mask + 1);
 }
 
 void snap_save_acc(struct shard *sh)
@@ -292,8 +252,10 @@ bool snap_retire(struct shard *sh, struct entry *e)
     }
     struct retired_block *b = ss->retired;
     BFTKV_ASSERT(b != NULL);
-    BFTKV_ASSERT(b->n < STORE_RETIRED_BLOCK); /* snap_reserve made room */
-    b->r[b->n++] = (struct retired){e, e->gen};
+    BFTKV_ASSERT(ss->retired_room > 0); /* snap_reserve made room */
+    uint64_t k = STORE_RETIRED_BLOCK - ss->retired_room--;
+    b->r[k] = (struct retired){e, e->gen};
+    b->n = k + 1; /* stores only: the header's line is not waited for */
     return true;
 }
 
@@ -329,6 +291,7 @@ bool snap_drop_table(struct shard *sh, struct table *t)
         ss->base = t->slots;
         ss->base_cap = t->mask + 1;
         ss->base_owned = false;
+        shard_snap_set(sh, ss); /* it records no more */
     }
     t->dropped_next = ss->dropped;
     ss->dropped = t;
@@ -345,26 +308,30 @@ bool snap_freeze(struct shard *sh, struct slot *slots, uint64_t cap)
     ss->base = slots;
     ss->base_cap = cap;
     ss->base_owned = true;
+    shard_snap_set(sh, ss); /* it records no more */
     return true;
 }
 
 /* ---- Taking and releasing --------------------------------------------------------------- */
 
-/* A shard's part of a new snapshot: its epoch and the shard's size when taken;
- * nothing recorded, frozen or kept yet. */
+/* A shard's part of a new snapshot: its epoch and the shard's size when taken,
+ * and the records of the older live snapshots (sh->snap, the newest of them,
+ * and its own older ones); nothing recorded, frozen or kept yet. */
 static void snap_shard_init(struct snap_shard *ss, uint64_t id, const struct shard *sh)
 {
+    const struct snap_shard *prev = sh->snap;
     *ss = (struct snap_shard){
         .id = id,
         .count = sh->table != NULL ? sh->table->count : 0,
         .cap = sh->table != NULL ? sh->table->mask + 1 : 0,
+        .undo_older = prev != NULL ? prev->undo_older + prev->undo.count : 0,
     };
 }
 
 int store_snapshot_take(struct store *s, struct store_snapshot **out)
 {
     size_t bytes = sizeof(struct store_snapshot) + (size_t)s->nshards * sizeof(struct snap_shard);
-    struct store_snapshot *snap = store_malloc(bytes);
+    struct store_snapshot *snap = store_aligned_alloc(bytes); /* sh[] in whole cache lines */
     if (snap == NULL) {
         return BFTKV_E_NOMEM;
     }
@@ -383,7 +350,7 @@ int store_snapshot_take(struct store *s, struct store_snapshot **out)
     for (uint32_t i = 0; i < s->nshards; i++) {
         struct shard *sh = &s->shards[i];
         snap_shard_init(&snap->sh[i], snap->id, sh);
-        sh->snap = &snap->sh[i];
+        shard_snap_set(sh, &snap->sh[i]);
     }
     s->epoch++;
     for (uint32_t i = 0; i < s->nshards; i++) {
@@ -422,6 +389,7 @@ static void retired_filter(struct retired_block *b, uint64_t id)
 static void snap_shard_pass_on(struct snap_shard *ss, struct snap_shard *ps)
 {
     uint64_t id = ps != NULL ? ps->id : 0;
+    ss->retired_room = 0;
     while (ss->retired != NULL) {
         struct retired_block *b = ss->retired;
         ss->retired = b->next;
@@ -431,6 +399,7 @@ static void snap_shard_pass_on(struct snap_shard *ss, struct snap_shard *ps)
         } else if (ps->retired == NULL) {
             b->next = NULL;
             ps->retired = b;
+            ps->retired_room = STORE_RETIRED_BLOCK - b->n;
         } else {
             b->next = ps->retired->next; /* behind the block ps fills */
             ps->retired->next = b;
@@ -488,10 +457,24 @@ void store_snapshot_release(struct store_snapshot *snap)
     struct store_snapshot *older = snap->older;
     for (uint32_t i = 0; i < snap->nshards; i++) {
         struct shard *sh = &s->shards[i];
+        if (snap->newer != NULL && i + 1 < snap->nshards && snap->sh[i + 1].retired != NULL) {
+            /* The next shard's first retired block, cold since its snapshot was
+             * the newest: asked for now, read after this shard. Only a newest
+             * snapshot's part changes under a writer's lock, so this read races
+             * with none. */
+            __builtin_prefetch(snap->sh[i + 1].retired);
+            __builtin_prefetch((const char *)snap->sh[i + 1].retired + STORE_CACHE_LINE);
+        }
         shard_write_lock(sh);
         snap_shard_pass_on(&snap->sh[i], older != NULL ? &older->sh[i] : NULL);
-        if (sh->snap == &snap->sh[i]) {
-            sh->snap = older != NULL ? &older->sh[i] : NULL;
+        /* The newest may have changed, or received the records of snap. */
+        shard_snap_set(sh, sh->snap == &snap->sh[i] ? (older != NULL ? &older->sh[i] : NULL) : sh->snap);
+        /* The newer snapshots' count of the records older than theirs: snap's
+         * are gone, and its older neighbour now holds at most those of both. */
+        uint64_t below = older != NULL ? older->sh[i].undo_older + older->sh[i].undo.count : 0;
+        for (struct store_snapshot *p = snap->newer; p != NULL; p = p->newer) {
+            p->sh[i].undo_older = below;
+            below += p->sh[i].undo.count;
         }
         shard_write_unlock(sh);
     }

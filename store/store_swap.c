@@ -87,8 +87,8 @@ int store_swap(struct store *a, struct store *b)
         atomic_store_explicit(&sa->count, cb, memory_order_relaxed);
         atomic_store_explicit(&sb->count, ca, memory_order_relaxed);
         struct snap_shard *snap = sa->snap;
-        sa->snap = sb->snap;
-        sb->snap = snap;
+        shard_snap_set(sa, sb->snap);
+        shard_snap_set(sb, snap);
     }
     /* The snapshots read the tables they were taken of (docs/design.md §3.4), and
      * the entries in them carry generations of that store's epoch: the list of

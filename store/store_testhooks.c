@@ -56,30 +56,54 @@ static bool table_verify(const struct store *s, uint32_t shard, const struct tab
     return seen == t->count && t->count <= t->mask && lthash_equal(&acc, &t->acc);
 }
 
+/* An undo map (store_internal.h): its count, every record a slot of the layout
+ * (cap slots) reachable from its home without crossing an empty record, no slot
+ * twice, and an array of at least twice the records of its snapshot and the
+ * `older` ones of the older snapshots. */
+static bool undo_verify(const struct undo_map *m, uint64_t cap, uint64_t older)
+{
+    if (m->recs == NULL) {
+        return m->count == 0;
+    }
+    if (((m->mask + 1) & m->mask) != 0 || 2u * (m->count + older) > m->mask + 1) {
+        return false;
+    }
+    uint64_t n = 0;
+    for (uint64_t j = 0; j <= m->mask; j++) {
+        uint64_t index1 = m->recs[j].index1;
+        if (index1 == 0) {
+            continue;
+        }
+        if (index1 > cap || undo_find(m, index1 - 1) != &m->recs[j]) {
+            return false; /* outside the layout, unreachable, or shadowed by a twin */
+        }
+        n++;
+    }
+    return n == m->count;
+}
+
 /* What the live snapshots keep of shard i: every record within its layout, every
  * retired entry one it can see (gen <= its id, docs/design.md §3.4). */
 static bool snapshots_verify(const struct store *s, uint32_t i, struct store_test_stats *stats)
 {
+    uint64_t older = 0; /* records of the snapshots older than p */
     for (const struct store_snapshot *p = s->oldest; p != NULL; p = p->newer) {
         const struct snap_shard *ss = &p->sh[i];
         if (ss->id != p->id || ss->id >= s->epoch || (p->newer != NULL && p->newer->id <= p->id)) {
             return false;
         }
-        if (ss->undo.buckets != NULL) {
-            uint64_t n = 0;
-            for (uint64_t b = 0; b <= ss->undo.mask; b++) {
-                for (const struct undo_rec *r = ss->undo.buckets[b]; r != NULL; r = r->next) {
-                    if (r->index >= ss->cap) {
-                        return false;
-                    }
-                    n++;
-                }
-            }
-            if (n != ss->undo.count) {
-                return false;
-            }
+        if (!undo_verify(&ss->undo, ss->cap, older)) {
+            return false;
         }
+        /* The writers' rule for the newest, kept by every release for all. */
+        if (ss->undo_older != older) {
+            return false;
+        }
+        older += ss->undo.count;
         stats->undo_records += ss->undo.count;
+        if (ss->retired_room != (ss->retired != NULL ? STORE_RETIRED_BLOCK - ss->retired->n : 0)) {
+            return false; /* the mirror of the first block's fill */
+        }
         for (const struct retired_block *b = ss->retired; b != NULL; b = b->next) {
             for (uint64_t k = 0; k < b->n; k++) {
                 if (b->r[k].gen > ss->id || b->r[k].e->gen != b->r[k].gen) {
@@ -105,8 +129,13 @@ static bool snapshots_verify(const struct store *s, uint32_t i, struct store_tes
             stats->frozen_layouts++;
         }
     }
-    /* The writers record for the newest snapshot. */
-    return s->shards[i].snap == (s->newest != NULL ? &s->newest->sh[i] : NULL);
+    /* The writers record for the newest snapshot, and the mirrors show its
+     * undo array while it records. */
+    const struct shard *sh = &s->shards[i];
+    const struct snap_shard *ns = s->newest != NULL ? &s->newest->sh[i] : NULL;
+    bool records = ns != NULL && !ns->frozen && ns->undo.recs != NULL;
+    return sh->snap == ns && sh->undo_recs == (records ? ns->undo.recs : NULL) &&
+           sh->undo_mask == (records ? ns->undo.mask : 0);
 }
 
 int store_test_verify(struct store *s, struct store_test_stats *stats)

@@ -774,9 +774,13 @@ static void test_nomem_changes_nothing(void **state)
     assert_int_equal(store_snapshot_take(s, &snap), 0);
     store_test_fail_alloc_after(0);
     assert_int_equal(store_del(s, "a", 1), BFTKV_E_NOMEM);
-    store_test_fail_alloc_after(1); /* entry ok, the undo map's buckets fail */
+    /* Room made before a failure stays with the snapshot: each put below gets
+     * one step further, to the undo map's array. */
+    store_test_fail_alloc_after(1); /* entry ok, the accumulator's room fails */
     assert_int_equal(store_put(s, "b", 1, "two", 3), BFTKV_E_NOMEM);
-    store_test_fail_alloc_after(2); /* entry and buckets ok, the slot's record fails */
+    store_test_fail_alloc_after(2); /* entry and accumulator ok, the retired block fails */
+    assert_int_equal(store_put(s, "b", 1, "two", 3), BFTKV_E_NOMEM);
+    store_test_fail_alloc_after(2); /* entry and retired block ok, the undo map's array fails */
     assert_int_equal(store_put(s, "b", 1, "two", 3), BFTKV_E_NOMEM);
     store_test_fail_alloc_after(-1);
     assert_int_equal(store_count(s), 3);

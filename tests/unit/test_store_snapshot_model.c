@@ -366,16 +366,20 @@ static void test_write_after_snapshot_is_o1(void **state)
     store_test_allocs_get(&before);
     assert_int_equal(store_put(s, "cost-7", 6, "new", 3), 0);
     uint64_t calls = allocs_since(&before, &bytes);
-    /* The entry, room for the 2 KiB accumulator, the undo map's first buckets,
-     * one record and a block for superseded entries; the table is 32K slots of 16
-     * bytes (512 KiB). */
-    assert_true(calls <= 5);
+    /* The entry, room for the 2 KiB accumulator, the undo map's first array (16
+     * records of 16 bytes) and a block for superseded entries; the table is 32K
+     * slots of 16 bytes (512 KiB). */
+    assert_true(calls <= 4);
     assert_true(bytes < 4096u);
 
+    /* A delete records every slot its backward shift writes: the undo array
+     * may double a few times for a long run (the hash key, and so the run, is
+     * random per store; under 4 KiB up to 63 writes), still nothing like the
+     * table. */
     store_test_allocs_get(&before);
     assert_int_equal(store_del(s, "cost-8", 6), 0);
     calls = allocs_since(&before, &bytes);
-    assert_true(bytes < 1024u);
+    assert_true(bytes < 4096u);
 
     store_test_allocs_get(&before);
     assert_int_equal(store_put(s, "cost-new", 8, "x", 1), 0);
