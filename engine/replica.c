@@ -93,6 +93,8 @@ void replica_slot_release(struct pbft_replica *r, struct replica_slot *s)
 bool replica_slot_digest_next(const struct replica_slot *s, uint32_t *off, const uint8_t **digest)
 {
     struct wire_batch_entry e;
+    if (s->pp_msg.u.batch.named == 0)
+        return false;
     while (wire_batch_next(&s->pp_msg, off, &e)) {
         if (e.kind == WIRE_ENTRY_DIGEST) {
             *digest = e.request_digest;

@@ -374,6 +374,8 @@ struct wire_msg {
         struct {
             const uint8_t *digest;  /* PRE-PREPARE, PREPARE, COMMIT: D; CHECKPOINT: state */
             uint16_t count;         /* PRE-PREPARE: entries */
+            uint16_t named;         /* PRE-PREPARE: of those, DIGEST entries (large
+                                       requests named by digest) */
             const uint8_t *entries; /* PRE-PREPARE: the entries region */
             uint32_t entries_len;
         } batch;

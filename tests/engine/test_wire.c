@@ -129,6 +129,10 @@ static void test_preprepare_roundtrip(void **state)
     assert_int_equal(m.h.view, 5);
     assert_int_equal(m.h.seq, 42);
     assert_int_equal(m.u.batch.count, 3);
+    assert_int_equal(m.u.batch.named, 1); /* one DIGEST entry, two INLINE */
+    struct wire_msg v;
+    wire_preprepare_view(&v, g_buf, n);
+    assert_int_equal(v.u.batch.named, 1);
     uint8_t d[32];
     wire_digest(d, m.u.batch.entries, m.u.batch.entries_len);
     assert_memory_equal(d, m.u.batch.digest, 32);
