@@ -99,6 +99,8 @@ int main(int argc, char **argv)
            commits / secs, (double)commits * records / secs, (double)st.bytes / secs / 1e6,
            (double)lat[commits / 2] / 1e3, (double)lat[commits * 99 / 100] / 1e3, (double)lat[commits - 1] / 1e3);
     wal_close(w);
+    free(rec);
+    free(lat);
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : 1;
