@@ -4,9 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bftkv/limits.h"
 #include "engine/wire_le.h"
 
+/* Per seq, the latest record; a replica votes only inside its log window, so a
+ * table over twice the largest window never confuses two live seqs. */
 #define DISK_SEQS 4096u
+_Static_assert(DISK_SEQS >= 2u * BFTKV_LOG_WINDOW_MAX, "the disk's seq table covers any log window");
 
 struct disk_seq {
     uint64_t seq, view1; /* view1 = view + 1; 0: none */
