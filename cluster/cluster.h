@@ -181,6 +181,18 @@ int bftkv_key_identity_load(const struct bftkv_config *cfg, enum bftkv_config_ro
 int bftkv_key_auth_init(const struct bftkv_config *cfg, enum bftkv_config_role role, uint16_t id,
                         const struct auth_keypair *kp, struct auth_ctx *a, char *err, size_t errlen);
 
+/* ---- Placement (cluster/placement.c; docs/design.md §6) ----------------------------
+ * A key's partition: a fixed public hash of the key mod partitions (a power of
+ * two). A partition's replica set: rf distinct nodes out of the m in nodes[]
+ * (distinct ids), written as indexes into nodes[] at out[p * rf ..], best first,
+ * for every p < partitions. Rendezvous hashing, or a ring of vnodes points per
+ * node. 0, BFTKV_E_INVAL (rf > m, partitions not a power of two, repeated ids)
+ * or BFTKV_E_NOMEM (the ring's points). */
+uint32_t cluster_key_partition(const void *key, size_t len, uint32_t partitions);
+int cluster_placement_rendezvous(const uint32_t *nodes, uint16_t m, uint32_t partitions, uint16_t rf, uint16_t *out);
+int cluster_placement_ring(const uint32_t *nodes, uint16_t m, uint32_t partitions, uint16_t rf, uint32_t vnodes,
+                           uint16_t *out);
+
 #ifdef __cplusplus
 }
 #endif
