@@ -125,10 +125,7 @@ static int16_t read_hinted(struct pbft_replica *r, const struct wire_request *rq
 
 static int16_t read_now(struct pbft_replica *r, const struct wire_request *rq, uint32_t *len)
 {
-    size_t vlen = 0;
-    int status = store_get(r->store, rq->key, rq->klen, r->value_buf, BFTKV_VALUE_MAX, &vlen);
-    *len = status == 0 ? (uint32_t)vlen : 0;
-    return (int16_t)status;
+    return read_hinted(r, rq, NULL, len);
 }
 
 /* ---- Retransmissions ------------------------------------------------------------- */

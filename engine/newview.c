@@ -627,9 +627,7 @@ static bool propose_chosen(struct pbft_replica *r, struct replica_slot *s, const
     s->has_digest = true;
     s->has_pp = true;
     s->nv_need = false;
-    /* Persist, then send, as batch_cut does. */
-    if (r->cfg.n > 1 && replica_persist_preprepare(r, s, out))
-        pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
+    replica_preprepare_send_own(r, s, len, out);
     replica_prepare_recount(r, s);
     replica_commit_recount(r, s);
     replica_prepare_check(r, s, out);

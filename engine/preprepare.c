@@ -92,11 +92,7 @@ static void batch_cut(struct pbft_replica *r, struct pbft_out *out)
     s->has_pp = true;
     s->pool_refs = true; /* the pending queue's references moved to the batch */
     r->stats.batches_proposed++;
-    /* Persist, then send: the batch before its PRE-PREPARE. Without room for
-     * the records (large requests stored in pieces are copied) it is not sent
-     * now: the retransmission records and sends it (catchup.c). */
-    if (r->cfg.n > 1 && replica_persist_preprepare(r, s, out))
-        pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len);
+    replica_preprepare_send_own(r, s, len, out);
 
     /* Only a faulty backup can have sent votes before our PRE-PREPARE; count
      * them against D like any others. */
@@ -124,6 +120,23 @@ static bool batch_worth_proposing(const struct pbft_replica *r, uint64_t in_flig
     uint32_t w = r->cfg.window;
     return r->pend_count >= (r->cfg.batch_max_requests + w - 1u) / w || r->pend_inline_bytes >= r->cfg.batch_max_bytes / w
            || r->pool_pend_chunks >= r->pool_batch_chunks / w;
+}
+
+void replica_preprepare_send_own(struct pbft_replica *r, struct replica_slot *s, size_t len, struct pbft_out *out)
+{
+    BFTKV_ASSERT(s->pp_len == len);
+    if (r->cfg.n == 1)
+        return;
+    /* Persist, then send: the batch before its PRE-PREPARE. Without room for
+     * the records it is not sent now: the retransmission records and sends it
+     * (catchup.c). */
+    size_t tail = out->used;
+    if (!replica_persist_preprepare(r, s, out))
+        return;
+    if (out->used == tail)
+        pbft_out_commit(out, PBFT_DEST_ALL_REPLICAS, 0, len); /* still where it was encoded */
+    else if (!pbft_out_copy(out, PBFT_DEST_ALL_REPLICAS, 0, s->pp, s->pp_len))
+        r->stats.dropped_full++; /* copied records took the tail it was encoded in */
 }
 
 void replica_preprepare_batch_try(struct pbft_replica *r, struct pbft_out *out)

@@ -494,6 +494,10 @@ void replica_request_fetch_serve(struct pbft_replica *r, const struct wire_msg *
 
 /* ---- preprepare.c (TOCS 2002 §4.2) --------------------------------------------- */
 void replica_preprepare_batch_try(struct pbft_replica *r, struct pbft_out *out);
+/* Send the PRE-PREPARE of len bytes just encoded at the outbox tail and copied
+ * into s->pp, after its records (a durable replica): committed in place, or
+ * copied from s->pp when copied records took the tail. */
+void replica_preprepare_send_own(struct pbft_replica *r, struct replica_slot *s, size_t len, struct pbft_out *out);
 void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 void replica_preprepare_stalled_retry(struct pbft_replica *r, struct pbft_out *out);
 /* On entering a view by its NEW-VIEW: accept the PRE-PREPAREs of that view that

@@ -108,7 +108,7 @@ static const char *message_check(const struct persist_disk *d, uint16_t who, con
 {
     struct wire_msg m;
     if (!decode(lim, bytes, len, &m))
-        return NULL; /* not ours to judge: the receivers drop it */
+        return "a message that does not decode (an outbox entry over the wrong bytes)";
     *view = m.h.view;
     *seq = m.h.seq;
     if (m.h.type == WIRE_REPLY) {

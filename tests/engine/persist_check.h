@@ -9,6 +9,8 @@
  *   its NEW-VIEW(v)                                a NEW_VIEW record of v
  *   replies                                        last_executed covered by a
  *                                                  COMMITTED or CHECKPOINT record
+ *   any message                                    decodes (an entry whose bytes a
+ *                                                  record's copy overwrote does not)
  *
  * Used by the replica harness (tests/engine) and the simulator (tests/sim). A disk
  * outlives its replica's crash: it is the disk.
