@@ -331,6 +331,42 @@ uint64_t pbft_replica_viewchange_timeout_ns(const struct pbft_replica *r);
 int pbft_replica_state_chunk(const struct pbft_replica *r, uint64_t seq, const struct wire_state_pos *pos,
                              uint8_t *data, struct wire_state *st);
 
+/* ---- Recovery of a durable replica (engine/recover.c; docs/design.md §9) ----------
+ *
+ * A durable replica that restarts with its records is rebuilt from them, and is
+ * then a replica that holds state (it never forgot what it voted): create it
+ * with the config it had (cfg.durable set, cfg.restarted false) and an empty
+ * store; before its first step, hand it every record it listed, in the order
+ * they were made durable (pbft_replica_recover_record); then call
+ * pbft_replica_recover_done once, and persist and send its outbox as after any
+ * step. The replay executes every batch its records show committed, from
+ * genesis, makes stable the checkpoints they prove, and rebuilds what it
+ * prepared and pre-prepared in every view; done then moves it to the view
+ * after the highest it took part in, with a VIEW-CHANGE that reports all of it
+ * (TOCS 2002 §4.5): it never resumes a view in which it may have voted.
+ *
+ * A record that does not decode, a checkpoint proof without q valid matching
+ * signatures, or one that disagrees with the state the replay computed, is
+ * BFTKV_E_CORRUPT: the caller must stop and say so (the replica's disk is not
+ * what it wrote; wiping its data directory makes it rejoin empty, cfg.restarted).
+ * scratch is an outbox the replay uses for the messages re-execution makes and
+ * resets itself; nothing in it is to be sent. */
+int pbft_replica_recover_record(struct pbft_replica *r, uint16_t kind, const uint8_t *rec, size_t len,
+                                struct pbft_out *scratch);
+/* What the replay rebuilt (0 before done): */
+struct pbft_recovery_stats {
+    uint64_t records;           /* records handed in */
+    uint64_t executed;          /* batches executed again */
+    uint64_t checkpoints;       /* stable checkpoints proven by their records */
+    uint64_t highest_view;      /* the highest view it took part in */
+    uint64_t prepared;          /* seqs above the stable checkpoint it reports prepared */
+    uint64_t gap_seq;           /* a stable checkpoint above what it could execute (it
+                                   got that state by state transfer): fetched again
+                                   from its peers; 0: none */
+};
+void pbft_replica_recover_done(struct pbft_replica *r, uint64_t now_ns, struct pbft_out *out);
+const struct pbft_recovery_stats *pbft_replica_recovery_stats(const struct pbft_replica *r);
+
 /* For the simulator's checkers: called after each executed batch. */
 typedef void (*pbft_exec_hook)(void *arg, uint16_t replica, uint64_t seq, const uint8_t batch_digest[32]);
 typedef void (*pbft_checkpoint_hook)(void *arg, uint16_t replica, uint64_t seq, const uint8_t state_digest[32]);
