@@ -149,6 +149,22 @@ void replica_checkpoint_adopt(struct pbft_replica *r, uint64_t seq, const uint8_
     ckpt_make_stable(r, c);
 }
 
+void replica_checkpoint_stable_by_view(struct pbft_replica *r, struct replica_ckpt *c)
+{
+    BFTKV_ASSERT(c->own_taken);
+    BFTKV_ASSERT(c->seq > r->low);
+    BFTKV_ASSERT(c->seq <= r->last_executed);
+    c->stable = true;
+    r->low = c->seq;
+    r->stats.checkpoints_stable++;
+    r->stats.low_watermark = r->low;
+    for (uint32_t i = 0; i < r->ckpt_count; i++) {
+        if (r->ckpts[i].seq < r->low)
+            r->ckpts[i].seq = 0;
+    }
+    replica_statetransfer_snapshots_release_below(r, r->low);
+}
+
 static bool ignore_checkpoint(struct pbft_replica *r, const struct wire_msg *m)
 {
     uint64_t seq = m->h.seq;

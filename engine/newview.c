@@ -267,15 +267,7 @@ static void checkpoint_adopt(struct pbft_replica *r, uint64_t h, const uint8_t *
         r->stats.newview_conflicts++; /* we executed another state: not ours to fix */
         return;
     }
-    c->stable = true;
-    r->low = h;
-    r->stats.checkpoints_stable++;
-    r->stats.low_watermark = h;
-    for (uint32_t i = 0; i < r->ckpt_count; i++) {
-        if (r->ckpts[i].seq < h)
-            r->ckpts[i].seq = 0;
-    }
-    replica_statetransfer_snapshots_release_below(r, h);
+    replica_checkpoint_stable_by_view(r, c);
 }
 
 /* ---- Entering the new view ----------------------------------------------------------- */

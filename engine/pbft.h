@@ -120,6 +120,8 @@ enum pbft_bug {
     PBFT_BUG_RESTART_SURE = 1u << 7,         /* a restarted replica is never unsure: it votes at
                                                 once, as if it held the group's state */
     PBFT_BUG_PERSIST_SKIP = 1u << 8,         /* durable: COMMIT sent without its PREPARED record */
+    PBFT_BUG_RECOVER_FORGET_P = 1u << 9,     /* recovery skips the PREPARED records: its
+                                                VIEW-CHANGE reports no P set */
 };
 
 /* ---- Replica ---------------------------------------------------------------- */

@@ -12,8 +12,10 @@
  *   VIEW_CHANGE  its own VIEW-CHANGE (the message): before it is sent
  *   NEW_VIEW     the NEW-VIEW it sent or accepted (the message): before any
  *                message of that view
- *   CHECKPOINT   a stable checkpoint: the n-slot array of signed CHECKPOINTs
- *                (ckpt_msg_len bytes each, zero where none), q of which match
+ *   CHECKPOINT   a stable checkpoint: le64 seq | le64 senders (bit j: replica
+ *                j's CHECKPOINT is in) | n signed CHECKPOINTs of ckpt_msg_len
+ *                bytes each, zero where none, q of which match: before any
+ *                record of the window it opens (replica_persist_flush)
  *
  * Messages are recorded by reference (pbft_out_ref: the slot's, the pool's or the
  * view-change buffers stay unchanged until the next step); the two short records
@@ -28,6 +30,8 @@
 
 #define PERSIST_PREPARED_LEN (16u + BFTKV_DIGEST_SIZE)
 #define PERSIST_COMMITTED_LEN (8u + BFTKV_DIGEST_SIZE)
+
+#define PERSIST_CHECKPOINT_HEAD 16u
 
 /* One record, by reference or copied; false (nothing listed, counted) when the
  * outbox has no room for it. */
@@ -61,6 +65,8 @@ uint32_t replica_persist_msgs(const struct pbft_replica *r)
 
 bool replica_persist_flush(struct pbft_replica *r, struct pbft_out *out)
 {
+    if (!replica_persist_stable(r, out))
+        return false;
     if (!r->persist_nv_pending)
         return true;
     BFTKV_ASSERT(r->cfg.durable);
@@ -135,11 +141,15 @@ bool replica_persist_prepared(struct pbft_replica *r, struct replica_slot *s, st
     return true;
 }
 
-bool replica_persist_committed(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out)
+bool replica_persist_committed(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
 {
     if (!r->cfg.durable)
         return true;
     BFTKV_ASSERT(s->committed);
+    /* The batch itself first: a recovery executes it from its PRE-PREPARE record
+     * (one this replica did not vote for, unsure, has none yet). */
+    if (!replica_persist_preprepare(r, s, out))
+        return false;
     uint8_t rec[PERSIST_COMMITTED_LEN];
     le64_store(rec, s->seq);
     memcpy(rec + 8, s->digest, BFTKV_DIGEST_SIZE);
@@ -153,18 +163,37 @@ bool replica_persist_message(struct pbft_replica *r, enum pbft_persist kind, con
     return !r->cfg.durable || persist_ref(r, out, kind, msg, len);
 }
 
-void replica_persist_stable(struct pbft_replica *r, struct pbft_out *out)
+bool replica_persist_stable(struct pbft_replica *r, struct pbft_out *out)
 {
     if (!r->cfg.durable || r->persist_stable_seq == 0)
-        return;
+        return true;
     const struct replica_ckpt *c = NULL;
     for (uint32_t i = 0; i < r->ckpt_count; i++)
         if (r->ckpts[i].seq == r->persist_stable_seq && r->ckpts[i].stable)
             c = &r->ckpts[i];
     if (c == NULL) {
         r->persist_stable_seq = 0; /* a newer one replaced it: that one is listed */
-        return;
+        return true;
     }
-    if (persist_ref(r, out, PBFT_PERSIST_CHECKPOINT, c->msgs, (size_t)r->cfg.n * r->ckpt_msg_len))
-        r->persist_stable_seq = 0;
+    /* Copied: the ring slot's messages of senders not in bits are an older
+     * checkpoint's, which a recovery must not mistake for this one's. */
+    size_t len = PERSIST_CHECKPOINT_HEAD + (size_t)r->cfg.n * r->ckpt_msg_len, cap = 0;
+    if (!pbft_out_room(out, len, 1)) {
+        r->stats.dropped_full++;
+        return false;
+    }
+    uint8_t *p = pbft_out_tail(out, &cap);
+    BFTKV_ASSERT(cap >= len);
+    le64_store(p, c->seq);
+    le64_store(p + 8, c->bits);
+    for (uint16_t j = 0; j < r->cfg.n; j++) {
+        uint8_t *dst = p + PERSIST_CHECKPOINT_HEAD + (size_t)j * r->ckpt_msg_len;
+        if (c->bits & (1ull << j))
+            memcpy(dst, c->msgs + (size_t)j * r->ckpt_msg_len, r->ckpt_msg_len);
+        else
+            memset(dst, 0, r->ckpt_msg_len);
+    }
+    pbft_out_commit(out, PBFT_DEST_PERSIST, PBFT_PERSIST_CHECKPOINT, len);
+    r->persist_stable_seq = 0;
+    return true;
 }

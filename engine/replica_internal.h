@@ -133,6 +133,8 @@ struct replica_slot {
     uint64_t persisted_pp_view;       /* durable (persist.c): view + 1 of the PRE-PREPARE
                                          recorded for this seq, 0 = none */
     uint64_t persisted_prepared_view; /* ... and of the PREPARED record */
+    bool recover_commit;   /* recovery (recover.c): a COMMITTED record names this
+                              batch; executed in order, then cleared */
     struct replica_viewchange_pq viewchange_pe;
     struct replica_viewchange_pq viewchange_q[WIRE_VIEW_CHANGE_Q_PER_SEQ];
     uint8_t nv_digest[BFTKV_DIGEST_SIZE];
@@ -364,6 +366,11 @@ struct pbft_replica {
     bool persist_nv_pending;     /* durable: the NEW-VIEW (nv_buf) of this view is not yet recorded */
     uint64_t persisted_vc_view;  /* durable: view + 1 of its own VIEW-CHANGE last recorded */
     uint64_t persisted_nv_view;  /* durable: view + 1 of the NEW-VIEW last recorded */
+    /* Recovery from the records (recover.c): what it rebuilt, and whether it hit
+     * a state it could not execute to (then it rejoins unsure). */
+    struct pbft_recovery_stats recovery;
+    bool recovery_gap;
+    bool recovery_done;
     uint64_t watch_compact_at; /* stats.requests_executed before which a full FIFO is
                                   not compacted again (viewchange_timer.c) */
     uint64_t *watch_start_ns;  /* clients * lanes: 1 + since when its watch waits
@@ -455,6 +462,9 @@ const uint8_t *replica_request_pending_bytes(const struct pbft_replica *r, const
 /* Pool: allocation (pbft_replica_create / destroy). */
 bool replica_request_pool_create(struct pbft_replica *r);
 void replica_request_pool_destroy(struct pbft_replica *r);
+/* A large request a durable replica's record holds (recover.c): stored unpinned
+ * unless the pool has it; its entry, or UINT32_MAX when there is no room. */
+uint32_t replica_request_pool_restore(struct pbft_replica *r, const struct wire_msg *m);
 /* Find by request digest (UINT32_MAX when absent). */
 uint32_t replica_request_pool_find(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE]);
 /* The live entry after idx in index order (UINT32_MAX: none); start with UINT32_MAX. */
@@ -555,6 +565,10 @@ void replica_checkpoint_receive(struct pbft_replica *r, const struct wire_msg *m
  * fetched checkpoint makes it stable with its proof (bits: senders in proof). */
 void replica_checkpoint_adopt(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE],
                               const uint8_t *proof, uint64_t bits);
+/* Our own checkpoint c (taken, at or below last_executed) is the one a NEW-VIEW
+ * chose: stable by that choice (TOCS 2002 §4.4), h moves to it. No record: the
+ * NEW-VIEW's is its proof (newview.c, recover.c). */
+void replica_checkpoint_stable_by_view(struct pbft_replica *r, struct replica_ckpt *c);
 
 /* ---- catchup.c: retransmission and STATUS (TOCS 2002 §5.2) ------------------------- */
 void replica_status_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
@@ -638,12 +652,14 @@ bool replica_viewchange_enter(struct pbft_replica *r, uint64_t v);
  * the outbox had no entry free (counted in dropped_full): the message then waits. */
 bool replica_persist_preprepare(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out);
 bool replica_persist_prepared(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out);
-bool replica_persist_committed(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out);
+bool replica_persist_committed(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out);
 bool replica_persist_message(struct pbft_replica *r, enum pbft_persist kind, const uint8_t *msg, size_t len,
                              struct pbft_out *out);
-/* The stable checkpoint persist_stable_seq names, if any (at the end of a step). */
-void replica_persist_stable(struct pbft_replica *r, struct pbft_out *out);
-/* The NEW-VIEW record still pending, if any; false while it is. */
+/* The stable checkpoint persist_stable_seq names, if any (at the end of a step,
+ * and before any other record); false while it waits for outbox room. */
+bool replica_persist_stable(struct pbft_replica *r, struct pbft_out *out);
+/* The records still pending (stable checkpoint, NEW-VIEW), if any; false while
+ * one is. */
 bool replica_persist_flush(struct pbft_replica *r, struct pbft_out *out);
 /* Outbox entries a PRE-PREPARE's records may take (0 unless durable). */
 uint32_t replica_persist_msgs(const struct pbft_replica *r);

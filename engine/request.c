@@ -398,6 +398,14 @@ static uint32_t pool_store(struct pbft_replica *r, const struct wire_msg *m, con
     return idx;
 }
 
+uint32_t replica_request_pool_restore(struct pbft_replica *r, const struct wire_msg *m)
+{
+    uint8_t digest[BFTKV_DIGEST_SIZE];
+    wire_request_digest(digest, m);
+    uint32_t idx = replica_request_pool_find(r, digest);
+    return idx != POOL_NONE ? idx : pool_store(r, m, digest, true);
+}
+
 uint32_t replica_request_pool_next(const struct pbft_replica *r, uint32_t idx)
 {
     for (uint32_t i = idx == POOL_NONE ? 0 : idx + 1u; i < r->pool_cap; i++) {

@@ -121,7 +121,7 @@ uint64_t replica_viewchange_resend_interval(const struct pbft_replica *r)
 
 /* Record that the slot was pre-prepared with d in view v: the latest view per
  * digest, and only the WIRE_VIEW_CHANGE_Q_PER_SEQ digests of the latest views. */
-static void slot_q_add(struct replica_slot *s, uint64_t v, const uint8_t *d)
+void replica_viewchange_slot_q_add(struct replica_slot *s, uint64_t v, const uint8_t *d)
 {
     for (uint8_t i = 0; i < s->viewchange_nq; i++) {
         if (memcmp(s->viewchange_q[i].digest, d, BFTKV_DIGEST_SIZE) == 0) {
@@ -183,7 +183,7 @@ static void view_leave(struct pbft_replica *r)
         if (s == NULL)
             continue;
         if (s->has_pp && s->has_digest)
-            slot_q_add(s, s->view, s->digest);
+            replica_viewchange_slot_q_add(s, s->view, s->digest);
         if (s->prepared) {
             s->viewchange_p = true;
             s->viewchange_pe.view = s->view;

@@ -16,6 +16,7 @@
 #include "engine/wire.h"
 
 struct pbft_replica;
+struct replica_slot;
 
 /* What a NEW-VIEW chooses (TOCS 2002 §4.5.1): the checkpoint (h, h_digest) the new
  * view starts from, and the batches for seqs h+1 .. h+nch (written to a caller's
@@ -45,6 +46,9 @@ void replica_viewchange_activate(struct pbft_replica *r);
 /* Move to view w > view and ask for it: leave the view, sign and multicast our
  * VIEW-CHANGE(w) (TOCS 2002 §4.4). */
 void replica_viewchange_start(struct pbft_replica *r, uint64_t w, struct pbft_out *out);
+/* The slot's Q memory: it was pre-prepared with d in view v (TOCS 2002 §4.5.1;
+ * also recover.c, which rebuilds it from a durable replica's records). */
+void replica_viewchange_slot_q_add(struct replica_slot *s, uint64_t v, const uint8_t *d);
 
 /* ---- viewchange_timer.c, for viewchange.c ---------------------------------------- */
 /* A failed view change: double (up to 64 T). A view that works: halve (to T). */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bftkv/errors.h"
 #include "bftkv/limits.h"
 #include "engine/wire_le.h"
 
@@ -20,6 +21,11 @@ struct disk_seq {
 struct persist_disk {
     struct disk_seq pp[DISK_SEQS], prepared[DISK_SEQS];
     uint64_t viewchange_view1, newview_view1, committed_max, stable_max;
+    /* Every record's bytes, in order: u16 kind | u32 len | bytes. */
+    uint8_t *log;
+    size_t log_len, log_cap;
+    uint64_t log_records;
+    bool log_failed; /* out of memory: the disk lost a record */
 };
 
 struct persist_disk *persist_disk_new(void)
@@ -29,7 +35,53 @@ struct persist_disk *persist_disk_new(void)
 
 void persist_disk_free(struct persist_disk *d)
 {
+    if (d != NULL)
+        free(d->log);
     free(d);
+}
+
+static void log_append(struct persist_disk *d, uint16_t kind, const uint8_t *p, size_t len)
+{
+    size_t need = d->log_len + 6u + len;
+    if (need > d->log_cap) {
+        size_t cap = d->log_cap ? d->log_cap : 65536u;
+        while (cap < need)
+            cap *= 2u;
+        uint8_t *nb = realloc(d->log, cap);
+        if (nb == NULL) {
+            d->log_failed = true;
+            return;
+        }
+        d->log = nb;
+        d->log_cap = cap;
+    }
+    uint8_t *at = d->log + d->log_len;
+    at[0] = (uint8_t)kind;
+    at[1] = (uint8_t)(kind >> 8);
+    le32_store(at + 2, (uint32_t)len);
+    memcpy(at + 6, p, len);
+    d->log_len = need;
+    d->log_records++;
+}
+
+int persist_disk_replay(const struct persist_disk *d, persist_record_fn fn, void *arg)
+{
+    if (d->log_failed)
+        return BFTKV_E_NOMEM;
+    for (size_t at = 0; at < d->log_len;) {
+        uint16_t kind = (uint16_t)(d->log[at] | d->log[at + 1] << 8);
+        uint32_t len = le32_load(d->log + at + 2);
+        int rc = fn(arg, kind, d->log + at + 6, len);
+        if (rc != 0)
+            return rc;
+        at += 6u + len;
+    }
+    return 0;
+}
+
+uint64_t persist_disk_records(const struct persist_disk *d)
+{
+    return d->log_records;
 }
 
 static void seq_put(struct disk_seq *tab, uint64_t view, uint64_t seq, const uint8_t *d)
@@ -87,13 +139,19 @@ static const char *record_apply(struct persist_disk *d, uint16_t n, const struct
         d->newview_view1 = m.h.view + 1u;
         return NULL;
     case PBFT_PERSIST_CHECKPOINT: {
-        if (n == 0 || len % n != 0)
-            return "a CHECKPOINT record that is not n signed CHECKPOINTs";
-        size_t one = len / n;
+        /* le64 seq | le64 senders | n signed CHECKPOINTs (engine/persist.c). */
+        if (n == 0 || len < 16u || (len - 16u) % n != 0)
+            return "a CHECKPOINT record that is not a seq, senders and n CHECKPOINTs";
+        uint64_t seq = le64_load(p), bits = le64_load(p + 8);
+        size_t one = (len - 16u) / n;
         for (uint16_t j = 0; j < n; j++) {
-            if (decode(lim, p + (size_t)j * one, one, &m) && m.h.type == WIRE_CHECKPOINT && m.h.seq > d->stable_max)
-                d->stable_max = m.h.seq;
+            if ((bits & (1ull << j)) == 0)
+                continue;
+            if (!decode(lim, p + 16u + (size_t)j * one, one, &m) || m.h.type != WIRE_CHECKPOINT || m.h.seq != seq)
+                return "a CHECKPOINT record with a message that is not the CHECKPOINT it names";
         }
+        if (seq > d->stable_max)
+            d->stable_max = seq;
         return NULL;
     }
     case PBFT_PERSIST_REQUEST:
@@ -148,6 +206,7 @@ const char *persist_disk_outbox(struct persist_disk *d, uint16_t who, uint16_t n
         const char *why = record_apply(d, n, lim, om->dest_id, pbft_out_bytes(o, om), om->len);
         if (why != NULL)
             return why;
+        log_append(d, om->dest_id, pbft_out_bytes(o, om), om->len);
     }
     bool replies = false;
     for (uint32_t k = 0; k < o->nmsgs; k++) {

@@ -38,4 +38,12 @@ const char *persist_disk_outbox(struct persist_disk *d, uint16_t who, uint16_t n
                                 const struct pbft_out *o, uint64_t last_executed, uint64_t counts[PERSIST_KINDS],
                                 uint64_t *view, uint64_t *seq);
 
+/* The disk's records, in the order they were listed: fn(arg, kind, bytes, len)
+ * for each, stopping at the first non-zero return, which is returned
+ * (BFTKV_E_NOMEM: the disk could not keep them all). A crashed durable replica
+ * is rebuilt from them (pbft_replica_recover_record). */
+typedef int (*persist_record_fn)(void *arg, uint16_t kind, const uint8_t *rec, size_t len);
+int persist_disk_replay(const struct persist_disk *d, persist_record_fn fn, void *arg);
+uint64_t persist_disk_records(const struct persist_disk *d);
+
 #endif
