@@ -337,14 +337,64 @@ void cluster_replica_crash(struct cluster *cl, uint16_t id)
     node_set_deadline(cl, id, UINT64_MAX);
 }
 
+static void dispatch(struct cluster *cl, uint32_t from);
+
+struct recover_feed {
+    struct pbft_replica *replica;
+    struct pbft_out *scratch;
+};
+
+static int recover_one(void *arg, uint16_t kind, const uint8_t *rec, size_t len)
+{
+    struct recover_feed *f = arg;
+    return pbft_replica_recover_record(f->replica, kind, rec, len, f->scratch);
+}
+
+/* A durable replica back from a crash: its records replayed, then its first
+ * outbox persisted and sent like any other. The exec hooks are off during the
+ * replay (it executes again what it executed before). */
+static int replica_recover(struct cluster *cl, struct cluster_node *nd)
+{
+    pbft_replica_set_hooks(nd->replica, NULL, NULL, NULL);
+    struct recover_feed feed = {.replica = nd->replica, .scratch = &cl->out};
+    int rc = persist_disk_replay(nd->disk, recover_one, &feed);
+    pbft_out_reset(&cl->out);
+    pbft_replica_set_hooks(nd->replica, on_exec, on_checkpoint, cl);
+    if (rc != 0) {
+        const char *why = "a durable replica's recovery refused its own records";
+        if (cl->hooks.on_invariant == NULL)
+            bftkv_assert_fail(why, __FILE__, __LINE__, __func__);
+        cl->hooks.on_invariant(cl->hooks.arg, nd->id, cl->stats.steps, why, 0);
+        return 0; /* reported; the replica stays as the replay left it */
+    }
+    pbft_replica_recover_done(nd->replica, cl->now_ns, &cl->out);
+    const struct pbft_recovery_stats *rs = pbft_replica_recovery_stats(nd->replica);
+    cl->stats.recoveries++;
+    cl->stats.recovered_batches += rs->executed;
+    cl->stats.recovery_gaps += rs->gap_seq != 0;
+    if (cl->hooks.on_recover != NULL)
+        cl->hooks.on_recover(cl->hooks.arg, nd->id, pbft_replica_stats(nd->replica)->last_executed);
+    return 0;
+}
+
 int cluster_replica_restart(struct cluster *cl, uint16_t id)
 {
     struct cluster_node *nd = &cl->nodes[id];
     BFTKV_ASSERT(id < cl->cfg.n && nd->down);
-    int rc = replica_open(cl, id, true);
+    bool recover = cl->cfg.durable;
+    int rc = replica_open(cl, id, !recover);
+    if (rc == 0 && recover)
+        rc = replica_recover(cl, nd);
     if (rc != 0)
         return rc;
     nd->down = false;
+    while (recover) {
+        bool more = cl->out.more;
+        dispatch(cl, id);
+        if (!more)
+            break;
+        pbft_replica_resume(nd->replica, cl->now_ns, &cl->out);
+    }
     nd->last_tick_ns = 0;
     nd->same_tick = 0;
     node_set_deadline(cl, id, pbft_replica_next_deadline(nd->replica));

@@ -78,6 +78,9 @@ struct cluster_config {
 struct cluster;
 
 typedef void (*cluster_exec_fn)(void *arg, uint16_t replica, uint64_t seq, const uint8_t digest[32]);
+/* A durable replica was rebuilt from its disk after a crash: it executed up to
+ * last_executed again (without exec hooks) and goes on from there. */
+typedef void (*cluster_recover_fn)(void *arg, uint16_t replica, uint64_t last_executed);
 typedef void (*cluster_checkpoint_fn)(void *arg, uint16_t replica, uint64_t seq, const uint8_t digest[32]);
 /* c->value is a copy owned by the cluster, valid during the call. */
 typedef void (*cluster_complete_fn)(void *arg, uint16_t client, const struct pbft_completion *c);
@@ -106,6 +109,7 @@ struct cluster_hooks {
     cluster_complete_fn on_complete;
     cluster_net_filter_fn net_filter;
     cluster_invariant_fn on_invariant; /* NULL: a violation aborts, with its description */
+    cluster_recover_fn on_recover;     /* NULL: none */
     uint32_t invariants_every;         /* check after every k-th step (0, 1: every one) */
     void *arg;
 };
@@ -118,6 +122,9 @@ struct cluster_stats {
     uint64_t completions;
     uint64_t stuck_deadlines; /* a node asked for a tick at or before now, again */
     uint64_t records[8];      /* cfg.durable: records listed, by enum pbft_persist */
+    uint64_t recoveries;      /* durable replicas rebuilt from their disks */
+    uint64_t recovered_batches; /* batches they executed again */
+    uint64_t recovery_gaps;   /* of the recoveries, those that came back unsure */
 };
 
 /* 0, BFTKV_E_INVAL or BFTKV_E_NOMEM. */
@@ -156,7 +163,9 @@ void cluster_set_net_filter(struct cluster *cl, cluster_net_filter_fn fn, void *
 
 /* Crash replica id: its replica and store are destroyed (it loses all memory)
  * and messages to it are lost until cluster_replica_restart() recreates it with
- * an empty store and pbft_replica_config.restarted set. While it is down,
+ * an empty store and pbft_replica_config.restarted set -- or, durable, rebuilt
+ * from the records of its disk (pbft_replica_recover_record), which a crash
+ * keeps. While it is down,
  * cluster_replica() and cluster_store() return NULL. */
 void cluster_replica_crash(struct cluster *cl, uint16_t id);
 int cluster_replica_restart(struct cluster *cl, uint16_t id);

@@ -52,6 +52,7 @@ static const struct {
     {"skip_snapshot_digest", PBFT_BUG_SKIP_SNAPSHOT_DIGEST},
     {"restart_sure", PBFT_BUG_RESTART_SURE},
     {"persist_skip", PBFT_BUG_PERSIST_SKIP},
+    {"recover_forget_p", PBFT_BUG_RECOVER_FORGET_P},
 };
 
 static void usage(FILE *f)
@@ -118,7 +119,8 @@ static void usage(FILE *f)
             "  --bug NAME           set an injected bug on every replica and client (repeatable):\n"
             "                       commit_quorum_2f | execute_uncommitted | ignore_digest |\n"
             "                       client_f_replies | newview_ignore_a2 | forget_p |\n"
-            "                       skip_snapshot_digest | restart_sure | persist_skip (with --durable)\n"
+            "                       skip_snapshot_digest | restart_sure | persist_skip,\n"
+            "                       recover_forget_p (these two with --durable)\n"
             "  --durable            durable replicas: every outbox's records go to the replica's\n"
             "                       disk, and a message sent before a record it depends on is\n"
             "                       a violation (the records are not yet used at restart)\n"
@@ -597,6 +599,7 @@ int main(int argc, char **argv)
     uint64_t seeds = 0, safety = 0, liveness = 0, committed = 0, batches = 0, batch_requests = 0, unknown = 0;
     uint64_t viewchanges = 0, state_transfers = 0, timeouts = 0, viewchange_seeds = 0, st_seeds = 0;
     uint64_t restart_seeds = 0, refuse_seeds = 0, no_state = 0;
+    uint64_t recoveries = 0, recovered_batches = 0, recovery_gaps = 0, whole_group_seeds = 0;
     uint64_t rejoin_failures = 0, rejoin_bound = 0, rejoin_outside = 0, link_seeds = 0;
     uint64_t printed = 0;
     int exit_code = 0;
@@ -643,6 +646,10 @@ int main(int argc, char **argv)
         restart_seeds += r.restart != 0;
         refuse_seeds += r.restart == 2;
         no_state += r.no_state;
+        recoveries += r.recoveries;
+        recovered_batches += r.recovered_batches;
+        recovery_gaps += r.recovery_gaps;
+        whole_group_seeds += r.whole_group;
         link_seeds += r.links;
         rejoin_failures += r.rejoin_failed;
         rejoin_bound = r.rejoin_bound_ns > rejoin_bound ? r.rejoin_bound_ns : rejoin_bound;
@@ -694,6 +701,10 @@ int main(int argc, char **argv)
            o.check_liveness ? "" : "off:", o.liveness_ns / 1000000u,
            o.check_liveness && o.check_rejoin ? "" : "off:", slack_ms, rejoin_bound / 1000000u,
            rejoin_outside / 1000000u, wall);
+    if (o.durable)
+        printf("sim: durable recoveries=%" PRIu64 " (unsure %" PRIu64 ") batches_executed_again=%" PRIu64
+               " whole_group_crash_seeds=%" PRIu64 "\n",
+               recoveries, recovery_gaps, recovered_batches, whole_group_seeds);
     if (exit_code == 0) {
         if (expect)
             exit_code = found ? 0 : EXIT_SAFETY;

@@ -15,7 +15,8 @@ static uint16_t wiped_draw(struct prng *rng, uint16_t k)
     return all ? k : (uint16_t)prng_range(rng, 0, k);
 }
 
-void restart_plan_draw(struct restart_plan *p, struct prng *rng, uint16_t n, uint16_t f, uint64_t regular_total)
+void restart_plan_draw(struct restart_plan *p, struct prng *rng, uint16_t n, uint16_t f, uint64_t regular_total,
+                       bool durable)
 {
     memset(p, 0, sizeof(*p));
     uint16_t q = pbft_quorum(n, f);
@@ -24,7 +25,8 @@ void restart_plan_draw(struct restart_plan *p, struct prng *rng, uint16_t n, uin
     /* The edges matter most: all q down, all of them wiped (the group left with
      * the fewest holders). One seed in four each takes the edge; the rest are
      * uniform. */
-    p->k = prng_below(rng, 4) == 0 ? q : (uint16_t)prng_range(rng, 1, q);
+    uint16_t most = durable ? n : q;
+    p->k = prng_below(rng, 4) == 0 ? most : (uint16_t)prng_range(rng, 1, most);
     p->wiped = wiped_draw(rng, p->k);
     for (uint16_t c = 0; c < p->k;) {
         uint16_t r = (uint16_t)prng_below(rng, n);
@@ -37,7 +39,9 @@ void restart_plan_draw(struct restart_plan *p, struct prng *rng, uint16_t n, uin
     }
     uint64_t lo = regular_total / 10u;
     p->trigger_ops = prng_range(rng, lo, regular_total > lo ? regular_total : lo);
-    p->refuse = (uint16_t)(n - p->wiped) < q; /* fewer than q hold state (engine/catchup.c) */
+    p->durable = durable;
+    /* Fewer than q hold state (engine/catchup.c); durable ones never lose it. */
+    p->refuse = !durable && (uint16_t)(n - p->wiped) < q;
 }
 
 void restart_run_init(struct restart_run *rr, const struct restart_plan *p, uint16_t n, uint16_t f)
@@ -67,7 +71,7 @@ static void go_down(struct restart_run *rr, struct cluster *cl, struct workload 
     rr->down_at_ns = now;
     /* f+1 matching NO_STATE answers need f+1 unsure replicas: only possible
      * once more than f lost their memory (Byzantine ones are then excluded). */
-    workload_restart_down(wl, p->wiped > rr->f, p->refuse);
+    workload_restart_down(wl, !p->durable && p->wiped > rr->f, p->refuse);
 }
 
 bool restart_run_poll(struct restart_run *rr, struct cluster *cl, struct workload *wl)

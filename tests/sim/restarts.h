@@ -32,6 +32,11 @@
  * views move past what it may have voted for); with more than f wiped there are
  * none.
  */
+/* Durable replicas (bftkv-sim --durable) keep their disks: a crash-restart
+ * rebuilds the replica from its records (engine/recover.c), so it is correct and
+ * holds state again, and the group never has to refuse. The set that goes down
+ * is then drawn from 1..n: one plan in four crashes every replica at once (a
+ * power cut), and the checkers keep watching all of them. */
 #ifndef BFTKV_SIM_RESTARTS_H
 #define BFTKV_SIM_RESTARTS_H
 
@@ -57,11 +62,13 @@ struct restart_plan {
     uint64_t down_ns[BFTKV_REPLICAS_MAX];       /* member: how long it stays down */
     uint64_t trigger_ops;                       /* down once this many regular ops completed */
     bool refuse;                                /* n - wiped < q: the group must refuse */
+    bool durable;                               /* crash-restarts keep the disk */
 };
 
 /* Draw a plan for n replicas tolerating f, whose workload completes
  * regular_total operations (the trigger is drawn in [total/10, total]). */
-void restart_plan_draw(struct restart_plan *p, struct prng *rng, uint16_t n, uint16_t f, uint64_t regular_total);
+void restart_plan_draw(struct restart_plan *p, struct prng *rng, uint16_t n, uint16_t f, uint64_t regular_total,
+                       bool durable);
 
 /* The plan carried out during one run. */
 struct restart_run {

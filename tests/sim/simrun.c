@@ -84,6 +84,15 @@ static void hook_exec(void *arg, uint16_t replica, uint64_t seq, const uint8_t d
     checkers_on_exec(&rs->ck, replica, seq, digest);
 }
 
+/* A durable replica rebuilt from its disk goes on from its last executed seq,
+ * which is below what it executed before only if it had fetched a state it has
+ * no records of: the order check restarts there, the agreement check stays. */
+static void hook_recover(void *arg, uint16_t replica, uint64_t last_executed)
+{
+    struct run_state *rs = arg;
+    rs->ck.last_exec[replica] = last_executed;
+}
+
 static void hook_checkpoint(void *arg, uint16_t replica, uint64_t seq, const uint8_t digest[32])
 {
     struct run_state *rs = arg;
@@ -163,9 +172,10 @@ static uint8_t draw_behaviour(const struct sim_options *o, struct prng *rng)
 static void draw_restart_byzantine(const struct sim_options *o, struct scenario *s, struct prng *rng)
 {
     const struct restart_plan *p = &s->restart;
-    if (p->wiped >= o->f)
+    uint16_t lost = p->durable ? 0 : p->wiped; /* durable: nobody loses memory */
+    if (lost >= o->f)
         return;
-    uint16_t count = (uint16_t)prng_range(rng, 0, o->f - p->wiped);
+    uint16_t count = (uint16_t)prng_range(rng, 0, o->f - lost);
     uint16_t free_ids[BFTKV_REPLICAS_MAX], nfree = 0;
     for (uint16_t r = 0; r < o->n; r++)
         if (!p->member[r])
@@ -205,7 +215,7 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
         struct prng rr;
         prng_seed(&rr, seed ^ prng_mix64(SIM_RESTART_STREAM));
         if (!byz || prng_below(&rr, 4) == 0)
-            restart_plan_draw(&s->restart, &rr, o->n, o->f, (uint64_t)o->clients * o->requests);
+            restart_plan_draw(&s->restart, &rr, o->n, o->f, (uint64_t)o->clients * o->requests, o->durable);
     }
 
     /* Protocol tuning. Checkpoint intervals small enough that a run of a few
@@ -373,7 +383,8 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
     }
     any = false;
     for (uint16_t r = 0; r < o->n; r++) {
-        s->excluded[r] = s->faulty[r] || s->crash[r] || s->restart.wipe[r];
+        /* A durable replica that crashed is rebuilt from its disk: correct, and checked. */
+        s->excluded[r] = s->faulty[r] || (!o->durable && (s->crash[r] || s->restart.wipe[r]));
         if (!s->crash[r])
             continue;
         at = appendf(desc, desc_cap, at, "%s%u@%llu-%llums", any ? "," : " crash: ", r,
@@ -562,7 +573,8 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     s->cc.client_readonly = s->readonly;
     struct cluster_hooks hooks = {
         .on_exec = hook_exec, .on_checkpoint = hook_checkpoint, .on_complete = hook_complete,
-        .on_invariant = hook_invariant, .invariants_every = o->invariants_every, .arg = rs};
+        .on_invariant = hook_invariant, .on_recover = hook_recover, .invariants_every = o->invariants_every,
+        .arg = rs};
     struct cluster *cl;
     rc = cluster_create(&s->cc, &hooks, &cl);
     if (rc != 0) {
@@ -720,7 +732,15 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     if (s->restart.on && s->restart.refuse)
         restart_run_check_refused(&rr, cl, &rs->ck);
 
-    /* Safety checks. */
+    /* Safety checks. A NEW-VIEW that chose another batch (or checkpoint) than
+     * one a checked replica executed is agreement broken, even when no client
+     * saw it yet: the engine counts it (newview_conflicts), the run fails. */
+    for (uint16_t r = 0; r < o->n; r++) {
+        struct pbft_replica *rep = cluster_replica(cl, r);
+        if (rep != NULL && !s->excluded[r] && pbft_replica_stats(rep)->newview_conflicts != 0)
+            checkers_violation(&rs->ck, "agreement: replica %u met %llu NEW-VIEWs that chose against what it executed",
+                               r, (unsigned long long)pbft_replica_stats(rep)->newview_conflicts);
+    }
     struct lincheck_result lr;
     int v = lincheck_check(ctx->lc, &lr);
     if (v == LINCHECK_VIOLATION) {
@@ -782,6 +802,10 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
         }
     }
     res->restart = !s->restart.on ? 0 : s->restart.refuse ? 2 : 1;
+    res->recoveries = cluster_stats(cl)->recoveries;
+    res->recovered_batches = cluster_stats(cl)->recovered_batches;
+    res->recovery_gaps = cluster_stats(cl)->recovery_gaps;
+    res->whole_group = s->restart.on && s->restart.wiped == o->n;
     res->no_state = rs->wl.no_state;
     res->sim_ns = cluster_now(cl);
     res->rejoin_bound_ns = rj->max_bound_ns;

@@ -109,6 +109,10 @@ struct sim_result {
     uint64_t request_timeouts; /* request timers that expired, summed over correct replicas */
     int restart;               /* the restart shape: 0 none, 1 the group recovers, 2 it refuses */
     uint64_t no_state;         /* client operations refused with BFTKV_E_NO_STATE */
+    uint64_t recoveries;       /* --durable: replicas rebuilt from their disks ... */
+    uint64_t recovered_batches; /* ... the batches they executed again ... */
+    uint64_t recovery_gaps;    /* ... and those that came back unsure */
+    bool whole_group;          /* --durable: every replica crashed at once */
     bool rejoin_failed;        /* the liveness failure is a replica left outside (rejoin.h) */
     uint64_t rejoin_bound_ns;  /* the largest rejoin bound of the run */
     uint64_t rejoin_outside_ns; /* the longest a checked replica stayed outside */
