@@ -140,11 +140,10 @@ int server_create(const struct server_options *opt, struct server **out, char *e
     rc = pbft_out_init(&s->out, PBFT_OUT_MIN_BYTES, PBFT_OUT_MIN_MSGS);
     if (rc != 0)
         goto fail;
-    if (rcfg.durable) {
-        rc = server_durable_open(s, &rcfg, opt->restarted, err, errlen);
-        if (rc != 0)
-            goto fail;
-    }
+    rc = rcfg.durable ? server_durable_open(s, &rcfg, opt->restarted, err, errlen)
+                      : server_durable_forget(s, err, errlen);
+    if (rc != 0)
+        goto fail;
     s->seen_holds_state = rcfg.restarted ? 0u : 1u;
     s->lanes = rcfg.lanes;
     s->book = calloc((size_t)(cfg->clients ? cfg->clients : 1u) * s->lanes, sizeof *s->book);

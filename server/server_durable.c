@@ -20,7 +20,9 @@
  * disk stops it too: it refuses to acknowledge what it cannot persist.
  *
  * Start-up: founding (not restarted) removes any old log and starts an empty
- * one. A restart reads the log: with records, each goes to the engine
+ * one. A replica run with durability none removes an old log too
+ * (server_durable_forget): what it votes is not in it, so a later durable start
+ * must not rebuild the replica from it. A restart reads the log: with records, each goes to the engine
  * (pbft_replica_recover_record) and the replica is one that holds state; the
  * protocol thread then calls pbft_replica_recover_done before its first
  * event, and that outbox is persisted and sent like any step's. Without records
@@ -183,6 +185,23 @@ int server_durable_open(struct server *s, struct pbft_replica_config *rcfg, bool
     rc = pbft_replica_create(rcfg, &s->auth, s->store, &s->replica);
     if (rc != 0)
         errbuf_put(err, errlen, "%s: the engine refused the configuration of replica %u", cfg->name, s->id);
+    return rc;
+}
+
+int server_durable_forget(struct server *s, char *err, size_t errlen)
+{
+    const struct bftkv_config *cfg = s->cfg;
+    char dir[sizeof s->wal_dir];
+    int len = snprintf(dir, sizeof dir, "%s/replica-%u/wal", cfg->data_dir, s->id);
+    struct stat st;
+    if (cfg->data_dir[0] == '\0' || len < 0 || (size_t)len >= sizeof dir || stat(dir, &st) != 0)
+        return 0;
+    unsigned removed = 0;
+    int rc = durable_log_remove(dir, &removed, err, errlen);
+    if (rc == 0 && removed > 0)
+        log_warn("durability none: removed the %u segment(s) of an earlier write-ahead log in %s (this replica's "
+                 "memory is not in it)",
+                 removed, dir);
     return rc;
 }
 

@@ -306,6 +306,8 @@ int server_timers_run(struct server *s);
 int server_durable_open(struct server *s, struct pbft_replica_config *rcfg, bool restarted, char *err,
                         size_t errlen);
 void server_durable_close(struct server *s);
+/* durability none: an earlier log in data_dir/replica-<id>/wal is removed. */
+int server_durable_forget(struct server *s, char *err, size_t errlen);
 /* The drain's: one record to the log (a failure stops the replica). */
 void server_wal_append(struct server *s, uint16_t type, const uint8_t *bytes, uint32_t len);
 /* The layouts': make every record appended so far durable before any message

@@ -14,6 +14,11 @@ SIGKILL at once and all four are started again without --init.
          group refuses to serve (BFTKV_E_NO_STATE, docs/design.md §5.6.1)
          instead of answering from an empty store.
 
+With `sync`, one replica's log is then damaged (a byte of its first record
+flipped, valid records after it): that replica must refuse to start (exit 1),
+naming the log and the way out (wipe data_dir/replica-<id>, rejoin empty), and
+never serve.
+
     test_durability_basic.py --scenario sync|none
 """
 
@@ -23,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from integ import (EXIT_NOT_FOUND, EXIT_OK, Cluster, check, log, run_test, wait_until)  # noqa: E402
+from integ import (BUILD, EXIT_NOT_FOUND, EXIT_OK, Cluster, check, log, run, run_test, wait_until)  # noqa: E402
 
 KEYS = 40
 
@@ -90,6 +95,24 @@ def scenario_sync(c):
             check(got == v, f"{k} reads {got!r} after the whole-group crash, expected {v!r}")
     c.must("put", "after", "crash")
     check(c.must("get", "after") == b"crash", "a write after the recovery reads back")
+    corrupt_one(c, 3)
+
+
+def corrupt_one(c, i):
+    c.kill(i)
+    wal = os.path.join(c.dir, "data", f"replica-{i}", "wal")
+    seg = os.path.join(wal, sorted(x for x in os.listdir(wal) if x.startswith("wal-"))[0])
+    log(f"flip a byte of the first record of {seg}")
+    with open(seg, "r+b") as fp:
+        fp.seek(64 + 32)  # the segment header, the record header: the first payload byte
+        b = fp.read(1)
+        fp.seek(64 + 32)
+        fp.write(bytes([b[0] ^ 0xFF]))
+    r = run([os.path.join(BUILD, "bftkv-server"), "--config", c.conf, "--id", str(i)], timeout=20)
+    err = r.stderr.decode(errors="replace")
+    check(r.returncode == 1, f"replica {i} with a corrupt log: exit {r.returncode}, expected 1; {err.strip()!r}")
+    check("corrupt" in err and wal in err and f"replica-{i}" in err and "--join" in err,
+          f"replica {i}: the message does not name the log and the way out: {err.strip()!r}")
 
 
 def scenario_none(c):
