@@ -47,6 +47,16 @@ enum bftkv_config_threads {
     BFTKV_CONFIG_THREADS_STAGED = 1, /* a thread per stage, auth_workers authenticators */
 };
 
+/* What a replica makes durable before the messages that depend on it (docs/
+ * design.md §5.6.2): nothing (its state lives in memory only), its write-ahead
+ * log written to the kernel (async: lost only when the machine loses power), or
+ * written and synced (sync: survives a power cut of the whole group). */
+enum bftkv_config_durability {
+    BFTKV_CONFIG_DURABILITY_NONE = 0,
+    BFTKV_CONFIG_DURABILITY_ASYNC = 1,
+    BFTKV_CONFIG_DURABILITY_SYNC = 2,
+};
+
 enum bftkv_config_log_level {
     BFTKV_CONFIG_LOG_ERROR = 0,
     BFTKV_CONFIG_LOG_WARN = 1,
@@ -90,6 +100,10 @@ struct bftkv_config {
      * (its group marker, docs/operations.md "Restarts"). Empty when the file
      * has no data_dir line (clients need none); absolute after loading. */
     char data_dir[BFTKV_CONFIG_PATH_MAX + 1];
+    /* The replica's write-ahead log lives in data_dir/replica-<id>/wal/. Default:
+     * sync when the file names a data_dir, none otherwise; async and sync need a
+     * data_dir. */
+    enum bftkv_config_durability durability;
 
     /* Engine tuning (engine/pbft.h; defaults from pbft_*_config_defaults). */
     uint32_t batch_max_requests;
@@ -137,6 +151,7 @@ int bftkv_config_fill_client(const struct bftkv_config *cfg, uint16_t id, struct
 /* Names of the enumerations as the file spells them ("staged", "debug"). */
 const char *bftkv_config_threads_name(enum bftkv_config_threads t);
 const char *bftkv_config_log_level_name(enum bftkv_config_log_level l);
+const char *bftkv_config_durability_name(enum bftkv_config_durability d);
 
 
 /* ---- Key files (cluster/keys.c) ------------------------------------------------ */

@@ -419,6 +419,12 @@ static const char *const log_level_names[] = {
     [BFTKV_CONFIG_LOG_DEBUG] = "debug",
 };
 
+static const char *const durability_names[] = {
+    [BFTKV_CONFIG_DURABILITY_NONE] = "none",
+    [BFTKV_CONFIG_DURABILITY_ASYNC] = "async",
+    [BFTKV_CONFIG_DURABILITY_SYNC] = "sync",
+};
+
 const char *config_role_name(enum bftkv_config_role role)
 {
     return role == BFTKV_CONFIG_REPLICA ? "replica" : "client";
@@ -432,6 +438,11 @@ const char *bftkv_config_threads_name(enum bftkv_config_threads t)
 const char *bftkv_config_log_level_name(enum bftkv_config_log_level l)
 {
     return (unsigned)l < sizeof log_level_names / sizeof log_level_names[0] ? log_level_names[l] : "?";
+}
+
+const char *bftkv_config_durability_name(enum bftkv_config_durability d)
+{
+    return (unsigned)d < sizeof durability_names / sizeof durability_names[0] ? durability_names[d] : "?";
 }
 
 static int dir_threads(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
@@ -476,6 +487,22 @@ static int dir_log_level(struct config_parser *p, const struct directive *d, cha
     return config_fail(p, p->line, "unknown log_level '%s' (expected error, warn, info or debug)", tok[1]);
 }
 
+/* durability none | async | sync; whether it needs a data_dir is checked once
+ * the whole file is read (config_check). */
+static int dir_durability(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
+{
+    int rc = want_one_value(p, d, ntok);
+    if (rc)
+        return rc;
+    for (unsigned i = 0; i < sizeof durability_names / sizeof durability_names[0]; i++) {
+        if (strcmp(tok[1], durability_names[i]) == 0) {
+            p->cfg->durability = (enum bftkv_config_durability)i;
+            return 0;
+        }
+    }
+    return config_fail(p, p->line, "unknown durability '%s' (expected none, async or sync)", tok[1]);
+}
+
 /* ---- The table ---------------------------------------------------------------------- */
 
 #define FIELD(f) offsetof(struct bftkv_config, f), (uint8_t)sizeof(((struct bftkv_config *)0)->f)
@@ -510,6 +537,7 @@ static const struct directive directives[D_COUNT] = {
     [D_TEST_MODES] = {"test_modes", dir_onoff, FIELD(test_modes), 0, 1, true},
     [D_LOG_LEVEL] = {"log_level", dir_log_level, NOFIELD, 0, 0, true},
     [D_DATA_DIR] = {"data_dir", dir_path, NOFIELD, 0, 0, true},
+    [D_DURABILITY] = {"durability", dir_durability, NOFIELD, 0, 0, true},
 };
 
 /* ---- Lines --------------------------------------------------------------------------- */
@@ -585,6 +613,7 @@ static void config_defaults(struct bftkv_config *cfg)
     cfg->store_shards = BFTKV_STORE_SHARDS_DEFAULT;
     cfg->test_modes = false;
     cfg->log_level = BFTKV_CONFIG_LOG_INFO;
+    cfg->durability = BFTKV_CONFIG_DURABILITY_NONE; /* config_check: sync when a data_dir is named */
 }
 
 struct bftkv_config *bftkv_config_new(void)

@@ -139,11 +139,30 @@ static int check_tuning(struct config_parser *p)
     return 0;
 }
 
+/* The default durability follows data_dir (sync with one, none without); a log
+ * needs a directory to live in. */
+static int check_durability(struct config_parser *p)
+{
+    struct bftkv_config *cfg = p->cfg;
+    bool have_dir = cfg->data_dir[0] != '\0';
+    if (p->seen[D_DURABILITY] == 0) {
+        cfg->durability = have_dir ? BFTKV_CONFIG_DURABILITY_SYNC : BFTKV_CONFIG_DURABILITY_NONE;
+        return 0;
+    }
+    if (cfg->durability != BFTKV_CONFIG_DURABILITY_NONE && !have_dir)
+        return config_fail(p, p->seen[D_DURABILITY],
+                           "durability %s needs a data_dir line (the write-ahead log lives in "
+                           "data_dir/replica-<id>/wal)",
+                           bftkv_config_durability_name(cfg->durability));
+    return 0;
+}
+
 int config_check(struct config_parser *p)
 {
     if (p->seen[D_KEY_DIR] == 0)
         return config_fail(p, 0, "missing 'key_dir' (the directory of the secret key files)");
     int rc = check_group(p);
+    rc = rc ? rc : check_durability(p);
     rc = rc ? rc : check_tuning(p);
     rc = rc ? rc : check_keys_distinct(p);
     return rc;

@@ -141,6 +141,7 @@ int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp)
     fprintf(fp, "\nkey_dir %s\n", cfg->key_dir);
     if (cfg->data_dir[0] != '\0')
         fprintf(fp, "data_dir %s\n", cfg->data_dir);
+    fprintf(fp, "durability %s\n", bftkv_config_durability_name(cfg->durability));
     fprintf(fp, "\n");
     fprintf(fp, "batch_max_requests %u\n", cfg->batch_max_requests);
     fprintf(fp, "batch_max_bytes %u\n", cfg->batch_max_bytes);

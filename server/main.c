@@ -5,15 +5,18 @@
  *                [--log-level error|warn|info|debug] [--backend auto|uring|mmsg]
  *
  * Founding or rejoining (server/server_marker.h): --init founds a new group (every
- * replica of it starts with --init once); a start without it rejoins the group
- * its marker in data_dir names, with empty memory, and takes no part in ordering
- * until q replicas holding state vouch for it.
+ * replica of it starts with --init once; a durable replica's old write-ahead log
+ * is removed); a start without it rejoins the group its marker in data_dir
+ * names: rebuilt from its write-ahead log when it is durable and the log holds
+ * records (server/server_durable.c), otherwise with empty memory, taking no part
+ * in ordering until q replicas holding state vouch for it.
  *
  * Logs to stderr as `LEVEL bftkv-server[I]: message` and writes nothing else.
  * Exit codes: 0 after a clean stop on SIGTERM or SIGINT; 2 for bad arguments, a
  * bad config file (the message names the file and line), a bad or mismatched key
  * file, or --byzantine without `test_modes on`; 1 for a runtime failure (the
- * address cannot be bound, the transport fails).
+ * address cannot be bound, the transport fails, the write-ahead log cannot be
+ * opened, is corrupt, or fails to append or sync).
  *
  * Signals: SIGTERM and SIGINT are blocked in every thread before any starts and
  * taken synchronously by the main thread (sigtimedwait), which then stops the
@@ -282,7 +285,7 @@ int main(int argc, char **argv)
         bftkv_config_free(cfg);
         return rc == 0 ? 0 : rc == BFTKV_E_CONFIG ? EXIT_USAGE : EXIT_RUNTIME;
     }
-    if (restarted)
+    if (restarted && cfg->durability == BFTKV_CONFIG_DURABILITY_NONE)
         log_info("rejoining group %u with empty memory: no part in ordering until q = %u replicas holding state "
                  "vouch for this one",
                  cfg->group, (unsigned)pbft_quorum(cfg->n, cfg->f));
@@ -313,8 +316,8 @@ int main(int argc, char **argv)
     rc = server_create(&opt, &s, err, sizeof err);
     sodium_memzero(&kp, sizeof kp);
     if (rc != 0) {
-        if (rc == BFTKV_E_CONFIG || rc == BFTKV_E_INVAL)
-            log_error("%s", err[0] ? err : bftkv_strerror(rc));
+        if (err[0] != '\0')
+            log_error("%s", err);
         else
             log_error("cannot create the replica: %s", bftkv_strerror(rc));
         bftkv_config_free(cfg);

@@ -127,8 +127,10 @@ int server_create(const struct server_options *opt, struct server **out, char *e
         goto fail;
     struct pbft_replica_config rcfg;
     rc = bftkv_config_fill_replica(cfg, s->id, &rcfg);
-    rcfg.restarted = opt->restarted;
-    s->seen_holds_state = opt->restarted ? 0u : 1u;
+    /* A durable replica is created holding state; server_durable_open makes it
+     * unsure again when its log has nothing to rebuild it from. */
+    rcfg.durable = cfg->durability != BFTKV_CONFIG_DURABILITY_NONE;
+    rcfg.restarted = opt->restarted && !rcfg.durable;
     if (rc == 0)
         rc = pbft_replica_create(&rcfg, &s->auth, s->store, &s->replica);
     if (rc != 0) {
@@ -138,6 +140,11 @@ int server_create(const struct server_options *opt, struct server **out, char *e
     rc = pbft_out_init(&s->out, PBFT_OUT_MIN_BYTES, PBFT_OUT_MIN_MSGS);
     if (rc != 0)
         goto fail;
+    rc = rcfg.durable ? server_durable_open(s, &rcfg, opt->restarted, err, errlen)
+                      : server_durable_forget(s, err, errlen);
+    if (rc != 0)
+        goto fail;
+    s->seen_holds_state = rcfg.restarted ? 0u : 1u;
     s->lanes = rcfg.lanes;
     s->book = calloc((size_t)(cfg->clients ? cfg->clients : 1u) * s->lanes, sizeof *s->book);
     s->book_ts = calloc((size_t)(cfg->clients ? cfg->clients : 1u) * s->lanes, sizeof *s->book_ts);
@@ -245,6 +252,8 @@ void server_destroy(struct server *s)
     free(s->admin_msg);
     free(s->book);
     free(s->book_ts);
+    server_single_free(s);
+    server_durable_close(s);
     if (s->out.buf != NULL)
         pbft_out_free(&s->out);
     pbft_replica_destroy(s->replica);
@@ -329,16 +338,30 @@ static void server_dest_filter(struct server *s, uint8_t kind, uint16_t id, cons
         server_dest_send(s, kind, id, msg, len);
 }
 
-/* Send what the outbox holds, in its order, and empty it. */
+/* Send what the outbox holds, in its order, and empty it. A durable replica's
+ * records go to the write-ahead log as they come; the messages after them stay
+ * in the process until the layout's commit (server/server_durable.c), and none
+ * goes anywhere once the log failed. */
 static void server_outbox_drain(struct server *s)
 {
     struct pbft_out *o = &s->out;
+    if (s->wal_failed != 0) {
+        pbft_out_reset(o);
+        return;
+    }
     uint64_t others = (s->n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << s->n) - 1u)) & ~((uint64_t)1 << s->id);
     for (uint32_t i = 0; i < o->nmsgs; i++) {
         const struct pbft_out_msg *om = &o->msgs[i];
-        BFTKV_ASSERT((size_t)om->off + om->len <= o->used);
-        const uint8_t *bytes = o->buf + om->off;
+        BFTKV_ASSERT(om->ext != NULL || (size_t)om->off + om->len <= o->used);
+        const uint8_t *bytes = pbft_out_bytes(o, om);
         switch (om->dest_kind) {
+        case PBFT_DEST_PERSIST:
+            server_wal_append(s, om->dest_id, bytes, om->len);
+            if (s->wal_failed != 0) {
+                pbft_out_reset(o);
+                return;
+            }
+            break;
         case PBFT_DEST_REPLICA:
             server_dest_filter(s, PBFT_DEST_REPLICA, om->dest_id, bytes, om->len);
             break;
@@ -412,10 +435,9 @@ static void server_engine_log(struct server *s)
  * event's time -- for a received message the previous step's end, or the first
  * read after a wait -- so it includes the message's decoding and address-book
  * work, which ran since then. */
-static void server_engine_step(struct server *s, const struct pbft_event *ev)
+/* The outbox of a step drained, and the step resumed until it is done. */
+static void server_outbox_settle(struct server *s)
 {
-    uint64_t t0 = ev->now_ns;
-    pbft_replica_step(s->replica, ev, &s->out);
     bool more = s->out.more;
     server_outbox_drain(s);
     while (more) {
@@ -423,8 +445,26 @@ static void server_engine_step(struct server *s, const struct pbft_event *ev)
         more = s->out.more;
         server_outbox_drain(s);
     }
+}
+
+static void server_engine_step(struct server *s, const struct pbft_event *ev)
+{
+    uint64_t t0 = ev->now_ns;
+    pbft_replica_step(s->replica, ev, &s->out);
+    server_outbox_settle(s);
     server_count(s, SERVER_CTR_rounds, 1);
     server_hist_record(s, SERVER_STAGE_STEP, 0, (int64_t)(server_clock_read(s) - t0));
+    server_engine_log(s);
+}
+
+void server_recovery_finish(struct server *s)
+{
+    if (!s->recovering)
+        return;
+    s->recovering = false;
+    pbft_replica_recover_done(s->replica, server_clock_read(s), &s->out);
+    server_outbox_settle(s);
+    server_durable_recovered(s);
     server_engine_log(s);
 }
 

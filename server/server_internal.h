@@ -26,6 +26,7 @@
 #include "server/admin.h"
 #include "server/byzantine.h"
 #include "server/server.h"
+#include "server/wal.h"
 #include "net/udp.h"
 #include "store/store.h"
 
@@ -44,6 +45,7 @@
     X(rounds, "engine steps (receive and tick)")                                        \
     X(ticks, "PBFT_EV_TICK steps")                                                      \
     X(flushes, "transport flushes")                                                     \
+    X(wal_early_commits, "durable: log commits before the end of a loop iteration (a full buffer)") \
     X(bad_datagram, "drop: framing broken (truncated, bad magic/version, trailing bytes)") \
     X(rx_ring_full, "drop: staged rx pool or ring full")                                \
     X(tx_ring_full, "drop: staged tx pool full for too long")                           \
@@ -69,6 +71,7 @@ enum server_stage {
     SERVER_STAGE_STEP,         /* one engine step with the outbox drained */
     SERVER_STAGE_TX_QUEUE,     /* staged: protocol publish -> tx dequeue */
     SERVER_STAGE_FLUSH,        /* queue (staged) and flush of one round's datagrams */
+    SERVER_STAGE_WAL,          /* durable: one commit of the write-ahead log */
     SERVER_STAGE_COUNT
 };
 
@@ -129,6 +132,7 @@ struct server_msg {
 /* ---- The server ----------------------------------------------------------------------- */
 
 struct server_staged; /* server/server_staged.c */
+struct server_hold;   /* server/server_single.c */
 
 struct server {
     const struct bftkv_config *cfg;
@@ -186,6 +190,16 @@ struct server {
     bool joined;
     pthread_t single_thread;
     struct server_staged *staged;
+    struct server_hold *hold; /* single layout, durable: the iteration's messages until the commit */
+
+    /* Durability (server/server_durable.c), protocol thread only. */
+    struct wal *wal;          /* NULL: durability none */
+    bool wal_sync;            /* sync: fdatasync in every commit */
+    int wal_failed;           /* 0, or the code that stopped the replica: nothing is sent */
+    uint32_t wal_pending;     /* records appended since the last commit */
+    bool recovering;          /* records were replayed: recover_done before the first event */
+    struct wal_recovery wal_rec;
+    char wal_dir[BFTKV_CONFIG_PATH_MAX + 32];
 
     /* Where the protocol side's messages go (single: the transport; staged: a tx
      * batch). `replicas`: a bit per replica id. */
@@ -283,9 +297,34 @@ void server_datagram_step(struct server *s, const struct sockaddr_storage *src, 
  * at most before the next one (0..SERVER_POLL_MS_MAX). */
 int server_timers_run(struct server *s);
 
+/* Durability (server/server_durable.c). server_durable_open, from server_create
+ * with the engine and the outbox made (rcfg as the engine was created, holding
+ * state): opens (founding: empties) the log, hands a restarted replica's records
+ * to the engine, or creates the engine again unsure when there are none. 0, or
+ * an error with a message in err (BFTKV_E_CORRUPT: a corrupt log or a record
+ * the engine rejects). */
+int server_durable_open(struct server *s, struct pbft_replica_config *rcfg, bool restarted, char *err,
+                        size_t errlen);
+void server_durable_close(struct server *s);
+/* durability none: an earlier log in data_dir/replica-<id>/wal is removed. */
+int server_durable_forget(struct server *s, char *err, size_t errlen);
+/* The drain's: one record to the log (a failure stops the replica). */
+void server_wal_append(struct server *s, uint16_t type, const uint8_t *bytes, uint32_t len);
+/* The layouts': make every record appended so far durable before any message
+ * after it leaves the process; early: before the end of the iteration. 0, or
+ * the failure that stops the replica (then send nothing). Cheap when nothing
+ * was appended; always 0 without a log. */
+int server_wal_commit(struct server *s, bool early);
+/* The info line on what the recovery rebuilt (after recover_done). */
+void server_durable_recovered(struct server *s);
+/* Protocol thread, before its first event: a recovered replica's
+ * pbft_replica_recover_done, its outbox drained like a step's. */
+void server_recovery_finish(struct server *s);
+
 /* Layouts (server_single.c, server_staged.c). */
 int server_single_start(struct server *s);
 void server_single_join(struct server *s);
+void server_single_free(struct server *s);
 int server_staged_start(struct server *s);
 void server_staged_join(struct server *s);
 void server_staged_free(struct server *s);

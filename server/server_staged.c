@@ -22,7 +22,10 @@
  *     execution inside the engine: the engine neither decodes it again nor
  *     checks its MAC or signature again), timers; everything a round of datagrams
  *     produced is copied into one tx batch (a 512 KiB buffer from a pool of
- *     STAGED_TX_BATCHES) and published to the tx thread.
+ *     STAGED_TX_BATCHES) and published to the tx thread; a durable replica
+ *     commits its write-ahead log first, once per round (and before a batch
+ *     that fills up is published early), so no message leaves before the
+ *     records it depends on (server/server_durable.c).
  * tx: queues each batch's messages on the transport (coalescing per destination)
  *     and flushes once per set of batches drained; gives the batches back.
  *
@@ -411,8 +414,12 @@ static struct staged_tx_entry *staged_tx_reserve(struct server_staged *st, size_
 {
     size_t need = staged_align8(sizeof(struct staged_tx_entry) + len);
     BFTKV_ASSERT(need <= STAGED_TX_BATCH_BYTES);
-    if (st->cur != NULL && st->cur->used + need > STAGED_TX_BATCH_BYTES)
+    if (st->cur != NULL && st->cur->used + need > STAGED_TX_BATCH_BYTES) {
+        /* A durable replica's records go first (server/server_durable.c). */
+        if (server_wal_commit(st->s, true) != 0)
+            return NULL;
         staged_tx_publish(st);
+    }
     if (st->cur == NULL)
         st->cur = staged_tx_batch_get(st);
     if (st->cur == NULL) {
@@ -462,6 +469,7 @@ static void *staged_proto_main(void *arg)
 {
     struct server_staged *st = arg;
     struct server *s = st->s;
+    server_recovery_finish(s);
     while (!staged_stopping(s)) {
         uint32_t got = 0;
         for (uint16_t w = 0; w < st->nworkers; w++) {
@@ -478,6 +486,10 @@ static void *staged_proto_main(void *arg)
             }
         }
         int wait_ms = server_timers_run(s);
+        /* One commit of the log for the whole round, before any of its
+         * messages reaches the tx thread. */
+        if (server_wal_commit(s, false) != 0)
+            break; /* the log failed: nothing of this round leaves */
         staged_tx_publish(st);
         if (got == 0) {
             server_clock_stale(s);

@@ -21,11 +21,16 @@
  *     "send_errors"), the admin protocol's ("admin_malformed", "admin_bad_auth",
  *     "admin_replay", "admin_rate_limited"),
  *   engine: {every other pbft_replica_stats counter by its field name},
- *   runtime: {admin_answered, rounds, ticks, flushes},
+ *   runtime: {admin_answered, rounds, ticks, flushes, pool_flushes, messages_coalesced},
+ *   durability ("none" | "async" | "sync"),
+ *   wal: {records, commits, early_commits, syncs, bytes, segments, last_lsn,
+ *     durable_lsn (the last lsn a sync made durable: 0 under async),
+ *     recovered_records} (durable replicas only; server/server_durable.c),
  *   byzantine_stats: {dropped, corrupted, fabricated, replayed, equivocated, held,
  *     held_full} (only with a mode; server/byzantine.h),
  *   stages: {stage: {count, p50_ns, p99_ns, max_ns}} for the stages of the
- *     layout: single: step, flush; staged: rx_queue, auth, step, tx_queue, flush.
+ *     layout: single: step, flush; staged: rx_queue, auth, step, tx_queue, flush;
+ *     and wal (one log commit) for a durable replica.
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -78,6 +83,7 @@ static const char *const stage_names[SERVER_STAGE_COUNT] = {
     [SERVER_STAGE_AUTH] = "auth",
     [SERVER_STAGE_STEP] = "step",
     [SERVER_STAGE_TX_QUEUE] = "tx_queue",
+    [SERVER_STAGE_WAL] = "wal",
     [SERVER_STAGE_FLUSH] = "flush",
 };
 
@@ -238,6 +244,22 @@ size_t server_stats_json(struct server *s, char *buf, size_t cap)
     json_u64(&j, "pool_flushes", us.pool_flushes);
     json_u64(&j, "messages_coalesced", us.messages_coalesced);
     json_close(&j, '}');
+    json_put(&j, "\"durability\":\"%s\",", bftkv_config_durability_name(s->cfg->durability));
+    if (s->wal != NULL) {
+        struct wal_stats ws;
+        wal_stats_get(s->wal, &ws);
+        json_put(&j, "\"wal\":{");
+        json_u64(&j, "records", ws.records);
+        json_u64(&j, "commits", ws.commits);
+        json_u64(&j, "early_commits", server_counter_get(s, SERVER_CTR_wal_early_commits));
+        json_u64(&j, "syncs", ws.syncs);
+        json_u64(&j, "bytes", ws.bytes);
+        json_u64(&j, "segments", ws.segments);
+        json_u64(&j, "last_lsn", wal_last_lsn(s->wal));
+        json_u64(&j, "durable_lsn", wal_durable_lsn(s->wal));
+        json_u64(&j, "recovered_records", s->wal_rec.records);
+        json_close(&j, '}');
+    }
     if (s->byz != NULL) {
         struct server_byz_stats bs;
         server_byz_stats_get(s->byz, &bs);
@@ -257,6 +279,8 @@ size_t server_stats_json(struct server *s, char *buf, size_t cap)
     if (staged)
         json_stage(&j, s, SERVER_STAGE_TX_QUEUE);
     json_stage(&j, s, SERVER_STAGE_FLUSH);
+    if (s->wal != NULL)
+        json_stage(&j, s, SERVER_STAGE_WAL);
     json_close(&j, '}');
     /* The outer object: its last member ends in "}," -- close it. */
     if (!j.full && j.len > 0 && j.p[j.len - 1] == ',')

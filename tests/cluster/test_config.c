@@ -128,7 +128,7 @@ static void expect_error_at(const char *tmpl, const char *substring, int at)
     "client 1 @C1\n"                            /* 7 */                                                         \
     "key_dir keys\n"                            /* 8 */
 
-/* Every directive, none at its default; lines 1-27. */
+/* Every directive, none at its default; lines 1-29. */
 #define FULL_TEXT \
     "# a full file\n" \
     "group 7\n" \
@@ -156,7 +156,9 @@ static void expect_error_at(const char *tmpl, const char *substring, int at)
     "socket_sndbuf 65536\n" \
     "store_shards 1024\n" \
     "test_modes on\n" \
-    "log_level debug\n"
+    "log_level debug\n" \
+    "data_dir data\n" \
+    "durability async\n"
 
 /* ---- Valid files ----------------------------------------------------------------------- */
 
@@ -203,6 +205,8 @@ static void test_valid_full(void **state)
     assert_int_equal(cfg->store_shards, 1024);
     assert_true(cfg->test_modes);
     assert_int_equal(cfg->log_level, BFTKV_CONFIG_LOG_DEBUG);
+    assert_string_equal(cfg->data_dir, "data");
+    assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_ASYNC);
 
     struct pbft_replica_config rc;
     assert_int_equal(bftkv_config_fill_replica(cfg, 4, &rc), 0);
@@ -496,6 +500,40 @@ static void test_errors_directives(void **state)
     free(text);
 }
 
+/* durability: its default follows data_dir; a log needs a data_dir. */
+static void test_durability(void **state)
+{
+    (void)state;
+    struct bftkv_config *cfg = parse_ok(GROUP4);
+    assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_NONE);
+    bftkv_config_free(cfg);
+    cfg = parse_ok(GROUP4 "data_dir data\n");
+    assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_SYNC);
+    bftkv_config_free(cfg);
+    cfg = parse_ok(GROUP4 "durability none\ndata_dir data\n");
+    assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_NONE);
+    bftkv_config_free(cfg);
+    cfg = parse_ok(GROUP4 "data_dir data\ndurability async\n");
+    assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_ASYNC);
+    bftkv_config_free(cfg);
+    cfg = parse_ok(GROUP4 "durability sync\ndata_dir /var/lib/bftkv\n");
+    assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_SYNC);
+    assert_string_equal(bftkv_config_durability_name(cfg->durability), "sync");
+    bftkv_config_free(cfg);
+    cfg = parse_ok(GROUP4 "durability none\n");
+    assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_NONE);
+    bftkv_config_free(cfg);
+
+    expect_error(GROUP4 "durability fast\ndata_dir data\n",
+                 NAME ":9: unknown durability 'fast' (expected none, async or sync)");
+    expect_error(GROUP4 "durability\n", NAME ":9: 'durability' takes one value, got 0");
+    expect_error(GROUP4 "durability sync sync\n", NAME ":9: 'durability' takes one value, got 2");
+    expect_error(GROUP4 "data_dir d\ndurability sync\ndurability none\n",
+                 NAME ":11: 'durability' given twice (first at line 10)");
+    expect_error(GROUP4 "durability sync\n", NAME ":9: durability sync needs a data_dir line");
+    expect_error(GROUP4 "window 4\ndurability async\n", NAME ":10: durability async needs a data_dir line");
+}
+
 static void test_errors_group(void **state)
 {
     (void)state;
@@ -728,6 +766,7 @@ int main(void)
         cmocka_unit_test(test_f_below_most),
         cmocka_unit_test(test_whitespace_and_comments),
         cmocka_unit_test(test_errors_directives),
+        cmocka_unit_test(test_durability),
         cmocka_unit_test(test_errors_group),
         cmocka_unit_test(test_error_buffers),
         cmocka_unit_test(test_write_round_trip),

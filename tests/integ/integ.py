@@ -101,14 +101,18 @@ def pick_base_port(count):
 class Cluster:
     """A cluster made by tools/cluster in a temporary directory."""
 
-    def __init__(self, name, n, settings=(), clients=4, f=None, hosts=None):
+    def __init__(self, name, n, settings=(), clients=4, f=None, hosts=None, durability="none"):
+        """durability: the config's (docs/config.md). The tests default to none,
+        the in-memory mode whose restart rules (rejoin empty, refuse without q
+        replicas holding state) most of them check; tools/cluster's default is
+        sync."""
         self.name = name
         self.n = n
         self.dir = tempfile.mkdtemp(prefix=f"bftkv-integ-{name}-")
         _clusters.append(self)
         self.base_port = pick_base_port(n)
         cmd = [CLUSTER, "create", self.dir, "--n", str(n), "--base-port", str(self.base_port),
-               "--clients", str(clients)]
+               "--clients", str(clients), "--durability", durability]
         if f is not None:
             cmd += ["--f", str(f)]
         if hosts is not None:

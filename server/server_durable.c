@@ -1,0 +1,282 @@
+/* A durable replica in the runtime (docs/design.md §5.6.2, config `durability
+ * async | sync`): the write-ahead log (server/wal.h) in data_dir/replica-<id>/wal/,
+ * the records of every outbox appended to it, one group commit per loop
+ * iteration, and the rebuilding of a restarted replica from its log.
+ *
+ * The order (engine/pbft.h, "Ordering contract"): the outbox drain
+ * (server/server.c) appends each PBFT_DEST_PERSIST record as it meets it and
+ * hands the messages to the layout, which keeps every one of them inside the
+ * process (single: a hold buffer, server_single.c; staged: the unpublished tx
+ * batch, server_staged.c) until server_wal_commit made the records durable:
+ * write + fdatasync (sync) or write only (async). So everything one iteration
+ * produced costs one commit. Only when a hold buffer, a tx batch or the log's
+ * own buffer fills up does a commit come earlier (counted: wal_early_commits);
+ * committing early is never wrong, sending early would be.
+ *
+ * Faults: a record that cannot be appended or a commit that fails stops the
+ * replica at once (its messages of the iteration are dropped, the runtime is
+ * marked failed and bftkv-server exits 1); a sync is never retried, since the
+ * kernel may have dropped the pages it could not write (server/wal.h). A full
+ * disk stops it too: it refuses to acknowledge what it cannot persist.
+ *
+ * Start-up: founding (not restarted) removes any old log and starts an empty
+ * one. A replica run with durability none removes an old log too
+ * (server_durable_forget): what it votes is not in it, so a later durable start
+ * must not rebuild the replica from it. A restart reads the log: with records, each goes to the engine
+ * (pbft_replica_recover_record) and the replica is one that holds state; the
+ * protocol thread then calls pbft_replica_recover_done before its first
+ * event, and that outbox is persisted and sent like any step's. Without records
+ * (a first run that never wrote, or a wiped data directory) the replica rejoins
+ * empty, exactly as with durability none (docs/design.md §5.6.1). A corrupt log
+ * or a record the engine rejects stops start-up: the disk is not what the
+ * replica wrote, and only wiping data_dir/replica-<id> (rejoining empty) is safe.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bftkv/errors.h"
+#include "common/assert.h"
+#include "common/errbuf.h"
+#include "common/log.h"
+#include "server/server_internal.h"
+#include "server/wal.h"
+
+/* Each path component of dir that is missing, created with mode 0700. */
+static int durable_mkdirs(char *dir, char *err, size_t errlen)
+{
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        int rc = mkdir(dir, 0700);
+        int e = errno;
+        *p = c;
+        if (rc != 0 && e != EEXIST) {
+            errbuf_put(err, errlen, "cannot create %.*s: %s", (int)(p - dir), dir, strerror(e));
+            return BFTKV_E_IO;
+        }
+        if (c == '\0')
+            return 0;
+    }
+}
+
+/* Founding: the segments of an earlier group's log go (server/wal.h names them
+ * wal-<lsn>.log), and the directory is synced so the removal outlives a crash. */
+static int durable_log_remove(const char *dir, unsigned *removed, char *err, size_t errlen)
+{
+    *removed = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        errbuf_put(err, errlen, "cannot read %s: %s", dir, strerror(errno));
+        return BFTKV_E_IO;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (strncmp(e->d_name, "wal-", 4) != 0 || l < 8 || strcmp(e->d_name + l - 4, ".log") != 0)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) != 0) {
+            errbuf_put(err, errlen, "cannot remove %s/%s: %s", dir, e->d_name, strerror(errno));
+            rc = BFTKV_E_IO;
+        } else {
+            (*removed)++;
+        }
+    }
+    if (rc == 0 && *removed > 0 && fsync(dirfd(d)) != 0) {
+        errbuf_put(err, errlen, "cannot sync %s: %s", dir, strerror(errno));
+        rc = BFTKV_E_IO;
+    }
+    closedir(d);
+    return rc;
+}
+
+/* What the replay met when the engine refused a record. */
+struct durable_replay {
+    struct server *s;
+    uint64_t bad_lsn; /* 0: none */
+    uint16_t bad_type;
+    int bad_rc;
+};
+
+static int durable_replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *payload, uint32_t len)
+{
+    struct durable_replay *r = arg;
+    int rc = pbft_replica_recover_record(r->s->replica, type, payload, len, &r->s->out);
+    if (rc != 0) {
+        r->bad_lsn = lsn;
+        r->bad_type = type;
+        r->bad_rc = rc;
+    }
+    return rc;
+}
+
+int server_durable_open(struct server *s, struct pbft_replica_config *rcfg, bool restarted, char *err,
+                        size_t errlen)
+{
+    const struct bftkv_config *cfg = s->cfg;
+    BFTKV_ASSERT(cfg->durability != BFTKV_CONFIG_DURABILITY_NONE);
+    BFTKV_ASSERT(rcfg->durable && !rcfg->restarted); /* created as a replica that holds state */
+    s->wal_sync = cfg->durability == BFTKV_CONFIG_DURABILITY_SYNC;
+    int len = snprintf(s->wal_dir, sizeof s->wal_dir, "%s/replica-%u/wal", cfg->data_dir, s->id);
+    if (len < 0 || (size_t)len >= sizeof s->wal_dir) {
+        errbuf_put(err, errlen, "%s: data_dir path too long for the write-ahead log", cfg->name);
+        return BFTKV_E_CONFIG;
+    }
+    char dir[sizeof s->wal_dir];
+    memcpy(dir, s->wal_dir, sizeof dir);
+    int rc = durable_mkdirs(dir, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (!restarted) {
+        unsigned removed = 0;
+        rc = durable_log_remove(s->wal_dir, &removed, err, errlen);
+        if (rc != 0)
+            return rc;
+        if (removed > 0)
+            log_info("founding: removed the %u segment(s) of an earlier write-ahead log in %s", removed,
+                     s->wal_dir);
+    }
+    struct durable_replay rp = {.s = s};
+    struct wal_options o = {.dir = s->wal_dir};
+    char werr[256] = "";
+    rc = wal_open(&s->wal, &o, restarted ? durable_replay_record : NULL, &rp, &s->wal_rec, werr, sizeof werr);
+    pbft_out_reset(&s->out); /* the replay's scratch: nothing in it is sent */
+    if (rc != 0 && rp.bad_lsn != 0) {
+        errbuf_put(err, errlen,
+                   "replica %u: record lsn %" PRIu64 " (type %u) of the write-ahead log in %s does not recover: %s. "
+                   "The disk does not hold what this replica wrote; to rejoin as an empty member, wipe %s/replica-%u "
+                   "and start it with --join",
+                   s->id, rp.bad_lsn, (unsigned)rp.bad_type, s->wal_dir, bftkv_strerror(rp.bad_rc), cfg->data_dir,
+                   s->id);
+        return rp.bad_rc;
+    }
+    if (rc == BFTKV_E_CORRUPT) {
+        errbuf_put(err, errlen,
+                   "replica %u: the write-ahead log is corrupt: %s (after %" PRIu64 " valid records). To rejoin as "
+                   "an empty member, wipe %s/replica-%u and start it with --join",
+                   s->id, werr, s->wal_rec.records, cfg->data_dir, s->id);
+        return rc;
+    }
+    if (rc != 0) {
+        errbuf_put(err, errlen, "replica %u: cannot open the write-ahead log in %s: %s (%s)", s->id, s->wal_dir,
+                   werr[0] ? werr : "no detail", bftkv_strerror(rc));
+        return rc;
+    }
+    if (!restarted)
+        return 0;
+    if (s->wal_rec.records > 0) {
+        s->recovering = true; /* pbft_replica_recover_done on the protocol thread */
+        return 0;
+    }
+    /* Nothing to rebuild from: rejoin with empty memory (docs/design.md §5.6.1).
+     * No record reached the engine, so it is created again, unsure. */
+    log_info("the write-ahead log in %s holds no record (%" PRIu64 " segment(s) read): rejoining with empty memory",
+             s->wal_dir, s->wal_rec.segments);
+    pbft_replica_destroy(s->replica);
+    s->replica = NULL;
+    rcfg->restarted = true;
+    rc = pbft_replica_create(rcfg, &s->auth, s->store, &s->replica);
+    if (rc != 0)
+        errbuf_put(err, errlen, "%s: the engine refused the configuration of replica %u", cfg->name, s->id);
+    return rc;
+}
+
+int server_durable_forget(struct server *s, char *err, size_t errlen)
+{
+    const struct bftkv_config *cfg = s->cfg;
+    char dir[sizeof s->wal_dir];
+    int len = snprintf(dir, sizeof dir, "%s/replica-%u/wal", cfg->data_dir, s->id);
+    struct stat st;
+    if (cfg->data_dir[0] == '\0' || len < 0 || (size_t)len >= sizeof dir || stat(dir, &st) != 0)
+        return 0;
+    unsigned removed = 0;
+    int rc = durable_log_remove(dir, &removed, err, errlen);
+    if (rc == 0 && removed > 0)
+        log_warn("durability none: removed the %u segment(s) of an earlier write-ahead log in %s (this replica's "
+                 "memory is not in it)",
+                 removed, dir);
+    return rc;
+}
+
+void server_durable_close(struct server *s)
+{
+    wal_close(s->wal);
+    s->wal = NULL;
+}
+
+/* The failure that stops the replica: logged once, every later send dropped. */
+static void server_wal_fail(struct server *s, const char *what, int rc)
+{
+    if (s->wal_failed != 0)
+        return;
+    s->wal_failed = rc;
+    const char *why = s->wal != NULL && wal_error(s->wal)[0] != '\0' ? wal_error(s->wal) : bftkv_strerror(rc);
+    if (rc == BFTKV_E_FULL)
+        log_error("write-ahead log %s failed: the disk is full (%s): replica %u stops rather than acknowledge "
+                  "what it cannot persist",
+                  what, why, s->id);
+    else
+        log_error("write-ahead log %s failed: %s (%s): replica %u stops, nothing of this round is sent", what, why,
+                  bftkv_strerror(rc), s->id);
+    atomic_store_explicit(&s->failed, true, memory_order_release);
+    atomic_store_explicit(&s->stop, true, memory_order_release);
+}
+
+int server_wal_commit(struct server *s, bool early)
+{
+    if (s->wal_failed != 0)
+        return s->wal_failed;
+    if (s->wal == NULL || s->wal_pending == 0)
+        return 0;
+    uint64_t t0 = server_now_ns();
+    int rc = wal_commit(s->wal, s->wal_sync);
+    if (rc != 0) {
+        server_wal_fail(s, s->wal_sync ? "commit (write + fdatasync)" : "commit (write)", rc);
+        return rc;
+    }
+    s->wal_pending = 0;
+    if (early)
+        server_count(s, SERVER_CTR_wal_early_commits, 1);
+    server_hist_record(s, SERVER_STAGE_WAL, 0, (int64_t)(server_now_ns() - t0));
+    return 0;
+}
+
+void server_wal_append(struct server *s, uint16_t type, const uint8_t *bytes, uint32_t len)
+{
+    if (s->wal_failed != 0)
+        return;
+    BFTKV_ASSERT(s->wal != NULL); /* only a durable engine lists records */
+    int64_t lsn = wal_append(s->wal, type, bytes, len);
+    if (lsn == BFTKV_E_FULL && wal_failed(s->wal) == 0 && s->wal_pending > 0) {
+        /* The commit buffer is full, not the disk: make what it holds durable
+         * now (none of the messages that depend on it left yet). */
+        if (server_wal_commit(s, true) != 0)
+            return;
+        lsn = wal_append(s->wal, type, bytes, len);
+    }
+    if (lsn < 0) {
+        server_wal_fail(s, "append", (int)lsn);
+        return;
+    }
+    s->wal_pending++;
+}
+
+void server_durable_recovered(struct server *s)
+{
+    const struct pbft_recovery_stats *rs = pbft_replica_recovery_stats(s->replica);
+    const struct wal_recovery *wr = &s->wal_rec;
+    log_info("recovered from the write-ahead log in %s: %" PRIu64 " segment(s), %" PRIu64 " record(s) up to lsn %"
+             PRIu64 ", %" PRIu64 " torn byte(s) cut; rebuilt: %" PRIu64 " record(s), %" PRIu64
+             " batch(es) executed, %" PRIu64 " stable checkpoint(s), highest view %" PRIu64 ", %" PRIu64
+             " prepared, gap_seq %" PRIu64 "; holds state, last executed %" PRIu64,
+             s->wal_dir, wr->segments, wr->records, wr->last_lsn, wr->torn_bytes, rs->records, rs->executed,
+             rs->checkpoints, rs->highest_view, rs->prepared, rs->gap_seq,
+             pbft_replica_stats(s->replica)->last_executed);
+}

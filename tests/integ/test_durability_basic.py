@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""integ_durability_*: a whole-group crash with and without the write-ahead log
+(docs/design.md §5.6.2, docs/config.md `durability`).
+
+A 4-replica group (f = 1) takes 60 acknowledged writes through the CLI (puts,
+overwrites of some keys, deletes of others); then every replica is killed with
+SIGKILL at once and all four are started again without --init.
+
+  sync   `durability sync`: every replica rebuilds itself from its log (its
+         log says so, its stats count the recovered records and it holds
+         state); every acknowledged write reads back its last value, every
+         deleted key reads "not found", and the group takes new writes.
+  none   `durability none`: the replicas come back with empty memory, and the
+         group refuses to serve (BFTKV_E_NO_STATE, docs/design.md §5.6.1)
+         instead of answering from an empty store.
+
+With `sync`, one replica's log is then damaged (a byte of its first record
+flipped, valid records after it): that replica must refuse to start (exit 1),
+naming the log and the way out (wipe data_dir/replica-<id>, rejoin empty), and
+never serve.
+
+    test_durability_basic.py --scenario sync|none
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from integ import (BUILD, EXIT_NOT_FOUND, EXIT_OK, Cluster, check, log, run, run_test, wait_until)  # noqa: E402
+
+KEYS = 40
+
+
+def write(c):
+    """The acknowledged writes; returns what each key must read (None: deleted)."""
+    want = {}
+    log(f"write {KEYS} keys, overwrite 10, delete 10")
+    for i in range(1, KEYS + 1):
+        c.must("put", f"key{i}", f"val{i}")
+        want[f"key{i}"] = f"val{i}".encode()
+    for i in range(1, 11):
+        c.must("put", f"key{i}", f"new{i}")
+        want[f"key{i}"] = f"new{i}".encode()
+    for i in range(11, 21):
+        c.must("del", f"key{i}")
+        want[f"key{i}"] = None
+    return want
+
+
+def kill_all(c):
+    pids = {i: c.pid(i) for i in range(c.n)}
+    log(f"SIGKILL every replica at once: {pids}")
+    for pid in pids.values():
+        os.kill(pid, 9)
+
+    def gone():
+        for pid in pids.values():
+            try:
+                with open(f"/proc/{pid}/stat") as fp:
+                    if fp.read().rsplit(")", 1)[1].split()[0] != "Z":
+                        return False
+            except OSError:
+                pass
+        return True
+
+    wait_until("every replica gone", gone, 10)
+
+
+def scenario_sync(c):
+    want = write(c)
+    before = {i: c.stats(i) for i in range(c.n)}
+    for i, s in before.items():
+        check(s is not None and s["durability"] == "sync", f"replica {i}: durability {s and s.get('durability')}")
+        check(s["wal"]["records"] > 0 and s["wal"]["durable_lsn"] == s["wal"]["last_lsn"],
+              f"replica {i}: log {s['wal']}: every record appended is durable once its round is over")
+    kill_all(c)
+    c.start()
+    for i in range(c.n):
+        with open(os.path.join(c.dir, "logs", f"replica-{i}.log"), errors="replace") as fp:
+            check("recovered from the write-ahead log" in fp.read(), f"replica {i}'s log does not say it recovered")
+    st = wait_until("every replica holds state", lambda: all((s := c.stats(i)) and s["holds_state"]
+                                                              for i in range(c.n)), 20)
+    check(st, "holds state")
+    for i in range(c.n):
+        s = c.stats(i)
+        check(s["wal"]["recovered_records"] > 0, f"replica {i}: recovered nothing: {s['wal']}")
+    log("every acknowledged write reads back")
+    for k, v in sorted(want.items()):
+        if v is None:
+            c.must("get", k, expect=EXIT_NOT_FOUND)
+        else:
+            got = c.must("get", k)
+            check(got == v, f"{k} reads {got!r} after the whole-group crash, expected {v!r}")
+    c.must("put", "after", "crash")
+    check(c.must("get", "after") == b"crash", "a write after the recovery reads back")
+    corrupt_one(c, 3)
+
+
+def corrupt_one(c, i):
+    c.kill(i)
+    wal = os.path.join(c.dir, "data", f"replica-{i}", "wal")
+    seg = os.path.join(wal, sorted(x for x in os.listdir(wal) if x.startswith("wal-"))[0])
+    log(f"flip a byte of the first record of {seg}")
+    with open(seg, "r+b") as fp:
+        fp.seek(64 + 32)  # the segment header, the record header: the first payload byte
+        b = fp.read(1)
+        fp.seek(64 + 32)
+        fp.write(bytes([b[0] ^ 0xFF]))
+    r = run([os.path.join(BUILD, "bftkv-server"), "--config", c.conf, "--id", str(i)], timeout=20)
+    err = r.stderr.decode(errors="replace")
+    check(r.returncode == 1, f"replica {i} with a corrupt log: exit {r.returncode}, expected 1; {err.strip()!r}")
+    check("corrupt" in err and wal in err and f"replica-{i}" in err and "--join" in err,
+          f"replica {i}: the message does not name the log and the way out: {err.strip()!r}")
+
+
+def scenario_none(c):
+    write(c)
+    s = c.stats(0)
+    check(s is not None and s["durability"] == "none" and "wal" not in s, f"replica 0: {s and s.get('durability')}")
+    kill_all(c)
+    c.start()
+    time.sleep(1.0)
+    for args in (("get", "key30"), ("get", "key1"), ("put", "key30", "overwritten")):
+        rc, out, err = c.cli(*args, timeout_ms=3000)
+        check(rc not in (EXIT_OK, EXIT_NOT_FOUND),
+              f"bftkv {' '.join(args)} after a whole-group crash without a log: exit {rc}, stdout {out[:60]!r}: "
+              f"it served a store it does not hold")
+        check("refuses to serve" in err or "no answer" in err, f"bftkv {' '.join(args)}: unclear error {err.strip()!r}")
+    for i in range(c.n):
+        s = c.stats(i)
+        check(s is not None and s["holds_state"] is False, f"replica {i} claims state it cannot have: {s}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenario", required=True, choices=("sync", "none"))
+    a = ap.parse_args()
+
+    def run():
+        c = Cluster(f"durability-{a.scenario}", 4, durability=a.scenario)
+        c.start()
+        (scenario_sync if a.scenario == "sync" else scenario_none)(c)
+
+    run_test(run, budget_s=110)
+
+
+if __name__ == "__main__":
+    main()
