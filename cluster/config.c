@@ -613,7 +613,7 @@ static void config_defaults(struct bftkv_config *cfg)
     cfg->store_shards = BFTKV_STORE_SHARDS_DEFAULT;
     cfg->test_modes = false;
     cfg->log_level = BFTKV_CONFIG_LOG_INFO;
-    cfg->durability = BFTKV_CONFIG_DURABILITY_NONE; /* config_check: sync when a data_dir is named */
+    cfg->durability = BFTKV_CONFIG_DURABILITY_NONE; /* unless a durability line says otherwise */
 }
 
 struct bftkv_config *bftkv_config_new(void)
