@@ -367,6 +367,27 @@ struct pbft_recovery_stats {
                                    from its peers; 0: none */
 };
 void pbft_replica_recover_done(struct pbft_replica *r, uint64_t now_ns, struct pbft_out *out);
+
+/* A snapshot: the state of a stable checkpoint, kept so that the records below
+ * it can go (docs/design.md §5.6.2). For a CHECKPOINT record it persisted, the
+ * runtime writes that record (the proof) and the chunks pbft_replica_state_chunk
+ * hands out for its seq to a file. A recovery may start from such a file, before
+ * any record: _snapshot with the CHECKPOINT record (its q signatures are
+ * checked), then every chunk in the order they were handed out (a struct
+ * wire_state with from.part, shards, flags, data and data_len as given; the
+ * other fields are not read), then _snapshot_end, which checks the state
+ * against the signed digest and installs it: the replica has then executed up
+ * to that seq, which is its stable checkpoint. The records that follow are
+ * replayed as usual (those at or below the snapshot's seq change nothing). 0 or
+ * BFTKV_E_CORRUPT (a proof without q valid matching signatures, a chunk that
+ * does not restore, a state whose digest differs): the caller may start over
+ * with an older snapshot, or rejoin empty. BFTKV_E_NOMEM: out of memory. */
+int pbft_replica_recover_snapshot(struct pbft_replica *r, const uint8_t *checkpoint_record, size_t len);
+int pbft_replica_recover_snapshot_chunk(struct pbft_replica *r, const struct wire_state *st);
+int pbft_replica_recover_snapshot_end(struct pbft_replica *r);
+/* The seq a CHECKPOINT record names (0 when len is not that of a CHECKPOINT
+ * record of this group's n): for the runtime, which starts a snapshot file there. */
+uint64_t pbft_persist_checkpoint_seq(uint16_t n, const uint8_t *rec, size_t len);
 const struct pbft_recovery_stats *pbft_replica_recovery_stats(const struct pbft_replica *r);
 
 /* For the simulator's checkers: called after each executed batch. */
