@@ -357,6 +357,7 @@ int pbft_replica_recover_record(struct pbft_replica *r, uint16_t kind, const uin
                                 struct pbft_out *scratch);
 /* What the replay rebuilt (0 before done): */
 struct pbft_recovery_stats {
+    uint64_t snapshot_seq;      /* the snapshot it started from (0: none) */
     uint64_t records;           /* records handed in */
     uint64_t executed;          /* batches executed again */
     uint64_t checkpoints;       /* stable checkpoints proven by their records */

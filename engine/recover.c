@@ -277,6 +277,7 @@ int pbft_replica_recover_record(struct pbft_replica *r, uint16_t kind, const uin
     BFTKV_ASSERT(r->cfg.durable);
     BFTKV_ASSERT(!r->cfg.restarted);
     BFTKV_ASSERT(!r->recovery_done);
+    BFTKV_ASSERT(!r->recovery_snapshot); /* _snapshot_end first */
     r->recovery.records++;
     pbft_out_reset(scratch);
     int rc;
@@ -307,6 +308,92 @@ int pbft_replica_recover_record(struct pbft_replica *r, uint16_t kind, const uin
     }
     pbft_out_reset(scratch);
     return rc;
+}
+
+/* ---- A snapshot file ---------------------------------------------------------------- */
+
+uint64_t pbft_persist_checkpoint_seq(uint16_t n, const uint8_t *rec, size_t len)
+{
+    if (n == 0 || len != CHECKPOINT_HEAD + (size_t)n * WIRE_CHECKPOINT_MSG_SIZE)
+        return 0;
+    return le64_load(rec);
+}
+
+/* The proof of a CHECKPOINT record: q senders whose signed CHECKPOINT names its
+ * seq and one digest. Their messages go into proof (n slots), their bits into
+ * *bits, the digest into d. */
+static int proof_check(struct pbft_replica *r, const uint8_t *rec, size_t len, uint64_t *seq,
+                       uint8_t d[BFTKV_DIGEST_SIZE], uint64_t *bits, uint8_t *proof)
+{
+    if (pbft_persist_checkpoint_seq(r->cfg.n, rec, len) == 0)
+        return BFTKV_E_CORRUPT;
+    *seq = le64_load(rec);
+    uint64_t listed = le64_load(rec + 8);
+    if (*seq % r->cfg.checkpoint_interval != 0)
+        return BFTKV_E_CORRUPT;
+    *bits = 0;
+    bool have_digest = false;
+    for (uint16_t j = 0; j < r->cfg.n; j++) {
+        if ((listed & (1ull << j)) == 0)
+            continue;
+        const uint8_t *one = rec + CHECKPOINT_HEAD + (size_t)j * r->ckpt_msg_len;
+        struct wire_msg m;
+        if (!decode_one(r, one, r->ckpt_msg_len, WIRE_CHECKPOINT, &m) || m.h.sender != j || m.h.seq != *seq)
+            return BFTKV_E_CORRUPT;
+        if (!have_digest) {
+            memcpy(d, m.u.batch.digest, BFTKV_DIGEST_SIZE);
+            have_digest = true;
+        }
+        /* A faulty sender's CHECKPOINT for another digest may sit in the record;
+         * the proof is the q that match the first valid one's (or none). */
+        if (memcmp(d, m.u.batch.digest, BFTKV_DIGEST_SIZE) != 0 || !auth_signature_check(r->auth, &m))
+            continue;
+        memcpy(proof + (size_t)j * r->ckpt_msg_len, one, r->ckpt_msg_len);
+        *bits |= 1ull << j;
+    }
+    return (uint32_t)__builtin_popcountll(*bits) >= r->quorum ? 0 : BFTKV_E_CORRUPT;
+}
+
+int pbft_replica_recover_snapshot(struct pbft_replica *r, const uint8_t *checkpoint_record, size_t len)
+{
+    BFTKV_ASSERT(r->cfg.durable);
+    BFTKV_ASSERT(!r->recovery_done);
+    /* Before any record; a snapshot that failed half-way may be started over. */
+    BFTKV_ASSERT(r->recovery.records == 0 && r->recovery.snapshot_seq == 0);
+    uint64_t seq, bits;
+    uint8_t d[BFTKV_DIGEST_SIZE];
+    size_t proof_len = (size_t)r->cfg.n * WIRE_CHECKPOINT_MSG_SIZE;
+    uint8_t *proof = r->xfer.cand.proof; /* scratch of the right size; no candidate yet */
+    BFTKV_ASSERT(r->xfer.cand.seq == 0);
+    memset(proof, 0, proof_len);
+    int rc = proof_check(r, checkpoint_record, len, &seq, d, &bits, proof);
+    if (rc == 0 && seq == 0)
+        rc = BFTKV_E_CORRUPT;
+    if (rc != 0)
+        return rc;
+    replica_statetransfer_restore_begin(r, seq, d, bits, proof);
+    memset(proof, 0, proof_len);
+    r->recovery_snapshot = true;
+    return 0;
+}
+
+int pbft_replica_recover_snapshot_chunk(struct pbft_replica *r, const struct wire_state *st)
+{
+    BFTKV_ASSERT(r->recovery_snapshot);
+    return replica_statetransfer_restore_chunk(r, st);
+}
+
+int pbft_replica_recover_snapshot_end(struct pbft_replica *r)
+{
+    BFTKV_ASSERT(r->recovery_snapshot);
+    r->recovery_snapshot = false;
+    uint64_t seq = r->xfer.target.seq;
+    int rc = replica_statetransfer_restore_end(r);
+    if (rc != 0)
+        return rc;
+    r->recovery.snapshot_seq = seq;
+    r->recovery.checkpoints++;
+    return 0;
 }
 
 /* ---- Rejoining ------------------------------------------------------------------------ */

@@ -371,6 +371,7 @@ struct pbft_replica {
     struct pbft_recovery_stats recovery;
     bool recovery_gap;
     bool recovery_done;
+    bool recovery_snapshot;      /* a snapshot is being restored (recover.c) */
     uint64_t watch_compact_at; /* stats.requests_executed before which a full FIFO is
                                   not compacted again (viewchange_timer.c) */
     uint64_t *watch_start_ns;  /* clients * lanes: 1 + since when its watch waits
@@ -595,6 +596,16 @@ void replica_state_receive(struct pbft_replica *r, const struct wire_msg *m, str
 void replica_statetransfer_start(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE]);
 /* Timers of the transfer and starting one for a proven checkpoint (catchup.c's tick). */
 void replica_statetransfer_tick(struct pbft_replica *r, struct pbft_out *out);
+
+/* A snapshot file's state (recover.c): begin with the checkpoint and its proof
+ * (n slots of WIRE_CHECKPOINT_MSG_SIZE, bits: the senders in it), restore each
+ * chunk (0, BFTKV_E_CORRUPT, BFTKV_E_NOMEM), then end: 0 once the state matches
+ * the signed digest and is installed (h = last_executed = seq), else
+ * BFTKV_E_CORRUPT with nothing changed. */
+void replica_statetransfer_restore_begin(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE],
+                                         uint64_t bits, const uint8_t *proof);
+int replica_statetransfer_restore_chunk(struct pbft_replica *r, const struct wire_state *st);
+int replica_statetransfer_restore_end(struct pbft_replica *r);
 
 /* ---- statetransfer_serve.c: serving it (TOCS 2002 §5.3) ----------------------------- */
 /* Keep / release the states of own checkpoints (called by checkpoint.c). */

@@ -458,6 +458,77 @@ static void xfer_finish(struct pbft_replica *r, struct pbft_out *out)
     install(r, actual, out);
 }
 
+/* ---- A snapshot file's state (recover.c) ------------------------------------------- *
+ *
+ * The same staging store and reply cache as a fetch, filled from the chunks a
+ * durable replica wrote to its disk instead of from a peer, checked against the
+ * same signed digest, and installed the same way -- but nothing is sent: the
+ * replica is still replaying its records. */
+
+static bool chunk_apply(struct pbft_replica *r, const struct wire_state *st, bool *retry, bool *unknown);
+
+void replica_statetransfer_restore_begin(struct pbft_replica *r, uint64_t seq, const uint8_t digest[BFTKV_DIGEST_SIZE],
+                                         uint64_t bits, const uint8_t *proof)
+{
+    struct replica_xfer *x = &r->xfer;
+    BFTKV_ASSERT(!x->active);
+    x->target.seq = seq;
+    memcpy(x->target.digest, digest, BFTKV_DIGEST_SIZE);
+    x->target.bits = bits;
+    x->target.from = r->cfg.id;
+    memcpy(x->target.proof, proof, (size_t)r->cfg.n * WIRE_CHECKPOINT_MSG_SIZE);
+    xfer_reset(r);
+}
+
+int replica_statetransfer_restore_chunk(struct pbft_replica *r, const struct wire_state *st)
+{
+    bool retry = false, unknown = false;
+    if (!chunk_apply(r, st, &retry, &unknown))
+        return BFTKV_E_CORRUPT;
+    if (retry)
+        return BFTKV_E_NOMEM;
+    r->xfer.shards = st->shards;
+    return 0;
+}
+
+int replica_statetransfer_restore_end(struct pbft_replica *r)
+{
+    struct replica_xfer *x = &r->xfer;
+    uint64_t n = x->target.seq;
+    BFTKV_ASSERT(n > r->last_executed);
+    uint8_t parts[2u * BFTKV_DIGEST_SIZE];
+    uint8_t actual[BFTKV_DIGEST_SIZE];
+    store_digest_bytes(x->staging, parts);
+    struct replica_rc_entry *t = r->rc;
+    r->rc = x->rc;
+    x->rc = t;
+    memset(r->rc_dirty, 1, r->rc_blocks);
+    replica_exec_rc_digest(r, parts + BFTKV_DIGEST_SIZE);
+    wire_digest(actual, parts, sizeof parts);
+    if (memcmp(actual, x->target.digest, BFTKV_DIGEST_SIZE) != 0) {
+        x->rc = r->rc;
+        r->rc = t;
+        memset(r->rc_dirty, 1, r->rc_blocks);
+        store_clear(x->staging);
+        return BFTKV_E_CORRUPT;
+    }
+    int rc = store_swap(r->store, x->staging);
+    BFTKV_ASSERT(rc == 0); /* created alike */
+    for (uint32_t i = 0; i < r->rc_entries; i++) {
+        if (r->rc[i].timestamp > r->seen_ts[i])
+            r->seen_ts[i] = r->rc[i].timestamp;
+    }
+    r->last_executed = n;
+    r->max_prepared = n;
+    if (r->cu.max_seen < n)
+        r->cu.max_seen = n;
+    replica_checkpoint_adopt(r, n, x->target.digest, x->target.proof, x->target.bits);
+    r->persist_stable_seq = 0; /* its record is the snapshot's own proof */
+    replica_statetransfer_snapshot_take(r, n, x->target.digest); /* serve it in turn */
+    store_clear(x->staging);
+    return 0;
+}
+
 /* ---- Fetching: chunks -------------------------------------------------------------- */
 
 static bool ignore_state(struct pbft_replica *r, const struct wire_msg *m)

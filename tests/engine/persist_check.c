@@ -26,6 +26,12 @@ struct persist_disk {
     size_t log_len, log_cap;
     uint64_t log_records;
     bool log_failed; /* out of memory: the disk lost a record */
+    /* Snapshots (engine/pbft.h "A snapshot"): [0] the newest whole one. */
+    struct disk_snap {
+        uint64_t seq;     /* 0: none */
+        uint8_t *bytes;   /* the CHECKPOINT record, then the chunks */
+        size_t rec_len, len, cap;
+    } snap[2];
 };
 
 struct persist_disk *persist_disk_new(void)
@@ -35,9 +41,96 @@ struct persist_disk *persist_disk_new(void)
 
 void persist_disk_free(struct persist_disk *d)
 {
-    if (d != NULL)
+    if (d != NULL) {
         free(d->log);
+        free(d->snap[0].bytes);
+        free(d->snap[1].bytes);
+    }
     free(d);
+}
+
+static bool snap_put(struct disk_snap *s, const void *p, size_t len)
+{
+    if (s->len + len > s->cap) {
+        size_t cap = s->cap ? s->cap : 65536u;
+        while (cap < s->len + len)
+            cap *= 2u;
+        uint8_t *nb = realloc(s->bytes, cap);
+        if (nb == NULL)
+            return false;
+        s->bytes = nb;
+        s->cap = cap;
+    }
+    memcpy(s->bytes + s->len, p, len);
+    s->len += len;
+    return true;
+}
+
+/* A chunk on disk: u8 part | u8 flags | le32 shards | le32 data_len | data. */
+#define SNAP_CHUNK_HEAD 10u
+
+int persist_disk_snapshot(struct persist_disk *d, const struct pbft_replica *r, uint16_t n, const uint8_t *rec,
+                          size_t len)
+{
+    uint64_t seq = pbft_persist_checkpoint_seq(n, rec, len);
+    if (seq == 0 || seq <= d->snap[0].seq)
+        return 0;
+    struct disk_snap s = {0};
+    uint8_t *data = malloc(WIRE_STATE_DATA_MAX);
+    int rc = data != NULL && snap_put(&s, rec, len) ? 0 : BFTKV_E_NOMEM;
+    s.rec_len = len;
+    struct wire_state_pos pos = {.part = WIRE_PART_STORE, .shard = 0, .cursor = 0};
+    while (rc == 0) {
+        struct wire_state st;
+        rc = pbft_replica_state_chunk(r, seq, &pos, data, &st);
+        if (rc != 0)
+            break;
+        uint8_t head[SNAP_CHUNK_HEAD];
+        head[0] = st.from.part;
+        head[1] = st.flags;
+        le32_store(head + 2, st.shards);
+        le32_store(head + 6, st.data_len);
+        if (!snap_put(&s, head, sizeof head) || !snap_put(&s, st.data, st.data_len))
+            rc = BFTKV_E_NOMEM;
+        else if (st.flags & WIRE_STATE_LAST)
+            break;
+        pos = st.next;
+    }
+    free(data);
+    if (rc != 0) {
+        free(s.bytes);
+        return rc;
+    }
+    free(d->snap[1].bytes);
+    d->snap[1] = d->snap[0];
+    s.seq = seq;
+    d->snap[0] = s;
+    return 0;
+}
+
+uint64_t persist_disk_snapshot_seq(const struct persist_disk *d)
+{
+    return d->snap[0].seq;
+}
+
+int persist_disk_snapshot_restore(const struct persist_disk *d, struct pbft_replica *r)
+{
+    const struct disk_snap *s = &d->snap[0];
+    if (s->seq == 0)
+        return BFTKV_E_NOT_FOUND;
+    int rc = pbft_replica_recover_snapshot(r, s->bytes, s->rec_len);
+    for (size_t at = s->rec_len; rc == 0 && at < s->len;) {
+        struct wire_state st = {0};
+        st.kind = WIRE_STATE_CHUNK;
+        st.from.part = s->bytes[at];
+        st.flags = s->bytes[at + 1];
+        st.shards = le32_load(s->bytes + at + 2);
+        st.data_len = le32_load(s->bytes + at + 6);
+        st.data = s->bytes + at + SNAP_CHUNK_HEAD;
+        rc = pbft_replica_recover_snapshot_chunk(r, &st);
+        at += SNAP_CHUNK_HEAD + st.data_len;
+    }
+    return rc != 0 ? rc : pbft_replica_recover_snapshot_end(r);
 }
 
 static void log_append(struct persist_disk *d, uint16_t kind, const uint8_t *p, size_t len)

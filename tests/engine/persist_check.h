@@ -46,4 +46,15 @@ typedef int (*persist_record_fn)(void *arg, uint16_t kind, const uint8_t *rec, s
 int persist_disk_replay(const struct persist_disk *d, persist_record_fn fn, void *arg);
 uint64_t persist_disk_records(const struct persist_disk *d);
 
+/* The snapshot a durable replica's runtime writes for a CHECKPOINT record rec it
+ * persisted: every chunk pbft_replica_state_chunk hands out for its seq, taken at
+ * once (the disk keeps the two newest). 0 (also when rec names no newer seq), or
+ * the chunk call's error. */
+int persist_disk_snapshot(struct persist_disk *d, const struct pbft_replica *r, uint16_t n, const uint8_t *rec,
+                          size_t len);
+uint64_t persist_disk_snapshot_seq(const struct persist_disk *d); /* the newest (0: none) */
+/* Start a recovery from the newest snapshot (pbft_replica_recover_snapshot and
+ * its chunks, then _end): 0, BFTKV_E_NOT_FOUND without one, or the engine's error. */
+int persist_disk_snapshot_restore(const struct persist_disk *d, struct pbft_replica *r);
+
 #endif

@@ -24,6 +24,13 @@ void rh_disk_outbox(struct rh_cluster *c, uint16_t who, const struct pbft_out *o
                 (unsigned long long)view, (unsigned long long)seq);
         abort();
     }
+    /* A CHECKPOINT record: the runtime's snapshot of that checkpoint, taken here at once. */
+    for (uint32_t i = 0; i < o->nmsgs; i++) {
+        const struct pbft_out_msg *om = &o->msgs[i];
+        if (om->dest_kind == PBFT_DEST_PERSIST && om->dest_id == PBFT_PERSIST_CHECKPOINT
+            && persist_disk_snapshot(c->disk[who], c->r[who], c->n, pbft_out_bytes(o, om), om->len) != 0)
+            abort();
+    }
 }
 
 void rh_disk_free(struct rh_cluster *c)

@@ -125,6 +125,8 @@ struct cluster_stats {
     uint64_t recoveries;      /* durable replicas rebuilt from their disks */
     uint64_t recovered_batches; /* batches they executed again */
     uint64_t recovery_gaps;   /* of the recoveries, those that came back unsure */
+    uint64_t recoveries_from_snapshot; /* ... those that started from a snapshot */
+    uint64_t snapshots;       /* snapshots the durable replicas' disks took */
 };
 
 /* 0, BFTKV_E_INVAL or BFTKV_E_NOMEM. */

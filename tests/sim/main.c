@@ -599,7 +599,7 @@ int main(int argc, char **argv)
     uint64_t seeds = 0, safety = 0, liveness = 0, committed = 0, batches = 0, batch_requests = 0, unknown = 0;
     uint64_t viewchanges = 0, state_transfers = 0, timeouts = 0, viewchange_seeds = 0, st_seeds = 0;
     uint64_t restart_seeds = 0, refuse_seeds = 0, no_state = 0;
-    uint64_t recoveries = 0, recovered_batches = 0, recovery_gaps = 0, whole_group_seeds = 0;
+    uint64_t recoveries = 0, recovered_batches = 0, recovery_gaps = 0, whole_group_seeds = 0, from_snapshot = 0;
     uint64_t rejoin_failures = 0, rejoin_bound = 0, rejoin_outside = 0, link_seeds = 0;
     uint64_t printed = 0;
     int exit_code = 0;
@@ -649,6 +649,7 @@ int main(int argc, char **argv)
         recoveries += r.recoveries;
         recovered_batches += r.recovered_batches;
         recovery_gaps += r.recovery_gaps;
+        from_snapshot += r.recoveries_from_snapshot;
         whole_group_seeds += r.whole_group;
         link_seeds += r.links;
         rejoin_failures += r.rejoin_failed;
@@ -702,9 +703,9 @@ int main(int argc, char **argv)
            o.check_liveness && o.check_rejoin ? "" : "off:", slack_ms, rejoin_bound / 1000000u,
            rejoin_outside / 1000000u, wall);
     if (o.durable)
-        printf("sim: durable recoveries=%" PRIu64 " (unsure %" PRIu64 ") batches_executed_again=%" PRIu64
-               " whole_group_crash_seeds=%" PRIu64 "\n",
-               recoveries, recovery_gaps, recovered_batches, whole_group_seeds);
+        printf("sim: durable recoveries=%" PRIu64 " (from a snapshot %" PRIu64 ", unsure %" PRIu64
+               ") batches_executed_again=%" PRIu64 " whole_group_crash_seeds=%" PRIu64 "\n",
+               recoveries, from_snapshot, recovery_gaps, recovered_batches, whole_group_seeds);
     if (exit_code == 0) {
         if (expect)
             exit_code = found ? 0 : EXIT_SAFETY;

@@ -805,6 +805,7 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     res->recoveries = cluster_stats(cl)->recoveries;
     res->recovered_batches = cluster_stats(cl)->recovered_batches;
     res->recovery_gaps = cluster_stats(cl)->recovery_gaps;
+    res->recoveries_from_snapshot = cluster_stats(cl)->recoveries_from_snapshot;
     res->whole_group = s->restart.on && s->restart.wiped == o->n;
     res->no_state = rs->wl.no_state;
     res->sim_ns = cluster_now(cl);

@@ -112,6 +112,7 @@ struct sim_result {
     uint64_t recoveries;       /* --durable: replicas rebuilt from their disks ... */
     uint64_t recovered_batches; /* ... the batches they executed again ... */
     uint64_t recovery_gaps;    /* ... and those that came back unsure */
+    uint64_t recoveries_from_snapshot; /* ... and those that started from a snapshot */
     bool whole_group;          /* --durable: every replica crashed at once */
     bool rejoin_failed;        /* the liveness failure is a replica left outside (rejoin.h) */
     uint64_t rejoin_bound_ns;  /* the largest rejoin bound of the run */
