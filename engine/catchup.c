@@ -377,6 +377,7 @@ void replica_catchup_sure_check(struct pbft_replica *r, struct pbft_out *out)
         return;
     BFTKV_ASSERT(vouch < r->cfg.n); /* peers only: q of the n - 1 others */
     r->unsure = false;
+    r->persist_holds_pending = r->cfg.durable; /* before the votes it now casts (persist.c) */
     r->stats.holds_state = 1;
     replica_prepare_votes_resume(r, out);
 }

@@ -448,6 +448,10 @@ void replica_newview_answer(struct pbft_replica *r, uint16_t to, struct pbft_out
         const struct replica_view_change_msg *x = &r->viewchange_cur[id];
         if (x->len == 0 || x->view != r->view)
             continue; /* its own too: a restarted replica lost the one named */
+        /* A durable replica sends its own VIEW-CHANGE only as recorded: one that
+         * restarted on a wiped disk may hold its earlier self's, relayed to it. */
+        if (id == r->cfg.id && r->cfg.durable && r->persisted_vc_view != x->view + 1u)
+            continue;
         if (!pbft_out_copy(out, PBFT_DEST_REPLICA, to, x->buf, x->len)) {
             r->stats.dropped_full++;
             return;

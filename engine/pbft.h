@@ -70,6 +70,12 @@ enum pbft_persist {
                                     any message of that view */
     PBFT_PERSIST_CHECKPOINT = 7, /* a stable checkpoint: seq, digest and the q signed
                                     CHECKPOINTs that prove it */
+    PBFT_PERSIST_HOLDS_STATE = 8, /* one byte: 0 when a replica restarted with empty
+                                    memory (cfg.restarted) starts, 1 once q replicas
+                                    vouched for it: before any other record. A
+                                    recovery whose last such record is 0 comes back
+                                    unsure: what it voted before it lost its memory
+                                    is in no record */
 };
 
 struct pbft_out_msg {
@@ -366,6 +372,8 @@ struct pbft_recovery_stats {
     uint64_t gap_seq;           /* a stable checkpoint above what it could execute (it
                                    got that state by state transfer): fetched again
                                    from its peers; 0: none */
+    uint64_t unsure_restart;    /* 1: its records start with a restart with empty
+                                   memory that no one vouched for yet: unsure */
 };
 void pbft_replica_recover_done(struct pbft_replica *r, uint64_t now_ns, struct pbft_out *out);
 

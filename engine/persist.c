@@ -12,6 +12,8 @@
  *   VIEW_CHANGE  its own VIEW-CHANGE (the message): before it is sent
  *   NEW_VIEW     the NEW-VIEW it sent or accepted (the message): before any
  *                message of that view
+ *   HOLDS_STATE  u8 0 / 1: a replica restarted empty starts unsure (0), and is
+ *                vouched for (1): before any other record after it
  *   CHECKPOINT   a stable checkpoint: le64 seq | le64 senders (bit j: replica
  *                j's CHECKPOINT is in) | n signed CHECKPOINTs of ckpt_msg_len
  *                bytes each, zero where none, q of which match: before any
@@ -63,9 +65,21 @@ uint32_t replica_persist_msgs(const struct pbft_replica *r)
     return r->cfg.durable ? 2u + r->cfg.batch_max_requests : 0u;
 }
 
+/* HOLDS_STATE: whether the replica is unsure (engine/catchup.c), once it changes. */
+static bool persist_holds(struct pbft_replica *r, struct pbft_out *out)
+{
+    if (!r->persist_holds_pending)
+        return true;
+    uint8_t holds = r->unsure ? (uint8_t)0 : (uint8_t)1;
+    if (!persist_copy(r, out, PBFT_PERSIST_HOLDS_STATE, &holds, 1))
+        return false;
+    r->persist_holds_pending = false;
+    return true;
+}
+
 bool replica_persist_flush(struct pbft_replica *r, struct pbft_out *out)
 {
-    if (!replica_persist_stable(r, out))
+    if (!persist_holds(r, out) || !replica_persist_stable(r, out))
         return false;
     if (!r->persist_nv_pending)
         return true;

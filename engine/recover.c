@@ -303,6 +303,11 @@ int pbft_replica_recover_record(struct pbft_replica *r, uint16_t kind, const uin
     case PBFT_PERSIST_NEW_VIEW:
         rc = rec_new_view(r, rec, len);
         break;
+    case PBFT_PERSIST_HOLDS_STATE:
+        rc = len == 1 && rec[0] <= 1 ? 0 : BFTKV_E_CORRUPT;
+        if (rc == 0)
+            r->recovery_unsure = rec[0] == 0;
+        break;
     default:
         rc = BFTKV_E_CORRUPT;
     }
@@ -406,6 +411,12 @@ void pbft_replica_recover_done(struct pbft_replica *r, uint64_t now_ns, struct p
     r->recovery_done = true;
     if (now_ns > r->now_ns)
         r->now_ns = now_ns;
+    if (r->recovery_unsure && !r->recovery_gap) {
+        /* Its records begin after a restart with empty memory and no one vouched
+         * for it since: what it voted before is in none of them. */
+        gap(r, r->last_executed + 1u);
+        r->recovery.unsure_restart = 1;
+    }
     /* What the replay left in the slots beyond execution is memory (P, Q and the
      * batches a new primary may re-propose), not votes of a view to resume. */
     uint64_t count = 0;

@@ -472,7 +472,7 @@ static void replica_tick(struct pbft_replica *r, struct pbft_out *out)
 static void step_finish(struct pbft_replica *r, struct pbft_out *out)
 {
     BFTKV_ASSERT(r->rx_authentic == NULL); /* a caller's verification lasts one dispatch */
-    replica_persist_stable(r, out);
+    replica_persist_flush(r, out); /* records still due (persist.c): not behind a message */
     replica_request_fetch_arm(r);
     r->stats.last_executed = r->last_executed;
     r->stats.low_watermark = r->low;

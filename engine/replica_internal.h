@@ -363,6 +363,7 @@ struct pbft_replica {
     uint32_t watch_cap, watch_head, watch_count;
     uint64_t watch_exec;       /* last_executed when the watches were last trimmed */
     uint64_t persist_stable_seq; /* durable: a stable checkpoint not yet recorded (0: none) */
+    bool persist_holds_pending;  /* durable: the HOLDS_STATE record of `unsure` is due */
     bool persist_nv_pending;     /* durable: the NEW-VIEW (nv_buf) of this view is not yet recorded */
     uint64_t persisted_vc_view;  /* durable: view + 1 of its own VIEW-CHANGE last recorded */
     uint64_t persisted_nv_view;  /* durable: view + 1 of the NEW-VIEW last recorded */
@@ -372,6 +373,7 @@ struct pbft_replica {
     bool recovery_gap;
     bool recovery_done;
     bool recovery_snapshot;      /* a snapshot is being restored (recover.c) */
+    bool recovery_unsure;        /* the last HOLDS_STATE record said 0 (recover.c) */
     uint64_t watch_compact_at; /* stats.requests_executed before which a full FIFO is
                                   not compacted again (viewchange_timer.c) */
     uint64_t *watch_start_ns;  /* clients * lanes: 1 + since when its watch waits

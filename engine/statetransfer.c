@@ -60,6 +60,7 @@ bool replica_statetransfer_create(struct pbft_replica *r)
      * one heartbeat interval otherwise. */
     r->cu.heartbeat_ns = r->cfg.restarted ? 0 : CATCHUP_HEARTBEAT_INTERVALS * r->cfg.retransmit_ns;
     r->unsure = r->cfg.restarted && (r->cfg.bugs & PBFT_BUG_RESTART_SURE) == 0;
+    r->persist_holds_pending = r->cfg.durable && r->unsure; /* recorded before anything else (persist.c) */
     r->stats.holds_state = r->unsure ? 0u : 1u;
     if (r->cfg.restarted) {
         /* Before the crash it may have assigned seqs in its view as primary; the

@@ -249,6 +249,8 @@ static const char *record_apply(struct persist_disk *d, uint16_t n, const struct
     }
     case PBFT_PERSIST_REQUEST:
         return decode(lim, p, len, &m) && m.h.type == WIRE_REQUEST ? NULL : "a REQUEST record that is not a REQUEST";
+    case PBFT_PERSIST_HOLDS_STATE:
+        return len == 1 && p[0] <= 1 ? NULL : "a HOLDS_STATE record that is not one byte 0 or 1";
     default:
         return "a record of an unknown kind";
     }

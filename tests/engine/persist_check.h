@@ -23,7 +23,7 @@
 #include "engine/pbft.h"
 #include "engine/wire.h"
 
-#define PERSIST_KINDS 8u /* enum pbft_persist values are below it */
+#define PERSIST_KINDS 9u /* enum pbft_persist values are below it */
 
 struct persist_disk;
 

@@ -126,7 +126,7 @@ enum rh_deliver {
 
 struct rh_cluster;
 struct persist_disk;
-#define RH_DISK_KINDS 8u /* = PERSIST_KINDS (persist_check.h) */
+#define RH_DISK_KINDS 9u /* = PERSIST_KINDS (persist_check.h) */
 /* A test's own filter, after the network's rules: return true to drop. */
 typedef bool (*rh_filter)(struct rh_cluster *c, const struct rh_msg *m, void *arg);
 

@@ -11,6 +11,9 @@
  *    is one whose proof lost a signature; a replay then still works from the
  *    records alone.
  *  - A record that does not decode is CORRUPT.
+ *  - A replica restarted with empty memory on a wiped disk records that it is
+ *    unsure before anything else; rebuilt from those records before anyone
+ *    vouched for it, it comes back unsure (what it voted before is in none).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -226,6 +229,28 @@ static void test_bad_record(void **state)
     fresh_close(&f);
 }
 
+static void test_unsure_restart_stays_unsure(void **state)
+{
+    (void)state;
+    loaded();
+    /* Replica 3 loses its memory and its disk, and restarts empty. */
+    persist_disk_free(C.disk[3]);
+    C.disk[3] = NULL;
+    rh_restart(&C, 3);
+    assert_int_equal(rh_stats(&C, 3)->holds_state, 0);
+    rh_tick(&C, C.now_ns + 1u); /* its first outbox: the HOLDS_STATE record */
+    assert_true(C.disk[3] != NULL);
+    assert_true(C.disk_records[PBFT_PERSIST_HOLDS_STATE] >= 1);
+    struct fresh f;
+    fresh_open(&f, 3);
+    assert_int_equal(persist_disk_replay(C.disk[3], feed, &f), 0);
+    pbft_out_reset(&f.out);
+    pbft_replica_recover_done(f.r, C.now_ns, &f.out);
+    assert_int_equal(pbft_replica_recovery_stats(f.r)->unsure_restart, 1);
+    assert_int_equal(pbft_replica_stats(f.r)->holds_state, 0);
+    fresh_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +258,7 @@ int main(void)
         cmocka_unit_test_teardown(test_from_snapshot, teardown),
         cmocka_unit_test_teardown(test_corrupt_snapshot_refused, teardown),
         cmocka_unit_test_teardown(test_bad_record, teardown),
+        cmocka_unit_test_teardown(test_unsure_restart_stays_unsure, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

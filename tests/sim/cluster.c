@@ -389,7 +389,7 @@ int cluster_replica_restart(struct cluster *cl, uint16_t id)
 {
     struct cluster_node *nd = &cl->nodes[id];
     BFTKV_ASSERT(id < cl->cfg.n && nd->down);
-    bool recover = cl->cfg.durable;
+    bool recover = cl->cfg.durable && nd->disk != NULL;
     int rc = replica_open(cl, id, !recover);
     if (rc == 0 && recover)
         rc = replica_recover(cl, nd);
@@ -407,6 +407,14 @@ int cluster_replica_restart(struct cluster *cl, uint16_t id)
     nd->same_tick = 0;
     node_set_deadline(cl, id, pbft_replica_next_deadline(nd->replica));
     return 0;
+}
+
+void cluster_replica_lose_disk(struct cluster *cl, uint16_t id)
+{
+    struct cluster_node *nd = &cl->nodes[id];
+    BFTKV_ASSERT(nd->down);
+    persist_disk_free(nd->disk);
+    nd->disk = NULL; /* replica_open makes a new, empty one */
 }
 
 bool cluster_replica_down(const struct cluster *cl, uint16_t id)

@@ -121,7 +121,7 @@ struct cluster_stats {
     uint64_t submits;
     uint64_t completions;
     uint64_t stuck_deadlines; /* a node asked for a tick at or before now, again */
-    uint64_t records[8];      /* cfg.durable: records listed, by enum pbft_persist */
+    uint64_t records[9];      /* cfg.durable: records listed, by enum pbft_persist (PERSIST_KINDS) */
     uint64_t recoveries;      /* durable replicas rebuilt from their disks */
     uint64_t recovered_batches; /* batches they executed again */
     uint64_t recovery_gaps;   /* of the recoveries, those that came back unsure */
@@ -171,6 +171,8 @@ void cluster_set_net_filter(struct cluster *cl, cluster_net_filter_fn fn, void *
  * cluster_replica() and cluster_store() return NULL. */
 void cluster_replica_crash(struct cluster *cl, uint16_t id);
 int cluster_replica_restart(struct cluster *cl, uint16_t id);
+/* A crashed durable replica loses its disk too: it restarts empty (restarted). */
+void cluster_replica_lose_disk(struct cluster *cl, uint16_t id);
 bool cluster_replica_down(const struct cluster *cl, uint16_t id);
 
 /* Pause replica id: a process stopped (SIGSTOP) and later continued. Its replica

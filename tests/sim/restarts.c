@@ -40,8 +40,19 @@ void restart_plan_draw(struct restart_plan *p, struct prng *rng, uint16_t n, uin
     uint64_t lo = regular_total / 10u;
     p->trigger_ops = prng_range(rng, lo, regular_total > lo ? regular_total : lo);
     p->durable = durable;
-    /* Fewer than q hold state (engine/catchup.c); durable ones never lose it. */
-    p->refuse = !durable && (uint16_t)(n - p->wiped) < q;
+    if (durable && p->wiped > 0 && prng_below(rng, 4) == 0) {
+        p->disks_lost = (uint16_t)prng_range(rng, 1, p->wiped);
+        for (uint16_t r = 0, c = 0; r < n && c < p->disks_lost; r++) {
+            if (p->wipe[r]) {
+                p->lose_disk[r] = true;
+                c++;
+            }
+        }
+    }
+    /* Fewer than q hold state (engine/catchup.c); durable ones lose it only
+     * with their disk. */
+    uint16_t lost = durable ? p->disks_lost : p->wiped;
+    p->refuse = (uint16_t)(n - lost) < q;
 }
 
 void restart_run_init(struct restart_run *rr, const struct restart_plan *p, uint16_t n, uint16_t f)
@@ -63,6 +74,8 @@ static void go_down(struct restart_run *rr, struct cluster *cl, struct workload 
             cluster_replica_crash(cl, r);
         else
             cluster_replica_pause(cl, r);
+        if (p->lose_disk[r])
+            cluster_replica_lose_disk(cl, r);
         rr->is_down[r] = true;
         rr->back_ns[r] = now + p->down_ns[r];
         rr->down_now++;
@@ -71,7 +84,7 @@ static void go_down(struct restart_run *rr, struct cluster *cl, struct workload 
     rr->down_at_ns = now;
     /* f+1 matching NO_STATE answers need f+1 unsure replicas: only possible
      * once more than f lost their memory (Byzantine ones are then excluded). */
-    workload_restart_down(wl, !p->durable && p->wiped > rr->f, p->refuse);
+    workload_restart_down(wl, (p->durable ? p->disks_lost : p->wiped) > rr->f, p->refuse);
 }
 
 bool restart_run_poll(struct restart_run *rr, struct cluster *cl, struct workload *wl)
@@ -133,7 +146,7 @@ void restart_run_check_refused(const struct restart_run *rr, struct cluster *cl,
     BFTKV_ASSERT(p->on && p->refuse);
     for (uint16_t r = 0; r < rr->n; r++) {
         struct pbft_replica *rep = cluster_replica(cl, r);
-        if (!p->wipe[r] || rep == NULL)
+        if (!(p->durable ? p->lose_disk[r] : p->wipe[r]) || rep == NULL)
             continue;
         if (pbft_replica_stats(rep)->holds_state != 0)
             checkers_violation(ck,

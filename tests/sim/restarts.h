@@ -36,7 +36,10 @@
  * rebuilds the replica from its records (engine/recover.c), so it is correct and
  * holds state again, and the group never has to refuse. The set that goes down
  * is then drawn from 1..n: one plan in four crashes every replica at once (a
- * power cut), and the checkers keep watching all of them. */
+ * power cut), and the checkers keep watching all of them. One durable plan in
+ * four also takes the disks of 1..wiped of the crashed replicas (a wiped data
+ * directory): those restart empty and unsure, count against f, and the group
+ * must refuse when fewer than q replicas kept a memory (in RAM or on disk). */
 #ifndef BFTKV_SIM_RESTARTS_H
 #define BFTKV_SIM_RESTARTS_H
 
@@ -62,7 +65,11 @@ struct restart_plan {
     uint64_t down_ns[BFTKV_REPLICAS_MAX];       /* member: how long it stays down */
     uint64_t trigger_ops;                       /* down once this many regular ops completed */
     bool refuse;                                /* n - wiped < q: the group must refuse */
-    bool durable;                               /* crash-restarts keep the disk */
+    bool durable;                               /* crash-restarts keep the disk ... */
+    uint16_t disks_lost;                        /* ... except these (durable): the
+                                                   replica restarts empty (a wiped
+                                                   data directory) */
+    bool lose_disk[BFTKV_REPLICAS_MAX];
 };
 
 /* Draw a plan for n replicas tolerating f, whose workload completes

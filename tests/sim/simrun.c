@@ -172,7 +172,7 @@ static uint8_t draw_behaviour(const struct sim_options *o, struct prng *rng)
 static void draw_restart_byzantine(const struct sim_options *o, struct scenario *s, struct prng *rng)
 {
     const struct restart_plan *p = &s->restart;
-    uint16_t lost = p->durable ? 0 : p->wiped; /* durable: nobody loses memory */
+    uint16_t lost = p->durable ? p->disks_lost : p->wiped; /* durable: only with the disk */
     if (lost >= o->f)
         return;
     uint16_t count = (uint16_t)prng_range(rng, 0, o->f - lost);
@@ -384,7 +384,7 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
     any = false;
     for (uint16_t r = 0; r < o->n; r++) {
         /* A durable replica that crashed is rebuilt from its disk: correct, and checked. */
-        s->excluded[r] = s->faulty[r] || (!o->durable && (s->crash[r] || s->restart.wipe[r]));
+        s->excluded[r] = s->faulty[r] || s->restart.lose_disk[r] || (!o->durable && (s->crash[r] || s->restart.wipe[r]));
         if (!s->crash[r])
             continue;
         at = appendf(desc, desc_cap, at, "%s%u@%llu-%llums", any ? "," : " crash: ", r,
@@ -398,7 +398,8 @@ static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scen
                      (unsigned long long)p->trigger_ops, p->refuse ? " (refuse)" : "");
         for (uint16_t r = 0; r < o->n; r++)
             if (p->member[r])
-                at = appendf(desc, desc_cap, at, " %u=%s+%llums", r, p->wipe[r] ? "wipe" : "pause",
+                at = appendf(desc, desc_cap, at, " %u=%s+%llums", r,
+                             p->lose_disk[r] ? "wipe+disk" : p->wipe[r] ? "wipe" : "pause",
                              (unsigned long long)(p->down_ns[r] / MS));
     }
 
