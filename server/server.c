@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "cluster/cluster.h"
 #include "server/server_internal.h"
+#include "server/snapshot.h"
 
 BFTKV_STATIC_ASSERT(BFTKV_DGRAM_CLIENT_MSGS_MAX == PBFT_LANES_MAX, "a client's budget: one REQUEST per lane");
 BFTKV_STATIC_ASSERT(BFTKV_DGRAM_REPLICA_MSGS_MAX * (WIRE_HEADER_SIZE + BFTKV_DIGEST_SIZE + 4u * BFTKV_MAC_SIZE)
@@ -724,8 +725,12 @@ int server_timers_run(struct server *s)
         d = held < d ? held : d;
     }
     s->deadline_ns = d;
+    /* Between steps: the snapshot file's next chunks (server/snapshot.h). */
+    int snap_ms = server_snap_step(s);
     if (d <= now)
-        return 1; /* ticked and still due: do not spin, look again in 1 ms */
+        return snap_ms < 1 ? snap_ms : 1; /* ticked and still due: do not spin, look again in 1 ms */
     uint64_t wait_ms = (d - now + 999999u) / 1000000u;
+    if (wait_ms > (uint64_t)snap_ms)
+        wait_ms = (uint64_t)snap_ms;
     return wait_ms > (uint64_t)SERVER_POLL_MS_MAX ? SERVER_POLL_MS_MAX : (int)wait_ms;
 }

@@ -44,7 +44,12 @@
 #include "common/errbuf.h"
 #include "common/log.h"
 #include "server/server_internal.h"
+#include "server/snapshot.h"
 #include "server/wal.h"
+
+/* A segment starts after each CHECKPOINT record (server/snapshot.h), so one
+ * holds about a checkpoint interval's records; each is preallocated to this. */
+#define DURABLE_SEGMENT_BYTES (4ull << 20)
 
 /* Each path component of dir that is missing, created with mode 0700. */
 static int durable_mkdirs(char *dir, char *err, size_t errlen)
@@ -113,7 +118,42 @@ static int durable_replay_record(void *arg, uint64_t lsn, uint16_t type, const u
         r->bad_lsn = lsn;
         r->bad_type = type;
         r->bad_rc = rc;
+        return rc;
     }
+    server_snap_record(r->s, lsn, type, payload, (uint32_t)len, true);
+    return 0;
+}
+
+/* No usable snapshot, and the log was cut below one: the records left cannot
+ * rebuild the replica (its state below the cut is gone). It rejoins as an
+ * empty member (docs/design.md §5.6.1) with a new log: never a partial state. */
+static int durable_rejoin_cut(struct server *s, struct pbft_replica_config *rcfg, uint64_t first, char *err,
+                              size_t errlen)
+{
+    log_error("replica %u cannot rebuild itself from its disk: the write-ahead log in %s starts at lsn %" PRIu64
+              " (it was cut below a snapshot) and no snapshot in %s/replica-%u/snap is usable. It rejoins as an "
+              "EMPTY member: it takes no part in ordering until q replicas holding state vouch for the state it "
+              "fetches from them; its old log is removed",
+              s->id, s->wal_dir, first, s->cfg->data_dir, s->id);
+    unsigned removed = 0;
+    int rc = durable_log_remove(s->wal_dir, &removed, err, errlen);
+    if (rc != 0)
+        return rc;
+    pbft_replica_destroy(s->replica);
+    s->replica = NULL;
+    store_clear(s->store);
+    rcfg->restarted = true;
+    rc = pbft_replica_create(rcfg, &s->auth, s->store, &s->replica);
+    if (rc != 0) {
+        errbuf_put(err, errlen, "%s: the engine refused the configuration of replica %u", s->cfg->name, s->id);
+        return rc;
+    }
+    struct wal_options o = {.dir = s->wal_dir, .segment_bytes = DURABLE_SEGMENT_BYTES};
+    char werr[256] = "";
+    rc = wal_open(&s->wal, &o, NULL, NULL, &s->wal_rec, werr, sizeof werr);
+    if (rc != 0)
+        errbuf_put(err, errlen, "replica %u: cannot open a new write-ahead log in %s: %s (%s)", s->id, s->wal_dir,
+                   werr[0] ? werr : "no detail", bftkv_strerror(rc));
     return rc;
 }
 
@@ -143,8 +183,20 @@ int server_durable_open(struct server *s, struct pbft_replica_config *rcfg, bool
             log_info("founding: removed the %u segment(s) of an earlier write-ahead log in %s", removed,
                      s->wal_dir);
     }
+    rc = server_snap_open(s, restarted, err, errlen);
+    if (rc != 0)
+        return rc;
+    uint64_t snap_seq = 0;
+    if (restarted) {
+        rc = server_snap_recover(s, rcfg, &snap_seq, err, errlen);
+        if (rc != 0)
+            return rc;
+        uint64_t first = server_snap_log_first_lsn(s->wal_dir);
+        if (snap_seq == 0 && first > 1)
+            return durable_rejoin_cut(s, rcfg, first, err, errlen);
+    }
     struct durable_replay rp = {.s = s};
-    struct wal_options o = {.dir = s->wal_dir};
+    struct wal_options o = {.dir = s->wal_dir, .segment_bytes = DURABLE_SEGMENT_BYTES};
     char werr[256] = "";
     rc = wal_open(&s->wal, &o, restarted ? durable_replay_record : NULL, &rp, &s->wal_rec, werr, sizeof werr);
     pbft_out_reset(&s->out); /* the replay's scratch: nothing in it is sent */
@@ -171,7 +223,7 @@ int server_durable_open(struct server *s, struct pbft_replica_config *rcfg, bool
     }
     if (!restarted)
         return 0;
-    if (s->wal_rec.records > 0) {
+    if (s->wal_rec.records > 0 || snap_seq > 0) {
         s->recovering = true; /* pbft_replica_recover_done on the protocol thread */
         return 0;
     }
@@ -202,17 +254,17 @@ int server_durable_forget(struct server *s, char *err, size_t errlen)
         log_warn("durability none: removed the %u segment(s) of an earlier write-ahead log in %s (this replica's "
                  "memory is not in it)",
                  removed, dir);
-    return rc;
+    return rc != 0 ? rc : server_snap_forget(cfg->data_dir, s->id, err, errlen);
 }
 
 void server_durable_close(struct server *s)
 {
+    server_snap_close(s);
     wal_close(s->wal);
     s->wal = NULL;
 }
 
-/* The failure that stops the replica: logged once, every later send dropped. */
-static void server_wal_fail(struct server *s, const char *what, int rc)
+void server_wal_fail(struct server *s, const char *what, int rc)
 {
     if (s->wal_failed != 0)
         return;
@@ -266,17 +318,28 @@ void server_wal_append(struct server *s, uint16_t type, const uint8_t *bytes, ui
         return;
     }
     s->wal_pending++;
+    server_snap_record(s, (uint64_t)lsn, type, bytes, len, false);
 }
 
 void server_durable_recovered(struct server *s)
 {
     const struct pbft_recovery_stats *rs = pbft_replica_recovery_stats(s->replica);
     const struct wal_recovery *wr = &s->wal_rec;
-    log_info("recovered from the write-ahead log in %s: %" PRIu64 " segment(s), %" PRIu64 " record(s) up to lsn %"
+    struct server_snap_stats ss = {0};
+    if (s->snap != NULL)
+        server_snap_stats_get(s, &ss);
+    char above[64] = "";
+    if (ss.recovered_seq != 0)
+        snprintf(above, sizeof above, " above the snapshot of checkpoint %" PRIu64, ss.recovered_seq);
+    if (wr->torn)
+        log_warn("the write-ahead log in %s ended in a torn record: its tail (%" PRIu64 " byte(s) after lsn %" PRIu64
+                 ") was cut; what it held was never acknowledged",
+                 s->wal_dir, wr->torn_bytes, wr->last_lsn);
+    log_info("recovered from the write-ahead log in %s%s: %" PRIu64 " segment(s), %" PRIu64 " record(s) up to lsn %"
              PRIu64 ", %" PRIu64 " torn byte(s) cut; rebuilt: %" PRIu64 " record(s), %" PRIu64
              " batch(es) executed, %" PRIu64 " stable checkpoint(s), highest view %" PRIu64 ", %" PRIu64
              " prepared, gap_seq %" PRIu64 "; holds state, last executed %" PRIu64,
-             s->wal_dir, wr->segments, wr->records, wr->last_lsn, wr->torn_bytes, rs->records, rs->executed,
+             s->wal_dir, above, wr->segments, wr->records, wr->last_lsn, wr->torn_bytes, rs->records, rs->executed,
              rs->checkpoints, rs->highest_view, rs->prepared, rs->gap_seq,
              pbft_replica_stats(s->replica)->last_executed);
 }

@@ -133,6 +133,7 @@ struct server_msg {
 
 struct server_staged; /* server/server_staged.c */
 struct server_hold;   /* server/server_single.c */
+struct server_snap;   /* server/snapshot_internal.h */
 
 struct server {
     const struct bftkv_config *cfg;
@@ -200,6 +201,7 @@ struct server {
     bool recovering;          /* records were replayed: recover_done before the first event */
     struct wal_recovery wal_rec;
     char wal_dir[BFTKV_CONFIG_PATH_MAX + 32];
+    struct server_snap *snap; /* snapshot files and log cuts (server/snapshot.h); NULL: none */
 
     /* Where the protocol side's messages go (single: the transport; staged: a tx
      * batch). `replicas`: a bit per replica id. */
@@ -315,6 +317,8 @@ void server_wal_append(struct server *s, uint16_t type, const uint8_t *bytes, ui
  * the failure that stops the replica (then send nothing). Cheap when nothing
  * was appended; always 0 without a log. */
 int server_wal_commit(struct server *s, bool early);
+/* The failure that stops the replica: logged once, every later send dropped. */
+void server_wal_fail(struct server *s, const char *what, int rc);
 /* The info line on what the recovery rebuilt (after recover_done). */
 void server_durable_recovered(struct server *s);
 /* Protocol thread, before its first event: a recovered replica's

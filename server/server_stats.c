@@ -25,7 +25,12 @@
  *   durability ("none" | "async" | "sync"),
  *   wal: {records, commits, early_commits, syncs, bytes, segments, last_lsn,
  *     durable_lsn (the last lsn a sync made durable: 0 under async),
- *     recovered_records} (durable replicas only; server/server_durable.c),
+ *     recovered_records, segments_dropped} (durable replicas only; server/server_durable.c),
+ *   snapshots: {written, bytes, last_seq, last_bytes, last_duration_us,
+ *     in_progress_seq, abandoned, failures, chunks, step_us and log_us (protocol thread
+ *     time: chunks, segments and cuts),
+ *     log_cuts, records_again, recovered_seq, refused} (durable replicas only;
+ *     server/snapshot.h),
  *   byzantine_stats: {dropped, corrupted, fabricated, replayed, equivocated, held,
  *     held_full} (only with a mode; server/byzantine.h),
  *   stages: {stage: {count, p50_ns, p99_ns, max_ns}} for the stages of the
@@ -40,6 +45,7 @@
 
 #include "common/assert.h"
 #include "server/server_internal.h"
+#include "server/snapshot.h"
 
 struct json_out {
     char *p;
@@ -258,6 +264,28 @@ size_t server_stats_json(struct server *s, char *buf, size_t cap)
         json_u64(&j, "last_lsn", wal_last_lsn(s->wal));
         json_u64(&j, "durable_lsn", wal_durable_lsn(s->wal));
         json_u64(&j, "recovered_records", s->wal_rec.records);
+        json_u64(&j, "segments_dropped", ws.removed);
+        json_close(&j, '}');
+    }
+    if (s->snap != NULL) {
+        struct server_snap_stats ss;
+        server_snap_stats_get(s, &ss);
+        json_put(&j, "\"snapshots\":{");
+        json_u64(&j, "written", ss.written);
+        json_u64(&j, "bytes", ss.bytes);
+        json_u64(&j, "last_seq", ss.last_seq);
+        json_u64(&j, "last_bytes", ss.last_bytes);
+        json_u64(&j, "last_duration_us", ss.last_duration_ns / 1000u);
+        json_u64(&j, "in_progress_seq", ss.in_progress_seq);
+        json_u64(&j, "abandoned", ss.abandoned);
+        json_u64(&j, "failures", ss.failures);
+        json_u64(&j, "chunks", ss.chunks);
+        json_u64(&j, "step_us", ss.step_ns / 1000u);
+        json_u64(&j, "log_us", ss.log_ns / 1000u);
+        json_u64(&j, "log_cuts", ss.log_cuts);
+        json_u64(&j, "records_again", ss.records_again);
+        json_u64(&j, "recovered_seq", ss.recovered_seq);
+        json_u64(&j, "refused", ss.refused);
         json_close(&j, '}');
     }
     if (s->byz != NULL) {
