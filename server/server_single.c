@@ -197,7 +197,10 @@ static int single_hold_end(struct server *s, bool idle)
 {
     if (single_hold_close(s, false) != 0)
         return s->wal_failed;
-    int rc = server_wal_reap(s, idle && net_udp_pending(s->udp) == 0 ? SINGLE_WAL_WAIT_US : 0);
+    bool wait = idle && net_udp_pending(s->udp) == 0 && server_wal_in_flight(s);
+    if (wait)
+        server_clock_stale(s); /* the wait may block: the next message reads the clock */
+    int rc = server_wal_reap(s, wait ? SINGLE_WAL_WAIT_US : 0);
     if (rc != 0)
         return rc;
     single_hold_release(s);

@@ -543,6 +543,8 @@ static void *staged_proto_main(void *arg)
             break; /* the log failed: nothing it covers leaves */
         if (server_wal_in_flight(s)) {
             /* A commit runs: wait for it a little when idle, then look again. */
+            if (got == 0)
+                server_clock_stale(s);
             if (server_wal_reap(s, got == 0 ? STAGED_WAL_WAIT_US : 0) != 0)
                 break;
             staged_tx_release(st);
