@@ -340,8 +340,8 @@ static void server_dest_filter(struct server *s, uint8_t kind, uint16_t id, cons
 }
 
 /* Send what the outbox holds, in its order, and empty it. A durable replica's
- * records go to the write-ahead log as they come; the messages after them stay
- * in the process until the layout's commit (server/server_durable.c), and none
+ * records go to the write-ahead log first; its messages stay in the process
+ * until a commit that covers them completed (server/server_durable.c), and none
  * goes anywhere once the log failed. */
 static void server_outbox_drain(struct server *s)
 {
@@ -350,6 +350,21 @@ static void server_outbox_drain(struct server *s)
         pbft_out_reset(o);
         return;
     }
+    /* Records first: then a message handed over anywhere in the outbox waits
+     * for a commit that covers all of its outbox's records, even when a full
+     * buffer commits before the outbox's end (pbft.h: a record may sit after
+     * the first message that depends on it in the same outbox). */
+    for (uint32_t i = 0; s->wal != NULL && i < o->nmsgs; i++) {
+        const struct pbft_out_msg *om = &o->msgs[i];
+        if (om->dest_kind != PBFT_DEST_PERSIST)
+            continue;
+        BFTKV_ASSERT(om->ext != NULL || (size_t)om->off + om->len <= o->used);
+        server_wal_append(s, om->dest_id, pbft_out_bytes(o, om), om->len);
+        if (s->wal_failed != 0) {
+            pbft_out_reset(o);
+            return;
+        }
+    }
     uint64_t others = (s->n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << s->n) - 1u)) & ~((uint64_t)1 << s->id);
     for (uint32_t i = 0; i < o->nmsgs; i++) {
         const struct pbft_out_msg *om = &o->msgs[i];
@@ -357,11 +372,7 @@ static void server_outbox_drain(struct server *s)
         const uint8_t *bytes = pbft_out_bytes(o, om);
         switch (om->dest_kind) {
         case PBFT_DEST_PERSIST:
-            server_wal_append(s, om->dest_id, bytes, om->len);
-            if (s->wal_failed != 0) {
-                pbft_out_reset(o);
-                return;
-            }
+            BFTKV_ASSERT(s->wal != NULL); /* only a durable engine lists records: appended above */
             break;
         case PBFT_DEST_REPLICA:
             server_dest_filter(s, PBFT_DEST_REPLICA, om->dest_id, bytes, om->len);

@@ -4,14 +4,22 @@
  * iteration, and the rebuilding of a restarted replica from its log.
  *
  * The order (engine/pbft.h, "Ordering contract"): the outbox drain
- * (server/server.c) appends each PBFT_DEST_PERSIST record as it meets it and
- * hands the messages to the layout, which keeps every one of them inside the
- * process (single: a hold buffer, server_single.c; staged: the unpublished tx
- * batch, server_staged.c) until server_wal_commit made the records durable:
- * write + fdatasync (sync) or write only (async). So everything one iteration
- * produced costs one commit. Only when a hold buffer, a tx batch or the log's
- * own buffer fills up does a commit come earlier (counted: wal_early_commits);
- * committing early is never wrong, sending early would be.
+ * (server/server.c) appends every PBFT_DEST_PERSIST record of an outbox before it
+ * hands any of its messages to the layout, which keeps each message inside the
+ * process (single: a hold slot, server_single.c; staged: a tx batch not yet
+ * published, server_staged.c) until a commit that covers every record appended
+ * before it completed: write + fdatasync (sync) or the write (async). Commits
+ * are pipelined (docs/design.md §5.6.2): the loop submits one per iteration
+ * (server_wal_submit) and goes on receiving and stepping the engine while it
+ * runs; its completion (server_wal_reap) releases the messages it covers, in
+ * order. A full hold buffer, tx batch or commit buffer submits a commit early
+ * (counted: wal_early_commits); with every hold slot or tx batch waiting for a
+ * commit, the loop waits for the oldest (counted: wal_hold_waits). Committing
+ * early is never wrong, sending early would be.
+ *
+ * Async: the messages still wait for the write's completion (a cheap wait: the
+ * write lands in the page cache, usually within the submit call), so a replica
+ * process that crashes has at least handed to the kernel everything it sent.
  *
  * Faults: a record that cannot be appended or a commit that fails stops the
  * replica at once (its messages of the iteration are dropped, the runtime is
@@ -281,23 +289,81 @@ void server_wal_fail(struct server *s, const char *what, int rc)
     atomic_store_explicit(&s->stop, true, memory_order_release);
 }
 
-int server_wal_commit(struct server *s, bool early)
+/* The commits in flight, as the log reports them done: each one's submit-to-
+ * completion time goes to the WAL stage histogram. */
+static void server_wal_q_pop(struct server *s)
+{
+    uint64_t done = wal_committed_lsn(s->wal);
+    uint64_t now = 0;
+    while (s->wal_q_n > 0 && (s->wal_q_end[s->wal_q_first] <= done || s->wal_q_n > wal_commits_in_flight(s->wal))) {
+        now = now != 0 ? now : server_now_ns();
+        server_hist_record(s, SERVER_STAGE_WAL, 0, (int64_t)(now - s->wal_q_t0[s->wal_q_first]));
+        s->wal_q_first = (s->wal_q_first + 1) % WAL_INFLIGHT_MAX;
+        s->wal_q_n--;
+    }
+}
+
+int server_wal_submit(struct server *s, bool early)
 {
     if (s->wal_failed != 0)
         return s->wal_failed;
     if (s->wal == NULL || s->wal_pending == 0)
         return 0;
     uint64_t t0 = server_now_ns();
-    int rc = wal_commit(s->wal, s->wal_sync);
-    if (rc != 0) {
-        server_wal_fail(s, s->wal_sync ? "commit (write + fdatasync)" : "commit (write)", rc);
-        return rc;
+    int64_t id = wal_commit_submit(s->wal, s->wal_sync);
+    if (id < 0) {
+        server_wal_fail(s, s->wal_sync ? "commit (write + fdatasync)" : "commit (write)", (int)id);
+        return (int)id;
     }
     s->wal_pending = 0;
     if (early)
         server_count(s, SERVER_CTR_wal_early_commits, 1);
-    server_hist_record(s, SERVER_STAGE_WAL, 0, (int64_t)(server_now_ns() - t0));
+    server_wal_q_pop(s); /* a submit may have waited for the oldest */
+    if (id > 0) {
+        BFTKV_ASSERT(s->wal_q_n < WAL_INFLIGHT_MAX);
+        unsigned i = (s->wal_q_first + s->wal_q_n++) % WAL_INFLIGHT_MAX;
+        s->wal_q_end[i] = wal_last_lsn(s->wal);
+        s->wal_q_t0[i] = t0;
+    }
     return 0;
+}
+
+int server_wal_reap(struct server *s, int64_t timeout_us)
+{
+    if (s->wal_failed != 0)
+        return s->wal_failed;
+    if (s->wal == NULL || wal_commits_in_flight(s->wal) == 0)
+        return 0;
+    int rc = wal_commit_reap(s->wal, timeout_us);
+    if (rc != 0) {
+        server_wal_fail(s, s->wal_sync ? "commit (write + fdatasync)" : "commit (write)", rc);
+        return rc;
+    }
+    server_wal_q_pop(s);
+    return 0;
+}
+
+int server_wal_commit(struct server *s, bool early)
+{
+    int rc = server_wal_submit(s, early);
+    while (rc == 0 && server_wal_in_flight(s))
+        rc = server_wal_reap(s, -1);
+    return rc;
+}
+
+uint64_t server_wal_need(const struct server *s)
+{
+    return s->wal != NULL ? wal_last_lsn(s->wal) : 0;
+}
+
+bool server_wal_covers(const struct server *s, uint64_t need)
+{
+    return s->wal_failed == 0 && (s->wal == NULL || wal_committed_lsn(s->wal) >= need);
+}
+
+bool server_wal_in_flight(const struct server *s)
+{
+    return s->wal != NULL && wal_commits_in_flight(s->wal) > 0;
 }
 
 void server_wal_append(struct server *s, uint16_t type, const uint8_t *bytes, uint32_t len)
@@ -307,9 +373,9 @@ void server_wal_append(struct server *s, uint16_t type, const uint8_t *bytes, ui
     BFTKV_ASSERT(s->wal != NULL); /* only a durable engine lists records */
     int64_t lsn = wal_append(s->wal, type, bytes, len);
     if (lsn == BFTKV_E_FULL && wal_failed(s->wal) == 0 && s->wal_pending > 0) {
-        /* The commit buffer is full, not the disk: make what it holds durable
-         * now (none of the messages that depend on it left yet). */
-        if (server_wal_commit(s, true) != 0)
+        /* The commit buffer is full, not the disk: submit what it holds now
+         * (the appends go on into another buffer; no message waits less). */
+        if (server_wal_submit(s, true) != 0)
             return;
         lsn = wal_append(s->wal, type, bytes, len);
     }

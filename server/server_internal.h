@@ -46,6 +46,7 @@
     X(ticks, "PBFT_EV_TICK steps")                                                      \
     X(flushes, "transport flushes")                                                     \
     X(wal_early_commits, "durable: log commits before the end of a loop iteration (a full buffer)") \
+    X(wal_hold_waits, "durable: waits for the oldest log commit with every hold slot or tx batch taken") \
     X(bad_datagram, "drop: framing broken (truncated, bad magic/version, trailing bytes)") \
     X(rx_ring_full, "drop: staged rx pool or ring full")                                \
     X(tx_ring_full, "drop: staged tx pool full for too long")                           \
@@ -71,7 +72,7 @@ enum server_stage {
     SERVER_STAGE_STEP,         /* one engine step with the outbox drained */
     SERVER_STAGE_TX_QUEUE,     /* staged: protocol publish -> tx dequeue */
     SERVER_STAGE_FLUSH,        /* queue (staged) and flush of one round's datagrams */
-    SERVER_STAGE_WAL,          /* durable: one commit of the write-ahead log */
+    SERVER_STAGE_WAL,          /* durable: one commit of the write-ahead log, submitted to completed */
     SERVER_STAGE_COUNT
 };
 
@@ -197,7 +198,12 @@ struct server {
     struct wal *wal;          /* NULL: durability none */
     bool wal_sync;            /* sync: fdatasync in every commit */
     int wal_failed;           /* 0, or the code that stopped the replica: nothing is sent */
-    uint32_t wal_pending;     /* records appended since the last commit */
+    uint32_t wal_pending;     /* records appended since the last commit submitted */
+    /* Commits in flight, oldest first: the last lsn each covers and when it was
+     * submitted (the WAL stage histogram). */
+    uint64_t wal_q_end[WAL_INFLIGHT_MAX];
+    uint64_t wal_q_t0[WAL_INFLIGHT_MAX];
+    unsigned wal_q_first, wal_q_n;
     bool recovering;          /* records were replayed: recover_done before the first event */
     struct wal_recovery wal_rec;
     char wal_dir[BFTKV_CONFIG_PATH_MAX + 32];
@@ -312,10 +318,25 @@ void server_durable_close(struct server *s);
 int server_durable_forget(struct server *s, char *err, size_t errlen);
 /* The drain's: one record to the log (a failure stops the replica). */
 void server_wal_append(struct server *s, uint16_t type, const uint8_t *bytes, uint32_t len);
-/* The layouts': make every record appended so far durable before any message
- * after it leaves the process; early: before the end of the iteration. 0, or
- * the failure that stops the replica (then send nothing). Cheap when nothing
- * was appended; always 0 without a log. */
+/* The layouts' side of the pipelined commit (docs/design.md §5.6.2). A message
+ * the drain hands over may leave the process once server_wal_covers(s, need)
+ * holds for need = server_wal_need(s) read when it was handed over (the drain
+ * appends an outbox's records before it hands over any of its messages).
+ * server_wal_submit starts a commit of every record appended so far without
+ * waiting (early: before the end of the iteration, counted); server_wal_reap
+ * takes completions (timeout_us as wal_commit_reap: 0 looks, > 0 waits up to
+ * that long, < 0 waits for the oldest commit). Both return 0, or the failure
+ * that stops the replica (then send nothing more). Cheap when nothing was
+ * appended; always 0 without a log. */
+int server_wal_submit(struct server *s, bool early);
+int server_wal_reap(struct server *s, int64_t timeout_us);
+uint64_t server_wal_need(const struct server *s);
+bool server_wal_covers(const struct server *s, uint64_t need);
+bool server_wal_in_flight(const struct server *s);
+/* Submit a commit of everything appended so far and wait until every commit
+ * is complete: the records are durable (sync) or written (async) on return.
+ * For the snapshot writer's segment starts and log cuts (server/snapshot.c),
+ * which need nothing pending. 0, or the failure that stops the replica. */
 int server_wal_commit(struct server *s, bool early);
 /* The failure that stops the replica: logged once, every later send dropped. */
 void server_wal_fail(struct server *s, const char *what, int rc);

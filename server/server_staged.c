@@ -23,9 +23,10 @@
  *     checks its MAC or signature again), timers; everything a round of datagrams
  *     produced is copied into one tx batch (a 512 KiB buffer from a pool of
  *     STAGED_TX_BATCHES) and published to the tx thread; a durable replica
- *     commits its write-ahead log first, once per round (and before a batch
- *     that fills up is published early), so no message leaves before the
- *     records it depends on (server/server_durable.c).
+ *     submits one commit of its write-ahead log per round (and one when a
+ *     batch fills up) and keeps each closed batch until a commit covering it
+ *     completed, publishing batches in order, so no message leaves before the
+ *     records it depends on (server/server_durable.c); rounds go on meanwhile.
  * tx: queues each batch's messages on the transport (coalescing per destination)
  *     and flushes once per set of batches drained; gives the batches back.
  *
@@ -85,6 +86,9 @@ const char *__tsan_default_suppressions(void)
 #define STAGED_SPIN 200u       /* polls of a ring before parking */
 #define STAGED_TX_WAIT_NS (200u * 1000000u) /* protocol waits this long for a tx batch */
 #define STAGED_CACHE_LINE 64u
+/* While a commit runs and the workers have nothing, the protocol thread waits
+ * for the log this long before it looks at their rings again. */
+#define STAGED_WAL_WAIT_US 100
 
 BFTKV_STATIC_ASSERT((STAGED_RING_SIZE & (STAGED_RING_SIZE - 1u)) == 0, "ck_ring size is a power of two");
 BFTKV_STATIC_ASSERT(STAGED_RING_SIZE > STAGED_RX_SLOTS && STAGED_RING_SIZE > STAGED_TX_BATCHES,
@@ -136,6 +140,7 @@ struct staged_tx_entry {
 
 struct staged_tx_batch {
     uint64_t t_pub_ns;
+    uint64_t need_lsn; /* durable: published once the log committed this far */
     uint32_t used;
     uint32_t count;
     uint8_t *bytes; /* STAGED_TX_BATCH_BYTES */
@@ -155,6 +160,9 @@ struct server_staged {
     struct staged_ring proto_free; /* protocol -> rx: handled slots */
     struct staged_signal proto_wake;
     struct staged_tx_batch *cur;   /* the open batch (protocol thread) */
+    /* durable: closed batches waiting for their commit, oldest first (protocol thread) */
+    struct staged_tx_batch *waiting[STAGED_TX_BATCHES];
+    uint32_t wait_first, wait_n;
     /* tx */
     struct staged_ring tx_ring;    /* protocol -> tx: filled batches */
     struct staged_ring tx_free;    /* tx -> protocol: sent batches */
@@ -376,15 +384,28 @@ static size_t staged_align8(size_t x)
 }
 
 /* A free tx batch, waiting (bounded) for the tx thread to give one back. */
+static void staged_tx_release(struct server_staged *st);
+
 static struct staged_tx_batch *staged_tx_batch_get(struct server_staged *st)
 {
     uint64_t until = 0;
+    bool counted = false;
     for (;;) {
         struct staged_tx_batch *b = staged_ring_pop(&st->tx_free);
         if (b != NULL) {
             b->used = 0;
             b->count = 0;
             return b;
+        }
+        if (st->wait_n > 0) {
+            /* Batches wait for a commit: the oldest frees one (or more). */
+            if (!counted)
+                server_count(st->s, SERVER_CTR_wal_hold_waits, 1);
+            counted = true;
+            if (server_wal_reap(st->s, -1) != 0)
+                return NULL;
+            staged_tx_release(st);
+            continue;
         }
         uint64_t now = server_now_ns();
         if (until == 0)
@@ -397,16 +418,48 @@ static struct staged_tx_batch *staged_tx_batch_get(struct server_staged *st)
     }
 }
 
-static void staged_tx_publish(struct server_staged *st)
+static void staged_tx_push(struct server_staged *st, struct staged_tx_batch *b)
 {
-    struct staged_tx_batch *b = st->cur;
-    if (b == NULL || b->count == 0)
-        return;
     b->t_pub_ns = server_now_ns();
-    st->cur = NULL;
     /* protocol -> tx: a batch of messages with their destinations. */
     staged_ring_push(&st->tx_ring, b);
     staged_signal_raise(&st->tx_wake);
+}
+
+/* The waiting batches whose commit completed go to the tx thread, in order. */
+static void staged_tx_release(struct server_staged *st)
+{
+    while (st->wait_n > 0) {
+        struct staged_tx_batch *b = st->waiting[st->wait_first];
+        if (!server_wal_covers(st->s, b->need_lsn))
+            return;
+        st->wait_first = (st->wait_first + 1) % STAGED_TX_BATCHES;
+        st->wait_n--;
+        staged_tx_push(st, b);
+    }
+}
+
+/* Closes the open batch. Without a log it goes to the tx thread; a durable
+ * replica's waits for a commit of every record appended so far, which is
+ * submitted here (early: before the end of the round) without waiting. 0, or
+ * the log's failure. */
+static int staged_tx_publish(struct server_staged *st, bool early)
+{
+    struct staged_tx_batch *b = st->cur;
+    if (b != NULL && b->count > 0) {
+        st->cur = NULL;
+        if (st->s->wal == NULL) {
+            staged_tx_push(st, b);
+            return 0;
+        }
+        BFTKV_ASSERT(st->wait_n < STAGED_TX_BATCHES); /* each from the pool */
+        b->need_lsn = server_wal_need(st->s);
+        st->waiting[(st->wait_first + st->wait_n++) % STAGED_TX_BATCHES] = b;
+    }
+    int rc = server_wal_submit(st->s, early);
+    if (rc == 0)
+        staged_tx_release(st); /* e.g. nothing new to commit */
+    return rc;
 }
 
 /* Room for one message in the open batch (opening or publishing batches). */
@@ -415,10 +468,8 @@ static struct staged_tx_entry *staged_tx_reserve(struct server_staged *st, size_
     size_t need = staged_align8(sizeof(struct staged_tx_entry) + len);
     BFTKV_ASSERT(need <= STAGED_TX_BATCH_BYTES);
     if (st->cur != NULL && st->cur->used + need > STAGED_TX_BATCH_BYTES) {
-        /* A durable replica's records go first (server/server_durable.c). */
-        if (server_wal_commit(st->s, true) != 0)
-            return NULL;
-        staged_tx_publish(st);
+        if (staged_tx_publish(st, true) != 0)
+            return NULL; /* the log failed */
     }
     if (st->cur == NULL)
         st->cur = staged_tx_batch_get(st);
@@ -486,11 +537,19 @@ static void *staged_proto_main(void *arg)
             }
         }
         int wait_ms = server_timers_run(s);
-        /* One commit of the log for the whole round, before any of its
-         * messages reaches the tx thread. */
-        if (server_wal_commit(s, false) != 0)
-            break; /* the log failed: nothing of this round leaves */
-        staged_tx_publish(st);
+        /* One commit of the log for the whole round, submitted; the round's
+         * batch reaches the tx thread once it completed. */
+        if (staged_tx_publish(st, false) != 0)
+            break; /* the log failed: nothing it covers leaves */
+        if (server_wal_in_flight(s)) {
+            /* A commit runs: wait for it a little when idle, then look again. */
+            if (got == 0)
+                server_clock_stale(s);
+            if (server_wal_reap(s, got == 0 ? STAGED_WAL_WAIT_US : 0) != 0)
+                break;
+            staged_tx_release(st);
+            continue;
+        }
         if (got == 0) {
             server_clock_stale(s);
             staged_signal_wait(&st->proto_wake, staged_proto_ready, st, wait_ms);

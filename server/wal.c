@@ -1,6 +1,6 @@
-/* The write-ahead log (server/wal.h; docs/design.md §9): recovery, group commit
- * through io_uring, segments, and the failed state. The on-disk layout and the
- * torn-tail rule are in wal.h.
+/* The write-ahead log (server/wal.h; docs/design.md §9): recovery, appends,
+ * segments, and the failed state; the group commit through io_uring is
+ * server/wal_commit.c. The on-disk layout and the torn-tail rule are in wal.h.
  */
 #include "server/wal.h"
 
@@ -21,10 +21,10 @@
 #include "common/assert.h"
 #include "common/errbuf.h"
 #include "engine/wire_le.h"
+#include "server/wal_internal.h"
 
 #define WAL_MAGIC "BFTKVWAL"
 #define WAL_VERSION 1u
-#define WAL_ALIGN_DIRECT 4096u
 #define WAL_SUM_BYTES 16u
 #define WAL_BUFFER_DEFAULT (8u << 20)
 #define WAL_SEGMENT_DEFAULT (64ull << 20)
@@ -34,29 +34,6 @@ _Static_assert(WAL_SUM_BYTES == crypto_generichash_BYTES_MIN, "the record checks
 _Static_assert(WAL_RECORD_HEADER == 16 + WAL_SUM_BYTES, "record header: len, type, flags, lsn, checksum");
 _Static_assert(WAL_SEGMENT_HEADER % 8 == 0 && WAL_RECORD_HEADER % 8 == 0, "records stay 8-byte aligned");
 
-struct wal {
-    char dir[PATH_MAX];
-    int dirfd;
-    bool direct;
-    size_t align;         /* 1 buffered, 4096 direct */
-    size_t cap;           /* buffer bytes */
-    uint64_t seg_bytes;
-    struct io_uring ring;
-    bool ring_ok;
-    int fd;               /* the current segment */
-    uint64_t seg_first;   /* its first lsn */
-    uint64_t file_off;    /* file offset of buf[0] (aligned in direct mode) */
-    uint8_t *buf;
-    size_t head;          /* buf[0, head) is already on disk (direct mode's partial block) */
-    size_t len;           /* buf[0, len) is what the next commit writes */
-    uint64_t next_lsn;
-    uint64_t durable_lsn;
-    uint64_t *segs;       /* first lsn of every segment on disk, ascending */
-    size_t nsegs;
-    int failed;
-    char errmsg[512];
-    struct wal_stats st;
-};
 
 static size_t pad8(size_t n)
 {
@@ -80,7 +57,7 @@ static void record_sum(const uint8_t *hdr16, const uint8_t *payload, uint32_t le
     crypto_generichash_final(&st, out, WAL_SUM_BYTES);
 }
 
-static int fail(struct wal *w, int code, const char *what, int err)
+int wal_fail(struct wal *w, int code, const char *what, int err)
 {
     if (w->failed == 0) {
         w->failed = code;
@@ -89,7 +66,7 @@ static int fail(struct wal *w, int code, const char *what, int err)
     return w->failed;
 }
 
-static int code_of(int err)
+int wal_code_of(int err)
 {
     return err == ENOSPC || err == EDQUOT ? BFTKV_E_FULL : BFTKV_E_IO;
 }
@@ -99,72 +76,12 @@ static void seg_name(char *out, size_t cap, uint64_t first)
     snprintf(out, cap, "wal-%016" PRIx64 ".log", first);
 }
 
-/* Writes len bytes at off through the ring, then (sync) fdatasync, linked so the
- * sync runs only after the write; a short write is finished before the sync. */
-static int ring_write(struct wal *w, const uint8_t *p, size_t len, uint64_t off, bool sync)
-{
-    while (len > 0 || sync) {
-        unsigned want = 0;
-        if (len > 0) {
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
-            BFTKV_ASSERT(sqe != NULL);
-            io_uring_prep_write(sqe, w->fd, p, (unsigned)len, off);
-            sqe->user_data = 1;
-            if (sync)
-                sqe->flags |= IOSQE_IO_LINK;
-            want++;
-        }
-        if (sync) {
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
-            BFTKV_ASSERT(sqe != NULL);
-            io_uring_prep_fsync(sqe, w->fd, IORING_FSYNC_DATASYNC);
-            sqe->user_data = 2;
-            want++;
-        }
-        int rc = io_uring_submit_and_wait(&w->ring, want);
-        if (rc < 0)
-            return fail(w, BFTKV_E_IO, "io_uring submit", -rc);
-        int wrote = -1, synced = -1;
-        for (unsigned i = 0; i < want; i++) {
-            struct io_uring_cqe *cqe;
-            rc = io_uring_wait_cqe(&w->ring, &cqe);
-            if (rc < 0)
-                return fail(w, BFTKV_E_IO, "io_uring wait", -rc);
-            if (cqe->user_data == 1)
-                wrote = cqe->res;
-            else
-                synced = cqe->res;
-            io_uring_cqe_seen(&w->ring, cqe);
-        }
-        if (len > 0) {
-            if (wrote < 0)
-                return fail(w, code_of(-wrote), "write", -wrote);
-            if (wrote == 0)
-                return fail(w, BFTKV_E_IO, "write", EIO);
-            p += wrote;
-            off += (uint64_t)wrote;
-            len -= (size_t)wrote;
-            if (len > 0)
-                continue; /* short write: the linked sync was cancelled; finish first */
-        }
-        if (sync) {
-            if (synced < 0) /* never retried: the kernel may have dropped the pages */
-                return fail(w, code_of(-synced), "fdatasync", -synced);
-            w->st.syncs++;
-            sync = false;
-        }
-    }
-    return 0;
-}
-
 static int dir_sync(struct wal *w)
 {
     if (fsync(w->dirfd) != 0)
-        return fail(w, code_of(errno), "fsync of the directory", errno);
+        return wal_fail(w, wal_code_of(errno), "fsync of the directory", errno);
     return 0;
 }
-
-static int flush(struct wal *w, bool sync);
 
 /* Creates segment wal-<first>.log, preallocated (so that fdatasync need not write
  * the file's size), and writes its header. */
@@ -174,17 +91,17 @@ static int seg_create(struct wal *w, uint64_t first)
     seg_name(name, sizeof name, first);
     int fd = openat(w->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (w->direct ? O_DIRECT : 0), 0600);
     if (fd < 0)
-        return fail(w, code_of(errno), "create a segment", errno);
+        return wal_fail(w, wal_code_of(errno), "create a segment", errno);
     int rc = posix_fallocate(fd, 0, (off_t)w->seg_bytes);
     if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
         close(fd);
         unlinkat(w->dirfd, name, 0);
-        return fail(w, code_of(rc), "preallocate a segment", rc);
+        return wal_fail(w, wal_code_of(rc), "preallocate a segment", rc);
     }
     if (w->nsegs == WAL_SEGMENTS_MAX) {
         close(fd);
         unlinkat(w->dirfd, name, 0);
-        return fail(w, BFTKV_E_FULL, "too many segments (checkpoints not dropping the log?)", ENOSPC);
+        return wal_fail(w, BFTKV_E_FULL, "too many segments (checkpoints not dropping the log?)", ENOSPC);
     }
     if (w->fd >= 0)
         close(w->fd);
@@ -204,7 +121,7 @@ static int seg_create(struct wal *w, uint64_t first)
     w->len = WAL_SEGMENT_HEADER;
     /* The header is synced before the directory; a crash before it leaves a
      * blank last segment, which recovery removes (drop_blank_last). */
-    rc = flush(w, true);
+    rc = wal_flush_sync(w);
     return rc != 0 ? rc : dir_sync(w);
 }
 
@@ -416,7 +333,7 @@ static int drop_blank_last(struct wal *w, struct wal_recovery *rec, char *err, s
         errbuf_put(err, errlen, "%s", w->errmsg);
         return w->failed;
     }
-    w->durable_lsn = first - 1;
+    w->durable_lsn = w->committed_lsn = first - 1;
     return 0;
 }
 
@@ -451,7 +368,7 @@ static int recover(struct wal *w, wal_replay_fn fn, void *arg, struct wal_recove
         if (rc != 0)
             return rc;
     }
-    w->durable_lsn = w->next_lsn - 1;
+    w->durable_lsn = w->committed_lsn = w->next_lsn - 1;
     return 0;
 }
 
@@ -486,8 +403,20 @@ int wal_open(struct wal **out, const struct wal_options *opt, wal_replay_fn fn, 
         goto fail;
     }
     w->segs = calloc(WAL_SEGMENTS_MAX, sizeof w->segs[0]);
-    if (w->segs == NULL || posix_memalign((void **)&w->buf, WAL_ALIGN_DIRECT, w->cap + WAL_ALIGN_DIRECT) != 0)
+    /* O_DIRECT rewrites the partial last block with each commit: two commits in
+     * flight would write the same block in either order, so it keeps one. */
+    w->inflight_max = opt->inflight != 0 ? opt->inflight : WAL_INFLIGHT_DEFAULT;
+    if (w->inflight_max > WAL_INFLIGHT_MAX)
+        w->inflight_max = WAL_INFLIGHT_MAX;
+    if (w->direct)
+        w->inflight_max = 1;
+    w->next_id = 1;
+    if (w->segs == NULL)
         goto fail;
+    for (unsigned i = 0; i <= w->inflight_max; i++)
+        if (posix_memalign((void **)&w->bufs[i], WAL_ALIGN_DIRECT, w->cap + WAL_ALIGN_DIRECT) != 0)
+            goto fail;
+    w->buf = w->bufs[0];
     memset(w->buf, 0, w->cap + WAL_ALIGN_DIRECT);
     w->dirfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (w->dirfd < 0) {
@@ -495,7 +424,7 @@ int wal_open(struct wal **out, const struct wal_options *opt, wal_replay_fn fn, 
         rc = BFTKV_E_IO;
         goto fail;
     }
-    rc = io_uring_queue_init(8, &w->ring, 0);
+    rc = io_uring_queue_init(WAL_RING_ENTRIES, &w->ring, 0);
     if (rc < 0) {
         errbuf_put(err, errlen, "io_uring for the log: %s", strerror(-rc));
         rc = BFTKV_E_UNSUPPORTED;
@@ -520,13 +449,16 @@ void wal_close(struct wal *w)
 {
     if (w == NULL)
         return;
-    if (w->ring_ok)
+    if (w->ring_ok) {
+        wal_drain(w); /* no write may still read a buffer freed below */
         io_uring_queue_exit(&w->ring);
+    }
     if (w->fd >= 0)
         close(w->fd);
     if (w->dirfd >= 0)
         close(w->dirfd);
-    free(w->buf);
+    for (unsigned i = 0; i < WAL_BUFFERS; i++)
+        free(w->bufs[i]);
     free(w->segs);
     free(w);
 }
@@ -554,53 +486,15 @@ int64_t wal_append(struct wal *w, uint16_t type, const void *payload, uint32_t l
     return (int64_t)w->next_lsn++;
 }
 
-/* Writes buf[0, len) (rounded up to the alignment) at file_off, then keeps the
- * partial last block (direct mode) at the start of the buffer. */
-static int flush(struct wal *w, bool sync)
-{
-    size_t wlen = (w->len + w->align - 1) / w->align * w->align;
-    int rc = ring_write(w, w->buf, wlen, w->file_off, sync);
-    if (rc != 0)
-        return rc;
-    w->st.bytes += w->len - w->head;
-    size_t whole = w->len / w->align * w->align;
-    size_t tail = w->len - whole;
-    memmove(w->buf, w->buf + whole, tail);
-    memset(w->buf + tail, 0, wlen - tail);
-    w->file_off += whole;
-    w->head = w->len = tail;
-    return 0;
-}
-
-int wal_commit(struct wal *w, bool sync)
-{
-    if (w->failed != 0)
-        return w->failed;
-    if (w->len == w->head) {
-        if (!sync || w->durable_lsn == w->next_lsn - 1)
-            return 0;
-        int rc = ring_write(w, NULL, 0, 0, true); /* what an earlier !sync commit wrote */
-        if (rc == 0)
-            w->durable_lsn = w->next_lsn - 1;
-        return rc;
-    }
-    int rc = flush(w, sync);
-    if (rc != 0)
-        return rc;
-    w->st.commits++;
-    if (sync)
-        w->durable_lsn = w->next_lsn - 1;
-    if (w->file_off + w->len >= w->seg_bytes)
-        return wal_segment_start(w);
-    return 0;
-}
-
 int wal_segment_start(struct wal *w)
 {
     if (w->failed != 0)
         return w->failed;
     if (w->seg_first == w->next_lsn)
         return 0; /* the current segment is still empty */
+    int rc = wal_drain(w);
+    if (rc != 0)
+        return rc;
     BFTKV_ASSERT(w->len == w->head); /* after a commit: nothing pending */
     return seg_create(w, w->next_lsn);
 }
@@ -616,7 +510,7 @@ int wal_drop_before(struct wal *w, uint64_t lsn)
         char name[64];
         seg_name(name, sizeof name, w->segs[i]);
         if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT)
-            return fail(w, BFTKV_E_IO, "remove a segment", errno);
+            return wal_fail(w, BFTKV_E_IO, "remove a segment", errno);
         w->st.removed++;
     }
     if (drop == 0)
@@ -629,6 +523,16 @@ int wal_drop_before(struct wal *w, uint64_t lsn)
 uint64_t wal_last_lsn(const struct wal *w)
 {
     return w->next_lsn - 1;
+}
+
+uint64_t wal_committed_lsn(const struct wal *w)
+{
+    return w->committed_lsn;
+}
+
+unsigned wal_commits_in_flight(const struct wal *w)
+{
+    return w->nslots;
 }
 
 uint64_t wal_durable_lsn(const struct wal *w)

@@ -1,8 +1,19 @@
 /* The write-ahead log of a durable replica (docs/design.md §9): records the
  * engine asks to persist, appended in memory during one loop iteration and made
- * durable together by wal_commit (one write and, in sync mode, one fdatasync, both
+ * durable together by one commit (one write and, in sync mode, one fdatasync, both
  * through io_uring: a linked write → fdatasync pair), before the iteration's
  * messages are sent ("persist, then send, then apply").
+ *
+ * Pipelined commits (docs/design.md §5.6.2): wal_commit_submit hands a commit to
+ * the ring and returns at once; appends go on into another buffer for the next
+ * commit; wal_commit_reap takes the completions. A commit is complete when its own
+ * write finished and, if it syncs, its own fdatasync (linked after that write, so
+ * started only once the write was in the page cache) succeeded. Completions may
+ * arrive in any order, but committed_lsn and durable_lsn advance only over the
+ * longest prefix of complete commits, in submission order: a later commit's
+ * fdatasync is never taken to cover an earlier commit whose write may not have
+ * finished when that sync started. A sync commit waits for every earlier commit
+ * that does not sync (mixing modes in flight would break that rule).
  *
  * On disk: segment files DIR/wal-<first lsn, 16 hex digits>.log, each a 64-byte
  * header (magic, version, first lsn) followed by records. A record is a 32-byte
@@ -45,7 +56,11 @@ struct wal_options {
     bool direct;            /* O_DIRECT (4 KiB-aligned writes) instead of buffered writes */
     size_t buffer_bytes;    /* what one commit can hold (appends past it: BFTKV_E_FULL); 0 = 8 MiB */
     uint64_t segment_bytes; /* start a new segment once one is this long; 0 = 64 MiB */
+    unsigned inflight;      /* commits in flight at once, 1..WAL_INFLIGHT_MAX; 0 = default; O_DIRECT: 1 */
 };
+
+#define WAL_INFLIGHT_DEFAULT 2u
+#define WAL_INFLIGHT_MAX 4u
 
 /* One recovered record; return 0 to go on, anything else stops recovery with that code. */
 typedef int (*wal_replay_fn)(void *arg, uint64_t lsn, uint16_t type, const uint8_t *payload, uint32_t len);
@@ -65,6 +80,7 @@ struct wal_stats {
     uint64_t syncs;      /* fdatasync calls */
     uint64_t segments;   /* segments created since open */
     uint64_t removed;    /* segments removed by wal_drop_before */
+    uint64_t slot_waits; /* wal_commit_submit calls that waited for the oldest commit (all slots in flight) */
 };
 
 /* Opens (creating when empty) the log in opt->dir, handing every recovered record
@@ -80,9 +96,25 @@ void wal_close(struct wal *w);
 int64_t wal_append(struct wal *w, uint16_t type, const void *payload, uint32_t len);
 
 /* Writes everything appended since the last commit in one write, then (sync) one
- * fdatasync, and waits for both. 0 once durable (sync) or handed to the kernel
- * (!sync). On failure the log is failed for good. */
+ * fdatasync, and waits for both (and for every commit in flight before it). 0 once
+ * durable (sync) or handed to the kernel (!sync). On failure the log is failed
+ * for good. */
 int wal_commit(struct wal *w, bool sync);
+
+/* Submits everything appended since the last submission as one commit (write,
+ * then a linked fdatasync when sync) and returns without waiting: its id (> 0,
+ * increasing), 0 when there was nothing to commit, or the failed state's
+ * code. With every slot in flight it first waits for the oldest (counted:
+ * slot_waits). The commit buffer is the log's until the commit completes; appends
+ * go on into another. A segment that has grown past segment_bytes is closed
+ * here, after every commit in flight completed (rare, and waits). */
+int64_t wal_commit_submit(struct wal *w, bool sync);
+
+/* Takes the ring's completions: timeout_us 0 only looks, > 0 waits up to that
+ * long for one completion, < 0 waits until the oldest commit in flight (if any)
+ * completed. Advances committed_lsn / durable_lsn over the completed prefix. 0,
+ * or the failed state's code (a failed write or sync: never retried). */
+int wal_commit_reap(struct wal *w, int64_t timeout_us);
 
 /* Starts a new segment at the next lsn (after a commit; e.g. at a stable
  * checkpoint), so that the segments before it can be dropped later. */
@@ -92,7 +124,9 @@ int wal_segment_start(struct wal *w);
 int wal_drop_before(struct wal *w, uint64_t lsn);
 
 uint64_t wal_last_lsn(const struct wal *w); /* the last lsn appended (committed or not) */
-uint64_t wal_durable_lsn(const struct wal *w); /* the last lsn a commit made durable */
+uint64_t wal_durable_lsn(const struct wal *w); /* the last lsn a commit made durable (synced) */
+uint64_t wal_committed_lsn(const struct wal *w); /* the last lsn of the completed commits (written; synced if asked) */
+unsigned wal_commits_in_flight(const struct wal *w);
 int wal_failed(const struct wal *w);        /* 0, or the code of the failure */
 const char *wal_error(const struct wal *w); /* the last failure's message ("" if none) */
 void wal_stats_get(const struct wal *w, struct wal_stats *out);

@@ -3,7 +3,10 @@
  * across commits, reopenings and segments; a torn tail is cut and the log goes on
  * after it; a bad record before a valid one, a missing segment and a bad segment
  * header are corruption; dropped segments stay dropped; an asynchronous commit is
- * made durable by the next synchronous one.
+ * made durable by the next synchronous one; pipelined commits (submit, reap)
+ * complete in order and come back whole, the slots bound how many run at once,
+ * and a write that fails in flight (the segment's descriptor swapped for a
+ * read-only one) fails the log without moving the committed lsn.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +26,7 @@
 
 #include "bftkv/errors.h"
 #include "server/wal.h"
+#include "server/wal_internal.h" /* the failure injection swaps the segment descriptor */
 
 #define RECORDS 600u
 #define PAYLOAD_MAX 3000u
@@ -360,6 +364,127 @@ static void test_async_then_sync(void **state)
     dir_remove();
 }
 
+/* Commits submitted without waiting: the committed lsn only moves over whole
+ * commits in order, never past the last lsn; a third submit with two in flight
+ * waits for the oldest (slot_waits); everything comes back on reopening. */
+static void test_pipelined(void **state)
+{
+    (void)state;
+    dir_fresh("pipelined", false);
+    struct seen s;
+    struct wal_recovery rec;
+    int rc;
+    struct wal *w = open_log(false, 0, &s, &rec, &rc);
+    assert_int_equal(rc, 0);
+    uint8_t p[PAYLOAD_MAX];
+    int64_t last_id = 0;
+    uint64_t committed = 0;
+    for (uint64_t lsn = 1; lsn <= RECORDS; lsn++) {
+        rec_fill(p, lsn);
+        assert_int_equal(wal_append(w, (uint16_t)(lsn % 5u), p, rec_len(lsn)), (int64_t)lsn);
+        if (lsn % 5 != 0)
+            continue;
+        int64_t id = wal_commit_submit(w, true);
+        assert_true(id > last_id); /* increasing (a segment header takes one too) */
+        last_id = id;
+        assert_true(wal_commits_in_flight(w) >= 1);
+        assert_true(wal_commits_in_flight(w) <= WAL_INFLIGHT_DEFAULT);
+        assert_int_equal(wal_commit_reap(w, 0), 0);
+        assert_true(wal_committed_lsn(w) >= committed);
+        assert_true(wal_committed_lsn(w) <= lsn);
+        assert_int_equal(wal_committed_lsn(w) % 5, 0); /* whole commits only */
+        assert_int_equal(wal_durable_lsn(w), wal_committed_lsn(w));
+        committed = wal_committed_lsn(w);
+    }
+    assert_int_equal(wal_commit_submit(w, true), 0); /* nothing new */
+    while (wal_commits_in_flight(w) > 0)
+        assert_int_equal(wal_commit_reap(w, -1), 0);
+    assert_int_equal(wal_committed_lsn(w), RECORDS);
+    assert_int_equal(wal_durable_lsn(w), RECORDS);
+    /* Three submits without a reap: the third waits for the first. */
+    struct wal_stats st;
+    wal_stats_get(w, &st);
+    uint64_t waits0 = st.slot_waits;
+    for (uint64_t lsn = RECORDS + 1; lsn <= RECORDS + 3; lsn++) {
+        rec_fill(p, lsn);
+        assert_int_equal(wal_append(w, (uint16_t)(lsn % 5u), p, rec_len(lsn)), (int64_t)lsn);
+        assert_true(wal_commit_submit(w, true) > 0);
+    }
+    wal_stats_get(w, &st);
+    assert_int_equal(st.slot_waits, waits0 + 1);
+    assert_true(wal_committed_lsn(w) >= RECORDS + 1);
+    wal_close(w); /* waits for what is in flight */
+    w = open_log(false, 0, &s, &rec, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(s.count, RECORDS + 3);
+    assert_int_equal(s.bad, 0);
+    wal_close(w);
+    dir_remove();
+}
+
+/* A write that fails in flight: the reap reports it, the committed lsn stays
+ * where the completed commits left it, and the log is failed for good. */
+static void test_pipelined_write_fails(void **state)
+{
+    (void)state;
+    dir_fresh("writefail", false);
+    struct seen s;
+    struct wal_recovery rec;
+    int rc;
+    struct wal *w = open_log(false, 0, &s, &rec, &rc);
+    assert_int_equal(rc, 0);
+    append_range(w, 1, 10, 5);
+    char seg[600];
+    last_segment(seg, sizeof seg);
+    int ro = open(seg, O_RDONLY);
+    assert_true(ro >= 0);
+    assert_true(dup2(ro, w->fd) == w->fd); /* the segment's descriptor, read-only now */
+    close(ro);
+    uint8_t p[PAYLOAD_MAX];
+    rec_fill(p, 11);
+    assert_int_equal(wal_append(w, 1, p, rec_len(11)), 11);
+    assert_true(wal_commit_submit(w, true) > 0);
+    assert_int_equal(wal_commit_reap(w, -1), BFTKV_E_IO);
+    assert_int_equal(wal_failed(w), BFTKV_E_IO);
+    assert_int_equal(wal_committed_lsn(w), 10);
+    assert_int_equal(wal_durable_lsn(w), 10);
+    assert_non_null(strstr(wal_error(w), "write"));
+    assert_int_equal(wal_commit_submit(w, true), BFTKV_E_IO);
+    assert_int_equal(wal_append(w, 1, p, 1), BFTKV_E_IO);
+    assert_int_equal(wal_committed_lsn(w), 10);
+    wal_close(w);
+    dir_remove();
+}
+
+/* Asynchronous pipelined commits: written, not synced; a sync commit then
+ * covers them. */
+static void test_pipelined_async(void **state)
+{
+    (void)state;
+    dir_fresh("pipeasync", false);
+    struct seen s;
+    struct wal_recovery rec;
+    int rc;
+    struct wal *w = open_log(false, 0, &s, &rec, &rc);
+    assert_int_equal(rc, 0);
+    uint8_t p[PAYLOAD_MAX];
+    for (uint64_t lsn = 1; lsn <= 20; lsn++) {
+        rec_fill(p, lsn);
+        assert_int_equal(wal_append(w, (uint16_t)(lsn % 5u), p, rec_len(lsn)), (int64_t)lsn);
+        assert_true(wal_commit_submit(w, false) > 0);
+    }
+    while (wal_commits_in_flight(w) > 0)
+        assert_int_equal(wal_commit_reap(w, -1), 0);
+    assert_int_equal(wal_committed_lsn(w), 20);
+    assert_int_equal(wal_durable_lsn(w), 0);
+    assert_true(wal_commit_submit(w, true) > 0); /* a sync alone */
+    while (wal_commits_in_flight(w) > 0)
+        assert_int_equal(wal_commit_reap(w, -1), 0);
+    assert_int_equal(wal_durable_lsn(w), 20);
+    wal_close(w);
+    dir_remove();
+}
+
 /* Bounds: a payload over the limit, and a buffer that cannot hold the next record. */
 static void test_limits(void **state)
 {
@@ -391,6 +516,8 @@ int main(void)
         cmocka_unit_test(test_torn_buffered),      cmocka_unit_test(test_torn_direct),
         cmocka_unit_test(test_corrupt_middle),     cmocka_unit_test(test_segments),
         cmocka_unit_test(test_async_then_sync),    cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_pipelined),          cmocka_unit_test(test_pipelined_write_fails),
+        cmocka_unit_test(test_pipelined_async),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
