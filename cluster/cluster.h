@@ -208,6 +208,139 @@ int cluster_placement_rendezvous(const uint32_t *nodes, uint16_t m, uint32_t par
 int cluster_placement_ring(const uint32_t *nodes, uint16_t m, uint32_t partitions, uint16_t rf, uint32_t vnodes,
                            uint16_t *out);
 
+/* ---- The deployment map (cluster/deploymap.c, deploymap_json.c; docs/design.md §6.2) --
+ * Who is in a partitioned deployment, signed by its admin key: an epoch, f, the
+ * replication factor R (>= 3f+1), P partitions (a power of two), the nodes (id,
+ * address, X25519 and Ed25519 public keys; ids increasing), the client
+ * allow-list (the config's client entries, by id), and how partitions are placed
+ * (the algorithm and its parameter; the table itself is derived with
+ * cluster/placement.c, so a client holding the map computes what every node
+ * does). Its encoding is canonical (one byte string per map: docs/design.md
+ * §6.2 has the layout) and the signed form is the encoding followed by a
+ * 64-byte Ed25519 signature of it by the admin key.
+ *
+ * A map is allocated by build, decode, open, accept and from_config, owned by the
+ * caller and released with cluster_map_free; it never changes after. Every
+ * function writes a one-line message into err on failure and prints nothing. */
+
+enum cluster_map_placement {
+    CLUSTER_PLACEMENT_RENDEZVOUS = 1, /* cluster_placement_rendezvous; parameter 0 */
+    CLUSTER_PLACEMENT_RING = 2,       /* cluster_placement_ring; parameter: points per node */
+};
+
+#define CLUSTER_MAP_VERSION 1u
+#define CLUSTER_MAP_SIG_SIZE 64u      /* crypto_sign_BYTES */
+#define CLUSTER_MAP_RING_VNODES_MAX 4096u
+/* Bytes of an encoding at the limits: the header, each node's id, port, host
+ * length, host and keys, each client's id and keys. */
+#define CLUSTER_MAP_HEADER_SIZE 38u
+#define CLUSTER_MAP_NODE_SIZE_MAX (4u + 2u + 1u + BFTKV_CONFIG_HOST_MAX + 64u)
+#define CLUSTER_MAP_CLIENT_SIZE (2u + 64u)
+#define CLUSTER_MAP_SIZE_MAX                                                                       \
+    (CLUSTER_MAP_HEADER_SIZE + BFTKV_NODES_MAX * CLUSTER_MAP_NODE_SIZE_MAX +                     \
+     BFTKV_CLIENTS_MAX * CLUSTER_MAP_CLIENT_SIZE)
+#define CLUSTER_MAP_SIGNED_SIZE_MAX (CLUSTER_MAP_SIZE_MAX + CLUSTER_MAP_SIG_SIZE)
+
+struct cluster_map_params {
+    uint64_t epoch;
+    uint16_t f;
+    uint16_t rf;         /* R: replicas per partition */
+    uint32_t partitions; /* P */
+    enum cluster_map_placement placement;
+    uint32_t vnodes;     /* ring: points per node (1..CLUSTER_MAP_RING_VNODES_MAX); rendezvous: 0 */
+};
+
+struct cluster_map {
+    struct cluster_map_params params;
+    uint16_t m;                           /* nodes */
+    uint32_t *node_id;                    /* [m], strictly increasing */
+    struct bftkv_config_replica *node;    /* [m]: address and public keys (line 0) */
+    uint16_t clients;                     /* highest client id + 1 */
+    uint16_t clients_allowed;             /* clients the map lists */
+    struct bftkv_config_client *client;   /* [clients], allowed where listed (line 0) */
+    uint16_t *replicas;                   /* [partitions * rf]: partition p's set at p * rf,
+                                             indexes into node[], best first */
+    uint8_t *body;                        /* the canonical encoding the map was read from */
+    size_t body_len;
+};
+
+/* What cluster_map_accept decided. */
+enum cluster_map_verdict {
+    CLUSTER_MAP_NEWER,    /* a later epoch (or no current map): take it */
+    CLUSTER_MAP_SAME,     /* the current map itself, byte for byte */
+    CLUSTER_MAP_BAD,      /* no valid signature, or does not decode */
+    CLUSTER_MAP_STALE,    /* signed, but an older epoch than the current map's */
+    CLUSTER_MAP_CONFLICT, /* signed, same epoch, different bytes: the admin key signed two
+                             maps for one epoch (compromised or misused): report it */
+};
+
+/* A map of m nodes (node_id[i] and node[i]: address and keys; node ids in any
+ * order, sorted here) and the allow-list client[0..clients-1] (the config's
+ * table: the ids with allowed set), under params. The result is exactly what
+ * decoding its encoding gives. 0; BFTKV_E_INVAL (what the map cannot hold: R
+ * below 3f+1 or above m, P not a power of two, repeated ids, addresses or
+ * keys, a bad host, nothing allowed), BFTKV_E_NOMEM. */
+int cluster_map_build(const struct cluster_map_params *params, const uint32_t *node_id,
+                      const struct bftkv_config_replica *node, uint16_t m, const struct bftkv_config_client *client,
+                      uint16_t clients, struct cluster_map **out, char *err, size_t errlen);
+
+/* The single-group shorthand: the map of a config file's one group, M = R = n
+ * nodes with ids 0..n-1 (the replicas' addresses and keys), the same f, P = 1,
+ * rendezvous placement (partition 0 is every node) and the config's allow-list.
+ * Errors of cluster_map_build. */
+int cluster_map_from_config(const struct bftkv_config *cfg, uint64_t epoch, struct cluster_map **out, char *err,
+                            size_t errlen);
+
+/* Decode an unsigned encoding (len bytes, untrusted): every field checked as
+ * build checks it, no byte left over, the placement derived. 0;
+ * BFTKV_E_CORRUPT (malformed, truncated, trailing bytes, a value out of
+ * range), BFTKV_E_VERSION (another format version), BFTKV_E_NOMEM. */
+int cluster_map_decode(const uint8_t *body, size_t len, struct cluster_map **out, char *err, size_t errlen);
+
+void cluster_map_free(struct cluster_map *map);
+
+/* The admin's Ed25519 key pair from its key file's seed (the derivation of every
+ * principal's, engine/auth.h auth_keypair_from_seed). */
+void cluster_map_admin_keypair(const uint8_t seed[BFTKV_KEY_SEED_SIZE], uint8_t pk[32], uint8_t sk[64]);
+
+/* The signed form of map: its encoding and the admin's signature of it, in a
+ * new buffer (*out, *len bytes; the caller frees it). 0 or BFTKV_E_NOMEM. */
+int cluster_map_sign(const struct cluster_map *map, const uint8_t admin_sk[64], uint8_t **out, size_t *len);
+
+/* Does signed_map (len bytes) carry the admin's signature of its encoding? 0;
+ * BFTKV_E_AUTH (a bad signature); BFTKV_E_CORRUPT (too short or too long to be
+ * a signed map). Does not decode. */
+int cluster_map_verify(const uint8_t *signed_map, size_t len, const uint8_t admin_pk[32]);
+
+/* Verify, then decode: errors of both. */
+int cluster_map_open(const uint8_t *signed_map, size_t len, const uint8_t admin_pk[32], struct cluster_map **out,
+                     char *err, size_t errlen);
+
+/* The acceptance rule (docs/design.md §6.2): a candidate map replaces current
+ * (NULL: none held yet) only if the admin signature verifies and its epoch is
+ * later; an equal epoch must be the same bytes. 0 with *verdict NEWER and *out
+ * the candidate, decoded; 0 with SAME and *out NULL; BFTKV_E_AUTH, _CORRUPT or
+ * _VERSION with BAD; BFTKV_E_RANGE with STALE; BFTKV_E_AUTH with CONFLICT;
+ * BFTKV_E_NOMEM. verdict may be NULL. */
+int cluster_map_accept(const struct cluster_map *current, const uint8_t *signed_map, size_t len,
+                       const uint8_t admin_pk[32], struct cluster_map **out, enum cluster_map_verdict *verdict,
+                       char *err, size_t errlen);
+
+/* Lookups. A key's partition (cluster_key_partition under the map's P); a
+ * partition's replica set (rf indexes into node[], best first; p < partitions);
+ * a node id's index in node[], or BFTKV_E_NOT_FOUND. */
+uint32_t cluster_map_key_partition(const struct cluster_map *map, const void *key, size_t len);
+const uint16_t *cluster_map_partition_replicas(const struct cluster_map *map, uint32_t p);
+int cluster_map_node_index(const struct cluster_map *map, uint32_t node_id);
+
+/* The placement's name as the JSON form spells it ("rendezvous", "ring"). */
+const char *cluster_map_placement_name(enum cluster_map_placement placement);
+
+/* The map as JSON for operators (cluster/deploymap_json.c): every field, the
+ * public keys in hex and each partition's replica set by node id. 0 or
+ * BFTKV_E_IO. Nothing reads this form back: the signed encoding is the map. */
+int cluster_map_json_write(const struct cluster_map *map, FILE *fp);
+
 #ifdef __cplusplus
 }
 #endif

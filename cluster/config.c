@@ -282,6 +282,19 @@ static bool host_name_valid(const char *h)
     return true;
 }
 
+bool config_host_valid(const char *host)
+{
+    size_t len = strlen(host);
+    uint8_t bin[16];
+    if (len == 0 || len > BFTKV_CONFIG_HOST_MAX)
+        return false;
+    if (strchr(host, ':') != NULL)
+        return inet_pton(AF_INET6, host, bin) == 1;
+    if (strspn(host, "0123456789.") == len)
+        return inet_pton(AF_INET, host, bin) == 1;
+    return host_name_valid(host);
+}
+
 /* HOST:PORT or [IPV6]:PORT into the replica's host and port. */
 static int parse_address(struct config_parser *p, const char *s, struct bftkv_config_replica *r)
 {

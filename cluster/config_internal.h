@@ -46,6 +46,11 @@ __attribute__((format(printf, 3, 4))) int config_fail(struct config_parser *p, u
 void config_hex_encode(char out[65], const uint8_t in[32]);
 bool config_hex_decode(const char *s, size_t len, uint8_t out[32]);
 
+/* A host as a replica line spells it, without the port: an IPv4 address, an
+ * IPv6 address (without brackets) or a host name (letters, digits, '.', '-',
+ * '_'; not starting with '.' or '-'), 1..BFTKV_CONFIG_HOST_MAX bytes. */
+bool config_host_valid(const char *host);
+
 /* Read fd (path, for the message) into buf until end of file or cap bytes;
  * *len is what was read (cap: the file may be longer). 0, or BFTKV_E_IO with a
  * message in err. Retries when a signal interrupts a read. */

@@ -56,6 +56,14 @@
 /* Clients in a group's allow-list; each has one reply-cache entry per replica. */
 #define BFTKV_CLIENTS_MAX 4096u
 
+/* ---- Deployments (docs/design.md §6.2) ---------------------------------------------- */
+
+/* Nodes of a deployment map (each a bftkv-server hosting replicas of many
+ * partitions) and its partitions P, a power of two. The map's placement table
+ * holds P * R node indexes: 4096 * 64 * 2 bytes = 512 KiB at the maxima. */
+#define BFTKV_NODES_MAX 1024u
+#define BFTKV_PARTITIONS_MAX 4096u
+
 /* ---- Batching and the log (docs/design.md §5) ---------------------------------------- */
 
 /* Requests per batch (one sequence number). */
@@ -112,6 +120,10 @@ BFTKV_STATIC_ASSERT((BFTKV_STORE_SHARDS_DEFAULT & (BFTKV_STORE_SHARDS_DEFAULT - 
 BFTKV_STATIC_ASSERT((BFTKV_STORE_SHARDS_MAX & (BFTKV_STORE_SHARDS_MAX - 1u)) == 0,
                "store shards must be a power of two");
 BFTKV_STATIC_ASSERT(BFTKV_STORE_SHARDS_DEFAULT <= BFTKV_STORE_SHARDS_MAX, "default within max");
+BFTKV_STATIC_ASSERT((BFTKV_PARTITIONS_MAX & (BFTKV_PARTITIONS_MAX - 1u)) == 0,
+               "partitions must be a power of two");
+BFTKV_STATIC_ASSERT(BFTKV_REPLICAS_MAX <= BFTKV_NODES_MAX && BFTKV_NODES_MAX <= 65535u,
+                    "a partition's replicas are distinct nodes; node indexes fit 16 bits");
 BFTKV_STATIC_ASSERT(3u * BFTKV_FAULTS_MAX + 1u <= BFTKV_REPLICAS_MAX, "N >= 3f+1 at the maxima");
 BFTKV_STATIC_ASSERT(BFTKV_DGRAM_ADMIN_MSGS_MAX >= 1u && BFTKV_DGRAM_CLIENT_MSGS_MAX >= 1u,
                     "every sender kind gets at least one message through");

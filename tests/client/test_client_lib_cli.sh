@@ -60,7 +60,7 @@ grep -q "$tmp/none.conf" "$tmp/err" || fail "missing config message does not nam
 # ---- COMMAND --help, help COMMAND, --version: print, exit 0, touch nothing --------------------
 # Run in an empty directory with no config: nothing may be read, created or contacted.
 mkdir "$tmp/empty"
-for cmd in put get del stats keygen help; do
+for cmd in put get del stats keygen admin help; do
   (cd "$tmp/empty" && BFTKV_CONFIG= "$BFTKV" "$cmd" --help </dev/null >"$tmp/out" 2>"$tmp/err"); rc=$?
   [[ $rc -eq 0 ]] || fail "$cmd --help: exit $rc, stderr $(head -c 300 "$tmp/err")"
   grep -q "usage: bftkv \[OPTIONS\] $cmd" "$tmp/out" || fail "$cmd --help: no usage line: $(head -c 300 "$tmp/out")"

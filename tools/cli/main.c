@@ -1,7 +1,9 @@
 /* bftkv: the command line of a bftkv cluster, a thin layer over the public API
  * of the client library alone (include/bftkv/: client.h for the operations and
  * a replica's stats, config.h for the config and new key files); it is built
- * against libbftkv.a with only include/ on its include path.
+ * against libbftkv.a with only include/ on its include path. The deployment
+ * admin's commands (`bftkv admin`, tools/cli/admin.c) are the one exception:
+ * they make and sign deployment maps with the cluster room's own functions.
  *
  *   bftkv [--config FILE] [--client ID] [--timeout MS] COMMAND ARGS
  *
@@ -38,14 +40,8 @@
 #include "bftkv/config.h"
 #include "bftkv/errors.h"
 #include "bftkv/limits.h"
+#include "cli.h"
 
-enum cli_exit {
-    EXIT_OK = 0,
-    EXIT_NOT_FOUND = 1,
-    EXIT_USAGE = 2,
-    EXIT_UNAVAILABLE = 3,
-    EXIT_OTHER = 4,
-};
 
 #define CLI_DEFAULT_CONFIG "cluster.conf"
 #define CLI_ERR_MAX 1024u
@@ -80,6 +76,10 @@ static void cli_help(FILE *fp)
             "  keygen PATH       write a new secret key file at PATH (mode 0600, never\n"
             "                    overwrites) and print its public keys as the config line\n"
             "                    fragment \"x25519=HEX ed25519=HEX\"\n"
+            "  admin init ...    write a new partitioned deployment: the admin key, node and\n"
+            "                    client keys, the signed deployment map (bftkv admin --help)\n"
+            "  admin show-map FILE --admin-pub PUB\n"
+            "                    verify a deployment map and print it as JSON\n"
             "  help [COMMAND]    this text, or COMMAND's (as `bftkv COMMAND --help`)\n"
             "\n"
             "Options (before the command):\n"
@@ -382,7 +382,7 @@ static int cli_keygen(const char *path)
 
 struct cli_command {
     const char *name;
-    int args; /* exact number of arguments (help: at most) */
+    int args; /* exact number of arguments (help: at most; admin: its own) */
     const char *usage;
     const char *help; /* what `bftkv COMMAND --help` adds below the usage line */
 };
@@ -403,6 +403,7 @@ static const struct cli_command cli_commands[] = {
       "Write a new secret key file at PATH (mode 0600, never overwrites; a PATH that\n"
       "starts with '-' is refused: write ./-name) and print its public keys as the\n"
       "config line fragment \"x25519=HEX ed25519=HEX\". Reads no config.\n" },
+    { "admin", -1, "admin init|show-map ARGS", cli_admin_help },
     { "help", 1, "help [COMMAND]", "Print the usage of bftkv, or of COMMAND.\n" },
 };
 
@@ -515,6 +516,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(name, "help") == 0) {
         return nargs <= 1 ? cli_help_command(args, nargs) : cli_usage("usage: bftkv [OPTIONS] %s", cmd->usage);
+    }
+    if (strcmp(name, "admin") == 0) {
+        return cli_admin(args, nargs);
     }
     if (nargs != cmd->args) {
         return cli_usage("usage: bftkv [OPTIONS] %s", cmd->usage);
