@@ -404,8 +404,11 @@ void server_durable_recovered(struct server *s)
     log_info("recovered from the write-ahead log in %s%s: %" PRIu64 " segment(s), %" PRIu64 " record(s) up to lsn %"
              PRIu64 ", %" PRIu64 " torn byte(s) cut; rebuilt: %" PRIu64 " record(s), %" PRIu64
              " batch(es) executed, %" PRIu64 " stable checkpoint(s), highest view %" PRIu64 ", %" PRIu64
-             " prepared, gap_seq %" PRIu64 "; holds state, last executed %" PRIu64,
+             " prepared, gap_seq %" PRIu64 "; %s, last executed %" PRIu64,
              s->wal_dir, above, wr->segments, wr->records, wr->last_lsn, wr->torn_bytes, rs->records, rs->executed,
              rs->checkpoints, rs->highest_view, rs->prepared, rs->gap_seq,
+             pbft_replica_stats(s->replica)->holds_state
+                 ? "holds state"
+                 : "unsure: takes no part in ordering until q replicas holding state vouch for it",
              pbft_replica_stats(s->replica)->last_executed);
 }
