@@ -104,8 +104,7 @@ class Cluster:
     def __init__(self, name, n, settings=(), clients=4, f=None, hosts=None, durability="none"):
         """durability: the config's (docs/config.md). The tests default to none,
         the in-memory mode whose restart rules (rejoin empty, refuse without q
-        replicas holding state) most of them check; tools/cluster's default is
-        sync."""
+        replicas holding state) most of them check (tools/cluster's default too)."""
         self.name = name
         self.n = n
         self.dir = tempfile.mkdtemp(prefix=f"bftkv-integ-{name}-")
