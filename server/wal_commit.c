@@ -37,6 +37,14 @@ static struct wal_commit_slot *slot_at(struct wal *w, unsigned i)
 static int slot_queue(struct wal *w, struct wal_commit_slot *c)
 {
     uint64_t index = (uint64_t)(c - w->slots);
+    /* The file is written in order: this commit's write starts only once every
+     * earlier commit's write and sync finished (IOSQE_IO_DRAIN). Otherwise a
+     * crash -- a killed process whose queued write the kernel cancels, or a
+     * power cut after a later commit's sync -- could leave a later commit's
+     * records after a hole where an earlier one's never landed, which recovery
+     * must call corruption (wal.h). The loop still does not wait: only the disk
+     * work is ordered, and the appends meanwhile grow the next commit. */
+    bool after_others = w->nslots > 1;
     if (c->left > 0) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
         BFTKV_ASSERT(sqe != NULL); /* WAL_RING_ENTRIES: two per slot */
@@ -44,6 +52,9 @@ static int slot_queue(struct wal *w, struct wal_commit_slot *c)
         sqe->user_data = index << 8 | WAL_UD_WRITE;
         if (c->sync)
             sqe->flags |= IOSQE_IO_LINK; /* the sync starts after the write finished */
+        if (after_others)
+            sqe->flags |= IOSQE_IO_DRAIN;
+        after_others = false;
         c->pending++;
     }
     if (c->sync) {
@@ -51,6 +62,8 @@ static int slot_queue(struct wal *w, struct wal_commit_slot *c)
         BFTKV_ASSERT(sqe != NULL);
         io_uring_prep_fsync(sqe, w->fd, IORING_FSYNC_DATASYNC);
         sqe->user_data = index << 8 | WAL_UD_SYNC;
+        if (after_others)
+            sqe->flags |= IOSQE_IO_DRAIN; /* a sync alone: after the earlier commits too */
         c->pending++;
     }
     int rc = io_uring_submit(&w->ring);

@@ -21,8 +21,8 @@ end bftkv-lincheck must accept the history: every acknowledged write reads back.
   bounded   a long run: after many checkpoints every replica's wal directory
             holds at most a few segments and its snap directory two snapshots.
   backup    the backup and restore of docs/operations.md "Durability", exactly
-            as written there: replica 1's marker, newest snapshot and log copied
-            while it runs, later its data directory wiped and the copy put back,
+            as written there: replica 1 stopped, its data directory copied, it
+            started again; later its data directory wiped and the copy put back,
             started without flags: it recovers from the copy and catches up.
 
     test_durability_snapshot.py --scenario torn|corrupt|full|bounded|backup
@@ -40,7 +40,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from integ import BUILD, Cluster, check, log, run, run_test, wait_until  # noqa: E402
+from integ import BUILD, CLUSTER, Cluster, check, log, run, run_test, wait_until  # noqa: E402
 
 KEYS = 300
 VICTIM = 1
@@ -241,12 +241,11 @@ def bounded(c, hist):
 
 # The procedure of docs/operations.md "Durability", with DATA = the replica's
 # data directory and BACKUP = where the copy goes.
-def backup_take(data, backup):
+def backup_take(c, i, data, backup):
     cmds = [
-        f"mkdir -p {backup}/snap",
-        f"cp {data}/marker {backup}/",
-        f"cp \"$(ls {data}/snap/snapshot-*.bin | sort | tail -n 1)\" {backup}/snap/",
-        f"cp -r {data}/wal {backup}/",
+        f"{CLUSTER} stop {c.dir} {i}",
+        f"cp -a {data} {backup}",
+        f"{CLUSTER} restart {c.dir} {i}",
     ]
     for cmd in cmds:
         r = subprocess.run(["sh", "-c", cmd], capture_output=True, timeout=60)
@@ -265,7 +264,7 @@ def backup(c, hist):
     wait_until("replica 1 wrote a snapshot", lambda: len(snapshots(c, VICTIM)) >= 1, 20)
     copy = tempfile.mkdtemp(prefix="bftkv-backup-")
     data = replica_dir(c, VICTIM)
-    backup_take(data, os.path.join(copy, "replica-1"))
+    backup_take(c, VICTIM, data, os.path.join(copy, "replica-1"))
     log(f"backup of replica 1 taken: {os.listdir(os.path.join(copy, 'replica-1', 'snap'))}")
     time.sleep(3)
     kill_victim(c)
