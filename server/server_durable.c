@@ -132,6 +132,8 @@ static int durable_replay_record(void *arg, uint64_t lsn, uint16_t type, const u
     return 0;
 }
 
+static int durable_empty_member(struct server *s, struct pbft_replica_config *rcfg, char *err, size_t errlen);
+
 /* No usable snapshot, and the log was cut below one: the records left cannot
  * rebuild the replica (its state below the cut is gone). It rejoins as an
  * empty member (docs/design.md §5.6.1) with a new log: never a partial state. */
@@ -147,6 +149,14 @@ static int durable_rejoin_cut(struct server *s, struct pbft_replica_config *rcfg
     int rc = durable_log_remove(s->wal_dir, &removed, err, errlen);
     if (rc != 0)
         return rc;
+    return durable_empty_member(s, rcfg, err, errlen);
+}
+
+/* The engine made again, empty and unsure, over an empty store, with a new log:
+ * a replica that rejoins with empty memory (docs/design.md §5.6.1). */
+static int durable_empty_member(struct server *s, struct pbft_replica_config *rcfg, char *err, size_t errlen)
+{
+    int rc;
     pbft_replica_destroy(s->replica);
     s->replica = NULL;
     store_clear(s->store);
@@ -163,6 +173,38 @@ static int durable_rejoin_cut(struct server *s, struct pbft_replica_config *rcfg
         errbuf_put(err, errlen, "replica %u: cannot open a new write-ahead log in %s: %s (%s)", s->id, s->wal_dir,
                    werr[0] ? werr : "no detail", bftkv_strerror(rc));
     return rc;
+}
+
+/* The log is corrupt, or the engine refused one of its records: the disk is not
+ * what this replica wrote, and nothing on it is to be trusted. It is set aside
+ * (wal.corrupt, for inspection; the snapshots go) and the replica rejoins as
+ * an empty member: it takes no part in ordering until q replicas holding state
+ * vouch for the state it fetches from them, so it serves no partial state and
+ * forgets nothing it could be held to. */
+static int durable_rejoin_corrupt(struct server *s, struct pbft_replica_config *rcfg, const char *why, char *err,
+                                  size_t errlen)
+{
+    char aside[sizeof s->wal_dir + 16];
+    snprintf(aside, sizeof aside, "%s.corrupt", s->wal_dir);
+    wal_close(s->wal);
+    s->wal = NULL;
+    struct stat st;
+    unsigned removed = 0;
+    if (stat(aside, &st) == 0 && (durable_log_remove(aside, &removed, err, errlen) != 0 || rmdir(aside) != 0)) {
+        errbuf_put(err, errlen, "cannot remove the earlier %s: %s", aside, strerror(errno));
+        return BFTKV_E_IO;
+    }
+    if (rename(s->wal_dir, aside) != 0 || mkdir(s->wal_dir, 0700) != 0) {
+        errbuf_put(err, errlen, "cannot set the corrupt log %s aside: %s", s->wal_dir, strerror(errno));
+        return BFTKV_E_IO;
+    }
+    log_error("replica %u: %s. It rejoins as an EMPTY member: it takes no part in ordering until q replicas "
+              "holding state vouch for the state it fetches from them; the log is kept in %s for inspection, its "
+              "snapshots are removed",
+              s->id, why, aside);
+    server_snap_close(s);
+    int rc = server_snap_open(s, false, err, errlen);
+    return rc != 0 ? rc : durable_empty_member(s, rcfg, err, errlen);
 }
 
 int server_durable_open(struct server *s, struct pbft_replica_config *rcfg, bool restarted, char *err,
@@ -209,20 +251,18 @@ int server_durable_open(struct server *s, struct pbft_replica_config *rcfg, bool
     rc = wal_open(&s->wal, &o, restarted ? durable_replay_record : NULL, &rp, &s->wal_rec, werr, sizeof werr);
     pbft_out_reset(&s->out); /* the replay's scratch: nothing in it is sent */
     if (rc != 0 && rp.bad_lsn != 0) {
-        errbuf_put(err, errlen,
-                   "replica %u: record lsn %" PRIu64 " (type %u) of the write-ahead log in %s does not recover: %s. "
-                   "The disk does not hold what this replica wrote; to rejoin as an empty member, wipe %s/replica-%u "
-                   "and start it with --join",
-                   s->id, rp.bad_lsn, (unsigned)rp.bad_type, s->wal_dir, bftkv_strerror(rp.bad_rc), cfg->data_dir,
-                   s->id);
-        return rp.bad_rc;
+        char why[sizeof s->wal_dir + 512];
+        snprintf(why, sizeof why,
+                 "record lsn %" PRIu64 " (type %u) of the write-ahead log in %s does not recover (%s): the disk "
+                 "does not hold what this replica wrote",
+                 rp.bad_lsn, (unsigned)rp.bad_type, s->wal_dir, bftkv_strerror(rp.bad_rc));
+        return durable_rejoin_corrupt(s, rcfg, why, err, errlen);
     }
     if (rc == BFTKV_E_CORRUPT) {
-        errbuf_put(err, errlen,
-                   "replica %u: the write-ahead log is corrupt: %s (after %" PRIu64 " valid records). To rejoin as "
-                   "an empty member, wipe %s/replica-%u and start it with --join",
-                   s->id, werr, s->wal_rec.records, cfg->data_dir, s->id);
-        return rc;
+        char why[sizeof s->wal_dir + 512];
+        snprintf(why, sizeof why, "the write-ahead log is corrupt: %s (after %" PRIu64 " valid records)", werr,
+                 s->wal_rec.records);
+        return durable_rejoin_corrupt(s, rcfg, why, err, errlen);
     }
     if (rc != 0) {
         errbuf_put(err, errlen, "replica %u: cannot open the write-ahead log in %s: %s (%s)", s->id, s->wal_dir,
