@@ -388,10 +388,36 @@ static void log_discard_through(struct pbft_replica *r, uint64_t n)
     }
 }
 
-static void install(struct pbft_replica *r, const uint8_t actual[BFTKV_DIGEST_SIZE], struct pbft_out *out)
+/* The staging state's digest, exactly as checkpoint.c computes a checkpoint's:
+ * the reply-cache part is replica_exec_rc_digest's on the staging table, so the
+ * tables are swapped in (staging_rc_back undoes it) and every block rehashed. */
+static void staging_digest(struct pbft_replica *r, uint8_t actual[BFTKV_DIGEST_SIZE])
 {
     struct replica_xfer *x = &r->xfer;
-    uint64_t n = x->target.seq;
+    uint8_t parts[2u * BFTKV_DIGEST_SIZE];
+    store_digest_bytes(x->staging, parts);
+    struct replica_rc_entry *t = r->rc;
+    r->rc = x->rc;
+    x->rc = t;
+    memset(r->rc_dirty, 1, r->rc_blocks);
+    replica_exec_rc_digest(r, parts + BFTKV_DIGEST_SIZE);
+    wire_digest(actual, parts, sizeof parts);
+}
+
+static void staging_rc_back(struct pbft_replica *r)
+{
+    struct replica_rc_entry *t = r->rc;
+    r->rc = r->xfer.rc;
+    r->xfer.rc = t;
+    memset(r->rc_dirty, 1, r->rc_blocks);
+}
+
+/* The checked staging state becomes the replica's at checkpoint n: store and
+ * reply cache, execution, and the checkpoint stable with its proof (and our own
+ * signature), kept for serving in turn. */
+static void state_take(struct pbft_replica *r, uint64_t n)
+{
+    struct replica_xfer *x = &r->xfer;
     BFTKV_ASSERT(!r->exec_active);
     BFTKV_ASSERT(n > r->last_executed);
     int rc = store_swap(r->store, x->staging);
@@ -400,20 +426,27 @@ static void install(struct pbft_replica *r, const uint8_t actual[BFTKV_DIGEST_SI
         if (r->rc[i].timestamp > r->seen_ts[i])
             r->seen_ts[i] = r->rc[i].timestamp;
     }
-    log_discard_through(r, n);
     r->last_executed = n;
     if (r->max_prepared < n)
         r->max_prepared = n;
-    if (r->next_seq <= n)
-        r->next_seq = n + 1u;
     if (r->cu.max_seen < n)
         r->cu.max_seen = n;
+    replica_checkpoint_adopt(r, n, x->target.digest, x->target.proof, x->target.bits);
+    replica_statetransfer_snapshot_take(r, n, x->target.digest);
+}
+
+static void install(struct pbft_replica *r, const uint8_t actual[BFTKV_DIGEST_SIZE], struct pbft_out *out)
+{
+    struct replica_xfer *x = &r->xfer;
+    uint64_t n = x->target.seq;
+    log_discard_through(r, n);
+    state_take(r, n);
+    if (r->next_seq <= n)
+        r->next_seq = n + 1u;
     r->cu.progress_le = n;
     r->cu.progress_ns = r->now_ns;
-    replica_checkpoint_adopt(r, n, x->target.digest, x->target.proof, x->target.bits);
     if (r->unsure)
         replica_catchup_sure_check(r, out);
-    replica_statetransfer_snapshot_take(r, n, x->target.digest); /* and serve it in turn */
     if (r->on_checkpoint != NULL)
         r->on_checkpoint(r->hook_arg, r->cfg.id, n, actual);
     r->stats.state_transfers++;
@@ -435,23 +468,12 @@ static void install(struct pbft_replica *r, const uint8_t actual[BFTKV_DIGEST_SI
 static void xfer_finish(struct pbft_replica *r, struct pbft_out *out)
 {
     struct replica_xfer *x = &r->xfer;
-    uint8_t parts[2u * BFTKV_DIGEST_SIZE];
     uint8_t actual[BFTKV_DIGEST_SIZE];
-    store_digest_bytes(x->staging, parts);
-    /* The reply-cache digest is replica_exec_rc_digest's, on the staging table: swap
-     * the tables in and rehash every block. */
-    struct replica_rc_entry *t = r->rc;
-    r->rc = x->rc;
-    x->rc = t;
-    memset(r->rc_dirty, 1, r->rc_blocks);
-    replica_exec_rc_digest(r, parts + BFTKV_DIGEST_SIZE);
-    wire_digest(actual, parts, sizeof parts);
+    staging_digest(r, actual);
     if (memcmp(actual, x->target.digest, BFTKV_DIGEST_SIZE) != 0) {
         r->stats.state_transfer_bad_digest++;
         if ((r->cfg.bugs & PBFT_BUG_SKIP_SNAPSHOT_DIGEST) == 0) {
-            x->rc = r->rc;
-            r->rc = t;
-            memset(r->rc_dirty, 1, r->rc_blocks);
+            staging_rc_back(r);
             xfer_failed(r, PBFT_XFER_BAD_DIGEST, out);
             return;
         }
@@ -495,37 +517,15 @@ int replica_statetransfer_restore_chunk(struct pbft_replica *r, const struct wir
 int replica_statetransfer_restore_end(struct pbft_replica *r)
 {
     struct replica_xfer *x = &r->xfer;
-    uint64_t n = x->target.seq;
-    BFTKV_ASSERT(n > r->last_executed);
-    uint8_t parts[2u * BFTKV_DIGEST_SIZE];
     uint8_t actual[BFTKV_DIGEST_SIZE];
-    store_digest_bytes(x->staging, parts);
-    struct replica_rc_entry *t = r->rc;
-    r->rc = x->rc;
-    x->rc = t;
-    memset(r->rc_dirty, 1, r->rc_blocks);
-    replica_exec_rc_digest(r, parts + BFTKV_DIGEST_SIZE);
-    wire_digest(actual, parts, sizeof parts);
+    staging_digest(r, actual);
     if (memcmp(actual, x->target.digest, BFTKV_DIGEST_SIZE) != 0) {
-        x->rc = r->rc;
-        r->rc = t;
-        memset(r->rc_dirty, 1, r->rc_blocks);
+        staging_rc_back(r);
         store_clear(x->staging);
         return BFTKV_E_CORRUPT;
     }
-    int rc = store_swap(r->store, x->staging);
-    BFTKV_ASSERT(rc == 0); /* created alike */
-    for (uint32_t i = 0; i < r->rc_entries; i++) {
-        if (r->rc[i].timestamp > r->seen_ts[i])
-            r->seen_ts[i] = r->rc[i].timestamp;
-    }
-    r->last_executed = n;
-    r->max_prepared = n;
-    if (r->cu.max_seen < n)
-        r->cu.max_seen = n;
-    replica_checkpoint_adopt(r, n, x->target.digest, x->target.proof, x->target.bits);
+    state_take(r, x->target.seq);
     r->persist_stable_seq = 0; /* its record is the snapshot's own proof */
-    replica_statetransfer_snapshot_take(r, n, x->target.digest); /* serve it in turn */
     store_clear(x->staging);
     return 0;
 }

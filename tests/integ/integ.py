@@ -98,6 +98,27 @@ def pick_base_port(count):
     raise TestFailure(f"no free range of {count} UDP ports near {base}")
 
 
+def kill_all(c):
+    """SIGKILL every replica of cluster c at once (a power cut of the group), and
+    wait until each process is gone."""
+    pids = {i: c.pid(i) for i in range(c.n)}
+    log(f"SIGKILL every replica at once: {pids}")
+    for pid in pids.values():
+        os.kill(pid, 9)
+
+    def gone():
+        for pid in pids.values():
+            try:
+                with open(f"/proc/{pid}/stat") as fp:
+                    if fp.read().rsplit(")", 1)[1].split()[0] != "Z":
+                        return False
+            except OSError:
+                pass
+        return True
+
+    wait_until("every replica gone", gone, 10)
+
+
 class Cluster:
     """A cluster made by tools/cluster in a temporary directory."""
 

@@ -30,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from integ import (BUILD, EXIT_NOT_FOUND, EXIT_OK, Cluster, check, log, run, run_test, wait_until)  # noqa: E402
+from integ import (EXIT_NOT_FOUND, EXIT_OK, Cluster, check, kill_all, log, run_test, wait_until)  # noqa: E402
 
 KEYS = 40
 
@@ -49,25 +49,6 @@ def write(c):
         c.must("del", f"key{i}")
         want[f"key{i}"] = None
     return want
-
-
-def kill_all(c):
-    pids = {i: c.pid(i) for i in range(c.n)}
-    log(f"SIGKILL every replica at once: {pids}")
-    for pid in pids.values():
-        os.kill(pid, 9)
-
-    def gone():
-        for pid in pids.values():
-            try:
-                with open(f"/proc/{pid}/stat") as fp:
-                    if fp.read().rsplit(")", 1)[1].split()[0] != "Z":
-                        return False
-            except OSError:
-                pass
-        return True
-
-    wait_until("every replica gone", gone, 10)
 
 
 def scenario_sync(c):

@@ -29,30 +29,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from integ import BUILD, Cluster, check, log, run, run_test, wait_until  # noqa: E402
+from integ import BUILD, Cluster, check, kill_all, log, run, run_test  # noqa: E402
 
 KEYS = 300
 MODE = "async" if "--async" in sys.argv[1:] else "sync"
-
-
-def kill_all(c):
-    pids = {i: c.pid(i) for i in range(c.n)}
-    log(f"SIGKILL every replica at once: {pids}")
-    for pid in pids.values():
-        os.kill(pid, 9)
-
-    def gone():
-        for pid in pids.values():
-            try:
-                with open(f"/proc/{pid}/stat") as fp:
-                    if fp.read().rsplit(")", 1)[1].split()[0] != "Z":
-                        return False
-            except OSError:
-                pass
-        return True
-
-    wait_until("every replica gone", gone, 10)
-    return time.monotonic()
 
 
 def body():
