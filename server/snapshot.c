@@ -201,6 +201,7 @@ int server_snap_open(struct server *s, bool keep, char *err, size_t errlen)
         return BFTKV_E_NOMEM;
     sn->dirfd = -1;
     sn->cur = -1;
+    sn->holds = -1;
     sn->n = s->n;
     int len = snprintf(sn->dir, sizeof sn->dir, "%s/replica-%u/snap", s->cfg->data_dir, s->id);
     if (len < 0 || (size_t)len >= sizeof sn->dir) {
@@ -349,6 +350,10 @@ void server_snap_record(struct server *s, uint64_t lsn, uint16_t type, const uin
         sn->vc_lsn = lsn;
     if (type == PBFT_PERSIST_NEW_VIEW && keep_copy(&sn->nv, &sn->nv_cap, &sn->nv_len, bytes, len))
         sn->nv_lsn = lsn;
+    if (type == PBFT_PERSIST_HOLDS_STATE && len == 1) {
+        sn->holds = bytes[0];
+        sn->holds_lsn = lsn;
+    }
     if (type != PBFT_PERSIST_CHECKPOINT)
         return;
     if (replayed)
@@ -462,10 +467,17 @@ static bool job_advance(struct server *s)
 /* ---- Cutting the log ---------------------------------------------------------------- */
 
 /* The newest views go into the log again above the cut, so that the view
- * number a recovery rebuilds never goes back (engine/recover.c, view_seen). */
+ * number a recovery rebuilds never goes back (engine/recover.c, view_seen);
+ * and so does the newest HOLDS_STATE record, so that a replica that restarted
+ * empty and was not vouched for yet stays unsure through a recovery. */
 static void cut_views_again(struct server *s, uint64_t below)
 {
     struct server_snap *sn = s->snap;
+    if (sn->holds >= 0 && sn->holds_lsn < below) {
+        uint8_t b = (uint8_t)sn->holds;
+        server_wal_append(s, PBFT_PERSIST_HOLDS_STATE, &b, 1);
+        sn->st.records_again++;
+    }
     if (sn->vc_len > 0 && sn->vc_lsn < below) {
         server_wal_append(s, PBFT_PERSIST_VIEW_CHANGE, sn->vc, sn->vc_len);
         sn->st.records_again++;

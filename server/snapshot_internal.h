@@ -93,6 +93,8 @@ struct server_snap {
     uint8_t *vc, *nv;       /* the newest VIEW_CHANGE and NEW_VIEW records */
     uint32_t vc_len, nv_len, vc_cap, nv_cap;
     uint64_t vc_lsn, nv_lsn;
+    int holds;              /* the newest HOLDS_STATE record's byte (-1: none) ... */
+    uint64_t holds_lsn;     /* ... and its lsn */
     uint64_t warn_ns;
     struct server_snap_stats st;
 };
