@@ -2,7 +2,8 @@
 """integ_durability_crash_load[_async]: every replica of the group killed at once
 under load (docs/design.md §5.6.2, the durability issue's acceptance test).
 
-A 4-replica group (f = 1) with `durability sync` (or, --async, `async`) runs bftkv-bench for 8 s (PUTs,
+A 4-replica group (f = 1) with `durability sync` (or, --async, `async`; with
+--staged, the staged thread layout) runs bftkv-bench for 8 s (PUTs,
 GETs and DELs on 300 keys, --history, --final-read). About 2.5 s in, all four
 replicas are killed with SIGKILL at once and started again without --init: each
 rebuilds itself from its write-ahead log (its log says so). The bench's clients
@@ -33,10 +34,12 @@ from integ import BUILD, Cluster, check, kill_all, log, run, run_test  # noqa: E
 
 KEYS = 300
 MODE = "async" if "--async" in sys.argv[1:] else "sync"
+STAGED = "--staged" in sys.argv[1:]  # the staged thread layout (docs/config.md `threads`)
 
 
 def body():
-    c = Cluster(f"durability-load-{MODE}", 4, clients=4, durability=MODE)
+    c = Cluster(f"durability-load-{MODE}", 4, clients=4, durability=MODE,
+                settings=("threads staged auth_workers=1",) if STAGED else ())
     c.start()
     bench = os.path.join(BUILD, "bftkv-bench")
     checker = os.path.join(BUILD, "bftkv-lincheck")
