@@ -46,24 +46,30 @@ static void ckpt_record(struct pbft_replica *r, struct replica_ckpt *c, uint16_t
     memcpy(c->msgs + (size_t)sender * r->ckpt_msg_len, msg, len);
 }
 
-static void ckpt_make_stable(struct pbft_replica *r, struct replica_ckpt *c)
+/* c is stable: h moves to it, the records below it go, and so do the states
+ * kept for serving, all but those of the previous stable checkpoint and above
+ * (statetransfer_serve.c); the slots at and below h are reused when
+ * replica_slot_get meets them again. */
+static void ckpt_stable_set(struct pbft_replica *r, struct replica_ckpt *c)
 {
     BFTKV_ASSERT(c->seq <= r->last_executed);
     BFTKV_ASSERT(c->seq <= replica_high(r));
     c->stable = true;
     r->low = c->seq;
-    r->persist_stable_seq = c->seq; /* recorded at the end of the step (persist.c) */
     r->stats.checkpoints_stable++;
     r->stats.low_watermark = r->low;
-    /* Discard the records below h; the slots at and below h are reused when
-     * replica_slot_get meets them again. */
     for (uint32_t i = 0; i < r->ckpt_count; i++) {
         if (r->ckpts[i].seq < r->low)
             r->ckpts[i].seq = 0;
     }
-    /* The states kept for serving go too, all but those of the previous stable
-     * checkpoint and above (statetransfer_serve.c). */
     replica_statetransfer_snapshots_release_below(r, r->low);
+}
+
+/* Stable by q CHECKPOINTs: its proof is recorded at the end of the step (persist.c). */
+static void ckpt_make_stable(struct pbft_replica *r, struct replica_ckpt *c)
+{
+    ckpt_stable_set(r, c);
+    r->persist_stable_seq = c->seq;
 }
 
 static void ckpt_stable_check(struct pbft_replica *r, struct replica_ckpt *c)
@@ -153,16 +159,7 @@ void replica_checkpoint_stable_by_view(struct pbft_replica *r, struct replica_ck
 {
     BFTKV_ASSERT(c->own_taken);
     BFTKV_ASSERT(c->seq > r->low);
-    BFTKV_ASSERT(c->seq <= r->last_executed);
-    c->stable = true;
-    r->low = c->seq;
-    r->stats.checkpoints_stable++;
-    r->stats.low_watermark = r->low;
-    for (uint32_t i = 0; i < r->ckpt_count; i++) {
-        if (r->ckpts[i].seq < r->low)
-            r->ckpts[i].seq = 0;
-    }
-    replica_statetransfer_snapshots_release_below(r, r->low);
+    ckpt_stable_set(r, c);
 }
 
 static bool ignore_checkpoint(struct pbft_replica *r, const struct wire_msg *m)

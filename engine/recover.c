@@ -220,11 +220,10 @@ static int stable_check(struct pbft_replica *r, uint64_t seq)
 
 static int rec_checkpoint(struct pbft_replica *r, const uint8_t *p, size_t len, struct pbft_out *scratch)
 {
-    if (len != CHECKPOINT_HEAD + (size_t)r->cfg.n * r->ckpt_msg_len)
-        return BFTKV_E_CORRUPT;
-    uint64_t seq = le64_load(p), bits = le64_load(p + 8);
+    uint64_t seq = pbft_persist_checkpoint_seq(r->cfg.n, p, len);
     if (seq == 0 || seq % r->cfg.checkpoint_interval != 0)
         return BFTKV_E_CORRUPT;
+    uint64_t bits = le64_load(p + 8);
     if (r->recovery_gap || seq <= r->low)
         return 0;
     if (seq > r->last_executed) {
