@@ -139,15 +139,15 @@ static int check_tuning(struct config_parser *p)
     return 0;
 }
 
-/* durability defaults to none: opt-in while the log grows without bound (the
- * snapshot files that let it be cut are still to come, docs/design.md §5.6.2);
- * a log needs a directory to live in. */
+/* durability defaults to sync when the config names a data_dir (a replica with
+ * a disk keeps what it acknowledged, docs/design.md §5.6.2), to none without
+ * one; a log needs a directory to live in. */
 static int check_durability(struct config_parser *p)
 {
     struct bftkv_config *cfg = p->cfg;
     bool have_dir = cfg->data_dir[0] != '\0';
     if (p->seen[D_DURABILITY] == 0) {
-        cfg->durability = BFTKV_CONFIG_DURABILITY_NONE;
+        cfg->durability = have_dir ? BFTKV_CONFIG_DURABILITY_SYNC : BFTKV_CONFIG_DURABILITY_NONE;
         return 0;
     }
     if (cfg->durability != BFTKV_CONFIG_DURABILITY_NONE && !have_dir)

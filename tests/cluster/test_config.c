@@ -500,8 +500,8 @@ static void test_errors_directives(void **state)
     free(text);
 }
 
-/* durability: none unless a line says otherwise (opt-in until the log can be
- * cut below a snapshot); a log needs a data_dir. */
+/* durability: sync by default with a data_dir, none without one, unless a line
+ * says otherwise; a log needs a data_dir. */
 static void test_durability(void **state)
 {
     (void)state;
@@ -509,7 +509,7 @@ static void test_durability(void **state)
     assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_NONE);
     bftkv_config_free(cfg);
     cfg = parse_ok(GROUP4 "data_dir data\n");
-    assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_NONE);
+    assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_SYNC);
     bftkv_config_free(cfg);
     cfg = parse_ok(GROUP4 "durability none\ndata_dir data\n");
     assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_NONE);

@@ -125,14 +125,15 @@ class Cluster:
     def __init__(self, name, n, settings=(), clients=4, f=None, hosts=None, durability="none"):
         """durability: the config's (docs/config.md). The tests default to none,
         the in-memory mode whose restart rules (rejoin empty, refuse without q
-        replicas holding state) most of them check (tools/cluster's default too)."""
+        replicas holding state) most of them check; None passes no --durability
+        (tools/cluster's default, sync)."""
         self.name = name
         self.n = n
         self.dir = tempfile.mkdtemp(prefix=f"bftkv-integ-{name}-")
         _clusters.append(self)
         self.base_port = pick_base_port(n)
         cmd = [CLUSTER, "create", self.dir, "--n", str(n), "--base-port", str(self.base_port),
-               "--clients", str(clients), "--durability", durability]
+               "--clients", str(clients)] + (["--durability", durability] if durability is not None else [])
         if f is not None:
             cmd += ["--f", str(f)]
         if hosts is not None:

@@ -6,9 +6,10 @@ A 4-replica group (f = 1) takes 60 acknowledged writes through the CLI (puts,
 overwrites of some keys, deletes of others); then every replica is killed with
 SIGKILL at once and all four are started again without --init.
 
-  sync   `durability sync`: every replica rebuilds itself from its log (its
-         log says so, its stats count the recovered records and it holds
-         state); every acknowledged write reads back its last value, every
+  sync   `durability sync`, the default (tools/cluster create is given no
+         --durability; the config's default with a data_dir): every replica
+         rebuilds itself from its log (its log says so, its stats count the
+         recovered records and it holds state); every acknowledged write reads back its last value, every
          deleted key reads "not found", and the group takes new writes.
   none   `durability none`: the replicas come back with empty memory, and the
          group refuses to serve (BFTKV_E_NO_STATE, docs/design.md §5.6.1)
@@ -130,7 +131,9 @@ def main():
     a = ap.parse_args()
 
     def run():
-        c = Cluster(f"durability-{a.scenario}", 4, durability=a.scenario)
+        # sync is tools/cluster's default (and the config's, with a data_dir):
+        # the scenario takes it without naming it.
+        c = Cluster(f"durability-{a.scenario}", 4, durability=None if a.scenario == "sync" else a.scenario)
         c.start()
         (scenario_sync if a.scenario == "sync" else scenario_none)(c)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """integ_operations_*: the procedures of docs/operations.md, exactly as written
-there, each checked for lost data.
+there (tools/cluster's default durability, sync, unless said), each checked
+for lost data.
 
   local        "A local cluster": create, start, put, get, status, kill the
                primary, get, restart it (returns once caught up), stop.
@@ -12,8 +13,8 @@ there, each checked for lost data.
                key file and address move to a machine whose data directory is
                empty; a plain restart is refused (no marker), --join rejoins,
                and every replica ends caught up with no key lost.
-  refound      "Restarts": a whole-group stop and start leaves a group that
-               refuses (NO_STATE), never an empty store; founding anew on
+  refound      "Restarts", durability none: a whole-group stop and start
+               leaves a group that refuses (NO_STATE), never an empty store; founding anew on
                purpose (stop, remove every marker, start with --init) gives an
                empty group that serves.
 
@@ -145,7 +146,9 @@ def main():
     body = {"local": local, "found": found, "replace": replace, "refound": refound}[a.scenario]
 
     def go():
-        body(Cluster(f"ops-{a.scenario}", 4))
+        # The procedures as written: tools/cluster's default durability (sync),
+        # except "Restarts"' whole-group stop of an in-memory group.
+        body(Cluster(f"ops-{a.scenario}", 4, durability="none" if a.scenario == "refound" else None))
 
     run_test(go, budget_s=150)
 

@@ -7,13 +7,15 @@ Three scenarios on a 4-replica group (f = 1) holding 150 acknowledged keys:
   rolling      The documented rolling change: a new client's line is added to
                the config, then every replica is restarted in turn with
                `tools/cluster restart` (which returns only once the replica has
-               caught up). Afterwards every key reads back its value, every
+               caught up): with the default durability (sync: each comes back
+               from its disk), and with --durability none (each comes back
+               empty and fetches the state). Afterwards every key reads back its value, every
                replica is at the same last executed seq and state digest, and
                the new client writes and reads.
-  idle-primary The primary is restarted (empty memory) on an idle group: it
+  idle-primary (durability none) The primary is restarted (empty memory) on an idle group: it
                must reach the others' last executed seq within 5 s without any
                new write.
-  more-than-f  One replica (f) is killed and restarted: q = 3 replicas still
+  more-than-f  (durability none) One replica (f) is killed and restarted: q = 3 replicas still
                hold state, so it rejoins and every key reads back its value.
                Then two replicas (more than f: fewer than q keep their memory)
                are killed and restarted at once: the group must refuse
@@ -21,7 +23,7 @@ Three scenarios on a 4-replica group (f = 1) holding 150 acknowledged keys:
                an acknowledged write; stats and the log say why. Then a third,
                and last the fourth: empty replicas still refuse.
 
-    test_restart.py --scenario rolling|idle-primary|more-than-f
+    test_restart.py --scenario rolling|idle-primary|more-than-f [--durability default|none]
 """
 
 import argparse
@@ -138,11 +140,14 @@ def more_than_f(c):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", required=True, choices=("rolling", "idle-primary", "more-than-f"))
+    ap.add_argument("--durability", choices=("default", "none"), default="default",
+                    help="rolling: tools/cluster's default (sync) or none; the others always run with none")
     a = ap.parse_args()
     body = {"rolling": rolling, "idle-primary": idle_primary, "more-than-f": more_than_f}[a.scenario]
+    durability = None if a.scenario == "rolling" and a.durability == "default" else "none"
 
     def run():
-        c = Cluster(f"restart-{a.scenario}", 4)
+        c = Cluster(f"restart-{a.scenario}", 4, durability=durability)
         c.start()
         body(c)
 
