@@ -158,13 +158,35 @@ static int check_durability(struct config_parser *p)
     return 0;
 }
 
+/* A deployment's file (docs/config.md "A deployment"): the map replaces the
+ * group's lines, and it is only of use with the key that signed it. */
+static int check_deployment(struct config_parser *p)
+{
+    if (p->seen[D_DEPLOYMENT_MAP] == 0)
+        return config_fail(p, p->seen[D_ADMIN_PUB], "admin_pub without deployment_map (the key verifies a map)");
+    if (p->seen[D_ADMIN_PUB] == 0)
+        return config_fail(p, p->seen[D_DEPLOYMENT_MAP],
+                           "deployment_map needs admin_pub (the admin's public key, hex or an admin.pub file): "
+                           "an unverified map is never used");
+    static const enum config_directive group_lines[] = {D_GROUP, D_F, D_REPLICA, D_CLIENT};
+    for (size_t i = 0; i < sizeof group_lines / sizeof group_lines[0]; i++) {
+        if (p->seen[group_lines[i]] != 0)
+            return config_fail(p, p->seen[group_lines[i]],
+                               "group, f, replica and client lines do not go with deployment_map (line %u): the "
+                               "map lists the nodes, the partitions' groups and the clients",
+                               p->seen[D_DEPLOYMENT_MAP]);
+    }
+    return 0;
+}
+
 int config_check(struct config_parser *p)
 {
     if (p->seen[D_KEY_DIR] == 0)
         return config_fail(p, 0, "missing 'key_dir' (the directory of the secret key files)");
-    int rc = check_group(p);
+    bool deployment = p->seen[D_DEPLOYMENT_MAP] != 0 || p->seen[D_ADMIN_PUB] != 0;
+    int rc = deployment ? check_deployment(p) : check_group(p);
     rc = rc ? rc : check_durability(p);
     rc = rc ? rc : check_tuning(p);
-    rc = rc ? rc : check_keys_distinct(p);
+    rc = rc || deployment ? rc : check_keys_distinct(p);
     return rc;
 }
