@@ -251,6 +251,10 @@ int client_route_open(const struct bftkv_config *cfg, uint16_t client_id, const 
 /* The partition handle of key (r a routing handle). */
 struct bftkv_client *client_route(struct bftkv_client *r, const void *key, size_t klen);
 void client_route_close(struct bftkv_client *r);
+/* bftkv_client_replica_stats for a deployment's file: `node` is a node id, and
+ * the stats are those of its replica of the first partition it hosts. */
+int client_route_node_stats(const struct bftkv_config *cfg, uint16_t client_id, uint16_t node, int timeout_ms,
+                            char *json, size_t cap, size_t *len, char *err, size_t errlen);
 /* The partitions' counters summed (lanes and lane_base: partition 0's). */
 void client_route_stats(struct bftkv_client *r, struct bftkv_client_stats *sum);
 

@@ -116,3 +116,30 @@ void client_route_stats(struct bftkv_client *r, struct bftkv_client_stats *sum)
         }
     }
 }
+
+int client_route_node_stats(const struct bftkv_config *cfg, uint16_t client_id, uint16_t node, int timeout_ms,
+                            char *json, size_t cap, size_t *len, char *err, size_t errlen)
+{
+    struct cluster_map *map = NULL;
+    int rc = cluster_deployment_open(cfg, &map, err, errlen);
+    if (rc != 0)
+        return rc;
+    int idx = cluster_map_node_index(map, node);
+    int slot = BFTKV_E_NOT_FOUND;
+    uint32_t p = 0;
+    for (; idx >= 0 && p < map->params.partitions && slot < 0; p++)
+        slot = cluster_deployment_slot(map, (uint16_t)idx, p);
+    if (slot < 0) {
+        errbuf_put(err, errlen, "stats: node %u is not in %s's map, or hosts no partition", node, cfg->name);
+        cluster_map_free(map);
+        return BFTKV_E_INVAL;
+    }
+    struct bftkv_config *g = NULL;
+    rc = cluster_deployment_group(cfg, map, p - 1u, &g, err, errlen);
+    cluster_map_free(map);
+    if (rc != 0)
+        return rc;
+    rc = bftkv_client_replica_stats(g, client_id, (uint16_t)slot, timeout_ms, json, cap, len, err, errlen);
+    bftkv_config_free(g);
+    return rc;
+}
