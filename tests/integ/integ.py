@@ -122,17 +122,22 @@ def kill_all(c):
 class Cluster:
     """A cluster made by tools/cluster in a temporary directory."""
 
-    def __init__(self, name, n, settings=(), clients=4, f=None, hosts=None, durability="none"):
+    def __init__(self, name, n, settings=(), clients=4, f=None, hosts=None, durability="none", deployment=None):
         """durability: the config's (docs/config.md). The tests default to none,
         the in-memory mode whose restart rules (rejoin empty, refuse without q
-        replicas holding state) most of them check (tools/cluster's default too)."""
+        replicas holding state) most of them check (tools/cluster's default too).
+        deployment (R, P): n nodes hosting P partitions of R replicas each
+        (tools/cluster create --nodes); "replica i" is then node i."""
         self.name = name
         self.n = n
         self.dir = tempfile.mkdtemp(prefix=f"bftkv-integ-{name}-")
         _clusters.append(self)
         self.base_port = pick_base_port(n)
-        cmd = [CLUSTER, "create", self.dir, "--n", str(n), "--base-port", str(self.base_port),
-               "--clients", str(clients), "--durability", durability]
+        cmd = [CLUSTER, "create", self.dir, "--base-port", str(self.base_port), "--clients", str(clients)]
+        if deployment is None:
+            cmd += ["--n", str(n), "--durability", durability]
+        else:
+            cmd += ["--nodes", str(n), "--rf", str(deployment[0]), "--partitions", str(deployment[1])]
         if f is not None:
             cmd += ["--f", str(f)]
         if hosts is not None:
