@@ -136,6 +136,10 @@ struct bftkv_config {
     char admin_pub_path[BFTKV_CONFIG_PATH_MAX + 1]; /* empty when given in hex */
     uint8_t admin_pub[32];
     bool admin_pub_set; /* admin_pub holds the key (hex given, or the file was read) */
+    /* A node's protocol threads K (docs/design.md §6.3): partition p runs on
+     * thread p mod K of each node, whose socket listens on the node's port
+     * + (p mod K) * M. The same in every process of the deployment. */
+    uint16_t protocol_threads;
 };
 
 /* An empty group (no replica, no client) with every tuning field at its default,

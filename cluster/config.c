@@ -581,6 +581,8 @@ static const struct directive directives[D_COUNT] = {
     [D_DURABILITY] = {"durability", dir_durability, NOFIELD, 0, 0, true},
     [D_DEPLOYMENT_MAP] = {"deployment_map", dir_deployment_map, NOFIELD, 0, 0, true},
     [D_ADMIN_PUB] = {"admin_pub", dir_admin_pub, NOFIELD, 0, 0, true},
+    [D_PROTOCOL_THREADS] = {"protocol_threads", dir_number, FIELD(protocol_threads), 1,
+                            BFTKV_CONFIG_PROTOCOL_THREADS_MAX, true},
 };
 
 /* ---- Lines --------------------------------------------------------------------------- */
@@ -657,6 +659,7 @@ static void config_defaults(struct bftkv_config *cfg)
     cfg->test_modes = false;
     cfg->log_level = BFTKV_CONFIG_LOG_INFO;
     cfg->durability = BFTKV_CONFIG_DURABILITY_NONE; /* unless a durability line says otherwise */
+    cfg->protocol_threads = 1;
 }
 
 struct bftkv_config *bftkv_config_new(void)

@@ -184,6 +184,10 @@ int config_check(struct config_parser *p)
     if (p->seen[D_KEY_DIR] == 0)
         return config_fail(p, 0, "missing 'key_dir' (the directory of the secret key files)");
     bool deployment = p->seen[D_DEPLOYMENT_MAP] != 0 || p->seen[D_ADMIN_PUB] != 0;
+    if (!deployment && p->seen[D_PROTOCOL_THREADS] != 0 && p->cfg->protocol_threads != 1)
+        return config_fail(p, p->seen[D_PROTOCOL_THREADS],
+                           "protocol_threads is for a deployment's nodes (a file with deployment_map); one group "
+                           "uses 'threads'");
     int rc = deployment ? check_deployment(p) : check_group(p);
     rc = rc ? rc : check_durability(p);
     rc = rc ? rc : check_tuning(p);

@@ -176,6 +176,8 @@ int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp)
     fprintf(fp, "store_shards %u\n", cfg->store_shards);
     fprintf(fp, "test_modes %s\n", cfg->test_modes ? "on" : "off");
     fprintf(fp, "log_level %s\n", bftkv_config_log_level_name(cfg->log_level));
+    if (cfg->protocol_threads != 1)
+        fprintf(fp, "protocol_threads %u\n", cfg->protocol_threads);
     return fflush(fp) != 0 || ferror(fp) ? BFTKV_E_IO : 0;
 }
 

@@ -134,8 +134,19 @@ int cluster_deployment_group(const struct bftkv_config *cfg, const struct cluste
     g->f = map->params.f;
     const uint16_t *set = cluster_map_partition_replicas(map, p);
     memset(g->replica, 0, sizeof g->replica);
-    for (uint16_t i = 0; i < g->n; i++)
+    /* Partition p is served by thread p mod K of each node, on its own port. */
+    uint32_t shift = (p % cfg->protocol_threads) * (uint32_t)map->m;
+    for (uint16_t i = 0; i < g->n; i++) {
         g->replica[i] = map->node[set[i]];
+        if (g->replica[i].port + shift > 65535u) {
+            errbuf_put(err, errlen, "%s: protocol_threads %u: node %u's thread %u would listen on port %u + %u > 65535",
+                       cfg->name, cfg->protocol_threads, map->node_id[set[i]], p % cfg->protocol_threads,
+                       g->replica[i].port, shift);
+            free(g);
+            return BFTKV_E_CONFIG;
+        }
+        g->replica[i].port = (uint16_t)(g->replica[i].port + shift);
+    }
     memset(g->client, 0, sizeof g->client);
     g->clients = map->clients;
     g->clients_allowed = map->clients_allowed;

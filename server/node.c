@@ -1,5 +1,6 @@
 /* A node of a partitioned deployment (server/node.h): the hosted replicas,
- * their shared socket and the one loop that drives them all. */
+ * and the loops that drive them: one per protocol thread, each with its own
+ * socket and the partitions p with p mod K = its index (server/node.h). */
 #include "server/node.h"
 
 #include <pthread.h>
@@ -14,6 +15,22 @@
 #include "common/log.h"
 #include "server/server_internal.h"
 
+/* One protocol thread: its socket, its groups, the nodes it hears from. */
+struct node_loop {
+    struct server_node *node;
+    uint16_t index;               /* t: partitions p with p mod K = t */
+    uint32_t groups;
+    uint32_t *group;              /* [groups]: indexes into the node's g[] */
+    /* The nodes sharing one of this loop's groups, by node index (alen 0:
+     * none), at the port of their thread t: a datagram from one of them is a
+     * replica's (server_budget_take). */
+    struct sockaddr_storage *node_addr;
+    socklen_t *node_alen;
+    struct net_udp *udp;
+    pthread_t thread;
+    bool running;
+};
+
 struct server_node {
     const struct bftkv_config *cfg;
     const struct cluster_map *map;
@@ -24,15 +41,11 @@ struct server_node {
     struct bftkv_config **gcfg;   /* [groups]: each partition's group */
     struct server **g;            /* [groups] */
     struct server **by_partition; /* [P]: the hosted replica, NULL where none */
-    /* The nodes this one shares a group with, by node index (alen 0: none):
-     * a datagram from one of them is a replica's (server_budget_take). */
-    struct sockaddr_storage *node_addr;
-    socklen_t *node_alen;
-    struct net_udp *udp;
+    uint16_t threads;             /* K, the config's protocol_threads */
+    struct node_loop *loop;       /* [K] */
     atomic_bool stop;
     atomic_bool failed;
     bool started, joined;
-    pthread_t thread;
 };
 
 /* ---- Creation ---------------------------------------------------------------------- */
@@ -63,11 +76,13 @@ static int node_group_add(struct server_node *n, const struct server_node_option
     if (rc != 0)
         return rc;
     n->by_partition[p] = n->g[k];
+    struct node_loop *l = &n->loop[p % n->threads];
+    l->group[l->groups++] = k;
     snprintf(n->g[k]->log_prefix, sizeof n->g[k]->log_prefix, "partition %u: ", p);
     const uint16_t *set = cluster_map_partition_replicas(opt->map, p);
     for (uint16_t i = 0; i < n->g[k]->n; i++) {
-        n->node_addr[set[i]] = n->g[k]->replica_addr[i];
-        n->node_alen[set[i]] = n->g[k]->replica_alen[i];
+        l->node_addr[set[i]] = n->g[k]->replica_addr[i];
+        l->node_alen[set[i]] = n->g[k]->replica_alen[i];
     }
     return 0;
 }
@@ -104,12 +119,21 @@ int server_node_create(const struct server_node_options *opt, struct server_node
     n->gcfg = calloc(parts, sizeof *n->gcfg);
     n->g = calloc(parts, sizeof *n->g);
     n->by_partition = calloc(parts, sizeof *n->by_partition);
-    n->node_addr = calloc(map->m, sizeof *n->node_addr);
-    n->node_alen = calloc(map->m, sizeof *n->node_alen);
+    n->threads = cfg->protocol_threads > 0 ? cfg->protocol_threads : 1u;
+    n->loop = calloc(n->threads, sizeof *n->loop);
     int rc = 0;
-    if (n->partition == NULL || n->gcfg == NULL || n->g == NULL || n->by_partition == NULL || n->node_addr == NULL ||
-        n->node_alen == NULL)
+    if (n->partition == NULL || n->gcfg == NULL || n->g == NULL || n->by_partition == NULL || n->loop == NULL)
         rc = BFTKV_E_NOMEM;
+    for (uint16_t t = 0; rc == 0 && t < n->threads; t++) {
+        struct node_loop *l = &n->loop[t];
+        l->node = n;
+        l->index = t;
+        l->group = calloc(parts, sizeof *l->group);
+        l->node_addr = calloc(map->m, sizeof *l->node_addr);
+        l->node_alen = calloc(map->m, sizeof *l->node_alen);
+        if (l->group == NULL || l->node_addr == NULL || l->node_alen == NULL)
+            rc = BFTKV_E_NOMEM;
+    }
     for (uint32_t p = 0; rc == 0 && p < parts; p++) {
         int slot = cluster_deployment_slot(map, opt->node, p);
         if (slot >= 0)
@@ -130,22 +154,25 @@ int server_node_create(const struct server_node_options *opt, struct server_node
 
 /* ---- The loop -------------------------------------------------------------------------- */
 
-static bool node_src_known(const struct server_node *n, const struct sockaddr_storage *src, socklen_t srclen)
+static bool node_src_known(const struct node_loop *l, const struct sockaddr_storage *src, socklen_t srclen)
 {
-    for (uint16_t i = 0; i < n->map->m; i++)
-        if (n->node_alen[i] != 0 && server_addr_same(&n->node_addr[i], src, srclen))
+    for (uint16_t i = 0; i < l->node->map->m; i++)
+        if (l->node_alen[i] != 0 && server_addr_same(&l->node_addr[i], src, srclen))
             return true;
     return false;
 }
 
 /* One datagram: the framing, then each message to the replica of its group
  * with one message budget for the whole datagram (server_budget_take: the
- * budgets bound what one datagram can cost, whatever groups it carries). */
+ * budgets bound what one datagram can cost, whatever groups it carries). A
+ * group of another loop is dropped like one the node does not host: the
+ * sender addressed the wrong thread's port. */
 static void node_rx(void *arg, const struct sockaddr_storage *src, socklen_t srclen, const uint8_t *data,
                     size_t len)
 {
-    struct server_node *n = arg;
-    struct server *first = n->g[0];
+    struct node_loop *l = arg;
+    struct server_node *n = l->node;
+    struct server *first = n->g[l->group[0]];
     uint32_t count = 0;
     if (!server_framing_ok(data, len, &count)) {
         server_count(first, SERVER_CTR_bad_datagram, 1);
@@ -153,7 +180,7 @@ static void node_rx(void *arg, const struct sockaddr_storage *src, socklen_t src
     }
     struct server_budget budget;
     server_budget_init(&budget);
-    budget.from_replica = node_src_known(n, src, srclen) ? 1 : 0;
+    budget.from_replica = node_src_known(l, src, srclen) ? 1 : 0;
     bool counted = false;
     size_t off = 0;
     while (off < len) {
@@ -161,7 +188,9 @@ static void node_rx(void *arg, const struct sockaddr_storage *src, socklen_t src
         size_t size = server_msg_size(msg);
         off += size;
         uint16_t group = le16_load(msg + 4);
-        struct server *s = group < n->map->params.partitions ? n->by_partition[group] : NULL;
+        struct server *s = group < n->map->params.partitions && group % n->threads == l->index
+                               ? n->by_partition[group]
+                               : NULL;
         if (s == NULL) {
             atomic_fetch_add_explicit(&first->rx_drops[WIRE_DROP_BAD_GROUP], 1, memory_order_relaxed);
             continue;
@@ -180,71 +209,100 @@ static void node_rx(void *arg, const struct sockaddr_storage *src, socklen_t src
 
 static void *node_main(void *arg)
 {
-    struct server_node *n = arg;
-    for (uint32_t k = 0; k < n->groups; k++)
-        server_recovery_finish(n->g[k]);
+    struct node_loop *l = arg;
+    struct server_node *n = l->node;
+    for (uint32_t j = 0; j < l->groups; j++)
+        server_recovery_finish(n->g[l->group[j]]);
     while (!atomic_load_explicit(&n->stop, memory_order_acquire)) {
         int wait_ms = SERVER_POLL_MS_MAX;
-        for (uint32_t k = 0; k < n->groups; k++) {
-            int w = server_timers_run(n->g[k]);
+        for (uint32_t j = 0; j < l->groups; j++) {
+            int w = server_timers_run(n->g[l->group[j]]);
             wait_ms = w < wait_ms ? w : wait_ms;
         }
-        if (net_udp_pending(n->udp) > 0)
+        if (net_udp_pending(l->udp) > 0)
             wait_ms = 0; /* a tick produced messages: send them first */
-        for (uint32_t k = 0; wait_ms > 0 && k < n->groups; k++)
-            server_clock_stale(n->g[k]); /* the poll may wait: the first message reads the clock */
-        int got = net_udp_poll(n->udp, wait_ms, node_rx, n);
+        for (uint32_t j = 0; wait_ms > 0 && j < l->groups; j++)
+            server_clock_stale(n->g[l->group[j]]); /* the poll may wait: the first message reads the clock */
+        int got = net_udp_poll(l->udp, wait_ms, node_rx, l);
         if (got < 0) {
             log_error("receive failed: %s", bftkv_strerror(got));
             atomic_store_explicit(&n->failed, true, memory_order_release);
             break;
         }
-        if (net_udp_pending(n->udp) > 0) {
-            int rc = net_udp_flush(n->udp);
+        if (net_udp_pending(l->udp) > 0) {
+            int rc = net_udp_flush(l->udp);
             if (rc < 0)
                 log_warn("flush failed: %s", bftkv_strerror(rc));
-            server_count(n->g[0], SERVER_CTR_flushes, 1);
+            server_count(n->g[l->group[0]], SERVER_CTR_flushes, 1);
         }
     }
     return NULL;
+}
+
+/* Bind loop l's socket (its groups' address: the node's, shifted to thread
+ * l's port) and point its replicas at it. */
+static int node_loop_open(struct server_node *n, struct node_loop *l, uint64_t now)
+{
+    struct server *first = n->g[l->group[0]];
+    struct net_udp_config uc = {
+        .host = first->bind_host,
+        .port = first->bind_port,
+        .backend = n->backend,
+        .sndbuf_bytes = (int)n->cfg->socket_sndbuf,
+        .rcvbuf_bytes = (int)n->cfg->socket_rcvbuf,
+    };
+    int rc = net_udp_open(&uc, &l->udp);
+    if (rc != 0) {
+        log_error("cannot open the UDP socket on %s:%u: %s", first->bind_host, first->bind_port, bftkv_strerror(rc));
+        return rc;
+    }
+    for (uint32_t j = 0; j < l->groups; j++) {
+        struct server *s = n->g[l->group[j]];
+        BFTKV_ASSERT(s->bind_port == first->bind_port);
+        s->udp = l->udp; /* shared; the node closes it */
+        s->start_ns = now;
+        s->deadline_ns = 0;
+        s->out_replicas = server_single_out_replicas;
+        s->out_addr = server_single_out_addr;
+    }
+    return 0;
 }
 
 int server_node_start(struct server_node *n)
 {
     BFTKV_ASSERT(!n->started);
     BFTKV_ASSERT(n->groups > 0);
-    struct server *first = n->g[0];
-    struct net_udp_config uc = {
-        .host = first->bind_host, /* every hosted replica's own address is the node's */
-        .port = first->bind_port,
-        .backend = n->backend,
-        .sndbuf_bytes = (int)n->cfg->socket_sndbuf,
-        .rcvbuf_bytes = (int)n->cfg->socket_rcvbuf,
-    };
-    int rc = net_udp_open(&uc, &n->udp);
+    uint64_t now = server_now_ns();
+    n->started = true;
+    int rc = 0;
+    uint16_t loops = 0;
+    for (uint16_t t = 0; rc == 0 && t < n->threads; t++) {
+        struct node_loop *l = &n->loop[t];
+        if (l->groups == 0)
+            continue; /* no partition of this thread here */
+        rc = node_loop_open(n, l, now);
+        if (rc == 0 && pthread_create(&l->thread, NULL, node_main, l) != 0) {
+            log_error("cannot start protocol thread %u", t);
+            rc = BFTKV_E_IO;
+        }
+        if (rc == 0) {
+            l->running = true;
+            loops++;
+            char name[24]; /* t < BFTKV_CONFIG_PROTOCOL_THREADS_MAX: at most 13 characters */
+            snprintf(name, sizeof name, "bftkv-node-%u", t);
+            pthread_setname_np(l->thread, name);
+        }
+    }
     if (rc != 0) {
-        log_error("cannot open the UDP socket on %s:%u: %s", first->bind_host, first->bind_port, bftkv_strerror(rc));
+        server_node_stop(n);
         return rc;
     }
-    uint64_t now = server_now_ns();
-    for (uint32_t k = 0; k < n->groups; k++) {
-        struct server *s = n->g[k];
-        s->udp = n->udp; /* shared; the node closes it */
-        s->start_ns = now;
-        s->deadline_ns = 0;
-        s->out_replicas = server_single_out_replicas;
-        s->out_addr = server_single_out_addr;
-    }
-    n->started = true;
-    if (pthread_create(&n->thread, NULL, node_main, n) != 0) {
-        n->joined = true;
-        log_error("cannot start the node's thread");
-        return BFTKV_E_IO;
-    }
-    pthread_setname_np(n->thread, "bftkv-node");
-    log_info("started: node %u of M=%u (R=%u f=%u P=%u), %u partitions hosted, %s:%u, backend %s, threads single",
+    const struct server *first = n->g[0];
+    log_info("started: node %u of M=%u (R=%u f=%u P=%u), %u partitions hosted, %s:%u, backend %s, threads single, "
+             "%u protocol thread%s",
              n->map->node_id[n->node], n->map->m, n->map->params.rf, n->map->params.f, n->map->params.partitions,
-             n->groups, first->bind_host, net_udp_local_port(n->udp), net_udp_backend_name(n->udp));
+             n->groups, first->bind_host, n->map->node[n->node].port, server_backend_name(first), loops,
+             loops == 1 ? "" : "s (thread t on port + t*M)");
     return 0;
 }
 
@@ -253,7 +311,11 @@ void server_node_stop(struct server_node *n)
     if (n == NULL || !n->started || n->joined)
         return;
     atomic_store_explicit(&n->stop, true, memory_order_release);
-    pthread_join(n->thread, NULL);
+    for (uint16_t t = 0; t < n->threads; t++) {
+        if (n->loop[t].running)
+            pthread_join(n->loop[t].thread, NULL);
+        n->loop[t].running = false;
+    }
     n->joined = true;
     uint64_t executed = 0;
     for (uint32_t k = 0; k < n->groups; k++)
@@ -279,12 +341,16 @@ void server_node_destroy(struct server_node *n)
         }
         bftkv_config_free(n->gcfg[k]);
     }
-    net_udp_close(n->udp);
+    for (uint16_t t = 0; n->loop != NULL && t < n->threads; t++) {
+        net_udp_close(n->loop[t].udp);
+        free(n->loop[t].group);
+        free(n->loop[t].node_addr);
+        free(n->loop[t].node_alen);
+    }
+    free(n->loop);
     free(n->partition);
     free(n->gcfg);
     free(n->g);
     free(n->by_partition);
-    free(n->node_addr);
-    free(n->node_alen);
     free(n);
 }

@@ -1,6 +1,7 @@
 /* A node of a partitioned deployment (docs/design.md §6.3): one process that
  * hosts one replica (a struct server, server/server.h) per partition the
- * deployment map places on it, all behind one UDP socket on the node's address.
+ * deployment map places on it, behind one UDP socket on the node's address
+ * per protocol thread.
  *
  * Each hosted replica is the single-group runtime unchanged, built from the
  * partition's group (cluster_deployment_group: group = partition, n = R, the
@@ -13,10 +14,15 @@
  * groups bound for the same node share datagrams (net/udp.h coalescing) and
  * leave in one flush per loop iteration.
  *
- * Layout: one thread for every hosted replica, the single layout's loop
- * (server/server_single.c) over all of them: timers of each, one poll, each
- * message to its replica, one flush. The staged layout and durability other
- * than none are refused for a deployment for now (server_node_create says so).
+ * Layout: `protocol_threads K` threads (default 1). Partition p runs on thread
+ * p mod K of every node, and thread t's socket listens on the node's port
+ * + t * M (cluster_deployment_group gives every process the same addresses),
+ * so each thread receives only its own partitions' messages and no datagram is
+ * handed between threads. Each thread runs the single layout's loop
+ * (server/server_single.c) over its replicas: timers of each, one poll, each
+ * message to its replica, one flush; messages of its partitions bound for the
+ * same node share datagrams. The staged layout and durability other than none
+ * are refused for a deployment for now (server_node_create says so).
  */
 #ifndef BFTKV_SERVER_NODE_H
 #define BFTKV_SERVER_NODE_H

@@ -132,7 +132,9 @@ class Cluster:
         self.n = n
         self.dir = tempfile.mkdtemp(prefix=f"bftkv-integ-{name}-")
         _clusters.append(self)
-        self.base_port = pick_base_port(n)
+        # A deployment's node listens on K ports (protocol_threads K: port + t * n).
+        threads = next((int(x.split()[1]) for x in settings if x.split()[:1] == ["protocol_threads"]), 1)
+        self.base_port = pick_base_port(n * threads)
         cmd = [CLUSTER, "create", self.dir, "--base-port", str(self.base_port), "--clients", str(clients)]
         if deployment is None:
             cmd += ["--n", str(n), "--durability", durability]

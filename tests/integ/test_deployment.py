@@ -11,6 +11,9 @@ killed with SIGKILL: writes must still be acknowledged after the kill in every
 partition (a partition that stopped serving would leave its writers timing out:
 integ_load exits non-zero), no read returns a wrong value and every
 acknowledged write reads back at the end. Finally the CLI puts and gets again.
+
+  --threads K   the nodes run protocol_threads K (partition p on thread p mod K,
+                its own socket on the node's port + (p mod K) * M).
 """
 
 import json
@@ -22,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 from integ import Cluster, Load, check, log, run_test  # noqa: E402
 
 M, R, P = 7, 4, 16
+THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv[1:] else 1
 LOAD_S = 10.0
 KILL_AT_S = 3.0
 
@@ -35,7 +39,7 @@ def put_get_round(c, tag, count):
 
 
 def body():
-    c = Cluster("deployment", M, deployment=(R, P))
+    c = Cluster("deployment", M, deployment=(R, P), settings=(f"protocol_threads {THREADS}",))
     c.start()
     with open(os.path.join(c.dir, "map.json"), encoding="utf-8") as fp:
         m = json.load(fp)
