@@ -7,6 +7,7 @@
  *  - each partition's group is the map's: group p, n = R, f, replica i = the
  *    i-th node of p's set, the map's allow-list, data_dir/partition-<p>; the
  *    node's slot in it is its index there; each node key loads and matches;
+ *  - protocol_threads K moves partition p's addresses to port + (p mod K) * M;
  *  - refused: a map signed by another key, a map with one byte changed, a
  *    deployment_map without admin_pub (and the reverse), group lines beside a
  *    map, a node key that is another node's.
@@ -198,6 +199,27 @@ static void test_open_and_groups(void **state)
     bftkv_config_free(cfg);
 }
 
+static void test_protocol_threads_ports(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    struct bftkv_config *cfg = NULL;
+    assert_int_equal(load("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\nprotocol_threads 3\n", &cfg,
+                          err, sizeof err), 0);
+    struct cluster_map *map = NULL;
+    assert_int_equal(cluster_deployment_open(cfg, &map, err, sizeof err), 0);
+    for (uint32_t p = 0; p < P; p++) {
+        struct bftkv_config *g = NULL;
+        assert_int_equal(cluster_deployment_group(cfg, map, p, &g, err, sizeof err), 0);
+        const uint16_t *set = cluster_map_partition_replicas(map, p);
+        for (uint16_t i = 0; i < R; i++)
+            assert_int_equal(g->replica[i].port, map->node[set[i]].port + (p % 3u) * M);
+        bftkv_config_free(g);
+    }
+    cluster_map_free(map);
+    bftkv_config_free(cfg);
+}
+
 static void expect_open_refused(int want, const char *needle)
 {
     char err[512] = "";
@@ -235,6 +257,10 @@ static void test_file_refusals(void **state)
 {
     (void)state;
     expect_load_refused("deployment_map map.bin\nkey_dir keys\n", "needs admin_pub");
+    expect_load_refused("f 0\nreplica 0 127.0.0.1:1 x25519=0000000000000000000000000000000000000000000000000000000000000000 "
+                        "ed25519=0000000000000000000000000000000000000000000000000000000000000000\nkey_dir keys\n"
+                        "protocol_threads 2\n",
+                        "protocol_threads is for a deployment");
     expect_load_refused("admin_pub admin.pub\nkey_dir keys\n", "without deployment_map");
     expect_load_refused("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\nf 1\n", "do not go with");
     expect_load_refused("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\n"
@@ -273,6 +299,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_and_groups),
+        cmocka_unit_test(test_protocol_threads_ports),
         cmocka_unit_test(test_bad_maps_refused),
         cmocka_unit_test(test_file_refusals),
         cmocka_unit_test(test_wrong_node_key_refused),
