@@ -12,6 +12,7 @@
  * of the same client id.
  */
 #include "client/client_admin.h"
+#include "client/client_internal.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -181,6 +182,8 @@ int bftkv_client_replica_stats(const struct bftkv_config *cfg, uint16_t client_i
         errbuf_put(err, errlen, "replica stats: bad arguments");
         return BFTKV_E_INVAL;
     }
+    if (cluster_deployment_is(cfg))
+        return client_route_node_stats(cfg, client_id, replica, timeout_ms, json, cap, len, err, errlen);
     if (replica >= cfg->n) {
         errbuf_put(err, errlen, "stats: no replica %u in %s (replicas 0..%u)", replica, cfg->name, cfg->n - 1u);
         return BFTKV_E_INVAL;

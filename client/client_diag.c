@@ -167,6 +167,11 @@ int bftkv_client_last_error(struct bftkv_client *c, char *buf, size_t len)
     if (c == NULL || (buf == NULL && len > 0)) {
         return BFTKV_E_INVAL;
     }
+    for (uint32_t p = 0; c->part != NULL && p < c->parts; p++) {
+        int rc = bftkv_client_last_error(c->part[p], buf, len);
+        if (rc != 0 || p + 1 == c->parts)
+            return rc;
+    }
     bool mine = diag_last.serial == c->serial && diag_last.rc != 0;
     if (len > 0) {
         snprintf(buf, len, "%s", mine ? diag_last.msg : "");

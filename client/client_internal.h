@@ -135,6 +135,13 @@ struct client_call {
 };
 
 struct bftkv_client {
+    /* A deployment's routing handle (client/client_route.c): one handle per
+     * partition, and the verified map that routes keys to them. NULL/0 for a
+     * handle on one group, which is every other field's business. */
+    struct bftkv_client **part;
+    uint32_t parts;
+    struct cluster_map *map;
+
     /* Fixed at open. */
     uint16_t id;
     uint16_t n;
@@ -232,6 +239,24 @@ int client_session_owner(const struct client_lease *ls, uint16_t lane, struct so
 void client_diag_record(struct bftkv_client *c, uint8_t op, int rc, uint64_t start_ns);
 /* Forget the calling thread's last failure (a sync call begins). */
 void client_diag_clear(void);
+
+/* ---- client_route.c and client_open.c ------------------------------------- */
+
+/* A handle on one group (client_open.c), options taken and checked. */
+int client_open_group(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
+                      struct bftkv_client **out);
+/* A routing handle for a deployment's file (cfg: cluster_deployment_is). */
+int client_route_open(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
+                      struct bftkv_client **out);
+/* The partition handle of key (r a routing handle). */
+struct bftkv_client *client_route(struct bftkv_client *r, const void *key, size_t klen);
+void client_route_close(struct bftkv_client *r);
+/* bftkv_client_replica_stats for a deployment's file: `node` is a node id, and
+ * the stats are those of its replica of the first partition it hosts. */
+int client_route_node_stats(const struct bftkv_config *cfg, uint16_t client_id, uint16_t node, int timeout_ms,
+                            char *json, size_t cap, size_t *len, char *err, size_t errlen);
+/* The partitions' counters summed (lanes and lane_base: partition 0's). */
+void client_route_stats(struct bftkv_client *r, struct bftkv_client_stats *sum);
 
 /* ---- client_io.c ---------------------------------------------------------- */
 

@@ -446,8 +446,8 @@ static int client_open_with(const struct bftkv_config *cfg, uint16_t client_id,
 
 /* A handle for client_id of cfg, with options already taken (client_options_take)
  * and checked, libsodium initialised. */
-static int client_open_cfg(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
-                           struct bftkv_client **out)
+int client_open_group(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
+                      struct bftkv_client **out)
 {
     struct bftkv_client *c = calloc(1, sizeof *c);
     if (c == NULL) {
@@ -474,6 +474,15 @@ static int client_open_cfg(const struct bftkv_config *cfg, uint16_t client_id, c
     }
     *out = c;
     return 0;
+}
+
+/* A deployment's file opens a routing handle (client/client_route.c). */
+static int client_open_cfg(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
+                           struct bftkv_client **out)
+{
+    if (cluster_deployment_is(cfg))
+        return client_route_open(cfg, client_id, opt, out);
+    return client_open_group(cfg, client_id, opt, out);
 }
 
 /* What every open does first: *out cleared, the options taken and checked,
@@ -588,6 +597,10 @@ static uint32_t client_cancel_all(struct bftkv_client *c, struct client_call *ca
 void bftkv_client_close(struct bftkv_client *c)
 {
     if (c == NULL) {
+        return;
+    }
+    if (c->part != NULL) {
+        client_route_close(c);
         return;
     }
     BFTKV_ASSERT(!c->io_started || !pthread_equal(pthread_self(), c->io)); /* never from a callback */

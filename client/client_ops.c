@@ -255,6 +255,8 @@ static int sync_run(struct bftkv_client *c, struct sync_call *sc)
 
 int bftkv_put(struct bftkv_client *c, const void *key, size_t klen, const void *val, size_t vlen)
 {
+    if (c != NULL && c->part != NULL)
+        c = client_route(c, key, klen);
     struct sync_call sc = { .op = BFTKV_OP_PUT, .kind = KIND_SYNC_BUF, .key = key, .klen = klen, .val = val,
                             .vlen = vlen };
     return sync_run(c, &sc);
@@ -262,12 +264,16 @@ int bftkv_put(struct bftkv_client *c, const void *key, size_t klen, const void *
 
 int bftkv_del(struct bftkv_client *c, const void *key, size_t klen)
 {
+    if (c != NULL && c->part != NULL)
+        c = client_route(c, key, klen);
     struct sync_call sc = { .op = BFTKV_OP_DEL, .kind = KIND_SYNC_BUF, .key = key, .klen = klen };
     return sync_run(c, &sc);
 }
 
 int bftkv_get(struct bftkv_client *c, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen)
 {
+    if (c != NULL && c->part != NULL)
+        c = client_route(c, key, klen);
     if (vlen == NULL || (buf == NULL && cap > 0)) {
         return BFTKV_E_INVAL;
     }
@@ -282,6 +288,8 @@ int bftkv_get(struct bftkv_client *c, const void *key, size_t klen, void *buf, s
 
 int bftkv_get_alloc(struct bftkv_client *c, const void *key, size_t klen, void **val, size_t *vlen)
 {
+    if (c != NULL && c->part != NULL)
+        c = client_route(c, key, klen);
     if (val == NULL || vlen == NULL) {
         return BFTKV_E_INVAL;
     }
@@ -324,6 +332,8 @@ int bftkv_submit(struct bftkv_client *c, int op, const void *key, size_t klen, c
     if (c == NULL || cb == NULL) {
         return BFTKV_E_INVAL;
     }
+    if (c->part != NULL)
+        c = client_route(c, key, klen);
     /* op is the caller's int: one that is no enum bftkv_op is refused before
      * the engine's check narrows it. */
     int rc = op < 0 || op > UINT8_MAX ? BFTKV_E_INVAL : pbft_request_check((uint8_t)op, key, klen, val, vlen);
@@ -391,6 +401,15 @@ int bftkv_client_stats(struct bftkv_client *c, struct bftkv_client_stats *out)
         return BFTKV_E_INVAL;
     }
     struct bftkv_client_stats st;
+    if (c->part != NULL) {
+        client_route_stats(c, &st);
+        size_t rsize = out->struct_size < sizeof st ? out->struct_size : sizeof st;
+        size_t want = out->struct_size;
+        st.struct_size = rsize;
+        memcpy(out, &st, rsize);
+        memset((unsigned char *)out + rsize, 0, want - rsize);
+        return 0;
+    }
     pthread_mutex_lock(&c->mu);
     st = c->stats;
     uint64_t wakeups = c->wakeups_seen;

@@ -125,6 +125,21 @@ struct bftkv_config {
     uint32_t store_shards;   /* power of two */
     bool test_modes;         /* the server accepts --byzantine */
     enum bftkv_config_log_level log_level;
+
+    /* A partitioned deployment (docs/config.md "A deployment"; docs/design.md
+     * §6.3): the signed map's file (absolute after loading; empty: the file is
+     * the single group above) and the admin's Ed25519 public key that must have
+     * signed it, given as 64 hex digits or as the path of an admin.pub file.
+     * With a map the file has no group, f, replica or client line: the map
+     * holds them, and cluster/deployment.c derives each partition's group. */
+    char deployment_map[BFTKV_CONFIG_PATH_MAX + 1];
+    char admin_pub_path[BFTKV_CONFIG_PATH_MAX + 1]; /* empty when given in hex */
+    uint8_t admin_pub[32];
+    bool admin_pub_set; /* admin_pub holds the key (hex given, or the file was read) */
+    /* A node's protocol threads K (docs/design.md §6.3): partition p runs on
+     * thread p mod K of each node, whose socket listens on the node's port
+     * + (p mod K) * M. The same in every process of the deployment. */
+    uint16_t protocol_threads;
 };
 
 /* An empty group (no replica, no client) with every tuning field at its default,
@@ -340,6 +355,27 @@ const char *cluster_map_placement_name(enum cluster_map_placement placement);
  * public keys in hex and each partition's replica set by node id. 0 or
  * BFTKV_E_IO. Nothing reads this form back: the signed encoding is the map. */
 int cluster_map_json_write(const struct cluster_map *map, FILE *fp);
+
+/* ---- A deployment's file (cluster/deployment.c; docs/design.md §6.3) ----------------
+ * A config file with deployment_map and admin_pub lines names a partitioned
+ * deployment instead of one group. cluster_deployment_is tells which.
+ * cluster_deployment_open reads the admin key (hex or file) and the map file,
+ * verifies the signature and decodes it: 0, or BFTKV_E_IO / _CONFIG / _AUTH /
+ * _CORRUPT / _VERSION with a message (a map that does not verify is refused,
+ * never used). cluster_deployment_group gives partition p's group as a
+ * single-group config (a new one the caller frees with bftkv_config_free):
+ * group p, n = R, the map's f, replica i the i-th node of p's set, the map's
+ * clients, data_dir/partition-<p> when data_dir is set. cluster_deployment_slot
+ * is node index node's replica index in partition p, or BFTKV_E_NOT_FOUND.
+ * cluster_deployment_node_identity loads key_dir/node-<id>.key for node index
+ * node and checks it against the map's public keys (BFTKV_E_CONFIG if not). */
+bool cluster_deployment_is(const struct bftkv_config *cfg);
+int cluster_deployment_open(const struct bftkv_config *cfg, struct cluster_map **out, char *err, size_t errlen);
+int cluster_deployment_group(const struct bftkv_config *cfg, const struct cluster_map *map, uint32_t p,
+                             struct bftkv_config **out, char *err, size_t errlen);
+int cluster_deployment_slot(const struct cluster_map *map, uint16_t node, uint32_t p);
+int cluster_deployment_node_identity(const struct bftkv_config *cfg, const struct cluster_map *map, uint16_t node,
+                                     struct auth_keypair *kp, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -396,17 +396,13 @@ static int dir_client(struct config_parser *p, const struct directive *d, char *
 
 /* ---- Paths and enumerations -------------------------------------------------------- */
 
-/* A directory path (key_dir, data_dir), relative to the file's directory. */
-static int dir_path(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
+/* v joined to the file's directory unless absolute, into out
+ * (BFTKV_CONFIG_PATH_MAX + 1 bytes). */
+static int path_join(struct config_parser *p, const struct directive *d, const char *v, char *out)
 {
-    int rc = want_one_value(p, d, ntok);
-    if (rc)
-        return rc;
-    const char *v = tok[1];
     size_t vlen = strlen(v);
     while (vlen > 1 && v[vlen - 1] == '/')
         vlen--; /* "keys/" and "keys" are the same directory */
-    char *out = strcmp(d->name, "key_dir") == 0 ? p->cfg->key_dir : p->cfg->data_dir;
     size_t cap = BFTKV_CONFIG_PATH_MAX + 1u;
     int len;
     if (v[0] == '/' || p->base_dir[0] == '\0')
@@ -418,6 +414,38 @@ static int dir_path(struct config_parser *p, const struct directive *d, char **t
     if (len < 0 || (size_t)len >= cap)
         return config_fail(p, p->line, "%s path longer than %u bytes", d->name, BFTKV_CONFIG_PATH_MAX);
     return 0;
+}
+
+/* A directory path (key_dir, data_dir), relative to the file's directory. */
+static int dir_path(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
+{
+    int rc = want_one_value(p, d, ntok);
+    if (rc)
+        return rc;
+    char *out = strcmp(d->name, "key_dir") == 0 ? p->cfg->key_dir : p->cfg->data_dir;
+    return path_join(p, d, tok[1], out);
+}
+
+/* deployment_map PATH: the signed map, read and verified when the file is
+ * loaded (cluster/deployment.c), not by the parser. */
+static int dir_deployment_map(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
+{
+    int rc = want_one_value(p, d, ntok);
+    return rc ? rc : path_join(p, d, tok[1], p->cfg->deployment_map);
+}
+
+/* admin_pub HEX (64 hex digits) or admin_pub PATH (an admin.pub file, read
+ * with the map). */
+static int dir_admin_pub(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
+{
+    int rc = want_one_value(p, d, ntok);
+    if (rc)
+        return rc;
+    if (strlen(tok[1]) == 64 && config_hex_decode(tok[1], 64, p->cfg->admin_pub)) {
+        p->cfg->admin_pub_set = true;
+        return 0;
+    }
+    return path_join(p, d, tok[1], p->cfg->admin_pub_path);
 }
 
 static const char *const threads_names[] = {
@@ -551,6 +579,10 @@ static const struct directive directives[D_COUNT] = {
     [D_LOG_LEVEL] = {"log_level", dir_log_level, NOFIELD, 0, 0, true},
     [D_DATA_DIR] = {"data_dir", dir_path, NOFIELD, 0, 0, true},
     [D_DURABILITY] = {"durability", dir_durability, NOFIELD, 0, 0, true},
+    [D_DEPLOYMENT_MAP] = {"deployment_map", dir_deployment_map, NOFIELD, 0, 0, true},
+    [D_ADMIN_PUB] = {"admin_pub", dir_admin_pub, NOFIELD, 0, 0, true},
+    [D_PROTOCOL_THREADS] = {"protocol_threads", dir_number, FIELD(protocol_threads), 1,
+                            BFTKV_CONFIG_PROTOCOL_THREADS_MAX, true},
 };
 
 /* ---- Lines --------------------------------------------------------------------------- */
@@ -627,6 +659,7 @@ static void config_defaults(struct bftkv_config *cfg)
     cfg->test_modes = false;
     cfg->log_level = BFTKV_CONFIG_LOG_INFO;
     cfg->durability = BFTKV_CONFIG_DURABILITY_NONE; /* unless a durability line says otherwise */
+    cfg->protocol_threads = 1;
 }
 
 struct bftkv_config *bftkv_config_new(void)

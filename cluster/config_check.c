@@ -139,15 +139,16 @@ static int check_tuning(struct config_parser *p)
     return 0;
 }
 
-/* durability defaults to sync when the config names a data_dir (a replica with
- * a disk keeps what it acknowledged, docs/design.md §5.6.2), to none without
- * one; a log needs a directory to live in. */
-static int check_durability(struct config_parser *p)
+/* durability defaults to sync when a group's config names a data_dir (a replica
+ * with a disk keeps what it acknowledged, docs/design.md §5.6.2), to none
+ * without one and in a deployment's file (its nodes keep partitions in memory
+ * for now, §6.3); a log needs a directory to live in. */
+static int check_durability(struct config_parser *p, bool deployment)
 {
     struct bftkv_config *cfg = p->cfg;
     bool have_dir = cfg->data_dir[0] != '\0';
     if (p->seen[D_DURABILITY] == 0) {
-        cfg->durability = have_dir ? BFTKV_CONFIG_DURABILITY_SYNC : BFTKV_CONFIG_DURABILITY_NONE;
+        cfg->durability = have_dir && !deployment ? BFTKV_CONFIG_DURABILITY_SYNC : BFTKV_CONFIG_DURABILITY_NONE;
         return 0;
     }
     if (cfg->durability != BFTKV_CONFIG_DURABILITY_NONE && !have_dir)
@@ -158,13 +159,39 @@ static int check_durability(struct config_parser *p)
     return 0;
 }
 
+/* A deployment's file (docs/config.md "A deployment"): the map replaces the
+ * group's lines, and it is only of use with the key that signed it. */
+static int check_deployment(struct config_parser *p)
+{
+    if (p->seen[D_DEPLOYMENT_MAP] == 0)
+        return config_fail(p, p->seen[D_ADMIN_PUB], "admin_pub without deployment_map (the key verifies a map)");
+    if (p->seen[D_ADMIN_PUB] == 0)
+        return config_fail(p, p->seen[D_DEPLOYMENT_MAP],
+                           "deployment_map needs admin_pub (the admin's public key, hex or an admin.pub file): "
+                           "an unverified map is never used");
+    static const enum config_directive group_lines[] = {D_GROUP, D_F, D_REPLICA, D_CLIENT};
+    for (size_t i = 0; i < sizeof group_lines / sizeof group_lines[0]; i++) {
+        if (p->seen[group_lines[i]] != 0)
+            return config_fail(p, p->seen[group_lines[i]],
+                               "group, f, replica and client lines do not go with deployment_map (line %u): the "
+                               "map lists the nodes, the partitions' groups and the clients",
+                               p->seen[D_DEPLOYMENT_MAP]);
+    }
+    return 0;
+}
+
 int config_check(struct config_parser *p)
 {
     if (p->seen[D_KEY_DIR] == 0)
         return config_fail(p, 0, "missing 'key_dir' (the directory of the secret key files)");
-    int rc = check_group(p);
-    rc = rc ? rc : check_durability(p);
+    bool deployment = p->seen[D_DEPLOYMENT_MAP] != 0 || p->seen[D_ADMIN_PUB] != 0;
+    if (!deployment && p->seen[D_PROTOCOL_THREADS] != 0 && p->cfg->protocol_threads != 1)
+        return config_fail(p, p->seen[D_PROTOCOL_THREADS],
+                           "protocol_threads is for a deployment's nodes (a file with deployment_map); one group "
+                           "uses 'threads'");
+    int rc = deployment ? check_deployment(p) : check_group(p);
+    rc = rc ? rc : check_durability(p, deployment);
     rc = rc ? rc : check_tuning(p);
-    rc = rc ? rc : check_keys_distinct(p);
+    rc = rc || deployment ? rc : check_keys_distinct(p);
     return rc;
 }

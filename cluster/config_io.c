@@ -117,13 +117,9 @@ static void keys_write(FILE *fp, const uint8_t x25519[32], const uint8_t ed25519
     fprintf(fp, " x25519=%s ed25519=%s\n", x, ed);
 }
 
-/* Every directive, defaults included, so the file says what the group runs with
- * (the round-trip test checks that parsing it gives back every field). */
-int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp)
+/* A group's lines: group, f, every replica, the allow-list. */
+static void config_group_write(const struct bftkv_config *cfg, FILE *fp)
 {
-    if (cfg == NULL || fp == NULL)
-        return BFTKV_E_INVAL;
-    fprintf(fp, "# bftkv cluster configuration (docs/config.md)\n\n");
     fprintf(fp, "group %u\nf %u\n", cfg->group, cfg->f);
     for (uint16_t i = 0; i < cfg->n && i < BFTKV_REPLICAS_MAX; i++) {
         const struct bftkv_config_replica *r = &cfg->replica[i];
@@ -137,6 +133,24 @@ int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp)
             fprintf(fp, "client %u", i);
             keys_write(fp, cfg->client[i].x25519, cfg->client[i].ed25519);
         }
+    }
+}
+
+/* Every directive, defaults included, so the file says what the group runs with
+ * (the round-trip test checks that parsing it gives back every field). */
+int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp)
+{
+    if (cfg == NULL || fp == NULL)
+        return BFTKV_E_INVAL;
+    fprintf(fp, "# bftkv cluster configuration (docs/config.md)\n\n");
+    if (cfg->deployment_map[0] != '\0') {
+        /* A deployment's file: the map holds the group lines. */
+        char hex[65];
+        config_hex_encode(hex, cfg->admin_pub);
+        fprintf(fp, "deployment_map %s\nadmin_pub %s\n", cfg->deployment_map,
+                cfg->admin_pub_set ? hex : cfg->admin_pub_path);
+    } else {
+        config_group_write(cfg, fp);
     }
     fprintf(fp, "\nkey_dir %s\n", cfg->key_dir);
     if (cfg->data_dir[0] != '\0')
@@ -162,6 +176,8 @@ int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp)
     fprintf(fp, "store_shards %u\n", cfg->store_shards);
     fprintf(fp, "test_modes %s\n", cfg->test_modes ? "on" : "off");
     fprintf(fp, "log_level %s\n", bftkv_config_log_level_name(cfg->log_level));
+    if (cfg->protocol_threads != 1)
+        fprintf(fp, "protocol_threads %u\n", cfg->protocol_threads);
     return fflush(fp) != 0 || ferror(fp) ? BFTKV_E_IO : 0;
 }
 

@@ -37,6 +37,7 @@
 #include "bftkv/errors.h"
 #include "common/log.h"
 #include "server/byzantine.h"
+#include "server/node.h"
 #include "server/server.h"
 #include "server/server_marker.h"
 #include "engine/pbft.h"
@@ -139,8 +140,8 @@ static int args_parse(int argc, char **argv, struct args *a)
             a->config = optarg;
             break;
         case OPT_ID:
-            if (parse_u64(optarg, BFTKV_REPLICAS_MAX - 1u, &a->id) != 0) {
-                log_error("--id: '%s' is not a replica id (0..%u)", optarg, BFTKV_REPLICAS_MAX - 1u);
+            if (parse_u64(optarg, UINT32_MAX, &a->id) != 0) {
+                log_error("--id: '%s' is not a replica or node id", optarg);
                 return EXIT_USAGE;
             }
             a->have_id = true;
@@ -255,12 +256,21 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     log_level_set(a.log_level >= 0 ? (enum log_level)a.log_level : (enum log_level)cfg->log_level);
-    uint16_t id = (uint16_t)a.id;
-    if (id >= cfg->n) {
-        log_error("%s: replica %u is not in the group (n = %u)", cfg->name, id, cfg->n);
+    if (cluster_deployment_is(cfg)) {
+        /* A deployment's file: --id is a node, hosting a replica per partition. */
+        if (a.byzantine != BYZ_NONE && !a.have_seed && getrandom(&a.seed, sizeof a.seed, 0) != (ssize_t)sizeof a.seed)
+            a.seed = 1;
+        struct server_node_args na = {a.id, a.backend, a.byzantine, a.seed, a.start};
+        rc = server_node_run(cfg, &na);
+        bftkv_config_free(cfg);
+        return rc;
+    }
+    if (a.id >= cfg->n) {
+        log_error("%s: replica %" PRIu64 " is not in the group (n = %u)", cfg->name, a.id, cfg->n);
         bftkv_config_free(cfg);
         return EXIT_USAGE;
     }
+    uint16_t id = (uint16_t)a.id;
     if (a.byzantine != BYZ_NONE && !cfg->test_modes) {
         log_error("--byzantine %s refused: %s does not say 'test_modes on' (never in production)",
                   byz_mode_name(a.byzantine), cfg->name);

@@ -404,39 +404,39 @@ static void server_engine_log(struct server *s)
     bool changing = pbft_replica_in_viewchange(s->replica);
     if (v != s->seen_view || changing != s->seen_in_viewchange) {
         if (changing)
-            log_info("view change to view %llu under way", (unsigned long long)v);
+            log_info("%sview change to view %llu under way", s->log_prefix, (unsigned long long)v);
         else
-            log_info("view %llu active, primary %u", (unsigned long long)v, (unsigned)(v % s->n));
+            log_info("%sview %llu active, primary %u", s->log_prefix, (unsigned long long)v, (unsigned)(v % s->n));
         s->seen_view = v;
         s->seen_in_viewchange = changing;
     }
     const struct pbft_replica_stats *st = pbft_replica_stats(s->replica);
     if (st->state_transfers != s->seen_transfers) {
-        log_info("state transfer done: state installed, last executed %llu",
-                 (unsigned long long)st->last_executed);
+        log_info("%sstate transfer done: state installed, last executed %llu",
+                 s->log_prefix, (unsigned long long)st->last_executed);
         s->seen_transfers = st->state_transfers;
     }
     if (st->holds_state != s->seen_holds_state) {
-        log_info("holds state again (q replicas holding state vouched for it): takes part in ordering, "
-                 "last executed %llu", (unsigned long long)st->last_executed);
+        log_info("%sholds state again (q replicas holding state vouched for it): takes part in ordering, "
+                 "last executed %llu", s->log_prefix, (unsigned long long)st->last_executed);
         s->seen_holds_state = st->holds_state;
     }
     /* Failed transfers and refused requests: at most one line per 10 s each. */
     uint64_t failed = st->state_transfer_bad_digest + st->state_transfer_bad_chunks + st->state_transfer_unknown_client;
     uint64_t now = s->clock_ns; /* read at the end of the step just logged */
     if (failed != s->seen_xfer_failed && now >= s->xfer_log_ns) {
-        log_warn("state transfer of checkpoint %llu from replica %llu failed: %s (%llu failed so far; retrying "
+        log_warn("%sstate transfer of checkpoint %llu from replica %llu failed: %s (%llu failed so far; retrying "
                  "with backoff)",
-                 (unsigned long long)st->state_transfer_failure_seq,
+                 s->log_prefix, (unsigned long long)st->state_transfer_failure_seq,
                  (unsigned long long)st->state_transfer_failure_server,
                  pbft_xfer_failure_name(st->state_transfer_failure), (unsigned long long)failed);
         s->seen_xfer_failed = failed;
         s->xfer_log_ns = now + SERVER_LOG_INTERVAL_NS;
     }
     if (!st->holds_state && st->requests_refused_no_state != s->seen_refused && now >= s->refused_log_ns) {
-        log_warn("holds no certified state (restarted with empty memory): %llu requests refused with NO_STATE; "
+        log_warn("%sholds no certified state (restarted with empty memory): %llu requests refused with NO_STATE; "
                  "waiting for q = %u other replicas holding state to answer",
-                 (unsigned long long)st->requests_refused_no_state, (unsigned)pbft_quorum(s->n, s->cfg->f));
+                 s->log_prefix, (unsigned long long)st->requests_refused_no_state, (unsigned)pbft_quorum(s->n, s->cfg->f));
         s->seen_refused = st->requests_refused_no_state;
         s->refused_log_ns = now + SERVER_LOG_INTERVAL_NS;
     }
@@ -482,22 +482,26 @@ void server_recovery_finish(struct server *s)
 
 /* ---- Address book ---------------------------------------------------------------------- */
 
+bool server_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *src, socklen_t srclen)
+{
+    if (a->ss_family != src->ss_family)
+        return false;
+    if (src->ss_family == AF_INET && srclen >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)src;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (src->ss_family == AF_INET6 && srclen >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a, *y = (const struct sockaddr_in6 *)src;
+        return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    return false;
+}
+
 bool server_src_is_replica(const struct server *s, const struct sockaddr_storage *src, socklen_t srclen)
 {
-    for (uint16_t r = 0; r < s->n; r++) {
-        const struct sockaddr_storage *a = &s->replica_addr[r];
-        if (a->ss_family != src->ss_family)
-            continue;
-        if (src->ss_family == AF_INET && srclen >= (socklen_t)sizeof(struct sockaddr_in)) {
-            const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)src;
-            if (x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr)
-                return true;
-        } else if (src->ss_family == AF_INET6 && srclen >= (socklen_t)sizeof(struct sockaddr_in6)) {
-            const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a, *y = (const struct sockaddr_in6 *)src;
-            if (x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0)
-                return true;
-        }
-    }
+    for (uint16_t r = 0; r < s->n; r++)
+        if (server_addr_same(&s->replica_addr[r], src, srclen))
+            return true;
     return false;
 }
 

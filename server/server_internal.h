@@ -177,6 +177,9 @@ struct server {
      * engine step, reused as the time of the next event until the thread waits. */
     uint64_t clock_ns;
     bool clock_fresh; /* false: the thread may have waited since clock_ns */
+    /* Before every line logged about the engine: "" for a single group,
+     * "partition P: " for a deployment node's hosted replica (server/node.c). */
+    char log_prefix[24];
     /* what the protocol thread last logged about the engine */
     uint64_t seen_view;
     bool seen_in_viewchange;
@@ -264,6 +267,9 @@ static inline size_t server_msg_size(const uint8_t *msg)
  * right magic and version; *count gets their number. */
 bool server_framing_ok(const uint8_t *data, size_t len, uint32_t *count);
 
+/* Is src (srclen bytes) the address a (same family, address and port)? */
+bool server_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *src, socklen_t srclen);
+
 /* Is src the address of one of the group's replicas (its configured one)? */
 bool server_src_is_replica(const struct server *s, const struct sockaddr_storage *src, socklen_t srclen);
 
@@ -345,6 +351,12 @@ void server_durable_recovered(struct server *s);
 /* Protocol thread, before its first event: a recovered replica's
  * pbft_replica_recover_done, its outbox drained like a step's. */
 void server_recovery_finish(struct server *s);
+
+/* The single layout's destinations: queued on s->udp, not flushed (a
+ * deployment node's hosted replicas share its socket this way, server/node.c). */
+void server_single_out_replicas(struct server *s, uint64_t replicas, const uint8_t *msg, size_t len);
+void server_single_out_addr(struct server *s, const struct sockaddr_storage *addr, socklen_t alen, const uint8_t *msg,
+                            size_t len);
 
 /* Layouts (server_single.c, server_staged.c). */
 int server_single_start(struct server *s);

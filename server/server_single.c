@@ -47,12 +47,12 @@ static void single_queue(struct server *s, uint64_t replicas, const struct socka
     }
 }
 
-static void single_out_replicas(struct server *s, uint64_t replicas, const uint8_t *msg, size_t len)
+void server_single_out_replicas(struct server *s, uint64_t replicas, const uint8_t *msg, size_t len)
 {
     single_queue(s, replicas, NULL, 0, msg, len);
 }
 
-static void single_out_addr(struct server *s, const struct sockaddr_storage *addr, socklen_t alen,
+void server_single_out_addr(struct server *s, const struct sockaddr_storage *addr, socklen_t alen,
                             const uint8_t *msg, size_t len)
 {
     single_queue(s, 0, addr, alen, msg, len);
@@ -251,8 +251,8 @@ static void *single_main(void *arg)
 
 int server_single_start(struct server *s)
 {
-    s->out_replicas = single_out_replicas;
-    s->out_addr = single_out_addr;
+    s->out_replicas = server_single_out_replicas;
+    s->out_addr = server_single_out_addr;
     if (s->wal != NULL) {
         s->hold = calloc(1, sizeof *s->hold);
         if (s->hold == NULL)

@@ -32,6 +32,26 @@ int bench_context_load(struct bench *b)
         fprintf(stderr, "bftkv-bench: %s\n", err);
         return rc;
     }
+    if (cluster_deployment_is(b->cfg)) {
+        /* A deployment (the handles route by key, client/client_route.c): the
+         * figures count nodes as the replicas (run/replica-I.pid is node I's),
+         * and the allow-list is the map's. */
+        struct cluster_map *map = NULL;
+        rc = cluster_deployment_open(b->cfg, &map, err, sizeof err);
+        if (rc != 0) {
+            fprintf(stderr, "bftkv-bench: %s\n", err);
+            return rc;
+        }
+        b->cfg->n = map->m;
+        b->cfg->f = map->params.f;
+        b->cfg->clients = map->clients;
+        b->cfg->clients_allowed = map->clients_allowed;
+        for (uint16_t c = 0; c < map->clients; c++)
+            b->cfg->client[c] = map->client[c];
+        fprintf(stderr, "bftkv-bench: deployment of %u nodes, R = %u, P = %u partitions (N below: nodes)\n", map->m,
+                map->params.rf, map->params.partitions);
+        cluster_map_free(map);
+    }
     for (uint32_t i = 0; i < BENCH_REPLICAS_MAX; i++) {
         b->replica_pid[i] = 0;
     }

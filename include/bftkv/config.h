@@ -75,6 +75,7 @@ extern "C" {
 /* Tuning ranges that limits.h does not already hold. */
 #define BFTKV_CONFIG_TIMEOUT_MS_MAX 3600000u          /* one hour */
 #define BFTKV_CONFIG_AUTH_WORKERS_MAX 64u
+#define BFTKV_CONFIG_PROTOCOL_THREADS_MAX 64u /* a deployment node's protocol threads */
 #define BFTKV_CONFIG_SOCKET_BUFFER_MIN 4096u
 #define BFTKV_CONFIG_SOCKET_BUFFER_MAX (1024u * 1024u * 1024u)
 #define BFTKV_CONFIG_SOCKET_BUFFER_DEFAULT (4u * 1024u * 1024u)

@@ -122,18 +122,27 @@ def kill_all(c):
 class Cluster:
     """A cluster made by tools/cluster in a temporary directory."""
 
-    def __init__(self, name, n, settings=(), clients=4, f=None, hosts=None, durability="none"):
+    def __init__(self, name, n, settings=(), clients=4, f=None, hosts=None, durability="none", deployment=None):
         """durability: the config's (docs/config.md). The tests default to none,
         the in-memory mode whose restart rules (rejoin empty, refuse without q
         replicas holding state) most of them check; None passes no --durability
-        (tools/cluster's default, sync)."""
+        (tools/cluster's default, sync). deployment (R, P): n nodes hosting P
+        partitions of R replicas each (tools/cluster create --nodes); "replica
+        i" is then node i."""
         self.name = name
         self.n = n
         self.dir = tempfile.mkdtemp(prefix=f"bftkv-integ-{name}-")
         _clusters.append(self)
-        self.base_port = pick_base_port(n)
-        cmd = [CLUSTER, "create", self.dir, "--n", str(n), "--base-port", str(self.base_port),
-               "--clients", str(clients)] + (["--durability", durability] if durability is not None else [])
+        # A deployment's node listens on K ports (protocol_threads K: port + t * n).
+        threads = next((int(x.split()[1]) for x in settings if x.split()[:1] == ["protocol_threads"]), 1)
+        self.base_port = pick_base_port(n * threads)
+        cmd = [CLUSTER, "create", self.dir, "--base-port", str(self.base_port), "--clients", str(clients)]
+        if deployment is None:
+            cmd += ["--n", str(n)]
+        else:
+            cmd += ["--nodes", str(n), "--rf", str(deployment[0]), "--partitions", str(deployment[1])]
+        if durability is not None:
+            cmd += ["--durability", durability]
         if f is not None:
             cmd += ["--f", str(f)]
         if hosts is not None:
