@@ -67,6 +67,7 @@ struct bench_slot {
     atomic_bool busy;    /* submitted and not yet called back */
     uint64_t rng;
     uint64_t key_index;
+    uint32_t part;       /* the key's partition (0 on one group) */
     uint64_t write_id;   /* PUT: the id its value carries */
     uint64_t start_ns;   /* latency start: the submission, or the intended start (open loop) */
     uint64_t record;     /* its history record, or BENCH_NO_RECORD */
@@ -79,8 +80,13 @@ struct bench_handle {
     uint32_t index;
     struct bftkv_client *client;
     uint16_t lanes;                /* the lanes this handle was opened with */
-    struct hdr_histogram *hist;    /* the I/O thread's only */
+    struct hdr_histogram *hist;    /* the I/O thread's only (a deployment's: under stat_lock) */
     uint64_t ops, errors, timeouts, backlog;
+    /* A deployment's routing handle calls back from one I/O thread per
+     * partition (client/client_route.c): the counters, the histogram and
+     * part_ops (measured ops per partition) are then counted under stat_lock. */
+    pthread_mutex_t stat_lock;
+    uint64_t *part_ops;
     uint64_t dgrams_tx_before, retrans_before, fallbacks_before, ro_timeouts_before;
     atomic_uint active;
     pthread_mutex_t lock; /* open loop: the free slot stack */
@@ -158,6 +164,10 @@ struct bench_result {
     double dgrams_per_op, replica_dgrams_per_op;                       /* < 0: unknown */
     double avg_batch;
     struct hdr_histogram *all; /* the handles' histograms merged */
+    /* A deployment: measured ops/s of each partition, and their least, median
+     * and largest (partitions > 1 only; part_tput is the result's own). */
+    double *part_tput;
+    double part_min, part_median, part_max;
 };
 
 struct bench {
@@ -177,6 +187,8 @@ struct bench {
 
     /* Context. */
     struct bftkv_config *cfg;
+    struct cluster_map *map; /* a deployment's (verified) map: key -> partition; NULL on one group */
+    uint32_t partitions;     /* P, 1 on one group */
     bool admin_ok;
     uint16_t admin_id;
     int replica_pid[BENCH_REPLICAS_MAX];

@@ -104,6 +104,7 @@ void bench_slot_set(struct bench_slot *s, int op, uint64_t k)
     struct bench *b = s->handle->bench;
     s->key_index = k;
     bench_key_format(b, k, s->key);
+    s->part = b->map != NULL ? cluster_map_key_partition(b->map, s->key, b->key_size) : 0;
     s->op = op;
     s->write_id = 0;
     if (op == BFTKV_OP_PUT) {
@@ -151,6 +152,18 @@ int bench_slot_submit(struct bench_slot *s)
     return rc;
 }
 
+/* An error outside a callback's measured count (a refused submission). */
+static void bench_count_error(struct bench_handle *h)
+{
+    if (h->part_ops != NULL) {
+        pthread_mutex_lock(&h->stat_lock);
+    }
+    h->errors++;
+    if (h->part_ops != NULL) {
+        pthread_mutex_unlock(&h->stat_lock);
+    }
+}
+
 static void bench_callback(void *arg, int status, const void *val, size_t vlen)
 {
     struct bench_slot *s = arg;
@@ -170,14 +183,23 @@ static void bench_callback(void *arg, int status, const void *val, size_t vlen)
     bool measured = measure_start != 0 && s->start_ns >= measure_start && end <= b->measure_end_ns;
     if (measured) {
         int64_t lat = (int64_t)(end - s->start_ns);
+        if (h->part_ops != NULL) {
+            pthread_mutex_lock(&h->stat_lock);
+        }
         hdr_record_value(h->hist, lat > 0 ? lat : 1);
         if (status == 0 || status == BFTKV_E_NOT_FOUND) {
             h->ops++;
+            if (h->part_ops != NULL) {
+                h->part_ops[s->part]++;
+            }
         } else {
             h->errors++;
             if (status == BFTKV_E_TIMEOUT) {
                 h->timeouts++;
             }
+        }
+        if (h->part_ops != NULL) {
+            pthread_mutex_unlock(&h->stat_lock);
         }
     }
     if (b->rate > 0) { /* open loop: give the slot back */
@@ -197,7 +219,7 @@ static void bench_callback(void *arg, int status, const void *val, size_t vlen)
     int rc = bench_slot_submit(s);
     if (rc != 0) {
         if (rc != BFTKV_E_FULL || b->history == NULL || !atomic_load(&b->history_full)) {
-            h->errors++;
+            bench_count_error(h);
         }
         atomic_fetch_sub(&h->active, 1);
     }
@@ -245,7 +267,7 @@ static void *bench_open_thread(void *arg)
             if (rc == BFTKV_E_FULL && b->history != NULL && atomic_load(&b->history_full)) {
                 break;
             }
-            h->errors++;
+            bench_count_error(h);
         }
     }
     return NULL;
@@ -270,7 +292,11 @@ int bench_handles_open(struct bench *b, const char *config_path)
         h->index = t;
         h->lanes = (uint16_t)lanes;
         pthread_mutex_init(&h->lock, NULL);
+        pthread_mutex_init(&h->stat_lock, NULL);
         if (hdr_init(1, 60000000000ll, 3, &h->hist) != 0) {
+            return BFTKV_E_NOMEM;
+        }
+        if (b->partitions > 1 && (h->part_ops = calloc(b->partitions, sizeof *h->part_ops)) == NULL) {
             return BFTKV_E_NOMEM;
         }
         uint32_t nslots = b->rate > 0 ? BENCH_OPEN_SLOTS : per;
@@ -331,7 +357,9 @@ void bench_handles_close(struct bench *b)
         if (h->hist != NULL) {
             hdr_destroy(h->hist);
         }
+        free(h->part_ops);
         pthread_mutex_destroy(&h->lock);
+        pthread_mutex_destroy(&h->stat_lock);
         memset(h, 0, sizeof *h);
     }
 }
@@ -429,7 +457,7 @@ int bench_run(struct bench *b)
                 s->start_ns = bench_now_ns();
                 if (bench_slot_submit(s) != 0) {
                     atomic_fetch_sub(&h->active, 1);
-                    h->errors++;
+                    bench_count_error(h);
                 }
             }
         }

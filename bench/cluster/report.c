@@ -50,7 +50,8 @@ int bench_context_load(struct bench *b)
             b->cfg->client[c] = map->client[c];
         fprintf(stderr, "bftkv-bench: deployment of %u nodes, R = %u, P = %u partitions (N below: nodes)\n", map->m,
                 map->params.rf, map->params.partitions);
-        cluster_map_free(map);
+        b->partitions = map->params.partitions;
+        b->map = map; /* each key's partition, for the per-partition throughput */
     }
     for (uint32_t i = 0; i < BENCH_REPLICAS_MAX; i++) {
         b->replica_pid[i] = 0;
@@ -360,6 +361,43 @@ static void bench_limit(const struct bench *b, struct bench_result *r)
     }
 }
 
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, c = *(const double *)y;
+    return a < c ? -1 : a > c;
+}
+
+/* A deployment: each partition's measured ops/s, summed over the handles, and
+ * the least, median and largest of them. */
+static void bench_result_partitions(struct bench *b, struct bench_result *r)
+{
+    uint32_t parts = b->partitions;
+    if (parts <= 1 || b->handle[0].part_ops == NULL) {
+        return;
+    }
+    r->part_tput = calloc(parts, sizeof *r->part_tput);
+    double *sorted = calloc(parts, sizeof *sorted);
+    if (r->part_tput == NULL || sorted == NULL) {
+        free(r->part_tput);
+        free(sorted);
+        r->part_tput = NULL;
+        return;
+    }
+    for (uint32_t p = 0; p < parts; p++) {
+        uint64_t ops = 0;
+        for (uint32_t t = 0; t < b->threads; t++) {
+            ops += b->handle[t].part_ops[p];
+        }
+        r->part_tput[p] = b->measured_s > 0 ? (double)ops / b->measured_s : 0;
+        sorted[p] = r->part_tput[p];
+    }
+    qsort(sorted, parts, sizeof *sorted, cmp_double);
+    r->part_min = sorted[0];
+    r->part_median = parts % 2 ? sorted[parts / 2] : (sorted[parts / 2 - 1] + sorted[parts / 2]) / 2;
+    r->part_max = sorted[parts - 1];
+    free(sorted);
+}
+
 static void bench_result_fill(struct bench *b, struct hdr_histogram *all, struct bench_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -380,6 +418,7 @@ static void bench_result_fill(struct bench *b, struct hdr_histogram *all, struct
         r->backlog += h->backlog;
     }
     r->tput = b->measured_s > 0 ? (double)r->ops / b->measured_s : 0;
+    bench_result_partitions(b, r);
     r->mean_ns = hdr_mean(all);
     r->p50 = hdr_value_at_percentile(all, 50);
     r->p90 = hdr_value_at_percentile(all, 90);
@@ -467,6 +506,10 @@ static void bench_write_table(struct bench *b, const struct bench_result *r, FIL
         fprintf(fp, "  %-22s none: keys the run did not write yet are absent (--prefill)\n", "prefill");
     }
     fprintf(fp, "  %-22s %.0f ops/s (%" PRIu64 " ops in %.2f s)\n", "throughput", r->tput, r->ops, r->measured_s);
+    if (r->part_tput != NULL) {
+        fprintf(fp, "  %-22s %u partitions: least %.0f, median %.0f, most %.0f ops/s\n", "per partition",
+                b->partitions, r->part_min, r->part_median, r->part_max);
+    }
     fprintf(fp, "  %-22s p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n", "latency (us)",
             (double)r->p50 / 1e3, (double)r->p90 / 1e3, (double)r->p99 / 1e3, (double)r->p999 / 1e3,
             (double)r->max / 1e3, r->mean_ns / 1e3);
@@ -563,6 +606,13 @@ static void bench_write_json_entry(struct bench *b, const struct bench_result *r
     fprintf(fp, "      \"retransmissions\": %" PRIu64 ",\n      \"readonly_fallbacks\": %" PRIu64 ",\n",
             r->retransmissions, r->readonly_fallbacks);
     fprintf(fp, "      \"readonly_timeouts\": %" PRIu64 ",\n", r->readonly_timeouts);
+    if (r->part_tput != NULL) {
+        fprintf(fp, "      \"partitions\": %u,\n      \"partition_items_per_second\": [", b->partitions);
+        for (uint32_t p = 0; p < b->partitions; p++) {
+            fprintf(fp, "%s%.1f", p > 0 ? ", " : "", r->part_tput[p]);
+        }
+        fprintf(fp, "],\n");
+    }
     if (b->load_points > 0) {
         fprintf(fp, "      \"mode\": \"%s\",\n      \"offered_rate\": %.0f,\n      \"peak_fraction\": %g,\n",
                 r->open ? "open" : "closed", r->rate, r->fraction);
@@ -668,7 +718,11 @@ int bench_report(struct bench *b)
         no_ops = no_ops || b->phase[i].ops == 0;
         hdr_destroy(b->phase[i].all);
         b->phase[i].all = NULL;
+        free(b->phase[i].part_tput);
+        b->phase[i].part_tput = NULL;
     }
+    cluster_map_free(b->map);
+    b->map = NULL;
     if (b->history_path != NULL && bench_history_write(b) != 0) {
         rc = 1;
     }

@@ -30,13 +30,28 @@ M, R, P = 7, 4, 16
 KEYS = 400
 
 
-def bench_cmd(c, hist, seconds, prefill):
+def bench_cmd(c, hist, seconds, prefill, out):
     # --prefill: the second run's history starts with a write of every key, so
     # what the first run left is overwritten before its reads (each history is
     # checked on its own).
     return [os.path.join(BUILD, "bftkv-bench"), "--config", c.conf, "--cluster-dir", c.dir, "--duration",
             str(seconds), "--warmup", "0", "--final-read", "--read-ratio", "0.4", "--keys", str(KEYS),
-            "--clients", "16", "--history", hist] + (["--prefill"] if prefill else [])
+            "--clients", "16", "--history", hist, "--format", "json", "--out", out] + (["--prefill"] if prefill else [])
+
+
+def partitions_check(out, what):
+    """The bench's per-partition throughput (a deployment's JSON): one figure
+    per partition, each above zero (every partition served during the run), and
+    together the run's throughput."""
+    with open(out, encoding="utf-8") as fp:
+        r = json.load(fp)["benchmarks"][0]
+    per = r.get("partition_items_per_second")
+    check(r.get("partitions") == P and per is not None and len(per) == P,
+          f"{what}: the bench reports {r.get('partitions')} partitions, {per}")
+    log(f"{what}: ops/s per partition {[round(x) for x in per]}")
+    check(all(x > 0 for x in per), f"{what}: a partition served nothing: {per}")
+    check(abs(sum(per) - r["items_per_second"]) <= 0.01 * r["items_per_second"] + 1,
+          f"{what}: partitions sum to {sum(per):.0f} ops/s, the run {r['items_per_second']:.0f}")
 
 
 def history_check(hist, fault_ns, what):
@@ -63,7 +78,8 @@ def timed_run(c, tmp, name, seconds, fault_at_s, fault, prefill=False):
     """The bench for `seconds` with fault() called fault_at_s into it; returns
     the history's path and the fault's time on the bench's clock (CLOCK_MONOTONIC)."""
     hist = os.path.join(tmp, f"{name}.jsonl")
-    p = spawn(bench_cmd(c, hist, seconds, prefill))
+    out = os.path.join(tmp, f"{name}.json")
+    p = spawn(bench_cmd(c, hist, seconds, prefill, out))
     time.sleep(fault_at_s)
     fault_ns = time.monotonic_ns()
     fault()
@@ -73,6 +89,8 @@ def timed_run(c, tmp, name, seconds, fault_at_s, fault, prefill=False):
         p.kill()
         raise
     check(p.returncode == 0, f"{name}: bftkv-bench exit {p.returncode}")
+    partitions_check(out, name)
+    os.unlink(out)
     return hist, fault_ns
 
 
