@@ -166,5 +166,6 @@ int config_check(struct config_parser *p)
     rc = rc ? rc : check_durability(p);
     rc = rc ? rc : check_tuning(p);
     rc = rc ? rc : check_keys_distinct(p);
+    rc = rc ? rc : config_metrics_check(p);
     return rc;
 }
