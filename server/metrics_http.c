@@ -5,9 +5,11 @@
  *
  * What a slow or hostile client can do: hold one of METRICS_HTTP_CONNECTIONS_MAX
  * connections for METRICS_HTTP_TIMEOUT_S seconds of silence at most, with at
- * most METRICS_HTTP_CONN_MEMORY bytes of buffers; connections beyond the limit
- * are refused. It can make scrapes slow or fail, never the protocol: the one
- * polling thread of the daemon is the only thread that runs this file.
+ * most METRICS_HTTP_CONN_MEMORY bytes of buffers; beyond the limit the daemon
+ * accepts nothing (new connections wait in the kernel's listen backlog until a
+ * slot frees). It can make scrapes slow or fail, never the protocol: the one
+ * polling thread of the daemon is the only thread that runs this file, and its
+ * messages go to the log at debug level only.
  * Read-only: every method but GET and HEAD is answered 405, every path but
  * /metrics 404; nothing served is secret (counters, gauges, the build).
  */
@@ -100,6 +102,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len, MHD_RESPMEM_MUST_FREE);
 }
 
+/* libmicrohttpd's messages at debug level: what a client does wrong (a request
+ * cut short, a timeout) must not let it fill the replica's log. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -108,7 +112,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(line);
     while (n > 0 && line[n - 1] == '\n')
         line[--n] = '\0';
-    log_warn("metrics endpoint: %s", line);
+    log_debug("metrics endpoint: %s", line);
 }
 
 int metrics_http_start(struct server *s, const char *host, uint16_t port, struct metrics_http **out, char *err,
@@ -135,12 +139,12 @@ int metrics_http_start(struct server *s, const char *host, uint16_t port, struct
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->daemon = MHD_start_daemon(flags, port, NULL, NULL, handle, h,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first: it covers the rest */
                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_HTTP_CONNECTIONS_MAX,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_HTTP_TIMEOUT_S,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_HTTP_CONN_MEMORY,
                                  MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                  MHD_OPTION_END);
     freeaddrinfo(ai);
     if (h->daemon == NULL) {

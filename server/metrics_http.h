@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-/* Limits of the endpoint: open connections (more are refused), seconds of
+/* Limits of the endpoint: open connections (beyond it none is accepted), seconds of
  * silence before a connection is closed, buffer bytes per connection. */
 #define METRICS_HTTP_CONNECTIONS_MAX 128u
 #define METRICS_HTTP_TIMEOUT_S 10u
