@@ -12,7 +12,9 @@
  * iteration. So the protocol thread never waits for the HTTP side; the HTTP side
  * waits at most METRICS_FRESH_WAIT_MS for a fresh snapshot and otherwise serves
  * the last one, whose age it reports (bftkv_metrics_snapshot_age_seconds: a
- * protocol thread that stopped answering shows as a growing age).
+ * protocol thread that stopped answering shows as a growing age). However many
+ * scrapes come, the protocol thread samples at most once per
+ * METRICS_SAMPLE_INTERVAL_NS; within it the last snapshot answers.
  *
  * The list of metrics is server/metrics_table.h; nothing here names one.
  */
@@ -35,6 +37,9 @@ extern "C" {
 /* How long a scrape waits for the protocol thread's fresh snapshot before it
  * serves the previous one (the thread looks at least every SERVER_POLL_MS_MAX). */
 #define METRICS_FRESH_WAIT_MS 100
+/* The protocol thread samples at most once per this interval, however many
+ * scrapes ask: a scrape within it gets the last snapshot. */
+#define METRICS_SAMPLE_INTERVAL_NS (50u * 1000u * 1000u)
 
 enum metrics_scalar {
 #define METRICS_SCALAR_ENUM(id, name, type, scope, when, help, value) METRICS_##id,

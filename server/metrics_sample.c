@@ -36,6 +36,7 @@ struct server_metrics {
     _Atomic uint64_t asked;       /* raised by readers */
     _Atomic uint64_t published;   /* the request snap answers */
     uint64_t answered;            /* protocol thread only */
+    uint64_t taken_ns;            /* protocol thread only: when snap was last sampled */
 };
 
 int server_metrics_create(struct server *s)
@@ -161,11 +162,17 @@ void server_metrics_poll(struct server *s)
     uint64_t asked = atomic_load_explicit(&mm->asked, memory_order_acquire);
     if (asked == mm->answered)
         return;
-    if (pthread_mutex_trylock(&mm->mu) != 0)
-        return; /* a reader is copying the last one out: sample next time */
-    sample(s, &mm->snap);
-    mm->snap.gen = asked;
-    pthread_mutex_unlock(&mm->mu);
+    /* A flood of scrapes costs the protocol thread one sample per interval at
+     * most: within it, the last snapshot answers (its age says how old). */
+    uint64_t now = server_clock_now(s);
+    if (mm->taken_ns == 0 || now - mm->taken_ns >= METRICS_SAMPLE_INTERVAL_NS) {
+        if (pthread_mutex_trylock(&mm->mu) != 0)
+            return; /* a reader is copying the last one out: sample next time */
+        sample(s, &mm->snap);
+        mm->snap.gen = asked;
+        mm->taken_ns = now;
+        pthread_mutex_unlock(&mm->mu);
+    }
     mm->answered = asked;
     /* release: the snapshot answering `asked` is in place (the mutex also orders it) */
     atomic_store_explicit(&mm->published, asked, memory_order_release);
@@ -182,10 +189,11 @@ int server_metrics_read(struct server *s, struct metrics_snapshot *out, int wait
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 500000L};
         nanosleep(&ts, NULL);
     }
+    bool answered = atomic_load_explicit(&mm->published, memory_order_acquire) >= want;
     pthread_mutex_lock(&mm->mu);
     *out = mm->snap;
     pthread_mutex_unlock(&mm->mu);
     if (out->gen == 0)
         return BFTKV_E_NO_STATE;
-    return out->gen >= want ? 0 : BFTKV_E_TIMEOUT;
+    return answered ? 0 : BFTKV_E_TIMEOUT;
 }
