@@ -44,10 +44,12 @@ static const struct metrics_family scalars[METRICS_SCALAR_COUNT] = {
 #undef METRICS_SCALAR_DEF
 };
 
-/* The labelled families after the scalars (label, help). */
+/* The labelled families after the scalars (label, help), in this order. */
+enum { FAM_DROPS, FAM_STAGE, FAM_STAGE_MAX, FAM_BYZ, FAM_BUILD, FAM_AGE, FAM_COUNT };
+
 static const struct {
     const char *name, *type, *label, *help;
-} labelled[] = {
+} labelled[FAM_COUNT] = {
     {"bftkv_dropped_messages_total", "counter", "reason",
      "Messages and datagrams dropped, by reason (decoder, engine, runtime, transport, admin protocol)."},
     {"bftkv_stage_latency_seconds", "summary", "stage",
@@ -200,25 +202,25 @@ static bool scalar_present(const struct metrics_snapshot *m, enum metrics_when w
 
 static void render_stages(struct text_out *o, const struct metrics_snapshot *m)
 {
-    out_header(o, labelled[1].name, labelled[1].type, labelled[1].help);
+    out_header(o, labelled[FAM_STAGE].name, labelled[FAM_STAGE].type, labelled[FAM_STAGE].help);
     for (unsigned st = 0; st < METRICS_STAGE_MAX; st++) {
         const struct metrics_stage *g = &m->stage[st];
         if (!g->present)
             continue;
         for (unsigned q = 0; q < METRICS_QUANTILE_COUNT; q++) {
-            out_put(o, "%s{stage=\"%s\",quantile=\"%g\"}", labelled[1].name, stage_names[st], metrics_quantiles[q]);
+            out_put(o, "%s{stage=\"%s\",quantile=\"%g\"}", labelled[FAM_STAGE].name, stage_names[st], metrics_quantiles[q]);
             out_value(o, g->quantile_s[q]);
         }
-        out_series(o, labelled[1].name, "_sum", m, false, "stage", stage_names[st]);
+        out_series(o, labelled[FAM_STAGE].name, "_sum", m, false, "stage", stage_names[st]);
         out_value(o, g->sum_s);
-        out_series(o, labelled[1].name, "_count", m, false, "stage", stage_names[st]);
+        out_series(o, labelled[FAM_STAGE].name, "_count", m, false, "stage", stage_names[st]);
         out_value(o, (double)g->count);
     }
-    out_header(o, labelled[2].name, labelled[2].type, labelled[2].help);
+    out_header(o, labelled[FAM_STAGE_MAX].name, labelled[FAM_STAGE_MAX].type, labelled[FAM_STAGE_MAX].help);
     for (unsigned st = 0; st < METRICS_STAGE_MAX; st++) {
         if (!m->stage[st].present)
             continue;
-        out_series(o, labelled[2].name, "", m, false, "stage", stage_names[st]);
+        out_series(o, labelled[FAM_STAGE_MAX].name, "", m, false, "stage", stage_names[st]);
         out_value(o, m->stage[st].max_s);
     }
 }
@@ -237,21 +239,21 @@ size_t metrics_render(const struct metrics_snapshot *m, double age_s, char *buf,
         out_series(&o, f->name, "", m, f->scope == METRICS_SCOPE_PARTITION, NULL, NULL);
         out_value(&o, m->scalar[i]);
     }
-    out_header(&o, labelled[0].name, labelled[0].type, labelled[0].help);
+    out_header(&o, labelled[FAM_DROPS].name, labelled[FAM_DROPS].type, labelled[FAM_DROPS].help);
     for (unsigned r = 0; r < METRICS_DROP_COUNT; r++) {
-        out_series(&o, labelled[0].name, "", m, false, "reason", metrics_drop_reason(r));
+        out_series(&o, labelled[FAM_DROPS].name, "", m, false, "reason", metrics_drop_reason(r));
         out_value(&o, (double)m->drops[r]);
     }
     render_stages(&o, m);
     if (m->has_byz) {
-        out_header(&o, labelled[3].name, labelled[3].type, labelled[3].help);
+        out_header(&o, labelled[FAM_BYZ].name, labelled[FAM_BYZ].type, labelled[FAM_BYZ].help);
         for (unsigned a = 0; a < METRICS_BYZ_COUNT; a++) {
-            out_series(&o, labelled[3].name, "", m, false, "action", byz_names[a]);
+            out_series(&o, labelled[FAM_BYZ].name, "", m, false, "action", byz_names[a]);
             out_value(&o, (double)m->byz[a]);
         }
     }
-    out_header(&o, labelled[4].name, labelled[4].type, labelled[4].help);
-    out_put(&o, "%s{version=\"%s\",replica=\"%u\",backend=\"", labelled[4].name, BFTKV_VERSION_STRING, m->replica);
+    out_header(&o, labelled[FAM_BUILD].name, labelled[FAM_BUILD].type, labelled[FAM_BUILD].help);
+    out_put(&o, "%s{version=\"%s\",replica=\"%u\",backend=\"", labelled[FAM_BUILD].name, BFTKV_VERSION_STRING, m->replica);
     out_label_value(&o, m->backend);
     out_put(&o, "\",threads=\"");
     out_label_value(&o, m->threads);
@@ -260,8 +262,8 @@ size_t metrics_render(const struct metrics_snapshot *m, double age_s, char *buf,
     out_put(&o, "\",byzantine=\"");
     out_label_value(&o, m->byzantine);
     out_put(&o, "\"} 1\n");
-    out_header(&o, labelled[5].name, labelled[5].type, labelled[5].help);
-    out_put(&o, "%s", labelled[5].name);
+    out_header(&o, labelled[FAM_AGE].name, labelled[FAM_AGE].type, labelled[FAM_AGE].help);
+    out_put(&o, "%s", labelled[FAM_AGE].name);
     out_value(&o, age_s);
     return o.full ? 0 : o.len;
 }
@@ -278,7 +280,7 @@ void metrics_reference_write(FILE *fp)
         fprintf(fp, "| `%s` | %s | %s | %s%s |\n", f->name, type_names[f->type],
                 f->scope == METRICS_SCOPE_PARTITION ? "partition" : "", f->help, when_names[f->when]);
     }
-    for (unsigned i = 0; i < sizeof labelled / sizeof labelled[0]; i++)
+    for (unsigned i = 0; i < FAM_COUNT; i++)
         fprintf(fp, "| `%s` | %s | %s | %s |\n", labelled[i].name, labelled[i].type,
                 labelled[i].label != NULL ? labelled[i].label : "", labelled[i].help);
     fprintf(fp, "\nValues of `reason`:");

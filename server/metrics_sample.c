@@ -117,6 +117,9 @@ static void sample(struct server *s, struct metrics_snapshot *m)
 #define METRICS_WHEN_OK_SNAP (s->snap != NULL)
     METRICS_SCALARS(METRICS_SCALAR_SAMPLE)
 #undef METRICS_SCALAR_SAMPLE
+#undef METRICS_WHEN_OK_ALWAYS
+#undef METRICS_WHEN_OK_WAL
+#undef METRICS_WHEN_OK_SNAP
 
     unsigned r = 0;
     for (; r < WIRE_DROP_COUNT; r++) {

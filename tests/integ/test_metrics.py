@@ -17,6 +17,8 @@ server/metrics_http.c; docs/operations.md "Monitoring").
    still open at the end; with 128 held, a 129th is not served until they close.
    The throughput with and without them is a measurement (docs/benchmarks.md),
    not a check here.
+--durable: part 1 on a staged, durability sync group, which must also show the
+   log's counters and a summary for every stage (rx_queue ... wal).
 """
 
 import json
@@ -138,13 +140,14 @@ def value(series, name, **labels):
     raise AssertionError(f"no series {name}{labels}")
 
 
-def part_scrape(c, ports, primary):
+def part_scrape(c, ports, primary, durable=False):
     for i, port in sorted(ports.items()):
         (types, series), body = scrape(port)
         log(f"replica {i}: {len(types)} families, {len(series)} series, {len(body)} bytes")
         info = [dict(lab) for (n, lab), v in series.items() if n == "bftkv_build_info" and v == 1]
         check(len(info) == 1, "one bftkv_build_info")
-        check(info[0]["replica"] == str(i) and info[0]["threads"] == "single" and info[0]["durability"] == "none"
+        check(info[0]["replica"] == str(i) and info[0]["threads"] == ("staged" if durable else "single")
+              and info[0]["durability"] == ("sync" if durable else "none")
               and info[0]["byzantine"] == "none" and info[0]["backend"] in ("uring", "mmsg"), f"build_info {info}")
         check(value(series, "bftkv_dropped_messages_total", reason="bad_auth") >= 0, "drop reasons")
         check(value(series, "bftkv_replicas", partition="0") == 4, "bftkv_replicas")
@@ -272,14 +275,27 @@ def part_idle(c, ports, primary):
 
 
 def body():
-    c = Cluster("metrics", 4, settings=["client_lanes 16"], clients=20)
+    durable = "--durable" in sys.argv[1:]
+    if durable:
+        c = Cluster("metrics-durable", 4, settings=["client_lanes 16", "threads staged auth_workers=2"], clients=20,
+                    durability="sync")
+    else:
+        c = Cluster("metrics", 4, settings=["client_lanes 16"], clients=20)
     ports = metrics_ports(c.conf)
     check(sorted(ports) == [0, 1, 2, 3], f"tools/cluster wrote a metrics_listen per replica: {ports}")
     c.start()
     primary = c.primary()
     log(f"metrics ports {ports}, primary {primary}")
-    part_scrape(c, ports, primary)
-    part_idle(c, ports, primary)
+    part_scrape(c, ports, primary, durable)
+    if durable:
+        (_, s), _ = scrape(ports[primary])
+        check(value(s, "bftkv_wal_records_total", partition="0") > 0, "the log's records counted")
+        check(value(s, "bftkv_wal_syncs_total", partition="0") > 0, "sync: fdatasyncs counted")
+        for st in ("rx_queue", "auth", "step", "tx_queue", "flush", "wal"):
+            check(value(s, "bftkv_stage_latency_seconds_count", stage=st) > 0, f"stage {st} summarised")
+        log("durable, staged: log, sync and every stage's summary present")
+    else:
+        part_idle(c, ports, primary)
     c.stop()
 
 
