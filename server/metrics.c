@@ -208,7 +208,8 @@ static void render_stages(struct text_out *o, const struct metrics_snapshot *m)
         if (!g->present)
             continue;
         for (unsigned q = 0; q < METRICS_QUANTILE_COUNT; q++) {
-            out_put(o, "%s{stage=\"%s\",quantile=\"%g\"}", labelled[FAM_STAGE].name, stage_names[st], metrics_quantiles[q]);
+            out_put(o, "%s{stage=\"%s\",quantile=\"%g\"}", labelled[FAM_STAGE].name, stage_names[st],
+                    metrics_quantiles[q]);
             out_value(o, g->quantile_s[q]);
         }
         out_series(o, labelled[FAM_STAGE].name, "_sum", m, false, "stage", stage_names[st]);
@@ -253,7 +254,8 @@ size_t metrics_render(const struct metrics_snapshot *m, double age_s, char *buf,
         }
     }
     out_header(&o, labelled[FAM_BUILD].name, labelled[FAM_BUILD].type, labelled[FAM_BUILD].help);
-    out_put(&o, "%s{version=\"%s\",replica=\"%u\",backend=\"", labelled[FAM_BUILD].name, BFTKV_VERSION_STRING, m->replica);
+    out_put(&o, "%s{version=\"%s\",replica=\"%u\",backend=\"", labelled[FAM_BUILD].name, BFTKV_VERSION_STRING,
+            m->replica);
     out_label_value(&o, m->backend);
     out_put(&o, "\",threads=\"");
     out_label_value(&o, m->threads);
