@@ -17,7 +17,8 @@
  *   0 ok, 1 key not found (get, del), 2 usage or config error (bad arguments,
  *   unreadable or bad config, refused key file, key or value too large),
  *   3 timeout or cluster unavailable (also: the group has no certified state,
- *   every lane of the client id stayed in use), 4 any other error.
+ *   every lane of the client id stayed in use; status: fewer than a quorum of
+ *   replicas healthy), 4 any other error, 5 status: some replica unhealthy.
  *
  * Every run opens one session of its client id (include/bftkv/client.h,
  * "Sessions") on one lane, so any number of runs with the same --client may go
@@ -73,6 +74,8 @@ static void cli_help(FILE *fp)
             "                    only when stdout is a terminal\n"
             "  del KEY           remove KEY\n"
             "  stats REPLICA     print replica REPLICA's counters and latencies (JSON)\n"
+            "  status            one table of every replica's health; exit 0 healthy, 5 some\n"
+            "                    replica unhealthy, 3 fewer than a quorum healthy\n"
             "  keygen PATH       write a new secret key file at PATH (mode 0600, never\n"
             "                    overwrites) and print its public keys as the config line\n"
             "                    fragment \"x25519=HEX ed25519=HEX\"\n"
@@ -105,7 +108,9 @@ static void cli_help(FILE *fp)
             "     refused key file, key or value too large\n"
             "  3  timeout or cluster unavailable: not enough replicas answered in time,\n"
             "     the group holds no certified state, or every lane stayed in use\n"
-            "  4  any other error\n",
+            "     (status: fewer than a quorum of replicas healthy)\n"
+            "  4  any other error\n"
+            "  5  status: some replica unhealthy, a quorum healthy\n",
             BFTKV_VALUE_MAX, CLI_DEFAULT_CONFIG, BFTKV_KEY_MAX, BFTKV_VALUE_MAX);
 }
 
@@ -399,6 +404,15 @@ static const struct cli_command cli_commands[] = {
     { "stats", 1, "stats REPLICA",
       "Print replica REPLICA's counters and latencies as JSON (an authenticated admin\n"
       "request as client --client; it uses no lane of the client id).\n" },
+    { "status", -1, "status [--json] [--max-behind N]",
+      "Ask every replica for its stats at once and print one row each: address,\n"
+      "partition, view and role, last executed and how far behind the most advanced\n"
+      "replica, durability, whether it holds state, whether its state digest agrees\n"
+      "with f+1 replicas at the same sequence number. Unhealthy: no answer (within\n"
+      "--timeout, default 1500 ms), no state, another view than the quorum's, more\n"
+      "than N behind (default 256), a differing digest. Exit 0 all healthy, 5 some\n"
+      "unhealthy, 3 fewer than q = ceil((n+f+1)/2) healthy. --json: one object per\n"
+      "replica and a summary object, one per line.\n" },
     { "keygen", 1, "keygen PATH",
       "Write a new secret key file at PATH (mode 0600, never overwrites; a PATH that\n"
       "starts with '-' is refused: write ./-name) and print its public keys as the\n"
@@ -519,6 +533,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(name, "admin") == 0) {
         return cli_admin(args, nargs);
+    }
+    if (strcmp(name, "status") == 0) {
+        return cli_status(cli.config, cli.client, cli.timeout_ms, args, nargs);
     }
     if (nargs != cmd->args) {
         return cli_usage("usage: bftkv [OPTIONS] %s", cmd->usage);
