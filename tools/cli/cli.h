@@ -5,7 +5,10 @@
 #ifndef BFTKV_TOOLS_CLI_H
 #define BFTKV_TOOLS_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum cli_exit {
     EXIT_OK = 0,
@@ -22,8 +25,18 @@ extern const char cli_admin_help[];
 /* `bftkv admin ARGS...` (args[0] the admin command): an exit code. */
 int cli_admin(char **args, int nargs);
 
-/* `bftkv status [--json] [--max-behind N]` (tools/cli/status.c): the whole
- * deployment's health; EXIT_OK, EXIT_UNHEALTHY or EXIT_UNAVAILABLE. */
-int cli_status(const char *config, uint16_t client, int timeout_ms, char **args, int nargs);
+/* `bftkv [--json] status [--json] [--max-behind N]` (tools/cli/status.c): the
+ * whole deployment's health; EXIT_OK, EXIT_UNHEALTHY or EXIT_UNAVAILABLE. */
+int cli_status(const char *config, uint16_t client, int timeout_ms, bool json, char **args, int nargs);
+
+/* Output for scripts (tools/cli/output.c). cli_json_string prints s as a JSON
+ * string (escaped; the caller checks cli_utf8_valid first);
+ * cli_json_bytes_field prints "name":"text" when s is valid UTF-8, else
+ * "name_base64":"..." (so a field never loses bytes). */
+bool cli_utf8_valid(const uint8_t *s, size_t len);
+void cli_json_string(FILE *fp, const uint8_t *s, size_t len);
+void cli_json_bytes_field(FILE *fp, const char *name, const uint8_t *s, size_t len);
+void cli_hex(FILE *fp, const uint8_t *s, size_t len);
+void cli_base64(FILE *fp, const uint8_t *s, size_t len);
 
 #endif /* BFTKV_TOOLS_CLI_H */

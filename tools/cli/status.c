@@ -201,9 +201,8 @@ static void status_print_json(const struct status_row *rows, uint16_t n, const s
     printf("{\"summary\":true,\"replicas\":%u,\"healthy\":%u,\"quorum\":%u,\"exit\":%d}\n", n, healthy, q, code);
 }
 
-int cli_status(const char *config, uint16_t client, int timeout_ms, char **args, int nargs)
+int cli_status(const char *config, uint16_t client, int timeout_ms, bool json, char **args, int nargs)
 {
-    bool json = false;
     unsigned long max_behind = STATUS_MAX_BEHIND_DEFAULT;
     for (int i = 0; i < nargs; i++) {
         char *end = NULL;
