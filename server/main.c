@@ -15,8 +15,8 @@
  * Exit codes: 0 after a clean stop on SIGTERM or SIGINT; 2 for bad arguments, a
  * bad config file (the message names the file and line), a bad or mismatched key
  * file, or --byzantine without `test_modes on`; 1 for a runtime failure (the
- * address or the metrics_listen address cannot be bound, the transport fails, the write-ahead log cannot be
- * opened, is corrupt, or fails to append or sync).
+ * address or the metrics_listen address cannot be bound, the transport fails,
+ * the write-ahead log cannot be opened, is corrupt, or fails to append or sync).
  *
  * Signals: SIGTERM and SIGINT are blocked in every thread before any starts and
  * taken synchronously by the main thread (sigtimedwait), which then stops the
