@@ -70,6 +70,11 @@ struct bftkv_config_replica {
     uint8_t x25519[32];                   /* public keys (engine/auth.h auth_public) */
     uint8_t ed25519[32];
     uint32_t line;                        /* where it was defined; 0 if built in code */
+    /* Its metrics endpoint from a `metrics_listen ID HOST:PORT` line (port 0:
+     * none; then the file-wide one applies, bftkv_config_metrics_address). */
+    char metrics_host[BFTKV_CONFIG_HOST_MAX + 1];
+    uint16_t metrics_port;
+    uint32_t metrics_line;
 };
 
 struct bftkv_config_client {
@@ -140,6 +145,11 @@ struct bftkv_config {
      * thread p mod K of each node, whose socket listens on the node's port
      * + (p mod K) * M. The same in every process of the deployment. */
     uint16_t protocol_threads;
+    /* `metrics_listen HOST:PORT` without an id: every replica's metrics endpoint
+     * (port 0: none). Off by default. */
+    char metrics_host[BFTKV_CONFIG_HOST_MAX + 1];
+    uint16_t metrics_port;
+    uint32_t metrics_line;
 };
 
 /* An empty group (no replica, no client) with every tuning field at its default,
@@ -162,6 +172,10 @@ struct pbft_client_config;
  * BFTKV_E_INVAL: id is not a replica of the group / not an allowed client. */
 int bftkv_config_fill_replica(const struct bftkv_config *cfg, uint16_t id, struct pbft_replica_config *out);
 int bftkv_config_fill_client(const struct bftkv_config *cfg, uint16_t id, struct pbft_client_config *out);
+
+/* Where replica id serves its metrics (docs/config.md `metrics_listen`): its
+ * own line's address, else the file-wide one. false when it serves none. */
+bool bftkv_config_metrics_address(const struct bftkv_config *cfg, uint16_t id, const char **host, uint16_t *port);
 
 /* Names of the enumerations as the file spells them ("staged", "debug"). */
 const char *bftkv_config_threads_name(enum bftkv_config_threads t);

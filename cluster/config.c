@@ -296,7 +296,8 @@ bool config_host_valid(const char *host)
 }
 
 /* HOST:PORT or [IPV6]:PORT into the replica's host and port. */
-static int parse_address(struct config_parser *p, const char *s, struct bftkv_config_replica *r)
+int config_address_parse(struct config_parser *p, const char *s, char host_out[BFTKV_CONFIG_HOST_MAX + 1],
+                         uint16_t *port_out)
 {
     const char *host = s, *colon;
     size_t hlen;
@@ -317,24 +318,24 @@ static int parse_address(struct config_parser *p, const char *s, struct bftkv_co
     if (hlen == 0 || hlen > BFTKV_CONFIG_HOST_MAX)
         return config_fail(p, p->line, "bad address '%s' (host name empty or longer than %u)", s,
                            BFTKV_CONFIG_HOST_MAX);
-    memcpy(r->host, host, hlen);
-    r->host[hlen] = '\0';
+    memcpy(host_out, host, hlen);
+    host_out[hlen] = '\0';
 
     uint8_t bin[16];
     if (v6) {
-        if (inet_pton(AF_INET6, r->host, bin) != 1)
-            return config_fail(p, p->line, "bad IPv6 address '%s'", r->host);
-    } else if (strspn(r->host, "0123456789.") == hlen) {
-        if (inet_pton(AF_INET, r->host, bin) != 1)
-            return config_fail(p, p->line, "bad IPv4 address '%s'", r->host);
-    } else if (!host_name_valid(r->host)) {
-        return config_fail(p, p->line, "bad host name '%s'", r->host);
+        if (inet_pton(AF_INET6, host_out, bin) != 1)
+            return config_fail(p, p->line, "bad IPv6 address '%s'", host_out);
+    } else if (strspn(host_out, "0123456789.") == hlen) {
+        if (inet_pton(AF_INET, host_out, bin) != 1)
+            return config_fail(p, p->line, "bad IPv4 address '%s'", host_out);
+    } else if (!host_name_valid(host_out)) {
+        return config_fail(p, p->line, "bad host name '%s'", host_out);
     }
 
     uint64_t port;
     if (!parse_u64(colon + 1, &port) || port < 1 || port > 65535)
         return config_fail(p, p->line, "bad port '%s' (expected 1..65535)", colon + 1);
-    r->port = (uint16_t)port;
+    *port_out = (uint16_t)port;
     return 0;
 }
 
@@ -362,7 +363,7 @@ static int dir_replica(struct config_parser *p, const struct directive *d, char 
     struct bftkv_config_replica *r = &p->cfg->replica[id];
     if (r->line != 0)
         return config_fail(p, p->line, "replica %u defined twice (first at line %u)", id, r->line);
-    rc = parse_address(p, tok[2], r);
+    rc = config_address_parse(p, tok[2], r->host, &r->port);
     rc = rc ? rc : parse_keys(p, tok + 3, 2, r->x25519, r->ed25519);
     if (rc)
         return rc;
@@ -544,6 +545,12 @@ static int dir_durability(struct config_parser *p, const struct directive *d, ch
     return config_fail(p, p->line, "unknown durability '%s' (expected none, async or sync)", tok[1]);
 }
 
+static int dir_metrics_listen(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
+{
+    (void)d;
+    return config_metrics_listen(p, tok, ntok);
+}
+
 /* ---- The table ---------------------------------------------------------------------- */
 
 #define FIELD(f) offsetof(struct bftkv_config, f), (uint8_t)sizeof(((struct bftkv_config *)0)->f)
@@ -583,6 +590,7 @@ static const struct directive directives[D_COUNT] = {
     [D_ADMIN_PUB] = {"admin_pub", dir_admin_pub, NOFIELD, 0, 0, true},
     [D_PROTOCOL_THREADS] = {"protocol_threads", dir_number, FIELD(protocol_threads), 1,
                             BFTKV_CONFIG_PROTOCOL_THREADS_MAX, true},
+    [D_METRICS_LISTEN] = {"metrics_listen", dir_metrics_listen, NOFIELD, 0, 0, false},
 };
 
 /* ---- Lines --------------------------------------------------------------------------- */

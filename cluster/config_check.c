@@ -177,6 +177,10 @@ static int check_deployment(struct config_parser *p)
                                "map lists the nodes, the partitions' groups and the clients",
                                p->seen[D_DEPLOYMENT_MAP]);
     }
+    if (p->seen[D_METRICS_LISTEN] != 0)
+        return config_fail(p, p->seen[D_METRICS_LISTEN],
+                           "metrics_listen does not go with deployment_map yet: a deployment's nodes serve no "
+                           "metrics endpoint (their stats: bftkv stats NODE)");
     return 0;
 }
 
@@ -193,5 +197,6 @@ int config_check(struct config_parser *p)
     rc = rc ? rc : check_durability(p, deployment);
     rc = rc ? rc : check_tuning(p);
     rc = rc || deployment ? rc : check_keys_distinct(p);
+    rc = rc || deployment ? rc : config_metrics_check(p);
     return rc;
 }

@@ -5,6 +5,7 @@
  *                       against n, distinct addresses and keys, window sizes
  *   cluster/config_io.c     reading a file, writing one, mapping a config onto the
  *                       engine's configurations and socket addresses
+ *   cluster/config_metrics.c the metrics_listen directive and its accessor
  *   cluster/keys.c          secret key files (uses the hex and message helpers)
  */
 #ifndef BFTKV_CLUSTER_CONFIG_INTERNAL_H
@@ -21,7 +22,8 @@ enum config_directive {
     D_GROUP, D_F, D_REPLICA, D_CLIENT, D_KEY_DIR, D_BATCH_MAX_REQUESTS, D_BATCH_MAX_BYTES, D_WINDOW,
     D_CHECKPOINT_INTERVAL, D_LOG_WINDOW, D_REQUEST_TIMEOUT_MS, D_RETRANSMIT_MS, D_CLIENT_LANES,
     D_READONLY_FAST_PATH, D_CLIENT_TIMEOUT_MS, D_THREADS, D_SOCKET_RCVBUF, D_SOCKET_SNDBUF, D_STORE_SHARDS,
-    D_TEST_MODES, D_LOG_LEVEL, D_DATA_DIR, D_DURABILITY, D_DEPLOYMENT_MAP, D_ADMIN_PUB, D_PROTOCOL_THREADS, D_COUNT
+    D_TEST_MODES, D_LOG_LEVEL, D_DATA_DIR, D_DURABILITY, D_DEPLOYMENT_MAP, D_ADMIN_PUB, D_PROTOCOL_THREADS,
+    D_METRICS_LISTEN, D_COUNT
 };
 
 /* One parse in progress. */
@@ -45,6 +47,17 @@ __attribute__((format(printf, 3, 4))) int config_fail(struct config_parser *p, u
  * 64 and every character a hex digit). */
 void config_hex_encode(char out[65], const uint8_t in[32]);
 bool config_hex_decode(const char *s, size_t len, uint8_t out[32]);
+
+/* HOST:PORT or [IPV6]:PORT as a replica line spells it, into host_out (without
+ * brackets) and *port_out (1..65535). 0, or BFTKV_E_CONFIG with p's message. */
+int config_address_parse(struct config_parser *p, const char *s, char host_out[BFTKV_CONFIG_HOST_MAX + 1],
+                         uint16_t *port_out);
+
+/* metrics_listen [ID] HOST:PORT (cluster/config_metrics.c); tok[0] is the
+ * directive. Its whole-file check (an ID names a replica of the group) is
+ * config_metrics_check, from config_check. */
+int config_metrics_listen(struct config_parser *p, char **tok, unsigned ntok);
+int config_metrics_check(struct config_parser *p);
 
 /* A host as a replica line spells it, without the port: an IPv4 address, an
  * IPv6 address (without brackets) or a host name (letters, digits, '.', '-',

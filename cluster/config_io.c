@@ -178,6 +178,18 @@ int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp)
     fprintf(fp, "log_level %s\n", bftkv_config_log_level_name(cfg->log_level));
     if (cfg->protocol_threads != 1)
         fprintf(fp, "protocol_threads %u\n", cfg->protocol_threads);
+    /* metrics_listen: off unless set (no default line to write) */
+    if (cfg->metrics_port != 0) {
+        bool v6 = strchr(cfg->metrics_host, ':') != NULL;
+        fprintf(fp, "metrics_listen %s%s%s:%u\n", v6 ? "[" : "", cfg->metrics_host, v6 ? "]" : "", cfg->metrics_port);
+    }
+    for (uint16_t i = 0; i < cfg->n && i < BFTKV_REPLICAS_MAX; i++) {
+        const struct bftkv_config_replica *r = &cfg->replica[i];
+        if (r->metrics_port == 0)
+            continue;
+        bool v6 = strchr(r->metrics_host, ':') != NULL;
+        fprintf(fp, "metrics_listen %u %s%s%s:%u\n", i, v6 ? "[" : "", r->metrics_host, v6 ? "]" : "", r->metrics_port);
+    }
     return fflush(fp) != 0 || ferror(fp) ? BFTKV_E_IO : 0;
 }
 

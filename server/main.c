@@ -15,8 +15,8 @@
  * Exit codes: 0 after a clean stop on SIGTERM or SIGINT; 2 for bad arguments, a
  * bad config file (the message names the file and line), a bad or mismatched key
  * file, or --byzantine without `test_modes on`; 1 for a runtime failure (the
- * address cannot be bound, the transport fails, the write-ahead log cannot be
- * opened, is corrupt, or fails to append or sync).
+ * address or the metrics_listen address cannot be bound, the transport fails,
+ * the write-ahead log cannot be opened, is corrupt, or fails to append or sync).
  *
  * Signals: SIGTERM and SIGINT are blocked in every thread before any starts and
  * taken synchronously by the main thread (sigtimedwait), which then stops the
@@ -38,6 +38,7 @@
 #include "common/log.h"
 #include "server/byzantine.h"
 #include "server/node.h"
+#include "server/metrics_http.h"
 #include "server/server.h"
 #include "server/server_marker.h"
 #include "engine/pbft.h"
@@ -85,6 +86,9 @@ static void usage(FILE *fp)
     fprintf(fp,
             "  --byzantine-seed N   seed of the Byzantine choices (default: drawn at random, logged)\n"
             "  --help               this text\n"
+            "\n"
+            "Metrics: with a metrics_listen line in the config, GET /metrics on that address\n"
+            "serves the Prometheus text format (docs/operations.md, \"Monitoring\").\n"
             "\n"
             "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
             "config or keys.\n");
@@ -334,11 +338,22 @@ int main(int argc, char **argv)
         return rc == BFTKV_E_CONFIG || rc == BFTKV_E_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
     }
     int code = 0;
+    struct metrics_http *mh = NULL;
+    const char *mhost = NULL;
+    uint16_t mport = 0;
     rc = server_start(s);
-    if (rc != 0)
+    if (rc != 0) {
         code = EXIT_RUNTIME; /* server_start logged why */
-    else
+    } else if (bftkv_config_metrics_address(cfg, id, &mhost, &mport) &&
+               (rc = metrics_http_start(s, mhost, mport, &mh, err, sizeof err)) != 0) {
+        log_error("%s", err);
+        code = EXIT_RUNTIME;
+    } else {
+        if (mh != NULL)
+            log_info("metrics on http://%s:%u/metrics", mhost, mport);
         code = wait_for_stop(s, &set);
+    }
+    metrics_http_stop(mh);
     server_destroy(s);
     bftkv_config_free(cfg);
     return code;

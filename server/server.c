@@ -21,6 +21,7 @@
 #include "common/errbuf.h"
 #include "common/log.h"
 #include "cluster/cluster.h"
+#include "server/metrics.h"
 #include "server/server_internal.h"
 #include "server/snapshot.h"
 
@@ -160,6 +161,7 @@ int server_create(const struct server_options *opt, struct server **out, char *e
         goto fail;
     uint16_t workers = cfg->threads == BFTKV_CONFIG_THREADS_STAGED && cfg->auth_workers > 0 ? cfg->auth_workers : 1u;
     rc = server_hists_create(s, workers);
+    rc = rc ? rc : server_metrics_create(s);
     if (rc != 0)
         goto fail;
     if (opt->byzantine != BYZ_NONE) {
@@ -248,6 +250,7 @@ void server_destroy(struct server *s)
         free(s->hist[st]);
     }
     hdr_destroy(s->merge);
+    server_metrics_destroy(s);
     admin_guard_free(&s->admin);
     free(s->json);
     free(s->admin_msg);
@@ -740,6 +743,7 @@ int server_timers_run(struct server *s)
         d = held < d ? held : d;
     }
     s->deadline_ns = d;
+    server_metrics_poll(s); /* a scrape's snapshot, if one asked (server/metrics.h) */
     /* Between steps: the snapshot file's next chunks (server/snapshot.h). */
     int snap_ms = server_snap_step(s);
     if (d <= now)

@@ -135,6 +135,7 @@ struct server_msg {
 struct server_staged; /* server/server_staged.c */
 struct server_hold;   /* server/server_single.c */
 struct server_snap;   /* server/snapshot_internal.h */
+struct server_metrics; /* server/metrics_sample.c */
 
 struct server {
     const struct bftkv_config *cfg;
@@ -211,6 +212,7 @@ struct server {
     struct wal_recovery wal_rec;
     char wal_dir[BFTKV_CONFIG_PATH_MAX + 32];
     struct server_snap *snap; /* snapshot files and log cuts (server/snapshot.h); NULL: none */
+    struct server_metrics *metrics; /* the metrics snapshot (server/metrics.h) */
 
     /* Where the protocol side's messages go (single: the transport; staged: a tx
      * batch). `replicas`: a bit per replica id. */

@@ -263,6 +263,16 @@ static void test_file_refusals(void **state)
                         "protocol_threads is for a deployment");
     expect_load_refused("admin_pub admin.pub\nkey_dir keys\n", "without deployment_map");
     expect_load_refused("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\nf 1\n", "do not go with");
+    expect_load_refused("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\nmetrics_listen 127.0.0.1:9100\n",
+                        "metrics_listen does not go with deployment_map");
+    /* A deployment's file defaults to durability none (its nodes take nothing else yet), data_dir or not. */
+    struct bftkv_config *cfg = NULL;
+    char err[512] = "";
+    assert_int_equal(load("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\ndata_dir data\n", &cfg, err,
+                          sizeof err),
+                     0);
+    assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_NONE);
+    bftkv_config_free(cfg);
     expect_load_refused("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\n"
                         "client 0 x25519=0000000000000000000000000000000000000000000000000000000000000000 "
                         "ed25519=0000000000000000000000000000000000000000000000000000000000000000\n",

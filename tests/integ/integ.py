@@ -78,12 +78,16 @@ def spawn(cmd, **kw):
 
 
 def _ports_free(base, count):
+    """UDP (the replicas) and TCP (their metrics endpoints) both free."""
     for port in range(base, base + count):
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            try:
+                with socket.socket(socket.AF_INET, kind) as s:
+                    if kind == socket.SOCK_STREAM:  # as the endpoint binds: TIME_WAIT does not hold a port
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
     return True
 
 
@@ -133,9 +137,10 @@ class Cluster:
         self.n = n
         self.dir = tempfile.mkdtemp(prefix=f"bftkv-integ-{name}-")
         _clusters.append(self)
-        # A deployment's node listens on K ports (protocol_threads K: port + t * n).
+        # A deployment's node listens on K ports (protocol_threads K: port + t * n);
+        # a group's replicas, then their metrics ports (tools/cluster).
         threads = next((int(x.split()[1]) for x in settings if x.split()[:1] == ["protocol_threads"]), 1)
-        self.base_port = pick_base_port(n * threads)
+        self.base_port = pick_base_port(n * threads if deployment is not None else 2 * n)
         cmd = [CLUSTER, "create", self.dir, "--base-port", str(self.base_port), "--clients", str(clients)]
         if deployment is None:
             cmd += ["--n", str(n)]

@@ -17,7 +17,8 @@
  *   0 ok, 1 key not found (get, del), 2 usage or config error (bad arguments,
  *   unreadable or bad config, refused key file, key or value too large),
  *   3 timeout or cluster unavailable (also: the group has no certified state,
- *   every lane of the client id stayed in use), 4 any other error.
+ *   every lane of the client id stayed in use; status: fewer than a quorum of
+ *   replicas healthy), 4 any other error, 5 status: some replica unhealthy.
  *
  * Every run opens one session of its client id (include/bftkv/client.h,
  * "Sessions") on one lane, so any number of runs with the same --client may go
@@ -27,7 +28,10 @@
  *
  * `get` writes the value's bytes exactly as stored; it adds a newline only when
  * stdout is a terminal, so `bftkv get k > file` reproduces the value byte for
- * byte. Every message goes to stderr, prefixed "bftkv: ".
+ * byte (--hex, --base64: encoded, on one line). Every message goes to stderr,
+ * prefixed "bftkv: ". --json: each command's result as one JSON object on a line
+ * of stdout (tools/cli/output.c: bytes that are not UTF-8 go base64-encoded);
+ * errors before a command runs (usage, config) print nothing on stdout.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -52,10 +56,14 @@
 #error "BFTKV_VERSION comes from CMake's project version (tools/cli/CMakeLists.txt)"
 #endif
 
+enum cli_encoding { CLI_RAW = 0, CLI_HEX, CLI_BASE64 };
+
 struct cli {
     const char *config;
     uint16_t client;
     int timeout_ms; /* 0: the config's client_timeout_ms */
+    bool json;      /* --json: one JSON object per result on stdout */
+    enum cli_encoding encoding; /* get's value: raw bytes, --hex or --base64 */
 };
 
 static void cli_help(FILE *fp)
@@ -73,6 +81,8 @@ static void cli_help(FILE *fp)
             "                    only when stdout is a terminal\n"
             "  del KEY           remove KEY\n"
             "  stats REPLICA     print replica REPLICA's counters and latencies (JSON)\n"
+            "  status            one table of every replica's health; exit 0 healthy, 5 some\n"
+            "                    replica unhealthy, 3 fewer than a quorum healthy\n"
             "  keygen PATH       write a new secret key file at PATH (mode 0600, never\n"
             "                    overwrites) and print its public keys as the config line\n"
             "                    fragment \"x25519=HEX ed25519=HEX\"\n"
@@ -88,6 +98,12 @@ static void cli_help(FILE *fp)
             "                    secret key is key_dir/client-ID.key\n"
             "  --timeout MS      give up after MS milliseconds (default: the config's\n"
             "                    client_timeout_ms)\n"
+            "  --json            print each result as one JSON object on a line of stdout\n"
+            "                    (put, get, del, stats, status, keygen; messages still go to\n"
+            "                    stderr); a key or value that is not UTF-8 is given as\n"
+            "                    key_base64 / value_base64\n"
+            "  --hex, --base64   get: print the value hex- or base64-encoded (one line), safe\n"
+            "                    for binary values on a terminal; with --json: its encoding\n"
             "  -h, --help        this text\n"
             "  --version         print the version\n"
             "\n"
@@ -105,7 +121,9 @@ static void cli_help(FILE *fp)
             "     refused key file, key or value too large\n"
             "  3  timeout or cluster unavailable: not enough replicas answered in time,\n"
             "     the group holds no certified state, or every lane stayed in use\n"
-            "  4  any other error\n",
+            "     (status: fewer than a quorum of replicas healthy)\n"
+            "  4  any other error\n"
+            "  5  status: some replica unhealthy, a quorum healthy\n",
             BFTKV_VALUE_MAX, CLI_DEFAULT_CONFIG, BFTKV_KEY_MAX, BFTKV_VALUE_MAX);
 }
 
@@ -243,10 +261,11 @@ static long cli_read_stdin(uint8_t *buf, size_t cap, int *code)
  * A PUT writes val (vlen bytes); a GET returns the value in *got, allocated (the
  * caller frees it with bftkv_free), and its length in *got_len. */
 static int cli_op(const struct cli *cli, int op, const char *key, const void *val, size_t vlen, void **got,
-                  size_t *got_len)
+                  size_t *got_len, int *rc_out)
 {
     struct bftkv_client *c = NULL;
     int code = cli_open(cli, &c);
+    *rc_out = code == EXIT_OK ? 0 : BFTKV_E_UNAVAILABLE;
     if (code != EXIT_OK) {
         return code;
     }
@@ -263,8 +282,30 @@ static int cli_op(const struct cli *cli, int op, const char *key, const void *va
         what = "del";
         rc = bftkv_del(c, key, klen);
     }
+    *rc_out = rc;
     code = cli_result(cli, c, rc, what);
     bftkv_client_close(c);
+    return code;
+}
+
+/* --json: the result of put, get or del on key, without a value (a GET that
+ * found one prints its own). */
+static int cli_json_op(const char *what, const char *key, int code, int rc)
+{
+    printf("{\"command\":\"%s\",", what);
+    cli_json_bytes_field(stdout, "key", (const uint8_t *)key, strlen(key));
+    bool put = strcmp(what, "put") == 0;
+    if (code == EXIT_OK && put)
+        printf(",\"ok\":true");
+    else if (code == EXIT_OK || rc == BFTKV_E_NOT_FOUND)
+        printf(",\"ok\":%s,\"found\":%s", code == EXIT_OK ? "true" : "false", code == EXIT_OK ? "true" : "false");
+    else
+        printf(",\"ok\":false,\"error\":\"%s\"", bftkv_strerror(rc));
+    printf(",\"exit\":%d}\n", code);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "bftkv: writing the result: %s\n", strerror(errno));
+        return EXIT_OTHER;
+    }
     return code;
 }
 
@@ -282,22 +323,49 @@ static int cli_put(const struct cli *cli, const char *key, const char *value)
         val = buf;
         vlen = (size_t)n;
     }
-    return cli_op(cli, BFTKV_OP_PUT, key, val, vlen, NULL, NULL);
+    int rc = 0;
+    int code = cli_op(cli, BFTKV_OP_PUT, key, val, vlen, NULL, NULL, &rc);
+    return cli->json ? cli_json_op("put", key, code, rc) : code;
 }
 
 static int cli_get(const struct cli *cli, const char *key)
 {
     void *val = NULL;
     size_t vlen = 0;
-    int code = cli_op(cli, BFTKV_OP_GET, key, NULL, 0, &val, &vlen);
+    int rc = 0;
+    int code = cli_op(cli, BFTKV_OP_GET, key, NULL, 0, &val, &vlen, &rc);
     if (code != EXIT_OK) {
-        return code;
+        return cli->json ? cli_json_op("get", key, code, rc) : code;
     }
-    bool ok = fwrite(val, 1, vlen, stdout) == vlen;
-    if (ok && isatty(STDOUT_FILENO)) {
+    const uint8_t *v = val;
+    bool ok = true;
+    if (cli->json) {
+        printf("{\"command\":\"get\",");
+        cli_json_bytes_field(stdout, "key", (const uint8_t *)key, strlen(key));
+        printf(",\"ok\":true,\"found\":true,\"length\":%zu,", vlen);
+        if (cli->encoding == CLI_HEX) {
+            printf("\"encoding\":\"hex\",\"value\":\"");
+            cli_hex(stdout, v, vlen);
+            printf("\"");
+        } else if (cli->encoding == CLI_BASE64 || !cli_utf8_valid(v, vlen)) {
+            printf("\"encoding\":\"base64\",\"value\":\"");
+            cli_base64(stdout, v, vlen);
+            printf("\"");
+        } else {
+            printf("\"encoding\":\"utf8\",\"value\":");
+            cli_json_string(stdout, v, vlen);
+        }
+        printf(",\"exit\":0}\n");
+    } else if (cli->encoding != CLI_RAW) {
+        (cli->encoding == CLI_HEX ? cli_hex : cli_base64)(stdout, v, vlen);
         ok = fputc('\n', stdout) != EOF;
+    } else {
+        ok = fwrite(val, 1, vlen, stdout) == vlen;
+        if (ok && isatty(STDOUT_FILENO)) {
+            ok = fputc('\n', stdout) != EOF;
+        }
     }
-    ok = fflush(stdout) == 0 && ok;
+    ok = fflush(stdout) == 0 && !ferror(stdout) && ok;
     bftkv_free(val);
     if (!ok) {
         fprintf(stderr, "bftkv: writing the value: %s\n", strerror(errno));
@@ -308,7 +376,9 @@ static int cli_get(const struct cli *cli, const char *key)
 
 static int cli_del(const struct cli *cli, const char *key)
 {
-    return cli_op(cli, BFTKV_OP_DEL, key, NULL, 0, NULL, NULL);
+    int rc = 0;
+    int code = cli_op(cli, BFTKV_OP_DEL, key, NULL, 0, NULL, NULL, &rc);
+    return cli->json ? cli_json_op("del", key, code, rc) : code;
 }
 
 /* ---- stats ------------------------------------------------------------------------------- */
@@ -340,10 +410,25 @@ static int cli_stats(const struct cli *cli, const char *replica_arg)
     if (rc != 0) {
         struct cli timed = *cli;
         timed.timeout_ms = timeout_ms;
-        return cli_fail(&timed, rc, "stats");
+        int code = cli_fail(&timed, rc, "stats");
+        if (cli->json) {
+            printf("{\"command\":\"stats\",\"replica\":%lu,\"ok\":false,\"error\":\"%s\",\"exit\":%d}\n", replica,
+                   bftkv_strerror(rc), code);
+            fflush(stdout);
+        }
+        return code;
+    }
+    while (len > 0 && (json[len - 1] == '\n' || json[len - 1] == ' ')) {
+        len--;
+    }
+    if (cli->json) {
+        printf("{\"command\":\"stats\",\"replica\":%lu,\"ok\":true,\"stats\":", replica);
     }
     bool ok = fwrite(json, 1, len, stdout) == len;
-    if (ok && (len == 0 || json[len - 1] != '\n')) {
+    if (ok && cli->json) {
+        ok = fputs(",\"exit\":0}", stdout) != EOF;
+    }
+    if (ok) {
         ok = fputc('\n', stdout) != EOF;
     }
     if (fflush(stdout) != 0 || !ok) {
@@ -355,7 +440,7 @@ static int cli_stats(const struct cli *cli, const char *replica_arg)
 
 /* ---- keygen ------------------------------------------------------------------------------ */
 
-static int cli_keygen(const char *path)
+static int cli_keygen(const struct cli *cli, const char *path)
 {
     if (path[0] == '-') {
         /* `bftkv keygen -x` would write a secret key file named like an option */
@@ -370,7 +455,13 @@ static int cli_keygen(const char *path)
         fprintf(stderr, "bftkv: %s\n", err);
         return EXIT_OTHER;
     }
-    printf("x25519=%s ed25519=%s\n", x, ed);
+    if (cli->json) {
+        printf("{\"command\":\"keygen\",");
+        cli_json_bytes_field(stdout, "path", (const uint8_t *)path, strlen(path));
+        printf(",\"ok\":true,\"x25519\":\"%s\",\"ed25519\":\"%s\",\"exit\":0}\n", x, ed);
+    } else {
+        printf("x25519=%s ed25519=%s\n", x, ed);
+    }
     if (fflush(stdout) != 0) {
         fprintf(stderr, "bftkv: writing the public keys: %s\n", strerror(errno));
         return EXIT_OTHER;
@@ -399,6 +490,15 @@ static const struct cli_command cli_commands[] = {
     { "stats", 1, "stats REPLICA",
       "Print replica REPLICA's counters and latencies as JSON (an authenticated admin\n"
       "request as client --client; it uses no lane of the client id).\n" },
+    { "status", -1, "status [--json] [--max-behind N]",
+      "Ask every replica for its stats at once and print one row each: address,\n"
+      "partition, view and role, last executed and how far behind the most advanced\n"
+      "replica, durability, whether it holds state, whether its state digest agrees\n"
+      "with f+1 replicas at the same sequence number. Unhealthy: no answer (within\n"
+      "--timeout, default 1500 ms), no state, another view than the quorum's, more\n"
+      "than N behind (default 256), a differing digest. Exit 0 all healthy, 5 some\n"
+      "unhealthy, 3 fewer than q = ceil((n+f+1)/2) healthy. --json: one object per\n"
+      "replica and a summary object, one per line.\n" },
     { "keygen", 1, "keygen PATH",
       "Write a new secret key file at PATH (mode 0600, never overwrites; a PATH that\n"
       "starts with '-' is refused: write ./-name) and print its public keys as the\n"
@@ -435,6 +535,9 @@ static int cli_parse_options(int argc, char **argv, struct cli *cli)
         { "timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
+        { "json", no_argument, NULL, 'j' },
+        { "hex", no_argument, NULL, 'x' },
+        { "base64", no_argument, NULL, 'b' },
         { NULL, 0, NULL, 0 },
     };
     const char *env = getenv("BFTKV_CONFIG");
@@ -462,6 +565,16 @@ static int cli_parse_options(int argc, char **argv, struct cli *cli)
         case 'h':
             cli_help(stdout);
             return -1;
+        case 'j':
+            cli->json = true;
+            break;
+        case 'x':
+        case 'b':
+            if (cli->encoding != CLI_RAW) {
+                return cli_usage("%s", "--hex and --base64 exclude each other");
+            }
+            cli->encoding = ch == 'x' ? CLI_HEX : CLI_BASE64;
+            break;
         case 'V':
             printf("bftkv %s\n", BFTKV_VERSION);
             return -1;
@@ -520,11 +633,14 @@ int main(int argc, char **argv)
     if (strcmp(name, "admin") == 0) {
         return cli_admin(args, nargs);
     }
+    if (strcmp(name, "status") == 0) {
+        return cli_status(cli.config, cli.client, cli.timeout_ms, cli.json, args, nargs);
+    }
     if (nargs != cmd->args) {
         return cli_usage("usage: bftkv [OPTIONS] %s", cmd->usage);
     }
     if (strcmp(name, "keygen") == 0) {
-        return cli_keygen(args[0]);
+        return cli_keygen(&cli, args[0]);
     }
     if (strcmp(name, "stats") == 0) {
         return cli_stats(&cli, args[0]);
