@@ -433,6 +433,8 @@ static void io_mirror_stats(struct bftkv_client *c)
     c->stats.readonly_timeouts = es->readonly_timeouts;
     c->stats.readonly_resends = es->readonly_resends;
     c->stats.readonly_retries = es->readonly_retries;
+    c->stats.stale_reads = es->stale_submitted;
+    c->stats.stale_moves = es->stale_moves;
     c->stats.replies_dropped = dropped;
     c->stats.replies_forwarded = c->forwarded;
     c->stats.probes_sent = c->probes;

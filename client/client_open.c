@@ -307,7 +307,7 @@ static int client_options_check(const struct bftkv_client_options *opt)
         CLIENT_ERR(opt, "bftkv client: unknown backend %d", opt->backend);
         return BFTKV_E_INVAL;
     }
-    if ((opt->flags & ~(uint32_t)BFTKV_CLIENT_SUBMIT_BLOCK) != 0) {
+    if ((opt->flags & ~(uint32_t)(BFTKV_CLIENT_SUBMIT_BLOCK | BFTKV_CLIENT_STALE_READS)) != 0) {
         CLIENT_ERR(opt, "bftkv client: unknown flags 0x%x", opt->flags);
         return BFTKV_E_INVAL;
     }
@@ -343,6 +343,7 @@ static int client_engine_init(struct bftkv_client *c, const struct bftkv_config 
     }
     pc.lanes = c->lanes;
     pc.lane_base = c->lane_base;
+    pc.stale_reads = (c->flags & BFTKV_CLIENT_STALE_READS) != 0;
     uint64_t wall = client_wall_ns();
     pc.timestamp_base = wall > c->lease.ts_floor ? wall : c->lease.ts_floor;
     c->lease.first_ts = pc.timestamp_base;

@@ -110,6 +110,8 @@ void client_route_stats(struct bftkv_client *r, struct bftkv_client_stats *sum)
         sum->readonly_timeouts += s.readonly_timeouts;
         sum->readonly_resends += s.readonly_resends;
         sum->readonly_retries += s.readonly_retries;
+        sum->stale_reads += s.stale_reads;
+        sum->stale_moves += s.stale_moves;
         if (p == 0) {
             sum->lanes = s.lanes; /* per partition: every partition's handle leases alike */
             sum->lane_base = s.lane_base;

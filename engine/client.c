@@ -47,6 +47,7 @@ void pbft_client_config_defaults(struct pbft_client_config *cfg)
     cfg->retransmit_timeout_ns = 100u * 1000u * 1000u; /* 100 ms */
     cfg->timestamp_base = 0;
     cfg->readonly_fast_path = true;
+    cfg->stale_reads = false;
     cfg->bugs = 0;
 }
 
@@ -285,6 +286,54 @@ static void client_loss_sample(struct pbft_client *c, bool retransmitted)
         c->hedging = false;
 }
 
+/* ---- Stale reads (docs/design.md §5.3, "Stale reads") ----------------------------------
+ * A GET of a client with stale_reads asks ONE replica for its current value
+ * (a read-only request with WIRE_REQ_FULL_ALL, so that replica sends the value in
+ * full) and takes its first authenticated answer: no ordering, no quorum. Each
+ * lane starts at its own replica, so a handle's reads spread over the group. No
+ * answer within the retransmission interval (which backs off), or an answer that
+ * says the replica holds no state, moves the ask on to the next replica. */
+static int lane_stale_submit(struct pbft_client *c, uint16_t lane, const void *key, uint64_t now_ns,
+                                  struct pbft_out *out)
+{
+    struct client_lane *l = &c->lanes[lane];
+    l->req_len = lane_encode(c, l, lane, WIRE_REQ_READONLY | WIRE_REQ_FULL_ALL, key, NULL, l->req);
+    l->stale_target = (uint16_t)(((uint32_t)c->cfg.id + lane + c->cfg.lane_base) % c->cfg.n);
+    l->stale_asked = 1ull << l->stale_target;
+    if (!client_lane_send_to(c, l, l->stale_target, out)) {
+        return BFTKV_E_AGAIN;
+    }
+    client_lane_votes_clear(c, l);
+    l->state = LANE_STALE;
+    l->timeout_ns = client_first_timeout(c);
+    l->sent_ns = now_ns;
+    l->deadline_ns = now_ns + l->timeout_ns;
+    l->retransmits = 0;
+    c->stats.submitted++;
+    c->stats.stale_submitted++;
+    return lane;
+}
+
+/* Ask the next replica (fresh authenticator, same timestamp). */
+static void lane_stale_move(struct pbft_client *c, uint16_t lane, uint64_t now_ns, struct pbft_out *out)
+{
+    struct client_lane *l = &c->lanes[lane];
+    BFTKV_ASSERT(l->state == LANE_STALE);
+    uint16_t next = (uint16_t)((l->stale_target + 1u) % c->cfg.n);
+    client_lane_reencode(c, l, lane, WIRE_REQ_READONLY | WIRE_REQ_FULL_ALL);
+    if (!client_lane_send_to(c, l, next, out)) {
+        l->deadline_ns = now_ns; /* still due: the caller drains the outbox and ticks again */
+        return;
+    }
+    l->stale_target = next;
+    l->stale_asked |= 1ull << next;
+    c->stats.stale_moves++;
+    l->retransmits++;
+    uint64_t cap = CLIENT_BACKOFF_MAX * c->cfg.retransmit_timeout_ns;
+    l->timeout_ns = l->timeout_ns * 2u > cap ? cap : l->timeout_ns * 2u;
+    l->deadline_ns = now_ns + l->timeout_ns;
+}
+
 int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const void *key, size_t klen,
                        const void *value, size_t vlen, struct pbft_out *out)
 {
@@ -299,11 +348,15 @@ int pbft_client_submit(struct pbft_client *c, uint64_t now_ns, uint8_t op, const
         return BFTKV_E_FULL;
     }
     struct client_lane *l = &c->lanes[lane];
+    bool stale = op == WIRE_OP_GET && c->cfg.stale_reads;
     bool readonly = op == WIRE_OP_GET && c->cfg.readonly_fast_path;
     l->op = op;
     l->klen = (uint16_t)klen;
     l->vlen = (uint32_t)vlen;
     l->timestamp = client_readonly_timestamp_pick(c, (uint16_t)lane, now_ns);
+    if (stale) {
+        return lane_stale_submit(c, (uint16_t)lane, key, now_ns, out);
+    }
     l->req_len = lane_encode(c, l, (uint16_t)lane, readonly ? WIRE_REQ_READONLY : 0u, key, value, l->req);
     /* Read-only requests go to every replica (TOCS 2002 §5.1.3), so do large ones;
      * the rest to the primary of the view we believe current (§4.1). */
@@ -400,6 +453,8 @@ static void client_on_tick(struct pbft_client *c, uint64_t now_ns, struct pbft_o
             client_readonly_on_deadline(c, i, now_ns, out);
         } else if (l->state == LANE_ORDERED) {
             lane_retransmit(c, i, now_ns, out);
+        } else if (l->state == LANE_STALE) {
+            lane_stale_move(c, i, now_ns, out);
         }
     }
 }
@@ -412,7 +467,7 @@ uint64_t pbft_client_next_deadline(const struct pbft_client *c)
     uint64_t t = UINT64_MAX;
     for (uint16_t i = 0; i < c->cfg.lanes; i++) {
         const struct client_lane *l = &c->lanes[i];
-        if ((l->state == LANE_ORDERED || l->state == LANE_READONLY) && l->deadline_ns < t) {
+        if ((l->state == LANE_ORDERED || l->state == LANE_READONLY || l->state == LANE_STALE) && l->deadline_ns < t) {
             t = l->deadline_ns;
         }
     }
@@ -447,14 +502,14 @@ static bool ignore_reply(const struct pbft_client *c, const struct wire_msg *m)
         return true;
     }
     const struct client_lane *l = &c->lanes[rp->lane - c->cfg.lane_base];
-    if (l->state != LANE_ORDERED && l->state != LANE_READONLY) {
+    if (l->state != LANE_ORDERED && l->state != LANE_READONLY && l->state != LANE_STALE) {
         return true;
     }
     if (m->h.seq != l->timestamp) {
         return true;
     }
     bool ro_reply = (rp->rflags & WIRE_REPLY_READONLY) != 0;
-    return ro_reply != (l->state == LANE_READONLY);
+    return ro_reply != (l->state == LANE_READONLY || l->state == LANE_STALE);
 }
 
 /* Keep a verified full result if we have none, or if this one's answer now has at
@@ -517,10 +572,12 @@ static void lane_learn_view(struct pbft_client *c, const struct client_lane *l, 
 static void lane_accept(struct pbft_client *c, uint16_t lane, uint64_t now_ns)
 {
     struct client_lane *l = &c->lanes[lane];
-    lane_learn_view(c, l, l->result_status, l->result_digest);
+    if (l->state != LANE_STALE) {
+        lane_learn_view(c, l, l->result_status, l->result_digest); /* one answer vouches for no view */
+    }
     if (l->state == LANE_READONLY) {
         client_readonly_on_accept(c, l, now_ns);
-    } else {
+    } else if (l->state == LANE_ORDERED) {
         client_loss_sample(c, l->retransmits > 0);
     }
     if (l->state == LANE_ORDERED && l->retransmits == 0 && now_ns > l->sent_ns) {
@@ -586,6 +643,25 @@ static void client_on_reply(struct pbft_client *c, const struct wire_msg *m, uin
         uint8_t check[BFTKV_DIGEST_SIZE];
         empty_result_digest(c, rp->status, check);
         full = memcmp(check, rp->result_digest, BFTKV_DIGEST_SIZE) == 0;
+    }
+
+    if (l->state == LANE_STALE) {
+        /* One replica's answer is the result, if it was asked (it holds no
+         * state, or sent no value: ask the next). */
+        if ((l->stale_asked >> m->h.sender & 1u) == 0) {
+            c->stats.replies_ignored++;
+            return;
+        }
+        if (rp->status == BFTKV_E_NO_STATE || !full) {
+            if (m->h.sender == l->stale_target)
+                lane_stale_move(c, lane, now_ns, out);
+            return;
+        }
+        l->votes[m->h.sender] = (struct client_vote){.valid = true, .status = rp->status, .view = m->h.view};
+        memcpy(l->votes[m->h.sender].digest, rp->result_digest, BFTKV_DIGEST_SIZE);
+        lane_result_offer(c, l, rp->status, rp->result_digest, rp->result, rp->result_len);
+        lane_accept(c, lane, now_ns);
+        return;
     }
 
     /* On the read-only path a replica votes once per round: a second answer (to

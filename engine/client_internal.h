@@ -59,6 +59,7 @@ enum client_lane_state {
     LANE_ORDERED = 1,  /* waiting for f+1 matching replies */
     LANE_READONLY = 2, /* waiting for q matching read-only replies */
     LANE_DONE = 3,     /* accepted, waiting to be reported to the caller */
+    LANE_STALE = 4,    /* a stale read: waiting for the one replica asked */
 };
 
 /* One replica's reply for the lane's current timestamp: on the ordered path the
@@ -85,6 +86,8 @@ struct client_lane {
     bool ro_grace;       /* read-only: the deadline is client_readonly_grace's */
     uint8_t ro_round;    /* read-only rounds started for this GET, 1.. */
     uint8_t ro_resends;  /* re-asks in the current round */
+    uint16_t stale_target; /* a stale read: the replica asked last ... */
+    uint64_t stale_asked;  /* ... and every one asked (bit per replica): the answers it takes */
     uint8_t *req;        /* CLIENT_REQUEST_MAX bytes: the encoded REQUEST */
     size_t req_len;
     struct client_vote *votes; /* n entries */

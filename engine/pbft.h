@@ -423,6 +423,10 @@ struct pbft_client_config {
                                        wall-clock ns so a restarted client keeps
                                        increasing timestamps */
     bool readonly_fast_path;        /* GETs try the read-only path first */
+    bool stale_reads;               /* GETs read ONE replica's state, no ordering, no
+                                       quorum: possibly stale, and wrong if that replica
+                                       is faulty (docs/design.md §5.3, "Stale reads");
+                                       never the default */
     uint32_t bugs;                  /* enum pbft_bug, tests only */
 };
 
@@ -457,6 +461,9 @@ struct pbft_client_stats {
     uint64_t requests_hedged;      /* ordered requests sent to every replica at once
                                       because many recent ones needed retransmission
                                       (a lossy network, docs/design.md §5.5.2) */
+    uint64_t stale_submitted;      /* GETs sent as stale reads (stale_reads) ... */
+    uint64_t stale_moves;          /* ... asks moved on to the next replica (no answer in
+                                      time, or one that holds no state) */
 };
 
 struct pbft_client;

@@ -180,6 +180,7 @@ struct bench {
     size_t key_size, value_size;
     size_t value_len; /* bytes of each written value: value_size, at least BENCH_TOKEN_LEN with --history */
     bool readonly, final_read, prefill;
+    bool stale_reads; /* --stale-reads: GETs read one replica (BFTKV_CLIENT_STALE_READS) */
     uint64_t seed;
     double load_point[BENCH_LOAD_POINTS_MAX]; /* --load-points, in the order given */
     uint32_t load_points;

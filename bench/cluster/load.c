@@ -324,6 +324,7 @@ int bench_handles_open(struct bench *b, const char *config_path)
         char err[512] = "";
         opt.lanes = (uint16_t)lanes;
         opt.queue_max = nslots + 16u > BFTKV_CLIENT_QUEUE_MAX ? BFTKV_CLIENT_QUEUE_MAX : nslots + 16u;
+        opt.flags = b->stale_reads ? BFTKV_CLIENT_STALE_READS : 0u;
         opt.err = err;
         opt.errlen = sizeof err;
         uint16_t id = (uint16_t)(b->client_base + t);

@@ -126,12 +126,13 @@ static int bench_usage(const char *msg)
     fprintf(stderr,
             "usage: bftkv-bench --config FILE [--cluster-dir DIR] [--duration S] [--warmup S] [--clients C]\n"
             "         [--outstanding P] [--threads T] [--rate R] [--keys K] [--key-size B] [--value-size B]\n"
-            "         [--read-ratio F] [--del-ratio F] [--readonly] [--zipf THETA] [--seed N]\n"
+            "         [--read-ratio F] [--del-ratio F] [--readonly | --stale-reads] [--zipf THETA] [--seed N]\n"
             "         [--format table|json|csv] [--out FILE] [--history FILE [--final-read]]\n"
             "         [--client-base ID] [--label TEXT] [--load-points F,F...] [--prefill]\n"
             "Closed loop unless --rate (open loop, ops/s). Without --clients/--threads: every lane of the\n"
             "config's client ids busy (T = spare ids - 1, at most 8; C = T x client_lanes, at most 512).\n"
-            "GETs are ordered unless --readonly (the read-only fast path; a client-side setting). Ops:\n"
+            "GETs are ordered unless --readonly (the read-only fast path; a client-side setting) or\n"
+            "--stale-reads (one replica's answer, no quorum: possibly stale or wrong; not with --history). Ops:\n"
             "--read-ratio GETs, --del-ratio DELs, the rest PUTs. Every PUT writes a fresh value of\n"
             "--value-size bytes (default 16); --value-size 0 is the 0/0 workload (empty values: once a key\n"
             "exists a PUT changes nothing), labelled so. --prefill: write every key of --keys once first\n"
@@ -242,6 +243,7 @@ static const struct bench_opt bench_opts[] = {
     {"label", 'L', OPT_TEXT, BENCH_FIELD(label), 0, 0, NULL},
     {"final-read", 'F', OPT_FLAG, BENCH_FIELD(final_read), 0, 0, NULL},
     {"readonly", 'o', OPT_FLAG, BENCH_FIELD(readonly), 0, 0, NULL},
+    {"stale-reads", 'S', OPT_FLAG, BENCH_FIELD(stale_reads), 0, 0, NULL},
     {"prefill", 'I', OPT_FLAG, BENCH_FIELD(prefill), 0, 0, NULL},
     OPT_NUM("duration", 'd', duration, 0.1, 3600, "--duration: 0.1..3600"),
     OPT_NUM("warmup", 'w', warmup, 0, 600, "--warmup: 0..600"),
@@ -362,6 +364,12 @@ static int bench_options(struct bench *b, int argc, char **argv)
     }
     if (b->read_ratio + b->del_ratio > 1.0 + 1e-9) {
         return bench_usage("--read-ratio + --del-ratio: at most 1");
+    }
+    if (b->stale_reads && b->history_path != NULL) {
+        return bench_usage("--stale-reads are not linearizable by design: a --history of them is no check");
+    }
+    if (b->stale_reads && b->readonly) {
+        return bench_usage("--stale-reads or --readonly: one read path");
     }
     if (b->final_read && b->history_path == NULL) {
         return bench_usage("--final-read is part of a --history");

@@ -457,7 +457,8 @@ static void bench_result_fill(struct bench *b, struct hdr_histogram *all, struct
         snprintf(r->name, sizeof r->name,
                  "bftkv/put_get/N:%u/clients:%u/outstanding:%u/key:%zu/value:%zu/read:%.2f%s%s/%s", b->cfg->n,
                  b->clients, b->outstanding, b->key_size, b->value_len, b->read_ratio, del,
-                 b->readonly && b->read_ratio > 0 ? "/ro" : "", b->rate > 0 ? "open" : "closed");
+                 b->readonly && b->read_ratio > 0 ? "/ro" : b->stale_reads && b->read_ratio > 0 ? "/stale" : "",
+                 b->rate > 0 ? "open" : "closed");
     }
 }
 
@@ -546,6 +547,7 @@ static void bench_write_json_context(struct bench *b, FILE *fp)
     fprintf(fp, "    \"config\": \"%s\",\n    \"N\": %u,\n    \"f\": %u,\n", b->config_path, b->cfg->n, b->cfg->f);
     fprintf(fp, "    \"batch_max_requests\": %u,\n    \"client_lanes\": %u,\n    \"readonly_fast_path\": %s,\n",
             b->cfg->batch_max_requests, b->cfg->client_lanes, b->cfg->readonly_fast_path ? "true" : "false");
+    fprintf(fp, "    \"stale_reads\": %s,\n", b->stale_reads ? "true" : "false");
     fprintf(fp,
             "    \"clients\": %u,\n    \"outstanding\": %u,\n    \"threads\": %u,\n    \"mode\": \"%s\",\n"
             "    \"rate\": %.0f,\n    \"keys\": %" PRIu64 ",\n    \"key_size\": %zu,\n    \"value_size\": %zu,\n"

@@ -129,6 +129,14 @@ enum bftkv_client_flag {
     /* bftkv_submit waits (up to timeout_ms) for room in a full queue instead of
      * returning BFTKV_E_FULL at once. Never from a callback. */
     BFTKV_CLIENT_SUBMIT_BLOCK = 1u << 0,
+    /* Stale reads: every GET of the handle reads ONE replica's current state,
+     * without ordering and without a quorum (the next replica when it does not
+     * answer in time or holds no state). Faster and available while a single
+     * replica answers, but the value may be STALE (that replica may lag behind
+     * acknowledged writes) and WRONG if that replica is faulty: it is not
+     * linearizable and not Byzantine-fault-tolerant. Never the default; PUT and
+     * DEL are unaffected (docs/design.md §5.3, "Stale reads"). */
+    BFTKV_CLIENT_STALE_READS = 1u << 1,
 };
 
 #define BFTKV_CLIENT_QUEUE_DEFAULT 1024u /* queue_max when 0 */
@@ -277,6 +285,8 @@ struct bftkv_client_stats {
     uint64_t readonly_timeouts; /* read-only fallbacks after a wait that was no grace (of readonly_fallbacks) */
     uint64_t readonly_resends;  /* read-only rounds that asked the replicas yet to answer again */
     uint64_t readonly_retries;  /* second read-only rounds (fresh timestamp) instead of ordering */
+    uint64_t stale_reads;       /* GETs sent as stale reads (BFTKV_CLIENT_STALE_READS) ... */
+    uint64_t stale_moves;       /* ... asks moved on to the next replica */
 };
 
 /* A snapshot of the handle's counters. 0, or BFTKV_E_INVAL (also when

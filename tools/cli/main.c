@@ -64,6 +64,7 @@ struct cli {
     int timeout_ms; /* 0: the config's client_timeout_ms */
     bool json;      /* --json: one JSON object per result on stdout */
     enum cli_encoding encoding; /* get's value: raw bytes, --hex or --base64 */
+    bool stale;     /* get --stale: one replica's answer (BFTKV_CLIENT_STALE_READS) */
 };
 
 static void cli_help(FILE *fp)
@@ -77,8 +78,9 @@ static void cli_help(FILE *fp)
             "Commands:\n"
             "  put KEY VALUE     store VALUE under KEY\n"
             "  put KEY -         store what stdin holds (at most %u bytes) under KEY\n"
-            "  get KEY           print KEY's value: its bytes exactly, followed by a newline\n"
-            "                    only when stdout is a terminal\n"
+            "  get [--stale] KEY print KEY's value: its bytes exactly, followed by a newline\n"
+            "                    only when stdout is a terminal; --stale: one replica's\n"
+            "                    answer, possibly stale or wrong (bftkv get --help)\n"
             "  del KEY           remove KEY\n"
             "  stats REPLICA     print replica REPLICA's counters and latencies (JSON)\n"
             "  status            one table of every replica's health; exit 0 healthy, 5 some\n"
@@ -215,6 +217,7 @@ static int cli_open(const struct cli *cli, struct bftkv_client **out)
     opt.lanes = 1;     /* one request per run: one lane of the client id's */
     opt.queue_max = 4;
     opt.session_wait_ms = cli->timeout_ms > 0 ? cli->timeout_ms : CLI_SESSION_WAIT_MS;
+    opt.flags = cli->stale ? BFTKV_CLIENT_STALE_READS : 0u;
     opt.err = err;
     opt.errlen = sizeof err;
     int rc = bftkv_client_open(cli->config, cli->client, &opt, out);
@@ -483,9 +486,14 @@ static const struct cli_command cli_commands[] = {
       "Store VALUE under KEY; with VALUE '-', store what stdin holds (at most the value\n"
       "limit). Exit 0 when the replicas agreed the write, 3 when not enough of them\n"
       "answered in time (the write may still happen: read the key to find out).\n" },
-    { "get", 1, "get KEY",
+    { "get", 1, "get [--stale] KEY",
       "Print KEY's value: its bytes exactly, followed by a newline only when stdout\n"
-      "is a terminal. Exit 1 when the key does not exist.\n" },
+      "is a terminal. Exit 1 when the key does not exist.\n"
+      "--stale: read ONE replica's current value, without ordering or a quorum (the\n"
+      "next replica if it does not answer in time or holds no state). It answers\n"
+      "while a single replica is up, but the value may be STALE (that replica may\n"
+      "not have applied acknowledged writes yet) and WRONG if that replica is\n"
+      "faulty: not linearizable, not Byzantine-fault-tolerant. Never the default.\n" },
     { "del", 1, "del KEY", "Remove KEY. Exit 1 when the key did not exist.\n" },
     { "stats", 1, "stats REPLICA",
       "Print replica REPLICA's counters and latencies as JSON (an authenticated admin\n"
@@ -622,6 +630,11 @@ int main(int argc, char **argv)
     if (nargs > 0 && cli_is_help(args[0])) {
         cli_command_help(cmd);
         return EXIT_OK;
+    }
+    if (strcmp(name, "get") == 0 && nargs > 0 && strcmp(args[0], "--stale") == 0) {
+        cli.stale = true;
+        args++;
+        nargs--;
     }
     if (nargs > 0 && strcmp(args[0], "--") == 0) {
         args++;
