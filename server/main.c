@@ -275,6 +275,11 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     uint16_t id = (uint16_t)a.id;
+    /* This thread's lines name the replica too (no view: the engine is the
+     * protocol thread's, common/log.h). */
+    static struct log_ctx main_ctx;
+    main_ctx = (struct log_ctx){.node = id, .partition = cfg->group};
+    log_ctx_set(&main_ctx);
     if (a.byzantine != BYZ_NONE && !cfg->test_modes) {
         log_error("--byzantine %s refused: %s does not say 'test_modes on' (never in production)",
                   byz_mode_name(a.byzantine), cfg->name);

@@ -78,7 +78,7 @@ static int node_group_add(struct server_node *n, const struct server_node_option
     n->by_partition[p] = n->g[k];
     struct node_loop *l = &n->loop[p % n->threads];
     l->group[l->groups++] = k;
-    snprintf(n->g[k]->log_prefix, sizeof n->g[k]->log_prefix, "partition %u: ", p);
+    n->g[k]->log_ctx.node = opt->map->node_id[opt->node]; /* its lines: node=N partition=P view=V */
     const uint16_t *set = cluster_map_partition_replicas(opt->map, p);
     for (uint16_t i = 0; i < n->g[k]->n; i++) {
         l->node_addr[set[i]] = n->g[k]->replica_addr[i];

@@ -85,6 +85,14 @@ static int server_addresses_resolve(struct server *s, char *err, size_t errlen)
     return 0;
 }
 
+/* A line's view field (common/log.h): read on the protocol thread only, which
+ * alone sets this replica's context. */
+static unsigned long long server_log_view(const void *arg)
+{
+    const struct server *s = arg;
+    return s->replica != NULL ? (unsigned long long)pbft_replica_view(s->replica) : 0;
+}
+
 int server_create(const struct server_options *opt, struct server **out, char *err, size_t errlen)
 {
     if (opt == NULL || opt->cfg == NULL || opt->keys == NULL || out == NULL)
@@ -135,6 +143,7 @@ int server_create(const struct server_options *opt, struct server **out, char *e
     rcfg.restarted = opt->restarted && !rcfg.durable;
     if (rc == 0)
         rc = pbft_replica_create(&rcfg, &s->auth, s->store, &s->replica);
+    s->log_ctx = (struct log_ctx){.node = s->id, .partition = cfg->group, .view = server_log_view, .arg = s};
     if (rc != 0) {
         errbuf_put(err, errlen, "%s: the engine refused the configuration of replica %u", cfg->name, s->id);
         goto fail;
@@ -474,6 +483,7 @@ static void server_engine_step(struct server *s, const struct pbft_event *ev)
 
 void server_recovery_finish(struct server *s)
 {
+    log_ctx_set(&s->log_ctx);
     if (!s->recovering)
         return;
     s->recovering = false;
@@ -684,6 +694,7 @@ bool server_msg_decode(struct server *s, const uint8_t *msg, size_t size, bool a
 void server_msg_handle(struct server *s, const struct sockaddr_storage *src, socklen_t srclen,
                        int8_t *from_replica, struct server_msg *m)
 {
+    log_ctx_set(&s->log_ctx);
     if (m->type == WIRE_ADMIN) {
         server_admin_handle(s, src, srclen, &m->u.admin);
         return;
@@ -728,6 +739,7 @@ void server_datagram_step(struct server *s, const struct sockaddr_storage *src, 
 
 int server_timers_run(struct server *s)
 {
+    log_ctx_set(&s->log_ctx);
     uint64_t now = server_clock_read(s); /* once per loop iteration */
     uint64_t d = pbft_replica_next_deadline(s->replica);
     if (now >= d) {

@@ -21,12 +21,14 @@
 #include <sys/socket.h>
 
 #include "common/hdr.h"
+#include "common/log.h"
 #include "engine/pbft.h"
 #include "engine/wire_le.h"
 #include "server/admin.h"
 #include "server/byzantine.h"
 #include "server/server.h"
 #include "server/wal.h"
+#include "common/log.h"
 #include "net/udp.h"
 #include "store/store.h"
 
@@ -178,9 +180,11 @@ struct server {
      * engine step, reused as the time of the next event until the thread waits. */
     uint64_t clock_ns;
     bool clock_fresh; /* false: the thread may have waited since clock_ns */
-    /* Before every line logged about the engine: "" for a single group,
-     * "partition P: " for a deployment node's hosted replica (server/node.c). */
+    /* Before every line logged about the engine: "" (a line's node, partition
+     * and view fields come from log_ctx, which the protocol thread sets before it
+     * steps this replica: server_msg_handle, server_timers_run). */
     char log_prefix[24];
+    struct log_ctx log_ctx; /* node: the replica id, or a deployment's node id (server/node.c) */
     /* what the protocol thread last logged about the engine */
     uint64_t seen_view;
     bool seen_in_viewchange;
