@@ -100,6 +100,12 @@ static const char *admin_bind_host(const struct sockaddr_storage *dst)
 int bftkv_admin_stats(const struct bftkv_config *cfg, const struct auth_ctx *client, uint16_t replica,
                       uint32_t timeout_ms, char *buf, size_t cap, size_t *len)
 {
+    return bftkv_admin_exchange(cfg, client, replica, ADMIN_CMD_STATS, timeout_ms, buf, cap, len);
+}
+
+int bftkv_admin_exchange(const struct bftkv_config *cfg, const struct auth_ctx *client, uint16_t replica,
+                         uint8_t command, uint32_t timeout_ms, char *buf, size_t cap, size_t *len)
+{
     if (cfg == NULL || client == NULL || !client->is_client || client->n != cfg->n || replica >= cfg->n
         || buf == NULL || len == NULL)
         return BFTKV_E_INVAL;
@@ -145,7 +151,7 @@ int bftkv_admin_stats(const struct bftkv_config *cfg, const struct auth_ctx *cli
             if (w.nonce_first == 0)
                 w.nonce_first = nonce;
             w.nonce_last = nonce;
-            size_t n = wire_admin_request_encode(req, sizeof req, client, cfg->group, ADMIN_CMD_STATS, nonce);
+            size_t n = wire_admin_request_encode(req, sizeof req, client, cfg->group, command, nonce);
             BFTKV_ASSERT(n > 0);
             int q = net_udp_queue(u, &dst, dlen, req, n);
             if (q == 0)
@@ -173,8 +179,31 @@ int bftkv_admin_stats(const struct bftkv_config *cfg, const struct auth_ctx *cli
     return rc;
 }
 
+/* Load the client's key, then one admin exchange of command with the replica. */
+static int client_replica_admin(const struct bftkv_config *cfg, uint16_t client_id, uint16_t replica, uint8_t command,
+                                int timeout_ms, char *json, size_t cap, size_t *len, char *err, size_t errlen);
+
 int bftkv_client_replica_stats(const struct bftkv_config *cfg, uint16_t client_id, uint16_t replica,
                                int timeout_ms, char *json, size_t cap, size_t *len, char *err, size_t errlen)
+{
+    return client_replica_admin(cfg, client_id, replica, ADMIN_CMD_STATS, timeout_ms, json, cap, len, err, errlen);
+}
+
+int bftkv_client_replica_log_level(const struct bftkv_config *cfg, uint16_t client_id, uint16_t replica,
+                                   const char *level, int timeout_ms, char *json, size_t cap, size_t *len, char *err,
+                                   size_t errlen)
+{
+    static const char *const names[ADMIN_LOG_LEVELS] = {"error", "warn", "info", "debug"};
+    for (unsigned l = 0; level != NULL && l < ADMIN_LOG_LEVELS; l++)
+        if (strcmp(level, names[l]) == 0)
+            return client_replica_admin(cfg, client_id, replica, (uint8_t)(ADMIN_CMD_LOG_LEVEL + l), timeout_ms,
+                                        json, cap, len, err, errlen);
+    errbuf_put(err, errlen, "log level '%s': expected error, warn, info or debug", level ? level : "(null)");
+    return BFTKV_E_INVAL;
+}
+
+static int client_replica_admin(const struct bftkv_config *cfg, uint16_t client_id, uint16_t replica, uint8_t command,
+                                int timeout_ms, char *json, size_t cap, size_t *len, char *err, size_t errlen)
 {
     errbuf_put(err, errlen, "%s", "");
     if (cfg == NULL || json == NULL || len == NULL || timeout_ms < 0
@@ -182,8 +211,13 @@ int bftkv_client_replica_stats(const struct bftkv_config *cfg, uint16_t client_i
         errbuf_put(err, errlen, "replica stats: bad arguments");
         return BFTKV_E_INVAL;
     }
-    if (cluster_deployment_is(cfg))
+    if (cluster_deployment_is(cfg)) {
+        if (command != ADMIN_CMD_STATS) {
+            errbuf_put(err, errlen, "%s: a deployment's nodes take no admin command but stats yet", cfg->name);
+            return BFTKV_E_UNSUPPORTED;
+        }
         return client_route_node_stats(cfg, client_id, replica, timeout_ms, json, cap, len, err, errlen);
+    }
     if (replica >= cfg->n) {
         errbuf_put(err, errlen, "stats: no replica %u in %s (replicas 0..%u)", replica, cfg->name, cfg->n - 1u);
         return BFTKV_E_INVAL;
@@ -203,7 +237,7 @@ int bftkv_client_replica_stats(const struct bftkv_config *cfg, uint16_t client_i
         return rc;
     }
     uint32_t wait_ms = timeout_ms > 0 ? (uint32_t)timeout_ms : cfg->client_timeout_ms;
-    rc = bftkv_admin_stats(cfg, &auth, replica, wait_ms, json, cap, len);
+    rc = bftkv_admin_exchange(cfg, &auth, replica, command, wait_ms, json, cap, len);
     auth_destroy(&auth);
     return rc;
 }

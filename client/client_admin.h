@@ -32,6 +32,9 @@ extern "C" {
 #define ADMIN_RETRANSMIT_MS 200u
 int bftkv_admin_stats(const struct bftkv_config *cfg, const struct auth_ctx *client, uint16_t replica,
                       uint32_t timeout_ms, char *buf, size_t cap, size_t *len);
+/* The same exchange for any admin command (engine/wire_admin.h). */
+int bftkv_admin_exchange(const struct bftkv_config *cfg, const struct auth_ctx *client, uint16_t replica,
+                         uint8_t command, uint32_t timeout_ms, char *buf, size_t cap, size_t *len);
 
 #ifdef __cplusplus
 }

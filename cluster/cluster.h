@@ -82,6 +82,8 @@ struct bftkv_config_client {
     uint8_t x25519[32];
     uint8_t ed25519[32];
     uint32_t line;
+    uint32_t admin_line; /* its `admin_client ID` line, 0 if none: it may change a
+                            replica's settings at run time (the log level) */
 };
 
 struct bftkv_config {

@@ -395,6 +395,22 @@ static int dir_client(struct config_parser *p, const struct directive *d, char *
     return 0;
 }
 
+/* admin_client ID: a client (of a client line, checked once the file is read)
+ * that may change a replica's settings at run time. */
+static int dir_admin_client(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
+{
+    (void)d;
+    uint16_t id;
+    int rc = member_id(p, tok, ntok, "admin_client ID", 2, BFTKV_CLIENTS_MAX, &id);
+    if (rc)
+        return rc;
+    struct bftkv_config_client *c = &p->cfg->client[id];
+    if (c->admin_line != 0)
+        return config_fail(p, p->line, "admin_client %u given twice (first at line %u)", id, c->admin_line);
+    c->admin_line = p->line;
+    return 0;
+}
+
 /* ---- Paths and enumerations -------------------------------------------------------- */
 
 /* v joined to the file's directory unless absolute, into out
@@ -591,6 +607,7 @@ static const struct directive directives[D_COUNT] = {
     [D_PROTOCOL_THREADS] = {"protocol_threads", dir_number, FIELD(protocol_threads), 1,
                             BFTKV_CONFIG_PROTOCOL_THREADS_MAX, true},
     [D_METRICS_LISTEN] = {"metrics_listen", dir_metrics_listen, NOFIELD, 0, 0, false},
+    [D_ADMIN_CLIENT] = {"admin_client", dir_admin_client, NOFIELD, 0, 0, false},
 };
 
 /* ---- Lines --------------------------------------------------------------------------- */

@@ -184,6 +184,22 @@ static int check_deployment(struct config_parser *p)
     return 0;
 }
 
+/* Every admin_client names a client of the file (a deployment's clients are the
+ * map's: admin_client does not go with deployment_map yet). */
+static int check_admin_clients(struct config_parser *p, bool deployment)
+{
+    for (unsigned id = 0; id < BFTKV_CLIENTS_MAX; id++) {
+        const struct bftkv_config_client *c = &p->cfg->client[id];
+        if (c->admin_line == 0)
+            continue;
+        if (deployment)
+            return config_fail(p, c->admin_line, "admin_client does not go with deployment_map yet");
+        if (!c->allowed)
+            return config_fail(p, c->admin_line, "admin_client %u: no client line has id %u", id, id);
+    }
+    return 0;
+}
+
 int config_check(struct config_parser *p)
 {
     if (p->seen[D_KEY_DIR] == 0)
@@ -198,5 +214,6 @@ int config_check(struct config_parser *p)
     rc = rc ? rc : check_tuning(p);
     rc = rc || deployment ? rc : check_keys_distinct(p);
     rc = rc || deployment ? rc : config_metrics_check(p);
+    rc = rc ? rc : check_admin_clients(p, deployment);
     return rc;
 }

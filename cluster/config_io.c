@@ -134,6 +134,9 @@ static void config_group_write(const struct bftkv_config *cfg, FILE *fp)
             keys_write(fp, cfg->client[i].x25519, cfg->client[i].ed25519);
         }
     }
+    for (uint16_t i = 0; i < cfg->clients && i < BFTKV_CLIENTS_MAX; i++)
+        if (cfg->client[i].allowed && cfg->client[i].admin_line != 0)
+            fprintf(fp, "admin_client %u\n", i);
 }
 
 /* Every directive, defaults included, so the file says what the group runs with

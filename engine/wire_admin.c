@@ -67,7 +67,10 @@ enum admin_drop wire_admin_request_check(const struct auth_ctx *replica, uint16_
     BFTKV_ASSERT(!replica->is_client);
     struct wire_header h;
     if (!admin_header_ok(msg, len, (uint8_t)WIRE_ADMIN, group, &h) || h.body_len != ADMIN_REQUEST_BODY
-        || h.auth_len != (size_t)replica->n * BFTKV_MAC_SIZE || msg[WIRE_HEADER_SIZE] != ADMIN_CMD_STATS)
+        || h.auth_len != (size_t)replica->n * BFTKV_MAC_SIZE
+        || (msg[WIRE_HEADER_SIZE] != ADMIN_CMD_STATS
+            && (msg[WIRE_HEADER_SIZE] < ADMIN_CMD_LOG_LEVEL
+                || msg[WIRE_HEADER_SIZE] >= ADMIN_CMD_LOG_LEVEL + ADMIN_LOG_LEVELS)))
         return ADMIN_DROP_MALFORMED;
     if (!auth_client_known(replica, h.sender))
         return ADMIN_DROP_UNKNOWN_CLIENT;

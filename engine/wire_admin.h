@@ -9,7 +9,7 @@
  *   ADMIN (12)        client -> replica
  *     header: type 12, group, sender = client id, view 0, seq = nonce,
  *             body_len = 1, auth_len = n * 16, flags 0
- *     body:   command u8 (ADMIN_CMD_STATS = 1)
+ *     body:   command u8 (ADMIN_CMD_STATS = 1; ADMIN_CMD_LOG_LEVEL + level)
  *     auth:   an authenticator as on a REQUEST (engine/auth.h): one SipHash MAC
  *             per replica over header || body, keyed by the client-replica key
  *   ADMIN-REPLY (13)  replica -> client
@@ -53,7 +53,13 @@ BFTKV_STATIC_ASSERT(WIRE_ADMIN > WIRE_TYPE_MAX, "admin types are outside the eng
 
 enum admin_command {
     ADMIN_CMD_STATS = 1, /* the stats JSON (server/server_stats.c documents the keys) */
+    /* ADMIN_CMD_LOG_LEVEL + L (L: 0 error, 1 warn, 2 info, 3 debug): set the
+     * replica process's log level; only a client its config names in an
+     * admin_client line may (server/server.c), answered {"log_level":..,"was":..}
+     * or {"error":..}. */
+    ADMIN_CMD_LOG_LEVEL = 16,
 };
+#define ADMIN_LOG_LEVELS 4u
 
 #define ADMIN_REQUEST_BODY 1u
 /* JSON of a reply: less than 60 KiB (the interface promise). */

@@ -600,6 +600,29 @@ bool server_budget_take(struct server *s, struct server_budget *b, const struct 
 
 /* An admin request server_msg_decode checked (its MAC included): the replay and
  * rate guard, then the stats JSON. */
+/* ADMIN_CMD_LOG_LEVEL + L (engine/wire_admin.h): the process's log level, set
+ * for an admin_client of the config only; the answer's JSON in s->json. */
+static size_t server_admin_log_level(struct server *s, const struct admin_request *rq)
+{
+    enum log_level want = (enum log_level)(rq->command - ADMIN_CMD_LOG_LEVEL);
+    enum log_level was = log_level_get();
+    int n;
+    if (rq->client >= BFTKV_CLIENTS_MAX || s->cfg->client[rq->client].admin_line == 0) {
+        log_warn("client %u asked for log level %s: refused, it is no admin_client of %s", rq->client,
+                 log_level_name(want), s->cfg->name);
+        n = snprintf(s->json, ADMIN_JSON_MAX + 1u,
+                     "{\"error\":\"client %u is no admin_client of this replica's config\",\"log_level\":\"%s\"}",
+                     rq->client, log_level_name(was));
+    } else {
+        log_level_set(want);
+        log_write(want < LOG_LEVEL_INFO ? want : LOG_LEVEL_INFO, "log level %s (was %s), set by client %u",
+                  log_level_name(want), log_level_name(was), rq->client);
+        n = snprintf(s->json, ADMIN_JSON_MAX + 1u, "{\"log_level\":\"%s\",\"was\":\"%s\"}", log_level_name(want),
+                     log_level_name(was));
+    }
+    return n > 0 ? (size_t)n : 0;
+}
+
 static void server_admin_handle(struct server *s, const struct sockaddr_storage *src, socklen_t srclen,
                                 const struct admin_request *rq)
 {
@@ -608,10 +631,15 @@ static void server_admin_handle(struct server *s, const struct sockaddr_storage 
         atomic_fetch_add_explicit(&s->admin_drops[d], 1, memory_order_relaxed);
         return;
     }
-    size_t jl = server_stats_json(s, s->json, ADMIN_JSON_MAX + 1u);
-    if (jl == 0) {
-        log_warn("stats JSON longer than %u bytes: not sent", ADMIN_JSON_MAX);
-        return;
+    size_t jl;
+    if (rq->command == ADMIN_CMD_STATS) {
+        jl = server_stats_json(s, s->json, ADMIN_JSON_MAX + 1u);
+        if (jl == 0) {
+            log_warn("stats JSON longer than %u bytes: not sent", ADMIN_JSON_MAX);
+            return;
+        }
+    } else {
+        jl = server_admin_log_level(s, rq);
     }
     size_t n = wire_admin_reply_encode(s->admin_msg, ADMIN_REPLY_MAX, &s->auth, s->cfg->group,
                                   pbft_replica_view(s->replica), rq, s->json, jl);

@@ -310,6 +310,17 @@ int bftkv_client_stats(struct bftkv_client *c, struct bftkv_client_stats *out);
 int bftkv_client_replica_stats(const struct bftkv_config *cfg, uint16_t client_id, uint16_t replica,
                                int timeout_ms, char *json, size_t cap, size_t *len, char *err, size_t errlen);
 
+/* Set replica `replica`'s log level ("error", "warn", "info" or "debug") at run
+ * time, as client client_id, the same exchange as bftkv_client_replica_stats.
+ * The replica obeys only a client its config names in an `admin_client ID` line
+ * (docs/config.md). json receives its answer: {"log_level":"debug","was":"info"},
+ * or {"error":"...","log_level":"info"} when it refused. BFTKV_E_INVAL for an
+ * unknown level name, BFTKV_E_UNSUPPORTED on a deployment's file; otherwise as
+ * bftkv_client_replica_stats. */
+int bftkv_client_replica_log_level(const struct bftkv_config *cfg, uint16_t client_id, uint16_t replica,
+                                   const char *level, int timeout_ms, char *json, size_t cap, size_t *len, char *err,
+                                   size_t errlen);
+
 /* Room for any message of bftkv_client_last_error, its NUL included. */
 #define BFTKV_CLIENT_ERROR_MAX 1024u
 

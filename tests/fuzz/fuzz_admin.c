@@ -83,7 +83,9 @@ static void request_check(struct guard_run *g, const uint8_t *msg, size_t size)
     wire_header_read(msg, &h);
     FUZZ_CHECK(size == WIRE_HEADER_SIZE + ADMIN_REQUEST_BODY + FUZZ_N * BFTKV_MAC_SIZE);
     FUZZ_CHECK(rq.client == h.sender && rq.client < FUZZ_CLIENTS && rq.client != FUZZ_UNKNOWN_CLIENT);
-    FUZZ_CHECK(rq.nonce == h.seq && rq.command == ADMIN_CMD_STATS);
+    FUZZ_CHECK(rq.nonce == h.seq
+               && (rq.command == ADMIN_CMD_STATS
+                   || (rq.command >= ADMIN_CMD_LOG_LEVEL && rq.command < ADMIN_CMD_LOG_LEVEL + ADMIN_LOG_LEVELS)));
     if (rq.client == FUZZ_CLIENT && h.view == 0) {
         /* Its client encodes the same request; only the MACs for the other
          * replicas may differ (this replica checks its own). */

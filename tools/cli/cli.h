@@ -29,6 +29,11 @@ int cli_admin(char **args, int nargs);
  * whole deployment's health; EXIT_OK, EXIT_UNHEALTHY or EXIT_UNAVAILABLE. */
 int cli_status(const char *config, uint16_t client, int timeout_ms, bool json, char **args, int nargs);
 
+/* `bftkv log-level REPLICA LEVEL` (tools/cli/log_level.c): EXIT_OK when the
+ * replica obeyed, EXIT_OTHER when it refused, EXIT_UNAVAILABLE, EXIT_USAGE. */
+int cli_log_level(const char *config, uint16_t client, int timeout_ms, bool json_out, const char *replica_arg,
+                  const char *level);
+
 /* Output for scripts (tools/cli/output.c). cli_json_string prints s as a JSON
  * string (escaped; the caller checks cli_utf8_valid first);
  * cli_json_bytes_field prints "name":"text" when s is valid UTF-8, else

@@ -83,6 +83,10 @@ static void cli_help(FILE *fp)
             "                    answer, possibly stale or wrong (bftkv get --help)\n"
             "  del KEY           remove KEY\n"
             "  stats REPLICA     print replica REPLICA's counters and latencies (JSON)\n"
+            "  log-level REPLICA LEVEL\n"
+            "                    set replica REPLICA's log level (error, warn, info, debug)\n"
+            "                    at run time; the config must name --client in an\n"
+            "                    admin_client line; prints the replica's answer (JSON)\n"
             "  status            one table of every replica's health; exit 0 healthy, 5 some\n"
             "                    replica unhealthy, 3 fewer than a quorum healthy\n"
             "  keygen PATH       write a new secret key file at PATH (mode 0600, never\n"
@@ -495,6 +499,12 @@ static const struct cli_command cli_commands[] = {
       "not have applied acknowledged writes yet) and WRONG if that replica is\n"
       "faulty: not linearizable, not Byzantine-fault-tolerant. Never the default.\n" },
     { "del", 1, "del KEY", "Remove KEY. Exit 1 when the key did not exist.\n" },
+    { "log-level", 2, "log-level REPLICA LEVEL",
+      "Set replica REPLICA's log level (error, warn, info or debug) while it runs,\n"
+      "as client --client, which the config must name in an admin_client line; the\n"
+      "replica logs the change. Prints the replica's answer as JSON\n"
+      "({\"log_level\":\"debug\",\"was\":\"info\"}). Exit 0 when it obeyed, 4 when it\n"
+      "refused (not an admin_client), 3 when it did not answer in time.\n" },
     { "stats", 1, "stats REPLICA",
       "Print replica REPLICA's counters and latencies as JSON (an authenticated admin\n"
       "request as client --client; it uses no lane of the client id).\n" },
@@ -657,6 +667,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(name, "stats") == 0) {
         return cli_stats(&cli, args[0]);
+    }
+    if (strcmp(name, "log-level") == 0) {
+        return cli_log_level(cli.config, cli.client, cli.timeout_ms, cli.json, args[0], args[1]);
     }
     if (args[0][0] == '\0') {
         return cli_fail(&cli, BFTKV_E_KEY_EMPTY, name);
