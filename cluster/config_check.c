@@ -177,10 +177,6 @@ static int check_deployment(struct config_parser *p)
                                "map lists the nodes, the partitions' groups and the clients",
                                p->seen[D_DEPLOYMENT_MAP]);
     }
-    if (p->seen[D_METRICS_LISTEN] != 0)
-        return config_fail(p, p->seen[D_METRICS_LISTEN],
-                           "metrics_listen does not go with deployment_map yet: a deployment's nodes serve no "
-                           "metrics endpoint (their stats: bftkv stats NODE)");
     return 0;
 }
 

@@ -64,7 +64,10 @@ int config_metrics_check(struct config_parser *p)
 
 bool bftkv_config_metrics_address(const struct bftkv_config *cfg, uint16_t id, const char **host, uint16_t *port)
 {
-    if (cfg == NULL || id >= cfg->n)
+    /* A deployment's file: id is a node id (below BFTKV_REPLICAS_MAX: the
+     * ID form's range), which its node checks against the map. */
+    bool deployment = cfg != NULL && cfg->deployment_map[0] != '\0';
+    if (cfg == NULL || id >= BFTKV_REPLICAS_MAX || (!deployment && id >= cfg->n))
         return false;
     const struct bftkv_config_replica *r = &cfg->replica[id];
     if (r->metrics_port != 0) {

@@ -200,59 +200,88 @@ static bool scalar_present(const struct metrics_snapshot *m, enum metrics_when w
     return w == METRICS_WHEN_ALWAYS || (w == METRICS_WHEN_WAL && m->has_wal) || (w == METRICS_WHEN_SNAP && m->has_snap);
 }
 
-static void render_stages(struct text_out *o, const struct metrics_snapshot *m)
+/* Several snapshots (a deployment node's hosted replicas): every series
+ * carries its partition, so none repeats another. */
+static void render_stages(struct text_out *o, const struct metrics_snapshot *ms, unsigned count)
 {
+    bool part = count > 1;
     out_header(o, labelled[FAM_STAGE].name, labelled[FAM_STAGE].type, labelled[FAM_STAGE].help);
-    for (unsigned st = 0; st < METRICS_STAGE_MAX; st++) {
-        const struct metrics_stage *g = &m->stage[st];
-        if (!g->present)
-            continue;
-        for (unsigned q = 0; q < METRICS_QUANTILE_COUNT; q++) {
-            out_put(o, "%s{stage=\"%s\",quantile=\"%g\"}", labelled[FAM_STAGE].name, stage_names[st],
-                    metrics_quantiles[q]);
-            out_value(o, g->quantile_s[q]);
+    for (unsigned k = 0; k < count; k++) {
+        const struct metrics_snapshot *m = &ms[k];
+        for (unsigned st = 0; st < METRICS_STAGE_MAX; st++) {
+            const struct metrics_stage *g = &m->stage[st];
+            if (!g->present)
+                continue;
+            for (unsigned q = 0; q < METRICS_QUANTILE_COUNT; q++) {
+                out_put(o, "%s{", labelled[FAM_STAGE].name);
+                if (part)
+                    out_put(o, "partition=\"%u\",", m->partition);
+                out_put(o, "stage=\"%s\",quantile=\"%g\"}", stage_names[st], metrics_quantiles[q]);
+                out_value(o, g->quantile_s[q]);
+            }
+            out_series(o, labelled[FAM_STAGE].name, "_sum", m, part, "stage", stage_names[st]);
+            out_value(o, g->sum_s);
+            out_series(o, labelled[FAM_STAGE].name, "_count", m, part, "stage", stage_names[st]);
+            out_value(o, (double)g->count);
         }
-        out_series(o, labelled[FAM_STAGE].name, "_sum", m, false, "stage", stage_names[st]);
-        out_value(o, g->sum_s);
-        out_series(o, labelled[FAM_STAGE].name, "_count", m, false, "stage", stage_names[st]);
-        out_value(o, (double)g->count);
     }
     out_header(o, labelled[FAM_STAGE_MAX].name, labelled[FAM_STAGE_MAX].type, labelled[FAM_STAGE_MAX].help);
-    for (unsigned st = 0; st < METRICS_STAGE_MAX; st++) {
-        if (!m->stage[st].present)
-            continue;
-        out_series(o, labelled[FAM_STAGE_MAX].name, "", m, false, "stage", stage_names[st]);
-        out_value(o, m->stage[st].max_s);
+    for (unsigned k = 0; k < count; k++) {
+        for (unsigned st = 0; st < METRICS_STAGE_MAX; st++) {
+            if (!ms[k].stage[st].present)
+                continue;
+            out_series(o, labelled[FAM_STAGE_MAX].name, "", &ms[k], part, "stage", stage_names[st]);
+            out_value(o, ms[k].stage[st].max_s);
+        }
     }
 }
 
 size_t metrics_render(const struct metrics_snapshot *m, double age_s, char *buf, size_t cap)
 {
-    if (buf == NULL || cap == 0)
+    return metrics_render_set(m, 1, age_s, buf, cap);
+}
+
+size_t metrics_render_set(const struct metrics_snapshot *ms, unsigned count, double age_s, char *buf, size_t cap)
+{
+    if (buf == NULL || cap == 0 || count == 0)
         return 0;
     struct text_out o = {.p = buf, .cap = cap, .len = 0, .full = false};
     static const char *const type_names[] = {"counter", "gauge", "summary"};
+    bool part = count > 1; /* every series labelled with its partition */
     for (unsigned i = 0; i < METRICS_SCALAR_COUNT; i++) {
         const struct metrics_family *f = &scalars[i];
-        if (!scalar_present(m, f->when))
-            continue;
-        out_header(&o, f->name, type_names[f->type], f->help);
-        out_series(&o, f->name, "", m, f->scope == METRICS_SCOPE_PARTITION, NULL, NULL);
-        out_value(&o, m->scalar[i]);
-    }
-    out_header(&o, labelled[FAM_DROPS].name, labelled[FAM_DROPS].type, labelled[FAM_DROPS].help);
-    for (unsigned r = 0; r < METRICS_DROP_COUNT; r++) {
-        out_series(&o, labelled[FAM_DROPS].name, "", m, false, "reason", metrics_drop_reason(r));
-        out_value(&o, (double)m->drops[r]);
-    }
-    render_stages(&o, m);
-    if (m->has_byz) {
-        out_header(&o, labelled[FAM_BYZ].name, labelled[FAM_BYZ].type, labelled[FAM_BYZ].help);
-        for (unsigned a = 0; a < METRICS_BYZ_COUNT; a++) {
-            out_series(&o, labelled[FAM_BYZ].name, "", m, false, "action", byz_names[a]);
-            out_value(&o, (double)m->byz[a]);
+        bool header = false;
+        for (unsigned k = 0; k < count; k++) {
+            if (!scalar_present(&ms[k], f->when))
+                continue;
+            if (!header)
+                out_header(&o, f->name, type_names[f->type], f->help);
+            header = true;
+            out_series(&o, f->name, "", &ms[k], part || f->scope == METRICS_SCOPE_PARTITION, NULL, NULL);
+            out_value(&o, ms[k].scalar[i]);
         }
     }
+    out_header(&o, labelled[FAM_DROPS].name, labelled[FAM_DROPS].type, labelled[FAM_DROPS].help);
+    for (unsigned k = 0; k < count; k++) {
+        for (unsigned r = 0; r < METRICS_DROP_COUNT; r++) {
+            out_series(&o, labelled[FAM_DROPS].name, "", &ms[k], part, "reason", metrics_drop_reason(r));
+            out_value(&o, (double)ms[k].drops[r]);
+        }
+    }
+    render_stages(&o, ms, count);
+    bool byz_header = false;
+    for (unsigned k = 0; k < count; k++) {
+        if (!ms[k].has_byz)
+            continue;
+        if (!byz_header)
+            out_header(&o, labelled[FAM_BYZ].name, labelled[FAM_BYZ].type, labelled[FAM_BYZ].help);
+        byz_header = true;
+        for (unsigned a = 0; a < METRICS_BYZ_COUNT; a++) {
+            out_series(&o, labelled[FAM_BYZ].name, "", &ms[k], part, "action", byz_names[a]);
+            out_value(&o, (double)ms[k].byz[a]);
+        }
+    }
+    const struct metrics_snapshot *m = &ms[0]; /* the process's: build, layout, mode */
     out_header(&o, labelled[FAM_BUILD].name, labelled[FAM_BUILD].type, labelled[FAM_BUILD].help);
     out_put(&o, "%s{version=\"%s\",replica=\"%u\",backend=\"", labelled[FAM_BUILD].name, BFTKV_VERSION_STRING,
             m->replica);

@@ -96,6 +96,10 @@ const char *metrics_stage_name(unsigned i);
 /* Render snap in the text exposition format into buf (cap bytes). age_s: how
  * old the snapshot is. Returns the length, or 0 when cap is too small. */
 size_t metrics_render(const struct metrics_snapshot *snap, double age_s, char *buf, size_t cap);
+/* The same for the count replicas one process hosts (a deployment node): each
+ * family once, every series labelled with its partition; build_info from
+ * snaps[0] (its replica label: the node id); age_s the oldest snapshot's. */
+size_t metrics_render_set(const struct metrics_snapshot *snaps, unsigned count, double age_s, char *buf, size_t cap);
 
 /* Print the metrics reference (a Markdown table of every family) to fp: the
  * text of docs/operations.md between its "metrics-reference" markers. */

@@ -34,7 +34,8 @@
 
 struct metrics_http {
     struct MHD_Daemon *daemon;
-    struct server *server;
+    struct server **servers; /* the process's replicas: one, or a deployment node's */
+    unsigned count;
 };
 
 static uint64_t now_ns(void)
@@ -77,26 +78,32 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/metrics") != 0)
         return respond_text(c, MHD_HTTP_NOT_FOUND, "only GET /metrics\n");
 
-    struct metrics_snapshot *snap = malloc(sizeof *snap);
-    char *text = malloc(METRICS_TEXT_MAX);
+    struct metrics_snapshot *snap = calloc(h->count, sizeof *snap);
+    size_t cap = METRICS_TEXT_MAX * (size_t)(1u + (h->count - 1u) / 2u);
+    char *text = malloc(cap);
     if (snap == NULL || text == NULL) {
         free(snap);
         free(text);
         return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
     }
-    int rc = server_metrics_read(h->server, snap, METRICS_FRESH_WAIT_MS);
-    if (rc == BFTKV_E_NO_STATE) {
-        free(snap);
-        free(text);
-        return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no snapshot yet\n");
+    uint64_t oldest = UINT64_MAX;
+    for (unsigned k = 0; k < h->count; k++) {
+        /* Each replica's protocol thread samples its own (a node's replicas of
+         * one thread sample in one loop iteration): the waits overlap. */
+        if (server_metrics_read(h->servers[k], &snap[k], METRICS_FRESH_WAIT_MS) == BFTKV_E_NO_STATE) {
+            free(snap);
+            free(text);
+            return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no snapshot yet\n");
+        }
+        oldest = snap[k].taken_ns < oldest ? snap[k].taken_ns : oldest;
     }
     uint64_t now = now_ns();
-    double age_s = now > snap->taken_ns ? (double)(now - snap->taken_ns) / 1e9 : 0.0;
-    size_t len = metrics_render(snap, age_s, text, METRICS_TEXT_MAX);
+    double age_s = now > oldest ? (double)(now - oldest) / 1e9 : 0.0;
+    size_t len = metrics_render_set(snap, h->count, age_s, text, cap);
     free(snap);
     if (len == 0) {
         free(text);
-        log_warn("metrics: the exposition text does not fit %u bytes", METRICS_TEXT_MAX);
+        log_warn("metrics: the exposition text does not fit %zu bytes", cap);
         return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics text too large\n");
     }
     return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len, MHD_RESPMEM_MUST_FREE);
@@ -118,6 +125,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 int metrics_http_start(struct server *s, const char *host, uint16_t port, struct metrics_http **out, char *err,
                        size_t errlen)
 {
+    return metrics_http_start_set(&s, 1, host, port, out, err, errlen);
+}
+
+int metrics_http_start_set(struct server *const *servers, unsigned count, const char *host, uint16_t port,
+                           struct metrics_http **out, char *err, size_t errlen)
+{
+    if (count == 0)
+        return BFTKV_E_INVAL;
     struct addrinfo hints, *ai = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -130,11 +145,15 @@ int metrics_http_start(struct server *s, const char *host, uint16_t port, struct
         return BFTKV_E_CONFIG;
     }
     struct metrics_http *h = calloc(1, sizeof *h);
-    if (h == NULL) {
+    if (h != NULL)
+        h->servers = malloc(count * sizeof *h->servers);
+    if (h == NULL || h->servers == NULL) {
+        free(h);
         freeaddrinfo(ai);
         return BFTKV_E_NOMEM;
     }
-    h->server = s;
+    memcpy(h->servers, servers, count * sizeof *h->servers);
+    h->count = count;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -148,6 +167,7 @@ int metrics_http_start(struct server *s, const char *host, uint16_t port, struct
                                  MHD_OPTION_END);
     freeaddrinfo(ai);
     if (h->daemon == NULL) {
+        free(h->servers);
         free(h);
         errbuf_put(err, errlen, "metrics_listen %s:%u: cannot listen (address in use or not local?)", host, port);
         return BFTKV_E_IO;
@@ -167,5 +187,6 @@ void metrics_http_stop(struct metrics_http *h)
     if (h == NULL)
         return;
     MHD_stop_daemon(h->daemon);
+    free(h->servers);
     free(h);
 }

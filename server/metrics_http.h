@@ -30,6 +30,11 @@ struct metrics_http;
 int metrics_http_start(struct server *s, const char *host, uint16_t port, struct metrics_http **out, char *err,
                        size_t errlen);
 
+/* The same for the count replicas of a deployment node (server/node.c): one
+ * endpoint, each series labelled with its partition (metrics_render_set). */
+int metrics_http_start_set(struct server *const *servers, unsigned count, const char *host, uint16_t port,
+                           struct metrics_http **out, char *err, size_t errlen);
+
 /* The port it listens on. */
 uint16_t metrics_http_port(const struct metrics_http *h);
 

@@ -104,7 +104,7 @@ static void sample(struct server *s, struct metrics_snapshot *m)
     uint64_t now_ns = server_now_ns();
 
     m->taken_ns = now_ns;
-    m->replica = s->id;
+    m->replica = (uint16_t)s->log_ctx.node; /* the replica id; a deployment node's id */
     m->partition = s->cfg->group;
     m->has_wal = s->wal != NULL;
     m->has_snap = s->snap != NULL;

@@ -13,6 +13,7 @@
 #include "common/assert.h"
 #include "common/errbuf.h"
 #include "common/log.h"
+#include "server/metrics_http.h"
 #include "server/server_internal.h"
 
 /* One protocol thread: its socket, its groups, the nodes it hears from. */
@@ -322,6 +323,12 @@ void server_node_stop(struct server_node *n)
         executed += pbft_replica_stats(n->g[k]->replica)->requests_executed;
     log_info("stopped: node %u, %u partitions, %llu requests executed", n->map->node_id[n->node], n->groups,
              (unsigned long long)executed);
+}
+
+int server_node_metrics_start(struct server_node *n, const char *host, uint16_t port, struct metrics_http **out,
+                              char *err, size_t errlen)
+{
+    return metrics_http_start_set(n->g, n->groups, host, port, out, err, errlen);
 }
 
 bool server_node_failed(const struct server_node *n)

@@ -60,6 +60,11 @@ int server_node_create(const struct server_node_options *opt, struct server_node
 int server_node_start(struct server_node *n);
 void server_node_stop(struct server_node *n);
 bool server_node_failed(const struct server_node *n);
+/* Serve the node's metrics on host:port (server/metrics_http.h): one endpoint,
+ * every hosted replica's series labelled with its partition. After start. */
+struct metrics_http;
+int server_node_metrics_start(struct server_node *n, const char *host, uint16_t port, struct metrics_http **out,
+                              char *err, size_t errlen);
 void server_node_destroy(struct server_node *n);
 
 /* bftkv-server for a deployment's file (server/node_run.c): --id is the node

@@ -13,6 +13,7 @@
 
 #include "bftkv/errors.h"
 #include "common/log.h"
+#include "server/metrics_http.h"
 
 #define NODE_EXIT_USAGE 2
 #define NODE_EXIT_RUNTIME 1
@@ -79,9 +80,18 @@ int server_node_run(const struct bftkv_config *cfg, const struct server_node_arg
         return rc == 0 ? 0 : rc == BFTKV_E_CONFIG || rc == BFTKV_E_INVAL ? NODE_EXIT_USAGE : NODE_EXIT_RUNTIME;
     }
     int code = 0;
+    struct metrics_http *mh = NULL;
+    const char *mhost = NULL;
+    uint16_t mport = 0;
     if (server_node_start(n) != 0) {
         code = NODE_EXIT_RUNTIME;
+    } else if (a->node_id < BFTKV_REPLICAS_MAX && bftkv_config_metrics_address(cfg, (uint16_t)a->node_id, &mhost, &mport)
+               && server_node_metrics_start(n, mhost, mport, &mh, err, sizeof err) != 0) {
+        log_error("%s", err);
+        code = NODE_EXIT_RUNTIME;
     } else {
+        if (mh != NULL)
+            log_info("metrics on http://%s:%u/metrics (every hosted partition)", mhost, (unsigned)metrics_http_port(mh));
         for (;;) {
             struct timespec ts = {.tv_sec = 0, .tv_nsec = 200000000L};
             int sig = sigtimedwait(&set, NULL, &ts);
@@ -96,6 +106,7 @@ int server_node_run(const struct bftkv_config *cfg, const struct server_node_arg
             }
         }
     }
+    metrics_http_stop(mh);
     server_node_destroy(n);
     cluster_map_free(map);
     return code;

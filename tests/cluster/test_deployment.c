@@ -263,15 +263,23 @@ static void test_file_refusals(void **state)
                         "protocol_threads is for a deployment");
     expect_load_refused("admin_pub admin.pub\nkey_dir keys\n", "without deployment_map");
     expect_load_refused("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\nf 1\n", "do not go with");
-    expect_load_refused("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\nmetrics_listen 127.0.0.1:9100\n",
-                        "metrics_listen does not go with deployment_map");
-    /* A deployment's file defaults to durability none (its nodes take nothing else yet), data_dir or not. */
+    expect_load_refused("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\nadmin_client 0\n",
+                        "admin_client does not go with deployment_map");
+    /* A deployment's file defaults to durability none (its nodes take nothing
+     * else yet), data_dir or not; metrics_listen ID names a node. */
     struct bftkv_config *cfg = NULL;
     char err[512] = "";
-    assert_int_equal(load("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\ndata_dir data\n", &cfg, err,
-                          sizeof err),
+    assert_int_equal(load("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\ndata_dir data\n"
+                          "metrics_listen 3 127.0.0.1:9103\n",
+                          &cfg, err, sizeof err),
                      0);
     assert_int_equal(cfg->durability, BFTKV_CONFIG_DURABILITY_NONE);
+    const char *host = NULL;
+    uint16_t port = 0;
+    assert_true(bftkv_config_metrics_address(cfg, 3, &host, &port));
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 9103);
+    assert_false(bftkv_config_metrics_address(cfg, 2, &host, &port));
     bftkv_config_free(cfg);
     expect_load_refused("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\n"
                         "client 0 x25519=0000000000000000000000000000000000000000000000000000000000000000 "

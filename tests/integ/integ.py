@@ -140,7 +140,7 @@ class Cluster:
         # A deployment's node listens on K ports (protocol_threads K: port + t * n);
         # a group's replicas, then their metrics ports (tools/cluster).
         threads = next((int(x.split()[1]) for x in settings if x.split()[:1] == ["protocol_threads"]), 1)
-        self.base_port = pick_base_port(n * threads if deployment is not None else 2 * n)
+        self.base_port = pick_base_port(n * threads + n if deployment is not None else 2 * n)
         cmd = [CLUSTER, "create", self.dir, "--base-port", str(self.base_port), "--clients", str(clients)]
         if deployment is None:
             cmd += ["--n", str(n)]

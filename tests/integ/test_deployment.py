@@ -23,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 from integ import Cluster, Load, check, log, run_test  # noqa: E402
+from test_metrics import metrics_ports, scrape  # noqa: E402
 
 M, R, P = 7, 4, 16
 THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv[1:] else 1
@@ -38,6 +39,22 @@ def put_get_round(c, tag, count):
         check(out == f"{tag}-value-{k}".encode(), f"get {tag}-key-{k}: {out!r}")
 
 
+def node_metrics(c, sets, node):
+    """Scrape node's /metrics (tools/cluster writes metrics_listen per node),
+    parsed strictly: one series per hosted partition of each family, and
+    nothing of a partition it does not host. Returns {partition: executed}."""
+    ports = metrics_ports(c.conf)
+    check(node in ports, f"no metrics_listen for node {node}: {ports}")
+    (types, series), _ = scrape(ports[node])
+    hosted = {str(p) for p, s in enumerate(sets) if node in s}
+    parts = {dict(lab).get("partition") for (name, lab) in series if name != "bftkv_build_info"
+             and name != "bftkv_metrics_snapshot_age_seconds"}
+    check(parts == hosted, f"node {node}'s series name partitions {sorted(parts)}, it hosts {sorted(hosted)}")
+    executed = {dict(lab)["partition"]: v for (name, lab), v in series.items() if name == "bftkv_requests_executed_total"}
+    check(set(executed) == hosted, f"requests_executed per partition: {executed}")
+    return executed
+
+
 def body():
     c = Cluster("deployment", M, deployment=(R, P), settings=(f"protocol_threads {THREADS}",))
     c.start()
@@ -45,8 +62,13 @@ def body():
         m = json.load(fp)
     sets = m["partition_replicas"]
     check(len(sets) == P and all(len(s) == R for s in sets), f"map: {sets}")
+    scrape_before = node_metrics(c, sets, 0)
     put_get_round(c, "before", 128)
     log("128 keys put and read back across the partitions")
+    scrape_after = node_metrics(c, sets, 0)
+    grew = [p for p in scrape_after if scrape_after[p] > scrape_before[p]]
+    log(f"node 0's metrics: requests executed grew in partitions {grew}")
+    check(grew, "node 0's requests_executed counters did not move")
 
     # The node that is replica 0 (the primary of view 0) of the most partitions.
     first = [s[0] for s in sets]
