@@ -13,6 +13,7 @@
 #include "common/assert.h"
 #include "common/errbuf.h"
 #include "common/log.h"
+#include "server/node_map.h"
 #include "server/server_internal.h"
 
 /* One protocol thread: its socket, its groups, the nodes it hears from. */
@@ -27,6 +28,7 @@ struct node_loop {
     struct sockaddr_storage *node_addr;
     socklen_t *node_alen;
     struct net_udp *udp;
+    struct node_map_server maps; /* map discovery's answers (server/node_map.h) */
     pthread_t thread;
     bool running;
 };
@@ -133,6 +135,8 @@ int server_node_create(const struct server_node_options *opt, struct server_node
         l->node_alen = calloc(map->m, sizeof *l->node_alen);
         if (l->group == NULL || l->node_addr == NULL || l->node_alen == NULL)
             rc = BFTKV_E_NOMEM;
+        if (rc == 0)
+            rc = node_map_server_init(&l->maps, map);
     }
     for (uint32_t p = 0; rc == 0 && p < parts; p++) {
         int slot = cluster_deployment_slot(map, opt->node, p);
@@ -187,6 +191,13 @@ static void node_rx(void *arg, const struct sockaddr_storage *src, socklen_t src
         const uint8_t *msg = data + off;
         size_t size = server_msg_size(msg);
         off += size;
+        if (msg[3] == WIRE_MAP_REQUEST) {
+            /* Not a group's: the node answers with the map it serves. */
+            size_t r = node_map_answer(&l->maps, msg, size, count == 1, server_now_ns());
+            if (r > 0)
+                first->out_addr(first, src, srclen, l->maps.reply, r);
+            continue;
+        }
         uint16_t group = le16_load(msg + 4);
         struct server *s = group < n->map->params.partitions && group % n->threads == l->index
                                ? n->by_partition[group]
@@ -346,6 +357,9 @@ void server_node_destroy(struct server_node *n)
         free(n->loop[t].group);
         free(n->loop[t].node_addr);
         free(n->loop[t].node_alen);
+        if (n->loop[t].maps.map != NULL && n->loop[t].maps.answered > 0)
+            log_info("map discovery (thread %u): %llu answered", t, (unsigned long long)n->loop[t].maps.answered);
+        node_map_server_free(&n->loop[t].maps);
     }
     free(n->loop);
     free(n->partition);
