@@ -7,7 +7,9 @@
  *
  * The map held at the start is the one in map_cache, when the file names one
  * and it exists (verified like any candidate: a cache that does not verify
- * is refused). A seed's map must then be the same or newer: a seed that serves
+ * is refused). A request carries the held epoch and a reply the seed's
+ * (engine/wire_map.h): a seed whose first reply says it serves an older
+ * epoch is refused before the rest is fetched. A seed's map must then be the same or newer: a seed that serves
  * an older epoch, a map of another admin key, or two maps for one epoch is
  * refused with the reason, and the next seed is asked. When no seed gives an
  * acceptable map the open fails with every seed's reason: a client never falls
@@ -47,6 +49,7 @@ struct discover {
     uint8_t sign_sk[64];
     uint8_t admin_pk[32];
     uint64_t held_epoch;
+    uint64_t seed_epoch; /* what a seed's first reply said, when it was older */
     uint64_t last_nonce;
     uint8_t *buf; /* the map being assembled, CLUSTER_MAP_SIGNED_SIZE_MAX bytes */
     uint8_t rx[WIRE_MAP_REPLY_MAX + 1];
@@ -140,6 +143,15 @@ static int discover_fetch(struct discover *d, const struct sockaddr_storage *to,
         rc = discover_chunk(d, fd, to, tolen, offset, deadline, &r);
         if (rc == 0 && offset > 0 && (r.total != total || r.epoch != epoch))
             rc = BFTKV_E_CORRUPT; /* the seed changed its map mid-way: ask the next one */
+        if (rc == 0 && offset == 0 && r.epoch < d->held_epoch) {
+            /* The seed says its map is older than the one held: refused without
+             * fetching the rest (a refusal needs no proof; a lie here only
+             * costs the liar its answer). */
+            *len = 0;
+            close(fd);
+            d->seed_epoch = r.epoch;
+            return BFTKV_E_RANGE;
+        }
         if (rc == 0) {
             total = r.total;
             epoch = r.epoch;
@@ -229,7 +241,11 @@ static int discover_seeds(struct discover *d, struct cluster_map *held, struct c
         if (rc != 0) {
             snprintf(reason, sizeof reason, "cannot resolve the address");
         } else if ((rc = discover_fetch(d, &to, tolen, &len)) != 0) {
-            snprintf(reason, sizeof reason, "%s", rc == BFTKV_E_TIMEOUT ? "no answer" : bftkv_strerror(rc));
+            if (rc == BFTKV_E_RANGE)
+                snprintf(reason, sizeof reason, "it serves epoch %llu, older than the held epoch %llu",
+                         (unsigned long long)d->seed_epoch, (unsigned long long)d->held_epoch);
+            else
+                snprintf(reason, sizeof reason, "%s", rc == BFTKV_E_TIMEOUT ? "no answer" : bftkv_strerror(rc));
         } else {
             struct cluster_map *cand = NULL;
             enum cluster_map_verdict v = CLUSTER_MAP_BAD;
