@@ -23,8 +23,13 @@ machine: its process killed, a directory of its own holding only cluster.conf,
 map.bin, admin.pub and keys/node-6.key, and `bftkv-server --config
 that/cluster.conf --id 6 --join`; the discovering client, with node 6 as its
 only seed, puts and gets across every partition again.
+
+Last, node 6 and the node sharing the most partitions with it are down: a
+put to a partition holding both (2 of its R = 4 replicas left, f = 1) fails
+with a timeout (exit 3) while every other partition serves puts and gets.
 """
 
+import json
 import os
 import shutil
 import struct
@@ -205,6 +210,32 @@ def body():
                 tail = fp.read().splitlines()[-5:]
             log("node 6 (own directory) log tail: " + " | ".join(tail))
         check(rc == 0, f"node 6 exit {rc} on SIGTERM")
+
+        # Two nodes down: the partitions holding both have 2 of R = 4 replicas
+        # left (f = 1) and stop; every other partition serves on.
+        with open(os.path.join(c.dir, "map.json"), encoding="utf-8") as fp:
+            sets = json.load(fp)["partition_replicas"]
+        other_down = max((n for n in range(M) if n != 6), key=lambda n: sum(6 in s and n in s for s in sets))
+        c.kill(other_down)
+        down = [p for p in range(P) if 6 in sets[p] and other_down in sets[p]]
+        check(down, "no partition holds both stopped nodes")
+        keys = keys_per_partition("two-down")
+        conf = write_client(os.path.join(work, "two-down"), c.dir, [seed])
+        tried = set()
+        for k in keys:
+            p = partition(k)
+            if p in down and p in tried:
+                continue  # one timeout per stopped partition is enough
+            tried.add(p)
+            if p in down:
+                rc, out, err = c.cli("put", k, "x", config=conf, client=0, timeout_ms=1500)
+                check(rc == EXIT_UNAVAILABLE and "no result within 1500 ms" in err,
+                      f"put {k} (partition {p}, nodes 6 and {other_down} down): exit {rc}, {err.strip()!r}")
+            else:
+                c.must("put", k, f"v-{k}", config=conf, client=0)
+                check(c.must("get", k, config=conf, client=0) == f"v-{k}".encode(), f"get {k}")
+        log(f"nodes 6 and {other_down} down: partitions {down} time out (exit 3), the other "
+            f"{P - len(down)} serve")
     finally:
         if os.environ.get("BFTKV_INTEG_KEEP") != "1":
             shutil.rmtree(work, ignore_errors=True)
