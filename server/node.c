@@ -309,9 +309,10 @@ int server_node_start(struct server_node *n)
         return rc;
     }
     const struct server *first = n->g[0];
-    log_info("started: node %u of M=%u (R=%u f=%u P=%u), %u partitions hosted, %s:%u, backend %s, threads single, "
-             "%u protocol thread%s",
+    log_info("started: node %u of M=%u (R=%u f=%u P=%u, map epoch %llu), %u partitions hosted, %s:%u, backend %s, "
+             "threads single, %u protocol thread%s",
              n->map->node_id[n->node], n->map->m, n->map->params.rf, n->map->params.f, n->map->params.partitions,
+             (unsigned long long)n->map->params.epoch,
              n->groups, first->bind_host, n->map->node[n->node].port, server_backend_name(first), loops,
              loops == 1 ? "" : "s (thread t on port + t*M)");
     return 0;

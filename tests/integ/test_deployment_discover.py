@@ -207,9 +207,12 @@ def body():
             rc = proc.wait(10)
             log_fp.close()
             with open(os.path.join(work, "node-6.log"), errors="replace") as fp:
-                tail = fp.read().splitlines()[-5:]
-            log("node 6 (own directory) log tail: " + " | ".join(tail))
+                lines = fp.read().splitlines()
+            log("node 6 (own directory) log tail: " + " | ".join(lines[-5:]))
         check(rc == 0, f"node 6 exit {rc} on SIGTERM")
+        check(any("map epoch 1)" in ln for ln in lines), "node 6's log does not name its map's epoch")
+        served = [ln for ln in lines if "map discovery (thread 0):" in ln]
+        check(served and int(served[-1].split()[-2]) > 0, f"node 6 answered no map request: {served}")
 
         # Two nodes down: the partitions holding both have 2 of R = 4 replicas
         # left (f = 1) and stop; every other partition serves on.
