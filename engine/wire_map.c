@@ -88,7 +88,7 @@ size_t wire_map_reply_encode(uint8_t *buf, size_t cap, uint64_t epoch, const str
 bool wire_map_reply_check(const uint8_t *msg, size_t len, uint32_t total_max, struct wire_map_reply *out)
 {
     struct wire_header h;
-    if (!map_header_ok(msg, len, (uint8_t)WIRE_MAP_REPLY, &h) || h.auth_len != 0
+    if (!map_header_ok(msg, len, (uint8_t)WIRE_MAP_REPLY, &h) || h.auth_len != 0 || h.sender != 0
         || h.body_len <= WIRE_MAP_REPLY_PREFIX || h.body_len > WIRE_MAP_REPLY_PREFIX + WIRE_MAP_CHUNK_MAX)
         return false;
     uint32_t total = le32_load(msg + WIRE_HEADER_SIZE);
