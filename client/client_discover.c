@@ -91,16 +91,18 @@ static int discover_resolve(const struct bftkv_config_replica *seed, struct sock
 }
 
 /* One chunk from offset: send, wait, resend up to DISCOVER_TRIES times. The
- * reply must come from the seed's address and carry the last nonce sent. */
+ * reply must come from the seed's address and carry one of the nonces sent
+ * for this chunk (a late answer to an earlier send is as good). */
 static int discover_chunk(struct discover *d, int fd, const struct sockaddr_storage *to, socklen_t tolen,
                           uint32_t offset, uint64_t deadline_ns, struct wire_map_reply *out)
 {
-    uint32_t wait_ms = d->cfg->retransmit_ms;
-    for (unsigned t = 0; t < DISCOVER_TRIES; t++, wait_ms = wait_ms * 2u < DISCOVER_WAIT_MS_MAX ? wait_ms * 2u
-                                                                                                  : DISCOVER_WAIT_MS_MAX) {
+    uint32_t wait_ms = d->cfg->retransmit_ms < DISCOVER_WAIT_MS_MAX ? d->cfg->retransmit_ms : DISCOVER_WAIT_MS_MAX;
+    uint64_t first_nonce = 0;
+    for (unsigned t = 0; t < DISCOVER_TRIES; t++) {
         struct wire_map_request rq = {
             .client = d->client, .epoch = d->held_epoch, .nonce = discover_nonce(d), .offset = offset};
         uint8_t msg[WIRE_MAP_REQUEST_SIZE];
+        first_nonce = t == 0 ? rq.nonce : first_nonce;
         size_t n = wire_map_request_encode(msg, sizeof msg, &rq, d->sign_sk);
         if (n == 0 || sendto(fd, msg, n, 0, (const struct sockaddr *)to, tolen) != (ssize_t)n)
             return BFTKV_E_IO;
@@ -118,12 +120,13 @@ static int discover_chunk(struct discover *d, int fd, const struct sockaddr_stor
             ssize_t got = recvfrom(fd, d->rx, sizeof d->rx, 0, (struct sockaddr *)&from, &flen);
             if (got <= 0 || flen != tolen || memcmp(&from, to, tolen) != 0)
                 continue;
-            if (wire_map_reply_check(d->rx, (size_t)got, CLUSTER_MAP_SIGNED_SIZE_MAX, out) && out->nonce == rq.nonce
-                && out->offset == offset)
+            if (wire_map_reply_check(d->rx, (size_t)got, CLUSTER_MAP_SIGNED_SIZE_MAX, out) && out->nonce >= first_nonce
+                && out->nonce <= rq.nonce && out->offset == offset)
                 return 0;
         }
         if (discover_now_ns(CLOCK_MONOTONIC) >= deadline_ns)
             break;
+        wait_ms = wait_ms * 2u < DISCOVER_WAIT_MS_MAX ? wait_ms * 2u : DISCOVER_WAIT_MS_MAX;
     }
     return BFTKV_E_TIMEOUT;
 }

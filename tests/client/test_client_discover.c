@@ -79,8 +79,10 @@ static void *seed_main(void *arg)
         pthread_mutex_lock(&seed.mu);
         size_t r = wire_map_reply_encode(tx, sizeof tx, seed.epoch, &rq, seed.bytes, seed.len);
         pthread_mutex_unlock(&seed.mu);
-        if (r > 0 && sendto(seed.fd, tx, r, 0, (struct sockaddr *)&from, flen) == (ssize_t)r)
-            atomic_fetch_add(&seed.answered, 1);
+        if (r == 0)
+            continue;
+        atomic_fetch_add(&seed.answered, 1); /* before the client can see the answer */
+        (void)sendto(seed.fd, tx, r, 0, (struct sockaddr *)&from, flen);
     }
     return NULL;
 }
