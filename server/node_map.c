@@ -6,6 +6,7 @@
 
 #include "bftkv/errors.h"
 #include "common/assert.h"
+#include "common/log.h"
 
 int node_map_server_init(struct node_map_server *m, const struct cluster_map *map)
 {
@@ -57,6 +58,11 @@ size_t node_map_answer(struct node_map_server *m, const uint8_t *msg, size_t len
     m->verify_window++;
     if (!wire_map_request_verify(msg, len, m->map->client[rq.client].ed25519))
         return node_map_drop(m, NODE_MAP_DROP_BAD_SIGNATURE);
+    if (rq.epoch > m->map->params.epoch && rq.epoch > m->newest_seen) {
+        m->newest_seen = rq.epoch;
+        log_warn("client %u holds map epoch %llu, newer than this node's %llu: this node runs an old map", rq.client,
+                 (unsigned long long)rq.epoch, (unsigned long long)m->map->params.epoch);
+    }
     struct admin_request guard_rq = {.client = rq.client, .nonce = rq.nonce, .command = 0};
     enum admin_drop d = admin_guard_admit(&m->guard, &guard_rq, now_ns);
     if (d != ADMIN_OK)

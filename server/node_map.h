@@ -10,6 +10,11 @@
  * (NODE_MAP_VERIFIES_PER_SEC): a flood of forged requests costs the node at
  * most that many verifications a second, and costs discovery through this
  * node its answers (a client tries its other seeds).
+ *
+ * A request carries the epoch of the map its client holds. A verified request
+ * whose epoch is above the node's own says the node runs an old map (a
+ * client has seen a newer one): the node logs it once per newer epoch
+ * (newest_seen). It keeps serving its own map, which such a client refuses.
  */
 #ifndef BFTKV_SERVER_NODE_MAP_H
 #define BFTKV_SERVER_NODE_MAP_H
@@ -41,6 +46,7 @@ struct node_map_server {
     uint64_t verify_window_start_ns;
     uint32_t verify_window;
     uint64_t answered;
+    uint64_t newest_seen;          /* the highest epoch a verified request held, if above the map's */
     uint64_t dropped[NODE_MAP_DROP_COUNT];
     uint8_t reply[WIRE_MAP_REPLY_MAX];
 };

@@ -57,10 +57,16 @@ static struct cluster_map *map_verified(void)
     return map;
 }
 
+static size_t request_at(uint8_t *buf, uint16_t client, uint64_t epoch, uint64_t nonce, uint32_t offset,
+                         const uint8_t sk[64])
+{
+    struct wire_map_request rq = {.client = client, .epoch = epoch, .nonce = nonce, .offset = offset};
+    return wire_map_request_encode(buf, WIRE_MAP_REQUEST_SIZE, &rq, sk);
+}
+
 static size_t request(uint8_t *buf, uint16_t client, uint64_t nonce, uint32_t offset, const uint8_t sk[64])
 {
-    struct wire_map_request rq = {.client = client, .epoch = 0, .nonce = nonce, .offset = offset};
-    return wire_map_request_encode(buf, WIRE_MAP_REQUEST_SIZE, &rq, sk);
+    return request_at(buf, client, 0, nonce, offset, sk);
 }
 
 static void test_answers_and_drops(void **state)
@@ -142,6 +148,32 @@ static void test_rates(void **state)
     cluster_map_free(map);
 }
 
+/* A client holding a newer epoch than the node's map: noted (newest_seen) only
+ * from a verified request, and the node still serves its own map. */
+static void test_newer_epoch_noted(void **state)
+{
+    (void)state;
+    struct cluster_map *map = map_verified();
+    struct node_map_server m;
+    assert_int_equal(node_map_server_init(&m, map), 0);
+    uint8_t rq[WIRE_MAP_REQUEST_SIZE];
+    uint64_t now = 1000000000u;
+    size_t n = request_at(rq, 0, 7, 1, 0, client0.sign_sk); /* the node's own epoch */
+    assert_true(node_map_answer(&m, rq, n, true, now) > 0);
+    assert_int_equal(m.newest_seen, 0);
+    n = request_at(rq, 0, 12, 2, 0, stranger.sign_sk); /* forged: not noted */
+    assert_int_equal(node_map_answer(&m, rq, n, true, now), 0);
+    assert_int_equal(m.newest_seen, 0);
+    n = request_at(rq, 1, 9, 3, 0, client1.sign_sk);
+    size_t r = node_map_answer(&m, rq, n, true, now);
+    assert_int_equal(m.newest_seen, 9);
+    struct wire_map_reply rep;
+    assert_true(wire_map_reply_check(m.reply, r, CLUSTER_MAP_SIGNED_SIZE_MAX, &rep));
+    assert_int_equal(rep.epoch, 7);
+    node_map_server_free(&m);
+    cluster_map_free(map);
+}
+
 /* A map that was built, not verified, has no signature to serve. */
 static void test_unverified_refused(void **state)
 {
@@ -175,6 +207,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_answers_and_drops),
         cmocka_unit_test(test_rates),
+        cmocka_unit_test(test_newer_epoch_noted),
         cmocka_unit_test(test_unverified_refused),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
