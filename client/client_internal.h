@@ -248,6 +248,16 @@ int client_open_group(const struct bftkv_config *cfg, uint16_t client_id, const 
 /* A routing handle for a deployment's file (cfg: cluster_deployment_is). */
 int client_route_open(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
                       struct bftkv_client **out);
+/* The deployment map of a discovering client's file (client_discover.c:
+ * deployment_seeds asked in turn, the acceptance rule against map_cache's
+ * map). 0 and *out, or the error of the last seed with every seed's reason in
+ * err. */
+int client_discover(const struct bftkv_config *cfg, uint16_t client_id, struct cluster_map **out, char *err,
+                    size_t errlen);
+/* The map a deployment's file gives a client: discovered (deployment_seeds)
+ * or read from deployment_map (cluster_deployment_open). */
+int client_map_get(const struct bftkv_config *cfg, uint16_t client_id, struct cluster_map **out, char *err,
+                   size_t errlen);
 /* The partition handle of key (r a routing handle). */
 struct bftkv_client *client_route(struct bftkv_client *r, const void *key, size_t klen);
 void client_route_close(struct bftkv_client *r);

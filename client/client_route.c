@@ -8,6 +8,8 @@
  * so a request goes to its partition's primary and a read-only GET to the
  * partition's replicas, as in a single group. The API stays the same for the
  * caller: the routing handle is a struct bftkv_client whose `part` is set.
+ * A file with deployment_seeds instead of a map discovers it first
+ * (client/client_discover.c).
  *
  * Each partition's handle leases its own lanes (its session files carry the
  * group, client/client_session.c) and runs its own I/O thread: P threads and
@@ -28,7 +30,7 @@ int client_route_open(const struct bftkv_config *cfg, uint16_t client_id, const 
 {
     char err[BFTKV_CONFIG_ERR_MAX];
     struct cluster_map *map = NULL;
-    int rc = cluster_deployment_open(cfg, &map, err, sizeof err);
+    int rc = client_map_get(cfg, client_id, &map, err, sizeof err);
     if (rc != 0) {
         errbuf_put(opt->err, opt->errlen, "%s", err);
         return rc;
@@ -123,7 +125,7 @@ int client_route_node_stats(const struct bftkv_config *cfg, uint16_t client_id, 
                             char *json, size_t cap, size_t *len, char *err, size_t errlen)
 {
     struct cluster_map *map = NULL;
-    int rc = cluster_deployment_open(cfg, &map, err, errlen);
+    int rc = client_map_get(cfg, client_id, &map, err, errlen);
     if (rc != 0)
         return rc;
     int idx = cluster_map_node_index(map, node);

@@ -152,6 +152,12 @@ struct bftkv_config {
     char metrics_host[BFTKV_CONFIG_HOST_MAX + 1];
     uint16_t metrics_port;
     uint32_t metrics_line;
+    /* A discovering client's file (docs/config.md "A client that discovers"):
+     * seed nodes' addresses (keys zero) to ask for the map instead of a map
+     * file, and where the client keeps the last map it accepted (empty: none). */
+    struct bftkv_config_replica seed[BFTKV_CONFIG_SEEDS_MAX];
+    uint16_t seeds;
+    char map_cache[BFTKV_CONFIG_PATH_MAX + 1];
 };
 
 /* An empty group (no replica, no client) with every tuning field at its default,
@@ -293,6 +299,8 @@ struct cluster_map {
                                              indexes into node[], best first */
     uint8_t *body;                        /* the canonical encoding the map was read from */
     size_t body_len;
+    uint8_t sig[64];                      /* the admin's signature of body (open and accept) */
+    bool has_sig;                         /* false: built or decoded, never verified */
 };
 
 /* What cluster_map_accept decided. */
@@ -386,6 +394,15 @@ int cluster_map_json_write(const struct cluster_map *map, FILE *fp);
  * cluster_deployment_node_identity loads key_dir/node-<id>.key for node index
  * node and checks it against the map's public keys (BFTKV_E_CONFIG if not). */
 bool cluster_deployment_is(const struct bftkv_config *cfg);
+/* The admin public key a deployment's file names (hex, or its admin.pub file
+ * read): 0, or BFTKV_E_IO / _CONFIG with a message. */
+int cluster_deployment_admin_pub(const struct bftkv_config *cfg, uint8_t pk[32], char *err, size_t errlen);
+/* A file of the regular kind of at most cap bytes, whole, in a new buffer the
+ * caller frees: 0, BFTKV_E_IO (with errno's text), _CONFIG, _NOMEM. */
+int cluster_file_read(const char *path, size_t cap, uint8_t **out, size_t *len, char *err, size_t errlen);
+/* The signed form of a map that was verified (has_sig): body || sig in a new
+ * buffer. 0, BFTKV_E_INVAL (never verified), BFTKV_E_NOMEM. */
+int cluster_map_signed(const struct cluster_map *map, uint8_t **out, size_t *len);
 int cluster_deployment_open(const struct bftkv_config *cfg, struct cluster_map **out, char *err, size_t errlen);
 int cluster_deployment_group(const struct bftkv_config *cfg, const struct cluster_map *map, uint32_t p,
                              struct bftkv_config **out, char *err, size_t errlen);

@@ -451,6 +451,30 @@ static int dir_deployment_map(struct config_parser *p, const struct directive *d
     return rc ? rc : path_join(p, d, tok[1], p->cfg->deployment_map);
 }
 
+/* deployment_seeds HOST:PORT[,HOST:PORT...]: nodes a client asks for the map
+ * (client/client_discover.c), in the order given. */
+static int dir_deployment_seeds(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
+{
+    int rc = want_one_value(p, d, ntok);
+    for (char *s = tok[1], *next; rc == 0 && s != NULL; s = next) {
+        next = strchr(s, ',');
+        if (next != NULL)
+            *next++ = '\0';
+        if (p->cfg->seeds == BFTKV_CONFIG_SEEDS_MAX)
+            return config_fail(p, p->line, "deployment_seeds: more than %u addresses", BFTKV_CONFIG_SEEDS_MAX);
+        rc = config_address_parse(p, s, p->cfg->seed[p->cfg->seeds].host, &p->cfg->seed[p->cfg->seeds].port);
+        p->cfg->seed[p->cfg->seeds++].line = p->line;
+    }
+    return rc;
+}
+
+/* map_cache PATH: where a discovering client keeps the last map it accepted. */
+static int dir_map_cache(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
+{
+    int rc = want_one_value(p, d, ntok);
+    return rc ? rc : path_join(p, d, tok[1], p->cfg->map_cache);
+}
+
 /* admin_pub HEX (64 hex digits) or admin_pub PATH (an admin.pub file, read
  * with the map). */
 static int dir_admin_pub(struct config_parser *p, const struct directive *d, char **tok, unsigned ntok)
@@ -608,6 +632,8 @@ static const struct directive directives[D_COUNT] = {
                             BFTKV_CONFIG_PROTOCOL_THREADS_MAX, true},
     [D_METRICS_LISTEN] = {"metrics_listen", dir_metrics_listen, NOFIELD, 0, 0, false},
     [D_ADMIN_CLIENT] = {"admin_client", dir_admin_client, NOFIELD, 0, 0, false},
+    [D_DEPLOYMENT_SEEDS] = {"deployment_seeds", dir_deployment_seeds, NOFIELD, 0, 0, true},
+    [D_MAP_CACHE] = {"map_cache", dir_map_cache, NOFIELD, 0, 0, true},
 };
 
 /* ---- Lines --------------------------------------------------------------------------- */

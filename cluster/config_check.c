@@ -163,19 +163,30 @@ static int check_durability(struct config_parser *p, bool deployment)
  * group's lines, and it is only of use with the key that signed it. */
 static int check_deployment(struct config_parser *p)
 {
-    if (p->seen[D_DEPLOYMENT_MAP] == 0)
-        return config_fail(p, p->seen[D_ADMIN_PUB], "admin_pub without deployment_map (the key verifies a map)");
+    uint32_t map = p->seen[D_DEPLOYMENT_MAP], seeds = p->seen[D_DEPLOYMENT_SEEDS];
+    if (map != 0 && seeds != 0)
+        return config_fail(p, seeds,
+                           "deployment_seeds does not go with deployment_map (line %u): a node serves the map of "
+                           "its file, a client either reads one or asks the seeds",
+                           map);
+    if (map == 0 && seeds == 0 && p->seen[D_ADMIN_PUB] != 0)
+        return config_fail(p, p->seen[D_ADMIN_PUB],
+                           "admin_pub without deployment_map or deployment_seeds (the key verifies a map)");
+    if (seeds == 0 && p->seen[D_MAP_CACHE] != 0)
+        return config_fail(p, p->seen[D_MAP_CACHE],
+                           "map_cache without deployment_seeds (a discovering client's last accepted map)");
     if (p->seen[D_ADMIN_PUB] == 0)
-        return config_fail(p, p->seen[D_DEPLOYMENT_MAP],
-                           "deployment_map needs admin_pub (the admin's public key, hex or an admin.pub file): "
-                           "an unverified map is never used");
+        return config_fail(p, map != 0 ? map : seeds,
+                           "%s needs admin_pub (the admin's public key, hex or an admin.pub file): "
+                           "an unverified map is never used",
+                           map != 0 ? "deployment_map" : "deployment_seeds");
     static const enum config_directive group_lines[] = {D_GROUP, D_F, D_REPLICA, D_CLIENT};
     for (size_t i = 0; i < sizeof group_lines / sizeof group_lines[0]; i++) {
         if (p->seen[group_lines[i]] != 0)
             return config_fail(p, p->seen[group_lines[i]],
-                               "group, f, replica and client lines do not go with deployment_map (line %u): the "
+                               "group, f, replica and client lines do not go with %s (line %u): the "
                                "map lists the nodes, the partitions' groups and the clients",
-                               p->seen[D_DEPLOYMENT_MAP]);
+                               map != 0 ? "deployment_map" : "deployment_seeds", map != 0 ? map : seeds);
     }
     return 0;
 }
@@ -200,7 +211,8 @@ int config_check(struct config_parser *p)
 {
     if (p->seen[D_KEY_DIR] == 0)
         return config_fail(p, 0, "missing 'key_dir' (the directory of the secret key files)");
-    bool deployment = p->seen[D_DEPLOYMENT_MAP] != 0 || p->seen[D_ADMIN_PUB] != 0;
+    bool deployment = p->seen[D_DEPLOYMENT_MAP] != 0 || p->seen[D_ADMIN_PUB] != 0 || p->seen[D_DEPLOYMENT_SEEDS] != 0
+                      || p->seen[D_MAP_CACHE] != 0;
     if (!deployment && p->seen[D_PROTOCOL_THREADS] != 0 && p->cfg->protocol_threads != 1)
         return config_fail(p, p->seen[D_PROTOCOL_THREADS],
                            "protocol_threads is for a deployment's nodes (a file with deployment_map); one group "

@@ -146,12 +146,20 @@ int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp)
     if (cfg == NULL || fp == NULL)
         return BFTKV_E_INVAL;
     fprintf(fp, "# bftkv cluster configuration (docs/config.md)\n\n");
-    if (cfg->deployment_map[0] != '\0') {
+    if (cfg->deployment_map[0] != '\0' || cfg->seeds > 0) {
         /* A deployment's file: the map holds the group lines. */
         char hex[65];
         config_hex_encode(hex, cfg->admin_pub);
-        fprintf(fp, "deployment_map %s\nadmin_pub %s\n", cfg->deployment_map,
-                cfg->admin_pub_set ? hex : cfg->admin_pub_path);
+        if (cfg->deployment_map[0] != '\0')
+            fprintf(fp, "deployment_map %s\n", cfg->deployment_map);
+        for (uint16_t i = 0; i < cfg->seeds; i++) {
+            bool v6 = strchr(cfg->seed[i].host, ':') != NULL;
+            fprintf(fp, "%s%s%s%s:%u", i == 0 ? "deployment_seeds " : ",", v6 ? "[" : "", cfg->seed[i].host,
+                    v6 ? "]" : "", cfg->seed[i].port);
+        }
+        fprintf(fp, "%sadmin_pub %s\n", cfg->seeds > 0 ? "\n" : "", cfg->admin_pub_set ? hex : cfg->admin_pub_path);
+        if (cfg->map_cache[0] != '\0')
+            fprintf(fp, "map_cache %s\n", cfg->map_cache);
     } else {
         config_group_write(cfg, fp);
     }

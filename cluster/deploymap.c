@@ -498,7 +498,26 @@ int cluster_map_open(const uint8_t *signed_map, size_t len, const uint8_t admin_
                    rc == BFTKV_E_CORRUPT ? "too short or too long to be a signed map" : "invalid argument");
         return rc;
     }
-    return cluster_map_decode(signed_map, len - CLUSTER_MAP_SIG_SIZE, out, err, errlen);
+    rc = cluster_map_decode(signed_map, len - CLUSTER_MAP_SIG_SIZE, out, err, errlen);
+    if (rc == 0) {
+        memcpy((*out)->sig, signed_map + len - CLUSTER_MAP_SIG_SIZE, CLUSTER_MAP_SIG_SIZE);
+        (*out)->has_sig = true;
+    }
+    return rc;
+}
+
+int cluster_map_signed(const struct cluster_map *map, uint8_t **out, size_t *len)
+{
+    if (map == NULL || !map->has_sig || out == NULL || len == NULL)
+        return BFTKV_E_INVAL;
+    uint8_t *buf = malloc(map->body_len + CLUSTER_MAP_SIG_SIZE);
+    if (buf == NULL)
+        return BFTKV_E_NOMEM;
+    memcpy(buf, map->body, map->body_len);
+    memcpy(buf + map->body_len, map->sig, CLUSTER_MAP_SIG_SIZE);
+    *out = buf;
+    *len = map->body_len + CLUSTER_MAP_SIG_SIZE;
+    return 0;
 }
 
 /* What a candidate that verified and decoded is to the holder of current. */

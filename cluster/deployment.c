@@ -31,11 +31,11 @@
 
 bool cluster_deployment_is(const struct bftkv_config *cfg)
 {
-    return cfg != NULL && cfg->deployment_map[0] != '\0';
+    return cfg != NULL && (cfg->deployment_map[0] != '\0' || cfg->seeds > 0);
 }
 
 /* The whole of a regular file of at most cap bytes, in a new buffer. */
-static int file_read(const char *path, size_t cap, uint8_t **out, size_t *len, char *err, size_t errlen)
+int cluster_file_read(const char *path, size_t cap, uint8_t **out, size_t *len, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
@@ -67,30 +67,38 @@ static int file_read(const char *path, size_t cap, uint8_t **out, size_t *len, c
     return 0;
 }
 
+int cluster_deployment_admin_pub(const struct bftkv_config *cfg, uint8_t pk[32], char *err, size_t errlen)
+{
+    memcpy(pk, cfg->admin_pub, 32);
+    if (cfg->admin_pub_set)
+        return 0;
+    uint8_t *text = NULL;
+    size_t len = 0;
+    int rc = cluster_file_read(cfg->admin_pub_path, BFTKV_KEY_FILE_MAX, &text, &len, err, errlen);
+    if (rc == 0) {
+        /* An admin.pub has the layout of a key file: comments and one line of hex. */
+        rc = bftkv_key_parse((const char *)text, len, cfg->admin_pub_path, pk, err, errlen);
+        free(text);
+    }
+    return rc == 0 || rc == BFTKV_E_IO ? rc : BFTKV_E_CONFIG;
+}
+
 int cluster_deployment_open(const struct bftkv_config *cfg, struct cluster_map **out, char *err, size_t errlen)
 {
-    if (!cluster_deployment_is(cfg) || out == NULL) {
-        errbuf_put(err, errlen, "%s: no deployment_map line", cfg != NULL ? cfg->name : "config");
+    if (cfg == NULL || cfg->deployment_map[0] == '\0' || out == NULL) {
+        errbuf_put(err, errlen, "%s: no deployment_map line%s", cfg != NULL ? cfg->name : "config",
+                   cfg != NULL && cfg->seeds > 0 ? " (deployment_seeds is for clients: a node serves the map of its file)"
+                                                 : "");
         return BFTKV_E_INVAL;
     }
     *out = NULL;
     uint8_t pk[32];
-    memcpy(pk, cfg->admin_pub, sizeof pk);
-    if (!cfg->admin_pub_set) {
-        uint8_t *text = NULL;
-        size_t len = 0;
-        int rc = file_read(cfg->admin_pub_path, BFTKV_KEY_FILE_MAX, &text, &len, err, errlen);
-        if (rc == 0) {
-            /* An admin.pub has the layout of a key file: comments and one line of hex. */
-            rc = bftkv_key_parse((const char *)text, len, cfg->admin_pub_path, pk, err, errlen);
-            free(text);
-        }
-        if (rc != 0)
-            return rc == BFTKV_E_IO ? rc : BFTKV_E_CONFIG;
-    }
+    int rc = cluster_deployment_admin_pub(cfg, pk, err, errlen);
+    if (rc != 0)
+        return rc;
     uint8_t *bytes = NULL;
     size_t len = 0;
-    int rc = file_read(cfg->deployment_map, CLUSTER_MAP_SIGNED_SIZE_MAX, &bytes, &len, err, errlen);
+    rc = cluster_file_read(cfg->deployment_map, CLUSTER_MAP_SIGNED_SIZE_MAX, &bytes, &len, err, errlen);
     if (rc != 0)
         return rc;
     char why[BFTKV_CONFIG_ERR_MAX];
@@ -129,6 +137,8 @@ int cluster_deployment_group(const struct bftkv_config *cfg, const struct cluste
     memcpy(g, cfg, sizeof *g);
     snprintf(g->name, sizeof g->name, "%.*s (partition %u)", (int)(sizeof g->name - 24u), cfg->name, p);
     g->deployment_map[0] = '\0';
+    g->seeds = 0;
+    g->map_cache[0] = '\0';
     g->group = (uint16_t)p;
     g->n = map->params.rf;
     g->f = map->params.f;

@@ -14,6 +14,7 @@
 #include "common/errbuf.h"
 #include "common/log.h"
 #include "server/metrics_http.h"
+#include "server/node_map.h"
 #include "server/server_internal.h"
 
 /* One protocol thread: its socket, its groups, the nodes it hears from. */
@@ -28,6 +29,7 @@ struct node_loop {
     struct sockaddr_storage *node_addr;
     socklen_t *node_alen;
     struct net_udp *udp;
+    struct node_map_server maps; /* map discovery's answers (server/node_map.h) */
     pthread_t thread;
     bool running;
 };
@@ -134,6 +136,8 @@ int server_node_create(const struct server_node_options *opt, struct server_node
         l->node_alen = calloc(map->m, sizeof *l->node_alen);
         if (l->group == NULL || l->node_addr == NULL || l->node_alen == NULL)
             rc = BFTKV_E_NOMEM;
+        if (rc == 0)
+            rc = node_map_server_init(&l->maps, map);
     }
     for (uint32_t p = 0; rc == 0 && p < parts; p++) {
         int slot = cluster_deployment_slot(map, opt->node, p);
@@ -188,6 +192,13 @@ static void node_rx(void *arg, const struct sockaddr_storage *src, socklen_t src
         const uint8_t *msg = data + off;
         size_t size = server_msg_size(msg);
         off += size;
+        if (msg[3] == WIRE_MAP_REQUEST) {
+            /* Not a group's: the node answers with the map it serves. */
+            size_t r = node_map_answer(&l->maps, msg, size, count == 1, server_now_ns());
+            if (r > 0)
+                first->out_addr(first, src, srclen, l->maps.reply, r);
+            continue;
+        }
         uint16_t group = le16_load(msg + 4);
         struct server *s = group < n->map->params.partitions && group % n->threads == l->index
                                ? n->by_partition[group]
@@ -299,9 +310,10 @@ int server_node_start(struct server_node *n)
         return rc;
     }
     const struct server *first = n->g[0];
-    log_info("started: node %u of M=%u (R=%u f=%u P=%u), %u partitions hosted, %s:%u, backend %s, threads single, "
-             "%u protocol thread%s",
+    log_info("started: node %u of M=%u (R=%u f=%u P=%u, map epoch %llu), %u partitions hosted, %s:%u, backend %s, "
+             "threads single, %u protocol thread%s",
              n->map->node_id[n->node], n->map->m, n->map->params.rf, n->map->params.f, n->map->params.partitions,
+             (unsigned long long)n->map->params.epoch,
              n->groups, first->bind_host, n->map->node[n->node].port, server_backend_name(first), loops,
              loops == 1 ? "" : "s (thread t on port + t*M)");
     return 0;
@@ -353,6 +365,9 @@ void server_node_destroy(struct server_node *n)
         free(n->loop[t].group);
         free(n->loop[t].node_addr);
         free(n->loop[t].node_alen);
+        if (n->loop[t].maps.map != NULL && n->loop[t].maps.answered > 0)
+            log_info("map discovery (thread %u): %llu answered", t, (unsigned long long)n->loop[t].maps.answered);
+        node_map_server_free(&n->loop[t].maps);
     }
     free(n->loop);
     free(n->partition);

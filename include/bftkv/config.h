@@ -76,6 +76,7 @@ extern "C" {
 #define BFTKV_CONFIG_TIMEOUT_MS_MAX 3600000u          /* one hour */
 #define BFTKV_CONFIG_AUTH_WORKERS_MAX 64u
 #define BFTKV_CONFIG_PROTOCOL_THREADS_MAX 64u /* a deployment node's protocol threads */
+#define BFTKV_CONFIG_SEEDS_MAX 16u            /* deployment_seeds: addresses a client asks for the map */
 #define BFTKV_CONFIG_SOCKET_BUFFER_MIN 4096u
 #define BFTKV_CONFIG_SOCKET_BUFFER_MAX (1024u * 1024u * 1024u)
 #define BFTKV_CONFIG_SOCKET_BUFFER_DEFAULT (4u * 1024u * 1024u)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# admin_cli_test: `bftkv admin init` and `bftkv admin show-map` (tools/cli/admin.c,
+# admin_cli_test: `bftkv admin init`, `show-map` and `resign` (tools/cli/admin.c,
 # docs/operations.md "A deployment map").
 #
 #   test_admin_cli.sh BFTKV
@@ -9,7 +9,8 @@
 # the JSON, whose every field is checked against the arguments and the key
 # files; a map with one byte changed, a truncated map and a map checked with
 # another deployment's admin key are refused with exit 4 and no output; init
-# never overwrites a deployment; usage errors exit 2 and write nothing. No
+# never overwrites a deployment; resign gives the same map at another epoch,
+# verified first with the key that signs it, and overwrites nothing; usage errors exit 2 and write nothing. No
 # process is started and no port is opened (ports are only numbers in the map).
 set -u
 BFTKV=$1
@@ -99,6 +100,24 @@ expect 0 "show-map of M = R = 4, P = 1" -- "$BFTKV" admin show-map "$tmp/other/m
 python3 -c "import json, sys; m = json.load(open(sys.argv[1])); \
 sys.exit(0 if m['partitions'] == 1 and sorted(m['partition_replicas'][0]) == [0, 1, 2, 3] and m['f'] == 1 else 1)" \
   "$tmp/out" || fail "M = R = 4, P = 1: partition 0 is not every node"
+
+# ---- resign: the same map at another epoch ------------------------------------------------------------
+expect 0 "resign at epoch 9" -- "$BFTKV" admin resign "$d/map.bin" --admin-key "$d/admin.key" --epoch 9 \
+  --out "$tmp/e9.bin"
+expect 0 "show-map of the resigned map" -- "$BFTKV" admin show-map "$tmp/e9.bin" --admin-pub "$d/admin.pub"
+python3 - "$tmp/out" "$d/map.json" <<'EOF' || fail "resigned map: not the same map at epoch 9"
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+sys.exit(0 if a.pop("epoch") == 9 and b.pop("epoch") == 5 and a == b else 1)
+EOF
+expect 4 "resign over an existing file" -- "$BFTKV" admin resign "$d/map.bin" --admin-key "$d/admin.key" \
+  --epoch 10 --out "$tmp/e9.bin"
+expect 4 "resign with another admin's key" -- "$BFTKV" admin resign "$d/map.bin" --admin-key \
+  "$tmp/other/admin.key" --epoch 10 --out "$tmp/e10.bin"
+grep -q "signature does not verify" "$tmp/err" || fail "resign with another key: message $(cat "$tmp/err")"
+[[ ! -e "$tmp/e10.bin" ]] || fail "resign with another admin's key wrote a map"
+expect 2 "resign without --epoch" -- "$BFTKV" admin resign "$d/map.bin" --admin-key "$d/admin.key" \
+  --out "$tmp/e11.bin"
 
 # ---- init never overwrites ---------------------------------------------------------------------------
 sum_before=$(cat "$d/admin.key" "$d/map.bin" | md5sum)

@@ -285,6 +285,55 @@ static void test_file_refusals(void **state)
                         "client 0 x25519=0000000000000000000000000000000000000000000000000000000000000000 "
                         "ed25519=0000000000000000000000000000000000000000000000000000000000000000\n",
                         "do not go with");
+    /* A discovering client's file (docs/config.md "A client that discovers"). */
+    expect_load_refused("deployment_seeds 127.0.0.1:1\nkey_dir keys\n", "deployment_seeds needs admin_pub");
+    expect_load_refused("deployment_map map.bin\ndeployment_seeds 127.0.0.1:1\nadmin_pub admin.pub\nkey_dir keys\n",
+                        "does not go with deployment_map");
+    expect_load_refused("deployment_map map.bin\nadmin_pub admin.pub\nkey_dir keys\nmap_cache m.bin\n",
+                        "map_cache without deployment_seeds");
+    expect_load_refused("deployment_seeds 127.0.0.1:1,nohost\nadmin_pub admin.pub\nkey_dir keys\n", "bad address");
+    expect_load_refused("deployment_seeds 127.0.0.1:1\nadmin_pub admin.pub\nkey_dir keys\nf 1\n", "do not go with");
+}
+
+/* deployment_seeds and map_cache: parsed in order, written back by
+ * bftkv_config_write to the same values; the file is a deployment's, and a
+ * node refuses it (it serves the map of its own file). */
+static void test_seeds_file(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    struct bftkv_config *cfg = NULL;
+    assert_int_equal(load("deployment_seeds 127.0.0.1:30000,[::1]:30001,seed.example:7\nadmin_pub admin.pub\n"
+                          "key_dir keys\nmap_cache cache/map.bin\n",
+                          &cfg, err, sizeof err),
+                     0);
+    assert_true(cluster_deployment_is(cfg));
+    assert_int_equal(cfg->seeds, 3);
+    assert_string_equal(cfg->seed[0].host, "127.0.0.1");
+    assert_int_equal(cfg->seed[0].port, 30000);
+    assert_string_equal(cfg->seed[1].host, "::1");
+    assert_int_equal(cfg->seed[2].port, 7);
+    assert_non_null(strstr(cfg->map_cache, "/cache/map.bin"));
+    struct cluster_map *map = NULL;
+    assert_int_equal(cluster_deployment_open(cfg, &map, err, sizeof err), BFTKV_E_INVAL);
+    assert_non_null(strstr(err, "deployment_seeds is for clients"));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&text, &len);
+    assert_non_null(fp);
+    assert_int_equal(bftkv_config_write(cfg, fp), 0);
+    fclose(fp);
+    struct bftkv_config *back = NULL;
+    assert_int_equal(bftkv_config_parse(text, len, "written", &back, err, sizeof err), 0);
+    assert_int_equal(back->seeds, 3);
+    for (uint16_t i = 0; i < 3; i++) {
+        assert_string_equal(back->seed[i].host, cfg->seed[i].host);
+        assert_int_equal(back->seed[i].port, cfg->seed[i].port);
+    }
+    assert_string_equal(back->map_cache, cfg->map_cache);
+    free(text);
+    bftkv_config_free(back);
+    bftkv_config_free(cfg);
 }
 
 static void test_wrong_node_key_refused(void **state)
@@ -320,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_protocol_threads_ports),
         cmocka_unit_test(test_bad_maps_refused),
         cmocka_unit_test(test_file_refusals),
+        cmocka_unit_test(test_seeds_file),
         cmocka_unit_test(test_wrong_node_key_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -4,6 +4,7 @@
  *   bftkv admin init --nodes M --rf R --partitions P --dir DIR [--f F]
  *                    [--base-port PORT] [--host H] [--clients C] [--epoch E]
  *   bftkv admin show-map FILE --admin-pub PUB
+ *   bftkv admin resign FILE --admin-key KEY --epoch E --out OUT
  *
  * init writes a new deployment into DIR: the admin key (admin.key, a key file
  * like every principal's, mode 0600; its Ed25519 public key in admin.pub), a
@@ -12,7 +13,8 @@
  * listens on H:PORT+I. Nothing is overwritten: init refuses a DIR that holds
  * an admin key or a map already. show-map verifies FILE's signature with PUB
  * and prints the map as JSON; a map that does not verify or decode prints
- * nothing and exits 4.
+ * nothing and exits 4. resign writes OUT: FILE's map (verified with KEY's
+ * public key) at epoch E, signed by KEY; nothing else changes.
  *
  * Unlike main.c this file reads the cluster room's own header (cluster/
  * cluster.h): making and signing maps is the operator's business, not an
@@ -55,7 +57,10 @@ const char cli_admin_help[] =
     "      C 1, E 1. Overwrites nothing: exit 4 when DIR holds a deployment already.\n"
     "  admin show-map FILE --admin-pub PUB\n"
     "      verify FILE's signature with the admin public key in PUB and print the\n"
-    "      map as JSON; exit 4 (and print nothing) when it does not verify or decode.\n";
+    "      map as JSON; exit 4 (and print nothing) when it does not verify or decode.\n"
+    "  admin resign FILE --admin-key KEY --epoch E --out OUT\n"
+    "      write OUT: the map of FILE (which must verify with KEY's public key) at\n"
+    "      epoch E, signed by KEY (the admin.key of init). Overwrites nothing.\n";
 
 static int admin_usage(const char *fmt, const char *arg)
 {
@@ -419,14 +424,73 @@ static int admin_show_map(char **args, int nargs)
     return EXIT_OK;
 }
 
+/* ---- resign ---------------------------------------------------------------------------- */
+
+static int admin_resign(char **args, int nargs)
+{
+    const char *file = NULL, *key = NULL, *out = NULL, *epoch_s = NULL;
+    for (int i = 0; i < nargs; i++) {
+        bool missing = false;
+        const char *v;
+        if ((v = admin_opt(args, nargs, &i, "--admin-key", &missing)) != NULL)
+            key = v;
+        else if ((v = admin_opt(args, nargs, &i, "--epoch", &missing)) != NULL)
+            epoch_s = v;
+        else if ((v = admin_opt(args, nargs, &i, "--out", &missing)) != NULL)
+            out = v;
+        else if (missing || args[i][0] == '-' || file != NULL)
+            return admin_usage(missing ? "resign: option '%s' needs a value" : "resign: unexpected argument '%s'",
+                               args[i]);
+        else
+            file = args[i];
+    }
+    unsigned long epoch = 0;
+    if (file == NULL || key == NULL || out == NULL || epoch_s == NULL)
+        return admin_usage("%s", "usage: bftkv admin resign FILE --admin-key KEY --epoch E --out OUT");
+    if (!admin_uint(epoch_s, 0, ULONG_MAX, &epoch))
+        return admin_usage("resign: --epoch '%s' is not a number", epoch_s);
+    uint8_t seed[BFTKV_KEY_SEED_SIZE], pk[32], sk[64], *bytes = NULL, *signed_map = NULL;
+    size_t blen = 0, slen = 0;
+    char err[ADMIN_ERR_MAX] = "";
+    if (bftkv_key_load(key, seed, err, sizeof err) != 0) {
+        fprintf(stderr, "bftkv: admin: resign: %s\n", err);
+        return EXIT_USAGE;
+    }
+    cluster_map_admin_keypair(seed, pk, sk);
+    sodium_memzero(seed, sizeof seed);
+    struct cluster_map *map = NULL, *next = NULL;
+    int rc = admin_file_read(file, CLUSTER_MAP_SIGNED_SIZE_MAX, &bytes, &blen);
+    rc = rc != 0 ? rc : cluster_map_open(bytes, blen, pk, &map, err, sizeof err);
+    if (rc == 0) {
+        struct cluster_map_params pa = map->params;
+        pa.epoch = epoch;
+        rc = cluster_map_build(&pa, map->node_id, map->node, map->m, map->client, map->clients, &next, err,
+                               sizeof err);
+    }
+    rc = rc != 0 ? rc : cluster_map_sign(next, sk, &signed_map, &slen);
+    sodium_memzero(sk, sizeof sk);
+    if (rc == 0)
+        rc = admin_file_write(out, signed_map, slen, 0644);
+    else if (err[0] != '\0')
+        fprintf(stderr, "bftkv: admin: resign: %s: %s\n", file, err);
+    free(bytes);
+    free(signed_map);
+    cluster_map_free(map);
+    cluster_map_free(next);
+    if (rc != 0)
+        return EXIT_OTHER;
+    printf("wrote %s: the map of %s at epoch %lu\n", out, file, epoch);
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_OTHER;
+}
+
 int cli_admin(char **args, int nargs)
 {
     if (nargs == 0)
-        return admin_usage("%s", "no admin command given (init, show-map)");
+        return admin_usage("%s", "no admin command given (init, show-map, resign)");
     /* --help anywhere describes the commands and touches nothing. */
     for (int i = 0; i < nargs; i++) {
         if (strcmp(args[i], "--help") == 0 || strcmp(args[i], "-h") == 0) {
-            printf("usage: bftkv [OPTIONS] admin init|show-map ARGS\n\n%s", cli_admin_help);
+            printf("usage: bftkv [OPTIONS] admin init|show-map|resign ARGS\n\n%s", cli_admin_help);
             return EXIT_OK;
         }
     }
@@ -438,5 +502,7 @@ int cli_admin(char **args, int nargs)
         return admin_init(args + 1, nargs - 1);
     if (strcmp(args[0], "show-map") == 0)
         return admin_show_map(args + 1, nargs - 1);
-    return admin_usage("unknown admin command '%s' (init, show-map)", args[0]);
+    if (strcmp(args[0], "resign") == 0)
+        return admin_resign(args + 1, nargs - 1);
+    return admin_usage("unknown admin command '%s' (init, show-map, resign)", args[0]);
 }

@@ -236,6 +236,8 @@ static int cli_open(const struct cli *cli, struct bftkv_client **out)
         return EXIT_UNAVAILABLE;
     }
     fprintf(stderr, "bftkv: %s\n", err[0] != '\0' ? err : bftkv_strerror(rc));
+    if (rc == BFTKV_E_TIMEOUT)
+        return EXIT_UNAVAILABLE; /* no seed answered (deployment_seeds) */
     return rc == BFTKV_E_IO || rc == BFTKV_E_CONFIG || rc == BFTKV_E_INVAL ? EXIT_USAGE : EXIT_OTHER;
 }
 
