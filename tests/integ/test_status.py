@@ -9,6 +9,11 @@
   no answer, --json says answered false;
 - restarted and caught up (tools/cluster restart waits for it): exit 0 again;
 - two replicas killed: exit 3 (fewer than q = 3 healthy).
+
+With --deployment, on M = 5 nodes hosting P = 8 partitions of R = 4: one row
+per node and partition it hosts, exactly the map's replica sets; one node
+killed: exit 5, its rows say no answer; a second node killed: exit 3, and the
+summary counts as below quorum exactly the partitions that hold both.
 """
 
 import json
@@ -76,5 +81,44 @@ def body():
     c.stop()
 
 
+def deployment_body():
+    M, R, P = 5, 4, 8
+    c = Cluster("status-deployment", M, deployment=(R, P))
+    c.start()
+    with open(os.path.join(c.dir, "map.json"), encoding="utf-8") as fp:
+        sets = json.load(fp)["partition_replicas"]
+
+    def status_rows():
+        rc, out, err = c.cli("--json", "status", timeout=30, timeout_ms=1000)
+        lines = [json.loads(x) for x in out.splitlines()]
+        check(lines and lines[-1].get("summary") is True and lines[-1]["exit"] == rc, f"summary: {out[-300:]}")
+        return rc, lines[:-1], lines[-1]
+
+    rc, rows, summary = wait_until("status exits 0 on the deployment", lambda: (lambda r: r if r[0] == 0 else None)(
+        status_rows()), 20)
+    by_part = {}
+    for r in rows:
+        by_part.setdefault(r["partition"], set()).add(r["node"])
+    check(by_part == {p: set(s) for p, s in enumerate(sets)}, f"rows per partition {by_part}, map {sets}")
+    check(summary["partitions"] == P and summary["replicas"] == P * R, f"summary {summary}")
+
+    c.kill(1)
+    rc, rows, summary = status_rows()
+    check(rc == 5, f"exit {rc} with node 1 down (expected 5)")
+    dead = [r for r in rows if r["node"] == 1]
+    check(dead and all(not r["answered"] and not r["healthy"] for r in dead), f"node 1's rows: {dead}")
+    check(all(r["healthy"] for r in rows if r["node"] != 1), "the other nodes' rows healthy")
+
+    c.kill(3)
+    rc, rows, summary = status_rows()
+    both = sum(1 for s in sets if 1 in s and 3 in s)
+    log(f"nodes 1 and 3 down: {both} of {P} partitions hold both; summary {summary}")
+    check(summary["partitions_below_quorum"] == both, f"below quorum {summary['partitions_below_quorum']}, want {both}")
+    check(rc == (3 if both else 5), f"exit {rc}")
+    rc, out, err = c.cli("status", timeout=30, timeout_ms=1000)
+    check(f"{both} below quorum" in out.decode(), f"the table's summary line: {out.decode()[-200:]}")
+    c.stop()
+
+
 if __name__ == "__main__":
-    run_test(body, budget_s=90)
+    run_test(deployment_body if "--deployment" in sys.argv[1:] else body, budget_s=90)

@@ -2,7 +2,9 @@
  * replica's stats (bftkv_client_replica_stats, asked of all replicas at once),
  * with an exit code a health check can use.
  *
- * One row per replica and partition it hosts (today one: the config's group):
+ * One row per replica and partition it hosts (one group: each replica; a
+ * partitioned deployment's file: each node's replica of each partition, the
+ * partitions' groups derived from the verified map):
  * its address, view and role, last executed sequence number and how far behind
  * the most advanced replica it is, durability, whether it holds certified
  * state, and whether its state digest agrees with the quorum's. Digests are
@@ -16,8 +18,9 @@
  * --max-behind sequence numbers behind (default 256, the default log window:
  * beyond it a replica catches up by state transfer), or its digest differs.
  * Exit 0 all healthy; 5 some replica unhealthy while at least q = ceil((n+f+1)/2)
- * are healthy; 3 fewer than q are healthy (the group cannot order requests).
- * --json: one JSON object per replica, then one summary object.
+ * are healthy in every group (partition); 3 fewer than q are healthy in some
+ * group (it cannot order requests). --json: one JSON object per replica, then
+ * one summary object.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -31,14 +34,16 @@
 #include "bftkv/errors.h"
 #include "bftkv/limits.h"
 #include "cli.h"
+#include "cluster/cluster.h"
 
 #define STATUS_TIMEOUT_MS_DEFAULT 1500
 #define STATUS_MAX_BEHIND_DEFAULT 256u
 
 struct status_row {
     /* asked */
-    const struct bftkv_config *cfg;
-    uint16_t client, id;
+    const struct bftkv_config *cfg; /* its group's */
+    uint16_t client, id;            /* id: the replica's index in its group */
+    uint32_t node;                  /* the replica id, or a deployment's node id */
     int timeout_ms;
     /* answered */
     int rc;
@@ -156,49 +161,126 @@ static void status_judge(struct status_row *rows, uint16_t n, uint16_t f, uint64
     }
 }
 
-static void status_print_table(const struct status_row *rows, uint16_t n, const struct bftkv_config *cfg)
+/* One group (a single group, or one partition of a deployment). */
+struct status_group {
+    struct bftkv_config *cfg;
+    uint16_t n, f;
+    struct status_row *rows; /* [n] */
+    unsigned healthy, q;
+};
+
+static void status_print_table(const struct status_group *gs, uint32_t ngroups, bool deployment)
 {
-    printf("%-8s %-22s %-9s %-6s %-9s %-13s %-7s %-10s %-6s %-8s %s\n", "replica", "address", "partition", "view",
-           "role", "last_exec", "behind", "durability", "state", "digest", "health");
-    for (uint16_t i = 0; i < n; i++) {
-        const struct status_row *r = &rows[i];
-        char host[BFTKV_CONFIG_HOST_MAX + 1] = "?", addr[BFTKV_CONFIG_HOST_MAX + 16];
-        uint16_t port = 0;
-        bftkv_config_replica_address(cfg, i, host, sizeof host, &port);
-        snprintf(addr, sizeof addr, "%s:%u", host, port);
-        if (r->rc != 0) {
-            printf("%-8u %-22s %-9u %-6s %-9s %-13s %-7s %-10s %-6s %-8s %s\n", i, addr, bftkv_config_group(cfg), "-",
-                   "-", "-", "-", "-", "-", "-", r->problem);
-            continue;
+    printf("%-8s %-22s %-9s %-6s %-9s %-13s %-7s %-10s %-6s %-8s %s\n", deployment ? "node" : "replica", "address",
+           "partition", "view", "role", "last_exec", "behind", "durability", "state", "digest", "health");
+    for (uint32_t g = 0; g < ngroups; g++) {
+        for (uint16_t i = 0; i < gs[g].n; i++) {
+            const struct status_row *r = &gs[g].rows[i];
+            char host[BFTKV_CONFIG_HOST_MAX + 1] = "?", addr[BFTKV_CONFIG_HOST_MAX + 16];
+            uint16_t port = 0;
+            bftkv_config_replica_address(gs[g].cfg, i, host, sizeof host, &port);
+            snprintf(addr, sizeof addr, "%s:%u", host, port);
+            if (r->rc != 0) {
+                printf("%-8u %-22s %-9u %-6s %-9s %-13s %-7s %-10s %-6s %-8s %s\n", r->node, addr,
+                       bftkv_config_group(gs[g].cfg), "-", "-", "-", "-", "-", "-", "-", r->problem);
+                continue;
+            }
+            const char *role = r->in_viewchange ? "vchange" : r->primary ? "primary" : "backup";
+            printf("%-8u %-22s %-9llu %-6llu %-9s %-13llu %-7llu %-10s %-6s %-8s %s\n", r->node, addr,
+                   (unsigned long long)r->group, (unsigned long long)r->view, role,
+                   (unsigned long long)r->last_executed, (unsigned long long)r->behind, r->durability,
+                   r->holds_state ? "yes" : "NO", r->digest_verdict, r->problem != NULL ? r->problem : "ok");
         }
-        const char *role = r->in_viewchange ? "vchange" : r->primary ? "primary" : "backup";
-        printf("%-8u %-22s %-9llu %-6llu %-9s %-13llu %-7llu %-10s %-6s %-8s %s\n", i, addr,
-               (unsigned long long)r->group, (unsigned long long)r->view, role, (unsigned long long)r->last_executed,
-               (unsigned long long)r->behind, r->durability, r->holds_state ? "yes" : "NO", r->digest_verdict,
-               r->problem != NULL ? r->problem : "ok");
     }
 }
 
-static void status_print_json(const struct status_row *rows, uint16_t n, const struct bftkv_config *cfg,
-                              unsigned healthy, unsigned q, int code)
+static void status_print_json(const struct status_group *gs, uint32_t ngroups, bool deployment, unsigned healthy,
+                              unsigned total, uint32_t below, int code)
 {
-    for (uint16_t i = 0; i < n; i++) {
-        const struct status_row *r = &rows[i];
-        char host[BFTKV_CONFIG_HOST_MAX + 1] = "?";
-        uint16_t port = 0;
-        bftkv_config_replica_address(cfg, i, host, sizeof host, &port);
-        printf("{\"replica\":%u,\"address\":\"%s:%u\",\"partition\":%u,\"answered\":%s", i, host, port,
-               bftkv_config_group(cfg), r->rc == 0 ? "true" : "false");
-        if (r->rc == 0)
-            printf(",\"view\":%llu,\"primary\":%s,\"in_viewchange\":%s,\"last_executed\":%llu,\"behind\":%llu,"
-                   "\"durability\":\"%s\",\"holds_state\":%s,\"state_digest\":\"%s\",\"digest\":\"%s\"",
-                   (unsigned long long)r->view, r->primary ? "true" : "false", r->in_viewchange ? "true" : "false",
-                   (unsigned long long)r->last_executed, (unsigned long long)r->behind, r->durability,
-                   r->holds_state ? "true" : "false", r->digest, r->digest_verdict);
-        printf(",\"healthy\":%s,\"problem\":\"%s\"}\n", r->problem == NULL ? "true" : "false",
-               r->problem != NULL ? r->problem : "");
+    for (uint32_t g = 0; g < ngroups; g++) {
+        for (uint16_t i = 0; i < gs[g].n; i++) {
+            const struct status_row *r = &gs[g].rows[i];
+            char host[BFTKV_CONFIG_HOST_MAX + 1] = "?";
+            uint16_t port = 0;
+            bftkv_config_replica_address(gs[g].cfg, i, host, sizeof host, &port);
+            printf("{\"replica\":%u,", i);
+            if (deployment)
+                printf("\"node\":%u,", r->node);
+            printf("\"address\":\"%s:%u\",\"partition\":%u,\"answered\":%s", host, port,
+                   bftkv_config_group(gs[g].cfg), r->rc == 0 ? "true" : "false");
+            if (r->rc == 0)
+                printf(",\"view\":%llu,\"primary\":%s,\"in_viewchange\":%s,\"last_executed\":%llu,\"behind\":%llu,"
+                       "\"durability\":\"%s\",\"holds_state\":%s,\"state_digest\":\"%s\",\"digest\":\"%s\"",
+                       (unsigned long long)r->view, r->primary ? "true" : "false", r->in_viewchange ? "true" : "false",
+                       (unsigned long long)r->last_executed, (unsigned long long)r->behind, r->durability,
+                       r->holds_state ? "true" : "false", r->digest, r->digest_verdict);
+            printf(",\"healthy\":%s,\"problem\":\"%s\"}\n", r->problem == NULL ? "true" : "false",
+                   r->problem != NULL ? r->problem : "");
+        }
     }
-    printf("{\"summary\":true,\"replicas\":%u,\"healthy\":%u,\"quorum\":%u,\"exit\":%d}\n", n, healthy, q, code);
+    printf("{\"summary\":true,\"replicas\":%u,\"healthy\":%u,\"quorum\":%u,\"partitions\":%u,"
+           "\"partitions_below_quorum\":%u,\"exit\":%d}\n",
+           total, healthy, gs[0].q, ngroups, below, code);
+}
+
+/* The groups to ask: cfg's own, or each partition's of a deployment's file
+ * (the map verified with its admin key first). */
+static int status_groups(struct bftkv_config *cfg, struct status_group **out, uint32_t *count, bool *deployment)
+{
+    *deployment = cluster_deployment_is(cfg);
+    if (!*deployment) {
+        struct status_group *g = calloc(1, sizeof *g);
+        if (g == NULL)
+            return BFTKV_E_NOMEM;
+        g->cfg = cfg;
+        *out = g;
+        *count = 1;
+        return 0;
+    }
+    char err[BFTKV_CONFIG_ERR_MAX];
+    struct cluster_map *map = NULL;
+    int rc = cluster_deployment_open(cfg, &map, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "bftkv: %s\n", err);
+        return rc;
+    }
+    uint32_t parts = map->params.partitions;
+    struct status_group *gs = calloc(parts, sizeof *gs);
+    for (uint32_t p = 0; gs != NULL && rc == 0 && p < parts; p++) {
+        rc = cluster_deployment_group(cfg, map, p, &gs[p].cfg, err, sizeof err);
+        if (rc != 0)
+            fprintf(stderr, "bftkv: %s\n", err);
+    }
+    if (gs != NULL && rc == 0) {
+        /* each replica's node id, for the rows */
+        for (uint32_t p = 0; p < parts; p++) {
+            const uint16_t *set = cluster_map_partition_replicas(map, p);
+            uint16_t n = bftkv_config_replicas(gs[p].cfg);
+            gs[p].rows = calloc(n, sizeof *gs[p].rows);
+            if (gs[p].rows == NULL) {
+                rc = BFTKV_E_NOMEM;
+                break;
+            }
+            for (uint16_t i = 0; i < n; i++)
+                gs[p].rows[i].node = map->node_id[set[i]];
+        }
+    }
+    cluster_map_free(map);
+    if (gs == NULL)
+        return BFTKV_E_NOMEM;
+    *out = gs;
+    *count = parts;
+    return rc;
+}
+
+static void status_groups_free(struct status_group *gs, uint32_t count, bool deployment)
+{
+    for (uint32_t g = 0; gs != NULL && g < count; g++) {
+        free(gs[g].rows);
+        if (deployment)
+            bftkv_config_free(gs[g].cfg);
+    }
+    free(gs);
 }
 
 int cli_status(const char *config, uint16_t client, int timeout_ms, bool json, char **args, int nargs)
@@ -222,42 +304,74 @@ int cli_status(const char *config, uint16_t client, int timeout_ms, bool json, c
         fprintf(stderr, "bftkv: %s\n", err);
         return EXIT_USAGE;
     }
-    uint16_t n = bftkv_config_replicas(cfg), f = bftkv_config_faults(cfg);
-    struct status_row *rows = calloc(n, sizeof *rows);
-    pthread_t *threads = calloc(n, sizeof *threads);
-    if (rows == NULL || threads == NULL) {
-        free(rows);
+    struct status_group *gs = NULL;
+    uint32_t ngroups = 0;
+    bool deployment = false;
+    int rc = status_groups(cfg, &gs, &ngroups, &deployment);
+    unsigned total = 0;
+    for (uint32_t g = 0; rc == 0 && g < ngroups; g++) {
+        gs[g].n = bftkv_config_replicas(gs[g].cfg);
+        gs[g].f = bftkv_config_faults(gs[g].cfg);
+        gs[g].q = (unsigned)(gs[g].n + gs[g].f + 2u) / 2u; /* ceil((n+f+1)/2) */
+        if (gs[g].rows == NULL && (gs[g].rows = calloc(gs[g].n, sizeof *gs[g].rows)) == NULL)
+            rc = BFTKV_E_NOMEM;
+        for (uint16_t i = 0; rc == 0 && i < gs[g].n; i++) {
+            uint32_t node = deployment ? gs[g].rows[i].node : i;
+            gs[g].rows[i] = (struct status_row){.cfg = gs[g].cfg, .client = client, .id = i, .node = node,
+                                                .timeout_ms = timeout_ms > 0 ? timeout_ms : STATUS_TIMEOUT_MS_DEFAULT};
+        }
+        total += gs[g].n;
+    }
+    pthread_t *threads = rc == 0 ? calloc(total, sizeof *threads) : NULL;
+    bool *started = rc == 0 ? calloc(total, sizeof *started) : NULL;
+    if (rc != 0 || threads == NULL || started == NULL) {
+        if (rc != BFTKV_E_CONFIG && rc != BFTKV_E_AUTH && rc != BFTKV_E_IO)
+            fprintf(stderr, "bftkv: status: %s\n", rc != 0 ? bftkv_strerror(rc) : "out of memory");
         free(threads);
+        free(started);
+        status_groups_free(gs, ngroups, deployment);
         bftkv_config_free(cfg);
-        fprintf(stderr, "bftkv: status: out of memory\n");
-        return EXIT_OTHER;
+        return rc == BFTKV_E_NOMEM || rc == 0 ? EXIT_OTHER : EXIT_USAGE;
     }
-    bool started[BFTKV_REPLICAS_MAX] = {false};
-    for (uint16_t i = 0; i < n; i++) {
-        rows[i] = (struct status_row){.cfg = cfg, .client = client, .id = i,
-                                      .timeout_ms = timeout_ms > 0 ? timeout_ms : STATUS_TIMEOUT_MS_DEFAULT};
-        started[i] = pthread_create(&threads[i], NULL, status_ask, &rows[i]) == 0;
-        if (!started[i])
-            status_ask(&rows[i]); /* no thread: ask in turn */
+    /* Every replica asked at once: one thread each. */
+    unsigned k = 0;
+    for (uint32_t g = 0; g < ngroups; g++) {
+        for (uint16_t i = 0; i < gs[g].n; i++, k++) {
+            started[k] = pthread_create(&threads[k], NULL, status_ask, &gs[g].rows[i]) == 0;
+            if (!started[k])
+                status_ask(&gs[g].rows[i]); /* no thread: ask in turn */
+        }
     }
-    for (uint16_t i = 0; i < n; i++)
-        if (started[i])
-            pthread_join(threads[i], NULL);
-    status_judge(rows, n, f, max_behind);
-    unsigned healthy = 0, q = (unsigned)(n + f + 2u) / 2u; /* ceil((n+f+1)/2) */
-    for (uint16_t i = 0; i < n; i++)
-        healthy += rows[i].problem == NULL;
-    int code = healthy == n ? EXIT_OK : healthy >= q ? EXIT_UNHEALTHY : EXIT_UNAVAILABLE;
-    if (json)
-        status_print_json(rows, n, cfg, healthy, q, code);
-    else {
-        status_print_table(rows, n, cfg);
-        printf("%u of %u replicas healthy (quorum %u): %s\n", healthy, n, q,
-               code == EXIT_OK ? "ok" : code == EXIT_UNHEALTHY ? "DEGRADED" : "UNAVAILABLE");
+    for (k = 0; k < total; k++)
+        if (started[k])
+            pthread_join(threads[k], NULL);
+    unsigned healthy = 0;
+    uint32_t below = 0, degraded = 0;
+    for (uint32_t g = 0; g < ngroups; g++) {
+        status_judge(gs[g].rows, gs[g].n, gs[g].f, max_behind);
+        for (uint16_t i = 0; i < gs[g].n; i++)
+            gs[g].healthy += gs[g].rows[i].problem == NULL;
+        healthy += gs[g].healthy;
+        below += gs[g].healthy < gs[g].q;
+        degraded += gs[g].healthy < gs[g].n;
+    }
+    int code = degraded == 0 ? EXIT_OK : below == 0 ? EXIT_UNHEALTHY : EXIT_UNAVAILABLE;
+    if (json) {
+        status_print_json(gs, ngroups, deployment, healthy, total, below, code);
+    } else {
+        status_print_table(gs, ngroups, deployment);
+        if (deployment)
+            printf("%u of %u replicas healthy in %u partitions (quorum %u each), %u below quorum: %s\n", healthy,
+                   total, ngroups, gs[0].q, below,
+                   code == EXIT_OK ? "ok" : code == EXIT_UNHEALTHY ? "DEGRADED" : "UNAVAILABLE");
+        else
+            printf("%u of %u replicas healthy (quorum %u): %s\n", healthy, total, gs[0].q,
+                   code == EXIT_OK ? "ok" : code == EXIT_UNHEALTHY ? "DEGRADED" : "UNAVAILABLE");
     }
     fflush(stdout);
-    free(rows);
     free(threads);
+    free(started);
+    status_groups_free(gs, ngroups, deployment);
     bftkv_config_free(cfg);
     return code;
 }
