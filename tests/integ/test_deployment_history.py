@@ -24,6 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from test_deployment_discover import PLACEMENT_KEY, siphash24  # noqa: E402
 from integ import BUILD, Cluster, check, log, run, run_test, spawn  # noqa: E402
 
 M, R, P = 7, 4, 16
@@ -65,6 +66,15 @@ def history_check(hist, fault_ns, what):
     after = [o for o in ops if o["outcome"] == "ok" and o["phase"] != "final" and o["invoke_ns"] > fault_ns]
     log(f"{what}: {len(ops)} ops, outcomes {outcomes}, {len(after)} completed ok after the fault")
     check(after, f"{what}: no operation completed after the fault")
+    # Every partition kept serving: each has operations completed after the
+    # fault (a key's partition as cluster/placement.c computes it).
+    per = {}
+    for o in after:
+        p = siphash24(PLACEMENT_KEY, b"k" + o["key"].encode()) & (P - 1)  # cluster/placement.c
+        per[p] = per.get(p, 0) + 1
+    log(f"{what}: ok operations after the fault per partition {dict(sorted(per.items()))}")
+    check(sorted(per) == list(range(P)), f"{what}: partitions without an operation after the fault: "
+          f"{sorted(set(range(P)) - set(per))}")
     finals = [o for o in ops if o["phase"] == "final"]
     check(finals and all(o["outcome"] == "ok" for o in finals), f"{what}: a final read failed")
     r = run([os.path.join(BUILD, "bftkv-lincheck"), hist], timeout=120)
