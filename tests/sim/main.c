@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "engine/pbft.h"
+#include "tests/sim/deploy.h"
 #include "tests/sim/faults.h"
 #include "tests/sim/links.h"
 #include "tests/sim/simrun.h"
@@ -116,6 +117,11 @@ static void usage(FILE *f)
             "                       replay | mix | stale-read | equivocate | slow | bogus-view-change |\n"
             "                       lying-state (default: drawn per faulty replica)\n");
     fprintf(f,
+            "  --deployment M:R:P   a partitioned deployment instead of one group: M nodes, P\n"
+            "                       partitions (a power of two), each a group of R replicas\n"
+            "                       with f = (R-1)/3 placed by rendezvous hashing; faults are\n"
+            "                       per node (at most f faulty nodes); --requests is per\n"
+            "                       client and partition; --faulty lists nodes (deploy.h)\n"
             "  --bug NAME           set an injected bug on every replica and client (repeatable):\n"
             "                       commit_quorum_2f | execute_uncommitted | ignore_digest |\n"
             "                       client_f_replies | newview_ignore_a2 | forget_p |\n"
@@ -241,6 +247,21 @@ static bool parse_faults(const char *s, int *faults, uint32_t *link_kinds)
             return false;
     }
     *faults = bits;
+    return true;
+}
+
+/* M:R:P of --deployment. */
+static bool parse_deployment(const char *s, struct sim_options *o)
+{
+    unsigned m, r, p;
+    char end;
+    if (!s || sscanf(s, "%u:%u:%u%c", &m, &r, &p, &end) != 3 || r < 1 || m < r || m > BFTKV_REPLICAS_MAX || p < 1 ||
+        p > DEPLOY_PARTITIONS_MAX || (p & (p - 1u)) != 0)
+        return false;
+    o->deploy_nodes = (uint16_t)m;
+    o->n = (uint16_t)r;
+    o->f = (uint16_t)((r - 1u) / 3u);
+    o->deploy_partitions = p;
     return true;
 }
 
@@ -454,6 +475,8 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--f") == 0) {
             ok = parse_u64(NEXT(), &u) && u <= BFTKV_FAULTS_MAX;
             o.f = (uint16_t)u;
+        } else if (strcmp(a, "--deployment") == 0) {
+            ok = parse_deployment(NEXT(), &o);
         } else if (strcmp(a, "--clients") == 0) {
             ok = parse_u64(NEXT(), &u) && u >= 1 && u <= BFTKV_CLIENTS_MAX;
             o.clients = (uint16_t)u;
@@ -575,14 +598,15 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     bool primary_faulty = false;
+    uint16_t members = o.deploy_partitions ? o.deploy_nodes : o.n; /* a deployment lists nodes */
     for (uint16_t i = 0; i < o.faulty_count; i++) {
-        if (o.faulty[i] >= o.n) {
-            fprintf(stderr, "bftkv-sim: --faulty: replica %u is out of range (n=%u)\n", o.faulty[i], o.n);
+        if (o.faulty[i] >= members) {
+            fprintf(stderr, "bftkv-sim: --faulty: replica %u is out of range (n=%u)\n", o.faulty[i], members);
             return EXIT_USAGE;
         }
         primary_faulty |= o.faulty[i] == 0;
     }
-    if (o.behaviour == BYZ_EQUIVOCATE && !primary_faulty) {
+    if (o.behaviour == BYZ_EQUIVOCATE && !primary_faulty && o.deploy_partitions == 0) {
         fprintf(stderr, "bftkv-sim: --behaviour equivocate needs the primary in --faulty (only it proposes)\n");
         return EXIT_USAGE;
     }
@@ -706,6 +730,8 @@ int main(int argc, char **argv)
         printf("sim: durable recoveries=%" PRIu64 " (from a snapshot %" PRIu64 ", unsure %" PRIu64
                ") batches_executed_again=%" PRIu64 " whole_group_crash_seeds=%" PRIu64 "\n",
                recoveries, from_snapshot, recovery_gaps, recovered_batches, whole_group_seeds);
+    if (o.deploy_partitions)
+        printf("sim: deployment nodes=%u R=%u f=%u partitions=%u\n", o.deploy_nodes, o.n, o.f, o.deploy_partitions);
     if (exit_code == 0) {
         if (expect)
             exit_code = found ? 0 : EXIT_SAFETY;

@@ -80,6 +80,11 @@ struct sim_options {
     uint32_t invariants_every; /* check replica invariants after every k-th cluster
                                   step (0, 1: every step; read-only, so k changes
                                   no run, only how soon a broken one is caught) */
+    /* A partitioned deployment (deploy.h): deploy_nodes nodes and
+     * deploy_partitions partitions, each a group of n replicas tolerating f;
+     * 0 partitions: one group of n replicas. */
+    uint16_t deploy_nodes;
+    uint32_t deploy_partitions;
     bool trace;               /* print deliveries (stderr) */
     uint64_t trace_seq;       /* only those with this header seq (0: all) */
     bool verbose;
