@@ -43,17 +43,21 @@ static void deploy_net_apply(const void *arg, struct netsim *ns)
     }
 }
 
-/* The names of the first `keys` keys that route to partition p of P. */
-static void deploy_key_names(uint32_t *names, uint32_t keys, uint32_t p, uint32_t partitions)
+/* The names of the first `keys` keys that route to partition p of P; false
+ * when they do not fit the workload's names ("k" and at most 6 digits). */
+static bool deploy_key_names(uint32_t *names, uint32_t keys, uint32_t p, uint32_t partitions)
 {
     uint32_t name = 0;
     for (uint32_t k = 0; k < keys; name++) {
+        if (name > 999999u)
+            return false;
         char b[8];
         size_t len;
         workload_key_bytes(name, b, &len);
         if (cluster_key_partition(b, len, partitions) == p)
             names[k++] = name;
     }
+    return true;
 }
 
 /* The nodes' scenario mapped to partition p's replicas: who is faulty and how,
@@ -167,7 +171,10 @@ int deploy_run_one(const struct sim_options *o, struct sim_context *ctx, uint64_
         s->cc.n = r;
         s->cc.group = (uint16_t)(p + 1u);
         s->cc.net_seed = nodes->cc.net_seed ^ prng_mix64(DEPLOY_STREAM + p);
-        deploy_key_names(names, nodes->wc.keys, p, partitions);
+        if (!deploy_key_names(names, nodes->wc.keys, p, partitions)) {
+            rc = BFTKV_E_INVAL; /* --keys too many for P partitions */
+            break;
+        }
         s->wc.key_names = names;
         struct deploy_net dn = {.nodes_net = &net, .set = set, .r = r, .m = m, .clients = o->clients};
         s->net_apply = deploy_net_apply;
@@ -198,4 +205,36 @@ int deploy_run_one(const struct sim_options *o, struct sim_context *ctx, uint64_
     free(nodes);
     free(sets);
     return rc;
+}
+
+void deploy_describe(const struct sim_options *o, FILE *f, bool sets)
+{
+    uint16_t m = o->deploy_nodes, r = o->n;
+    uint32_t partitions = o->deploy_partitions;
+    uint32_t ids[BFTKV_REPLICAS_MAX];
+    for (uint16_t i = 0; i < m; i++)
+        ids[i] = i + 1u;
+    uint16_t *set = calloc((size_t)partitions * r, sizeof *set);
+    if (set == NULL || cluster_placement_rendezvous(ids, m, partitions, r, set) != 0) {
+        free(set);
+        return;
+    }
+    uint32_t hosted[BFTKV_REPLICAS_MAX] = {0}, primary[BFTKV_REPLICAS_MAX] = {0};
+    for (uint32_t p = 0; p < partitions; p++) {
+        primary[set[(size_t)p * r]]++;
+        for (uint16_t j = 0; j < r; j++)
+            hosted[set[(size_t)p * r + j]]++;
+    }
+    fprintf(f, "sim: deployment nodes=%u R=%u f=%u partitions=%u (rendezvous) node:replicas/primaries", m, r, o->f,
+            partitions);
+    for (uint16_t i = 0; i < m; i++)
+        fprintf(f, " %u:%u/%u", i, hosted[i], primary[i]);
+    fprintf(f, "\n");
+    for (uint32_t p = 0; sets && p < partitions; p++) {
+        fprintf(f, "  partition %u (group %u): nodes", p, p + 1u);
+        for (uint16_t j = 0; j < r; j++)
+            fprintf(f, "%s%u", j ? "," : " ", set[(size_t)p * r + j]);
+        fprintf(f, "\n");
+    }
+    free(set);
 }

@@ -32,7 +32,9 @@
 #ifndef BFTKV_SIM_DEPLOY_H
 #define BFTKV_SIM_DEPLOY_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "tests/sim/simrun.h"
 
@@ -42,5 +44,10 @@
 /* Run one seed of the deployment o->deploy_nodes : o->n : o->deploy_partitions
  * (f = o->f). 0, or a negative error for bad options. */
 int deploy_run_one(const struct sim_options *o, struct sim_context *ctx, uint64_t seed, struct sim_result *res);
+
+/* One line: the deployment, and per node how many partitions' replicas it
+ * hosts and of how many it is the primary of view 0 (replica 0); with sets,
+ * every partition's replica set too. */
+void deploy_describe(const struct sim_options *o, FILE *f, bool sets);
 
 #endif /* BFTKV_SIM_DEPLOY_H */

@@ -731,7 +731,7 @@ int main(int argc, char **argv)
                ") batches_executed_again=%" PRIu64 " whole_group_crash_seeds=%" PRIu64 "\n",
                recoveries, from_snapshot, recovery_gaps, recovered_batches, whole_group_seeds);
     if (o.deploy_partitions)
-        printf("sim: deployment nodes=%u R=%u f=%u partitions=%u\n", o.deploy_nodes, o.n, o.f, o.deploy_partitions);
+        deploy_describe(&o, stdout, o.verbose);
     if (exit_code == 0) {
         if (expect)
             exit_code = found ? 0 : EXIT_SAFETY;
