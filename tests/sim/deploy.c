@@ -26,21 +26,25 @@ struct deploy_net {
     uint16_t clients;
 };
 
-/* Every partition of the nodes' network (split, one-way, cut link; steady or
- * flapping), with the marks of this partition's replicas and of the clients. */
-static void deploy_net_apply(const void *arg, struct netsim *ns)
+void deploy_partition_net(const struct netsim *nodes_net, const uint16_t *set, uint16_t r, uint16_t m,
+                          uint16_t clients, struct netsim *ns)
 {
-    const struct deploy_net *d = arg;
-    for (uint32_t i = 0; i < d->nodes_net->nparts; i++) {
-        const struct netsim_partition *np = &d->nodes_net->parts[i];
+    for (uint32_t i = 0; i < nodes_net->nparts; i++) {
+        const struct netsim_partition *np = &nodes_net->parts[i];
         uint8_t *cut = netsim_partition_add_kind(ns, (enum netsim_cut_kind)np->kind, np->start_ns, np->end_ns,
                                                  np->on_ns, np->off_ns);
         BFTKV_ASSERT(cut != NULL); /* as many as the nodes' network holds */
-        for (uint16_t j = 0; j < d->r; j++)
-            cut[j] = np->cut[d->set[j]];
-        for (uint16_t c = 0; c < d->clients; c++)
-            cut[d->r + c] = np->cut[d->m + c];
+        for (uint16_t j = 0; j < r; j++)
+            cut[j] = np->cut[set[j]];
+        for (uint16_t c = 0; c < clients; c++)
+            cut[r + c] = np->cut[m + c];
     }
+}
+
+static void deploy_net_apply(const void *arg, struct netsim *ns)
+{
+    const struct deploy_net *d = arg;
+    deploy_partition_net(d->nodes_net, d->set, d->r, d->m, d->clients, ns);
 }
 
 /* The names of the first `keys` keys that route to partition p of P; false
@@ -60,11 +64,8 @@ static bool deploy_key_names(uint32_t *names, uint32_t keys, uint32_t p, uint32_
     return true;
 }
 
-/* The nodes' scenario mapped to partition p's replicas: who is faulty and how,
- * who crashes when, the restart shape (refusing when fewer than q(R) of the
- * partition's replicas keep their state). */
-static void deploy_map(const struct scenario *nodes, const uint16_t *set, uint16_t r, uint16_t f, bool durable,
-                       struct scenario *s)
+void deploy_partition_scenario(const struct scenario *nodes, const uint16_t *set, uint16_t r, uint16_t f,
+                               bool durable, struct scenario *s)
 {
     *s = *nodes;
     memset(s->faulty, 0, sizeof s->faulty);
@@ -167,7 +168,7 @@ int deploy_run_one(const struct sim_options *o, struct sim_context *ctx, uint64_
     op.deploy_partitions = 0;
     for (uint32_t p = 0; rc == 0 && p < partitions; p++) {
         const uint16_t *set = sets + (size_t)p * r;
-        deploy_map(nodes, set, r, o->f, o->durable, s);
+        deploy_partition_scenario(nodes, set, r, o->f, o->durable, s);
         s->cc.n = r;
         s->cc.group = (uint16_t)(p + 1u);
         s->cc.net_seed = nodes->cc.net_seed ^ prng_mix64(DEPLOY_STREAM + p);

@@ -45,6 +45,21 @@
  * (f = o->f). 0, or a negative error for bad options. */
 int deploy_run_one(const struct sim_options *o, struct sim_context *ctx, uint64_t seed, struct sim_result *res);
 
+struct scenario;
+struct netsim;
+
+/* Partition p's scenario from the nodes' one, its replica set being set[0..r):
+ * who is faulty and how, who crashes when, the restart shape (the partition
+ * refuses when fewer than q(R) of its replicas keep their state); the rest is
+ * the nodes' scenario as drawn. */
+void deploy_partition_scenario(const struct scenario *nodes, const uint16_t *set, uint16_t r, uint16_t f,
+                               bool durable, struct scenario *s);
+
+/* Add every partition of nodes_net (m nodes, then the clients) to ns (r
+ * replicas, then the clients) with the marks of set's nodes and the clients. */
+void deploy_partition_net(const struct netsim *nodes_net, const uint16_t *set, uint16_t r, uint16_t m,
+                          uint16_t clients, struct netsim *ns);
+
 /* One line: the deployment, and per node how many partitions' replicas it
  * hosts and of how many it is the primary of view 0 (replica 0); with sets,
  * every partition's replica set too. */
