@@ -448,6 +448,7 @@ int main(int argc, char **argv)
     uint64_t lo = 1, hi = 100;
     bool expect = false;
     unsigned jobs = 0; /* 0: the default */
+    bool nf_given = false; /* --n or --f: not with --deployment, which sets both */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -472,9 +473,11 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--n") == 0) {
             ok = parse_u64(NEXT(), &u) && u >= 1 && u <= BFTKV_REPLICAS_MAX;
             o.n = (uint16_t)u;
+            nf_given = true;
         } else if (strcmp(a, "--f") == 0) {
             ok = parse_u64(NEXT(), &u) && u <= BFTKV_FAULTS_MAX;
             o.f = (uint16_t)u;
+            nf_given = true;
         } else if (strcmp(a, "--deployment") == 0) {
             ok = parse_deployment(NEXT(), &o);
         } else if (strcmp(a, "--clients") == 0) {
@@ -588,6 +591,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "bftkv-sim: bad value for %s (see --help)\n", a);
             return EXIT_USAGE;
         }
+    }
+    if (o.deploy_partitions && nf_given) {
+        fprintf(stderr, "bftkv-sim: --deployment M:R:P sets n = R and f = (R-1)/3; drop --n and --f\n");
+        return EXIT_USAGE;
     }
     if (o.n < 3u * o.f + 1u) {
         fprintf(stderr, "bftkv-sim: need n >= 3f+1 (n=%u f=%u)\n", o.n, o.f);
