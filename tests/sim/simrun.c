@@ -114,8 +114,7 @@ static void hook_complete(void *arg, uint16_t client, const struct pbft_completi
     workload_on_complete(&rs->wl, client, c);
 }
 
-/* ---- Scenario ---------------------------------------------------------------------- */
-
+/* ---- Scenario (scenario.h) ---------------------------------------------------------- */
 
 /* Faulty primaries of view 0 (and 1): silent, dropping (10..90%), equivocating
  * or slow (just under the request timeout). */
@@ -549,9 +548,8 @@ int simrun_scenario(const struct sim_options *o, struct sim_context *ctx, struct
         cluster_keys_destroy(ctx->keys);
         ctx->keys = NULL;
         rc = cluster_keys_create(o->n, o->clients, 1, &ctx->keys);
-        if (rc != 0) {
+        if (rc != 0)
             return rc;
-        }
     }
     uint32_t ops = o->clients * o->requests + (s->wc.keys + 1);
     if (!ctx->lc || ctx->lc_cap < ops) {
@@ -559,9 +557,8 @@ int simrun_scenario(const struct sim_options *o, struct sim_context *ctx, struct
             lincheck_destroy(ctx->lc);
         ctx->lc = lincheck_create(ops);
         ctx->lc_cap = ops;
-        if (!ctx->lc) {
+        if (!ctx->lc)
             return BFTKV_E_NOMEM;
-        }
     }
     lincheck_reset(ctx->lc);
 
