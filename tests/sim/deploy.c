@@ -166,6 +166,10 @@ int deploy_run_one(const struct sim_options *o, struct sim_context *ctx, uint64_
 
     struct sim_options op = *o;
     op.deploy_partitions = 0;
+    /* The restart shape's nodes go down at one instant: when the first
+     * partition holding one of them completed the plan's operations. */
+    bool down = false;
+    uint64_t down_ns = 0;
     for (uint32_t p = 0; rc == 0 && p < partitions; p++) {
         const uint16_t *set = sets + (size_t)p * r;
         deploy_partition_scenario(nodes, set, r, o->f, o->durable, s);
@@ -180,12 +184,19 @@ int deploy_run_one(const struct sim_options *o, struct sim_context *ctx, uint64_
         struct deploy_net dn = {.nodes_net = &net, .set = set, .r = r, .m = m, .clients = o->clients};
         s->net_apply = deploy_net_apply;
         s->net_apply_arg = &dn;
+        if (s->restart.on && down)
+            s->restart.trigger_ns = down_ns > 0 ? down_ns : 1u;
         struct sim_result rp;
         memset(&rp, 0, sizeof rp);
         rc = simrun_scenario(&op, ctx, s, seed ^ prng_mix64(DEPLOY_STREAM + p), &rp);
         if (rc != 0)
             break;
         deploy_add(res, &rp);
+        if (rp.verdict == SIM_OK && s->restart.on) {
+            BFTKV_ASSERT(rp.restart_went_down && (!down || rp.restart_down_ns == s->restart.trigger_ns));
+            down = true;
+            down_ns = rp.restart_down_ns;
+        }
         if (rp.verdict == SIM_OK)
             continue;
         /* The first failing partition names the seed's failure. */

@@ -683,6 +683,8 @@ int simrun_scenario(const struct sim_options *o, struct sim_context *ctx, struct
         uint64_t since = rs->wl.last_completion_ns > s->gst_ns ? rs->wl.last_completion_ns : s->gst_ns;
         if (rr.all_back_ns > since)
             since = rr.all_back_ns;
+        if (!rr.went_down && s->restart.on && s->restart.trigger_ns > since)
+            since = s->restart.trigger_ns; /* idle until the instant is no stall */
         if (t > since + o->liveness_ns) {
             live = false;
             why = "no operation completed for the liveness bound after GST";
@@ -790,6 +792,8 @@ int simrun_scenario(const struct sim_options *o, struct sim_context *ctx, struct
         }
     }
     res->restart = !s->restart.on ? 0 : s->restart.refuse ? 2 : 1;
+    res->restart_went_down = rr.went_down;
+    res->restart_down_ns = rr.down_at_ns;
     res->recoveries = cluster_stats(cl)->recoveries;
     res->recovered_batches = cluster_stats(cl)->recovered_batches;
     res->recovery_gaps = cluster_stats(cl)->recovery_gaps;
