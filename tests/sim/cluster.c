@@ -184,7 +184,7 @@ static int replica_open(struct cluster *cl, uint16_t i, bool restarted)
         return rc;
     struct pbft_replica_config rc_cfg;
     pbft_replica_config_defaults(&rc_cfg);
-    rc_cfg.group = CLUSTER_GROUP;
+    rc_cfg.group = cfg->group;
     rc_cfg.id = i;
     rc_cfg.n = cfg->n;
     rc_cfg.f = cfg->f;
@@ -224,7 +224,9 @@ int cluster_create(const struct cluster_config *cfg, const struct cluster_hooks 
     if (!cl)
         return BFTKV_E_NOMEM;
     cl->cfg = *cfg;
-    cl->lim = (struct wire_limits){.group = CLUSTER_GROUP, .n = cfg->n, .clients_max = cfg->clients};
+    if (cl->cfg.group == 0)
+        cl->cfg.group = CLUSTER_GROUP;
+    cl->lim = (struct wire_limits){.group = cl->cfg.group, .n = cfg->n, .clients_max = cfg->clients};
     if (hooks)
         cl->hooks = *hooks;
     cl->net_filter_arg = cl->hooks.arg;
@@ -269,7 +271,7 @@ int cluster_create(const struct cluster_config *cfg, const struct cluster_hooks 
         nd->auth = &cl->keys->client_auth[i];
         struct pbft_client_config cc;
         pbft_client_config_defaults(&cc);
-        cc.group = CLUSTER_GROUP;
+        cc.group = cl->cfg.group;
         cc.id = i;
         cc.n = cfg->n;
         cc.f = cfg->f;
@@ -880,5 +882,5 @@ const struct cluster_stats *cluster_stats(const struct cluster *cl)
 
 struct wire_limits cluster_wire_limits(const struct cluster *cl)
 {
-    return (struct wire_limits){.group = CLUSTER_GROUP, .n = cl->cfg.n, .clients_max = cl->cfg.clients};
+    return (struct wire_limits){.group = cl->cfg.group, .n = cl->cfg.n, .clients_max = cl->cfg.clients};
 }

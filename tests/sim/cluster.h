@@ -53,6 +53,8 @@ int cluster_keys_create(uint16_t n, uint16_t clients, uint64_t key_seed, struct 
 void cluster_keys_destroy(struct cluster_keys *k);
 
 struct cluster_config {
+    uint16_t group;                /* the wire's group field; 0: CLUSTER_GROUP (a deployment's
+                                      partition p runs as group p + 1, deploy.h) */
     uint16_t n;
     uint16_t f;
     uint16_t clients;

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "engine/pbft.h"
+#include "tests/sim/deploy.h"
 #include "tests/sim/faults.h"
 #include "tests/sim/links.h"
 #include "tests/sim/simrun.h"
@@ -116,6 +117,11 @@ static void usage(FILE *f)
             "                       replay | mix | stale-read | equivocate | slow | bogus-view-change |\n"
             "                       lying-state (default: drawn per faulty replica)\n");
     fprintf(f,
+            "  --deployment M:R:P   a partitioned deployment instead of one group: M nodes, P\n"
+            "                       partitions (a power of two), each a group of R replicas\n"
+            "                       with f = (R-1)/3 placed by rendezvous hashing; faults are\n"
+            "                       per node (at most f faulty nodes); --requests is per\n"
+            "                       client and partition; --faulty lists nodes (deploy.h)\n"
             "  --bug NAME           set an injected bug on every replica and client (repeatable):\n"
             "                       commit_quorum_2f | execute_uncommitted | ignore_digest |\n"
             "                       client_f_replies | newview_ignore_a2 | forget_p |\n"
@@ -241,6 +247,21 @@ static bool parse_faults(const char *s, int *faults, uint32_t *link_kinds)
             return false;
     }
     *faults = bits;
+    return true;
+}
+
+/* M:R:P of --deployment. */
+static bool parse_deployment(const char *s, struct sim_options *o)
+{
+    unsigned m, r, p;
+    char end;
+    if (!s || sscanf(s, "%u:%u:%u%c", &m, &r, &p, &end) != 3 || r < 1 || m < r || m > BFTKV_REPLICAS_MAX || p < 1 ||
+        p > DEPLOY_PARTITIONS_MAX || (p & (p - 1u)) != 0)
+        return false;
+    o->deploy_nodes = (uint16_t)m;
+    o->n = (uint16_t)r;
+    o->f = (uint16_t)((r - 1u) / 3u);
+    o->deploy_partitions = p;
     return true;
 }
 
@@ -427,6 +448,7 @@ int main(int argc, char **argv)
     uint64_t lo = 1, hi = 100;
     bool expect = false;
     unsigned jobs = 0; /* 0: the default */
+    bool nf_given = false; /* --n or --f: not with --deployment, which sets both */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -451,9 +473,13 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--n") == 0) {
             ok = parse_u64(NEXT(), &u) && u >= 1 && u <= BFTKV_REPLICAS_MAX;
             o.n = (uint16_t)u;
+            nf_given = true;
         } else if (strcmp(a, "--f") == 0) {
             ok = parse_u64(NEXT(), &u) && u <= BFTKV_FAULTS_MAX;
             o.f = (uint16_t)u;
+            nf_given = true;
+        } else if (strcmp(a, "--deployment") == 0) {
+            ok = parse_deployment(NEXT(), &o);
         } else if (strcmp(a, "--clients") == 0) {
             ok = parse_u64(NEXT(), &u) && u >= 1 && u <= BFTKV_CLIENTS_MAX;
             o.clients = (uint16_t)u;
@@ -566,6 +592,10 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    if (o.deploy_partitions && nf_given) {
+        fprintf(stderr, "bftkv-sim: --deployment M:R:P sets n = R and f = (R-1)/3; drop --n and --f\n");
+        return EXIT_USAGE;
+    }
     if (o.n < 3u * o.f + 1u) {
         fprintf(stderr, "bftkv-sim: need n >= 3f+1 (n=%u f=%u)\n", o.n, o.f);
         return EXIT_USAGE;
@@ -575,14 +605,15 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     bool primary_faulty = false;
+    uint16_t members = o.deploy_partitions ? o.deploy_nodes : o.n; /* a deployment lists nodes */
     for (uint16_t i = 0; i < o.faulty_count; i++) {
-        if (o.faulty[i] >= o.n) {
-            fprintf(stderr, "bftkv-sim: --faulty: replica %u is out of range (n=%u)\n", o.faulty[i], o.n);
+        if (o.faulty[i] >= members) {
+            fprintf(stderr, "bftkv-sim: --faulty: replica %u is out of range (n=%u)\n", o.faulty[i], members);
             return EXIT_USAGE;
         }
         primary_faulty |= o.faulty[i] == 0;
     }
-    if (o.behaviour == BYZ_EQUIVOCATE && !primary_faulty) {
+    if (o.behaviour == BYZ_EQUIVOCATE && !primary_faulty && o.deploy_partitions == 0) {
         fprintf(stderr, "bftkv-sim: --behaviour equivocate needs the primary in --faulty (only it proposes)\n");
         return EXIT_USAGE;
     }
@@ -706,6 +737,8 @@ int main(int argc, char **argv)
         printf("sim: durable recoveries=%" PRIu64 " (from a snapshot %" PRIu64 ", unsure %" PRIu64
                ") batches_executed_again=%" PRIu64 " whole_group_crash_seeds=%" PRIu64 "\n",
                recoveries, from_snapshot, recovery_gaps, recovered_batches, whole_group_seeds);
+    if (o.deploy_partitions)
+        deploy_describe(&o, stdout, o.verbose);
     if (exit_code == 0) {
         if (expect)
             exit_code = found ? 0 : EXIT_SAFETY;

@@ -93,8 +93,13 @@ bool restart_run_poll(struct restart_run *rr, struct cluster *cl, struct workloa
     if (!p->on)
         return false;
     if (!rr->went_down) {
-        if (wl->regular_done < p->trigger_ops)
+        if (p->trigger_ns != 0) {
+            if (cluster_next_event(cl) < p->trigger_ns)
+                return false; /* what comes before the instant happens first */
+            cluster_advance_to(cl, p->trigger_ns);
+        } else if (wl->regular_done < p->trigger_ops) {
             return false;
+        }
         go_down(rr, cl, wl);
         return true;
     }

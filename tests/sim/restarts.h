@@ -64,6 +64,9 @@ struct restart_plan {
     bool wipe[BFTKV_REPLICAS_MAX];              /* member: crash-restart (else pause) */
     uint64_t down_ns[BFTKV_REPLICAS_MAX];       /* member: how long it stays down */
     uint64_t trigger_ops;                       /* down once this many regular ops completed */
+    uint64_t trigger_ns;                        /* non-zero: down at this simulated time
+                                                   instead (a deployment's partitions go
+                                                   down when its first one did, deploy.h) */
     bool refuse;                                /* n - wiped < q: the group must refuse */
     bool durable;                               /* crash-restarts keep the disk ... */
     uint16_t disks_lost;                        /* ... except these (durable): the

@@ -12,11 +12,13 @@
 #include "common/assert.h"
 #include "engine/wire.h"
 #include "tests/sim/checkers.h"
+#include "tests/sim/deploy.h"
 #include "tests/sim/faults.h"
 #include "tests/sim/links.h"
 #include "common/prng.h"
 #include "tests/sim/rejoin.h"
 #include "tests/sim/restarts.h"
+#include "tests/sim/scenario.h"
 #include "tests/sim/workload.h"
 
 #define MS 1000000ull
@@ -112,31 +114,7 @@ static void hook_complete(void *arg, uint16_t client, const struct pbft_completi
     workload_on_complete(&rs->wl, client, c);
 }
 
-/* ---- Scenario ---------------------------------------------------------------------- */
-
-struct scenario {
-    struct cluster_config cc;
-    struct workload_config wc;
-    bool readonly[BFTKV_CLIENTS_MAX];
-    bool faulty[BFTKV_REPLICAS_MAX];
-    uint8_t behaviour[BFTKV_REPLICAS_MAX];
-    uint32_t nparts;
-    uint64_t part_start[SIM_PARTITIONS_MAX];
-    uint64_t part_end[SIM_PARTITIONS_MAX];
-    uint64_t part_seed;
-    uint64_t gst_ns;
-    /* crash-restart (all mode): replicas that lose all memory at crash_at and
-     * come back, empty, at restart_at (before GST) */
-    bool crash[BFTKV_REPLICAS_MAX];
-    uint64_t crash_at[BFTKV_REPLICAS_MAX];
-    uint64_t restart_at[BFTKV_REPLICAS_MAX];
-    bool excluded[BFTKV_REPLICAS_MAX]; /* faulty or crashed: not checked */
-    bool crashed_once[BFTKV_REPLICAS_MAX];
-    /* the restart shape (restart mode; one seed in four of all mode) */
-    struct restart_plan restart;
-    /* the link shapes (links mode; one seed in four of all mode) */
-    struct link_plan links;
-};
+/* ---- Scenario (scenario.h) ---------------------------------------------------------- */
 
 /* Faulty primaries of view 0 (and 1): silent, dropping (10..90%), equivocating
  * or slow (just under the request timeout). */
@@ -194,8 +172,7 @@ static void draw_restart_byzantine(const struct sim_options *o, struct scenario 
     }
 }
 
-static int draw_scenario(const struct sim_options *o, uint64_t seed, struct scenario *s, char *desc,
-                         size_t desc_cap)
+int simrun_draw(const struct sim_options *o, uint64_t seed, struct scenario *s, char *desc, size_t desc_cap)
 {
     struct prng root, rng;
     prng_seed(&root, seed);
@@ -529,28 +506,50 @@ static void dump_state(struct cluster *cl, struct workload *wl, uint16_t n, uint
     }
 }
 
+void scenario_net_apply(const struct scenario *s, struct netsim *ns, uint16_t n, uint32_t nodes)
+{
+    if (s->nparts > 0) {
+        struct prng pr;
+        prng_seed(&pr, s->part_seed);
+        for (uint32_t i = 0; i < s->nparts; i++) {
+            uint8_t *cut = netsim_partition_add(ns, s->part_start[i], s->part_end[i]);
+            for (uint32_t nd = 0; nd < nodes; nd++)
+                cut[nd] = prng_below(&pr, 3) == 0;
+        }
+    }
+    if (s->links.count > 0) {
+        bool room = link_plan_apply(&s->links, ns, n, nodes);
+        BFTKV_ASSERT(room);
+    }
+}
+
 int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t seed, struct sim_result *res)
 {
     memset(res, 0, sizeof(*res));
+    if (o->deploy_partitions != 0)
+        return deploy_run_one(o, ctx, seed, res);
     if (o->n < 3u * o->f + 1u || o->n > BFTKV_REPLICAS_MAX || o->clients == 0 || o->clients > BFTKV_CLIENTS_MAX)
         return BFTKV_E_INVAL;
     struct scenario *s = calloc(1, sizeof(*s));
     if (!s)
         return BFTKV_E_NOMEM;
-    int rc = draw_scenario(o, seed, s, res->scenario, sizeof(res->scenario));
-    if (rc != 0) {
-        free(s);
-        return rc;
-    }
+    int rc = simrun_draw(o, seed, s, res->scenario, sizeof(res->scenario));
+    if (rc == 0)
+        rc = simrun_scenario(o, ctx, s, seed, res);
+    free(s);
+    return rc;
+}
 
+int simrun_scenario(const struct sim_options *o, struct sim_context *ctx, struct scenario *s, uint64_t seed,
+                    struct sim_result *res)
+{
+    int rc;
     if (!ctx->keys || ctx->keys->n != o->n || ctx->keys->clients < o->clients) {
         cluster_keys_destroy(ctx->keys);
         ctx->keys = NULL;
         rc = cluster_keys_create(o->n, o->clients, 1, &ctx->keys);
-        if (rc != 0) {
-            free(s);
+        if (rc != 0)
             return rc;
-        }
     }
     uint32_t ops = o->clients * o->requests + (s->wc.keys + 1);
     if (!ctx->lc || ctx->lc_cap < ops) {
@@ -558,10 +557,8 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
             lincheck_destroy(ctx->lc);
         ctx->lc = lincheck_create(ops);
         ctx->lc_cap = ops;
-        if (!ctx->lc) {
-            free(s);
+        if (!ctx->lc)
             return BFTKV_E_NOMEM;
-        }
     }
     lincheck_reset(ctx->lc);
 
@@ -581,25 +578,15 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     if (rc != 0) {
         checkers_destroy(&rs->ck);
         free(rs);
-        free(s);
         return rc;
     }
     if (o->trace)
         cluster_set_trace(cl, stderr, o->trace_seq);
     struct netsim *ns = cluster_net(cl);
-    if (s->nparts > 0) {
-        struct prng pr;
-        prng_seed(&pr, s->part_seed);
-        for (uint32_t i = 0; i < s->nparts; i++) {
-            uint8_t *cut = netsim_partition_add(ns, s->part_start[i], s->part_end[i]);
-            for (uint32_t nd = 0; nd < cluster_nodes(cl); nd++)
-                cut[nd] = prng_below(&pr, 3) == 0;
-        }
-    }
-    if (s->links.count > 0) {
-        bool room = link_plan_apply(&s->links, ns, o->n, cluster_nodes(cl));
-        BFTKV_ASSERT(room);
-    }
+    if (s->net_apply != NULL)
+        s->net_apply(s->net_apply_arg, ns);
+    else
+        scenario_net_apply(s, ns, o->n, cluster_nodes(cl));
     struct faults *fs = calloc(1, sizeof(*fs));
     BFTKV_ASSERT(fs != NULL);
     rc = faults_init(fs, o->n, o->f);
@@ -696,6 +683,8 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
         uint64_t since = rs->wl.last_completion_ns > s->gst_ns ? rs->wl.last_completion_ns : s->gst_ns;
         if (rr.all_back_ns > since)
             since = rr.all_back_ns;
+        if (!rr.went_down && s->restart.on && s->restart.trigger_ns > since)
+            since = s->restart.trigger_ns; /* idle until the instant is no stall */
         if (t > since + o->liveness_ns) {
             live = false;
             why = "no operation completed for the liveness bound after GST";
@@ -803,6 +792,8 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
         }
     }
     res->restart = !s->restart.on ? 0 : s->restart.refuse ? 2 : 1;
+    res->restart_went_down = rr.went_down;
+    res->restart_down_ns = rr.down_at_ns;
     res->recoveries = cluster_stats(cl)->recoveries;
     res->recovered_batches = cluster_stats(cl)->recovered_batches;
     res->recovery_gaps = cluster_stats(cl)->recovery_gaps;
@@ -822,6 +813,5 @@ int simrun_one(const struct sim_options *o, struct sim_context *ctx, uint64_t se
     checkers_destroy(&rs->ck);
     free(rs);
     free(rj);
-    free(s);
     return 0;
 }

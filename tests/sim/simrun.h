@@ -80,6 +80,11 @@ struct sim_options {
     uint32_t invariants_every; /* check replica invariants after every k-th cluster
                                   step (0, 1: every step; read-only, so k changes
                                   no run, only how soon a broken one is caught) */
+    /* A partitioned deployment (deploy.h): deploy_nodes nodes and
+     * deploy_partitions partitions, each a group of n replicas tolerating f;
+     * 0 partitions: one group of n replicas. */
+    uint16_t deploy_nodes;
+    uint32_t deploy_partitions;
     bool trace;               /* print deliveries (stderr) */
     uint64_t trace_seq;       /* only those with this header seq (0: all) */
     bool verbose;
@@ -108,6 +113,8 @@ struct sim_result {
     uint64_t state_transfers;  /* fetched states installed, summed over correct replicas */
     uint64_t request_timeouts; /* request timers that expired, summed over correct replicas */
     int restart;               /* the restart shape: 0 none, 1 the group recovers, 2 it refuses */
+    bool restart_went_down;    /* the restart shape's replicas went down ... */
+    uint64_t restart_down_ns;  /* ... at this simulated time */
     uint64_t no_state;         /* client operations refused with BFTKV_E_NO_STATE */
     uint64_t recoveries;       /* --durable: replicas rebuilt from their disks ... */
     uint64_t recovered_batches; /* ... the batches they executed again ... */

@@ -9,11 +9,17 @@
 #include "common/assert.h"
 #include "engine/wire.h"
 
-void workload_key_bytes(uint32_t key, char out[8], size_t *klen)
+void workload_key_bytes(uint32_t name, char out[8], size_t *klen)
 {
-    int len = snprintf(out, 8, "k%u", key);
+    int len = snprintf(out, 8, "k%u", name);
     BFTKV_ASSERT(len > 0 && len < 8);
     *klen = (size_t)len;
+}
+
+/* Key i of the key space by its name number (the history knows keys by i). */
+static uint32_t key_name(const struct workload *wl, uint32_t key)
+{
+    return wl->cfg.key_names != NULL ? wl->cfg.key_names[key] : key;
 }
 
 static uint8_t pad_byte(uint64_t id, uint32_t i)
@@ -84,7 +90,7 @@ static bool submit(struct workload *wl, uint16_t i, uint8_t op, uint32_t key, bo
     struct workload_client *c = &wl->c[i];
     char k[8];
     size_t klen;
-    workload_key_bytes(key, k, &klen);
+    workload_key_bytes(key_name(wl, key), k, &klen);
     uint64_t id = 0;
     size_t vlen = 0;
     if (op == WIRE_OP_PUT) {
@@ -255,6 +261,6 @@ bool workload_key_of(void *arg, uint16_t client, uint16_t lane, char *key, size_
     if (client >= wl->cfg.clients || lane >= PBFT_LANES_MAX || !wl->c[client].lane_busy[lane] || cap < 8)
         return false;
     const struct lincheck_op *op = lincheck_get(wl->lc, wl->c[client].lane_op[lane]);
-    workload_key_bytes((uint32_t)op->key, key, klen);
+    workload_key_bytes(key_name(wl, (uint32_t)op->key), key, klen);
     return true;
 }

@@ -46,6 +46,9 @@ struct workload_config {
     uint32_t get_percent;
     uint16_t inflight;      /* outstanding operations per client, <= lanes */
     uint32_t value_bytes;   /* >= WORKLOAD_VALUE_MIN */
+    const uint32_t *key_names; /* [keys]: key i is named "k<key_names[i]>" (a deployment's
+                                  partition: the names its placement routes to it, deploy.h);
+                                  NULL: "k<i>". The caller's, kept for the run. */
 };
 
 struct workload_client {
@@ -105,7 +108,8 @@ bool workload_final_done(const struct workload *wl);
  * this workload wrote. */
 uint64_t workload_value_id(const struct workload *wl, const uint8_t *v, uint32_t vlen);
 
-void workload_key_bytes(uint32_t key, char out[8], size_t *klen);
+/* The wire bytes of key name number `name` ("k<name>"). */
+void workload_key_bytes(uint32_t name, char out[8], size_t *klen);
 
 /* The key of the operation in flight on (client, lane) (a fault_key_fn). */
 bool workload_key_of(void *arg, uint16_t client, uint16_t lane, char *key, size_t cap, size_t *klen);
