@@ -128,6 +128,8 @@ struct bftkv_config {
     enum bftkv_config_threads threads;
     uint16_t auth_workers;   /* staged layout: authentication threads (1 for single) */
     uint32_t socket_rcvbuf;  /* SO_RCVBUF bytes */
+    uint32_t snapshot_log_bytes; /* durable: a snapshot file once the log grew by this much (or by
+                                    the last snapshot's size if larger) since the last one */
     uint32_t socket_sndbuf;  /* SO_SNDBUF bytes */
     uint32_t store_shards;   /* power of two */
     bool test_modes;         /* the server accepts --byzantine */

@@ -617,6 +617,8 @@ static const struct directive directives[D_COUNT] = {
     [D_CLIENT_TIMEOUT_MS] = {"client_timeout_ms", dir_number, FIELD(client_timeout_ms), 1,
                              BFTKV_CONFIG_TIMEOUT_MS_MAX, true},
     [D_THREADS] = {"threads", dir_threads, NOFIELD, 0, 0, true},
+    [D_SNAPSHOT_LOG_BYTES] = {"snapshot_log_bytes", dir_size, FIELD(snapshot_log_bytes),
+                              BFTKV_CONFIG_SNAPSHOT_LOG_MIN, BFTKV_CONFIG_SNAPSHOT_LOG_MAX, true},
     [D_SOCKET_RCVBUF] = {"socket_rcvbuf", dir_size, FIELD(socket_rcvbuf), BFTKV_CONFIG_SOCKET_BUFFER_MIN,
                          BFTKV_CONFIG_SOCKET_BUFFER_MAX, true},
     [D_SOCKET_SNDBUF] = {"socket_sndbuf", dir_size, FIELD(socket_sndbuf), BFTKV_CONFIG_SOCKET_BUFFER_MIN,
@@ -705,6 +707,7 @@ static void config_defaults(struct bftkv_config *cfg)
     cfg->threads = BFTKV_CONFIG_THREADS_SINGLE;
     cfg->auth_workers = 1;
     cfg->socket_rcvbuf = BFTKV_CONFIG_SOCKET_BUFFER_DEFAULT;
+    cfg->snapshot_log_bytes = BFTKV_CONFIG_SNAPSHOT_LOG_DEFAULT;
     cfg->socket_sndbuf = BFTKV_CONFIG_SOCKET_BUFFER_DEFAULT;
     cfg->store_shards = BFTKV_STORE_SHARDS_DEFAULT;
     cfg->test_modes = false;

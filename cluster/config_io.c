@@ -167,6 +167,7 @@ int bftkv_config_write(const struct bftkv_config *cfg, FILE *fp)
     if (cfg->data_dir[0] != '\0')
         fprintf(fp, "data_dir %s\n", cfg->data_dir);
     fprintf(fp, "durability %s\n", bftkv_config_durability_name(cfg->durability));
+    fprintf(fp, "snapshot_log_bytes %u\n", cfg->snapshot_log_bytes);
     fprintf(fp, "\n");
     fprintf(fp, "batch_max_requests %u\n", cfg->batch_max_requests);
     fprintf(fp, "batch_max_bytes %u\n", cfg->batch_max_bytes);

@@ -362,8 +362,6 @@ void server_snap_record(struct server *s, uint64_t lsn, uint16_t type, const uin
     if (cs == 0 || cs <= sn->ckpt_seq || !keep_copy(&sn->ckpt, &sn->ckpt_cap, &sn->ckpt_len, bytes, len))
         return;
     sn->ckpt_seq = cs;
-    if (!replayed)
-        sn->boundary_due = true;
 }
 
 /* ---- The snapshot being written (protocol thread) ------------------------------------ */
@@ -525,11 +523,11 @@ static void cut_below(struct server *s, uint64_t seq)
     }
 }
 
-/* A segment starts after the CHECKPOINT record's commit. */
+/* A segment starts here (a snapshot is about to start), after a commit of
+ * everything appended. */
 static void boundary(struct server *s)
 {
     struct server_snap *sn = s->snap;
-    sn->boundary_due = false;
     if (sn->niv == SNAP_IVALS_MAX || server_wal_commit(s, true) != 0)
         return;
     int rc = wal_segment_start(s->wal);
@@ -581,7 +579,7 @@ static void job_result(struct server *s)
 }
 
 /* Start one now? Once the log grew by the newest snapshot's size (at least
- * SNAP_LOG_MIN_BYTES) since the last one started. */
+ * the config's snapshot_log_bytes) since the last one started. */
 static bool job_due(struct server *s)
 {
     struct server_snap *sn = s->snap;
@@ -591,7 +589,8 @@ static bool job_due(struct server *s)
         return true;
     struct wal_stats ws;
     wal_stats_get(s->wal, &ws);
-    uint64_t want = sn->kept_bytes > SNAP_LOG_MIN_BYTES ? sn->kept_bytes : SNAP_LOG_MIN_BYTES;
+    uint64_t min = s->cfg->snapshot_log_bytes;
+    uint64_t want = sn->kept_bytes > min ? sn->kept_bytes : min;
     return ws.bytes - sn->log_at_start >= want;
 }
 
@@ -602,11 +601,15 @@ int server_snap_step(struct server *s)
         return INT32_MAX;
     uint64_t t0 = server_now_ns();
     job_result(s);
-    if (sn->boundary_due)
+    /* A segment starts where a snapshot starts (job_due: the log grew enough
+     * since the last one), so a later cut drops whole segments; between
+     * snapshots the segments just fill up (wal.c rolls them when full). */
+    bool due = job_due(s);
+    if (due)
         boundary(s);
     uint64_t t1 = server_now_ns();
     sn->st.log_ns += t1 - t0;
-    if (job_due(s))
+    if (due && s->wal_failed == 0)
         job_start(s);
     bool room = true;
     if (sn->active && !sn->finishing) {

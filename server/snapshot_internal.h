@@ -25,10 +25,6 @@ _Static_assert(SNAP_BUF_BYTES >= SNAP_CHUNK_HEADER_BYTES + WIRE_STATE_DATA_MAX +
 /* The stretches of the log between CHECKPOINT records that are tracked; past
  * it no new segment is started until a cut frees some. */
 #define SNAP_IVALS_MAX 1024u
-/* A new snapshot starts once the log grew by this much, or by the newest
- * snapshot's size if larger, since the last one started: writing snapshots
- * then costs at most as much as the log itself. */
-#define SNAP_LOG_MIN_BYTES (1ull << 20)
 #define SNAP_KEEP 2u
 
 enum snap_buf_flag {
@@ -87,7 +83,6 @@ struct server_snap {
     uint64_t log_at_start;  /* wal bytes written when the last job started */
     uint64_t kept[SNAP_KEEP]; /* complete snapshots, ascending (0: none) */
     uint64_t kept_bytes;    /* the newest's size */
-    bool boundary_due;
     struct snap_ival iv[SNAP_IVALS_MAX];
     uint32_t niv;
     uint8_t *vc, *nv;       /* the newest VIEW_CHANGE and NEW_VIEW records */

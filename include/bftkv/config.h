@@ -78,6 +78,10 @@ extern "C" {
 #define BFTKV_CONFIG_PROTOCOL_THREADS_MAX 64u /* a deployment node's protocol threads */
 #define BFTKV_CONFIG_SEEDS_MAX 16u            /* deployment_seeds: addresses a client asks for the map */
 #define BFTKV_CONFIG_SOCKET_BUFFER_MIN 4096u
+/* snapshot_log_bytes: default 16 MiB, 64 KiB .. 1 GiB. */
+#define BFTKV_CONFIG_SNAPSHOT_LOG_DEFAULT (16u << 20)
+#define BFTKV_CONFIG_SNAPSHOT_LOG_MIN (64u << 10)
+#define BFTKV_CONFIG_SNAPSHOT_LOG_MAX (1u << 30)
 #define BFTKV_CONFIG_SOCKET_BUFFER_MAX (1024u * 1024u * 1024u)
 #define BFTKV_CONFIG_SOCKET_BUFFER_DEFAULT (4u * 1024u * 1024u)
 #define BFTKV_CONFIG_CLIENT_TIMEOUT_MS_DEFAULT 5000u

@@ -301,7 +301,9 @@ def main():
     fn = {"torn": torn, "corrupt": corrupt, "full": full, "bounded": bounded, "backup": backup}[a.scenario]
 
     def body():
-        c = Cluster(f"snap-{a.scenario}", 4, clients=4, durability="sync")
+        # Snapshots every 1 MiB of log (the default is 16 MiB): a short run
+        # writes several, and cuts the log below them.
+        c = Cluster(f"snap-{a.scenario}", 4, clients=4, durability="sync", settings=("snapshot_log_bytes 1048576",))
         tmp = tempfile.mkdtemp(prefix="bftkv-snap-")
         hist = os.path.join(tmp, "history.jsonl")
         fn(c, hist)
