@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """integ_cli_json: `bftkv --json` on every command that prints a result (put,
-get, del, stats, status, keygen): every line of stdout is one JSON object that
+get, del, stats, status, keygen, log-level, admin init, show-map, resign): every line of stdout is one JSON object that
 parses, with the command, the outcome and the exit code the process returns;
 a binary value round-trips through value (encoding base64); text stays text;
 not found and an unanswered stats are results too (ok false). Then --hex and
@@ -16,8 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 from integ import Cluster, check, log, run_test  # noqa: E402
 
 
-def j(c, *args, input=None, timeout_ms=None, expect=0):
-    rc, out, err = c.cli("--json", *args, input=input, timeout_ms=timeout_ms)
+def j(c, *args, input=None, timeout_ms=None, expect=0, client=None):
+    rc, out, err = c.cli("--json", *args, input=input, timeout_ms=timeout_ms, client=client)
     lines = out.decode().splitlines()
     check(len(lines) >= 1, f"bftkv --json {' '.join(args)}: no output (exit {rc}; {err.strip()})")
     objs = [json.loads(x) for x in lines]  # each line one object, or the test fails here
@@ -52,6 +52,24 @@ def body():
     key = os.path.join(c.dir, "extra.key")
     o = j(c, "keygen", key)[0]
     check(o["path"] == key and len(o["x25519"]) == 64 and len(o["ed25519"]) == 64, f"keygen: {o}")
+    with open(c.conf, encoding="utf-8") as fp:
+        admin = int(next(ln.split()[1] for ln in fp if ln.startswith("admin_client ")))
+    o = j(c, "log-level", "2", "debug", client=admin)[0]
+    check(o["ok"] and o["answer"] == {"log_level": "debug", "was": "info"}, f"log-level: {o}")
+    o = j(c, "log-level", "2", "info", client=0, expect=4)[0]
+    check(o["ok"] is False and "error" in o["answer"], f"log-level refused: {o}")
+    d = os.path.join(c.dir, "deploy")
+    o = j(c, "admin", "init", "--nodes", "4", "--rf", "4", "--partitions", "2", "--dir", d)[0]
+    check(o["command"] == "admin init" and o["ok"] and o["dir"] == d and o["partitions"] == 2, f"admin init: {o}")
+    pub = os.path.join(d, "admin.pub")
+    o = j(c, "admin", "show-map", os.path.join(d, "map.bin"), "--admin-pub", pub)[0]
+    check(o["ok"] and len(o["map"]["nodes"]) == 4 and o["map"]["epoch"] == 1, f"admin show-map: {o}")
+    out2 = os.path.join(d, "map2.bin")
+    o = j(c, "admin", "resign", os.path.join(d, "map.bin"), "--admin-key", os.path.join(d, "admin.key"), "--epoch",
+          "2", "--out", out2)[0]
+    check(o["ok"] and o["epoch"] == 2 and o["out"] == out2, f"admin resign: {o}")
+    o = j(c, "admin", "init", "--nodes", "4", "--rf", "4", "--partitions", "2", "--dir", d, expect=4)[0]
+    check(o == {"command": "admin init", "ok": False, "exit": 4}, f"admin init over a deployment: {o}")
 
     rc, out, err = c.cli("--hex", "get", "blob")
     check(rc == 0 and bytes.fromhex(out.decode().strip()) == blob, "--hex")

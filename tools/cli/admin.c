@@ -62,6 +62,8 @@ const char cli_admin_help[] =
     "      write OUT: the map of FILE (which must verify with KEY's public key) at\n"
     "      epoch E, signed by KEY (the admin.key of init). Overwrites nothing.\n";
 
+static bool admin_json; /* bftkv --json admin ...: one JSON object per result (cli_admin) */
+
 static int admin_usage(const char *fmt, const char *arg)
 {
     fprintf(stderr, "bftkv: admin: ");
@@ -371,8 +373,16 @@ static int admin_init(char **args, int nargs)
     sodium_memzero(sk, sizeof sk);
     if (rc != 0)
         return EXIT_OTHER;
-    printf("wrote %s: %lu nodes, R = %lu, f = %lu, %lu partitions, %lu clients, epoch %lu; admin key %s\n", a.dir,
-           a.nodes, a.rf, a.f, a.partitions, a.clients, a.epoch, hex);
+    if (admin_json) {
+        printf("{\"command\":\"admin init\",\"ok\":true,\"dir\":");
+        cli_json_string(stdout, (const uint8_t *)a.dir, strlen(a.dir));
+        printf(",\"nodes\":%lu,\"rf\":%lu,\"f\":%lu,\"partitions\":%lu,\"clients\":%lu,\"epoch\":%lu,"
+               "\"admin_pub\":\"%s\",\"exit\":0}\n",
+               a.nodes, a.rf, a.f, a.partitions, a.clients, a.epoch, hex);
+    } else {
+        printf("wrote %s: %lu nodes, R = %lu, f = %lu, %lu partitions, %lu clients, epoch %lu; admin key %s\n", a.dir,
+               a.nodes, a.rf, a.f, a.partitions, a.clients, a.epoch, hex);
+    }
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_OTHER;
 }
 
@@ -415,7 +425,26 @@ static int admin_show_map(char **args, int nargs)
         fprintf(stderr, "bftkv: admin: %s: %s\n", file, err);
         return EXIT_OTHER;
     }
-    rc = cluster_map_json_write(map, stdout);
+    if (admin_json) {
+        /* One line: the map's JSON without its line breaks (none sits inside
+         * a string of it: ids, hosts, hex keys). */
+        char *jtext = NULL;
+        size_t jlen = 0;
+        FILE *mem = open_memstream(&jtext, &jlen);
+        rc = mem == NULL ? -1 : cluster_map_json_write(map, mem);
+        if (mem != NULL && fclose(mem) != 0)
+            rc = -1;
+        if (rc == 0) {
+            printf("{\"command\":\"admin show-map\",\"ok\":true,\"map\":");
+            for (size_t i = 0; i < jlen; i++)
+                if (jtext[i] != '\n')
+                    putchar(jtext[i]);
+            printf(",\"exit\":0}\n");
+        }
+        free(jtext);
+    } else {
+        rc = cluster_map_json_write(map, stdout);
+    }
     cluster_map_free(map);
     if (rc != 0 || fflush(stdout) != 0) {
         fprintf(stderr, "bftkv: admin: writing the map: %s\n", strerror(errno));
@@ -479,11 +508,18 @@ static int admin_resign(char **args, int nargs)
     cluster_map_free(next);
     if (rc != 0)
         return EXIT_OTHER;
-    printf("wrote %s: the map of %s at epoch %lu\n", out, file, epoch);
+    if (admin_json) {
+        printf("{\"command\":\"admin resign\",\"ok\":true,\"out\":");
+        cli_json_string(stdout, (const uint8_t *)out, strlen(out));
+        printf(",\"epoch\":%lu,\"exit\":0}\n", epoch);
+    } else {
+        printf("wrote %s: the map of %s at epoch %lu\n", out, file, epoch);
+    }
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_OTHER;
 }
 
-int cli_admin(char **args, int nargs)
+/* The admin command itself; cli_admin adds --json's failure object. */
+static int admin_run(char **args, int nargs)
 {
     if (nargs == 0)
         return admin_usage("%s", "no admin command given (init, show-map, resign)");
@@ -505,4 +541,21 @@ int cli_admin(char **args, int nargs)
     if (strcmp(args[0], "resign") == 0)
         return admin_resign(args + 1, nargs - 1);
     return admin_usage("unknown admin command '%s' (init, show-map, resign)", args[0]);
+}
+
+int cli_admin(char **args, int nargs, bool json)
+{
+    admin_json = json;
+    int code = admin_run(args, nargs);
+    /* --json: a failure is a result too (usage errors print nothing on stdout,
+     * as for every command); the message is on stderr. */
+    if (json && code != EXIT_OK && code != EXIT_USAGE && nargs > 0) {
+        char what[64];
+        snprintf(what, sizeof what, "admin %s", args[0]);
+        printf("{\"command\":");
+        cli_json_string(stdout, (const uint8_t *)what, strlen(what));
+        printf(",\"ok\":false,\"exit\":%d}\n", code);
+        fflush(stdout);
+    }
+    return code;
 }

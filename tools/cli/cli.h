@@ -23,7 +23,7 @@ enum cli_exit {
 extern const char cli_admin_help[];
 
 /* `bftkv admin ARGS...` (args[0] the admin command): an exit code. */
-int cli_admin(char **args, int nargs);
+int cli_admin(char **args, int nargs, bool json);
 
 /* `bftkv [--json] status [--json] [--max-behind N]` (tools/cli/status.c): the
  * whole deployment's health; EXIT_OK, EXIT_UNHEALTHY or EXIT_UNAVAILABLE. */

@@ -105,8 +105,9 @@ static void cli_help(FILE *fp)
             "  --timeout MS      give up after MS milliseconds (default: the config's\n"
             "                    client_timeout_ms)\n"
             "  --json            print each result as one JSON object on a line of stdout\n"
-            "                    (put, get, del, stats, status, keygen; messages still go to\n"
-            "                    stderr); a key or value that is not UTF-8 is given as\n"
+            "                    (every command: put, get, del, stats, status, keygen,\n"
+            "                    log-level, admin; messages still go to stderr); a key or\n"
+            "                    value that is not UTF-8 is given as\n"
             "                    key_base64 / value_base64\n"
             "  --hex, --base64   get: print the value hex- or base64-encoded (one line), safe\n"
             "                    for binary values on a terminal; with --json: its encoding\n"
@@ -656,7 +657,7 @@ int main(int argc, char **argv)
         return nargs <= 1 ? cli_help_command(args, nargs) : cli_usage("usage: bftkv [OPTIONS] %s", cmd->usage);
     }
     if (strcmp(name, "admin") == 0) {
-        return cli_admin(args, nargs);
+        return cli_admin(args, nargs, cli.json);
     }
     if (strcmp(name, "status") == 0) {
         return cli_status(cli.config, cli.client, cli.timeout_ms, cli.json, args, nargs);
