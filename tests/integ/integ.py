@@ -288,6 +288,23 @@ class Load:
         return rc, self.result
 
 
+def history_load(path):
+    """A bftkv-bench --history file: (its header, its operations), each line one
+    JSON object, the first the header."""
+    with open(path) as f:
+        lines = [json.loads(x) for x in f if x.strip()]
+    check(lines and "bftkv_bench_history" in lines[0], "the history starts with its header")
+    return lines[0], lines[1:]
+
+
+def outcome_counts(ops):
+    """{"ok": n, "fail": n, "unknown": n} of a history's operations."""
+    counts = {}
+    for o in ops:
+        counts[o.get("outcome")] = counts.get(o.get("outcome"), 0) + 1
+    return counts
+
+
 def drops_total(stats):
     return sum(int(v) for v in stats.get("drops", {}).values())
 

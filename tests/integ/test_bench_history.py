@@ -26,18 +26,11 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from integ import BUILD, Cluster, check, log, run, run_test  # noqa: E402
+from integ import BUILD, Cluster, check, history_load, log, run, run_test  # noqa: E402
 
 MUTATE = "--mutate" in sys.argv[1:]
 PREFILL = "--prefill" in sys.argv[1:]
 KEYS = 300
-
-
-def load_history(path):
-    with open(path) as f:
-        lines = [json.loads(x) for x in f if x.strip()]
-    check(lines and "bftkv_bench_history" in lines[0], "the history starts with its header")
-    return lines[0], lines[1:]
 
 
 def check_history(head, ops):
@@ -132,7 +125,7 @@ def body():
     for line in err.splitlines():
         log(f"  bench: {line}")
     check(r.returncode == 0, f"bftkv-bench exit {r.returncode}")
-    head, ops = load_history(hist)
+    head, ops = history_load(hist)
     check_history(head, ops)
     if MUTATE:
         key = mutate(ops)

@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 from test_deployment_discover import PLACEMENT_KEY, siphash24  # noqa: E402
-from integ import BUILD, Cluster, check, log, run, run_test, spawn  # noqa: E402
+from integ import BUILD, Cluster, check, history_load, log, outcome_counts, run, run_test, spawn  # noqa: E402
 
 M, R, P = 7, 4, 16
 KEYS = 400
@@ -56,13 +56,8 @@ def partitions_check(out, what):
 
 
 def history_check(hist, fault_ns, what):
-    with open(hist) as f:
-        lines = [json.loads(x) for x in f if x.strip()]
-    check(lines and "bftkv_bench_history" in lines[0], "the history starts with its header")
-    ops = lines[1:]
-    outcomes = {}
-    for o in ops:
-        outcomes[o["outcome"]] = outcomes.get(o["outcome"], 0) + 1
+    _, ops = history_load(hist)
+    outcomes = outcome_counts(ops)
     after = [o for o in ops if o["outcome"] == "ok" and o["phase"] != "final" and o["invoke_ns"] > fault_ns]
     log(f"{what}: {len(ops)} ops, outcomes {outcomes}, {len(after)} completed ok after the fault")
     check(after, f"{what}: no operation completed after the fault")

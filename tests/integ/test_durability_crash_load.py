@@ -22,7 +22,6 @@ this checks; a power cut may lose the last moments before the kernel wrote them
 back (docs/operations.md, "Durability"), which no test on a live kernel can cut.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from integ import BUILD, Cluster, check, kill_all, log, run, run_test  # noqa: E402
+from integ import BUILD, Cluster, check, history_load, kill_all, log, outcome_counts, run, run_test  # noqa: E402
 
 KEYS = 300
 MODE = "async" if "--async" in sys.argv[1:] else "sync"
@@ -69,13 +68,8 @@ def body():
     for line in err.decode(errors="replace").splitlines()[-15:]:
         log(f"  bench: {line}")
     check(p.returncode == 0, f"bftkv-bench exit {p.returncode}")
-    with open(hist) as f:
-        lines = [json.loads(x) for x in f if x.strip()]
-    check(lines and "bftkv_bench_history" in lines[0], "the history starts with its header")
-    ops = lines[1:]
-    outcomes = {}
-    for o in ops:
-        outcomes[o.get("outcome")] = outcomes.get(o.get("outcome"), 0) + 1
+    _, ops = history_load(hist)
+    outcomes = outcome_counts(ops)
     log(f"history: {len(ops)} operations, outcomes {outcomes}")
     check(outcomes.get("ok", 0) > 0, "no operation succeeded")
     finals = [o for o in ops if o.get("phase") == "final" or o.get("final")]
