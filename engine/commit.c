@@ -67,6 +67,8 @@ void replica_commit_receive(struct pbft_replica *r, const struct wire_msg *m, st
     BFTKV_ASSERT(m->h.sender < r->cfg.n);
     BFTKV_ASSERT(m->h.sender != r->cfg.id);
     struct replica_slot *s = replica_slot_get(r, m->h.seq);
-    if (replica_prepare_vote_record(r, s, m, &s->commit_bits, s->commit_digest, &s->commit_match, out))
+    if (replica_prepare_vote_record(r, s, m, &s->commit_bits, s->commit_digest, &s->commit_match, out)) {
+        replica_preprepare_vouch(r, s, out); /* accepted: prepare_check sends our COMMIT */
         replica_commit_check(r, s);
+    }
 }

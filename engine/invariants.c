@@ -98,6 +98,8 @@ static bool slot_certificates_ok(const struct pbft_replica *r, const struct repl
         return fail(v, "slot pre-prepared without a digest", s->seq);
     if (s->stalled && (s->has_pp || !s->has_digest))
         return fail(v, "stalled slot not waiting with a digest", s->seq);
+    if (s->unvouched && (!s->stalled || s->sent_prepare))
+        return fail(v, "unvouched slot not stalled, or voted for", s->seq);
     if (s->sent_commit && !s->prepared)
         return fail(v, "COMMIT sent for a slot not prepared", s->seq);
     if (s->has_digest && s->view != r->view)

@@ -234,6 +234,8 @@ struct pbft_replica_stats {
     uint64_t pool_evicted;         /* unpinned large requests evicted for room */
     uint64_t pool_waits;           /* PRE-PREPAREs that waited for the pool window */
     uint64_t pool_relayed;         /* large requests relayed to a replica that lacked them */
+    uint64_t pp_unvouched;         /* PRE-PREPAREs holding a request whose client MAC for us
+                                      failed: accepted only once f PREPAREs matched */
     /* Catch-up (engine/catchup.c, engine/statetransfer.c). */
     uint64_t retransmissions;       /* PRE-PREPARE/PREPARE/COMMIT re-multicast by the tick */
     uint64_t status_sent;

@@ -152,8 +152,10 @@ void replica_prepare_receive(struct pbft_replica *r, const struct wire_msg *m, s
     BFTKV_ASSERT(m->h.sender != r->cfg.id);
     BFTKV_ASSERT(m->h.sender != replica_primary_of(r, r->view));
     struct replica_slot *s = replica_slot_get(r, m->h.seq);
-    if (replica_prepare_vote_record(r, s, m, &s->prep_bits, s->prep_digest, &s->prep_match, out))
+    if (replica_prepare_vote_record(r, s, m, &s->prep_bits, s->prep_digest, &s->prep_match, out)) {
+        replica_preprepare_vouch(r, s, out);
         replica_prepare_check(r, s, out);
+    }
 }
 
 bool replica_prepare_vote_record(struct pbft_replica *r, struct replica_slot *s, const struct wire_msg *m,

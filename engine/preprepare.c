@@ -164,12 +164,14 @@ enum pp_check {
     PP_MISSING = 1, /* some large request is not in the pool yet */
     PP_BAD = 2,     /* reason in *why */
     PP_WAIT = 3,    /* all there, but seq is beyond the pool window: wait */
+    PP_UNVOUCHED = 4, /* well formed, but a client's MAC for us fails: wait for f PREPAREs */
 };
 
 /* Check the entries of a PRE-PREPARE: inlined requests (when check_inline)
  * decode, use a configured lane and a timestamp above 0 (the rules
  * replica_request_receive applies) and carry a valid client authenticator for
- * us; requests named by digest are in the pool and agree with the entry.
+ * us (else PP_UNVOUCHED, once every other check passed: pp_vouched); requests
+ * named by digest are in the pool and agree with the entry.
  *
  * The large-request pool's rules (the invariant at replica_request_pool_create): the
  * requests a batch names by digest take at most B = pool_batch_chunks chunks (a
@@ -182,6 +184,7 @@ static enum pp_check pp_entries_check(struct pbft_replica *r, const struct wire_
 {
     enum pp_check res = PP_OK;
     bool named = false; /* some request by digest */
+    bool unvouched = false; /* some inlined request's client MAC for us fails */
     uint32_t large = 0; /* chunks of those in the pool */
     uint32_t off = 0;
     struct wire_batch_entry e;
@@ -206,10 +209,8 @@ static enum pp_check pp_entries_check(struct pbft_replica *r, const struct wire_
                 *why = WIRE_DROP_UNKNOWN_CLIENT;
                 return PP_BAD;
             }
-            if (!auth_authenticator_check(r->auth, &rq)) {
-                *why = WIRE_DROP_BAD_AUTH;
-                return PP_BAD;
-            }
+            if (!auth_authenticator_check(r->auth, &rq))
+                unvouched = true; /* pp_vouched: not the primary's fault, necessarily */
         } else {
             if (e.lane >= r->cfg.lanes || e.timestamp == 0 || !auth_client_known(r->auth, e.client)) {
                 *why = WIRE_DROP_BAD_FIELD;
@@ -233,6 +234,8 @@ static enum pp_check pp_entries_check(struct pbft_replica *r, const struct wire_
             }
         }
     }
+    if (unvouched)
+        return PP_UNVOUCHED;
     if (res == PP_OK && named && pp->h.seq > r->last_executed + r->pool_window)
         res = PP_WAIT;
     return res;
@@ -359,6 +362,56 @@ static bool ignore_preprepare(struct pbft_replica *r, const struct wire_msg *m)
     return false;
 }
 
+/* A PRE-PREPARE whose inlined request carries a client authenticator with a
+ * MAC for us that fails is not proof against the primary: a faulty client can
+ * send MACs that hold for the primary alone, and a faulty backup that relays a
+ * client's retransmission to the primary (request.c) can flip a byte of another
+ * replica's MAC in it. A backup that refused the batch for good would stay
+ * unable to prepare that seq -- and with one more faulty replica, the group
+ * could no longer commit anything (n = 4: a live test found it, its backups
+ * behind and so never suspecting the primary). So the slot waits, stalled,
+ * until f backups' PREPAREs match its digest: with the primary that makes f + 1
+ * replicas that accepted the batch, so a correct one among them checked the
+ * client's MAC for itself (or, waiting so too, relied on f + 1 that had). f + 1
+ * matching COMMITs say as much (a correct replica commits only what prepared at
+ * it). A faulty primary's made-up request gathers at most f - 1 such PREPAREs,
+ * and that slot waits until the request timers change the view. */
+static bool pp_vouched(const struct pbft_replica *r, const struct replica_slot *s)
+{
+    BFTKV_ASSERT(!s->sent_prepare); /* our own vote is not among them */
+    return s->prep_match >= r->cfg.f || s->commit_match >= r->cfg.f + 1u;
+}
+
+/* A stalled slot: accept its PRE-PREPARE once its requests are vouched for,
+ * in the pool and within the pool window. */
+static void stalled_try(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
+{
+    BFTKV_ASSERT(s->stalled);
+    if (s->unvouched) {
+        if (!pp_vouched(r, s))
+            return;
+        s->unvouched = false;
+    }
+    enum wire_drop why = WIRE_DROP_BAD_FIELD;
+    enum pp_check res = pp_entries_check(r, &s->pp_msg, false, &why);
+    if (res == PP_MISSING || res == PP_WAIT)
+        return;
+    s->stalled = false;
+    r->stalled--;
+    if (res == PP_BAD) {
+        /* The pool now holds a request that contradicts the entry: the
+         * primary lied. Forget the pre-prepare (its digest too). */
+        replica_drop(r, why);
+        if (s->view == r->view)
+            replica_viewchange_primary_misbehaved(r);
+        s->has_digest = false;
+        s->prep_match = 0;
+        s->commit_match = 0;
+        return;
+    }
+    pp_accept(r, s, out);
+}
+
 /* A PRE-PREPARE for the current view that passed ignore_preprepare (or was
  * kept early and authenticated then): m may be the slot's own copy. */
 static void pp_take(struct pbft_replica *r, struct replica_slot *s, const struct wire_msg *m, struct pbft_out *out)
@@ -397,7 +450,7 @@ static void pp_take(struct pbft_replica *r, struct replica_slot *s, const struct
     s->view = m->h.view;
     s->count = m->u.batch.count;
     s->has_digest = true;
-    if (res == PP_MISSING || res == PP_WAIT) {
+    if (res == PP_MISSING || res == PP_WAIT || res == PP_UNVOUCHED) {
         /* Votes that arrive meanwhile are counted against D already. */
         if (res == PP_WAIT)
             r->stats.pool_waits++;
@@ -405,6 +458,11 @@ static void pp_take(struct pbft_replica *r, struct replica_slot *s, const struct
         r->stalled++;
         replica_prepare_recount(r, s);
         replica_commit_recount(r, s);
+        if (res == PP_UNVOUCHED) {
+            r->stats.pp_unvouched++;
+            s->unvouched = true;
+            stalled_try(r, s, out); /* the PREPAREs that vouch may have come first */
+        }
         return;
     }
     pp_accept(r, s, out);
@@ -446,27 +504,15 @@ void replica_preprepare_stalled_retry(struct pbft_replica *r, struct pbft_out *o
     uint64_t last = stalled_last(r);
     for (uint64_t seq = r->last_executed + 1u; r->stalled > 0 && seq <= last; seq++) {
         struct replica_slot *s = replica_slot_find(r, seq);
-        if (s == NULL || !s->stalled)
-            continue;
-        enum wire_drop why = WIRE_DROP_BAD_FIELD;
-        enum pp_check res = pp_entries_check(r, &s->pp_msg, false, &why);
-        if (res == PP_MISSING || res == PP_WAIT)
-            continue;
-        s->stalled = false;
-        r->stalled--;
-        if (res == PP_BAD) {
-            /* The pool now holds a request that contradicts the entry: the
-             * primary lied. Forget the pre-prepare (its digest too). */
-            replica_drop(r, why);
-            if (s->view == r->view)
-                replica_viewchange_primary_misbehaved(r);
-            s->has_digest = false;
-            s->prep_match = 0;
-            s->commit_match = 0;
-            continue;
-        }
-        pp_accept(r, s, out);
+        if (s != NULL && s->stalled)
+            stalled_try(r, s, out);
     }
+}
+
+void replica_preprepare_vouch(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out)
+{
+    if (s->unvouched)
+        stalled_try(r, s, out);
 }
 
 /* The next large request named by digest in a stalled batch: *seq and *off are

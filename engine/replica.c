@@ -39,6 +39,7 @@ void replica_drop(struct pbft_replica *r, enum wire_drop reason)
 
 static void slot_reset(struct pbft_replica *r, struct replica_slot *s, uint64_t seq)
 {
+    /* unvouched goes with stalled: the memset below clears both. */
     if (s->stalled) {
         BFTKV_ASSERT(r->stalled > 0);
         r->stalled--;

@@ -98,7 +98,9 @@ struct replica_slot {
     uint8_t digest[BFTKV_DIGEST_SIZE]; /* D, valid when has_digest */
     bool has_digest;     /* a PRE-PREPARE (accepted or stalled) fixed D */
     bool has_pp;         /* pre-prepared: the PRE-PREPARE is accepted (or ours) */
-    bool stalled;        /* the PRE-PREPARE waits for large requests (pool) */
+    bool stalled;        /* the PRE-PREPARE waits for large requests (pool), or ... */
+    bool unvouched;      /* ... for f matching PREPAREs: a client's MAC for us in it
+                            fails (preprepare.c, pp_vouched) */
     bool prepared;
     bool committed;
     bool executed;
@@ -513,6 +515,8 @@ void replica_preprepare_batch_try(struct pbft_replica *r, struct pbft_out *out);
 void replica_preprepare_send_own(struct pbft_replica *r, struct replica_slot *s, size_t len, struct pbft_out *out);
 void replica_preprepare_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 void replica_preprepare_stalled_retry(struct pbft_replica *r, struct pbft_out *out);
+/* A matching vote came for s: accept its unvouched PRE-PREPARE if it is vouched for now. */
+void replica_preprepare_vouch(struct pbft_replica *r, struct replica_slot *s, struct pbft_out *out);
 /* On entering a view by its NEW-VIEW: accept the PRE-PREPAREs of that view that
  * came before it (kept in their slots, nv_early). */
 void replica_preprepare_early_accept(struct pbft_replica *r, struct pbft_out *out);

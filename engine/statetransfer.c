@@ -382,6 +382,7 @@ static void log_discard_through(struct pbft_replica *r, uint64_t n)
             BFTKV_ASSERT(r->stalled > 0);
             r->stalled--;
             s->stalled = false;
+            s->unvouched = false;
         }
         replica_slot_release(r, s);
         s->seq = 0; /* reset on reuse (replica_slot_get) */

@@ -155,6 +155,7 @@ static void slot_view_clear(struct pbft_replica *r, struct replica_slot *s)
         BFTKV_ASSERT(r->stalled > 0);
         r->stalled--;
         s->stalled = false;
+        s->unvouched = false;
     }
     s->has_digest = false;
     s->has_pp = false;

@@ -35,8 +35,9 @@
  * replace the old. A faulty primary can at most delay requests to just under
  * the cap (1 s at T = 50 ms), the price of not suspecting a merely slow network
  * -- unless it shows itself: once the primary of our view sends a message no
- * correct primary sends (a bad authenticator, a batch holding a request whose
- * client MAC fails), the fitted timeout is off for the rest of that view and the
+ * correct primary sends (a bad authenticator, a batch naming a large request
+ * its pool holds otherwise -- not a client MAC that fails for us alone, which a
+ * faulty client or relay can cause: preprepare.c, pp_vouched), the fitted timeout is off for the rest of that view and the
  * doubling timeout alone applies (replica_viewchange_primary_misbehaved). Measured: a
  * primary in the `random` Byzantine mode kept groups at 300-400 ops/s for whole
  * runs with the fitted timeout, and was replaced at once without it. A faulty

@@ -73,6 +73,9 @@
       "PRE-PREPAREs that waited for the large-request pool's window.", es->pool_waits)                         \
     X(POOL_RELAYED, "bftkv_request_pool_relayed_total", COUNTER, PARTITION, ALWAYS,                            \
       "Large requests relayed to a replica that lacked them.", es->pool_relayed)                               \
+    X(PP_UNVOUCHED, "bftkv_preprepares_unvouched_total", COUNTER, PARTITION, ALWAYS,                           \
+      "PRE-PREPAREs holding a request whose client MAC failed here, accepted only once f PREPAREs matched.",    \
+      es->pp_unvouched)                                                                                        \
     X(RETRANSMISSIONS, "bftkv_retransmissions_total", COUNTER, PARTITION, ALWAYS,                              \
       "PRE-PREPARE, PREPARE and COMMIT messages sent again by the timer.", es->retransmissions)                 \
     X(REPAIRS, "bftkv_repairs_sent_total", COUNTER, PARTITION, ALWAYS,                                         \

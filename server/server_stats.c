@@ -152,6 +152,7 @@ static void json_engine(struct json_out *j, const struct pbft_replica_stats *es)
     ENGINE_FIELD(pool_evicted);
     ENGINE_FIELD(pool_waits);
     ENGINE_FIELD(pool_relayed);
+    ENGINE_FIELD(pp_unvouched);
     ENGINE_FIELD(retransmissions);
     ENGINE_FIELD(status_sent);
     ENGINE_FIELD(status_answered);
