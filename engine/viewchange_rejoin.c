@@ -13,8 +13,11 @@
  * Moving up is always safe, so the group comes to it. The primary of the active
  * view v, once v has executed a batch (so q replicas are in it with the primary:
  * a new primary whose NEW-VIEW reached nobody is the lone one itself, and the
- * others' timers move it), on a VIEW-CHANGE(w > v) from a replica alone in w,
- * steps down: it sends its own VIEW-CHANGE(w). A backup follows the view change
+ * others' timers move it) or once v has proven not to work (rejoin_view_stuck:
+ * a whole timeout with batches proposed and none executed -- with a faulty
+ * backup silent and the lone replica gone, v has fewer than q voters), on a
+ * VIEW-CHANGE(w > v) from a replica alone in w, steps down: it sends its own
+ * VIEW-CHANGE(w). A backup follows the view change
  * its own primary asks for (its primary giving up is no one else's vote: a
  * faulty primary can stop the group in any case, so obeying it adds nothing to
  * its power). At n = 3f+1 with f = 1 the primary and the lone replica are f+1
@@ -79,6 +82,16 @@ static bool rejoin_allowed(struct pbft_replica *r, uint16_t from)
     return true;
 }
 
+/* A view that does not work: active for a whole timeout, batches proposed,
+ * none executed -- too few of the replicas in it vote (a faulty one silent,
+ * the others gone ahead). Whether we are the lone one or not, moving up costs
+ * nothing then, and waiting for a backup's request timer to move the group
+ * can take as long as the clients' retransmission back-off. */
+static bool rejoin_view_stuck(const struct pbft_replica *r)
+{
+    return r->next_seq > r->last_executed + 1u && r->now_ns - r->view_start_ns >= replica_viewchange_timeout(r);
+}
+
 void replica_viewchange_rejoin_check(struct pbft_replica *r, uint16_t from, struct pbft_out *out)
 {
     if (!r->view_active || !replica_votes(r) || from == r->cfg.id)
@@ -88,7 +101,7 @@ void replica_viewchange_rejoin_check(struct pbft_replica *r, uint16_t from, stru
         return;
     uint16_t primary = replica_primary_of(r, r->view);
     if (r->cfg.id == primary) {
-        if (!r->viewchange_progress)
+        if (!r->viewchange_progress && !rejoin_view_stuck(r))
             return; /* nothing executed in this view yet: perhaps we are the lone one */
         if (!rejoin_allowed(r, from)) {
             r->stats.stepdowns_deferred++;

@@ -635,6 +635,7 @@ int main(void)
         cmocka_unit_test_teardown(test_fitted_timeout_off_for_faulty_primary, teardown),
         cmocka_unit_test_teardown(test_lone_backup_rejoins, teardown),
         cmocka_unit_test_teardown(test_lone_backup_rejoins_n7, teardown),
+        cmocka_unit_test_teardown(test_stepdown_from_dead_view, teardown),
         cmocka_unit_test_teardown(test_stepdown_rate_limited, teardown),
         cmocka_unit_test_teardown(test_stepdown_view_span, teardown),
         cmocka_unit_test_teardown(test_p_retained_across_two_viewchanges, teardown),

@@ -2,7 +2,8 @@
  * cluster of viewchange_fixture.c: the view-change timeout follows the waits the backups
  * measure and is off for a primary that shows itself faulty; a committed
  * replica answers a peer's duplicate vote; a replica alone in view 1 after a
- * partition heals is brought back by the primary's step-down (n = 4 and 7),
+ * partition heals is brought back by the primary's step-down (n = 4 and 7;
+ * also from a view that executed nothing but proved dead),
  * which a feigning replica can cause only at a bounded rate and never beyond 64
  * views. test_viewchange.c's main() runs these with the rest.
  */
@@ -196,6 +197,65 @@ void test_lone_backup_rejoins_n7(void **state)
         joins += st(i)->stepdown_joins;
     assert_true(joins >= 4);
     assert_true(rh_agree(&C, 0x7F));
+}
+
+static bool correct_in_view_1(struct rh_cluster *c)
+{
+    for (uint16_t i = 0; i < 3; i++) {
+        if (pbft_replica_view(c->r[i]) != 1 || pbft_replica_in_viewchange(c->r[i]))
+            return false;
+    }
+    return true;
+}
+
+/* A view that cannot work: view 1, entered by a view change and executing
+ * nothing, with replica 3 silent (faulty), replica 2 cut off and a batch
+ * proposed. The backup left (0) never suspects -- the client sent only to the
+ * primary -- so a VIEW-CHANGE(2) from the lone replica must make the primary
+ * step down once view 1 has been active for a timeout, though it never
+ * executed a batch; and not before. */
+void test_stepdown_from_dead_view(void **state)
+{
+    (void)state;
+    up(4, 1, NULL);
+    size_t len = view_change_bare(3, 1); /* the group moves to view 1 (primary 1) */
+    rh_inject(&C, 3, 0, g_msg, len);
+    rh_run(&C);
+    assert_true(rh_advance(&C, C.now_ns + T, MS, correct_in_view_1));
+    C.net.silent = 1u << 3;
+    for (uint16_t i = 0; i < 4; i++) {
+        if (i != 2) {
+            C.net.cut[i] |= 1ull << 2;
+            C.net.cut[2] |= 1ull << i;
+        }
+    }
+    put(0, 1, "a", 1);
+    rh_run(&C);
+    assert_int_equal(st(1)->last_executed, 0);
+    len = view_change_bare(2, 2);
+    rh_inject(&C, 2, 1, g_msg, len);
+    C.net.cut[2] = 0; /* this one VIEW-CHANGE gets through */
+    rh_run(&C);
+    assert_int_equal(st(1)->stepdowns, 0); /* view 1 active for less than a timeout */
+    rh_advance(&C, C.now_ns + T + MS, MS, NULL);
+    view_is(0, 1, false);
+    view_is(1, 1, false);
+    memset(C.net.cut, 0, sizeof C.net.cut);
+    rh_inject(&C, 2, 1, g_msg, len); /* the lone replica's retransmission */
+    rh_run(&C);
+    assert_int_equal(st(1)->stepdowns, 1);
+    rh_advance(&C, C.now_ns + 2u * T, T / 8u, NULL);
+    for (uint16_t i = 0; i < 3; i++)
+        view_is(i, 2, false);
+    /* View 2 works: a request executes at the three correct replicas. */
+    put(1, 1, "b", 2);
+    rh_run(&C);
+    for (uint16_t i = 0; i < 3; i++) {
+        assert_true(st(i)->requests_executed >= 1);
+        assert_int_equal(st(i)->last_executed, st(2)->last_executed);
+        assert_int_equal(st(i)->requests_executed, st(2)->requests_executed);
+    }
+    assert_true(rh_agree(&C, 0x7));
 }
 
 /* A faulty replica feigning to be alone in a higher view: one step-down per

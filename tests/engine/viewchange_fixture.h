@@ -57,6 +57,7 @@ void test_duplicate_vote_answered(void **state);
 void test_lone_backup_rejoins(void **state);
 void test_lone_backup_rejoins_n7(void **state);
 void test_stepdown_rate_limited(void **state);
+void test_stepdown_from_dead_view(void **state);
 void test_stepdown_view_span(void **state);
 void test_full_watch_fifo_not_rescanned(void **state);
 
