@@ -4,14 +4,18 @@
  * client_open.c opens and closes a handle. Not a public header.
  *
  * Design. A handle owns a pool of request slots (queue_max of them, allocated at
- * open), a FIFO of slot indices waiting for a lane, and one I/O thread. An API
+ * open), a FIFO of slot indices waiting for a lane, and is served by an I/O
+ * thread (client_loop.c: a handle on one group has its own; the partition
+ * handles of a routing handle share one thread and one socket, struct
+ * client_io). An API
  * call takes a free slot, fills it, pushes it on the FIFO and wakes the I/O
  * thread; the I/O thread moves slots from the FIFO onto the engine client's lanes
  * (pbft_client_submit), sends the outbox, polls the socket, steps the engine with
  * each received message and hands completions back: a sync caller's result is
  * copied into its buffer and its slot's condition variable signalled; an async
- * callback is called. One mutex (mu) guards the slots, the FIFO and the lane map;
- * the engine client, the outbox and the socket belong to the I/O thread alone.
+ * callback is called. One mutex (mu) per handle guards the slots, the FIFO and
+ * the lane map; the engine client, the outbox and the socket belong to the I/O
+ * thread alone.
  *
  * Why a mutex and condition variables rather than a lock-free ring (ck_ring MPMC):
  * a sync caller has to sleep until its own result comes back, a timed-out caller
@@ -26,8 +30,8 @@
  * Waking the I/O thread. The transport (net/udp.h) has no wake-up call and its
  * io_uring backend waits inside io_uring_enter, not in poll(2), so an eventfd
  * beside the socket would not wake it. Instead a submitter that finds the I/O
- * thread asleep (io_sleeping) with work for it sends a 1-byte datagram to the
- * handle's own socket from a private loopback socket; the I/O thread recognises
+ * thread asleep (client_io.sleeping) with work for it sends a 1-byte datagram to
+ * the loop's own socket from a private loopback socket; the I/O thread recognises
  * its source address and drops it. It works with both backends and costs one send(2) per wake-up,
  * only when the I/O thread is idle. A lost wake-up datagram (a full socket
  * buffer) cannot leave work stranded: a full buffer wakes the thread anyway, and
