@@ -44,11 +44,18 @@
 #include "common/errbuf.h"
 #include "client/client_internal.h"
 
+/* The due-deadline walk's stack (loop_due): 2 x the heap's depth is ample. */
+#define LOOP_DUE_STACK 32u
+BFTKV_STATIC_ASSERT(BFTKV_PARTITIONS_MAX <= (1u << (LOOP_DUE_STACK / 2u)), "a deeper heap needs a larger stack");
+
 /* ---- Ready bitmap (any thread) ----------------------------------------------------- */
 
 bool client_loop_ready(struct bftkv_client *c, bool lane_free, uint64_t deadline_ns)
 {
     struct client_io *io = c->io;
+    /* Sequentially consistent, paired with the loop's store of `sleeping` and
+     * its second look at the bitmap (loop_main): either the loop sees this bit
+     * before it sleeps, or we see it asleep. */
     atomic_fetch_or(&io->ready[c->pidx / 64u], (uint64_t)1 << (c->pidx % 64u));
     if (!atomic_load(&io->sleeping)) {
         return false; /* awake: it looks at the bitmap before it sleeps */
@@ -157,8 +164,9 @@ static bool loop_any_ready(struct client_io *io)
 static void loop_due(struct client_io *io, uint64_t now)
 {
     /* The heap is re-keyed only by visits: walk the due part of it (a subtree
-     * of keys <= now rooted at the top) without popping. */
-    uint32_t stack[64];
+     * of keys <= now rooted at the top) without popping. Depth first, the stack
+     * holds at most one waiting sibling per level: log2(BFTKV_PARTITIONS_MAX) + 1. */
+    uint32_t stack[LOOP_DUE_STACK];
     uint32_t sp = 0;
     if (io->parts > 0 && heap_key(io, 0) <= now) {
         stack[sp++] = 0;
@@ -169,7 +177,8 @@ static void loop_due(struct client_io *io, uint64_t now)
         client_io_tick(c, now);
         loop_touch(io, c);
         for (uint32_t ch = 2u * i + 1u; ch <= 2u * i + 2u && ch < io->parts; ch++) {
-            if (heap_key(io, ch) <= now && sp < 64u) {
+            if (heap_key(io, ch) <= now) {
+                BFTKV_ASSERT(sp < LOOP_DUE_STACK);
                 stack[sp++] = ch;
             }
         }
@@ -247,8 +256,8 @@ static void *loop_main(void *arg)
          * fail it sooner than we would wake anyway; with every lane busy the next
          * completion arrives as a datagram. */
         uint64_t deadline = heap_key(io, 0);
-        atomic_store(&io->sleep_until_ns, deadline);
-        atomic_store(&io->sleeping, !busy);
+        atomic_store(&io->sleep_until_ns, deadline); /* before `sleeping`: a submitter reads them in turn */
+        atomic_store(&io->sleeping, !busy);          /* then the bitmap again (client_loop_ready's pairing) */
         if (!busy && (loop_any_ready(io) || atomic_load(&io->closing))) {
             busy = true;
             atomic_store(&io->sleeping, false);
