@@ -2,7 +2,7 @@
  * handle (client/client_route.c, client/client_loop.c), and the replies of every
  * partition arrive through them.
  *
- *   integ_route --config FILE --client C [--rounds R]
+ *   integ_route --config FILE --client C [--rounds R] [--backend mmsg|uring]
  *
  * Counts this process's threads (/proc/self/task) and sockets (/proc/self/fd
  * links "socket:[...]") before the open of the deployment's config, after it
@@ -155,6 +155,7 @@ int main(int argc, char **argv)
 {
     const char *config = NULL;
     long client = -1, rounds = 3;
+    const char *backend = "mmsg";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--config") == 0) {
             config = argv[i + 1];
@@ -162,10 +163,15 @@ int main(int argc, char **argv)
             client = strtol(argv[i + 1], NULL, 10);
         } else if (strcmp(argv[i], "--rounds") == 0) {
             rounds = strtol(argv[i + 1], NULL, 10);
+        } else if (strcmp(argv[i], "--backend") == 0) {
+            backend = argv[i + 1];
         }
     }
-    if (config == NULL || client < 0 || client > UINT16_MAX || rounds < 1 || rounds > (long)ROUTE_ROUNDS_MAX) {
-        fprintf(stderr, "usage: integ_route --config FILE --client C [--rounds 1..%u]\n", ROUTE_ROUNDS_MAX);
+    bool uring = strcmp(backend, "uring") == 0;
+    if (config == NULL || client < 0 || client > UINT16_MAX || rounds < 1 || rounds > (long)ROUTE_ROUNDS_MAX
+        || (!uring && strcmp(backend, "mmsg") != 0)) {
+        fprintf(stderr, "usage: integ_route --config FILE --client C [--rounds 1..%u] [--backend mmsg|uring]\n",
+                ROUTE_ROUNDS_MAX);
         return 2;
     }
     int threads0 = count_entries("/proc/self/task", false);
@@ -175,6 +181,7 @@ int main(int argc, char **argv)
     bftkv_client_options_init(&opt);
     opt.err = err;
     opt.errlen = sizeof err;
+    opt.backend = uring ? BFTKV_BACKEND_URING : BFTKV_BACKEND_MMSG;
     struct bftkv_client *r = NULL;
     int rc = bftkv_client_open(config, (uint16_t)client, &opt, &r);
     if (rc != 0 || r->part == NULL) {
