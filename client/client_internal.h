@@ -4,14 +4,18 @@
  * client_open.c opens and closes a handle. Not a public header.
  *
  * Design. A handle owns a pool of request slots (queue_max of them, allocated at
- * open), a FIFO of slot indices waiting for a lane, and one I/O thread. An API
+ * open), a FIFO of slot indices waiting for a lane, and is served by an I/O
+ * thread (client_loop.c: a handle on one group has its own; the partition
+ * handles of a routing handle share one thread and one socket, struct
+ * client_io). An API
  * call takes a free slot, fills it, pushes it on the FIFO and wakes the I/O
  * thread; the I/O thread moves slots from the FIFO onto the engine client's lanes
  * (pbft_client_submit), sends the outbox, polls the socket, steps the engine with
  * each received message and hands completions back: a sync caller's result is
  * copied into its buffer and its slot's condition variable signalled; an async
- * callback is called. One mutex (mu) guards the slots, the FIFO and the lane map;
- * the engine client, the outbox and the socket belong to the I/O thread alone.
+ * callback is called. One mutex (mu) per handle guards the slots, the FIFO and
+ * the lane map; the engine client, the outbox and the socket belong to the I/O
+ * thread alone.
  *
  * Why a mutex and condition variables rather than a lock-free ring (ck_ring MPMC):
  * a sync caller has to sleep until its own result comes back, a timed-out caller
@@ -26,8 +30,8 @@
  * Waking the I/O thread. The transport (net/udp.h) has no wake-up call and its
  * io_uring backend waits inside io_uring_enter, not in poll(2), so an eventfd
  * beside the socket would not wake it. Instead a submitter that finds the I/O
- * thread asleep (io_sleeping) with work for it sends a 1-byte datagram to the
- * handle's own socket from a private loopback socket; the I/O thread recognises
+ * thread asleep (client_io.sleeping) with work for it sends a 1-byte datagram to
+ * the loop's own socket from a private loopback socket; the I/O thread recognises
  * its source address and drops it. It works with both backends and costs one send(2) per wake-up,
  * only when the I/O thread is idle. A lost wake-up datagram (a full socket
  * buffer) cannot leave work stranded: a full buffer wakes the thread anyway, and
@@ -37,6 +41,7 @@
 #define BFTKV_CLIENT_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -134,6 +139,33 @@ struct client_call {
     size_t vlen;
 };
 
+/* The I/O thread, its socket and its wake-up socket (client_loop.c). A handle on
+ * one group has one of its own, serving it alone; a routing handle has one
+ * serving all its partitions (part[p] is partition p, the wire's group). */
+struct client_io {
+    struct bftkv_client **part;
+    uint32_t parts;
+    struct net_udp *udp;
+    struct sockaddr_storage wake_src; /* the wake socket's address, as seen in rx */
+    int wake_fd;                      /* connected to the socket */
+    pthread_t thread;
+    bool started;
+    _Atomic bool closing;
+    /* The loop sleeps (or is about to) in net_udp_poll until sleep_until_ns at the
+     * latest; a submitter that clears sleeping sends the wake-up datagram. */
+    _Atomic bool sleeping;
+    _Atomic uint64_t sleep_until_ns;
+    _Atomic uint64_t wakeups;      /* wake-up datagrams received */
+    _Atomic uint64_t *ready;       /* bit p: partition p has work for the loop now */
+    uint32_t ready_words;
+    /* The loop's alone. */
+    uint32_t *touched;             /* partitions to visit in this iteration */
+    uint32_t ntouched;
+    uint32_t *heap;                /* partitions by io_key_ns, a binary min-heap */
+    bool flush_now;                /* a reply was passed on: flush right after the poll */
+    struct bftkv_client *one;      /* part's storage for a single group's handle */
+};
+
 struct bftkv_client {
     /* A deployment's routing handle (client/client_route.c): one handle per
      * partition, and the verified map that routes keys to them. NULL/0 for a
@@ -156,10 +188,11 @@ struct bftkv_client {
     uint64_t timeout_ns;
     struct sockaddr_storage replica_addr[BFTKV_REPLICAS_MAX];
     socklen_t replica_addrlen[BFTKV_REPLICAS_MAX];
-    struct sockaddr_storage wake_src; /* the wake socket's address, as seen in rx */
-    int wake_fd;                      /* connected to the handle's own socket */
+    struct client_io *io;   /* the I/O thread and socket (shared by a routing handle's partitions) */
+    struct client_io *own_io; /* the io this handle frees at close (not a partition's) */
+    uint32_t pidx;          /* this handle's index among io's partitions */
 
-    /* The I/O thread's: engine client, outbox, socket. */
+    /* The I/O thread's: engine client, outbox, its place in the loop. */
     struct auth_ctx auth;
     bool auth_ready;
     struct pbft_client *engine;
@@ -167,11 +200,9 @@ struct bftkv_client {
     bool out_ready;
     struct pbft_completion *done; /* lanes entries */
     struct client_call *close_calls; /* nslots entries: the callbacks close makes */
-    struct net_udp *udp;
     bool announced;         /* a REQUEST went to every replica (client_io.c) */
-    pthread_t io;
-    bool io_started;
-    uint64_t io_wakeups;    /* wake-up datagrams received */
+    bool io_touched;        /* in the loop's list of partitions to visit (client_loop.c) */
+    uint32_t heap_pos;      /* place in the loop's deadline heap */
     uint64_t forwarded;     /* replies passed on to the holder of their lane */
     uint64_t probes;        /* status probes sent */
     struct client_heard heard_io[BFTKV_REPLICAS_MAX];
@@ -186,8 +217,7 @@ struct bftkv_client {
     pthread_cond_t room;    /* a slot was freed, or closing */
     pthread_cond_t drained; /* closing and waiters reached 0 */
     bool closing;
-    bool io_sleeping;       /* the I/O thread sleeps (or is about to) in net_udp_poll... */
-    uint64_t sleep_until_ns; /* ... until this deadline at the latest (capped further) */
+    uint64_t io_key_ns;     /* when the loop visits this handle next at the latest (client_loop.c) */
     uint32_t waiters;       /* API threads inside the handle (sync calls, blocked submits) */
     struct client_slot *slots;
     uint32_t nslots;
@@ -200,7 +230,6 @@ struct bftkv_client {
     uint32_t *lane_slot;    /* lanes entries: the slot on each lane, or CLIENT_NONE */
     uint32_t in_flight;     /* lanes in use, abandoned ones included */
     struct bftkv_client_stats stats; /* counters kept under mu; engine ones mirrored by the I/O thread */
-    uint64_t wakeups_seen;  /* io_wakeups, mirrored */
     struct client_heard heard[BFTKV_REPLICAS_MAX]; /* heard_io, mirrored */
 };
 
@@ -242,6 +271,16 @@ void client_diag_clear(void);
 
 /* ---- client_route.c and client_open.c ------------------------------------- */
 
+/* A handle on one group for a routing handle's partition: everything but the
+ * I/O loop (client_loop_open gives it one). *bind_host: the address its
+ * replicas want the socket bound on. */
+int client_open_part(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
+                     struct bftkv_client **out, const char **bind_host);
+/* Close in two halves around stopping the loop: refuse new calls; then, with
+ * the loop stopped, cancel what is left, wait for the API threads and free. */
+void client_close_begin(struct bftkv_client *c);
+void client_close_finish(struct bftkv_client *c);
+
 /* A handle on one group (client_open.c), options taken and checked. */
 int client_open_group(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
                       struct bftkv_client **out);
@@ -268,13 +307,42 @@ int client_route_node_stats(const struct bftkv_config *cfg, uint16_t client_id, 
 /* The partitions' counters summed (lanes and lane_base: partition 0's). */
 void client_route_stats(struct bftkv_client *r, struct bftkv_client_stats *sum);
 
-/* ---- client_io.c ---------------------------------------------------------- */
+/* ---- client_io.c: one partition's share of the loop (the loop's thread) ----- */
 
-/* The I/O thread's body; arg is the handle. */
-void *client_io_main(void *arg);
-/* Wake the I/O thread (any thread; mu not held). */
-void client_io_wake(struct bftkv_client *c);
 /* CLOCK_MONOTONIC in ns. */
 uint64_t client_io_now_ns(void);
+/* Expire async requests, move queued ones onto lanes, mirror the stats, make the
+ * callbacks, probe after a retransmission and queue the outbox on the socket;
+ * sets c->io_key_ns. Returns whether c has more to do at once. */
+bool client_io_visit(struct bftkv_client *c, uint64_t now);
+/* Step the engine with a tick if its deadline is due. */
+void client_io_tick(struct bftkv_client *c, uint64_t now);
+/* One message of a datagram from src, for c; h is its header when mlen allows. */
+void client_io_on_message(struct bftkv_client *c, const struct sockaddr_storage *src, const struct wire_header *h,
+                          const uint8_t *msg, size_t mlen);
+
+/* ---- client_loop.c: the I/O thread, socket and wake-up ---------------------- */
+
+/* Set up io for parts partitions (part[p]->io and pidx are set): the socket
+ * bound on bind_host, the wake-up socket, each partition's lease published with
+ * the socket's address. 0, or an error with opt->err filled. */
+int client_loop_open(struct client_io *io, struct bftkv_client **part, uint32_t parts, const char *bind_host,
+                     const struct bftkv_config *cfg, const struct bftkv_client_options *opt);
+/* Start the thread. */
+int client_loop_start(struct client_io *io);
+/* Stop the thread (closing every partition is the caller's). */
+void client_loop_stop(struct client_io *io);
+/* Free what open set up; safe on a zeroed or partly opened io. */
+void client_loop_destroy(struct client_io *io);
+/* Partition c has work for the loop (mu held: a lane is free for a queued
+ * request, or deadline_ns comes before c->io_key_ns). Returns whether the
+ * caller must wake the loop (client_loop_wake, mu released). */
+bool client_loop_ready(struct bftkv_client *c, bool lane_free, uint64_t deadline_ns);
+/* Wake the I/O thread (any thread; mu not held). */
+void client_loop_wake(struct client_io *io);
+/* Whether the calling thread is io's. */
+bool client_loop_on_thread(const struct client_io *io);
+/* Datagrams sent and received on io's socket, wake-ups not counted. */
+void client_loop_datagrams(struct client_io *io, uint64_t *sent, uint64_t *received);
 
 #endif /* BFTKV_CLIENT_INTERNAL_H */

@@ -1,12 +1,13 @@
-/* The I/O thread of a client handle (client_lib_internal.h has the design).
+/* One handle's share of the I/O loop (client_internal.h has the design; the loop
+ * itself, its socket and its sleep are client_loop.c's, shared by the partitions
+ * of a routing handle).
  *
- * One loop, like Redis's ae: before sleeping, expire async requests whose time is
- * up, move queued requests onto free lanes (pbft_client_submit), send the outbox
- * (every message of the iteration to one replica rides in one datagram, docs/design.md §6);
- * then sleep in net_udp_poll until a datagram arrives, a
- * submitter wakes us, or the next deadline (a retransmission, or an async
- * request's timeout) is due; then step the engine with each received message and
- * with a tick when due, handing completions back as they come.
+ * Each time the loop visits a handle, before it sleeps: expire async requests
+ * whose time is up, move queued requests onto free lanes (pbft_client_submit),
+ * queue the outbox on the socket (every message of the iteration to one replica
+ * rides in one datagram, docs/design.md §6). Between visits the loop steps the
+ * engine with each received message of the handle's group and with a tick when
+ * its deadline is due, handing completions back as they come.
  *
  * Replies for lanes this handle does not hold (another handle of the same client
  * id holds them: the replicas send every reply of a client id to the address of
@@ -48,13 +49,6 @@ uint64_t client_io_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void client_io_wake(struct bftkv_client *c)
-{
-    static const uint8_t byte = 0;
-    /* Failure (a full socket buffer) is harmless: the thread has datagrams to read. */
-    (void)send(c->wake_fd, &byte, sizeof byte, MSG_DONTWAIT | MSG_NOSIGNAL);
-}
-
 /* ---- Sending ---------------------------------------------------------------------------- */
 
 /* Move every outbox message into the transport's open datagrams (net_udp_flush
@@ -86,10 +80,10 @@ static void io_send_outbox(struct bftkv_client *c)
         }
         if (to_all) {
             for (uint16_t j = 0; j < c->n; j++) {
-                (void)net_udp_queue(c->udp, &c->replica_addr[j], c->replica_addrlen[j], p, m->len);
+                (void)net_udp_queue(c->io->udp, &c->replica_addr[j], c->replica_addrlen[j], p, m->len);
             }
         } else if (m->dest_kind == PBFT_DEST_REPLICA && m->dest_id < c->n) {
-            (void)net_udp_queue(c->udp, &c->replica_addr[m->dest_id], c->replica_addrlen[m->dest_id], p, m->len);
+            (void)net_udp_queue(c->io->udp, &c->replica_addr[m->dest_id], c->replica_addrlen[m->dest_id], p, m->len);
         }
     }
     pbft_out_reset(&c->out);
@@ -235,8 +229,9 @@ static bool io_forward(struct bftkv_client *c, const struct wire_header *h, int 
     struct sockaddr_storage to;
     socklen_t tolen = 0;
     if (client_session_owner(&c->lease, lane, &to, &tolen) == 0) {
-        (void)net_udp_queue(c->udp, &to, tolen, msg, mlen);
+        (void)net_udp_queue(c->io->udp, &to, tolen, msg, mlen);
         c->forwarded++;
+        c->io->flush_now = true;
     }
     return true; /* not ours either way: the engine would only ignore it */
 }
@@ -282,34 +277,17 @@ static void io_on_message(struct bftkv_client *c, const struct wire_header *h, i
     }
 }
 
-/* A datagram: a wake-up (from our own wake socket), or messages back to back
- * (engine/wire.h), each handled on its own. A message whose declared length runs
- * past the datagram goes to the engine as it is, which drops and counts it. */
-static void io_on_datagram(void *arg, const struct sockaddr_storage *src, socklen_t srclen, const uint8_t *data,
-                           size_t len)
+/* One message of a datagram (client_loop.c splits datagrams and picks the
+ * handle by the header's group). A message too short for a header goes to the
+ * engine as it is, which drops and counts it. */
+void client_io_on_message(struct bftkv_client *c, const struct sockaddr_storage *src, const struct wire_header *h,
+                          const uint8_t *msg, size_t mlen)
 {
-    struct bftkv_client *c = arg;
-    (void)srclen;
-    if (net_addr_equal(src, &c->wake_src)) {
-        c->io_wakeups++;
-        return;
-    }
     int replica = io_replica_of(c, src);
-    size_t off = 0;
-    while (off < len) {
-        size_t mlen = len - off;
-        struct wire_header h = { 0 };
-        if (mlen >= WIRE_HEADER_SIZE) {
-            wire_header_read(data + off, &h);
-            size_t want = WIRE_HEADER_SIZE + (size_t)h.body_len + h.auth_len;
-            mlen = want < mlen ? want : mlen;
-        }
-        if (mlen >= WIRE_HEADER_SIZE && h.type == WIRE_ADMIN_REPLY) {
-            io_on_admin_reply(c, replica, data + off, mlen);
-        } else if (mlen < WIRE_HEADER_SIZE || !io_forward(c, &h, replica, data + off, mlen)) {
-            io_on_message(c, &h, replica, data + off, mlen);
-        }
-        off += mlen;
+    if (mlen >= WIRE_HEADER_SIZE && h->type == WIRE_ADMIN_REPLY) {
+        io_on_admin_reply(c, replica, msg, mlen);
+    } else if (mlen < WIRE_HEADER_SIZE || !io_forward(c, h, replica, msg, mlen)) {
+        io_on_message(c, h, replica, msg, mlen);
     }
 }
 
@@ -345,7 +323,7 @@ static void io_probe(struct bftkv_client *c, uint64_t now)
         if (h->reply_ns != 0 && now - h->reply_ns < quiet) {
             continue;
         }
-        (void)net_udp_queue(c->udp, &c->replica_addr[j], c->replica_addrlen[j], c->probe_msg, len);
+        (void)net_udp_queue(c->io->udp, &c->replica_addr[j], c->replica_addrlen[j], c->probe_msg, len);
         h->probe_sent_ns = now;
         c->heard_dirty = true;
         c->probes++;
@@ -438,70 +416,40 @@ static void io_mirror_stats(struct bftkv_client *c)
     c->stats.replies_dropped = dropped;
     c->stats.replies_forwarded = c->forwarded;
     c->stats.probes_sent = c->probes;
-    c->wakeups_seen = c->io_wakeups;
     if (c->heard_dirty) {
         memcpy(c->heard, c->heard_io, (size_t)c->n * sizeof c->heard[0]);
         c->heard_dirty = false;
     }
 }
 
-static int io_timeout_ms(uint64_t deadline_ns, uint64_t now)
+bool client_io_visit(struct bftkv_client *c, uint64_t now)
 {
-    if (deadline_ns <= now) {
-        return 0;
+    struct client_call calls[CLIENT_BATCH_MAX];
+    pthread_mutex_lock(&c->mu);
+    uint32_t k = io_expire(c, now, calls, 0);
+    k = io_start_queued(c, now, calls, k);
+    io_mirror_stats(c);
+    bool more = k == CLIENT_BATCH_MAX || (c->fifo_len > 0 && c->in_flight < c->lanes);
+    pthread_mutex_unlock(&c->mu);
+    io_calls(calls, k);
+    io_after_retransmit(c, now);
+    io_send_outbox(c);
+    /* When the loop must come back: the engine's next deadline (it moved with
+     * the submissions), or the first async request's timeout. Submitters read it
+     * under mu (client_loop_ready). */
+    uint64_t key = pbft_client_next_deadline(c->engine);
+    pthread_mutex_lock(&c->mu);
+    if (c->async_head != CLIENT_NONE && c->slots[c->async_head].deadline_ns < key) {
+        key = c->slots[c->async_head].deadline_ns;
     }
-    uint64_t ms = (deadline_ns - now + 999999u) / 1000000u;
-    return ms > CLIENT_IDLE_POLL_MS ? CLIENT_IDLE_POLL_MS : (int)ms;
+    c->io_key_ns = key;
+    pthread_mutex_unlock(&c->mu);
+    return more;
 }
 
-void *client_io_main(void *arg)
+void client_io_tick(struct bftkv_client *c, uint64_t now)
 {
-    struct bftkv_client *c = arg;
-    struct client_call calls[CLIENT_BATCH_MAX];
-    for (;;) {
-        uint64_t now = client_io_now_ns();
-        pthread_mutex_lock(&c->mu);
-        if (c->closing) {
-            pthread_mutex_unlock(&c->mu);
-            break;
-        }
-        c->io_sleeping = false;
-        uint32_t k = io_expire(c, now, calls, 0);
-        k = io_start_queued(c, now, calls, k);
-        io_mirror_stats(c);
-        pthread_mutex_unlock(&c->mu);
-        io_calls(calls, k);
-        io_after_retransmit(c, now);
-        io_send_outbox(c);
-        (void)net_udp_flush(c->udp);
-
-        /* Sleep until a datagram, a wake-up or the next deadline. Submitters wake
-         * us only when we could start their request (a lane is free) or must fail
-         * it sooner than we would wake anyway; with every lane busy the next
-         * completion arrives as a datagram. */
-        uint64_t deadline = pbft_client_next_deadline(c->engine);
-        pthread_mutex_lock(&c->mu);
-        bool busy = k == CLIENT_BATCH_MAX || c->closing || (c->fifo_len > 0 && c->in_flight < c->lanes);
-        if (c->async_head != CLIENT_NONE && c->slots[c->async_head].deadline_ns < deadline) {
-            deadline = c->slots[c->async_head].deadline_ns;
-        }
-        c->io_sleeping = !busy;
-        c->sleep_until_ns = deadline;
-        pthread_mutex_unlock(&c->mu);
-        int timeout_ms = busy ? 0 : io_timeout_ms(deadline, client_io_now_ns());
-        uint64_t forwarded = c->forwarded;
-        if (net_udp_poll(c->udp, timeout_ms, io_on_datagram, c) < 0) {
-            struct timespec pause = { .tv_sec = 0, .tv_nsec = 1000000 }; /* do not spin on a broken socket */
-            nanosleep(&pause, NULL);
-        }
-        if (c->forwarded != forwarded) {
-            /* Passed-on replies go now: the reply that came with them may have
-             * completed the call this handle was open for, and close follows. */
-            (void)net_udp_flush(c->udp);
-        }
-        if (pbft_client_next_deadline(c->engine) <= client_io_now_ns()) {
-            io_step(c, PBFT_EV_TICK, NULL, 0);
-        }
+    if (pbft_client_next_deadline(c->engine) <= now) {
+        io_step(c, PBFT_EV_TICK, NULL, 0);
     }
-    return NULL;
 }

@@ -4,11 +4,12 @@
  * every replica's address (all of one address family), leases a run of the
  * client's lanes (client_session.c), creates the engine client
  * (engine/pbft.h) on those lanes with the config's retransmission interval and
- * read-only fast path, binds the UDP socket (net/udp.h), records its address in
- * the lease, sets up the wake-up socket (client_lib_internal.h says why a
- * datagram) and allocates every slot, so that
- * nothing on the request path allocates except the heap copy of a large async
- * value and the result of bftkv_get_alloc. The engine's timestamps start at the
+ * read-only fast path and allocates every slot, so that nothing on the request
+ * path allocates except the heap copy of a large async value and the result of
+ * bftkv_get_alloc; then the I/O loop (client_loop.c) binds the UDP socket
+ * (net/udp.h), records its address in the lease, sets up the wake-up socket and
+ * starts the thread -- one loop for this handle alone, or for all the
+ * partitions of a routing handle (client_route.c). The engine's timestamps start at the
  * wall-clock time in ns, or above the last timestamp an earlier holder of the
  * lanes recorded: a later handle on the same lanes keeps sending increasing
  * timestamps, which the replicas require (TOCS 2002 §4.1).
@@ -127,50 +128,6 @@ static int client_resolve(struct bftkv_client *c, const struct bftkv_config *cfg
     return 0;
 }
 
-/* The handle's socket address as seen from this machine: its loopback address
- * when bound to the wildcard. */
-static int client_self_addr(struct bftkv_client *c, struct sockaddr_storage *self, socklen_t *self_len)
-{
-    *self_len = sizeof *self;
-    if (net_udp_local_addr(c->udp, self, self_len) != 0) {
-        return BFTKV_E_IO;
-    }
-    if (self->ss_family == AF_INET) {
-        struct sockaddr_in *s = (struct sockaddr_in *)self;
-        if (s->sin_addr.s_addr == htonl(INADDR_ANY)) {
-            s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        }
-    } else {
-        struct sockaddr_in6 *s = (struct sockaddr_in6 *)self;
-        if (IN6_IS_ADDR_UNSPECIFIED(&s->sin6_addr)) {
-            s->sin6_addr = in6addr_loopback;
-        }
-    }
-    return 0;
-}
-
-/* The wake-up socket: a loopback UDP socket connected to the handle's own socket. */
-static int client_wake_open(struct bftkv_client *c, const struct bftkv_client_options *opt)
-{
-    struct sockaddr_storage self;
-    socklen_t self_len = sizeof self;
-    if (client_self_addr(c, &self, &self_len) != 0) {
-        return BFTKV_E_IO;
-    }
-    c->wake_fd = socket(self.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->wake_fd < 0) {
-        CLIENT_ERR(opt, "bftkv client: wake-up socket: %s", strerror(errno));
-        return BFTKV_E_IO;
-    }
-    socklen_t len = sizeof c->wake_src;
-    if (connect(c->wake_fd, (const struct sockaddr *)&self, self_len) != 0
-        || getsockname(c->wake_fd, (struct sockaddr *)&c->wake_src, &len) != 0) {
-        CLIENT_ERR(opt, "bftkv client: wake-up socket: %s", strerror(errno));
-        return BFTKV_E_IO;
-    }
-    return 0;
-}
-
 /* ---- Memory ------------------------------------------------------------------------- */
 
 static int client_slots_init(struct bftkv_client *c, uint32_t nslots)
@@ -255,10 +212,10 @@ static void client_destroy(struct bftkv_client *c, bool sync_ready)
     free(c->done);
     free(c->close_calls);
     free(c->probe_msg);
-    if (c->wake_fd >= 0) {
-        close(c->wake_fd);
+    if (c->own_io != NULL) {
+        client_loop_destroy(c->own_io);
+        free(c->own_io);
     }
-    net_udp_close(c->udp);
     if (c->out_ready) {
         pbft_out_free(&c->out);
     }
@@ -360,55 +317,8 @@ static int client_engine_init(struct bftkv_client *c, const struct bftkv_config 
     return 0;
 }
 
-static int client_udp_init(struct bftkv_client *c, const struct bftkv_config *cfg,
-                           const struct bftkv_client_options *opt, const char *bind_host)
-{
-    struct net_udp_config uc = {
-        .host = bind_host,
-        .port = 0,
-        .backend = opt->backend == BFTKV_BACKEND_URING  ? NET_BACKEND_URING
-                   : opt->backend == BFTKV_BACKEND_AUTO ? NET_BACKEND_AUTO
-                                                        : NET_BACKEND_MMSG,
-        .rx_buffers = CLIENT_RX_BUFFERS,
-        .rx_buffer_bytes = 0,
-        .tx_datagrams = CLIENT_TX_DATAGRAMS,
-        .sndbuf_bytes = (int)cfg->socket_sndbuf,
-        .rcvbuf_bytes = (int)cfg->socket_rcvbuf,
-    };
-    int rc = net_udp_open(&uc, &c->udp);
-    if (rc != 0) {
-        CLIENT_ERR(opt, "bftkv client: cannot bind a UDP socket on %s (%s)", bind_host, bftkv_strerror(rc));
-        return rc;
-    }
-    rc = client_wake_open(c, opt);
-    struct sockaddr_storage self;
-    socklen_t self_len;
-    if (rc == 0 && client_self_addr(c, &self, &self_len) == 0) {
-        /* Lane files name the holder's address (replies are passed on to it) and
-         * first timestamp. The engine starts at base + 1. */
-        client_session_publish(&c->lease, &self);
-    }
-    return rc;
-}
-
-/* Start the I/O thread with every signal blocked: signals belong to the
- * application's threads. */
-static int client_thread_start(struct bftkv_client *c)
-{
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&c->io, NULL, client_io_main, c);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        return BFTKV_E_NOMEM;
-    }
-    c->io_started = true;
-    return 0;
-}
-
 static int client_open_with(const struct bftkv_config *cfg, uint16_t client_id,
-                            const struct bftkv_client_options *opt, struct bftkv_client *c)
+                            const struct bftkv_client_options *opt, struct bftkv_client *c, const char **bind_host)
 {
     if (client_id >= cfg->clients || !cfg->client[client_id].allowed) {
         CLIENT_ERR(opt, "%s: client %u is not in the allow-list (no 'client %u' line)", cfg->name, client_id,
@@ -429,13 +339,9 @@ static int client_open_with(const struct bftkv_config *cfg, uint16_t client_id,
     c->flags = opt->flags;
     uint32_t timeout_ms = opt->timeout_ms != 0 ? (uint32_t)opt->timeout_ms : cfg->client_timeout_ms;
     c->timeout_ns = (uint64_t)timeout_ms * 1000000u;
-    const char *bind_host = NULL;
-    rc = client_resolve(c, cfg, opt, &bind_host);
+    rc = client_resolve(c, cfg, opt, bind_host);
     if (rc == 0) {
         rc = client_engine_init(c, cfg, opt);
-    }
-    if (rc == 0) {
-        rc = client_udp_init(c, cfg, opt, bind_host);
     }
     if (rc == 0) {
         rc = client_slots_init(c, opt->queue_max != 0 ? opt->queue_max : BFTKV_CLIENT_QUEUE_DEFAULT);
@@ -445,16 +351,13 @@ static int client_open_with(const struct bftkv_config *cfg, uint16_t client_id,
     return rc;
 }
 
-/* A handle for client_id of cfg, with options already taken (client_options_take)
- * and checked, libsodium initialised. */
-int client_open_group(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
-                      struct bftkv_client **out)
+int client_open_part(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
+                     struct bftkv_client **out, const char **bind_host)
 {
     struct bftkv_client *c = calloc(1, sizeof *c);
     if (c == NULL) {
         return BFTKV_E_NOMEM;
     }
-    c->wake_fd = -1;
     for (uint32_t i = 0; i < PBFT_LANES_MAX; i++) {
         c->lease.fds[i] = -1;
     }
@@ -465,9 +368,36 @@ int client_open_group(const struct bftkv_config *cfg, uint16_t client_id, const 
         free(c);
         return rc;
     }
-    rc = client_open_with(cfg, client_id, opt, c);
+    rc = client_open_with(cfg, client_id, opt, c, bind_host);
+    if (rc != 0) {
+        client_destroy(c, true);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* A handle for client_id of cfg, with options already taken (client_options_take)
+ * and checked, libsodium initialised: a partition's handle with an I/O loop of
+ * its own. */
+int client_open_group(const struct bftkv_config *cfg, uint16_t client_id, const struct bftkv_client_options *opt,
+                      struct bftkv_client **out)
+{
+    struct bftkv_client *c = NULL;
+    const char *bind_host = NULL;
+    int rc = client_open_part(cfg, client_id, opt, &c, &bind_host);
+    if (rc != 0) {
+        return rc;
+    }
+    c->own_io = calloc(1, sizeof *c->own_io);
+    if (c->own_io == NULL) {
+        rc = BFTKV_E_NOMEM;
+    } else {
+        c->own_io->one = c;
+        rc = client_loop_open(c->own_io, &c->own_io->one, 1, bind_host, cfg, opt);
+    }
     if (rc == 0) {
-        rc = client_thread_start(c);
+        rc = client_loop_start(c->own_io);
     }
     if (rc != 0) {
         client_destroy(c, true);
@@ -595,24 +525,16 @@ static uint32_t client_cancel_all(struct bftkv_client *c, struct client_call *ca
     return k;
 }
 
-void bftkv_client_close(struct bftkv_client *c)
+void client_close_begin(struct bftkv_client *c)
 {
-    if (c == NULL) {
-        return;
-    }
-    if (c->part != NULL) {
-        client_route_close(c);
-        return;
-    }
-    BFTKV_ASSERT(!c->io_started || !pthread_equal(pthread_self(), c->io)); /* never from a callback */
     pthread_mutex_lock(&c->mu);
     c->closing = true;
     pthread_cond_broadcast(&c->room);
     pthread_mutex_unlock(&c->mu);
-    if (c->io_started) {
-        client_io_wake(c);
-        pthread_join(c->io, NULL);
-    }
+}
+
+void client_close_finish(struct bftkv_client *c)
+{
     pthread_mutex_lock(&c->mu);
     uint32_t k = client_cancel_all(c, c->close_calls);
     while (c->waiters > 0) {
@@ -623,4 +545,18 @@ void bftkv_client_close(struct bftkv_client *c)
         c->close_calls[i].cb(c->close_calls[i].arg, c->close_calls[i].status, NULL, 0);
     }
     client_destroy(c, true);
+}
+
+void bftkv_client_close(struct bftkv_client *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    if (c->part != NULL) {
+        client_route_close(c);
+        return;
+    }
+    client_close_begin(c);
+    client_loop_stop(c->io);
+    client_close_finish(c);
 }

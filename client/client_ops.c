@@ -121,9 +121,10 @@ static uint32_t slot_take(struct bftkv_client *c, bool wait, uint64_t deadline_n
     return idx;
 }
 
-/* Queue a filled slot; returns whether the caller must wake the I/O thread: it
- * sleeps, and a lane is free for the request or the request's deadline (async)
- * comes before the thread would wake by itself. */
+/* Queue a filled slot; returns whether the caller must wake the I/O thread
+ * (client_loop_ready): it sleeps, and a lane is free for the request or the
+ * request's deadline (async) comes before the thread would wake by itself. With
+ * every lane busy the loop visits the handle anyway when a completion frees one. */
 static bool slot_enqueue(struct bftkv_client *c, uint32_t idx)
 {
     BFTKV_ASSERT(c->fifo_len < c->nslots);
@@ -131,11 +132,12 @@ static bool slot_enqueue(struct bftkv_client *c, uint32_t idx)
     c->fifo_len++;
     c->slots[idx].state = SLOT_QUEUED;
     c->stats.submitted++;
-    bool wake = c->io_sleeping && (c->in_flight < c->lanes || c->slots[idx].deadline_ns < c->sleep_until_ns);
-    if (wake) {
-        c->io_sleeping = false; /* one wake-up per sleep */
+    bool lane_free = c->in_flight < c->lanes;
+    uint64_t deadline = c->slots[idx].deadline_ns;
+    if (!lane_free && deadline >= c->io_key_ns) {
+        return false;
     }
-    return wake;
+    return client_loop_ready(c, lane_free, deadline);
 }
 
 /* The request a slot carries: the caller's bytes (sync) or the slot's copy (async). */
@@ -151,7 +153,7 @@ static void slot_request_set(struct client_slot *s, const void *key, size_t klen
  * queued; from the I/O thread's own callbacks it would wait for itself. */
 static bool on_io_thread(const struct bftkv_client *c)
 {
-    return c->io_started && pthread_equal(pthread_self(), c->io);
+    return client_loop_on_thread(c->io);
 }
 
 /* ---- Synchronous ----------------------------------------------------------------------- */
@@ -237,7 +239,7 @@ static int sync_run(struct bftkv_client *c, struct sync_call *sc)
         s->deadline_ns = UINT64_MAX; /* the caller times itself out (sync_wait) */
         if (slot_enqueue(c, idx)) {
             pthread_mutex_unlock(&c->mu);
-            client_io_wake(c);
+            client_loop_wake(c->io);
             pthread_mutex_lock(&c->mu);
         }
         rc = sync_wait(c, idx, deadline_ns, sc);
@@ -380,7 +382,7 @@ int bftkv_submit(struct bftkv_client *c, int op, const void *key, size_t klen, c
     pthread_mutex_unlock(&c->mu);
     free(heap);
     if (wake) {
-        client_io_wake(c);
+        client_loop_wake(c->io);
     }
     return rc;
 }
@@ -412,14 +414,10 @@ int bftkv_client_stats(struct bftkv_client *c, struct bftkv_client_stats *out)
     }
     pthread_mutex_lock(&c->mu);
     st = c->stats;
-    uint64_t wakeups = c->wakeups_seen;
     st.in_flight = c->in_flight;
     st.queued = c->fifo_len;
     pthread_mutex_unlock(&c->mu);
-    struct net_udp_stats us;
-    net_udp_stats(c->udp, &us);
-    st.datagrams_sent = us.datagrams_sent;
-    st.datagrams_received = us.datagrams_received > wakeups ? us.datagrams_received - wakeups : 0;
+    client_loop_datagrams(c->io, &st.datagrams_sent, &st.datagrams_received);
     /* Up to the caller's size; a newer program's fields this library lacks read 0. */
     size_t size = out->struct_size;
     size_t known = size < sizeof st ? size : sizeof st;

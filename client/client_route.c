@@ -11,14 +11,19 @@
  * A file with deployment_seeds instead of a map discovers it first
  * (client/client_discover.c).
  *
- * Each partition's handle leases its own lanes (its session files carry the
- * group, client/client_session.c) and runs its own I/O thread: P threads and
- * sockets per routing handle, which is right for the P of a test deployment,
- * not for thousands of partitions (one I/O thread serving every partition is a
- * later step).
+ * Each partition's handle keeps what is per group: its engine client, its own
+ * leased lanes (its session files carry the group, client/client_session.c),
+ * slots, FIFO and mutex, replica addresses and auth context. The routing handle
+ * runs ONE I/O thread and ONE socket for all of them (client/client_loop.c):
+ * each received message goes to the partition its header's group names, so a
+ * node's replies of different partitions, which share datagrams, are served in
+ * one wake-up; every partition's lease publishes that socket's address. With
+ * P partitions a routing handle costs one thread and two sockets (the socket
+ * and its wake-up socket), as a handle on one group does.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "bftkv/errors.h"
 #include "client/client_internal.h"
@@ -51,17 +56,39 @@ int client_route_open(const struct bftkv_config *cfg, uint16_t client_id, const 
         return BFTKV_E_NOMEM;
     }
     r->id = client_id;
-    r->wake_fd = -1;
     r->map = map;
     r->part = part;
     r->parts = parts;
+    const char *bind_host = NULL;
+    struct bftkv_config *g0 = NULL; /* partition 0's: the socket's buffer sizes */
     for (uint32_t p = 0; rc == 0 && p < parts; p++) {
         struct bftkv_config *g = NULL;
+        const char *host = NULL;
         rc = cluster_deployment_group(cfg, map, p, &g, opt->err, opt->errlen);
         if (rc == 0)
-            rc = client_open_group(g, client_id, opt, &part[p]);
-        bftkv_config_free(g);
+            rc = client_open_part(g, client_id, opt, &part[p], &host);
+        if (rc == 0 && p > 0 && part[p]->replica_addr[0].ss_family != part[0]->replica_addr[0].ss_family) {
+            errbuf_put(opt->err, opt->errlen, "%s: partition %u's nodes are not of partition 0's address family",
+                       cfg->name, p);
+            rc = BFTKV_E_CONFIG;
+        }
+        if (rc == 0 && bind_host != NULL && strcmp(host, bind_host) != 0)
+            host = part[0]->replica_addr[0].ss_family == AF_INET6 ? "::" : "0.0.0.0"; /* loopback and not */
+        if (rc == 0)
+            bind_host = host;
+        if (p == 0)
+            g0 = g;
+        else
+            bftkv_config_free(g);
     }
+    if (rc == 0) {
+        r->own_io = calloc(1, sizeof *r->own_io);
+        r->io = r->own_io;
+        rc = r->io == NULL ? BFTKV_E_NOMEM : client_loop_open(r->io, part, parts, bind_host, g0, opt);
+    }
+    bftkv_config_free(g0);
+    if (rc == 0)
+        rc = client_loop_start(r->io);
     if (rc != 0) {
         client_route_close(r);
         return rc;
@@ -82,7 +109,16 @@ void client_route_close(struct bftkv_client *r)
 {
     for (uint32_t p = 0; p < r->parts; p++)
         if (r->part[p] != NULL)
-            bftkv_client_close(r->part[p]);
+            client_close_begin(r->part[p]);
+    if (r->io != NULL)
+        client_loop_stop(r->io);
+    for (uint32_t p = 0; p < r->parts; p++)
+        if (r->part[p] != NULL)
+            client_close_finish(r->part[p]);
+    if (r->own_io != NULL) {
+        client_loop_destroy(r->own_io);
+        free(r->own_io);
+    }
     free(r->part);
     cluster_map_free(r->map);
     free(r);
@@ -103,8 +139,6 @@ void client_route_stats(struct bftkv_client *r, struct bftkv_client_stats *sum)
         sum->retransmissions += s.retransmissions;
         sum->readonly_fallbacks += s.readonly_fallbacks;
         sum->replies_dropped += s.replies_dropped;
-        sum->datagrams_sent += s.datagrams_sent;
-        sum->datagrams_received += s.datagrams_received;
         sum->in_flight += s.in_flight;
         sum->queued += s.queued;
         sum->replies_forwarded += s.replies_forwarded;
@@ -119,6 +153,8 @@ void client_route_stats(struct bftkv_client *r, struct bftkv_client_stats *sum)
             sum->lane_base = s.lane_base;
         }
     }
+    if (r->io != NULL) /* one socket for every partition: counted once */
+        client_loop_datagrams(r->io, &sum->datagrams_sent, &sum->datagrams_received);
 }
 
 int client_route_node_stats(const struct bftkv_config *cfg, uint16_t client_id, uint16_t node, int timeout_ms,
