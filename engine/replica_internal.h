@@ -188,8 +188,12 @@ struct replica_request_pool_entry {
     bool keep;        /* named by a stalled PRE-PREPARE in the window: not evictable
                          (set only during an eviction, replica_preprepare_stalled_keep) */
     bool done;        /* unpinned and executed (the reply cache has its timestamp):
-                         on the done list, kept only to serve laggards (REQUEST
-                         fetch, relays) and evicted before any other entry */
+                         on the held list while held_seq > h, else on the done
+                         list, kept only to serve laggards (REQUEST fetch,
+                         relays) and evicted before any other entry */
+    bool held;        /* on the held list: part of the log above the last stable
+                         checkpoint h, never evicted (request.c) */
+    uint64_t held_seq; /* the highest seq of an executed batch that names it (0: none) */
 };
 
 /* A read-only request parked until execution passes its target (docs/design.md §5). */
@@ -276,12 +280,16 @@ struct pbft_replica {
     uint32_t pool_free;         /* free descriptors, chained by next */
     uint32_t pool_old, pool_new; /* unpinned live entries, oldest to newest */
     uint32_t pool_done_old, pool_done_new; /* the done entries, oldest to newest */
+    uint32_t pool_held_old, pool_held_new; /* the held entries, by held_seq */
     uint8_t *pool_buf;          /* pool_chunks * REPLICA_POOL_CHUNK bytes */
     uint32_t *pool_chunk_next;  /* per chunk: the next of its request, or of the free list */
-    uint32_t pool_chunks;       /* C = w*B + Q + R (replica_request_pool_create) */
-    uint32_t pool_chunk_free;   /* first free chunk */
+    uint32_t pool_chunks;       /* C = L*B + Q + R (replica_request_pool_create) */
+    uint32_t pool_chunk_free;   /* first free chunk (once used) */
+    uint32_t pool_chunk_fresh;  /* chunks from here on were never used: free too */
+    uint32_t pool_fresh;        /* descriptors from here on were never used: free too */
     uint32_t pool_chunks_free;
     uint32_t pool_chunks_unpinned; /* chunks of unpinned live entries */
+    uint32_t pool_chunks_held;  /* of those, the held ones' */
     uint32_t pool_slot_chunks;  /* sum over log-slot references of their entry's chunks */
     uint32_t pool_pend_chunks;  /* the same over pending-queue references */
     uint32_t pool_batch_chunks; /* B: chunks one batch may name (all its DIGEST entries) */
@@ -481,10 +489,15 @@ const uint8_t *replica_request_pool_bytes(struct pbft_replica *r, uint32_t idx);
 /* A log slot's reference to a request its batch names by digest, per DIGEST
  * entry: taken on acceptance (only within pool_window above last_executed, see
  * preprepare.c), released by execution or when the slot's PRE-PREPARE is
- * discarded. The last release drops an executed request; an unexecuted one goes
- * back to the unpinned list. */
+ * discarded. The last release moves an executed request to the held or done
+ * list; an unexecuted one goes back to the unpinned list. */
 void replica_request_pool_ref(struct pbft_replica *r, uint32_t idx);
 void replica_request_pool_unref(struct pbft_replica *r, uint32_t idx);
+/* The release by execution of the batch at seq: the request is held (never
+ * evicted) until a stable checkpoint covers seq. */
+void replica_request_pool_unref_executed(struct pbft_replica *r, uint32_t idx, uint64_t seq);
+/* h moved (a stable checkpoint): the held requests it covers become evictable. */
+void replica_request_pool_low_moved(struct pbft_replica *r);
 /* Chunks the entry's request occupies (its charge against pool_batch_chunks). */
 uint32_t replica_request_pool_entry_chunks(const struct pbft_replica *r, uint32_t idx);
 /* Before execution: relay the large requests of the committed batches about to

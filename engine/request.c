@@ -150,10 +150,12 @@ bool replica_request_pool_create(struct pbft_replica *r)
     r->pool_batch_chunks = batch > REPLICA_POOL_REQUEST_CHUNKS ? batch : REPLICA_POOL_REQUEST_CHUNKS;
     r->pool_window = 2u * c->window < c->log_window ? 2u * c->window : c->log_window;
     r->pool_queue_chunks = c->window * r->pool_batch_chunks;
-    /* C = w*B + Q + R. The defaults (W = 8, L = 256, 56 KiB batches) give
-     * 16 * 224 + 8 * 224 + 125 = 5,501 chunks, 2.8 MB; at most (W = 64)
-     * 128 * 224 + 64 * 224 + 125 chunks, 22 MB. */
-    r->pool_chunks = r->pool_window * r->pool_batch_chunks + r->pool_queue_chunks + REPLICA_POOL_REQUEST_CHUNKS;
+    /* C = L*B + Q + R. The defaults (W = 8, L = 256, 56 KiB batches) give
+     * 256 * 224 + 8 * 224 + 125 = 59,261 chunks, 30 MB; at most (W = 64)
+     * 256 * 224 + 64 * 224 + 125 chunks, 37 MB. Like the log's PRE-PREPARE
+     * buffers (replica.c) it is touched only as it is used: chunks and
+     * descriptors are taken from the free lists first, never-used ones after. */
+    r->pool_chunks = c->log_window * r->pool_batch_chunks + r->pool_queue_chunks + REPLICA_POOL_REQUEST_CHUNKS;
     /* Every large request takes at least pool_chunks_of(REPLICA_LARGE_REQUEST_MIN)
      * chunks, so the descriptors never run out before the chunks do. The hash
      * index has at least twice as many cells as descriptors. */
@@ -168,17 +170,17 @@ bool replica_request_pool_create(struct pbft_replica *r)
     if (r->pool == NULL || r->pool_buf == NULL || r->pool_chunk_next == NULL || r->pool_index == NULL
         || r->pool_scratch == NULL)
         return false;
-    for (uint32_t i = 0; i < r->pool_chunks; i++)
-        r->pool_chunk_next[i] = i + 1u < r->pool_chunks ? i + 1u : POOL_NONE;
-    r->pool_chunk_free = 0;
+    r->pool_chunk_free = POOL_NONE;
+    r->pool_chunk_fresh = 0;
     r->pool_chunks_free = r->pool_chunks;
-    for (uint32_t i = 0; i < r->pool_cap; i++)
-        r->pool[i].next = i + 1u < r->pool_cap ? i + 1u : POOL_NONE;
-    r->pool_free = 0;
+    r->pool_free = POOL_NONE;
+    r->pool_fresh = 0;
     r->pool_old = POOL_NONE;
     r->pool_new = POOL_NONE;
     r->pool_done_old = POOL_NONE;
     r->pool_done_new = POOL_NONE;
+    r->pool_held_old = POOL_NONE;
+    r->pool_held_new = POOL_NONE;
     return true;
 }
 
@@ -244,31 +246,50 @@ static void pool_index_remove(struct pbft_replica *r, uint32_t idx)
     r->pool_index[i] = 0;
 }
 
-/* The unpinned lists: live entries with no reference, each in the order they
- * became unpinned (arrival, or the release of their last reference). Entries
- * whose request executed here (e->done) go on the done list, the others on the
- * unpinned list proper; both count in pool_chunks_unpinned. */
+/* The unpinned lists: live entries with no reference. Entries whose request
+ * executed here (e->done) go on the held list while a batch above the last
+ * stable checkpoint names them (e->held), ordered by held_seq; the other done
+ * ones on the done list, and the rest on the unpinned list proper, both in the
+ * order they became unpinned (arrival, or the release of their last
+ * reference). All three count in pool_chunks_unpinned. */
+static void list_of(struct pbft_replica *r, const struct replica_request_pool_entry *e, uint32_t **oldest,
+                    uint32_t **newest)
+{
+    *oldest = e->held ? &r->pool_held_old : e->done ? &r->pool_done_old : &r->pool_old;
+    *newest = e->held ? &r->pool_held_new : e->done ? &r->pool_done_new : &r->pool_new;
+}
+
 static void unpinned_push(struct pbft_replica *r, uint32_t idx)
 {
     struct replica_request_pool_entry *e = &r->pool[idx];
-    uint32_t *oldest = e->done ? &r->pool_done_old : &r->pool_old;
-    uint32_t *newest = e->done ? &r->pool_done_new : &r->pool_new;
+    uint32_t *oldest, *newest;
+    list_of(r, e, &oldest, &newest);
     e->stored_ns = r->now_ns;
-    e->prev = *newest;
-    e->next = POOL_NONE;
-    if (*newest != POOL_NONE)
-        r->pool[*newest].next = idx;
+    /* After the newest entry not above it: execution is in seq order, so
+     * that is the newest but for a request released again after a re-pin. */
+    uint32_t after = *newest;
+    while (e->held && after != POOL_NONE && r->pool[after].held_seq > e->held_seq)
+        after = r->pool[after].prev;
+    e->prev = after;
+    e->next = after != POOL_NONE ? r->pool[after].next : *oldest;
+    if (after != POOL_NONE)
+        r->pool[after].next = idx;
     else
         *oldest = idx;
-    *newest = idx;
+    if (e->next != POOL_NONE)
+        r->pool[e->next].prev = idx;
+    else
+        *newest = idx;
     r->pool_chunks_unpinned += pool_chunks_of(e->len);
+    if (e->held)
+        r->pool_chunks_held += pool_chunks_of(e->len);
 }
 
 static void unpinned_unlink(struct pbft_replica *r, uint32_t idx)
 {
     struct replica_request_pool_entry *e = &r->pool[idx];
-    uint32_t *oldest = e->done ? &r->pool_done_old : &r->pool_old;
-    uint32_t *newest = e->done ? &r->pool_done_new : &r->pool_new;
+    uint32_t *oldest, *newest;
+    list_of(r, e, &oldest, &newest);
     if (e->prev != POOL_NONE)
         r->pool[e->prev].next = e->next;
     else
@@ -280,16 +301,24 @@ static void unpinned_unlink(struct pbft_replica *r, uint32_t idx)
     uint32_t c = pool_chunks_of(e->len);
     BFTKV_ASSERT(r->pool_chunks_unpinned >= c);
     r->pool_chunks_unpinned -= c;
+    if (e->held) {
+        BFTKV_ASSERT(r->pool_chunks_held >= c);
+        r->pool_chunks_held -= c;
+    }
 }
 
 /* Accounting that every change keeps: each chunk is free, in an unpinned
- * request or in a pinned one, and the pinned requests are at most what the
- * references charge (a request two batches name is charged twice). */
+ * request or in a pinned one, the pinned requests are at most what the
+ * references charge (a request two batches name is charged twice), and the
+ * held ones at most B per batch executed above h. */
 static void pool_check(const struct pbft_replica *r)
 {
     BFTKV_ASSERT(r->pool_chunks_free + r->pool_chunks_unpinned <= r->pool_chunks);
     uint32_t pinned = r->pool_chunks - r->pool_chunks_free - r->pool_chunks_unpinned;
     BFTKV_ASSERT(pinned <= r->pool_slot_chunks + r->pool_pend_chunks);
+    BFTKV_ASSERT(r->pool_chunks_held <= r->pool_chunks_unpinned);
+    uint64_t executed = r->last_executed + (r->exec_active ? 1u : 0u); /* the batch executing counts */
+    BFTKV_ASSERT(r->pool_chunks_held <= (executed - r->low) * r->pool_batch_chunks);
 }
 
 /* Drop an unpinned entry: its chunks go back to the free list, chained as they
@@ -299,6 +328,7 @@ static void pool_kill(struct pbft_replica *r, uint32_t idx)
     struct replica_request_pool_entry *e = &r->pool[idx];
     BFTKV_ASSERT(e->live);
     BFTKV_ASSERT(e->refs == 0);
+    BFTKV_ASSERT(!e->held);
     unpinned_unlink(r, idx);
     uint32_t c = pool_chunks_of(e->len), last = e->chunk;
     for (uint32_t k = 1; k < c; k++)
@@ -314,13 +344,13 @@ static void pool_kill(struct pbft_replica *r, uint32_t idx)
     pool_check(r);
 }
 
-/* Make room for `need` chunks: first drop executed requests (the done list,
- * oldest first: they only serve laggards, and a laggard that finds none fetches
- * the state of a checkpoint instead), then evict unpinned requests oldest
- * first: any of them when `wanted`, else only those unpinned for longer than
- * the request timeout; never one that a stalled PRE-PREPARE inside the window
- * names (it waits for the rest of its batch). False when the rules leave too
- * little. */
+/* Make room for `need` chunks: first drop executed requests that a stable
+ * checkpoint covers (the done list, oldest first: a laggard that lacks one
+ * fetches the state of that checkpoint instead), then evict unpinned requests
+ * oldest first: any of them when `wanted`, else only those unpinned for longer
+ * than the request timeout; never one that a stalled PRE-PREPARE inside the
+ * window names (it waits for the rest of its batch), nor a held one. False
+ * when the rules leave too little. */
 static bool pool_evict(struct pbft_replica *r, uint32_t need, bool wanted)
 {
     uint32_t old = r->pool_old;
@@ -347,13 +377,13 @@ static bool pool_evict(struct pbft_replica *r, uint32_t need, bool wanted)
     }
     if (r->stalled > 0)
         replica_preprepare_stalled_keep(r, false);
-    /* The invariant: the slots of the window pin or keep at most w*B chunks and
-     * the pending queue at most Q, so a wanted request fails to fit only when
-     * references were taken outside the window (a new primary's re-proposals,
-     * newview.c). */
+    /* The invariant: the seqs of the log pin, keep or hold at most L*B chunks
+     * and the pending queue at most Q, so a wanted request fails to fit only
+     * when references were taken outside the window (a new primary's
+     * re-proposals, newview.c). */
     BFTKV_ASSERT(r->pool_pend_chunks <= r->pool_queue_chunks);
     BFTKV_ASSERT(!wanted || r->pool_chunks_free >= need
-                 || r->pool_slot_chunks + kept > r->pool_window * r->pool_batch_chunks);
+                 || r->pool_slot_chunks + kept + r->pool_chunks_held > r->cfg.log_window * r->pool_batch_chunks);
     return r->pool_chunks_free >= need;
 }
 
@@ -369,9 +399,13 @@ static uint32_t pool_store(struct pbft_replica *r, const struct wire_msg *m, con
     if (r->pool_chunks_free < need && !pool_evict(r, need, wanted))
         return POOL_NONE;
     uint32_t idx = r->pool_free;
-    BFTKV_ASSERT(idx != POOL_NONE); /* pool_cap: descriptors outlast chunks */
+    if (idx != POOL_NONE) {
+        r->pool_free = r->pool[idx].next;
+    } else {
+        BFTKV_ASSERT(r->pool_fresh < r->pool_cap); /* pool_cap: descriptors outlast chunks */
+        idx = r->pool_fresh++;
+    }
     struct replica_request_pool_entry *e = &r->pool[idx];
-    r->pool_free = e->next;
     memcpy(e->digest, digest, BFTKV_DIGEST_SIZE);
     e->timestamp = m->u.request.timestamp;
     e->client = m->u.request.client;
@@ -381,15 +415,23 @@ static uint32_t pool_store(struct pbft_replica *r, const struct wire_msg *m, con
     e->live = true;
     e->keep = false;
     e->done = false;
-    e->chunk = r->pool_chunk_free;
-    uint32_t k = e->chunk, last = e->chunk;
+    e->held = false;
+    e->held_seq = 0;
+    uint32_t last = POOL_NONE;
     for (uint32_t done = 0; done < len; done += REPLICA_POOL_CHUNK) {
+        uint32_t k = r->pool_chunk_free;
+        if (k != POOL_NONE)
+            r->pool_chunk_free = r->pool_chunk_next[k];
+        else
+            k = r->pool_chunk_fresh++; /* free: within pool_chunks */
+        if (last == POOL_NONE)
+            e->chunk = k;
+        else
+            r->pool_chunk_next[last] = k;
         uint32_t n = len - done < REPLICA_POOL_CHUNK ? len - done : REPLICA_POOL_CHUNK;
         memcpy(r->pool_buf + (size_t)k * REPLICA_POOL_CHUNK, m->raw + done, n);
         last = k;
-        k = r->pool_chunk_next[k];
     }
-    r->pool_chunk_free = k;
     r->pool_chunk_next[last] = POOL_NONE;
     r->pool_chunks_free -= need;
     unpinned_push(r, idx);
@@ -408,7 +450,7 @@ uint32_t replica_request_pool_restore(struct pbft_replica *r, const struct wire_
 
 uint32_t replica_request_pool_next(const struct pbft_replica *r, uint32_t idx)
 {
-    for (uint32_t i = idx == POOL_NONE ? 0 : idx + 1u; i < r->pool_cap; i++) {
+    for (uint32_t i = idx == POOL_NONE ? 0 : idx + 1u; i < r->pool_fresh; i++) {
         if (r->pool[i].live)
             return i;
     }
@@ -468,7 +510,8 @@ static void pool_pin(struct pbft_replica *r, uint32_t idx)
     }
 }
 
-/* The last reference gone: an executed request goes to the done list (its
+/* The last reference gone: an executed request goes to the held list while a
+ * batch above the last stable checkpoint names it, else to the done list (its
  * reply is in the reply cache from then on; it stays only for replicas that
  * lack it, below); one that did not execute (its PRE-PREPARE was discarded by a
  * view change or a state transfer) becomes evictable. */
@@ -481,6 +524,7 @@ static void pool_unpin(struct pbft_replica *r, uint32_t idx)
     if (--e->refs > 0)
         return;
     e->done = replica_exec_rc_lookup(r, e->client, e->lane)->timestamp >= e->timestamp;
+    e->held = e->done && e->held_seq > r->low;
     unpinned_push(r, idx);
     pool_check(r);
 }
@@ -497,6 +541,34 @@ void replica_request_pool_unref(struct pbft_replica *r, uint32_t idx)
     BFTKV_ASSERT(r->pool_slot_chunks >= c);
     r->pool_slot_chunks -= c;
     pool_unpin(r, idx);
+}
+
+/* Held: a replica that has not executed seq yet needs the request to accept
+ * the batch (TOCS 2002 §4.2), and while fewer than q replicas have executed
+ * past seq nothing else brings it there -- no checkpoint above seq becomes
+ * stable, so there is no state to fetch instead. So, like the PRE-PREPARE in
+ * the log, the request stays until a stable checkpoint covers seq (TOCS 2002
+ * §4.3, garbage collection). The held requests are named by the batches in
+ * (h, last executed], at most B chunks each: within the L*B of
+ * replica_request_pool_create. */
+void replica_request_pool_unref_executed(struct pbft_replica *r, uint32_t idx, uint64_t seq)
+{
+    BFTKV_ASSERT(idx < r->pool_cap);
+    BFTKV_ASSERT(r->exec_active && seq == r->last_executed + 1u && seq > r->low);
+    if (r->pool[idx].held_seq < seq)
+        r->pool[idx].held_seq = seq;
+    replica_request_pool_unref(r, idx);
+}
+
+void replica_request_pool_low_moved(struct pbft_replica *r)
+{
+    while (r->pool_held_old != POOL_NONE && r->pool[r->pool_held_old].held_seq <= r->low) {
+        uint32_t idx = r->pool_held_old;
+        unpinned_unlink(r, idx);
+        r->pool[idx].held = false;
+        unpinned_push(r, idx); /* onto the done list */
+    }
+    pool_check(r);
 }
 
 /* A backup accepts a batch only with every request it names (TOCS 2002 §4.2).
