@@ -211,7 +211,7 @@ static uint64_t pending_ref_chunks(const struct pbft_replica *r, struct inv *v)
 /* Entries on an unpinned list (oldest to newest), at most pool_cap steps. The
  * done and held flags are checked here only: they say which list an
  * unreferenced entry is on, and a re-pinned entry keeps its old values until
- * its last release recomputes them (request.c reads them on the lists only).
+ * its last release recomputes them (request_pool.c reads them on the lists only).
  * The held list is in held_seq order, every one above h and at most the last
  * executed seq (or the executing one's); *chunks receives the list's chunks. */
 static uint32_t list_length(const struct pbft_replica *r, uint32_t first, bool done, bool held, uint64_t *chunks)

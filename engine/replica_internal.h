@@ -1,5 +1,5 @@
 /* The PBFT replica's internal state, shared by the files that implement it
- * (replica.c, request.c, request_fetch.c, preprepare.c, prepare.c, commit.c, exec.c,
+ * (replica.c, request.c, request_pool.c, request_fetch.c, preprepare.c, prepare.c, commit.c, exec.c,
  * checkpoint.c, out.c; catch-up: catchup.c, statetransfer.c,
  * statetransfer_serve.c, with catchup.h).
  * Nothing outside engine/ includes this header: the contract with the simulator
@@ -171,9 +171,17 @@ struct replica_pending {
 /* Chunks of the largest request. */
 #define REPLICA_POOL_REQUEST_CHUNKS ((REPLICA_REQUEST_MAX + REPLICA_POOL_CHUNK - 1u) / REPLICA_POOL_CHUNK)
 
+/* Chunks a request of len bytes takes. */
+static inline uint32_t replica_pool_chunks_of(uint32_t len)
+{
+    return (len + REPLICA_POOL_CHUNK - 1u) / REPLICA_POOL_CHUNK;
+}
+
 /* A large request (sent by the client to every replica; PRE-PREPAREs carry its
- * digest only). Pinned while refs > 0; otherwise on the unpinned list, oldest
- * first, and evictable (request.c). */
+ * digest only). Pinned while refs > 0; otherwise on one of the unpinned lists:
+ * held (executed in a batch above the last stable checkpoint: never evicted),
+ * done (executed: evicted first) or the unpinned list proper, oldest first,
+ * evictable (request_pool.c). */
 struct replica_request_pool_entry {
     uint8_t digest[BFTKV_DIGEST_SIZE];
     uint64_t timestamp;
@@ -192,7 +200,7 @@ struct replica_request_pool_entry {
                          list, kept only to serve laggards (REQUEST fetch,
                          relays) and evicted before any other entry */
     bool held;        /* on the held list: part of the log above the last stable
-                         checkpoint h, never evicted (request.c) */
+                         checkpoint h, never evicted (request_pool.c) */
     uint64_t held_seq; /* the highest seq of an executed batch that names it (0: none) */
 };
 
@@ -272,7 +280,7 @@ struct pbft_replica {
     uint8_t *pend_buf;
     struct replica_bytes pend_ring;
 
-    /* Large requests (request.c; sizes and invariant at replica_request_pool_create):
+    /* Large requests (request_pool.c; sizes and invariant at replica_request_pool_create):
      * descriptors, chained chunks, a hash index by digest. Iterate the live
      * entries with replica_request_pool_next(). */
     struct replica_request_pool_entry *pool;
@@ -393,7 +401,7 @@ struct pbft_replica {
     uint64_t fit_off_view;     /* view + 1 of a view whose primary sent a message
                                   that fails its checks: no fitted timeout in it */
 
-    /* Request fetch (request.c; TOCS 2002 §4.2: a backup that lacks a
+    /* Request fetch (request_fetch.c; TOCS 2002 §4.2: a backup that lacks a
      * request named by a PRE-PREPARE it holds asks a replica that has it). */
     uint64_t rf_ns;            /* next round of REQUEST fetches (0: none due) */
     uint64_t rf_seq;           /* the lowest stalled seq when the back-off began */
@@ -458,7 +466,7 @@ bool replica_msg_from_peer(struct pbft_replica *r, const struct wire_msg *m);
 /* Work that follows any state change: execute, answer parked reads, batch. */
 void replica_progress(struct pbft_replica *r, struct pbft_out *out);
 
-/* ---- request.c: REQUEST receipt, pending queue, large-request pool ---- */
+/* ---- request.c: REQUEST receipt, pending queue ---- */
 void replica_request_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 /* Queue a small request (inline) without the primary's dedupe; false when full. */
 bool replica_request_pending_store(struct pbft_replica *r, const struct wire_msg *m);
@@ -470,9 +478,19 @@ bool replica_request_pending_empty(const struct pbft_replica *r);
 const struct replica_pending *replica_request_pending_front(const struct pbft_replica *r);
 void replica_request_pending_pop(struct pbft_replica *r);
 const uint8_t *replica_request_pending_bytes(const struct pbft_replica *r, const struct replica_pending *p);
-/* Pool: allocation (pbft_replica_create / destroy). */
+
+/* ---- request_pool.c: the large-request pool ---- */
+/* Allocation (pbft_replica_create / destroy). */
 bool replica_request_pool_create(struct pbft_replica *r);
 void replica_request_pool_destroy(struct pbft_replica *r);
+/* Store a large request the pool lacks (its digest: wire_request_digest),
+ * evicting by the rules at replica_request_pool_create; wanted: a stalled
+ * PRE-PREPARE in the window names it. The entry, or UINT32_MAX when refused. */
+uint32_t replica_request_pool_store(struct pbft_replica *r, const struct wire_msg *m,
+                                    const uint8_t digest[BFTKV_DIGEST_SIZE], bool wanted);
+/* A pending-queue entry's reference (the primary's queue; replica_request_pending_pop
+ * hands it to whoever pops the entry, as a slot reference). */
+void replica_request_pool_pend_ref(struct pbft_replica *r, uint32_t idx);
 /* A large request a durable replica's record holds (recover.c): stored unpinned
  * unless the pool has it; its entry, or UINT32_MAX when there is no room. */
 uint32_t replica_request_pool_restore(struct pbft_replica *r, const struct wire_msg *m);

@@ -1,8 +1,8 @@
 /* REQUEST-FETCH: a backup asks for a large request its batch names (TOCS 2002
  * §4.2: a backup accepts a PRE-PREPARE only with the requests it names; docs/design.md §5.3).
- * The pool itself is engine/request.c.
+ * The pool itself is engine/request_pool.c.
  *
- * The push paths of request.c (the relay before execution and with the primary's
+ * The push paths of request_pool.c (the relay before execution and with the primary's
  * retransmission, and catchup.c's answer to a laggard) send a request to the
  * replicas that did not vote for its batch. A replica that did vote and lost
  * its state (crash-restart), whose copy was refused as `full` while it had
