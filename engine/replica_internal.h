@@ -311,6 +311,7 @@ struct pbft_replica {
     uint16_t pool_relay_to;     /* ... and next replica for it */
     uint32_t *pool_index;       /* open addressing: entry index + 1, 0 = empty */
     uint32_t pool_index_mask;
+    uint32_t pool_index_used;   /* cells in use: one per live entry */
 
     /* Read-only requests parked until execution passes their target. */
     struct replica_ro *ro;

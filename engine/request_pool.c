@@ -175,6 +175,7 @@ static void pool_index_insert(struct pbft_replica *r, uint32_t idx)
     while (r->pool_index[i] != 0)
         i = (i + 1u) & r->pool_index_mask;
     r->pool_index[i] = idx + 1u;
+    r->pool_index_used++;
 }
 
 /* Linear probing with backward-shift deletion: no tombstones, so lookups stay
@@ -202,6 +203,7 @@ static void pool_index_remove(struct pbft_replica *r, uint32_t idx)
         }
     }
     r->pool_index[i] = 0;
+    r->pool_index_used--;
 }
 
 /* The unpinned lists: live entries with no reference. Entries whose request
