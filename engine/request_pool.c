@@ -63,10 +63,10 @@
  * highest seq of a batch here that names it (held_seq), as the log keeps that
  * batch's PRE-PREPARE; then it moves to the done list, evicted before any other.
  * (When executed requests went to the done list at once, a pool sized for the
- * window alone -- w*B + Q + R, three batches' worth at W = 1 -- dropped them a
+ * window alone -- w*B + Q + R, 3B + R chunks at W = 1 -- dropped them a
  * few batches later, and a group with fewer than q replicas up to date stalled
  * for good: the laggards found nobody to fetch the requests from;
- * tests/sim/README.md, "Restart: what it found, and what is left".)
+ * tests/sim/README.md, "Restart: what it found".)
  *
  * Who gets evicted. A request that a stalled PRE-PREPARE inside the window names
  * ("wanted") is always stored, evicting the done requests and then unpinned,
