@@ -347,6 +347,20 @@ static bool pool_evict(struct pbft_replica *r, uint32_t need, bool wanted)
     return r->pool_chunks_free >= need;
 }
 
+/* Done requests give their chunks back before a never-used chunk is taken: the
+ * pool then touches memory only as far as what it must keep (pinned, kept,
+ * held and unordered requests) ever reached, not all of C -- 30 MB per replica
+ * at the defaults, which a stream of large values otherwise filled with done
+ * requests nobody needs (a laggard below a stable checkpoint fetches its state).
+ * Not while a PRE-PREPARE is stalled: it may name a done request (a batch
+ * re-proposed by a new view), which pool_evict keeps. */
+static void pool_recycle_done(struct pbft_replica *r, uint32_t need)
+{
+    while (r->stalled == 0 && r->pool_done_old != POOL_NONE
+           && r->pool_chunks_free - (r->pool_chunks - r->pool_chunk_fresh) < need)
+        pool_kill(r, r->pool_done_old);
+}
+
 uint32_t replica_request_pool_store(struct pbft_replica *r, const struct wire_msg *m, const uint8_t digest[BFTKV_DIGEST_SIZE],
                            bool wanted)
 {
@@ -354,6 +368,7 @@ uint32_t replica_request_pool_store(struct pbft_replica *r, const struct wire_ms
     /* Large (above BFTKV_INLINE_REQUEST_MAX) and decoded (at most REPLICA_REQUEST_MAX). */
     BFTKV_ASSERT(len >= REPLICA_LARGE_REQUEST_MIN);
     BFTKV_ASSERT(need <= REPLICA_POOL_REQUEST_CHUNKS);
+    pool_recycle_done(r, need);
     if (r->pool_chunks_free < need && !pool_evict(r, need, wanted))
         return POOL_NONE;
     uint32_t idx = r->pool_free;
