@@ -112,7 +112,8 @@ bool replica_request_pool_create(struct pbft_replica *r)
      * 256 * 224 + 8 * 224 + 125 = 59,261 chunks, 30 MB; at most (W = 64)
      * 256 * 224 + 64 * 224 + 125 chunks, 37 MB. Like the log's PRE-PREPARE
      * buffers (replica.c) it is touched only as it is used: chunks and
-     * descriptors are taken from the free lists first, never-used ones after. */
+     * descriptors are taken from the free lists first, never-used ones after,
+     * and done requests give their chunks back first (pool_recycle_done). */
     r->pool_chunks = c->log_window * r->pool_batch_chunks + r->pool_queue_chunks + REPLICA_POOL_REQUEST_CHUNKS;
     /* Every large request takes at least replica_pool_chunks_of(REPLICA_LARGE_REQUEST_MIN)
      * chunks, so the descriptors never run out before the chunks do. The hash
