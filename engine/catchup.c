@@ -226,7 +226,13 @@ static bool catchup_busy(const struct pbft_replica *r)
  * way), or f+1 peers in our view said so in their latest STATUS: one of them is
  * correct. f faulty replicas can fake neither. The view change asks this before
  * suspecting the primary (viewchange.c): a replica that is behind a group that
- * works has no reason to, it has catching up to do. */
+ * works has no reason to, it has catching up to do. A peer whose VIEW-CHANGE
+ * for a later view we hold has left our view since its STATUS, so it does not
+ * count: else a backup one batch behind the primary, with the only other
+ * correct replica gone to a view change, counted that one as ahead in our view
+ * for good, never suspected the primary of a view that could not commit
+ * (fewer than q active in it), and the group stayed without a working view
+ * past the rejoin bound (deployment seed 1248, tests/sim/README.md). */
 bool replica_catchup_behind(const struct pbft_replica *r)
 {
     if (r->xfer.active || r->xfer.cand.seq > r->last_executed)
@@ -234,7 +240,8 @@ bool replica_catchup_behind(const struct pbft_replica *r)
     uint32_t ahead = 0;
     for (uint16_t j = 0; j < r->cfg.n; j++) {
         if (j != r->cfg.id && r->cu.peer_view_known[j] && r->cu.peer_view[j] == r->view
-            && r->cu.peer_le[j] > r->last_executed)
+            && r->cu.peer_le[j] > r->last_executed
+            && !(r->viewchange_next[j].len != 0 && r->viewchange_next[j].view > r->view))
             ahead++;
     }
     return ahead >= (uint32_t)r->cfg.f + 1u;

@@ -63,6 +63,7 @@ static void ckpt_stable_set(struct pbft_replica *r, struct replica_ckpt *c)
             r->ckpts[i].seq = 0;
     }
     replica_statetransfer_snapshots_release_below(r, r->low);
+    replica_request_pool_low_moved(r);
 }
 
 /* Stable by q CHECKPOINTs: its proof is recorded at the end of the step (persist.c). */

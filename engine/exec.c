@@ -301,7 +301,7 @@ bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out)
              * noticed by the store, which then hashes again. */
             exec_request(r, &m, &r->exec_hints[r->exec_index], out);
             if (pool != POOL_NONE)
-                replica_request_pool_unref(r, pool);
+                replica_request_pool_unref_executed(r, pool, s->seq);
             r->exec_off = off;
             r->exec_index++;
         }

@@ -21,9 +21,11 @@
  *   queues      the pending, read-only and watch rings within their capacity
  *   pool        every chunk free or in a live request; unpinned chunks, the
  *               unpinned lists and the references' charges equal to the sums over
- *               the live entries, the log slots and the pending queue
+ *               the live entries, the log slots and the pending queue; the held
+ *               requests in seq order within (h, last executed], at most B
+ *               chunks per batch there
  *
- * The cost is O(window seen + pool index cells + the entries of the batches that
+ * The cost is O(window seen + pool descriptors used + the entries of the batches that
  * hold pool references) per call: docs/design.md §5.9 gives what it adds to a
  * simulator run.
  */
@@ -209,15 +211,24 @@ static uint64_t pending_ref_chunks(const struct pbft_replica *r, struct inv *v)
 }
 
 /* Entries on an unpinned list (oldest to newest), at most pool_cap steps. The
- * done flag is checked here only: it says which list an unreferenced entry is
- * on, and a re-pinned entry keeps its old value until its last release
- * recomputes it (request.c reads it on the lists only). */
-static uint32_t list_length(const struct pbft_replica *r, uint32_t first, bool done)
+ * done and held flags are checked here only: they say which list an
+ * unreferenced entry is on, and a re-pinned entry keeps its old values until
+ * its last release recomputes them (request_pool.c reads them on the lists only).
+ * The held list is in held_seq order, every one above h and at most the last
+ * executed seq (or the executing one's); *chunks receives the list's chunks. */
+static uint32_t list_length(const struct pbft_replica *r, uint32_t first, bool done, bool held, uint64_t *chunks)
 {
     uint32_t len = 0;
+    uint64_t prev_seq = 0, executed = r->last_executed + (r->exec_active ? 1u : 0u); /* a batch executing counts */
+    *chunks = 0;
     for (uint32_t i = first; i != NO_ENTRY && len <= r->pool_cap; i = r->pool[i].next) {
-        if (i >= r->pool_cap || !r->pool[i].live || r->pool[i].refs != 0 || r->pool[i].done != done)
+        const struct replica_request_pool_entry *e = &r->pool[i];
+        if (i >= r->pool_cap || !e->live || e->refs != 0 || e->done != done || e->held != held)
             return UINT32_MAX;
+        if (held && (e->held_seq < prev_seq || e->held_seq <= r->low || e->held_seq > executed))
+            return UINT32_MAX;
+        prev_seq = e->held_seq;
+        *chunks += replica_request_pool_entry_chunks(r, i);
         len++;
     }
     return len;
@@ -228,34 +239,32 @@ static bool pool_empty_ok(const struct pbft_replica *r, uint64_t slot_chunks, st
 {
     if (r->pool_chunks_unpinned != 0 || r->pool_slot_chunks != 0 || r->pool_pend_chunks != 0 || slot_chunks != 0)
         return fail(v, "empty pool with chunks charged", 0);
-    if (r->pool_old != NO_ENTRY || r->pool_done_old != NO_ENTRY)
+    if (r->pool_old != NO_ENTRY || r->pool_done_old != NO_ENTRY || r->pool_held_old != NO_ENTRY
+        || r->pool_chunks_held != 0 || r->pool_index_used != 0)
         return fail(v, "empty pool with entries listed", 0);
     return true;
 }
 
-/* Every live entry is reached through the hash index (a live entry missing from
- * it shows as chunks neither free nor used). The index is mostly empty: it is
- * read eight cells at a time, skipping empty runs. */
+/* The live entries are among the descriptors ever used (below pool_fresh): each
+ * is reached through the hash index by its digest, and the index holds as many
+ * cells as there are live entries, so no cell names anything else. (The index
+ * has two cells per descriptor, 2 * L*B/3 and more: walking it on every call
+ * made the simulator 40% slower once the pool was sized for the log.) */
 static bool pool_ok(const struct pbft_replica *r, uint64_t slot_chunks, struct inv *v)
 {
+    if (r->pool_fresh > r->pool_cap || r->pool_chunk_fresh > r->pool_chunks)
+        return fail(v, "pool: more descriptors or chunks used than allocated", 0);
     if (r->pool_chunks_free == r->pool_chunks)
         return pool_empty_ok(r, slot_chunks, v);
     uint64_t used = 0, unpinned = 0, charged = 0;
-    uint32_t on_lists = 0;
-    for (uint32_t cell = 0; cell <= r->pool_index_mask; cell++) {
-        if (cell % 8u == 0 && cell + 8u <= r->pool_index_mask + 1u) {
-            const uint32_t *run = &r->pool_index[cell];
-            if ((run[0] | run[1] | run[2] | run[3] | run[4] | run[5] | run[6] | run[7]) == 0) {
-                cell += 7u;
-                continue;
-            }
-        }
-        uint32_t i = r->pool_index[cell];
-        if (i-- == 0)
-            continue;
+    uint32_t on_lists = 0, live = 0;
+    for (uint32_t i = 0; i < r->pool_fresh; i++) {
         const struct replica_request_pool_entry *e = &r->pool[i];
-        if (i >= r->pool_cap || !e->live)
-            return fail(v, "pool index names an entry that is not live", 0);
+        if (!e->live)
+            continue;
+        if (replica_request_pool_find(r, e->digest) != i)
+            return fail(v, "pool entry not reached through the index", 0);
+        live++;
         uint32_t c = replica_request_pool_entry_chunks(r, i);
         used += c;
         charged += (uint64_t)e->refs * c;
@@ -266,15 +275,26 @@ static bool pool_ok(const struct pbft_replica *r, uint64_t slot_chunks, struct i
         if (e->keep)
             return fail(v, "pool entry kept outside an eviction", 0);
     }
+    if (live != r->pool_index_used)
+        return fail(v, "pool index cells differ from the live entries", 0);
     if (used + r->pool_chunks_free != r->pool_chunks)
         return fail(v, "pool chunks: free + in live requests != total", 0);
     if (unpinned != r->pool_chunks_unpinned)
         return fail(v, "pool chunks of unpinned requests differ from their count", 0);
     if (charged != (uint64_t)r->pool_slot_chunks + r->pool_pend_chunks)
         return fail(v, "pool references' chunks differ from the slot and queue charges", 0);
-    uint32_t listed = list_length(r, r->pool_old, false), done = list_length(r, r->pool_done_old, true);
-    if (listed == UINT32_MAX || done == UINT32_MAX || listed + done != on_lists)
+    uint64_t c_listed = 0, c_done = 0, c_held = 0;
+    uint32_t listed = list_length(r, r->pool_old, false, false, &c_listed);
+    uint32_t done = list_length(r, r->pool_done_old, true, false, &c_done);
+    uint32_t held = list_length(r, r->pool_held_old, true, true, &c_held);
+    if (listed == UINT32_MAX || done == UINT32_MAX || held == UINT32_MAX || listed + done + held != on_lists)
         return fail(v, "unpinned lists differ from the unreferenced live entries", 0);
+    if (c_held != r->pool_chunks_held)
+        return fail(v, "pool chunks of held requests differ from their count", 0);
+    /* Held: named by a batch in (h, last executed] (or the one executing), at
+     * most B chunks each. */
+    if (c_held > (r->last_executed + (r->exec_active ? 1u : 0u) - r->low) * r->pool_batch_chunks)
+        return fail(v, "pool holds more than B chunks per batch above h", 0);
     uint64_t pend = pending_ref_chunks(r, v);
     if (v->what != NULL)
         return false;

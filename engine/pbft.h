@@ -230,7 +230,7 @@ struct pbft_replica_stats {
     uint64_t checkpoints_stable;
     uint64_t last_executed;
     uint64_t low_watermark;
-    /* Large-request pool (engine/request.c). */
+    /* Large-request pool (engine/request_pool.c). */
     uint64_t pool_evicted;         /* unpinned large requests evicted for room */
     uint64_t pool_waits;           /* PRE-PREPAREs that waited for the pool window */
     uint64_t pool_relayed;         /* large requests relayed to a replica that lacked them */

@@ -211,7 +211,7 @@ int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth
     ok = ok && r->pend && r->pend_buf;
 
     /* Large requests: sized, with the invariant they keep, in replica_request_pool_create
-     * (request.c; default about 2.8 MB). */
+     * (request_pool.c; default about 30 MB, touched only as it is used). */
     ok = ok && replica_request_pool_create(r);
 
     /* Parked read-only requests: one per (client, lane) that can have a read
@@ -305,7 +305,7 @@ void replica_progress(struct pbft_replica *r, struct pbft_out *out)
 {
     for (;;) {
         /* A replica that lacks a large request of a batch about to execute
-         * gets it from those that execute it (request.c). */
+         * gets it from those that execute it (request_pool.c). */
         if (!replica_request_pool_relay(r, out) || !replica_exec_run(r, out) || !replica_exec_readonly_drain(r, out)) {
             replica_more(r, out);
             return;

@@ -1,5 +1,5 @@
 /* The PBFT replica's internal state, shared by the files that implement it
- * (replica.c, request.c, request_fetch.c, preprepare.c, prepare.c, commit.c, exec.c,
+ * (replica.c, request.c, request_pool.c, request_fetch.c, preprepare.c, prepare.c, commit.c, exec.c,
  * checkpoint.c, out.c; catch-up: catchup.c, statetransfer.c,
  * statetransfer_serve.c, with catchup.h).
  * Nothing outside engine/ includes this header: the contract with the simulator
@@ -173,9 +173,17 @@ struct replica_pending {
 /* Chunks of the largest request. */
 #define REPLICA_POOL_REQUEST_CHUNKS ((REPLICA_REQUEST_MAX + REPLICA_POOL_CHUNK - 1u) / REPLICA_POOL_CHUNK)
 
+/* Chunks a request of len bytes takes. */
+static inline uint32_t replica_pool_chunks_of(uint32_t len)
+{
+    return (len + REPLICA_POOL_CHUNK - 1u) / REPLICA_POOL_CHUNK;
+}
+
 /* A large request (sent by the client to every replica; PRE-PREPAREs carry its
- * digest only). Pinned while refs > 0; otherwise on the unpinned list, oldest
- * first, and evictable (request.c). */
+ * digest only). Pinned while refs > 0; otherwise on one of the unpinned lists:
+ * held (executed in a batch above the last stable checkpoint: never evicted),
+ * done (executed: evicted first) or the unpinned list proper, oldest first,
+ * evictable (request_pool.c). */
 struct replica_request_pool_entry {
     uint8_t digest[BFTKV_DIGEST_SIZE];
     uint64_t timestamp;
@@ -190,8 +198,12 @@ struct replica_request_pool_entry {
     bool keep;        /* named by a stalled PRE-PREPARE in the window: not evictable
                          (set only during an eviction, replica_preprepare_stalled_keep) */
     bool done;        /* unpinned and executed (the reply cache has its timestamp):
-                         on the done list, kept only to serve laggards (REQUEST
-                         fetch, relays) and evicted before any other entry */
+                         on the held list while held_seq > h, else on the done
+                         list, kept only to serve laggards (REQUEST fetch,
+                         relays) and evicted before any other entry */
+    bool held;        /* on the held list: part of the log above the last stable
+                         checkpoint h, never evicted (request_pool.c) */
+    uint64_t held_seq; /* the highest seq of an executed batch that names it (0: none) */
 };
 
 /* A read-only request parked until execution passes its target (docs/design.md §5). */
@@ -270,7 +282,7 @@ struct pbft_replica {
     uint8_t *pend_buf;
     struct replica_bytes pend_ring;
 
-    /* Large requests (request.c; sizes and invariant at replica_request_pool_create):
+    /* Large requests (request_pool.c; sizes and invariant at replica_request_pool_create):
      * descriptors, chained chunks, a hash index by digest. Iterate the live
      * entries with replica_request_pool_next(). */
     struct replica_request_pool_entry *pool;
@@ -278,12 +290,16 @@ struct pbft_replica {
     uint32_t pool_free;         /* free descriptors, chained by next */
     uint32_t pool_old, pool_new; /* unpinned live entries, oldest to newest */
     uint32_t pool_done_old, pool_done_new; /* the done entries, oldest to newest */
+    uint32_t pool_held_old, pool_held_new; /* the held entries, by held_seq */
     uint8_t *pool_buf;          /* pool_chunks * REPLICA_POOL_CHUNK bytes */
     uint32_t *pool_chunk_next;  /* per chunk: the next of its request, or of the free list */
-    uint32_t pool_chunks;       /* C = w*B + Q + R (replica_request_pool_create) */
-    uint32_t pool_chunk_free;   /* first free chunk */
+    uint32_t pool_chunks;       /* C = L*B + Q + R (replica_request_pool_create) */
+    uint32_t pool_chunk_free;   /* first free chunk (once used) */
+    uint32_t pool_chunk_fresh;  /* chunks from here on were never used: free too */
+    uint32_t pool_fresh;        /* descriptors from here on were never used: free too */
     uint32_t pool_chunks_free;
     uint32_t pool_chunks_unpinned; /* chunks of unpinned live entries */
+    uint32_t pool_chunks_held;  /* of those, the held ones' */
     uint32_t pool_slot_chunks;  /* sum over log-slot references of their entry's chunks */
     uint32_t pool_pend_chunks;  /* the same over pending-queue references */
     uint32_t pool_batch_chunks; /* B: chunks one batch may name (all its DIGEST entries) */
@@ -297,6 +313,7 @@ struct pbft_replica {
     uint16_t pool_relay_to;     /* ... and next replica for it */
     uint32_t *pool_index;       /* open addressing: entry index + 1, 0 = empty */
     uint32_t pool_index_mask;
+    uint32_t pool_index_used;   /* cells in use: one per live entry */
 
     /* Read-only requests parked until execution passes their target. */
     struct replica_ro *ro;
@@ -387,7 +404,7 @@ struct pbft_replica {
     uint64_t fit_off_view;     /* view + 1 of a view whose primary sent a message
                                   that fails its checks: no fitted timeout in it */
 
-    /* Request fetch (request.c; TOCS 2002 §4.2: a backup that lacks a
+    /* Request fetch (request_fetch.c; TOCS 2002 §4.2: a backup that lacks a
      * request named by a PRE-PREPARE it holds asks a replica that has it). */
     uint64_t rf_ns;            /* next round of REQUEST fetches (0: none due) */
     uint64_t rf_seq;           /* the lowest stalled seq when the back-off began */
@@ -452,7 +469,7 @@ bool replica_msg_from_peer(struct pbft_replica *r, const struct wire_msg *m);
 /* Work that follows any state change: execute, answer parked reads, batch. */
 void replica_progress(struct pbft_replica *r, struct pbft_out *out);
 
-/* ---- request.c: REQUEST receipt, pending queue, large-request pool ---- */
+/* ---- request.c: REQUEST receipt, pending queue ---- */
 void replica_request_receive(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out);
 /* Queue a small request (inline) without the primary's dedupe; false when full. */
 bool replica_request_pending_store(struct pbft_replica *r, const struct wire_msg *m);
@@ -464,9 +481,19 @@ bool replica_request_pending_empty(const struct pbft_replica *r);
 const struct replica_pending *replica_request_pending_front(const struct pbft_replica *r);
 void replica_request_pending_pop(struct pbft_replica *r);
 const uint8_t *replica_request_pending_bytes(const struct pbft_replica *r, const struct replica_pending *p);
-/* Pool: allocation (pbft_replica_create / destroy). */
+
+/* ---- request_pool.c: the large-request pool ---- */
+/* Allocation (pbft_replica_create / destroy). */
 bool replica_request_pool_create(struct pbft_replica *r);
 void replica_request_pool_destroy(struct pbft_replica *r);
+/* Store a large request the pool lacks (its digest: wire_request_digest),
+ * evicting by the rules at replica_request_pool_create; wanted: a stalled
+ * PRE-PREPARE in the window names it. The entry, or UINT32_MAX when refused. */
+uint32_t replica_request_pool_store(struct pbft_replica *r, const struct wire_msg *m,
+                                    const uint8_t digest[BFTKV_DIGEST_SIZE], bool wanted);
+/* A pending-queue entry's reference (the primary's queue; replica_request_pending_pop
+ * hands it to whoever pops the entry, as a slot reference). */
+void replica_request_pool_pend_ref(struct pbft_replica *r, uint32_t idx);
 /* A large request a durable replica's record holds (recover.c): stored unpinned
  * unless the pool has it; its entry, or UINT32_MAX when there is no room. */
 uint32_t replica_request_pool_restore(struct pbft_replica *r, const struct wire_msg *m);
@@ -483,10 +510,15 @@ const uint8_t *replica_request_pool_bytes(struct pbft_replica *r, uint32_t idx);
 /* A log slot's reference to a request its batch names by digest, per DIGEST
  * entry: taken on acceptance (only within pool_window above last_executed, see
  * preprepare.c), released by execution or when the slot's PRE-PREPARE is
- * discarded. The last release drops an executed request; an unexecuted one goes
- * back to the unpinned list. */
+ * discarded. The last release moves an executed request to the held or done
+ * list; an unexecuted one goes back to the unpinned list. */
 void replica_request_pool_ref(struct pbft_replica *r, uint32_t idx);
 void replica_request_pool_unref(struct pbft_replica *r, uint32_t idx);
+/* The release by execution of the batch at seq: the request is held (never
+ * evicted) until a stable checkpoint covers seq. */
+void replica_request_pool_unref_executed(struct pbft_replica *r, uint32_t idx, uint64_t seq);
+/* h moved (a stable checkpoint): the held requests it covers become evictable. */
+void replica_request_pool_low_moved(struct pbft_replica *r);
 /* Chunks the entry's request occupies (its charge against pool_batch_chunks). */
 uint32_t replica_request_pool_entry_chunks(const struct pbft_replica *r, uint32_t idx);
 /* Before execution: relay the large requests of the committed batches about to

@@ -1,6 +1,6 @@
 /* REQUEST receipt at a replica (TOCS 2002 §4.1, §4.2; docs/design.md §5.3,
- * "Batching and pipelining"), the primary's queue of pending requests, and the
- * pool of large requests.
+ * "Batching and pipelining") and the primary's queue of pending requests; the
+ * pool of large requests is request_pool.c.
  *
  * A request first meets the reply cache: an old timestamp is answered from the
  * cache (exactly-once execution). Read-only requests go to the read-only path
@@ -9,14 +9,12 @@
  * primary and retransmitted it to everyone) and keeps a large one: large requests
  * travel from the client to every replica and the PRE-PREPARE carries only their
  * digests, so each replica holds them in a bounded pool keyed by request digest
- * until the batch that names them executes.
+ * (request_pool.c).
  *
  * Both stores are allocated at creation. The pending queue is a FIFO ring
- * (request descriptors plus the inlined requests' bytes). The pool keeps
- * descriptors, an open-addressing index by digest, and the bytes in chained
- * fixed-size chunks; its size, what it may evict and the invariant that keeps
- * backups live are stated at replica_request_pool_create. A full store says so
- * (dropped_full); the client retransmits.
+ * (request descriptors plus the inlined requests' bytes); the pool's size and
+ * what it may evict are stated at replica_request_pool_create. A full store
+ * says so (dropped_full); the client retransmits.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -71,560 +69,6 @@ static void bytes_release_oldest(struct replica_bytes *b, uint32_t off, uint32_t
     }
 }
 
-/* ---- The large-request pool ----------------------------------------------------- */
-
-/* Sizing and the invariant that keeps backups live (docs/design.md §5.3;
- * TOCS 2002 §4.2: a backup accepts a PRE-PREPARE only with every
- * request it names, so one that names a request the pool cannot take stalls).
- *
- * The pool holds C = w*B + Q + R chunks of REPLICA_POOL_CHUNK bytes, where
- *   B = pool_batch_chunks = max(2 * batch_max_bytes, largest request) in chunks:
- *       the most one batch may name by digest, each DIGEST entry charged the
- *       chunks of its whole request (the primary closes a batch before it would
- *       name more, preprepare.c; a backup refuses a PRE-PREPARE that does -- a
- *       correct primary never sends one);
- *   w = pool_window = min(2W, L): a replica takes references for a batch only if
- *       its seq is at most last_executed + w (a PRE-PREPARE beyond waits,
- *       stalled, until execution catches up). A correct primary runs at most W
- *       batches ahead of its own execution; the second W lets a backup lag W
- *       batches behind it without waiting;
- *   Q = pool_queue_chunks = W*B: the most the primary's pending queue may pin
- *       (enough for the next W batches; beyond, it refuses large requests and
- *       the clients retransmit). A backup holds what is in flight (about W*B)
- *       and everything else that arrives, so it has W*B + R chunks to spare
- *       beyond what the primary queued: room for the requests the primary
- *       refused while it keeps the ones the primary took, though they arrive
- *       in another order (below);
- *   R = REPLICA_POOL_REQUEST_CHUNKS: one request of the largest size.
- * Each seq of the window holds at most B chunks, pinned (its PRE-PREPARE was
- * accepted) or kept (it is stalled: the requests it has already must not be
- * evicted while it waits for the rest), and the pending queue pins at most Q
- * (only a primary's is not empty, or a former primary's). So a replica always
- * has room for one more request once the evictable ones are gone:
- *
- *     free + evictable = C - pinned - kept >= C - w*B - Q = R.
- *
- * Any free chunk serves any request (they are chained), so pinned requests never
- * stand in the way of eviction wherever they lie.
- *
- * Who gets evicted. A request that a stalled PRE-PREPARE inside the window names
- * ("wanted") is always stored, evicting unpinned, unkept requests oldest first;
- * by the invariant it fits. Any other arrival -- normally a request comes before
- * the PRE-PREPARE that names it -- evicts only those older than the request
- * timeout T, else it is refused (dropped_full): a correct primary orders what it
- * queued well within T (backups would move to the next view otherwise), so
- * older ones are requests the primary never took (it was full too: the client
- * retransmits) or a faulty client's. Under overload, backups thus keep the same
- * first-come requests the primary queued (it refuses newcomers when full)
- * rather than evicting exactly the ones it orders next; a client that floods the
- * pool delays others' requests by at most T and never touches the pinned ones;
- * and the pool stays within its C chunks.
- *
- * How a missing request comes back. Arrival orders differ, so a backup may still
- * lack a request the primary ordered. If the batch cannot commit without it, the
- * client is still waiting and retransmits to every replica (with the same
- * digest: wire_request_digest); if it commits without it, the replicas that
- * execute it relay the request to it first (replica_request_pool_relay). Either way it
- * arrives wanted, is stored, and the PRE-PREPARE is accepted then
- * (replica_preprepare_stalled_retry: on the arrival, after every execution step, and on
- * the tick).
- */
-
-static uint32_t pool_chunks_of(uint32_t len)
-{
-    return (len + REPLICA_POOL_CHUNK - 1u) / REPLICA_POOL_CHUNK;
-}
-
-static uint32_t pow2_at_least(uint32_t x)
-{
-    uint32_t p = 1;
-    while (p < x)
-        p <<= 1;
-    return p;
-}
-
-bool replica_request_pool_create(struct pbft_replica *r)
-{
-    const struct pbft_replica_config *c = &r->cfg;
-    uint32_t batch = pool_chunks_of(2u * c->batch_max_bytes);
-    r->pool_batch_chunks = batch > REPLICA_POOL_REQUEST_CHUNKS ? batch : REPLICA_POOL_REQUEST_CHUNKS;
-    r->pool_window = 2u * c->window < c->log_window ? 2u * c->window : c->log_window;
-    r->pool_queue_chunks = c->window * r->pool_batch_chunks;
-    /* C = w*B + Q + R. The defaults (W = 8, L = 256, 56 KiB batches) give
-     * 16 * 224 + 8 * 224 + 125 = 5,501 chunks, 2.8 MB; at most (W = 64)
-     * 128 * 224 + 64 * 224 + 125 chunks, 22 MB. */
-    r->pool_chunks = r->pool_window * r->pool_batch_chunks + r->pool_queue_chunks + REPLICA_POOL_REQUEST_CHUNKS;
-    /* Every large request takes at least pool_chunks_of(REPLICA_LARGE_REQUEST_MIN)
-     * chunks, so the descriptors never run out before the chunks do. The hash
-     * index has at least twice as many cells as descriptors. */
-    r->pool_cap = r->pool_chunks / pool_chunks_of(REPLICA_LARGE_REQUEST_MIN) + 1u;
-    uint32_t cells = pow2_at_least(2u * r->pool_cap);
-    r->pool_index_mask = cells - 1u;
-    r->pool = calloc(r->pool_cap, sizeof *r->pool);
-    r->pool_buf = malloc((size_t)r->pool_chunks * REPLICA_POOL_CHUNK);
-    r->pool_chunk_next = malloc((size_t)r->pool_chunks * sizeof *r->pool_chunk_next);
-    r->pool_index = calloc(cells, sizeof *r->pool_index);
-    r->pool_scratch = malloc(REPLICA_REQUEST_MAX);
-    if (r->pool == NULL || r->pool_buf == NULL || r->pool_chunk_next == NULL || r->pool_index == NULL
-        || r->pool_scratch == NULL)
-        return false;
-    for (uint32_t i = 0; i < r->pool_chunks; i++)
-        r->pool_chunk_next[i] = i + 1u < r->pool_chunks ? i + 1u : POOL_NONE;
-    r->pool_chunk_free = 0;
-    r->pool_chunks_free = r->pool_chunks;
-    for (uint32_t i = 0; i < r->pool_cap; i++)
-        r->pool[i].next = i + 1u < r->pool_cap ? i + 1u : POOL_NONE;
-    r->pool_free = 0;
-    r->pool_old = POOL_NONE;
-    r->pool_new = POOL_NONE;
-    r->pool_done_old = POOL_NONE;
-    r->pool_done_new = POOL_NONE;
-    return true;
-}
-
-void replica_request_pool_destroy(struct pbft_replica *r)
-{
-    free(r->pool);
-    free(r->pool_buf);
-    free(r->pool_chunk_next);
-    free(r->pool_index);
-    free(r->pool_scratch);
-}
-
-static uint32_t pool_home(const struct pbft_replica *r, const uint8_t *digest)
-{
-    uint32_t x;
-    memcpy(&x, digest, sizeof x);
-    return x & r->pool_index_mask;
-}
-
-uint32_t replica_request_pool_find(const struct pbft_replica *r, const uint8_t digest[BFTKV_DIGEST_SIZE])
-{
-    for (uint32_t i = pool_home(r, digest);; i = (i + 1u) & r->pool_index_mask) {
-        uint32_t v = r->pool_index[i];
-        if (v == 0)
-            return POOL_NONE;
-        if (memcmp(r->pool[v - 1u].digest, digest, BFTKV_DIGEST_SIZE) == 0)
-            return v - 1u;
-    }
-}
-
-static void pool_index_insert(struct pbft_replica *r, uint32_t idx)
-{
-    uint32_t i = pool_home(r, r->pool[idx].digest);
-    while (r->pool_index[i] != 0)
-        i = (i + 1u) & r->pool_index_mask;
-    r->pool_index[i] = idx + 1u;
-}
-
-/* Linear probing with backward-shift deletion: no tombstones, so lookups stay
- * short however long the replica runs. */
-static void pool_index_remove(struct pbft_replica *r, uint32_t idx)
-{
-    uint32_t mask = r->pool_index_mask;
-    uint32_t i = pool_home(r, r->pool[idx].digest);
-    while (r->pool_index[i] != idx + 1u) {
-        BFTKV_ASSERT(r->pool_index[i] != 0);
-        i = (i + 1u) & mask;
-    }
-    uint32_t j = i;
-    for (;;) {
-        j = (j + 1u) & mask;
-        uint32_t v = r->pool_index[j];
-        if (v == 0)
-            break;
-        uint32_t k = pool_home(r, r->pool[v - 1u].digest);
-        /* Move v back to i unless its home lies cyclically in (i, j]. */
-        bool stays = i <= j ? (k > i && k <= j) : (k > i || k <= j);
-        if (!stays) {
-            r->pool_index[i] = v;
-            i = j;
-        }
-    }
-    r->pool_index[i] = 0;
-}
-
-/* The unpinned lists: live entries with no reference, each in the order they
- * became unpinned (arrival, or the release of their last reference). Entries
- * whose request executed here (e->done) go on the done list, the others on the
- * unpinned list proper; both count in pool_chunks_unpinned. */
-static void unpinned_push(struct pbft_replica *r, uint32_t idx)
-{
-    struct replica_request_pool_entry *e = &r->pool[idx];
-    uint32_t *oldest = e->done ? &r->pool_done_old : &r->pool_old;
-    uint32_t *newest = e->done ? &r->pool_done_new : &r->pool_new;
-    e->stored_ns = r->now_ns;
-    e->prev = *newest;
-    e->next = POOL_NONE;
-    if (*newest != POOL_NONE)
-        r->pool[*newest].next = idx;
-    else
-        *oldest = idx;
-    *newest = idx;
-    r->pool_chunks_unpinned += pool_chunks_of(e->len);
-}
-
-static void unpinned_unlink(struct pbft_replica *r, uint32_t idx)
-{
-    struct replica_request_pool_entry *e = &r->pool[idx];
-    uint32_t *oldest = e->done ? &r->pool_done_old : &r->pool_old;
-    uint32_t *newest = e->done ? &r->pool_done_new : &r->pool_new;
-    if (e->prev != POOL_NONE)
-        r->pool[e->prev].next = e->next;
-    else
-        *oldest = e->next;
-    if (e->next != POOL_NONE)
-        r->pool[e->next].prev = e->prev;
-    else
-        *newest = e->prev;
-    uint32_t c = pool_chunks_of(e->len);
-    BFTKV_ASSERT(r->pool_chunks_unpinned >= c);
-    r->pool_chunks_unpinned -= c;
-}
-
-/* Accounting that every change keeps: each chunk is free, in an unpinned
- * request or in a pinned one, and the pinned requests are at most what the
- * references charge (a request two batches name is charged twice). */
-static void pool_check(const struct pbft_replica *r)
-{
-    BFTKV_ASSERT(r->pool_chunks_free + r->pool_chunks_unpinned <= r->pool_chunks);
-    uint32_t pinned = r->pool_chunks - r->pool_chunks_free - r->pool_chunks_unpinned;
-    BFTKV_ASSERT(pinned <= r->pool_slot_chunks + r->pool_pend_chunks);
-}
-
-/* Drop an unpinned entry: its chunks go back to the free list, chained as they
- * were, so the next request of that size gets them contiguous again. */
-static void pool_kill(struct pbft_replica *r, uint32_t idx)
-{
-    struct replica_request_pool_entry *e = &r->pool[idx];
-    BFTKV_ASSERT(e->live);
-    BFTKV_ASSERT(e->refs == 0);
-    unpinned_unlink(r, idx);
-    uint32_t c = pool_chunks_of(e->len), last = e->chunk;
-    for (uint32_t k = 1; k < c; k++)
-        last = r->pool_chunk_next[last];
-    BFTKV_ASSERT(r->pool_chunk_next[last] == POOL_NONE);
-    r->pool_chunk_next[last] = r->pool_chunk_free;
-    r->pool_chunk_free = e->chunk;
-    r->pool_chunks_free += c;
-    pool_index_remove(r, idx);
-    e->live = false;
-    e->next = r->pool_free;
-    r->pool_free = idx;
-    pool_check(r);
-}
-
-/* Make room for `need` chunks: first drop executed requests (the done list,
- * oldest first: they only serve laggards, and a laggard that finds none fetches
- * the state of a checkpoint instead), then evict unpinned requests oldest
- * first: any of them when `wanted`, else only those unpinned for longer than
- * the request timeout; never one that a stalled PRE-PREPARE inside the window
- * names (it waits for the rest of its batch). False when the rules leave too
- * little. */
-static bool pool_evict(struct pbft_replica *r, uint32_t need, bool wanted)
-{
-    uint32_t old = r->pool_old;
-    if (!wanted && r->pool_done_old == POOL_NONE
-        && (old == POOL_NONE || r->now_ns - r->pool[old].stored_ns < r->cfg.request_timeout_ns))
-        return false; /* nothing old enough: spare the scan of the stalled slots */
-    uint32_t kept = r->stalled > 0 ? replica_preprepare_stalled_keep(r, true) : 0;
-    for (uint32_t i = r->pool_done_old; i != POOL_NONE && r->pool_chunks_free < need;) {
-        uint32_t next = r->pool[i].next;
-        if (!r->pool[i].keep)
-            pool_kill(r, i);
-        i = next;
-    }
-    for (uint32_t i = r->pool_old; i != POOL_NONE && r->pool_chunks_free < need;) {
-        struct replica_request_pool_entry *e = &r->pool[i];
-        uint32_t next = e->next;
-        if (!wanted && r->now_ns - e->stored_ns < r->cfg.request_timeout_ns)
-            break; /* the list is in age order: the rest are younger still */
-        if (!e->keep) {
-            pool_kill(r, i);
-            r->stats.pool_evicted++;
-        }
-        i = next;
-    }
-    if (r->stalled > 0)
-        replica_preprepare_stalled_keep(r, false);
-    /* The invariant: the slots of the window pin or keep at most w*B chunks and
-     * the pending queue at most Q, so a wanted request fails to fit only when
-     * references were taken outside the window (a new primary's re-proposals,
-     * newview.c). */
-    BFTKV_ASSERT(r->pool_pend_chunks <= r->pool_queue_chunks);
-    BFTKV_ASSERT(!wanted || r->pool_chunks_free >= need
-                 || r->pool_slot_chunks + kept > r->pool_window * r->pool_batch_chunks);
-    return r->pool_chunks_free >= need;
-}
-
-/* Store a large request (not in the pool yet), evicting by pool_evict's rules.
- * Returns the entry, or POOL_NONE when there is no room. */
-static uint32_t pool_store(struct pbft_replica *r, const struct wire_msg *m, const uint8_t digest[BFTKV_DIGEST_SIZE],
-                           bool wanted)
-{
-    uint32_t len = (uint32_t)m->raw_len, need = pool_chunks_of(len);
-    /* Large (above BFTKV_INLINE_REQUEST_MAX) and decoded (at most REPLICA_REQUEST_MAX). */
-    BFTKV_ASSERT(len >= REPLICA_LARGE_REQUEST_MIN);
-    BFTKV_ASSERT(need <= REPLICA_POOL_REQUEST_CHUNKS);
-    if (r->pool_chunks_free < need && !pool_evict(r, need, wanted))
-        return POOL_NONE;
-    uint32_t idx = r->pool_free;
-    BFTKV_ASSERT(idx != POOL_NONE); /* pool_cap: descriptors outlast chunks */
-    struct replica_request_pool_entry *e = &r->pool[idx];
-    r->pool_free = e->next;
-    memcpy(e->digest, digest, BFTKV_DIGEST_SIZE);
-    e->timestamp = m->u.request.timestamp;
-    e->client = m->u.request.client;
-    e->lane = m->u.request.lane;
-    e->len = len;
-    e->refs = 0;
-    e->live = true;
-    e->keep = false;
-    e->done = false;
-    e->chunk = r->pool_chunk_free;
-    uint32_t k = e->chunk, last = e->chunk;
-    for (uint32_t done = 0; done < len; done += REPLICA_POOL_CHUNK) {
-        uint32_t n = len - done < REPLICA_POOL_CHUNK ? len - done : REPLICA_POOL_CHUNK;
-        memcpy(r->pool_buf + (size_t)k * REPLICA_POOL_CHUNK, m->raw + done, n);
-        last = k;
-        k = r->pool_chunk_next[k];
-    }
-    r->pool_chunk_free = k;
-    r->pool_chunk_next[last] = POOL_NONE;
-    r->pool_chunks_free -= need;
-    unpinned_push(r, idx);
-    pool_index_insert(r, idx);
-    pool_check(r);
-    return idx;
-}
-
-uint32_t replica_request_pool_restore(struct pbft_replica *r, const struct wire_msg *m)
-{
-    uint8_t digest[BFTKV_DIGEST_SIZE];
-    wire_request_digest(digest, m);
-    uint32_t idx = replica_request_pool_find(r, digest);
-    return idx != POOL_NONE ? idx : pool_store(r, m, digest, true);
-}
-
-uint32_t replica_request_pool_next(const struct pbft_replica *r, uint32_t idx)
-{
-    for (uint32_t i = idx == POOL_NONE ? 0 : idx + 1u; i < r->pool_cap; i++) {
-        if (r->pool[i].live)
-            return i;
-    }
-    return POOL_NONE;
-}
-
-uint32_t replica_request_pool_entry_chunks(const struct pbft_replica *r, uint32_t idx)
-{
-    BFTKV_ASSERT(idx < r->pool_cap);
-    BFTKV_ASSERT(r->pool[idx].live);
-    return pool_chunks_of(r->pool[idx].len);
-}
-
-bool replica_request_pool_contiguous(const struct pbft_replica *r, uint32_t idx)
-{
-    BFTKV_ASSERT(idx < r->pool_cap);
-    BFTKV_ASSERT(r->pool[idx].live);
-    const struct replica_request_pool_entry *e = &r->pool[idx];
-    uint32_t c = pool_chunks_of(e->len), k = e->chunk;
-    for (uint32_t i = 1; i < c; i++, k++)
-        if (r->pool_chunk_next[k] != k + 1u)
-            return false;
-    return true;
-}
-
-const uint8_t *replica_request_pool_bytes(struct pbft_replica *r, uint32_t idx)
-{
-    BFTKV_ASSERT(idx < r->pool_cap);
-    BFTKV_ASSERT(r->pool[idx].live);
-    const struct replica_request_pool_entry *e = &r->pool[idx];
-    uint32_t c = pool_chunks_of(e->len), k = e->chunk;
-    bool contiguous = true;
-    for (uint32_t i = 1; i < c && contiguous; i++) {
-        contiguous = r->pool_chunk_next[k] == k + 1u;
-        k++;
-    }
-    if (contiguous)
-        return r->pool_buf + (size_t)e->chunk * REPLICA_POOL_CHUNK;
-    k = e->chunk;
-    for (uint32_t done = 0; done < e->len; done += REPLICA_POOL_CHUNK) {
-        uint32_t n = e->len - done < REPLICA_POOL_CHUNK ? e->len - done : REPLICA_POOL_CHUNK;
-        memcpy(r->pool_scratch + done, r->pool_buf + (size_t)k * REPLICA_POOL_CHUNK, n);
-        k = r->pool_chunk_next[k];
-    }
-    return r->pool_scratch;
-}
-
-/* done says which unpinned list an entry is on; a pinned entry is on neither, and
- * pool_unpin decides again when its last reference goes. */
-static void pool_pin(struct pbft_replica *r, uint32_t idx)
-{
-    BFTKV_ASSERT(idx < r->pool_cap);
-    BFTKV_ASSERT(r->pool[idx].live);
-    if (r->pool[idx].refs++ == 0) {
-        unpinned_unlink(r, idx);
-        r->pool[idx].done = false;
-    }
-}
-
-/* The last reference gone: an executed request goes to the done list (its
- * reply is in the reply cache from then on; it stays only for replicas that
- * lack it, below); one that did not execute (its PRE-PREPARE was discarded by a
- * view change or a state transfer) becomes evictable. */
-static void pool_unpin(struct pbft_replica *r, uint32_t idx)
-{
-    struct replica_request_pool_entry *e = &r->pool[idx];
-    BFTKV_ASSERT(idx < r->pool_cap);
-    BFTKV_ASSERT(e->live);
-    BFTKV_ASSERT(e->refs > 0);
-    if (--e->refs > 0)
-        return;
-    e->done = replica_exec_rc_lookup(r, e->client, e->lane)->timestamp >= e->timestamp;
-    unpinned_push(r, idx);
-    pool_check(r);
-}
-
-void replica_request_pool_ref(struct pbft_replica *r, uint32_t idx)
-{
-    pool_pin(r, idx);
-    r->pool_slot_chunks += pool_chunks_of(r->pool[idx].len);
-}
-
-void replica_request_pool_unref(struct pbft_replica *r, uint32_t idx)
-{
-    uint32_t c = replica_request_pool_entry_chunks(r, idx);
-    BFTKV_ASSERT(r->pool_slot_chunks >= c);
-    r->pool_slot_chunks -= c;
-    pool_unpin(r, idx);
-}
-
-/* A backup accepts a batch only with every request it names (TOCS 2002 §4.2).
- * One that lacks a large request of a batch q others committed without it would
- * wait for good: the client has its f+1 replies and retransmits no more. So
- * every replica, about to execute a committed batch -- its requests still pinned
- * here -- sends them to each replica it has neither a PREPARE nor a COMMIT from
- * for that seq, except the batch's primary (it has them). After GST that is a
- * replica that stalled on the request (the copy comes three message delays
- * after the PRE-PREPARE, so it is wanted on arrival) or a faulty one (a silent
- * replica costs each correct one a copy of the large requests it executes: the
- * price of needing no fetch message); a correct one that merely is slow drops
- * the copy at once (the digest is in its pool). The request travels as the
- * client sent it, with its authenticator for every replica (large requests go to
- * all, so are MACed for all): the receiver checks the client's MAC itself.
- *
- * Nobody pushes to a peer whose last STATUS put it more than the pool window w
- * behind the batch (relay_skip): it could take no reference to the copy, which
- * would only push out of its pool the requests it needs first (a laggard at
- * n = 4 received three copies of every large PUT it was behind on;
- * docs/benchmarks.md, "Large values"); it pulls what it lacks when it gets there
- * (request_fetch.c). Pushing from one designated replica instead of all n-1 was
- * tried and lost liveness in the simulator (a restarted designated relayer
- * relays nothing). */
-_Static_assert(REPLICA_REQUEST_MAX + REPLICA_RESERVE_BYTES <= PBFT_OUT_MIN_BYTES,
-               "an empty outbox takes one relayed request");
-
-/* The replicas that need no copy of slot s's large requests: those we have a
- * PREPARE or a COMMIT from for it, the batch's primary, and us. */
-static uint64_t relay_have(const struct pbft_replica *r, const struct replica_slot *s)
-{
-    return s->prep_bits | s->commit_bits | 1ull << r->cfg.id | 1ull << replica_primary_of(r, s->view);
-}
-
-/* The peers that need no push of slot s's large requests because their last
- * STATUS put them more than the pool window behind s. */
-static uint64_t relay_skip(const struct pbft_replica *r, const struct replica_slot *s)
-{
-    uint64_t skip = 0;
-    for (uint16_t b = 0; b < r->cfg.n; b++) {
-        if (r->cu.peer_view_known[b] && s->seq > r->cu.peer_le[b] + r->pool_window)
-            skip |= 1ull << b;
-    }
-    return skip;
-}
-
-static uint64_t relay_all(const struct pbft_replica *r)
-{
-    return r->cfg.n == 64u ? UINT64_MAX : (1ull << r->cfg.n) - 1u;
-}
-
-bool replica_request_pool_relay(struct pbft_replica *r, struct pbft_out *out)
-{
-    if (r->cfg.n == 1)
-        return true;
-    if (r->pool_relay_seq < r->last_executed)
-        r->pool_relay_seq = r->last_executed;
-    uint64_t all = relay_all(r);
-    for (;;) {
-        struct replica_slot *s = replica_slot_find(r, r->pool_relay_seq + 1u);
-        if (s == NULL || !s->committed || s->executed)
-            return true;
-        /* A batch of inlined requests only has nothing to relay: not walked
-         * (at N=10 a batch commits before all nine peers voted, and walking
-         * its entries, cold by now, cost ~1 us per batch). */
-        uint64_t have = s->pp_msg.u.batch.named == 0 ? all : relay_have(r, s) | relay_skip(r, s);
-        for (;;) {
-            uint32_t off = r->pool_relay_off;
-            struct wire_batch_entry e;
-            if (have == all || !wire_batch_next(&s->pp_msg, &off, &e))
-                break;
-            uint32_t idx = e.kind == WIRE_ENTRY_DIGEST ? replica_request_pool_find(r, e.request_digest) : POOL_NONE;
-            for (uint16_t b = r->pool_relay_to; idx != POOL_NONE && b < r->cfg.n; b++) {
-                if ((have >> b) & 1u)
-                    continue;
-                uint32_t len = r->pool[idx].len;
-                if (!pbft_out_room(out, len + REPLICA_RESERVE_BYTES, 1u + REPLICA_RESERVE_MSGS)) {
-                    /* The step resumes here (pbft.h: nothing else comes in
-                     * meanwhile, so the cursor still fits the slot) before the
-                     * batch executes. */
-                    r->pool_relay_to = b;
-                    return false;
-                }
-                pbft_out_copy(out, PBFT_DEST_REPLICA, b, replica_request_pool_bytes(r, idx), len);
-                r->stats.pool_relayed++;
-            }
-            r->pool_relay_to = 0;
-            r->pool_relay_off = off;
-        }
-        r->pool_relay_off = 0;
-        r->pool_relay_seq++;
-    }
-}
-
-/* The same for one slot, best effort: for the primary's retransmission of a
- * PRE-PREPARE that has not committed (catchup.c). Backups receive the requests
- * in another order than the primary, so all of them may have refused one it
- * queued; without a quorum nobody executes, nothing is relayed above, and the
- * batch would wait for the client's next retransmission, which backs off past
- * the view-change timer. false when the outbox had no room (what went out is
- * harmless to send again). */
-bool replica_request_pool_relay_slot(struct pbft_replica *r, const struct replica_slot *s, struct pbft_out *out)
-{
-    uint64_t all = relay_all(r), have = relay_have(r, s);
-    uint32_t off = 0;
-    struct wire_batch_entry e;
-    while (have != all && s->pp_msg.u.batch.named > 0 && wire_batch_next(&s->pp_msg, &off, &e)) {
-        uint32_t idx = e.kind == WIRE_ENTRY_DIGEST ? replica_request_pool_find(r, e.request_digest) : POOL_NONE;
-        for (uint16_t b = 0; idx != POOL_NONE && b < r->cfg.n; b++) {
-            if ((have >> b) & 1u)
-                continue;
-            uint32_t len = r->pool[idx].len;
-            if (!pbft_out_room(out, len + REPLICA_RESERVE_BYTES, 1u + REPLICA_RESERVE_MSGS))
-                return false;
-            pbft_out_copy(out, PBFT_DEST_REPLICA, b, replica_request_pool_bytes(r, idx), len);
-            r->stats.pool_relayed++;
-        }
-    }
-    return true;
-}
-
-/* A pending-queue entry's reference (the primary's queue; replica_request_pending_pop
- * hands it to whoever pops the entry, as a slot reference). */
-static void pool_pend_ref(struct pbft_replica *r, uint32_t idx)
-{
-    pool_pin(r, idx);
-    r->pool_pend_chunks += pool_chunks_of(r->pool[idx].len);
-}
 
 /* ---- The pending queue (primary) ------------------------------------------------ */
 
@@ -745,7 +189,7 @@ bool replica_request_pending_store_pooled(struct pbft_replica *r, uint32_t idx)
     const struct replica_request_pool_entry *e = &r->pool[idx];
     BFTKV_ASSERT(idx < r->pool_cap);
     BFTKV_ASSERT(e->live);
-    if (r->pool_pend_chunks + pool_chunks_of(e->len) > r->pool_queue_chunks)
+    if (r->pool_pend_chunks + replica_pool_chunks_of(e->len) > r->pool_queue_chunks)
         return false; /* at most Q chunks queued (replica_request_pool_create) */
     struct wire_request rq;
     memset(&rq, 0, sizeof rq);
@@ -756,7 +200,7 @@ bool replica_request_pending_store_pooled(struct pbft_replica *r, uint32_t idx)
     if (p == NULL)
         return false;
     p->pool = idx;
-    pool_pend_ref(r, idx);
+    replica_request_pool_pend_ref(r, idx);
     pending_commit(r);
     return true;
 }
@@ -787,10 +231,10 @@ static void primary_queue(struct pbft_replica *r, const struct wire_msg *m, uint
         wire_request_digest(digest, m);
         /* At most Q chunks queued (the sizing at replica_request_pool_create). */
         uint32_t idx = POOL_NONE;
-        if (r->pool_pend_chunks + pool_chunks_of((uint32_t)m->raw_len) <= r->pool_queue_chunks) {
+        if (r->pool_pend_chunks + replica_pool_chunks_of((uint32_t)m->raw_len) <= r->pool_queue_chunks) {
             idx = replica_request_pool_find(r, digest);
             if (idx == POOL_NONE)
-                idx = pool_store(r, m, digest, false);
+                idx = replica_request_pool_store(r, m, digest, false);
         }
         struct replica_pending *p = idx == POOL_NONE ? NULL : pending_push(r, rq, WIRE_ENTRY_DIGEST);
         if (p == NULL) {
@@ -798,7 +242,7 @@ static void primary_queue(struct pbft_replica *r, const struct wire_msg *m, uint
             return;
         }
         p->pool = idx;
-        pool_pend_ref(r, idx);
+        replica_request_pool_pend_ref(r, idx);
         pending_commit(r);
     } else if (!replica_request_pending_store(r, m)) {
         r->stats.dropped_full++;
@@ -822,9 +266,9 @@ static void backup_handle(struct pbft_replica *r, const struct wire_msg *m, uint
         }
         /* A request a stalled PRE-PREPARE waits for always gets room (see the
          * invariant at replica_request_pool_create). */
-        uint32_t idx = pool_store(r, m, digest, false);
+        uint32_t idx = replica_request_pool_store(r, m, digest, false);
         if (idx == POOL_NONE && r->stalled > 0 && replica_preprepare_stalled_wants(r, digest))
-            idx = pool_store(r, m, digest, true);
+            idx = replica_request_pool_store(r, m, digest, true);
         if (idx == POOL_NONE) {
             r->stats.dropped_full++;
             return;

@@ -1,8 +1,8 @@
 /* REQUEST-FETCH: a backup asks for a large request its batch names (TOCS 2002
  * §4.2: a backup accepts a PRE-PREPARE only with the requests it names; docs/design.md §5.3).
- * The pool itself is engine/request.c.
+ * The pool itself is engine/request_pool.c.
  *
- * The push paths of request.c (the relay before execution and with the primary's
+ * The push paths of request_pool.c (the relay before execution and with the primary's
  * retransmission, and catchup.c's answer to a laggard) send a request to the
  * replicas that did not vote for its batch. A replica that did vote and lost
  * its state (crash-restart), whose copy was refused as `full` while it had
@@ -17,9 +17,11 @@
  * holds the request answers with the REQUEST as its client sent it (its
  * authenticator has a MAC for every replica): the asker checks the client's
  * MAC and the batch's digest binds it, so whoever serves it cannot lie.
- * Executed requests stay in the pool (the done list, evicted first) so that
- * replicas that executed a batch can still serve it; once they are evicted, a
- * laggard is below a stable checkpoint soon and fetches the state instead.
+ * Executed requests stay in the pool, held until a stable checkpoint covers
+ * their batch (request_pool.c), so that replicas that executed a batch can
+ * serve it for as long as a laggard has no state to fetch instead; after that
+ * they are evicted first, and a laggard below the stable checkpoint fetches
+ * its state.
  */
 
 #include <string.h>

@@ -540,7 +540,7 @@ void wire_preprepare_view(struct wire_msg *m, const uint8_t *buf, size_t len)
     m->u.batch.entries = m->body + WIRE_PP_FIXED;
     m->u.batch.entries_len = m->h.body_len - WIRE_PP_FIXED;
     /* Counted now, while the bytes are warm: the relays of large requests
-     * (request.c) skip a batch that names none without walking it again. */
+     * (request_pool.c) skip a batch that names none without walking it again. */
     uint32_t off = 0;
     struct wire_batch_entry e;
     while (wire_batch_next(m, &off, &e)) {

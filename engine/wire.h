@@ -68,7 +68,7 @@
  *                seq = the seq of the batch that names the request, digest = its
  *                request digest (wire_request_digest), count 1, shard 0, cursor
  *                0. Asks for a large request by digest; the answer is the
- *                REQUEST itself, as its client sent it (request.c).
+ *                REQUEST itself, as its client sent it (request_fetch.c).
  *   STATE        header seq = n.
  *                state digest[32] | kind u8 | from_part u8 | next_part u8 | flags u8 |
  *                shards u32 | from_shard u32 | next_shard u32 | from_cursor u64 |

@@ -27,7 +27,7 @@ static struct rh_cluster C;
 static uint8_t g_val[LARGE_VALUE];
 
 /* The group after 10 requests (every third one large): h moved at least once,
- * the pool holds the executed large requests. */
+ * the pool holds the executed large requests (seq 9's held, above h). */
 static int setup(void **state)
 {
     (void)state;
@@ -173,6 +173,35 @@ static void test_pool_accounting(void **state)
     assert_null(replica_invariants_check(r, NULL));
 }
 
+/* The held requests (executed above h, kept for laggards until a stable
+ * checkpoint covers them) and the index that reaches every live entry. */
+static void test_pool_held_and_index(void **state)
+{
+    (void)state;
+    struct pbft_replica *r = healthy();
+    uint32_t held = r->pool_held_old;
+    assert_true(held != UINT32_MAX); /* seq 9's request, above h = 8 */
+    assert_true(r->pool[held].held_seq > r->low);
+    r->pool_chunks_held++;
+    expect_broken(r, "pool chunks of held requests differ from their count");
+    r->pool_chunks_held--;
+    uint64_t seq = r->pool[held].held_seq;
+    r->pool[held].held_seq = r->low; /* covered by h, yet held */
+    expect_broken(r, "unpinned lists differ from the unreferenced live entries");
+    r->pool[held].held_seq = seq;
+    uint32_t b = r->pool_batch_chunks;
+    r->pool_batch_chunks = 0;
+    expect_broken(r, "pool holds more than B chunks per batch above h");
+    r->pool_batch_chunks = b;
+    r->pool_index_used++;
+    expect_broken(r, "pool index cells differ from the live entries");
+    r->pool_index_used--;
+    r->pool[held].digest[0] ^= 1u; /* its cell is at the other digest's place */
+    expect_broken(r, "pool entry not reached through the index");
+    r->pool[held].digest[0] ^= 1u;
+    assert_null(replica_invariants_check(r, NULL));
+}
+
 static void test_checkpoint_outside_window(void **state)
 {
     (void)state;
@@ -211,6 +240,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_quorum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_accounting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_held_and_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_outside_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_viewchange_state, setup, teardown),
     };

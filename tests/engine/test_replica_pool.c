@@ -1,4 +1,4 @@
-/* Unit tests of the large-request pool (engine/request.c) and of the
+/* Unit tests of the large-request pool (engine/request_pool.c) and of the
  * rules the pre-prepare phase keeps for it (engine/preprepare.c): four replicas
  * (n = 4, f = 1) on the FIFO pump of replica_harness.c, requests of 30,000-byte
  * values (59 chunks each), sent by hand-rolled clients.
@@ -26,7 +26,15 @@
  *  - a PRE-PREPARE with large requests beyond last_executed + pool_window waits
  *    and is accepted as soon as execution catches up (no tick needed), while
  *    one with inlined requests only does not wait;
- *  - a PRE-PREPARE naming more than B chunks (a faulty primary) is refused.
+ *  - a PRE-PREPARE naming more than B chunks (a faulty primary) is refused;
+ *  - an executed request is held until a stable checkpoint covers its batch:
+ *    arrivals nobody waits for never evict it (they evicted executed requests
+ *    first, and a group with fewer than q replicas up to date then stalled for
+ *    good, its laggards finding nobody to fetch the requests from), and it
+ *    moves to the done list, evicted first, once the checkpoint is stable.
+ *
+ * The log is short (K = 4, L = 8) so that the pool, C = L*B + Q + R chunks,
+ * fills with a few dozen requests.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -65,8 +73,8 @@ static void pool_tune_apply(struct pbft_replica_config *cfg, void *arg)
     const struct pool_tune *t = arg;
     cfg->window = t->window;
     cfg->batch_max_bytes = t->batch_bytes;
-    cfg->checkpoint_interval = 16;
-    cfg->log_window = 64;
+    cfg->checkpoint_interval = 4;
+    cfg->log_window = 8;
     cfg->request_timeout_ns = 100u * MS; /* T: the pool's age for eviction */
 }
 
@@ -132,16 +140,28 @@ static void pool_idle(uint16_t i)
     assert_int_equal(r->pool_chunks_free + r->pool_chunks_unpinned, r->pool_chunks);
 }
 
-/* Chunks of the executed requests replica i keeps for laggards (the done list). */
-static uint32_t done_chunks(uint16_t i)
+/* Chunks of the executed requests replica i keeps for laggards: the done list
+ * (a stable checkpoint covers their batches: evicted first), or the held list
+ * (not yet: never evicted). */
+static uint32_t list_chunks(uint16_t i, bool held)
 {
     const struct pbft_replica *r = C.r[i];
     uint32_t c = 0;
-    for (uint32_t e = r->pool_done_old; e != UINT32_MAX; e = r->pool[e].next) {
-        assert_true(r->pool[e].live && r->pool[e].done && r->pool[e].refs == 0);
+    for (uint32_t e = held ? r->pool_held_old : r->pool_done_old; e != UINT32_MAX; e = r->pool[e].next) {
+        assert_true(r->pool[e].live && r->pool[e].done && r->pool[e].held == held && r->pool[e].refs == 0);
         c += replica_request_pool_entry_chunks(r, e);
     }
     return c;
+}
+
+static uint32_t done_chunks(uint16_t i)
+{
+    return list_chunks(i, false);
+}
+
+static uint32_t held_chunks(uint16_t i)
+{
+    return list_chunks(i, true);
 }
 
 /* COMMITs to replica `victim` wait in the network until held_release. */
@@ -193,7 +213,7 @@ static void test_pool_batch_budget(void **state)
     assert_int_equal(p->pool_batch_chunks, 224);
     assert_int_equal(p->pool_window, 4);
     assert_int_equal(p->pool_queue_chunks, 2u * 224u);
-    assert_int_equal(p->pool_chunks, 4u * 224u + 2u * 224u + REPLICA_POOL_REQUEST_CHUNKS);
+    assert_int_equal(p->pool_chunks, 8u * 224u + 2u * 224u + REPLICA_POOL_REQUEST_CHUNKS);
     struct pp_watch w = { 0, 0 };
     C.filter = watch_pps;
     C.filter_arg = &w;
@@ -209,7 +229,10 @@ static void test_pool_batch_budget(void **state)
         assert_int_equal(st(i)->pool_relayed, 0);
         assert_true(rh_logs_same(&C, 0, i));
         pool_idle(i);
-        /* Executed requests stay, on the done list only (for laggards). */
+        /* Executed requests stay for laggards: seqs 1..4, covered by the
+         * stable checkpoint at 4, so on the done list only. */
+        assert_int_equal(C.r[i]->low, 4);
+        assert_int_equal(held_chunks(i), 0);
         assert_int_equal(C.r[i]->pool_chunks_free + done_chunks(i), C.r[i]->pool_chunks);
         assert_int_equal(done_chunks(i), 9u * REQUEST_CHUNKS);
     }
@@ -219,7 +242,8 @@ static void test_pool_batch_budget(void **state)
 
 /* Requests that only replica 1 gets (a faulty client's, or ones the primary
  * refused), from clients *next on, until the pool has no room for one more
- * (executed requests, kept for laggards, make room first); returns how many. */
+ * (executed requests that a stable checkpoint covers make room first; held
+ * ones never do); returns how many. */
 static uint16_t fill_unpinned(uint16_t *next)
 {
     uint16_t k = 0;
@@ -235,10 +259,10 @@ static void test_pool_pinned_oldest_never_blocks(void **state)
 {
     (void)state;
     /* Small batches: B = 125 chunks (one request of the largest size), W = 2:
-     * the window w = 4, Q = 250 and C = 4 * 125 + 250 + 125 = 875 chunks. */
-    cluster_up(24, 2, 4096);
+     * the window w = 4, Q = 250 and C = 8 * 125 + 250 + 125 = 1,375 chunks. */
+    cluster_up(32, 2, 4096);
     struct pbft_replica *r1 = C.r[1];
-    assert_int_equal(r1->pool_chunks, 875);
+    assert_int_equal(r1->pool_chunks, 1375);
     hold_commits(1);
 
     /* A (client 0) commits without replica 1: there it stays pinned by the
@@ -251,10 +275,10 @@ static void test_pool_pinned_oldest_never_blocks(void **state)
     assert_true(a != UINT32_MAX);
     assert_int_equal(r1->pool[a].refs, 1);
 
-    /* Young, unpinned requests fill the rest (clients 1..13). */
+    /* Young, unpinned requests fill the rest (clients 1..22). */
     uint16_t next = 1;
     uint16_t junk = fill_unpinned(&next);
-    assert_int_equal(junk, (875u - REQUEST_CHUNKS) / REQUEST_CHUNKS);
+    assert_int_equal(junk, (1375u - REQUEST_CHUNKS) / REQUEST_CHUNKS);
     assert_int_equal(st(1)->dropped_full, 0);
 
     /* R to everyone: replica 1 has no room for an arrival nobody waits for
@@ -286,8 +310,9 @@ static void test_pool_pinned_oldest_never_blocks(void **state)
         pool_idle(i);
     }
     /* The never-ordered requests but one remain, evictable, and the two
-     * executed ones stay on the done list. */
-    assert_int_equal(done_chunks(1), 2u * REQUEST_CHUNKS);
+     * executed ones are held (no checkpoint is stable yet). */
+    assert_int_equal(held_chunks(1), 2u * REQUEST_CHUNKS);
+    assert_int_equal(done_chunks(1), 0);
     assert_int_equal(r1->pool_chunks_unpinned, (uint32_t)(junk + 1u) * REQUEST_CHUNKS);
 
     /* Fill up again; the next arrival nobody waits for is refused while the
@@ -458,8 +483,8 @@ static bool keep_filter(struct rh_cluster *c, const struct rh_msg *m, void *arg)
 static void test_pool_keeps_stalled_batch(void **state)
 {
     (void)state;
-    /* W = 1, B = 125: C = 2 * 125 + 125 + 125 = 500 chunks. */
-    cluster_up(16, 1, 4096);
+    /* W = 1, B = 125: C = 8 * 125 + 125 + 125 = 1,250 chunks. */
+    cluster_up(32, 1, 4096);
     struct pbft_replica *r1 = C.r[1];
     static struct keep_filter k;
     k.y_len = big_request(k.y, 2, 1, 0);
@@ -478,8 +503,8 @@ static void test_pool_keeps_stalled_batch(void **state)
     uint32_t x = big_index(1, 1, 1);
     assert_true(x != UINT32_MAX);
     assert_int_equal(r1->pool[x].refs, 0);
-    /* Requests that nothing names fill the pool behind X, the oldest (P,
-     * executed, makes room first). */
+    /* Requests that nothing names fill the pool behind X, the oldest unpinned
+     * one (P, executed, is held). */
     uint16_t junk = 3;
     while (r1->pool_chunks_free >= REQUEST_CHUNKS || r1->pool_done_old != UINT32_MAX) {
         big_send(junk++, 1, 1);
@@ -592,6 +617,69 @@ static void test_pool_budget_enforced(void **state)
     assert_int_equal(r1->pool_slot_chunks, 2u * REQUEST_CHUNKS);
 }
 
+/* ---- Executed requests are held until a stable checkpoint --------------------------- */
+
+static void test_pool_held_until_stable(void **state)
+{
+    (void)state;
+    /* W = 1, B = 125: C = 8 * 125 + 125 + 125 = 1,250 chunks; K = 4. */
+    cluster_up(40, 1, 4096);
+    struct pbft_replica *r1 = C.r[1];
+    /* Clients 0..2: seq 1 (client 0's) and seq 2 (clients 1 and 2). */
+    for (uint16_t k = 0; k < 3; k++)
+        big_send(k, 1, UINT16_MAX);
+    rh_run(&C);
+    for (uint16_t i = 0; i < 4; i++)
+        assert_int_equal(st(i)->last_executed, 2);
+    assert_int_equal(r1->low, 0);
+    assert_int_equal(held_chunks(1), 3u * REQUEST_CHUNKS);
+    assert_int_equal(done_chunks(1), 0);
+
+    /* Requests nobody orders fill replica 1's pool; once they are older than
+     * T the next arrival evicts the oldest of them, never an executed one: a
+     * replica that has not executed seqs 1 and 2 can still fetch them here. */
+    uint16_t next = 3;
+    uint16_t junk = fill_unpinned(&next);
+    assert_int_equal(junk, (1250u - 3u * REQUEST_CHUNKS) / REQUEST_CHUNKS);
+    C.now_ns += r1->cfg.request_timeout_ns;
+    for (uint16_t k = 0; k < 3; k++) {
+        big_send(next++, 1, 1);
+        rh_run(&C);
+    }
+    assert_int_equal(st(1)->pool_evicted, 3);
+    assert_int_equal(big_index(1, 3, 1), UINT32_MAX);
+    for (uint16_t k = 0; k < 3; k++)
+        assert_true(big_index(1, k, 1) != UINT32_MAX);
+    assert_int_equal(held_chunks(1), 3u * REQUEST_CHUNKS);
+
+    /* Seqs 3 and 4 (clients 0 and 1 again): the checkpoint at 4 becomes
+     * stable, and every executed request moves to the done list. */
+    for (uint16_t k = 0; k < 2; k++) {
+        big_send(k, 2, UINT16_MAX);
+        rh_run(&C);
+    }
+    for (uint16_t i = 0; i < 4; i++) {
+        assert_int_equal(st(i)->last_executed, 4);
+        assert_int_equal(C.r[i]->low, 4);
+        assert_int_equal(held_chunks(i), 0);
+        assert_true(rh_logs_same(&C, 0, i));
+        pool_idle(i);
+    }
+    assert_int_equal(done_chunks(0), 5u * REQUEST_CHUNKS);
+    /* The next arrival evicts an executed request first. */
+    uint64_t evicted = st(1)->pool_evicted;
+    uint32_t done = done_chunks(1);
+    assert_true(done > 0);
+    while (r1->pool_chunks_free >= REQUEST_CHUNKS) {
+        big_send(next++, 1, 1);
+        rh_run(&C);
+    }
+    big_send(next++, 1, 1);
+    rh_run(&C);
+    assert_int_equal(st(1)->pool_evicted, evicted);
+    assert_true(done_chunks(1) < done);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -605,6 +693,7 @@ int main(void)
         cmocka_unit_test_teardown(test_pool_keeps_stalled_batch, teardown),
         cmocka_unit_test_teardown(test_pool_queue_cap, teardown),
         cmocka_unit_test_teardown(test_pool_budget_enforced, teardown),
+        cmocka_unit_test_teardown(test_pool_held_until_stable, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
