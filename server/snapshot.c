@@ -399,6 +399,7 @@ static bool job_start(struct server *s)
     struct wal_stats ws;
     wal_stats_get(s->wal, &ws);
     sn->log_at_start = ws.bytes;
+    sn->xfers_at_start = pbft_replica_stats(s->replica)->state_transfers;
     return true;
 }
 
@@ -579,13 +580,19 @@ static void job_result(struct server *s)
 }
 
 /* Start one now? Once the log grew by the newest snapshot's size (at least
- * the config's snapshot_log_bytes) since the last one started. */
+ * the config's snapshot_log_bytes) since the last one started -- or at once
+ * when a state transfer installed a state since then. That state is in no
+ * record: until a snapshot holds it, a crash rebuilds the replica only as
+ * unsure (engine/recover.c, its gap), and after a whole-group crash q replicas
+ * unsure would leave the group refusing for good (integ_durability_crash_load
+ * --staged found it with the 16 MiB floor: three backups that had fetched
+ * state under load came back unsure, and the group never served again). */
 static bool job_due(struct server *s)
 {
     struct server_snap *sn = s->snap;
     if (sn->active || sn->ckpt_seq <= sn->started_seq || sn->ckpt_seq <= sn->kept[1])
         return false;
-    if (sn->kept[1] == 0)
+    if (sn->kept[1] == 0 || pbft_replica_stats(s->replica)->state_transfers != sn->xfers_at_start)
         return true;
     struct wal_stats ws;
     wal_stats_get(s->wal, &ws);

@@ -81,6 +81,7 @@ struct server_snap {
     uint64_t ckpt_seq;
     uint64_t started_seq;   /* the last job's seq */
     uint64_t log_at_start;  /* wal bytes written when the last job started */
+    uint64_t xfers_at_start; /* the engine's state_transfers then */
     uint64_t kept[SNAP_KEEP]; /* complete snapshots, ascending (0: none) */
     uint64_t kept_bytes;    /* the newest's size */
     struct snap_ival iv[SNAP_IVALS_MAX];
