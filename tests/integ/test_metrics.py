@@ -265,10 +265,17 @@ def part_idle(c, ports, primary):
         check(got is None, "nothing beyond the connection limit is served")
         check(c.stats(primary) is not None, "the protocol answers stats meanwhile")
         full.close()
-        s.settimeout(10.0)
-        got = s.recv(12)
-        log(f"once they closed, it is answered: {got!r}")
-        check(got.startswith(b"HTTP/1.1 200"), "served once slots are free")
+        # Well inside the endpoint's 10 s timeout: served because the slots
+        # were freed by the closes, not because the held ones timed out (the
+        # epoll mode of libmicrohttpd 0.9.75 missed closes; server/metrics_http.c).
+        t_close = time.monotonic()
+        s.settimeout(5.0)
+        try:
+            got = s.recv(12)
+        except socket.timeout:
+            got = b""
+        log(f"once they closed, it is answered after {time.monotonic() - t_close:.2f} s: {got!r}")
+        check(got.startswith(b"HTTP/1.1 200"), "served within 5 s of the held connections closing")
         s.close()
     finally:
         full.close()
