@@ -166,19 +166,20 @@ void replica_catchup_repair_answer(struct pbft_replica *r, struct replica_slot *
         r->stats.dropped_full++;
 }
 
-/* Walk (last_executed, h + L]: learn the highest seq anything named, and
- * re-multicast our part of the unfinished slots whose time has come. */
+/* Walk (last_executed, min(h + L, max seen)] and re-multicast our part of the
+ * unfinished slots whose time has come. No slot lies above max seen
+ * (replica_slot_get raises it for every seq it hands out; it never falls), so
+ * the walk covers the seqs in use, not the whole window: a node hosting many
+ * partitions scans each one's few slots every R/4, not L of them. */
 static void retransmit_scan(struct pbft_replica *r, struct pbft_out *out)
 {
     uint64_t iv = r->cfg.retransmit_ns / 2u; /* a slot's interval: R/2, scanned every R/4 */
     uint32_t budget = r->view_active ? r->cfg.window : 0; /* none during a view change */
-    uint64_t hi = replica_high(r);
+    uint64_t hi = r->cu.max_seen < replica_high(r) ? r->cu.max_seen : replica_high(r);
     for (uint64_t seq = r->last_executed + 1u; seq <= hi; seq++) {
         struct replica_slot *s = replica_slot_find(r, seq);
         if (s == NULL)
             continue;
-        if ((s->has_digest || s->prep_bits != 0 || s->commit_bits != 0) && seq > r->cu.max_seen)
-            r->cu.max_seen = seq;
         if (s->committed || s->view != r->view || r->cfg.n == 1 || !slot_has_own(r, s))
             continue;
         if (s->retx_ns == 0) {
