@@ -18,6 +18,12 @@ It passes only if:
   - no correct replica executed a conflicting batch: newview_conflicts is 0 on
     each, and once the load stops they agree on last_executed and state_digest;
   - the clients saw no wrong value: the history is linearizable.
+
+A run in which the group left the restarted primary before it sent a batch of
+two requests (its first batches slow on a busy machine, while the backups'
+timeouts are still T with no waits measured) cannot show equivocation: its
+history is checked, and the scenario runs again on a fresh group, at most
+ATTEMPTS times; the test fails if no attempt equivocated.
 """
 
 import json
@@ -31,6 +37,7 @@ from integ import BUILD, Cluster, check, log, run, run_test, wait_until  # noqa:
 LIAR = 0
 SEED = 7
 LOAD_S = 3
+ATTEMPTS = 3  # fresh groups, when the group left the liar before it equivocated
 
 
 def body():
@@ -38,30 +45,40 @@ def body():
     checker = os.path.join(BUILD, "bftkv-lincheck")
     for exe in (bench, checker):
         check(os.access(exe, os.X_OK), f"{exe} is not built")
-    c = Cluster("byz-equivocate", 4, clients=4)
-    c.start()
-    c.restart(LIAR, byzantine="equivocate", byzantine_seed=SEED)
+    for attempt in range(1, ATTEMPTS + 1):
+        c = Cluster(f"byz-equivocate-{attempt}", 4, clients=4)
+        c.start()
+        c.restart(LIAR, byzantine="equivocate", byzantine_seed=SEED)
+        tmp = tempfile.mkdtemp(prefix="bftkv-byz-equivocate-")
+        hist = os.path.join(tmp, "history.jsonl")
+        r = run([bench, "--config", c.conf, "--cluster-dir", c.dir, "--duration", str(LOAD_S), "--warmup", "0",
+                 "--final-read", "--del-ratio", "0.1", "--read-ratio", "0.3", "--keys", "300", "--history", hist],
+                timeout=90)
+        for line in r.stderr.decode(errors="replace").splitlines():
+            log(f"  bench: {line}")
+        check(r.returncode == 0, f"bftkv-bench exit {r.returncode}")
+        s = c.stats(LIAR)
+        check(s is not None and s.get("byzantine") == "equivocate", f"replica {LIAR} does not run equivocate: {s}")
+        b = s["byzantine_stats"]
+        log(f"attempt {attempt}: replica {LIAR} byzantine_stats {b}, view {s['view']}")
+        if b["equivocated"] > 0:
+            break
+        # Inconclusive, not wrong: the group left the restarted primary before
+        # its first batch of two requests (its first batches slow on a busy
+        # machine: the backups' timeouts start at T with no waits measured yet).
+        # The history still has to check; then a fresh group.
+        check(run([checker, hist], timeout=60).returncode == 0, "bftkv-lincheck rejects the history")
+        os.unlink(hist)
+        os.rmdir(tmp)
+        c.stop()
+    check(b["equivocated"] > 0, f"the primary never equivocated in {ATTEMPTS} fresh groups: {b}")
     correct = [i for i in range(c.n) if i != LIAR]
-    tmp = tempfile.mkdtemp(prefix="bftkv-byz-equivocate-")
-    hist = os.path.join(tmp, "history.jsonl")
-    r = run([bench, "--config", c.conf, "--cluster-dir", c.dir, "--duration", str(LOAD_S), "--warmup", "0",
-             "--final-read", "--del-ratio", "0.1", "--read-ratio", "0.3", "--keys", "300", "--history", hist],
-            timeout=90)
-    for line in r.stderr.decode(errors="replace").splitlines():
-        log(f"  bench: {line}")
-    check(r.returncode == 0, f"bftkv-bench exit {r.returncode}")
     with open(hist) as f:
         lines = [json.loads(x) for x in f if x.strip()]
     ops = lines[1:]
     ok = sum(1 for o in ops if o["outcome"] == "ok")
     log(f"history: {len(ops)} operations, {ok} ok")
     check(ok > 0, "no operation completed")
-
-    s = c.stats(LIAR)
-    check(s is not None and s.get("byzantine") == "equivocate", f"replica {LIAR} does not run equivocate: {s}")
-    b = s["byzantine_stats"]
-    log(f"replica {LIAR} byzantine_stats {b}")
-    check(b["equivocated"] > 0, f"the primary never equivocated: {b}")
 
     def agree():
         st = {i: c.stats(i) for i in correct}
