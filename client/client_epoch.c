@@ -130,20 +130,41 @@ static void epoch_adopt(struct bftkv_client *r, struct cluster_map *m)
     }
 }
 
+bool client_epoch_due(const struct client_epoch *e, uint64_t claim, uint64_t held_epoch, uint64_t now_ns)
+{
+    if (claim <= held_epoch)
+        return false; /* nothing newer claimed, or already fetched by another thread */
+    if (e->last_try_ns != 0 && now_ns - e->last_try_ns < (uint64_t)CLIENT_MAP_REFETCH_MS * 1000000u)
+        return false;
+    if (claim <= e->tried_epoch && now_ns - e->last_try_ns < e->backoff_ms * 1000000u)
+        return false; /* a claim not borne out: wait longer before believing it again */
+    return true;
+}
+
+void client_epoch_tried(struct client_epoch *e, uint64_t claim, bool borne_out, uint64_t now_ns)
+{
+    e->last_try_ns = now_ns != 0 ? now_ns : 1u;
+    e->fetches++;
+    if (borne_out) {
+        e->backoff_ms = CLIENT_MAP_REFETCH_MS;
+        return;
+    }
+    /* The same claim (or a lower one) again waits twice as long; a higher one
+     * is a new claim. */
+    e->fetch_failures++;
+    uint64_t doubled = e->backoff_ms * 2u < CLIENT_MAP_REFETCH_MS_MAX ? e->backoff_ms * 2u : CLIENT_MAP_REFETCH_MS_MAX;
+    e->backoff_ms = claim <= e->tried_epoch ? doubled : CLIENT_MAP_REFETCH_MS;
+    e->tried_epoch = claim > e->tried_epoch ? claim : e->tried_epoch;
+}
+
 /* With e->mu held: fetch once, if the rates allow. */
 static void epoch_fetch(struct bftkv_client *r, uint64_t claim, uint64_t now)
 {
     struct client_epoch *e = r->epoch;
     struct cluster_map *routed = client_epoch_map(r);
     const struct cluster_map *held = e->pending != NULL ? e->pending : routed;
-    if (claim <= held->params.epoch)
-        return; /* already fetched (by another thread) */
-    if (e->last_try_ns != 0 && now - e->last_try_ns < (uint64_t)CLIENT_MAP_REFETCH_MS * 1000000u)
+    if (!client_epoch_due(e, claim, held->params.epoch, now))
         return;
-    if (claim <= e->tried_epoch && now - e->last_try_ns < e->backoff_ms * 1000000u)
-        return; /* a claim not borne out: wait longer before believing it again */
-    e->last_try_ns = now;
-    e->fetches++;
     /* The node that claimed it first is asked first: it says it serves that map. */
     uint32_t src = atomic_load_explicit(&r->io->epoch_hint_src, memory_order_relaxed);
     const struct sockaddr_storage *first = NULL;
@@ -156,19 +177,11 @@ static void epoch_fetch(struct bftkv_client *r, uint64_t claim, uint64_t now)
     char err[BFTKV_CONFIG_ERR_MAX * 2];
     struct cluster_map *got = NULL;
     int rc = client_map_refetch(e->cfg, r->id, held, first, firstlen, &got, err, sizeof err);
-    if (rc != 0 || got->params.epoch < claim) {
-        /* Not borne out: the same claim again waits twice as long. */
-        e->fetch_failures++;
-        uint64_t doubled = e->backoff_ms * 2u < CLIENT_MAP_REFETCH_MS_MAX ? e->backoff_ms * 2u : CLIENT_MAP_REFETCH_MS_MAX;
-        e->backoff_ms = claim <= e->tried_epoch ? doubled : CLIENT_MAP_REFETCH_MS;
-        e->tried_epoch = claim > e->tried_epoch ? claim : e->tried_epoch;
-        if (rc != 0) {
-            log_warn("client %u: a node claims map epoch %llu, above the held %llu, and no node gave a newer "
-                     "map: %s", r->id, (unsigned long long)claim, (unsigned long long)held->params.epoch, err);
-            return;
-        }
-    } else {
-        e->backoff_ms = CLIENT_MAP_REFETCH_MS;
+    client_epoch_tried(e, claim, rc == 0 && got->params.epoch >= claim, now);
+    if (rc != 0) {
+        log_warn("client %u: a node claims map epoch %llu, above the held %llu, and no node gave a newer map: %s",
+                 r->id, (unsigned long long)claim, (unsigned long long)held->params.epoch, err);
+        return;
     }
     atomic_store_explicit(&e->newest, got->params.epoch, memory_order_release);
     if (client_epoch_same_groups(routed, got)) {

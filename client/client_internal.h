@@ -353,6 +353,11 @@ void client_epoch_check(struct bftkv_client *r);
 /* The loop's: an authenticated REPLY or a MAP-NOTICE from replica j of c's
  * group claimed `epoch`. */
 void client_epoch_hint(struct bftkv_client *c, uint16_t replica, uint64_t epoch);
+/* The rate rule of a fetch, apart so a test can drive it: is a fetch due at
+ * now_ns for `claim` when the newest map held has held_epoch? And record one
+ * made at now_ns (borne_out: it gave a map of the claimed epoch or later). */
+bool client_epoch_due(const struct client_epoch *e, uint64_t claim, uint64_t held_epoch, uint64_t now_ns);
+void client_epoch_tried(struct client_epoch *e, uint64_t claim, bool borne_out, uint64_t now_ns);
 /* Fill sum's map fields. */
 void client_epoch_stats(struct bftkv_client *r, struct bftkv_client_stats *sum);
 /* Decide whether a newer map's groups are those a handle routes with: every
