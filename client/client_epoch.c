@@ -33,7 +33,6 @@
 #include "bftkv/errors.h"
 #include "client/client_internal.h"
 #include "common/assert.h"
-#include "common/log.h"
 
 static uint64_t epoch_now_ns(void)
 {
@@ -178,19 +177,14 @@ static void epoch_fetch(struct bftkv_client *r, uint64_t claim, uint64_t now)
     struct cluster_map *got = NULL;
     int rc = client_map_refetch(e->cfg, r->id, held, first, firstlen, &got, err, sizeof err);
     client_epoch_tried(e, claim, rc == 0 && got->params.epoch >= claim, now);
-    if (rc != 0) {
-        log_warn("client %u: a node claims map epoch %llu, above the held %llu, and no node gave a newer map: %s",
-                 r->id, (unsigned long long)claim, (unsigned long long)held->params.epoch, err);
-        return;
-    }
+    if (rc != 0)
+        return; /* counted in map_fetch_failures; the library prints nothing */
     atomic_store_explicit(&e->newest, got->params.epoch, memory_order_release);
     if (client_epoch_same_groups(routed, got)) {
         epoch_adopt(r, got);
         return;
     }
-    log_warn("client %u: map epoch %llu moves partitions; routing with epoch %llu until the handle is opened "
-             "again", r->id, (unsigned long long)got->params.epoch, (unsigned long long)routed->params.epoch);
-    cluster_map_free(e->pending);
+    cluster_map_free(e->pending); /* map_epoch_pending says so */
     e->pending = got;
 }
 
