@@ -3,6 +3,7 @@
  * test_deployment_epoch.py.
  *
  *   integ_epoch --config FILE --client C
+ *   integ_epoch --remap MAP --admin-key KEY --partitions P --epoch E --out OUT
  *
  * Opens the handle once, then reads commands from stdin, one a line:
  *   round TAG   PUT a fresh value to two keys of every partition (chosen by
@@ -14,6 +15,11 @@
  *   quit        close the handle and exit
  * Exit 0 after quit, 2 on bad arguments or an open that fails. Bounded: at
  * most EPOCH_ROUNDS_MAX rounds, each operation within the handle's timeout.
+ *
+ * --remap writes MAP (a signed map, not verified here) with P partitions at
+ * epoch E, signed with the admin key file KEY: the same nodes and clients,
+ * partitions placed anew -- a map `bftkv admin` cannot make yet, for a test
+ * of a map that moves partitions. Exit 0, or 2 with a message.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,6 +29,7 @@
 #include "bftkv/client.h"
 #include "bftkv/errors.h"
 #include "client/client_internal.h"
+#include "cluster/cluster.h"
 
 #define EPOCH_ROUNDS_MAX 100u
 #define EPOCH_KEY_CAP 48u
@@ -79,15 +86,69 @@ static void round_run(struct bftkv_client *r, char (*key)[EPOCH_KEY_CAP], const 
     fflush(stdout);
 }
 
+static int remap(const char *in, const char *key, unsigned long partitions, unsigned long long epoch,
+                 const char *out)
+{
+    char err[512] = "";
+    uint8_t *bytes = NULL, seed[BFTKV_KEY_SEED_SIZE], pk[32], sk[64];
+    size_t len = 0;
+    struct cluster_map *map = NULL, *built = NULL;
+    int rc = cluster_file_read(in, CLUSTER_MAP_SIGNED_SIZE_MAX, &bytes, &len, err, sizeof err);
+    rc = rc != 0 ? rc : bftkv_key_load(key, seed, err, sizeof err);
+    if (rc == 0)
+        cluster_map_admin_keypair(seed, pk, sk);
+    rc = rc != 0 ? rc : cluster_map_open(bytes, len, pk, &map, err, sizeof err);
+    if (rc == 0) {
+        struct cluster_map_params pa = map->params;
+        pa.partitions = (uint32_t)partitions;
+        pa.epoch = epoch;
+        rc = cluster_map_build(&pa, map->node_id, map->node, map->m, map->client, map->clients, &built, err,
+                               sizeof err);
+    }
+    free(bytes);
+    bytes = NULL;
+    rc = rc != 0 ? rc : cluster_map_sign(built, sk, &bytes, &len);
+    FILE *fp = rc == 0 ? fopen(out, "wb") : NULL;
+    if (rc == 0 && (fp == NULL || fwrite(bytes, 1, len, fp) != len))
+        rc = BFTKV_E_IO;
+    if (fp != NULL && fclose(fp) != 0)
+        rc = BFTKV_E_IO;
+    if (rc != 0)
+        fprintf(stderr, "integ_epoch --remap: %s: %s\n", bftkv_strerror(rc), err);
+    free(bytes);
+    cluster_map_free(map);
+    cluster_map_free(built);
+    return rc == 0 ? 0 : 2;
+}
+
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
+    const char *config = NULL, *remap_in = NULL, *admin_key = NULL, *out = NULL;
     long client = -1;
+    unsigned long partitions = 0;
+    unsigned long long epoch = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--config") == 0)
             config = argv[i + 1];
         else if (strcmp(argv[i], "--client") == 0)
             client = strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--remap") == 0)
+            remap_in = argv[i + 1];
+        else if (strcmp(argv[i], "--admin-key") == 0)
+            admin_key = argv[i + 1];
+        else if (strcmp(argv[i], "--partitions") == 0)
+            partitions = strtoul(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--epoch") == 0)
+            epoch = strtoull(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--out") == 0)
+            out = argv[i + 1];
+    }
+    if (remap_in != NULL) {
+        if (admin_key == NULL || out == NULL || partitions == 0 || epoch == 0) {
+            fprintf(stderr, "usage: integ_epoch --remap MAP --admin-key KEY --partitions P --epoch E --out OUT\n");
+            return 2;
+        }
+        return remap(remap_in, admin_key, partitions, epoch, out);
     }
     if (config == NULL || client < 0 || client > UINT16_MAX) {
         fprintf(stderr, "usage: integ_epoch --config FILE --client C\n");

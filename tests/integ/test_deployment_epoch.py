@@ -23,6 +23,13 @@ an older epoch starts nothing); a new client whose map_cache holds epoch 2 and
 whose only seed is node 3 refuses its map (exit 4, "older than the held
 epoch 2").
 
+Then a map that moves partitions: epoch 3 with P = 4 (made by integ_epoch
+--remap), node 3 restarted on it. Round D: node 3 answers the requests for
+the groups it no longer hosts (4..7) with MAP-NOTICEs, the handle fetches
+epoch 3 from it and caches it but keeps routing with epoch 2 (pending 3: it
+does not re-open partitions while open), and every operation still completes
+through the other three replicas of each group. Round E: no further fetch.
+
 Last, a node's refusal: a REQUEST for a group no node hosts (group 99), sent
 by hand as client 0, is answered with a 32-byte MAP-NOTICE carrying the
 node's epoch, the group and the request's timestamp; a second one within a
@@ -180,14 +187,39 @@ def body():
         cc = h.round("C")
         check(cc["failed"] == 0 and cc["ok"] == 2 * P, f"round C: {cc}")
         check(cc["map_epoch"] == 2 and cc["claimed"] == 2 and cc["fetches"] == 1, f"round C: {cc}")
-        check(h.close() == 0, "integ_epoch did not exit 0")
-        h = None
         stale = write_client(os.path.join(work, "stale"), c.dir, [f"127.0.0.1:{c.base_port + 3}"])
         shutil.copy(map2_path, os.path.join(work, "stale", "map-cache.bin"))
         rc, _, err = c.cli("put", "stale-key", "v", config=stale, client=0)
         check(rc == EXIT_OTHER and "serves epoch 1, older than the held epoch 2" in err,
               f"a client holding epoch 2 with node 3 as its seed: exit {rc}, {err.strip()!r}")
         log(f"refused as expected (exit {rc}): {err.strip()}")
+
+        # A map that moves partitions: epoch 3 with P = 4 (integ_epoch --remap; no
+        # `bftkv admin` command makes one yet), node 3 restarted on it. Node 3 no
+        # longer hosts groups 4..7: it answers the client's requests for them with
+        # MAP-NOTICEs; the client fetches epoch 3 from it, caches it, and keeps
+        # routing with epoch 2 (it does not re-open partitions while open); the
+        # other three replicas of each group complete every call.
+        map3_path = os.path.join(work, "map-epoch3.bin")
+        r = run([os.path.join(INTEG_BIN, "integ_epoch"), "--remap", map2_path, "--admin-key",
+                 os.path.join(c.dir, "admin.key"), "--partitions", "4", "--epoch", "3", "--out", map3_path])
+        check(r.returncode == 0, f"integ_epoch --remap: {text(r.stderr)}")
+        with open(map3_path, "rb") as fp:
+            map3 = fp.read()
+        restart_on(c, 3, map3)
+        with open(os.path.join(c.dir, "map.bin"), "wb") as fp:
+            fp.write(map2)
+        d = h.round("D")
+        check(d["failed"] == 0 and d["ok"] == 2 * P, f"round D: {d}")
+        check(d["notices"] >= 1 and d["claimed"] == 3 and d["fetches"] == 2 and d["fetch_failures"] == 0,
+              f"round D: {d}")
+        check(d["map_epoch"] == 2 and d["pending"] == 3, f"round D: routes with {d}")
+        with open(os.path.join(work, "handle", "map-cache.bin"), "rb") as fp:
+            check(fp.read() == map3, "map_cache does not hold the epoch-3 map")
+        e = h.round("E")
+        check(e["failed"] == 0 and e["fetches"] == 2 and e["pending"] == 3, f"round E: {e}")
+        check(h.close() == 0, "integ_epoch did not exit 0")
+        h = None
 
         # A request for a group no node hosts: one notice, then the rate.
         got = notice_probe(c.base_port, 99, 4242, 3.0)
