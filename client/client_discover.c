@@ -226,6 +226,39 @@ static int discover_cache_write(const struct discover *d, size_t len, char *err,
     return 0;
 }
 
+/* Ask one node for its map and judge it against held (NULL: none): 0 with
+ * *cand (NEWER: a new map; SAME: NULL) and *v, or the error with the reason. */
+static int discover_ask(struct discover *d, const struct cluster_map *held, const struct sockaddr_storage *to,
+                        socklen_t tolen, size_t *len, struct cluster_map **cand, enum cluster_map_verdict *v,
+                        char *reason, size_t rlen)
+{
+    *cand = NULL;
+    int rc = discover_fetch(d, to, tolen, len);
+    if (rc == BFTKV_E_RANGE) {
+        snprintf(reason, rlen, "it serves epoch %llu, older than the held epoch %llu",
+                 (unsigned long long)d->seed_epoch, (unsigned long long)d->held_epoch);
+        return rc;
+    }
+    if (rc != 0) {
+        snprintf(reason, rlen, "%s", rc == BFTKV_E_TIMEOUT ? "no answer" : bftkv_strerror(rc));
+        return rc;
+    }
+    struct cluster_map *got = NULL;
+    rc = cluster_map_accept(held, d->buf, *len, d->admin_pk, &got, v, reason, rlen);
+    if (rc == 0 && *v == CLUSTER_MAP_NEWER)
+        *cand = got;
+    else
+        cluster_map_free(got);
+    return rc;
+}
+
+/* Append "seed HOST:PORT: reason; refusing it" to why. */
+static void discover_why(char *why, size_t whylen, size_t *used, const char *what, const char *reason)
+{
+    int n = snprintf(why + *used, whylen - *used, "%s%s: %s; refusing it", *used > 0 ? "; " : "", what, reason);
+    *used = n > 0 && (size_t)n < whylen - *used ? *used + (size_t)n : *used;
+}
+
 /* Ask each seed in turn; *out the first acceptable map. why collects every
  * refused seed's reason. */
 static int discover_seeds(struct discover *d, struct cluster_map *held, struct cluster_map **out, char *why,
@@ -240,34 +273,27 @@ static int discover_seeds(struct discover *d, struct cluster_map *held, struct c
         struct sockaddr_storage to;
         socklen_t tolen = 0;
         size_t len = 0;
+        struct cluster_map *cand = NULL;
+        enum cluster_map_verdict v = CLUSTER_MAP_BAD;
         int rc = discover_resolve(seed, &to, &tolen);
-        if (rc != 0) {
+        if (rc != 0)
             snprintf(reason, sizeof reason, "cannot resolve the address");
-        } else if ((rc = discover_fetch(d, &to, tolen, &len)) != 0) {
-            if (rc == BFTKV_E_RANGE)
-                snprintf(reason, sizeof reason, "it serves epoch %llu, older than the held epoch %llu",
-                         (unsigned long long)d->seed_epoch, (unsigned long long)d->held_epoch);
-            else
-                snprintf(reason, sizeof reason, "%s", rc == BFTKV_E_TIMEOUT ? "no answer" : bftkv_strerror(rc));
-        } else {
-            struct cluster_map *cand = NULL;
-            enum cluster_map_verdict v = CLUSTER_MAP_BAD;
-            rc = cluster_map_accept(held, d->buf, len, d->admin_pk, &cand, &v, reason, sizeof reason);
-            if (rc == 0) {
-                if (v == CLUSTER_MAP_NEWER && d->cfg->map_cache[0] != '\0')
-                    rc = discover_cache_write(d, len, why, whylen);
-                if (rc != 0) {
-                    cluster_map_free(cand);
-                    return rc;
-                }
-                *out = v == CLUSTER_MAP_NEWER ? cand : held;
-                return 0;
+        else
+            rc = discover_ask(d, held, &to, tolen, &len, &cand, &v, reason, sizeof reason);
+        if (rc == 0) {
+            if (v == CLUSTER_MAP_NEWER && d->cfg->map_cache[0] != '\0')
+                rc = discover_cache_write(d, len, why, whylen);
+            if (rc != 0) {
+                cluster_map_free(cand);
+                return rc;
             }
+            *out = v == CLUSTER_MAP_NEWER ? cand : held;
+            return 0;
         }
         last = rc;
-        int n = snprintf(why + used, whylen - used, "%sseed %s:%u: %s; refusing it", used > 0 ? "; " : "",
-                         seed->host, seed->port, reason);
-        used = n > 0 && (size_t)n < whylen - used ? used + (size_t)n : used;
+        char what[BFTKV_CONFIG_HOST_MAX + 16];
+        snprintf(what, sizeof what, "seed %s:%u", seed->host, seed->port);
+        discover_why(why, whylen, &used, what, reason);
     }
     return last;
 }
@@ -299,6 +325,70 @@ int client_discover(const struct bftkv_config *cfg, uint16_t client_id, struct c
         if (*out != held)
             cluster_map_free(held);
     }
+    sodium_memzero(d, sizeof *d);
+    free(d);
+    free(buf);
+    return rc;
+}
+
+/* The node a refetch asks first, then the seeds: the first NEWER map. */
+static int discover_newer(struct discover *d, const struct cluster_map *held, const struct sockaddr_storage *first,
+                          socklen_t firstlen, struct cluster_map **out, char *why, size_t whylen)
+{
+    size_t used = 0;
+    why[0] = '\0';
+    for (int i = first != NULL ? -1 : 0; i < (int)d->cfg->seeds; i++) {
+        char reason[BFTKV_CONFIG_ERR_MAX] = "";
+        char what[BFTKV_CONFIG_HOST_MAX + 16] = "the node that claimed it";
+        struct sockaddr_storage to;
+        socklen_t tolen = firstlen;
+        int rc = 0;
+        if (i < 0) {
+            memcpy(&to, first, sizeof to);
+        } else {
+            snprintf(what, sizeof what, "seed %s:%u", d->cfg->seed[i].host, d->cfg->seed[i].port);
+            rc = discover_resolve(&d->cfg->seed[i], &to, &tolen);
+            if (rc != 0)
+                snprintf(reason, sizeof reason, "cannot resolve the address");
+        }
+        size_t len = 0;
+        struct cluster_map *cand = NULL;
+        enum cluster_map_verdict v = CLUSTER_MAP_BAD;
+        if (rc == 0)
+            rc = discover_ask(d, held, &to, tolen, &len, &cand, &v, reason, sizeof reason);
+        if (rc == 0 && v == CLUSTER_MAP_NEWER) {
+            if (d->cfg->map_cache[0] != '\0')
+                (void)discover_cache_write(d, len, reason, sizeof reason); /* the map is good either way */
+            *out = cand;
+            return 0;
+        }
+        if (rc == 0)
+            snprintf(reason, sizeof reason, "it serves the held map (epoch %llu)", (unsigned long long)d->held_epoch);
+        discover_why(why, whylen, &used, what, reason);
+    }
+    return BFTKV_E_NOT_FOUND;
+}
+
+int client_map_refetch(const struct bftkv_config *cfg, uint16_t client_id, const struct cluster_map *held,
+                       const struct sockaddr_storage *first, socklen_t firstlen, struct cluster_map **out,
+                       char *err, size_t errlen)
+{
+    *out = NULL;
+    struct discover *d = calloc(1, sizeof *d);
+    uint8_t *buf = malloc(CLUSTER_MAP_SIGNED_SIZE_MAX);
+    if (d == NULL || buf == NULL) {
+        free(d);
+        free(buf);
+        return BFTKV_E_NOMEM;
+    }
+    d->cfg = cfg;
+    d->client = client_id;
+    d->buf = buf;
+    d->held_epoch = held->params.epoch;
+    int rc = cluster_deployment_admin_pub(cfg, d->admin_pk, err, errlen);
+    rc = rc != 0 ? rc : discover_key(d, err, errlen);
+    if (rc == 0)
+        rc = discover_newer(d, held, first, firstlen, out, err, errlen);
     sodium_memzero(d, sizeof *d);
     free(d);
     free(buf);

@@ -164,6 +164,36 @@ struct client_io {
     uint32_t *heap;                /* partitions by io_key_ns, a binary min-heap */
     bool flush_now;                /* a reply was passed on: flush right after the poll */
     struct bftkv_client *one;      /* part's storage for a single group's handle */
+    /* A newer map announced (client/client_epoch.c): written by the loop, read
+     * by the API threads. The highest epoch an authenticated REPLY or a
+     * node's MAP-NOTICE claimed, and who claimed it first (partition << 8 |
+     * replica index; CLIENT_EPOCH_SRC_NONE). */
+    _Atomic uint64_t epoch_hint;
+    _Atomic uint32_t epoch_hint_src;
+    _Atomic uint64_t notices;      /* MAP-NOTICEs taken (refusals naming an epoch) */
+};
+
+#define CLIENT_EPOCH_SRC_NONE UINT32_MAX
+/* A newer map's fetch (client/client_epoch.c): at most one per this interval,
+ * and after a fetch that found nothing newer than the claim, waits doubling
+ * up to CLIENT_MAP_REFETCH_MS_MAX before the same claim is tried again. */
+#define CLIENT_MAP_REFETCH_MS 1000u
+#define CLIENT_MAP_REFETCH_MS_MAX 64000u
+
+/* A routing handle's map state (client/client_epoch.c), guarded by mu. */
+struct client_epoch {
+    pthread_mutex_t mu;
+    struct bftkv_config *cfg;      /* a copy of the file's config: seeds, key_dir, map_cache, timeouts */
+    _Atomic uint64_t newest;       /* the newest accepted map's epoch (routed or pending): read unlocked */
+    struct cluster_map **retired;  /* maps routed with before: freed at close (API threads may read them) */
+    uint32_t nretired;
+    struct cluster_map *pending;   /* the newest accepted map, when its placement differs from the
+                                      routed one's (a handle does not re-open partitions yet) */
+    uint64_t last_try_ns;          /* the last fetch (monotonic) */
+    uint64_t tried_epoch;          /* the claim the last fetch answered */
+    uint64_t backoff_ms;           /* before the same claim is tried again */
+    uint64_t fetches;              /* fetches made */
+    uint64_t fetch_failures;       /* ... that got no newer map */
 };
 
 struct bftkv_client {
@@ -172,7 +202,8 @@ struct bftkv_client {
      * handle on one group, which is every other field's business. */
     struct bftkv_client **part;
     uint32_t parts;
-    struct cluster_map *map;
+    struct cluster_map *map;  /* read and swapped with __atomic builtins (client/client_epoch.c) */
+    struct client_epoch *epoch;
 
     /* Fixed at open. */
     uint16_t id;
@@ -306,6 +337,42 @@ int client_route_node_stats(const struct bftkv_config *cfg, uint16_t client_id, 
                             char *json, size_t cap, size_t *len, char *err, size_t errlen);
 /* The partitions' counters summed (lanes and lane_base: partition 0's). */
 void client_route_stats(struct bftkv_client *r, struct bftkv_client_stats *sum);
+
+/* ---- client_epoch.c: a newer map announced to a routing handle -------------- */
+
+/* r's map state (r->map set), with a copy of cfg. 0 or BFTKV_E_NOMEM. */
+int client_epoch_init(struct bftkv_client *r, const struct bftkv_config *cfg);
+void client_epoch_free(struct bftkv_client *r);
+/* The map r routes with (an acquire load: another API thread may swap it). */
+struct cluster_map *client_epoch_map(struct bftkv_client *r);
+/* Called before routing a call: when the loop heard of a newer epoch than the
+ * routed map's, fetch the map (rate-limited), accept it only by the
+ * acceptance rule and route with it when its groups are the routed ones. On
+ * the calling API thread (never the loop's). */
+void client_epoch_check(struct bftkv_client *r);
+/* The loop's: an authenticated REPLY or a MAP-NOTICE from replica j of c's
+ * group claimed `epoch`. */
+void client_epoch_hint(struct bftkv_client *c, uint16_t replica, uint64_t epoch);
+/* The rate rule of a fetch, apart so a test can drive it: is a fetch due at
+ * now_ns for `claim` when the newest map held has held_epoch? And record one
+ * made at now_ns (borne_out: it gave a map of the claimed epoch or later). */
+bool client_epoch_due(const struct client_epoch *e, uint64_t claim, uint64_t held_epoch, uint64_t now_ns);
+void client_epoch_tried(struct client_epoch *e, uint64_t claim, bool borne_out, uint64_t now_ns);
+/* Fill sum's map fields. */
+void client_epoch_stats(struct bftkv_client *r, struct bftkv_client_stats *sum);
+/* Decide whether a newer map's groups are those a handle routes with: every
+ * partition's replicas the same nodes at the same addresses with the same
+ * keys, and the same P, R and f (then the handle takes it without re-opening
+ * anything). */
+bool client_epoch_same_groups(const struct cluster_map *a, const struct cluster_map *b);
+/* client_discover.c: ask first (the node that claimed a newer epoch), then
+ * the file's seeds, for a map NEWER than held (acceptance rule, §6.2); 0 and
+ * *out the first such map (written to map_cache when the file names one), or
+ * BFTKV_E_NOT_FOUND when none gave one, with every asked node's reason in
+ * err. */
+int client_map_refetch(const struct bftkv_config *cfg, uint16_t client_id, const struct cluster_map *held,
+                       const struct sockaddr_storage *first, socklen_t firstlen, struct cluster_map **out,
+                       char *err, size_t errlen);
 
 /* ---- client_io.c: one partition's share of the loop (the loop's thread) ----- */
 

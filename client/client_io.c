@@ -38,6 +38,7 @@
 #include "engine/wire.h"
 #include "engine/wire_admin.h"
 #include "client/client_internal.h"
+#include "engine/wire_map.h"
 
 /* Status probes: one round at most this often. */
 #define CLIENT_PROBE_INTERVAL_MS 500u
@@ -268,6 +269,10 @@ static void io_on_message(struct bftkv_client *c, const struct wire_header *h, i
     uint64_t now = client_io_now_ns();
     if (io_engine_rejects(es) == rejects && h->sender < c->n && mlen >= WIRE_HEADER_SIZE + 6u) {
         /* authenticated by the engine (auth_reply_check): h->sender is who sent it */
+        uint16_t from = 0;
+        uint64_t epoch = pbft_client_epoch_seen(c->engine, &from);
+        if (epoch > atomic_load_explicit(&c->io->epoch_hint, memory_order_relaxed))
+            client_epoch_hint(c, from, epoch);
         c->heard_io[h->sender].reply_ns = now;
         c->heard_io[h->sender].reply_status = (int16_t)io_le16(msg + WIRE_HEADER_SIZE + 4);
         c->heard_dirty = true;
@@ -286,6 +291,16 @@ void client_io_on_message(struct bftkv_client *c, const struct sockaddr_storage 
     int replica = io_replica_of(c, src);
     if (mlen >= WIRE_HEADER_SIZE && h->type == WIRE_ADMIN_REPLY) {
         io_on_admin_reply(c, replica, msg, mlen);
+    } else if (mlen >= WIRE_HEADER_SIZE && h->type == WIRE_MAP_NOTICE) {
+        /* A node refused a request of ours (engine/wire_map.h): unauthenticated,
+         * so taken only from a replica address of this group, and only as a
+         * reason to fetch the map (client/client_epoch.c). */
+        struct wire_map_notice n;
+        if (replica >= 0 && wire_map_notice_check(msg, mlen, &n) && n.group == c->group) {
+            atomic_fetch_add_explicit(&c->io->notices, 1u, memory_order_relaxed);
+            if (n.epoch > atomic_load_explicit(&c->io->epoch_hint, memory_order_relaxed))
+                client_epoch_hint(c, (uint16_t)replica, n.epoch);
+        }
     } else if (mlen < WIRE_HEADER_SIZE || !io_forward(c, h, replica, msg, mlen)) {
         io_on_message(c, h, replica, msg, mlen);
     }

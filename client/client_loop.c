@@ -326,6 +326,9 @@ int client_loop_open(struct client_io *io, struct bftkv_client **part, uint32_t 
     io->part = part;
     io->parts = parts;
     io->wake_fd = -1;
+    atomic_init(&io->epoch_hint, 0);
+    atomic_init(&io->epoch_hint_src, CLIENT_EPOCH_SRC_NONE);
+    atomic_init(&io->notices, 0);
     io->ready_words = (parts + 63u) / 64u;
     io->ready = calloc(io->ready_words, sizeof *io->ready);
     io->touched = calloc(parts, sizeof *io->touched);

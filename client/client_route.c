@@ -59,6 +59,7 @@ int client_route_open(const struct bftkv_config *cfg, uint16_t client_id, const 
     r->map = map;
     r->part = part;
     r->parts = parts;
+    rc = client_epoch_init(r, cfg);
     const char *bind_host = NULL;
     struct bftkv_config *g0 = NULL; /* partition 0's: the socket's buffer sizes */
     for (uint32_t p = 0; rc == 0 && p < parts; p++) {
@@ -102,7 +103,8 @@ struct bftkv_client *client_route(struct bftkv_client *r, const void *key, size_
     BFTKV_ASSERT(r->part != NULL);
     if (key == NULL && klen > 0)
         return r->part[0]; /* the handle refuses the arguments */
-    return r->part[cluster_map_key_partition(r->map, key, klen)];
+    client_epoch_check(r); /* a node said a newer map exists: fetch it first (client/client_epoch.c) */
+    return r->part[cluster_map_key_partition(client_epoch_map(r), key, klen)];
 }
 
 void client_route_close(struct bftkv_client *r)
@@ -121,6 +123,7 @@ void client_route_close(struct bftkv_client *r)
     }
     free(r->part);
     cluster_map_free(r->map);
+    client_epoch_free(r);
     free(r);
 }
 
@@ -153,8 +156,10 @@ void client_route_stats(struct bftkv_client *r, struct bftkv_client_stats *sum)
             sum->lane_base = s.lane_base;
         }
     }
-    if (r->io != NULL) /* one socket for every partition: counted once */
+    if (r->io != NULL) { /* one socket for every partition: counted once */
         client_loop_datagrams(r->io, &sum->datagrams_sent, &sum->datagrams_received);
+        client_epoch_stats(r, sum);
+    }
 }
 
 int client_route_node_stats(const struct bftkv_config *cfg, uint16_t client_id, uint16_t node, int timeout_ms,

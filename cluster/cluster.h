@@ -160,6 +160,10 @@ struct bftkv_config {
     struct bftkv_config_replica seed[BFTKV_CONFIG_SEEDS_MAX];
     uint16_t seeds;
     char map_cache[BFTKV_CONFIG_PATH_MAX + 1];
+    /* A partition's group of a deployment (cluster_deployment_group): the map's
+     * epoch, which its replicas' REPLYs carry (docs/design.md §6.3). 0 for a
+     * single group, whose REPLYs carry none. Never read from a file. */
+    uint64_t map_epoch;
 };
 
 /* An empty group (no replica, no client) with every tuning field at its default,

@@ -258,6 +258,7 @@ int bftkv_config_fill_replica(const struct bftkv_config *cfg, uint16_t id, struc
     pbft_replica_config_defaults(out); /* retransmit_ns; restarted and bugs off */
     FILL_MEMBER(out, cfg, id);
     out->clients = cfg->clients;
+    out->map_epoch = cfg->map_epoch;
     tuning_to_engine(cfg, out);
     return 0;
 }

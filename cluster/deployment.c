@@ -139,6 +139,7 @@ int cluster_deployment_group(const struct bftkv_config *cfg, const struct cluste
     g->deployment_map[0] = '\0';
     g->seeds = 0;
     g->map_cache[0] = '\0';
+    g->map_epoch = map->params.epoch;
     g->group = (uint16_t)p;
     g->n = map->params.rf;
     g->f = map->params.f;

@@ -187,13 +187,19 @@ bool auth_client_known(const struct auth_ctx *a, uint16_t c)
  * over up to 64 KiB per message. This is the paper's shape too: the authenticator
  * of a pre-prepare covers <PRE-PREPARE, v, n, d> and the batch rides alongside
  * (TOCS 2002 §4.2). */
-static size_t mac_body_span(uint8_t type, size_t body_len)
+static size_t mac_body_span(uint8_t type, const uint8_t *raw, size_t body_len)
 {
+    size_t fixed = WIRE_REPLY_FIXED;
     switch (type) {
     case WIRE_PREPREPARE:
         return body_len < WIRE_PP_FIXED ? body_len : WIRE_PP_FIXED;
     case WIRE_REPLY:
-        return body_len < WIRE_REPLY_FIXED ? body_len : WIRE_REPLY_FIXED;
+        /* The sender's map epoch, when the reply carries one, is MACed with the
+         * fixed part (docs/design.md §6.3): a client acts on it. */
+        if (body_len >= WIRE_REPLY_FIXED + WIRE_REPLY_EPOCH_SIZE
+            && (raw[WIRE_HEADER_SIZE + WIRE_REPLY_RFLAGS_OFF] & WIRE_REPLY_EPOCH) != 0)
+            fixed += WIRE_REPLY_EPOCH_SIZE;
+        return body_len < fixed ? body_len : fixed;
     default:
         return body_len;
     }
@@ -211,7 +217,7 @@ struct mac_input {
 /* raw: a message's header, followed by its body (wire_msg guarantees it). */
 static void mac_input_build(struct mac_input *in, uint8_t type, const uint8_t *raw, size_t body_len)
 {
-    size_t span = mac_body_span(type, body_len);
+    size_t span = mac_body_span(type, raw, body_len);
     if (span <= AUTH_MAC_DIRECT_MAX) {
         in->p = raw;
         in->len = WIRE_HEADER_SIZE + span;

@@ -127,6 +127,13 @@ void pbft_client_destroy(struct pbft_client *c)
     free(c);
 }
 
+uint64_t pbft_client_epoch_seen(const struct pbft_client *c, uint16_t *replica)
+{
+    if (replica != NULL)
+        *replica = c->epoch_from;
+    return c->epoch_seen;
+}
+
 const struct pbft_client_stats *pbft_client_stats(const struct pbft_client *c)
 {
     return &c->stats;
@@ -631,6 +638,12 @@ static void client_on_reply(struct pbft_client *c, const struct wire_msg *m, uin
         return;
     }
     const struct wire_reply *rp = &m->u.reply;
+    if (rp->epoch > c->epoch_seen) {
+        /* One replica's word: the caller refetches the map and trusts only
+         * the admin's signature on it (docs/design.md §6.3). */
+        c->epoch_seen = rp->epoch;
+        c->epoch_from = m->h.sender;
+    }
     uint16_t lane = (uint16_t)(rp->lane - c->cfg.lane_base); /* ignore_reply checked the run */
     struct client_lane *l = &c->lanes[lane];
     /* A full result was checked against its digest by wire_decode() (it drops the

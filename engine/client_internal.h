@@ -108,6 +108,8 @@ struct client_replica {
 struct pbft_client {
     struct pbft_client_config cfg;
     const struct auth_ctx *auth;
+    uint64_t epoch_seen;      /* the highest map epoch an authenticated REPLY carried */
+    uint16_t epoch_from;      /* the replica that first sent it */
     struct wire_limits lim;
     uint16_t quorum;          /* q, read-only path */
     uint16_t need_ordered;    /* f+1 (f with PBFT_BUG_CLIENT_F_REPLIES) */

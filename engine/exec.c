@@ -57,9 +57,11 @@ static bool full_replier(const struct pbft_replica *r, uint16_t client, uint16_t
 
 /* Bytes the REPLY to a request of type op can take: results of PUT and DEL are
  * empty; a GET's is up to BFTKV_VALUE_MAX when sent in full. */
-static size_t reply_bound(bool full, uint8_t op)
+static size_t reply_bound(const struct pbft_replica *r, bool full, uint8_t op)
 {
     size_t b = WIRE_HEADER_SIZE + WIRE_REPLY_FIXED + BFTKV_MAC_SIZE;
+    if (r->cfg.map_epoch != 0)
+        b += WIRE_REPLY_EPOCH_SIZE;
     if (full && op == WIRE_OP_GET)
         b += BFTKV_VALUE_MAX;
     return b;
@@ -84,6 +86,7 @@ static void reply_send(struct pbft_replica *r, const struct wire_request *rq, in
     rp.result_len = result_len;
     rp.result_digest = digest;
     rp.result = result;
+    rp.epoch = r->cfg.map_epoch;
     size_t cap = 0, auth_off = 0;
     uint8_t *dst = pbft_out_tail(out, &cap);
     size_t len = wire_encode_reply(dst, cap, r->cfg.group, r->cfg.id, r->view, rq->timestamp, &rp, &auth_off);
@@ -294,7 +297,7 @@ bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out)
             exec_decode(r, s, &off, &m, &pool);
             const struct wire_request *rq = &m.u.request;
             bool full = full_replier(r, rq->client, rq->lane, rq->timestamp, rq->rflags);
-            if (!room_for(out, reply_bound(full, rq->op)))
+            if (!room_for(out, reply_bound(r, full, rq->op)))
                 return false;
             /* The hint stays good across a resume: the batch's bytes are the
              * same, and a hash key that changed meanwhile (store_swap) is
@@ -315,7 +318,7 @@ bool replica_exec_run(struct pbft_replica *r, struct pbft_out *out)
 void replica_exec_reply_no_state(struct pbft_replica *r, const struct wire_msg *m, struct pbft_out *out)
 {
     const struct wire_request *rq = &m->u.request;
-    if (!room_for(out, reply_bound(false, rq->op))) {
+    if (!room_for(out, reply_bound(r, false, rq->op))) {
         r->stats.dropped_full++; /* the client retransmits */
         return;
     }
@@ -344,7 +347,7 @@ void replica_exec_readonly_receive(struct pbft_replica *r, const struct wire_msg
     const struct wire_request *rq = &m->u.request;
     uint64_t target = r->max_prepared;
     bool full = full_replier(r, rq->client, rq->lane, rq->timestamp, rq->rflags);
-    if (r->last_executed >= target && room_for(out, reply_bound(full, WIRE_OP_GET))) {
+    if (r->last_executed >= target && room_for(out, reply_bound(r, full, WIRE_OP_GET))) {
         readonly_answer(r, rq, out);
         return;
     }
@@ -370,7 +373,7 @@ bool replica_exec_readonly_drain(struct pbft_replica *r, struct pbft_out *out)
         if (q->target > r->last_executed)
             return true;
         bool full = full_replier(r, q->client, q->lane, q->timestamp, q->rflags);
-        if (!room_for(out, reply_bound(full, WIRE_OP_GET)))
+        if (!room_for(out, reply_bound(r, full, WIRE_OP_GET)))
             return false;
         struct wire_request rq;
         memset(&rq, 0, sizeof rq);

@@ -162,6 +162,10 @@ struct pbft_replica_config {
                                        (engine/catchup.c) */
     bool durable;                   /* list PBFT_DEST_PERSIST records in the outbox
                                        (the Ordering contract above) */
+    uint64_t map_epoch;             /* a deployment's partition: the epoch of the map
+                                       the node runs, carried by every REPLY so a
+                                       client learns of a newer map (docs/design.md
+                                       §6.3); 0: a single group, REPLYs carry none */
 };
 
 #define PBFT_LANES_MAX 64u
@@ -510,6 +514,13 @@ uint64_t pbft_client_next_deadline(const struct pbft_client *c);
 uint64_t pbft_replica_next_deadline(const struct pbft_replica *r);
 
 const struct pbft_client_stats *pbft_client_stats(const struct pbft_client *c);
+
+/* The highest map epoch an authenticated REPLY to this client carried (0:
+ * none; a single group's replies carry none), and in *replica (may be NULL)
+ * the replica that sent it first. One replica's claim, never proof: a client
+ * that acts on it fetches the map and checks the admin's signature
+ * (docs/design.md §6.3). */
+uint64_t pbft_client_epoch_seen(const struct pbft_client *c, uint16_t *replica);
 
 /* Is replica marked stale at now_ns: its read-only answers disagreed with the
  * accepted value in consecutive reads, and it has neither agreed since nor been

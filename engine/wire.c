@@ -77,6 +77,7 @@ enum {
 };
 _Static_assert(RQ_OFF_VLEN + 4 == WIRE_REQUEST_FIXED, "request fixed part");
 _Static_assert(RP_OFF_RESULT_DIGEST + BFTKV_DIGEST_SIZE == WIRE_REPLY_FIXED, "reply fixed part");
+_Static_assert(RP_OFF_RFLAGS == WIRE_REPLY_RFLAGS_OFF, "reply rflags offset");
 _Static_assert(PP_OFF_COUNT + 2 == WIRE_PP_FIXED, "pre-prepare fixed part");
 _Static_assert(DENT_OFF_TIMESTAMP + 8 == WIRE_PP_DIGEST_ENTRY, "digest entry");
 
@@ -254,19 +255,24 @@ static enum wire_drop decode_reply_body(const struct wire_msg *m, const struct w
     rp->result_len = le32_load(b + RP_OFF_RESULT_LEN);
     rp->result_digest = b + RP_OFF_RESULT_DIGEST;
     if (rp->client >= lim->clients_max || pad != 0 || rp->result_len > BFTKV_VALUE_MAX
-        || (rp->rflags & ~(unsigned)(WIRE_REPLY_FULL | WIRE_REPLY_READONLY)) != 0) {
+        || (rp->rflags & ~(unsigned)(WIRE_REPLY_FULL | WIRE_REPLY_READONLY | WIRE_REPLY_EPOCH)) != 0) {
         return WIRE_DROP_BAD_FIELD;
     }
     bool full = (rp->rflags & WIRE_REPLY_FULL) != 0;
-    uint64_t want = (uint64_t)WIRE_REPLY_FIXED + (full ? rp->result_len : 0u);
+    uint32_t ext = (rp->rflags & WIRE_REPLY_EPOCH) != 0 ? WIRE_REPLY_EPOCH_SIZE : 0u;
+    uint64_t want = (uint64_t)WIRE_REPLY_FIXED + ext + (full ? rp->result_len : 0u);
     if ((uint64_t)m->h.body_len != want) {
         return WIRE_DROP_BAD_LENGTH;
+    }
+    rp->epoch = ext > 0 ? le64_load(b + WIRE_REPLY_FIXED) : 0u;
+    if (ext > 0 && rp->epoch == 0) {
+        return WIRE_DROP_BAD_FIELD; /* one encoding: no epoch is no flag */
     }
     rp->result = NULL;
     if (full) {
         /* The full result must be the one its digest names, so a client can match
          * replies by digest alone (TOCS 2002 §4.1: f+1 matching replies). */
-        rp->result = b + WIRE_REPLY_FIXED;
+        rp->result = b + WIRE_REPLY_FIXED + ext;
         uint8_t d[BFTKV_DIGEST_SIZE];
         wire_result_digest(d, rp->status, rp->result, rp->result_len);
         if (memcmp(d, rp->result_digest, sizeof d) != 0) {
@@ -626,10 +632,12 @@ size_t wire_encode_reply(uint8_t *buf, size_t cap, uint16_t group, uint16_t send
     BFTKV_ASSERT(rp->result_digest != NULL);
     /* WIRE_REPLY_FULL follows rp->result, whatever rp->rflags says. */
     bool full = rp->result != NULL;
-    uint8_t rflags = (uint8_t)((rp->rflags & ~(unsigned)WIRE_REPLY_FULL) | (full ? WIRE_REPLY_FULL : 0u));
+    uint32_t ext = rp->epoch != 0 ? WIRE_REPLY_EPOCH_SIZE : 0u;
+    uint8_t rflags = (uint8_t)((rp->rflags & ~(unsigned)(WIRE_REPLY_FULL | WIRE_REPLY_EPOCH))
+                               | (full ? WIRE_REPLY_FULL : 0u) | (ext > 0 ? WIRE_REPLY_EPOCH : 0u));
     size_t total = wire_frame(buf, cap, WIRE_REPLY, group, sender, view, timestamp,
-                              WIRE_REPLY_FIXED + (full ? (uint64_t)rp->result_len : 0u), (uint16_t)BFTKV_MAC_SIZE,
-                              auth_off);
+                              WIRE_REPLY_FIXED + ext + (full ? (uint64_t)rp->result_len : 0u),
+                              (uint16_t)BFTKV_MAC_SIZE, auth_off);
     if (total == 0) {
         return 0;
     }
@@ -641,8 +649,11 @@ size_t wire_encode_reply(uint8_t *buf, size_t cap, uint16_t group, uint16_t send
     b[RP_OFF_PAD] = 0;
     le32_store(b + RP_OFF_RESULT_LEN, rp->result_len);
     memmove(b + RP_OFF_RESULT_DIGEST, rp->result_digest, BFTKV_DIGEST_SIZE);
+    if (ext > 0) {
+        le64_store(b + WIRE_REPLY_FIXED, rp->epoch);
+    }
     if (full) {
-        bytes_copy(b + WIRE_REPLY_FIXED, rp->result, rp->result_len);
+        bytes_copy(b + WIRE_REPLY_FIXED + ext, rp->result, rp->result_len);
     }
     return total;
 }

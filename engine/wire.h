@@ -42,11 +42,15 @@
  *   PREPARE      D[32]                       auth: authenticator
  *   COMMIT       D[32]                       auth: authenticator
  *   REPLY        client u16 | lane u16 | status i16 | rflags u8 | pad u8 |
- *                result_len u32 | result digest[32] | result (result_len bytes,
- *                present only with WIRE_REPLY_FULL; then the decoder checks it
- *                against the result digest, BAD_DIGEST). pad is 0. Without FULL,
- *                result_len still gives the result's length.
- *                auth: one MAC, for the client (16)
+ *                result_len u32 | result digest[32] | [epoch u64] | result
+ *                (result_len bytes, present only with WIRE_REPLY_FULL; then the
+ *                decoder checks it against the result digest, BAD_DIGEST). pad
+ *                is 0. Without FULL, result_len still gives the result's length.
+ *                epoch: present iff WIRE_REPLY_EPOCH, then > 0: the map epoch of
+ *                the replying node of a deployment (docs/design.md §6.3); a
+ *                single group's replies never carry it.
+ *                auth: one MAC, for the client (16), over the header, the fixed
+ *                part and the epoch (the result is bound by its digest)
  *   CHECKPOINT   state digest[32]            auth: Ed25519 signature (64)
  *
  *   Catch-up (engine/wire_catchup.c; TOCS 2002 §5.2-§5.3, §6.2). Every integer
@@ -143,6 +147,11 @@ extern "C" {
 #define WIRE_SIG_SIZE 64u
 #define WIRE_REQUEST_FIXED 10u  /* lane, op, rflags, klen, vlen */
 #define WIRE_REPLY_FIXED 44u    /* client .. result digest */
+#define WIRE_REPLY_RFLAGS_OFF 6u /* rflags within the REPLY body */
+#define WIRE_REPLY_EPOCH_SIZE 8u /* the epoch after the fixed part (WIRE_REPLY_EPOCH) */
+BFTKV_STATIC_ASSERT(WIRE_HEADER_SIZE + WIRE_REPLY_FIXED + WIRE_REPLY_EPOCH_SIZE + BFTKV_VALUE_MAX + BFTKV_MAC_SIZE
+                        <= BFTKV_DATAGRAM_MAX,
+                    "the largest REPLY, with an epoch, fits one datagram");
 #define WIRE_PP_FIXED 34u       /* D, count */
 #define WIRE_PP_ENTRY_FIXED 5u  /* kind, len */
 #define WIRE_PP_DIGEST_ENTRY 44u
@@ -211,6 +220,7 @@ enum wire_request_flag {
 enum wire_reply_flag {
     WIRE_REPLY_FULL = 1u << 0,     /* the result bytes are present */
     WIRE_REPLY_READONLY = 1u << 1, /* answer of the read-only fast path */
+    WIRE_REPLY_EPOCH = 1u << 2,    /* the sender's map epoch follows the fixed part */
 };
 
 enum wire_entry_kind {
@@ -294,6 +304,7 @@ struct wire_reply {
     uint32_t result_len;
     const uint8_t *result_digest; /* 32 bytes */
     const uint8_t *result;        /* result_len bytes, or NULL without WIRE_REPLY_FULL */
+    uint64_t epoch;               /* the sender's map epoch (WIRE_REPLY_EPOCH); 0: none */
 };
 
 /* One PRE-PREPARE entry, as iterated by wire_batch_next(). */
@@ -449,7 +460,8 @@ size_t wire_encode_digest_msg(uint8_t *buf, size_t cap, uint8_t type, uint16_t g
 uint16_t wire_reply_lane(const uint8_t *msg, size_t len);
 
 /* REPLY: result may be NULL (digest-only reply); result_digest is always sent.
- * WIRE_REPLY_FULL is set iff result != NULL, whatever rp->rflags says. */
+ * WIRE_REPLY_FULL is set iff result != NULL, and WIRE_REPLY_EPOCH iff
+ * rp->epoch != 0, whatever rp->rflags says. */
 size_t wire_encode_reply(uint8_t *buf, size_t cap, uint16_t group, uint16_t sender, uint64_t view,
                          uint64_t timestamp, const struct wire_reply *rp, size_t *auth_off);
 

@@ -16,8 +16,8 @@
 
 BFTKV_STATIC_ASSERT(WIRE_MAP_SIG_SIZE == crypto_sign_BYTES, "an Ed25519 signature");
 
-/* Magic, version, type, group 0, flags 0 and the framing of one message. */
-static bool map_header_ok(const uint8_t *msg, size_t len, uint8_t type, struct wire_header *h)
+/* Magic, version, type, flags 0 and the framing of one message. */
+static bool map_frame_ok(const uint8_t *msg, size_t len, uint8_t type, struct wire_header *h)
 {
     if (msg == NULL || len < WIRE_HEADER_SIZE)
         return false;
@@ -25,8 +25,13 @@ static bool map_header_ok(const uint8_t *msg, size_t len, uint8_t type, struct w
     if (magic != WIRE_MAGIC || msg[2] != WIRE_VERSION)
         return false;
     wire_header_read(msg, h);
-    return h->type == type && h->group == 0 && h->flags == 0
-           && (uint64_t)WIRE_HEADER_SIZE + h->body_len + h->auth_len == len;
+    return h->type == type && h->flags == 0 && (uint64_t)WIRE_HEADER_SIZE + h->body_len + h->auth_len == len;
+}
+
+/* ... and group 0 (MAP-REQUEST, MAP-REPLY). */
+static bool map_header_ok(const uint8_t *msg, size_t len, uint8_t type, struct wire_header *h)
+{
+    return map_frame_ok(msg, len, type, h) && h->group == 0;
 }
 
 size_t wire_map_request_encode(uint8_t *buf, size_t cap, const struct wire_map_request *rq,
@@ -102,5 +107,25 @@ bool wire_map_reply_check(const uint8_t *msg, size_t len, uint32_t total_max, st
     out->offset = offset;
     out->chunk = msg + WIRE_HEADER_SIZE + WIRE_MAP_REPLY_PREFIX;
     out->chunk_len = chunk;
+    return true;
+}
+
+size_t wire_map_notice_encode(uint8_t *buf, size_t cap, const struct wire_map_notice *n)
+{
+    BFTKV_ASSERT(n != NULL);
+    if (buf == NULL)
+        return 0;
+    return wire_frame(buf, cap, (uint8_t)WIRE_MAP_NOTICE, n->group, 0, n->epoch, n->timestamp, 0, 0, NULL);
+}
+
+bool wire_map_notice_check(const uint8_t *msg, size_t len, struct wire_map_notice *out)
+{
+    struct wire_header h;
+    if (!map_frame_ok(msg, len, (uint8_t)WIRE_MAP_NOTICE, &h) || h.body_len != 0 || h.auth_len != 0 || h.sender != 0
+        || h.view == 0)
+        return false;
+    out->group = h.group;
+    out->epoch = h.view;
+    out->timestamp = h.seq;
     return true;
 }

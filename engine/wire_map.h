@@ -29,6 +29,19 @@
  * which is in the map it is asking for), but the node knows every allowed
  * client's Ed25519 key from its own map, so it answers only allowed clients,
  * once per nonce (a replayed request from a spoofed address gets nothing).
+ *
+ *   MAP-NOTICE (16)   node -> client: "not mine, my map's epoch is E"
+ *     header: type 16, group = the group the refused REQUEST named, sender 0,
+ *             view = the epoch of the node's map, seq = the REQUEST's
+ *             timestamp, body_len 0, auth_len 0, flags 0
+ *
+ * A node sends it instead of dropping in silence a client's REQUEST for a
+ * group it does not host (server/node_map.h). It is not authenticated: the
+ * node does not host the group, so it holds no pairwise key the REQUEST's
+ * authenticator was made with for it, and a client acts on the notice only by
+ * fetching the map, which must verify (docs/design.md §6.3). It is 32 bytes,
+ * smaller than any REQUEST (at least 32 + 11 + 4 * 16 bytes), so it cannot
+ * amplify a spoofed flood, and the node sends few (server/node_map.h).
  */
 #ifndef BFTKV_ENGINE_WIRE_MAP_H
 #define BFTKV_ENGINE_WIRE_MAP_H
@@ -47,6 +60,7 @@ extern "C" {
 
 #define WIRE_MAP_REQUEST 14u
 #define WIRE_MAP_REPLY 15u
+#define WIRE_MAP_NOTICE 16u
 BFTKV_STATIC_ASSERT(WIRE_MAP_REQUEST > WIRE_ADMIN_REPLY, "map types follow the admin protocol's");
 
 #define WIRE_MAP_SIG_SIZE 64u /* crypto_sign_BYTES */
@@ -96,6 +110,24 @@ size_t wire_map_reply_encode(uint8_t *buf, size_t cap, uint64_t epoch, const str
  * most total_max and its chunk inside it (non-empty). Nothing in it is trusted
  * until the whole map verifies. */
 bool wire_map_reply_check(const uint8_t *msg, size_t len, uint32_t total_max, struct wire_map_reply *out);
+
+struct wire_map_notice {
+    uint16_t group;     /* the group the refused REQUEST named */
+    uint64_t epoch;     /* the node's map */
+    uint64_t timestamp; /* the refused REQUEST's */
+};
+
+#define WIRE_MAP_NOTICE_SIZE WIRE_HEADER_SIZE
+BFTKV_STATIC_ASSERT(WIRE_MAP_NOTICE_SIZE < WIRE_HEADER_SIZE + WIRE_REQUEST_FIXED + 1u + 4u * BFTKV_MAC_SIZE,
+                    "a MAP-NOTICE is smaller than the smallest REQUEST it answers");
+
+/* Node: a MAP-NOTICE: its size (WIRE_MAP_NOTICE_SIZE), or 0 when cap is too
+ * small. */
+size_t wire_map_notice_encode(uint8_t *buf, size_t cap, const struct wire_map_notice *n);
+
+/* Client: the form of a MAP-NOTICE: true and *out when well formed. Nothing
+ * in it is authenticated: its epoch is a reason to fetch the map, no more. */
+bool wire_map_notice_check(const uint8_t *msg, size_t len, struct wire_map_notice *out);
 
 #ifdef __cplusplus
 }

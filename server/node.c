@@ -205,6 +205,14 @@ static void node_rx(void *arg, const struct sockaddr_storage *src, socklen_t src
                                : NULL;
         if (s == NULL) {
             atomic_fetch_add_explicit(&first->rx_drops[WIRE_DROP_BAD_GROUP], 1, memory_order_relaxed);
+            /* A client's request for a group this node does not host: tell it
+             * this node's map epoch (docs/design.md §6.3), within the rates of
+             * server/node_map.h. A group of another thread is not refused: the
+             * node hosts it, the client only addressed the wrong port. */
+            bool hosted = group < n->map->params.partitions && n->by_partition[group] != NULL;
+            size_t r = hosted ? 0 : node_map_refuse(&l->maps, msg, size, server_now_ns());
+            if (r > 0)
+                first->out_addr(first, src, srclen, l->maps.notice, r);
             continue;
         }
         if (!counted) {
@@ -367,6 +375,10 @@ void server_node_destroy(struct server_node *n)
         free(n->loop[t].node_alen);
         if (n->loop[t].maps.map != NULL && n->loop[t].maps.answered > 0)
             log_info("map discovery (thread %u): %llu answered", t, (unsigned long long)n->loop[t].maps.answered);
+        if (n->loop[t].maps.map != NULL && n->loop[t].maps.notices + n->loop[t].maps.notices_limited > 0)
+            log_info("requests for groups not hosted (thread %u): %llu answered with the map epoch, %llu not "
+                     "(rate or unknown client)", t, (unsigned long long)n->loop[t].maps.notices,
+                     (unsigned long long)n->loop[t].maps.notices_limited);
         node_map_server_free(&n->loop[t].maps);
     }
     free(n->loop);

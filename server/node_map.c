@@ -22,6 +22,12 @@ int node_map_server_init(struct node_map_server *m, const struct cluster_map *ma
         free(bytes);
         return rc;
     }
+    m->notice_ns = calloc(map->clients > 0 ? map->clients : 1u, sizeof *m->notice_ns);
+    if (m->notice_ns == NULL) {
+        admin_guard_free(&m->guard);
+        free(bytes);
+        return BFTKV_E_NOMEM;
+    }
     m->map = map;
     m->signed_map = bytes;
     m->len = (uint32_t)len;
@@ -31,6 +37,7 @@ int node_map_server_init(struct node_map_server *m, const struct cluster_map *ma
 void node_map_server_free(struct node_map_server *m)
 {
     free(m->signed_map);
+    free(m->notice_ns);
     admin_guard_free(&m->guard);
     memset(m, 0, sizeof *m);
 }
@@ -71,4 +78,36 @@ size_t node_map_answer(struct node_map_server *m, const uint8_t *msg, size_t len
     BFTKV_ASSERT(n > 0); /* offset below len, reply buffer of the largest chunk */
     m->answered++;
     return n;
+}
+
+size_t node_map_refuse(struct node_map_server *m, const uint8_t *msg, size_t len, uint64_t now_ns)
+{
+    if (len < WIRE_HEADER_SIZE || msg[3] != WIRE_REQUEST)
+        return 0; /* only a client's request is answered; a replica's message is another map's business */
+    struct wire_header h;
+    wire_header_read(msg, &h);
+    if (h.sender >= m->map->clients || !m->map->client[h.sender].allowed) {
+        m->notices_limited++;
+        return 0;
+    }
+    uint64_t *last = &m->notice_ns[h.sender];
+    if (*last != 0 && now_ns >= *last && now_ns - *last < (uint64_t)NODE_MAP_NOTICE_INTERVAL_MS * 1000000u) {
+        m->notices_limited++;
+        return 0;
+    }
+    if (now_ns - m->notice_window_start_ns >= 1000000000u || now_ns < m->notice_window_start_ns) {
+        m->notice_window_start_ns = now_ns;
+        m->notice_window = 0;
+    }
+    if (m->notice_window >= NODE_MAP_NOTICES_PER_SEC) {
+        m->notices_limited++;
+        return 0;
+    }
+    m->notice_window++;
+    *last = now_ns == 0 ? 1u : now_ns;
+    struct wire_map_notice n = {.group = h.group, .epoch = m->map->params.epoch, .timestamp = h.seq};
+    size_t r = wire_map_notice_encode(m->notice, sizeof m->notice, &n);
+    BFTKV_ASSERT(r == WIRE_MAP_NOTICE_SIZE);
+    m->notices++;
+    return r;
 }

@@ -15,6 +15,15 @@
  * whose epoch is above the node's own says the node runs an old map (a
  * client has seen a newer one): the node logs it once per newer epoch
  * (newest_seen). It keeps serving its own map, which such a client refuses.
+ *
+ * Refusals (docs/design.md §6.3). A client's REQUEST for a group the node
+ * does not host is answered with a MAP-NOTICE carrying the node's epoch
+ * (engine/wire_map.h), so a client routing with an older map learns that a
+ * newer one exists. The notice is unauthenticated and smaller than the
+ * REQUEST; it goes only to a client id in the node's allow-list, at most once
+ * per NODE_MAP_NOTICE_INTERVAL_MS per client id and NODE_MAP_NOTICES_PER_SEC
+ * in all: a spoofed flood of such REQUESTs reflects at most that many 32-byte
+ * datagrams a second, and never more bytes than it sent.
  */
 #ifndef BFTKV_SERVER_NODE_MAP_H
 #define BFTKV_SERVER_NODE_MAP_H
@@ -27,6 +36,8 @@
 #include "server/admin.h"
 
 #define NODE_MAP_VERIFIES_PER_SEC 400u
+#define NODE_MAP_NOTICE_INTERVAL_MS 1000u
+#define NODE_MAP_NOTICES_PER_SEC 100u
 
 enum node_map_drop {
     NODE_MAP_DROP_MALFORMED,      /* not a MAP-REQUEST, or not alone in its datagram, or offset past the end */
@@ -49,6 +60,13 @@ struct node_map_server {
     uint64_t newest_seen;          /* the highest epoch a verified request held, if above the map's */
     uint64_t dropped[NODE_MAP_DROP_COUNT];
     uint8_t reply[WIRE_MAP_REPLY_MAX];
+    /* Refusals (node_map_refuse). */
+    uint64_t *notice_ns;           /* [map->clients]: the last notice to each client (0: none) */
+    uint64_t notice_window_start_ns;
+    uint32_t notice_window;
+    uint64_t notices;              /* sent */
+    uint64_t notices_limited;      /* not sent: an unknown client or over a rate */
+    uint8_t notice[WIRE_MAP_NOTICE_SIZE];
 };
 
 /* 0; BFTKV_E_INVAL (a map never verified), BFTKV_E_NOMEM. */
@@ -59,5 +77,11 @@ void node_map_server_free(struct node_map_server *m);
  * (monotonic): the size of the reply in m->reply to send back to its source,
  * or 0 when it is dropped (its reason counted). */
 size_t node_map_answer(struct node_map_server *m, const uint8_t *msg, size_t len, bool alone, uint64_t now_ns);
+
+/* The message msg (len bytes, one framed message) named a group this node
+ * does not host: when it is a REQUEST of a client in the allow-list and the
+ * rates allow, the size of the MAP-NOTICE in m->notice to send back to its
+ * source; else 0 (counted in notices_limited when a REQUEST). */
+size_t node_map_refuse(struct node_map_server *m, const uint8_t *msg, size_t len, uint64_t now_ns);
 
 #endif /* BFTKV_SERVER_NODE_MAP_H */

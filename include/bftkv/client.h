@@ -287,6 +287,14 @@ struct bftkv_client_stats {
     uint64_t readonly_retries;  /* second read-only rounds (fresh timestamp) instead of ordering */
     uint64_t stale_reads;       /* GETs sent as stale reads (BFTKV_CLIENT_STALE_READS) ... */
     uint64_t stale_moves;       /* ... asks moved on to the next replica */
+    /* A deployment's routing handle (0 for a handle on one group): */
+    uint64_t map_epoch;         /* the epoch of the map it routes with */
+    uint64_t map_epoch_claimed; /* the highest epoch a node's reply or refusal claimed */
+    uint64_t map_fetches;       /* fetches of a newer map those claims caused ... */
+    uint64_t map_fetch_failures; /* ... that found none newer (a lying or lagging claim) */
+    uint64_t map_notices;       /* refusals received: a node hosts no longer a group asked of it */
+    uint64_t map_epoch_pending; /* a newer accepted map not routed with yet: its placement
+                                   differs (the next open takes it, from map_cache) */
 };
 
 /* A snapshot of the handle's counters. 0, or BFTKV_E_INVAL (also when

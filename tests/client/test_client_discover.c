@@ -11,6 +11,12 @@
  * itself is older; the same bytes are taken; a newer map is taken and replaces
  * the cache; two maps for one epoch are refused; a map of several chunks is
  * assembled; a seed that does not answer is passed over for the next.
+ *
+ * The refetch of an open routing handle told of a newer epoch
+ * (client/client_epoch.c, docs/design.md §6.3): the node that claimed it is
+ * asked first, then the seeds; only a NEWER map by the acceptance rule is
+ * taken (and cached), whether its groups are the held map's is decided, and
+ * the rate rule bounds what a lying claim costs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,7 +40,9 @@
 #include <sodium.h>
 
 #include "bftkv/client.h"
+#include "bftkv/config.h"
 #include "bftkv/errors.h"
+#include "client/client_internal.h"
 #include "cluster/cluster.h"
 #include "engine/auth.h"
 #include "engine/wire_map.h"
@@ -279,6 +287,139 @@ static void test_seeds_in_turn(void **state)
     cluster_map_free(m);
 }
 
+/* The refetch a newer claimed epoch starts: first the node that claimed it
+ * (the fake seed), then the file's seeds (one that never answers). */
+static int refetch(const struct cluster_map *held, bool first, const char *seeds, struct cluster_map **out,
+                   char *err, size_t errlen)
+{
+    char hex[65], text[1024];
+    sodium_bin2hex(hex, sizeof hex, admin_pk, 32);
+    int n = snprintf(text, sizeof text,
+                     "deployment_seeds %s\nadmin_pub %s\nkey_dir %s/keys\nmap_cache %s\n"
+                     "client_timeout_ms 300\nretransmit_ms 50\n",
+                     seeds, hex, dir, cache_path);
+    assert_true(n > 0 && (size_t)n < sizeof text);
+    struct bftkv_config *cfg = NULL;
+    assert_int_equal(bftkv_config_parse(text, (size_t)n, "refetch.conf", &cfg, err, errlen), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons(seed.port)};
+    struct sockaddr_storage to;
+    memset(&to, 0, sizeof to);
+    memcpy(&to, &a, sizeof a);
+    err[0] = '\0';
+    int rc = client_map_refetch(cfg, 0, held, first ? &to : NULL, sizeof a, out, err, errlen);
+    bftkv_config_free(cfg);
+    return rc;
+}
+
+static void test_refetch(void **state)
+{
+    (void)state;
+    struct cluster_map *held = map_make(30, NODE_PORT, 2);
+    struct cluster_map *same = map_make(30, NODE_PORT, 2), *older = map_make(29, NODE_PORT, 2);
+    struct cluster_map *e31 = map_make(31, NODE_PORT, 3); /* one more client: the groups are the same */
+    struct cluster_map *e32 = map_make(32, NODE_PORT, 2), *moved = map_make(33, NODE_PORT + 4u, 2);
+    char dead[64], err[2048];
+    snprintf(dead, sizeof dead, "127.0.0.1:%u", NODE_PORT + 9u);
+    struct cluster_map *got = NULL;
+
+    /* The claimer serves a newer map of the admin's: taken and cached, and its
+     * groups are the held map's. */
+    seed_serve(e31, admin_sk, 31);
+    assert_int_equal(refetch(held, true, dead, &got, err, sizeof err), 0);
+    assert_non_null(got);
+    assert_int_equal(got->params.epoch, 31);
+    assert_true(cache_holds(e31));
+    assert_true(client_epoch_same_groups(held, got));
+    cluster_map_free(got);
+    got = NULL;
+
+    /* Nothing newer anywhere: the held map, an older one (said in the header
+     * or not), another key's: none is taken, each named, the cache unchanged. */
+    seed_serve(same, admin_sk, 30);
+    assert_int_equal(refetch(held, true, dead, &got, err, sizeof err), BFTKV_E_NOT_FOUND);
+    assert_null(got);
+    assert_non_null(strstr(err, "the node that claimed it: it serves the held map (epoch 30)"));
+    assert_non_null(strstr(err, "no answer"));
+    seed_serve(older, admin_sk, 29);
+    assert_int_equal(refetch(held, true, dead, &got, err, sizeof err), BFTKV_E_NOT_FOUND);
+    assert_non_null(strstr(err, "serves epoch 29, older than the held epoch 30"));
+    seed_serve(older, admin_sk, 40); /* a lying header: the map's own epoch decides */
+    assert_int_equal(refetch(held, true, dead, &got, err, sizeof err), BFTKV_E_NOT_FOUND);
+    assert_non_null(strstr(err, "older than the current epoch 30"));
+    seed_serve(e32, other_sk, 32);
+    assert_int_equal(refetch(held, true, dead, &got, err, sizeof err), BFTKV_E_NOT_FOUND);
+    assert_non_null(strstr(err, "does not verify"));
+    assert_null(got);
+    assert_true(cache_holds(e31));
+
+    /* Without a claimer's address, the seeds: a newer map whose partitions
+     * moved (other ports) is taken, and is not the held map's groups. */
+    char seeds[128];
+    snprintf(seeds, sizeof seeds, "%s,127.0.0.1:%u", dead, seed.port);
+    seed_serve(moved, admin_sk, 33);
+    assert_int_equal(refetch(held, false, seeds, &got, err, sizeof err), 0);
+    assert_int_equal(got->params.epoch, 33);
+    assert_false(client_epoch_same_groups(held, got));
+    assert_true(cache_holds(moved));
+    cluster_map_free(got);
+
+    cluster_map_free(held);
+    cluster_map_free(same);
+    cluster_map_free(older);
+    cluster_map_free(e31);
+    cluster_map_free(e32);
+    cluster_map_free(moved);
+}
+
+#define SEC 1000000000ull
+
+/* The rate rule: a claim at or below the held epoch starts nothing; at most
+ * one fetch a second; a claim a fetch did not bear out is believed again only
+ * after a wait that doubles up to CLIENT_MAP_REFETCH_MS_MAX; a higher claim
+ * is new. So a lying node costs one fetch a second while it raises its claim
+ * and one per 64 s while it repeats it. */
+static void test_refetch_rate(void **state)
+{
+    (void)state;
+    struct client_epoch e;
+    memset(&e, 0, sizeof e);
+    e.backoff_ms = CLIENT_MAP_REFETCH_MS;
+    uint64_t t = 100 * SEC;
+    assert_false(client_epoch_due(&e, 5, 5, t));
+    assert_false(client_epoch_due(&e, 4, 5, t));
+    assert_true(client_epoch_due(&e, 6, 5, t));
+    client_epoch_tried(&e, 6, false, t);
+    assert_false(client_epoch_due(&e, 6, 5, t + SEC / 2));
+    assert_false(client_epoch_due(&e, 7, 5, t + SEC / 2)); /* one a second, whatever the claim */
+    assert_true(client_epoch_due(&e, 6, 5, t + SEC));
+    /* The same claim failing again: 2 s, 4 s, ... up to 64 s. */
+    uint64_t wait_ms = CLIENT_MAP_REFETCH_MS;
+    for (int i = 0; i < 10; i++) {
+        t += wait_ms * 1000000u;
+        assert_true(client_epoch_due(&e, 6, 5, t));
+        client_epoch_tried(&e, 6, false, t);
+        wait_ms = wait_ms * 2u < CLIENT_MAP_REFETCH_MS_MAX ? wait_ms * 2u : CLIENT_MAP_REFETCH_MS_MAX;
+        assert_int_equal(e.backoff_ms, wait_ms);
+        assert_false(client_epoch_due(&e, 6, 5, t + wait_ms * 1000000u - 1u));
+    }
+    assert_int_equal(e.backoff_ms, CLIENT_MAP_REFETCH_MS_MAX);
+    assert_int_equal(e.fetches, 11);
+    assert_int_equal(e.fetch_failures, 11);
+    /* A higher claim is a new one: due after the one-second floor. */
+    assert_false(client_epoch_due(&e, 7, 5, t + SEC - 1u));
+    assert_true(client_epoch_due(&e, 7, 5, t + SEC));
+    client_epoch_tried(&e, 7, false, t + SEC);
+    assert_int_equal(e.backoff_ms, CLIENT_MAP_REFETCH_MS);
+    /* A fetch that bore out its claim resets the wait. */
+    t += 10 * SEC;
+    client_epoch_tried(&e, 8, true, t);
+    assert_int_equal(e.backoff_ms, CLIENT_MAP_REFETCH_MS);
+    assert_int_equal(e.fetch_failures, 12);
+    assert_false(client_epoch_due(&e, 8, 8, t + 5 * SEC));
+    assert_true(client_epoch_due(&e, 9, 8, t + SEC));
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -344,6 +485,8 @@ int main(void)
         cmocka_unit_test(test_acceptance),
         cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_seeds_in_turn),
+        cmocka_unit_test(test_refetch),
+        cmocka_unit_test(test_refetch_rate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

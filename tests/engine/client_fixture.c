@@ -113,6 +113,7 @@ uint32_t reply_deliver(struct pbft_client *c, const struct reply_spec *s, uint64
         .result_len = s->rlen,
         .result_digest = digest,
         .result = s->full ? (s->sent != NULL ? s->sent : (s->result != NULL ? s->result : "")) : NULL,
+        .epoch = s->epoch,
     };
     size_t auth_off = 0;
     size_t len = wire_encode_reply(g_msg, sizeof g_msg, GROUP, s->replica, s->view, s->ts, &rp, &auth_off);

@@ -43,6 +43,7 @@ struct reply_spec {
     bool readonly;
     const void *sent;   /* bytes actually sent when full (default: result) */
     bool bad_mac;
+    uint64_t epoch;     /* the replying node's map epoch (0: none, a single group's reply) */
 };
 
 int group_setup(void **state);

@@ -497,6 +497,31 @@ static void test_reply_mac(void **state)
     }
 }
 
+/* A deployment's REPLY: the map epoch is MACed with the fixed part, so a
+ * client acts only on an epoch its replica sent (docs/design.md §6.3). */
+static void test_reply_epoch_mac(void **state)
+{
+    (void)state;
+    uint8_t rd[32];
+    wire_result_digest(rd, 0, "ok", 2);
+    struct wire_reply rp = {.client = 1, .lane = 0, .status = 0, .result_len = 2, .result_digest = rd,
+                            .result = (const uint8_t *)"ok", .epoch = 7};
+    size_t auth_off = 0;
+    size_t n = wire_encode_reply(g_buf, sizeof g_buf, GROUP, 2, 0, 77, &rp, &auth_off);
+    assert_int_equal(auth_off, WIRE_HEADER_SIZE + WIRE_REPLY_FIXED + WIRE_REPLY_EPOCH_SIZE + 2);
+    auth_reply_fill(&rctx[2], g_buf, n, auth_off, 1);
+    expect_mac(g_buf + auth_off, g_buf, WIRE_REPLY_FIXED + WIRE_REPLY_EPOCH_SIZE, rctx[2].client_keys[1]);
+    assert_true(reply_accepted(&cctx[1], g_buf, n));
+    for (size_t pos = WIRE_HEADER_SIZE + WIRE_REPLY_FIXED; pos < WIRE_HEADER_SIZE + WIRE_REPLY_FIXED + 8u; pos++) {
+        g_buf[pos] ^= 0x01; /* another epoch (never 0 here): decodes, fails the MAC */
+        struct wire_msg m;
+        decode_ok(g_buf, n, &m);
+        assert_false(auth_reply_check(&cctx[1], &m));
+        g_buf[pos] ^= 0x01;
+    }
+    assert_true(reply_accepted(&cctx[1], g_buf, n));
+}
+
 /* ---- Signatures -------------------------------------------------------------------- */
 
 static void test_signature(void **state)
@@ -556,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_unknown_client),
         cmocka_unit_test(test_mac_input_rule),
         cmocka_unit_test(test_reply_mac),
+        cmocka_unit_test(test_reply_epoch_mac),
         cmocka_unit_test(test_signature),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

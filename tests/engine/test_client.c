@@ -58,6 +58,50 @@ static void test_lane_base(void **state)
 
 /* ---- Ordered path ------------------------------------------------------------------ */
 
+/* The map epoch a deployment's replies carry (docs/design.md §6.3): the
+ * highest one of an authenticated reply to this client's request is kept with
+ * its replica; a reply with a bad MAC, or one for no lane of ours, claims
+ * nothing; the completion is unaffected. */
+static void test_epoch_seen(void **state)
+{
+    (void)state;
+    struct pbft_client_config cfg = cfg_default();
+    struct pbft_client *c = client_new(&cfg);
+    struct pbft_completion done[4];
+    uint16_t from = 99;
+    assert_int_equal(pbft_client_epoch_seen(c, &from), 0);
+    int lane = submit(c, WIRE_OP_PUT, "k", "v");
+    struct wire_msg m = out_request(0);
+    struct reply_spec s = spec(2, (uint16_t)lane, m.h.seq, NULL, false);
+    s.epoch = 9;
+    s.bad_mac = true;
+    assert_int_equal(reply_deliver(c, &s, 1, done, 4), 0);
+    assert_int_equal(pbft_client_epoch_seen(c, NULL), 0);
+    s.bad_mac = false;
+    s.lane = (uint16_t)(lane + 1); /* an idle lane: ignored before its MAC */
+    assert_int_equal(reply_deliver(c, &s, 1, done, 4), 0);
+    assert_int_equal(pbft_client_epoch_seen(c, NULL), 0);
+    s.lane = (uint16_t)lane;
+    s.epoch = 5;
+    assert_int_equal(reply_deliver(c, &s, 1, done, 4), 0);
+    assert_int_equal(pbft_client_epoch_seen(c, &from), 5);
+    assert_int_equal(from, 2);
+    s.replica = 3;
+    s.epoch = 9;
+    assert_int_equal(reply_deliver(c, &s, 2, done, 4), 1); /* f+1 matching: done, whatever the epochs */
+    assert_int_equal(pbft_client_epoch_seen(c, &from), 9);
+    assert_int_equal(from, 3);
+    /* A lower epoch later does not lower it. */
+    lane = submit(c, WIRE_OP_PUT, "k2", "v");
+    m = out_request(0);
+    s = spec(0, (uint16_t)lane, m.h.seq, NULL, false);
+    s.epoch = 4;
+    assert_int_equal(reply_deliver(c, &s, 3, done, 4), 0);
+    assert_int_equal(pbft_client_epoch_seen(c, &from), 9);
+    assert_int_equal(from, 3);
+    pbft_client_destroy(c);
+}
+
 static void test_accept_at_f_plus_one(void **state)
 {
     (void)state;
@@ -647,6 +691,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lane_base),
+        cmocka_unit_test(test_epoch_seen),
         cmocka_unit_test(test_accept_at_f_plus_one),
         cmocka_unit_test(test_needs_verified_full_result),
         cmocka_unit_test(test_agreed_digest_asks_full_at_once),

@@ -118,6 +118,45 @@ static void test_request_max_sizes(void **state)
     assert_int_equal(wire_encode_reply(g_buf, n - 1, GROUP, 1, 0, 5, &rp, NULL), 0);
 }
 
+/* A deployment's REPLY carries its node's map epoch after the fixed part
+ * (docs/design.md §6.3); a single group's has none and is the bytes it was. */
+static void test_reply_epoch(void **state)
+{
+    (void)state;
+    uint8_t rd[32];
+    wire_result_digest(rd, 0, "value", 5);
+    struct wire_reply rp = {.client = 2, .lane = 1, .status = 0, .rflags = WIRE_REPLY_EPOCH, /* ignored: epoch 0 */
+                            .result_len = 5, .result_digest = rd, .result = (const uint8_t *)"value"};
+    struct wire_msg m;
+    size_t plain = wire_encode_reply(g_buf, BUF_CAP, GROUP, 1, 3, 9, &rp, NULL);
+    assert_int_equal(plain, WIRE_HEADER_SIZE + WIRE_REPLY_FIXED + 5 + BFTKV_MAC_SIZE);
+    expect_ok(g_buf, plain, &m);
+    assert_int_equal(m.u.reply.rflags, WIRE_REPLY_FULL);
+    assert_int_equal(m.u.reply.epoch, 0);
+
+    rp.epoch = 0x0102030405060708ull;
+    size_t n = wire_encode_reply(g_buf, BUF_CAP, GROUP, 1, 3, 9, &rp, NULL);
+    assert_int_equal(n, plain + WIRE_REPLY_EPOCH_SIZE);
+    expect_ok(g_buf, n, &m);
+    assert_int_equal(m.u.reply.rflags, WIRE_REPLY_FULL | WIRE_REPLY_EPOCH);
+    assert_int_equal(m.u.reply.epoch, 0x0102030405060708ull);
+    assert_memory_equal(m.u.reply.result, "value", 5);
+    assert_int_equal(g_buf[WIRE_HEADER_SIZE + WIRE_REPLY_FIXED], 0x08); /* little-endian, after the fixed part */
+    assert_int_equal(wire_encode_reply(g_buf, n - 1, GROUP, 1, 3, 9, &rp, NULL), 0);
+
+    /* Digest only: the epoch is the body's tail. */
+    rp.result = NULL;
+    n = wire_encode_reply(g_buf, BUF_CAP, GROUP, 1, 3, 9, &rp, NULL);
+    assert_int_equal(n, WIRE_HEADER_SIZE + WIRE_REPLY_FIXED + WIRE_REPLY_EPOCH_SIZE + BFTKV_MAC_SIZE);
+    expect_ok(g_buf, n, &m);
+    assert_int_equal(m.u.reply.epoch, 0x0102030405060708ull);
+    assert_null(m.u.reply.result);
+
+    /* One encoding: the flag with an epoch of 0 is refused. */
+    memset(g_buf + WIRE_HEADER_SIZE + WIRE_REPLY_FIXED, 0, WIRE_REPLY_EPOCH_SIZE);
+    expect_drop(g_buf, n, WIRE_DROP_BAD_FIELD);
+}
+
 static void test_preprepare_roundtrip(void **state)
 {
     (void)state;
@@ -533,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_drop_digest_msg_length),
         cmocka_unit_test(test_drop_request_fields),
         cmocka_unit_test(test_drop_reply_fields),
+        cmocka_unit_test(test_reply_epoch),
         cmocka_unit_test(test_drop_preprepare),
         cmocka_unit_test(test_request_fetch_roundtrip),
         cmocka_unit_test(test_datagram_three),

@@ -193,8 +193,11 @@ void test_drop_reply_fields(void **state)
     b[7] = 1; /* pad */
     expect_drop(g_big, n, WIRE_DROP_BAD_FIELD);
     memcpy(g_big, g_buf, n);
-    b[6] |= 1u << 2; /* unknown rflags bit */
+    b[6] |= 1u << 3; /* unknown rflags bit */
     expect_drop(g_big, n, WIRE_DROP_BAD_FIELD);
+    memcpy(g_big, g_buf, n);
+    b[6] |= WIRE_REPLY_EPOCH; /* an epoch flagged but absent: the body is 8 bytes short */
+    expect_drop(g_big, n, WIRE_DROP_BAD_LENGTH);
     memcpy(g_big, g_buf, n);
     put32(b + 8, BFTKV_VALUE_MAX + 1);
     expect_drop(g_big, n, WIRE_DROP_BAD_FIELD);

@@ -118,6 +118,30 @@ static void reply_run(const uint8_t *msg, size_t size)
     }
 }
 
+/* A MAP-NOTICE re-encodes to itself; a node refuses with one only a REQUEST
+ * of an allowed client (docs/design.md §6.3). */
+static void notice_run(const uint8_t *msg, size_t size)
+{
+    struct wire_map_notice n;
+    if (wire_map_notice_check(msg, size, &n)) {
+        uint8_t again[WIRE_MAP_NOTICE_SIZE];
+        FUZZ_CHECK(size == WIRE_MAP_NOTICE_SIZE && n.epoch > 0);
+        FUZZ_CHECK(wire_map_notice_encode(again, sizeof again, &n) == size && memcmp(again, msg, size) == 0);
+    }
+    static struct node_map_server m;
+    FUZZ_CHECK(node_map_server_init(&m, fuzz_map_held) == 0);
+    size_t r = node_map_refuse(&m, msg, size, 1000000000u);
+    bool refusable = size >= WIRE_HEADER_SIZE && msg[3] == WIRE_REQUEST
+                     && (uint16_t)(msg[6] | msg[7] << 8) < fuzz_map_held->clients
+                     && fuzz_map_held->client[(uint16_t)(msg[6] | msg[7] << 8)].allowed;
+    FUZZ_CHECK((r > 0) == refusable);
+    if (r > 0) {
+        FUZZ_CHECK(wire_map_notice_check(m.notice, r, &n) && n.epoch == 3);
+        FUZZ_CHECK(node_map_refuse(&m, msg, size, 1000000001u) == 0); /* one a second per client */
+    }
+    node_map_server_free(&m);
+}
+
 /* Sign a request as the fuzz client would (framing permitting). */
 static void signature_fix(uint8_t *msg, size_t size)
 {
@@ -138,6 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             signature_fix(copy, size);
         request_run(copy, size);
         reply_run(copy, size);
+        notice_run(copy, size);
     }
     free(copy);
     return 0;
@@ -155,6 +180,10 @@ void fuzz_seeds(fuzz_seed_add_fn add)
     static const uint8_t part[40] = {1, 2, 3, 4, 5};
     rq.offset = 24;
     n = wire_map_reply_encode(b, sizeof b, 3, &rq, part, sizeof part);
+    FUZZ_CHECK(n > 0);
+    add(b, n);
+    struct wire_map_notice notice = {.group = 5, .epoch = 3, .timestamp = 77};
+    n = wire_map_notice_encode(b, sizeof b, &notice);
     FUZZ_CHECK(n > 0);
     add(b, n);
 }

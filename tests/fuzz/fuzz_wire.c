@@ -164,6 +164,7 @@ static void accepted_check(const struct wire_msg *m, const uint8_t *buf, size_t 
         break;
     case WIRE_REPLY:
         FUZZ_CHECK(m->u.reply.client < FUZZ_CLIENTS);
+        FUZZ_CHECK(((m->u.reply.rflags & WIRE_REPLY_EPOCH) != 0) == (m->u.reply.epoch != 0));
         if (m->u.reply.result != NULL) {
             FUZZ_CHECK(inside(m->u.reply.result, m->u.reply.result_len, buf, consumed));
         }
@@ -507,4 +508,10 @@ void fuzz_seeds(fuzz_seed_add_fn add)
 
     /* A datagram of several messages. */
     add(multi, mlen);
+
+    /* A deployment's REPLYs: the map epoch after the fixed part (docs/design.md §6.3). */
+    rp.epoch = 2;
+    add(b, wire_encode_reply(b, sizeof b, FUZZ_GROUP, 1, 2, 1003, &rp, NULL));
+    rp.result = (const uint8_t *)"result";
+    add(b, wire_encode_reply(b, sizeof b, FUZZ_GROUP, 1, 2, 1003, &rp, NULL));
 }

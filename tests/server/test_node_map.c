@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "bftkv/errors.h"
+#include "common/assert.h"
 #include "cluster/cluster.h"
 #include "engine/auth.h"
 #include "server/node_map.h"
@@ -23,8 +24,16 @@
 static struct auth_keypair client0, client1, stranger;
 static uint8_t admin_sk[64];
 
-/* A verified map (has_sig): M = 4, P = 4, clients 0 and 1 allowed, epoch 7. */
+/* A verified map (has_sig): M = 4, P = 4, clients 0 and 1 allowed (and, with
+ * extra > 0, as many more with random keys), epoch 7. */
+static struct cluster_map *map_with_clients(uint16_t extra);
+
 static struct cluster_map *map_verified(void)
+{
+    return map_with_clients(0);
+}
+
+static struct cluster_map *map_with_clients(uint16_t extra)
 {
     uint32_t ids[4] = {0, 1, 2, 3};
     struct bftkv_config_replica node[4];
@@ -35,9 +44,15 @@ static struct cluster_map *map_verified(void)
         randombytes_buf(node[i].x25519, 32);
         randombytes_buf(node[i].ed25519, 32);
     }
-    struct bftkv_config_client cl[2];
+    static struct bftkv_config_client cl[2 + 200];
+    BFTKV_ASSERT(extra <= 200);
     memset(cl, 0, sizeof cl);
     cl[0].allowed = cl[1].allowed = true;
+    for (uint16_t c = 2; c < 2 + extra; c++) {
+        cl[c].allowed = true;
+        randombytes_buf(cl[c].x25519, 32);
+        randombytes_buf(cl[c].ed25519, 32);
+    }
     memcpy(cl[0].x25519, client0.x_pk, 32);
     memcpy(cl[0].ed25519, client0.sign_pk, 32);
     memcpy(cl[1].x25519, client1.x_pk, 32);
@@ -46,7 +61,7 @@ static struct cluster_map *map_verified(void)
                                     .placement = CLUSTER_PLACEMENT_RENDEZVOUS};
     struct cluster_map *built = NULL, *map = NULL;
     char err[256];
-    assert_int_equal(cluster_map_build(&pa, ids, node, 4, cl, 2, &built, err, sizeof err), 0);
+    assert_int_equal(cluster_map_build(&pa, ids, node, 4, cl, (uint16_t)(2 + extra), &built, err, sizeof err), 0);
     uint8_t admin_pk[32], *bytes = NULL;
     size_t len = 0;
     crypto_sign_ed25519_sk_to_pk(admin_pk, admin_sk);
@@ -185,6 +200,91 @@ static void test_unverified_refused(void **state)
     cluster_map_free(map);
 }
 
+/* A REQUEST of client for group (its authenticator zero: a node that does not
+ * host the group checks none, docs/design.md §6.3). */
+static size_t request_for_group(uint8_t *buf, size_t cap, uint16_t group, uint16_t client, uint64_t ts)
+{
+    struct wire_request rq = {.client = client, .lane = 0, .timestamp = ts, .op = WIRE_OP_PUT, .klen = 1,
+                              .vlen = 1, .key = (const uint8_t *)"k", .value = (const uint8_t *)"v"};
+    return wire_encode_request(buf, cap, group, 4, 0, &rq, NULL);
+}
+
+/* A request for a group the node does not host: a MAP-NOTICE with the node's
+ * epoch, the group and the request's timestamp, smaller than the request; at
+ * most one per client per NODE_MAP_NOTICE_INTERVAL_MS; none for a client
+ * outside the allow-list or for a message that is not a client's REQUEST. */
+static void test_refusals(void **state)
+{
+    (void)state;
+    struct cluster_map *map = map_verified();
+    struct node_map_server m;
+    assert_int_equal(node_map_server_init(&m, map), 0);
+    uint8_t msg[256];
+    uint64_t now = 9000000000u;
+    size_t n = request_for_group(msg, sizeof msg, 3, 1, 555);
+    assert_true(n > WIRE_MAP_NOTICE_SIZE);
+    size_t r = node_map_refuse(&m, msg, n, now);
+    assert_int_equal(r, WIRE_MAP_NOTICE_SIZE);
+    struct wire_map_notice notice;
+    assert_true(wire_map_notice_check(m.notice, r, &notice));
+    assert_int_equal(notice.epoch, 7);
+    assert_int_equal(notice.group, 3);
+    assert_int_equal(notice.timestamp, 555);
+    assert_int_equal(m.notices, 1);
+
+    /* The same client within the interval: nothing; another client: answered. */
+    assert_int_equal(node_map_refuse(&m, msg, n, now + 1000000u), 0);
+    assert_int_equal(m.notices_limited, 1);
+    size_t n0 = request_for_group(msg, sizeof msg, 3, 0, 556);
+    assert_int_equal(node_map_refuse(&m, msg, n0, now + 2000000u), WIRE_MAP_NOTICE_SIZE);
+    n = request_for_group(msg, sizeof msg, 3, 1, 557);
+    assert_int_equal(node_map_refuse(&m, msg, n, now + (uint64_t)NODE_MAP_NOTICE_INTERVAL_MS * 1000000u), WIRE_MAP_NOTICE_SIZE);
+    assert_int_equal(m.notices, 3);
+
+    /* Client 2 is not in the allow-list; a COMMIT is a replica's. */
+    n = request_for_group(msg, sizeof msg, 3, 2, 1);
+    assert_int_equal(node_map_refuse(&m, msg, n, now + 5000000000u), 0);
+    assert_int_equal(m.notices_limited, 2);
+    uint8_t d[32] = {0};
+    n = wire_encode_digest_msg(msg, sizeof msg, WIRE_COMMIT, 3, 1, 4, 0, 1, d, NULL);
+    assert_int_equal(node_map_refuse(&m, msg, n, now + 6000000000u), 0);
+    assert_int_equal(m.notices, 3);
+
+    /* The notice's form: a tampered one is refused by the client's check. */
+    n = request_for_group(msg, sizeof msg, 2, 0, 9);
+    r = node_map_refuse(&m, msg, n, now + 7000000000u);
+    assert_int_equal(r, WIRE_MAP_NOTICE_SIZE);
+    assert_false(wire_map_notice_check(m.notice, r - 1, &notice));
+    m.notice[3] = WIRE_MAP_REPLY;
+    assert_false(wire_map_notice_check(m.notice, r, &notice));
+    node_map_server_free(&m);
+    cluster_map_free(map);
+}
+
+/* Refusals across clients: at most NODE_MAP_NOTICES_PER_SEC a second in all,
+ * whatever the number of clients asking; the next second opens again. */
+static void test_refusal_rate(void **state)
+{
+    (void)state;
+    struct cluster_map *map = map_with_clients(150);
+    struct node_map_server m;
+    assert_int_equal(node_map_server_init(&m, map), 0);
+    uint8_t msg[256];
+    uint64_t now = 20000000000u;
+    unsigned sent = 0;
+    for (uint16_t c = 0; c < 152; c++) {
+        size_t n = request_for_group(msg, sizeof msg, 9, c, 1000u + c);
+        sent += node_map_refuse(&m, msg, n, now + c) > 0;
+    }
+    assert_int_equal(sent, NODE_MAP_NOTICES_PER_SEC);
+    assert_int_equal(m.notices_limited, 152 - NODE_MAP_NOTICES_PER_SEC);
+    /* A second later: the clients that got none are answered. */
+    size_t n = request_for_group(msg, sizeof msg, 9, 151, 5000);
+    assert_int_equal(node_map_refuse(&m, msg, n, now + 1000000000u + 200u), WIRE_MAP_NOTICE_SIZE);
+    node_map_server_free(&m);
+    cluster_map_free(map);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -209,6 +309,8 @@ int main(void)
         cmocka_unit_test(test_rates),
         cmocka_unit_test(test_newer_epoch_noted),
         cmocka_unit_test(test_unverified_refused),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_refusal_rate),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
