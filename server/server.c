@@ -436,8 +436,12 @@ static void server_engine_log(struct server *s)
         s->seen_transfers = st->state_transfers;
     }
     if (st->holds_state != s->seen_holds_state) {
-        log_info("%sholds state again (q replicas holding state vouched for it): takes part in ordering, "
-                 "last executed %llu", s->log_prefix, (unsigned long long)st->last_executed);
+        if (st->holds_state)
+            log_info("%sholds state again (q replicas holding state vouched for it): takes part in ordering, "
+                     "last executed %llu", s->log_prefix, (unsigned long long)st->last_executed);
+        else
+            log_warn("%sunsure of its state: takes no part in ordering until q replicas holding state vouch for "
+                     "it, last executed %llu", s->log_prefix, (unsigned long long)st->last_executed);
         s->seen_holds_state = st->holds_state;
     }
     /* Failed transfers and refused requests: at most one line per 10 s each. */
