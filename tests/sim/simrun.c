@@ -19,6 +19,7 @@
 #include "tests/sim/rejoin.h"
 #include "tests/sim/restarts.h"
 #include "tests/sim/scenario.h"
+#include "tests/sim/swarm.h"
 #include "tests/sim/workload.h"
 
 #define MS 1000000ull
@@ -51,6 +52,7 @@ void sim_options_defaults(struct sim_options *o)
     o->gst_ns = -1;
     o->liveness_ns = 5000 * MS;
     o->behaviour = -1;
+    o->swarm = -1;
     o->value_bytes = 0;
     o->readonly_percent = -1;
     o->put_percent = -1;
@@ -188,10 +190,19 @@ int simrun_draw(const struct sim_options *o, uint64_t seed, struct scenario *s, 
     bool net = (o->faults & SIM_FAULTS_NET) != 0;
     bool byz = (o->faults & SIM_FAULTS_BYZANTINE) != 0;
     size_t at = 0;
+    /* All mode draws its fault classes first (swarm.h), from their own stream. */
+    struct swarm *sw = &s->swarm;
+    if (o->swarm != 0 && (o->faults & SIM_FAULTS_ALL) == SIM_FAULTS_ALL && o->faulty_count == 0 && o->behaviour < 0) {
+        struct pbft_replica_config defaults;
+        pbft_replica_config_defaults(&defaults);
+        swarm_draw(sw, seed, o->n, o->f, defaults.request_timeout_ns);
+        net = sw->net;
+        byz = sw->byz;
+    }
     if ((o->faults & SIM_FAULTS_RESTART) != 0 && o->faulty_count == 0) {
         struct prng rr;
         prng_seed(&rr, seed ^ prng_mix64(SIM_RESTART_STREAM));
-        if (!byz || prng_below(&rr, 4) == 0)
+        if (sw->on ? sw->restart : !byz || prng_below(&rr, 4) == 0)
             restart_plan_draw(&s->restart, &rr, o->n, o->f, (uint64_t)o->clients * o->requests, o->durable);
     }
 
@@ -226,6 +237,8 @@ int simrun_draw(const struct sim_options *o, uint64_t seed, struct scenario *s, 
         cc->window = (uint32_t)prng_range(&rng, 3, 4);
     else
         cc->window = (uint32_t)prng_range(&rng, 5, wmax);
+    if (sw->on && sw->window_one && !o->window)
+        cc->window = 1;
     cc->batch_max_requests = o->batch ? o->batch : (prng_below(&rng, 5) == 0 ? (uint32_t)prng_range(&rng, 1, 4) : 0);
     uint32_t inline_max = WIRE_PP_ENTRY_FIXED + BFTKV_INLINE_REQUEST_MAX + (uint32_t)o->n * BFTKV_MAC_SIZE;
     uint64_t roll = prng_below(&rng, 10);
@@ -243,12 +256,12 @@ int simrun_draw(const struct sim_options *o, uint64_t seed, struct scenario *s, 
     nc->latency_ns = o->latency_ns;
     nc->stable_jitter_ns = 20 * US;
     if (net) {
-        nc->loss_percent = o->loss_percent >= 0 ? o->loss_percent : (double)prng_below(&rng, 301) / 10.0;
-        nc->dup_percent = o->dup_percent >= 0 ? o->dup_percent : (double)prng_below(&rng, 101) / 10.0;
+        nc->loss_percent = o->loss_percent >= 0 ? o->loss_percent : (double)prng_below(&rng, (sw->on ? sw->loss_max_tenths : 300u) + 1u) / 10.0;
+        nc->dup_percent = o->dup_percent >= 0 ? o->dup_percent : (double)prng_below(&rng, (sw->on ? sw->dup_max_tenths : 100u) + 1u) / 10.0;
         nc->jitter_uniform = prng_below(&rng, 2) == 0;
         nc->jitter_ns = o->jitter_ns >= 0 ? (uint64_t)o->jitter_ns : prng_range(&rng, 0, 2 * MS);
         s->gst_ns = o->gst_ns >= 0 ? (uint64_t)o->gst_ns : prng_range(&rng, 10 * MS, 100 * MS);
-        s->nparts = o->partitions >= 0 ? (uint32_t)o->partitions : (uint32_t)prng_below(&rng, 3);
+        s->nparts = o->partitions >= 0 ? (uint32_t)o->partitions : (uint32_t)prng_below(&rng, (sw->on ? sw->partitions_max : 2u) + 1u);
         if (s->nparts > SIM_PARTITIONS_MAX)
             s->nparts = SIM_PARTITIONS_MAX;
         for (uint32_t i = 0; i < s->nparts; i++) {
@@ -272,13 +285,25 @@ int simrun_draw(const struct sim_options *o, uint64_t seed, struct scenario *s, 
     struct prng lr;
     prng_seed(&lr, seed ^ prng_mix64(SIM_LINKS_STREAM));
     uint32_t link_kinds = (o->faults & SIM_FAULTS_LINKS) != 0 ? o->link_kinds : 0;
-    if (link_kinds == 0 && (o->faults & SIM_FAULTS_ALL) == SIM_FAULTS_ALL && prng_below(&lr, 4) == 0)
+    if (link_kinds == 0 && (o->faults & SIM_FAULTS_ALL) == SIM_FAULTS_ALL && (sw->on ? sw->links : prng_below(&lr, 4) == 0))
         link_kinds = LINK_ANY;
     if (link_kinds != 0 && o->n >= 2) {
         link_plan_draw(&s->links, &lr, o->n, link_kinds);
         if (o->gst_ns < 0 && s->links.end_ns > s->gst_ns)
             s->gst_ns = s->links.end_ns;
         at = link_plan_describe(&s->links, desc, desc_cap, at);
+        at = appendf(desc, desc_cap, at, " gst=%llums", (unsigned long long)(s->gst_ns / MS));
+    }
+    if (sw->on) {
+        /* The isolating partition ends before GST, as the link shapes do; crashes
+         * need a GST to come back before. */
+        if (sw->isolate && o->gst_ns < 0 && sw->iso_end_ns > s->gst_ns)
+            s->gst_ns = sw->iso_end_ns;
+        if (sw->isolate && sw->iso_end_ns > s->gst_ns)
+            sw->iso_end_ns = s->gst_ns > sw->iso_start_ns ? s->gst_ns : sw->iso_start_ns;
+        if (sw->crash && s->gst_ns <= 2 * MS && o->gst_ns < 0)
+            s->gst_ns = prng_range(&rng, 10 * MS, 100 * MS);
+        at = swarm_describe(sw, desc, desc_cap, at);
         at = appendf(desc, desc_cap, at, " gst=%llums", (unsigned long long)(s->gst_ns / MS));
     }
     nc->gst_ns = s->gst_ns;
@@ -310,6 +335,8 @@ int simrun_draw(const struct sim_options *o, uint64_t seed, struct scenario *s, 
     } else if (s->restart.on) {
         if (byz)
             draw_restart_byzantine(o, s, &rng);
+    } else if (sw->on) {
+        swarm_place(sw, s, &rng, o->n, o->f);
     } else if (byz && o->f > 0) {
         /* In all mode, one seed in three crashes 1..f replicas (any, the primary
          * included) before GST; they count toward f. */
@@ -412,7 +439,7 @@ int simrun_draw(const struct sim_options *o, uint64_t seed, struct scenario *s, 
                           : vroll < 9 ? (uint32_t)prng_range(&rng, WORKLOAD_VALUE_MIN, 900)
                                       : (uint32_t)prng_range(&rng, BFTKV_INLINE_REQUEST_MAX + 100, 4000);
     }
-    int ro = o->readonly_percent >= 0 ? o->readonly_percent : 50;
+    int ro = o->readonly_percent >= 0 ? o->readonly_percent : sw->on ? (int)sw->readonly_percent : 50;
     uint32_t nro = 0;
     for (uint16_t i = 0; i < o->clients; i++) {
         s->readonly[i] = prng_percent(&rng, (double)ro);
@@ -516,6 +543,13 @@ void scenario_net_apply(const struct scenario *s, struct netsim *ns, uint16_t n,
             for (uint32_t nd = 0; nd < nodes; nd++)
                 cut[nd] = prng_below(&pr, 3) == 0;
         }
+    }
+    if (s->swarm.isolate && s->swarm.iso_end_ns > s->swarm.iso_start_ns) {
+        /* The clients stay on the side of the replicas not cut off. */
+        uint8_t *cut = netsim_partition_add(ns, s->swarm.iso_start_ns, s->swarm.iso_end_ns);
+        BFTKV_ASSERT(cut != NULL);
+        for (uint16_t r = 0; r < n; r++)
+            cut[r] = s->swarm.iso_cut[r];
     }
     if (s->links.count > 0) {
         bool room = link_plan_apply(&s->links, ns, n, nodes);
