@@ -167,6 +167,8 @@ static void draw_restart_byzantine(const struct sim_options *o, struct scenario 
         s->faulty[r] = true;
         if (o->behaviour >= 0)
             s->behaviour[r] = (uint8_t)o->behaviour;
+        else if (s->swarm.on)
+            s->behaviour[r] = swarm_behaviour(&s->swarm, rng, r == 0);
         else if (r == 0)
             s->behaviour[r] = primary_faults[prng_below(rng, sizeof(primary_faults))];
         else
@@ -216,13 +218,15 @@ int simrun_draw(const struct sim_options *o, uint64_t seed, struct scenario *s, 
      * default. */
     static const uint32_t ks[10] = {32, 64, 64, 128, 128, 128, 128, 256, 256, 256};
     cc->checkpoint_interval = o->checkpoint_interval ? o->checkpoint_interval : ks[prng_below(&rng, 10)];
+    if (sw->on && sw->short_log && !o->checkpoint_interval)
+        cc->checkpoint_interval = prng_below(&rng, 2) == 0 ? 16u : 32u;
     if (cc->checkpoint_interval > BFTKV_CHECKPOINT_INTERVAL_MAX) /* limits.h: bounded by the VIEW-CHANGE size */
         cc->checkpoint_interval = BFTKV_CHECKPOINT_INTERVAL_MAX;
     if (o->log_window) {
         cc->log_window = o->log_window;
     } else {
         uint64_t lroll = prng_below(&rng, 10);
-        uint32_t mult = lroll < 6 ? 2u : lroll < 8 ? 3u : 4u;
+        uint32_t mult = lroll < 6 || (sw->on && sw->short_log) ? 2u : lroll < 8 ? 3u : 4u;
         cc->log_window = cc->checkpoint_interval * mult;
         while (cc->log_window > BFTKV_LOG_WINDOW_MAX)
             cc->log_window -= cc->checkpoint_interval;

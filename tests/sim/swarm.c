@@ -88,14 +88,18 @@ void swarm_draw(struct swarm *sw, uint64_t seed, uint16_t n, uint16_t f, uint64_
     static const uint32_t ro[4] = {0, 50, 50, 100};
     sw->readonly_percent = ro[prng_below(&rng, 4)];
     sw->window_one = prng_below(&rng, 4) == 0;
+    sw->short_log = prng_below(&rng, 4) == 0;
 
     if (sw->isolate) {
-        sw->iso_kind = (uint8_t)prng_below(&rng, 4);
+        sw->iso_kind = (uint8_t)prng_below(&rng, SWARM_ISO_KINDS);
         sw->iso_start_ns = prng_range(&rng, ISO_START_MIN_NS, ISO_START_MAX_NS);
         sw->iso_end_ns = sw->iso_start_ns + prng_range(&rng, request_timeout_ns / 2, 5 * request_timeout_ns);
         switch (sw->iso_kind) {
         case SWARM_ISO_PRIMARY:
             sw->iso_cut[0] = true;
+            break;
+        case SWARM_ISO_NEXT:
+            sw->iso_cut[1 % n] = true;
             break;
         case SWARM_ISO_PRIMARIES:
             sw->iso_cut[0] = true;
@@ -171,16 +175,16 @@ size_t swarm_describe(const struct swarm *sw, char *buf, size_t cap, size_t at)
 {
     if (!sw->on || at >= cap)
         return at;
-    static const char *const iso[4] = {"primary", "primaries", "backup", "some"};
-    int k = snprintf(buf + at, cap - at, " swarm:%s%s%s%s%s%s ro=%u%%%s", sw->net ? " net" : "",
+    static const char *const iso[SWARM_ISO_KINDS] = {"primary", "next", "primaries", "backup", "some"};
+    int k = snprintf(buf + at, cap - at, " swarm:%s%s%s%s%s%s ro=%u%%%s%s", sw->net ? " net" : "",
                      sw->links ? " links" : "", sw->byz ? " byz" : "", sw->crash ? " crash" : "",
                      sw->restart ? " restart" : "", sw->isolate ? " iso" : "", sw->readonly_percent,
-                     sw->window_one ? " W1" : "");
+                     sw->window_one ? " W1" : "", sw->short_log ? " short-log" : "");
     if (k < 0)
         return at;
     at = at + (size_t)k >= cap ? cap - 1 : at + (size_t)k;
     if (sw->isolate && at < cap) {
-        k = snprintf(buf + at, cap - at, " iso=%s@%llu-%llums", iso[sw->iso_kind & 3u],
+        k = snprintf(buf + at, cap - at, " iso=%s@%llu-%llums", iso[sw->iso_kind % SWARM_ISO_KINDS],
                      (unsigned long long)(sw->iso_start_ns / MS), (unsigned long long)(sw->iso_end_ns / MS));
         if (k > 0)
             at = at + (size_t)k >= cap ? cap - 1 : at + (size_t)k;

@@ -25,18 +25,21 @@
  *             from their disks), counting toward f;
  *   restart   the restart shape (restarts.h);
  *   isolate   one long partition (T/2 .. 5T, T the request timeout) that cuts off
- *             the primary of view 0 alone, the primaries of views 0 and 1
+ *             the primary of view 0 alone, the primary of view 1 alone, the two
  *             together, one backup alone, or 1..f replicas drawn, while the
  *             clients stay with the rest; it heals at a drawn moment and GST
- *             moves to the heal. Cutting off the next primaries drives view
- *             changes in a row (the shape an equivocating primary's lying
- *             VIEW-CHANGE needs); a backup cut off long enough falls behind the
- *             log window and fetches a state (the shape a lying state server
- *             needs).
+ *             moves to the heal. Cutting off the primary of view 1 while view 0
+ *             stalls makes the first view change fail and a second one follow
+ *             (the shape an equivocating primary's lying VIEW-CHANGE needs: it
+ *             claims its B batches prepared in the view just below the new one);
+ *             a backup cut off long enough falls behind the log window and
+ *             fetches a state (the shape a lying state server needs).
  *
- * and two workload knobs: the share of read-only clients (0, 50 or 100%: the
- * stale-read attack needs read-only GETs) and one batch in flight (W = 1) in one
- * seed in four.
+ * and three knobs: the share of read-only clients (0, 50 or 100%: the stale-read
+ * attack needs read-only GETs), one batch in flight (W = 1) in one seed in four,
+ * and a short log (checkpoint interval 16 or 32, log window 2K) in one seed in
+ * four, so that a replica cut off for a while fetches a state rather than the
+ * missing batches.
  *
  * The draw comes from its own PRNG stream, so the seeds of every other mode
  * (none, net, byzantine, restart, links) and of all mode with --faulty,
@@ -54,9 +57,11 @@
 
 enum swarm_isolation {
     SWARM_ISO_PRIMARY = 0,   /* the primary of view 0 alone */
-    SWARM_ISO_PRIMARIES = 1, /* the primaries of views 0 and 1 together */
-    SWARM_ISO_BACKUP = 2,    /* one backup alone */
-    SWARM_ISO_SOME = 3,      /* 1..f replicas drawn */
+    SWARM_ISO_NEXT = 1,      /* the primary of view 1 alone */
+    SWARM_ISO_PRIMARIES = 2, /* the primaries of views 0 and 1 together */
+    SWARM_ISO_BACKUP = 3,    /* one backup alone */
+    SWARM_ISO_SOME = 4,      /* 1..f replicas drawn */
+    SWARM_ISO_KINDS = 5,
 };
 
 struct swarm {
@@ -70,6 +75,7 @@ struct swarm {
     uint32_t partitions_max;
     uint32_t readonly_percent;   /* clients on the read-only path */
     bool window_one;             /* one batch in flight */
+    bool short_log;              /* checkpoint interval 16 or 32, log window 2K */
     uint8_t iso_kind;            /* enum swarm_isolation */
     uint64_t iso_start_ns;
     uint64_t iso_end_ns;
