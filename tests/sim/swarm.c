@@ -73,7 +73,7 @@ void swarm_draw(struct swarm *sw, uint64_t seed, uint16_t n, uint16_t f, uint64_
     sw->byz = f > 0 && prng_below(&rng, 4) != 0;
     sw->crash = f > 0 && prng_below(&rng, 4) == 0;
     sw->restart = prng_below(&rng, 4) == 0;
-    sw->isolate = n >= 2 && prng_below(&rng, 2) == 0;
+    sw->isolate = n >= 2 && prng_below(&rng, 3) != 0;
 
     static const uint32_t loss[3] = {30, 100, 300}, dup[3] = {0, 10, 100};
     sw->loss_max_tenths = loss[prng_below(&rng, 3)];
@@ -91,7 +91,11 @@ void swarm_draw(struct swarm *sw, uint64_t seed, uint16_t n, uint16_t f, uint64_
     sw->short_log = prng_below(&rng, 4) == 0;
 
     if (sw->isolate) {
-        sw->iso_kind = (uint8_t)prng_below(&rng, SWARM_ISO_KINDS);
+        /* The primary of view 1 alone twice as often as each other kind: it is
+         * the one that makes a view change fail and another follow. */
+        static const uint8_t kinds[6] = {SWARM_ISO_PRIMARY,   SWARM_ISO_NEXT,   SWARM_ISO_NEXT,
+                                         SWARM_ISO_PRIMARIES, SWARM_ISO_BACKUP, SWARM_ISO_SOME};
+        sw->iso_kind = kinds[prng_below(&rng, 6)];
         sw->iso_start_ns = prng_range(&rng, ISO_START_MIN_NS, ISO_START_MAX_NS);
         sw->iso_end_ns = sw->iso_start_ns + prng_range(&rng, request_timeout_ns / 2, 5 * request_timeout_ns);
         switch (sw->iso_kind) {

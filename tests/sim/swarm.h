@@ -27,7 +27,8 @@
  *   isolate   one long partition (T/2 .. 5T, T the request timeout) that cuts off
  *             the primary of view 0 alone, the primary of view 1 alone, the two
  *             together, one backup alone, or 1..f replicas drawn, while the
- *             clients stay with the rest; it heals at a drawn moment and GST
+ *             clients stay with the rest (two seeds in three; the primary of
+ *             view 1 alone twice as often as each other kind); it heals at a drawn moment and GST
  *             moves to the heal. Cutting off the primary of view 1 while view 0
  *             stalls makes the first view change fail and a second one follow
  *             (the shape an equivocating primary's lying VIEW-CHANGE needs: it
