@@ -18,6 +18,7 @@
 #include "tests/sim/rejoin.h"
 #include "tests/sim/restarts.h"
 #include "tests/sim/scenario.h"
+#include "tests/sim/swarm.h"
 #include "tests/sim/workload.h"
 
 #define MS 1000000ull
@@ -269,7 +270,11 @@ int simrun_scenario(const struct sim_options *o, struct sim_context *ctx, struct
     rc = workload_init(&rs->wl, &s->wc, cl, ctx->lc, &rs->ck, prng_mix64(seed ^ 0x3017u));
     BFTKV_ASSERT(rc == 0);
     faults_set_key_lookup(fs, workload_key_of, &rs->wl);
-    if (faults_any(fs, BYZ_STALE_READ) || faults_any(fs, BYZ_SLOW))
+    /* The swarm draw's state race (swarm.h): a lying state server's STATE
+     * messages reach a fetching replica before the correct servers' do. */
+    if (s->swarm.on && faults_any(fs, BYZ_LYING_STATE))
+        fs->state_delay_ns = SWARM_STATE_DELAY_NS;
+    if (faults_any(fs, BYZ_STALE_READ) || faults_any(fs, BYZ_SLOW) || fs->state_delay_ns > 0)
         cluster_set_net_filter(cl, faults_net_adversary, fs);
     workload_start(&rs->wl);
 
