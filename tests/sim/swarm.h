@@ -20,7 +20,9 @@
  *             of engine/byzantine.h's modes (at least one); the primary of view 0
  *             is among them never, two seeds in three, or always (drawn), and
  *             then behaves as one of a drawn subset of silent, drop, equivocate,
- *             slow;
+ *             slow; with a lying state server among them, the network holds
+ *             the correct replicas' STATE messages SWARM_STATE_DELAY_NS (the
+ *             state race: a fetching replica asks the liar first);
  *   crash     1..f replicas crash before GST and come back empty (or, durable,
  *             from their disks), counting toward f;
  *   restart   the restart shape (restarts.h);
