@@ -148,6 +148,7 @@ int deploy_run_one(const struct sim_options *o, struct sim_context *ctx, uint64_
     struct sim_options on = *o;
     on.n = m;
     on.deploy_partitions = 0;
+    on.swarm = 0; /* the deployment maps only the partitions and link shapes */
     if (rc == 0)
         rc = simrun_draw(&on, seed, nodes, res->scenario, sizeof res->scenario);
     uint32_t *names = rc == 0 ? calloc(nodes->wc.keys, sizeof *names) : NULL;

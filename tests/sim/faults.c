@@ -139,6 +139,11 @@ enum cluster_net_verdict faults_net_adversary(void *arg, uint32_t from, uint32_t
         *delay_ns = byz_delay_ns(fs->rep[from]->byz, PBFT_DEST_REPLICA);
         return CLUSTER_NET_PASS;
     }
+    if (fs->state_delay_ns > 0 && from < fs->n && to < fs->n && !fs->faulty[from] && len > 3 && msg[3] == WIRE_STATE) {
+        if (*delay_ns < fs->state_delay_ns)
+            *delay_ns = fs->state_delay_ns;
+        return CLUSTER_NET_PASS;
+    }
     if (from >= fs->n || to >= fs->n || len <= 3 || (msg[3] != WIRE_PREPARE && msg[3] != WIRE_COMMIT) ||
         !fs->accomplice[from] || fs->accomplice[to] || fs->faulty[to])
         return CLUSTER_NET_PASS;

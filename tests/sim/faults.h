@@ -21,6 +21,9 @@
  *     see (exposes the commit-quorum and execute-before-commit bugs without a
  *     view change).
  *
+ * With state_delay_ns (the swarm draw's, swarm.h) it also holds the correct
+ * replicas' STATE messages, so a lying state server answers a fetch first.
+ *
  * Every random choice comes from the behaviour's own PRNG stream (seeded by the
  * run), so a seed replays exactly.
  */
@@ -77,6 +80,11 @@ struct faults {
     bool faulty[BFTKV_REPLICAS_MAX];
     struct fault_replica *rep[BFTKV_REPLICAS_MAX]; /* allocated for faulty replicas only */
     uint64_t request_timeout_ns; /* 0: the rewriter's default (slow draws its delay from it) */
+    /* > 0: the network adversary holds every STATE message (proofs, chunks) a
+     * correct replica sends to a replica this long, so that a lying state
+     * server's answer is the one a fetching replica takes first (asynchrony;
+     * bounded, so also after GST) */
+    uint64_t state_delay_ns;
 };
 
 int faults_init(struct faults *fs, uint16_t n, uint16_t f);

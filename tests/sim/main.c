@@ -86,7 +86,7 @@ static void usage(FILE *f)
             "                              count toward f); one seed in four instead has the\n"
             "                              restart shape (Byzantine only while\n"
             "                              wiped + faulty <= f); one seed in four also has\n"
-            "                              link shapes\n"
+            "                              link shapes (see --no-swarm)\n"
             "                         links: 1 or 2 link shapes before GST (GST moves to\n"
             "                              their end): cut-link (one link between two\n"
             "                              replicas cut both ways), one-way (a replica\n"
@@ -117,6 +117,11 @@ static void usage(FILE *f)
             "                       replay | mix | stale-read | equivocate | slow | bogus-view-change |\n"
             "                       lying-state (default: drawn per faulty replica)\n");
     fprintf(f,
+            "  --no-swarm           all mode as it was: without --faulty or --behaviour, each\n"
+            "                       seed of all mode first draws which fault classes are on and\n"
+            "                       how strong (the swarm draw, swarm.h: net, links, byz, crash,\n"
+            "                       restart, a long isolating partition, the read-only share,\n"
+            "                       W = 1); this turns it off\n"
             "  --deployment M:R:P   a partitioned deployment instead of one group: M nodes, P\n"
             "                       partitions (a power of two), each a group of R replicas\n"
             "                       with f = (R-1)/3 placed by rendezvous hashing; faults are\n"
@@ -514,6 +519,8 @@ int main(int argc, char **argv)
             o.check_liveness = false;
         } else if (strcmp(a, "--durable") == 0) {
             o.durable = true;
+        } else if (strcmp(a, "--no-swarm") == 0) {
+            o.swarm = 0;
         } else if (strcmp(a, "--no-rejoin") == 0) {
             o.check_rejoin = false;
         } else if (strcmp(a, "--rejoin-slack-ms") == 0) {

@@ -15,6 +15,7 @@
 #include "tests/sim/netsim.h"
 #include "tests/sim/restarts.h"
 #include "tests/sim/simrun.h"
+#include "tests/sim/swarm.h"
 #include "tests/sim/workload.h"
 
 /* Adds the run's network partitions to its network, instead of the drawn ones. */
@@ -42,6 +43,9 @@ struct scenario {
     struct restart_plan restart;
     /* the link shapes (links mode; one seed in four of all mode) */
     struct link_plan links;
+    /* all mode: the classes the seed turned on (swarm.h); its isolating
+     * partition goes into the network with the others */
+    struct swarm swarm;
     /* NULL: the partitions and link shapes above go into the network
      * (scenario_net_apply); else this adds the network's partitions (a
      * deployment's partition: the nodes' plan mapped to its replicas). */

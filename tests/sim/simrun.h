@@ -74,6 +74,8 @@ struct sim_options {
     uint32_t value_bytes;     /* 0: drawn per seed */
     int readonly_percent;     /* clients on the read-only path; < 0: 50 */
     uint64_t client_retransmit_ns;
+    int swarm;                /* all mode's swarm draw (swarm.h): < 0 on unless --faulty or
+                                 --behaviour is given, 0 off (--no-swarm: the draw before it) */
     bool check_liveness;
     bool check_rejoin;        /* every correct replica rejoins the group's view (rejoin.h) */
     uint64_t rejoin_slack_ns; /* the rejoin bound's slack; 0: T, the request timeout */
