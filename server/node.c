@@ -103,11 +103,6 @@ int server_node_create(const struct server_node_options *opt, struct server_node
                    "one group only)", cfg->name);
         return BFTKV_E_CONFIG;
     }
-    if (cfg->durability != BFTKV_CONFIG_DURABILITY_NONE) {
-        errbuf_put(err, errlen, "%s: durability %s is not supported for a deployment yet (use durability none)",
-                   cfg->name, bftkv_config_durability_name(cfg->durability));
-        return BFTKV_E_CONFIG;
-    }
     struct server_node *n = calloc(1, sizeof *n);
     if (n == NULL)
         return BFTKV_E_NOMEM;
@@ -242,12 +237,35 @@ static void *node_main(void *arg)
         if (net_udp_pending(l->udp) > 0)
             wait_ms = 0; /* a tick produced messages: send them first */
         for (uint32_t j = 0; wait_ms > 0 && j < l->groups; j++)
+            if (server_single_hold_busy(n->g[l->group[j]]))
+                wait_ms = 0; /* a durable replica's messages wait for its log: see to them first */
+        for (uint32_t j = 0; wait_ms > 0 && j < l->groups; j++)
             server_clock_stale(n->g[l->group[j]]); /* the poll may wait: the first message reads the clock */
         int got = net_udp_poll(l->udp, wait_ms, node_rx, l);
         if (got < 0) {
             log_error("receive failed: %s", bftkv_strerror(got));
             atomic_store_explicit(&n->failed, true, memory_order_release);
             break;
+        }
+        /* Durable replicas (server_single.c's hold slots, one log each): each
+         * commits what this iteration appended and queues what its log covers.
+         * At most one of them waits for a running commit when nothing arrived. */
+        bool idle = got == 0, log_failed = false;
+        for (uint32_t j = 0; j < l->groups; j++) {
+            struct server *g = n->g[l->group[j]];
+            if (g->hold == NULL)
+                continue;
+            bool waits = idle && server_wal_in_flight(g);
+            if (server_single_hold_end(g, waits) != 0) {
+                log_error("partition %u: the log failed: the node stops", (unsigned)g->cfg->group);
+                log_failed = true;
+                break;
+            }
+            idle = idle && !waits;
+        }
+        if (log_failed) {
+            atomic_store_explicit(&n->failed, true, memory_order_release);
+            break; /* nothing the failed log covers leaves */
         }
         if (net_udp_pending(l->udp) > 0) {
             int rc = net_udp_flush(l->udp);
@@ -282,8 +300,9 @@ static int node_loop_open(struct server_node *n, struct node_loop *l, uint64_t n
         s->udp = l->udp; /* shared; the node closes it */
         s->start_ns = now;
         s->deadline_ns = 0;
-        s->out_replicas = server_single_out_replicas;
-        s->out_addr = server_single_out_addr;
+        rc = server_single_outputs(s); /* durable: the hold slots in front of the shared socket */
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }

@@ -365,6 +365,16 @@ void server_single_out_addr(struct server *s, const struct sockaddr_storage *add
                             size_t len);
 
 /* Layouts (server_single.c, server_staged.c). */
+/* The outputs of a replica run by a single-layout loop (its own thread, or a
+ * deployment node's, server/node.c): straight onto the transport, or -- durable --
+ * into the hold slots, released once the log's commit covers them. */
+int server_single_outputs(struct server *s);
+/* A loop iteration's end for a durable replica: its log commit submitted, the
+ * held messages whose commit completed queued; idle: nothing arrived, so it may
+ * wait for a running commit a little. 0, or the log's failure. */
+int server_single_hold_end(struct server *s, bool idle);
+/* Messages held open or a commit running: the loop must not sleep. */
+bool server_single_hold_busy(struct server *s);
 int server_single_start(struct server *s);
 void server_single_join(struct server *s);
 void server_single_free(struct server *s);

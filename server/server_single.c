@@ -193,7 +193,7 @@ static void single_hold_addr(struct server *s, const struct sockaddr_storage *ad
 
 /* The end of an iteration: the commit submitted, what completed released. When
  * nothing arrived and a commit runs, waits for it a little (SINGLE_WAL_WAIT_US). */
-static int single_hold_end(struct server *s, bool idle)
+int server_single_hold_end(struct server *s, bool idle)
 {
     if (single_hold_close(s, false) != 0)
         return s->wal_failed;
@@ -233,7 +233,7 @@ static void *single_main(void *arg)
             atomic_store_explicit(&s->failed, true, memory_order_release);
             break;
         }
-        if (s->hold != NULL && single_hold_end(s, got == 0) != 0)
+        if (s->hold != NULL && server_single_hold_end(s, got == 0) != 0)
             break; /* the log failed: nothing it covers leaves */
         if (net_udp_pending(s->udp) > 0) {
             /* Nothing ran since the last step's clock read but the poll's
@@ -249,23 +249,36 @@ static void *single_main(void *arg)
     return NULL;
 }
 
-int server_single_start(struct server *s)
+bool server_single_hold_busy(struct server *s)
+{
+    return s->hold != NULL && (s->hold->open || server_wal_in_flight(s));
+}
+
+int server_single_outputs(struct server *s)
 {
     s->out_replicas = server_single_out_replicas;
     s->out_addr = server_single_out_addr;
-    if (s->wal != NULL) {
-        s->hold = calloc(1, sizeof *s->hold);
-        if (s->hold == NULL)
+    if (s->wal == NULL)
+        return 0;
+    s->hold = calloc(1, sizeof *s->hold);
+    if (s->hold == NULL)
+        return BFTKV_E_NOMEM;
+    for (unsigned i = 0; i < SINGLE_HOLD_SLOTS; i++) {
+        s->hold->slots[i].bytes = malloc(SINGLE_HOLD_BYTES);
+        s->hold->slots[i].msgs = malloc(SINGLE_HOLD_MSGS * sizeof *s->hold->slots[i].msgs);
+        if (s->hold->slots[i].bytes == NULL || s->hold->slots[i].msgs == NULL)
             return BFTKV_E_NOMEM;
-        for (unsigned i = 0; i < SINGLE_HOLD_SLOTS; i++) {
-            s->hold->slots[i].bytes = malloc(SINGLE_HOLD_BYTES);
-            s->hold->slots[i].msgs = malloc(SINGLE_HOLD_MSGS * sizeof *s->hold->slots[i].msgs);
-            if (s->hold->slots[i].bytes == NULL || s->hold->slots[i].msgs == NULL)
-                return BFTKV_E_NOMEM;
-        }
-        s->out_replicas = single_hold_replicas;
-        s->out_addr = single_hold_addr;
     }
+    s->out_replicas = single_hold_replicas;
+    s->out_addr = single_hold_addr;
+    return 0;
+}
+
+int server_single_start(struct server *s)
+{
+    int rc = server_single_outputs(s);
+    if (rc != 0)
+        return rc;
     if (pthread_create(&s->single_thread, NULL, single_main, s) != 0)
         return BFTKV_E_IO;
     pthread_setname_np(s->single_thread, "bftkv-replica");
