@@ -298,20 +298,37 @@ static int discover_seeds(struct discover *d, struct cluster_map *held, struct c
     return last;
 }
 
-int client_discover(const struct bftkv_config *cfg, uint16_t client_id, struct cluster_map **out, char *err,
-                    size_t errlen)
+/* A discovery's state (its key and the map buffer), or NULL without memory. */
+static struct discover *discover_new(const struct bftkv_config *cfg, uint16_t client_id)
 {
-    *out = NULL;
     struct discover *d = calloc(1, sizeof *d);
     uint8_t *buf = malloc(CLUSTER_MAP_SIGNED_SIZE_MAX);
     if (d == NULL || buf == NULL) {
         free(d);
         free(buf);
-        return BFTKV_E_NOMEM;
+        return NULL;
     }
     d->cfg = cfg;
     d->client = client_id;
     d->buf = buf;
+    return d;
+}
+
+static void discover_free(struct discover *d)
+{
+    uint8_t *buf = d->buf;
+    sodium_memzero(d, sizeof *d);
+    free(d);
+    free(buf);
+}
+
+int client_discover(const struct bftkv_config *cfg, uint16_t client_id, struct cluster_map **out, char *err,
+                    size_t errlen)
+{
+    *out = NULL;
+    struct discover *d = discover_new(cfg, client_id);
+    if (d == NULL)
+        return BFTKV_E_NOMEM;
     struct cluster_map *held = NULL;
     int rc = cluster_deployment_admin_pub(cfg, d->admin_pk, err, errlen);
     rc = rc != 0 ? rc : discover_key(d, err, errlen);
@@ -325,9 +342,7 @@ int client_discover(const struct bftkv_config *cfg, uint16_t client_id, struct c
         if (*out != held)
             cluster_map_free(held);
     }
-    sodium_memzero(d, sizeof *d);
-    free(d);
-    free(buf);
+    discover_free(d);
     return rc;
 }
 
@@ -374,24 +389,15 @@ int client_map_refetch(const struct bftkv_config *cfg, uint16_t client_id, const
                        char *err, size_t errlen)
 {
     *out = NULL;
-    struct discover *d = calloc(1, sizeof *d);
-    uint8_t *buf = malloc(CLUSTER_MAP_SIGNED_SIZE_MAX);
-    if (d == NULL || buf == NULL) {
-        free(d);
-        free(buf);
+    struct discover *d = discover_new(cfg, client_id);
+    if (d == NULL)
         return BFTKV_E_NOMEM;
-    }
-    d->cfg = cfg;
-    d->client = client_id;
-    d->buf = buf;
     d->held_epoch = held->params.epoch;
     int rc = cluster_deployment_admin_pub(cfg, d->admin_pk, err, errlen);
     rc = rc != 0 ? rc : discover_key(d, err, errlen);
     if (rc == 0)
         rc = discover_newer(d, held, first, firstlen, out, err, errlen);
-    sodium_memzero(d, sizeof *d);
-    free(d);
-    free(buf);
+    discover_free(d);
     return rc;
 }
 
