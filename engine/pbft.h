@@ -128,6 +128,9 @@ enum pbft_bug {
     PBFT_BUG_PERSIST_SKIP = 1u << 8,         /* durable: COMMIT sent without its PREPARED record */
     PBFT_BUG_RECOVER_FORGET_P = 1u << 9,     /* recovery skips the PREPARED records: its
                                                 VIEW-CHANGE reports no P set */
+    PBFT_BUG_ROUTE_OFF_BY_ONE = 1u << 10,    /* simulator, deployment: the clients route a PUT or
+                                                DEL of a key of 4 or more bytes by a hash of
+                                                its first len - 1 bytes; GETs route right */
 };
 
 /* ---- Replica ---------------------------------------------------------------- */

@@ -54,6 +54,7 @@ static const struct {
     {"restart_sure", PBFT_BUG_RESTART_SURE},
     {"persist_skip", PBFT_BUG_PERSIST_SKIP},
     {"recover_forget_p", PBFT_BUG_RECOVER_FORGET_P},
+    {"route_off_by_one", PBFT_BUG_ROUTE_OFF_BY_ONE},
 };
 
 static void usage(FILE *f)
@@ -131,7 +132,8 @@ static void usage(FILE *f)
             "                       commit_quorum_2f | execute_uncommitted | ignore_digest |\n"
             "                       client_f_replies | newview_ignore_a2 | forget_p |\n"
             "                       skip_snapshot_digest | restart_sure | persist_skip,\n"
-            "                       recover_forget_p (these two with --durable)\n"
+            "                       recover_forget_p (these two with --durable) |\n"
+            "                       route_off_by_one (with --deployment)\n"
             "  --durable            durable replicas: every outbox's records go to the replica's\n"
             "                       disk, and a message sent before a record it depends on is\n"
             "                       a violation (the records are not yet used at restart)\n"
