@@ -131,6 +131,9 @@ enum pbft_bug {
     PBFT_BUG_ROUTE_OFF_BY_ONE = 1u << 10,    /* simulator, deployment: the clients route a PUT or
                                                 DEL of a key of 4 or more bytes by a hash of
                                                 its first len - 1 bytes; GETs route right */
+    PBFT_BUG_RECOVER_TORN = 1u << 11,        /* simulator, durable: the disk's replay takes a
+                                                torn last record as whole, its missing bytes
+                                                read as zeros (no torn-tail cut) */
 };
 
 /* ---- Replica ---------------------------------------------------------------- */

@@ -55,6 +55,7 @@ static const struct {
     {"persist_skip", PBFT_BUG_PERSIST_SKIP},
     {"recover_forget_p", PBFT_BUG_RECOVER_FORGET_P},
     {"route_off_by_one", PBFT_BUG_ROUTE_OFF_BY_ONE},
+    {"recover_torn", PBFT_BUG_RECOVER_TORN},
 };
 
 static void usage(FILE *f)
@@ -132,7 +133,7 @@ static void usage(FILE *f)
             "                       commit_quorum_2f | execute_uncommitted | ignore_digest |\n"
             "                       client_f_replies | newview_ignore_a2 | forget_p |\n"
             "                       skip_snapshot_digest | restart_sure | persist_skip,\n"
-            "                       recover_forget_p (these two with --durable) |\n"
+            "                       recover_forget_p, recover_torn (these with --durable) |\n"
             "                       route_off_by_one (with --deployment)\n"
             "  --durable            durable replicas: every outbox's records go to the replica's\n"
             "                       disk, and a message sent before a record it depends on is\n"
