@@ -134,6 +134,8 @@ enum pbft_bug {
     PBFT_BUG_RECOVER_TORN = 1u << 11,        /* simulator, durable: the disk's replay takes a
                                                 torn last record as whole, its missing bytes
                                                 read as zeros (no torn-tail cut) */
+    PBFT_BUG_READONLY_QUORUM_2F = 1u << 12,  /* client accepts a read-only GET with q - 1 (2f at
+                                                n = 3f+1) matching answers, not q */
 };
 
 /* ---- Replica ---------------------------------------------------------------- */
