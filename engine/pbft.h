@@ -136,6 +136,8 @@ enum pbft_bug {
                                                 read as zeros (no torn-tail cut) */
     PBFT_BUG_READONLY_QUORUM_2F = 1u << 12,  /* client accepts a read-only GET with q - 1 (2f at
                                                 n = 3f+1) matching answers, not q */
+    PBFT_BUG_READONLY_NO_WAIT = 1u << 13,    /* a replica answers a read-only GET at once, not
+                                                after executing what it had prepared */
 };
 
 /* ---- Replica ---------------------------------------------------------------- */

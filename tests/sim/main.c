@@ -57,6 +57,7 @@ static const struct {
     {"route_off_by_one", PBFT_BUG_ROUTE_OFF_BY_ONE},
     {"recover_torn", PBFT_BUG_RECOVER_TORN},
     {"readonly_quorum_2f", PBFT_BUG_READONLY_QUORUM_2F},
+    {"readonly_no_wait", PBFT_BUG_READONLY_NO_WAIT},
 };
 
 static void usage(FILE *f)
@@ -135,7 +136,8 @@ static void usage(FILE *f)
             "                       client_f_replies | newview_ignore_a2 | forget_p |\n"
             "                       skip_snapshot_digest | restart_sure | persist_skip,\n"
             "                       recover_forget_p, recover_torn (these with --durable) |\n"
-            "                       route_off_by_one (with --deployment) | readonly_quorum_2f\n"
+            "                       route_off_by_one (with --deployment) | readonly_quorum_2f |\n"
+            "                       readonly_no_wait\n"
             "  --durable            durable replicas: every outbox's records go to the replica's\n"
             "                       disk, and a message sent before a record it depends on is\n"
             "                       a violation (the records are not yet used at restart)\n"
