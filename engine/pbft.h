@@ -138,6 +138,11 @@ enum pbft_bug {
                                                 n = 3f+1) matching answers, not q */
     PBFT_BUG_READONLY_NO_WAIT = 1u << 13,    /* a replica answers a read-only GET at once, not
                                                 after executing what it had prepared */
+    PBFT_BUG_RESTART_VOUCH_EARLY = 1u << 14, /* a restarted replica is sure once q peers hold
+                                                state, before it installed a state they vouch
+                                                for (their stable checkpoint above its own) */
+    PBFT_BUG_RESTART_VOUCH_F1 = 1u << 15,    /* a restarted replica is sure on f+1 vouchers,
+                                                not q */
 };
 
 /* ---- Replica ---------------------------------------------------------------- */

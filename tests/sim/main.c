@@ -58,6 +58,8 @@ static const struct {
     {"recover_torn", PBFT_BUG_RECOVER_TORN},
     {"readonly_quorum_2f", PBFT_BUG_READONLY_QUORUM_2F},
     {"readonly_no_wait", PBFT_BUG_READONLY_NO_WAIT},
+    {"restart_vouch_early", PBFT_BUG_RESTART_VOUCH_EARLY},
+    {"restart_vouch_f1", PBFT_BUG_RESTART_VOUCH_F1},
 };
 
 static void usage(FILE *f)
@@ -137,7 +139,7 @@ static void usage(FILE *f)
             "                       skip_snapshot_digest | restart_sure | persist_skip,\n"
             "                       recover_forget_p, recover_torn (these with --durable) |\n"
             "                       route_off_by_one (with --deployment) | readonly_quorum_2f |\n"
-            "                       readonly_no_wait\n"
+            "                       readonly_no_wait | restart_vouch_early | restart_vouch_f1\n"
             "  --durable            durable replicas: every outbox's records go to the replica's\n"
             "                       disk, and a message sent before a record it depends on is\n"
             "                       a violation (the records are not yet used at restart)\n"
