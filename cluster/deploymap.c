@@ -24,6 +24,13 @@
 #include "common/errbuf.h"
 #include "engine/wire_le.h"
 
+/* Injected bugs, for tests only (tests/cluster/CMakeLists.txt compiles this file
+ * into a test with one of them defined, to show that the acceptance tests fail
+ * when the rule of docs/design.md §6.2 breaks); no build of the library defines
+ * them:
+ *   CLUSTER_MAP_BUG_UNSIGNED  cluster_map_open takes a map whose signature does
+ *                             not verify with the admin key
+ *   CLUSTER_MAP_BUG_STALE     cluster_map_accept takes an older epoch as newer */
 static const uint8_t map_magic[8] = {'B', 'F', 'T', 'K', 'V', 'M', 'A', 'P'};
 
 _Static_assert(CLUSTER_MAP_SIG_SIZE == crypto_sign_BYTES, "the signature is one Ed25519 signature");
@@ -489,6 +496,10 @@ int cluster_map_open(const uint8_t *signed_map, size_t len, const uint8_t admin_
     if (out != NULL)
         *out = NULL;
     int rc = cluster_map_verify(signed_map, len, admin_pk);
+#ifdef CLUSTER_MAP_BUG_UNSIGNED
+    if (rc == BFTKV_E_AUTH)
+        rc = 0;
+#endif
     if (rc == BFTKV_E_AUTH) {
         errbuf_put(err, errlen, "deployment map: the signature does not verify with the admin public key");
         return rc;
@@ -523,6 +534,10 @@ int cluster_map_signed(const struct cluster_map *map, uint8_t **out, size_t *len
 /* What a candidate that verified and decoded is to the holder of current. */
 static enum cluster_map_verdict map_compare(const struct cluster_map *current, const struct cluster_map *cand)
 {
+#ifdef CLUSTER_MAP_BUG_STALE
+    if (current == NULL || cand->params.epoch != current->params.epoch)
+        return CLUSTER_MAP_NEWER;
+#endif
     if (current == NULL || cand->params.epoch > current->params.epoch)
         return CLUSTER_MAP_NEWER;
     if (cand->params.epoch < current->params.epoch)

@@ -377,11 +377,14 @@ void replica_catchup_sure_check(struct pbft_replica *r, struct pbft_out *out)
 {
     BFTKV_ASSERT(r->unsure);
     uint32_t vouch = 0;
+    bool early = (r->cfg.bugs & PBFT_BUG_RESTART_VOUCH_EARLY) != 0; /* injected bug, tests only */
     for (uint16_t j = 0; j < r->cfg.n; j++) {
-        if (j != r->cfg.id && r->cu.peer_holds[j] && r->cu.peer_view_known[j] && r->cu.peer_low[j] <= r->last_executed)
+        if (j != r->cfg.id && r->cu.peer_holds[j] && r->cu.peer_view_known[j] &&
+            (r->cu.peer_low[j] <= r->last_executed || early))
             vouch++;
     }
-    if (vouch < r->quorum)
+    uint32_t need = (r->cfg.bugs & PBFT_BUG_RESTART_VOUCH_F1) != 0 ? r->cfg.f + 1u : r->quorum; /* bug: tests only */
+    if (vouch < need)
         return;
     BFTKV_ASSERT(vouch < r->cfg.n); /* peers only: q of the n - 1 others */
     r->unsure = false;

@@ -98,6 +98,9 @@ int pbft_client_create(const struct pbft_client_config *cfg, const struct auth_c
     if ((cfg->bugs & PBFT_BUG_CLIENT_F_REPLIES) != 0) {
         c->need_ordered = cfg->f > 0 ? cfg->f : 1u; /* injected bug: one lying replica suffices */
     }
+    if ((cfg->bugs & PBFT_BUG_READONLY_QUORUM_2F) != 0 && c->quorum > c->need_ordered) {
+        c->quorum--; /* injected bug: a read-only answer vouched for by q - 1 replicas */
+    }
     BFTKV_ASSERT(c->quorum >= c->need_ordered);
     BFTKV_ASSERT(c->quorum <= cfg->n);
     c->view = 0;

@@ -128,6 +128,21 @@ enum pbft_bug {
     PBFT_BUG_PERSIST_SKIP = 1u << 8,         /* durable: COMMIT sent without its PREPARED record */
     PBFT_BUG_RECOVER_FORGET_P = 1u << 9,     /* recovery skips the PREPARED records: its
                                                 VIEW-CHANGE reports no P set */
+    PBFT_BUG_ROUTE_OFF_BY_ONE = 1u << 10,    /* simulator, deployment: the clients route a PUT or
+                                                DEL of a key of 4 or more bytes by a hash of
+                                                its first len - 1 bytes; GETs route right */
+    PBFT_BUG_RECOVER_TORN = 1u << 11,        /* simulator, durable: the disk's replay takes a
+                                                torn last record as whole, its missing bytes
+                                                read as zeros (no torn-tail cut) */
+    PBFT_BUG_READONLY_QUORUM_2F = 1u << 12,  /* client accepts a read-only GET with q - 1 (2f at
+                                                n = 3f+1) matching answers, not q */
+    PBFT_BUG_READONLY_NO_WAIT = 1u << 13,    /* a replica answers a read-only GET at once, not
+                                                after executing what it had prepared */
+    PBFT_BUG_RESTART_VOUCH_EARLY = 1u << 14, /* a restarted replica is sure once q peers hold
+                                                state, before it installed a state they vouch
+                                                for (their stable checkpoint above its own) */
+    PBFT_BUG_RESTART_VOUCH_F1 = 1u << 15,    /* a restarted replica is sure on f+1 vouchers,
+                                                not q */
 };
 
 /* ---- Replica ---------------------------------------------------------------- */

@@ -25,6 +25,9 @@ struct persist_disk {
     uint8_t *log;
     size_t log_len, log_cap;
     uint64_t log_records;
+    size_t log_last;  /* where the last whole record starts */
+    size_t torn_at;   /* torn: where the torn record starts (log_len is past it) */
+    bool torn, accept_torn;
     bool log_failed; /* out of memory: the disk lost a record */
     /* Snapshots (engine/pbft.h "A snapshot"): [0] the newest whole one. */
     struct disk_snap {
@@ -133,21 +136,68 @@ int persist_disk_snapshot_restore(const struct persist_disk *d, struct pbft_repl
     return rc != 0 ? rc : pbft_replica_recover_snapshot_end(r);
 }
 
+static bool log_room(struct persist_disk *d, size_t need)
+{
+    if (need <= d->log_cap)
+        return true;
+    size_t cap = d->log_cap ? d->log_cap : 65536u;
+    while (cap < need)
+        cap *= 2u;
+    uint8_t *nb = realloc(d->log, cap);
+    if (nb == NULL) {
+        d->log_failed = true;
+        return false;
+    }
+    d->log = nb;
+    d->log_cap = cap;
+    return true;
+}
+
+/* The torn record before an append: cut (appends go on where it starts), or
+ * with the bug, made whole with zeros. */
+static void torn_settle(struct persist_disk *d)
+{
+    d->torn = false;
+    if (!d->accept_torn) {
+        d->log_len = d->torn_at;
+        return;
+    }
+    size_t whole = d->torn_at + 6u + le32_load(d->log + d->torn_at + 2);
+    if (!log_room(d, whole))
+        return;
+    memset(d->log + d->log_len, 0, whole - d->log_len);
+    d->log_last = d->torn_at;
+    d->log_len = whole;
+    d->log_records++;
+}
+
+void persist_disk_tear(struct persist_disk *d)
+{
+    if (d->log_records == 0 || d->torn || d->log_failed)
+        return;
+    uint32_t len = le32_load(d->log + d->log_last + 2);
+    size_t part = 6u + len / 2u;
+    if (!log_room(d, d->log_len + part))
+        return;
+    memcpy(d->log + d->log_len, d->log + d->log_last, part);
+    d->torn_at = d->log_len;
+    d->log_len += part;
+    d->torn = true;
+}
+
+void persist_disk_accept_torn(struct persist_disk *d, bool accept)
+{
+    d->accept_torn = accept;
+}
+
 static void log_append(struct persist_disk *d, uint16_t kind, const uint8_t *p, size_t len)
 {
+    if (d->torn)
+        torn_settle(d);
     size_t need = d->log_len + 6u + len;
-    if (need > d->log_cap) {
-        size_t cap = d->log_cap ? d->log_cap : 65536u;
-        while (cap < need)
-            cap *= 2u;
-        uint8_t *nb = realloc(d->log, cap);
-        if (nb == NULL) {
-            d->log_failed = true;
-            return;
-        }
-        d->log = nb;
-        d->log_cap = cap;
-    }
+    if (!log_room(d, need))
+        return;
+    d->log_last = d->log_len;
     uint8_t *at = d->log + d->log_len;
     at[0] = (uint8_t)kind;
     at[1] = (uint8_t)(kind >> 8);
@@ -161,7 +211,8 @@ int persist_disk_replay(const struct persist_disk *d, persist_record_fn fn, void
 {
     if (d->log_failed)
         return BFTKV_E_NOMEM;
-    for (size_t at = 0; at < d->log_len;) {
+    size_t end = d->torn ? d->torn_at : d->log_len;
+    for (size_t at = 0; at < end;) {
         uint16_t kind = (uint16_t)(d->log[at] | d->log[at + 1] << 8);
         uint32_t len = le32_load(d->log + at + 2);
         int rc = fn(arg, kind, d->log + at + 6, len);
@@ -169,7 +220,17 @@ int persist_disk_replay(const struct persist_disk *d, persist_record_fn fn, void
             return rc;
         at += 6u + len;
     }
-    return 0;
+    if (!d->torn || !d->accept_torn)
+        return 0; /* the torn tail is cut */
+    /* The bug: the torn record, its missing bytes read as zeros. */
+    uint32_t len = le32_load(d->log + d->torn_at + 2);
+    uint8_t *whole = calloc(len ? len : 1u, 1);
+    if (whole == NULL)
+        return BFTKV_E_NOMEM;
+    memcpy(whole, d->log + d->torn_at + 6, d->log_len - d->torn_at - 6u);
+    int rc = fn(arg, (uint16_t)(d->log[d->torn_at] | d->log[d->torn_at + 1] << 8), whole, len);
+    free(whole);
+    return rc;
 }
 
 uint64_t persist_disk_records(const struct persist_disk *d)

@@ -18,6 +18,7 @@
 #ifndef BFTKV_TESTS_PERSIST_CHECK_H
 #define BFTKV_TESTS_PERSIST_CHECK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "engine/pbft.h"
@@ -45,6 +46,16 @@ const char *persist_disk_outbox(struct persist_disk *d, uint16_t who, uint16_t n
 typedef int (*persist_record_fn)(void *arg, uint16_t kind, const uint8_t *rec, size_t len);
 int persist_disk_replay(const struct persist_disk *d, persist_record_fn fn, void *arg);
 uint64_t persist_disk_records(const struct persist_disk *d);
+
+/* A crash during a write (docs/design.md §5.6.2: a crash leaves at most one torn
+ * write at the end): the disk ends with a torn record, the header of a record
+ * and half of its payload (the last record's kind, length and bytes stand for
+ * the record being written), its messages never sent. A replay stops before it
+ * and the next append writes over it, as the write-ahead log cuts a torn tail
+ * (server/wal.h); with accept set (PBFT_BUG_RECOVER_TORN, tests only) the
+ * replay takes it as whole, the missing bytes read as zeros, and it stays. */
+void persist_disk_tear(struct persist_disk *d);
+void persist_disk_accept_torn(struct persist_disk *d, bool accept);
 
 /* The snapshot a durable replica's runtime writes for a CHECKPOINT record rec it
  * persisted: every chunk pbft_replica_state_chunk hands out for its seq, taken at

@@ -206,6 +206,8 @@ static int replica_open(struct cluster *cl, uint16_t i, bool restarted)
     rc_cfg.durable = cfg->durable;
     if (cfg->durable && nd->disk == NULL && (nd->disk = persist_disk_new()) == NULL)
         return BFTKV_E_NOMEM;
+    if (nd->disk != NULL)
+        persist_disk_accept_torn(nd->disk, (cfg->bugs & PBFT_BUG_RECOVER_TORN) != 0);
     rc = pbft_replica_create(&rc_cfg, nd->auth, nd->store, &nd->replica);
     if (rc != 0)
         return rc;
@@ -336,6 +338,8 @@ void cluster_replica_crash(struct cluster *cl, uint16_t id)
     nd->replica = NULL;
     nd->store = NULL;
     nd->down = true;
+    if (nd->disk != NULL)
+        persist_disk_tear(nd->disk); /* it crashed while writing */
     node_set_deadline(cl, id, UINT64_MAX);
 }
 

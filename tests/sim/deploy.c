@@ -10,6 +10,7 @@
 #include "cluster/cluster.h"
 #include "common/assert.h"
 #include "common/prng.h"
+#include "tests/sim/lincheck.h"
 #include "tests/sim/netsim.h"
 #include "tests/sim/scenario.h"
 
@@ -47,9 +48,21 @@ static void deploy_net_apply(const void *arg, struct netsim *ns)
     deploy_partition_net(d->nodes_net, d->set, d->r, d->m, d->clients, ns);
 }
 
-/* The names of the first `keys` keys that route to partition p of P; false
- * when they do not fit the workload's names ("k" and at most 6 digits). */
-static bool deploy_key_names(uint32_t *names, uint32_t keys, uint32_t p, uint32_t partitions)
+/* Where a client sends an update (PUT, DEL) of key b: its partition, or under
+ * PBFT_BUG_ROUTE_OFF_BY_ONE, for a key of 4 or more bytes, the partition of its
+ * first len - 1 bytes (an off-by-one in the length hashed). */
+static uint32_t deploy_update_route(const char *b, size_t len, uint32_t partitions, bool misroute)
+{
+    return cluster_key_partition(b, misroute && len >= 4 ? len - 1 : len, partitions);
+}
+
+/* The names of the first `keys` keys that partition p of P serves; false when
+ * they do not fit the workload's names ("k" and at most 6 digits). With
+ * misroute, a key whose updates the clients send to another partition than its
+ * GETs is served by both, with ops[k] saying what each serves (workload.h);
+ * without it ops stays untouched. */
+static bool deploy_key_names(uint32_t *names, uint8_t *ops, uint32_t keys, uint32_t p, uint32_t partitions,
+                             bool misroute)
 {
     uint32_t name = 0;
     for (uint32_t k = 0; k < keys; name++) {
@@ -58,10 +71,71 @@ static bool deploy_key_names(uint32_t *names, uint32_t keys, uint32_t p, uint32_
         char b[8];
         size_t len;
         workload_key_bytes(name, b, &len);
-        if (cluster_key_partition(b, len, partitions) == p)
+        bool reads = cluster_key_partition(b, len, partitions) == p;
+        if (!misroute) {
+            if (reads)
+                names[k++] = name;
+            continue;
+        }
+        bool writes = deploy_update_route(b, len, partitions, true) == p;
+        if (reads || writes) {
+            ops[k] = (uint8_t)((reads ? WORKLOAD_KEY_READ : 0u) | (writes ? WORKLOAD_KEY_WRITE : 0u));
             names[k++] = name;
+        }
     }
     return true;
+}
+
+/* The keys that two partitions serve (misrouted: GETs in one, updates in the
+ * other) have their operations checked together, per key across partitions,
+ * by simulated time: the partitions run one after another, each from t = 0,
+ * and stand for groups running side by side (docs/design.md §6.5: each key's
+ * operations are linearizable). No other key is in two partitions. */
+struct deploy_cross {
+    struct lincheck *lc;
+    uint64_t *clock_ns; /* the partition run's logical clock -> simulated time */
+    uint64_t clock_cap;
+};
+
+static int deploy_cross_add(struct deploy_cross *x, const struct lincheck *lc, const uint32_t *names,
+                            const uint8_t *ops)
+{
+    for (uint32_t i = 0; i < lincheck_count(lc); i++) {
+        const struct lincheck_op *op = lincheck_get(lc, i);
+        if (ops[op->key] == (WORKLOAD_KEY_READ | WORKLOAD_KEY_WRITE))
+            continue;
+        struct lincheck_op m = *op;
+        m.key = names[op->key];
+        BFTKV_ASSERT(op->invoke_time < x->clock_cap &&
+                     (op->return_time == LINCHECK_PENDING || op->return_time < x->clock_cap));
+        m.invoke_time = x->clock_ns[op->invoke_time];
+        if (op->return_time != LINCHECK_PENDING)
+            m.return_time = x->clock_ns[op->return_time];
+        int rc = lincheck_add(x->lc, &m);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void deploy_cross_check(struct deploy_cross *x, const struct sim_options *o, struct sim_result *res)
+{
+    struct lincheck_result lr;
+    int v = lincheck_check(x->lc, &lr);
+    if (v == LINCHECK_UNKNOWN)
+        res->lincheck_unknown += lr.keys_unknown;
+    if (v != LINCHECK_VIOLATION && v >= 0)
+        return;
+    res->verdict = SIM_SAFETY;
+    if (v < 0) {
+        snprintf(res->what, sizeof res->what, "across partitions: lincheck failed: %s", bftkv_strerror(v));
+        return;
+    }
+    snprintf(res->what, sizeof res->what,
+             "across partitions: linearizability: key k%llu (%u ops, GETs and updates in two partitions): %s",
+             (unsigned long long)lr.key, lr.key_ops, lr.reason ? lr.reason : "");
+    if (o->verbose)
+        lincheck_print_key(x->lc, lr.key, lr.stuck_op, stderr);
 }
 
 void deploy_partition_scenario(const struct scenario *nodes, const uint16_t *set, uint16_t r, uint16_t f,
@@ -156,6 +230,19 @@ int deploy_run_one(const struct sim_options *o, struct sim_context *ctx, uint64_
     memset(&net, 0, sizeof net);
     if (rc == 0 && names == NULL)
         rc = BFTKV_E_NOMEM;
+    bool misroute = (o->bugs & PBFT_BUG_ROUTE_OFF_BY_ONE) != 0;
+    uint8_t *key_ops = NULL;
+    struct deploy_cross cross = {0};
+    if (rc == 0 && misroute) {
+        /* a partition's run has at most this many history entries, 2 ticks each (simrun.c) */
+        uint32_t run_ops = (uint32_t)o->clients * o->requests + nodes->wc.keys + 1u;
+        cross.clock_cap = 2u * (uint64_t)run_ops + 2u;
+        key_ops = calloc(nodes->wc.keys, 1);
+        cross.clock_ns = calloc(cross.clock_cap, sizeof *cross.clock_ns);
+        cross.lc = lincheck_create(run_ops * partitions);
+        if (key_ops == NULL || cross.clock_ns == NULL || cross.lc == NULL)
+            rc = BFTKV_E_NOMEM;
+    }
     if (rc == 0)
         rc = netsim_init(&net, (uint32_t)m + o->clients, &nodes->cc.net, 0);
     if (rc == 0) {
@@ -177,11 +264,14 @@ int deploy_run_one(const struct sim_options *o, struct sim_context *ctx, uint64_
         s->cc.n = r;
         s->cc.group = (uint16_t)(p + 1u);
         s->cc.net_seed = nodes->cc.net_seed ^ prng_mix64(DEPLOY_STREAM + p);
-        if (!deploy_key_names(names, nodes->wc.keys, p, partitions)) {
+        if (!deploy_key_names(names, key_ops, nodes->wc.keys, p, partitions, misroute)) {
             rc = BFTKV_E_INVAL; /* --keys too many for P partitions */
             break;
         }
         s->wc.key_names = names;
+        s->wc.key_ops = key_ops;
+        s->wc.clock_ns = cross.clock_ns;
+        s->wc.clock_cap = cross.clock_cap;
         struct deploy_net dn = {.nodes_net = &net, .set = set, .r = r, .m = m, .clients = o->clients};
         s->net_apply = deploy_net_apply;
         s->net_apply_arg = &dn;
@@ -198,6 +288,8 @@ int deploy_run_one(const struct sim_options *o, struct sim_context *ctx, uint64_
             down = true;
             down_ns = rp.restart_down_ns;
         }
+        if (rp.verdict == SIM_OK && misroute)
+            rc = deploy_cross_add(&cross, ctx->lc, names, key_ops);
         if (rp.verdict == SIM_OK)
             continue;
         /* The first failing partition names the seed's failure. */
@@ -210,7 +302,13 @@ int deploy_run_one(const struct sim_options *o, struct sim_context *ctx, uint64_
             snprintf(res->what + k, sizeof res->what - (size_t)k, "): %.640s", rp.what);
         break;
     }
+    if (rc == 0 && misroute && res->verdict == SIM_OK)
+        deploy_cross_check(&cross, o, res);
     res->links = nodes != NULL && nodes->links.count > 0;
+    if (cross.lc != NULL)
+        lincheck_destroy(cross.lc);
+    free(cross.clock_ns);
+    free(key_ops);
     if (net.heap != NULL)
         netsim_destroy(&net);
     free(names);

@@ -54,6 +54,12 @@ static const struct {
     {"restart_sure", PBFT_BUG_RESTART_SURE},
     {"persist_skip", PBFT_BUG_PERSIST_SKIP},
     {"recover_forget_p", PBFT_BUG_RECOVER_FORGET_P},
+    {"route_off_by_one", PBFT_BUG_ROUTE_OFF_BY_ONE},
+    {"recover_torn", PBFT_BUG_RECOVER_TORN},
+    {"readonly_quorum_2f", PBFT_BUG_READONLY_QUORUM_2F},
+    {"readonly_no_wait", PBFT_BUG_READONLY_NO_WAIT},
+    {"restart_vouch_early", PBFT_BUG_RESTART_VOUCH_EARLY},
+    {"restart_vouch_f1", PBFT_BUG_RESTART_VOUCH_F1},
 };
 
 static void usage(FILE *f)
@@ -131,7 +137,9 @@ static void usage(FILE *f)
             "                       commit_quorum_2f | execute_uncommitted | ignore_digest |\n"
             "                       client_f_replies | newview_ignore_a2 | forget_p |\n"
             "                       skip_snapshot_digest | restart_sure | persist_skip,\n"
-            "                       recover_forget_p (these two with --durable)\n"
+            "                       recover_forget_p, recover_torn (these with --durable) |\n"
+            "                       route_off_by_one (with --deployment) | readonly_quorum_2f |\n"
+            "                       readonly_no_wait | restart_vouch_early | restart_vouch_f1\n"
             "  --durable            durable replicas: every outbox's records go to the replica's\n"
             "                       disk, and a message sent before a record it depends on is\n"
             "                       a violation (the records are not yet used at restart)\n"

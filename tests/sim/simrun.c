@@ -443,7 +443,7 @@ int simrun_scenario(const struct sim_options *o, struct sim_context *ctx, struct
                  "liveness: %s: %llu/%llu operations and %u/%u final reads done at t=%llums (GST %llums, last "
                  "completion %llums, bound %llums)",
                  why, (unsigned long long)rs->wl.regular_done, (unsigned long long)rs->wl.regular_total,
-                 rs->wl.final_done, s->wc.keys, (unsigned long long)(cluster_now(cl) / MS),
+                 rs->wl.final_done, rs->wl.final_total, (unsigned long long)(cluster_now(cl) / MS),
                  (unsigned long long)(s->gst_ns / MS), (unsigned long long)(rs->wl.last_completion_ns / MS),
                  (unsigned long long)(o->liveness_ns / MS));
     }

@@ -22,6 +22,20 @@ static uint32_t key_name(const struct workload *wl, uint32_t key)
     return wl->cfg.key_names != NULL ? wl->cfg.key_names[key] : key;
 }
 
+/* The history's logical clock, one tick per invocation and completion. */
+static uint64_t clock_tick(struct workload *wl)
+{
+    uint64_t t = ++wl->clock;
+    if (wl->cfg.clock_ns != NULL && t < wl->cfg.clock_cap)
+        wl->cfg.clock_ns[t] = cluster_now(wl->cl);
+    return t;
+}
+
+static bool key_serves(const struct workload *wl, uint32_t key, unsigned what)
+{
+    return wl->cfg.key_ops == NULL || (wl->cfg.key_ops[key] & what) != 0;
+}
+
 static uint8_t pad_byte(uint64_t id, uint32_t i)
 {
     return (uint8_t)(id * 31u + i * 7u + 1u);
@@ -73,6 +87,8 @@ int workload_init(struct workload *wl, const struct workload_config *cfg, struct
     for (uint16_t i = 0; i < cfg->clients; i++)
         prng_fork(&wl->c[i].rng, &root, i);
     wl->regular_total = (uint64_t)cfg->clients * cfg->requests;
+    for (uint32_t k = 0; k < cfg->keys; k++)
+        wl->final_total += key_serves(wl, k, WORKLOAD_KEY_READ);
     return 0;
 }
 
@@ -105,7 +121,7 @@ static bool submit(struct workload *wl, uint16_t i, uint8_t op, uint32_t key, bo
     }
     BFTKV_ASSERT((uint32_t)lane < PBFT_LANES_MAX && !c->lane_busy[lane]);
     uint32_t op_id;
-    int rc = lincheck_invoke(wl->lc, key, op, id, ++wl->clock, i, &op_id);
+    int rc = lincheck_invoke(wl->lc, key, op, id, clock_tick(wl), i, &op_id);
     BFTKV_ASSERT(rc == 0);
     c->lane_busy[lane] = true;
     c->lane_op[lane] = op_id;
@@ -125,6 +141,10 @@ static void submit_regular(struct workload *wl, uint16_t i)
                      : roll < wl->cfg.put_percent + wl->cfg.get_percent ? WIRE_OP_GET
                                                                         : WIRE_OP_DEL;
         uint32_t key = (uint32_t)prng_below(&c->rng, wl->cfg.keys);
+        if (op == WIRE_OP_GET && !key_serves(wl, key, WORKLOAD_KEY_READ))
+            op = WIRE_OP_PUT;
+        else if (op != WIRE_OP_GET && !key_serves(wl, key, WORKLOAD_KEY_WRITE))
+            op = WIRE_OP_GET;
         if (!submit(wl, i, op, key, false))
             return;
     }
@@ -140,6 +160,10 @@ static void submit_final(struct workload *wl)
 {
     struct workload_client *c = &wl->c[0];
     while (wl->final_next_key < wl->cfg.keys && c->inflight < wl->cfg.inflight) {
+        if (!key_serves(wl, wl->final_next_key, WORKLOAD_KEY_READ)) {
+            wl->final_next_key++;
+            continue;
+        }
         if (!submit(wl, 0, WIRE_OP_GET, wl->final_next_key, true))
             return;
         wl->final_next_key++;
@@ -230,7 +254,7 @@ void workload_on_complete(void *arg, uint16_t client, const struct pbft_completi
                            op->kind == WIRE_OP_PUT ? "PUT" : op->kind == WIRE_OP_GET ? "GET" : "DEL",
                            (unsigned long long)op->key, status, bftkv_errname(status));
     } else {
-        int rc = lincheck_complete(wl->lc, op_id, status, value, ++wl->clock);
+        int rc = lincheck_complete(wl->lc, op_id, status, value, clock_tick(wl));
         BFTKV_ASSERT(rc == 0);
     }
     wl->completed++;
@@ -252,7 +276,7 @@ bool workload_regular_done(const struct workload *wl)
 
 bool workload_final_done(const struct workload *wl)
 {
-    return wl->final_started && wl->final_done == wl->cfg.keys;
+    return wl->final_started && wl->final_done == wl->final_total;
 }
 
 bool workload_key_of(void *arg, uint16_t client, uint16_t lane, char *key, size_t cap, size_t *klen)

@@ -49,7 +49,20 @@ struct workload_config {
     const uint32_t *key_names; /* [keys]: key i is named "k<key_names[i]>" (a deployment's
                                   partition: the names its placement routes to it, deploy.h);
                                   NULL: "k<i>". The caller's, kept for the run. */
+    const uint8_t *key_ops;    /* [keys]: WORKLOAD_KEY_READ | WORKLOAD_KEY_WRITE, the operations
+                                  this group serves on key i (a deployment whose clients route
+                                  some keys' updates elsewhere, deploy.h); NULL: every one.
+                                  A drawn GET of a key without READ becomes a PUT, a drawn
+                                  PUT or DEL of a key without WRITE a GET; the final reads
+                                  skip keys without READ. */
+    uint64_t *clock_ns;        /* [clock_cap] or NULL: the simulated time of each tick of
+                                  the history's logical clock (a deployment merges its
+                                  partitions' histories by simulated time) */
+    uint64_t clock_cap;
 };
+
+#define WORKLOAD_KEY_READ 1u
+#define WORKLOAD_KEY_WRITE 2u
 
 struct workload_client {
     struct prng rng;
@@ -74,6 +87,7 @@ struct workload {
     bool final_started;
     uint32_t final_next_key;
     uint32_t final_done;
+    uint32_t final_total;         /* the keys the final reads read */
     uint64_t completed;           /* every completion, final reads included */
     uint64_t last_completion_ns;  /* simulated time of the latest completion */
     uint64_t submit_errors;
