@@ -205,7 +205,7 @@ static uint64_t pending_ref_chunks(const struct pbft_replica *r, struct inv *v)
             fail(v, "pending request names a pool entry that is not live", 0);
             return 0;
         }
-        sum += replica_request_pool_entry_chunks(r, p->pool);
+        sum += replica_pool_chunks_of(r->pool[p->pool].len);
     }
     return sum;
 }
@@ -228,7 +228,7 @@ static uint32_t list_length(const struct pbft_replica *r, uint32_t first, bool d
         if (held && (e->held_seq < prev_seq || e->held_seq <= r->low || e->held_seq > executed))
             return UINT32_MAX;
         prev_seq = e->held_seq;
-        *chunks += replica_request_pool_entry_chunks(r, i);
+        *chunks += replica_pool_chunks_of(e->len);
         len++;
     }
     return len;
@@ -249,7 +249,9 @@ static bool pool_empty_ok(const struct pbft_replica *r, uint64_t slot_chunks, st
  * is reached through the hash index by its digest, and the index holds as many
  * cells as there are live entries, so no cell names anything else. (The index
  * has two cells per descriptor, 2 * L*B/3 and more: walking it on every call
- * made the simulator 40% slower once the pool was sized for the log.) */
+ * made the simulator 40% slower once the pool was sized for the log.) An entry
+ * known live gives its chunks by replica_pool_chunks_of directly, without the
+ * out-of-line replica_request_pool_entry_chunks (the check runs every step). */
 static bool pool_ok(const struct pbft_replica *r, uint64_t slot_chunks, struct inv *v)
 {
     if (r->pool_fresh > r->pool_cap || r->pool_chunk_fresh > r->pool_chunks)
@@ -265,7 +267,7 @@ static bool pool_ok(const struct pbft_replica *r, uint64_t slot_chunks, struct i
         if (replica_request_pool_find(r, e->digest) != i)
             return fail(v, "pool entry not reached through the index", 0);
         live++;
-        uint32_t c = replica_request_pool_entry_chunks(r, i);
+        uint32_t c = replica_pool_chunks_of(e->len);
         used += c;
         charged += (uint64_t)e->refs * c;
         if (e->refs == 0) {

@@ -27,6 +27,7 @@ void pbft_replica_config_defaults(struct pbft_replica_config *cfg)
     cfg->restarted = false;
     cfg->durable = false;
     cfg->bugs = 0;
+    cfg->map_epoch = 0; /* no map epoch in REPLYs (not a deployment's partition) */
 }
 
 uint16_t pbft_quorum(uint16_t n, uint16_t f)

@@ -17,13 +17,6 @@
 #include "common/assert.h"
 #include "engine/replica_internal.h"
 
-bool replica_prepare_digest_counts(const struct pbft_replica *r, const uint8_t *d, const uint8_t *D)
-{
-    if (r->cfg.bugs & PBFT_BUG_IGNORE_DIGEST)
-        return true;
-    return memcmp(d, D, BFTKV_DIGEST_SIZE) == 0;
-}
-
 void replica_prepare_vote_send(struct pbft_replica *r, uint8_t type, uint64_t seq, const uint8_t *digest,
                        struct pbft_out *out)
 {

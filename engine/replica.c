@@ -206,7 +206,9 @@ int pbft_replica_create(const struct pbft_replica_config *cfg, const struct auth
     if (r->pend_cap < per_client)
         r->pend_cap = per_client;
     r->pend_ring.cap = 2u * w * cfg->batch_max_bytes;
-    r->pend = ok ? calloc(r->pend_cap, sizeof *r->pend) : NULL;
+    /* Not zeroed: an entry is read only between its push (request.c clears it
+     * there) and its pop. */
+    r->pend = ok ? malloc((size_t)r->pend_cap * sizeof *r->pend) : NULL;
     r->pend_buf = ok ? malloc(r->pend_ring.cap) : NULL;
     ok = ok && r->pend && r->pend_buf;
 

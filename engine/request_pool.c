@@ -121,7 +121,9 @@ bool replica_request_pool_create(struct pbft_replica *r)
     r->pool_cap = r->pool_chunks / replica_pool_chunks_of(REPLICA_LARGE_REQUEST_MIN) + 1u;
     uint32_t cells = pow2_at_least(2u * r->pool_cap);
     r->pool_index_mask = cells - 1u;
-    r->pool = calloc(r->pool_cap, sizeof *r->pool);
+    /* Descriptors are zeroed as they are first taken (pool_fresh), not here:
+     * a simulator creating thousands of replicas would clear them all each time. */
+    r->pool = malloc((size_t)r->pool_cap * sizeof *r->pool);
     r->pool_buf = malloc((size_t)r->pool_chunks * REPLICA_POOL_CHUNK);
     r->pool_chunk_next = malloc((size_t)r->pool_chunks * sizeof *r->pool_chunk_next);
     r->pool_index = calloc(cells, sizeof *r->pool_index);
@@ -378,6 +380,7 @@ uint32_t replica_request_pool_store(struct pbft_replica *r, const struct wire_ms
     } else {
         BFTKV_ASSERT(r->pool_fresh < r->pool_cap); /* pool_cap: descriptors outlast chunks */
         idx = r->pool_fresh++;
+        memset(&r->pool[idx], 0, sizeof r->pool[idx]);
     }
     struct replica_request_pool_entry *e = &r->pool[idx];
     memcpy(e->digest, digest, BFTKV_DIGEST_SIZE);

@@ -140,26 +140,33 @@ static void heap_push(struct netsim *ns, struct netsim_entry e)
     ns->heap[i] = e;
 }
 
+/* Bottom-up (Floyd): the hole left by the top goes down to a leaf along the
+ * smaller children, one comparison a level, and the last entry rises from
+ * there (it came from the bottom, so rarely far). Keys are unique (the
+ * insertion counter), so any valid heap pops the same order. */
 static struct netsim_entry heap_pop(struct netsim *ns)
 {
     BFTKV_ASSERT(ns->heap_len > 0);
     struct netsim_entry top = ns->heap[0];
-    struct netsim_entry last = ns->heap[--ns->heap_len];
+    size_t n = --ns->heap_len;
+    if (n == 0)
+        return top;
+    struct netsim_entry last = ns->heap[n];
     size_t i = 0;
-    size_t n = ns->heap_len;
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= n)
-            break;
+    for (size_t child = 1; child < n; child = 2 * i + 1) {
         if (child + 1 < n && entry_less(&ns->heap[child + 1], &ns->heap[child]))
             child++;
-        if (!entry_less(&ns->heap[child], &last))
-            break;
         ns->heap[i] = ns->heap[child];
         i = child;
     }
-    if (n > 0)
-        ns->heap[i] = last;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!entry_less(&last, &ns->heap[parent]))
+            break;
+        ns->heap[i] = ns->heap[parent];
+        i = parent;
+    }
+    ns->heap[i] = last;
     return top;
 }
 

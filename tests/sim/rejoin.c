@@ -35,35 +35,36 @@ static struct pbft_replica *counted(struct cluster *cl, uint16_t r)
     return rep;
 }
 
-static bool active_in(const struct pbft_replica *rep, uint64_t view)
-{
-    return !pbft_replica_in_viewchange(rep) && pbft_replica_view(rep) == view;
-}
-
 void rejoin_observe(struct rejoin *rj, struct cluster *cl, uint64_t now_ns)
 {
     if (!rj->started)
         return;
-    /* The group's view: the one with q active replicas (there is at most one). */
-    rj->group_view = UINT64_MAX;
+    /* Each replica read once per observation (it runs after every step): who
+     * counts, and whether and in which view it is active. */
+    bool in[BFTKV_REPLICAS_MAX], active[BFTKV_REPLICAS_MAX];
+    uint64_t view[BFTKV_REPLICAS_MAX];
     rj->viewchange_timeout_ns = 0;
     for (uint16_t r = 0; r < rj->n; r++) {
         struct pbft_replica *rep = counted(cl, r);
+        in[r] = rep != NULL;
         if (rep == NULL)
             continue;
         uint64_t t = pbft_replica_viewchange_timeout_ns(rep);
         if (!rj->byzantine[r] && t > rj->viewchange_timeout_ns)
             rj->viewchange_timeout_ns = t;
-        if (rj->group_view != UINT64_MAX || pbft_replica_in_viewchange(rep))
+        active[r] = !pbft_replica_in_viewchange(rep);
+        view[r] = pbft_replica_view(rep);
+    }
+    /* The group's view: the one with q active replicas (there is at most one). */
+    rj->group_view = UINT64_MAX;
+    for (uint16_t r = 0; r < rj->n && rj->group_view == UINT64_MAX; r++) {
+        if (!in[r] || !active[r])
             continue;
-        uint64_t v = pbft_replica_view(rep);
-        uint16_t active = 0;
-        for (uint16_t s = 0; s < rj->n; s++) {
-            struct pbft_replica *other = counted(cl, s);
-            active = (uint16_t)(active + (other != NULL && active_in(other, v)));
-        }
-        if (active >= rj->q)
-            rj->group_view = v;
+        uint16_t count = 0;
+        for (uint16_t s = 0; s < rj->n; s++)
+            count = (uint16_t)(count + (in[s] && active[s] && view[s] == view[r]));
+        if (count >= rj->q)
+            rj->group_view = view[r];
     }
     rj->bound_ns = 2u * rj->viewchange_timeout_ns + rj->slack_ns;
     if (rj->bound_ns > rj->max_bound_ns)
@@ -73,9 +74,8 @@ void rejoin_observe(struct rejoin *rj, struct cluster *cl, uint64_t now_ns)
      * a correct primary. */
     bool byzantine_primary = rj->group_view != UINT64_MAX && rj->byzantine[rj->group_view % rj->n];
     for (uint16_t r = 0; r < rj->n; r++) {
-        struct pbft_replica *rep = rj->byzantine[r] ? NULL : counted(cl, r);
-        bool inside = rep == NULL || byzantine_primary
-                      || (rj->group_view != UINT64_MAX && active_in(rep, rj->group_view));
+        bool inside = rj->byzantine[r] || !in[r] || byzantine_primary
+                      || (rj->group_view != UINT64_MAX && active[r] && view[r] == rj->group_view);
         if (inside) {
             if (rj->out_since[r] != REJOIN_INSIDE && now_ns - rj->out_since[r] > rj->max_outside_ns)
                 rj->max_outside_ns = now_ns - rj->out_since[r];
