@@ -587,18 +587,34 @@ static void job_result(struct server *s)
  * unsure would leave the group refusing for good (integ_durability_crash_load
  * --staged found it with the 16 MiB floor: three backups that had fetched
  * state under load came back unsure, and the group never served again). */
+bool snap_due(const struct snap_due_in *in)
+{
+    if (in->active || in->ckpt_seq <= in->started_seq || in->ckpt_seq <= in->newest_kept)
+        return false;
+    if (in->newest_kept == 0 || in->transfers_now != in->transfers_at_start)
+        return true;
+    uint64_t want = in->newest_bytes > in->log_bytes_min ? in->newest_bytes : in->log_bytes_min;
+    return in->log_bytes_now - in->log_at_start >= want;
+}
+
 static bool job_due(struct server *s)
 {
     struct server_snap *sn = s->snap;
-    if (sn->active || sn->ckpt_seq <= sn->started_seq || sn->ckpt_seq <= sn->kept[1])
-        return false;
-    if (sn->kept[1] == 0 || pbft_replica_stats(s->replica)->state_transfers != sn->xfers_at_start)
-        return true;
     struct wal_stats ws;
     wal_stats_get(s->wal, &ws);
-    uint64_t min = s->cfg->snapshot_log_bytes;
-    uint64_t want = sn->kept_bytes > min ? sn->kept_bytes : min;
-    return ws.bytes - sn->log_at_start >= want;
+    struct snap_due_in in = {
+        .active = sn->active,
+        .ckpt_seq = sn->ckpt_seq,
+        .started_seq = sn->started_seq,
+        .newest_kept = sn->kept[1],
+        .newest_bytes = sn->kept_bytes,
+        .transfers_now = pbft_replica_stats(s->replica)->state_transfers,
+        .transfers_at_start = sn->xfers_at_start,
+        .log_bytes_now = ws.bytes,
+        .log_at_start = sn->log_at_start,
+        .log_bytes_min = s->cfg->snapshot_log_bytes,
+    };
+    return snap_due(&in);
 }
 
 int server_snap_step(struct server *s)

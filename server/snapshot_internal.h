@@ -103,4 +103,25 @@ size_t snap_list(int dirfd, const char *ext, uint64_t *seqs, size_t cap);
  * temporary file but keep_tmp's; syncs the directory when it removed one. */
 void snap_prune(int dirfd, uint64_t keep_tmp);
 
+/* What decides whether a snapshot job starts now (snapshot.c, job_due): a pure
+ * function of these, so the rule has a deterministic test (tests/server). */
+struct snap_due_in {
+    bool active;                 /* a job runs */
+    uint64_t ckpt_seq;           /* the newest stable checkpoint */
+    uint64_t started_seq;        /* the checkpoint the last job started from */
+    uint64_t newest_kept;        /* the newest complete snapshot's checkpoint (0: none) */
+    uint64_t newest_bytes;       /* its size */
+    uint64_t transfers_now;      /* the engine's state transfers installed */
+    uint64_t transfers_at_start; /* ... when the last job started */
+    uint64_t log_bytes_now;      /* the log's bytes written */
+    uint64_t log_at_start;       /* ... when the last job started */
+    uint64_t log_bytes_min;      /* the config's snapshot_log_bytes */
+};
+
+/* Start one now? Never while one runs or for a checkpoint already started or
+ * kept; at once when none is kept or a state transfer installed a state since
+ * the last start; else once the log grew by the newest snapshot's size, at
+ * least log_bytes_min. */
+bool snap_due(const struct snap_due_in *in);
+
 #endif /* BFTKV_SERVER_SNAPSHOT_INTERNAL_H */
