@@ -57,6 +57,22 @@ static uint8_t draw_behaviour(const struct sim_options *o, struct prng *rng)
 
 /* Byzantine replicas beside the restart shape (all mode): outside the restart
  * set, and only while wiped + Byzantine <= f (restarts.h). */
+/* ncrash distinct replicas (not Byzantine ones when skip_faulty) crash at a drawn
+ * moment in the first half before GST and restart 1-60 ms later, before GST. */
+static void draw_crashes(struct scenario *s, struct prng *rng, uint16_t n, uint16_t ncrash, bool skip_faulty)
+{
+    for (uint16_t c = 0; c < ncrash;) {
+        uint16_t r = (uint16_t)prng_range(rng, 0, n - 1u);
+        if (s->crash[r] || (skip_faulty && s->faulty[r]))
+            continue;
+        s->crash[r] = true;
+        s->crash_at[r] = prng_below(rng, s->gst_ns / 2);
+        uint64_t back = s->crash_at[r] + prng_range(rng, 1 * MS, 60 * MS);
+        s->restart_at[r] = back < s->gst_ns ? back : s->gst_ns - 1;
+        c++;
+    }
+}
+
 static void draw_restart_byzantine(const struct sim_options *o, struct scenario *s, struct prng *rng)
 {
     const struct restart_plan *p = &s->restart;
@@ -233,16 +249,7 @@ int simrun_draw(const struct sim_options *o, uint64_t seed, struct scenario *s, 
         /* In all mode, every other seed also crashes 1..f-|faulty| correct replicas. */
         if (net && byz && s->gst_ns > 2 * MS && o->f > o->faulty_count && prng_below(&rng, 2) == 0) {
             uint16_t ncrash = (uint16_t)prng_range(&rng, 1, o->f - o->faulty_count);
-            for (uint16_t c = 0; c < ncrash;) {
-                uint16_t r = (uint16_t)prng_range(&rng, 0, o->n - 1u);
-                if (s->crash[r] || s->faulty[r])
-                    continue;
-                s->crash[r] = true;
-                s->crash_at[r] = prng_below(&rng, s->gst_ns / 2);
-                uint64_t back = s->crash_at[r] + prng_range(&rng, 1 * MS, 60 * MS);
-                s->restart_at[r] = back < s->gst_ns ? back : s->gst_ns - 1;
-                c++;
-            }
+            draw_crashes(s, &rng, o->n, ncrash, true);
         }
     } else if (s->restart.on) {
         if (byz)
@@ -255,16 +262,7 @@ int simrun_draw(const struct sim_options *o, uint64_t seed, struct scenario *s, 
         uint16_t ncrash = net && s->gst_ns > 2 * MS && prng_below(&rng, 3) == 0 ? (uint16_t)prng_range(&rng, 1, o->f)
                                                                                  : 0;
         uint16_t count = ncrash ? (uint16_t)prng_range(&rng, 0, o->f - ncrash) : (uint16_t)prng_range(&rng, 1, o->f);
-        for (uint16_t c = 0; c < ncrash;) {
-            uint16_t r = (uint16_t)prng_range(&rng, 0, o->n - 1u);
-            if (s->crash[r])
-                continue;
-            s->crash[r] = true;
-            s->crash_at[r] = prng_below(&rng, s->gst_ns / 2);
-            uint64_t back = s->crash_at[r] + prng_range(&rng, 1 * MS, 60 * MS);
-            s->restart_at[r] = back < s->gst_ns ? back : s->gst_ns - 1;
-            c++;
-        }
+        draw_crashes(s, &rng, o->n, ncrash, false);
         uint16_t k = 0;
         /* Two seeds in three, the primary of view 0 is faulty (primary_faults);
          * with f >= 2, half of those also make the primary of view 1 faulty
